@@ -1,0 +1,7 @@
+//! The control socket: JSON lines over a Unix socket (see `vmm/README.md`).
+
+mod protocol;
+mod server;
+
+pub use protocol::{ApiHandler, Request, Response, Status};
+pub use server::{ApiError, ApiServer};

@@ -1,0 +1,236 @@
+//! Control requests and their answers: one JSON object per line each way.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::arch::x86_64::regs::EntryMode;
+use crate::control::{ExitCounts, ExitReason, RunState, VmControl};
+use crate::devices::i8042::I8042;
+use crate::microvm::VcpuThreads;
+
+/// How long a pause may take to hold every vCPU.
+const PAUSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A request: `{"action": "status" | "pause" | "resume" | "ctrl-alt-del" | "stop"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    /// Report the VM's state and counters.
+    Status,
+    /// Hold every vCPU outside the guest.
+    Pause,
+    /// Let the vCPUs run again.
+    Resume,
+    /// Press Ctrl-Alt-Del on the guest's keyboard.
+    CtrlAltDel,
+    /// End the VM now.
+    Stop,
+}
+
+/// The VM's state as the API reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// running, paused or stopping.
+    pub state: RunState,
+    /// Number of vCPUs.
+    pub vcpus: u32,
+    /// Guest memory in MiB.
+    pub memory_mib: u64,
+    /// How the guest was started.
+    pub entry: EntryMode,
+    /// Milliseconds since the VM was built.
+    pub uptime_ms: u64,
+    /// The VMM's process id.
+    pub pid: u32,
+    /// Exit counters.
+    pub exits: ExitCounts,
+}
+
+/// An answer: `{"ok": true, "status": {...}}` or `{"ok": false, "error": "..."}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Response {
+    /// Whether the request was carried out.
+    pub ok: bool,
+    /// The VM's status after the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// What went wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Response {
+    /// A refusal with `message`.
+    pub fn error(message: String) -> Self {
+        Response {
+            ok: false,
+            status: None,
+            error: Some(message),
+        }
+    }
+}
+
+/// Carries out requests against one VM.
+#[derive(Debug, Clone)]
+pub struct ApiHandler {
+    /// Run state.
+    pub control: Arc<VmControl>,
+    /// The vCPU threads, to kick on pause.
+    pub threads: Arc<VcpuThreads>,
+    /// The keyboard, for Ctrl-Alt-Del.
+    pub keyboard: Arc<Mutex<I8042>>,
+    /// Entry mode, for status.
+    pub mode: EntryMode,
+    /// Memory size, for status.
+    pub memory_mib: u64,
+}
+
+impl ApiHandler {
+    /// The current status.
+    pub fn status(&self) -> Status {
+        Status {
+            state: self.control.run_state(),
+            vcpus: self.control.vcpus(),
+            memory_mib: self.memory_mib,
+            entry: self.mode,
+            uptime_ms: self.control.uptime().as_millis() as u64,
+            pid: std::process::id(),
+            exits: self.control.counters.snapshot(),
+        }
+    }
+
+    fn ok(&self) -> Response {
+        Response {
+            ok: true,
+            status: Some(self.status()),
+            error: None,
+        }
+    }
+
+    /// Parses one request line and carries it out.
+    pub fn handle_line(&self, line: &str) -> Response {
+        match serde_json::from_str::<Request>(line) {
+            Ok(request) => self.handle(&request),
+            Err(err) => Response::error(format!(
+                "bad request ({err}); send one JSON object per line with \"action\" one of \
+                 status, pause, resume, ctrl-alt-del, stop"
+            )),
+        }
+    }
+
+    /// Carries out one request.
+    pub fn handle(&self, request: &Request) -> Response {
+        match request {
+            Request::Status => self.ok(),
+            Request::Pause => match self.control.set_paused(true) {
+                Ok(()) => {
+                    self.threads.kick_all();
+                    if self.control.wait_all_parked(PAUSE_TIMEOUT) {
+                        self.ok()
+                    } else {
+                        Response::error("vCPUs did not pause in time".into())
+                    }
+                }
+                Err(state) => {
+                    Response::error(format!("cannot pause: the VM is {}", state_name(state)))
+                }
+            },
+            Request::Resume => match self.control.set_paused(false) {
+                Ok(()) => self.ok(),
+                Err(state) => {
+                    Response::error(format!("cannot resume: the VM is {}", state_name(state)))
+                }
+            },
+            Request::CtrlAltDel => {
+                if self.control.run_state() == RunState::Stopping {
+                    return Response::error("cannot send ctrl-alt-del: the VM is stopping".into());
+                }
+                self.keyboard
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .send_ctrl_alt_del();
+                self.ok()
+            }
+            Request::Stop => {
+                self.control.request_exit(ExitReason::Stopped);
+                self.ok()
+            }
+        }
+    }
+}
+
+fn state_name(state: RunState) -> &'static str {
+    match state {
+        RunState::Running => "running",
+        RunState::Paused => "paused",
+        RunState::Stopping => "stopping",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::irq::CountingIrq;
+
+    fn handler() -> ApiHandler {
+        let control = Arc::new(VmControl::new(0));
+        let keyboard = Arc::new(Mutex::new(I8042::new(
+            Box::new(CountingIrq::default()),
+            control.clone(),
+        )));
+        ApiHandler {
+            control,
+            threads: Arc::new(VcpuThreads::default()),
+            keyboard,
+            mode: EntryMode::User,
+            memory_mib: 64,
+        }
+    }
+
+    #[test]
+    fn requests_parse_from_json_lines() {
+        let parse = |s| serde_json::from_str::<Request>(s).unwrap();
+        assert_eq!(parse(r#"{"action":"status"}"#), Request::Status);
+        assert_eq!(parse(r#"{"action":"ctrl-alt-del"}"#), Request::CtrlAltDel);
+        assert!(serde_json::from_str::<Request>(r#"{"action":"explode"}"#).is_err());
+    }
+
+    #[test]
+    fn pause_and_resume_change_state() {
+        // No vCPU threads, so everything is parked at once.
+        let h = handler();
+        let r = h.handle(&Request::Pause);
+        assert!(r.ok, "{:?}", r.error);
+        assert_eq!(r.status.unwrap().state, RunState::Paused);
+        let again = h.handle(&Request::Pause);
+        assert_eq!(
+            again.error.as_deref(),
+            Some("cannot pause: the VM is paused")
+        );
+        assert_eq!(
+            h.handle(&Request::Resume).status.unwrap().state,
+            RunState::Running
+        );
+        assert!(!h.handle(&Request::Resume).ok);
+    }
+
+    #[test]
+    fn stop_ends_the_vm() {
+        let h = handler();
+        assert!(h.handle(&Request::Stop).ok);
+        assert_eq!(h.control.wait_for_exit(), ExitReason::Stopped);
+        assert!(!h.handle(&Request::CtrlAltDel).ok);
+    }
+
+    #[test]
+    fn bad_lines_get_a_clear_error() {
+        let r = handler().handle_line("{not json");
+        assert!(!r.ok);
+        assert!(r.error.unwrap().contains("ctrl-alt-del"));
+        let json = serde_json::to_string(&handler().handle_line(r#"{"action":"status"}"#)).unwrap();
+        assert!(json.contains(r#""state":"running""#), "{json}");
+        assert!(json.contains(r#""memory_mib":64"#), "{json}");
+    }
+}

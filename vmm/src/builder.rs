@@ -1,0 +1,267 @@
+//! The boot recipe: from a validated configuration to running vCPUs, one small step each.
+//!
+//! KVM and memory, kernel and initrd, command line and boot structures, interrupt
+//! controllers, legacy devices, vCPUs, the control socket, then the vCPU threads.
+
+use std::fs::OpenOptions;
+use std::os::unix::thread::JoinHandleExt;
+use std::sync::{Arc, Mutex};
+
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+use crate::api::{ApiError, ApiServer};
+use crate::arch::x86_64::boot_params::{self, BootParamsInput};
+use crate::arch::x86_64::layout::{
+    BOOT_PARAMS_START, CMDLINE_START, GDT_START, IDT_START, MIB, MPTABLE_START, TSS_START, ram_end,
+};
+use crate::arch::x86_64::paging::{self, PagingError};
+use crate::arch::x86_64::regs::{EntryMode, EntryPoint};
+use crate::arch::x86_64::{gdt, mptable};
+use crate::config::{ConfigError, HostLimits, VmConfig, host_mem_mib};
+use crate::control::VmControl;
+use crate::devices::bus::{BusError, PioBus};
+use crate::devices::i8042::{self, I8042};
+use crate::devices::irq::EventFdIrq;
+use crate::devices::serial::{self, ConsoleSink, SerialConsole};
+use crate::kvm::kick;
+use crate::kvm::memory::{self, MemoryError};
+use crate::kvm::vcpu::{Vcpu, VcpuContext, VcpuError};
+use crate::kvm::vm::{Vm, VmError};
+use crate::loader::{self, LoadError, LoadedKernel};
+use crate::microvm::{Microvm, VcpuThreads};
+
+/// Why a microVM could not be built. Nothing is left running or on disk when this is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The configuration was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The host's memory size could not be read.
+    #[error("cannot read the host's memory size")]
+    HostMemory(#[source] std::io::Error),
+    /// KVM refused the VM.
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    /// Guest memory could not be set up.
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    /// The kernel, initrd or command line could not be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The page tables could not be built.
+    #[error(transparent)]
+    Paging(#[from] PagingError),
+    /// A boot structure could not be written.
+    #[error("cannot write the {0} into guest memory")]
+    BootStructure(&'static str, #[source] vm_memory::GuestMemoryError),
+    /// The serial log could not be opened.
+    #[error("cannot open serial log {path}")]
+    SerialLog {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An eventfd could not be made.
+    #[error("cannot create an eventfd")]
+    EventFd(#[source] std::io::Error),
+    /// A device could not be placed on the bus.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// A vCPU could not be set up.
+    #[error(transparent)]
+    Vcpu(#[from] VcpuError),
+    /// The kick signal handler could not be installed.
+    #[error("cannot install the vCPU kick signal handler")]
+    Signal(#[source] std::io::Error),
+    /// The control socket could not be opened.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// A vCPU thread could not be started.
+    #[error("cannot start a vCPU thread")]
+    Thread(#[source] std::io::Error),
+}
+
+/// Builds the microVM `config` describes and starts its vCPUs.
+pub fn build_microvm(config: &VmConfig) -> Result<Microvm, BuildError> {
+    let vm = Vm::new()?;
+    validate(config, &vm)?;
+    let mem_size = config.mem_mib * MIB;
+    let memory = create_memory(&vm, mem_size)?;
+    let kernel = loader::load_kernel(&memory, &config.kernel)?;
+    let mode = config
+        .entry
+        .or(kernel.requested_mode)
+        .unwrap_or(EntryMode::Kernel);
+    let initrd = match &config.initrd {
+        Some(path) => Some(loader::load_initrd(&memory, path, &kernel, mem_size)?),
+        None => None,
+    };
+    let cmdline_size = loader::load_cmdline(&memory, &config.cmdline)?;
+    write_boot_structures(
+        &memory,
+        mode,
+        mem_size,
+        &kernel,
+        initrd,
+        cmdline_size,
+        config.vcpus,
+    )?;
+    vm.setup_irqchip()?;
+    let control = Arc::new(VmControl::new(config.vcpus));
+    let (pio, keyboard) = attach_legacy_devices(&vm, config, &control)?;
+    let vcpus = create_vcpus(&vm, config.vcpus, mode, kernel.entry)?;
+    kick::install_handler().map_err(BuildError::Signal)?;
+    let threads = Arc::new(VcpuThreads::default());
+    let api = match &config.api_sock {
+        Some(path) => Some(ApiServer::start(
+            path,
+            control.clone(),
+            threads.clone(),
+            keyboard.clone(),
+            mode,
+            config.mem_mib,
+        )?),
+        None => None,
+    };
+    let context = VcpuContext {
+        control: control.clone(),
+        pio,
+        memory: memory.clone(),
+    };
+    start_vcpus(vcpus, &context, &threads)?;
+    Ok(Microvm::new(vm, memory, control, threads, api, mode))
+}
+
+/// Checks the configuration against this host: KVM's vCPU limit and the host's memory.
+fn validate(config: &VmConfig, vm: &Vm) -> Result<(), BuildError> {
+    let limits = HostLimits {
+        max_vcpus: vm.max_vcpus(),
+        host_mem_mib: host_mem_mib().map_err(BuildError::HostMemory)?,
+    };
+    config.validate(&limits)?;
+    Ok(())
+}
+
+/// Maps guest RAM and hands it to KVM.
+fn create_memory(vm: &Vm, mem_size: u64) -> Result<GuestMemoryMmap, BuildError> {
+    let memory = memory::create_guest_memory(mem_size)?;
+    memory::register_with_kvm(vm.fd(), &memory)?;
+    Ok(memory)
+}
+
+/// Writes the GDT, TSS, IDT, page tables, zero page and MP table.
+fn write_boot_structures(
+    memory: &GuestMemoryMmap,
+    mode: EntryMode,
+    mem_size: u64,
+    kernel: &LoadedKernel,
+    initrd: Option<(u64, u64)>,
+    cmdline_size: usize,
+    vcpus: u32,
+) -> Result<(), BuildError> {
+    let write = |what, bytes: &[u8], addr: u64| {
+        memory
+            .write_slice(bytes, GuestAddress(addr))
+            .map_err(|e| BuildError::BootStructure(what, e))
+    };
+    let gdt: Vec<u8> = gdt::gdt_table()
+        .iter()
+        .flat_map(|e| e.to_le_bytes())
+        .collect();
+    write("GDT", &gdt, GDT_START)?;
+    let mut tss = vec![0u8; gdt::TSS_SIZE as usize];
+    // No I/O permission bitmap: the map base points past the segment limit.
+    tss[0x66..0x68].copy_from_slice(&(gdt::TSS_SIZE as u16).to_le_bytes());
+    write("TSS", &tss, TSS_START)?;
+    write("IDT", &[0u8; 8], IDT_START)?;
+    for (addr, table) in paging::identity_map(ram_end(mem_size), mode == EntryMode::User)? {
+        let bytes: Vec<u8> = table.iter().flat_map(|e| e.to_le_bytes()).collect();
+        write("page tables", &bytes, addr)?;
+    }
+    let input = BootParamsInput {
+        setup_header: kernel.setup_header,
+        cmdline_addr: CMDLINE_START,
+        cmdline_size,
+        initrd,
+    };
+    let params = boot_params::build(mem_size, &input);
+    memory
+        .write_obj(params, GuestAddress(BOOT_PARAMS_START))
+        .map_err(|e| BuildError::BootStructure("zero page", e))?;
+    write("MP table", &mptable::mptable(vcpus), MPTABLE_START)
+}
+
+/// The serial console on COM1 and the i8042, each with its interrupt line.
+fn attach_legacy_devices(
+    vm: &Vm,
+    config: &VmConfig,
+    control: &Arc<VmControl>,
+) -> Result<(PioBus, Arc<Mutex<I8042>>), BuildError> {
+    let irq = |gsi| -> Result<EventFdIrq, BuildError> {
+        let fd =
+            vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK).map_err(BuildError::EventFd)?;
+        vm.register_irqfd(&fd, gsi)?;
+        Ok(EventFdIrq(fd))
+    };
+    let log = match &config.serial_log {
+        Some(path) => Some(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|source| BuildError::SerialLog {
+                    path: path.clone(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    let sink = ConsoleSink::new(log, config.console_to_stdout());
+    let serial = Arc::new(Mutex::new(SerialConsole::new(irq(serial::COM1_IRQ)?, sink)));
+    let keyboard = Arc::new(Mutex::new(I8042::new(
+        Box::new(irq(i8042::KBD_IRQ)?),
+        control.clone(),
+    )));
+    let mut pio = PioBus::default();
+    pio.insert(serial::COM1_BASE, serial::COM1_LEN, serial)?;
+    pio.insert(i8042::DATA_PORT, 1, keyboard.clone())?;
+    pio.insert(i8042::COMMAND_PORT, 1, keyboard.clone())?;
+    Ok((pio, keyboard))
+}
+
+/// Creates and configures every vCPU.
+fn create_vcpus(vm: &Vm, count: u32, mode: EntryMode, rip: u64) -> Result<Vec<Vcpu>, BuildError> {
+    let cpuid = vm.supported_cpuid()?;
+    let mut vcpus = Vec::with_capacity(count as usize);
+    for index in 0..count {
+        let vcpu = Vcpu::new(vm, index)?;
+        let entry = EntryPoint {
+            rip,
+            index,
+            count,
+            tsc_khz: vcpu.tsc_khz()?,
+        };
+        vcpu.configure(mode, &entry, &cpuid)?;
+        vcpus.push(vcpu);
+    }
+    Ok(vcpus)
+}
+
+/// Starts one thread per vCPU.
+fn start_vcpus(
+    vcpus: Vec<Vcpu>,
+    context: &VcpuContext,
+    threads: &VcpuThreads,
+) -> Result<(), BuildError> {
+    for (index, vcpu) in vcpus.into_iter().enumerate() {
+        let ctx = context.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("vcpu{index}"))
+            .spawn(move || vcpu.run(ctx))
+            .map_err(BuildError::Thread)?;
+        threads.add(handle.as_pthread_t(), handle);
+    }
+    Ok(())
+}

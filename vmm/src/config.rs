@@ -1,0 +1,319 @@
+//! The microVM's configuration: built from command-line flags or a JSON file, validated once.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::arch::x86_64::layout::CMDLINE_MAX_SIZE;
+use crate::arch::x86_64::mptable;
+pub use crate::arch::x86_64::regs::EntryMode;
+
+/// Smallest guest memory accepted, in MiB.
+pub const MIN_MEM_MIB: u64 = 8;
+/// Default guest memory, in MiB.
+pub const DEFAULT_MEM_MIB: u64 = 128;
+
+/// Everything one microVM is made of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmConfig {
+    /// Kernel image: an ELF (vmlinux or the probe) or a bzImage.
+    pub kernel: PathBuf,
+    /// Initial ramdisk.
+    #[serde(default)]
+    pub initrd: Option<PathBuf>,
+    /// Kernel command line.
+    #[serde(default)]
+    pub cmdline: String,
+    /// Number of vCPUs.
+    #[serde(default = "default_vcpus")]
+    pub vcpus: u32,
+    /// Guest memory in MiB.
+    #[serde(default = "default_mem_mib")]
+    pub mem_mib: u64,
+    /// File the serial console is appended to.
+    #[serde(default)]
+    pub serial_log: Option<PathBuf>,
+    /// Copy the serial console to stdout (the default when there is no log file).
+    #[serde(default)]
+    pub serial_stdout: Option<bool>,
+    /// Unix socket for the control API.
+    #[serde(default)]
+    pub api_sock: Option<PathBuf>,
+    /// Entry mode, overriding what the image asks for.
+    #[serde(default)]
+    pub entry: Option<EntryMode>,
+}
+
+fn default_vcpus() -> u32 {
+    1
+}
+
+fn default_mem_mib() -> u64 {
+    DEFAULT_MEM_MIB
+}
+
+/// What the host allows, against which a configuration is checked.
+#[derive(Debug, Clone, Copy)]
+pub struct HostLimits {
+    /// Most vCPUs KVM gives one VM.
+    pub max_vcpus: u32,
+    /// Host memory in MiB.
+    pub host_mem_mib: u64,
+}
+
+/// Why a configuration is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The JSON file could not be read.
+    #[error("cannot read config file {path}")]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The JSON file is not a valid configuration.
+    #[error("config file {path} is not a valid VM config")]
+    ParseFile {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// `vcpus` is zero or past the limit.
+    #[error("vcpus must be between 1 and {max}, got {got}")]
+    Vcpus {
+        /// The value given.
+        got: u32,
+        /// The limit (KVM's and the MP table's).
+        max: u32,
+    },
+    /// `mem_mib` is too small.
+    #[error("mem-mib must be at least {MIN_MEM_MIB}, got {0}")]
+    MemoryTooSmall(u64),
+    /// `mem_mib` is more than the host has.
+    #[error("mem-mib {got} is more than this host's {host} MiB of memory")]
+    MemoryTooLarge {
+        /// The value given.
+        got: u64,
+        /// The host's memory in MiB.
+        host: u64,
+    },
+    /// The command line does not fit.
+    #[error("cmdline is {got} bytes; at most {} are allowed", CMDLINE_MAX_SIZE - 1)]
+    CmdlineTooLong {
+        /// Its length.
+        got: usize,
+    },
+    /// The command line holds a NUL byte.
+    #[error("cmdline must not contain NUL bytes")]
+    CmdlineNul,
+    /// A file the VM needs is missing or unreadable.
+    #[error("{what} {path} cannot be opened")]
+    FileUnreadable {
+        /// "kernel" or "initrd".
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl VmConfig {
+    /// A configuration with the defaults for everything but the kernel.
+    pub fn with_kernel(kernel: impl Into<PathBuf>) -> Self {
+        VmConfig {
+            kernel: kernel.into(),
+            initrd: None,
+            cmdline: String::new(),
+            vcpus: default_vcpus(),
+            mem_mib: default_mem_mib(),
+            serial_log: None,
+            serial_stdout: None,
+            api_sock: None,
+            entry: None,
+        }
+    }
+
+    /// Reads a configuration from a JSON file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| ConfigError::ParseFile {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// Whether the console goes to stdout.
+    pub fn console_to_stdout(&self) -> bool {
+        self.serial_stdout.unwrap_or(self.serial_log.is_none())
+    }
+
+    /// Checks every field against itself and the host. Touches nothing.
+    pub fn validate(&self, limits: &HostLimits) -> Result<(), ConfigError> {
+        let max = limits.max_vcpus.min(mptable::MAX_CPUS);
+        if self.vcpus == 0 || self.vcpus > max {
+            return Err(ConfigError::Vcpus {
+                got: self.vcpus,
+                max,
+            });
+        }
+        if self.mem_mib < MIN_MEM_MIB {
+            return Err(ConfigError::MemoryTooSmall(self.mem_mib));
+        }
+        if self.mem_mib > limits.host_mem_mib {
+            return Err(ConfigError::MemoryTooLarge {
+                got: self.mem_mib,
+                host: limits.host_mem_mib,
+            });
+        }
+        if self.cmdline.len() >= CMDLINE_MAX_SIZE {
+            return Err(ConfigError::CmdlineTooLong {
+                got: self.cmdline.len(),
+            });
+        }
+        if self.cmdline.contains('\0') {
+            return Err(ConfigError::CmdlineNul);
+        }
+        check_readable("kernel", &self.kernel)?;
+        if let Some(initrd) = &self.initrd {
+            check_readable("initrd", initrd)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_readable(what: &'static str, path: &Path) -> Result<(), ConfigError> {
+    let unreadable = |source| ConfigError::FileUnreadable {
+        what,
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(unreadable(std::io::Error::other("not a regular file")));
+    }
+    Ok(())
+}
+
+/// Host memory in MiB, from `/proc/meminfo`.
+pub fn host_mem_mib() -> std::io::Result<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo")?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map(|kib| kib / 1024)
+        .ok_or_else(|| std::io::Error::other("no MemTotal in /proc/meminfo"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: HostLimits = HostLimits {
+        max_vcpus: 8,
+        host_mem_mib: 1024,
+    };
+
+    fn kernel_file() -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, b"\x7fELF").unwrap();
+        file
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let k = kernel_file();
+        let cfg = VmConfig::with_kernel(k.path());
+        cfg.validate(&LIMITS).unwrap();
+        assert!(cfg.console_to_stdout());
+    }
+
+    #[test]
+    fn json_uses_the_same_fields() {
+        let cfg: VmConfig = serde_json::from_str(
+            r#"{"kernel":"/k","vcpus":4,"mem_mib":512,"cmdline":"a=b","entry":"user"}"#,
+        )
+        .unwrap();
+        assert_eq!((cfg.vcpus, cfg.mem_mib), (4, 512));
+        assert_eq!(cfg.entry, Some(EntryMode::User));
+        let err = serde_json::from_str::<VmConfig>(r#"{"kernel":"/k","vcpu":4}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `vcpu`"), "{err}");
+    }
+
+    #[test]
+    fn rejects_zero_and_too_many_vcpus() {
+        let k = kernel_file();
+        let mut cfg = VmConfig::with_kernel(k.path());
+        cfg.vcpus = 0;
+        assert!(matches!(
+            cfg.validate(&LIMITS),
+            Err(ConfigError::Vcpus { got: 0, max: 8 })
+        ));
+        cfg.vcpus = 9;
+        let err = cfg.validate(&LIMITS).unwrap_err();
+        assert_eq!(err.to_string(), "vcpus must be between 1 and 8, got 9");
+    }
+
+    #[test]
+    fn rejects_bad_memory_sizes() {
+        let k = kernel_file();
+        let mut cfg = VmConfig::with_kernel(k.path());
+        cfg.mem_mib = 2;
+        assert!(matches!(
+            cfg.validate(&LIMITS),
+            Err(ConfigError::MemoryTooSmall(2))
+        ));
+        cfg.mem_mib = 4096;
+        assert!(matches!(
+            cfg.validate(&LIMITS),
+            Err(ConfigError::MemoryTooLarge {
+                got: 4096,
+                host: 1024
+            })
+        ));
+    }
+
+    #[test]
+    fn rejects_missing_files_and_bad_cmdlines() {
+        let mut cfg = VmConfig::with_kernel("/nonexistent/kernel");
+        let err = cfg.validate(&LIMITS).unwrap_err();
+        assert!(
+            err.to_string().contains("kernel /nonexistent/kernel"),
+            "{err}"
+        );
+        let k = kernel_file();
+        cfg.kernel = k.path().to_owned();
+        cfg.initrd = Some("/nonexistent/initrd".into());
+        assert!(matches!(
+            cfg.validate(&LIMITS),
+            Err(ConfigError::FileUnreadable { what: "initrd", .. })
+        ));
+        cfg.initrd = None;
+        cfg.cmdline = "x".repeat(CMDLINE_MAX_SIZE);
+        assert!(matches!(
+            cfg.validate(&LIMITS),
+            Err(ConfigError::CmdlineTooLong { .. })
+        ));
+        cfg.cmdline = "a\0b".into();
+        assert!(matches!(
+            cfg.validate(&LIMITS),
+            Err(ConfigError::CmdlineNul)
+        ));
+    }
+}

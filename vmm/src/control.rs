@@ -1,0 +1,375 @@
+//! The VM's run state, shared by the vCPU threads, the devices and the control API.
+//!
+//! One mutex and one condition variable carry everything a vCPU may have to wait for: a pause,
+//! a stop, or a device event that wakes a guest waiting on the paravirtual wait port.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// Why the VM ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitReason {
+    /// The guest powered off, with the status it reported.
+    PowerOff(u32),
+    /// The guest asked for a reset (i8042, or a KVM system event).
+    Reset,
+    /// The control API asked for a stop.
+    Stopped,
+    /// The guest failed: emulation failure, triple fault, an exit the VMM cannot handle.
+    GuestFailure(String),
+    /// The VMM itself failed while running (a KVM call returned an error).
+    VmmFailure(String),
+}
+
+impl ExitReason {
+    /// The process exit code: 0 for a clean end, 2 for a guest failure, 3 for a VMM failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ExitReason::PowerOff(_) | ExitReason::Reset | ExitReason::Stopped => 0,
+            ExitReason::GuestFailure(_) => 2,
+            ExitReason::VmmFailure(_) => 3,
+        }
+    }
+}
+
+impl std::fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitReason::PowerOff(status) => write!(f, "guest powered off (status {status})"),
+            ExitReason::Reset => f.write_str("guest requested a reset"),
+            ExitReason::Stopped => f.write_str("stopped through the control API"),
+            ExitReason::GuestFailure(detail) => write!(f, "guest failure: {detail}"),
+            ExitReason::VmmFailure(detail) => write!(f, "vmm failure: {detail}"),
+        }
+    }
+}
+
+/// Whether the vCPUs should run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    /// vCPUs run.
+    Running,
+    /// vCPUs are held outside KVM_RUN.
+    Paused,
+    /// The VM is ending; vCPU threads leave.
+    Stopping,
+}
+
+/// Counters of the exits the VMM handled.
+#[derive(Debug, Default)]
+pub struct ExitCounters {
+    /// Port I/O exits.
+    pub io: AtomicU64,
+    /// MMIO exits.
+    pub mmio: AtomicU64,
+    /// Waits on the paravirtual wait port.
+    pub waits: AtomicU64,
+    /// Exits caused by a kick (pause, stop).
+    pub interrupted: AtomicU64,
+    /// Port or MMIO accesses no device claimed.
+    pub unhandled: AtomicU64,
+}
+
+/// A snapshot of the counters, for the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExitCounts {
+    /// Port I/O exits.
+    pub io: u64,
+    /// MMIO exits.
+    pub mmio: u64,
+    /// Waits on the paravirtual wait port.
+    pub waits: u64,
+    /// Exits caused by a kick.
+    pub interrupted: u64,
+    /// Accesses no device claimed.
+    pub unhandled: u64,
+}
+
+impl ExitCounters {
+    /// Reads every counter.
+    pub fn snapshot(&self) -> ExitCounts {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ExitCounts {
+            io: get(&self.io),
+            mmio: get(&self.mmio),
+            waits: get(&self.waits),
+            interrupted: get(&self.interrupted),
+            unhandled: get(&self.unhandled),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    run: RunState,
+    exit: Option<ExitReason>,
+    /// vCPUs currently held by a pause.
+    parked: u32,
+    /// vCPU threads that have not left yet.
+    live: u32,
+    /// Bumped on every device event; a waiting vCPU wakes when it changes.
+    events: u64,
+}
+
+/// The shared run state of one VM.
+#[derive(Debug)]
+pub struct VmControl {
+    inner: Mutex<Inner>,
+    changed: Condvar,
+    started: Instant,
+    vcpus: u32,
+    /// Exit counters, updated lock-free by the vCPUs.
+    pub counters: ExitCounters,
+}
+
+/// How a guest wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitOutcome {
+    /// A device event arrived.
+    Event,
+    /// The deadline passed.
+    Timeout,
+    /// The VM is stopping.
+    Stopping,
+}
+
+impl VmControl {
+    /// A running VM with `vcpus` vCPU threads about to start.
+    pub fn new(vcpus: u32) -> Self {
+        VmControl {
+            inner: Mutex::new(Inner {
+                run: RunState::Running,
+                exit: None,
+                parked: 0,
+                live: vcpus,
+                events: 0,
+            }),
+            changed: Condvar::new(),
+            started: Instant::now(),
+            vcpus,
+            counters: ExitCounters::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of vCPUs.
+    pub fn vcpus(&self) -> u32 {
+        self.vcpus
+    }
+
+    /// Time since the VM was built.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The current run state.
+    pub fn run_state(&self) -> RunState {
+        self.lock().run
+    }
+
+    /// Ends the VM for `reason`; the first reason given wins. Returns whether this call set it.
+    pub fn request_exit(&self, reason: ExitReason) -> bool {
+        let mut inner = self.lock();
+        let first = inner.exit.is_none();
+        if first {
+            inner.exit = Some(reason);
+        }
+        inner.run = RunState::Stopping;
+        self.changed.notify_all();
+        first
+    }
+
+    /// Asks the vCPUs to pause. The caller kicks them out of KVM_RUN and then waits with
+    /// [`VmControl::wait_all_parked`].
+    pub fn set_paused(&self, paused: bool) -> Result<(), RunState> {
+        let mut inner = self.lock();
+        match (inner.run, paused) {
+            (RunState::Stopping, _) => Err(RunState::Stopping),
+            (RunState::Running, false) => Err(RunState::Running),
+            (RunState::Paused, true) => Err(RunState::Paused),
+            (_, true) => {
+                inner.run = RunState::Paused;
+                Ok(())
+            }
+            (_, false) => {
+                inner.run = RunState::Running;
+                self.changed.notify_all();
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits until every live vCPU is held by the pause, for at most `timeout`.
+    pub fn wait_all_parked(&self, timeout: Duration) -> bool {
+        let guard = self.lock();
+        let (guard, _) = self
+            .changed
+            .wait_timeout_while(guard, timeout, |i| {
+                i.run == RunState::Paused && i.parked < i.live
+            })
+            .unwrap_or_else(|e| e.into_inner());
+        guard.run == RunState::Paused && guard.parked >= guard.live
+    }
+
+    /// Called by a vCPU before it enters the guest: holds it while paused. Returns false when
+    /// the VM is stopping and the vCPU should leave.
+    pub fn vcpu_may_run(&self) -> bool {
+        let inner = self.hold_while_paused(self.lock());
+        inner.run != RunState::Stopping
+    }
+
+    /// Holds the caller while the VM is paused, counting it as parked.
+    fn hold_while_paused<'a>(&self, mut inner: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
+        if inner.run == RunState::Paused {
+            inner.parked += 1;
+            self.changed.notify_all();
+            while inner.run == RunState::Paused {
+                inner = self.changed.wait(inner).unwrap_or_else(|e| e.into_inner());
+            }
+            inner.parked -= 1;
+        }
+        inner
+    }
+
+    /// Records that a vCPU thread has left.
+    pub fn vcpu_exited(&self) {
+        let mut inner = self.lock();
+        inner.live = inner.live.saturating_sub(1);
+        self.changed.notify_all();
+    }
+
+    /// Signals a device event: wakes guests waiting on the wait port.
+    pub fn notify_event(&self) {
+        let mut inner = self.lock();
+        inner.events = inner.events.wrapping_add(1);
+        self.changed.notify_all();
+    }
+
+    /// Blocks a vCPU for the guest until an event newer than `*seen` arrives, `deadline`
+    /// passes, or the VM stops. A pause holds the wait. Updates `*seen`.
+    pub fn guest_wait(&self, seen: &mut u64, deadline: Option<Instant>) -> WaitOutcome {
+        let mut inner = self.lock();
+        loop {
+            inner = self.hold_while_paused(inner);
+            if inner.run == RunState::Stopping {
+                return WaitOutcome::Stopping;
+            }
+            if inner.events != *seen {
+                *seen = inner.events;
+                return WaitOutcome::Event;
+            }
+            let now = Instant::now();
+            match deadline {
+                Some(d) if d <= now => return WaitOutcome::Timeout,
+                Some(d) => {
+                    inner = self
+                        .changed
+                        .wait_timeout(inner, d - now)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|e| e.into_inner().0);
+                }
+                None => {
+                    inner = self.changed.wait(inner).unwrap_or_else(|e| e.into_inner());
+                }
+            }
+        }
+    }
+
+    /// Waits until the VM has an exit reason, and returns it.
+    pub fn wait_for_exit(&self) -> ExitReason {
+        let mut inner = self.lock();
+        loop {
+            if let Some(reason) = &inner.exit {
+                return reason.clone();
+            }
+            inner = self.changed.wait(inner).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Waits until every vCPU thread has left, for at most `timeout`.
+    pub fn wait_vcpus_gone(&self, timeout: Duration) -> bool {
+        let guard = self.lock();
+        let (guard, _) = self
+            .changed
+            .wait_timeout_while(guard, timeout, |i| i.live > 0)
+            .unwrap_or_else(|e| e.into_inner());
+        guard.live == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn first_exit_reason_wins() {
+        let c = VmControl::new(1);
+        assert!(c.request_exit(ExitReason::PowerOff(0)));
+        assert!(!c.request_exit(ExitReason::Stopped));
+        assert_eq!(c.wait_for_exit(), ExitReason::PowerOff(0));
+        assert_eq!(c.run_state(), RunState::Stopping);
+        assert!(!c.vcpu_may_run());
+    }
+
+    #[test]
+    fn pause_holds_vcpus_until_resume() {
+        let c = Arc::new(VmControl::new(1));
+        c.set_paused(true).unwrap();
+        let vcpu = {
+            let c = c.clone();
+            std::thread::spawn(move || c.vcpu_may_run())
+        };
+        assert!(c.wait_all_parked(Duration::from_secs(5)));
+        assert_eq!(c.set_paused(true), Err(RunState::Paused));
+        c.set_paused(false).unwrap();
+        assert!(vcpu.join().unwrap());
+    }
+
+    #[test]
+    fn guest_wait_wakes_on_event_and_times_out() {
+        let c = Arc::new(VmControl::new(1));
+        let mut seen = 0;
+        let soon = Instant::now() + Duration::from_millis(20);
+        assert_eq!(c.guest_wait(&mut seen, Some(soon)), WaitOutcome::Timeout);
+        let notifier = {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                c.notify_event();
+            })
+        };
+        assert_eq!(c.guest_wait(&mut seen, None), WaitOutcome::Event);
+        notifier.join().unwrap();
+        assert_eq!(seen, 1);
+        // An event that came between two waits is not lost.
+        c.notify_event();
+        assert_eq!(c.guest_wait(&mut seen, None), WaitOutcome::Event);
+    }
+
+    #[test]
+    fn stop_ends_a_guest_wait() {
+        let c = Arc::new(VmControl::new(1));
+        let waiter = {
+            let c = c.clone();
+            std::thread::spawn(move || c.guest_wait(&mut 0, None))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        c.request_exit(ExitReason::Stopped);
+        assert_eq!(waiter.join().unwrap(), WaitOutcome::Stopping);
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(ExitReason::PowerOff(1).exit_code(), 0);
+        assert_eq!(ExitReason::Reset.exit_code(), 0);
+        assert_eq!(ExitReason::GuestFailure("x".into()).exit_code(), 2);
+    }
+}

@@ -1,0 +1,7 @@
+//! Emulated devices: the port I/O bus and what sits on it.
+
+pub mod bus;
+pub mod i8042;
+pub mod irq;
+pub mod pvport;
+pub mod serial;

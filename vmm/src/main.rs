@@ -1,0 +1,119 @@
+//! `vmm`: boots one microVM and runs it until it ends.
+//!
+//! Exit codes: 0 when the guest powers off or resets or the VM is stopped through the API,
+//! 1 for bad input or a failed boot, 2 for a guest failure, 3 for a VMM failure.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use vmm::builder::build_microvm;
+use vmm::config::{DEFAULT_MEM_MIB, EntryMode, VmConfig};
+
+/// Boots one KVM microVM.
+#[derive(Debug, Parser)]
+#[command(name = "vmm", version, about)]
+struct Args {
+    /// JSON file with the whole configuration (the same fields as the flags).
+    #[arg(long, conflicts_with_all = ["kernel", "initrd", "cmdline", "vcpus", "mem_mib", "entry"])]
+    config: Option<PathBuf>,
+    /// Kernel image: ELF (vmlinux, the probe) or bzImage.
+    #[arg(long, required_unless_present = "config")]
+    kernel: Option<PathBuf>,
+    /// Initial ramdisk.
+    #[arg(long)]
+    initrd: Option<PathBuf>,
+    /// Kernel command line.
+    #[arg(long)]
+    cmdline: Option<String>,
+    /// Number of vCPUs.
+    #[arg(long)]
+    vcpus: Option<u32>,
+    /// Guest memory in MiB [default: 128].
+    #[arg(long)]
+    mem_mib: Option<u64>,
+    /// Append the serial console to this file.
+    #[arg(long)]
+    serial_log: Option<PathBuf>,
+    /// Also copy the console to stdout when --serial-log is given.
+    #[arg(long)]
+    serial_stdout: bool,
+    /// Listen for control requests on this Unix socket.
+    #[arg(long)]
+    api_sock: Option<PathBuf>,
+    /// Start the guest in `user` (CPL3, the probe) or `kernel` mode, overriding the image.
+    #[arg(long)]
+    entry: Option<EntryMode>,
+}
+
+impl Args {
+    fn into_config(self) -> Result<VmConfig, vmm::config::ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => VmConfig::from_file(path)?,
+            None => {
+                let mut c = VmConfig::with_kernel(self.kernel.clone().unwrap_or_default());
+                c.initrd = self.initrd;
+                c.cmdline = self.cmdline.unwrap_or_default();
+                c.vcpus = self.vcpus.unwrap_or(1);
+                c.mem_mib = self.mem_mib.unwrap_or(DEFAULT_MEM_MIB);
+                c.entry = self.entry;
+                c
+            }
+        };
+        if self.serial_log.is_some() {
+            config.serial_log = self.serial_log;
+        }
+        if self.serial_stdout {
+            config.serial_stdout = Some(true);
+        }
+        if self.api_sock.is_some() {
+            config.api_sock = self.api_sock;
+        }
+        Ok(config)
+    }
+}
+
+/// Prints an error and its chain of causes.
+fn report(err: &dyn std::error::Error) {
+    let mut text = format!("vmm: error: {err}");
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    eprintln!("{text}");
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VMM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let config = match Args::parse().into_config() {
+        Ok(config) => config,
+        Err(err) => {
+            report(&err);
+            return ExitCode::from(1);
+        }
+    };
+    let microvm = match build_microvm(&config) {
+        Ok(vm) => vm,
+        Err(err) => {
+            report(&err);
+            return ExitCode::from(1);
+        }
+    };
+    eprintln!(
+        "vmm: started {} vCPU(s), {} MiB, {} entry, pid {}",
+        config.vcpus,
+        config.mem_mib,
+        microvm.entry_mode(),
+        std::process::id()
+    );
+    let reason = microvm.run();
+    eprintln!("vmm: exit: {reason}");
+    ExitCode::from(reason.exit_code() as u8)
+}
