@@ -171,10 +171,7 @@ fn write_boot_structures(
         .flat_map(|e| e.to_le_bytes())
         .collect();
     write("GDT", &gdt, GDT_START)?;
-    let mut tss = vec![0u8; gdt::TSS_SIZE as usize];
-    // No I/O permission bitmap: the map base points past the segment limit.
-    tss[0x66..0x68].copy_from_slice(&(gdt::TSS_SIZE as u16).to_le_bytes());
-    write("TSS", &tss, TSS_START)?;
+    write("TSS", &gdt::tss_bytes(), TSS_START)?;
     write("IDT", &[0u8; 8], IDT_START)?;
     for (addr, table) in paging::identity_map(ram_end(mem_size), mode == EntryMode::User)? {
         let bytes: Vec<u8> = table.iter().flat_map(|e| e.to_le_bytes()).collect();

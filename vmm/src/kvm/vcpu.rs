@@ -83,6 +83,7 @@ enum Next {
     Continue,
     Exit(ExitReason),
     DescribeInternalError,
+    DescribeShutdown,
 }
 
 impl Vcpu {
@@ -135,9 +136,6 @@ impl Vcpu {
             });
         }
 
-        self.fd
-            .set_regs(&entry_regs(mode, entry))
-            .map_err(self.state_err("registers"))?;
         let base = self
             .fd
             .get_sregs()
@@ -145,6 +143,10 @@ impl Vcpu {
         self.fd
             .set_sregs(&entry_sregs(mode, base))
             .map_err(self.state_err("special registers"))?;
+        // After the segments: the flags (IOPL) are checked against the CPL they imply.
+        self.fd
+            .set_regs(&entry_regs(mode, entry))
+            .map_err(self.state_err("registers"))?;
         self.fd
             .set_fpu(&entry_fpu())
             .map_err(self.state_err("FPU state"))?;
@@ -193,6 +195,15 @@ impl Vcpu {
                     ctx.control.request_exit(reason);
                     break;
                 }
+                Next::DescribeShutdown => {
+                    let reason = ExitReason::GuestFailure(format!(
+                        "vCPU {} triple-faulted (KVM shutdown exit){}",
+                        self.index,
+                        self.where_stopped()
+                    ));
+                    ctx.control.request_exit(reason);
+                    break;
+                }
             }
         }
         kick::set_thread_kvm_run(std::ptr::null_mut());
@@ -234,9 +245,7 @@ impl Vcpu {
                 Next::Continue
             }
             Ok(VcpuExit::Intr) | Ok(VcpuExit::Hlt) => Next::Continue,
-            Ok(VcpuExit::Shutdown) => Next::Exit(ExitReason::GuestFailure(format!(
-                "vCPU {index} triple-faulted (KVM shutdown exit)"
-            ))),
+            Ok(VcpuExit::Shutdown) => Next::DescribeShutdown,
             Ok(VcpuExit::SystemEvent(kind, _)) => Next::Exit(match kind {
                 KVM_SYSTEM_EVENT_SHUTDOWN => ExitReason::PowerOff(0),
                 KVM_SYSTEM_EVENT_RESET => ExitReason::Reset,
@@ -261,6 +270,20 @@ impl Vcpu {
             Err(err) => Next::Exit(ExitReason::VmmFailure(format!(
                 "KVM_RUN failed on vCPU {index}: {err}"
             ))),
+        }
+    }
+
+    /// " at rip X, CPL n", or nothing when the registers cannot be read.
+    fn where_stopped(&self) -> String {
+        match (self.fd.get_regs(), self.fd.get_sregs()) {
+            (Ok(regs), Ok(sregs)) => format!(
+                " at rip {:#x}, rsp {:#x}, rflags {:#x}, CPL {}",
+                regs.rip,
+                regs.rsp,
+                regs.rflags,
+                sregs.cs.selector & 3
+            ),
+            _ => String::new(),
         }
     }
 

@@ -19,8 +19,12 @@ pub const USER_DATA: u16 = 4;
 pub const USER_CODE: u16 = 5;
 /// Index of the TSS descriptor (it takes two slots).
 pub const TSS: u16 = 6;
-/// Size of the 64-bit TSS in bytes; with no I/O bitmap, IOPL alone decides port access.
-pub const TSS_SIZE: u32 = 104;
+/// Size of the 64-bit TSS proper.
+const TSS_HEADER: u32 = 104;
+/// One bit per port; a clear bit lets CPL3 code use the port whatever its IOPL.
+const IO_BITMAP_BYTES: u32 = 65536 / 8;
+/// Size of the TSS with its I/O permission bitmap and the bitmap's all-ones terminator byte.
+pub const TSS_SIZE: u32 = TSS_HEADER + IO_BITMAP_BYTES + 1;
 /// Number of 8-byte slots in the table.
 pub const GDT_ENTRIES: usize = 8;
 
@@ -57,6 +61,16 @@ pub fn gdt_table() -> [u64; GDT_ENTRIES] {
     // The upper half of a 16-byte system descriptor holds base bits 32..64.
     table[TSS as usize + 1] = tss_base >> 32;
     table
+}
+
+/// The TSS: no stacks (nothing runs at CPL0 in a user start, and a kernel installs its own),
+/// and an I/O permission bitmap that opens every port. IOPL 3 already opens them; the bitmap
+/// makes port access from CPL3 independent of how the host virtualizes IOPL.
+pub fn tss_bytes() -> Vec<u8> {
+    let mut tss = vec![0u8; TSS_SIZE as usize];
+    tss[0x66..0x68].copy_from_slice(&(TSS_HEADER as u16).to_le_bytes());
+    tss[TSS_SIZE as usize - 1] = 0xff;
+    tss
 }
 
 /// Decodes GDT slot `index` into the form KVM takes for a segment register, with selector
@@ -128,6 +142,16 @@ mod tests {
         assert_eq!(tr.base, TSS_START);
         assert_eq!(tr.limit, TSS_SIZE - 1);
         assert_eq!(tr.selector, 0x30);
+    }
+
+    #[test]
+    fn tss_opens_every_port() {
+        let tss = tss_bytes();
+        let base = u16::from_le_bytes([tss[0x66], tss[0x67]]) as usize;
+        assert_eq!(base, 104);
+        assert!(tss[base..base + 8192].iter().all(|b| *b == 0));
+        assert_eq!(tss.len(), base + 8192 + 1);
+        assert_eq!(tss[tss.len() - 1], 0xff);
     }
 
     #[test]

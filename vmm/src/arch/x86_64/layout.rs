@@ -67,7 +67,7 @@ pub fn ram_end(mem_size: u64) -> u64 {
 // The boot structures must not overlap one another, checked when compiling.
 const _: () = {
     assert!(GDT_START + 8 * 8 <= IDT_START);
-    assert!(TSS_START + 104 <= BOOT_PARAMS_START);
+    assert!(TSS_START + super::gdt::TSS_SIZE as u64 <= BOOT_PARAMS_START);
     assert!(BOOT_PARAMS_START + 4096 <= PML4_START);
     assert!(CMDLINE_START + CMDLINE_MAX_SIZE as u64 <= PD_START);
     assert!(PD_END <= EBDA_START);
