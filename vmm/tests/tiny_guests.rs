@@ -1,0 +1,102 @@
+//! Hand-assembled guests that pin down what the VMM does with one instruction at a time.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{run_with_timeout, stderr, stdout, tiny_elf, vmm};
+
+/// Writes "K" to COM1, then executes `ud2` with no IDT: a triple fault.
+const USER_UD2: &[u8] = &[
+    0x66, 0xba, 0xf8, 0x03, // mov dx, 0x3f8      ; COM1 transmit
+    0xb0, 0x4b, //             mov al, 'K'
+    0xee, //                   out dx, al
+    0x0f, 0x0b, //             ud2                ; #UD, no IDT -> triple fault
+];
+
+/// Powers off through the paravirtual port with status 5.
+const POWER_OFF_5: &[u8] = &[
+    0x66, 0xba, 0x00, 0x07, // mov dx, 0x700      ; power-off port
+    0xb8, 0x05, 0x00, 0x00, 0x00, // mov eax, 5   ; status
+    0xef, //                   out dx, eax
+    0xeb, 0xfe, //             jmp $              ; never reached
+];
+
+/// Reads the i8042 status, then asks the controller to pulse the reset line.
+const I8042_RESET: &[u8] = &[
+    0xe4, 0x64, //             in al, 0x64        ; status register
+    0xb0, 0xfe, //             mov al, 0xfe       ; "pulse reset line"
+    0xe6, 0x64, //             out 0x64, al
+    0xeb, 0xfe, //             jmp $              ; the VM ends before this spins long
+];
+
+#[test]
+fn a_guest_triple_fault_is_a_clear_failure() {
+    let elf = tiny_elf(USER_UD2, 0x20_0000, true);
+    let out = run_with_timeout(
+        vmm()
+            .arg("--kernel")
+            .arg(elf.path())
+            .args(["--mem-mib", "16"]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        stdout(&out),
+        "K",
+        "the byte written before the fault reaches the console"
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let log = stderr(&out);
+    assert!(log.contains("triple-faulted"), "{log}");
+    assert!(
+        log.contains("rip 0x200007"),
+        "names the faulting instruction: {log}"
+    );
+}
+
+#[test]
+fn user_note_and_power_off_port_work_in_both_modes() {
+    for user in [true, false] {
+        let elf = tiny_elf(POWER_OFF_5, 0x20_0000, user);
+        let out = run_with_timeout(
+            vmm()
+                .arg("--kernel")
+                .arg(elf.path())
+                .args(["--mem-mib", "16"]),
+            Duration::from_secs(30),
+        );
+        let log = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{log}");
+        assert!(log.contains("guest powered off (status 5)"), "{log}");
+        let mode = if user { "user entry" } else { "kernel entry" };
+        assert!(log.contains(mode), "the image's note picks the mode: {log}");
+    }
+}
+
+#[test]
+fn entry_flag_overrides_the_image() {
+    let elf = tiny_elf(POWER_OFF_5, 0x20_0000, false);
+    let out = run_with_timeout(
+        vmm()
+            .arg("--kernel")
+            .arg(elf.path())
+            .args(["--mem-mib", "16", "--entry", "user"]),
+        Duration::from_secs(30),
+    );
+    assert!(stderr(&out).contains("user entry"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn i8042_reset_ends_the_vm_cleanly() {
+    let elf = tiny_elf(I8042_RESET, 0x20_0000, true);
+    let out = run_with_timeout(
+        vmm()
+            .arg("--kernel")
+            .arg(elf.path())
+            .args(["--mem-mib", "16"]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("vmm: exit: guest requested a reset"));
+}
