@@ -169,3 +169,34 @@ fn stop_works_while_paused() {
     let (out, _, _) = probe.finish();
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn vmm_ctl_drives_the_socket() {
+    let probe = CountingProbe::start(1);
+    probe.wait_for_count(1);
+    let sock = probe.sock();
+    let ctl = |action: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vmm-ctl"))
+            .arg("--api-sock")
+            .arg(&sock)
+            .arg(action)
+            .output()
+            .unwrap()
+    };
+    let status = ctl("status");
+    assert!(status.status.success());
+    let answer: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(answer["status"]["state"], "running");
+    assert!(ctl("pause").status.success());
+    assert_eq!(
+        ctl("pause").status.code(),
+        Some(1),
+        "a refused request exits 1"
+    );
+    assert!(ctl("stop").status.success());
+    let (out, _, _) = probe.finish();
+    assert_eq!(out.status.code(), Some(0));
+    let gone = ctl("status");
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("cannot reach"));
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build, the images and the tests need. Idempotent: it only
+# runs apt-get when something is missing. Must run as root on Debian.
+set -euo pipefail
+
+packages=(
+  ca-certificates   # crates.io over TLS
+  gcc libc6-dev     # linking the vmm and the probe
+  binutils          # readelf/objdump for image checks
+  iproute2          # ip netns, tap devices (networking tests)
+  iptables          # security groups (networking tests)
+  e2fsprogs         # mkfs.ext4, debugfs (volumes and Linux images)
+  xz-utils zstd     # unpacking Debian packages and kernels
+  python3 python3-venv  # benchmarks, and boto3 in a virtualenv for API tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "install-deps: missing packages ${missing[*]}; run as root to install them" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  for dir in "$HOME/.cargo/bin" /usr/local/cargo/bin; do
+    [[ -x $dir/cargo ]] && export PATH="$dir:$PATH"
+  done
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "install-deps: no Rust toolchain found (cargo); install Rust 1.85 or newer with rustup" >&2
+  exit 1
+fi
+
+if [[ ! -e /dev/kvm ]]; then
+  echo "install-deps: /dev/kvm is missing: this host has no KVM (load kvm_intel or kvm_amd)" >&2
+  exit 1
+fi

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is needed, builds, makes the images the tests use, then runs
+# the unit and integration tests, lints, and the end-to-end scripts. Ends with one summary
+# line "N passed, N failed".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/install-deps.sh
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+passed=0
+failed=0
+failures=()
+
+step() { echo; echo "== $*"; }
+
+step "build"
+cargo build --release --workspace --locked
+images/build.sh probe
+
+step "lint"
+if cargo fmt --all --check &&
+  cargo clippy --release --workspace --all-targets --locked -- -D warnings &&
+  (cd images/probe && cargo fmt --check &&
+    cargo clippy --release --locked --target x86_64-unknown-linux-gnu --target-dir target \
+      -- -D warnings); then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); failures+=("lint (cargo fmt / clippy)")
+fi
+
+step "unit and integration tests"
+set +e
+cargo test --release --workspace --locked 2>&1 | tee "$log"
+cargo_status=${PIPESTATUS[0]}
+(cd images/probe && cargo test --release --locked --lib --target x86_64-unknown-linux-gnu \
+  --target-dir target) 2>&1 | tee -a "$log"
+probe_status=${PIPESTATUS[0]}
+((cargo_status == 0)) && cargo_status=$probe_status
+set -e
+cargo_passed=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$log")
+cargo_failed=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$log")
+passed=$((passed + cargo_passed))
+failed=$((failed + cargo_failed))
+if [[ $cargo_status -ne 0 && $cargo_failed -eq 0 ]]; then
+  failed=$((failed + 1)); failures+=("cargo test exited $cargo_status")
+elif [[ $cargo_failed -ne 0 ]]; then
+  failures+=("$cargo_failed cargo tests")
+fi
+
+for t in scripts/tests/*.sh; do
+  [[ -e $t ]] || continue
+  step "$t"
+  if bash "$t" target/release/vmm; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1)); failures+=("$t")
+  fi
+done
+
+echo
+if ((failed)); then
+  printf 'failed: %s\n' "${failures[@]}"
+fi
+echo "$passed passed, $failed failed"
+((failed == 0))
