@@ -236,6 +236,22 @@ impl<const N: usize> Heap<N> {
         }
     }
 
+    /// Hands `size` more bytes at `start` to the allocator (for example free RAM from the
+    /// e820 map, when nothing else will use it).
+    ///
+    /// # Safety
+    /// The bytes must be valid for reads and writes, used by nothing else, and never freed.
+    pub unsafe fn add_region(&self, start: *mut u8, size: usize) {
+        let mut state = self.state.lock();
+        if !state.ready {
+            // SAFETY: `memory` belongs to this heap alone, which lives (as a static) for good.
+            unsafe { state.list.add_region(self.memory.get().cast(), N) };
+            state.ready = true;
+        }
+        // SAFETY: per this function's contract.
+        unsafe { state.list.add_region(start, size) };
+    }
+
     /// Free bytes left (the whole region before first use).
     pub fn free_bytes(&self) -> usize {
         let state = self.state.lock();
@@ -350,5 +366,20 @@ mod tests {
         // SAFETY: `p` came from `alloc` with `l`.
         unsafe { HEAP.dealloc(p, l) };
         assert_eq!(HEAP.free_bytes(), 8192);
+    }
+
+    #[test]
+    fn heap_grows_with_added_regions() {
+        static HEAP: Heap<4096> = Heap::new();
+        let extra: &'static mut [u8] = Box::leak(vec![0u8; 64 * 1024].into_boxed_slice());
+        // SAFETY: leaked, so never used by anything else or freed.
+        unsafe { HEAP.add_region(extra.as_mut_ptr(), extra.len()) };
+        assert!(HEAP.free_bytes() >= 4096 + 64 * 1024 - 16);
+        let l = layout(32 * 1024, 4096);
+        // SAFETY: non-zero size; freed below with the same layout.
+        let p = unsafe { HEAP.alloc(l) };
+        assert!(!p.is_null() && p.addr() % 4096 == 0);
+        // SAFETY: `p` came from `alloc` with `l`.
+        unsafe { HEAP.dealloc(p, l) };
     }
 }

@@ -9,14 +9,18 @@ mod entry;
 use core::panic::PanicInfo;
 
 use probe::bootinfo::{self, BootInfo};
-use probe::cmdline::Mode;
+use probe::cmdline::{DiskMode, Mode, NetConfig, Options};
 use probe::console::{self, ByteStr};
 use probe::heap::Heap;
 use probe::keyboard::Keyboard;
+use probe::netstack::{self, Stack};
 use probe::power::{self, FAILURE, SUCCESS};
 use probe::selftest::{self, Outcome, Range};
 use probe::time::{Clock, FALLBACK_TSC_KHZ};
-use probe::{count, say, vcpus, wait};
+use probe::virtio::blk::Blk;
+use probe::virtio::mmio::InitError;
+use probe::virtio::net::VirtioNet;
+use probe::{count, disk, say, vcpus, virtio, wait};
 
 /// Size of the heap behind the global allocator, in `.bss`.
 const HEAP_SIZE: usize = 4 << 20;
@@ -56,7 +60,94 @@ extern "C" fn probe_main(index: u64, boot_params: u64, count: u64, tsc_khz: u64)
     say!("memory {} MiB", bootinfo::to_mib_rounded(memory));
     say!("cmdline {}", ByteStr(cmdline));
 
-    match Mode::from_cmdline(cmdline) {
+    let options = Options::from_cmdline(cmdline);
+    if options.classic() {
+        run_mode(Mode::from_cmdline(cmdline), &info, clock, &mut keyboard);
+    }
+
+    // Disk and network work: buffers and rings come from the heap, which gets all free RAM
+    // unless the self-test will run afterwards (it overwrites free RAM).
+    let mode = options.mode.map(Mode::from_value);
+    if mode != Some(Mode::Selftest) {
+        selftest::free_ranges(info.e820.entries(), image_range(), |range| {
+            // SAFETY: free RAM above 1 MiB outside the image is used by nothing else, and the
+            // heap keeps it for good.
+            unsafe { HEAP.add_region(range.start as *mut u8, (range.end - range.start) as usize) };
+        });
+    }
+    let devices = virtio::discover(cmdline);
+    let mut ok = true;
+    if let Some(disk_mode) = options.disk {
+        if let DiskMode::Unknown(value) = disk_mode {
+            say!("unknown probe.disk={}", ByteStr(value));
+            power::power_off(FAILURE);
+        }
+        match devices.block.first() {
+            None => say!("disk none"),
+            Some(&dev) => match Blk::init(dev, clock) {
+                Ok(mut blk) => ok &= disk::run(&mut blk, disk_mode, clock),
+                Err(InitError::NeedsReset) => {
+                    say!("block needs reset");
+                    ok = false;
+                }
+                Err(e) => {
+                    say!("disk init failed: {e}");
+                    ok = false;
+                }
+            },
+        }
+    }
+    if options.wants_net() {
+        let net_value = options.net.unwrap_or(b"dhcp");
+        let Some(config) = NetConfig::parse(net_value) else {
+            say!("bad probe.net={}", ByteStr(net_value));
+            power::power_off(FAILURE)
+        };
+        let Some(source_bytes) = options.source_bytes() else {
+            say!(
+                "bad probe.source_bytes={}",
+                ByteStr(options.source_bytes.unwrap_or_default())
+            );
+            power::power_off(FAILURE)
+        };
+        let Some(&dev) = devices.net.first() else {
+            say!("net none");
+            power::power_off(FAILURE)
+        };
+        let net = match VirtioNet::init(dev) {
+            Ok(net) => net,
+            Err(InitError::NeedsReset) => {
+                say!("net needs reset");
+                power::power_off(FAILURE)
+            }
+            Err(e) => {
+                say!("net init failed: {e}");
+                power::power_off(FAILURE)
+            }
+        };
+        let mut stack = Stack::new(
+            net,
+            config,
+            options.http_name(),
+            source_bytes,
+            clock,
+            keyboard,
+        );
+        if let Some(url) = options.fetch {
+            while !stack.wait_for_address(1000) {}
+            netstack::fetch(&mut stack, url);
+        }
+        stack.serve_forever()
+    }
+    match mode {
+        Some(mode) => run_mode(mode, &info, clock, &mut keyboard),
+        None => power::power_off(if ok { SUCCESS } else { FAILURE }),
+    }
+}
+
+/// What `probe.mode=` asks for (the classic behaviour).
+fn run_mode(mode: Mode<'_>, info: &BootInfo, clock: Clock, keyboard: &mut Keyboard) -> ! {
+    match mode {
         Mode::Selftest => {
             // SAFETY: the e820 table is the vmm's, and the image range (linker symbols) covers
             // all the probe's code, data, stacks and heap; the rest above 1 MiB is free RAM.
@@ -71,7 +162,7 @@ extern "C" fn probe_main(index: u64, boot_params: u64, count: u64, tsc_khz: u64)
                 }
             }
         }
-        Mode::Count => count::run(clock, &mut keyboard),
+        Mode::Count => count::run(clock, keyboard),
         Mode::Poweroff => power::power_off(SUCCESS),
         Mode::Unknown(value) => {
             say!("unknown probe.mode={}", ByteStr(value));

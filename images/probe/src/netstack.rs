@@ -1,0 +1,654 @@
+//! The probe's network side: smoltcp over the virtio net driver, polled, with the services
+//! of `probe.net=` / `probe.http=` (TCP echo on 7, HTTP on 80, discard sink on 9, chargen-like
+//! source on 19), DHCP or a static address, and a blocking HTTP client.
+//!
+//! Between polls the vCPU blocks on the wait port with smoltcp's `poll_delay` as the deadline
+//! (capped); a received packet or a finished transmission wakes it, so an idle probe costs no
+//! CPU.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::net::Ipv4Addr;
+
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::socket::{dhcpv4, tcp};
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Cidr};
+
+use crate::cmdline::NetConfig;
+use crate::console::ByteStr;
+use crate::http::{self, ParseError, Response};
+use crate::keyboard::Keyboard;
+use crate::power;
+use crate::say;
+use crate::time::{self, Clock};
+use crate::virtio::net::{MacDisplay, VirtioNet};
+use crate::wait::{self, Wake};
+
+/// Longest wait between polls.
+pub const MAX_WAIT_MICROS: u64 = 100_000;
+/// How often the device status is checked for `DEVICE_NEEDS_RESET`.
+const STATUS_CHECK_MS: u64 = 1000;
+/// TCP echo port and sockets.
+pub const ECHO_PORT: u16 = 7;
+const ECHO_SOCKETS: usize = 6;
+const ECHO_BUFFER: usize = 64 * 1024;
+/// HTTP responder port and sockets.
+pub const HTTP_PORT: u16 = 80;
+const HTTP_SOCKETS: usize = 8;
+const HTTP_BUFFER: usize = 8 * 1024;
+/// Discard sink port and sockets.
+pub const SINK_PORT: u16 = 9;
+const SINK_SOCKETS: usize = 2;
+const SINK_BUFFER: usize = 512 * 1024;
+/// Chargen-like source port and sockets.
+pub const SOURCE_PORT: u16 = 19;
+const SOURCE_SOCKETS: usize = 2;
+const SOURCE_BUFFER: usize = 512 * 1024;
+/// Client socket buffers.
+const CLIENT_RX_BUFFER: usize = 64 * 1024;
+const CLIENT_TX_BUFFER: usize = 16 * 1024;
+/// First local port of client connections.
+const EPHEMERAL_BASE: u16 = 49152;
+
+/// Byte `i` of the source's stream: printable ASCII, cycling.
+pub fn source_byte(i: u64) -> u8 {
+    b' ' + (i % 95) as u8
+}
+
+/// Fills `buf` with the source stream from position `from`.
+pub fn fill_source(buf: &mut [u8], from: u64) {
+    let mut phase = (from % 95) as u8;
+    for byte in buf {
+        *byte = b' ' + phase;
+        phase = if phase == 94 { 0 } else { phase + 1 };
+    }
+}
+
+fn tcp_socket(rx: usize, tx: usize) -> tcp::Socket<'static> {
+    tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; rx]),
+        tcp::SocketBuffer::new(vec![0; tx]),
+    )
+}
+
+/// Makes a listening socket of a closed one (re-arming a service after a connection); a
+/// socket lingering in TIME-WAIT is released at once so the service stays available.
+/// True if the socket was (re)armed now.
+fn rearm(socket: &mut tcp::Socket<'_>, port: u16) -> bool {
+    if socket.state() == tcp::State::TimeWait {
+        socket.abort();
+    }
+    if socket.is_open() {
+        return false;
+    }
+    socket.listen(port).is_ok()
+}
+
+#[derive(Debug, Default)]
+struct HttpConn {
+    request: Vec<u8>,
+    answered: bool,
+}
+
+#[derive(Debug, Default)]
+struct SinkConn {
+    bytes: u64,
+    reported: bool,
+}
+
+#[derive(Debug, Default)]
+struct SourceConn {
+    sent: u64,
+    done: bool,
+}
+
+/// The listening services and their per-connection state.
+struct Services {
+    name: Vec<u8>,
+    source_bytes: u64,
+    echo: Vec<SocketHandle>,
+    http: Vec<(SocketHandle, HttpConn)>,
+    sink: Vec<(SocketHandle, SinkConn)>,
+    source: Vec<(SocketHandle, SourceConn)>,
+    scratch: Vec<u8>,
+}
+
+impl Services {
+    fn new(sockets: &mut SocketSet<'static>, name: Vec<u8>, source_bytes: u64) -> Self {
+        let mut add = |rx, tx| sockets.add(tcp_socket(rx, tx));
+        Self {
+            name,
+            source_bytes,
+            echo: (0..ECHO_SOCKETS)
+                .map(|_| add(ECHO_BUFFER, ECHO_BUFFER))
+                .collect(),
+            http: (0..HTTP_SOCKETS)
+                .map(|_| (add(HTTP_BUFFER, HTTP_BUFFER), HttpConn::default()))
+                .collect(),
+            sink: (0..SINK_SOCKETS)
+                .map(|_| (add(SINK_BUFFER, 1024), SinkConn::default()))
+                .collect(),
+            source: (0..SOURCE_SOCKETS)
+                .map(|_| (add(4096, SOURCE_BUFFER), SourceConn::default()))
+                .collect(),
+            scratch: vec![0; 4096],
+        }
+    }
+
+    /// Moves data between the sockets and the services; true if anything happened.
+    fn run(&mut self, sockets: &mut SocketSet<'static>) -> bool {
+        let mut busy = false;
+        for &handle in &self.echo {
+            let s = sockets.get_mut::<tcp::Socket>(handle);
+            rearm(s, ECHO_PORT);
+            while s.can_recv() {
+                let room = s.send_capacity() - s.send_queue();
+                if room == 0 {
+                    break;
+                }
+                let want = room.min(self.scratch.len());
+                let Ok(n) = s.recv_slice(&mut self.scratch[..want]) else {
+                    break;
+                };
+                if n == 0 {
+                    break;
+                }
+                let _ = s.send_slice(&self.scratch[..n]);
+                busy = true;
+            }
+            if s.state() == tcp::State::CloseWait && !s.can_recv() && s.send_queue() == 0 {
+                s.close();
+                busy = true;
+            }
+        }
+        for (handle, conn) in &mut self.http {
+            let s = sockets.get_mut::<tcp::Socket>(*handle);
+            if rearm(s, HTTP_PORT) {
+                *conn = HttpConn::default();
+            }
+            if conn.answered {
+                // Drain whatever else the client sends; the socket is closing.
+                let _ = s.recv(|b| (b.len(), ()));
+                continue;
+            }
+            while s.can_recv() && conn.request.len() < http::MAX_REQUEST {
+                let room = http::MAX_REQUEST - conn.request.len();
+                let _ = s.recv(|b| {
+                    let n = b.len().min(room);
+                    conn.request.extend_from_slice(&b[..n]);
+                    (n, ())
+                });
+                busy = true;
+            }
+            let complete = http::request_complete(&conn.request)
+                || conn.request.len() >= http::MAX_REQUEST
+                || (!conn.request.is_empty() && !s.may_recv());
+            if complete && s.may_send() {
+                let answer = http::respond(&conn.request, &self.name);
+                let _ = s.send_slice(&answer);
+                s.close();
+                conn.answered = true;
+                busy = true;
+            } else if !s.may_recv() && s.state() == tcp::State::CloseWait {
+                s.close();
+            }
+        }
+        for (handle, conn) in &mut self.sink {
+            let s = sockets.get_mut::<tcp::Socket>(*handle);
+            while s.can_recv() {
+                match s.recv(|b| (b.len(), b.len())) {
+                    Ok(n) if n > 0 => {
+                        conn.bytes += n as u64;
+                        busy = true;
+                    }
+                    _ => break,
+                }
+            }
+            let state = s.state();
+            let ended = matches!(
+                state,
+                tcp::State::CloseWait
+                    | tcp::State::LastAck
+                    | tcp::State::Closing
+                    | tcp::State::Closed
+                    | tcp::State::TimeWait
+            );
+            if ended && !conn.reported && (conn.bytes > 0 || state == tcp::State::CloseWait) {
+                say!("sink {} bytes", conn.bytes);
+                conn.reported = true;
+                busy = true;
+            }
+            if state == tcp::State::CloseWait {
+                s.close();
+            }
+            if rearm(s, SINK_PORT) {
+                *conn = SinkConn::default();
+            }
+        }
+        for (handle, conn) in &mut self.source {
+            let s = sockets.get_mut::<tcp::Socket>(*handle);
+            if rearm(s, SOURCE_PORT) {
+                *conn = SourceConn::default();
+            }
+            let _ = s.recv(|b| (b.len(), ()));
+            if conn.done || !s.may_send() {
+                continue;
+            }
+            while s.can_send() && conn.sent < self.source_bytes {
+                let left = self.source_bytes - conn.sent;
+                let from = conn.sent;
+                if let Ok(n) = s.send(|b| {
+                    let n = b.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    fill_source(&mut b[..n], from);
+                    (n, n)
+                }) {
+                    if n == 0 {
+                        break;
+                    }
+                    conn.sent += n as u64;
+                    busy = true;
+                }
+            }
+            if conn.sent >= self.source_bytes {
+                s.close();
+                conn.done = true;
+                say!("source {} bytes", conn.sent);
+            }
+        }
+        busy
+    }
+}
+
+/// Why an HTTP request failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpError {
+    /// No address yet.
+    NoAddress,
+    /// The connection was refused or reset.
+    Connection,
+    /// No (complete) response in time.
+    Timeout,
+    /// The server sent something that is not an HTTP response.
+    Malformed,
+}
+
+impl core::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::NoAddress => "no address",
+            Self::Connection => "connection refused or reset",
+            Self::Timeout => "timed out",
+            Self::Malformed => "malformed response",
+        })
+    }
+}
+
+/// The network stack: interface, device, sockets and services.
+pub struct Stack {
+    iface: Interface,
+    dev: VirtioNet,
+    sockets: SocketSet<'static>,
+    clock: Clock,
+    keyboard: Keyboard,
+    dhcp: Option<SocketHandle>,
+    services: Services,
+    address: Option<Ipv4Cidr>,
+    next_port: u16,
+    next_status_check: u64,
+    announced: bool,
+}
+
+impl Stack {
+    /// Brings up the interface on `dev` with `config` and arms the services.
+    pub fn new(
+        mut dev: VirtioNet,
+        config: NetConfig,
+        name: &[u8],
+        source_bytes: u64,
+        clock: Clock,
+        keyboard: Keyboard,
+    ) -> Self {
+        let mac = dev.mac();
+        say!("net mac {}", MacDisplay(mac));
+        if dev.link_up() == Some(false) {
+            say!("net link down");
+        }
+        let mut iface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+        iface_config.random_seed = time::now()
+            ^ u64::from_le_bytes([0, 0, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]]);
+        let now = instant(clock, time::now());
+        let iface = Interface::new(iface_config, &mut dev, now);
+        let mut sockets = SocketSet::new(Vec::new());
+        let services = Services::new(&mut sockets, name.to_vec(), source_bytes);
+        let mut stack = Self {
+            iface,
+            dev,
+            sockets,
+            clock,
+            keyboard,
+            dhcp: None,
+            services,
+            address: None,
+            next_port: EPHEMERAL_BASE + (time::now() % 8192) as u16,
+            next_status_check: 0,
+            announced: false,
+        };
+        match config {
+            NetConfig::Dhcp => {
+                stack.dhcp = Some(stack.sockets.add(dhcpv4::Socket::new()));
+            }
+            NetConfig::Static { cidr, gateway } => {
+                let cidr = Ipv4Cidr::new(Ipv4Addr::from(cidr.addr), cidr.prefix);
+                let gateway = gateway.map(Ipv4Addr::from);
+                stack.configure(cidr, gateway);
+                say!("net static {cidr} gw {}", GatewayDisplay(gateway));
+            }
+        }
+        stack
+    }
+
+    /// The interface address, once there is one.
+    pub fn address(&self) -> Option<Ipv4Cidr> {
+        self.address
+    }
+
+    fn configure(&mut self, cidr: Ipv4Cidr, gateway: Option<Ipv4Addr>) {
+        self.iface.update_ip_addrs(|addrs| {
+            addrs.clear();
+            let _ = addrs.push(IpCidr::Ipv4(cidr));
+        });
+        self.iface.routes_mut().remove_default_ipv4_route();
+        if let Some(gw) = gateway {
+            let _ = self.iface.routes_mut().add_default_ipv4_route(gw);
+        }
+        self.address = Some(cidr);
+    }
+
+    fn deconfigure(&mut self) {
+        self.iface.update_ip_addrs(|addrs| addrs.clear());
+        self.iface.routes_mut().remove_default_ipv4_route();
+        self.address = None;
+    }
+
+    fn now(&self) -> Instant {
+        instant(self.clock, time::now())
+    }
+
+    /// One round: keyboard, smoltcp, DHCP, services, device notifications; then, if `block`,
+    /// wait on the wait port until a packet arrives or smoltcp next needs polling.
+    pub fn poll(&mut self, block: bool) {
+        if self.keyboard.poll() {
+            power::ctrl_alt_del();
+        }
+        self.check_device();
+        for _ in 0..64 {
+            let now = self.now();
+            let changed = self.iface.poll(now, &mut self.dev, &mut self.sockets)
+                != smoltcp::iface::PollResult::None;
+            self.poll_dhcp();
+            let busy = self.services.run(&mut self.sockets);
+            if !changed && !busy {
+                break;
+            }
+        }
+        // Send what the services queued in the last round.
+        let now = self.now();
+        self.iface.poll(now, &mut self.dev, &mut self.sockets);
+        self.dev.flush();
+        if self.address.is_some() && !self.announced {
+            self.announced = true;
+            say!("net serving");
+        }
+        if !block || self.dev.rx_pending() {
+            return;
+        }
+        let now = self.now();
+        let delay = self
+            .iface
+            .poll_delay(now, &self.sockets)
+            .map_or(MAX_WAIT_MICROS, |d| d.total_micros())
+            .min(MAX_WAIT_MICROS);
+        // With every transmit buffer held by the device, wait for it to send some.
+        let delay = if delay == 0 && self.dev.tx_full() {
+            MAX_WAIT_MICROS
+        } else {
+            delay
+        };
+        if delay == 0 {
+            return;
+        }
+        if wait::wait_micros(delay) == Wake::Device {
+            self.dev.mmio().ack_interrupt();
+        }
+    }
+
+    fn check_device(&mut self) {
+        let now = time::now();
+        if now < self.next_status_check {
+            return;
+        }
+        self.next_status_check = now.saturating_add(self.clock.ticks_from_millis(STATUS_CHECK_MS));
+        if self.dev.mmio().needs_reset() || self.dev.bad_used {
+            say!("net needs reset");
+            // Reinitialise the device in place; if that fails there is no network left.
+            let mmio = self.dev.mmio();
+            mmio.reset();
+            match VirtioNet::init(mmio) {
+                Ok(dev) => self.dev = dev,
+                Err(e) => {
+                    say!("net reinit failed: {e}");
+                    power::power_off(power::FAILURE);
+                }
+            }
+        }
+    }
+
+    fn poll_dhcp(&mut self) {
+        let Some(handle) = self.dhcp else { return };
+        let event = self.sockets.get_mut::<dhcpv4::Socket>(handle).poll();
+        match event {
+            Some(dhcpv4::Event::Configured(config)) => {
+                let (cidr, router) = (config.address, config.router);
+                self.configure(cidr, router);
+                say!("net dhcp {cidr} gw {}", GatewayDisplay(router));
+            }
+            Some(dhcpv4::Event::Deconfigured) => {
+                if self.address.is_some() {
+                    say!("net dhcp lease lost");
+                }
+                self.deconfigure();
+            }
+            None => {}
+        }
+    }
+
+    /// Polls until the interface has an address or `timeout_ms` pass; true if it has one.
+    pub fn wait_for_address(&mut self, timeout_ms: u64) -> bool {
+        let deadline = time::now().saturating_add(self.clock.ticks_from_millis(timeout_ms));
+        while self.address.is_none() {
+            if time::now() >= deadline {
+                return false;
+            }
+            self.poll(true);
+        }
+        true
+    }
+
+    /// Serves until the VM is stopped.
+    pub fn serve_forever(&mut self) -> ! {
+        loop {
+            self.poll(true);
+        }
+    }
+
+    /// `GET http://ip:port/path` with extra `headers`; the services keep running meanwhile.
+    pub fn http_get(
+        &mut self,
+        ip: [u8; 4],
+        port: u16,
+        path: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Result<Response, HttpError> {
+        self.http_request("GET", ip, port, path, headers, b"", 10_000)
+    }
+
+    /// `PUT http://ip:port/path` with extra `headers` and `body`.
+    pub fn http_put(
+        &mut self,
+        ip: [u8; 4],
+        port: u16,
+        path: &[u8],
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response, HttpError> {
+        self.http_request("PUT", ip, port, path, headers, body, 10_000)
+    }
+
+    /// One HTTP/1.0 request over a fresh connection, waiting at most `timeout_ms`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn http_request(
+        &mut self,
+        method: &str,
+        ip: [u8; 4],
+        port: u16,
+        path: &[u8],
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> Result<Response, HttpError> {
+        if self.address.is_none() {
+            return Err(HttpError::NoAddress);
+        }
+        let request = http::format_request(method, ip, port, path, headers, body);
+        let handle = self
+            .sockets
+            .add(tcp_socket(CLIENT_RX_BUFFER, CLIENT_TX_BUFFER));
+        let local = self.next_port;
+        self.next_port = if self.next_port == u16::MAX {
+            EPHEMERAL_BASE
+        } else {
+            self.next_port + 1
+        };
+        let remote = (IpAddress::Ipv4(Ipv4Addr::from(ip)), port);
+        let connected = self.sockets.get_mut::<tcp::Socket>(handle).connect(
+            self.iface.context(),
+            remote,
+            local,
+        );
+        let result = if connected.is_err() {
+            Err(HttpError::Connection)
+        } else {
+            self.exchange(handle, &request, timeout_ms)
+        };
+        self.sockets.get_mut::<tcp::Socket>(handle).abort();
+        let now = self.now();
+        self.iface.poll(now, &mut self.dev, &mut self.sockets);
+        self.dev.flush();
+        self.sockets.remove(handle);
+        result
+    }
+
+    fn exchange(
+        &mut self,
+        handle: SocketHandle,
+        request: &[u8],
+        timeout_ms: u64,
+    ) -> Result<Response, HttpError> {
+        let deadline = time::now().saturating_add(self.clock.ticks_from_millis(timeout_ms));
+        let mut sent = 0;
+        let mut received = Vec::new();
+        let mut was_open = false;
+        loop {
+            let s = self.sockets.get_mut::<tcp::Socket>(handle);
+            if s.may_send() {
+                was_open = true;
+                if sent < request.len()
+                    && let Ok(n) = s.send_slice(&request[sent..])
+                {
+                    sent += n;
+                }
+            }
+            while s.can_recv() && received.len() < http::MAX_RESPONSE {
+                let _ = s.recv(|b| {
+                    received.extend_from_slice(b);
+                    (b.len(), ())
+                });
+            }
+            let eof = was_open && !s.may_recv() && !s.can_recv();
+            if !received.is_empty() || eof {
+                match http::parse_response(&received, eof) {
+                    Ok(r) => return Ok(r),
+                    Err(ParseError::Malformed) => return Err(HttpError::Malformed),
+                    Err(ParseError::Incomplete) => {}
+                }
+            }
+            if s.state() == tcp::State::Closed {
+                return Err(HttpError::Connection);
+            }
+            if time::now() >= deadline {
+                return Err(HttpError::Timeout);
+            }
+            self.poll(true);
+        }
+    }
+}
+
+/// smoltcp's time from a TSC reading.
+pub fn instant(clock: Clock, ticks: u64) -> Instant {
+    let micros = u128::from(ticks) * 1000 / u128::from(clock.khz());
+    Instant::from_micros(i64::try_from(micros).unwrap_or(i64::MAX))
+}
+
+/// A gateway for console lines: the address or `none`.
+struct GatewayDisplay(Option<Ipv4Addr>);
+
+impl core::fmt::Display for GatewayDisplay {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(gw) => write!(f, "{gw}"),
+            None => f.write_str("none"),
+        }
+    }
+}
+
+/// The `probe.fetch=` option: fetches `url` once and prints `probe: fetch <status> <first
+/// line>` or `probe: fetch failed <reason>`.
+pub fn fetch(stack: &mut Stack, url: &[u8]) {
+    let Some(url) = http::parse_url(url) else {
+        say!("fetch failed bad url {}", ByteStr(url));
+        return;
+    };
+    match stack.http_get(url.ip, url.port, url.path, &[]) {
+        Ok(r) => say!("fetch {} {}", r.status, ByteStr(r.first_line())),
+        Err(e) => say!("fetch failed {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_stream_is_printable_and_continuous() {
+        let mut a = vec![0u8; 200];
+        fill_source(&mut a, 0);
+        let mut b = vec![0u8; 100];
+        fill_source(&mut b, 100);
+        assert_eq!(&a[100..], &b[..]);
+        assert!(a.iter().all(|c| (b' '..=b'~').contains(c)));
+        assert_eq!(a[0], b' ');
+        assert_eq!(a[94], b'~');
+        assert_eq!(a[95], b' ');
+        for (i, &c) in a.iter().enumerate() {
+            assert_eq!(c, source_byte(i as u64));
+        }
+    }
+
+    #[test]
+    fn instants_from_the_tsc() {
+        let clock = Clock::new(2_000_000);
+        assert_eq!(instant(clock, 2_000_000_000).total_millis(), 1000);
+        assert_eq!(instant(clock, 2_000).total_micros(), 1);
+    }
+}
