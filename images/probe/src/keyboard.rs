@@ -1,5 +1,6 @@
 //! The i8042 keyboard, polled for Ctrl-Alt-Del (scancode set 2).
 
+#[cfg(not(test))]
 use crate::ports::{self, I8042_DATA, I8042_STATUS};
 
 /// Set-2 prefix of extended keys.
@@ -93,20 +94,28 @@ impl Keyboard {
     }
 
     /// Drains the scancodes waiting in the i8042; true if they completed Ctrl-Alt-Del.
+    /// Drains the scancodes waiting in the i8042; true if they completed Ctrl-Alt-Del.
     pub fn poll(&mut self) -> bool {
         let mut seen = false;
         for _ in 0..MAX_BYTES_PER_POLL {
-            // SAFETY: reading the i8042 status and data ports has no memory effects.
-            let byte = unsafe {
-                if ports::in8(I8042_STATUS) & 1 == 0 {
-                    break;
-                }
-                ports::in8(I8042_DATA)
-            };
+            let Some(byte) = read_scancode() else { break };
             seen |= self.detector.feed(byte);
         }
         seen
     }
+}
+
+/// The next byte waiting in the i8042, if any.
+#[cfg(not(test))]
+fn read_scancode() -> Option<u8> {
+    // SAFETY: reading the i8042 status and data ports has no memory effects.
+    unsafe { (ports::in8(I8042_STATUS) & 1 != 0).then(|| ports::in8(I8042_DATA)) }
+}
+
+/// Host unit tests have no i8042.
+#[cfg(test)]
+fn read_scancode() -> Option<u8> {
+    None
 }
 
 #[cfg(test)]

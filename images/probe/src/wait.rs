@@ -1,6 +1,7 @@
 //! The vmm's wait port: blocks the vCPU (costing no host CPU) until a device has work or an
 //! armed deadline passes. The probe's replacement for `hlt`, which CPL3 may not use.
 
+#[cfg(not(test))]
 use crate::ports::{self, WAIT};
 
 /// Armed as the deadline, means "no deadline": wait for a device only.
@@ -36,6 +37,16 @@ pub fn idle_forever() -> ! {
     }
 }
 
+/// Host unit tests have no wait port: they sleep briefly and report a timeout.
+#[cfg(test)]
+fn wait_raw(deadline: u32) -> Wake {
+    std::thread::sleep(std::time::Duration::from_micros(u64::from(
+        deadline.min(100),
+    )));
+    Wake::Timeout
+}
+
+#[cfg(not(test))]
 fn wait_raw(deadline: u32) -> Wake {
     // SAFETY: the wait port only blocks this vCPU in the vmm; it has no memory effects.
     let woken = unsafe {

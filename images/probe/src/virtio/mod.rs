@@ -4,6 +4,8 @@
 //! vCPU whenever a device completes work or a packet arrives (docs/probe-abi.md, "Virtio").
 
 pub mod blk;
+#[cfg(test)]
+pub mod fake;
 pub mod mmio;
 pub mod net;
 

@@ -135,12 +135,27 @@ impl VirtioNet {
         } else {
             FALLBACK_MAC
         };
+        let mut net = Self::from_queues(dev, mac, features & F_STATUS != 0, rx_queue, tx_queue);
+        // Buffers may be posted before DRIVER_OK, but the device is notified only after it.
+        net.post_rx();
+        dev.driver_ok()?;
+        net.dev.notify(RX_QUEUE);
+        Ok(net)
+    }
+
+    fn from_queues(
+        dev: MmioDevice,
+        mac: [u8; 6],
+        status_feature: bool,
+        rx_queue: Virtqueue,
+        tx_queue: Virtqueue,
+    ) -> Self {
         let rx_count = RX_BUFFERS.min(usize::from(rx_queue.size()));
         let tx_count = TX_BUFFERS.min(usize::from(tx_queue.size()));
-        let mut net = Self {
+        Self {
             dev,
             mac,
-            status_feature: features & F_STATUS != 0,
+            status_feature,
             rx: Rx {
                 slot_of: vec![0; usize::from(rx_queue.size())],
                 queue: rx_queue,
@@ -157,12 +172,22 @@ impl VirtioNet {
                 scratch: vec![0; BUF_LEN],
             },
             bad_used: false,
-        };
-        // Buffers may be posted before DRIVER_OK, but the device is notified only after it.
+        }
+    }
+
+    /// A device for host tests: `dev` is any register window (notifications land there),
+    /// the receive buffers are posted; returns it with its (rx, tx) ring addresses.
+    #[cfg(test)]
+    pub fn for_test(dev: MmioDevice, mac: [u8; 6]) -> (Self, [super::fake::RingAddrs; 2]) {
+        let rx = Virtqueue::new(QUEUE_SIZE).unwrap();
+        let tx = Virtqueue::new(QUEUE_SIZE).unwrap();
+        let addrs = [
+            super::fake::RingAddrs::of(&rx),
+            super::fake::RingAddrs::of(&tx),
+        ];
+        let mut net = Self::from_queues(dev, mac, false, rx, tx);
         net.post_rx();
-        dev.driver_ok()?;
-        net.dev.notify(RX_QUEUE);
-        Ok(net)
+        (net, addrs)
     }
 
     /// The MAC address (from config space, or [`FALLBACK_MAC`]).
