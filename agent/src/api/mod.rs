@@ -1,0 +1,109 @@
+//! The EC2 Query API: the HTTP server, authentication, parameters, XML, and one module per
+//! resource family.
+
+pub mod errors;
+pub mod images;
+pub mod instances;
+pub mod keypairs;
+pub mod query;
+pub mod render;
+pub mod server;
+pub mod sigv4;
+pub mod tags;
+pub mod types;
+pub mod xml;
+
+use std::sync::Arc;
+
+use crate::compute::Compute;
+use crate::credentials::Credentials;
+use crate::state::Db;
+use errors::ApiError;
+use query::Params;
+
+/// The only region.
+pub const REGION: &str = "local-1";
+/// The only availability zone.
+pub const AVAILABILITY_ZONE: &str = "local-1a";
+/// The API version spoken.
+pub const VERSION: &str = "2016-11-15";
+
+/// What every handler needs.
+#[derive(Debug)]
+pub struct ApiState {
+    /// The compute service.
+    pub compute: Arc<Compute>,
+    /// The state database.
+    pub db: Arc<Db>,
+    /// The one set of credentials requests are signed with.
+    pub credentials: Credentials,
+    /// The 12-digit account id shown as `ownerId`.
+    pub account_id: String,
+}
+
+/// A handler's context: the shared state, the parameters and the request id.
+#[derive(Debug)]
+pub struct Call<'a> {
+    /// Shared state.
+    pub st: &'a Arc<ApiState>,
+    /// Parameters.
+    pub p: &'a Params,
+    /// This request's id.
+    pub request_id: &'a str,
+}
+
+/// Every action served, for `InvalidAction` and DryRun.
+pub const ACTIONS: &[&str] = &[
+    "RunInstances",
+    "DescribeInstances",
+    "StartInstances",
+    "StopInstances",
+    "RebootInstances",
+    "TerminateInstances",
+    "DescribeInstanceStatus",
+    "GetConsoleOutput",
+    "DescribeInstanceTypes",
+    "RegisterImage",
+    "DescribeImages",
+    "DeregisterImage",
+    "CreateKeyPair",
+    "ImportKeyPair",
+    "DescribeKeyPairs",
+    "DeleteKeyPair",
+    "CreateTags",
+    "DeleteTags",
+    "DescribeTags",
+    "DescribeRegions",
+    "DescribeAvailabilityZones",
+];
+
+/// Runs one action and returns its XML.
+pub async fn dispatch(action: &str, c: &Call<'_>) -> Result<String, ApiError> {
+    match action {
+        "RunInstances" => instances::run(c).await,
+        "DescribeInstances" => instances::describe(c),
+        "StartInstances" => instances::start(c).await,
+        "StopInstances" => instances::stop(c).await,
+        "RebootInstances" => instances::reboot(c).await,
+        "TerminateInstances" => instances::terminate(c).await,
+        "DescribeInstanceStatus" => instances::describe_status(c),
+        "GetConsoleOutput" => instances::console_output(c),
+        "DescribeInstanceTypes" => types::describe_instance_types(c),
+        "DescribeRegions" => types::describe_regions(c),
+        "DescribeAvailabilityZones" => types::describe_zones(c),
+        "RegisterImage" => images::register(c),
+        "DescribeImages" => images::describe(c),
+        "DeregisterImage" => images::deregister(c),
+        "CreateKeyPair" => keypairs::create(c),
+        "ImportKeyPair" => keypairs::import(c),
+        "DescribeKeyPairs" => keypairs::describe(c),
+        "DeleteKeyPair" => keypairs::delete(c),
+        "CreateTags" => tags::create(c),
+        "DeleteTags" => tags::delete(c),
+        "DescribeTags" => tags::describe(c),
+        other => Err(ApiError::new(
+            "InvalidAction",
+            format!("The action {other} is not valid for this web service."),
+        )),
+    }
+}

@@ -1,0 +1,258 @@
+//! The EC2 Query protocol's form parameters: strict parsing, typed getters with EC2 errors,
+//! and the `Name.N` list, `Filter.N.Name`/`Filter.N.Value.M` and tag conventions.
+
+use std::collections::BTreeMap;
+
+use super::errors::ApiError;
+
+/// Errors decoding a form body or query string.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FormError {
+    /// A `%` not followed by two hex digits.
+    #[error("bad percent-encoding in {0:?}")]
+    BadEscape(String),
+    /// The decoded bytes are not UTF-8.
+    #[error("parameter {0:?} is not UTF-8")]
+    NotUtf8(String),
+    /// The same parameter twice.
+    #[error("parameter {0} is given more than once")]
+    Duplicate(String),
+    /// A parameter with an empty name.
+    #[error("a parameter has an empty name")]
+    EmptyName,
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component.
+pub fn decode(s: &str) -> Result<String, FormError> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| FormError::BadEscape(s.chars().take(60).collect()))?;
+                out.push(hex);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| FormError::NotUtf8(s.chars().take(60).collect()))
+}
+
+/// Parses `a=1&b=2` into pairs, in order.
+pub fn parse_pairs(s: &str) -> Result<Vec<(String, String)>, FormError> {
+    let mut out = Vec::new();
+    for part in s.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        let k = decode(k)?;
+        if k.is_empty() {
+            return Err(FormError::EmptyName);
+        }
+        out.push((k, decode(v)?));
+    }
+    Ok(out)
+}
+
+/// A request's parameters.
+#[derive(Debug, Default, Clone)]
+pub struct Params(BTreeMap<String, String>);
+
+impl Params {
+    /// Collects pairs, refusing duplicates.
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Result<Self, FormError> {
+        let mut map = BTreeMap::new();
+        for (k, v) in pairs {
+            if map.insert(k.clone(), v).is_some() {
+                return Err(FormError::Duplicate(k));
+            }
+        }
+        Ok(Self(map))
+    }
+
+    /// A parameter, if given.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// A parameter that must be given and non-empty.
+    pub fn required(&self, name: &str) -> Result<&str, ApiError> {
+        match self.get(name) {
+            Some(v) if !v.is_empty() => Ok(v),
+            _ => Err(ApiError::missing(name)),
+        }
+    }
+
+    /// An integer parameter within `min..=max`.
+    pub fn int(&self, name: &str, min: i64, max: i64) -> Result<Option<i64>, ApiError> {
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
+        match v.parse::<i64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(ApiError::invalid(
+                name,
+                format!("'{v}' is not an integer from {min} to {max}"),
+            )),
+        }
+    }
+
+    /// A boolean parameter (`true`/`false`).
+    pub fn bool(&self, name: &str) -> Result<bool, ApiError> {
+        match self.get(name) {
+            None => Ok(false),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+            Some(v) => Err(ApiError::invalid(
+                name,
+                format!("'{v}' is not true or false"),
+            )),
+        }
+    }
+
+    /// `Prefix.1`, `Prefix.2`, ... in index order.
+    pub fn list(&self, prefix: &str) -> Vec<String> {
+        let mut items: Vec<(u64, String)> = self
+            .0
+            .iter()
+            .filter_map(|(k, v)| {
+                let n = k.strip_prefix(prefix)?.strip_prefix('.')?.parse().ok()?;
+                Some((n, v.clone()))
+            })
+            .collect();
+        items.sort_by_key(|(n, _)| *n);
+        items.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// The indices `N` present under `Prefix.N.`.
+    fn indices(&self, prefix: &str) -> Vec<u64> {
+        let mut idx: Vec<u64> = self
+            .0
+            .keys()
+            .filter_map(|k| {
+                let rest = k.strip_prefix(prefix)?.strip_prefix('.')?;
+                rest.split('.').next()?.parse().ok()
+            })
+            .collect();
+        idx.sort_unstable();
+        idx.dedup();
+        idx
+    }
+
+    /// `Filter.N.Name` with its `Filter.N.Value.M` values.
+    pub fn filters(&self) -> Result<Vec<(String, Vec<String>)>, ApiError> {
+        let mut out = Vec::new();
+        for n in self.indices("Filter") {
+            let name = self
+                .get(&format!("Filter.{n}.Name"))
+                .ok_or_else(|| ApiError::missing(&format!("Filter.{n}.Name")))?
+                .to_string();
+            let values = self.list(&format!("Filter.{n}.Value"));
+            out.push((name, values));
+        }
+        Ok(out)
+    }
+
+    /// `Prefix.N.Key` / `Prefix.N.Value` pairs (the value may be absent).
+    pub fn tags(&self, prefix: &str) -> Result<Vec<(String, Option<String>)>, ApiError> {
+        let mut out = Vec::new();
+        for n in self.indices(prefix) {
+            let key = self
+                .get(&format!("{prefix}.{n}.Key"))
+                .ok_or_else(|| ApiError::missing(&format!("{prefix}.{n}.Key")))?;
+            validate_tag_key(key, &format!("{prefix}.{n}.Key"))?;
+            let value = self.get(&format!("{prefix}.{n}.Value")).map(str::to_string);
+            if value.as_ref().is_some_and(|v| v.chars().count() > 256) {
+                return Err(ApiError::invalid(
+                    &format!("{prefix}.{n}.Value"),
+                    "tag values are at most 256 characters",
+                ));
+            }
+            out.push((key.to_string(), value));
+        }
+        Ok(out)
+    }
+
+    /// Tags from `TagSpecification.N` entries whose resource type is `resource_type`.
+    pub fn tag_specifications(
+        &self,
+        resource_type: &str,
+    ) -> Result<Vec<(String, String)>, ApiError> {
+        let mut out = Vec::new();
+        for n in self.indices("TagSpecification") {
+            let field = format!("TagSpecification.{n}.ResourceType");
+            let rt = self.get(&field).ok_or_else(|| ApiError::missing(&field))?;
+            if rt != resource_type {
+                return Err(ApiError::invalid(
+                    &field,
+                    format!("'{rt}' cannot be tagged here; the allowed value is '{resource_type}'"),
+                ));
+            }
+            for (k, v) in self.tags(&format!("TagSpecification.{n}.Tag"))? {
+                out.push((k, v.unwrap_or_default()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Checks a tag key: 1 to 128 characters, not starting with `aws:`.
+pub fn validate_tag_key(key: &str, field: &str) -> Result<(), ApiError> {
+    if key.is_empty() || key.chars().count() > 128 {
+        return Err(ApiError::invalid(field, "tag keys are 1 to 128 characters"));
+    }
+    if key.to_ascii_lowercase().starts_with("aws:") {
+        return Err(ApiError::invalid(
+            field,
+            "tag keys may not start with 'aws:'",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_forms_strictly() {
+        assert_eq!(
+            parse_pairs("Action=RunInstances&A=b+c%21").unwrap(),
+            vec![
+                ("Action".into(), "RunInstances".into()),
+                ("A".into(), "b c!".into())
+            ]
+        );
+        assert!(matches!(parse_pairs("a=%zz"), Err(FormError::BadEscape(_))));
+        assert!(matches!(parse_pairs("a=%ff"), Err(FormError::NotUtf8(_))));
+        assert!(matches!(parse_pairs("=x"), Err(FormError::EmptyName)));
+        let dup = parse_pairs("a=1&a=2").unwrap();
+        assert_eq!(
+            Params::from_pairs(dup).unwrap_err(),
+            FormError::Duplicate("a".into())
+        );
+    }
+
+    #[test]
+    fn lists_and_filters() {
+        let p = Params::from_pairs(
+            parse_pairs(
+                "InstanceId.2=b&InstanceId.1=a&InstanceId.10=c&Filter.1.Name=tag:x&\
+                 Filter.1.Value.1=1&Filter.1.Value.2=2",
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(p.list("InstanceId"), vec!["a", "b", "c"]);
+        assert_eq!(
+            p.filters().unwrap(),
+            vec![("tag:x".into(), vec!["1".into(), "2".into()])]
+        );
+    }
+}

@@ -1,0 +1,171 @@
+//! Tag actions: CreateTags, DeleteTags, DescribeTags, and tag filters shared by others.
+
+use super::Call;
+use super::errors::ApiError;
+use super::images::glob;
+use super::xml::Xml;
+use crate::state::{images, instances, keypairs, tags};
+
+/// The most tags one resource may carry.
+const MAX_TAGS: usize = 50;
+
+/// EC2's resource type for an id.
+pub fn resource_type(id: &str) -> Option<&'static str> {
+    if id.starts_with("i-") {
+        Some("instance")
+    } else if id.starts_with("ami-") {
+        Some("image")
+    } else if id.starts_with("key-") {
+        Some("key-pair")
+    } else {
+        None
+    }
+}
+
+/// Evaluates a `tag:KEY` or `tag-key` filter; `None` if `name` is neither.
+pub fn tag_filter(name: &str, values: &[String], tags: &[(String, String)]) -> Option<bool> {
+    if let Some(key) = name.strip_prefix("tag:") {
+        return Some(
+            tags.iter()
+                .any(|(k, v)| k == key && values.iter().any(|p| glob(p, v))),
+        );
+    }
+    if name == "tag-key" {
+        return Some(tags.iter().any(|(k, _)| values.iter().any(|p| glob(p, k))));
+    }
+    None
+}
+
+/// Checks that every id names an existing resource.
+fn check_resources(c: &Call<'_>, ids: &[String]) -> Result<(), ApiError> {
+    let conn = c.st.db.lock();
+    for id in ids {
+        let exists = match resource_type(id) {
+            Some("instance") => instances::get(&conn, id)?.is_some(),
+            Some("image") => images::get(&conn, id)?.is_some(),
+            Some("key-pair") => keypairs::by_id(&conn, id)?.is_some(),
+            _ => {
+                return Err(ApiError::new(
+                    "InvalidID",
+                    format!("The ID '{id}' is not valid: taggable ids start with i-, ami- or key-"),
+                ));
+            }
+        };
+        if !exists {
+            let code = match resource_type(id) {
+                Some("instance") => "InvalidInstanceID.NotFound",
+                Some("image") => "InvalidAMIID.NotFound",
+                _ => "InvalidKeyPair.NotFound",
+            };
+            return Err(ApiError::new(code, format!("The ID '{id}' does not exist")));
+        }
+    }
+    Ok(())
+}
+
+/// CreateTags.
+pub fn create(c: &Call<'_>) -> Result<String, ApiError> {
+    let ids = c.p.list("ResourceId");
+    if ids.is_empty() {
+        return Err(ApiError::missing("ResourceId"));
+    }
+    let new: Vec<(String, String)> =
+        c.p.tags("Tag")?
+            .into_iter()
+            .map(|(k, v)| (k, v.unwrap_or_default()))
+            .collect();
+    if new.is_empty() {
+        return Err(ApiError::missing("Tag"));
+    }
+    check_resources(c, &ids)?;
+    let mut conn = c.st.db.lock();
+    let tx = conn.transaction()?;
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let existing = tags::for_resources(&tx, &refs)?;
+    for id in &ids {
+        let have = existing.get(id).map_or(&[][..], Vec::as_slice);
+        let added = new
+            .iter()
+            .filter(|(k, _)| !have.iter().any(|(h, _)| h == k))
+            .count();
+        if have.len() + added > MAX_TAGS {
+            return Err(ApiError::new(
+                "TagLimitExceeded",
+                format!(
+                    "The maximum number of tags ({MAX_TAGS}) for resource '{id}' would be exceeded"
+                ),
+            ));
+        }
+        tags::put(&tx, id, &new)?;
+    }
+    tx.commit()?;
+    let mut x = Xml::response("CreateTags", c.request_id);
+    x.leaf("return", "true");
+    Ok(x.finish())
+}
+
+/// DeleteTags: named keys (optionally only with a given value), or every tag.
+pub fn delete(c: &Call<'_>) -> Result<String, ApiError> {
+    let ids = c.p.list("ResourceId");
+    if ids.is_empty() {
+        return Err(ApiError::missing("ResourceId"));
+    }
+    let keys = c.p.tags("Tag")?;
+    check_resources(c, &ids)?;
+    let mut conn = c.st.db.lock();
+    let tx = conn.transaction()?;
+    for id in &ids {
+        if keys.is_empty() {
+            tags::delete_all(&tx, id)?;
+        }
+        for (k, v) in &keys {
+            tags::delete(&tx, id, k, v.as_deref())?;
+        }
+    }
+    tx.commit()?;
+    let mut x = Xml::response("DeleteTags", c.request_id);
+    x.leaf("return", "true");
+    Ok(x.finish())
+}
+
+/// DescribeTags with filters `resource-id`, `resource-type`, `key`, `value`.
+pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
+    let filters = c.p.filters()?;
+    for (name, _) in &filters {
+        if !matches!(
+            name.as_str(),
+            "resource-id" | "resource-type" | "key" | "value"
+        ) {
+            return Err(ApiError::invalid(
+                name,
+                "unknown filter; supported: resource-id, resource-type, key, value",
+            ));
+        }
+    }
+    let rows = tags::all(&c.st.db.lock())?;
+    let mut x = Xml::response("DescribeTags", c.request_id);
+    x.open("tagSet");
+    for t in rows {
+        let rtype = resource_type(&t.resource_id).unwrap_or("unknown");
+        let keep = filters.iter().all(|(name, values)| {
+            let field = match name.as_str() {
+                "resource-id" => &t.resource_id,
+                "resource-type" => rtype,
+                "key" => &t.key,
+                _ => &t.value,
+            };
+            values.iter().any(|p| glob(p, field))
+        });
+        if !keep {
+            continue;
+        }
+        x.open("item")
+            .leaf("resourceId", &t.resource_id)
+            .leaf("resourceType", rtype)
+            .leaf("key", &t.key)
+            .leaf("value", &t.value)
+            .close("item");
+    }
+    x.close("tagSet");
+    Ok(x.finish())
+}

@@ -1,0 +1,127 @@
+//! The CLI's API client: SigV4-signed form POSTs, EC2 error documents turned into errors.
+
+use std::time::Duration;
+
+use crate::api::sigv4;
+use crate::credentials::Credentials;
+
+/// Errors of one API call.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The agent answered with an EC2 error.
+    #[error("An error occurred ({code}) when calling the {action} operation: {message}")]
+    Api {
+        /// The action called.
+        action: String,
+        /// EC2's error code.
+        code: String,
+        /// The message.
+        message: String,
+    },
+    /// The agent could not be reached.
+    #[error("cannot reach the agent at {endpoint}")]
+    Transport {
+        /// The endpoint.
+        endpoint: String,
+        /// The cause.
+        #[source]
+        source: Box<ureq::Error>,
+    },
+    /// The answer was not XML.
+    #[error("the agent's answer to {action} is not XML: {detail}")]
+    BadAnswer {
+        /// The action called.
+        action: String,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+/// A client for one endpoint and set of credentials.
+#[derive(Debug)]
+pub struct Client {
+    endpoint: String,
+    host: String,
+    path: String,
+    creds: Credentials,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// A client for `endpoint` (`http://host:port[/path]`).
+    pub fn new(endpoint: &str, creds: Credentials) -> Self {
+        let rest = endpoint
+            .strip_prefix("http://")
+            .or_else(|| endpoint.strip_prefix("https://"))
+            .unwrap_or(endpoint);
+        let (host, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        Self {
+            endpoint: endpoint.trim_end_matches('/').to_string(),
+            host: host.to_string(),
+            path: path.to_string(),
+            creds,
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(60))
+                .build(),
+        }
+    }
+
+    /// Calls `action` with `params`; returns the response XML.
+    pub fn call(&self, action: &str, params: &[(String, String)]) -> Result<String, CallError> {
+        let mut body = format!("Action={action}&Version={}", crate::api::VERSION);
+        for (k, v) in params {
+            body.push('&');
+            body.push_str(&sigv4::uri_encode(k));
+            body.push('=');
+            body.push_str(&sigv4::uri_encode(v));
+        }
+        let headers = sigv4::sign_post(
+            &self.creds.access_key,
+            &self.creds.secret_key,
+            crate::api::REGION,
+            &self.host,
+            &self.path,
+            body.as_bytes(),
+            chrono::Utc::now(),
+        );
+        let url = format!("http://{}{}", self.host, self.path);
+        let mut req = self.agent.post(&url);
+        for (k, v) in &headers {
+            if k != "host" {
+                req = req.set(k, v);
+            }
+        }
+        match req.send_string(&body) {
+            Ok(resp) => resp.into_string().map_err(|e| CallError::BadAnswer {
+                action: action.into(),
+                detail: e.to_string(),
+            }),
+            Err(ureq::Error::Status(_, resp)) => {
+                let text = resp.into_string().unwrap_or_default();
+                let doc = roxmltree::Document::parse(&text).map_err(|e| CallError::BadAnswer {
+                    action: action.into(),
+                    detail: e.to_string(),
+                })?;
+                let find = |name: &str| {
+                    doc.descendants()
+                        .find(|n| n.has_tag_name(name))
+                        .and_then(|n| n.text())
+                        .unwrap_or("")
+                        .to_string()
+                };
+                Err(CallError::Api {
+                    action: action.into(),
+                    code: find("Code"),
+                    message: find("Message"),
+                })
+            }
+            Err(e) => Err(CallError::Transport {
+                endpoint: self.endpoint.clone(),
+                source: Box::new(e),
+            }),
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! The instance-type catalog, with EC2's real vCPU and memory sizes.
+
+/// One instance type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceType {
+    /// For example `t2.micro`.
+    pub name: &'static str,
+    /// vCPUs.
+    pub vcpus: u32,
+    /// Memory in MiB.
+    pub memory_mib: u64,
+    /// Burstable (t2/t3).
+    pub burstable: bool,
+}
+
+const fn t(name: &'static str, vcpus: u32, memory_mib: u64, burstable: bool) -> InstanceType {
+    InstanceType {
+        name,
+        vcpus,
+        memory_mib,
+        burstable,
+    }
+}
+
+/// Every type this host offers.
+pub const INSTANCE_TYPES: &[InstanceType] = &[
+    t("t2.nano", 1, 512, true),
+    t("t2.micro", 1, 1024, true),
+    t("t2.small", 1, 2048, true),
+    t("t2.medium", 2, 4096, true),
+    t("t2.large", 2, 8192, true),
+    t("t3.micro", 2, 1024, true),
+    t("t3.small", 2, 2048, true),
+    t("t3.medium", 2, 4096, true),
+    t("m5.large", 2, 8192, false),
+    t("m5.xlarge", 4, 16384, false),
+    t("c5.large", 2, 4096, false),
+    t("c5.xlarge", 4, 8192, false),
+    t("r5.large", 2, 16384, false),
+];
+
+/// Looks a type up by name.
+pub fn lookup(name: &str) -> Option<&'static InstanceType> {
+    INSTANCE_TYPES.iter().find(|t| t.name == name)
+}
+
+/// The names, for error messages.
+pub fn names() -> String {
+    INSTANCE_TYPES
+        .iter()
+        .map(|t| t.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_sizes() {
+        assert_eq!(
+            lookup("t2.micro").map(|t| (t.vcpus, t.memory_mib)),
+            Some((1, 1024))
+        );
+        assert_eq!(
+            lookup("r5.large").map(|t| (t.vcpus, t.memory_mib)),
+            Some((2, 16384))
+        );
+        assert!(lookup("t2.huge").is_none());
+    }
+}

@@ -1,0 +1,338 @@
+//! Launching instances and running their VMMs: RunInstances, spawning, confirming that a
+//! VMM is up, and deciding what a VMM's exit means for its instance.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::catalog::InstanceType;
+use super::supervisor::{self, ExitReason};
+use super::{Compute, user_initiated};
+use crate::state::images::ImageRow;
+use crate::state::instances::{self, InstanceRow, InstanceState, StateUpdate};
+use crate::state::{new_id, now_iso, tags};
+
+/// A validated RunInstances request.
+#[derive(Debug, Clone)]
+pub struct LaunchRequest {
+    /// The image to boot.
+    pub image: ImageRow,
+    /// The instance type.
+    pub instance_type: &'static InstanceType,
+    /// Launch at least this many...
+    pub min_count: u32,
+    /// ...and at most this many.
+    pub max_count: u32,
+    /// Key pair name.
+    pub key_name: Option<String>,
+    /// Base64 user data.
+    pub user_data: Option<String>,
+    /// `stop` or `terminate`.
+    pub shutdown_behavior: String,
+    /// Idempotency token.
+    pub client_token: Option<String>,
+    /// Tags for the instances.
+    pub tags: Vec<(String, String)>,
+}
+
+/// Errors of RunInstances.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// Not even `MinCount` instances fit in the host's budgets.
+    #[error(
+        "There is not enough capacity for {wanted} {kind} instance(s): {free_vcpus} vCPUs and \
+         {free_mib} MiB are free on this host."
+    )]
+    Capacity {
+        /// MinCount.
+        wanted: u32,
+        /// The type.
+        kind: &'static str,
+        /// vCPUs left.
+        free_vcpus: u64,
+        /// MiB left.
+        free_mib: u64,
+    },
+    /// The database failed.
+    #[error("the state database failed")]
+    Db(#[from] rusqlite::Error),
+}
+
+impl Compute {
+    /// Records the instances (pending) and starts their VMMs; with a known client token,
+    /// returns the instances of the first call instead.
+    pub fn launch(self: &Arc<Self>, req: &LaunchRequest) -> Result<Vec<InstanceRow>, LaunchError> {
+        let rows = {
+            let mut conn = self.db.lock();
+            let tx = conn.transaction()?;
+            if let Some(token) = &req.client_token {
+                let earlier = instances::by_client_token(&tx, token)?;
+                if !earlier.is_empty() {
+                    return Ok(earlier);
+                }
+            }
+            let used = instances::used_capacity(&tx)?;
+            let t = req.instance_type;
+            let mut count = req.max_count;
+            while count >= req.min_count
+                && !self.config.capacity.fits(
+                    used,
+                    (
+                        u64::from(t.vcpus) * u64::from(count),
+                        t.memory_mib * u64::from(count),
+                    ),
+                )
+            {
+                count -= 1;
+            }
+            if count < req.min_count || count == 0 {
+                return Err(LaunchError::Capacity {
+                    wanted: req.min_count,
+                    kind: t.name,
+                    free_vcpus: self.config.capacity.vcpus.saturating_sub(used.0),
+                    free_mib: self.config.capacity.memory_mib.saturating_sub(used.1),
+                });
+            }
+            let reservation_id = new_id("r");
+            let launch_time = now_iso();
+            let mut rows = Vec::new();
+            for index in 0..count {
+                let row = InstanceRow {
+                    seq: 0,
+                    id: new_id("i"),
+                    reservation_id: reservation_id.clone(),
+                    launch_index: index,
+                    image_id: req.image.id.clone(),
+                    instance_type: t.name.to_string(),
+                    key_name: req.key_name.clone(),
+                    state: InstanceState::Pending,
+                    state_reason_code: Some("pending".into()),
+                    state_reason_message: Some("pending".into()),
+                    transition_reason: String::new(),
+                    launch_time: launch_time.clone(),
+                    user_data: req.user_data.clone(),
+                    shutdown_behavior: req.shutdown_behavior.clone(),
+                    client_token: req.client_token.clone(),
+                    vcpus: t.vcpus,
+                    memory_mib: t.memory_mib,
+                    kernel: req.image.kernel.clone(),
+                    initrd: req.image.initrd.clone(),
+                    boot_args: req.image.boot_args.clone(),
+                    entry: req.image.entry.clone(),
+                    architecture: req.image.architecture.clone(),
+                    pid: None,
+                    pid_start: None,
+                    rebooting: false,
+                    terminated_at: None,
+                };
+                instances::insert(&tx, &row)?;
+                tags::put(&tx, &row.id, &req.tags)?;
+                rows.push(row);
+            }
+            tx.commit()?;
+            rows
+        };
+        tracing::info!(count = rows.len(), reservation = %rows[0].reservation_id, "launching");
+        for row in &rows {
+            tokio::spawn(self.clone().start_vmm(row.id.clone()));
+        }
+        Ok(rows)
+    }
+
+    /// Spawns the VMM of a pending instance (or of a running one between reboots). Boxed,
+    /// because start -> monitor -> exit -> start is a cycle of futures.
+    pub(super) fn start_vmm(
+        self: Arc<Self>,
+        id: String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(self.start_vmm_now(id))
+    }
+
+    async fn start_vmm_now(self: Arc<Self>, id: String) {
+        let _g = self.guard(&id).await;
+        let row = match instances::get(&self.db.lock(), &id) {
+            Ok(Some(row)) => row,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(%id, error = %e, "cannot read instance");
+                return;
+            }
+        };
+        let wanted = matches!(row.state, InstanceState::Pending | InstanceState::Running);
+        if !wanted || row.pid.is_some() {
+            return;
+        }
+        let dir = self.dir(&id);
+        let child = match supervisor::spawn(&self.config.vmm, &dir, &row) {
+            Ok(child) => child,
+            Err(e) => {
+                tracing::error!(%id, error = %e, "cannot start vmm");
+                let update = StateUpdate {
+                    reason: Some((
+                        "Server.InternalError".into(),
+                        format!("Server.InternalError: {}", crate::error_chain(&e)),
+                    )),
+                    transition_reason: Some("Server.InternalError".into()),
+                };
+                let _ = instances::set_state(&self.db.lock(), &id, InstanceState::Stopped, &update);
+                return;
+            }
+        };
+        let pid = child.id() as i32;
+        let start = supervisor::start_time(pid).unwrap_or(0);
+        if let Err(e) = instances::set_pid(&self.db.lock(), &id, Some((pid, start))) {
+            tracing::error!(%id, error = %e, "cannot record the vmm pid");
+        }
+        tracing::info!(%id, pid, "vmm started");
+        tokio::spawn(self.clone().monitor(id.clone(), pid, Some(child)));
+        tokio::spawn(self.clone().confirm_running(id, pid));
+    }
+
+    /// Waits for the VMM `pid` to exit (reaping it if it is our child), then handles the exit.
+    pub(super) async fn monitor(
+        self: Arc<Self>,
+        id: String,
+        pid: i32,
+        child: Option<std::process::Child>,
+    ) {
+        supervisor::wait_exit(pid).await;
+        if let Some(mut child) = child {
+            let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+        }
+        self.on_exit(&id, pid).await;
+    }
+
+    /// Promotes a pending instance to running once its VMM answers on the control socket.
+    async fn confirm_running(self: Arc<Self>, id: String, pid: i32) {
+        let sock = self.dir(&id).api_sock();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if supervisor::start_time(pid).is_none() {
+                return; // it exited: the monitor reports why
+            }
+            if supervisor::control(&sock, "status").await.is_ok() {
+                let _g = self.guard(&id).await;
+                let conn = self.db.lock();
+                if let Ok(Some(row)) = instances::get(&conn, &id)
+                    && row.pid == Some(pid)
+                    && row.state == InstanceState::Pending
+                {
+                    let _ = instances::set_state(
+                        &conn,
+                        &id,
+                        InstanceState::Running,
+                        &StateUpdate::default(),
+                    );
+                    tracing::info!(%id, "running");
+                }
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::warn!(%id, pid, "vmm never answered on its control socket: killing it");
+        supervisor::kill_group(pid);
+    }
+
+    /// Records what the exit of VMM `pid` means for instance `id`, restarting it for a reboot.
+    pub(super) async fn on_exit(self: &Arc<Self>, id: &str, pid: i32) {
+        let g = self.guard(id).await;
+        let reason = ExitReason::from_file(&self.dir(id).vmm_log());
+        let respawn = {
+            let conn = self.db.lock();
+            let row = match instances::get(&conn, id) {
+                Ok(Some(row)) if row.pid == Some(pid) => row,
+                _ => return,
+            };
+            let decision = decide(&row, &reason);
+            tracing::info!(%id, pid, ?reason, next = decision.0.map(|s| s.name()), "vmm exited");
+            match decision {
+                (Some(state), update) => {
+                    if let Err(e) = instances::set_state(&conn, id, state, &update) {
+                        tracing::error!(%id, error = %e, "cannot record the exit");
+                    }
+                    false
+                }
+                (None, _) => {
+                    let _ = instances::set_pid(&conn, id, None);
+                    let _ = instances::set_rebooting(&conn, id, false);
+                    true
+                }
+            }
+        };
+        drop(g);
+        if respawn {
+            tokio::spawn(self.clone().start_vmm(id.to_string()));
+        }
+    }
+}
+
+fn failure(code: &str, message: String) -> StateUpdate {
+    StateUpdate {
+        reason: Some((code.to_string(), format!("{code}: {message}"))),
+        transition_reason: Some(format!(
+            "{code} ({})",
+            chrono::Utc::now().format("%Y-%m-%d %H:%M:%S GMT")
+        )),
+    }
+}
+
+/// What a VMM exit means: the new state and its reasons, or `None` to restart the VMM.
+pub fn decide(row: &InstanceRow, reason: &ExitReason) -> (Option<InstanceState>, StateUpdate) {
+    let keep = StateUpdate {
+        reason: match (&row.state_reason_code, &row.state_reason_message) {
+            (Some(c), Some(m)) => Some((c.clone(), m.clone())),
+            _ => None,
+        },
+        transition_reason: None,
+    };
+    match row.state {
+        InstanceState::Stopping => (Some(InstanceState::Stopped), keep),
+        InstanceState::ShuttingDown => (Some(InstanceState::Terminated), keep),
+        InstanceState::Stopped | InstanceState::Terminated => (Some(row.state), keep),
+        InstanceState::Pending | InstanceState::Running => {
+            if row.rebooting || *reason == ExitReason::Reset {
+                return (None, keep);
+            }
+            match reason {
+                ExitReason::PoweredOff(status) => {
+                    let state = if row.shutdown_behavior == "terminate" {
+                        InstanceState::Terminated
+                    } else {
+                        InstanceState::Stopped
+                    };
+                    let mut u = failure(
+                        "Client.InstanceInitiatedShutdown",
+                        format!("Instance initiated shutdown (power-off status {status})"),
+                    );
+                    u.transition_reason = Some(user_initiated().replace("User", "Instance"));
+                    (Some(state), u)
+                }
+                ExitReason::StoppedByApi => (
+                    Some(InstanceState::Stopped),
+                    failure(
+                        "Client.UserInitiatedShutdown",
+                        "stopped through the vmm control socket".into(),
+                    ),
+                ),
+                ExitReason::Crashed(m) => (
+                    Some(InstanceState::Stopped),
+                    failure("Server.InternalError", format!("vmm: exit: {m}")),
+                ),
+                ExitReason::BootFailed(m) => (
+                    Some(InstanceState::Stopped),
+                    failure(
+                        "Server.InternalError",
+                        format!("the vmm failed to boot: {m}"),
+                    ),
+                ),
+                ExitReason::Vanished => (
+                    Some(InstanceState::Stopped),
+                    failure(
+                        "Server.InternalError",
+                        "the vmm process ended without an exit line (killed)".into(),
+                    ),
+                ),
+                ExitReason::Reset => (None, keep),
+            }
+        }
+    }
+}

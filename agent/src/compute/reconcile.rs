@@ -1,0 +1,108 @@
+//! Agent start-up: reattaching to the VMMs that outlived the previous agent, settling every
+//! instance whose VMM died meanwhile, and dropping long-terminated instances.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Compute;
+use super::supervisor;
+use crate::state::instances::{self, InstanceState, StateUpdate};
+
+impl Compute {
+    /// Reconciles every live instance with the processes that really exist.
+    pub async fn reconcile(self: &Arc<Self>) -> rusqlite::Result<()> {
+        let live = instances::live(&self.db.lock())?;
+        for row in live {
+            let id = row.id.clone();
+            match (row.pid, row.pid_start) {
+                (Some(pid), Some(start)) if supervisor::alive(pid, start) => {
+                    tracing::info!(%id, pid, state = row.state.name(), "reattached to vmm");
+                    tokio::spawn(self.clone().monitor(id.clone(), pid, None));
+                    match row.state {
+                        InstanceState::Stopping | InstanceState::ShuttingDown => {
+                            tokio::spawn(self.clone().shut_down(id, pid, start, true));
+                        }
+                        InstanceState::Running if row.rebooting => {
+                            tokio::spawn(self.clone().shut_down(id, pid, start, true));
+                        }
+                        InstanceState::Pending => {
+                            tokio::spawn(self.clone().confirm_after_restart(id, pid));
+                        }
+                        _ => {}
+                    }
+                }
+                (Some(pid), _) => {
+                    tracing::warn!(%id, pid, "vmm died while the agent was down");
+                    self.on_exit(&id, pid).await;
+                }
+                (None, _) => match row.state {
+                    InstanceState::Pending | InstanceState::Running => {
+                        tokio::spawn(self.clone().start_vmm(id));
+                    }
+                    InstanceState::Stopping => {
+                        let u = keep_reason(&row);
+                        instances::set_state(&self.db.lock(), &id, InstanceState::Stopped, &u)?;
+                    }
+                    InstanceState::ShuttingDown => {
+                        let u = keep_reason(&row);
+                        instances::set_state(&self.db.lock(), &id, InstanceState::Terminated, &u)?;
+                    }
+                    _ => {}
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// A pending instance found alive after a restart becomes running once its socket answers.
+    async fn confirm_after_restart(self: Arc<Self>, id: String, pid: i32) {
+        let sock = self.dir(&id).api_sock();
+        for _ in 0..100 {
+            if supervisor::control(&sock, "status").await.is_ok() {
+                let _g = self.guard(&id).await;
+                let conn = self.db.lock();
+                if let Ok(Some(row)) = instances::get(&conn, &id)
+                    && row.pid == Some(pid)
+                    && row.state == InstanceState::Pending
+                {
+                    let _ = instances::set_state(
+                        &conn,
+                        &id,
+                        InstanceState::Running,
+                        &StateUpdate::default(),
+                    );
+                }
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Every minute, deletes instances terminated longer ago than the retention, and their files.
+    pub async fn purge_loop(self: Arc<Self>) {
+        loop {
+            let before =
+                crate::state::now_unix() - self.config.terminated_retention.as_secs() as i64;
+            match instances::purge_terminated(&self.db.lock(), before) {
+                Ok(ids) => {
+                    for id in ids {
+                        tracing::info!(%id, "terminated instance purged");
+                        let _ = std::fs::remove_dir_all(&self.dir(&id).0);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot purge terminated instances"),
+            }
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+    }
+}
+
+fn keep_reason(row: &instances::InstanceRow) -> StateUpdate {
+    StateUpdate {
+        reason: row
+            .state_reason_code
+            .clone()
+            .zip(row.state_reason_message.clone()),
+        transition_reason: None,
+    }
+}

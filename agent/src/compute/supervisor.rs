@@ -1,0 +1,307 @@
+//! VMM processes: spawning one per instance, finding it again after a restart, watching
+//! for its exit, talking to its control socket, and reading why it ended.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+use crate::state::instances::InstanceRow;
+
+/// Where an instance's files live: `<state>/instances/<id>/`.
+#[derive(Debug, Clone)]
+pub struct InstanceDir(pub PathBuf);
+
+impl InstanceDir {
+    /// The directory for `id` under the state dir.
+    pub fn new(state_dir: &Path, id: &str) -> Self {
+        Self(state_dir.join("instances").join(id))
+    }
+    /// The serial console log.
+    pub fn console(&self) -> PathBuf {
+        self.0.join("console.log")
+    }
+    /// The VMM's stderr.
+    pub fn vmm_log(&self) -> PathBuf {
+        self.0.join("vmm.log")
+    }
+    /// The control socket.
+    pub fn api_sock(&self) -> PathBuf {
+        self.0.join("api.sock")
+    }
+}
+
+/// Errors spawning a VMM.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The instance directory or a log could not be made.
+    #[error("cannot prepare {path}")]
+    Files {
+        /// The path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The process did not start.
+    #[error("cannot start the vmm {vmm}")]
+    Exec {
+        /// The vmm binary.
+        vmm: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Starts the VMM for `row` in its own session, console and stderr under `dir`.
+pub fn spawn(vmm: &Path, dir: &InstanceDir, row: &InstanceRow) -> Result<Child, SpawnError> {
+    let files = |path: &Path| {
+        let p = path.display().to_string();
+        move |source| SpawnError::Files { path: p, source }
+    };
+    std::fs::create_dir_all(&dir.0).map_err(files(&dir.0))?;
+    let log_path = dir.vmm_log();
+    let mut log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(files(&log_path))?;
+    writeln!(
+        log,
+        "agent: starting vmm for {} at {}",
+        row.id,
+        crate::state::now_iso()
+    )
+    .map_err(files(&log_path))?;
+    let mut cmd = Command::new(vmm);
+    cmd.arg("--kernel").arg(&row.kernel);
+    if let Some(initrd) = &row.initrd {
+        cmd.arg("--initrd").arg(initrd);
+    }
+    cmd.arg("--cmdline")
+        .arg(&row.boot_args)
+        .arg("--vcpus")
+        .arg(row.vcpus.to_string())
+        .arg("--mem-mib")
+        .arg(row.memory_mib.to_string())
+        .arg("--entry")
+        .arg(&row.entry)
+        .arg("--serial-log")
+        .arg(dir.console())
+        .arg("--api-sock")
+        .arg(dir.api_sock())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2),
+    // which is async-signal-safe; it touches no memory shared with the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().map_err(|source| SpawnError::Exec {
+        vmm: vmm.display().to_string(),
+        source,
+    })
+}
+
+/// The start time of `pid` (field 22 of `/proc/PID/stat`, in clock ticks since boot).
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: skip past it.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let state = rest.split_whitespace().next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the process `pid` that started at `start` still runs (not a reused pid).
+pub fn alive(pid: i32, start: u64) -> bool {
+    start_time(pid) == Some(start)
+}
+
+/// Waits until `pid` has exited (it need not be our child), through a pidfd.
+pub async fn wait_exit(pid: i32) {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return; // already gone
+    }
+    // SAFETY: `fd` was just returned by pidfd_open and nothing else owns it.
+    let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    // SAFETY: the AsyncFd owns `owned`, an open pidfd that stays open (and is the same
+    // descriptor) until the AsyncFd is dropped.
+    let registered =
+        unsafe { AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE) };
+    match registered {
+        Ok(afd) => {
+            let _ = afd.readable().await;
+        }
+        Err(_) => {
+            while start_time(pid).is_some() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Sends SIGKILL to the VMM's whole process group.
+pub fn kill_group(pid: i32) {
+    // SAFETY: kill(2) with a negative pid signals that process group; no memory is involved.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
+}
+
+/// Errors on the control socket.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Connecting, writing or reading failed.
+    #[error("control socket {path}")]
+    Io {
+        /// The socket.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No answer in time.
+    #[error("control socket {path} did not answer in time")]
+    Timeout {
+        /// The socket.
+        path: String,
+    },
+    /// The VMM answered with an error.
+    #[error("vmm refused the request: {0}")]
+    Refused(String),
+}
+
+/// Sends one action to the control socket and returns the answer.
+pub async fn control(sock: &Path, action: &str) -> Result<serde_json::Value, ControlError> {
+    let path = sock.display().to_string();
+    let io = |source| ControlError::Io {
+        path: path.clone(),
+        source,
+    };
+    let exchange = async {
+        let mut stream = UnixStream::connect(sock).await.map_err(io)?;
+        let line = format!("{}\n", serde_json::json!({ "action": action }));
+        stream.write_all(line.as_bytes()).await.map_err(io)?;
+        let mut answer = String::new();
+        BufReader::new(stream)
+            .read_line(&mut answer)
+            .await
+            .map_err(io)?;
+        let v: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+        if v["ok"] == serde_json::Value::Bool(true) {
+            Ok(v)
+        } else {
+            Err(ControlError::Refused(
+                v["error"].as_str().unwrap_or(&answer).to_string(),
+            ))
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(2), exchange)
+        .await
+        .unwrap_or(Err(ControlError::Timeout { path: path.clone() }))
+}
+
+/// Why a VMM ended, from the last line of its stderr.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitReason {
+    /// `guest powered off (status N)`.
+    PoweredOff(i64),
+    /// `guest requested a reset`.
+    Reset,
+    /// `stopped through the control API`.
+    StoppedByApi,
+    /// `guest failure: ...` or `vmm failure: ...`, or any other exit line.
+    Crashed(String),
+    /// `vmm: error: ...`: the VMM refused its input or failed to boot (exit code 1).
+    BootFailed(String),
+    /// No exit line: the VMM was killed or died abruptly.
+    Vanished,
+}
+
+impl ExitReason {
+    /// Parses the VMM's stderr log (only the last line counts).
+    pub fn from_log(log: &str) -> Self {
+        let Some(last) = log.lines().rev().find(|l| !l.trim().is_empty()) else {
+            return Self::Vanished;
+        };
+        if let Some(error) = last.strip_prefix("vmm: error: ") {
+            return Self::BootFailed(error.trim().to_string());
+        }
+        let Some(reason) = last.strip_prefix("vmm: exit: ") else {
+            return Self::Vanished;
+        };
+        let reason = reason.trim();
+        if let Some(status) = reason
+            .strip_prefix("guest powered off (status ")
+            .and_then(|s| s.strip_suffix(')'))
+        {
+            return Self::PoweredOff(status.parse().unwrap_or(-1));
+        }
+        match reason {
+            "guest requested a reset" => Self::Reset,
+            "stopped through the control API" => Self::StoppedByApi,
+            other => Self::Crashed(other.to_string()),
+        }
+    }
+
+    /// Reads and parses `vmm.log`.
+    pub fn from_file(path: &Path) -> Self {
+        Self::from_log(&std::fs::read_to_string(path).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_lines() {
+        assert_eq!(
+            ExitReason::from_log("x\nvmm: exit: guest powered off (status 3)\n"),
+            ExitReason::PoweredOff(3)
+        );
+        assert_eq!(
+            ExitReason::from_log("vmm: exit: guest requested a reset"),
+            ExitReason::Reset
+        );
+        assert_eq!(
+            ExitReason::from_log("vmm: exit: guest failure: triple fault at 0x1"),
+            ExitReason::Crashed("guest failure: triple fault at 0x1".into())
+        );
+        assert_eq!(
+            ExitReason::from_log("vmm: exit: guest powered off (status 0)\nagent: starting vmm\n"),
+            ExitReason::Vanished
+        );
+        assert_eq!(ExitReason::from_log(""), ExitReason::Vanished);
+        assert_eq!(
+            ExitReason::from_log("vmm: error: memory too large"),
+            ExitReason::BootFailed("memory too large".into())
+        );
+    }
+
+    #[test]
+    fn own_start_time_is_found() {
+        let me = std::process::id() as i32;
+        let t = start_time(me).expect("our own stat is readable");
+        assert!(alive(me, t));
+        assert!(!alive(me, t + 1));
+    }
+}

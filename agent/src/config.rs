@@ -1,0 +1,53 @@
+//! The agent's command-line flags; every one has a default that works unconfigured.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// `agent` flags.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "agent",
+    about = "kec2's host agent: an EC2 API over KVM microVMs"
+)]
+pub struct AgentConfig {
+    /// Where the database, credentials and instance files live.
+    #[arg(long, default_value = "/var/lib/kec2")]
+    pub state_dir: PathBuf,
+    /// Address of the EC2 API (port 0 picks a free one; the URL is written to
+    /// `<state-dir>/endpoint`).
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    pub listen: SocketAddr,
+    /// The `vmm` binary (default: `vmm` next to this executable).
+    #[arg(long)]
+    pub vmm: Option<PathBuf>,
+    /// vCPU budget for all instances (default: host cores x --cpu-overcommit).
+    #[arg(long)]
+    pub max_vcpus: Option<u64>,
+    /// Memory budget in MiB for all instances (default: host RAM x --mem-overcommit).
+    #[arg(long)]
+    pub max_memory_mib: Option<u64>,
+    /// vCPUs per host core.
+    #[arg(long, default_value_t = 16.0)]
+    pub cpu_overcommit: f64,
+    /// Guest memory per byte of host RAM (guest memory is mapped lazily).
+    #[arg(long, default_value_t = 1.5)]
+    pub mem_overcommit: f64,
+    /// Seconds a graceful stop waits for the guest before killing its VMM.
+    #[arg(long, default_value_t = 10)]
+    pub stop_timeout: u64,
+    /// Seconds terminated instances stay visible.
+    #[arg(long, default_value_t = 3600)]
+    pub terminated_retention: u64,
+}
+
+impl AgentConfig {
+    /// The vmm binary: the flag, or `vmm` beside the running executable.
+    pub fn vmm_path(&self) -> PathBuf {
+        self.vmm.clone().unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|p| p.parent().map(|d| d.join("vmm")))
+                .unwrap_or_else(|| PathBuf::from("vmm"))
+        })
+    }
+}

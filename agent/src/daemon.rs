@@ -1,0 +1,131 @@
+//! The agent's start-up: state dir, database, credentials, reconciliation, then the API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::{ApiState, server};
+use crate::compute::capacity::Capacity;
+use crate::compute::{Compute, ComputeConfig};
+use crate::config::AgentConfig;
+use crate::credentials::{self, CredentialsError};
+use crate::state::Db;
+use crate::state::db::OpenError;
+
+/// Errors that stop the agent from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The state directory could not be made.
+    #[error("cannot create the state directory {path}")]
+    StateDir {
+        /// The directory.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The vmm binary is missing.
+    #[error("the vmm binary {0} does not exist (use --vmm PATH)")]
+    NoVmm(String),
+    /// The database could not be opened.
+    #[error("cannot open the state")]
+    Db(#[from] OpenError),
+    /// The credentials could not be read or made.
+    #[error("cannot set up API credentials")]
+    Credentials(#[from] CredentialsError),
+    /// Reconciliation failed.
+    #[error("cannot reconcile instances with their VMMs")]
+    Reconcile(#[source] rusqlite::Error),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing the endpoint file failed.
+    #[error("cannot write {path}")]
+    Endpoint {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server failed.
+    #[error("the API server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Runs the agent until it is killed.
+pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
+    let dir = &cfg.state_dir;
+    std::fs::create_dir_all(dir.join("instances")).map_err(|source| StartError::StateDir {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let vmm = cfg.vmm_path();
+    if !vmm.is_file() {
+        return Err(StartError::NoVmm(vmm.display().to_string()));
+    }
+    let db = Arc::new(Db::open(&dir.join("state.db"))?);
+    let creds = credentials::load_or_create(dir)?;
+    let account_id = db
+        .meta_or_init("account_id", || {
+            use rand::Rng;
+            format!(
+                "{:012}",
+                rand::thread_rng().gen_range(100_000_000_000u64..999_999_999_999)
+            )
+        })
+        .map_err(StartError::Reconcile)?;
+    let capacity = Capacity::from_host(
+        cfg.max_vcpus,
+        cfg.max_memory_mib,
+        cfg.cpu_overcommit,
+        cfg.mem_overcommit,
+    );
+    tracing::info!(
+        vcpus = capacity.vcpus,
+        memory_mib = capacity.memory_mib,
+        "host capacity"
+    );
+    let compute = Compute::new(
+        db.clone(),
+        ComputeConfig {
+            state_dir: dir.clone(),
+            vmm,
+            capacity,
+            stop_timeout: Duration::from_secs(cfg.stop_timeout),
+            terminated_retention: Duration::from_secs(cfg.terminated_retention),
+        },
+    );
+    compute.reconcile().await.map_err(StartError::Reconcile)?;
+    tokio::spawn(compute.clone().purge_loop());
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: cfg.listen.to_string(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(StartError::Serve)?;
+    let endpoint_file = dir.join("endpoint");
+    let tmp = dir.join("endpoint.tmp");
+    std::fs::write(&tmp, format!("http://{local}\n"))
+        .and_then(|()| std::fs::rename(&tmp, &endpoint_file))
+        .map_err(|source| StartError::Endpoint {
+            path: endpoint_file.display().to_string(),
+            source,
+        })?;
+    tracing::info!(endpoint = %format!("http://{local}"), "EC2 API listening");
+    let state = Arc::new(ApiState {
+        compute,
+        db,
+        credentials: creds,
+        account_id,
+    });
+    server::serve(listener, state)
+        .await
+        .map_err(StartError::Serve)
+}

@@ -1,0 +1,80 @@
+//! The SQLite database: one connection in WAL mode behind a mutex.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::Connection;
+
+use super::migrations::{self, MigrateError};
+
+/// Errors opening the database.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// SQLite could not open or configure the file.
+    #[error("cannot open the state database {path}")]
+    Sqlite {
+        /// The database file.
+        path: String,
+        /// The SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The schema could not be migrated.
+    #[error("cannot migrate the state database")]
+    Migrate(#[source] MigrateError),
+}
+
+/// The agent's state database. Every access holds the one connection's lock, so each
+/// read-check-write sequence done under [`Db::lock`] is atomic.
+#[derive(Debug)]
+pub struct Db {
+    conn: Mutex<Connection>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path`, in WAL mode, and migrates it.
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        let sqlite = |source| OpenError::Sqlite {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(sqlite)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sqlite)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sqlite)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sqlite)?;
+        migrations::migrate(&mut conn).map_err(OpenError::Migrate)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// Locks the connection.
+    pub fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Returns the value stored under `key` in the metadata table, creating it with `init`.
+    pub fn meta_or_init(
+        &self,
+        key: &str,
+        init: impl FnOnce() -> String,
+    ) -> rusqlite::Result<String> {
+        let conn = self.lock();
+        let found: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
+        if let Some(v) = found {
+            return Ok(v);
+        }
+        let v = init();
+        conn.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", [key, &v])?;
+        Ok(v)
+    }
+}

@@ -1,0 +1,118 @@
+//! Versioned schema migrations, tracked in SQLite's `user_version`.
+
+use rusqlite::Connection;
+
+/// Each entry moves the schema from version `i` to `i + 1`; never edit a released one.
+const MIGRATIONS: &[&str] = &[
+    // 1: instances, images, key pairs, tags, metadata.
+    r#"
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE instances (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        reservation_id TEXT NOT NULL,
+        launch_index INTEGER NOT NULL,
+        image_id TEXT NOT NULL,
+        instance_type TEXT NOT NULL,
+        key_name TEXT,
+        state TEXT NOT NULL,
+        state_reason_code TEXT,
+        state_reason_message TEXT,
+        transition_reason TEXT NOT NULL DEFAULT '',
+        launch_time TEXT NOT NULL,
+        user_data TEXT,
+        shutdown_behavior TEXT NOT NULL,
+        client_token TEXT,
+        vcpus INTEGER NOT NULL,
+        memory_mib INTEGER NOT NULL,
+        kernel TEXT NOT NULL,
+        initrd TEXT,
+        boot_args TEXT NOT NULL,
+        entry TEXT NOT NULL,
+        architecture TEXT NOT NULL,
+        pid INTEGER,
+        pid_start INTEGER,
+        rebooting INTEGER NOT NULL DEFAULT 0,
+        terminated_at INTEGER
+    );
+    CREATE INDEX instances_state ON instances(state);
+    CREATE INDEX instances_client_token ON instances(client_token);
+    CREATE INDEX instances_reservation ON instances(reservation_id);
+    CREATE TABLE images (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL UNIQUE,
+        description TEXT NOT NULL DEFAULT '',
+        kernel TEXT NOT NULL,
+        initrd TEXT,
+        root_volume TEXT,
+        boot_args TEXT NOT NULL,
+        entry TEXT NOT NULL,
+        architecture TEXT NOT NULL,
+        created TEXT NOT NULL
+    );
+    CREATE TABLE key_pairs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL UNIQUE,
+        key_type TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        public_key TEXT NOT NULL,
+        created TEXT NOT NULL
+    );
+    CREATE TABLE tags (
+        resource_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (resource_id, key)
+    );
+    CREATE INDEX tags_key ON tags(key, value);
+    "#,
+];
+
+/// Errors while migrating the schema.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// The database is newer than this agent.
+    #[error("the database schema is version {found}, newer than this agent's {known}")]
+    TooNew {
+        /// Version found on disk.
+        found: usize,
+        /// Newest version this agent knows.
+        known: usize,
+    },
+    /// A migration step failed.
+    #[error("migration to schema version {version} failed")]
+    Step {
+        /// The version being migrated to.
+        version: usize,
+        /// The SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+/// Brings the schema up to date, each step in its own transaction.
+pub fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
+    let current: usize =
+        conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+            .map_err(|source| MigrateError::Step { version: 0, source })? as usize;
+    if current > MIGRATIONS.len() {
+        return Err(MigrateError::TooNew {
+            found: current,
+            known: MIGRATIONS.len(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let version = i + 1;
+        let step = |conn: &mut Connection| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", version as i64)?;
+            tx.commit()
+        };
+        step(conn).map_err(|source| MigrateError::Step { version, source })?;
+        tracing::info!(version, "database schema migrated");
+    }
+    Ok(())
+}
