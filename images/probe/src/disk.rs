@@ -448,6 +448,7 @@ fn fail(what: &str, e: DiskError) -> bool {
         DiskError::Io { offset, status } => {
             say!("disk io error status {status} at offset {offset}");
         }
+        DiskError::Device(BlkError::NeedsReset) => say!("disk needs reset"),
         DiskError::Device(e) => say!("disk {e}"),
         DiskError::NoMemory => say!("disk out of memory for buffers"),
         DiskError::Mismatch { .. } => {}

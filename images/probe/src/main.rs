@@ -68,7 +68,7 @@ extern "C" fn probe_main(index: u64, boot_params: u64, count: u64, tsc_khz: u64)
     // Disk and network work: buffers and rings come from the heap, which gets all free RAM
     // unless the self-test will run afterwards (it overwrites free RAM).
     let mode = options.mode.map(Mode::from_value);
-    if mode != Some(Mode::Selftest) {
+    if options.wants_net() || mode != Some(Mode::Selftest) {
         selftest::free_ranges(info.e820.entries(), image_range(), |range| {
             // SAFETY: free RAM above 1 MiB outside the image is used by nothing else, and the
             // heap keeps it for good.
@@ -87,7 +87,7 @@ extern "C" fn probe_main(index: u64, boot_params: u64, count: u64, tsc_khz: u64)
             Some(&dev) => match Blk::init(dev, clock) {
                 Ok(mut blk) => ok &= disk::run(&mut blk, disk_mode, clock),
                 Err(InitError::NeedsReset) => {
-                    say!("block needs reset");
+                    say!("disk needs reset");
                     ok = false;
                 }
                 Err(e) => {

@@ -25,8 +25,12 @@ use crate::time::{self, Clock};
 use crate::virtio::net::{MacDisplay, VirtioNet};
 use crate::wait::{self, Wake};
 
-/// Longest wait between polls.
-pub const MAX_WAIT_MICROS: u64 = 100_000;
+/// Longest wait between polls. smoltcp's own deadline is usually sooner; a packet, a finished
+/// transmission or a key wakes the wait early. One wake-up a second at most when idle keeps an
+/// idle probe as cheap as `probe.mode=count`.
+pub const MAX_WAIT_MICROS: u64 = 1_000_000;
+/// Longest wait for the device to finish transmissions when no transmit buffer is free.
+const TX_FULL_WAIT_MICROS: u64 = 10_000;
 /// How often the device status is checked for `DEVICE_NEEDS_RESET`.
 const STATUS_CHECK_MS: u64 = 1000;
 /// TCP echo port and sockets.
@@ -409,9 +413,10 @@ impl Stack {
             .poll_delay(now, &self.sockets)
             .map_or(MAX_WAIT_MICROS, |d| d.total_micros())
             .min(MAX_WAIT_MICROS);
-        // With every transmit buffer held by the device, wait for it to send some.
+        // With every transmit buffer held by the device, wait for it to send some (its
+        // completion wakes the wait).
         let delay = if delay == 0 && self.dev.tx_full() {
-            MAX_WAIT_MICROS
+            TX_FULL_WAIT_MICROS
         } else {
             delay
         };
@@ -432,10 +437,8 @@ impl Stack {
         if self.dev.mmio().needs_reset() || self.dev.bad_used {
             say!("net needs reset");
             // Reinitialise the device in place; if that fails there is no network left.
-            let mmio = self.dev.mmio();
-            mmio.reset();
-            match VirtioNet::init(mmio) {
-                Ok(dev) => self.dev = dev,
+            match self.dev.reinit() {
+                Ok(()) => {}
                 Err(e) => {
                     say!("net reinit failed: {e}");
                     power::power_off(power::FAILURE);

@@ -116,6 +116,8 @@ pub struct VirtioNet {
     tx: Tx,
     /// The device returned a descriptor id that was not in flight.
     pub bad_used: bool,
+    /// Reset the device when dropped (not when replaced by a reinitialised instance).
+    reset_on_drop: bool,
 }
 
 impl VirtioNet {
@@ -172,7 +174,18 @@ impl VirtioNet {
                 scratch: vec![0; BUF_LEN],
             },
             bad_used: false,
+            reset_on_drop: true,
         }
+    }
+
+    /// Resets the device and brings it up again with fresh queues and buffers (after
+    /// `DEVICE_NEEDS_RESET` or a device error).
+    pub fn reinit(&mut self) -> Result<(), InitError> {
+        self.dev.reset();
+        let fresh = Self::init(self.dev)?;
+        let mut old = core::mem::replace(self, fresh);
+        old.reset_on_drop = false;
+        Ok(())
     }
 
     /// A device for host tests: `dev` is any register window (notifications land there),
@@ -249,7 +262,9 @@ impl VirtioNet {
 
 impl Drop for VirtioNet {
     fn drop(&mut self) {
-        self.dev.reset();
+        if self.reset_on_drop {
+            self.dev.reset();
+        }
     }
 }
 
