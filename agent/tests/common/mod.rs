@@ -1,0 +1,371 @@
+//! Shared helpers: a real agent (real vmm, real KVM, probe instances) in a temp state dir on
+//! a free port, the `ec2` CLI, and signed API calls. Every agent is killed on drop, with every
+//! vmm whose files are under its state dir.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use agent::cli::client::{CallError, Client};
+use agent::credentials;
+
+/// The probe image's manifest, built by `images/build.sh probe`.
+pub fn probe_manifest() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/out/probe/manifest.json");
+    assert!(
+        p.exists(),
+        "{} is missing: run `images/build.sh probe` first",
+        p.display()
+    );
+    p.canonicalize().unwrap()
+}
+
+/// The `vmm` binary beside the agent's (built by `cargo build --release`).
+pub fn vmm_bin() -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_agent")).with_file_name("vmm");
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --release --workspace` first",
+        p.display()
+    );
+    p
+}
+
+/// A running agent.
+pub struct Agent {
+    /// Its state dir (kept alive by the guard).
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+    extra: Vec<String>,
+    /// The API's URL.
+    pub endpoint: String,
+}
+
+impl Agent {
+    /// Starts an agent with extra flags.
+    pub fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("kec2-agent-test")
+            .tempdir()
+            .unwrap();
+        let mut a = Agent {
+            dir,
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            endpoint: String::new(),
+        };
+        a.launch();
+        a
+    }
+
+    fn launch(&mut self) {
+        let endpoint_file = self.dir.path().join("endpoint");
+        let _ = std::fs::remove_file(&endpoint_file);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("agent.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_agent"))
+            .arg("--state-dir")
+            .arg(self.dir.path())
+            .args(["--listen", "127.0.0.1:0", "--vmm"])
+            .arg(vmm_bin())
+            .args(&self.extra)
+            .env("AGENT_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("agent starts");
+        self.child = Some(child);
+        assert!(
+            eventually(Duration::from_secs(10), || endpoint_file.exists()),
+            "agent wrote no endpoint file; log:\n{}",
+            self.log()
+        );
+        self.endpoint = std::fs::read_to_string(&endpoint_file)
+            .unwrap()
+            .trim()
+            .to_string();
+    }
+
+    /// The agent's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    /// Kills the agent with SIGKILL (its VMMs keep running).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the agent again on the same state dir.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.launch();
+    }
+
+    /// A signed API client.
+    pub fn client(&self) -> Client {
+        Client::new(&self.endpoint, self.credentials())
+    }
+
+    /// The credentials the agent made.
+    pub fn credentials(&self) -> credentials::Credentials {
+        credentials::load(&credentials::path(self.dir.path())).unwrap()
+    }
+
+    /// Calls an action; panics on failure.
+    pub fn call(&self, action: &str, params: &[(&str, &str)]) -> String {
+        self.try_call(action, params)
+            .unwrap_or_else(|e| panic!("{action} failed: {e}\nagent log:\n{}", self.log()))
+    }
+
+    /// Calls an action.
+    pub fn try_call(&self, action: &str, params: &[(&str, &str)]) -> Result<String, CallError> {
+        let p: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.client().call(action, &p)
+    }
+
+    /// Calls an action that must fail; returns (code, message).
+    pub fn call_err(&self, action: &str, params: &[(&str, &str)]) -> (String, String) {
+        match self.try_call(action, params) {
+            Err(CallError::Api { code, message, .. }) => (code, message),
+            Err(e) => panic!("{action}: expected an EC2 error, got {e}"),
+            Ok(xml) => panic!("{action}: expected an EC2 error, got success:\n{xml}"),
+        }
+    }
+
+    /// Runs the `ec2` CLI against this agent.
+    pub fn ec2(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ec2"))
+            .args(args)
+            .env("EC2_ENDPOINT", &self.endpoint)
+            .env("KEC2_STATE_DIR", self.dir.path())
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .current_dir(self.dir.path())
+            .output()
+            .expect("ec2 runs")
+    }
+
+    /// Runs the CLI, requires success, returns stdout.
+    pub fn ec2_ok(&self, args: &[&str]) -> String {
+        let out = self.ec2(args);
+        assert!(
+            out.status.success(),
+            "ec2 {args:?} failed: {}\n{}\nagent log tail:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout),
+            tail(&self.log(), 40)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Registers the probe image; returns its id.
+    pub fn register_probe(&self) -> String {
+        let m = probe_manifest();
+        let ami = self.ec2_ok(&["register-image", "--manifest", m.to_str().unwrap()]);
+        let ami = ami.trim().to_string();
+        assert!(ami.starts_with("ami-"), "register-image printed {ami:?}");
+        ami
+    }
+
+    /// The instances as `(id, state name)`, in launch order, from DescribeInstances.
+    pub fn states(&self) -> Vec<(String, String)> {
+        let xml = self.call("DescribeInstances", &[]);
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        doc.descendants()
+            .filter(|n| n.has_tag_name("instancesSet"))
+            .flat_map(|s| s.children().filter(|c| c.has_tag_name("item")))
+            .map(|i| {
+                (
+                    child_text(i, "instanceId"),
+                    child_text(child(i, "instanceState"), "name"),
+                )
+            })
+            .collect()
+    }
+
+    /// One instance's `<item>` fields: state name, state-reason code and message, transition reason.
+    pub fn instance(&self, id: &str) -> InstanceView {
+        let xml = self.call("DescribeInstances", &[("InstanceId.1", id)]);
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let i = doc
+            .descendants()
+            .find(|n| n.has_tag_name("item") && child_text(*n, "instanceId") == id)
+            .unwrap_or_else(|| panic!("{id} not in DescribeInstances:\n{xml}"));
+        let reason = i.children().find(|c| c.has_tag_name("stateReason"));
+        InstanceView {
+            state: child_text(child(i, "instanceState"), "name"),
+            code: child_text(child(i, "instanceState"), "code")
+                .parse()
+                .unwrap(),
+            reason_code: reason.map(|r| child_text(r, "code")).unwrap_or_default(),
+            reason_message: reason.map(|r| child_text(r, "message")).unwrap_or_default(),
+            transition_reason: child_text(i, "reason"),
+        }
+    }
+
+    /// Waits until `id` is in `state`.
+    pub fn wait_state(&self, id: &str, state: &str, timeout: Duration) {
+        let ok = eventually(timeout, || self.instance(id).state == state);
+        assert!(
+            ok,
+            "{id} did not reach {state} in {timeout:?}: {:?}\nagent log tail:\n{}",
+            self.instance(id),
+            tail(&self.log(), 40)
+        );
+    }
+
+    /// The pid the agent recorded for an instance's vmm (read from its database).
+    pub fn vmm_pid(&self, id: &str) -> Option<i32> {
+        let conn = rusqlite::Connection::open(self.dir.path().join("state.db")).unwrap();
+        conn.query_row("SELECT pid FROM instances WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    }
+
+    /// The instance's console log as the agent keeps it.
+    pub fn console(&self, id: &str) -> String {
+        std::fs::read_to_string(
+            self.dir
+                .path()
+                .join("instances")
+                .join(id)
+                .join("console.log"),
+        )
+        .unwrap_or_default()
+    }
+
+    /// Pids of live vmm processes whose files are under this agent's state dir.
+    pub fn vmm_pids(&self) -> Vec<i32> {
+        vmms_under(self.dir.path())
+    }
+}
+
+/// A described instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceView {
+    /// State name.
+    pub state: String,
+    /// State code.
+    pub code: u32,
+    /// StateReason code.
+    pub reason_code: String,
+    /// StateReason message.
+    pub reason_message: String,
+    /// StateTransitionReason.
+    pub transition_reason: String,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill9();
+        for pid in vmms_under(self.dir.path()) {
+            // SAFETY: kill(2) on a process group we started; no memory is involved.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Live processes whose command line mentions `dir` and that are vmm processes.
+pub fn vmms_under(dir: &Path) -> Vec<i32> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains("--api-sock") && cmd.contains(&needle) && pid_alive(pid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub fn pid_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => {
+            let state = s
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
+            !matches!(state, Some("Z") | Some("X") | None)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Polls `f` until true or `timeout`.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+/// The last `n` lines.
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The first child element named `name`.
+pub fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> roxmltree::Node<'a, 'i> {
+    n.children()
+        .find(|c| c.has_tag_name(name))
+        .unwrap_or_else(|| panic!("no <{name}> in <{}>", n.tag_name().name()))
+}
+
+/// The text of the first child named `name` ("" if absent).
+pub fn child_text(n: roxmltree::Node<'_, '_>, name: &str) -> String {
+    n.children()
+        .find(|c| c.has_tag_name(name))
+        .and_then(|c| c.text())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Every `instanceId` in a document, in order.
+pub fn instance_ids(xml: &str) -> Vec<String> {
+    let doc = roxmltree::Document::parse(xml).unwrap();
+    doc.descendants()
+        .filter(|n| n.has_tag_name("instanceId"))
+        .map(|n| n.text().unwrap_or("").to_string())
+        .collect()
+}
+
+/// Sends a JSON-lines request to an instance's vmm control socket directly (as a guest-side
+/// event would happen without the agent knowing).
+pub fn vmm_control(agent: &Agent, id: &str, action: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let sock = agent.dir.path().join("instances").join(id).join("api.sock");
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    writeln!(s, "{{\"action\":\"{action}\"}}").unwrap();
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).unwrap();
+    line
+}

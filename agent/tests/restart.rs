@@ -1,0 +1,150 @@
+//! Restart safety: SIGKILL the agent while instances run, kill a VMM while it is down, start
+//! it again: the same instances, still running, nothing lost, the dead one reported.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Agent, eventually, pid_alive};
+
+const T: Duration = Duration::from_secs(20);
+
+#[test]
+fn sigkill_agent_then_restart_reattaches_and_reports_the_dead_vmm() {
+    let mut agent = Agent::start(&["--stop-timeout", "5"]);
+    let ami = agent.register_probe();
+    agent.call(
+        "CreateKeyPair",
+        &[("KeyName", "k1"), ("KeyType", "ed25519")],
+    );
+    let xml = agent.call(
+        "RunInstances",
+        &[
+            ("ImageId", &ami),
+            ("MinCount", "3"),
+            ("MaxCount", "3"),
+            ("InstanceType", "t2.nano"),
+            ("KeyName", "k1"),
+            ("TagSpecification.1.ResourceType", "instance"),
+            ("TagSpecification.1.Tag.1.Key", "team"),
+            ("TagSpecification.1.Tag.1.Value", "blue"),
+        ],
+    );
+    let ids = common::instance_ids(&xml);
+    assert_eq!(ids.len(), 3);
+    for id in &ids {
+        agent.wait_state(id, "running", T);
+    }
+    let pids: Vec<i32> = ids.iter().map(|id| agent.vmm_pid(id).unwrap()).collect();
+    let before = agent.call("DescribeInstances", &[]);
+
+    agent.kill9();
+    // The VMs outlive the agent.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        pids.iter().all(|p| pid_alive(*p)),
+        "a vmm died with the agent"
+    );
+    // One VMM dies while the agent is down.
+    // SAFETY: kill(2) on a vmm this test's agent started.
+    unsafe {
+        libc::kill(pids[2], libc::SIGKILL);
+    }
+    assert!(eventually(T, || !pid_alive(pids[2])));
+
+    agent.restart();
+    // Same instances, same ids, same VMMs for the two that lived.
+    let states = agent.states();
+    assert_eq!(states.iter().map(|s| s.0.clone()).collect::<Vec<_>>(), ids);
+    for i in 0..2 {
+        assert_eq!(states[i].1, "running", "{states:?}");
+        assert_eq!(agent.vmm_pid(&ids[i]), Some(pids[i]));
+        assert!(pid_alive(pids[i]));
+    }
+    let dead = agent.instance(&ids[2]);
+    assert_eq!(dead.state, "stopped", "{dead:?}");
+    assert_eq!(dead.reason_code, "Server.InternalError", "{dead:?}");
+    assert!(dead.reason_message.contains("killed"), "{dead:?}");
+    // Nothing lost: image, key pair, tags, launch data.
+    let after = agent.call("DescribeInstances", &[]);
+    for needle in [
+        "<keyName>k1</keyName>",
+        "<key>team</key>",
+        "<value>blue</value>",
+        ami.as_str(),
+    ] {
+        assert_eq!(
+            before.matches(needle).count(),
+            after.matches(needle).count(),
+            "{needle}"
+        );
+    }
+    assert!(agent.call("DescribeImages", &[]).contains(&ami));
+    assert!(
+        agent
+            .call("DescribeKeyPairs", &[])
+            .contains("<keyName>k1</keyName>")
+    );
+    let status = agent.call("DescribeInstanceStatus", &[("InstanceId.1", &ids[0])]);
+    assert!(status.contains("<status>ok</status>"), "{status}");
+    // The credentials did not change, so old clients still work.
+    assert!(agent.ec2_ok(&["describe-instances"]).contains(&ids[0]));
+
+    // The new agent controls the reattached VMMs: stop one gracefully, watch the exit.
+    agent.call("StopInstances", &[("InstanceId.1", &ids[0])]);
+    agent.wait_state(&ids[0], "stopped", T);
+    assert!(!pid_alive(pids[0]));
+    assert_eq!(
+        agent.instance(&ids[0]).reason_code,
+        "Client.UserInitiatedShutdown"
+    );
+    // A reattached VMM that dies is noticed without any request.
+    // SAFETY: kill(2) on a vmm this test's agent started.
+    unsafe {
+        libc::kill(pids[1], libc::SIGKILL);
+    }
+    agent.wait_state(&ids[1], "stopped", T);
+    // And the dead one starts again.
+    agent.call("StartInstances", &[("InstanceId.1", &ids[2])]);
+    agent.wait_state(&ids[2], "running", T);
+    assert!(
+        agent
+            .console(&ids[2])
+            .matches("probe: vcpu 0 of 1 up")
+            .count()
+            >= 2
+    );
+}
+
+#[test]
+fn restart_during_a_stop_finishes_the_stop() {
+    // A guest that ignores Ctrl-Alt-Del is simulated by a long stop timeout and an agent
+    // killed right after StopInstances: the new agent must finish the stop.
+    let mut agent = Agent::start(&["--stop-timeout", "30"]);
+    let ami = agent.register_probe();
+    let id = common::instance_ids(&agent.call(
+        "RunInstances",
+        &[
+            ("ImageId", &ami),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+            ("InstanceType", "t2.nano"),
+        ],
+    ))[0]
+        .clone();
+    agent.wait_state(&id, "running", T);
+    let pid = agent.vmm_pid(&id).unwrap();
+    // Pause the guest so Ctrl-Alt-Del cannot be handled, then stop and kill the agent.
+    assert!(common::vmm_control(&agent, &id, "pause").contains("\"ok\":true"));
+    agent.call("StopInstances", &[("InstanceId.1", &id)]);
+    assert_eq!(agent.instance(&id).state, "stopping");
+    agent.kill9();
+    assert!(pid_alive(pid));
+    agent.restart();
+    agent.wait_state(&id, "stopped", T);
+    assert!(!pid_alive(pid));
+    assert_eq!(
+        agent.instance(&id).reason_code,
+        "Client.UserInitiatedShutdown"
+    );
+}
