@@ -10,7 +10,7 @@ packages=(
   iproute2          # ip netns, tap devices (networking tests)
   iptables          # security groups (networking tests)
   e2fsprogs         # mkfs.ext4, debugfs (volumes and Linux images)
-  xz-utils zstd     # unpacking Debian packages and kernels
+  xz-utils zstd lz4 # unpacking Debian packages and kernels
   python3 python3-venv  # benchmarks, and boto3 in a virtualenv for API tests
 )
 

@@ -8,14 +8,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use vmm::builder::build_microvm;
-use vmm::config::{DEFAULT_MEM_MIB, EntryMode, VmConfig};
+use vmm::config::{DEFAULT_MEM_MIB, DiskConfig, EntryMode, NetConfig, VmConfig};
 
 /// Boots one KVM microVM.
 #[derive(Debug, Parser)]
 #[command(name = "vmm", version, about)]
 struct Args {
     /// JSON file with the whole configuration (the same fields as the flags).
-    #[arg(long, conflicts_with_all = ["kernel", "initrd", "cmdline", "vcpus", "mem_mib", "entry"])]
+    #[arg(long, conflicts_with_all = ["kernel", "initrd", "cmdline", "vcpus", "mem_mib", "entry", "disk", "net", "rng"])]
     config: Option<PathBuf>,
     /// Kernel image: ELF (vmlinux, the probe) or bzImage.
     #[arg(long, required_unless_present = "config")]
@@ -44,6 +44,15 @@ struct Args {
     /// Start the guest in `user` (CPL3, the probe) or `kernel` mode, overriding the image.
     #[arg(long)]
     entry: Option<EntryMode>,
+    /// A virtio-blk disk: PATH[,ro][,id=ID][,iops=N][,iops_burst=N][,bps=N][,bps_burst=N].
+    #[arg(long)]
+    disk: Vec<DiskConfig>,
+    /// A virtio-net card on a tap: tap=NAME,mac=MAC[,bps=N][,bps_burst=N].
+    #[arg(long)]
+    net: Vec<NetConfig>,
+    /// Add a virtio-rng entropy device.
+    #[arg(long)]
+    rng: bool,
 }
 
 impl Args {
@@ -57,6 +66,9 @@ impl Args {
                 c.vcpus = self.vcpus.unwrap_or(1);
                 c.mem_mib = self.mem_mib.unwrap_or(DEFAULT_MEM_MIB);
                 c.entry = self.entry;
+                c.disks = self.disk;
+                c.nets = self.net;
+                c.rng = self.rng;
                 c
             }
         };

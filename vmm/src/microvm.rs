@@ -5,6 +5,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::EventFd;
 
 use crate::api::ApiServer;
 use crate::arch::x86_64::regs::EntryMode;
@@ -46,12 +47,14 @@ pub struct Microvm {
     threads: Arc<VcpuThreads>,
     api: Option<ApiServer>,
     mode: EntryMode,
+    devices_exit: Arc<EventFd>,
     _memory: GuestMemoryMmap,
     _vm: Vm,
 }
 
 impl Microvm {
     /// Wraps the parts `build_microvm` made.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         vm: Vm,
         memory: GuestMemoryMmap,
@@ -59,12 +62,14 @@ impl Microvm {
         threads: Arc<VcpuThreads>,
         api: Option<ApiServer>,
         mode: EntryMode,
+        devices_exit: Arc<EventFd>,
     ) -> Self {
         Microvm {
             control,
             threads,
             api,
             mode,
+            devices_exit,
             _memory: memory,
             _vm: vm,
         }
@@ -89,6 +94,7 @@ impl Microvm {
                 break;
             }
         }
+        let _ = self.devices_exit.write(1);
         if let Some(api) = self.api {
             api.shutdown();
         }

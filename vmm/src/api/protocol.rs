@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::arch::x86_64::regs::EntryMode;
 use crate::control::{ExitCounts, ExitReason, RunState, VmControl};
+use crate::devices::event_loop::SharedVirtioDevice;
 use crate::devices::i8042::I8042;
+use crate::devices::virtio::DeviceStats;
 use crate::microvm::VcpuThreads;
 
 /// How long a pause may take to hold every vCPU.
@@ -46,6 +48,8 @@ pub struct Status {
     pub pid: u32,
     /// Exit counters.
     pub exits: ExitCounts,
+    /// Per-device counters (virtio devices, in MMIO order).
+    pub devices: Vec<DeviceStats>,
 }
 
 /// An answer: `{"ok": true, "status": {...}}` or `{"ok": false, "error": "..."}`.
@@ -81,6 +85,8 @@ pub struct ApiHandler {
     pub threads: Arc<VcpuThreads>,
     /// The keyboard, for Ctrl-Alt-Del.
     pub keyboard: Arc<Mutex<I8042>>,
+    /// The virtio devices, for their counters.
+    pub devices: Vec<SharedVirtioDevice>,
     /// Entry mode, for status.
     pub mode: EntryMode,
     /// Memory size, for status.
@@ -98,6 +104,14 @@ impl ApiHandler {
             uptime_ms: self.control.uptime().as_millis() as u64,
             pid: std::process::id(),
             exits: self.control.counters.snapshot(),
+            devices: self
+                .devices
+                .iter()
+                .map(|d| {
+                    let dev = d.lock().unwrap_or_else(|e| e.into_inner());
+                    dev.counters().snapshot(dev.describe())
+                })
+                .collect(),
         }
     }
 
@@ -184,6 +198,7 @@ mod tests {
             control,
             threads: Arc::new(VcpuThreads::default()),
             keyboard,
+            devices: Vec::new(),
             mode: EntryMode::User,
             memory_mib: 64,
         }

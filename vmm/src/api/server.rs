@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use super::protocol::{ApiHandler, Response};
 use crate::arch::x86_64::regs::EntryMode;
 use crate::control::VmControl;
+use crate::devices::event_loop::SharedVirtioDevice;
 use crate::devices::i8042::I8042;
 use crate::microvm::VcpuThreads;
 
@@ -49,6 +50,7 @@ impl ApiServer {
         control: Arc<VmControl>,
         threads: Arc<VcpuThreads>,
         keyboard: Arc<Mutex<I8042>>,
+        devices: Vec<SharedVirtioDevice>,
         mode: EntryMode,
         memory_mib: u64,
     ) -> Result<Self, ApiError> {
@@ -61,6 +63,7 @@ impl ApiServer {
             control,
             threads,
             keyboard,
+            devices,
             mode,
             memory_mib,
         };

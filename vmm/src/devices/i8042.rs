@@ -7,14 +7,14 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::bus::PioDevice;
+use super::bus::BusDevice;
 use super::irq::IrqLine;
 use crate::control::{ExitReason, VmControl};
 
 /// Data port.
-pub const DATA_PORT: u16 = 0x60;
+pub const DATA_PORT: u64 = 0x60;
 /// Status and command port.
-pub const COMMAND_PORT: u16 = 0x64;
+pub const COMMAND_PORT: u64 = 0x64;
 /// The keyboard's interrupt (GSI).
 pub const KBD_IRQ: u32 = 1;
 
@@ -145,8 +145,8 @@ impl I8042 {
     }
 }
 
-impl PioDevice for I8042 {
-    fn read(&mut self, base: u16, _offset: u16, data: &mut [u8]) {
+impl BusDevice for I8042 {
+    fn read(&mut self, base: u64, _offset: u64, data: &mut [u8]) {
         let value = match base {
             COMMAND_PORT => self.status,
             _ => {
@@ -165,7 +165,7 @@ impl PioDevice for I8042 {
         }
     }
 
-    fn write(&mut self, base: u16, _offset: u16, data: &[u8]) {
+    fn write(&mut self, base: u64, _offset: u64, data: &[u8]) {
         let Some(&byte) = data.first() else { return };
         match base {
             COMMAND_PORT => self.command(byte),
@@ -191,7 +191,7 @@ mod tests {
         )
     }
 
-    fn read(dev: &mut I8042, port: u16) -> u8 {
+    fn read(dev: &mut I8042, port: u64) -> u8 {
         let mut b = [0u8];
         dev.read(port, 0, &mut b);
         b[0]

@@ -3,7 +3,7 @@
 use vmm_sys_util::eventfd::EventFd;
 
 /// An edge-triggered interrupt line into the guest.
-pub trait IrqLine: Send {
+pub trait IrqLine: Send + Sync {
     /// Raises the interrupt.
     fn trigger(&self) -> std::io::Result<()>;
 }

@@ -6,13 +6,13 @@ use std::io::Write;
 use vm_superio::Serial;
 use vm_superio::serial::NoEvents;
 
-use super::bus::PioDevice;
+use super::bus::BusDevice;
 use super::irq::EventFdIrq;
 
 /// COM1's first port.
-pub const COM1_BASE: u16 = 0x3f8;
+pub const COM1_BASE: u64 = 0x3f8;
 /// Number of COM1 ports.
-pub const COM1_LEN: u16 = 8;
+pub const COM1_LEN: u64 = 8;
 /// COM1's interrupt (GSI).
 pub const COM1_IRQ: u32 = 4;
 
@@ -69,14 +69,14 @@ impl SerialConsole {
     }
 }
 
-impl PioDevice for SerialConsole {
-    fn read(&mut self, _base: u16, offset: u16, data: &mut [u8]) {
+impl BusDevice for SerialConsole {
+    fn read(&mut self, _base: u64, offset: u64, data: &mut [u8]) {
         if let (Some(first), Ok(offset)) = (data.first_mut(), u8::try_from(offset)) {
             *first = self.inner.read(offset);
         }
     }
 
-    fn write(&mut self, _base: u16, offset: u16, data: &[u8]) {
+    fn write(&mut self, _base: u64, offset: u64, data: &[u8]) {
         if let (Some(value), Ok(offset)) = (data.first(), u8::try_from(offset)) {
             if let Err(err) = self.inner.write(offset, *value) {
                 tracing::warn!("serial write failed: {err:?}");

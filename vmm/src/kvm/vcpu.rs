@@ -15,7 +15,7 @@ use super::vm::Vm;
 use crate::arch::x86_64::regs::{EntryMode, EntryPoint, entry_fpu, entry_regs, entry_sregs};
 use crate::arch::x86_64::{cpuid, msr};
 use crate::control::{ExitReason, VmControl};
-use crate::devices::bus::PioBus;
+use crate::devices::bus::Bus;
 use crate::devices::pvport::PvPort;
 
 /// Offsets of the local APIC's LVT LINT0 and LINT1 registers.
@@ -73,7 +73,9 @@ pub struct VcpuContext {
     /// Run state and counters.
     pub control: Arc<VmControl>,
     /// The port I/O devices.
-    pub pio: PioBus,
+    pub pio: Bus,
+    /// The MMIO devices.
+    pub mmio: Bus,
     /// Guest memory, to report the faulting instruction on a failure.
     pub memory: GuestMemoryMmap,
 }
@@ -218,7 +220,7 @@ impl Vcpu {
                 counters.io.fetch_add(1, Ordering::Relaxed);
                 if PvPort::claims(port) {
                     pvport.write(port, data, &ctx.control);
-                } else if !ctx.pio.write(port, data) {
+                } else if !ctx.pio.write(u64::from(port), data) {
                     counters.unhandled.fetch_add(1, Ordering::Relaxed);
                 }
                 Next::Continue
@@ -227,21 +229,25 @@ impl Vcpu {
                 counters.io.fetch_add(1, Ordering::Relaxed);
                 if PvPort::claims(port) {
                     pvport.read(port, data, &ctx.control);
-                } else if !ctx.pio.read(port, data) {
+                } else if !ctx.pio.read(u64::from(port), data) {
                     counters.unhandled.fetch_add(1, Ordering::Relaxed);
                     data.fill(0xff);
                 }
                 Next::Continue
             }
-            Ok(VcpuExit::MmioRead(_, data)) => {
+            Ok(VcpuExit::MmioRead(addr, data)) => {
                 counters.mmio.fetch_add(1, Ordering::Relaxed);
-                counters.unhandled.fetch_add(1, Ordering::Relaxed);
-                data.fill(0xff);
+                if !ctx.mmio.read(addr, data) {
+                    counters.unhandled.fetch_add(1, Ordering::Relaxed);
+                    data.fill(0xff);
+                }
                 Next::Continue
             }
-            Ok(VcpuExit::MmioWrite(..)) => {
+            Ok(VcpuExit::MmioWrite(addr, data)) => {
                 counters.mmio.fetch_add(1, Ordering::Relaxed);
-                counters.unhandled.fetch_add(1, Ordering::Relaxed);
+                if !ctx.mmio.write(addr, data) {
+                    counters.unhandled.fetch_add(1, Ordering::Relaxed);
+                }
                 Next::Continue
             }
             Ok(VcpuExit::Intr) | Ok(VcpuExit::Hlt) => Next::Continue,

@@ -1,7 +1,10 @@
 //! The boot recipe: from a validated configuration to running vCPUs, one small step each.
 //!
-//! KVM and memory, kernel and initrd, command line and boot structures, interrupt
-//! controllers, legacy devices, vCPUs, the control socket, then the vCPU threads.
+//! KVM and memory, kernel and initrd, virtio backends, command line and boot structures,
+//! interrupt controllers, legacy and virtio devices, vCPUs, the control socket, then the
+//! device and vCPU threads.
+
+mod virtio;
 
 use std::fs::OpenOptions;
 use std::os::unix::thread::JoinHandleExt;
@@ -12,17 +15,21 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use crate::api::{ApiError, ApiServer};
 use crate::arch::x86_64::boot_params::{self, BootParamsInput};
 use crate::arch::x86_64::layout::{
-    BOOT_PARAMS_START, CMDLINE_START, GDT_START, IDT_START, MIB, MPTABLE_START, TSS_START, ram_end,
+    BOOT_PARAMS_START, CMDLINE_MAX_SIZE, CMDLINE_START, GDT_START, IDT_START, MIB, MPTABLE_START,
+    TSS_START, ram_end,
 };
 use crate::arch::x86_64::paging::{self, PagingError};
 use crate::arch::x86_64::regs::{EntryMode, EntryPoint};
 use crate::arch::x86_64::{gdt, mptable};
 use crate::config::{ConfigError, HostLimits, VmConfig, host_mem_mib};
 use crate::control::VmControl;
-use crate::devices::bus::{BusError, PioBus};
+use crate::devices::bus::{Bus, BusError};
+use crate::devices::event_loop::EventLoopError;
 use crate::devices::i8042::{self, I8042};
 use crate::devices::irq::EventFdIrq;
 use crate::devices::serial::{self, ConsoleSink, SerialConsole};
+use crate::devices::virtio::block::BlockError;
+use crate::devices::virtio::net::NetError;
 use crate::kvm::kick;
 use crate::kvm::memory::{self, MemoryError};
 use crate::kvm::vcpu::{Vcpu, VcpuContext, VcpuError};
@@ -78,9 +85,24 @@ pub enum BuildError {
     /// The control socket could not be opened.
     #[error(transparent)]
     Api(#[from] ApiError),
-    /// A vCPU thread could not be started.
-    #[error("cannot start a vCPU thread")]
+    /// A vCPU or device thread could not be started.
+    #[error("cannot start a vCPU or device thread")]
     Thread(#[source] std::io::Error),
+    /// A disk could not be opened.
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    /// A network card could not be set up.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The device event loop could not be set up.
+    #[error(transparent)]
+    EventLoop(#[from] EventLoopError),
+    /// The command line with the device parameters is too long.
+    #[error("the command line with the virtio device parameters is longer than {max} bytes")]
+    CmdlineTooLong {
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// Builds the microVM `config` describes and starts its vCPUs.
@@ -98,7 +120,14 @@ pub fn build_microvm(config: &VmConfig) -> Result<Microvm, BuildError> {
         Some(path) => Some(loader::load_initrd(&memory, path, &kernel, mem_size)?),
         None => None,
     };
-    let cmdline_size = loader::load_cmdline(&memory, &config.cmdline)?;
+    let virtio_devices = virtio::create_virtio_devices(config)?;
+    let cmdline = format!("{}{}", config.cmdline, virtio_devices.cmdline_params());
+    if cmdline.len() >= CMDLINE_MAX_SIZE {
+        return Err(BuildError::CmdlineTooLong {
+            max: CMDLINE_MAX_SIZE - 1,
+        });
+    }
+    let cmdline_size = loader::load_cmdline(&memory, cmdline.trim_start())?;
     write_boot_structures(
         &memory,
         mode,
@@ -111,6 +140,8 @@ pub fn build_microvm(config: &VmConfig) -> Result<Microvm, BuildError> {
     vm.setup_irqchip()?;
     let control = Arc::new(VmControl::new(config.vcpus));
     let (pio, keyboard) = attach_legacy_devices(&vm, config, &control)?;
+    let mut mmio = Bus::default();
+    let event_loop = virtio_devices.attach(&vm, &memory, &control, &mut mmio)?;
     let vcpus = create_vcpus(&vm, config.vcpus, mode, kernel.entry)?;
     kick::install_handler().map_err(BuildError::Signal)?;
     let threads = Arc::new(VcpuThreads::default());
@@ -120,6 +151,7 @@ pub fn build_microvm(config: &VmConfig) -> Result<Microvm, BuildError> {
             control.clone(),
             threads.clone(),
             keyboard.clone(),
+            virtio_devices.shared(),
             mode,
             config.mem_mib,
         )?),
@@ -128,10 +160,21 @@ pub fn build_microvm(config: &VmConfig) -> Result<Microvm, BuildError> {
     let context = VcpuContext {
         control: control.clone(),
         pio,
+        mmio,
         memory: memory.clone(),
     };
+    let devices_exit = event_loop.exit_event();
+    event_loop.start().map_err(BuildError::Thread)?;
     start_vcpus(vcpus, &context, &threads)?;
-    Ok(Microvm::new(vm, memory, control, threads, api, mode))
+    Ok(Microvm::new(
+        vm,
+        memory,
+        control,
+        threads,
+        api,
+        mode,
+        devices_exit,
+    ))
 }
 
 /// Checks the configuration against this host: KVM's vCPU limit and the host's memory.
@@ -195,7 +238,7 @@ fn attach_legacy_devices(
     vm: &Vm,
     config: &VmConfig,
     control: &Arc<VmControl>,
-) -> Result<(PioBus, Arc<Mutex<I8042>>), BuildError> {
+) -> Result<(Bus, Arc<Mutex<I8042>>), BuildError> {
     let irq = |gsi| -> Result<EventFdIrq, BuildError> {
         let fd =
             vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK).map_err(BuildError::EventFd)?;
@@ -221,7 +264,7 @@ fn attach_legacy_devices(
         Box::new(irq(i8042::KBD_IRQ)?),
         control.clone(),
     )));
-    let mut pio = PioBus::default();
+    let mut pio = Bus::default();
     pio.insert(serial::COM1_BASE, serial::COM1_LEN, serial)?;
     pio.insert(i8042::DATA_PORT, 1, keyboard.clone())?;
     pio.insert(i8042::COMMAND_PORT, 1, keyboard.clone())?;

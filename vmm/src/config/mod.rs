@@ -1,5 +1,7 @@
 //! The microVM's configuration: built from command-line flags or a JSON file, validated once.
 
+mod devices;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -7,6 +9,10 @@ use serde::{Deserialize, Serialize};
 use crate::arch::x86_64::layout::CMDLINE_MAX_SIZE;
 use crate::arch::x86_64::mptable;
 pub use crate::arch::x86_64::regs::EntryMode;
+pub use devices::{DeviceSpecError, DiskConfig, NetConfig, parse_mac};
+
+/// Most virtio devices one VM can have (one interrupt line each, IRQ 5 to 23).
+pub const MAX_VIRTIO_DEVICES: usize = 19;
 
 /// Smallest guest memory accepted, in MiB.
 pub const MIN_MEM_MIB: u64 = 8;
@@ -43,6 +49,15 @@ pub struct VmConfig {
     /// Entry mode, overriding what the image asks for.
     #[serde(default)]
     pub entry: Option<EntryMode>,
+    /// virtio-blk disks, in order.
+    #[serde(default)]
+    pub disks: Vec<DiskConfig>,
+    /// virtio-net cards, in order.
+    #[serde(default)]
+    pub nets: Vec<NetConfig>,
+    /// Add a virtio-rng entropy device.
+    #[serde(default)]
+    pub rng: bool,
 }
 
 fn default_vcpus() -> u32 {
@@ -111,10 +126,19 @@ pub enum ConfigError {
     /// The command line holds a NUL byte.
     #[error("cmdline must not contain NUL bytes")]
     CmdlineNul,
+    /// A disk or network card is misconfigured.
+    #[error(transparent)]
+    Device(#[from] DeviceSpecError),
+    /// More virtio devices than interrupt lines.
+    #[error("at most {MAX_VIRTIO_DEVICES} virtio devices (disks, nets, rng) are allowed, got {0}")]
+    TooManyDevices(usize),
+    /// Two cards share a MAC or a tap.
+    #[error("net cards must have distinct taps and MACs; `{0}` is used twice")]
+    DuplicateNet(String),
     /// A file the VM needs is missing or unreadable.
     #[error("{what} {path} cannot be opened")]
     FileUnreadable {
-        /// "kernel" or "initrd".
+        /// "kernel", "initrd" or "disk".
         what: &'static str,
         /// The path.
         path: PathBuf,
@@ -137,6 +161,9 @@ impl VmConfig {
             serial_stdout: None,
             api_sock: None,
             entry: None,
+            disks: Vec::new(),
+            nets: Vec::new(),
+            rng: false,
         }
     }
 
@@ -183,9 +210,28 @@ impl VmConfig {
         if self.cmdline.contains('\0') {
             return Err(ConfigError::CmdlineNul);
         }
+        let devices = self.disks.len() + self.nets.len() + usize::from(self.rng);
+        if devices > MAX_VIRTIO_DEVICES {
+            return Err(ConfigError::TooManyDevices(devices));
+        }
+        for disk in &self.disks {
+            disk.validate()?;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for net in &self.nets {
+            net.validate()?;
+            for key in [&net.tap, &net.mac.to_lowercase()] {
+                if !seen.insert(key.clone()) {
+                    return Err(ConfigError::DuplicateNet(key.clone()));
+                }
+            }
+        }
         check_readable("kernel", &self.kernel)?;
         if let Some(initrd) = &self.initrd {
             check_readable("initrd", initrd)?;
+        }
+        for disk in &self.disks {
+            check_readable("disk", &disk.path)?;
         }
         Ok(())
     }
@@ -286,6 +332,31 @@ mod tests {
                 got: 4096,
                 host: 1024
             })
+        ));
+    }
+
+    #[test]
+    fn devices_are_checked() {
+        let k = kernel_file();
+        let mut cfg = VmConfig::with_kernel(k.path());
+        cfg.disks.push("/nonexistent/disk.img".parse().unwrap());
+        let err = cfg.validate(&LIMITS).unwrap_err();
+        assert!(
+            err.to_string().contains("disk /nonexistent/disk.img"),
+            "{err}"
+        );
+        cfg.disks.clear();
+        let net: NetConfig = "tap=t0,mac=02:00:00:00:00:01".parse().unwrap();
+        cfg.nets = vec![net.clone(), net];
+        assert!(matches!(
+            cfg.validate(&LIMITS),
+            Err(ConfigError::DuplicateNet(_))
+        ));
+        cfg.nets.clear();
+        cfg.disks = vec!["/x".parse().unwrap(); 20];
+        assert!(matches!(
+            cfg.validate(&LIMITS),
+            Err(ConfigError::TooManyDevices(20))
         ));
     }
 
