@@ -41,6 +41,8 @@ const ECHO_BUFFER: usize = 64 * 1024;
 pub const HTTP_PORT: u16 = 80;
 const HTTP_SOCKETS: usize = 8;
 const HTTP_BUFFER: usize = 8 * 1024;
+/// How long an HTTP connection may stay open before it is aborted.
+const HTTP_CONN_LIMIT_MS: u64 = 30_000;
 /// Discard sink port and sockets.
 pub const SINK_PORT: u16 = 9;
 const SINK_SOCKETS: usize = 2;
@@ -110,6 +112,8 @@ fn rearm(socket: &mut tcp::Socket<'_>, port: u16) -> bool {
 struct HttpConn {
     request: Vec<u8>,
     answered: bool,
+    /// When the connection was first seen (TSC), to drop stuck ones.
+    since: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -128,6 +132,8 @@ struct SourceConn {
 struct Services {
     name: Vec<u8>,
     source_bytes: u64,
+    /// TSC ticks an HTTP connection may stay open.
+    http_limit: u64,
     echo: Vec<SocketHandle>,
     http: Vec<(SocketHandle, HttpConn)>,
     sink: Vec<(SocketHandle, SinkConn)>,
@@ -136,11 +142,17 @@ struct Services {
 }
 
 impl Services {
-    fn new(sockets: &mut SocketSet<'static>, name: Vec<u8>, source_bytes: u64) -> Self {
+    fn new(
+        sockets: &mut SocketSet<'static>,
+        name: Vec<u8>,
+        source_bytes: u64,
+        clock: Clock,
+    ) -> Self {
         let mut add = |rx, tx| sockets.add(tcp_socket(rx, tx));
         Self {
             name,
             source_bytes,
+            http_limit: clock.ticks_from_millis(HTTP_CONN_LIMIT_MS),
             echo: (0..ECHO_SOCKETS)
                 .map(|_| add(ECHO_BUFFER, ECHO_BUFFER))
                 .collect(),
@@ -158,7 +170,7 @@ impl Services {
     }
 
     /// Moves data between the sockets and the services; true if anything happened.
-    fn run(&mut self, sockets: &mut SocketSet<'static>) -> bool {
+    fn run(&mut self, sockets: &mut SocketSet<'static>, now: u64) -> bool {
         let mut busy = false;
         for &handle in &self.echo {
             let s = sockets.get_mut::<tcp::Socket>(handle);
@@ -187,6 +199,17 @@ impl Services {
             let s = sockets.get_mut::<tcp::Socket>(*handle);
             if rearm(s, HTTP_PORT) {
                 *conn = HttpConn::default();
+            }
+            // A client that never sends its request, or never closes after the answer, must
+            // not hold the socket for good.
+            if s.is_active() {
+                let since = *conn.since.get_or_insert(now);
+                if now.saturating_sub(since) > self.http_limit {
+                    s.abort();
+                    *conn = HttpConn::default();
+                    busy = true;
+                    continue;
+                }
             }
             if conn.answered {
                 // Drain whatever else the client sends; the socket is closing.
@@ -341,7 +364,7 @@ impl Stack {
         let now = instant(clock, time::now());
         let iface = Interface::new(iface_config, &mut dev, now);
         let mut sockets = SocketSet::new(Vec::new());
-        let services = Services::new(&mut sockets, name.to_vec(), source_bytes);
+        let services = Services::new(&mut sockets, name.to_vec(), source_bytes, clock);
         let mut stack = Self {
             iface,
             dev,
@@ -408,7 +431,7 @@ impl Stack {
             let changed = self.iface.poll(now, &mut self.dev, &mut self.sockets)
                 != smoltcp::iface::PollResult::None;
             self.poll_dhcp();
-            let busy = self.services.run(&mut self.sockets);
+            let busy = self.services.run(&mut self.sockets, time::now());
             if !changed && !busy {
                 break;
             }
