@@ -17,6 +17,8 @@ use super::{ACTIONS, ApiState, Call, VERSION, dispatch};
 
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 1 << 20;
+/// Oversized bodies up to this size are read and dropped before the error is sent.
+const DRAIN_LIMIT: usize = 16 << 20;
 
 /// The router: every path and method goes to the Query API handler.
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -101,6 +103,11 @@ async fn process(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY) {
+        // Read (and drop) a moderately oversized body so that the client, which is still
+        // sending it, gets the answer rather than a broken connection.
+        if declared.is_some_and(|n| n <= DRAIN_LIMIT) {
+            let _ = axum::body::to_bytes(body, DRAIN_LIMIT).await;
+        }
         return Err(too_large());
     }
     let body = axum::body::to_bytes(body, MAX_BODY)
@@ -192,6 +199,17 @@ fn authenticate(
                 "Request has expired: X-Amz-Date {amz_date} is more than 15 minutes from the server's time."
             ),
         ));
+    }
+    let service = auth.scope.split('/').nth(2).unwrap_or("");
+    if service != "ec2" {
+        return Err(ApiError::new(
+            "UnauthorizedOperation",
+            format!(
+                "You are not authorized to perform this operation: the credentials are scoped \
+                 to service '{service}', not ec2."
+            ),
+        )
+        .with_status(403));
     }
     if !auth.scope.starts_with(&amz_date[..8]) || !auth.signed_headers.iter().any(|h| h == "host") {
         return Err(auth_failure(
