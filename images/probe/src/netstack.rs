@@ -29,6 +29,11 @@ use crate::wait::{self, Wake};
 /// transmission or a key wakes the wait early. One wake-up a second at most when idle keeps an
 /// idle probe as cheap as `probe.mode=count`.
 pub const MAX_WAIT_MICROS: u64 = 1_000_000;
+/// Most smoltcp polls in one round before the wait (smoltcp sends one segment per socket per
+/// poll, so a round of a busy source sends up to this many).
+const MAX_ROUNDS: usize = 1024;
+/// Longest interval between i8042 and InterruptStatus reads while the stack is busy.
+const HOUSEKEEPING_MS: u64 = 20;
 /// Longest wait for the device to finish transmissions when no transmit buffer is free.
 const TX_FULL_WAIT_MICROS: u64 = 10_000;
 /// How often the device status is checked for `DEVICE_NEEDS_RESET`.
@@ -340,6 +345,11 @@ pub struct Stack {
     address: Option<Ipv4Cidr>,
     next_port: u16,
     next_status_check: u64,
+    /// When the i8042 and InterruptStatus are next read even without a device wake (TSC):
+    /// both are register exits, kept off the per-packet path.
+    next_housekeeping: u64,
+    /// The last wait was ended by a device.
+    woken: bool,
     announced: bool,
 }
 
@@ -376,6 +386,8 @@ impl Stack {
             address: None,
             next_port: EPHEMERAL_BASE + (time::now() % 8192) as u16,
             next_status_check: 0,
+            next_housekeeping: 0,
+            woken: false,
             announced: false,
         };
         match config {
@@ -422,11 +434,20 @@ impl Stack {
     /// One round: keyboard, smoltcp, DHCP, services, device notifications; then, if `block`,
     /// wait on the wait port until a packet arrives or smoltcp next needs polling.
     pub fn poll(&mut self, block: bool) {
-        if self.keyboard.poll() {
-            power::ctrl_alt_del();
+        let now = time::now();
+        if self.woken || now >= self.next_housekeeping {
+            // A key press wakes the wait, so checking after device wakes (and now and then
+            // while busy) is enough; likewise for acknowledging the device's interrupt bits.
+            self.next_housekeeping =
+                now.saturating_add(self.clock.ticks_from_millis(HOUSEKEEPING_MS));
+            self.woken = false;
+            if self.keyboard.poll() {
+                power::ctrl_alt_del();
+            }
+            self.dev.mmio().ack_interrupt();
         }
         self.check_device();
-        for _ in 0..64 {
+        for _ in 0..MAX_ROUNDS {
             let now = self.now();
             let changed = self.iface.poll(now, &mut self.dev, &mut self.sockets)
                 != smoltcp::iface::PollResult::None;
@@ -463,9 +484,7 @@ impl Stack {
         if delay == 0 {
             return;
         }
-        if wait::wait_micros(delay) == Wake::Device {
-            self.dev.mmio().ack_interrupt();
-        }
+        self.woken = wait::wait_micros(delay) == Wake::Device;
     }
 
     fn check_device(&mut self) {
