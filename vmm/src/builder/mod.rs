@@ -112,6 +112,7 @@ pub fn build_microvm(config: &VmConfig) -> Result<Microvm, BuildError> {
     let mem_size = config.mem_mib * MIB;
     let memory = create_memory(&vm, mem_size)?;
     let kernel = loader::load_kernel(&memory, &config.kernel)?;
+    loader::check_memory(&kernel, mem_size)?;
     let mode = config
         .entry
         .or(kernel.requested_mode)

@@ -18,6 +18,17 @@ use crate::control::{ExitReason, VmControl};
 use crate::devices::bus::Bus;
 use crate::devices::pvport::PvPort;
 
+/// Whether `/proc/cpuinfo` lists VT-x (`vmx`) or AMD-V (`svm`).
+fn host_has_hardware_virtualization() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .map(|info| {
+            info.lines()
+                .filter(|l| l.starts_with("flags"))
+                .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"))
+        })
+        .unwrap_or(false)
+}
+
 /// Offsets of the local APIC's LVT LINT0 and LINT1 registers.
 const APIC_LVT0: usize = 0x350;
 const APIC_LVT1: usize = 0x360;
@@ -324,10 +335,15 @@ impl Vcpu {
         } else {
             format!("KVM internal error (suberror {suberror})")
         };
+        let why = if host_has_hardware_virtualization() {
+            "The host CPU has VT-x/AMD-V, so this is a limit of KVM's instruction emulator."
+        } else {
+            "This host's KVM lacks hardware virtualization (VT-x/AMD-V) and emulates guest \
+             kernel code, which stops at some instructions; on a host with hardware \
+             virtualization this guest runs."
+        };
         format!(
-            "{what} at rip {rip:#x}{bytes} on vCPU {} at CPL {cpl}. This host's KVM lacks \
-             hardware virtualization (VT-x/AMD-V) and emulates guest kernel code, which stops \
-             at some instructions; on a host with hardware virtualization this guest runs.",
+            "{what} at rip {rip:#x}{bytes} on vCPU {} at CPL {cpl}. {why}",
             self.index
         )
     }

@@ -70,6 +70,12 @@ pub enum LoadError {
         /// The room there is.
         room: u64,
     },
+    /// A bzImage needs more memory to decompress itself than the VM has.
+    #[error("this bzImage needs at least {need_mib} MiB of guest memory to decompress itself")]
+    TooLittleMemory {
+        /// What it needs, in MiB.
+        need_mib: u64,
+    },
     /// Guest memory could not be written.
     #[error("cannot write the {0} into guest memory")]
     GuestMemory(&'static str, #[source] vm_memory::GuestMemoryError),
@@ -165,6 +171,21 @@ pub fn load_kernel(memory: &GuestMemoryMmap, path: &Path) -> Result<LoadedKernel
     }
 }
 
+/// Checks that a bzImage can decompress itself in `mem_size` bytes: it runs at its preferred
+/// address (16 MiB on x86_64) and needs `init_size` bytes from there.
+pub fn check_memory(kernel: &LoadedKernel, mem_size: u64) -> Result<(), LoadError> {
+    let Some(header) = kernel.setup_header else {
+        return Ok(());
+    };
+    let need = header.pref_address.max(HIMEM_START) + u64::from(header.init_size);
+    if need > mem_size.min(MMIO_GAP_START) {
+        return Err(LoadError::TooLittleMemory {
+            need_mib: need.div_ceil(1 << 20),
+        });
+    }
+    Ok(())
+}
+
 /// Where an initrd of `size` bytes goes: the highest page-aligned place below the top of low
 /// memory (and below `addr_max`), above `kernel_end`.
 pub fn initrd_placement(
@@ -241,6 +262,25 @@ mod tests {
         assert!(addr + 4096 <= 0x3800_0000);
         let err = initrd_placement(63 * MIB, 2 * MIB, 64 * MIB, u64::MAX).unwrap_err();
         assert!(matches!(err, LoadError::InitrdTooLarge { .. }), "{err}");
+    }
+
+    #[test]
+    fn bzimage_memory_need_is_checked() {
+        let mut header = setup_header::default();
+        header.pref_address = 0x100_0000;
+        header.init_size = 0x300_0000;
+        let kernel = LoadedKernel {
+            entry: 0x100_200,
+            end: 0x200_0000,
+            requested_mode: None,
+            setup_header: Some(header),
+        };
+        assert!(check_memory(&kernel, 64 * MIB).is_ok());
+        let err = check_memory(&kernel, 32 * MIB).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "this bzImage needs at least 64 MiB of guest memory to decompress itself"
+        );
     }
 
     #[test]
