@@ -6,6 +6,19 @@ pub const NAMESPACE: &str = "http://ec2.amazonaws.com/doc/2016-11-15/";
 /// Escapes text for XML element content and attribute values.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    escape_into(&mut out, s);
+    out
+}
+
+/// Appends `s` to `out`, escaped.
+pub fn escape_into(out: &mut String, s: &str) {
+    if !s
+        .bytes()
+        .any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'') || b < 0x20)
+    {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -19,7 +32,6 @@ pub fn escape(s: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 /// A response under construction.
@@ -60,7 +72,7 @@ impl Xml {
     /// An element holding escaped text.
     pub fn leaf(&mut self, tag: &str, text: impl AsRef<str>) -> &mut Self {
         self.open(tag);
-        self.buf.push_str(&escape(text.as_ref()));
+        escape_into(&mut self.buf, text.as_ref());
         self.close(tag)
     }
 

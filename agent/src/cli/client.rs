@@ -95,10 +95,16 @@ impl Client {
             }
         }
         match req.send_string(&body) {
-            Ok(resp) => resp.into_string().map_err(|e| CallError::BadAnswer {
-                action: action.into(),
-                detail: e.to_string(),
-            }),
+            Ok(resp) => {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut resp.into_reader(), &mut text).map_err(|e| {
+                    CallError::BadAnswer {
+                        action: action.into(),
+                        detail: e.to_string(),
+                    }
+                })?;
+                Ok(text)
+            }
             Err(ureq::Error::Status(_, resp)) => {
                 let text = resp.into_string().unwrap_or_default();
                 let doc = roxmltree::Document::parse(&text).map_err(|e| CallError::BadAnswer {

@@ -1,0 +1,284 @@
+//! `agent-bench`: the agent's benchmarks, printed as one JSON object.
+//!
+//! - launch: RunInstances of N probe instances (one call), time until all are running.
+//! - describe: DescribeInstances latency (p50, p99) with R instance rows in the database.
+//!
+//! It starts its own agents (the `agent` and `vmm` binaries beside this one) in temporary
+//! state dirs and kills every VMM it started.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use agent::cli::client::Client;
+use agent::state::instances::{self, InstanceRow, InstanceState};
+use clap::Parser;
+
+/// Flags.
+#[derive(Debug, Parser)]
+struct Args {
+    /// The probe manifest.
+    #[arg(long, default_value = "images/out/probe/manifest.json")]
+    manifest: PathBuf,
+    /// Instances to launch.
+    #[arg(long, default_value_t = 100)]
+    launch: u32,
+    /// Instance rows for the DescribeInstances benchmark.
+    #[arg(long, default_value_t = 10_000)]
+    rows: u32,
+    /// Requests per DescribeInstances variant.
+    #[arg(long, default_value_t = 200)]
+    samples: usize,
+}
+
+struct AgentProc {
+    dir: PathBuf,
+    child: Option<Child>,
+    endpoint: String,
+}
+
+impl AgentProc {
+    fn start(dir: &Path, extra: &[&str]) -> Self {
+        let bin = std::env::current_exe()
+            .expect("own path")
+            .with_file_name("agent");
+        let endpoint_file = dir.join("endpoint");
+        let _ = std::fs::remove_file(&endpoint_file);
+        let child = Command::new(bin)
+            .arg("--state-dir")
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("AGENT_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("agent starts");
+        let t = Instant::now();
+        while !endpoint_file.exists() {
+            assert!(t.elapsed() < Duration::from_secs(10), "agent did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let endpoint = std::fs::read_to_string(&endpoint_file)
+            .unwrap()
+            .trim()
+            .to_string();
+        Self {
+            dir: dir.to_path_buf(),
+            child: Some(child),
+            endpoint,
+        }
+    }
+
+    fn client(&self) -> Client {
+        let creds = agent::credentials::load(&agent::credentials::path(&self.dir)).unwrap();
+        Client::new(&self.endpoint, creds)
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        self.stop();
+        kill_vmms(&self.dir);
+    }
+}
+
+fn kill_vmms(dir: &Path) {
+    let needle = dir.to_string_lossy().into_owned();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains("--api-sock") && cmd.contains(&needle) {
+            // SAFETY: kill(2) on a vmm process group this benchmark's agent started.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+fn p(v: &[f64], q: f64) -> f64 {
+    v[((v.len() as f64 - 1.0) * q).round() as usize]
+}
+
+fn count(xml: &str, needle: &str) -> usize {
+    xml.matches(needle).count()
+}
+
+fn launch(args: &Args) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let n = args.launch;
+    let mut a = AgentProc::start(
+        dir.path(),
+        &["--max-vcpus", "100000", "--max-memory-mib", "100000000"],
+    );
+    let c = a.client();
+    let manifest = std::path::absolute(&args.manifest)
+        .unwrap()
+        .display()
+        .to_string();
+    let xml = c
+        .call("RegisterImage", &[("ImageLocation".into(), manifest)])
+        .unwrap();
+    let ami = xml
+        .split("<imageId>")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string();
+    let params = [
+        ("ImageId".to_string(), ami),
+        ("MinCount".into(), n.to_string()),
+        ("MaxCount".into(), n.to_string()),
+        ("InstanceType".into(), "t2.nano".into()),
+    ];
+    let t0 = Instant::now();
+    c.call("RunInstances", &params).unwrap();
+    let api_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    loop {
+        let xml = c.call("DescribeInstances", &[]).unwrap();
+        if count(&xml, "<name>running</name>") == n as usize {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "instances not running after 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    a.stop();
+    drop(a);
+    serde_json::json!({
+        "instances": n,
+        "run_instances_call_ms": api_ms,
+        "all_running_s": secs,
+        "instances_per_s": n as f64 / secs,
+        "instances_per_s_per_core": n as f64 / secs
+            / std::thread::available_parallelism().map_or(1, |c| c.get()) as f64,
+    })
+}
+
+fn describe(args: &Args) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    // Let an agent create the schema and credentials, then fill the table directly.
+    let mut a = AgentProc::start(dir.path(), &[]);
+    let c = a.client();
+    let manifest = std::path::absolute(&args.manifest)
+        .unwrap()
+        .display()
+        .to_string();
+    c.call("RegisterImage", &[("ImageLocation".into(), manifest)])
+        .unwrap();
+    a.stop();
+    let db = agent::state::Db::open(&dir.path().join("state.db")).unwrap();
+    let mut ids = Vec::new();
+    {
+        let mut conn = db.lock();
+        let tx = conn.transaction().unwrap();
+        for i in 0..args.rows {
+            let row = InstanceRow {
+                seq: 0,
+                id: agent::state::new_id("i"),
+                reservation_id: agent::state::new_id("r"),
+                launch_index: 0,
+                image_id: "ami-00000000000000000".into(),
+                instance_type: "t2.micro".into(),
+                key_name: None,
+                state: InstanceState::Stopped,
+                state_reason_code: None,
+                state_reason_message: None,
+                transition_reason: String::new(),
+                launch_time: agent::state::now_iso(),
+                user_data: None,
+                shutdown_behavior: "stop".into(),
+                client_token: None,
+                vcpus: 1,
+                memory_mib: 1024,
+                kernel: "/nonexistent".into(),
+                initrd: None,
+                boot_args: String::new(),
+                entry: "user".into(),
+                architecture: "x86_64".into(),
+                pid: None,
+                pid_start: None,
+                rebooting: false,
+                terminated_at: None,
+            };
+            instances::insert(&tx, &row).unwrap();
+            agent::state::tags::put(&tx, &row.id, &[("n".into(), (i % 100).to_string())]).unwrap();
+            ids.push(row.id);
+        }
+        tx.commit().unwrap();
+    }
+    drop(db);
+    let a = AgentProc::start(dir.path(), &[]);
+    let c = a.client();
+    let mut out = serde_json::Map::new();
+    out.insert("rows".into(), args.rows.into());
+    let variants: Vec<(&str, Box<dyn Fn(usize) -> Vec<(String, String)>>)> = vec![
+        (
+            "by_instance_id",
+            Box::new(|i| vec![("InstanceId.1".into(), ids[i * 37 % ids.len()].clone())]),
+        ),
+        (
+            "page_of_1000",
+            Box::new(|_| vec![("MaxResults".into(), "1000".into())]),
+        ),
+        (
+            "tag_filter_1pct",
+            Box::new(|i| {
+                vec![
+                    ("Filter.1.Name".into(), "tag:n".into()),
+                    ("Filter.1.Value.1".into(), (i % 100).to_string()),
+                ]
+            }),
+        ),
+        ("all_10000", Box::new(|_| vec![])),
+    ];
+    for (name, params) in variants {
+        let samples = if name == "all_10000" {
+            args.samples.min(20)
+        } else {
+            args.samples
+        };
+        let mut lat = Vec::new();
+        for i in 0..samples {
+            let t = Instant::now();
+            c.call("DescribeInstances", &params(i)).unwrap();
+            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        lat.sort_by(|a, b| a.total_cmp(b));
+        out.insert(
+            name.into(),
+            serde_json::json!({"samples": samples, "p50_ms": p(&lat, 0.5), "p99_ms": p(&lat, 0.99)}),
+        );
+    }
+    serde_json::Value::Object(out)
+}
+
+fn main() {
+    let args = Args::parse();
+    let launch = launch(&args);
+    let describe = describe(&args);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "launch": launch,
+            "describe_instances": describe,
+        }))
+        .unwrap()
+    );
+}
