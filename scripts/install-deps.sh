@@ -12,6 +12,7 @@ packages=(
   e2fsprogs         # mkfs.ext4, debugfs (volumes and Linux images)
   xz-utils zstd lz4 # unpacking Debian packages and kernels
   python3 python3-venv  # benchmarks, and boto3 in a virtualenv for API tests
+  iputils-ping      # networking tests ping the probe
 )
 
 missing=()

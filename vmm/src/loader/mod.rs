@@ -266,9 +266,11 @@ mod tests {
 
     #[test]
     fn bzimage_memory_need_is_checked() {
-        let mut header = setup_header::default();
-        header.pref_address = 0x100_0000;
-        header.init_size = 0x300_0000;
+        let header = setup_header {
+            pref_address: 0x100_0000,
+            init_size: 0x300_0000,
+            ..Default::default()
+        };
         let kernel = LoadedKernel {
             entry: 0x100_200,
             end: 0x200_0000,

@@ -148,3 +148,77 @@ pub fn tiny_elf(code: &[u8], load_addr: u64, user_note: bool) -> tempfile::Named
     file.write_all(&elf).unwrap();
     file
 }
+
+/// A network namespace the test creates and removes, with a tap device inside it. Nothing
+/// touches the host's own interfaces or routes.
+pub struct NetNs {
+    /// The namespace's name.
+    pub name: String,
+}
+
+impl NetNs {
+    /// Creates namespace `kec2-test-<tag>-<pid>` with loopback up and tap `tap0` at `host_ip`
+    /// (CIDR) on the host side.
+    pub fn with_tap(tag: &str, host_cidr: &str) -> NetNs {
+        let name = format!("kec2-test-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let ns = NetNs { name };
+        ns.ip(&["netns", "add", &ns.name]);
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns.exec(&["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"]);
+        ns.exec(&["ip", "addr", "add", host_cidr, "dev", "tap0"]);
+        ns.exec(&["ip", "link", "set", "tap0", "up"]);
+        ns
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let out = Command::new("ip").args(args).output().expect("ip runs");
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs a command inside the namespace and asserts it succeeds.
+    pub fn exec(&self, cmd: &[&str]) -> Output {
+        let out = self.command(cmd).output().expect("ip netns exec runs");
+        assert!(
+            out.status.success(),
+            "{cmd:?} in {}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// A command that will run inside the namespace.
+    pub fn command(&self, cmd: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).args(cmd);
+        c
+    }
+
+    /// Runs `f` on a thread that has joined the namespace (sockets it opens live there).
+    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(&path).expect("namespace file");
+            // SAFETY: setns on this thread only, with a namespace descriptor we opened.
+            let rc =
+                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .expect("namespace thread")
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}

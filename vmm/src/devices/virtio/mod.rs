@@ -6,6 +6,8 @@
 //! VM's event loop thread (`devices::event_loop`).
 
 pub mod block;
+#[cfg(test)]
+mod hostile;
 pub mod interrupt;
 pub mod mmio;
 pub mod net;

@@ -304,6 +304,22 @@ fn gather_frame(mem: &GuestMemoryMmap, chain: &DescriptorChain) -> Option<Vec<u8
     Some(frame)
 }
 
+/// `copy_to_chain`, for the hostile-guest tests.
+#[cfg(test)]
+pub fn copy_to_chain_for_tests(
+    mem: &GuestMemoryMmap,
+    chain: &DescriptorChain,
+    frame: &[u8],
+) -> Option<u32> {
+    copy_to_chain(mem, chain, frame)
+}
+
+/// `gather_frame`, for the hostile-guest tests.
+#[cfg(test)]
+pub fn gather_frame_for_tests(mem: &GuestMemoryMmap, chain: &DescriptorChain) -> Option<Vec<u8>> {
+    gather_frame(mem, chain)
+}
+
 impl VirtioDevice for Net {
     fn device_type(&self) -> u32 {
         TYPE_NET

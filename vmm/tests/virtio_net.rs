@@ -1,0 +1,125 @@
+//! virtio-net end to end, inside a network namespace the test creates: the host side of the
+//! tap pings the probe, fetches its web page, and echoes 10 MiB through its TCP stack.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::{NetNs, api, eventually, probe_elf};
+
+struct ServingProbe {
+    ns: NetNs,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl ServingProbe {
+    fn start(tag: &str, extra: &str) -> Self {
+        let ns = NetNs::with_tap(tag, "10.0.0.1/24");
+        let dir = tempfile::tempdir().unwrap();
+        let probe = probe_elf();
+        let log = dir.path().join("console.log");
+        let sock = dir.path().join("api.sock");
+        let cmdline = format!("probe.net=static:10.0.0.2/24,10.0.0.1 {extra}");
+        let child = ns
+            .command(&[
+                env!("CARGO_BIN_EXE_vmm"),
+                "--kernel",
+                probe.to_str().unwrap(),
+                "--mem-mib",
+                "64",
+                "--net",
+                "tap=tap0,mac=02:00:00:00:00:02",
+                "--cmdline",
+                &cmdline,
+                "--serial-log",
+                log.to_str().unwrap(),
+                "--api-sock",
+                sock.to_str().unwrap(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let probe = ServingProbe { ns, child, dir };
+        assert!(
+            eventually(Duration::from_secs(20), || probe
+                .console()
+                .contains("probe: net serving")),
+            "the probe comes up: {}",
+            probe.console()
+        );
+        probe
+    }
+
+    fn console(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("console.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for ServingProbe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn host_pings_the_probe_and_fetches_its_page() {
+    let probe = ServingProbe::start("web", "probe.http=i-0123456789abcdef0");
+    let ping = probe.ns.exec(&["ping", "-c", "3", "-W", "2", "10.0.0.2"]);
+    assert!(String::from_utf8_lossy(&ping.stdout).contains("3 received"));
+    let body = probe.ns.run(|| {
+        let mut s = TcpStream::connect(("10.0.0.2", 80)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET / HTTP/1.0\r\nHost: 10.0.0.2\r\n\r\n")
+            .unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        reply
+    });
+    assert!(body.starts_with("HTTP/1.0 200 OK"), "{body}");
+    assert!(body.ends_with("\r\n\r\ni-0123456789abcdef0\n"), "{body}");
+    assert!(probe.console().contains("probe: net mac 02:00:00:00:00:02"));
+    // The device counted the traffic.
+    let status = api(&probe.dir.path().join("api.sock"), "status");
+    let net = &status["status"]["devices"][0];
+    assert!(
+        net["device"].as_str().unwrap().starts_with("net tap0"),
+        "{net}"
+    );
+    assert!(net["requests"].as_u64().unwrap() >= 6, "{net}");
+}
+
+#[test]
+fn tcp_echo_of_10_mib_is_exact() {
+    let probe = ServingProbe::start("echo", "");
+    let (sent, received) = probe.ns.run(|| {
+        let data: Vec<u8> = (0..10u32 << 20).map(|i| (i * 7 + i / 4096) as u8).collect();
+        let mut s = TcpStream::connect(("10.0.0.2", 7)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut reader = s.try_clone().unwrap();
+        let total = data.len();
+        let receiver = std::thread::spawn(move || {
+            let mut got = Vec::with_capacity(total);
+            let mut buf = vec![0u8; 65536];
+            while got.len() < total {
+                match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            got
+        });
+        s.write_all(&data).unwrap();
+        let received = receiver.join().unwrap();
+        let _ = s.shutdown(Shutdown::Both);
+        (data, received)
+    });
+    assert_eq!(received.len(), sent.len());
+    assert!(received == sent, "echoed bytes differ");
+}
