@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{probe_elf, run_with_timeout, stderr, stdout, vmm};
+use common::{api, eventually, probe_elf, run_with_timeout, stderr, stdout, vmm};
 
 /// The probe's disk pattern (images/probe/src/disk.rs): a splitmix64 of the offset and a seed.
 fn pattern(offset: u64) -> u64 {
@@ -161,4 +161,67 @@ fn missing_disk_is_refused_before_boot() {
         log.contains("disk /nonexistent/vol.img cannot be opened"),
         "{log}"
     );
+}
+
+#[test]
+fn several_disks_and_an_rng_are_announced_and_counted() {
+    let (a, b) = (disk(4 << 20), disk(1 << 20));
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("api.sock");
+    let log = dir.path().join("console.log");
+    let mut child = vmm()
+        .arg("--kernel")
+        .arg(probe_elf())
+        .args([
+            "--mem-mib",
+            "64",
+            "--rng",
+            "--cmdline",
+            "probe.disk=write probe.mode=count",
+        ])
+        .arg("--disk")
+        .arg(format!("{},id=vol-a", a.path().display()))
+        .arg("--disk")
+        .arg(format!("{},ro,id=vol-b", b.path().display()))
+        .arg("--api-sock")
+        .arg(&sock)
+        .arg("--serial-log")
+        .arg(&log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let console = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        eventually(Duration::from_secs(20), || console()
+            .contains("probe: count 1")),
+        "{}",
+        console()
+    );
+    let text = console();
+    assert!(text.contains("virtio_mmio.device=4K@0xd0000000:5 virtio_mmio.device=4K@0xd0001000:6 virtio_mmio.device=4K@0xd0002000:7"), "{text}");
+    assert!(
+        text.contains("probe: disk write ok 4194304 bytes"),
+        "the first disk is used: {text}"
+    );
+    let status = api(&sock, "status");
+    let devices = status["status"]["devices"].as_array().unwrap().clone();
+    let _ = child.kill();
+    let _ = child.wait();
+    let names: Vec<&str> = devices
+        .iter()
+        .map(|d| d["device"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["block vol-a", "block vol-b", "rng"]);
+    assert!(
+        devices[0]["bytes_out"].as_u64().unwrap() >= 4 << 20,
+        "{:?}",
+        devices[0]
+    );
+    assert!(
+        devices[0]["bytes_in"].as_u64().unwrap() >= 4 << 20,
+        "{:?}",
+        devices[0]
+    );
+    assert_eq!(devices[1]["requests"], 0, "the second disk was not touched");
 }

@@ -266,6 +266,22 @@ impl Net {
     }
 }
 
+/// The offloads the tap may use towards the guest: partial checksums when the guest accepts
+/// them, and TSO only on top of that.
+fn tap_offloads(acked: u64) -> u32 {
+    if acked & F_GUEST_CSUM == 0 {
+        return 0;
+    }
+    let mut flags = TUN_F_CSUM;
+    if acked & F_GUEST_TSO4 != 0 {
+        flags |= TUN_F_TSO4;
+    }
+    if acked & F_GUEST_TSO6 != 0 {
+        flags |= TUN_F_TSO6;
+    }
+    flags
+}
+
 /// Copies `frame` into the chain's writable buffers; `None` if they are too small or the chain
 /// has a device-readable buffer.
 fn copy_to_chain(mem: &GuestMemoryMmap, chain: &DescriptorChain, frame: &[u8]) -> Option<u32> {
@@ -353,18 +369,9 @@ impl VirtioDevice for Net {
                 activation.queues.iter().position(|q| !q.ready).unwrap_or(0),
             ));
         }
-        let acked = activation.acked_features;
-        let mut offload = 0;
-        if acked & F_GUEST_CSUM != 0 {
-            offload |= TUN_F_CSUM;
-            if acked & F_GUEST_TSO4 != 0 {
-                offload |= TUN_F_TSO4;
-            }
-            if acked & F_GUEST_TSO6 != 0 {
-                offload |= TUN_F_TSO6;
-            }
-        }
-        self.tap.set_offload(offload).map_err(ActivateError::Host)?;
+        self.tap
+            .set_offload(tap_offloads(activation.acked_features))
+            .map_err(ActivateError::Host)?;
         let tx = activation.queues.remove(TX);
         let rx = activation.queues.remove(RX);
         self.active = Some(Active {

@@ -81,3 +81,22 @@ fn mac_formats_like_ip_link() {
         "02:00:ab:01:02:ff"
     );
 }
+
+#[test]
+fn offloads_follow_what_the_guest_accepted() {
+    assert_eq!(
+        tap_offloads(0),
+        0,
+        "a guest without offloads gets whole frames"
+    );
+    assert_eq!(
+        tap_offloads(F_GUEST_TSO4),
+        0,
+        "TSO needs checksum offload too"
+    );
+    assert_eq!(tap_offloads(F_GUEST_CSUM), TUN_F_CSUM);
+    assert_eq!(
+        tap_offloads(F_GUEST_CSUM | F_GUEST_TSO4 | F_GUEST_TSO6),
+        TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6
+    );
+}
