@@ -94,7 +94,7 @@ pub async fn dispatch(action: &str, c: &Call<'_>) -> Result<String, ApiError> {
         "RegisterImage" => images::register(c),
         "DescribeImages" => images::describe(c),
         "DeregisterImage" => images::deregister(c),
-        "CreateKeyPair" => keypairs::create(c),
+        "CreateKeyPair" => keypairs::create(c).await,
         "ImportKeyPair" => keypairs::import(c),
         "DescribeKeyPairs" => keypairs::describe(c),
         "DeleteKeyPair" => keypairs::delete(c),

@@ -171,6 +171,9 @@ fn launch(args: &Args) -> serde_json::Value {
     })
 }
 
+/// Request parameters for the i-th sample.
+type ParamsFor<'a> = Box<dyn Fn(usize) -> Vec<(String, String)> + 'a>;
+
 fn describe(args: &Args) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     // Let an agent create the schema and credentials, then fill the table directly.
@@ -228,7 +231,7 @@ fn describe(args: &Args) -> serde_json::Value {
     let c = a.client();
     let mut out = serde_json::Map::new();
     out.insert("rows".into(), args.rows.into());
-    let variants: Vec<(&str, Box<dyn Fn(usize) -> Vec<(String, String)>>)> = vec![
+    let variants: Vec<(&str, ParamsFor<'_>)> = vec![
         (
             "by_instance_id",
             Box::new(|i| vec![("InstanceId.1".into(), ids[i * 37 % ids.len()].clone())]),
