@@ -13,6 +13,7 @@ packages=(
   xz-utils zstd lz4 # unpacking Debian packages and kernels
   python3 python3-venv  # benchmarks, and boto3 in a virtualenv for API tests
   iputils-ping      # networking tests ping the probe
+  fio               # benchmarks: the host's own disk figures
 )
 
 missing=()

@@ -40,6 +40,11 @@ impl Clock {
         self.khz.saturating_mul(millis)
     }
 
+    /// TSC ticks in `micros` microseconds.
+    pub const fn ticks_from_micros(self, micros: u64) -> u64 {
+        self.khz.saturating_mul(micros) / 1000
+    }
+
     /// TSC ticks in one second.
     pub const fn ticks_per_second(self) -> u64 {
         self.ticks_from_millis(1000)

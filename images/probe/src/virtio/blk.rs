@@ -44,6 +44,8 @@ pub const MAX_SEGMENT: usize = 1 << 20;
 pub const QUEUE_SIZE: u16 = 256;
 /// How long one request may take before the driver gives up on the device.
 pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
+/// How long to poll for a completion before blocking on the wait port.
+const SPIN_MICROS: u64 = 30;
 /// Longest single wait on the wait port; on timeout the driver checks the device status
 /// and notifies again.
 const WAIT_SLICE_MICROS: u64 = 200_000;
@@ -279,6 +281,15 @@ impl Blk {
         self.kick();
         let deadline = time::now().saturating_add(self.clock.ticks_from_millis(REQUEST_TIMEOUT_MS));
         loop {
+            // Completions usually follow within microseconds: poll briefly before paying for
+            // a blocking wait on the port.
+            let spin_until = time::now().saturating_add(self.clock.ticks_from_micros(SPIN_MICROS));
+            while time::now() < spin_until {
+                if let Some(done) = self.poll() {
+                    return done;
+                }
+                core::hint::spin_loop();
+            }
             if let Some(done) = self.poll() {
                 return done;
             }
