@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use vm_memory::{GuestAddress, GuestMemoryMmap};
+use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
 
 use super::interrupt::VirtioInterrupt;
@@ -270,14 +270,9 @@ impl MmioTransport {
         self.interrupt.clear();
     }
 
-    /// The ring addresses the driver set for queue `index` (for tests and diagnostics).
-    pub fn queue_addresses(
-        &self,
-        index: usize,
-    ) -> Option<(GuestAddress, GuestAddress, GuestAddress)> {
-        self.queues
-            .get(index)
-            .map(|q| (q.desc_table, q.avail_ring, q.used_ring))
+    /// Whether the device is in its error state (DEVICE_NEEDS_RESET).
+    pub fn is_failed(&self) -> bool {
+        self.interrupt.needs_reset()
     }
 }
 
@@ -306,5 +301,177 @@ impl BusDevice for MmioTransport {
             let value = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
             self.write_register(offset, value);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::irq::CountingIrq;
+    use crate::devices::virtio::queue::testing::queue_at;
+    use crate::devices::virtio::rng::Rng;
+    use crate::kvm::memory::create_guest_memory;
+
+    struct Driver {
+        transport: MmioTransport,
+        events: Vec<Arc<EventFd>>,
+        memory: GuestMemoryMmap,
+    }
+
+    impl Driver {
+        fn new() -> Self {
+            let memory = create_guest_memory(1 << 20).unwrap();
+            let events = vec![Arc::new(EventFd::new(libc::EFD_NONBLOCK).unwrap())];
+            let device: Arc<Mutex<dyn VirtioDevice>> = Arc::new(Mutex::new(Rng::new()));
+            let interrupt = VirtioInterrupt::new(Box::new(CountingIrq::default()), None);
+            let transport = MmioTransport::new(device, memory.clone(), interrupt, events.clone());
+            Driver {
+                transport,
+                events,
+                memory,
+            }
+        }
+
+        fn read(&mut self, offset: u64) -> u32 {
+            let mut data = [0u8; 4];
+            self.transport.read(0, offset, &mut data);
+            u32::from_le_bytes(data)
+        }
+
+        fn write(&mut self, offset: u64, value: u32) {
+            self.transport.write(0, offset, &value.to_le_bytes());
+        }
+
+        /// The spec's init sequence up to FEATURES_OK, accepting `features`.
+        fn negotiate(&mut self, features: u64) {
+            self.write(reg::STATUS, 0);
+            self.write(reg::STATUS, status::ACKNOWLEDGE);
+            self.write(reg::STATUS, status::ACKNOWLEDGE | status::DRIVER);
+            self.write(reg::DRIVER_FEATURES_SEL, 0);
+            self.write(reg::DRIVER_FEATURES, features as u32);
+            self.write(reg::DRIVER_FEATURES_SEL, 1);
+            self.write(reg::DRIVER_FEATURES, (features >> 32) as u32);
+            self.write(
+                reg::STATUS,
+                status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK,
+            );
+        }
+
+        fn set_queue(&mut self, size: u32) {
+            let q = queue_at(&self.memory, 0x1000, 16);
+            self.write(reg::QUEUE_SEL, 0);
+            self.write(reg::QUEUE_NUM, size);
+            self.write(reg::QUEUE_DESC_LOW, q.desc_table.0 as u32);
+            self.write(reg::QUEUE_DRIVER_LOW, q.avail_ring.0 as u32);
+            self.write(reg::QUEUE_DEVICE_LOW, q.used_ring.0 as u32);
+            self.write(reg::QUEUE_READY, 1);
+        }
+
+        fn driver_ok(&mut self) {
+            let s = self.read(reg::STATUS);
+            self.write(reg::STATUS, s | status::DRIVER_OK);
+        }
+
+        fn notified(&self) -> bool {
+            self.events[0].read().is_ok()
+        }
+    }
+
+    #[test]
+    fn identifies_itself_as_a_modern_device() {
+        let mut d = Driver::new();
+        assert_eq!(d.read(reg::MAGIC), MAGIC);
+        assert_eq!(d.read(reg::VERSION), 2);
+        assert_eq!(d.read(reg::DEVICE_ID), super::super::TYPE_RNG);
+        d.write(reg::DEVICE_FEATURES_SEL, 1);
+        assert_eq!(d.read(reg::DEVICE_FEATURES), 1, "VIRTIO_F_VERSION_1");
+        assert_eq!(d.read(reg::QUEUE_NUM_MAX), 256);
+    }
+
+    #[test]
+    fn full_init_activates_and_forwards_notifications() {
+        let mut d = Driver::new();
+        d.negotiate(F_VERSION_1);
+        assert_ne!(d.read(reg::STATUS) & status::FEATURES_OK, 0);
+        d.set_queue(16);
+        d.driver_ok();
+        assert_ne!(d.read(reg::STATUS) & status::DRIVER_OK, 0);
+        assert!(!d.transport.is_failed());
+        d.write(reg::QUEUE_NOTIFY, 0);
+        assert!(d.notified());
+    }
+
+    #[test]
+    fn features_without_version_1_or_not_offered_are_refused() {
+        let mut d = Driver::new();
+        d.negotiate(0);
+        assert_eq!(
+            d.read(reg::STATUS) & status::FEATURES_OK,
+            0,
+            "legacy drivers are refused"
+        );
+        let mut d = Driver::new();
+        d.negotiate(F_VERSION_1 | (1 << 40));
+        assert_eq!(
+            d.read(reg::STATUS) & status::FEATURES_OK,
+            0,
+            "unoffered feature"
+        );
+    }
+
+    #[test]
+    fn notifications_before_driver_ok_are_ignored() {
+        let mut d = Driver::new();
+        d.write(reg::QUEUE_NOTIFY, 0);
+        assert!(!d.notified());
+        d.negotiate(F_VERSION_1);
+        d.set_queue(16);
+        d.write(reg::QUEUE_NOTIFY, 0);
+        assert!(!d.notified(), "not yet DRIVER_OK");
+    }
+
+    #[test]
+    fn a_bad_queue_size_puts_the_device_in_error_state() {
+        let mut d = Driver::new();
+        d.negotiate(F_VERSION_1);
+        d.set_queue(12);
+        d.driver_ok();
+        assert_ne!(d.read(reg::STATUS) & status::DEVICE_NEEDS_RESET, 0);
+        assert_ne!(
+            d.read(reg::INTERRUPT_STATUS) & 2,
+            0,
+            "config-change interrupt"
+        );
+        d.write(reg::QUEUE_NOTIFY, 0);
+        assert!(!d.notified(), "an inactive device gets no notifications");
+        d.write(reg::STATUS, 0);
+        assert_eq!(d.read(reg::STATUS), 0, "reset clears the error");
+        d.negotiate(F_VERSION_1);
+        d.set_queue(16);
+        d.driver_ok();
+        assert_eq!(d.read(reg::STATUS) & status::DEVICE_NEEDS_RESET, 0);
+    }
+
+    #[test]
+    fn queue_registers_freeze_after_driver_ok_and_status_only_grows() {
+        let mut d = Driver::new();
+        d.negotiate(F_VERSION_1);
+        d.set_queue(16);
+        d.driver_ok();
+        d.write(reg::QUEUE_NUM, 4);
+        assert_eq!(d.transport.queues[0].size, 16);
+        let before = d.read(reg::STATUS);
+        d.write(reg::STATUS, status::ACKNOWLEDGE);
+        assert_eq!(d.read(reg::STATUS), before, "clearing bits is ignored");
+    }
+
+    #[test]
+    fn odd_sized_register_accesses_read_zero_and_write_nothing() {
+        let mut d = Driver::new();
+        let mut byte = [0xffu8; 1];
+        d.transport.read(0, reg::MAGIC, &mut byte);
+        assert_eq!(byte, [0]);
+        d.transport.write(0, reg::STATUS, &[1]);
+        assert_eq!(d.read(reg::STATUS), 0);
     }
 }
