@@ -216,3 +216,85 @@ fn vmm_crash_is_reported_not_hidden() {
     agent.call("StartInstances", &[("InstanceId.1", &id)]);
     agent.wait_state(&id, "running", T);
 }
+
+#[test]
+fn stop_escalates_when_the_guest_ignores_ctrl_alt_del_and_force_skips_the_wait() {
+    let agent = Agent::start(&["--stop-timeout", "1"]);
+    let ami = agent.register_probe();
+    let xml = agent.call(
+        "RunInstances",
+        &[
+            ("ImageId", &ami),
+            ("MinCount", "2"),
+            ("MaxCount", "2"),
+            ("InstanceType", "t2.nano"),
+        ],
+    );
+    let ids = common::instance_ids(&xml);
+    for id in &ids {
+        agent.wait_state(id, "running", T);
+    }
+    // A paused guest cannot react to Ctrl-Alt-Del: after the timeout the vmm is stopped.
+    assert!(vmm_control(&agent, &ids[0], "pause").contains("\"ok\":true"));
+    let t = std::time::Instant::now();
+    agent.call("StopInstances", &[("InstanceId.1", &ids[0])]);
+    agent.wait_state(&ids[0], "stopped", T);
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "stopped before the timeout"
+    );
+    assert!(!agent.console(&ids[0]).contains("ctrl-alt-del received"));
+    // Force skips Ctrl-Alt-Del altogether.
+    agent.call(
+        "StopInstances",
+        &[("InstanceId.1", &ids[1]), ("Force", "true")],
+    );
+    agent.wait_state(&ids[1], "stopped", T);
+    assert!(!agent.console(&ids[1]).contains("ctrl-alt-del received"));
+    let log = std::fs::read_to_string(
+        agent
+            .dir
+            .path()
+            .join("instances")
+            .join(&ids[1])
+            .join("vmm.log"),
+    )
+    .unwrap();
+    assert!(
+        log.trim_end()
+            .ends_with("vmm: exit: stopped through the control API"),
+        "{log}"
+    );
+    assert!(agent.vmm_pids().is_empty());
+}
+
+#[test]
+fn terminated_instances_disappear_after_the_retention() {
+    let agent = Agent::start(&["--terminated-retention", "2"]);
+    let ami = agent.register_probe();
+    let id = common::instance_ids(&agent.call(
+        "RunInstances",
+        &[
+            ("ImageId", &ami),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+            ("InstanceType", "t2.nano"),
+        ],
+    ))[0]
+        .clone();
+    agent.wait_state(&id, "running", T);
+    agent.call("TerminateInstances", &[("InstanceId.1", &id)]);
+    agent.wait_state(&id, "terminated", T);
+    assert!(
+        agent.states().iter().any(|s| s.0 == id),
+        "terminated instances stay visible"
+    );
+    assert!(
+        eventually(T, || agent.states().is_empty()),
+        "{:?}",
+        agent.states()
+    );
+    assert!(!agent.dir.path().join("instances").join(&id).exists());
+    let (code, _) = agent.call_err("DescribeInstances", &[("InstanceId.1", &id)]);
+    assert_eq!(code, "InvalidInstanceID.NotFound");
+}

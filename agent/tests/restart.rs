@@ -148,3 +148,42 @@ fn restart_during_a_stop_finishes_the_stop() {
         "Client.UserInitiatedShutdown"
     );
 }
+
+#[test]
+fn restart_adopts_a_vmm_whose_pid_was_never_recorded() {
+    // The agent can die between spawning a VMM and recording its pid; the next one must
+    // adopt that VMM rather than start a second one.
+    let mut agent = Agent::start(&[]);
+    let ami = agent.register_probe();
+    let id = common::instance_ids(&agent.call(
+        "RunInstances",
+        &[
+            ("ImageId", &ami),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+            ("InstanceType", "t2.nano"),
+        ],
+    ))[0]
+        .clone();
+    agent.wait_state(&id, "running", T);
+    let pid = agent.vmm_pid(&id).unwrap();
+    agent.kill9();
+    let conn = rusqlite::Connection::open(agent.dir.path().join("state.db")).unwrap();
+    conn.execute(
+        "UPDATE instances SET pid = NULL, pid_start = NULL WHERE id = ?1",
+        [&id],
+    )
+    .unwrap();
+    drop(conn);
+    agent.restart();
+    agent.wait_state(&id, "running", T);
+    assert_eq!(agent.vmm_pid(&id), Some(pid));
+    assert_eq!(agent.vmm_pids(), vec![pid]);
+    assert_eq!(
+        agent.console(&id).matches("probe: vcpu 0 of 1 up").count(),
+        1
+    );
+    agent.call("StopInstances", &[("InstanceId.1", &id)]);
+    agent.wait_state(&id, "stopped", T);
+    assert!(!pid_alive(pid));
+}

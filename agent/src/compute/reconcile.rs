@@ -37,7 +37,19 @@ impl Compute {
                 }
                 (None, _) => match row.state {
                     InstanceState::Pending | InstanceState::Running => {
-                        tokio::spawn(self.clone().start_vmm(id));
+                        // The previous agent may have died between spawning the VMM and
+                        // recording its pid: adopt that VMM rather than start a second one.
+                        match supervisor::find_by_socket(&self.dir(&id).api_sock()) {
+                            Some((pid, start)) => {
+                                tracing::warn!(%id, pid, "adopting an unrecorded vmm");
+                                instances::set_pid(&self.db.lock(), &id, Some((pid, start)))?;
+                                tokio::spawn(self.clone().monitor(id.clone(), pid, None));
+                                tokio::spawn(self.clone().confirm_after_restart(id, pid));
+                            }
+                            None => {
+                                tokio::spawn(self.clone().start_vmm(id));
+                            }
+                        }
                     }
                     InstanceState::Stopping => {
                         let u = keep_reason(&row);
@@ -78,7 +90,8 @@ impl Compute {
         }
     }
 
-    /// Every minute, deletes instances terminated longer ago than the retention, and their files.
+    /// Every minute (or retention, if shorter), deletes instances terminated longer ago than
+    /// the retention, and their files.
     pub async fn purge_loop(self: Arc<Self>) {
         loop {
             let before =
@@ -92,7 +105,11 @@ impl Compute {
                 }
                 Err(e) => tracing::error!(error = %e, "cannot purge terminated instances"),
             }
-            tokio::time::sleep(Duration::from_secs(60)).await;
+            let every = self
+                .config
+                .terminated_retention
+                .clamp(Duration::from_secs(1), Duration::from_secs(60));
+            tokio::time::sleep(every).await;
         }
     }
 }

@@ -158,6 +158,33 @@ pub async fn wait_exit(pid: i32) {
     }
 }
 
+/// A live VMM serving `api_sock` (found by its command line), with its start time.
+pub fn find_by_socket(api_sock: &Path) -> Option<(i32, u64)> {
+    let wanted = api_sock.as_os_str().as_encoded_bytes();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let mut args = cmdline.split(|b| *b == 0);
+        while let Some(arg) = args.next() {
+            if arg == b"--api-sock" && args.next() == Some(wanted) {
+                if let Some(start) = start_time(pid) {
+                    return Some((pid, start));
+                }
+                break;
+            }
+        }
+    }
+    None
+}
+
 /// Sends SIGKILL to the VMM's whole process group.
 pub fn kill_group(pid: i32) {
     // SAFETY: kill(2) with a negative pid signals that process group; no memory is involved.
