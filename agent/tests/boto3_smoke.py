@@ -90,6 +90,8 @@ assert inst["KeyName"] == "bk" and inst["InstanceType"] == "t2.nano"
 assert inst["Placement"]["AvailabilityZone"] == "local-1a"
 assert {"Key": "Name", "Value": "b3"} in inst["Tags"]
 assert inst["LaunchTime"].year >= 2024
+ud = ec2.describe_instance_attribute(InstanceId=ids[0], Attribute="userData")["UserData"]["Value"]
+assert base64.b64decode(ud) == b"#!/bin/sh\necho hi\n", ud
 by_tag = ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": ["b3"]},
                                           {"Name": "instance-state-name", "Values": ["running"]}])
 assert sorted(i["InstanceId"] for r in by_tag["Reservations"] for i in r["Instances"]) == sorted(ids)

@@ -117,6 +117,8 @@ fn images_types_and_tags_through_the_cli() {
         "{filtered}"
     );
     // Instances from the second image boot the probe too.
+    let ud = agent.dir.path().join("user-data.sh");
+    std::fs::write(&ud, "#!/bin/sh\necho hello from user data\n").unwrap();
     let run = agent.ec2_ok(&[
         "run-instances",
         "--image-id",
@@ -125,6 +127,8 @@ fn images_types_and_tags_through_the_cli() {
         "t2.nano",
         "--tag",
         "role=web",
+        "--user-data",
+        &format!("file://{}", ud.display()),
     ]);
     let id = run
         .lines()
@@ -135,6 +139,18 @@ fn images_types_and_tags_through_the_cli() {
         .unwrap()
         .to_string();
     agent.ec2_ok(&["wait", "instance-running", "--instance-ids", &id]);
+    let attr = |name: &str| {
+        agent.ec2_ok(&[
+            "describe-instance-attribute",
+            "--instance-id",
+            &id,
+            "--attribute",
+            name,
+        ])
+    };
+    assert_eq!(attr("userData"), "#!/bin/sh\necho hello from user data\n");
+    assert_eq!(attr("instanceType").trim(), "t2.nano");
+    assert_eq!(attr("instanceInitiatedShutdownBehavior").trim(), "stop");
     agent.ec2_ok(&[
         "create-tags",
         "--resources",

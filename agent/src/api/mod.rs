@@ -1,6 +1,7 @@
 //! The EC2 Query API: the HTTP server, authentication, parameters, XML, and one module per
 //! resource family.
 
+pub mod attributes;
 pub mod errors;
 pub mod images;
 pub mod instances;
@@ -61,6 +62,7 @@ pub const ACTIONS: &[&str] = &[
     "RebootInstances",
     "TerminateInstances",
     "DescribeInstanceStatus",
+    "DescribeInstanceAttribute",
     "GetConsoleOutput",
     "DescribeInstanceTypes",
     "RegisterImage",
@@ -88,6 +90,7 @@ pub async fn dispatch(action: &str, c: &Call<'_>) -> Result<String, ApiError> {
         "TerminateInstances" => instances::terminate(c).await,
         "DescribeInstanceStatus" => instances::describe_status(c),
         "GetConsoleOutput" => instances::console_output(c),
+        "DescribeInstanceAttribute" => attributes::describe(c),
         "DescribeInstanceTypes" => types::describe_instance_types(c),
         "DescribeRegions" => types::describe_regions(c),
         "DescribeAvailabilityZones" => types::describe_zones(c),

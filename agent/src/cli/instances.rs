@@ -233,6 +233,30 @@ pub fn run(cli: &Cli, c: &Client) -> Result<(), CliError> {
             }
             return Ok(());
         }
+        Command::DescribeInstanceAttribute {
+            instance_id,
+            attribute,
+        } => {
+            p.push(("InstanceId".into(), instance_id.clone()));
+            p.push(("Attribute".into(), attribute.clone()));
+            let xml = c.call("DescribeInstanceAttribute", &p)?;
+            if json {
+                return print_json(&xml);
+            }
+            let doc = parse(&xml)?;
+            let value = child(doc.root_element(), attribute)
+                .and_then(|n| text(n, "value"))
+                .unwrap_or("");
+            if attribute == "userData" {
+                let bytes = B64
+                    .decode(value)
+                    .map_err(|e| CliError::Parse(e.to_string()))?;
+                print!("{}", String::from_utf8_lossy(&bytes));
+            } else {
+                println!("{value}");
+            }
+            return Ok(());
+        }
         Command::GetConsoleOutput { instance_id } => {
             p.push(("InstanceId".into(), instance_id.clone()));
             let xml = c.call("GetConsoleOutput", &p)?;

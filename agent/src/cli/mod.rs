@@ -121,6 +121,15 @@ pub enum Command {
         #[arg(long)]
         include_all_instances: bool,
     },
+    /// Show one attribute of an instance (`userData` is printed decoded).
+    DescribeInstanceAttribute {
+        /// The instance.
+        #[arg(long)]
+        instance_id: String,
+        /// `instanceType`, `userData` or `instanceInitiatedShutdownBehavior`.
+        #[arg(long)]
+        attribute: String,
+    },
     /// Print an instance's console output.
     GetConsoleOutput {
         /// The instance.
