@@ -298,3 +298,83 @@ fn terminated_instances_disappear_after_the_retention() {
     let (code, _) = agent.call_err("DescribeInstances", &[("InstanceId.1", &id)]);
     assert_eq!(code, "InvalidInstanceID.NotFound");
 }
+
+#[test]
+fn boot_failures_and_guest_failures_are_reported() {
+    let agent = Agent::start(&[]);
+    // A kernel file the vmm cannot load: the launch ends stopped, with the vmm's error.
+    let junk = agent.dir.path().join("junk-kernel");
+    std::fs::write(&junk, b"this is not a kernel").unwrap();
+    let xml = agent.call(
+        "RegisterImage",
+        &[
+            ("Name", "junk"),
+            ("KernelPath", junk.to_str().unwrap()),
+            ("EntryMode", "kernel"),
+        ],
+    );
+    let junk_ami = common::child_text(
+        roxmltree::Document::parse(&xml).unwrap().root_element(),
+        "imageId",
+    );
+    let id = common::instance_ids(&agent.call(
+        "RunInstances",
+        &[
+            ("ImageId", &junk_ami),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+            ("InstanceType", "t2.nano"),
+        ],
+    ))[0]
+        .clone();
+    agent.wait_state(&id, "stopped", T);
+    let v = agent.instance(&id);
+    assert_eq!(v.reason_code, "Server.InternalError", "{v:?}");
+    assert!(v.reason_message.contains("failed to boot"), "{v:?}");
+
+    // The probe started in kernel mode: on a host without VT-x/AMD-V, KVM's emulator stops
+    // on it, and the vmm reports a guest failure, which must reach the API.
+    let hardware_virt = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap()
+        .split_whitespace()
+        .any(|f| f == "vmx" || f == "svm");
+    if !hardware_virt {
+        let elf = common::probe_manifest().with_file_name("probe.elf");
+        let xml = agent.call(
+            "RegisterImage",
+            &[
+                ("Name", "probe-kernel-mode"),
+                ("KernelPath", elf.to_str().unwrap()),
+                ("EntryMode", "kernel"),
+                ("BootArgs", "probe.mode=count"),
+            ],
+        );
+        let ami = common::child_text(
+            roxmltree::Document::parse(&xml).unwrap().root_element(),
+            "imageId",
+        );
+        let id = common::instance_ids(&agent.call(
+            "RunInstances",
+            &[
+                ("ImageId", &ami),
+                ("MinCount", "1"),
+                ("MaxCount", "1"),
+                ("InstanceType", "t2.nano"),
+            ],
+        ))[0]
+            .clone();
+        agent.wait_state(&id, "stopped", T);
+        let v = agent.instance(&id);
+        assert_eq!(v.reason_code, "Server.InternalError", "{v:?}");
+        assert!(
+            v.reason_message.contains("vmm: exit: guest failure"),
+            "{v:?}"
+        );
+        // The console log is kept.
+        assert!(
+            agent.console(&id).contains("probe: vcpu 0"),
+            "{}",
+            agent.console(&id)
+        );
+    }
+}

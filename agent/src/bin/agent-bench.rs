@@ -274,7 +274,11 @@ fn describe(args: &Args) -> serde_json::Value {
 
 fn main() {
     let args = Args::parse();
-    let launch = launch(&args);
+    let launch = if args.launch > 0 {
+        launch(&args)
+    } else {
+        serde_json::Value::Null
+    };
     let describe = describe(&args);
     println!(
         "{}",
