@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# The Linux image (images/build.sh linux): its kernel has every option the vmm and the userland
+# need, its root volume holds what it must with the right owners and modes, its manifest's sizes
+# and checksums are true, and the kernel starts under the vmm with the image's boot arguments,
+# a disk, a network card (a tap in a network namespace this test makes and removes) and the rng:
+# the early console shows our command line with the root device and the three virtio-mmio
+# devices. Without VT-x/AMD-V the kernel then stops at an emulation failure (vmm exit 2); with
+# it, the boot must go on to the bootstrap's "bootstrap finished" line (no DHCP or IMDS answers
+# on the tap, so it finishes without them).
+#
+#   scripts/tests/linux-image.sh VMM
+#
+# Prints "PASS linux-image" or "FAIL linux-image: <reason>" and exits 0 or 1. The first run
+# builds the kernel (15-25 minutes on two cores; cached outside the checkout afterwards). The
+# boot is bounded by LINUX_IMAGE_TIMEOUT seconds (default 120).
+set -euo pipefail
+
+NAME=linux-image
+TIMEOUT="${LINUX_IMAGE_TIMEOUT:-120}"
+MEM_MIB=256
+# The options the issue names: the vmm's devices and platform, the console, the file systems
+# and what busybox, dropbear and httpd need.
+REQUIRED=(64BIT SMP PRINTK EARLY_PRINTK TTY SERIAL_8250 SERIAL_8250_CONSOLE VIRTIO VIRTIO_MMIO
+  VIRTIO_MMIO_CMDLINE_DEVICES VIRTIO_BLK VIRTIO_NET HW_RANDOM HW_RANDOM_VIRTIO BLOCK EXT4_FS NET
+  INET PACKET UNIX DEVTMPFS DEVTMPFS_MOUNT PROC_FS SYSFS TMPFS BINFMT_ELF BINFMT_SCRIPT FUTEX EPOLL
+  SIGNALFD TIMERFD EVENTFD SHMEM MULTIUSER FILE_LOCKING POSIX_TIMERS KVM_GUEST PARAVIRT
+  X86_MPPARSE UNIX98_PTYS)
+FORBIDDEN=(MODULES PCI)
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+out="$repo/images/out/linux"
+tmp=$(mktemp -d)
+ns="kec2-linux-image-$$"
+pid=
+
+fail() {
+  echo "FAIL $NAME: $*"
+  if [[ -s $tmp/console.log ]]; then
+    echo "--- console (last 30 lines) ---"
+    tail -n 30 "$tmp/console.log" | tr -d '\r'
+  fi
+  if [[ -s $tmp/vmm.err ]]; then
+    echo "--- vmm stderr (last 10 lines) ---"
+    tail -n 10 "$tmp/vmm.err"
+  fi
+  exit 1
+}
+
+cleanup() {
+  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
+  ip netns del "$ns" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+vmm="${1:-}"
+[[ -n $vmm ]] || fail "usage: $0 VMM"
+vmm=$(realpath "$vmm" 2>/dev/null) || fail "vmm binary '$1' does not exist"
+[[ -x $vmm ]] || fail "vmm binary '$vmm' is not executable"
+[[ -e /dev/kvm ]] || fail "/dev/kvm is missing"
+[[ $(id -u) -eq 0 ]] || fail "needs root (network namespace, tap device, the image's file owners)"
+
+# --- the build (cached: seconds once the kernel is built) ------------------------------------
+start=$(date +%s)
+"$repo/images/build.sh" linux >"$tmp/build.log" 2>&1 || {
+  tail -n 30 "$tmp/build.log"
+  fail "images/build.sh linux failed"
+}
+echo "images/build.sh linux took $(($(date +%s) - start)) s"
+for f in manifest.json vmlinux rootfs.ext4 config; do
+  [[ -s $out/$f ]] || fail "images/build.sh linux left no $out/$f"
+done
+
+# --- the kernel's configuration --------------------------------------------------------------
+missing=()
+for opt in "${REQUIRED[@]}"; do
+  grep -qx "CONFIG_$opt=y" "$out/config" || missing+=("$opt")
+done
+((${#missing[@]} == 0)) || fail "the kernel's .config lacks: ${missing[*]}"
+for opt in "${FORBIDDEN[@]}"; do
+  grep -qE "^CONFIG_$opt=[ym]" "$out/config" && fail "the kernel's .config has CONFIG_$opt on"
+done
+grep -q '^CONFIG_MODULES=' "$out/config" && fail "CONFIG_MODULES is set"
+[[ $(od -An -t x1 -N 4 "$out/vmlinux" | tr -d ' \n') == 7f454c46 ]] || fail "vmlinux is not an ELF file"
+echo "kernel config: ${#REQUIRED[@]} options on, ${FORBIDDEN[*]} off"
+
+# --- the manifest ----------------------------------------------------------------------------
+# m KEY: the manifest's value at KEY (a.b for nested objects); fails when it is missing.
+m() {
+  python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
+for k in sys.argv[2].split("."): d = d[k]
+print(d)' "$out/manifest.json" "$1" 2>/dev/null
+}
+for key in name entry architecture kernel root_volume boot_args kernel_release \
+  sizes.kernel sizes.root_volume sha256.kernel sha256.root_volume; do
+  m "$key" >/dev/null || fail "manifest.json has no '$key'"
+done
+[[ $(m name) == linux ]] || fail "the manifest's name is '$(m name)', not 'linux'"
+[[ $(m entry) == kernel ]] || fail "the manifest's entry is '$(m entry)', not 'kernel'"
+[[ $(m architecture) == x86_64 ]] || fail "the manifest's architecture is '$(m architecture)', not x86_64"
+kernel="$out/$(m kernel)"
+rootfs="$out/$(m root_volume)"
+boot_args=$(m boot_args)
+release=$(m kernel_release)
+for role in kernel root_volume; do
+  file="$out/$(m "$role")"
+  [[ -f $file ]] || fail "the manifest's $role '$file' does not exist"
+  [[ $(stat -c %s "$file") == "$(m "sizes.$role")" ]] || fail "the manifest's size of $role is wrong"
+  [[ $(sha256sum "$file" | cut -d' ' -f1) == "$(m "sha256.$role")" ]] ||
+    fail "the manifest's sha256 of $role does not match the file"
+done
+[[ " $boot_args " == *" root=/dev/vda "* ]] || fail "the boot args '$boot_args' do not name root=/dev/vda"
+echo "manifest: sizes and sha256 match (kernel $(m sizes.kernel) bytes, root volume $(m sizes.root_volume) bytes)"
+
+# --- the root file system --------------------------------------------------------------------
+e2fsck -fn "$rootfs" >"$tmp/fsck.log" 2>&1 || { cat "$tmp/fsck.log"; fail "e2fsck finds the root volume unclean"; }
+# inode PATH: "TYPE MODE UID GID" of PATH in the image (e.g. "regular 0755 0 0").
+inode() {
+  debugfs -R "stat \"$1\"" "$rootfs" 2>/dev/null | awk '
+    /Type:/ { for (i = 1; i <= NF; i++) { if ($i == "Type:") t = $(i + 1); if ($i == "Mode:") m = $(i + 1) } }
+    /^User:/ { u = $2; g = $4 }
+    END { if (t != "") print t, m, u, g }'
+}
+# expect PATH TYPE MODE UID GID (MODE may be a|b).
+expect() {
+  local got
+  got=$(inode "$1")
+  [[ -n $got ]] || fail "the root volume has no $1"
+  read -r type mode uid gid <<<"$got"
+  [[ $type == "$2" ]] || fail "$1 is a $type, not a $2"
+  [[ "|$3|" == *"|$mode|"* ]] || fail "$1 has mode $mode, not $3"
+  [[ $uid == "$4" && $gid == "$5" ]] || fail "$1 is owned by $uid:$gid, not $4:$5"
+}
+# link_target PATH: where the symbolic link PATH points.
+link_target() { debugfs -R "stat \"$1\"" "$rootfs" 2>/dev/null | sed -n 's/^Fast link dest: "\(.*\)"$/\1/p'; }
+image_cat() { debugfs -R "cat \"$1\"" "$rootfs" 2>/dev/null; }
+
+expect / directory 0755 0 0
+expect /bin/busybox regular 0755 0 0
+expect /sbin/init symlink 0777 0 0
+[[ $(link_target /sbin/init) == /bin/busybox ]] || fail "/sbin/init points to '$(link_target /sbin/init)', not /bin/busybox"
+for applet in /bin/sh /usr/sbin/httpd /sbin/udhcpc /usr/bin/nc /sbin/getty; do
+  [[ $(link_target "$applet") == /bin/busybox ]] || fail "$applet is not busybox's applet"
+done
+expect /usr/sbin/dropbear regular 0755 0 0
+expect /usr/bin/dropbearkey regular 0755 0 0
+expect /lib64/ld-linux-x86-64.so.2 regular 0755 0 0
+for lib in $(ldd /usr/sbin/dropbear | awk '$2 == "=>" && $3 ~ /^\// {print $3}'); do
+  expect "$lib" regular 0755 0 0
+done
+expect /usr/sbin/kec2-bootstrap regular 0755 0 0
+cmp -s <(image_cat /usr/sbin/kec2-bootstrap) "$repo/images/linux/rootfs/usr/sbin/kec2-bootstrap" ||
+  fail "the image's kec2-bootstrap differs from images/linux/rootfs/usr/sbin/kec2-bootstrap"
+expect /usr/share/kec2/udhcpc.script regular 0755 0 0
+expect /etc/inittab regular 0644 0 0
+image_cat /etc/inittab | grep -q '^::sysinit:/etc/init.d/rcS$' || fail "/etc/inittab does not run /etc/init.d/rcS"
+expect /etc/init.d/rcS regular 0755 0 0
+image_cat /etc/init.d/rcS | grep -q '^/usr/sbin/kec2-bootstrap' || fail "rcS does not run kec2-bootstrap"
+expect /etc/passwd regular 0644 0 0
+expect /etc/group regular 0644 0 0
+expect /etc/shadow regular '0600|0640' 0 0
+image_cat /etc/passwd | grep -qx 'ec2-user:x:1000:1000:[^:]*:/home/ec2-user:/bin/sh' ||
+  fail "/etc/passwd has no ec2-user with uid 1000, home /home/ec2-user and shell /bin/sh"
+image_cat /etc/passwd | grep -q '^root:x:0:0:' || fail "/etc/passwd has no root"
+image_cat /etc/shadow | grep -q '^ec2-user:\*:' || fail "/etc/shadow does not give ec2-user a key-only account"
+image_cat /etc/group | grep -q '^ec2-user:x:1000:' || fail "/etc/group has no ec2-user group 1000"
+expect /root directory 0700 0 0
+expect /home/ec2-user directory 0700 1000 1000
+expect /var/www/html directory 0755 1000 1000
+expect /var/www/html/index.html regular 0644 1000 1000
+expect /tmp directory 01777 0 0
+expect /dev/console character 0600 0 0
+echo "root volume: init, busybox, dropbear and its libraries, the bootstrap, accounts, owners and modes as expected"
+
+# --- the boot --------------------------------------------------------------------------------
+cp --sparse=always "$rootfs" "$tmp/rootfs.ext4"
+ip netns add "$ns" || fail "cannot create the network namespace $ns"
+ip netns exec "$ns" ip tuntap add dev tap0 mode tap vnet_hdr || fail "cannot create tap0 in $ns"
+ip netns exec "$ns" ip link set tap0 up
+hw_virt=0
+grep -qwE 'vmx|svm' /proc/cpuinfo && hw_virt=1
+
+# The console checks, on the console log so far. Sets `why` when one does not hold yet.
+check_console() {
+  local log="$tmp/console.txt" banner line devices
+  [[ -f $tmp/console.log ]] || { why="no console output"; return 1; }
+  tr -d '\r' <"$tmp/console.log" >"$log"
+  # A line still being written is not looked at yet.
+  [[ -z $(tail -c 1 "$log") ]] || sed -i '$d' "$log"
+  banner=$(grep -m 1 -o 'Linux version [^ ]*' "$log" || true)
+  [[ -n $banner ]] || { why="no 'Linux version' on the console"; return 1; }
+  [[ $banner == "Linux version $release" ]] || { why="the console shows '$banner', not $release"; return 2; }
+  line=$(sed -n 's/^\(\[[ 0-9.]*\] \)\{0,1\}Command line: //p' "$log" | head -n 1)
+  [[ -n $line ]] || { why="no 'Command line:' on the console"; return 1; }
+  [[ $line == "$boot_args"* ]] || { why="the command line '$line' does not start with the manifest's boot_args"; return 2; }
+  [[ " $line " == *" root=/dev/vda "* ]] || { why="the command line '$line' has no root=/dev/vda"; return 2; }
+  devices=$(grep -o 'virtio_mmio\.device=[^ ]*' <<<"$line" | tr '\n' ' ')
+  [[ $devices == "virtio_mmio.device=4K@0xd0000000:5 virtio_mmio.device=4K@0xd0001000:6 virtio_mmio.device=4K@0xd0002000:7 " ]] ||
+    { why="the command line's virtio devices are '$devices', not the disk, net and rng at 0xd0000000-0xd0002000, IRQs 5-7"; return 2; }
+  return 0
+}
+
+boot_start=$(date +%s%N)
+elapsed_ms() { echo $((($(date +%s%N) - boot_start) / 1000000)); }
+ip netns exec "$ns" timeout -k 5 "$TIMEOUT" "$vmm" --kernel "$kernel" --mem-mib "$MEM_MIB" \
+  --cmdline "$boot_args" --disk "$tmp/rootfs.ext4" --net tap=tap0,mac=02:00:00:00:10:01 --rng \
+  --serial-log "$tmp/console.log" 2>"$tmp/vmm.err" &
+pid=$!
+
+why="nothing on the console"
+checked=
+while kill -0 "$pid" 2>/dev/null; do
+  rc=0
+  check_console || rc=$?
+  ((rc == 0)) && { checked=1; break; }
+  ((rc == 2)) && fail "$why"
+  sleep 0.2
+done
+if [[ -z $checked ]]; then
+  rc=0
+  check_console || rc=$?
+  if ((rc != 0)); then
+    status=0
+    wait "$pid" || status=$?
+    pid=
+    ((status == 124)) && fail "$why within ${TIMEOUT}s"
+    fail "$why; the vmm exited $status: $(grep 'vmm: exit:' "$tmp/vmm.err" | tail -n 1)"
+  fi
+fi
+echo "console checks passed after $(elapsed_ms) ms:"
+grep -m 1 'Command line:' "$tmp/console.txt" | sed 's/^/  /'
+
+if ((hw_virt)); then
+  # With hardware virtualization the kernel boots on: the root volume, init, the bootstrap.
+  while kill -0 "$pid" 2>/dev/null && ! grep -q 'kec2-bootstrap: bootstrap finished' "$tmp/console.log"; do
+    sleep 0.5
+  done
+  tr -d '\r' <"$tmp/console.log" >"$tmp/console.txt"
+  grep -q 'kec2-bootstrap: bootstrap finished' "$tmp/console.txt" ||
+    fail "this host has hardware virtualization, but the boot never reached 'bootstrap finished'"
+  grep -q 'virtio_blk virtio0: \[vda\]' "$tmp/console.txt" || fail "the console never showed the disk as vda"
+  echo "the guest booted to 'kec2-bootstrap: bootstrap finished' after $(elapsed_ms) ms; stopping it"
+  echo "PASS $NAME"
+  exit 0
+fi
+status=0
+wait "$pid" || status=$?
+pid=
+exit_line=$(grep 'vmm: exit:' "$tmp/vmm.err" | tail -n 1 || true)
+echo "vmm exited $status after $(elapsed_ms) ms: ${exit_line:-<no exit line>}"
+tr -d '\r' <"$tmp/console.log" >"$tmp/console.txt"
+echo "last console line: $(grep -v '^$' "$tmp/console.txt" | tail -n 1)"
+case "$status" in
+0) ;; # the guest powered off or reset: further than this host lets a kernel go
+2)
+  grep -qiE 'emulat|hardware virtualization' <<<"$exit_line" ||
+    fail "the vmm reported a guest failure other than an emulation failure"
+  ;;
+124) echo "the kernel was still running at the ${TIMEOUT}s deadline" ;;
+*) fail "the vmm exited $status" ;;
+esac
+echo "PASS $NAME"
