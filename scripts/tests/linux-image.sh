@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The Linux image (images/build.sh linux): its kernel has every option the vmm and the userland
 # need, its root volume holds what it must with the right owners and modes, its manifest's sizes
-# and checksums are true, and the kernel starts under the vmm with the image's boot arguments,
-# a disk, a network card (a tap in a network namespace this test makes and removes) and the rng:
-# the early console shows our command line with the root device and the three virtio-mmio
-# devices. Without VT-x/AMD-V the kernel then stops at an emulation failure (vmm exit 2); with
-# it, the boot must go on to the bootstrap's "bootstrap finished" line (no DHCP or IMDS answers
-# on the tap, so it finishes without them).
+# and checksums are true, the guest bootstrap does its steps as a host process on the image's
+# files (images/linux/bootstrap-test.sh), and the kernel starts under the vmm with the image's
+# boot arguments, a disk, a network card (a tap in a network namespace this test makes and
+# removes) and the rng: the early console shows our command line with the root device and the
+# three virtio-mmio devices. Without VT-x/AMD-V the kernel then stops at an emulation failure
+# (vmm exit 2); with it, the boot must go on to the bootstrap's "bootstrap finished" line (no
+# DHCP or IMDS answers on the tap, so it finishes without them).
 #
 #   scripts/tests/linux-image.sh VMM
 #
@@ -175,6 +176,14 @@ expect /var/www/html/index.html regular 0644 1000 1000
 expect /tmp directory 01777 0 0
 expect /dev/console character 0600 0 0
 echo "root volume: init, busybox, dropbear and its libraries, the bootstrap, accounts, owners and modes as expected"
+
+# --- the bootstrap, as an ordinary process on the image's files -------------------------------
+# (against stand-ins for the agent's DHCP and IMDS until the agent serves them)
+"$repo/images/linux/bootstrap-test.sh" "$rootfs" >"$tmp/bootstrap.log" 2>&1 || {
+  sed 's/^/  /' "$tmp/bootstrap.log"
+  fail "the bootstrap test failed: $(grep '^FAIL' "$tmp/bootstrap.log" | tail -n 1)"
+}
+sed 's/^/  /' "$tmp/bootstrap.log"
 
 # --- the boot --------------------------------------------------------------------------------
 cp --sparse=always "$rootfs" "$tmp/rootfs.ext4"
