@@ -7,6 +7,7 @@ pub mod compute;
 pub mod config;
 pub mod credentials;
 pub mod daemon;
+pub mod network;
 pub mod state;
 
 /// An error and its chain of causes on one line.
