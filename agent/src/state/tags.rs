@@ -63,6 +63,22 @@ pub fn for_resources(
     ids: &[&str],
 ) -> rusqlite::Result<HashMap<String, Vec<(String, String)>>> {
     let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    if ids.len() > 500 {
+        // Many resources: one scan of the table beats many large IN lists.
+        let wanted: std::collections::HashSet<&str> = ids.iter().copied().collect();
+        let mut st = conn
+            .prepare_cached("SELECT resource_id, key, value FROM tags ORDER BY resource_id, key")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let id = r.get_ref(0)?.as_str()?;
+            if wanted.contains(id) {
+                out.entry(id.to_string())
+                    .or_default()
+                    .push((r.get(1)?, r.get(2)?));
+            }
+        }
+        return Ok(out);
+    }
     for chunk in ids.chunks(500) {
         let marks = vec!["?"; chunk.len()].join(", ");
         let mut st = conn.prepare_cached(&format!(
@@ -96,4 +112,49 @@ pub fn all(conn: &Connection) -> rusqlite::Result<Vec<TagRow>> {
         })
     })?
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn for_resources_is_the_same_for_few_and_many_ids() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::state::migrations::migrate(&mut conn).unwrap();
+        let ids: Vec<String> = (0..700).map(|i| format!("i-{i:017x}")).collect();
+        for (i, id) in ids.iter().enumerate() {
+            if i % 3 != 0 {
+                put(
+                    &conn,
+                    id,
+                    &[("b".into(), i.to_string()), ("a".into(), "x".into())],
+                )
+                .unwrap();
+            }
+        }
+        put(
+            &conn,
+            "ami-00000000000000001",
+            &[("a".into(), "img".into())],
+        )
+        .unwrap();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let many = for_resources(&conn, &refs).unwrap();
+        assert_eq!(many.len(), 466);
+        assert!(!many.contains_key("ami-00000000000000001"));
+        for chunk in refs.chunks(100) {
+            let few = for_resources(&conn, chunk).unwrap();
+            for id in chunk {
+                assert_eq!(few.get(*id), many.get(*id), "{id}");
+            }
+        }
+        assert_eq!(
+            many[&ids[1]],
+            vec![
+                ("a".to_string(), "x".to_string()),
+                ("b".to_string(), "1".to_string())
+            ]
+        );
+    }
 }
