@@ -7,6 +7,7 @@ pub mod compute;
 pub mod config;
 pub mod credentials;
 pub mod daemon;
+pub mod imds;
 pub mod network;
 pub mod state;
 
