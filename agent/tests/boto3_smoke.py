@@ -43,6 +43,11 @@ def error_code(fn, **kw):
     raise AssertionError(f"{fn.__name__} should have failed")
 
 
+# The one region and zone.
+assert [r["RegionName"] for r in ec2.describe_regions()["Regions"]] == ["local-1"]
+zones = ec2.describe_availability_zones()["AvailabilityZones"]
+assert [(z["ZoneName"], z["State"]) for z in zones] == [("local-1a", "available")], zones
+
 # Images.
 ami = ec2.register_image(Name="probe-boto3", ImageLocation=manifest)["ImageId"]
 images = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": ["probe-*"]}])
