@@ -108,14 +108,12 @@ pub fn handle(
     if request.method != "GET" && request.method != "HEAD" {
         return status(405, "Method Not Allowed");
     }
-    match request.header(TOKEN_HEADER) {
-        Some(token) => {
-            if tokens.check(token, instance, now).is_err() {
-                return status(401, "Unauthorized");
-            }
-        }
-        None if options.tokens_required => return status(401, "Unauthorized"),
-        None => {}
+    let authorized = match request.header(TOKEN_HEADER) {
+        Some(token) => tokens.check(token, instance, now).is_ok(),
+        None => !options.tokens_required,
+    };
+    if !authorized {
+        return status(401, "Unauthorized");
     }
     let Some(rest) = request.path.strip_prefix("/latest") else {
         return if request.path == "/" {
