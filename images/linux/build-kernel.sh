@@ -118,7 +118,7 @@ ensure_packages "${BUILD_DEPS[@]}"
 work=$(mktemp -d "$CACHE_DIR/.build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 started=$(date +%s)
-log "building the kernel from $src_pkg $src_version with $(basename "$FRAGMENT") in $work (log: $work/build.log)"
+log "building the kernel from $src_pkg $src_version with $(basename "$FRAGMENT") in $work (log: $work/entry/build.log)"
 log "unpacking $tarball"
 tar -xf "$tarball" -C "$work" || die "cannot unpack $tarball"
 srcs=("$work"/linux-source-*/)
