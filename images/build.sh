@@ -91,6 +91,16 @@ linux_rootfs() {
     done < <(/bin/busybox --list-full)
     copy_with_libs "$st" /usr/sbin/dropbear /usr/bin/dropbearkey /usr/bin/dbclient
     cp -R "$IMAGES_DIR/linux/rootfs/." "$st/"
+    # Modes as the image needs them, whatever the checkout's umask: programs 0755, files 0644.
+    while IFS= read -r -d '' path; do
+        if [[ -d $IMAGES_DIR/linux/rootfs/$path ]]; then
+            chmod 0755 "$st/$path"
+        elif [[ -x $IMAGES_DIR/linux/rootfs/$path ]]; then
+            chmod 0755 "$st/$path"
+        else
+            chmod 0644 "$st/$path"
+        fi
+    done < <(cd "$IMAGES_DIR/linux/rootfs" && find . -mindepth 1 -print0)
     ln -s ../run "$st/var/run"
     mknod -m 0600 "$st/dev/console" c 5 1
     mknod -m 0666 "$st/dev/null" c 1 3
