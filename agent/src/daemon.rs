@@ -61,10 +61,15 @@ pub enum StartError {
 /// Runs the agent until it is killed.
 pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
     let dir = &cfg.state_dir;
-    std::fs::create_dir_all(dir.join("instances")).map_err(|source| StartError::StateDir {
-        path: dir.display().to_string(),
-        source,
-    })?;
+    // Private: the database holds user data and the console logs may hold secrets.
+    std::fs::create_dir_all(dir.join("instances"))
+        .and_then(|()| {
+            std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        })
+        .map_err(|source| StartError::StateDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
     let vmm = cfg.vmm_path();
     if !vmm.is_file() {
         return Err(StartError::NoVmm(vmm.display().to_string()));

@@ -92,6 +92,7 @@ fn every_error_code_and_nothing_changes() {
             ("MinCount", "1"),
             ("MaxCount", "1"),
             ("InstanceType", "t2.nano"),
+            ("ClientToken", "tok-1"),
         ],
     ));
     let gone = common::instance_ids(&agent.call(
@@ -169,6 +170,15 @@ fn every_error_code_and_nothing_changes() {
         (
             "InsufficientInstanceCapacity",
             run(&[("ImageId", &ami), ("InstanceType", "m5.xlarge")]),
+        ),
+        // The first instance was launched with this token as a t2.nano.
+        (
+            "IdempotentParameterMismatch",
+            run(&[
+                ("ImageId", &ami),
+                ("InstanceType", "t2.micro"),
+                ("ClientToken", "tok-1"),
+            ]),
         ),
         (
             "InvalidInstanceID.NotFound",

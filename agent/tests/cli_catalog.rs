@@ -28,6 +28,11 @@ fn credentials_command_prints_exports_that_work() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+    let dir_mode = std::fs::metadata(agent.dir.path())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(dir_mode & 0o777, 0o700, "the state dir is private");
     // Environment credentials take precedence over the file: wrong ones are refused.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ec2"))
         .args(["describe-instances", "--endpoint-url", &agent.endpoint])

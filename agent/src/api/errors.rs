@@ -85,6 +85,9 @@ impl From<LaunchError> for ApiError {
             LaunchError::Capacity { .. } => {
                 Self::new("InsufficientInstanceCapacity", e.to_string())
             }
+            LaunchError::TokenMismatch(_) => {
+                Self::new("IdempotentParameterMismatch", e.to_string())
+            }
             LaunchError::Db(db) => Self::internal(db),
         }
     }

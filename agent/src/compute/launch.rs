@@ -52,6 +52,12 @@ pub enum LaunchError {
         /// MiB left.
         free_mib: u64,
     },
+    /// The client token was used before with other parameters.
+    #[error(
+        "The client token '{0}' was used before with different parameters (image, instance \
+         type, key name or count)."
+    )]
+    TokenMismatch(String),
     /// The database failed.
     #[error("the state database failed")]
     Db(#[from] rusqlite::Error),
@@ -66,7 +72,15 @@ impl Compute {
             let tx = conn.transaction()?;
             if let Some(token) = &req.client_token {
                 let earlier = instances::by_client_token(&tx, token)?;
-                if !earlier.is_empty() {
+                if let Some(first) = earlier.first() {
+                    let n = earlier.len() as u32;
+                    let same = first.image_id == req.image.id
+                        && first.instance_type == req.instance_type.name
+                        && first.key_name == req.key_name
+                        && (req.min_count..=req.max_count).contains(&n);
+                    if !same {
+                        return Err(LaunchError::TokenMismatch(token.clone()));
+                    }
                     return Ok(earlier);
                 }
             }
