@@ -75,14 +75,7 @@ fn user_note_and_power_off_port_work_in_both_modes() {
 
 #[test]
 fn entry_flag_overrides_the_image() {
-    let elf = tiny_elf(POWER_OFF_5, 0x20_0000, false);
-    let out = run_with_timeout(
-        vmm()
-            .arg("--kernel")
-            .arg(elf.path())
-            .args(["--mem-mib", "16", "--entry", "user"]),
-        Duration::from_secs(30),
-    );
+    let out = boot(POWER_OFF_5, false, &["--entry", "user"]);
     assert!(stderr(&out).contains("user entry"), "{}", stderr(&out));
     assert_eq!(out.status.code(), Some(0));
 }

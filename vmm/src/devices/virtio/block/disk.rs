@@ -25,6 +25,29 @@ fn guest_ptr(mem: &GuestMemoryMmap, addr: GuestAddress, len: usize) -> std::io::
     Ok(slice.ptr_guard_mut().as_ptr())
 }
 
+/// Runs a positional read or write `op(at, count, file_offset)` until `len` bytes are moved or
+/// it reports end of file (0); retries on EINTR. Returns the bytes moved.
+fn transfer(
+    len: usize,
+    offset: u64,
+    mut op: impl FnMut(usize, usize, libc::off_t) -> isize,
+) -> std::io::Result<usize> {
+    let mut done = 0usize;
+    while done < len {
+        match op(done, len - done, (offset + done as u64) as libc::off_t) {
+            n if n < 0 => {
+                let err = std::io::Error::last_os_error();
+                if err.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+            0 => break,
+            n => done += n as usize,
+        }
+    }
+    Ok(done)
+}
+
 impl DiskFile {
     /// Opens `path`, read-only or read-write.
     pub fn open(path: &Path, read_only: bool) -> std::io::Result<Self> {
@@ -57,33 +80,14 @@ impl DiskFile {
         offset: u64,
     ) -> std::io::Result<()> {
         let ptr = guest_ptr(mem, addr, len as usize)?;
-        let mut done = 0usize;
-        while done < len as usize {
+        let fd = self.file.as_raw_fd();
+        let done = transfer(len as usize, offset, |at, count, pos| {
             // SAFETY: `ptr` points at `len` bytes of mapped guest memory (checked by
-            // `get_slice`), which stays mapped for the VM's life; we write only inside it.
-            let n = unsafe {
-                libc::pread(
-                    self.file.as_raw_fd(),
-                    ptr.add(done).cast(),
-                    len as usize - done,
-                    (offset + done as u64) as libc::off_t,
-                )
-            };
-            match n {
-                n if n < 0 => {
-                    let err = std::io::Error::last_os_error();
-                    if err.kind() != std::io::ErrorKind::Interrupted {
-                        return Err(err);
-                    }
-                }
-                0 => {
-                    // SAFETY: as above; the rest of the buffer is zeroed.
-                    unsafe { std::ptr::write_bytes(ptr.add(done), 0, len as usize - done) };
-                    break;
-                }
-                n => done += n as usize,
-            }
-        }
+            // `get_slice`), which stays mapped for the VM's life; `at + count <= len`.
+            unsafe { libc::pread(fd, ptr.add(at).cast(), count, pos) }
+        })?;
+        // SAFETY: as above; the part past the end of the file is zeroed.
+        unsafe { std::ptr::write_bytes(ptr.add(done), 0, len as usize - done) };
         Ok(())
     }
 
@@ -96,25 +100,17 @@ impl DiskFile {
         offset: u64,
     ) -> std::io::Result<()> {
         let ptr = guest_ptr(mem, addr, len as usize)?;
-        let mut done = 0usize;
-        while done < len as usize {
-            // SAFETY: `ptr` points at `len` bytes of mapped guest memory; pwrite only reads it.
-            let n = unsafe {
-                libc::pwrite(
-                    self.file.as_raw_fd(),
-                    ptr.add(done).cast(),
-                    len as usize - done,
-                    (offset + done as u64) as libc::off_t,
-                )
-            };
-            if n < 0 {
-                let err = std::io::Error::last_os_error();
-                if err.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(err);
-                }
-            } else {
-                done += n as usize;
-            }
+        let fd = self.file.as_raw_fd();
+        let done = transfer(len as usize, offset, |at, count, pos| {
+            // SAFETY: `ptr` points at `len` bytes of mapped guest memory, which pwrite only
+            // reads; `at + count <= len`.
+            unsafe { libc::pwrite(fd, ptr.add(at).cast(), count, pos) }
+        })?;
+        if done < len as usize {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WriteZero,
+                "disk write made no progress",
+            ));
         }
         Ok(())
     }
