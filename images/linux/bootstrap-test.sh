@@ -6,6 +6,7 @@
 #                169.254.169.254:80 (tokens required; instance-id, local-hostname, public key,
 #                user-data script);
 #   client side: eth0, where the bootstrap runs DHCP, IMDS, the key, user-data, dropbear, httpd.
+# user-data leaves a daemon behind, which must not hold the boot up.
 # Then a "reboot" (services stopped, the bootstrap run again): user-data must not run again;
 # then a new instance id on the same root volume: user-data runs once more.
 # The IMDS and DHCP here are stand-ins: once the agent serves IMDS and DHCP, the same steps run
@@ -46,12 +47,15 @@ stop_services() {
 cleanup() {
   stop_services
   local p
+  # The daemon user-data leaves behind (it must not hold the bootstrap up).
+  for p in $(cat "$tmp/root/root/user-data-daemons" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   ip netns del "$cli" 2>/dev/null || true
   ip netns del "$srv" 2>/dev/null || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM
 
 [[ -f $rootfs ]] || fail "usage: $0 ROOTFS.ext4"
 [[ $(id -u) -eq 0 ]] || fail "needs root (network namespaces, file owners)"
@@ -98,6 +102,8 @@ cat >"$tmp/user-data" <<'EOF'
 #!/bin/sh
 echo "hello from user-data"
 echo ran >>"$HOME/user-data-runs"
+sleep 600 &
+echo $! >>"$HOME/user-data-daemons"
 EOF
 cat >"$tmp/imds.py" <<'EOF'
 import http.server, sys, os
@@ -164,6 +170,7 @@ grep -qxF "$pubkey" "$keys" || fail "authorized_keys lacks the key pair's public
 [[ $(mode_owner "$(dirname "$keys")") == "700 1000:1000" ]] || fail "~ec2-user/.ssh is $(mode_owner "$(dirname "$keys")"), not 700 1000:1000"
 (($(runs) == 1)) || fail "user-data ran $(runs) times on the first boot, not once"
 grep -q 'hello from user-data' "$tmp/bootstrap.out" || fail "user-data's output is not on the console"
+said "user-data exited 0"
 grep -q 'hello from user-data' "$tmp/root/var/log/cloud-init-output.log" || fail "user-data's output is not in /var/log/cloud-init-output.log"
 # (busybox 1.35's wget -T crashes: timeout(1) bounds it instead.)
 page=$(ip netns exec "$srv" timeout 5 busybox wget -q -O - "http://$ip/" 2>"$tmp/wget.err") || fail "httpd does not answer on $ip:80"

@@ -57,6 +57,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM
 
 vmm="${1:-}"
 [[ -n $vmm ]] || fail "usage: $0 VMM"
