@@ -30,16 +30,22 @@ const I8042_RESET: &[u8] = &[
     0xeb, 0xfe, //             jmp $              ; the VM ends before this spins long
 ];
 
-#[test]
-fn a_guest_triple_fault_is_a_clear_failure() {
-    let elf = tiny_elf(USER_UD2, 0x20_0000, true);
-    let out = run_with_timeout(
+/// Boots `code` as a 16 MiB guest (user mode when `user_note`), with `extra` flags.
+fn boot(code: &[u8], user_note: bool, extra: &[&str]) -> std::process::Output {
+    let elf = tiny_elf(code, 0x20_0000, user_note);
+    run_with_timeout(
         vmm()
             .arg("--kernel")
             .arg(elf.path())
-            .args(["--mem-mib", "16"]),
+            .args(["--mem-mib", "16"])
+            .args(extra),
         Duration::from_secs(30),
-    );
+    )
+}
+
+#[test]
+fn a_guest_triple_fault_is_a_clear_failure() {
+    let out = boot(USER_UD2, true, &[]);
     assert_eq!(
         stdout(&out),
         "K",
