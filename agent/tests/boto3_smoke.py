@@ -87,8 +87,11 @@ run = ec2.run_instances(
 )
 ids = [i["InstanceId"] for i in run["Instances"]]
 assert len(ids) == 2 and all(i["State"]["Name"] == "pending" for i in run["Instances"])
-again = ec2.run_instances(ImageId=ami, MinCount=2, MaxCount=2, InstanceType="t2.nano", ClientToken="boto3-token")
+again = ec2.run_instances(ImageId=ami, MinCount=2, MaxCount=2, InstanceType="t2.nano", KeyName="bk",
+                          ClientToken="boto3-token")
 assert [i["InstanceId"] for i in again["Instances"]] == ids, "ClientToken is not idempotent"
+assert error_code(ec2.run_instances, ImageId=ami, MinCount=2, MaxCount=2, InstanceType="t2.micro",
+                  KeyName="bk", ClientToken="boto3-token") == "IdempotentParameterMismatch"
 res = wait(ids, "running")
 inst = res["Reservations"][0]["Instances"][0]
 assert inst["KeyName"] == "bk" and inst["InstanceType"] == "t2.nano"

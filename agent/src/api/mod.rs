@@ -79,23 +79,24 @@ pub const ACTIONS: &[&str] = &[
     "DescribeAvailabilityZones",
 ];
 
-/// Runs one action and returns its XML.
+/// Runs one action and returns its XML. The listing actions, which can take milliseconds
+/// over many rows, run with `block_in_place` so they do not hold up other requests.
 pub async fn dispatch(action: &str, c: &Call<'_>) -> Result<String, ApiError> {
     match action {
         "RunInstances" => instances::run(c).await,
-        "DescribeInstances" => instances::describe(c),
+        "DescribeInstances" => tokio::task::block_in_place(|| instances::describe(c)),
         "StartInstances" => instances::start(c).await,
         "StopInstances" => instances::stop(c).await,
         "RebootInstances" => instances::reboot(c).await,
         "TerminateInstances" => instances::terminate(c).await,
-        "DescribeInstanceStatus" => instances::describe_status(c),
+        "DescribeInstanceStatus" => tokio::task::block_in_place(|| instances::describe_status(c)),
         "GetConsoleOutput" => instances::console_output(c),
         "DescribeInstanceAttribute" => attributes::describe(c),
         "DescribeInstanceTypes" => types::describe_instance_types(c),
         "DescribeRegions" => types::describe_regions(c),
         "DescribeAvailabilityZones" => types::describe_zones(c),
         "RegisterImage" => images::register(c),
-        "DescribeImages" => images::describe(c),
+        "DescribeImages" => tokio::task::block_in_place(|| images::describe(c)),
         "DeregisterImage" => images::deregister(c),
         "CreateKeyPair" => keypairs::create(c).await,
         "ImportKeyPair" => keypairs::import(c),
@@ -103,7 +104,7 @@ pub async fn dispatch(action: &str, c: &Call<'_>) -> Result<String, ApiError> {
         "DeleteKeyPair" => keypairs::delete(c),
         "CreateTags" => tags::create(c),
         "DeleteTags" => tags::delete(c),
-        "DescribeTags" => tags::describe(c),
+        "DescribeTags" => tokio::task::block_in_place(|| tags::describe(c)),
         other => Err(ApiError::new(
             "InvalidAction",
             format!("The action {other} is not valid for this web service."),
