@@ -350,3 +350,87 @@ pub fn decide(row: &InstanceRow, reason: &ExitReason) -> (Option<InstanceState>,
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(state: InstanceState, behavior: &str) -> InstanceRow {
+        InstanceRow {
+            seq: 1,
+            id: "i-0".into(),
+            reservation_id: "r-0".into(),
+            launch_index: 0,
+            image_id: "ami-0".into(),
+            instance_type: "t2.nano".into(),
+            key_name: None,
+            state,
+            state_reason_code: Some("Client.UserInitiatedShutdown".into()),
+            state_reason_message: Some(
+                "Client.UserInitiatedShutdown: User initiated shutdown".into(),
+            ),
+            transition_reason: String::new(),
+            launch_time: String::new(),
+            user_data: None,
+            shutdown_behavior: behavior.into(),
+            client_token: None,
+            vcpus: 1,
+            memory_mib: 512,
+            kernel: String::new(),
+            initrd: None,
+            boot_args: String::new(),
+            entry: "user".into(),
+            architecture: "x86_64".into(),
+            pid: Some(1),
+            pid_start: Some(1),
+            rebooting: false,
+            terminated_at: None,
+        }
+    }
+
+    fn code(u: &StateUpdate) -> &str {
+        u.reason.as_ref().map_or("", |r| r.0.as_str())
+    }
+
+    #[test]
+    fn exits_map_to_states_and_reasons() {
+        use InstanceState::*;
+        let off = ExitReason::PoweredOff(0);
+        let (s, u) = decide(&row(Stopping, "stop"), &ExitReason::StoppedByApi);
+        assert_eq!(
+            (s, code(&u)),
+            (Some(Stopped), "Client.UserInitiatedShutdown")
+        );
+        let (s, _) = decide(&row(ShuttingDown, "stop"), &off);
+        assert_eq!(s, Some(Terminated));
+        let (s, u) = decide(&row(Running, "stop"), &off);
+        assert_eq!(
+            (s, code(&u)),
+            (Some(Stopped), "Client.InstanceInitiatedShutdown")
+        );
+        let (s, u) = decide(&row(Running, "terminate"), &off);
+        assert_eq!(
+            (s, code(&u)),
+            (Some(Terminated), "Client.InstanceInitiatedShutdown")
+        );
+        assert_eq!(decide(&row(Running, "stop"), &ExitReason::Reset).0, None);
+        let mut rebooting = row(Running, "stop");
+        rebooting.rebooting = true;
+        assert_eq!(
+            decide(&rebooting, &off).0,
+            None,
+            "a reboot restarts the vmm"
+        );
+        let crash = ExitReason::Crashed("guest failure: triple fault".into());
+        let (s, u) = decide(&row(Running, "terminate"), &crash);
+        assert_eq!((s, code(&u)), (Some(Stopped), "Server.InternalError"));
+        assert!(u.reason.unwrap().1.contains("guest failure: triple fault"));
+        let (s, u) = decide(
+            &row(Pending, "stop"),
+            &ExitReason::BootFailed("bad kernel".into()),
+        );
+        assert_eq!((s, code(&u)), (Some(Stopped), "Server.InternalError"));
+        let (s, u) = decide(&row(Running, "stop"), &ExitReason::Vanished);
+        assert_eq!((s, code(&u)), (Some(Stopped), "Server.InternalError"));
+    }
+}
