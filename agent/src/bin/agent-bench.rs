@@ -90,20 +90,27 @@ impl Drop for AgentProc {
     }
 }
 
+/// Kills every process under `dir` (the agent is dead by now; a VMM it was spawning may be
+/// between fork and exec, so sweep a few times).
 fn kill_vmms(dir: &Path) {
     let needle = dir.to_string_lossy().into_owned();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains("--api-sock") && cmd.contains(&needle) {
-            // SAFETY: kill(2) on a vmm process group this benchmark's agent started.
-            unsafe {
-                libc::kill(-pid, libc::SIGKILL);
+    let me = std::process::id() as i32;
+    for _ in 0..4 {
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if pid != me && cmd.contains(&needle) {
+                // SAFETY: kill(2) on a process (group) this benchmark's agent started.
+                unsafe {
+                    libc::kill(-pid, libc::SIGKILL);
+                    libc::kill(pid, libc::SIGKILL);
+                }
             }
         }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -272,19 +272,30 @@ pub struct InstanceView {
 impl Drop for Agent {
     fn drop(&mut self) {
         self.kill9();
-        for pid in vmms_under(self.dir.path()) {
-            // SAFETY: kill(2) on a process group we started; no memory is involved.
-            unsafe {
-                libc::kill(-pid, libc::SIGKILL);
-                libc::kill(pid, libc::SIGKILL);
+        // A VMM being spawned when the agent died may still be between fork and exec (its
+        // command line is then the agent's): sweep a few times for anything under the dir.
+        for _ in 0..4 {
+            for pid in procs_under(self.dir.path(), false) {
+                // SAFETY: kill(2) on a process (group) this test's agent started.
+                unsafe {
+                    libc::kill(-pid, libc::SIGKILL);
+                    libc::kill(pid, libc::SIGKILL);
+                }
             }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
 
-/// Live processes whose command line mentions `dir` and that are vmm processes.
+/// Live vmm processes whose command line mentions `dir`.
 pub fn vmms_under(dir: &Path) -> Vec<i32> {
+    procs_under(dir, true)
+}
+
+/// Live processes whose command line mentions `dir` (only vmms with `vmm_only`).
+fn procs_under(dir: &Path, vmm_only: bool) -> Vec<i32> {
     let needle = dir.to_string_lossy().into_owned();
+    let me = std::process::id() as i32;
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
@@ -294,7 +305,8 @@ pub fn vmms_under(dir: &Path) -> Vec<i32> {
             continue;
         };
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains("--api-sock") && cmd.contains(&needle) && pid_alive(pid) {
+        let kind_ok = !vmm_only || cmd.contains("--api-sock");
+        if pid != me && kind_ok && cmd.contains(&needle) && pid_alive(pid) {
             out.push(pid);
         }
     }
