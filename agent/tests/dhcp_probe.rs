@@ -2,6 +2,7 @@
 //! namespace this test creates and removes.
 
 mod common;
+mod netns;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -11,59 +12,14 @@ use std::time::{Duration, Instant};
 
 use agent::network::dhcp::DhcpServer;
 use agent::network::dhcp::packet::Lease;
-
-struct Namespace(String);
-
-impl Namespace {
-    fn new(tag: &str) -> Self {
-        let name = format!("kec2-dhcp-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        let ns = Namespace(name);
-        for args in [
-            vec!["netns", "add", &ns.0],
-            vec!["netns", "exec", &ns.0, "ip", "link", "set", "lo", "up"],
-            vec![
-                "netns", "exec", &ns.0, "ip", "tuntap", "add", "dev", "tap0", "mode", "tap",
-            ],
-            vec![
-                "netns",
-                "exec",
-                &ns.0,
-                "ip",
-                "addr",
-                "add",
-                "10.0.0.1/24",
-                "dev",
-                "tap0",
-            ],
-            vec!["netns", "exec", &ns.0, "ip", "link", "set", "tap0", "up"],
-        ] {
-            let out = Command::new("ip").args(&args).output().unwrap();
-            assert!(
-                out.status.success(),
-                "ip {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        ns
-    }
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
+use netns::Namespace;
 
 /// Runs the DHCP server for tap0 on a thread inside the namespace, for as long as the test.
 fn serve_dhcp(ns: &Namespace, leases: Arc<RwLock<HashMap<[u8; 6], Lease>>>) {
     let path = format!("/var/run/netns/{}", ns.0);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap();
-        // SAFETY: joins this thread alone to the test's namespace.
-        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0);
+        netns::enter(&path);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -112,7 +68,8 @@ fn lease(ip: [u8; 4]) -> Lease {
 
 #[test]
 fn the_probe_gets_its_enis_address_and_a_stranger_gets_nothing() {
-    let ns = Namespace::new("lease");
+    let ns = Namespace::new("dhcp");
+    ns.add_tap("tap0", "10.0.0.1/24");
     let mut table = HashMap::new();
     table.insert([2, 0, 0, 0, 0, 5], lease([10, 0, 0, 5]));
     serve_dhcp(&ns, Arc::new(RwLock::new(table)));

@@ -2,3 +2,4 @@
 //! VPC bridges, taps, security groups and public addresses build on it.
 
 pub mod dhcp;
+pub mod security_groups;
