@@ -34,3 +34,39 @@ echo "-- ctrl-alt-del:"; "$ctl" --api-sock "$work/api.sock" ctrl-alt-del >/dev/n
 wait "$pid" || true
 echo "-- console log:"; cat "$work/console.log"
 echo "-- vmm:"; cat "$work/vmm.log"
+
+echo
+echo "== the agent: an EC2 API over these microVMs"
+state=$(mktemp -d)
+cleanup() {
+  kill "$pid" 2>/dev/null || true
+  kill "$agent_pid" 2>/dev/null || true
+  rm -rf "$work" "$state"
+}
+trap cleanup EXIT
+target/release/agent --state-dir "$state" --listen 127.0.0.1:0 2>"$state/agent.log" &
+agent_pid=$!
+for _ in $(seq 100); do [[ -s $state/endpoint ]] && break; sleep 0.05; done
+export EC2_ENDPOINT=$(cat "$state/endpoint")
+ec2() { target/release/ec2 --state-dir "$state" "$@"; }
+echo "-- API at $EC2_ENDPOINT; credentials:"; ec2 credentials | sed 's/=.*/=.../'
+ami=$(ec2 register-image --manifest images/out/probe/manifest.json)
+echo "-- registered the probe image as $ami"
+ec2 run-instances --image-id "$ami" --instance-type t2.micro --count 2 >/dev/null
+ids=$(ec2 describe-instances --output json | python3 -c 'import json,sys; print(" ".join(i["InstanceId"] for r in json.load(sys.stdin)["Reservations"] for i in r["Instances"]))')
+ec2 wait instance-running --instance-ids $ids
+echo "-- two instances running:"; ec2 describe-instances
+first=${ids%% *}
+sleep 2
+echo "-- console of $first:"; ec2 get-console-output --instance-id "$first" | tail -n 4
+echo "-- stop it, start it again:"
+ec2 stop-instances --instance-ids "$first" >/dev/null
+ec2 wait instance-stopped --instance-ids "$first"
+ec2 start-instances --instance-ids "$first" >/dev/null
+ec2 wait instance-running --instance-ids "$first"
+ec2 describe-instances
+echo "-- terminate both:"
+ec2 terminate-instances --instance-ids $ids >/dev/null
+ec2 wait instance-terminated --instance-ids $ids
+ec2 describe-instances
+echo "== done"
