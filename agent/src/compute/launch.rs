@@ -215,6 +215,21 @@ impl Compute {
         self.on_exit(&id, pid).await;
     }
 
+    /// Marks instance `id` running if it is still pending on VMM `pid` (whose control socket
+    /// has answered).
+    pub(super) async fn promote_to_running(&self, id: &str, pid: i32) {
+        let _g = self.guard(id).await;
+        let conn = self.db.lock();
+        if let Ok(Some(row)) = instances::get(&conn, id)
+            && row.pid == Some(pid)
+            && row.state == InstanceState::Pending
+        {
+            let _ =
+                instances::set_state(&conn, id, InstanceState::Running, &StateUpdate::default());
+            tracing::info!(%id, "running");
+        }
+    }
+
     /// Promotes a pending instance to running once its VMM answers on the control socket.
     async fn confirm_running(self: Arc<Self>, id: String, pid: i32) {
         let sock = self.dir(&id).api_sock();
@@ -224,20 +239,7 @@ impl Compute {
                 return; // it exited: the monitor reports why
             }
             if supervisor::control(&sock, "status").await.is_ok() {
-                let _g = self.guard(&id).await;
-                let conn = self.db.lock();
-                if let Ok(Some(row)) = instances::get(&conn, &id)
-                    && row.pid == Some(pid)
-                    && row.state == InstanceState::Pending
-                {
-                    let _ = instances::set_state(
-                        &conn,
-                        &id,
-                        InstanceState::Running,
-                        &StateUpdate::default(),
-                    );
-                    tracing::info!(%id, "running");
-                }
+                self.promote_to_running(&id, pid).await;
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -71,19 +71,7 @@ impl Compute {
         let sock = self.dir(&id).api_sock();
         for _ in 0..100 {
             if supervisor::control(&sock, "status").await.is_ok() {
-                let _g = self.guard(&id).await;
-                let conn = self.db.lock();
-                if let Ok(Some(row)) = instances::get(&conn, &id)
-                    && row.pid == Some(pid)
-                    && row.state == InstanceState::Pending
-                {
-                    let _ = instances::set_state(
-                        &conn,
-                        &id,
-                        InstanceState::Running,
-                        &StateUpdate::default(),
-                    );
-                }
+                self.promote_to_running(&id, pid).await;
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
