@@ -33,24 +33,11 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 tmp=$(mktemp -d)
 pid=
 
-fail() {
-  echo "FAIL $NAME: $*"
-  if [[ -s $tmp/console.log ]]; then
-    echo "--- console (last 30 lines) ---"
-    tail -n 30 "$tmp/console.log" | tr -d '\r'
-  fi
-  if [[ -s $tmp/vmm.err ]]; then
-    echo "--- vmm stderr (last 10 lines) ---"
-    tail -n 10 "$tmp/vmm.err"
-  fi
-  exit 1
-}
+# shellcheck source=lib/vm-test.sh
+source "$here/lib/vm-test.sh"
 
 cleanup() {
-  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  fi
+  stop_vm
   rm -rf "$tmp"
 }
 trap cleanup EXIT
