@@ -148,20 +148,27 @@ fn entry_mode_must_be_user_or_kernel() {
 fn a_live_socket_is_not_stolen() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("api.sock");
+    let log = dir.path().join("console.log");
     let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
     let out = run_with_timeout(
         vmm()
             .arg("--kernel")
             .arg(probe_elf())
             .arg("--api-sock")
-            .arg(&sock),
+            .arg(&sock)
+            .arg("--serial-log")
+            .arg(&log),
         Duration::from_secs(10),
     );
     assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("is in use by another process"), "{err}");
     assert!(
-        stderr(&out).contains("is in use by another process"),
-        "{}",
-        stderr(&out)
+        Path::new(&sock).exists(),
+        "the other process's socket is untouched"
     );
-    assert!(Path::new(&sock).exists());
+    assert!(
+        !log.exists(),
+        "the console log opened before the failure is removed"
+    );
 }

@@ -81,6 +81,13 @@ impl ApiServer {
 
     /// Removes the socket; connections still open get no more answers once the process ends.
     pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl Drop for ApiServer {
+    /// The socket goes with the server, also when a later boot step fails.
+    fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
 }

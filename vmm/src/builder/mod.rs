@@ -105,8 +105,31 @@ pub enum BuildError {
     },
 }
 
+/// Removes a file the build is about to create if the build then fails, so that bad input
+/// leaves nothing behind.
+struct CreatedFileGuard(Option<std::path::PathBuf>);
+
+impl CreatedFileGuard {
+    fn new(path: Option<&std::path::Path>) -> Self {
+        CreatedFileGuard(path.filter(|p| !p.exists()).map(|p| p.to_owned()))
+    }
+
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CreatedFileGuard {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// Builds the microVM `config` describes and starts its vCPUs.
 pub fn build_microvm(config: &VmConfig) -> Result<Microvm, BuildError> {
+    let serial_log = CreatedFileGuard::new(config.serial_log.as_deref());
     let vm = Vm::new()?;
     validate(config, &vm)?;
     let mem_size = config.mem_mib * MIB;
@@ -167,6 +190,7 @@ pub fn build_microvm(config: &VmConfig) -> Result<Microvm, BuildError> {
     let devices_exit = event_loop.exit_event();
     event_loop.start().map_err(BuildError::Thread)?;
     start_vcpus(vcpus, &context, &threads)?;
+    serial_log.keep();
     Ok(Microvm::new(
         vm,
         memory,
