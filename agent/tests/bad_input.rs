@@ -95,16 +95,7 @@ fn every_error_code_and_nothing_changes() {
             ("ClientToken", "tok-1"),
         ],
     ));
-    let gone = common::instance_ids(&agent.call(
-        "RunInstances",
-        &[
-            ("ImageId", &ami),
-            ("MinCount", "1"),
-            ("MaxCount", "1"),
-            ("InstanceType", "t2.nano"),
-        ],
-    ))[0]
-        .clone();
+    let gone = agent.run_one(&ami);
     agent.wait_state(&ids[0], "running", Duration::from_secs(20));
     agent.call("TerminateInstances", &[("InstanceId.1", &gone)]);
     agent.wait_state(&gone, "terminated", Duration::from_secs(20));

@@ -152,16 +152,7 @@ fn cli_run_three_stop_start_reboot_terminate() {
 fn guest_power_off_stops_or_terminates_per_shutdown_behavior() {
     let agent = Agent::start(&[]);
     let ami = agent.register_probe();
-    let stop_id = common::instance_ids(&agent.call(
-        "RunInstances",
-        &[
-            ("ImageId", &ami),
-            ("MinCount", "1"),
-            ("MaxCount", "1"),
-            ("InstanceType", "t2.nano"),
-        ],
-    ))[0]
-        .clone();
+    let stop_id = agent.run_one(&ami);
     let term_id = common::instance_ids(&agent.call(
         "RunInstances",
         &[
@@ -192,16 +183,7 @@ fn guest_power_off_stops_or_terminates_per_shutdown_behavior() {
 fn vmm_crash_is_reported_not_hidden() {
     let agent = Agent::start(&[]);
     let ami = agent.register_probe();
-    let id = common::instance_ids(&agent.call(
-        "RunInstances",
-        &[
-            ("ImageId", &ami),
-            ("MinCount", "1"),
-            ("MaxCount", "1"),
-            ("InstanceType", "t2.nano"),
-        ],
-    ))[0]
-        .clone();
+    let id = agent.run_one(&ami);
     agent.wait_state(&id, "running", T);
     let pid = agent.vmm_pid(&id).unwrap();
     // SAFETY: kill(2) on the vmm this test's agent started.
@@ -272,16 +254,7 @@ fn stop_escalates_when_the_guest_ignores_ctrl_alt_del_and_force_skips_the_wait()
 fn terminated_instances_disappear_after_the_retention() {
     let agent = Agent::start(&["--terminated-retention", "2"]);
     let ami = agent.register_probe();
-    let id = common::instance_ids(&agent.call(
-        "RunInstances",
-        &[
-            ("ImageId", &ami),
-            ("MinCount", "1"),
-            ("MaxCount", "1"),
-            ("InstanceType", "t2.nano"),
-        ],
-    ))[0]
-        .clone();
+    let id = agent.run_one(&ami);
     agent.wait_state(&id, "running", T);
     agent.call("TerminateInstances", &[("InstanceId.1", &id)]);
     agent.wait_state(&id, "terminated", T);
@@ -317,16 +290,7 @@ fn boot_failures_and_guest_failures_are_reported() {
         roxmltree::Document::parse(&xml).unwrap().root_element(),
         "imageId",
     );
-    let id = common::instance_ids(&agent.call(
-        "RunInstances",
-        &[
-            ("ImageId", &junk_ami),
-            ("MinCount", "1"),
-            ("MaxCount", "1"),
-            ("InstanceType", "t2.nano"),
-        ],
-    ))[0]
-        .clone();
+    let id = agent.run_one(&junk_ami);
     agent.wait_state(&id, "stopped", T);
     let v = agent.instance(&id);
     assert_eq!(v.reason_code, "Server.InternalError", "{v:?}");
@@ -353,16 +317,7 @@ fn boot_failures_and_guest_failures_are_reported() {
             roxmltree::Document::parse(&xml).unwrap().root_element(),
             "imageId",
         );
-        let id = common::instance_ids(&agent.call(
-            "RunInstances",
-            &[
-                ("ImageId", &ami),
-                ("MinCount", "1"),
-                ("MaxCount", "1"),
-                ("InstanceType", "t2.nano"),
-            ],
-        ))[0]
-            .clone();
+        let id = agent.run_one(&ami);
         agent.wait_state(&id, "stopped", T);
         let v = agent.instance(&id);
         assert_eq!(v.reason_code, "Server.InternalError", "{v:?}");

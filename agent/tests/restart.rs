@@ -122,16 +122,7 @@ fn restart_during_a_stop_finishes_the_stop() {
     // killed right after StopInstances: the new agent must finish the stop.
     let mut agent = Agent::start(&["--stop-timeout", "30"]);
     let ami = agent.register_probe();
-    let id = common::instance_ids(&agent.call(
-        "RunInstances",
-        &[
-            ("ImageId", &ami),
-            ("MinCount", "1"),
-            ("MaxCount", "1"),
-            ("InstanceType", "t2.nano"),
-        ],
-    ))[0]
-        .clone();
+    let id = agent.run_one(&ami);
     agent.wait_state(&id, "running", T);
     let pid = agent.vmm_pid(&id).unwrap();
     // Pause the guest so Ctrl-Alt-Del cannot be handled, then stop and kill the agent.
@@ -155,16 +146,7 @@ fn restart_adopts_a_vmm_whose_pid_was_never_recorded() {
     // adopt that VMM rather than start a second one.
     let mut agent = Agent::start(&[]);
     let ami = agent.register_probe();
-    let id = common::instance_ids(&agent.call(
-        "RunInstances",
-        &[
-            ("ImageId", &ami),
-            ("MinCount", "1"),
-            ("MaxCount", "1"),
-            ("InstanceType", "t2.nano"),
-        ],
-    ))[0]
-        .clone();
+    let id = agent.run_one(&ami);
     agent.wait_state(&id, "running", T);
     let pid = agent.vmm_pid(&id).unwrap();
     agent.kill9();

@@ -180,6 +180,20 @@ impl Agent {
         ami
     }
 
+    /// Launches one t2.nano instance of `ami` and returns its id.
+    pub fn run_one(&self, ami: &str) -> String {
+        instance_ids(&self.call(
+            "RunInstances",
+            &[
+                ("ImageId", ami),
+                ("MinCount", "1"),
+                ("MaxCount", "1"),
+                ("InstanceType", "t2.nano"),
+            ],
+        ))[0]
+            .clone()
+    }
+
     /// The instances as `(id, state name)`, in launch order, from DescribeInstances.
     pub fn states(&self) -> Vec<(String, String)> {
         let xml = self.call("DescribeInstances", &[]);
