@@ -56,6 +56,27 @@ fn user_shutdown() -> StateUpdate {
 }
 
 impl Compute {
+    /// Records a user-initiated shutdown of `row`: `with_vmm` while its VMM is being shut
+    /// down (in the background), or `without_vmm` at once when it has none. Returns the state.
+    fn begin_shutdown(
+        self: &Arc<Self>,
+        row: &InstanceRow,
+        with_vmm: InstanceState,
+        without_vmm: InstanceState,
+        force: bool,
+    ) -> Result<InstanceState, ChangeStateError> {
+        let next = if row.pid.is_some() {
+            with_vmm
+        } else {
+            without_vmm
+        };
+        instances::set_state(&self.db.lock(), &row.id, next, &user_shutdown())?;
+        if let (Some(pid), Some(start)) = (row.pid, row.pid_start) {
+            tokio::spawn(self.clone().shut_down(row.id.clone(), pid, start, force));
+        }
+        Ok(next)
+    }
+
     /// Loads every id, failing with all the missing ones.
     fn load_all(&self, ids: &[String]) -> Result<Vec<InstanceRow>, ChangeStateError> {
         let conn = self.db.lock();
@@ -98,19 +119,12 @@ impl Compute {
             let row = instances::get(&self.db.lock(), &r.id)?.unwrap_or(r);
             let previous = row.state;
             let current = match row.state {
-                InstanceState::Running => {
-                    let has_vmm = row.pid.is_some();
-                    let next = if has_vmm {
-                        InstanceState::Stopping
-                    } else {
-                        InstanceState::Stopped
-                    };
-                    instances::set_state(&self.db.lock(), &row.id, next, &user_shutdown())?;
-                    if let (Some(pid), Some(start)) = (row.pid, row.pid_start) {
-                        tokio::spawn(self.clone().shut_down(row.id.clone(), pid, start, force));
-                    }
-                    next
-                }
+                InstanceState::Running => self.begin_shutdown(
+                    &row,
+                    InstanceState::Stopping,
+                    InstanceState::Stopped,
+                    force,
+                )?,
                 InstanceState::Stopping => {
                     if let (true, Some(pid), Some(start)) = (force, row.pid, row.pid_start) {
                         tokio::spawn(self.clone().shut_down(row.id.clone(), pid, start, true));
@@ -234,19 +248,12 @@ impl Compute {
             let previous = row.state;
             let current = match row.state {
                 InstanceState::Terminated | InstanceState::ShuttingDown => previous,
-                _ => {
-                    let has_vmm = row.pid.is_some();
-                    let next = if has_vmm {
-                        InstanceState::ShuttingDown
-                    } else {
-                        InstanceState::Terminated
-                    };
-                    instances::set_state(&self.db.lock(), &row.id, next, &user_shutdown())?;
-                    if let (Some(pid), Some(start)) = (row.pid, row.pid_start) {
-                        tokio::spawn(self.clone().shut_down(row.id.clone(), pid, start, false));
-                    }
-                    next
-                }
+                _ => self.begin_shutdown(
+                    &row,
+                    InstanceState::ShuttingDown,
+                    InstanceState::Terminated,
+                    false,
+                )?,
             };
             changes.push(StateChange {
                 id: row.id,
