@@ -52,6 +52,18 @@ pub const HTTP_KEY: &[u8] = b"probe.http";
 pub const FETCH_KEY: &[u8] = b"probe.fetch";
 /// `probe.source_bytes=`: bytes the TCP source on port 19 sends per connection.
 pub const SOURCE_BYTES_KEY: &[u8] = b"probe.source_bytes";
+/// `probe.imds=`: `v1` or `v2`, fetch the instance metadata once the address is up.
+pub const IMDS_KEY: &[u8] = b"probe.imds";
+/// `probe.imds_bench=`: sequential metadata GETs timed after the fetch.
+pub const IMDS_BENCH_KEY: &[u8] = b"probe.imds_bench";
+/// The `probe.http=` value that makes the responder answer with the instance-id from IMDS.
+pub const HTTP_FROM_IMDS: &[u8] = b"imds";
+/// What the responder answers under `probe.http=imds` until the metadata fetch has ended.
+pub const IMDS_PENDING_NAME: &[u8] = b"imds-pending";
+/// What it answers afterwards if IMDS gave no instance-id.
+pub const IMDS_UNAVAILABLE_NAME: &[u8] = b"imds-unavailable";
+/// Most GETs `probe.imds_bench=` accepts.
+pub const MAX_IMDS_BENCH: u32 = 1_000_000;
 /// The Linux-style virtio-mmio device announcement: `virtio_mmio.device=SIZE@BASE:IRQ`.
 pub const VIRTIO_MMIO_KEY: &[u8] = b"virtio_mmio.device";
 
@@ -82,6 +94,26 @@ impl<'a> DiskMode<'a> {
             b"iops" => Self::Iops,
             b"write-ro-check" => Self::WriteRoCheck,
             other => Self::Unknown(other),
+        }
+    }
+}
+
+/// Which instance metadata protocol `probe.imds=` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImdsVersion {
+    /// Plain GETs.
+    V1,
+    /// A session token from `PUT /latest/api/token`, sent with every GET.
+    V2,
+}
+
+impl ImdsVersion {
+    /// `v1` or `v2`; anything else is `None`.
+    pub fn from_value(value: &[u8]) -> Option<Self> {
+        match value {
+            b"v1" => Some(Self::V1),
+            b"v2" => Some(Self::V2),
+            _ => None,
         }
     }
 }
@@ -256,6 +288,10 @@ pub struct Options<'a> {
     pub fetch: Option<&'a [u8]>,
     /// `probe.source_bytes=`, raw.
     pub source_bytes: Option<&'a [u8]>,
+    /// `probe.imds=`, raw (see [`Options::imds`]).
+    pub imds: Option<&'a [u8]>,
+    /// `probe.imds_bench=`, raw (see [`Options::imds_bench`]).
+    pub imds_bench: Option<&'a [u8]>,
 }
 
 /// Bytes the TCP source sends per connection unless `probe.source_bytes=` says otherwise.
@@ -271,12 +307,45 @@ impl<'a> Options<'a> {
             http: param(cmdline, HTTP_KEY),
             fetch: param(cmdline, FETCH_KEY),
             source_bytes: param(cmdline, SOURCE_BYTES_KEY),
+            imds: param(cmdline, IMDS_KEY),
+            imds_bench: param(cmdline, IMDS_BENCH_KEY),
         }
     }
 
     /// True when the probe should bring up the network and serve.
     pub fn wants_net(&self) -> bool {
-        self.net.is_some() || self.http.is_some()
+        self.net.is_some()
+            || self.http.is_some()
+            || self.imds.is_some()
+            || self.imds_bench.is_some()
+    }
+
+    /// True for `probe.http=imds`: the responder answers with the instance-id from IMDS.
+    pub fn http_from_imds(&self) -> bool {
+        self.http == Some(HTTP_FROM_IMDS)
+    }
+
+    /// The metadata fetch asked for: `None` if none; else the version of `probe.imds=`, or
+    /// v2 when only `probe.http=imds` or `probe.imds_bench=` implies the fetch; `Err` with the
+    /// value if `probe.imds=` is neither `v1` nor `v2`.
+    pub fn imds(&self) -> Option<Result<ImdsVersion, &'a [u8]>> {
+        match self.imds {
+            Some(value) => Some(ImdsVersion::from_value(value).ok_or(value)),
+            None if self.http_from_imds() || self.imds_bench.is_some() => Some(Ok(ImdsVersion::V2)),
+            None => None,
+        }
+    }
+
+    /// The number of timed GETs of `probe.imds_bench=` (0 if absent); `Err` with the value if
+    /// it is not a number up to [`MAX_IMDS_BENCH`].
+    pub fn imds_bench(&self) -> Result<u32, &'a [u8]> {
+        match self.imds_bench {
+            None => Ok(0),
+            Some(value) => parse_u64(value)
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|&n| n <= MAX_IMDS_BENCH)
+                .ok_or(value),
+        }
     }
 
     /// True when only the classic `probe.mode=` behaviour applies (no disk or net options).
@@ -292,8 +361,12 @@ impl<'a> Options<'a> {
         }
     }
 
-    /// The name the HTTP responder answers with: `probe.http=`, else `probe`.
+    /// The name the HTTP responder starts with: `probe.http=`, else `probe`; under
+    /// `probe.http=imds`, [`IMDS_PENDING_NAME`] until the fetch sets the instance-id.
     pub fn http_name(&self) -> &'a [u8] {
+        if self.http_from_imds() {
+            return IMDS_PENDING_NAME;
+        }
         self.http.unwrap_or(b"probe")
     }
 }
@@ -428,6 +501,62 @@ mod tests {
         ] {
             assert_eq!(DiskMode::from_value(value), mode);
         }
+    }
+
+    #[test]
+    fn parses_imds_options() {
+        let o = Options::from_cmdline(b"probe.imds=v1");
+        assert_eq!(o.imds(), Some(Ok(ImdsVersion::V1)));
+        assert!(o.wants_net() && !o.http_from_imds());
+        assert_eq!(o.http_name(), b"probe");
+        assert_eq!(o.imds_bench(), Ok(0));
+
+        let o = Options::from_cmdline(b"probe.net=dhcp probe.imds=v2");
+        assert_eq!(o.imds(), Some(Ok(ImdsVersion::V2)));
+
+        // probe.http=imds implies the fetch, v2 unless probe.imds says v1.
+        let o = Options::from_cmdline(b"probe.http=imds");
+        assert!(o.http_from_imds() && o.wants_net());
+        assert_eq!(o.imds(), Some(Ok(ImdsVersion::V2)));
+        assert_eq!(o.http_name(), IMDS_PENDING_NAME);
+        let o = Options::from_cmdline(b"probe.http=imds probe.imds=v1");
+        assert_eq!(o.imds(), Some(Ok(ImdsVersion::V1)));
+
+        // So does probe.imds_bench=; the last value wins.
+        let o = Options::from_cmdline(b"probe.imds_bench=10 probe.imds_bench=250");
+        assert_eq!(o.imds(), Some(Ok(ImdsVersion::V2)));
+        assert_eq!(o.imds_bench(), Ok(250));
+        assert!(o.wants_net());
+        assert_eq!(o.imds, None, "probe.imds_bench is not probe.imds");
+
+        for bad in [&b"x"[..], b"-1", b"", b"1000001", b"99999999999"] {
+            let mut line = b"probe.imds_bench=".to_vec();
+            line.extend_from_slice(bad);
+            assert_eq!(
+                Options::from_cmdline(&line).imds_bench(),
+                Err(bad),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            Options::from_cmdline(b"probe.imds_bench=1000000").imds_bench(),
+            Ok(MAX_IMDS_BENCH)
+        );
+        for bad in [&b"V2"[..], b"v3", b"", b"2"] {
+            let mut line = b"probe.imds=".to_vec();
+            line.extend_from_slice(bad);
+            assert_eq!(
+                Options::from_cmdline(&line).imds(),
+                Some(Err(bad)),
+                "{bad:?}"
+            );
+        }
+
+        // Other names are plain names, and nothing asks for the fetch.
+        let o = Options::from_cmdline(b"probe.http=imds-1 probe.net=dhcp");
+        assert_eq!(o.imds(), None);
+        assert_eq!(o.http_name(), b"imds-1");
+        assert_eq!(Options::from_cmdline(b"probe.mode=count").imds(), None);
     }
 
     #[test]

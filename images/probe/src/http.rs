@@ -329,6 +329,44 @@ mod tests {
         assert_eq!(r.first_line(), b"");
     }
 
+    /// Answers shaped like the metadata service's: HTTP/1.1, a length the client can stop
+    /// at without waiting for the close, binary bodies kept byte for byte.
+    #[test]
+    fn parses_metadata_service_answers() {
+        let data = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 19\r\n\
+                     Connection: keep-alive\r\n\r\ni-0123456789abcdef0";
+        let r = parse_response(data, false).unwrap();
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, &b"i-0123456789abcdef0"[..])
+        );
+
+        // A token answer, with the TTL echoed in a header.
+        let data = b"HTTP/1.1 200 OK\r\nX-aws-ec2-metadata-token-ttl-seconds: 21600\r\n\
+                     Content-Length: 5\r\n\r\ntok-1";
+        let r = parse_response(data, false).unwrap();
+        assert_eq!(
+            r.header("x-aws-ec2-metadata-token-ttl-seconds"),
+            Some(&b"21600"[..])
+        );
+        assert_eq!(r.body, b"tok-1");
+
+        // Status only, the body ending with the connection.
+        let data = b"HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n";
+        assert_eq!(parse_response(data, false), Err(ParseError::Incomplete));
+        let r = parse_response(data, true).unwrap();
+        assert_eq!((r.status, r.body.len()), (401, 0));
+        let data = b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(parse_response(data, false).unwrap().status, 404);
+
+        // User data with line breaks, a NUL and non-UTF-8 bytes.
+        let data = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\na\r\nb\n\0\xe9\xff!";
+        assert_eq!(
+            parse_response(data, false).unwrap().body,
+            b"a\r\nb\n\0\xe9\xff!"
+        );
+    }
+
     #[test]
     fn incomplete_and_malformed_responses() {
         let full = b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello";

@@ -17,6 +17,7 @@ pub mod count;
 pub mod disk;
 pub mod heap;
 pub mod http;
+pub mod imds;
 pub mod keyboard;
 pub mod mem;
 pub mod netstack;

@@ -9,7 +9,7 @@ mod entry;
 use core::panic::PanicInfo;
 
 use probe::bootinfo::{self, BootInfo};
-use probe::cmdline::{DiskMode, Mode, NetConfig, Options};
+use probe::cmdline::{self, DiskMode, Mode, NetConfig, Options};
 use probe::console::{self, ByteStr};
 use probe::heap::Heap;
 use probe::keyboard::Keyboard;
@@ -20,7 +20,7 @@ use probe::time::{Clock, FALLBACK_TSC_KHZ};
 use probe::virtio::blk::Blk;
 use probe::virtio::mmio::InitError;
 use probe::virtio::net::VirtioNet;
-use probe::{count, disk, say, vcpus, virtio, wait};
+use probe::{count, disk, imds, say, vcpus, virtio, wait};
 
 /// Size of the heap behind the global allocator, in `.bss`.
 const HEAP_SIZE: usize = 4 << 20;
@@ -110,6 +110,18 @@ extern "C" fn probe_main(index: u64, boot_params: u64, count: u64, tsc_khz: u64)
             );
             power::power_off(FAILURE)
         };
+        let imds_version = match options.imds() {
+            None => None,
+            Some(Ok(version)) => Some(version),
+            Some(Err(value)) => {
+                say!("bad probe.imds={}", ByteStr(value));
+                power::power_off(FAILURE)
+            }
+        };
+        let imds_bench = options.imds_bench().unwrap_or_else(|value| {
+            say!("bad probe.imds_bench={}", ByteStr(value));
+            power::power_off(FAILURE)
+        });
         let Some(&dev) = devices.net.first() else {
             say!("net none");
             power::power_off(FAILURE)
@@ -133,6 +145,17 @@ extern "C" fn probe_main(index: u64, boot_params: u64, count: u64, tsc_khz: u64)
             clock,
             keyboard,
         );
+        if let Some(version) = imds_version {
+            while !stack.wait_for_address(1000) {}
+            let metadata = imds::fetch(&mut stack, version);
+            if options.http_from_imds() {
+                let name = metadata.instance_id.as_deref();
+                stack.set_http_name(name.unwrap_or(cmdline::IMDS_UNAVAILABLE_NAME));
+            }
+            if imds_bench > 0 {
+                imds::bench(&mut stack, metadata.token.as_deref(), imds_bench);
+            }
+        }
         if let Some(url) = options.fetch {
             while !stack.wait_for_address(1000) {}
             netstack::fetch(&mut stack, url);

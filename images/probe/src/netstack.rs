@@ -404,6 +404,11 @@ impl Stack {
         stack
     }
 
+    /// The clock the stack keeps time with.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
     /// The interface address, once there is one.
     pub fn address(&self) -> Option<Ipv4Cidr> {
         self.address
@@ -431,9 +436,32 @@ impl Stack {
         instant(self.clock, time::now())
     }
 
+    /// The name the HTTP responder on port 80 answers with from now on.
+    pub fn set_http_name(&mut self, name: &[u8]) {
+        self.services.name = name.to_vec();
+    }
+
+    /// Keeps the stack running (services included) for `millis` milliseconds.
+    pub fn pause(&mut self, millis: u64) {
+        let deadline = time::now().saturating_add(self.clock.ticks_from_millis(millis));
+        loop {
+            let now = time::now();
+            if now >= deadline {
+                return;
+            }
+            let left = self.clock.micros_ceil(deadline - now);
+            self.poll_within(true, left.min(MAX_WAIT_MICROS));
+        }
+    }
+
     /// One round: keyboard, smoltcp, DHCP, services, device notifications; then, if `block`,
     /// wait on the wait port until a packet arrives or smoltcp next needs polling.
     pub fn poll(&mut self, block: bool) {
+        self.poll_within(block, MAX_WAIT_MICROS);
+    }
+
+    /// [`Stack::poll`], waiting at most `max_wait_micros`.
+    fn poll_within(&mut self, block: bool, max_wait_micros: u64) {
         let now = time::now();
         if self.woken || now >= self.next_housekeeping {
             // A key press wakes the wait, so checking after device wakes (and now and then
@@ -472,8 +500,8 @@ impl Stack {
         let delay = self
             .iface
             .poll_delay(now, &self.sockets)
-            .map_or(MAX_WAIT_MICROS, |d| d.total_micros())
-            .min(MAX_WAIT_MICROS);
+            .map_or(max_wait_micros, |d| d.total_micros())
+            .min(max_wait_micros);
         // With every transmit buffer held by the device, wait for it to send some (its
         // completion wakes the wait).
         let delay = if delay == 0 && self.dev.tx_full() {
