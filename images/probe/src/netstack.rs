@@ -493,7 +493,16 @@ impl Stack {
             self.announced = true;
             say!("net serving");
         }
-        if !block || self.dev.rx_pending() {
+        if block {
+            self.wait_idle(max_wait_micros);
+        }
+    }
+
+    /// Blocks on the wait port until a device has work (a packet, a finished transmission, a
+    /// key) or smoltcp next needs polling, at most `max_wait_micros`; returns at once if a
+    /// received frame is waiting.
+    fn wait_idle(&mut self, max_wait_micros: u64) {
+        if self.dev.rx_pending() {
             return;
         }
         let now = self.now();
@@ -649,6 +658,10 @@ impl Stack {
         let mut sent = 0;
         let mut received = Vec::new();
         let mut was_open = false;
+        // What the last round saw: the client waits for the network only when nothing moved
+        // (a poll that blocked right after taking in the SYN-ACK or the response would stall
+        // the request until the next packet or timer).
+        let mut last = None;
         loop {
             let s = self.sockets.get_mut::<tcp::Socket>(handle);
             if s.may_send() {
@@ -679,7 +692,12 @@ impl Stack {
             if time::now() >= deadline {
                 return Err(HttpError::Timeout);
             }
-            self.poll(true);
+            let seen = Some((s.state(), sent, received.len()));
+            if seen == last {
+                self.wait_idle(MAX_WAIT_MICROS);
+            }
+            last = seen;
+            self.poll(false);
         }
     }
 }
