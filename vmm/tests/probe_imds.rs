@@ -20,8 +20,8 @@ use common::{NetNs, eventually, probe_elf};
 const TOKEN: &str = "AQAEAKec2TestToken-1==";
 /// The host side of the tap.
 const HOST_IP: &str = "10.0.0.1";
-/// The probe's address.
-const PROBE_CMDLINE: &str = "probe.net=static:10.0.0.2/24,10.0.0.1";
+/// The probe's address, fixed.
+const STATIC: &str = "probe.net=static:10.0.0.2/24,10.0.0.1";
 
 /// What the double serves.
 #[derive(Clone)]
@@ -232,11 +232,10 @@ struct Vm {
 }
 
 impl Vm {
-    fn start(ns: &NetNs, extra: &str) -> Vm {
+    fn start(ns: &NetNs, cmdline: &str) -> Vm {
         let dir = tempfile::tempdir().unwrap();
         let probe = probe_elf();
         let log = dir.path().join("console.log");
-        let cmdline = format!("{PROBE_CMDLINE} {extra}");
         let child = ns
             .command(&[
                 env!("CARGO_BIN_EXE_vmm"),
@@ -247,7 +246,7 @@ impl Vm {
                 "--net",
                 "tap=tap0,mac=02:00:00:00:00:02",
                 "--cmdline",
-                &cmdline,
+                cmdline,
                 "--serial-log",
                 log.to_str().unwrap(),
             ])
@@ -320,6 +319,19 @@ fn probe_page(ns: &NetNs) -> String {
     body
 }
 
+/// Sends `data` to the probe's TCP echo service from inside the namespace; returns what
+/// came back.
+fn echo(ns: &NetNs, data: &'static [u8]) -> Vec<u8> {
+    ns.run(move || {
+        let mut s = TcpStream::connect(("10.0.0.2", 7)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(data).unwrap();
+        let mut got = vec![0u8; data.len()];
+        s.read_exact(&mut got).unwrap();
+        got
+    })
+}
+
 /// How long a probe may take from start to `probe: imds done` (the fetch retries for 5 s).
 const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -328,7 +340,10 @@ fn v2_fetches_with_a_token_and_the_page_names_the_instance() {
     let ns = NetNs::with_tap("imds2", "10.0.0.1/24");
     let (double, port) = ImdsDouble::start(&ns, 0, Metadata::default());
     dnat_imds(&ns, port);
-    let vm = Vm::start(&ns, "probe.imds=v2 probe.http=imds probe.imds_bench=200");
+    let vm = Vm::start(
+        &ns,
+        &format!("{STATIC} probe.imds=v2 probe.http=imds probe.imds_bench=200"),
+    );
     let bench = vm.wait_for_line("probe: imds bench ", FETCH_TIMEOUT);
     eprintln!("{bench}");
 
@@ -388,7 +403,7 @@ fn v1_against_required_tokens_gets_401() {
     let ns = NetNs::with_tap("imds1", "10.0.0.1/24");
     let (double, port) = ImdsDouble::start(&ns, 0, Metadata::default());
     dnat_imds(&ns, port);
-    let vm = Vm::start(&ns, "probe.imds=v1 probe.http=imds");
+    let vm = Vm::start(&ns, &format!("{STATIC} probe.imds=v1 probe.http=imds"));
     vm.wait_for_line("probe: imds done", FETCH_TIMEOUT);
 
     vm.assert_line("probe: imds instance-id=HTTP 401");
@@ -415,8 +430,16 @@ fn user_data_is_printed_escaped_on_one_line() {
     };
     let (_double, port) = ImdsDouble::start(&ns, 0, metadata);
     dnat_imds(&ns, port);
-    let vm = Vm::start(&ns, "probe.imds=v1");
-    vm.wait_for_line("probe: imds done", FETCH_TIMEOUT);
+    // With a probe.fetch= after the metadata, and the other services still serving.
+    let vm = Vm::start(
+        &ns,
+        &format!(
+            "{STATIC} probe.imds=v1 probe.fetch=http://{HOST_IP}:{port}/latest/meta-data/local-ipv4"
+        ),
+    );
+    vm.wait_for_line("probe: fetch ", FETCH_TIMEOUT);
+    vm.assert_line("probe: fetch 200 10.0.0.2");
+    assert_eq!(echo(&ns, b"echo after imds"), b"echo after imds");
 
     vm.assert_line(r"probe: imds user-data=#!/bin/sh\necho h\xe9llo > C:\\x\r\n");
     vm.assert_line(r"probe: imds public-keys/0/openssh-key=ssh-ed25519 AAAAkey k1\n");
@@ -435,7 +458,7 @@ fn a_service_that_comes_up_late_is_retried() {
             .port()
     });
     dnat_imds(&ns, port);
-    let vm = Vm::start(&ns, "probe.imds=v2");
+    let vm = Vm::start(&ns, &format!("{STATIC} probe.imds=v2"));
     vm.wait_for_line("probe: net serving", Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(1500));
     let (double, _) = ImdsDouble::start(&ns, port, Metadata::default());
@@ -461,7 +484,7 @@ fn an_unreachable_service_is_reported_and_the_page_says_so() {
             .port()
     });
     dnat_imds(&ns, port);
-    let vm = Vm::start(&ns, "probe.http=imds");
+    let vm = Vm::start(&ns, &format!("{STATIC} probe.http=imds"));
     vm.wait_for_line("probe: imds done", FETCH_TIMEOUT);
 
     vm.assert_line("probe: imds token=error connection refused or reset");
@@ -469,4 +492,79 @@ fn an_unreachable_service_is_reported_and_the_page_says_so() {
     vm.assert_line("probe: imds user-data=error connection refused or reset");
     let page = probe_page(&ns);
     assert!(page.ends_with("\r\n\r\nimds-unavailable\n"), "{page}");
+}
+
+/// dnsmasq serving one DHCP lease (10.0.0.2, router 10.0.0.1) on the namespace's tap; killed
+/// when dropped.
+struct Dhcp {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Dhcp {
+    /// None if dnsmasq is not installed.
+    fn start(ns: &NetNs) -> Option<Dhcp> {
+        let dir = tempfile::tempdir().unwrap();
+        let leases = format!("--dhcp-leasefile={}", dir.path().join("leases").display());
+        let child = ns
+            .command(&[
+                "dnsmasq",
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--port=0",
+                "--user=root",
+                "--pid-file=",
+                "--interface=tap0",
+                "--bind-interfaces",
+                "--dhcp-range=10.0.0.2,10.0.0.2,255.255.255.0,1h",
+                "--dhcp-option=option:router,10.0.0.1",
+                &leases,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .ok()?;
+        let mut dhcp = Dhcp { child, _dir: dir };
+        std::thread::sleep(Duration::from_millis(300));
+        if let Some(status) = dhcp.child.try_wait().unwrap() {
+            let mut err = String::new();
+            let _ = dhcp.child.stderr.take().unwrap().read_to_string(&mut err);
+            // `ip netns exec` exits 255 when it cannot run the program.
+            if status.code() == Some(255) && err.contains("No such file") {
+                return None;
+            }
+            panic!("dnsmasq exited with {status}: {err}");
+        }
+        Some(dhcp)
+    }
+}
+
+impl Drop for Dhcp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_fetch_waits_for_a_dhcp_lease() {
+    let ns = NetNs::with_tap("imdsdhcp", "10.0.0.1/24");
+    let (double, port) = ImdsDouble::start(&ns, 0, Metadata::default());
+    dnat_imds(&ns, port);
+    let Some(_dhcp) = Dhcp::start(&ns) else {
+        eprintln!("SKIPPED: dnsmasq is not installed");
+        return;
+    };
+    let vm = Vm::start(&ns, "probe.net=dhcp probe.imds=v2 probe.http=imds");
+    vm.wait_for_line("probe: imds done", FETCH_TIMEOUT);
+
+    vm.assert_line("probe: net dhcp 10.0.0.2/24 gw 10.0.0.1");
+    vm.assert_line("probe: imds instance-id=i-0feedc0ffee123456");
+    assert_eq!(double.seen().len(), 1 + 4);
+    let page = probe_page(&ns);
+    assert!(page.ends_with("\r\n\r\ni-0feedc0ffee123456\n"), "{page}");
+    assert_eq!(echo(&ns, b"dhcp echo"), b"dhcp echo");
 }
