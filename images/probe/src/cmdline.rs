@@ -56,6 +56,8 @@ pub const SOURCE_BYTES_KEY: &[u8] = b"probe.source_bytes";
 pub const IMDS_KEY: &[u8] = b"probe.imds";
 /// `probe.imds_bench=`: sequential metadata GETs timed after the fetch.
 pub const IMDS_BENCH_KEY: &[u8] = b"probe.imds_bench";
+/// `probe.ping=`: `IP[,IP...]`, pinged once the address is up (after the metadata fetch).
+pub const PING_KEY: &[u8] = b"probe.ping";
 /// The `probe.http=` value that makes the responder answer with the instance-id from IMDS.
 pub const HTTP_FROM_IMDS: &[u8] = b"imds";
 /// What the responder answers under `probe.http=imds` until the metadata fetch has ended.
@@ -222,6 +224,12 @@ pub fn parse_size(text: &[u8]) -> Option<u64> {
     value.checked_mul(1u64 << shift)
 }
 
+/// Parses the value of `probe.ping=`: one or more dotted-quad addresses separated by commas
+/// (`10.0.0.1,10.0.0.3`), in order, repeats kept; `None` if any part is not an address.
+pub fn parse_ping_targets(value: &[u8]) -> Option<alloc::vec::Vec<[u8; 4]>> {
+    value.split(|&b| b == b',').map(parse_ipv4).collect()
+}
+
 /// One `virtio_mmio.device=SIZE@BASE:IRQ` announcement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VirtioMmioDevice {
@@ -292,6 +300,8 @@ pub struct Options<'a> {
     pub imds: Option<&'a [u8]>,
     /// `probe.imds_bench=`, raw (see [`Options::imds_bench`]).
     pub imds_bench: Option<&'a [u8]>,
+    /// `probe.ping=`, raw (parse with [`parse_ping_targets`]).
+    pub ping: Option<&'a [u8]>,
 }
 
 /// Bytes the TCP source sends per connection unless `probe.source_bytes=` says otherwise.
@@ -309,6 +319,7 @@ impl<'a> Options<'a> {
             source_bytes: param(cmdline, SOURCE_BYTES_KEY),
             imds: param(cmdline, IMDS_KEY),
             imds_bench: param(cmdline, IMDS_BENCH_KEY),
+            ping: param(cmdline, PING_KEY),
         }
     }
 
@@ -318,6 +329,7 @@ impl<'a> Options<'a> {
             || self.http.is_some()
             || self.imds.is_some()
             || self.imds_bench.is_some()
+            || self.ping.is_some()
     }
 
     /// True for `probe.http=imds`: the responder answers with the instance-id from IMDS.
@@ -557,6 +569,33 @@ mod tests {
         assert_eq!(o.imds(), None);
         assert_eq!(o.http_name(), b"imds-1");
         assert_eq!(Options::from_cmdline(b"probe.mode=count").imds(), None);
+    }
+
+    #[test]
+    fn parses_ping_targets() {
+        assert_eq!(parse_ping_targets(b"10.0.0.1"), Some(vec![[10, 0, 0, 1]]));
+        assert_eq!(
+            parse_ping_targets(b"10.0.0.1,192.168.7.254,10.0.0.1"),
+            Some(vec![[10, 0, 0, 1], [192, 168, 7, 254], [10, 0, 0, 1]])
+        );
+        for bad in [
+            &b""[..],
+            b",",
+            b"10.0.0.1,",
+            b",10.0.0.1",
+            b"10.0.0.1,,10.0.0.2",
+            b"10.0.0.256",
+            b"10.0.0.1 10.0.0.2",
+            b"host.example",
+        ] {
+            assert_eq!(parse_ping_targets(bad), None, "{bad:?}");
+        }
+        // probe.ping= alone brings the network up (DHCP); the last one wins.
+        let o = Options::from_cmdline(b"probe.ping=10.0.0.9 probe.ping=10.0.0.1,10.0.0.3");
+        assert!(o.wants_net() && !o.classic());
+        assert_eq!(o.ping, Some(&b"10.0.0.1,10.0.0.3"[..]));
+        assert_eq!(o.imds(), None);
+        assert_eq!(Options::from_cmdline(b"probe.net=dhcp").ping, None);
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub const TOKEN_TTL_SECONDS: &str = "21600";
 pub const TOKEN_HEADER: &str = "X-aws-ec2-metadata-token";
 /// The instance-id item (also what `probe.imds_bench=` fetches).
 pub const INSTANCE_ID_PATH: &[u8] = b"/latest/meta-data/instance-id";
+/// The user-data item.
+pub const USER_DATA_PATH: &[u8] = b"/latest/user-data";
 /// The items fetched, in order: the name printed and the path.
 pub const ITEMS: [(&str, &[u8]); 4] = [
     ("instance-id", INSTANCE_ID_PATH),
@@ -34,7 +36,7 @@ pub const ITEMS: [(&str, &[u8]); 4] = [
         "public-keys/0/openssh-key",
         b"/latest/meta-data/public-keys/0/openssh-key",
     ),
-    ("user-data", b"/latest/user-data"),
+    ("user-data", USER_DATA_PATH),
 ];
 /// Bytes of a value printed; longer values are cut and end with `...`.
 pub const MAX_VALUE_BYTES: usize = 512;
@@ -152,6 +154,8 @@ pub struct Metadata {
     pub token: Option<String>,
     /// The instance-id (a `200` with a non-blank body, trimmed).
     pub instance_id: Option<Vec<u8>>,
+    /// The user-data (the body of a `200`, as is).
+    pub user_data: Option<Vec<u8>>,
 }
 
 /// The session token in a `PUT` answer's body: visible ASCII, surrounding whitespace
@@ -225,18 +229,27 @@ pub fn fetch<E: Environment>(env: &mut E, version: ImdsVersion) -> Metadata {
     };
     let headers = token_headers(token.as_deref());
     let mut instance_id = None;
+    let mut user_data = None;
     for (name, path) in ITEMS {
         let answer = Answer::from(client.request("GET", path, &headers));
         client.env.say(format_args!("imds {name}={answer}"));
-        if let (INSTANCE_ID_PATH, Answer::Value(value)) = (path, &answer) {
-            let id = value.trim_ascii();
-            if !id.is_empty() {
-                instance_id = Some(id.to_vec());
+        match (path, answer) {
+            (INSTANCE_ID_PATH, Answer::Value(value)) => {
+                let id = value.trim_ascii();
+                if !id.is_empty() {
+                    instance_id = Some(id.to_vec());
+                }
             }
+            (USER_DATA_PATH, Answer::Value(value)) => user_data = Some(value),
+            _ => {}
         }
     }
     client.env.say(format_args!("imds done"));
-    Metadata { token, instance_id }
+    Metadata {
+        token,
+        instance_id,
+        user_data,
+    }
 }
 
 /// What `probe.imds_bench=` measured.

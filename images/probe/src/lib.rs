@@ -26,6 +26,7 @@ pub mod power;
 pub mod selftest;
 pub mod spin;
 pub mod time;
+pub mod userdata;
 pub mod vcpus;
 pub mod virtio;
 pub mod wait;

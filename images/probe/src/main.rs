@@ -4,8 +4,11 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 mod entry;
 
+use alloc::vec::Vec;
 use core::panic::PanicInfo;
 
 use probe::bootinfo::{self, BootInfo};
@@ -20,7 +23,7 @@ use probe::time::{Clock, FALLBACK_TSC_KHZ};
 use probe::virtio::blk::Blk;
 use probe::virtio::mmio::InitError;
 use probe::virtio::net::VirtioNet;
-use probe::{count, disk, imds, say, vcpus, virtio, wait};
+use probe::{count, disk, imds, say, userdata, vcpus, virtio, wait};
 
 /// Size of the heap behind the global allocator, in `.bss`.
 const HEAP_SIZE: usize = 4 << 20;
@@ -122,6 +125,14 @@ extern "C" fn probe_main(index: u64, boot_params: u64, count: u64, tsc_khz: u64)
             say!("bad probe.imds_bench={}", ByteStr(value));
             power::power_off(FAILURE)
         });
+        let cmdline_ping = options.ping.unwrap_or_default();
+        let Some(mut ping) = options
+            .ping
+            .map_or(Some(Vec::new()), cmdline::parse_ping_targets)
+        else {
+            say!("bad probe.ping={}", ByteStr(cmdline_ping));
+            power::power_off(FAILURE)
+        };
         let Some(&dev) = devices.net.first() else {
             say!("net none");
             power::power_off(FAILURE)
@@ -145,6 +156,7 @@ extern "C" fn probe_main(index: u64, boot_params: u64, count: u64, tsc_khz: u64)
             clock,
             keyboard,
         );
+        let mut user_data = None;
         if let Some(version) = imds_version {
             while !stack.wait_for_address(1000) {}
             let metadata = imds::fetch(&mut stack, version);
@@ -155,8 +167,30 @@ extern "C" fn probe_main(index: u64, boot_params: u64, count: u64, tsc_khz: u64)
             if imds_bench > 0 {
                 imds::bench(&mut stack, metadata.token.as_deref(), imds_bench);
             }
+            user_data = metadata.user_data;
         }
-        if let Some(url) = options.fetch {
+        // Options in the user-data replace the command line's (as if appended to it).
+        let mut fetch = options.fetch;
+        if let Some(extra) = user_data.as_deref().and_then(userdata::parse) {
+            extra.announce(console::print_line);
+            if let Some(value) = extra.ping {
+                match cmdline::parse_ping_targets(value) {
+                    Some(targets) => ping = targets,
+                    None => {
+                        say!("bad probe.ping={}", ByteStr(value));
+                        ping.clear();
+                    }
+                }
+            }
+            if let Some(url) = extra.fetch {
+                fetch = Some(url);
+            }
+        }
+        if !ping.is_empty() {
+            while !stack.wait_for_address(1000) {}
+            netstack::ping_all(&mut stack, &ping);
+        }
+        if let Some(url) = fetch {
             while !stack.wait_for_address(1000) {}
             netstack::fetch(&mut stack, url);
         }

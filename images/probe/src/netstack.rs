@@ -1,6 +1,7 @@
 //! The probe's network side: smoltcp over the virtio net driver, polled, with the services
 //! of `probe.net=` / `probe.http=` (TCP echo on 7, HTTP on 80, discard sink on 9, chargen-like
-//! source on 19), DHCP or a static address, and a blocking HTTP client.
+//! source on 19), DHCP or a static address, a blocking HTTP client, and the pings of
+//! `probe.ping=` (`netstack/ping.rs`).
 //!
 //! Between polls the vCPU blocks on the wait port with smoltcp's `poll_delay` as the deadline
 //! (capped); a received packet or a finished transmission wakes it, so an idle probe costs no
@@ -24,6 +25,10 @@ use crate::say;
 use crate::time::{self, Clock};
 use crate::virtio::net::{MacDisplay, VirtioNet};
 use crate::wait::{self, Wake};
+
+mod ping;
+
+pub use ping::{PING_INTERVAL_MS, PING_TRIES, PingOutcome, echo_reply_seq, ping_all};
 
 /// Longest wait between polls. smoltcp's own deadline is usually sooner; a packet, a finished
 /// transmission or a key wakes the wait early. One wake-up a second at most when idle keeps an

@@ -232,8 +232,13 @@ fn v1_gets_without_a_token() {
     let mut fake = Fake::new();
     fake.tokens_required = false;
     fake.user_data = Some(b"#!/bin/sh\necho h\xe9\n");
-    fetch(&mut fake, ImdsVersion::V1);
+    let metadata = fetch(&mut fake, ImdsVersion::V1);
     assert_eq!(fake.lines()[3], "imds user-data=#!/bin/sh\\necho h\\xe9\\n");
+    // The user-data is kept as is, for the user-data options.
+    assert_eq!(
+        metadata.user_data.as_deref(),
+        Some(&b"#!/bin/sh\necho h\xe9\n"[..])
+    );
     let result = bench(&mut fake, None, 3);
     assert_eq!(result.ok, 3);
 }
