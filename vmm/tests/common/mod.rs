@@ -222,3 +222,27 @@ impl Drop for NetNs {
             .output();
     }
 }
+
+pub mod probe_vm;
+
+impl NetNs {
+    /// Creates namespace `kec2-test-<tag>-<pid>` with loopback up, bridge `br0` at `host_cidr`
+    /// and one tap per name in `taps` enslaved to it (the probes on them share one layer-2
+    /// segment with the namespace).
+    pub fn with_bridge(tag: &str, host_cidr: &str, taps: &[&str]) -> NetNs {
+        let name = format!("kec2-test-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let ns = NetNs { name };
+        ns.ip(&["netns", "add", &ns.name]);
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns.exec(&["ip", "link", "add", "br0", "type", "bridge"]);
+        ns.exec(&["ip", "addr", "add", host_cidr, "dev", "br0"]);
+        ns.exec(&["ip", "link", "set", "br0", "up"]);
+        for tap in taps {
+            ns.exec(&["ip", "tuntap", "add", "dev", tap, "mode", "tap"]);
+            ns.exec(&["ip", "link", "set", tap, "master", "br0"]);
+            ns.exec(&["ip", "link", "set", tap, "up"]);
+        }
+        ns
+    }
+}
