@@ -1,9 +1,10 @@
-//! DescribeInstanceAttribute: user data, instance type, shutdown behaviour.
+//! DescribeInstanceAttribute: user data, instance type, shutdown behaviour; and
+//! ModifyInstanceAttribute with `GroupId.N` (the security groups of the primary interface).
 
 use super::errors::ApiError;
 use super::xml::Xml;
 use super::{Call, instances::well_formed_id};
-use crate::state::instances;
+use crate::state::{enis, instances, security_groups};
 
 /// The attributes served.
 const SUPPORTED: &str = "instanceType, userData, instanceInitiatedShutdownBehavior";
@@ -40,5 +41,41 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
     x.open(attribute);
     x.leaf_opt("value", value);
     x.close(attribute);
+    Ok(x.finish())
+}
+
+/// ModifyInstanceAttribute: `GroupId.N` replaces the security groups of the instance's primary
+/// network interface (1 to 5 groups of its VPC), applied at once. Other attributes are not
+/// modifiable here.
+pub async fn modify(c: &Call<'_>) -> Result<String, ApiError> {
+    let id = c.p.required("InstanceId")?;
+    let ids = c.p.list("GroupId");
+    if ids.is_empty() {
+        let field = c.p.get("Attribute").unwrap_or("GroupId.N");
+        return Err(ApiError::invalid(
+            field,
+            "only the security groups (GroupId.N) can be modified",
+        ));
+    }
+    {
+        let mut conn = c.st.db.lock();
+        let tx = conn.transaction()?;
+        let row = super::metadata_options::live_instance(&tx, id)?;
+        let primary = enis::of_instance(&tx, &row.id)?
+            .into_iter()
+            .find(|e| e.device_index == Some(0))
+            .ok_or_else(|| {
+                ApiError::new(
+                    "InvalidInstanceID",
+                    format!("The instance '{id}' has no primary network interface"),
+                )
+            })?;
+        let groups = super::security_groups::groups_for_eni(&tx, &primary.vpc_id, &ids)?;
+        security_groups::set_eni_groups(&tx, &primary.id, &groups)?;
+        tx.commit()?;
+    }
+    super::vpcs::sync(c).await?;
+    let mut x = Xml::response("ModifyInstanceAttribute", c.request_id);
+    x.leaf("return", "true");
     Ok(x.finish())
 }

@@ -1,17 +1,22 @@
 //! The EC2 Query API: the HTTP server, authentication, parameters, XML, and one module per
 //! resource family.
 
+pub mod addresses;
 pub mod attributes;
 pub mod errors;
 pub mod images;
 pub mod instances;
 pub mod keypairs;
+pub mod metadata_options;
+pub mod network_interfaces;
 pub mod query;
 pub mod render;
+pub mod security_groups;
 pub mod server;
 pub mod sigv4;
 pub mod tags;
 pub mod types;
+pub mod vpcs;
 pub mod xml;
 
 use std::sync::Arc;
@@ -77,6 +82,35 @@ pub const ACTIONS: &[&str] = &[
     "DescribeTags",
     "DescribeRegions",
     "DescribeAvailabilityZones",
+    // Networking
+    "CreateVpc",
+    "DeleteVpc",
+    "DescribeVpcs",
+    "CreateSubnet",
+    "DeleteSubnet",
+    "DescribeSubnets",
+    "ModifySubnetAttribute",
+    "CreateSecurityGroup",
+    "DeleteSecurityGroup",
+    "DescribeSecurityGroups",
+    "DescribeSecurityGroupRules",
+    "AuthorizeSecurityGroupIngress",
+    "AuthorizeSecurityGroupEgress",
+    "RevokeSecurityGroupIngress",
+    "RevokeSecurityGroupEgress",
+    "ModifyInstanceAttribute",
+    "ModifyInstanceMetadataOptions",
+    "AllocateAddress",
+    "AssociateAddress",
+    "DisassociateAddress",
+    "ReleaseAddress",
+    "DescribeAddresses",
+    "DescribeNetworkInterfaces",
+    "CreateNetworkInterface",
+    "AttachNetworkInterface",
+    "DetachNetworkInterface",
+    "DeleteNetworkInterface",
+    "ModifyNetworkInterfaceAttribute",
 ];
 
 /// Runs one action and returns its XML. The listing actions, which can take milliseconds
@@ -105,6 +139,37 @@ pub async fn dispatch(action: &str, c: &Call<'_>) -> Result<String, ApiError> {
         "CreateTags" => tags::create(c),
         "DeleteTags" => tags::delete(c),
         "DescribeTags" => tokio::task::block_in_place(|| tags::describe(c)),
+        // Networking
+        "CreateVpc" => vpcs::create_vpc(c).await,
+        "DeleteVpc" => vpcs::delete_vpc(c).await,
+        "DescribeVpcs" => vpcs::describe_vpcs(c),
+        "CreateSubnet" => vpcs::create_subnet(c).await,
+        "DeleteSubnet" => vpcs::delete_subnet(c).await,
+        "DescribeSubnets" => vpcs::describe_subnets(c),
+        "ModifySubnetAttribute" => vpcs::modify_subnet_attribute(c),
+        "CreateSecurityGroup" => security_groups::create(c),
+        "DeleteSecurityGroup" => security_groups::delete(c).await,
+        "DescribeSecurityGroups" => security_groups::describe(c),
+        "DescribeSecurityGroupRules" => security_groups::describe_rules(c),
+        "AuthorizeSecurityGroupIngress" => security_groups::authorize(c, false).await,
+        "AuthorizeSecurityGroupEgress" => security_groups::authorize(c, true).await,
+        "RevokeSecurityGroupIngress" => security_groups::revoke(c, false).await,
+        "RevokeSecurityGroupEgress" => security_groups::revoke(c, true).await,
+        "ModifyInstanceAttribute" => attributes::modify(c).await,
+        "ModifyInstanceMetadataOptions" => metadata_options::modify(c).await,
+        "AllocateAddress" => addresses::allocate(c),
+        "AssociateAddress" => addresses::associate(c).await,
+        "DisassociateAddress" => addresses::disassociate(c).await,
+        "ReleaseAddress" => addresses::release(c),
+        "DescribeAddresses" => addresses::describe(c),
+        "DescribeNetworkInterfaces" => {
+            tokio::task::block_in_place(|| network_interfaces::describe(c))
+        }
+        "CreateNetworkInterface" => network_interfaces::create(c),
+        "AttachNetworkInterface" => network_interfaces::attach(c),
+        "DetachNetworkInterface" => network_interfaces::detach(c),
+        "DeleteNetworkInterface" => network_interfaces::delete(c).await,
+        "ModifyNetworkInterfaceAttribute" => network_interfaces::modify(c).await,
         other => Err(ApiError::new(
             "InvalidAction",
             format!("The action {other} is not valid for this web service."),

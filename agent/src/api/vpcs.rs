@@ -1,0 +1,513 @@
+//! VPC and subnet actions: CreateVpc, DeleteVpc, DescribeVpcs, CreateSubnet, DeleteSubnet,
+//! DescribeSubnets, ModifySubnetAttribute; and the helpers the other networking families
+//! share (filters, tags, applying a change to the host).
+//!
+//! This host routes every VPC itself, so VPC blocks may not overlap each other (nor the public
+//! pool); subnets are /16 to /28 ranges of their VPC that do not overlap.
+
+use std::collections::HashMap;
+
+use rusqlite::Connection;
+
+use super::errors::ApiError;
+use super::images::glob;
+use super::tags::tag_filter;
+use super::xml::Xml;
+use super::{AVAILABILITY_ZONE, Call};
+use crate::network::addressing;
+use crate::network::cidr::{Cidr, CidrError};
+use crate::state::enis;
+use crate::state::security_groups;
+use crate::state::vpcs::{self, SubnetRow, VpcRow};
+use crate::state::{new_id, now_iso, tags};
+
+/// The smallest prefix (largest block) a VPC or subnet may have, as on EC2.
+pub const MIN_PREFIX: u8 = 16;
+/// The largest prefix (smallest block).
+pub const MAX_PREFIX: u8 = 28;
+
+/// Whether a resource passes every filter. `field` gives the resource's values for a filter
+/// name (`None` for a name it does not know); `tag:KEY` and `tag-key` are handled here.
+/// Unknown names are refused, listing `supported`.
+pub fn filters_match(
+    filters: &[(String, Vec<String>)],
+    tags: &[(String, String)],
+    supported: &str,
+    field: impl Fn(&str) -> Option<Vec<String>>,
+) -> Result<bool, ApiError> {
+    for (name, values) in filters {
+        let keep = match field(name) {
+            Some(have) => have
+                .iter()
+                .any(|h| values.iter().any(|pattern| glob(pattern, h))),
+            None => tag_filter(name, values, tags).ok_or_else(|| {
+                ApiError::invalid(
+                    name,
+                    format!("unknown filter; supported: {supported}, tag:KEY, tag-key"),
+                )
+            })?,
+        };
+        if !keep {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The tags of `ids`.
+pub fn tags_of(
+    conn: &Connection,
+    ids: &[&str],
+) -> Result<HashMap<String, Vec<(String, String)>>, ApiError> {
+    Ok(tags::for_resources(conn, ids)?)
+}
+
+/// Rebuilds every firewall rule from the database (security groups, addresses, metadata).
+pub async fn sync(c: &Call<'_>) -> Result<(), ApiError> {
+    c.st.network
+        .sync()
+        .await
+        .map_err(|e| ApiError::internal(&e))
+}
+
+/// Rebuilds the VPC bridges and router addresses, then every rule.
+pub async fn sync_bridges(c: &Call<'_>) -> Result<(), ApiError> {
+    let network = c.st.network.clone();
+    tokio::task::block_in_place(|| network.ensure_bridges()).map_err(|e| ApiError::internal(&e))?;
+    sync(c).await
+}
+
+/// `true`/`false` as EC2 prints booleans.
+pub fn bool_text(b: bool) -> &'static str {
+    if b { "true" } else { "false" }
+}
+
+fn vpc_not_found(id: &str) -> ApiError {
+    ApiError::new(
+        "InvalidVpcID.NotFound",
+        format!("The vpc ID '{id}' does not exist"),
+    )
+}
+
+/// The VPC `id`, or `InvalidVpcID.NotFound`.
+pub fn vpc(conn: &Connection, id: &str) -> Result<VpcRow, ApiError> {
+    vpcs::get_vpc(conn, id)?.ok_or_else(|| vpc_not_found(id))
+}
+
+/// Parses `CidrBlock` (host bits zero).
+fn cidr_param(c: &Call<'_>) -> Result<Cidr, ApiError> {
+    let text = c.p.required("CidrBlock")?;
+    text.parse().map_err(|e: CidrError| {
+        ApiError::new(
+            "InvalidParameterValue",
+            format!("Value ({text}) for parameter cidrBlock is invalid: {e}"),
+        )
+    })
+}
+
+fn range_error(code: &str, block: &Cidr, why: &str) -> ApiError {
+    ApiError::new(code, format!("The CIDR '{block}' is invalid: {why}."))
+}
+
+fn check_size(code: &str, block: &Cidr) -> Result<(), ApiError> {
+    if !(MIN_PREFIX..=MAX_PREFIX).contains(&block.prefix) {
+        return Err(range_error(
+            code,
+            block,
+            &format!("the block size must be between /{MIN_PREFIX} and /{MAX_PREFIX}"),
+        ));
+    }
+    Ok(())
+}
+
+fn render_vpc(x: &mut Xml, owner: &str, v: &VpcRow, t: &[(String, String)]) {
+    x.leaf("vpcId", &v.id)
+        .leaf("ownerId", owner)
+        .leaf("state", "available")
+        .leaf("cidrBlock", &v.cidr)
+        .open("cidrBlockAssociationSet")
+        .open("item")
+        .leaf(
+            "associationId",
+            format!("vpc-cidr-assoc-{}", v.id.trim_start_matches("vpc-")),
+        )
+        .leaf("cidrBlock", &v.cidr)
+        .open("cidrBlockState")
+        .leaf("state", "associated")
+        .close("cidrBlockState")
+        .close("item")
+        .close("cidrBlockAssociationSet")
+        .open("ipv6CidrBlockAssociationSet")
+        .close("ipv6CidrBlockAssociationSet")
+        .leaf("dhcpOptionsId", "default")
+        .leaf("instanceTenancy", "default")
+        .leaf("isDefault", bool_text(v.is_default));
+    if !t.is_empty() {
+        x.tag_set(t);
+    }
+}
+
+/// Free addresses of a subnet: its assignable ones less those its ENIs hold.
+fn available_ips(s: &SubnetRow, used: usize) -> u64 {
+    let total = s
+        .cidr
+        .parse::<Cidr>()
+        .map(|c| c.size().saturating_sub(5))
+        .unwrap_or(0);
+    total.saturating_sub(used as u64)
+}
+
+fn render_subnet(x: &mut Xml, owner: &str, s: &SubnetRow, used: usize, t: &[(String, String)]) {
+    x.leaf("subnetId", &s.id)
+        .leaf(
+            "subnetArn",
+            format!("arn:aws:ec2:{}:{owner}:subnet/{}", super::REGION, s.id),
+        )
+        .leaf("ownerId", owner)
+        .leaf("state", "available")
+        .leaf("vpcId", &s.vpc_id)
+        .leaf("cidrBlock", &s.cidr)
+        .open("ipv6CidrBlockAssociationSet")
+        .close("ipv6CidrBlockAssociationSet")
+        .leaf(
+            "availableIpAddressCount",
+            available_ips(s, used).to_string(),
+        )
+        .leaf("availabilityZone", &s.availability_zone)
+        .leaf("availabilityZoneId", "local1-az1")
+        .leaf("defaultForAz", bool_text(s.is_default))
+        .leaf("mapPublicIpOnLaunch", bool_text(s.map_public_ip))
+        .leaf("assignIpv6AddressOnCreation", "false")
+        .leaf("ipv6Native", "false");
+    if !t.is_empty() {
+        x.tag_set(t);
+    }
+}
+
+/// CreateVpc: `CidrBlock` /16 to /28, overlapping no other VPC on this host nor the public
+/// pool; makes the VPC's default security group and its bridge.
+pub async fn create_vpc(c: &Call<'_>) -> Result<String, ApiError> {
+    let block = cidr_param(c)?;
+    check_size("InvalidVpc.Range", &block)?;
+    if let Some(t) = c.p.get("InstanceTenancy")
+        && t != "default"
+    {
+        return Err(ApiError::invalid(
+            "InstanceTenancy",
+            format!("'{t}' is not supported; the allowed value is default"),
+        ));
+    }
+    let pool = c.st.network.config.public_pool;
+    if block.overlaps(&pool) {
+        return Err(range_error(
+            "InvalidVpc.Range",
+            &block,
+            &format!("it overlaps this host's public address pool {pool}"),
+        ));
+    }
+    let tag_list = c.p.tag_specifications("vpc")?;
+    let (row, group) = {
+        let mut conn = c.st.db.lock();
+        let tx = conn.transaction()?;
+        for other in vpcs::vpcs(&tx)? {
+            if other.cidr.parse::<Cidr>().is_ok_and(|o| o.overlaps(&block)) {
+                return Err(range_error(
+                    "InvalidVpc.Range",
+                    &block,
+                    &format!(
+                        "it overlaps {} ({}); this host routes every VPC itself, so VPC blocks \
+                         may not overlap",
+                        other.id, other.cidr
+                    ),
+                ));
+            }
+        }
+        let row = vpcs::insert_vpc(&tx, &new_id("vpc"), &block.to_string(), false)?;
+        let group = addressing::create_default_group(&tx, &row.id)?;
+        tags::put(&tx, &row.id, &tag_list)?;
+        tx.commit()?;
+        (row, group)
+    };
+    tracing::info!(vpc = %row.id, cidr = %row.cidr, group = %group.id, "VPC created");
+    sync_bridges(c).await?;
+    let mut x = Xml::response("CreateVpc", c.request_id);
+    x.open("vpc");
+    render_vpc(&mut x, &c.st.account_id, &row, &tag_list);
+    x.close("vpc");
+    Ok(x.finish())
+}
+
+/// DeleteVpc: refused while it has subnets, security groups other than its default one, or
+/// network interfaces.
+pub async fn delete_vpc(c: &Call<'_>) -> Result<String, ApiError> {
+    let id = c.p.required("VpcId")?;
+    {
+        let mut conn = c.st.db.lock();
+        let tx = conn.transaction()?;
+        let v = vpc(&tx, id)?;
+        let dependency = |what: String| {
+            ApiError::new(
+                "DependencyViolation",
+                format!(
+                    "The vpc '{}' has dependencies and cannot be deleted: {what}.",
+                    v.id
+                ),
+            )
+        };
+        if let Some(s) = vpcs::subnets_of(&tx, &v.id)?.first() {
+            return Err(dependency(format!("subnet {}", s.id)));
+        }
+        let groups: Vec<_> = security_groups::groups(&tx)?
+            .into_iter()
+            .filter(|g| g.vpc_id == v.id)
+            .collect();
+        if let Some(g) = groups.iter().find(|g| g.name != "default") {
+            return Err(dependency(format!("security group {}", g.id)));
+        }
+        if let Some(e) = enis::all(&tx)?.iter().find(|e| e.vpc_id == v.id) {
+            return Err(dependency(format!("network interface {}", e.id)));
+        }
+        for g in &groups {
+            security_groups::delete_group(&tx, &g.id)?;
+            tags::delete_all(&tx, &g.id)?;
+        }
+        vpcs::delete_vpc(&tx, &v.id)?;
+        tags::delete_all(&tx, &v.id)?;
+        tx.commit()?;
+    }
+    sync_bridges(c).await?;
+    let mut x = Xml::response("DeleteVpc", c.request_id);
+    x.leaf("return", "true");
+    Ok(x.finish())
+}
+
+/// DescribeVpcs: `VpcId.N`; filters `vpc-id`, `cidr`, `cidr-block-association.cidr-block`,
+/// `is-default`, `state`, `owner-id`, `tag:KEY`, `tag-key`.
+pub fn describe_vpcs(c: &Call<'_>) -> Result<String, ApiError> {
+    let ids = c.p.list("VpcId");
+    let filters = c.p.filters()?;
+    let (rows, tag_map) = {
+        let conn = c.st.db.lock();
+        let rows = vpcs::vpcs(&conn)?;
+        let refs: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let tag_map = tags_of(&conn, &refs)?;
+        (rows, tag_map)
+    };
+    if let Some(missing) = ids.iter().find(|i| !rows.iter().any(|r| &r.id == *i)) {
+        return Err(vpc_not_found(missing));
+    }
+    let owner = &c.st.account_id;
+    let mut x = Xml::response("DescribeVpcs", c.request_id);
+    x.open("vpcSet");
+    for v in rows
+        .iter()
+        .filter(|v| ids.is_empty() || ids.contains(&v.id))
+    {
+        let t = tag_map.get(&v.id).map_or(&[][..], Vec::as_slice);
+        let keep = filters_match(
+            &filters,
+            t,
+            "vpc-id, cidr, cidr-block-association.cidr-block, is-default, state, owner-id",
+            |name| match name {
+                "vpc-id" => Some(vec![v.id.clone()]),
+                "cidr" | "cidr-block-association.cidr-block" => Some(vec![v.cidr.clone()]),
+                "is-default" => Some(vec![bool_text(v.is_default).into()]),
+                "state" => Some(vec!["available".into()]),
+                "owner-id" => Some(vec![owner.clone()]),
+                _ => None,
+            },
+        )?;
+        if keep {
+            x.open("item");
+            render_vpc(&mut x, owner, v, t);
+            x.close("item");
+        }
+    }
+    x.close("vpcSet");
+    Ok(x.finish())
+}
+
+fn subnet_not_found(id: &str) -> ApiError {
+    ApiError::new(
+        "InvalidSubnetID.NotFound",
+        format!("The subnet ID '{id}' does not exist"),
+    )
+}
+
+/// CreateSubnet: `VpcId`, `CidrBlock` (/16 to /28, inside the VPC, overlapping none of its
+/// subnets), `AvailabilityZone` (only `local-1a`).
+pub async fn create_subnet(c: &Call<'_>) -> Result<String, ApiError> {
+    let vpc_id = c.p.required("VpcId")?;
+    let block = cidr_param(c)?;
+    if let Some(zone) = c.p.get("AvailabilityZone")
+        && zone != AVAILABILITY_ZONE
+    {
+        return Err(ApiError::new(
+            "InvalidParameterValue",
+            format!(
+                "Value ({zone}) for parameter availabilityZone is invalid. Subnets can currently \
+                 only be created in the following availability zones: {AVAILABILITY_ZONE}."
+            ),
+        ));
+    }
+    if let Some(zone) = c.p.get("AvailabilityZoneId")
+        && zone != "local1-az1"
+    {
+        return Err(ApiError::invalid(
+            "AvailabilityZoneId",
+            format!("'{zone}' is not a zone of this region; the only zone is local1-az1"),
+        ));
+    }
+    let tag_list = c.p.tag_specifications("subnet")?;
+    let row = {
+        let mut conn = c.st.db.lock();
+        let tx = conn.transaction()?;
+        let v = vpc(&tx, vpc_id)?;
+        check_size("InvalidSubnet.Range", &block)?;
+        let vpc_block: Cidr = v.cidr.parse().map_err(|e| ApiError::internal(&e))?;
+        if !vpc_block.contains_block(&block) {
+            return Err(range_error(
+                "InvalidSubnet.Range",
+                &block,
+                &format!("it is not inside the block {vpc_block} of {}", v.id),
+            ));
+        }
+        for s in vpcs::subnets_of(&tx, &v.id)? {
+            if s.cidr.parse::<Cidr>().is_ok_and(|o| o.overlaps(&block)) {
+                return Err(ApiError::new(
+                    "InvalidSubnet.Conflict",
+                    format!(
+                        "The CIDR '{block}' conflicts with another subnet: {} ({})",
+                        s.id, s.cidr
+                    ),
+                ));
+            }
+        }
+        let row = SubnetRow {
+            id: new_id("subnet"),
+            vpc_id: v.id,
+            cidr: block.to_string(),
+            availability_zone: AVAILABILITY_ZONE.into(),
+            map_public_ip: false,
+            is_default: false,
+            created: now_iso(),
+        };
+        vpcs::insert_subnet(&tx, &row)?;
+        tags::put(&tx, &row.id, &tag_list)?;
+        tx.commit()?;
+        row
+    };
+    sync_bridges(c).await?;
+    let mut x = Xml::response("CreateSubnet", c.request_id);
+    x.open("subnet");
+    render_subnet(&mut x, &c.st.account_id, &row, 0, &tag_list);
+    x.close("subnet");
+    Ok(x.finish())
+}
+
+/// DeleteSubnet: refused while network interfaces are in it.
+pub async fn delete_subnet(c: &Call<'_>) -> Result<String, ApiError> {
+    let id = c.p.required("SubnetId")?;
+    {
+        let mut conn = c.st.db.lock();
+        let tx = conn.transaction()?;
+        let s = vpcs::get_subnet(&tx, id)?.ok_or_else(|| subnet_not_found(id))?;
+        if let Some(e) = enis::in_subnet(&tx, &s.id)?.first() {
+            return Err(ApiError::new(
+                "DependencyViolation",
+                format!(
+                    "The subnet '{}' has dependencies and cannot be deleted: network interface {}.",
+                    s.id, e.id
+                ),
+            ));
+        }
+        vpcs::delete_subnet(&tx, &s.id)?;
+        tags::delete_all(&tx, &s.id)?;
+        tx.commit()?;
+    }
+    sync_bridges(c).await?;
+    let mut x = Xml::response("DeleteSubnet", c.request_id);
+    x.leaf("return", "true");
+    Ok(x.finish())
+}
+
+/// DescribeSubnets: `SubnetId.N`; filters `subnet-id`, `vpc-id`, `cidr-block` (and `cidr`,
+/// `cidrBlock`), `default-for-az`, `availability-zone`, `map-public-ip-on-launch`, `state`,
+/// `owner-id`, `tag:KEY`, `tag-key`.
+pub fn describe_subnets(c: &Call<'_>) -> Result<String, ApiError> {
+    let ids = c.p.list("SubnetId");
+    let filters = c.p.filters()?;
+    let (rows, used, tag_map) = {
+        let conn = c.st.db.lock();
+        let rows = vpcs::subnets(&conn)?;
+        let mut used: HashMap<String, usize> = HashMap::new();
+        for e in enis::all(&conn)? {
+            *used.entry(e.subnet_id).or_default() += 1;
+        }
+        let refs: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let tag_map = tags_of(&conn, &refs)?;
+        (rows, used, tag_map)
+    };
+    if let Some(missing) = ids.iter().find(|i| !rows.iter().any(|r| &r.id == *i)) {
+        return Err(subnet_not_found(missing));
+    }
+    let owner = &c.st.account_id;
+    let mut x = Xml::response("DescribeSubnets", c.request_id);
+    x.open("subnetSet");
+    for s in rows
+        .iter()
+        .filter(|s| ids.is_empty() || ids.contains(&s.id))
+    {
+        let t = tag_map.get(&s.id).map_or(&[][..], Vec::as_slice);
+        let keep = filters_match(
+            &filters,
+            t,
+            "subnet-id, vpc-id, cidr-block, default-for-az, availability-zone, \
+             map-public-ip-on-launch, state, owner-id",
+            |name| match name {
+                "subnet-id" => Some(vec![s.id.clone()]),
+                "vpc-id" => Some(vec![s.vpc_id.clone()]),
+                "cidr-block" | "cidr" | "cidrBlock" => Some(vec![s.cidr.clone()]),
+                "default-for-az" | "defaultForAz" => Some(vec![bool_text(s.is_default).into()]),
+                "availability-zone" | "availabilityZone" => Some(vec![s.availability_zone.clone()]),
+                "map-public-ip-on-launch" => Some(vec![bool_text(s.map_public_ip).into()]),
+                "state" => Some(vec!["available".into()]),
+                "owner-id" => Some(vec![owner.clone()]),
+                _ => None,
+            },
+        )?;
+        if keep {
+            x.open("item");
+            render_subnet(&mut x, owner, s, used.get(&s.id).copied().unwrap_or(0), t);
+            x.close("item");
+        }
+    }
+    x.close("subnetSet");
+    Ok(x.finish())
+}
+
+/// ModifySubnetAttribute: `MapPublicIpOnLaunch.Value` (the only attribute served).
+pub fn modify_subnet_attribute(c: &Call<'_>) -> Result<String, ApiError> {
+    let id = c.p.required("SubnetId")?;
+    if let Some(other) = c.p.keys().find(|k| {
+        !matches!(
+            *k,
+            "Action" | "Version" | "SubnetId" | "MapPublicIpOnLaunch.Value" | "DryRun"
+        )
+    }) {
+        return Err(ApiError::invalid(
+            other,
+            "only MapPublicIpOnLaunch.Value can be modified here",
+        ));
+    }
+    if c.p.get("MapPublicIpOnLaunch.Value").is_none() {
+        return Err(ApiError::missing("MapPublicIpOnLaunch.Value"));
+    }
+    let on = c.p.bool("MapPublicIpOnLaunch.Value")?;
+    let conn = c.st.db.lock();
+    let s = vpcs::get_subnet(&conn, id)?.ok_or_else(|| subnet_not_found(id))?;
+    vpcs::set_map_public_ip(&conn, &s.id, on)?;
+    let mut x = Xml::response("ModifySubnetAttribute", c.request_id);
+    x.leaf("return", "true");
+    Ok(x.finish())
+}
