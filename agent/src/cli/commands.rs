@@ -309,6 +309,7 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
                 );
             }
         }
+        Command::Network(n) => return super::network::run(cli, &c, n),
         _ => return instances::run(cli, &c),
     }
     Ok(())

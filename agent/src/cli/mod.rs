@@ -3,6 +3,7 @@
 pub mod client;
 pub mod commands;
 pub mod instances;
+pub mod network;
 pub mod xmltree;
 
 use std::path::PathBuf;
@@ -254,6 +255,9 @@ pub enum Command {
     },
     /// Print `export AWS_ACCESS_KEY_ID=...` lines for the agent's credentials.
     Credentials,
+    /// Networking: VPCs, subnets, security groups, addresses, interfaces.
+    #[command(flatten)]
+    Network(network::NetworkCommand),
 }
 
 /// Runs the CLI; returns the process exit code.
