@@ -42,7 +42,7 @@ build_probe() {
     mkdir -p "$out"
     cp "$target_dir/$target/release/probe" "$out/probe.elf.tmp"
     mv "$out/probe.elf.tmp" "$out/probe.elf"
-    write_manifest "$out" probe user probe.elf "probe.mode=count"
+    write_manifest "$out" probe user probe.elf "probe.net=dhcp probe.imds=v2 probe.http=imds"
     echo "built $out/probe.elf and $out/manifest.json"
 }
 

@@ -73,6 +73,22 @@ Command: \`target/release/agent-bench --manifest images/out/probe/manifest.json\
 
 The agent-bench starts its own agents in temporary state directories (real vmm processes on
 KVM for the launch; rows written straight into the database for DescribeInstances) and kills
-every VMM it started. The full 10,000-row answer is about 10 MB of XML.
+every VMM it started. The full 10,000-row answer is about 10 MB of XML. Each agent's instance
+networking lives in a network namespace the benchmark makes and removes.
+
+## Networking
+Command: the same \`agent-bench\` run (its \`network\` part)
+
+| figure | result | target |
+| --- | --- | --- |
+| IMDS from a probe: $(afield network imds requests) GETs of \`meta-data/instance-id\` with an IMDSv2 token, one new TCP connection each | $(afield network imds requests_per_s) requests/s, p50 $(afield network imds p50_ms) ms, p99 $(afield network imds p99_ms) ms | p99 under 2 ms |
+| Security-group change: AuthorizeSecurityGroupIngress call (p50) | $(afield network security_group_change authorize_api_ms_p50) ms | |
+| ...from the call to the first new connection that gets through (p50 / max of $(afield network security_group_change changes)) | $(afield network security_group_change authorize_to_first_connection_ms_p50) / $(afield network security_group_change authorize_to_first_connection_ms_max) ms | |
+| RevokeSecurityGroupIngress: from the call until new connections are dropped (p50 / max) | $(afield network security_group_change revoke_to_refused_connection_ms_p50) / $(afield network security_group_change revoke_to_refused_connection_ms_max) ms | |
+
+The metadata figures are the probe's own, timed with its TSC clock around each request
+(connect, PUT-less GET with the token, response); the agent answers every request from the
+database. A rule change rebuilds the agent's iptables chains and ipsets from the database and
+swaps them in with \`iptables-restore\` before the API call returns.
 MD
 cat docs/BENCHMARKS.md

@@ -8,7 +8,9 @@ packages=(
   gcc libc6-dev     # linking the vmm and the probe
   binutils          # readelf/objdump for image checks
   iproute2          # ip netns, tap devices (networking tests)
-  iptables          # security groups (networking tests)
+  iptables          # security groups: iptables and ebtables (nft), networking tests
+  ipset             # security groups with groups as sources
+  dnsmasq-base      # the probe's DHCP client test (vmm tests)
   e2fsprogs         # mkfs.ext4, debugfs (volumes and Linux images)
   xz-utils zstd lz4 # unpacking Debian packages and kernels
   python3 python3-venv  # benchmarks, and boto3 in a virtualenv for API tests

@@ -38,9 +38,38 @@ pub struct AgentConfig {
     /// Seconds terminated instances stay visible.
     #[arg(long, default_value_t = 3600)]
     pub terminated_retention: u64,
+    /// The public address pool (public and Elastic IPs); the agent puts its first address on
+    /// a host interface, `kec2pub`.
+    #[arg(long, default_value = "198.51.100.0/24")]
+    pub public_pool: crate::network::cidr::Cidr,
+    /// Masquerade instances' outbound traffic on the host's default route.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub outbound_nat: bool,
+    /// Run instance networking (VPC bridges, taps, rules, DHCP, metadata, VMMs) in this
+    /// network namespace (`ip netns add NAME`) instead of the agent's own.
+    #[arg(long)]
+    pub netns: Option<String>,
+    /// DNS servers DHCP hands out (default: the host's non-loopback nameservers).
+    #[arg(long, value_delimiter = ',')]
+    pub dns: Option<Vec<std::net::Ipv4Addr>>,
 }
 
 impl AgentConfig {
+    /// The DNS servers for instances: the flag, or the host's usable nameservers.
+    pub fn dns_servers(&self) -> Vec<std::net::Ipv4Addr> {
+        if let Some(dns) = &self.dns {
+            return dns.clone();
+        }
+        std::fs::read_to_string("/etc/resolv.conf")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix("nameserver"))
+            .filter_map(|ip| ip.trim().parse::<std::net::Ipv4Addr>().ok())
+            .filter(|ip| !ip.is_loopback())
+            .take(3)
+            .collect()
+    }
+
     /// The vmm binary: the flag, or `vmm` beside the running executable.
     pub fn vmm_path(&self) -> PathBuf {
         self.vmm.clone().unwrap_or_else(|| {

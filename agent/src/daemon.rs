@@ -8,6 +8,10 @@ use crate::compute::capacity::Capacity;
 use crate::compute::{Compute, ComputeConfig};
 use crate::config::AgentConfig;
 use crate::credentials::{self, CredentialsError};
+use crate::imds::server::Imds;
+use crate::imds::source::IdentityKey;
+use crate::network::netns::{NetNs, NetNsError};
+use crate::network::{Network, NetworkConfig};
 use crate::state::Db;
 use crate::state::db::OpenError;
 
@@ -32,6 +36,15 @@ pub enum StartError {
     /// The credentials could not be read or made.
     #[error("cannot set up API credentials")]
     Credentials(#[from] CredentialsError),
+    /// The identity key could not be read or made.
+    #[error("cannot set up the instance identity key")]
+    IdentityKey(#[from] crate::imds::source::IdentityKeyError),
+    /// The network namespace is not usable.
+    #[error("cannot use the network namespace")]
+    NetNs(#[from] NetNsError),
+    /// The network could not be set up.
+    #[error("cannot set up instance networking")]
+    Network(#[from] crate::network::NetworkError),
     /// Reconciliation failed.
     #[error("cannot reconcile instances with their VMMs")]
     Reconcile(#[source] rusqlite::Error),
@@ -96,6 +109,21 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
         memory_mib = capacity.memory_mib,
         "host capacity"
     );
+    let key = IdentityKey::load_or_create(dir)?;
+    let imds = Imds::new(db.clone(), account_id.clone(), key);
+    let network = Network::new(
+        db.clone(),
+        NetworkConfig {
+            public_pool: cfg.public_pool,
+            outbound_nat: cfg.outbound_nat,
+            dns: cfg.dns_servers(),
+            netns: match &cfg.netns {
+                Some(name) => NetNs::named(name)?,
+                None => NetNs::current(),
+            },
+        },
+        imds,
+    );
     let compute = Compute::new(
         db.clone(),
         ComputeConfig {
@@ -105,8 +133,17 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
             stop_timeout: Duration::from_secs(cfg.stop_timeout),
             terminated_retention: Duration::from_secs(cfg.terminated_retention),
         },
+        network.clone(),
     );
+    network.prepare()?;
     compute.reconcile().await.map_err(StartError::Reconcile)?;
+    let live: Vec<String> = crate::state::instances::live(&db.lock())
+        .map_err(StartError::Reconcile)?
+        .into_iter()
+        .filter(|r| r.pid.is_some())
+        .map(|r| r.id)
+        .collect();
+    network.resume(&live).await?;
     tokio::spawn(compute.clone().purge_loop());
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -125,6 +162,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
         })?;
     tracing::info!(endpoint = %format!("http://{local}"), "EC2 API listening");
     let state = Arc::new(ApiState {
+        network,
         compute,
         db,
         credentials: creds,

@@ -108,7 +108,7 @@ assert "NextToken" not in page
 
 # Console output (botocore decodes the base64).
 deadline = time.time() + 20
-while "probe: count" not in (ec2.get_console_output(InstanceId=ids[0]).get("Output") or ""):
+while f"probe: imds instance-id={ids[0]}" not in (ec2.get_console_output(InstanceId=ids[0]).get("Output") or ""):
     assert time.time() < deadline, "no probe output"
     time.sleep(0.2)
 

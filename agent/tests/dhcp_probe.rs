@@ -2,20 +2,18 @@
 //! namespace this test creates and removes.
 
 mod common;
-mod netns;
 
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use agent::network::dhcp::DhcpServer;
 use agent::network::dhcp::packet::Lease;
-use netns::Namespace;
+use agent::network::dhcp::{DhcpServer, TapLease};
+use agent::network::netns::NetNs;
+use common::netns::{self, Namespace};
 
 /// Runs the DHCP server for tap0 on a thread inside the namespace, for as long as the test.
-fn serve_dhcp(ns: &Namespace, leases: Arc<RwLock<HashMap<[u8; 6], Lease>>>) {
+fn serve_dhcp(ns: &Namespace, config: TapLease) {
     let path = format!("/var/run/netns/{}", ns.0);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -25,7 +23,7 @@ fn serve_dhcp(ns: &Namespace, leases: Arc<RwLock<HashMap<[u8; 6], Lease>>>) {
             .build()
             .unwrap();
         rt.block_on(async move {
-            let server = DhcpServer::bind("tap0", Ipv4Addr::new(10, 0, 0, 1), leases).unwrap();
+            let server = DhcpServer::bind(&NetNs::current(), config).unwrap();
             ready_tx.send(()).unwrap();
             server.serve().await;
         });
@@ -70,9 +68,16 @@ fn lease(ip: [u8; 4]) -> Lease {
 fn the_probe_gets_its_enis_address_and_a_stranger_gets_nothing() {
     let ns = Namespace::new("dhcp");
     ns.add_tap("tap0", "10.0.0.1/24");
-    let mut table = HashMap::new();
-    table.insert([2, 0, 0, 0, 0, 5], lease([10, 0, 0, 5]));
-    serve_dhcp(&ns, Arc::new(RwLock::new(table)));
+    serve_dhcp(
+        &ns,
+        TapLease {
+            tap: "tap0".into(),
+            server_ip: Ipv4Addr::new(10, 0, 0, 1),
+            server_mac: [2, 0, 0, 0, 0, 1],
+            client_mac: [2, 0, 0, 0, 0, 5],
+            lease: lease([10, 0, 0, 5]),
+        },
+    );
     let dir = tempfile::tempdir().unwrap();
 
     let known_log = dir.path().join("known.log");

@@ -61,7 +61,7 @@ fn cli_run_three_stop_start_reboot_terminate() {
     // Console output is the probe's.
     assert!(eventually(T, || agent
         .ec2_ok(&["get-console-output", "--instance-id", &ids[0]])
-        .contains("probe: count 1")));
+        .contains("probe: net dhcp")));
     let console = agent.ec2_ok(&["get-console-output", "--instance-id", &ids[0]]);
     assert!(console.contains("probe: vcpu 0 of 1 up"), "{console}");
     assert!(console.contains("probe: memory 1024 MiB"), "{console}");

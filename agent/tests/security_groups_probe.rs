@@ -3,15 +3,15 @@
 //! Both namespaces are created and removed by the test.
 
 mod common;
-mod netns;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use agent::network::security_groups::{self, EniFirewall, Peer, Protocol, Rule};
-use netns::Namespace;
+use agent::network::firewall::{self, EniFirewall, FirewallPlan, Peer, Protocol, Rule};
+use agent::network::netns::NetNs;
+use common::netns::Namespace;
 
 struct Vm(Child);
 
@@ -106,8 +106,15 @@ fn apply(host: &Namespace, ingress: Vec<Rule>) {
             ports: None,
             peer: Peer::Cidr(Ipv4Addr::UNSPECIFIED, 0),
         }],
+        imds_port: None,
+        public_ip: None,
     };
-    host.run(move || security_groups::apply(&[eni])).unwrap();
+    let plan = FirewallPlan {
+        enis: vec![eni],
+        ..FirewallPlan::default()
+    };
+    host.run(move || firewall::apply(&NetNs::current(), &plan))
+        .unwrap();
 }
 
 fn tcp(port: u16, cidr: (Ipv4Addr, u8)) -> Rule {
@@ -162,14 +169,23 @@ fn the_page_is_reachable_only_while_port_80_is_authorized() {
     chains.sort();
     assert_eq!(
         chains,
-        ["KEC2-E-tap0", "KEC2-FORWARD", "KEC2-I-tap0", "KEC2-OUTPUT"]
+        [
+            "KEC2-E-tap0",
+            "KEC2-FORWARD",
+            "KEC2-I-tap0",
+            "KEC2-INPUT",
+            "KEC2-OUTPUT",
+            "KEC2-S-tap0",
+            "KEC2-VPC"
+        ]
     );
     assert_eq!(
         rules.matches("-A FORWARD -j KEC2-FORWARD").count(),
         1,
         "hooked once"
     );
-    host.run(|| security_groups::apply(&[])).unwrap();
+    host.run(|| firewall::apply(&NetNs::current(), &FirewallPlan::default()))
+        .unwrap();
     let rules = String::from_utf8(host.exec(&["iptables", "-S"]).stdout).unwrap();
     assert!(
         !rules.contains("KEC2-I-tap0"),

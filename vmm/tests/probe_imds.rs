@@ -554,10 +554,7 @@ fn the_fetch_waits_for_a_dhcp_lease() {
     let ns = NetNs::with_tap("imdsdhcp", "10.0.0.1/24");
     let (double, port) = ImdsDouble::start(&ns, 0, Metadata::default());
     dnat_imds(&ns, port);
-    let Some(_dhcp) = Dhcp::start(&ns) else {
-        eprintln!("SKIPPED: dnsmasq is not installed");
-        return;
-    };
+    let _dhcp = Dhcp::start(&ns).expect("dnsmasq (scripts/install-deps.sh installs it)");
     let vm = Vm::start(&ns, "probe.net=dhcp probe.imds=v2 probe.http=imds");
     vm.wait_for_line("probe: imds done", FETCH_TIMEOUT);
 

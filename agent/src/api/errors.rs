@@ -2,6 +2,7 @@
 
 use crate::compute::launch::LaunchError;
 use crate::compute::lifecycle::ChangeStateError;
+use crate::network::addressing::AddressError;
 
 /// An error answered to an API caller.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +89,27 @@ impl From<LaunchError> for ApiError {
             LaunchError::TokenMismatch(_) => {
                 Self::new("IdempotentParameterMismatch", e.to_string())
             }
+            LaunchError::Address(a) => Self::from(a),
             LaunchError::Db(db) => Self::internal(db),
         }
+    }
+}
+
+impl From<&AddressError> for ApiError {
+    fn from(e: &AddressError) -> Self {
+        let code = match e {
+            AddressError::SubnetFull(_) => "InsufficientFreeAddressesInSubnet",
+            AddressError::BadPrivateIp(_) => "InvalidParameterValue",
+            AddressError::InUse(_) => "InvalidIPAddress.InUse",
+            AddressError::PoolFull(_) => "AddressLimitExceeded",
+            AddressError::Db(db) => return Self::internal(db),
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl From<AddressError> for ApiError {
+    fn from(e: AddressError) -> Self {
+        Self::from(&e)
     }
 }

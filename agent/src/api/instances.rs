@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 
 use super::errors::ApiError;
 use super::xml::Xml;
-use super::{AVAILABILITY_ZONE, Call, render};
+use super::{AVAILABILITY_ZONE, Call, instance_network, launch_network, render};
 use crate::compute::launch::LaunchRequest;
 use crate::compute::{catalog, supervisor};
 use crate::state::instances::{self, InstanceQuery, InstanceRow, InstanceState};
@@ -111,7 +111,7 @@ pub async fn run(c: &Call<'_>) -> Result<String, ApiError> {
     }
     let tag_list = c.p.tag_specifications("instance")?;
     let key_name = c.p.get("KeyName").map(str::to_string);
-    let image = {
+    let (image, network) = {
         let conn = c.st.db.lock();
         if let Some(k) = &key_name
             && keypairs::by_name(&conn, k)?.is_none()
@@ -121,12 +121,13 @@ pub async fn run(c: &Call<'_>) -> Result<String, ApiError> {
                 format!("The key pair '{k}' does not exist"),
             ));
         }
-        images::get(&conn, image_id)?.ok_or_else(|| {
+        let image = images::get(&conn, image_id)?.ok_or_else(|| {
             ApiError::new(
                 "InvalidAMIID.NotFound",
                 format!("The image id '[{image_id}]' does not exist"),
             )
-        })?
+        })?;
+        (image, launch_network::resolve(&conn, c.p, max as u32)?)
     };
     let req = LaunchRequest {
         image,
@@ -138,13 +139,20 @@ pub async fn run(c: &Call<'_>) -> Result<String, ApiError> {
         shutdown_behavior: shutdown_behavior.to_string(),
         client_token,
         tags: tag_list,
+        network,
     };
     let rows = c.st.compute.launch(&req)?;
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let tag_map = tags::for_resources(&c.st.db.lock(), &ids)?;
+    let (tag_map, nets) = {
+        let conn = c.st.db.lock();
+        (
+            tags::for_resources(&conn, &ids)?,
+            instance_network::load(&conn, &ids)?,
+        )
+    };
     let mut x = Xml::response("RunInstances", c.request_id);
     let refs: Vec<&InstanceRow> = rows.iter().collect();
-    render::reservation_body(&mut x, &c.st.account_id, &refs, &tag_map);
+    render::reservation_body(&mut x, &c.st.account_id, &refs, &tag_map, &nets);
     Ok(x.finish())
 }
 
@@ -252,12 +260,13 @@ fn check_named_ids(c: &Call<'_>, rows: &[InstanceRow]) -> Result<(), ApiError> {
 pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
     let mut q = instance_query(c)?;
     let limit = page(c, &mut q, 5)?;
-    let (mut rows, tag_map) = {
+    let (mut rows, tag_map, nets) = {
         let conn = c.st.db.lock();
         let rows = instances::query(&conn, &q)?;
         let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
         let tag_map = tags::for_resources(&conn, &ids)?;
-        (rows, tag_map)
+        let nets = instance_network::load(&conn, &ids)?;
+        (rows, tag_map, nets)
     };
     if q.after_seq.is_none() {
         check_named_ids(c, &rows)?;
@@ -279,7 +288,7 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
         }
         let group: Vec<&InstanceRow> = rows[start..end].iter().collect();
         x.open("item");
-        render::reservation_body(&mut x, &c.st.account_id, &group, &tag_map);
+        render::reservation_body(&mut x, &c.st.account_id, &group, &tag_map, &nets);
         x.close("item");
         start = end;
     }

@@ -5,8 +5,10 @@ pub mod addresses;
 pub mod attributes;
 pub mod errors;
 pub mod images;
+pub mod instance_network;
 pub mod instances;
 pub mod keypairs;
+pub mod launch_network;
 pub mod metadata_options;
 pub mod network_interfaces;
 pub mod query;
@@ -39,6 +41,8 @@ pub const VERSION: &str = "2016-11-15";
 pub struct ApiState {
     /// The compute service.
     pub compute: Arc<Compute>,
+    /// The network service.
+    pub network: Arc<crate::network::Network>,
     /// The state database.
     pub db: Arc<Db>,
     /// The one set of credentials requests are signed with.

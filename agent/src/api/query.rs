@@ -103,6 +103,11 @@ impl Params {
         }
     }
 
+    /// Every parameter name.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
     /// A boolean parameter (`true`/`false`).
     pub fn bool(&self, name: &str) -> Result<bool, ApiError> {
         match self.get(name) {

@@ -1,6 +1,7 @@
 //! XML shapes shared by several actions: Instance, InstanceState, Reservation, state changes.
 
 use super::AVAILABILITY_ZONE;
+use super::instance_network::{self, InstanceNetwork};
 use super::xml::Xml;
 use crate::compute::StateChange;
 use crate::state::instances::{InstanceRow, InstanceState};
@@ -14,14 +15,19 @@ pub fn state(x: &mut Xml, tag: &str, s: InstanceState) {
 }
 
 /// One `Instance` as an `<item>`.
-pub fn instance(x: &mut Xml, i: &InstanceRow, tags: &[(String, String)]) {
+pub fn instance(
+    x: &mut Xml,
+    owner: &str,
+    i: &InstanceRow,
+    tags: &[(String, String)],
+    net: &InstanceNetwork,
+) {
     x.open("item")
         .leaf("instanceId", &i.id)
         .leaf("imageId", &i.image_id);
     state(x, "instanceState", i.state);
-    x.leaf("privateDnsName", "")
-        .leaf("dnsName", "")
-        .leaf("reason", &i.transition_reason)
+    instance_network::render(x, owner, net);
+    x.leaf("reason", &i.transition_reason)
         .leaf_opt("keyName", i.key_name.as_ref())
         .leaf("amiLaunchIndex", i.launch_index.to_string())
         .open("productCodes")
@@ -35,9 +41,7 @@ pub fn instance(x: &mut Xml, i: &InstanceRow, tags: &[(String, String)]) {
         .close("placement")
         .open("monitoring")
         .leaf("state", "disabled")
-        .close("monitoring")
-        .open("groupSet")
-        .close("groupSet");
+        .close("monitoring");
     if let (Some(code), Some(message)) = (&i.state_reason_code, &i.state_reason_message) {
         x.open("stateReason")
             .leaf("code", code)
@@ -67,6 +71,7 @@ pub fn reservation_body(
     owner: &str,
     rows: &[&InstanceRow],
     tags: &std::collections::HashMap<String, Vec<(String, String)>>,
+    nets: &std::collections::HashMap<String, InstanceNetwork>,
 ) {
     let Some(first) = rows.first() else { return };
     x.leaf("reservationId", &first.reservation_id)
@@ -75,7 +80,14 @@ pub fn reservation_body(
         .close("groupSet")
         .open("instancesSet");
     for r in rows {
-        instance(x, r, tags.get(&r.id).map_or(&[][..], Vec::as_slice));
+        let net = nets.get(&r.id).cloned().unwrap_or_default();
+        instance(
+            x,
+            owner,
+            r,
+            tags.get(&r.id).map_or(&[][..], Vec::as_slice),
+            &net,
+        );
     }
     x.close("instancesSet");
 }

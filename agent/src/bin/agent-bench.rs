@@ -2,6 +2,8 @@
 //!
 //! - launch: RunInstances of N probe instances (one call), time until all are running.
 //! - describe: DescribeInstances latency (p50, p99) with R instance rows in the database.
+//! - network: metadata requests from a probe (rate, p50, p99), and the time a security-group
+//!   change takes to reach a running instance.
 //!
 //! It starts its own agents (the `agent` and `vmm` binaries beside this one) in temporary
 //! state dirs and kills every VMM it started.
@@ -13,6 +15,9 @@ use std::time::{Duration, Instant};
 use agent::cli::client::Client;
 use agent::state::instances::{self, InstanceRow, InstanceState};
 use clap::Parser;
+
+#[path = "agent-bench/network.rs"]
+mod network;
 
 /// Flags.
 #[derive(Debug, Parser)]
@@ -29,12 +34,45 @@ struct Args {
     /// Requests per DescribeInstances variant.
     #[arg(long, default_value_t = 200)]
     samples: usize,
+    /// Metadata requests the probe makes (0 skips the network benchmarks).
+    #[arg(long, default_value_t = 2000)]
+    imds_requests: u32,
+    /// Security-group changes timed.
+    #[arg(long, default_value_t = 10)]
+    sg_changes: usize,
 }
 
+/// Registers the probe program at `probe` with `boot_args`; returns the AMI id.
+fn register(c: &Client, probe: &Path, boot_args: &str) -> String {
+    let probe = std::path::absolute(probe).unwrap().display().to_string();
+    let name = format!("bench-{}", agent::state::new_id("n"));
+    let xml = c
+        .call(
+            "RegisterImage",
+            &[
+                ("Name".into(), name),
+                ("KernelPath".into(), probe),
+                ("EntryMode".into(), "user".into()),
+                ("BootArgs".into(), boot_args.into()),
+            ],
+        )
+        .unwrap();
+    xml.split("<imageId>")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// An agent whose instance networking lives in a namespace of its own (made and removed
+/// here), so the benchmark never touches the host's network.
 struct AgentProc {
     dir: PathBuf,
     child: Option<Child>,
     endpoint: String,
+    netns: String,
 }
 
 impl AgentProc {
@@ -44,10 +82,21 @@ impl AgentProc {
             .with_file_name("agent");
         let endpoint_file = dir.join("endpoint");
         let _ = std::fs::remove_file(&endpoint_file);
+        let netns = format!(
+            "kec2-bench-{}-{}",
+            std::process::id(),
+            dir.file_name().and_then(|n| n.to_str()).unwrap_or("x")
+        );
+        let made = Command::new("ip").args(["netns", "add", &netns]).status();
+        assert!(
+            made.is_ok_and(|s| s.success()),
+            "cannot make netns {netns} (run as root)"
+        );
         let child = Command::new(bin)
             .arg("--state-dir")
             .arg(dir)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--netns", &netns])
+            .args(["--outbound-nat", "false"])
             .args(extra)
             .env("AGENT_LOG", "warn")
             .stdin(Stdio::null())
@@ -67,6 +116,7 @@ impl AgentProc {
             dir: dir.to_path_buf(),
             child: Some(child),
             endpoint,
+            netns,
         }
     }
 
@@ -87,6 +137,9 @@ impl Drop for AgentProc {
     fn drop(&mut self) {
         self.stop();
         kill_vmms(&self.dir);
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
     }
 }
 
@@ -287,11 +340,17 @@ fn main() {
         serde_json::Value::Null
     };
     let describe = describe(&args);
+    let network = if args.imds_requests > 0 {
+        network::run(&args.manifest, args.imds_requests, args.sg_changes)
+    } else {
+        serde_json::Value::Null
+    };
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({
             "launch": launch,
             "describe_instances": describe,
+            "network": network,
         }))
         .unwrap()
     );

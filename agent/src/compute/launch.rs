@@ -7,8 +7,11 @@ use std::time::{Duration, Instant};
 use super::catalog::InstanceType;
 use super::supervisor::{self, ExitReason};
 use super::{Compute, user_initiated};
+use crate::network::addressing::{self, AddressError, NewEni};
+use crate::state::enis::{self, MetadataOptionsRow};
 use crate::state::images::ImageRow;
 use crate::state::instances::{self, InstanceRow, InstanceState, StateUpdate};
+use crate::state::vpcs::SubnetRow;
 use crate::state::{new_id, now_iso, tags};
 
 /// A validated RunInstances request.
@@ -32,6 +35,23 @@ pub struct LaunchRequest {
     pub client_token: Option<String>,
     /// Tags for the instances.
     pub tags: Vec<(String, String)>,
+    /// Their primary network interfaces and metadata options.
+    pub network: NetworkRequest,
+}
+
+/// The network of each instance of a RunInstances call, resolved and checked.
+#[derive(Debug, Clone)]
+pub struct NetworkRequest {
+    /// The subnet of the primary ENI.
+    pub subnet: SubnetRow,
+    /// Its security groups (1 to 5, all in the subnet's VPC).
+    pub group_ids: Vec<String>,
+    /// A chosen private address (only with one instance).
+    pub private_ip: Option<std::net::Ipv4Addr>,
+    /// Gets a public address while running.
+    pub wants_public_ip: bool,
+    /// `MetadataOptions`.
+    pub metadata: MetadataOptionsRow,
 }
 
 /// Errors of RunInstances.
@@ -58,6 +78,9 @@ pub enum LaunchError {
          type, key name or count)."
     )]
     TokenMismatch(String),
+    /// No private address could be given.
+    #[error(transparent)]
+    Address(#[from] AddressError),
     /// The database failed.
     #[error("the state database failed")]
     Db(#[from] rusqlite::Error),
@@ -140,6 +163,19 @@ impl Compute {
                 };
                 instances::insert(&tx, &row)?;
                 tags::put(&tx, &row.id, &req.tags)?;
+                let net = &req.network;
+                addressing::create_eni(
+                    &tx,
+                    &NewEni {
+                        subnet: &net.subnet,
+                        group_ids: &net.group_ids,
+                        private_ip: net.private_ip,
+                        description: "Primary network interface".into(),
+                        attach: Some((&row.id, 0, true)),
+                        wants_public_ip: net.wants_public_ip,
+                    },
+                )?;
+                enis::set_metadata_options(&tx, &row.id, &net.metadata)?;
                 rows.push(row);
             }
             tx.commit()?;
@@ -176,18 +212,38 @@ impl Compute {
             return;
         }
         let dir = self.dir(&id);
-        let child = match supervisor::spawn(&self.config.vmm, &dir, &row) {
+        let spawned = match self.network.plug(&id).await {
+            Ok(nets) => {
+                let args: Vec<String> = nets
+                    .into_iter()
+                    .flat_map(|n| ["--net".to_owned(), n])
+                    .collect();
+                let ns = self
+                    .network
+                    .config
+                    .netns
+                    .file()
+                    .map_err(|e| crate::error_chain(&e));
+                ns.and_then(|ns| {
+                    supervisor::spawn(&self.config.vmm, &dir, &row, &args, ns.as_ref())
+                        .map_err(|e| crate::error_chain(&e))
+                })
+            }
+            Err(e) => Err(crate::error_chain(&e)),
+        };
+        let child = match spawned {
             Ok(child) => child,
             Err(e) => {
                 tracing::error!(%id, error = %e, "cannot start vmm");
                 let update = StateUpdate {
                     reason: Some((
                         "Server.InternalError".into(),
-                        format!("Server.InternalError: {}", crate::error_chain(&e)),
+                        format!("Server.InternalError: {e}"),
                     )),
                     transition_reason: Some("Server.InternalError".into()),
                 };
                 let _ = instances::set_state(&self.db.lock(), &id, InstanceState::Stopped, &update);
+                self.release_network(&id).await;
                 return;
             }
         };
@@ -262,6 +318,11 @@ impl Compute {
             tracing::info!(%id, pid, ?reason, next = decision.0.map(|s| s.name()), "vmm exited");
             match decision {
                 (Some(state), update) => {
+                    if matches!(state, InstanceState::Stopped | InstanceState::Terminated)
+                        && let Err(e) = self.network.release_public_ips(&conn, id)
+                    {
+                        tracing::error!(%id, error = %e, "cannot release public addresses");
+                    }
                     if let Err(e) = instances::set_state(&conn, id, state, &update) {
                         tracing::error!(%id, error = %e, "cannot record the exit");
                     }
@@ -274,6 +335,9 @@ impl Compute {
                 }
             }
         };
+        if !respawn {
+            self.release_network(id).await;
+        }
         drop(g);
         if respawn {
             tokio::spawn(self.clone().start_vmm(id.to_string()));

@@ -70,7 +70,13 @@ impl Compute {
         } else {
             without_vmm
         };
-        instances::set_state(&self.db.lock(), &row.id, next, &user_shutdown())?;
+        {
+            let conn = self.db.lock();
+            if matches!(next, InstanceState::Stopped | InstanceState::Terminated) {
+                self.network.release_public_ips(&conn, &row.id)?;
+            }
+            instances::set_state(&conn, &row.id, next, &user_shutdown())?;
+        }
         if let (Some(pid), Some(start)) = (row.pid, row.pid_start) {
             tokio::spawn(self.clone().shut_down(row.id.clone(), pid, start, force));
         }
@@ -119,12 +125,16 @@ impl Compute {
             let row = instances::get(&self.db.lock(), &r.id)?.unwrap_or(r);
             let previous = row.state;
             let current = match row.state {
-                InstanceState::Running => self.begin_shutdown(
-                    &row,
-                    InstanceState::Stopping,
-                    InstanceState::Stopped,
-                    force,
-                )?,
+                InstanceState::Running => {
+                    let next = self.begin_shutdown(
+                        &row,
+                        InstanceState::Stopping,
+                        InstanceState::Stopped,
+                        force,
+                    )?;
+                    self.release_network(&row.id).await;
+                    next
+                }
                 InstanceState::Stopping => {
                     if let (true, Some(pid), Some(start)) = (force, row.pid, row.pid_start) {
                         tokio::spawn(self.clone().shut_down(row.id.clone(), pid, start, true));
@@ -248,12 +258,16 @@ impl Compute {
             let previous = row.state;
             let current = match row.state {
                 InstanceState::Terminated | InstanceState::ShuttingDown => previous,
-                _ => self.begin_shutdown(
-                    &row,
-                    InstanceState::ShuttingDown,
-                    InstanceState::Terminated,
-                    false,
-                )?,
+                _ => {
+                    let next = self.begin_shutdown(
+                        &row,
+                        InstanceState::ShuttingDown,
+                        InstanceState::Terminated,
+                        false,
+                    )?;
+                    self.release_network(&row.id).await;
+                    next
+                }
             };
             changes.push(StateChange {
                 id: row.id,

@@ -12,8 +12,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::network::Network;
 use crate::state::Db;
-use crate::state::instances::InstanceState;
+use crate::state::instances::{self, InstanceState};
 use capacity::Capacity;
 use supervisor::InstanceDir;
 
@@ -39,6 +40,8 @@ pub struct Compute {
     pub db: Arc<Db>,
     /// Settings.
     pub config: ComputeConfig,
+    /// The network service (ENIs are plugged before a VMM starts, unplugged after it ends).
+    pub network: Arc<Network>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -55,10 +58,11 @@ pub struct StateChange {
 
 impl Compute {
     /// A compute service over `db`.
-    pub fn new(db: Arc<Db>, config: ComputeConfig) -> Arc<Self> {
+    pub fn new(db: Arc<Db>, config: ComputeConfig, network: Arc<Network>) -> Arc<Self> {
         Arc::new(Self {
             db,
             config,
+            network,
             locks: Mutex::new(HashMap::new()),
         })
     }
@@ -66,6 +70,23 @@ impl Compute {
     /// The files of instance `id`.
     pub fn dir(&self, id: &str) -> InstanceDir {
         InstanceDir::new(&self.config.state_dir, id)
+    }
+
+    /// Unplugs the network of instance `id` if it has ended (stopped or terminated); called
+    /// with the instance's guard held.
+    async fn release_network(&self, id: &str) {
+        let state = instances::get(&self.db.lock(), id)
+            .ok()
+            .flatten()
+            .map(|r| r.state);
+        let terminated = match state {
+            Some(InstanceState::Stopped) => false,
+            Some(InstanceState::Terminated) => true,
+            _ => return,
+        };
+        if let Err(e) = self.network.unplug(id, terminated).await {
+            tracing::error!(%id, error = %crate::error_chain(&e), "cannot release the network");
+        }
     }
 
     /// Serialises process-level work (spawn, signal, exit handling) on one instance.

@@ -60,8 +60,15 @@ pub enum SpawnError {
     },
 }
 
-/// Starts the VMM for `row` in its own session, console and stderr under `dir`.
-pub fn spawn(vmm: &Path, dir: &InstanceDir, row: &InstanceRow) -> Result<Child, SpawnError> {
+/// Starts the VMM for `row` in its own session, console and stderr under `dir`, with
+/// `extra_args` (devices) appended to its command line.
+pub fn spawn(
+    vmm: &Path,
+    dir: &InstanceDir,
+    row: &InstanceRow,
+    extra_args: &[String],
+    netns: Option<&std::fs::File>,
+) -> Result<Child, SpawnError> {
     let files = |path: &Path| {
         let p = path.display().to_string();
         move |source| SpawnError::Files { path: p, source }
@@ -97,14 +104,22 @@ pub fn spawn(vmm: &Path, dir: &InstanceDir, row: &InstanceRow) -> Result<Child, 
         .arg(dir.console())
         .arg("--api-sock")
         .arg(dir.api_sock())
+        .args(extra_args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
-    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2),
-    // which is async-signal-safe; it touches no memory shared with the parent.
+    let ns_fd = netns.map(std::os::fd::AsRawFd::as_raw_fd);
+    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2) and
+    // setns(2) on a descriptor the parent keeps open across the spawn; both are
+    // async-signal-safe and touch no memory shared with the parent.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some(fd) = ns_fd
+                && libc::setns(fd, libc::CLONE_NEWNET) < 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

@@ -1,7 +1,10 @@
-//! The instance metadata service's logic: IMDSv2 session tokens, the metadata tree, and the
-//! answer to one request. The HTTP listener at 169.254.169.254, and how a request is tied to
-//! the ENI it arrived on, sit on top of this (never the source address alone).
+//! The instance metadata service: IMDSv2 session tokens, the metadata tree, the answer to
+//! one request, the metadata read from the database, and the HTTP listeners at
+//! 169.254.169.254, one per ENI, so a request is tied to the ENI it arrived on (never to its
+//! source address).
 
 pub mod handler;
 pub mod metadata;
+pub mod server;
+pub mod source;
 pub mod tokens;

@@ -1,5 +1,13 @@
-//! Instance networking on the host: today the DHCP server that hands each ENI its address;
-//! VPC bridges, taps, security groups and public addresses build on it.
+//! Instance networking on the host: VPC bridges and ENI taps, DHCP per tap, the firewall
+//! (security groups, anti-spoofing, metadata redirects, public addresses), and the service
+//! that keeps all of it in step with the database.
 
+pub mod addressing;
+pub mod cidr;
 pub mod dhcp;
-pub mod security_groups;
+pub mod firewall;
+pub mod links;
+pub mod netns;
+pub mod service;
+
+pub use service::{Network, NetworkConfig, NetworkError};

@@ -68,6 +68,87 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX tags_key ON tags(key, value);
     "#,
+    // Networking: VPCs, subnets, security groups and their rules, ENIs, Elastic IPs, and each
+    // instance's metadata options.
+    r#"
+    CREATE TABLE vpcs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        cidr TEXT NOT NULL,
+        is_default INTEGER NOT NULL DEFAULT 0,
+        created TEXT NOT NULL
+    );
+    CREATE TABLE subnets (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        vpc_id TEXT NOT NULL,
+        cidr TEXT NOT NULL,
+        availability_zone TEXT NOT NULL,
+        map_public_ip INTEGER NOT NULL DEFAULT 0,
+        is_default INTEGER NOT NULL DEFAULT 0,
+        created TEXT NOT NULL
+    );
+    CREATE INDEX subnets_vpc ON subnets(vpc_id);
+    CREATE TABLE security_groups (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        vpc_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        UNIQUE (vpc_id, name)
+    );
+    CREATE TABLE security_group_rules (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        group_id TEXT NOT NULL,
+        egress INTEGER NOT NULL,
+        protocol TEXT NOT NULL,
+        from_port INTEGER,
+        to_port INTEGER,
+        cidr TEXT,
+        peer_group_id TEXT,
+        description TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX security_group_rules_group ON security_group_rules(group_id);
+    CREATE TABLE network_interfaces (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        subnet_id TEXT NOT NULL,
+        vpc_id TEXT NOT NULL,
+        mac TEXT NOT NULL UNIQUE,
+        private_ip TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        instance_id TEXT,
+        device_index INTEGER,
+        attachment_id TEXT,
+        delete_on_termination INTEGER NOT NULL DEFAULT 0,
+        wants_public_ip INTEGER NOT NULL DEFAULT 0,
+        public_ip TEXT,
+        created TEXT NOT NULL,
+        UNIQUE (vpc_id, private_ip)
+    );
+    CREATE INDEX network_interfaces_instance ON network_interfaces(instance_id);
+    CREATE TABLE network_interface_groups (
+        eni_id TEXT NOT NULL,
+        group_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (eni_id, group_id)
+    );
+    CREATE INDEX network_interface_groups_group ON network_interface_groups(group_id);
+    CREATE TABLE addresses (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        allocation_id TEXT NOT NULL UNIQUE,
+        public_ip TEXT NOT NULL UNIQUE,
+        eni_id TEXT,
+        association_id TEXT
+    );
+    CREATE TABLE metadata_options (
+        instance_id TEXT PRIMARY KEY,
+        http_tokens TEXT NOT NULL DEFAULT 'optional',
+        http_endpoint TEXT NOT NULL DEFAULT 'enabled',
+        hop_limit INTEGER NOT NULL DEFAULT 1
+    );
+    "#,
 ];
 
 /// Errors while migrating the schema.

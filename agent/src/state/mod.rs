@@ -1,11 +1,14 @@
 //! Persistent state: the SQLite database and one repository module per resource.
 
 pub mod db;
+pub mod enis;
 pub mod images;
 pub mod instances;
 pub mod keypairs;
 pub mod migrations;
+pub mod security_groups;
 pub mod tags;
+pub mod vpcs;
 
 pub use db::Db;
 

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use agent::cli::client::{CallError, Client};
 use agent::credentials;
 
+#[path = "../netns/mod.rs"]
+pub mod netns;
+
 /// The probe image's manifest, built by `images/build.sh probe`.
 pub fn probe_manifest() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/out/probe/manifest.json");
@@ -33,7 +36,8 @@ pub fn vmm_bin() -> PathBuf {
     p
 }
 
-/// A running agent.
+/// A running agent. Its API is on this host's loopback; its instance networking (bridges,
+/// taps, rules, DHCP, metadata) and its VMMs live in a network namespace of its own.
 pub struct Agent {
     /// Its state dir (kept alive by the guard).
     pub dir: tempfile::TempDir,
@@ -41,6 +45,8 @@ pub struct Agent {
     extra: Vec<String>,
     /// The API's URL.
     pub endpoint: String,
+    /// The namespace of its instances' networks (deleted after the agent).
+    pub ns: netns::Namespace,
 }
 
 impl Agent {
@@ -55,6 +61,7 @@ impl Agent {
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             endpoint: String::new(),
+            ns: netns::Namespace::new("agent"),
         };
         a.launch();
         a
@@ -73,6 +80,7 @@ impl Agent {
             .arg(self.dir.path())
             .args(["--listen", "127.0.0.1:0", "--vmm"])
             .arg(vmm_bin())
+            .args(["--netns", &self.ns.0, "--outbound-nat", "false"])
             .args(&self.extra)
             .env("AGENT_LOG", "debug")
             .stdin(Stdio::null())

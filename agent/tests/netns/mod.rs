@@ -9,9 +9,11 @@ use std::process::{Command, Output};
 pub struct Namespace(pub String);
 
 impl Namespace {
-    /// Creates `kec2-<tag>-<pid>` with loopback up.
+    /// Creates `kec2-<tag>-<pid>-<n>` with loopback up.
     pub fn new(tag: &str) -> Self {
-        let name = format!("kec2-{tag}-{}", std::process::id());
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("kec2-{tag}-{}-{n}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
         let ns = Namespace(name);
         ip(&["netns", "add", &ns.0]);

@@ -1,0 +1,130 @@
+//! The nat table: each ENI's metadata requests redirected to its own local port (so the
+//! instance is known by the tap a request came in on), public addresses mapped to private
+//! ones both ways, hairpin traffic inside a VPC, and optional masquerade for everything else.
+
+use super::{BRIDGE_PATTERN, FirewallPlan, IMDS_IP};
+
+/// Incoming traffic: metadata and public addresses.
+pub const PREROUTING_CHAIN: &str = "KEC2-PREROUTING";
+/// Traffic from the host itself to public addresses.
+pub const OUTPUT_CHAIN: &str = "KEC2-NAT-OUTPUT";
+/// Outgoing traffic: public source addresses and masquerade.
+pub const POSTROUTING_CHAIN: &str = "KEC2-POSTROUTING";
+/// Built-in chain and the agent chain hooked into it.
+pub const HOOKS: &[(&str, &str)] = &[
+    ("PREROUTING", PREROUTING_CHAIN),
+    ("OUTPUT", OUTPUT_CHAIN),
+    ("POSTROUTING", POSTROUTING_CHAIN),
+];
+
+/// The `iptables-restore` input for the nat table.
+pub fn render(plan: &FirewallPlan) -> String {
+    let mut out = String::from("*nat\n");
+    for chain in [PREROUTING_CHAIN, OUTPUT_CHAIN, POSTROUTING_CHAIN] {
+        out.push_str(&format!(":{chain} - [0:0]\n"));
+    }
+    let mut add = |chain: &str, rule: String| out.push_str(&format!("-A {chain} {rule}\n"));
+    for eni in &plan.enis {
+        if let Some(port) = eni.imds_port {
+            add(
+                PREROUTING_CHAIN,
+                format!(
+                    "-d {IMDS_IP}/32 -p tcp --dport 80 -m physdev --physdev-in {} \
+                     -j DNAT --to-destination {IMDS_IP}:{port}",
+                    eni.tap
+                ),
+            );
+        }
+    }
+    for eni in &plan.enis {
+        let Some(public) = eni.public_ip else {
+            continue;
+        };
+        let private = eni.ip;
+        add(
+            PREROUTING_CHAIN,
+            format!("-d {public}/32 -j DNAT --to-destination {private}"),
+        );
+        add(
+            OUTPUT_CHAIN,
+            format!("-d {public}/32 -j DNAT --to-destination {private}"),
+        );
+        // An instance reaching a public address that maps back into a VPC: the reply must
+        // return through the host, so the source becomes the router.
+        for (_, cidr) in &plan.vpcs {
+            add(
+                POSTROUTING_CHAIN,
+                format!(
+                    "-s {cidr} -d {private}/32 -m conntrack --ctstate DNAT --ctorigdst \
+                     {public}/32 -j MASQUERADE"
+                ),
+            );
+        }
+    }
+    for eni in &plan.enis {
+        if let Some(public) = eni.public_ip {
+            add(
+                POSTROUTING_CHAIN,
+                format!(
+                    "-s {}/32 ! -o {BRIDGE_PATTERN} -j SNAT --to-source {public}",
+                    eni.ip
+                ),
+            );
+        }
+    }
+    if let Some(via) = &plan.masquerade_via {
+        for (_, cidr) in &plan.vpcs {
+            add(
+                POSTROUTING_CHAIN,
+                format!("-s {cidr} -o {via} -j MASQUERADE"),
+            );
+        }
+    }
+    out.push_str("COMMIT\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::super::filter::tests::eni;
+    use super::*;
+
+    #[test]
+    fn metadata_and_public_addresses_are_mapped_per_eni() {
+        let mut e = eni(vec![]);
+        e.public_ip = Some(Ipv4Addr::new(198, 51, 100, 7));
+        let plan = FirewallPlan {
+            vpcs: vec![("kec2v1".into(), "172.31.0.0/16".parse().unwrap())],
+            enis: vec![e],
+            masquerade_via: Some("eth0".into()),
+            ..FirewallPlan::default()
+        };
+        let text = render(&plan);
+        assert!(text.contains(
+            "-A KEC2-PREROUTING -d 169.254.169.254/32 -p tcp --dport 80 -m physdev \
+             --physdev-in kec2t1 -j DNAT --to-destination 169.254.169.254:40000\n"
+        ));
+        assert!(text.contains(
+            "-A KEC2-PREROUTING -d 198.51.100.7/32 -j DNAT --to-destination 172.31.0.5\n"
+        ));
+        assert!(text.contains(
+            "-A KEC2-NAT-OUTPUT -d 198.51.100.7/32 -j DNAT --to-destination 172.31.0.5\n"
+        ));
+        assert!(text.contains(
+            "-A KEC2-POSTROUTING -s 172.31.0.5/32 ! -o kec2v+ -j SNAT --to-source 198.51.100.7\n"
+        ));
+        assert!(text.contains("-A KEC2-POSTROUTING -s 172.31.0.0/16 -o eth0 -j MASQUERADE\n"));
+        let mut disabled = eni(vec![]);
+        disabled.imds_port = None;
+        let plan = FirewallPlan {
+            enis: vec![disabled],
+            ..FirewallPlan::default()
+        };
+        assert!(
+            !render(&plan).contains("169.254.169.254"),
+            "endpoint disabled"
+        );
+    }
+}
