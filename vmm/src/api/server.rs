@@ -5,14 +5,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use super::protocol::{ApiHandler, Response};
-use crate::arch::x86_64::regs::EntryMode;
-use crate::control::VmControl;
-use crate::devices::event_loop::SharedVirtioDevice;
-use crate::devices::i8042::I8042;
-use crate::microvm::VcpuThreads;
 
 /// Longest request line accepted.
 const MAX_LINE: u64 = 64 * 1024;
@@ -45,28 +39,12 @@ pub struct ApiServer {
 
 impl ApiServer {
     /// Listens at `path` (replacing a stale socket left by a dead VMM) and serves requests.
-    pub fn start(
-        path: &Path,
-        control: Arc<VmControl>,
-        threads: Arc<VcpuThreads>,
-        keyboard: Arc<Mutex<I8042>>,
-        devices: Vec<SharedVirtioDevice>,
-        mode: EntryMode,
-        memory_mib: u64,
-    ) -> Result<Self, ApiError> {
+    pub fn start(path: &Path, handler: ApiHandler) -> Result<Self, ApiError> {
         remove_stale_socket(path)?;
         let listener = UnixListener::bind(path).map_err(|source| ApiError::Bind {
             path: path.to_owned(),
             source,
         })?;
-        let handler = ApiHandler {
-            control,
-            threads,
-            keyboard,
-            devices,
-            mode,
-            memory_mib,
-        };
         std::thread::Builder::new()
             .name("api".into())
             .spawn(move || accept_loop(listener, handler))
