@@ -22,7 +22,7 @@ struct Args {
     kernel: Option<PathBuf>,
     /// Resume the VM saved in this snapshot instead of booting; the other flags must describe
     /// the same machine (vCPUs, memory, disks, cards, rng in the same order).
-    #[arg(long, conflicts_with_all = ["initrd", "cmdline", "entry"])]
+    #[arg(long)]
     restore: Option<PathBuf>,
     /// Initial ramdisk.
     #[arg(long)]

@@ -10,9 +10,10 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use super::codec::DecodeError;
+use super::pages::{Pagemap, Zeros};
 
 /// The first eight bytes of every snapshot.
 pub const MAGIC: [u8; 8] = *b"KEC2SNAP";
@@ -228,18 +229,31 @@ fn write_tmp(
     crc.update(state);
     let pad = prefix.memory_offset - PREFIX_LEN - state.len() as u64;
     crc.update(&vec![0u8; pad as usize]);
+    let pagemap = Pagemap::open();
+    let zeros = Zeros::new(CHUNK);
     let mut buf = vec![0u8; CHUNK];
     let mut offset = prefix.memory_offset;
     for &(start, size) in regions {
         let mut done = 0u64;
         while done < size {
             let n = (size - done).min(CHUNK as u64) as usize;
+            let addr = GuestAddress(start + done);
+            let host = memory
+                .get_host_address(addr)
+                .map_err(std::io::Error::other)? as u64;
+            let touched = pagemap.touched(host, n.div_ceil(PAGE as usize));
+            if !touched.contains(&true) {
+                // Never touched: zeros, without faulting the pages in.
+                zeros.update(&mut crc, n as u64);
+                done += n as u64;
+                continue;
+            }
             memory
-                .read_slice(&mut buf[..n], GuestAddress(start + done))
+                .read_slice(&mut buf[..n], addr)
                 .map_err(std::io::Error::other)?;
             crc.update(&buf[..n]);
             for (i, page) in buf[..n].chunks(PAGE as usize).enumerate() {
-                if !is_zero(page) {
+                if touched[i] && !is_zero(page) {
                     file.write_all_at(page, offset + done + (i as u64) * PAGE)?;
                 }
             }

@@ -4,6 +4,7 @@
 
 pub mod codec;
 pub mod file;
+mod pages;
 pub mod state;
 #[cfg(test)]
 mod tests;
