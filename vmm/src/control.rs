@@ -196,6 +196,11 @@ impl VmControl {
         self.lock().run
     }
 
+    /// Whether a snapshot is being taken.
+    pub fn capturing(&self) -> bool {
+        self.lock().capturing
+    }
+
     /// Ends the VM for `reason`; the first reason given wins. Returns whether this call set it.
     pub fn request_exit(&self, reason: ExitReason) -> bool {
         let mut inner = self.lock();
@@ -212,6 +217,10 @@ impl VmControl {
     /// [`VmControl::wait_all_parked`].
     pub fn set_paused(&self, paused: bool) -> Result<(), RunState> {
         let mut inner = self.lock();
+        if inner.capturing {
+            // A snapshot holds the VM paused until it is written.
+            return Err(inner.run);
+        }
         match (inner.run, paused) {
             (RunState::Stopping, _) => Err(RunState::Stopping),
             (RunState::Running, false) => Err(RunState::Running),
@@ -469,6 +478,10 @@ mod tests {
         let c = VmControl::new(0);
         assert_eq!(c.begin_capture(), Ok(RunState::Running));
         assert_eq!(c.begin_capture(), Err(RunState::Paused), "one at a time");
+        assert!(
+            c.set_paused(false).is_err(),
+            "no resume in the middle of a capture"
+        );
         assert!(c.wait_all_captured(Duration::from_millis(10)));
         c.end_capture(RunState::Running);
         assert_eq!(c.run_state(), RunState::Running);

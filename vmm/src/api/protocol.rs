@@ -151,6 +151,9 @@ impl ApiHandler {
 
     /// Carries out one request.
     pub fn handle(&self, request: &Request) -> Response {
+        if matches!(request, Request::Pause | Request::Resume) && self.control.capturing() {
+            return Response::error("cannot pause or resume: a snapshot is being taken".into());
+        }
         match request {
             Request::Status => self.ok(),
             Request::Pause => match self.control.set_paused(true) {

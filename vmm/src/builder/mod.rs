@@ -40,7 +40,7 @@ use crate::kvm::vm::{Vm, VmError};
 use crate::loader::{self, LoadError, LoadedKernel};
 use crate::microvm::{Microvm, VcpuThreads};
 use crate::snapshot::state::DevicesState;
-use crate::snapshot::{RestoreError, Snapshotter};
+use crate::snapshot::{RestoreError, SnapshotSources, Snapshotter};
 
 /// Why a microVM could not be built. Nothing is left running or on disk when this is returned.
 #[derive(Debug, thiserror::Error)]
@@ -240,7 +240,7 @@ fn launch(config: &VmConfig, parts: Parts) -> Result<Microvm, BuildError> {
     let threads = Arc::new(VcpuThreads::default());
     let captures = Arc::new(CaptureSlots::new(config.vcpus));
     let mem_size = config.mem_mib * MIB;
-    let snapshotter = Arc::new(Snapshotter {
+    let snapshotter = Arc::new(Snapshotter::new(SnapshotSources {
         control: control.clone(),
         threads: threads.clone(),
         captures: captures.clone(),
@@ -253,7 +253,7 @@ fn launch(config: &VmConfig, parts: Parts) -> Result<Microvm, BuildError> {
         gate: event_loop.gate(),
         entry: mode,
         tsc_khz,
-    });
+    }));
     let api = match &config.api_sock {
         Some(path) => Some(ApiServer::start(
             path,

@@ -157,7 +157,7 @@ pub struct SnapshotInfo {
 }
 
 /// Everything a snapshot reads, gathered by the builder.
-pub struct Snapshotter {
+pub struct SnapshotSources {
     /// Run state.
     pub control: Arc<VmControl>,
     /// The vCPU threads, to kick.
@@ -184,13 +184,20 @@ pub struct Snapshotter {
     pub tsc_khz: u32,
 }
 
-impl std::fmt::Debug for Snapshotter {
+impl std::fmt::Debug for SnapshotSources {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Snapshotter")
+        f.debug_struct("SnapshotSources")
             .field("regions", &self.regions)
             .field("devices", &self.virtio.len())
             .finish_non_exhaustive()
     }
+}
+
+/// Takes snapshots of one VM, one at a time.
+#[derive(Debug)]
+pub struct Snapshotter {
+    sources: SnapshotSources,
+    busy: Mutex<()>,
 }
 
 fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -205,6 +212,14 @@ fn state_name(state: RunState) -> &'static str {
 }
 
 impl Snapshotter {
+    /// A snapshotter reading from `sources`.
+    pub fn new(sources: SnapshotSources) -> Self {
+        Snapshotter {
+            sources,
+            busy: Mutex::new(()),
+        }
+    }
+
     /// Pauses the VM at one point in time (device thread held between events, every vCPU out
     /// of the guest with its I/O finished), writes everything to `path` atomically, and leaves
     /// the VM paused. On failure the VM goes back to how it was and no file is left.
@@ -221,6 +236,15 @@ impl Snapshotter {
                 ));
             }
         }
+        let Ok(_one_at_a_time) = self.busy.try_lock() else {
+            return Err(SnapshotError::State("already being snapshotted"));
+        };
+        self.sources.take(path, start)
+    }
+}
+
+impl SnapshotSources {
+    fn take(&self, path: &Path, start: Instant) -> Result<SnapshotInfo, SnapshotError> {
         self.captures.clear();
         if !self.gate.hold(STOP_TIMEOUT) {
             return Err(SnapshotError::DevicesBusy);
