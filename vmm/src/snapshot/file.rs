@@ -265,6 +265,7 @@ fn write_tmp(
     trailer[0..4].copy_from_slice(&crc.finalize().to_le_bytes());
     trailer[8..16].copy_from_slice(&END_MAGIC);
     file.write_all_at(&trailer, prefix.total_len - TRAILER_LEN)?;
+    tracing::debug!("snapshot: {} bytes written, syncing", prefix.total_len);
     file.sync_all()?;
     Ok(prefix.total_len)
 }

@@ -298,12 +298,17 @@ impl SnapshotSources {
                     .collect(),
             },
         };
+        tracing::debug!("snapshot: state captured after {:?}", start.elapsed());
         let write_err = |source| SnapshotError::Write {
             path: path.to_owned(),
             source,
         };
         let bytes =
             file::write(path, &machine.encode(), &self.memory, &self.regions).map_err(write_err)?;
+        tracing::debug!(
+            "snapshot: file written and synced after {:?}",
+            start.elapsed()
+        );
         let allocated_bytes = std::fs::metadata(path).map_err(write_err)?.blocks() * 512;
         Ok(SnapshotInfo {
             path: path.to_owned(),
