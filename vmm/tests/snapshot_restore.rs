@@ -137,12 +137,21 @@ fn counting_snapshot(dir: &Path, vcpus: u32) -> (PathBuf, String, Vec<String>) {
     (path, before, machine)
 }
 
-fn count_continues_after_restore(vcpus: u32) {
+/// Restores through `--restore` and flags, or through the same fields in a JSON config.
+fn count_continues_after_restore(vcpus: u32, via_config: bool) {
     let dir = tempfile::tempdir().unwrap();
     let (snap, before, machine) = counting_snapshot(dir.path(), vcpus);
     let last = *counts(&before).last().unwrap();
-    let mut restore = strings(&["--restore", snap.to_str().unwrap()]);
-    restore.extend(machine);
+    let restore = if via_config {
+        let config = dir.path().join("restore.json");
+        let json = serde_json::json!({ "restore": snap, "vcpus": vcpus, "mem_mib": 64 });
+        std::fs::write(&config, json.to_string()).unwrap();
+        strings(&["--config", config.to_str().unwrap()])
+    } else {
+        let mut flags = strings(&["--restore", snap.to_str().unwrap()]);
+        flags.extend(machine);
+        flags
+    };
     let second = Vmm::start(dir.path(), "restored", &restore);
     second.wait_for_count(last + 3);
     let after = second.console();
@@ -174,12 +183,17 @@ fn count_continues_after_restore(vcpus: u32) {
 
 #[test]
 fn count_continues_after_restore_on_1_vcpu() {
-    count_continues_after_restore(1);
+    count_continues_after_restore(1, false);
+}
+
+#[test]
+fn count_continues_after_restore_from_a_json_config() {
+    count_continues_after_restore(1, true);
 }
 
 #[test]
 fn count_continues_after_restore_on_2_vcpus() {
-    count_continues_after_restore(2);
+    count_continues_after_restore(2, false);
 }
 
 #[test]

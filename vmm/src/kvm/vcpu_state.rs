@@ -63,6 +63,9 @@ pub enum VcpuStateError {
         #[source]
         source: kvm_ioctls::Error,
     },
+    /// The saved CPUID has more entries than KVM takes.
+    #[error("the saved CPUID of vCPU {0} has too many entries")]
+    CpuidTooLarge(u32),
     /// The vCPU did not stop cleanly at an instruction boundary.
     #[error("vCPU {0} could not finish its pending I/O before the snapshot")]
     NotSettled(u32),
@@ -175,11 +178,8 @@ impl VcpuState {
                     .map_err(write_err("TSC frequency", index))?;
             }
         }
-        let cpuid = CpuId::from_entries(&self.cpuid).map_err(|_| VcpuStateError::Write {
-            what: "CPUID",
-            index,
-            source: kvm_ioctls::Error::new(libc::E2BIG),
-        })?;
+        let cpuid =
+            CpuId::from_entries(&self.cpuid).map_err(|_| VcpuStateError::CpuidTooLarge(index))?;
         fd.set_cpuid2(&cpuid).map_err(write_err("CPUID", index))?;
         // Segments before the flags: KVM checks IOPL against the CPL the segments imply.
         fd.set_sregs(&self.sregs)
