@@ -113,6 +113,12 @@ struct Inner {
     live: u32,
     /// Bumped on every device event; a waiting vCPU wakes when it changes.
     events: u64,
+    /// Number of the latest capture request (each vCPU captures each request once).
+    capture: u64,
+    /// Whether a capture is under way.
+    capturing: bool,
+    /// vCPUs that have captured their state for the current request.
+    captured: u32,
 }
 
 /// The shared run state of one VM.
@@ -135,6 +141,19 @@ pub enum WaitOutcome {
     Timeout,
     /// The VM is stopping.
     Stopping,
+    /// A snapshot needs the vCPU out of the wait.
+    Interrupted,
+}
+
+/// What a vCPU thread does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VcpuStep {
+    /// Enter the guest.
+    Run,
+    /// Record its state for a snapshot, then ask again.
+    Capture,
+    /// Leave: the VM is stopping.
+    Leave,
 }
 
 impl VmControl {
@@ -147,6 +166,9 @@ impl VmControl {
                 parked: 0,
                 live: vcpus,
                 events: 0,
+                capture: 0,
+                capturing: false,
+                captured: 0,
             }),
             changed: Condvar::new(),
             started: Instant::now(),
@@ -174,6 +196,11 @@ impl VmControl {
         self.lock().run
     }
 
+    /// Whether a snapshot is being taken.
+    pub fn capturing(&self) -> bool {
+        self.lock().capturing
+    }
+
     /// Ends the VM for `reason`; the first reason given wins. Returns whether this call set it.
     pub fn request_exit(&self, reason: ExitReason) -> bool {
         let mut inner = self.lock();
@@ -190,6 +217,10 @@ impl VmControl {
     /// [`VmControl::wait_all_parked`].
     pub fn set_paused(&self, paused: bool) -> Result<(), RunState> {
         let mut inner = self.lock();
+        if inner.capturing {
+            // A snapshot holds the VM paused until it is written.
+            return Err(inner.run);
+        }
         match (inner.run, paused) {
             (RunState::Stopping, _) => Err(RunState::Stopping),
             (RunState::Running, false) => Err(RunState::Running),
@@ -218,24 +249,88 @@ impl VmControl {
         guard.run == RunState::Paused && guard.parked >= guard.live
     }
 
-    /// Called by a vCPU before it enters the guest: holds it while paused. Returns false when
-    /// the VM is stopping and the vCPU should leave.
-    pub fn vcpu_may_run(&self) -> bool {
-        let inner = self.hold_while_paused(self.lock());
-        inner.run != RunState::Stopping
+    /// Called by a vCPU before it enters the guest: holds it while paused, and tells it to
+    /// capture its state once per snapshot (`captured` is the last request it served).
+    pub fn vcpu_step(&self, captured: &mut u64) -> VcpuStep {
+        let mut inner = self.lock();
+        loop {
+            match inner.run {
+                RunState::Stopping => return VcpuStep::Leave,
+                RunState::Running => return VcpuStep::Run,
+                RunState::Paused if inner.capturing && *captured != inner.capture => {
+                    *captured = inner.capture;
+                    return VcpuStep::Capture;
+                }
+                RunState::Paused => {
+                    inner.parked += 1;
+                    self.changed.notify_all();
+                    inner = self.changed.wait(inner).unwrap_or_else(|e| e.into_inner());
+                    inner.parked -= 1;
+                }
+            }
+        }
     }
 
-    /// Holds the caller while the VM is paused, counting it as parked.
+    /// Holds the caller while the VM is paused (counting it as parked), but not through a
+    /// capture, which needs every vCPU back in its run loop.
     fn hold_while_paused<'a>(&self, mut inner: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
-        if inner.run == RunState::Paused {
+        if inner.run == RunState::Paused && !inner.capturing {
             inner.parked += 1;
             self.changed.notify_all();
-            while inner.run == RunState::Paused {
+            while inner.run == RunState::Paused && !inner.capturing {
                 inner = self.changed.wait(inner).unwrap_or_else(|e| e.into_inner());
             }
             inner.parked -= 1;
         }
         inner
+    }
+
+    /// Pauses the VM if it runs and asks every vCPU to capture its state. Returns the state
+    /// before, to go back to if the snapshot fails. The caller kicks the vCPUs, waits with
+    /// [`VmControl::wait_all_captured`], and ends with [`VmControl::end_capture`].
+    pub fn begin_capture(&self) -> Result<RunState, RunState> {
+        let mut inner = self.lock();
+        let before = inner.run;
+        match before {
+            RunState::Stopping => return Err(before),
+            _ if inner.capturing => return Err(before),
+            _ => {}
+        }
+        inner.run = RunState::Paused;
+        inner.capture += 1;
+        inner.capturing = true;
+        inner.captured = 0;
+        self.changed.notify_all();
+        Ok(before)
+    }
+
+    /// Called by a vCPU once its state is recorded.
+    pub fn vcpu_captured(&self) {
+        let mut inner = self.lock();
+        inner.captured += 1;
+        self.changed.notify_all();
+    }
+
+    /// Waits until every live vCPU has captured its state, for at most `timeout`.
+    pub fn wait_all_captured(&self, timeout: Duration) -> bool {
+        let guard = self.lock();
+        let (guard, _) = self
+            .changed
+            .wait_timeout_while(guard, timeout, |i| {
+                i.run == RunState::Paused && i.captured < i.live
+            })
+            .unwrap_or_else(|e| e.into_inner());
+        guard.run == RunState::Paused && guard.captured >= guard.live
+    }
+
+    /// Ends a capture: the VM stays paused, or goes back to `state` (after a failure).
+    pub fn end_capture(&self, state: RunState) {
+        let mut inner = self.lock();
+        inner.capturing = false;
+        if inner.run == RunState::Paused && state == RunState::Running {
+            inner.run = RunState::Running;
+        }
+        self.changed.notify_all();
     }
 
     /// Records that a vCPU thread has left.
@@ -260,6 +355,9 @@ impl VmControl {
             inner = self.hold_while_paused(inner);
             if inner.run == RunState::Stopping {
                 return WaitOutcome::Stopping;
+            }
+            if inner.capturing {
+                return WaitOutcome::Interrupted;
             }
             if inner.events != *seen {
                 *seen = inner.events;
@@ -316,7 +414,7 @@ mod tests {
         assert!(!c.request_exit(ExitReason::Stopped));
         assert_eq!(c.wait_for_exit(), ExitReason::PowerOff(0));
         assert_eq!(c.run_state(), RunState::Stopping);
-        assert!(!c.vcpu_may_run());
+        assert_eq!(c.vcpu_step(&mut 0), VcpuStep::Leave);
     }
 
     #[test]
@@ -325,12 +423,68 @@ mod tests {
         c.set_paused(true).unwrap();
         let vcpu = {
             let c = c.clone();
-            std::thread::spawn(move || c.vcpu_may_run())
+            std::thread::spawn(move || c.vcpu_step(&mut 0))
         };
         assert!(c.wait_all_parked(Duration::from_secs(5)));
         assert_eq!(c.set_paused(true), Err(RunState::Paused));
         c.set_paused(false).unwrap();
-        assert!(vcpu.join().unwrap());
+        assert_eq!(vcpu.join().unwrap(), VcpuStep::Run);
+    }
+
+    #[test]
+    fn a_capture_reaches_parked_and_waiting_vcpus_once() {
+        let c = Arc::new(VmControl::new(2));
+        c.set_paused(true).unwrap();
+        // One vCPU parked by the pause, one blocked on the wait port.
+        let parked = {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let mut done = 0;
+                let mut steps = Vec::new();
+                loop {
+                    let step = c.vcpu_step(&mut done);
+                    steps.push(step);
+                    match step {
+                        VcpuStep::Capture => c.vcpu_captured(),
+                        _ => return steps,
+                    }
+                }
+            })
+        };
+        let waiting = {
+            let c = c.clone();
+            std::thread::spawn(move || c.guest_wait(&mut 0, None))
+        };
+        assert!(c.wait_all_parked(Duration::from_secs(5)));
+        assert_eq!(c.begin_capture(), Ok(RunState::Paused));
+        assert_eq!(waiting.join().unwrap(), WaitOutcome::Interrupted);
+        let mut done = 0;
+        assert_eq!(c.vcpu_step(&mut done), VcpuStep::Capture);
+        c.vcpu_captured();
+        assert!(c.wait_all_captured(Duration::from_secs(5)));
+        c.end_capture(RunState::Paused);
+        assert_eq!(c.run_state(), RunState::Paused);
+        c.set_paused(false).unwrap();
+        assert_eq!(
+            parked.join().unwrap(),
+            vec![VcpuStep::Capture, VcpuStep::Run],
+            "captured once, then ran"
+        );
+        assert_eq!(c.vcpu_step(&mut done), VcpuStep::Run);
+    }
+
+    #[test]
+    fn a_failed_capture_resumes_a_running_vm() {
+        let c = VmControl::new(0);
+        assert_eq!(c.begin_capture(), Ok(RunState::Running));
+        assert_eq!(c.begin_capture(), Err(RunState::Paused), "one at a time");
+        assert!(
+            c.set_paused(false).is_err(),
+            "no resume in the middle of a capture"
+        );
+        assert!(c.wait_all_captured(Duration::from_millis(10)));
+        c.end_capture(RunState::Running);
+        assert_eq!(c.run_state(), RunState::Running);
     }
 
     #[test]

@@ -12,3 +12,4 @@ pub mod devices;
 pub mod kvm;
 pub mod loader;
 pub mod microvm;
+pub mod snapshot;

@@ -15,11 +15,15 @@ use vmm::config::{DEFAULT_MEM_MIB, DiskConfig, EntryMode, NetConfig, VmConfig};
 #[command(name = "vmm", version, about)]
 struct Args {
     /// JSON file with the whole configuration (the same fields as the flags).
-    #[arg(long, conflicts_with_all = ["kernel", "initrd", "cmdline", "vcpus", "mem_mib", "entry", "disk", "net", "rng"])]
+    #[arg(long, conflicts_with_all = ["kernel", "restore", "initrd", "cmdline", "vcpus", "mem_mib", "entry", "disk", "net", "rng"])]
     config: Option<PathBuf>,
     /// Kernel image: ELF (vmlinux, the probe) or bzImage.
-    #[arg(long, required_unless_present = "config")]
+    #[arg(long, required_unless_present_any = ["config", "restore"])]
     kernel: Option<PathBuf>,
+    /// Resume the VM saved in this snapshot instead of booting; the other flags must describe
+    /// the same machine (vCPUs, memory, disks, cards, rng in the same order).
+    #[arg(long)]
+    restore: Option<PathBuf>,
     /// Initial ramdisk.
     #[arg(long)]
     initrd: Option<PathBuf>,
@@ -61,6 +65,7 @@ impl Args {
             Some(path) => VmConfig::from_file(path)?,
             None => {
                 let mut c = VmConfig::with_kernel(self.kernel.clone().unwrap_or_default());
+                c.restore = self.restore;
                 c.initrd = self.initrd;
                 c.cmdline = self.cmdline.unwrap_or_default();
                 c.vcpus = self.vcpus.unwrap_or(1);
@@ -118,8 +123,13 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let restored = config
+        .restore
+        .as_ref()
+        .map(|path| format!(", restored from {}", path.display()))
+        .unwrap_or_default();
     eprintln!(
-        "vmm: started {} vCPU(s), {} MiB, {} entry, pid {}",
+        "vmm: started {} vCPU(s), {} MiB, {} entry, pid {}{restored}",
         config.vcpus,
         config.mem_mib,
         microvm.entry_mode(),

@@ -49,14 +49,14 @@ pub struct Microvm {
     mode: EntryMode,
     devices_exit: Arc<EventFd>,
     _memory: GuestMemoryMmap,
-    _vm: Vm,
+    _vm: Arc<Vm>,
 }
 
 impl Microvm {
     /// Wraps the parts `build_microvm` made.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        vm: Vm,
+        vm: Arc<Vm>,
         memory: GuestMemoryMmap,
         control: Arc<VmControl>,
         threads: Arc<VcpuThreads>,

@@ -1,5 +1,6 @@
 //! virtio-net end to end, inside a network namespace the test creates: the host side of the
-//! tap pings the probe, fetches its web page, and echoes 10 MiB through its TCP stack.
+//! tap pings the probe, fetches its web page, echoes 10 MiB through its TCP stack, and keeps a
+//! TCP connection across a snapshot and restore.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::net::{Shutdown, TcpStream};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{NetNs, api, eventually, probe_elf};
+use common::{NetNs, api, api_json, eventually, probe_elf};
 
 struct ServingProbe {
     ns: NetNs,
@@ -122,4 +123,79 @@ fn tcp_echo_of_10_mib_is_exact() {
     });
     assert_eq!(received.len(), sent.len());
     assert!(received == sent, "echoed bytes differ");
+}
+
+/// Sends `data` on the echo connection and reads the same bytes back.
+fn echo(s: &mut TcpStream, data: &[u8]) -> Vec<u8> {
+    s.write_all(data).unwrap();
+    let mut got = vec![0u8; data.len()];
+    s.read_exact(&mut got).unwrap();
+    got
+}
+
+#[test]
+fn a_tcp_connection_survives_a_snapshot_and_restore() {
+    let mut probe = ServingProbe::start("hib", "");
+    let sock = probe.dir.path().join("api.sock");
+    let snap = probe.dir.path().join("vm.snap");
+    let mut conn = probe
+        .ns
+        .run(|| TcpStream::connect(("10.0.0.2", 7)).unwrap());
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    assert_eq!(
+        echo(&mut conn, b"before the snapshot"),
+        b"before the snapshot"
+    );
+
+    let answer = api_json(
+        &sock,
+        &serde_json::json!({ "action": "snapshot", "path": snap }),
+    );
+    assert_eq!(answer["ok"], true, "{answer}");
+    let net = &answer["status"]["devices"][0];
+    assert!(net["requests"].as_u64().unwrap() > 0, "{net}");
+    assert_eq!(api(&sock, "stop")["ok"], true);
+    assert!(
+        eventually(Duration::from_secs(10), || probe
+            .child
+            .try_wait()
+            .unwrap()
+            .is_some_and(|status| status.success())),
+        "the first vmm ends"
+    );
+    // A new vmm on the same tap, in the same namespace.
+    probe.child = probe
+        .ns
+        .command(&[
+            env!("CARGO_BIN_EXE_vmm"),
+            "--restore",
+            snap.to_str().unwrap(),
+            "--mem-mib",
+            "64",
+            "--net",
+            "tap=tap0,mac=02:00:00:00:00:02",
+            "--serial-log",
+            probe.dir.path().join("restored.log").to_str().unwrap(),
+            "--api-sock",
+            sock.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || sock.exists()),
+        "the restored vmm listens"
+    );
+    // The same connection, served by the restored guest.
+    assert_eq!(echo(&mut conn, b"after the restore"), b"after the restore");
+    let ping = probe.ns.exec(&["ping", "-c", "2", "-W", "2", "10.0.0.2"]);
+    assert!(String::from_utf8_lossy(&ping.stdout).contains("2 received"));
+    let restored = std::fs::read_to_string(probe.dir.path().join("restored.log")).unwrap();
+    assert!(
+        !restored.contains("probe: net serving"),
+        "no second boot:\n{restored}"
+    );
 }

@@ -1,5 +1,6 @@
 //! Control requests and their answers: one JSON object per line each way.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,11 +12,13 @@ use crate::devices::event_loop::SharedVirtioDevice;
 use crate::devices::i8042::I8042;
 use crate::devices::virtio::DeviceStats;
 use crate::microvm::VcpuThreads;
+use crate::snapshot::{SnapshotInfo, Snapshotter};
 
 /// How long a pause may take to hold every vCPU.
 const PAUSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A request: `{"action": "status" | "pause" | "resume" | "ctrl-alt-del" | "stop"}`.
+/// A request: `{"action": "status" | "pause" | "resume" | "ctrl-alt-del" | "stop"}`, or
+/// `{"action": "snapshot", "path": "/abs/file"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Request {
@@ -29,6 +32,11 @@ pub enum Request {
     CtrlAltDel,
     /// End the VM now.
     Stop,
+    /// Pause the VM, write all of its state to `path` (atomically), and leave it paused.
+    Snapshot {
+        /// Absolute path of the file to write.
+        path: PathBuf,
+    },
 }
 
 /// The VM's state as the API reports it.
@@ -63,6 +71,9 @@ pub struct Response {
     /// What went wrong.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The file a snapshot request wrote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotInfo>,
 }
 
 impl Response {
@@ -72,6 +83,7 @@ impl Response {
             ok: false,
             status: None,
             error: Some(message),
+            snapshot: None,
         }
     }
 }
@@ -91,6 +103,8 @@ pub struct ApiHandler {
     pub mode: EntryMode,
     /// Memory size, for status.
     pub memory_mib: u64,
+    /// Takes snapshots (absent in tests without a VM).
+    pub snapshotter: Option<Arc<Snapshotter>>,
 }
 
 impl ApiHandler {
@@ -120,6 +134,7 @@ impl ApiHandler {
             ok: true,
             status: Some(self.status()),
             error: None,
+            snapshot: None,
         }
     }
 
@@ -129,13 +144,16 @@ impl ApiHandler {
             Ok(request) => self.handle(&request),
             Err(err) => Response::error(format!(
                 "bad request ({err}); send one JSON object per line with \"action\" one of \
-                 status, pause, resume, ctrl-alt-del, stop"
+                 status, pause, resume, ctrl-alt-del, stop, snapshot (with \"path\")"
             )),
         }
     }
 
     /// Carries out one request.
     pub fn handle(&self, request: &Request) -> Response {
+        if matches!(request, Request::Pause | Request::Resume) && self.control.capturing() {
+            return Response::error("cannot pause or resume: a snapshot is being taken".into());
+        }
         match request {
             Request::Status => self.ok(),
             Request::Pause => match self.control.set_paused(true) {
@@ -171,8 +189,29 @@ impl ApiHandler {
                 self.control.request_exit(ExitReason::Stopped);
                 self.ok()
             }
+            Request::Snapshot { path } => match &self.snapshotter {
+                None => Response::error("this VM cannot be snapshotted".into()),
+                Some(snapshotter) => match snapshotter.take(path) {
+                    Ok(info) => Response {
+                        snapshot: Some(info),
+                        ..self.ok()
+                    },
+                    Err(err) => Response::error(format!("snapshot failed: {}", chain(&err))),
+                },
+            },
         }
     }
+}
+
+/// An error and its causes, `: `-separated.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
 }
 
 fn state_name(state: RunState) -> &'static str {
@@ -201,6 +240,7 @@ mod tests {
             devices: Vec::new(),
             mode: EntryMode::User,
             memory_mib: 64,
+            snapshotter: None,
         }
     }
 
@@ -209,6 +249,16 @@ mod tests {
         let parse = |s| serde_json::from_str::<Request>(s).unwrap();
         assert_eq!(parse(r#"{"action":"status"}"#), Request::Status);
         assert_eq!(parse(r#"{"action":"ctrl-alt-del"}"#), Request::CtrlAltDel);
+        assert_eq!(
+            parse(r#"{"action":"snapshot","path":"/v/i-1.snap"}"#),
+            Request::Snapshot {
+                path: "/v/i-1.snap".into()
+            }
+        );
+        assert!(serde_json::from_str::<Request>(r#"{"action":"snapshot"}"#).is_err());
+        assert!(
+            serde_json::from_str::<Request>(r#"{"action":"snapshot","path":"/x","y":1}"#).is_err()
+        );
         assert!(serde_json::from_str::<Request>(r#"{"action":"explode"}"#).is_err());
     }
 

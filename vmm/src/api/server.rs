@@ -5,17 +5,44 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use super::protocol::{ApiHandler, Response};
-use crate::arch::x86_64::regs::EntryMode;
-use crate::control::VmControl;
-use crate::devices::event_loop::SharedVirtioDevice;
-use crate::devices::i8042::I8042;
-use crate::microvm::VcpuThreads;
 
 /// Longest request line accepted.
 const MAX_LINE: u64 = 64 * 1024;
+/// How long a shutdown waits for answers still being written (e.g. to the `stop` itself).
+const ANSWER_GRACE: Duration = Duration::from_millis(500);
+
+/// Requests between being read and having their answer written.
+#[derive(Debug, Default)]
+struct InFlight {
+    count: Mutex<u32>,
+    done: Condvar,
+}
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, u32> {
+        self.count.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn begin(&self) {
+        *self.lock() += 1;
+    }
+
+    fn end(&self) {
+        let mut count = self.lock();
+        *count = count.saturating_sub(1);
+        self.done.notify_all();
+    }
+
+    /// Waits until no answer is pending, for at most `timeout`.
+    fn drain(&self, timeout: Duration) {
+        let guard = self.lock();
+        let _ = self.done.wait_timeout_while(guard, timeout, |c| *c > 0);
+    }
+}
 
 /// Why the control socket could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -41,46 +68,38 @@ pub enum ApiError {
 #[derive(Debug)]
 pub struct ApiServer {
     path: PathBuf,
+    in_flight: Arc<InFlight>,
 }
 
 impl ApiServer {
     /// Listens at `path` (replacing a stale socket left by a dead VMM) and serves requests.
-    pub fn start(
-        path: &Path,
-        control: Arc<VmControl>,
-        threads: Arc<VcpuThreads>,
-        keyboard: Arc<Mutex<I8042>>,
-        devices: Vec<SharedVirtioDevice>,
-        mode: EntryMode,
-        memory_mib: u64,
-    ) -> Result<Self, ApiError> {
+    pub fn start(path: &Path, handler: ApiHandler) -> Result<Self, ApiError> {
         remove_stale_socket(path)?;
+        let in_flight = Arc::new(InFlight::default());
         let listener = UnixListener::bind(path).map_err(|source| ApiError::Bind {
             path: path.to_owned(),
             source,
         })?;
-        let handler = ApiHandler {
-            control,
-            threads,
-            keyboard,
-            devices,
-            mode,
-            memory_mib,
-        };
         std::thread::Builder::new()
             .name("api".into())
-            .spawn(move || accept_loop(listener, handler))
+            .spawn({
+                let in_flight = in_flight.clone();
+                move || accept_loop(listener, handler, in_flight)
+            })
             .map_err(|source| ApiError::Bind {
                 path: path.to_owned(),
                 source,
             })?;
         Ok(ApiServer {
             path: path.to_owned(),
+            in_flight,
         })
     }
 
-    /// Removes the socket; connections still open get no more answers once the process ends.
+    /// Lets answers being written finish (briefly), then removes the socket; connections
+    /// still open get no more answers once the process ends.
     pub fn shutdown(self) {
+        self.in_flight.drain(ANSWER_GRACE);
         drop(self);
     }
 }
@@ -108,14 +127,15 @@ fn remove_stale_socket(path: &Path) -> Result<(), ApiError> {
     }
 }
 
-fn accept_loop(listener: UnixListener, handler: ApiHandler) {
+fn accept_loop(listener: UnixListener, handler: ApiHandler, in_flight: Arc<InFlight>) {
     for stream in listener.incoming() {
         match stream {
             Ok(stream) => {
                 let handler = handler.clone();
+                let in_flight = in_flight.clone();
                 let spawned = std::thread::Builder::new()
                     .name("api-conn".into())
-                    .spawn(move || serve(stream, &handler));
+                    .spawn(move || serve(stream, &handler, &in_flight));
                 if let Err(err) = spawned {
                     tracing::warn!("cannot serve an api connection: {err}");
                 }
@@ -125,7 +145,7 @@ fn accept_loop(listener: UnixListener, handler: ApiHandler) {
     }
 }
 
-fn serve(stream: UnixStream, handler: &ApiHandler) {
+fn serve(stream: UnixStream, handler: &ApiHandler, in_flight: &InFlight) {
     let Ok(mut writer) = stream.try_clone() else {
         return;
     };
@@ -136,20 +156,28 @@ fn serve(stream: UnixStream, handler: &ApiHandler) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
-        let response = if line.ends_with('\n') {
-            handler.handle_line(line.trim())
-        } else if line.len() as u64 >= MAX_LINE {
-            let response = Response::error(format!("request line longer than {MAX_LINE} bytes"));
-            let text = serde_json::to_string(&response).unwrap_or_default();
-            let _ = writeln!(writer, "{text}");
-            return;
-        } else {
-            // The peer closed without a newline: answer the last line anyway.
-            handler.handle_line(line.trim())
-        };
-        let text = serde_json::to_string(&response).unwrap_or_default();
-        if writeln!(writer, "{text}").is_err() {
+        in_flight.begin();
+        let go_on = answer(&mut writer, handler, &line);
+        in_flight.end();
+        if !go_on {
             return;
         }
     }
+}
+
+/// Handles one request line and writes its answer; false when the connection should close.
+fn answer(writer: &mut UnixStream, handler: &ApiHandler, line: &str) -> bool {
+    let response = if line.ends_with('\n') {
+        handler.handle_line(line.trim())
+    } else if line.len() as u64 >= MAX_LINE {
+        let response = Response::error(format!("request line longer than {MAX_LINE} bytes"));
+        let text = serde_json::to_string(&response).unwrap_or_default();
+        let _ = writeln!(writer, "{text}");
+        return false;
+    } else {
+        // The peer closed without a newline: answer the last line anyway.
+        handler.handle_line(line.trim())
+    };
+    let text = serde_json::to_string(&response).unwrap_or_default();
+    writeln!(writer, "{text}").is_ok()
 }

@@ -4,6 +4,7 @@
 //! interrupt controllers, legacy and virtio devices, vCPUs, the control socket, then the
 //! device and vCPU threads.
 
+mod restore;
 mod virtio;
 
 use std::fs::OpenOptions;
@@ -12,11 +13,11 @@ use std::sync::{Arc, Mutex};
 
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
-use crate::api::{ApiError, ApiServer};
+use crate::api::{ApiError, ApiHandler, ApiServer};
 use crate::arch::x86_64::boot_params::{self, BootParamsInput};
 use crate::arch::x86_64::layout::{
     BOOT_PARAMS_START, CMDLINE_MAX_SIZE, CMDLINE_START, GDT_START, IDT_START, MIB, MPTABLE_START,
-    TSS_START, ram_end,
+    TSS_START, ram_end, ram_regions,
 };
 use crate::arch::x86_64::paging::{self, PagingError};
 use crate::arch::x86_64::regs::{EntryMode, EntryPoint};
@@ -24,18 +25,22 @@ use crate::arch::x86_64::{gdt, mptable};
 use crate::config::{ConfigError, HostLimits, VmConfig, host_mem_mib};
 use crate::control::VmControl;
 use crate::devices::bus::{Bus, BusError};
-use crate::devices::event_loop::EventLoopError;
+use crate::devices::event_loop::{EventLoop, EventLoopError, SharedVirtioDevice};
 use crate::devices::i8042::{self, I8042};
 use crate::devices::irq::EventFdIrq;
 use crate::devices::serial::{self, ConsoleSink, SerialConsole};
 use crate::devices::virtio::block::BlockError;
+use crate::devices::virtio::mmio::MmioTransport;
 use crate::devices::virtio::net::NetError;
 use crate::kvm::kick;
 use crate::kvm::memory::{self, MemoryError};
 use crate::kvm::vcpu::{Vcpu, VcpuContext, VcpuError};
+use crate::kvm::vcpu_state::CaptureSlots;
 use crate::kvm::vm::{Vm, VmError};
 use crate::loader::{self, LoadError, LoadedKernel};
 use crate::microvm::{Microvm, VcpuThreads};
+use crate::snapshot::state::DevicesState;
+use crate::snapshot::{RestoreError, SnapshotSources, Snapshotter};
 
 /// Why a microVM could not be built. Nothing is left running or on disk when this is returned.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +102,9 @@ pub enum BuildError {
     /// The device event loop could not be set up.
     #[error(transparent)]
     EventLoop(#[from] EventLoopError),
+    /// The snapshot could not be restored.
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
     /// The command line with the device parameters is too long.
     #[error("the command line with the virtio device parameters is longer than {max} bytes")]
     CmdlineTooLong {
@@ -127,9 +135,20 @@ impl Drop for CreatedFileGuard {
     }
 }
 
-/// Builds the microVM `config` describes and starts its vCPUs.
+/// Builds the microVM `config` describes (booted, or restored from `config.restore`) and
+/// starts its vCPUs.
 pub fn build_microvm(config: &VmConfig) -> Result<Microvm, BuildError> {
     let serial_log = CreatedFileGuard::new(config.serial_log.as_deref());
+    let microvm = match &config.restore {
+        Some(path) => restore::restore_microvm(config, path)?,
+        None => boot_microvm(config)?,
+    };
+    serial_log.keep();
+    Ok(microvm)
+}
+
+/// Boots a fresh VM from the kernel.
+fn boot_microvm(config: &VmConfig) -> Result<Microvm, BuildError> {
     let vm = Vm::new()?;
     validate(config, &vm)?;
     let mem_size = config.mem_mib * MIB;
@@ -163,34 +182,104 @@ pub fn build_microvm(config: &VmConfig) -> Result<Microvm, BuildError> {
     )?;
     vm.setup_irqchip()?;
     let control = Arc::new(VmControl::new(config.vcpus));
-    let (pio, keyboard) = attach_legacy_devices(&vm, config, &control)?;
+    let legacy = attach_legacy_devices(&vm, config, &control, None)?;
     let mut mmio = Bus::default();
-    let event_loop = virtio_devices.attach(&vm, &memory, &control, &mut mmio)?;
-    let vcpus = create_vcpus(&vm, config.vcpus, mode, kernel.entry)?;
+    let (event_loop, transports) = virtio_devices.attach(&vm, &memory, &control, &mut mmio)?;
+    let (vcpus, tsc_khz) = create_vcpus(&vm, config.vcpus, mode, kernel.entry)?;
+    launch(
+        config,
+        Parts {
+            vm,
+            memory,
+            control,
+            legacy,
+            mmio,
+            event_loop,
+            virtio: virtio_devices
+                .shared()
+                .into_iter()
+                .zip(transports)
+                .collect(),
+            vcpus,
+            mode,
+            tsc_khz,
+        },
+    )
+}
+
+/// A VM whose memory, devices and vCPUs are ready, before anything runs.
+struct Parts {
+    vm: Vm,
+    memory: GuestMemoryMmap,
+    control: Arc<VmControl>,
+    legacy: LegacyDevices,
+    mmio: Bus,
+    event_loop: EventLoop,
+    virtio: Vec<(SharedVirtioDevice, Arc<Mutex<MmioTransport>>)>,
+    vcpus: Vec<Vcpu>,
+    mode: EntryMode,
+    tsc_khz: u32,
+}
+
+/// Opens the control socket, then starts the device thread and the vCPUs.
+fn launch(config: &VmConfig, parts: Parts) -> Result<Microvm, BuildError> {
+    let Parts {
+        vm,
+        memory,
+        control,
+        legacy,
+        mmio,
+        event_loop,
+        virtio,
+        vcpus,
+        mode,
+        tsc_khz,
+    } = parts;
     kick::install_handler().map_err(BuildError::Signal)?;
+    let vm = Arc::new(vm);
     let threads = Arc::new(VcpuThreads::default());
+    let captures = Arc::new(CaptureSlots::new(config.vcpus));
+    let mem_size = config.mem_mib * MIB;
+    let snapshotter = Arc::new(Snapshotter::new(SnapshotSources {
+        control: control.clone(),
+        threads: threads.clone(),
+        captures: captures.clone(),
+        vm: vm.clone(),
+        memory: memory.clone(),
+        regions: ram_regions(mem_size),
+        serial: legacy.serial.clone(),
+        keyboard: legacy.keyboard.clone(),
+        virtio: virtio.clone(),
+        gate: event_loop.gate(),
+        entry: mode,
+        tsc_khz,
+    }));
     let api = match &config.api_sock {
         Some(path) => Some(ApiServer::start(
             path,
-            control.clone(),
-            threads.clone(),
-            keyboard.clone(),
-            virtio_devices.shared(),
-            mode,
-            config.mem_mib,
+            ApiHandler {
+                control: control.clone(),
+                threads: threads.clone(),
+                keyboard: legacy.keyboard.clone(),
+                devices: virtio.iter().map(|(d, _)| d.clone()).collect(),
+                mode,
+                memory_mib: config.mem_mib,
+                snapshotter: Some(snapshotter),
+            },
         )?),
         None => None,
     };
     let context = VcpuContext {
         control: control.clone(),
-        pio,
+        pio: legacy.pio,
         mmio,
         memory: memory.clone(),
+        captures,
+        msr_indices: vm.msr_indices().into(),
     };
     let devices_exit = event_loop.exit_event();
     event_loop.start().map_err(BuildError::Thread)?;
     start_vcpus(vcpus, &context, &threads)?;
-    serial_log.keep();
     Ok(Microvm::new(
         vm,
         memory,
@@ -258,12 +347,21 @@ fn write_boot_structures(
     write("MP table", &mptable::mptable(vcpus), MPTABLE_START)
 }
 
-/// The serial console on COM1 and the i8042, each with its interrupt line.
+/// The port I/O devices: COM1 and the i8042.
+struct LegacyDevices {
+    pio: Bus,
+    serial: Arc<Mutex<SerialConsole>>,
+    keyboard: Arc<Mutex<I8042>>,
+}
+
+/// The serial console on COM1 and the i8042, each with its interrupt line; with `saved`, in
+/// the state a snapshot recorded.
 fn attach_legacy_devices(
     vm: &Vm,
     config: &VmConfig,
     control: &Arc<VmControl>,
-) -> Result<(Bus, Arc<Mutex<I8042>>), BuildError> {
+    saved: Option<&DevicesState>,
+) -> Result<LegacyDevices, BuildError> {
     let irq = |gsi| -> Result<EventFdIrq, BuildError> {
         let fd =
             vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK).map_err(BuildError::EventFd)?;
@@ -284,34 +382,51 @@ fn attach_legacy_devices(
         None => None,
     };
     let sink = ConsoleSink::new(log, config.console_to_stdout());
-    let serial = Arc::new(Mutex::new(SerialConsole::new(irq(serial::COM1_IRQ)?, sink)));
-    let keyboard = Arc::new(Mutex::new(I8042::new(
-        Box::new(irq(i8042::KBD_IRQ)?),
-        control.clone(),
-    )));
+    let serial = match saved {
+        Some(state) => SerialConsole::from_state(irq(serial::COM1_IRQ)?, sink, &state.serial)
+            .map_err(RestoreError::Serial)?,
+        None => SerialConsole::new(irq(serial::COM1_IRQ)?, sink),
+    };
+    let serial = Arc::new(Mutex::new(serial));
+    let mut i8042 = I8042::new(Box::new(irq(i8042::KBD_IRQ)?), control.clone());
+    if let Some(state) = saved {
+        i8042.restore(&state.i8042);
+    }
+    let keyboard = Arc::new(Mutex::new(i8042));
     let mut pio = Bus::default();
-    pio.insert(serial::COM1_BASE, serial::COM1_LEN, serial)?;
+    pio.insert(serial::COM1_BASE, serial::COM1_LEN, serial.clone())?;
     pio.insert(i8042::DATA_PORT, 1, keyboard.clone())?;
     pio.insert(i8042::COMMAND_PORT, 1, keyboard.clone())?;
-    Ok((pio, keyboard))
+    Ok(LegacyDevices {
+        pio,
+        serial,
+        keyboard,
+    })
 }
 
-/// Creates and configures every vCPU.
-fn create_vcpus(vm: &Vm, count: u32, mode: EntryMode, rip: u64) -> Result<Vec<Vcpu>, BuildError> {
+/// Creates and configures every vCPU; also returns the guest TSC frequency.
+fn create_vcpus(
+    vm: &Vm,
+    count: u32,
+    mode: EntryMode,
+    rip: u64,
+) -> Result<(Vec<Vcpu>, u32), BuildError> {
     let cpuid = vm.supported_cpuid()?;
     let mut vcpus = Vec::with_capacity(count as usize);
+    let mut tsc_khz = 0;
     for index in 0..count {
         let vcpu = Vcpu::new(vm, index)?;
+        tsc_khz = vcpu.tsc_khz()?;
         let entry = EntryPoint {
             rip,
             index,
             count,
-            tsc_khz: vcpu.tsc_khz()?,
+            tsc_khz,
         };
         vcpu.configure(mode, &entry, &cpuid)?;
         vcpus.push(vcpu);
     }
-    Ok(vcpus)
+    Ok((vcpus, tsc_khz))
 }
 
 /// Starts one thread per vCPU.

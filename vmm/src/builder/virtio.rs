@@ -27,6 +27,9 @@ pub const VIRTIO_FIRST_IRQ: u32 = 5;
 /// Offset of QueueNotify in a window.
 const QUEUE_NOTIFY: u64 = 0x50;
 
+/// A transport on the MMIO bus, shared with the snapshot code.
+pub type SharedTransport = Arc<Mutex<MmioTransport>>;
+
 /// The VM's virtio devices with their places, before they are wired up.
 pub struct VirtioDevices {
     devices: Vec<(SharedVirtioDevice, u64, u32)>,
@@ -80,21 +83,34 @@ impl VirtioDevices {
             .collect()
     }
 
+    /// Each device's type and identity, for comparison with a snapshot.
+    pub fn identities(&self) -> Vec<(u32, String)> {
+        self.devices
+            .iter()
+            .map(|(d, _, _)| {
+                let dev = d.lock().unwrap_or_else(|e| e.into_inner());
+                (dev.device_type(), dev.identity())
+            })
+            .collect()
+    }
+
     /// The devices, for status reports.
     pub fn shared(&self) -> Vec<SharedVirtioDevice> {
         self.devices.iter().map(|(d, _, _)| d.clone()).collect()
     }
 
     /// Gives each device its interrupt line, queue notifications (through KVM ioeventfds where
-    /// the host supports them) and MMIO window; returns the loop that will serve them.
+    /// the host supports them) and MMIO window; returns the loop that will serve them and the
+    /// transports, in MMIO order.
     pub fn attach(
         &self,
         vm: &Vm,
         memory: &GuestMemoryMmap,
         control: &Arc<VmControl>,
         mmio: &mut Bus,
-    ) -> Result<EventLoop, BuildError> {
+    ) -> Result<(EventLoop, Vec<SharedTransport>), BuildError> {
         let mut event_loop = EventLoop::new()?;
+        let mut transports = Vec::with_capacity(self.devices.len());
         for (device, base, irq) in &self.devices {
             let irq_evt = EventFd::new(libc::EFD_NONBLOCK).map_err(BuildError::EventFd)?;
             vm.register_irqfd(&irq_evt, *irq)?;
@@ -118,8 +134,10 @@ impl VirtioDevices {
             event_loop.add_device(device.clone(), &queue_events)?;
             let transport =
                 MmioTransport::new(device.clone(), memory.clone(), interrupt, queue_events);
-            mmio.insert(*base, MMIO_WINDOW, Arc::new(Mutex::new(transport)))?;
+            let transport = Arc::new(Mutex::new(transport));
+            mmio.insert(*base, MMIO_WINDOW, transport.clone())?;
+            transports.push(transport);
         }
-        Ok(event_loop)
+        Ok((event_loop, transports))
     }
 }

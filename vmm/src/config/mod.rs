@@ -23,8 +23,12 @@ pub const DEFAULT_MEM_MIB: u64 = 128;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VmConfig {
-    /// Kernel image: an ELF (vmlinux or the probe) or a bzImage.
+    /// Kernel image: an ELF (vmlinux or the probe) or a bzImage. Not needed to restore.
+    #[serde(default)]
     pub kernel: PathBuf,
+    /// Restore this snapshot instead of booting the kernel.
+    #[serde(default)]
+    pub restore: Option<PathBuf>,
     /// Initial ramdisk.
     #[serde(default)]
     pub initrd: Option<PathBuf>,
@@ -135,6 +139,12 @@ pub enum ConfigError {
     /// Two cards share a MAC or a tap.
     #[error("net cards must have distinct taps and MACs; `{0}` is used twice")]
     DuplicateNet(String),
+    /// Neither a kernel nor a snapshot to restore was given.
+    #[error("a kernel is required (or a snapshot to restore)")]
+    NoKernel,
+    /// Boot-only settings were given with a snapshot to restore.
+    #[error("{0} cannot be used when restoring a snapshot (the guest is already booted)")]
+    BootSettingWithRestore(&'static str),
     /// A file the VM needs is missing or unreadable.
     #[error("{what} {path} cannot be opened")]
     FileUnreadable {
@@ -153,6 +163,7 @@ impl VmConfig {
     pub fn with_kernel(kernel: impl Into<PathBuf>) -> Self {
         VmConfig {
             kernel: kernel.into(),
+            restore: None,
             initrd: None,
             cmdline: String::new(),
             vcpus: default_vcpus(),
@@ -226,7 +237,22 @@ impl VmConfig {
                 }
             }
         }
-        check_readable("kernel", &self.kernel)?;
+        if self.restore.is_some() {
+            for (name, given) in [
+                ("initrd", self.initrd.is_some()),
+                ("cmdline", !self.cmdline.is_empty()),
+                ("entry", self.entry.is_some()),
+            ] {
+                if given {
+                    return Err(ConfigError::BootSettingWithRestore(name));
+                }
+            }
+        } else {
+            if self.kernel.as_os_str().is_empty() {
+                return Err(ConfigError::NoKernel);
+            }
+            check_readable("kernel", &self.kernel)?;
+        }
         if let Some(initrd) = &self.initrd {
             check_readable("initrd", initrd)?;
         }
@@ -358,6 +384,22 @@ mod tests {
             cfg.validate(&LIMITS),
             Err(ConfigError::TooManyDevices(20))
         ));
+    }
+
+    #[test]
+    fn a_restore_needs_no_kernel_but_takes_no_boot_settings() {
+        let cfg: VmConfig =
+            serde_json::from_str(r#"{"restore":"/s/vm.snap","vcpus":2,"mem_mib":64}"#).unwrap();
+        cfg.validate(&LIMITS).unwrap();
+        let mut cfg = cfg;
+        cfg.cmdline = "probe.mode=count".into();
+        assert_eq!(
+            cfg.validate(&LIMITS).unwrap_err().to_string(),
+            "cmdline cannot be used when restoring a snapshot (the guest is already booted)"
+        );
+        cfg.cmdline.clear();
+        cfg.restore = None;
+        assert!(matches!(cfg.validate(&LIMITS), Err(ConfigError::NoKernel)));
     }
 
     #[test]

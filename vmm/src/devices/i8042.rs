@@ -46,6 +46,21 @@ pub const CTRL_ALT_DEL: [u8; 10] = [0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0, 0x71, 0x
 /// The last byte of the sequence (the Ctrl break code's second byte).
 const CTRL_ALT_DEL_TAIL: u8 = 0x14;
 
+/// The controller's registers and output buffer, as a snapshot keeps them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct I8042State {
+    /// The status register.
+    pub status: u8,
+    /// The controller configuration byte.
+    pub control: u8,
+    /// The output port.
+    pub output_port: u8,
+    /// Bytes waiting at the data port.
+    pub buffer: Vec<u8>,
+    /// A command waiting for its data byte.
+    pub pending: Option<u8>,
+}
+
 /// The controller's state.
 pub struct I8042 {
     status: u8,
@@ -79,6 +94,27 @@ impl I8042 {
             irq,
             control_plane: control,
         }
+    }
+
+    /// The registers, for a snapshot.
+    pub fn state(&self) -> I8042State {
+        I8042State {
+            status: self.status,
+            control: self.control,
+            output_port: self.output_port,
+            buffer: self.buffer.iter().copied().collect(),
+            pending: self.pending,
+        }
+    }
+
+    /// Puts back saved registers (no interrupt is raised: the interrupt controllers' state is
+    /// restored with them).
+    pub fn restore(&mut self, state: &I8042State) {
+        self.status = state.status;
+        self.control = state.control;
+        self.output_port = state.output_port;
+        self.buffer = state.buffer.iter().copied().collect();
+        self.pending = state.pending;
     }
 
     /// Queues the Ctrl-Alt-Del key sequence and interrupts the guest.
@@ -226,6 +262,21 @@ mod tests {
         dev.write(DATA_PORT, 0, &[0x47]);
         dev.write(COMMAND_PORT, 0, &[CMD_READ_CTR]);
         assert_eq!(read(&mut dev, DATA_PORT), 0x47);
+    }
+
+    #[test]
+    fn state_round_trips() {
+        let (mut dev, _, _) = controller();
+        dev.write(COMMAND_PORT, 0, &[CMD_WRITE_CTR]);
+        dev.write(DATA_PORT, 0, &[0x45]);
+        dev.send_ctrl_alt_del();
+        dev.write(COMMAND_PORT, 0, &[CMD_WRITE_OUTPUT_PORT]);
+        let saved = dev.state();
+        let (mut copy, _, _) = controller();
+        copy.restore(&saved);
+        assert_eq!(copy.state(), saved);
+        assert_eq!(saved.pending, Some(CMD_WRITE_OUTPUT_PORT));
+        assert_eq!(read(&mut copy, DATA_PORT), 0x14, "the queued keys survive");
     }
 
     #[test]

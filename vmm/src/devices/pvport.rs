@@ -33,6 +33,23 @@ fn le_u32(data: &[u8]) -> u32 {
 }
 
 impl PvPort {
+    /// A port whose deadline is `remaining_us` from now, as a snapshot left it.
+    pub fn restored(remaining_us: Option<u64>) -> Self {
+        PvPort {
+            deadline: remaining_us.map(|us| Instant::now() + Duration::from_micros(us)),
+            seen_events: 0,
+        }
+    }
+
+    /// The armed deadline as microseconds from now (0 if it has passed), for a snapshot.
+    pub fn remaining_us(&self) -> Option<u64> {
+        self.deadline.map(|d| {
+            d.saturating_duration_since(Instant::now())
+                .as_micros()
+                .min(u128::from(u64::MAX)) as u64
+        })
+    }
+
     /// Whether `port` belongs to this block.
     pub fn claims(port: u16) -> bool {
         (BASE..BASE + LEN).contains(&port)
@@ -62,7 +79,8 @@ impl PvPort {
                     .waits
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 match control.guest_wait(&mut self.seen_events, self.deadline) {
-                    WaitOutcome::Event => 1,
+                    // A snapshot ends the wait early, like a device event.
+                    WaitOutcome::Event | WaitOutcome::Interrupted => 1,
                     WaitOutcome::Timeout | WaitOutcome::Stopping => 0,
                 }
             }

@@ -5,6 +5,7 @@ use std::io::Write;
 
 use vm_superio::Serial;
 use vm_superio::serial::NoEvents;
+pub use vm_superio::serial::SerialState;
 
 use super::bus::BusDevice;
 use super::irq::EventFdIrq;
@@ -66,6 +67,22 @@ impl SerialConsole {
         SerialConsole {
             inner: Serial::new(irq, sink),
         }
+    }
+
+    /// A UART with the registers and input a snapshot recorded.
+    pub fn from_state(
+        irq: EventFdIrq,
+        sink: ConsoleSink,
+        state: &SerialState,
+    ) -> std::io::Result<Self> {
+        Serial::from_state(state, irq, NoEvents, sink)
+            .map(|inner| SerialConsole { inner })
+            .map_err(|err| std::io::Error::other(format!("serial state refused: {err:?}")))
+    }
+
+    /// The registers and pending input, for a snapshot.
+    pub fn state(&self) -> SerialState {
+        self.inner.state()
     }
 }
 

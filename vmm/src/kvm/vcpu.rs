@@ -11,10 +11,11 @@ use kvm_ioctls::{VcpuExit, VcpuFd};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::kick;
+use super::vcpu_state::{CaptureSlots, VcpuState, VcpuStateError};
 use super::vm::Vm;
 use crate::arch::x86_64::regs::{EntryMode, EntryPoint, entry_fpu, entry_regs, entry_sregs};
 use crate::arch::x86_64::{cpuid, msr};
-use crate::control::{ExitReason, VmControl};
+use crate::control::{ExitReason, VcpuStep, VmControl};
 use crate::devices::bus::Bus;
 use crate::devices::pvport::PvPort;
 
@@ -71,11 +72,15 @@ pub enum VcpuError {
     },
 }
 
+/// How many KVM_RUN calls a vCPU may need to finish its pending I/O before a capture.
+const SETTLE_TRIES: usize = 8;
+
 /// One vCPU, before its thread starts.
 #[derive(Debug)]
 pub struct Vcpu {
     fd: VcpuFd,
     index: u32,
+    pvport: PvPort,
 }
 
 /// What a vCPU thread shares with the rest of the VMM.
@@ -89,11 +94,17 @@ pub struct VcpuContext {
     pub mmio: Bus,
     /// Guest memory, to report the faulting instruction on a failure.
     pub memory: GuestMemoryMmap,
+    /// Where captured states go for a snapshot.
+    pub captures: Arc<CaptureSlots>,
+    /// The MSRs a capture reads.
+    pub msr_indices: Arc<[u32]>,
 }
 
 /// What one exit asks of the run loop.
 enum Next {
     Continue,
+    /// KVM_RUN returned at once because of a kick (immediate_exit) or a signal.
+    Interrupted,
     Exit(ExitReason),
     DescribeInternalError,
     DescribeShutdown,
@@ -106,7 +117,28 @@ impl Vcpu {
             .fd()
             .create_vcpu(u64::from(index))
             .map_err(|source| VcpuError::Create { index, source })?;
-        Ok(Vcpu { fd, index })
+        Ok(Vcpu {
+            fd,
+            index,
+            pvport: PvPort::default(),
+        })
+    }
+
+    /// Gives the vCPU the state a snapshot recorded, at `tsc_khz` when known.
+    pub fn restore(
+        &mut self,
+        state: &VcpuState,
+        tsc_khz: Option<u32>,
+    ) -> Result<(), VcpuStateError> {
+        let refused = state.apply(&self.fd, self.index, tsc_khz)?;
+        if !refused.is_empty() {
+            tracing::debug!(
+                "vCPU {}: KVM did not take back MSRs {refused:#x?}",
+                self.index
+            );
+        }
+        self.pvport = PvPort::restored(state.wait_deadline_us);
+        Ok(())
     }
 
     fn state_err(&self, what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VcpuError {
@@ -195,10 +227,21 @@ impl Vcpu {
     /// The thread body: runs the guest until the VM stops.
     pub fn run(mut self, ctx: VcpuContext) {
         kick::set_thread_kvm_run(self.fd.get_kvm_run());
-        let mut pvport = PvPort::default();
-        while ctx.control.vcpu_may_run() {
+        let mut pvport = std::mem::take(&mut self.pvport);
+        let mut captured = 0;
+        loop {
+            match ctx.control.vcpu_step(&mut captured) {
+                VcpuStep::Run => {}
+                VcpuStep::Leave => break,
+                VcpuStep::Capture => {
+                    let state = self.capture(&ctx, &mut pvport);
+                    ctx.captures.put(self.index, state);
+                    ctx.control.vcpu_captured();
+                    continue;
+                }
+            }
             match self.run_once(&ctx, &mut pvport) {
-                Next::Continue => {}
+                Next::Continue | Next::Interrupted => {}
                 Next::Exit(reason) => {
                     ctx.control.request_exit(reason);
                     break;
@@ -221,6 +264,38 @@ impl Vcpu {
         }
         kick::set_thread_kvm_run(std::ptr::null_mut());
         ctx.control.vcpu_exited();
+    }
+
+    /// Finishes the I/O of the last exit (KVM completes it on the next KVM_RUN, which
+    /// `immediate_exit` makes return before any guest instruction), then reads the state.
+    fn capture(
+        &mut self,
+        ctx: &VcpuContext,
+        pvport: &mut PvPort,
+    ) -> Result<VcpuState, VcpuStateError> {
+        let mut settled = false;
+        for _ in 0..SETTLE_TRIES {
+            self.fd.set_kvm_immediate_exit(1);
+            match self.run_once(ctx, pvport) {
+                Next::Interrupted => {
+                    settled = true;
+                    break;
+                }
+                Next::Continue => {}
+                // The guest ended or failed instead: there is nothing consistent to save.
+                _ => break,
+            }
+        }
+        self.fd.set_kvm_immediate_exit(0);
+        if !settled {
+            return Err(VcpuStateError::NotSettled(self.index));
+        }
+        VcpuState::capture(
+            &self.fd,
+            self.index,
+            &ctx.msr_indices,
+            pvport.remaining_us(),
+        )
     }
 
     fn run_once(&mut self, ctx: &VcpuContext, pvport: &mut PvPort) -> Next {
@@ -281,7 +356,7 @@ impl Vcpu {
             Err(err) if err.errno() == libc::EINTR => {
                 counters.interrupted.fetch_add(1, Ordering::Relaxed);
                 self.fd.set_kvm_immediate_exit(0);
-                Next::Continue
+                Next::Interrupted
             }
             Err(err) if err.errno() == libc::EAGAIN => Next::Continue,
             Err(err) => Next::Exit(ExitReason::VmmFailure(format!(

@@ -1,6 +1,10 @@
 //! The KVM VM: `/dev/kvm`, the VM file descriptor, the in-kernel interrupt controllers and PIT.
 
-use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY, kvm_pit_config};
+use kvm_bindings::{
+    CpuId, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE,
+    KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY, kvm_clock_data, kvm_irqchip, kvm_pit_config,
+    kvm_pit_state2,
+};
 use kvm_ioctls::{Kvm, VmFd};
 
 use crate::arch::x86_64::layout::KVM_TSS_ADDRESS;
@@ -36,6 +40,38 @@ pub enum VmError {
         source: kvm_ioctls::Error,
     },
 }
+
+/// The VM-wide state KVM holds: interrupt controllers, PIT and kvmclock.
+#[derive(Debug, Clone)]
+pub struct VmState {
+    /// The master 8259 PIC.
+    pub pic_master: kvm_irqchip,
+    /// The slave 8259 PIC.
+    pub pic_slave: kvm_irqchip,
+    /// The IOAPIC.
+    pub ioapic: kvm_irqchip,
+    /// The 8254 PIT.
+    pub pit: kvm_pit_state2,
+    /// The kvmclock reference (KVM_GET_CLOCK).
+    pub clock: kvm_clock_data,
+}
+
+/// Why the VM-wide state could not be read or written back.
+#[derive(Debug, thiserror::Error)]
+pub enum VmStateError {
+    /// A KVM_GET_* ioctl failed.
+    #[error("KVM could not read the VM's {0}")]
+    Read(&'static str, #[source] kvm_ioctls::Error),
+    /// A KVM_SET_* ioctl failed.
+    #[error("KVM refused the saved {0}")]
+    Write(&'static str, #[source] kvm_ioctls::Error),
+}
+
+const CHIPS: [(u32, &str); 3] = [
+    (KVM_IRQCHIP_PIC_MASTER, "master PIC"),
+    (KVM_IRQCHIP_PIC_SLAVE, "slave PIC"),
+    (KVM_IRQCHIP_IOAPIC, "IOAPIC"),
+];
 
 /// One KVM virtual machine.
 #[derive(Debug)]
@@ -79,6 +115,64 @@ impl Vm {
             ..Default::default()
         };
         self.fd.create_pit2(pit).map_err(VmError::Pit)
+    }
+
+    /// Reads the interrupt controllers, PIT and clock (vCPUs paused).
+    pub fn save_state(&self) -> Result<VmState, VmStateError> {
+        let mut chips = CHIPS.map(|(chip_id, _)| kvm_irqchip {
+            chip_id,
+            ..Default::default()
+        });
+        for (chip, (_, name)) in chips.iter_mut().zip(CHIPS) {
+            self.fd
+                .get_irqchip(chip)
+                .map_err(|e| VmStateError::Read(name, e))?;
+        }
+        let [pic_master, pic_slave, ioapic] = chips;
+        Ok(VmState {
+            pic_master,
+            pic_slave,
+            ioapic,
+            pit: self
+                .fd
+                .get_pit2()
+                .map_err(|e| VmStateError::Read("PIT", e))?,
+            clock: self
+                .fd
+                .get_clock()
+                .map_err(|e| VmStateError::Read("clock", e))?,
+        })
+    }
+
+    /// Writes saved interrupt controllers, PIT and clock back (after `setup_irqchip`).
+    pub fn restore_state(&self, state: &VmState) -> Result<(), VmStateError> {
+        for (chip, (_, name)) in [&state.pic_master, &state.pic_slave, &state.ioapic]
+            .into_iter()
+            .zip(CHIPS)
+        {
+            self.fd
+                .set_irqchip(chip)
+                .map_err(|e| VmStateError::Write(name, e))?;
+        }
+        self.fd
+            .set_pit2(&state.pit)
+            .map_err(|e| VmStateError::Write("PIT", e))?;
+        // Only the clock value is restored; the flags described the host that saved it.
+        let clock = kvm_clock_data {
+            clock: state.clock.clock,
+            ..Default::default()
+        };
+        self.fd
+            .set_clock(&clock)
+            .map_err(|e| VmStateError::Write("clock", e))
+    }
+
+    /// The MSRs KVM can save and restore for a vCPU.
+    pub fn msr_indices(&self) -> Vec<u32> {
+        self.kvm
+            .get_msr_index_list()
+            .map(|list| list.as_slice().to_vec())
+            .unwrap_or_default()
     }
 
     /// Routes writes to `fd` into interrupt line `gsi`.

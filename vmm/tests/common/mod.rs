@@ -86,6 +86,15 @@ pub fn api(sock: &Path, action: &str) -> serde_json::Value {
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad answer {line:?}: {e}"))
 }
 
+/// Sends one JSON request object and returns the parsed answer.
+pub fn api_json(sock: &Path, request: &serde_json::Value) -> serde_json::Value {
+    let mut stream = UnixStream::connect(sock).expect("api socket accepts");
+    writeln!(stream, "{request}").unwrap();
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).unwrap();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad answer {line:?}: {e}"))
+}
+
 /// The `probe: count N` values in a console log, in order.
 pub fn counts(log: &str) -> Vec<u64> {
     log.lines()

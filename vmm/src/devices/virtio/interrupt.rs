@@ -76,6 +76,13 @@ impl VirtioInterrupt {
         self.0.status.store(0, Ordering::SeqCst);
     }
 
+    /// Puts back the InterruptStatus bits and error state a snapshot recorded, without raising
+    /// the line (the interrupt controllers' state is restored separately).
+    pub fn restore(&self, status: u32, needs_reset: bool) {
+        self.0.status.store(status, Ordering::SeqCst);
+        self.0.needs_reset.store(needs_reset, Ordering::SeqCst);
+    }
+
     /// Clears the bits the driver acknowledged.
     pub fn acknowledge(&self, bits: u32) {
         self.0.status.fetch_and(!bits, Ordering::SeqCst);

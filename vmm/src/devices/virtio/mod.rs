@@ -116,6 +116,17 @@ pub trait VirtioDevice: Send + std::fmt::Debug {
     }
     /// The device's counters.
     fn counters(&self) -> &DeviceCounters;
+    /// What must be the same for a snapshot of this device to be restored into it: the type
+    /// and what the guest's driver has read about it (capacity, MAC, ...).
+    fn identity(&self) -> String;
+    /// The queues of an active device, with its positions in them; `None` when inactive.
+    fn active_queues(&self) -> Option<Vec<Queue>>;
+    /// Device-specific state a snapshot keeps besides the queues.
+    fn save_extra(&self) -> Vec<u8> {
+        Vec::new()
+    }
+    /// Takes back what `save_extra` gave, before the device is activated again.
+    fn restore_extra(&mut self, _data: &[u8]) {}
     /// A short name for status reports, e.g. "block vol-1".
     fn describe(&self) -> String;
 }

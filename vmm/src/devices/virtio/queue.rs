@@ -118,6 +118,27 @@ pub struct Queue {
     next_used: Wrapping<u16>,
 }
 
+/// A queue's configuration and positions, as a snapshot keeps them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueState {
+    /// Largest size the device supports.
+    pub max_size: u16,
+    /// Size the driver chose.
+    pub size: u16,
+    /// Whether the driver marked it ready.
+    pub ready: bool,
+    /// Descriptor table address.
+    pub desc_table: u64,
+    /// Available ring address.
+    pub avail_ring: u64,
+    /// Used ring address.
+    pub used_ring: u64,
+    /// The next available-ring entry the device will take.
+    pub next_avail: u16,
+    /// The next used-ring entry the device will fill.
+    pub next_used: u16,
+}
+
 fn read_u16(mem: &GuestMemoryMmap, addr: GuestAddress) -> Result<u16, QueueError> {
     mem.read_obj::<u16>(addr)
         .map_err(|_| QueueError::Memory(addr.0))
@@ -135,6 +156,34 @@ impl Queue {
             used_ring: GuestAddress(0),
             next_avail: Wrapping(0),
             next_used: Wrapping(0),
+        }
+    }
+
+    /// The configuration and positions, for a snapshot.
+    pub fn state(&self) -> QueueState {
+        QueueState {
+            max_size: self.max_size,
+            size: self.size,
+            ready: self.ready,
+            desc_table: self.desc_table.0,
+            avail_ring: self.avail_ring.0,
+            used_ring: self.used_ring.0,
+            next_avail: self.next_avail.0,
+            next_used: self.next_used.0,
+        }
+    }
+
+    /// A queue where a snapshot left it.
+    pub fn from_state(state: &QueueState) -> Self {
+        Queue {
+            max_size: state.max_size,
+            size: state.size,
+            ready: state.ready,
+            desc_table: GuestAddress(state.desc_table),
+            avail_ring: GuestAddress(state.avail_ring),
+            used_ring: GuestAddress(state.used_ring),
+            next_avail: Wrapping(state.next_avail),
+            next_used: Wrapping(state.next_used),
         }
     }
 

@@ -132,6 +132,14 @@ impl VirtioDevice for Rng {
     fn describe(&self) -> String {
         "rng".into()
     }
+
+    fn identity(&self) -> String {
+        "rng".into()
+    }
+
+    fn active_queues(&self) -> Option<Vec<Queue>> {
+        self.active.as_ref().map(|(_, q, _)| vec![q.clone()])
+    }
 }
 
 #[cfg(test)]

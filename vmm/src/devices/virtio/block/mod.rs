@@ -265,6 +265,20 @@ impl VirtioDevice for Block {
     fn describe(&self) -> String {
         self.label.clone()
     }
+
+    fn identity(&self) -> String {
+        let id = String::from_utf8_lossy(&self.id);
+        format!(
+            "block id={} sectors={} read_only={}",
+            id.trim_end_matches('\0'),
+            self.disk.size() / SECTOR_SIZE,
+            self.disk.read_only()
+        )
+    }
+
+    fn active_queues(&self) -> Option<Vec<Queue>> {
+        self.active.as_ref().map(|a| vec![a.queue.clone()])
+    }
 }
 
 #[cfg(test)]

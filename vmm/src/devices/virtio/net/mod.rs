@@ -421,6 +421,25 @@ impl VirtioDevice for Net {
     fn describe(&self) -> String {
         format!("net {} {}", self.tap.name(), format_mac(&self.mac))
     }
+
+    fn identity(&self) -> String {
+        format!("net mac={}", format_mac(&self.mac))
+    }
+
+    fn active_queues(&self) -> Option<Vec<Queue>> {
+        self.active
+            .as_ref()
+            .map(|a| vec![a.rx.clone(), a.tx.clone()])
+    }
+
+    /// The frame read from the tap that no receive buffer has taken yet.
+    fn save_extra(&self) -> Vec<u8> {
+        self.pending.clone().unwrap_or_default()
+    }
+
+    fn restore_extra(&mut self, data: &[u8]) {
+        self.pending = (!data.is_empty()).then(|| data.to_vec());
+    }
 }
 
 #[cfg(test)]

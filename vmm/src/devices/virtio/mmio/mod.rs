@@ -11,6 +11,10 @@ use super::queue::Queue;
 use super::{Activation, F_VERSION_1, VirtioDevice, status};
 use crate::devices::bus::BusDevice;
 
+mod state;
+
+pub use state::{TransportRestoreError, TransportState};
+
 /// Size of one device's MMIO window.
 pub const MMIO_WINDOW: u64 = 0x1000;
 const MAGIC: u32 = 0x7472_6976; // "virt"
