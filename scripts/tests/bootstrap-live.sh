@@ -110,7 +110,7 @@ chmod 0755 "$tmp/rootfs"
 ip netns add "$ns" || fail "cannot create the network namespace $ns"
 ip -n "$ns" link set lo up
 mkdir -p "$state"
-NETNS_VMM_ROOTFS="$tmp/rootfs" NETNS_VMM_PREFIX="$gprefix" \
+NETNS_VMM_ROOTFS="$tmp/rootfs" NETNS_VMM_GUESTS="$tmp/guests" NETNS_VMM_PREFIX="$gprefix" \
   NETNS_VMM_BOOTSTRAP_ENV="KEC2_IMDS_TRIES=20" AGENT_LOG=debug \
   "$agent_bin" --state-dir "$state" --listen 127.0.0.1:0 --vmm "$standin" --netns "$ns" \
   --outbound-nat false --dns 192.0.2.53 --stop-timeout 5 \
@@ -138,6 +138,8 @@ cat >"$tmp/user-data.sh" <<EOF
 #!/bin/sh
 echo "$marker: user-data ran as \$(id -u) in \$(pwd)"
 echo ran >>"\$HOME/user-data-runs"
+sleep 600 &
+echo \$! >"\$HOME/user-data-daemon"
 EOF
 ec2 run-instances --image-id "$ami" --instance-type t3.micro --key-name bootstrap-live \
   --user-data "file://$tmp/user-data.sh" >"$tmp/out" 2>&1 || fail "run-instances: $(cat "$tmp/out")"
@@ -145,7 +147,7 @@ iid=$(grep -o 'i-[0-9a-f]*' "$tmp/out" | head -n 1)
 [[ -n $iid ]] || fail "run-instances printed no instance id: $(cat "$tmp/out")"
 ec2 wait instance-running --instance-ids "$iid" --timeout 30 >"$tmp/out" 2>&1 ||
   fail "$iid never ran: $(cat "$tmp/out")"
-root="$state/instances/$iid/guest-root"
+root="$tmp/guests/$iid/root"
 echo "agent in $ns; $ami; $iid running on the stand-in"
 
 # describe FIELD: the instance's FIELD in DescribeInstances (JSON).
@@ -198,9 +200,22 @@ check_boot() {
   grep -qx "DHCP_IP='$pip'" "$root/run/kec2/dhcp.env" || fail "boot $n: udhcpc's lease is not $pip"
   boot_text "$n" | grep -qx "kec2-bootstrap: eth0 has $pip/[0-9]* by DHCP (router [0-9.]*, DNS 192.0.2.53)" ||
     fail "boot $n: the console does not report $pip by DHCP with the agent's router and DNS"
-  ip -n "$gns" route show default | grep -q '^default via ' || fail "boot $n: no default route from DHCP"
+  router=$(sed -n "s/^DHCP_ROUTER='\(.*\)'$/\1/p" "$root/run/kec2/dhcp.env")
+  ip -n "$gns" route show default | grep -q "^default via $router dev eth0" || fail "boot $n: no default route via $router"
+  # The wire is faithful: the router's MAC the guest learnt is the VPC bridge's, so only the
+  # bridge (not the agent's kernel on the wire's far end) answers ARP.
+  bridge=$(ip -n "$ns" -4 -o addr show | awk -v r="$router/" 'index($4, r) == 1 {print $2}')
+  bridge_mac=$(ip -n "$ns" -o link show dev "$bridge" | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
+  [[ -n $bridge_mac && $(ip -n "$gns" neigh show "$router" dev eth0) == *"lladdr $bridge_mac "* ]] ||
+    fail "boot $n: the guest's neighbour entry for $router is '$(ip -n "$gns" neigh show "$router")', not the bridge $bridge's MAC $bridge_mac"
   # IMDSv2, from the agent: the instance id the bootstrap read is this instance's.
   said "$n" "IMDSv2 token taken from http://169.254.169.254"
+  # Through the agent's per-tap metadata redirect (nothing else holds 169.254.169.254 here).
+  tap=${gns#"$gprefix-"}
+  dnat=$(ip netns exec "$ns" iptables -t nat -L KEC2-PREROUTING -v -n -x |
+    awk -v t="$tap" '$0 ~ "PHYSDEV match --physdev-in " t " " && /169.254.169.254/ {print $1}')
+  [[ -n $dnat ]] && ((dnat > 0)) ||
+    fail "boot $n: the agent's metadata DNAT for $tap counted no connections (${dnat:-no rule})"
   said "$n" "instance $iid"
   not_said "$n" "going on with IMDSv1"
   # The hostname, from IMDS local-hostname.
@@ -208,6 +223,11 @@ check_boot() {
     fail "boot $n: /etc/hostname is '$(cat "$root/etc/hostname")', not $hostname"
   said "$n" "hostname $hostname"
   grep -q "^$pip " "$root/etc/hosts" || fail "boot $n: /etc/hosts does not map $pip"
+  # ... and the guest's host name (the stand-in gives the guest a UTS namespace of its own).
+  uts_pid=$(cat "$root/run/kec2/udhcpc.eth0.pid")
+  [[ $(nsenter -t "$uts_pid" -u hostname) == "$hostname" ]] ||
+    fail "boot $n: the guest's host name is '$(nsenter -t "$uts_pid" -u hostname)', not $hostname"
+  [[ $(hostname) != "$hostname" ]] || fail "boot $n: the host's own name was changed"
   # The key pair's public key, once.
   [[ -f $keys ]] || fail "boot $n: no ~ec2-user/.ssh/authorized_keys"
   (($(grep -c "^$pubkey\( \|\$\)" "$keys") == 1)) ||
@@ -221,6 +241,13 @@ check_boot() {
     fail "boot $n: /var/log/cloud-init-output.log does not hold user-data's line once"
 }
 
+# reboot: RebootInstances, with the metadata DNAT's counters zeroed first so that the next
+# boot's requests are seen to pass through it.
+reboot() {
+  ip netns exec "$ns" iptables -t nat -Z KEC2-PREROUTING || fail "cannot zero KEC2-PREROUTING's counters"
+  ec2 reboot-instances --instance-ids "$iid" >"$tmp/out" 2>&1 || fail "reboot-instances: $(cat "$tmp/out")"
+}
+
 # --- the first boot -------------------------------------------------------------------------
 pip=$(describe privateIpAddress)
 [[ $pip =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || fail "DescribeInstances gives no privateIpAddress ('$pip')"
@@ -230,17 +257,34 @@ said 1 "installed the key pair's public key in ~ec2-user/.ssh/authorized_keys"
 said 1 "running user-data ($(wc -c <"$tmp/user-data.sh") bytes) for instance $iid"
 boot_text 1 | grep -q "^$marker: user-data ran as 0 in $root\$" || fail "boot 1: user-data's line is not on the console"
 said 1 "user-data exited 0"
-echo "boot 1: eth0 $pip by the agent's DHCP, IMDSv2 token, instance $iid, hostname $hostname, key installed, user-data ran once, bootstrap finished"
+daemon=$(cat "$root/root/user-data-daemon")
+kill -0 "$daemon" 2>/dev/null || fail "boot 1: the daemon user-data started is not running"
+# SSH and the web server, reached from the agent's side through the security group.
+said 1 "dropbear listening on port 22"
+said 1 "httpd serving $root/var/www/html on port 80"
+sg=$(ec2 describe-security-groups 2>&1 | grep -o 'sg-[0-9a-f]*' | head -n 1)
+[[ -n $sg ]] || fail "no security group"
+for port in 22 80; do
+  ec2 authorize-security-group-ingress --group-id "$sg" --protocol tcp --port "$port" \
+    --cidr 0.0.0.0/0 >"$tmp/out" 2>&1 || fail "authorize-security-group-ingress: $(cat "$tmp/out")"
+done
+page=$(ip netns exec "$ns" busybox timeout 5 busybox wget -q -O - "http://$pip/" 2>/dev/null) ||
+  fail "httpd does not answer on $pip:80 from the agent's namespace"
+[[ $page == "$(cat "$tmp/rootfs/var/www/html/index.html")" ]] || fail "httpd on $pip does not serve /var/www/html/index.html"
+banner=$(ip netns exec "$ns" busybox timeout 5 busybox nc "$pip" 22 </dev/null 2>/dev/null | head -n 1 || true)
+[[ $banner == SSH-2.0-dropbear* ]] || fail "no dropbear on $pip:22 (got '$banner')"
+echo "boot 1: eth0 $pip by the agent's DHCP, IMDSv2 token through the agent's DNAT, instance $iid, hostname $hostname, key installed, user-data ran once (its daemon did not hold the boot), dropbear and httpd reachable through the security group, bootstrap finished"
 
 # --- a reboot: same instance, same root -------------------------------------------------------
 first_pid=$(standin_pids | head -n 1)
-ec2 reboot-instances --instance-ids "$iid" >"$tmp/out" 2>&1 || fail "reboot-instances: $(cat "$tmp/out")"
+reboot
 check_boot 2
 [[ $(standin_pids | head -n 1) != "$first_pid" ]] || fail "the reboot did not restart the stand-in"
 [[ $(describe State) == *running* ]] || fail "the instance is not running after the reboot"
 said 2 "the key pair's public key is already in ~ec2-user/.ssh/authorized_keys"
 said 2 "user-data already ran on instance $iid; not again"
 not_said 2 "$marker"
+! kill -0 "$daemon" 2>/dev/null || fail "the daemon user-data started survived the reboot"
 echo "boot 2 (reboot): same lease and hostname, token, key not added twice, user-data not run again, bootstrap finished"
 
 # --- IMDSv2 required --------------------------------------------------------------------------
@@ -249,7 +293,7 @@ ec2 modify-instance-metadata-options --instance-id "$iid" --http-tokens required
 status=$(ip netns exec "$(guest_ns)" sh -c 'printf "GET /latest/meta-data/instance-id HTTP/1.0\r\nHost: 169.254.169.254\r\n\r\n" |
   busybox timeout 5 busybox nc 169.254.169.254 80' 2>/dev/null | head -n 1 | awk '{print $2}')
 [[ $status == 401 ]] || fail "with HttpTokens=required an IMDSv1 GET from the guest got '$status', not 401"
-ec2 reboot-instances --instance-ids "$iid" >"$tmp/out" 2>&1 || fail "reboot-instances: $(cat "$tmp/out")"
+reboot
 check_boot 3
 said 3 "the key pair's public key is already in ~ec2-user/.ssh/authorized_keys"
 said 3 "user-data already ran on instance $iid; not again"

@@ -16,10 +16,14 @@ Instead of a VM it makes a "guest" out of a network namespace:
   processes end and the stand-in exits with `vmm: exit: guest requested a reset`), `stop`
   (`vmm: exit: stopped through the control API`), `pause`/`resume` (refused);
 - it runs the image's real bootstrap (`usr/sbin/kec2-bootstrap` of the guest root) in the guest
-  namespace with ROOT= the guest root and its console on --serial-log.
+  network namespace and a UTS namespace of its own (so that it sets "the guest's" host name),
+  with ROOT= the guest root and its console on --serial-log. Every process left in the guest
+  namespace (udhcpc, dropbear, httpd, what user-data started) ends with the "VM".
 
-The guest root is `<instance dir>/guest-root` (the instance dir is the --api-sock's folder),
-copied on the first boot from $NETNS_VMM_ROOTFS, and kept across reboots like a root volume;
+The guest root is `$NETNS_VMM_GUESTS/<instance id>/root`, or without that variable
+`<instance dir>/guest-root` (the instance dir is the --api-sock's folder, under the agent's
+state dir, mode 0700: too closed for httpd's www-data), copied on the first boot from
+$NETNS_VMM_ROOTFS, and kept across reboots like a root volume;
 its /run and /tmp are emptied at every boot as tmpfs would be. Guest namespaces are named
 `$NETNS_VMM_PREFIX-<tap>` (prefix default `kec2g`), so that a test can find and remove leftovers.
 Extra environment for the bootstrap: $NETNS_VMM_BOOTSTRAP_ENV (space-separated NAME=VALUE).
@@ -130,7 +134,11 @@ class Guest:
         self.ns = f"{os.environ.get('NETNS_VMM_PREFIX', 'kec2g')}-{self.tap_name}"
         self.wire = f"wire-{self.tap_name}"[:15]
         self.dir = os.path.dirname(os.path.abspath(args.api_sock))
-        self.root = os.path.join(self.dir, "guest-root")
+        guests = os.environ.get("NETNS_VMM_GUESTS")
+        if guests:
+            self.root = os.path.join(guests, os.path.basename(self.dir), "root")
+        else:
+            self.root = os.path.join(self.dir, "guest-root")
         self.console = open(args.serial_log, "ab", buffering=0) if args.serial_log else None
         self.tap = None
         self.sock = None
@@ -204,6 +212,7 @@ class Guest:
                 raise RuntimeError("NETNS_VMM_ROOTFS does not name the guest's root tree")
             tmp = self.root + ".tmp"
             shutil.rmtree(tmp, ignore_errors=True)
+            os.makedirs(os.path.dirname(self.root), exist_ok=True)
             run("cp", "-a", template, tmp)
             os.rename(tmp, self.root)
         for d in ("run", "tmp"):  # tmpfs in the guest: empty at every boot
@@ -218,13 +227,15 @@ class Guest:
         self.say(f"netns-vmm: guest = network namespace {self.ns}, eth0 {self.mac} wired to "
                  f"{self.tap_name}, root {self.root}")
         self.say("kec2: netns-vmm up; running kec2-bootstrap")
-        env = ["env", f"ROOT={self.root}", "KEC2_SET_HOSTNAME=0",
+        env = ["env", f"ROOT={self.root}", "KEC2_SET_HOSTNAME=1",
                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
         env += os.environ.get("NETNS_VMM_BOOTSTRAP_ENV", "").split()
         out = self.console if self.console else subprocess.DEVNULL
+        # As the image's rcS: the saved hostname, then the bootstrap, which sets the host name
+        # itself; in a UTS namespace of the guest's own, so the host's name is never touched.
+        rcs = 'busybox hostname -F "$ROOT/etc/hostname"; exec sh "$ROOT/usr/sbin/kec2-bootstrap"'
         self.bootstrap = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns] + env
-            + ["sh", os.path.join(self.root, "usr/sbin/kec2-bootstrap")],
+            ["ip", "netns", "exec", self.ns, "unshare", "--uts"] + env + ["sh", "-c", rcs],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd="/")
         threading.Thread(target=self.watch_bootstrap, daemon=True).start()
 
