@@ -19,7 +19,8 @@
 # Then RebootInstances (the agent restarts the stand-in): the bootstrap finishes again without
 # rerunning user-data or adding the key twice. Then ModifyInstanceMetadataOptions
 # HttpTokens=required (an IMDSv1 GET from the guest now gets 401) and another reboot: the
-# bootstrap still gets its token, the instance id and the key, and finishes.
+# bootstrap still gets its token, the instance id and the key, and finishes. Last, StopInstances
+# ends the stand-in, which leaves no namespace, veth or guest process behind.
 #
 #   scripts/tests/bootstrap-live.sh [VMM]     (the argument, from scripts/test.sh, is unused)
 #
@@ -184,6 +185,12 @@ boot_text() {
 said() { grep -qxF "kec2-bootstrap: $2" <<<"$(boot_text "$1")" || fail "boot $1: the console lacks 'kec2-bootstrap: $2'"; }
 not_said() { ! grep -qF "$2" <<<"$(boot_text "$1")" || fail "boot $1: the console says '$2'"; }
 guest_ns() { ip netns list | awk '{print $1}' | grep -E "^$gprefix-" | head -n 1; }
+# running PID: the process exists and is not a zombie (waiting for a parent to reap it).
+running() {
+  local st
+  st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+  [[ -n $st && $st != Z ]]
+}
 runs() { wc -l <"$root/root/user-data-runs" 2>/dev/null || echo 0; }
 mode_owner() { stat -c '%a %u:%g' "$1"; }
 keys="$root/home/ec2-user/.ssh/authorized_keys"
@@ -214,7 +221,7 @@ check_boot() {
   tap=${gns#"$gprefix-"}
   dnat=$(ip netns exec "$ns" iptables -t nat -L KEC2-PREROUTING -v -n -x |
     awk -v t="$tap" '$0 ~ "PHYSDEV match --physdev-in " t " " && /169.254.169.254/ {print $1}')
-  [[ -n $dnat ]] && ((dnat > 0)) ||
+  [[ -n $dnat && $dnat -gt 0 ]] ||
     fail "boot $n: the agent's metadata DNAT for $tap counted no connections (${dnat:-no rule})"
   said "$n" "instance $iid"
   not_said "$n" "going on with IMDSv1"
@@ -258,7 +265,7 @@ said 1 "running user-data ($(wc -c <"$tmp/user-data.sh") bytes) for instance $ii
 boot_text 1 | grep -q "^$marker: user-data ran as 0 in $root\$" || fail "boot 1: user-data's line is not on the console"
 said 1 "user-data exited 0"
 daemon=$(cat "$root/root/user-data-daemon")
-kill -0 "$daemon" 2>/dev/null || fail "boot 1: the daemon user-data started is not running"
+running "$daemon" || fail "boot 1: the daemon user-data started is not running"
 # SSH and the web server, reached from the agent's side through the security group.
 said 1 "dropbear listening on port 22"
 said 1 "httpd serving $root/var/www/html on port 80"
@@ -284,7 +291,7 @@ check_boot 2
 said 2 "the key pair's public key is already in ~ec2-user/.ssh/authorized_keys"
 said 2 "user-data already ran on instance $iid; not again"
 not_said 2 "$marker"
-! kill -0 "$daemon" 2>/dev/null || fail "the daemon user-data started survived the reboot"
+! running "$daemon" || fail "the daemon user-data started survived the reboot"
 echo "boot 2 (reboot): same lease and hostname, token, key not added twice, user-data not run again, bootstrap finished"
 
 # --- IMDSv2 required --------------------------------------------------------------------------
@@ -298,4 +305,14 @@ check_boot 3
 said 3 "the key pair's public key is already in ~ec2-user/.ssh/authorized_keys"
 said 3 "user-data already ran on instance $iid; not again"
 echo "boot 3 (HttpTokens=required; IMDSv1 gets 401): token, instance id, key, bootstrap finished"
+
+# --- a stop: the "VM" ends and leaves nothing behind ------------------------------------------
+ec2 stop-instances --instance-ids "$iid" >"$tmp/out" 2>&1 || fail "stop-instances: $(cat "$tmp/out")"
+ec2 wait instance-stopped --instance-ids "$iid" --timeout 30 >"$tmp/out" 2>&1 ||
+  fail "$iid never stopped: $(cat "$tmp/out")"
+[[ -z $(standin_pids) ]] || fail "the stand-in still runs after the stop"
+[[ -z $(guest_ns) ]] || fail "the guest namespace $(guest_ns) is left after the stop"
+! ip -n "$ns" -o link show | grep -q 'wire-' || fail "the wire's veth is left in $ns after the stop"
+! running "$uts_pid" || fail "the guest's udhcpc survived the stop"
+echo "stop: the stand-in, its guest namespace, wire and processes are gone"
 echo "PASS $NAME"
