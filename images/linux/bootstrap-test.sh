@@ -9,8 +9,10 @@
 # user-data leaves a daemon behind, which must not hold the boot up.
 # Then a "reboot" (services stopped, the bootstrap run again): user-data must not run again;
 # then a new instance id on the same root volume: user-data runs once more.
-# The IMDS and DHCP here are stand-ins: once the agent serves IMDS and DHCP, the same steps run
-# against the agent's own through its namespace.
+# The DHCP and IMDS here are small stand-ins, so that this checks the files of the built root
+# volume and a new instance id on the same volume, which the agent cannot give. The same steps
+# against the agent's own DHCP and IMDS, through an instance's tap, are
+# scripts/tests/bootstrap-live.sh.
 #
 #   images/linux/bootstrap-test.sh ROOTFS.ext4
 #
