@@ -3,18 +3,23 @@
 # DHCP and IMDS. These machines cannot boot Linux to init, so the "VM" is a stand-in vmm
 # (scripts/tests/lib/netns-vmm.py, given to a real agent with --vmm): it opens the instance's
 # tap as the vmm does, wires it to eth0 of a guest network namespace (a veth pair and a relay),
-# and runs the image's bootstrap there as an ordinary process, with ROOT= a copy of
-# images/linux/rootfs kept in the instance's folder across reboots and its console on the
-# instance's serial log. The agent runs in a network namespace of its own (--netns), with its
+# and runs the image's bootstrap there as an ordinary process (in a UTS namespace of its own),
+# with ROOT= a copy of images/linux/rootfs kept across reboots like a root volume and its
+# console on the instance's serial log. The agent runs in a network namespace of its own (--netns), with its
 # API on this host's loopback; nothing touches the host's own interfaces.
 #
 # Through the API (target/release/ec2): a key pair is imported, an image registered, an
 # instance run with the key and a user-data script. Then each step of the bootstrap:
-#   - eth0 has the instance's private IP (DescribeInstances) from the agent's DHCP;
-#   - the hostname (ip-A-B-C-D, from IMDS local-hostname) is in the guest root's /etc/hostname;
-#   - an IMDSv2 token was taken and the instance id read from IMDS is the instance's;
+#   - eth0 has the instance's private IP (DescribeInstances) from the agent's DHCP, with its
+#     router, whose MAC the guest learnt is the VPC bridge's (the wire is faithful);
+#   - the hostname (ip-A-B-C-D, from IMDS local-hostname): /etc/hostname, /etc/hosts and the
+#     guest's host name (the host's own is untouched);
+#   - an IMDSv2 token was taken and the instance id read from IMDS is the instance's; the
+#     requests passed the agent's metadata redirect for this tap (its DNAT counters);
 #   - ~ec2-user/.ssh/authorized_keys holds the key pair's public key (0600, ec2-user's);
-#   - user-data ran once: its marker, /var/log/cloud-init-output.log and the console;
+#   - user-data ran once: its marker, /var/log/cloud-init-output.log and the console; the
+#     daemon it leaves does not hold the boot up;
+#   - dropbear and httpd answer on the private IP once the security group allows 22 and 80;
 #   - "kec2-bootstrap: bootstrap finished" is in GetConsoleOutput.
 # Then RebootInstances (the agent restarts the stand-in): the bootstrap finishes again without
 # rerunning user-data or adding the key twice. Then ModifyInstanceMetadataOptions
@@ -24,9 +29,9 @@
 #
 #   scripts/tests/bootstrap-live.sh [VMM]     (the argument, from scripts/test.sh, is unused)
 #
-# Needs root, target/release/{agent,ec2} (cargo build --release), busybox (udhcpc, nc),
-# dropbear, python3, iproute2, iptables and ebtables. Prints "PASS bootstrap-live" or
-# "FAIL bootstrap-live: <reason>" and exits 0 or 1.
+# Needs root, target/release/{agent,ec2} (cargo build --release), python3, iproute2, iptables
+# and ebtables; installs Debian's busybox-static and dropbear-bin if they are missing.
+# Prints "PASS bootstrap-live" or "FAIL bootstrap-live: <reason>" and exits 0 or 1.
 set -euo pipefail
 
 NAME=bootstrap-live
@@ -90,7 +95,19 @@ trap 'exit 1' INT TERM
 for f in "$agent_bin" "$ec2_bin"; do
   [[ -x $f ]] || fail "$f is missing: run cargo build --release --workspace"
 done
-for tool in busybox dropbear dropbearkey python3 ip iptables ebtables; do
+# The guest's userland, as images/build.sh linux installs it (this test may run before it).
+missing=()
+for pkg in busybox-static dropbear-bin; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
+    { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; } ||
+    fail "cannot install ${missing[*]}"
+fi
+for tool in busybox dropbear dropbearkey python3 ip iptables ebtables nsenter unshare; do
   command -v "$tool" >/dev/null || fail "'$tool' is missing"
 done
 for applet in udhcpc nc timeout; do
