@@ -74,6 +74,7 @@ impl From<ChangeStateError> for ApiError {
             ChangeStateError::NotFound(_) => "InvalidInstanceID.NotFound",
             ChangeStateError::IncorrectState { .. } => "IncorrectInstanceState",
             ChangeStateError::Capacity { .. } => "InsufficientInstanceCapacity",
+            ChangeStateError::HibernationNotConfigured(_) => "UnsupportedHibernationConfiguration",
             ChangeStateError::Db(db) => return Self::internal(db),
         };
         Self::new(code, e.to_string())

@@ -29,6 +29,8 @@ pub struct InstanceNetwork {
     pub enis: Vec<EniView>,
     /// Its metadata options.
     pub metadata: MetadataOptionsRow,
+    /// Launched with hibernation configured (shown beside the network for convenience).
+    pub hibernation_configured: bool,
 }
 
 /// The public DNS name EC2 gives a public address.
@@ -114,6 +116,13 @@ pub fn load(conn: &Connection, ids: &[&str]) -> rusqlite::Result<HashMap<String,
     }
     for (id, o) in options {
         out.entry(id).or_default().metadata = o;
+    }
+    let mut stmt = conn.prepare("SELECT instance_id FROM hibernation WHERE configured = 1")?;
+    for id in stmt.query_map([], |r| r.get::<_, String>(0))? {
+        let id = id?;
+        if wanted.contains(id.as_str()) {
+            out.entry(id).or_default().hibernation_configured = true;
+        }
     }
     Ok(out)
 }
@@ -206,5 +215,8 @@ pub fn render(x: &mut Xml, owner: &str, net: &InstanceNetwork) {
         .leaf("httpEndpoint", &o.http_endpoint)
         .leaf("httpProtocolIpv6", "disabled")
         .leaf("instanceMetadataTags", "disabled")
-        .close("metadataOptions");
+        .close("metadataOptions")
+        .open("hibernationOptions")
+        .leaf("configured", net.hibernation_configured.to_string())
+        .close("hibernationOptions");
 }

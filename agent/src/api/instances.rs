@@ -140,6 +140,7 @@ pub async fn run(c: &Call<'_>) -> Result<String, ApiError> {
         client_token,
         tags: tag_list,
         network,
+        hibernation: c.p.bool("HibernationOptions.Configured")?,
     };
     let rows = c.st.compute.launch(&req)?;
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
@@ -310,13 +311,17 @@ pub async fn start(c: &Call<'_>) -> Result<String, ApiError> {
 pub async fn stop(c: &Call<'_>) -> Result<String, ApiError> {
     let ids = instance_ids(c, true)?;
     let force = c.p.bool("Force")?;
-    if c.p.bool("Hibernate")? {
-        return Err(ApiError::new(
-            "UnsupportedHibernationConfiguration",
-            "Hibernation is not supported by this agent yet.",
-        ));
-    }
-    let changes = c.st.compute.stop(&ids, force).await?;
+    let changes = if c.p.bool("Hibernate")? {
+        if force {
+            return Err(ApiError::new(
+                "InvalidParameterCombination",
+                "Force and Hibernate cannot be used together",
+            ));
+        }
+        c.st.compute.hibernate(&ids).await?
+    } else {
+        c.st.compute.stop(&ids, force).await?
+    };
     let mut x = Xml::response("StopInstances", c.request_id);
     render::state_changes(&mut x, &changes);
     Ok(x.finish())

@@ -35,6 +35,8 @@ pub struct LaunchRequest {
     pub client_token: Option<String>,
     /// Tags for the instances.
     pub tags: Vec<(String, String)>,
+    /// `HibernationOptions.Configured`.
+    pub hibernation: bool,
     /// Their primary network interfaces and metadata options.
     pub network: NetworkRequest,
 }
@@ -176,6 +178,9 @@ impl Compute {
                     },
                 )?;
                 enis::set_metadata_options(&tx, &row.id, &net.metadata)?;
+                if req.hibernation {
+                    crate::state::hibernation::set_configured(&tx, &row.id, true)?;
+                }
                 rows.push(row);
             }
             tx.commit()?;
@@ -224,9 +229,17 @@ impl Compute {
                     .netns
                     .file()
                     .map_err(|e| crate::error_chain(&e));
+                let restore = self.resume_file(&id);
                 ns.and_then(|ns| {
-                    supervisor::spawn(&self.config.vmm, &dir, &row, &args, ns.as_ref())
-                        .map_err(|e| crate::error_chain(&e))
+                    supervisor::spawn(
+                        &self.config.vmm,
+                        &dir,
+                        &row,
+                        &args,
+                        ns.as_ref(),
+                        restore.as_deref(),
+                    )
+                    .map_err(|e| crate::error_chain(&e))
                 })
             }
             Err(e) => Err(crate::error_chain(&e)),
@@ -283,6 +296,8 @@ impl Compute {
             let _ =
                 instances::set_state(&conn, id, InstanceState::Running, &StateUpdate::default());
             tracing::info!(%id, "running");
+            drop(conn);
+            self.resumed(id);
         }
     }
 

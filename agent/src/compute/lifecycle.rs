@@ -40,6 +40,12 @@ pub enum ChangeStateError {
         /// MiB free.
         free_mib: u64,
     },
+    /// Hibernation was asked of an instance launched without it.
+    #[error(
+        "The instance '{0}' was not launched with hibernation configured \
+         (HibernationOptions.Configured=true)."
+    )]
+    HibernationNotConfigured(String),
     /// The database failed.
     #[error("the state database failed")]
     Db(#[from] rusqlite::Error),
@@ -84,7 +90,7 @@ impl Compute {
     }
 
     /// Loads every id, failing with all the missing ones.
-    fn load_all(&self, ids: &[String]) -> Result<Vec<InstanceRow>, ChangeStateError> {
+    pub(super) fn load_all(&self, ids: &[String]) -> Result<Vec<InstanceRow>, ChangeStateError> {
         let conn = self.db.lock();
         let mut rows = Vec::new();
         let mut missing = Vec::new();

@@ -68,6 +68,7 @@ pub fn spawn(
     row: &InstanceRow,
     extra_args: &[String],
     netns: Option<&std::fs::File>,
+    restore: Option<&Path>,
 ) -> Result<Child, SpawnError> {
     let files = |path: &Path| {
         let p = path.display().to_string();
@@ -88,18 +89,26 @@ pub fn spawn(
     )
     .map_err(files(&log_path))?;
     let mut cmd = Command::new(vmm);
-    cmd.arg("--kernel").arg(&row.kernel);
-    if let Some(initrd) = &row.initrd {
-        cmd.arg("--initrd").arg(initrd);
+    match restore {
+        // Resuming a hibernated instance: the saved state replaces kernel and command line.
+        Some(file) => {
+            cmd.arg("--restore").arg(file);
+        }
+        None => {
+            cmd.arg("--kernel").arg(&row.kernel);
+            if let Some(initrd) = &row.initrd {
+                cmd.arg("--initrd").arg(initrd);
+            }
+            cmd.arg("--cmdline")
+                .arg(&row.boot_args)
+                .arg("--entry")
+                .arg(&row.entry);
+        }
     }
-    cmd.arg("--cmdline")
-        .arg(&row.boot_args)
-        .arg("--vcpus")
+    cmd.arg("--vcpus")
         .arg(row.vcpus.to_string())
         .arg("--mem-mib")
         .arg(row.memory_mib.to_string())
-        .arg("--entry")
-        .arg(&row.entry)
         .arg("--serial-log")
         .arg(dir.console())
         .arg("--api-sock")
@@ -233,6 +242,21 @@ pub enum ControlError {
 
 /// Sends one action to the control socket and returns the answer.
 pub async fn control(sock: &Path, action: &str) -> Result<serde_json::Value, ControlError> {
+    request(
+        sock,
+        serde_json::json!({ "action": action }),
+        Duration::from_secs(2),
+    )
+    .await
+}
+
+/// Sends one request (a JSON object with its `action`) and waits up to `timeout` for the
+/// answer.
+pub async fn request(
+    sock: &Path,
+    request: serde_json::Value,
+    timeout: Duration,
+) -> Result<serde_json::Value, ControlError> {
     let path = sock.display().to_string();
     let io = |source| ControlError::Io {
         path: path.clone(),
@@ -240,7 +264,7 @@ pub async fn control(sock: &Path, action: &str) -> Result<serde_json::Value, Con
     };
     let exchange = async {
         let mut stream = UnixStream::connect(sock).await.map_err(io)?;
-        let line = format!("{}\n", serde_json::json!({ "action": action }));
+        let line = format!("{request}\n");
         stream.write_all(line.as_bytes()).await.map_err(io)?;
         let mut answer = String::new();
         BufReader::new(stream)
@@ -256,7 +280,7 @@ pub async fn control(sock: &Path, action: &str) -> Result<serde_json::Value, Con
             ))
         }
     };
-    tokio::time::timeout(Duration::from_secs(2), exchange)
+    tokio::time::timeout(timeout, exchange)
         .await
         .unwrap_or(Err(ControlError::Timeout { path: path.clone() }))
 }

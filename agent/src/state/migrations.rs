@@ -149,6 +149,14 @@ const MIGRATIONS: &[&str] = &[
         hop_limit INTEGER NOT NULL DEFAULT 1
     );
     "#,
+    // Hibernation: whether an instance may hibernate, and the saved state it resumes from.
+    r#"
+    CREATE TABLE hibernation (
+        instance_id TEXT PRIMARY KEY,
+        configured INTEGER NOT NULL DEFAULT 0,
+        state_file TEXT
+    );
+    "#,
 ];
 
 /// Errors while migrating the schema.

@@ -2,6 +2,7 @@
 
 pub mod db;
 pub mod enis;
+pub mod hibernation;
 pub mod images;
 pub mod instances;
 pub mod keypairs;
