@@ -187,3 +187,49 @@ fn describe_instances_filters() {
     );
     assert_eq!(tags.matches("<item>").count(), 2, "{tags}");
 }
+
+#[test]
+fn network_resources_take_tags() {
+    let agent = Agent::start(&[]);
+    let xml = agent.call("DescribeSecurityGroups", &[("GroupName.1", "default")]);
+    let group = xml
+        .split("<groupId>")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap()
+        .to_owned();
+    let xml = agent.call("DescribeVpcs", &[]);
+    let vpc = xml
+        .split("<vpcId>")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap()
+        .to_owned();
+    agent.call(
+        "CreateTags",
+        &[
+            ("ResourceId.1", &group),
+            ("ResourceId.2", &vpc),
+            ("Tag.1.Key", "team"),
+            ("Tag.1.Value", "net"),
+        ],
+    );
+    let tags = agent.call(
+        "DescribeTags",
+        &[("Filter.1.Name", "key"), ("Filter.1.Value.1", "team")],
+    );
+    assert!(
+        tags.contains("<resourceType>security-group</resourceType>"),
+        "{tags}"
+    );
+    assert!(tags.contains("<resourceType>vpc</resourceType>"), "{tags}");
+    let (code, _) = agent.call_err(
+        "CreateTags",
+        &[
+            ("ResourceId.1", "sg-0123456789abcdef0"),
+            ("Tag.1.Key", "team"),
+            ("Tag.1.Value", "net"),
+        ],
+    );
+    assert_eq!(code, "InvalidGroup.NotFound");
+}

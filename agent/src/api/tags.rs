@@ -4,22 +4,63 @@ use super::Call;
 use super::errors::ApiError;
 use super::images::glob;
 use super::xml::Xml;
-use crate::state::{images, instances, keypairs, tags};
+use crate::state::tags;
 
 /// The most tags one resource may carry.
 const MAX_TAGS: usize = 50;
 
-/// EC2's resource type for an id.
+/// Every taggable resource: id prefix, `resourceType`, table, id column, and the error code
+/// for an unknown id.
+const TAGGABLE: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "i-",
+        "instance",
+        "instances",
+        "id",
+        "InvalidInstanceID.NotFound",
+    ),
+    ("ami-", "image", "images", "id", "InvalidAMIID.NotFound"),
+    (
+        "key-",
+        "key-pair",
+        "key_pairs",
+        "id",
+        "InvalidKeyPair.NotFound",
+    ),
+    ("vpc-", "vpc", "vpcs", "id", "InvalidVpcID.NotFound"),
+    (
+        "subnet-",
+        "subnet",
+        "subnets",
+        "id",
+        "InvalidSubnetID.NotFound",
+    ),
+    (
+        "sg-",
+        "security-group",
+        "security_groups",
+        "id",
+        "InvalidGroup.NotFound",
+    ),
+    (
+        "eni-",
+        "network-interface",
+        "network_interfaces",
+        "id",
+        "InvalidNetworkInterfaceID.NotFound",
+    ),
+    (
+        "eipalloc-",
+        "elastic-ip",
+        "addresses",
+        "allocation_id",
+        "InvalidAllocationID.NotFound",
+    ),
+];
+
+/// The EC2 resource type of an id, from its prefix.
 pub fn resource_type(id: &str) -> Option<&'static str> {
-    if id.starts_with("i-") {
-        Some("instance")
-    } else if id.starts_with("ami-") {
-        Some("image")
-    } else if id.starts_with("key-") {
-        Some("key-pair")
-    } else {
-        None
-    }
+    TAGGABLE.iter().find(|t| id.starts_with(t.0)).map(|t| t.1)
 }
 
 /// Evaluates a `tag:KEY` or `tag-key` filter; `None` if `name` is neither.
@@ -40,24 +81,27 @@ pub fn tag_filter(name: &str, values: &[String], tags: &[(String, String)]) -> O
 fn check_resources(c: &Call<'_>, ids: &[String]) -> Result<(), ApiError> {
     let conn = c.st.db.lock();
     for id in ids {
-        let exists = match resource_type(id) {
-            Some("instance") => instances::get(&conn, id)?.is_some(),
-            Some("image") => images::get(&conn, id)?.is_some(),
-            Some("key-pair") => keypairs::by_id(&conn, id)?.is_some(),
-            _ => {
-                return Err(ApiError::new(
-                    "InvalidID",
-                    format!("The ID '{id}' is not valid: taggable ids start with i-, ami- or key-"),
-                ));
-            }
+        let Some(&(_, _, table, column, not_found)) = TAGGABLE.iter().find(|t| id.starts_with(t.0))
+        else {
+            let prefixes: Vec<&str> = TAGGABLE.iter().map(|t| t.0).collect();
+            return Err(ApiError::new(
+                "InvalidID",
+                format!(
+                    "The ID '{id}' is not valid: taggable ids start with {}",
+                    prefixes.join(", ")
+                ),
+            ));
         };
+        let exists: bool = conn.query_row(
+            &format!("SELECT EXISTS(SELECT 1 FROM {table} WHERE {column} = ?1)"),
+            [id],
+            |r| r.get(0),
+        )?;
         if !exists {
-            let code = match resource_type(id) {
-                Some("instance") => "InvalidInstanceID.NotFound",
-                Some("image") => "InvalidAMIID.NotFound",
-                _ => "InvalidKeyPair.NotFound",
-            };
-            return Err(ApiError::new(code, format!("The ID '{id}' does not exist")));
+            return Err(ApiError::new(
+                not_found,
+                format!("The ID '{id}' does not exist"),
+            ));
         }
     }
     Ok(())
