@@ -166,7 +166,8 @@ expect /dev/console character 0600 0 0
 echo "root volume: init, busybox, dropbear and its libraries, the bootstrap, accounts, owners and modes as expected"
 
 # --- the bootstrap, as an ordinary process on the image's files -------------------------------
-# (against stand-ins for the agent's DHCP and IMDS until the agent serves them)
+# (on the built volume's own files, against udhcpd and a small IMDS; scripts/tests/bootstrap-live.sh
+# runs the same bootstrap against the real agent's DHCP and IMDS)
 "$repo/images/linux/bootstrap-test.sh" "$rootfs" >"$tmp/bootstrap.log" 2>&1 || {
   sed 's/^/  /' "$tmp/bootstrap.log"
   fail "the bootstrap test failed: $(grep '^FAIL' "$tmp/bootstrap.log" | tail -n 1)"
