@@ -56,6 +56,9 @@ pub enum StartError {
     /// The server failed.
     #[error("the API server failed")]
     Serve(#[source] std::io::Error),
+    /// The storage service could not start.
+    #[error("cannot start the storage service")]
+    Storage(#[from] crate::storage::service::StorageError),
 }
 
 /// Runs the agent until it is killed.
@@ -108,6 +111,9 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
     );
     compute.reconcile().await.map_err(StartError::Reconcile)?;
     tokio::spawn(compute.clone().purge_loop());
+    // EBS: the start-up sweep, then the reaper (DeleteOnTermination, instance stores).
+    let storage = crate::storage::Storage::open(db.clone(), compute.clone())?;
+    tokio::spawn(storage.clone().reaper());
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| StartError::Listen {
@@ -129,6 +135,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
         db,
         credentials: creds,
         account_id,
+        storage,
     });
     server::serve(listener, state)
         .await

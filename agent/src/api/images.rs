@@ -148,6 +148,7 @@ pub fn register(c: &Call<'_>) -> Result<String, ApiError> {
         ));
     }
     let tag_list = p.tag_specifications("image")?;
+    let root_snapshot_id = super::block_devices::register_root_snapshot(c)?; // EBS
     let row = ImageRow {
         id: new_id("ami"),
         name,
@@ -159,6 +160,7 @@ pub fn register(c: &Call<'_>) -> Result<String, ApiError> {
         entry,
         architecture,
         created: now_iso(),
+        root_snapshot_id,
     };
     {
         let mut conn = c.st.db.lock();
@@ -262,7 +264,8 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
             .leaf("imageType", "machine")
             .leaf("name", &r.name)
             .leaf("description", &r.description)
-            .leaf("rootDeviceType", "instance-store")
+            .leaf("rootDeviceType", root_device_type(r))
+            .leaf("rootDeviceName", crate::compute::disks::ROOT_DEVICE)
             .leaf("virtualizationType", "hvm")
             .leaf("hypervisor", "xen");
         if !t.is_empty() {
@@ -272,6 +275,15 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
     }
     x.close("imagesSet");
     Ok(x.finish())
+}
+
+/// EBS: `ebs` when the image has a root volume (a file or a snapshot).
+fn root_device_type(r: &ImageRow) -> &'static str {
+    if r.root_snapshot_id.is_some() || r.root_volume.is_some() {
+        "ebs"
+    } else {
+        "instance-store"
+    }
 }
 
 /// DeregisterImage.

@@ -128,6 +128,7 @@ pub async fn run(c: &Call<'_>) -> Result<String, ApiError> {
             )
         })?
     };
+    let volumes = super::block_devices::launch_plan(c, &image)?; // EBS
     let req = LaunchRequest {
         image,
         instance_type,
@@ -138,13 +139,15 @@ pub async fn run(c: &Call<'_>) -> Result<String, ApiError> {
         shutdown_behavior: shutdown_behavior.to_string(),
         client_token,
         tags: tag_list,
+        volumes,
     };
     let rows = c.st.compute.launch(&req)?;
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     let tag_map = tags::for_resources(&c.st.db.lock(), &ids)?;
+    let vols = super::block_devices::attached_map(&c.st.db.lock())?;
     let mut x = Xml::response("RunInstances", c.request_id);
     let refs: Vec<&InstanceRow> = rows.iter().collect();
-    render::reservation_body(&mut x, &c.st.account_id, &refs, &tag_map);
+    render::reservation_body(&mut x, &c.st.account_id, &refs, &tag_map, &vols);
     Ok(x.finish())
 }
 
@@ -257,8 +260,10 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
         let rows = instances::query(&conn, &q)?;
         let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
         let tag_map = tags::for_resources(&conn, &ids)?;
-        (rows, tag_map)
+        let vols = super::block_devices::attached_map(&conn)?;
+        (rows, (tag_map, vols))
     };
+    let (tag_map, vols) = tag_map;
     if q.after_seq.is_none() {
         check_named_ids(c, &rows)?;
     }
@@ -279,7 +284,7 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
         }
         let group: Vec<&InstanceRow> = rows[start..end].iter().collect();
         x.open("item");
-        render::reservation_body(&mut x, &c.st.account_id, &group, &tag_map);
+        render::reservation_body(&mut x, &c.st.account_id, &group, &tag_map, &vols);
         x.close("item");
         start = end;
     }

@@ -2,6 +2,7 @@
 //! resource family.
 
 pub mod attributes;
+pub mod block_devices;
 pub mod errors;
 pub mod images;
 pub mod instances;
@@ -10,8 +11,10 @@ pub mod query;
 pub mod render;
 pub mod server;
 pub mod sigv4;
+pub mod snapshots;
 pub mod tags;
 pub mod types;
+pub mod volumes;
 pub mod xml;
 
 use std::sync::Arc;
@@ -40,6 +43,8 @@ pub struct ApiState {
     pub credentials: Credentials,
     /// The 12-digit account id shown as `ownerId`.
     pub account_id: String,
+    /// EBS: volume files, snapshots and the chunk store.
+    pub storage: Arc<crate::storage::Storage>,
 }
 
 /// A handler's context: the shared state, the parameters and the request id.
@@ -77,6 +82,17 @@ pub const ACTIONS: &[&str] = &[
     "DescribeTags",
     "DescribeRegions",
     "DescribeAvailabilityZones",
+    // EBS
+    "CreateVolume",
+    "DescribeVolumes",
+    "AttachVolume",
+    "DetachVolume",
+    "DeleteVolume",
+    "ModifyVolume",
+    "CreateSnapshot",
+    "DescribeSnapshots",
+    "DeleteSnapshot",
+    "CreateImage",
 ];
 
 /// Runs one action and returns its XML. The listing actions, which can take milliseconds
@@ -105,6 +121,17 @@ pub async fn dispatch(action: &str, c: &Call<'_>) -> Result<String, ApiError> {
         "CreateTags" => tags::create(c),
         "DeleteTags" => tags::delete(c),
         "DescribeTags" => tokio::task::block_in_place(|| tags::describe(c)),
+        // EBS
+        "CreateVolume" => volumes::create(c),
+        "DescribeVolumes" => tokio::task::block_in_place(|| volumes::describe(c)),
+        "AttachVolume" => volumes::attach(c),
+        "DetachVolume" => volumes::detach(c),
+        "DeleteVolume" => volumes::delete(c),
+        "ModifyVolume" => volumes::modify(c),
+        "CreateSnapshot" => snapshots::create(c),
+        "DescribeSnapshots" => tokio::task::block_in_place(|| snapshots::describe(c)),
+        "DeleteSnapshot" => snapshots::delete(c),
+        "CreateImage" => snapshots::create_image(c),
         other => Err(ApiError::new(
             "InvalidAction",
             format!("The action {other} is not valid for this web service."),

@@ -4,6 +4,7 @@ use super::AVAILABILITY_ZONE;
 use super::xml::Xml;
 use crate::compute::StateChange;
 use crate::state::instances::{InstanceRow, InstanceState};
+use crate::state::volumes::VolumeRow;
 
 /// `<tag><code>..</code><name>..</name></tag>`.
 pub fn state(x: &mut Xml, tag: &str, s: InstanceState) {
@@ -13,8 +14,8 @@ pub fn state(x: &mut Xml, tag: &str, s: InstanceState) {
         .close(tag);
 }
 
-/// One `Instance` as an `<item>`.
-pub fn instance(x: &mut Xml, i: &InstanceRow, tags: &[(String, String)]) {
+/// One `Instance` as an `<item>`, with its attached volumes (`vols`).
+pub fn instance(x: &mut Xml, i: &InstanceRow, tags: &[(String, String)], vols: &[VolumeRow]) {
     x.open("item")
         .leaf("instanceId", &i.id)
         .leaf("imageId", &i.image_id);
@@ -44,11 +45,9 @@ pub fn instance(x: &mut Xml, i: &InstanceRow, tags: &[(String, String)]) {
             .leaf("message", message)
             .close("stateReason");
     }
-    x.leaf("architecture", &i.architecture)
-        .leaf("rootDeviceType", "instance-store")
-        .open("blockDeviceMapping")
-        .close("blockDeviceMapping")
-        .leaf("virtualizationType", "hvm")
+    x.leaf("architecture", &i.architecture);
+    super::block_devices::instance_mapping(x, vols); // EBS
+    x.leaf("virtualizationType", "hvm")
         .leaf_opt("clientToken", i.client_token.as_ref())
         .leaf("instanceInitiatedShutdownBehavior", &i.shutdown_behavior);
     if !tags.is_empty() {
@@ -67,6 +66,7 @@ pub fn reservation_body(
     owner: &str,
     rows: &[&InstanceRow],
     tags: &std::collections::HashMap<String, Vec<(String, String)>>,
+    vols: &std::collections::HashMap<String, Vec<VolumeRow>>,
 ) {
     let Some(first) = rows.first() else { return };
     x.leaf("reservationId", &first.reservation_id)
@@ -75,7 +75,12 @@ pub fn reservation_body(
         .close("groupSet")
         .open("instancesSet");
     for r in rows {
-        instance(x, r, tags.get(&r.id).map_or(&[][..], Vec::as_slice));
+        instance(
+            x,
+            r,
+            tags.get(&r.id).map_or(&[][..], Vec::as_slice),
+            vols.get(&r.id).map_or(&[][..], Vec::as_slice),
+        );
     }
     x.close("instancesSet");
 }

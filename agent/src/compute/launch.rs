@@ -32,6 +32,8 @@ pub struct LaunchRequest {
     pub client_token: Option<String>,
     /// Tags for the instances.
     pub tags: Vec<(String, String)>,
+    /// EBS: the volumes each instance gets (root first).
+    pub volumes: Vec<super::disks::LaunchVolume>,
 }
 
 /// Errors of RunInstances.
@@ -140,6 +142,7 @@ impl Compute {
                 };
                 instances::insert(&tx, &row)?;
                 tags::put(&tx, &row.id, &req.tags)?;
+                super::disks::insert_launch_volumes(&tx, &row.id, &req.volumes)?;
                 rows.push(row);
             }
             tx.commit()?;
@@ -176,7 +179,7 @@ impl Compute {
             return;
         }
         let dir = self.dir(&id);
-        let child = match supervisor::spawn(&self.config.vmm, &dir, &row) {
+        let child = match self.spawn_with_disks(&dir, &row).await {
             Ok(child) => child,
             Err(e) => {
                 tracing::error!(%id, error = %e, "cannot start vmm");

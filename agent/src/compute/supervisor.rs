@@ -60,8 +60,14 @@ pub enum SpawnError {
     },
 }
 
-/// Starts the VMM for `row` in its own session, console and stderr under `dir`.
-pub fn spawn(vmm: &Path, dir: &InstanceDir, row: &InstanceRow) -> Result<Child, SpawnError> {
+/// Starts the VMM for `row` in its own session, console and stderr under `dir`, with
+/// `extra_args` (such as `--disk` values) appended to its command line.
+pub fn spawn(
+    vmm: &Path,
+    dir: &InstanceDir,
+    row: &InstanceRow,
+    extra_args: &[String],
+) -> Result<Child, SpawnError> {
     let files = |path: &Path| {
         let p = path.display().to_string();
         move |source| SpawnError::Files { path: p, source }
@@ -97,6 +103,7 @@ pub fn spawn(vmm: &Path, dir: &InstanceDir, row: &InstanceRow) -> Result<Child, 
         .arg(dir.console())
         .arg("--api-sock")
         .arg(dir.api_sock())
+        .args(extra_args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);

@@ -5,7 +5,9 @@ pub mod images;
 pub mod instances;
 pub mod keypairs;
 pub mod migrations;
+pub mod snapshots;
 pub mod tags;
+pub mod volumes;
 
 pub use db::Db;
 
