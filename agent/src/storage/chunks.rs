@@ -1,8 +1,10 @@
 //! The snapshot chunk store: 1 MiB chunks named by their SHA-256 under
 //! `<state-dir>/snapshots/chunks/<first two hex digits>/<hash>`. All-zero chunks are never
-//! stored. Files are written to a `.tmp` name, synced, renamed and the directory synced, so a
-//! chunk file that exists under its hash is complete. Reference counts live in SQLite
-//! (`state::snapshots`); this module only handles the files.
+//! stored. Files are written to a `.tmp` name and renamed; [`ChunkStore::sync`] (one
+//! `syncfs`) makes a batch durable before the database references it. A crash before that
+//! leaves only unreferenced names, which the start-up sweep removes, so a referenced chunk
+//! file is always complete. Reference counts live in SQLite (`state::snapshots`); this
+//! module only handles the files.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -71,7 +73,8 @@ impl ChunkStore {
         self.dir.join(&hash[..2]).join(hash)
     }
 
-    /// Stores `data` under `hash` unless it is already there; true if written now.
+    /// Stores `data` under `hash` unless it is already there; true if written now. Not
+    /// durable until [`ChunkStore::sync`].
     pub fn put(&self, hash: &str, data: &[u8]) -> Result<bool, ChunkError> {
         let path = self.path(hash);
         if path.exists() {
@@ -83,12 +86,21 @@ impl ChunkStore {
         let write = || -> io::Result<()> {
             let mut f = File::create(&tmp)?;
             f.write_all(data)?;
-            f.sync_data()?;
-            std::fs::rename(&tmp, &path)?;
-            File::open(&sub)?.sync_all()
+            std::fs::rename(&tmp, &path)
         };
         write().map_err(io_err(&path))?;
         Ok(true)
+    }
+
+    /// Makes every chunk written so far durable, names included (`syncfs` of the store's
+    /// filesystem).
+    pub fn sync(&self) -> Result<(), ChunkError> {
+        let dir = File::open(&self.dir).map_err(io_err(&self.dir))?;
+        // SAFETY: syncfs takes an open descriptor and touches no memory of ours.
+        if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&dir)) } < 0 {
+            return Err(io_err(&self.dir)(io::Error::last_os_error()));
+        }
+        Ok(())
     }
 
     /// Reads chunk `hash` and checks it against its name.
@@ -152,9 +164,9 @@ pub fn hash_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-/// Splits the first `len` bytes of `src` into chunks, stores the non-zero ones and returns
-/// them in order. Holes are skipped without reading; `progress(done, total)` is called after
-/// each chunk.
+/// Splits the first `len` bytes of `src` into chunks, stores the non-zero ones durably and
+/// returns them in order. Holes are skipped without reading; `progress(done, total)` is
+/// called after each chunk.
 pub fn chunk_file(
     src: &Path,
     len: u64,
@@ -193,6 +205,7 @@ pub fn chunk_file(
         }
         progress(n as u64 + 1, total.max(indices.len() as u64));
     }
+    store.sync()?;
     Ok(out)
 }
 
