@@ -447,3 +447,73 @@ fn volume_lifecycle_and_bad_inputs_change_nothing() {
     assert!(!file.exists());
     assert_eq!(volume_ids(&agent), vec![free]);
 }
+
+#[test]
+fn cli_volume_and_snapshot_commands() {
+    let agent = Agent::start(&["--stop-timeout", "5"]);
+    let ami = agent.register_probe();
+    let i = run(&agent, &ami, &[]);
+    agent.wait_state(&i, "running", T);
+    agent.ec2_ok(&["stop-instances", "--instance-ids", &i, "--force"]);
+    agent.wait_state(&i, "stopped", T);
+
+    let vol = agent.ec2_ok(&[
+        "create-volume",
+        "--size",
+        "4",
+        "--volume-type",
+        "io2",
+        "--iops",
+        "400",
+    ]);
+    let vol = vol.trim().to_string();
+    assert!(vol.starts_with("vol-"), "{vol}");
+    let table = agent.ec2_ok(&["describe-volumes"]);
+    let line = table.lines().find(|l| l.starts_with(&vol)).unwrap();
+    assert!(
+        line.contains("io2") && line.contains("400") && line.contains("available"),
+        "{line}"
+    );
+    agent.ec2_ok(&[
+        "attach-volume",
+        "--volume-id",
+        &vol,
+        "--instance-id",
+        &i,
+        "--device",
+        "/dev/sdf",
+    ]);
+    let line = agent.ec2_ok(&["describe-volumes", "--volume-ids", &vol]);
+    assert!(
+        line.contains("in-use") && line.contains(&i) && line.contains("/dev/sdf"),
+        "{line}"
+    );
+    let snap = agent.ec2_ok(&[
+        "create-snapshot",
+        "--volume-id",
+        &vol,
+        "--description",
+        "cli",
+    ]);
+    let snap = snap.trim().to_string();
+    assert!(snap.starts_with("snap-"), "{snap}");
+    wait_snapshot(&agent, &snap, T);
+    let json: serde_json::Value = serde_json::from_str(&agent.ec2_ok(&[
+        "describe-snapshots",
+        "--snapshot-ids",
+        &snap,
+        "--output",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(json["Snapshots"][0]["VolumeId"], vol.as_str(), "{json}");
+    let out = agent.ec2(&["delete-volume", "--volume-id", &vol]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("VolumeInUse"));
+    agent.ec2_ok(&["detach-volume", "--volume-id", &vol]);
+    agent.ec2_ok(&["delete-volume", "--volume-id", &vol]);
+    agent.ec2_ok(&["delete-snapshot", "--snapshot-id", &snap]);
+    assert!(agent.ec2_ok(&["describe-snapshots"]).lines().count() == 1);
+    let ami2 = agent.ec2_ok(&["create-image", "--instance-id", &i, "--name", "from-cli"]);
+    assert!(ami2.trim().starts_with("ami-"), "{ami2}");
+}

@@ -309,6 +309,7 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
                 );
             }
         }
+        Command::Ebs(cmd) => return super::volumes::run(cmd, json, &c),
         _ => return instances::run(cli, &c),
     }
     Ok(())

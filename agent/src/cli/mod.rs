@@ -3,6 +3,7 @@
 pub mod client;
 pub mod commands;
 pub mod instances;
+pub mod volumes;
 pub mod xmltree;
 
 use std::path::PathBuf;
@@ -254,6 +255,9 @@ pub enum Command {
     },
     /// Print `export AWS_ACCESS_KEY_ID=...` lines for the agent's credentials.
     Credentials,
+    /// EBS: volumes, snapshots, images from instances.
+    #[command(flatten)]
+    Ebs(volumes::EbsCommand),
 }
 
 /// Runs the CLI; returns the process exit code.
