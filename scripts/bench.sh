@@ -74,5 +74,21 @@ Command: \`target/release/agent-bench --manifest images/out/probe/manifest.json\
 The agent-bench starts its own agents in temporary state directories (real vmm processes on
 KVM for the launch; rows written straight into the database for DescribeInstances) and kills
 every VMM it started. The full 10,000-row answer is about 10 MB of XML.
+
+## EBS snapshots
+Command: the same \`agent-bench\` (its \`ebs\` part, \`--ebs-gib $(afield ebs volume_gib)\`)
+
+| figure | result |
+| --- | --- |
+| CreateSnapshot of a $(afield ebs volume_gib) GiB volume of random data, until completed | $(afield ebs full_snapshot_s) s, $(afield ebs full_stored_bytes) bytes stored |
+| second snapshot after $(afield ebs changed_pct)% changed (1 MiB in every 20), until completed | $(afield ebs incremental_snapshot_s) s, $(afield ebs incremental_new_bytes) new bytes stored ($(afield ebs incremental_new_pct)%) |
+| CreateVolume from that snapshot (restore), until available | $(afield ebs restore_s) s |
+| snapshot of a running probe's $(afield ebs volume_gib) GiB data volume (full of data): the instance's pause | $(afield ebs running_pause_ms) ms (whole snapshot $(afield ebs running_snapshot_s) s) |
+
+A snapshot copies the volume at one point in time (sparsely: holes and zero chunks are
+skipped) into a temporary file, with the instance paused through its control socket while it
+runs, then hashes 1 MiB chunks (SHA-256) and stores the ones the store does not have; one
+\`syncfs\` makes them durable before the database references them. A restore writes the chunks
+into a new sparse file and checks each against its hash.
 MD
 cat docs/BENCHMARKS.md

@@ -261,7 +261,7 @@ impl Storage {
         let copy = move || -> std::io::Result<u64> {
             let from = File::open(&src2)?;
             let to = File::create(&tmp2)?;
-            files::copy_sparse(&from, &to)?;
+            files::copy_data_ranges(&from, &to)?;
             Ok(from.metadata()?.len())
         };
         let (len, paused) = match &v.instance_id {
