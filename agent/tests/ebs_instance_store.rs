@@ -1,5 +1,6 @@
-//! Instance store: a `d` type gets a scratch disk that is empty at every start and deleted
-//! at stop and terminate, while its EBS root volume keeps what the guest wrote.
+//! Instance store: a `d` type gets a scratch disk that is empty at every start, kept across a
+//! reboot and deleted at stop and terminate, while its EBS root volume keeps what the guest
+//! wrote.
 
 mod common;
 mod ebs_common;
@@ -88,6 +89,31 @@ fn instance_store_is_empty_after_stop_start_and_the_root_volume_is_not() {
         "instance store data survived a stop/start"
     );
     assert!(allocated(&root_file) >= 64 << 20);
+
+    // A reboot keeps the instance store, as on EC2.
+    wait_line(&agent, &i, "disk write", T);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&store)
+        .unwrap();
+    f.write_all_at(&[0xccu8; 4096], 0).unwrap();
+    drop(f);
+    let pid = agent.vmm_pid(&i).unwrap();
+    agent.call("RebootInstances", &[("InstanceId.1", i.as_str())]);
+    assert!(
+        eventually(T, || agent.vmm_pid(&i).is_some_and(|p| p != pid)),
+        "the reboot did not restart the vmm"
+    );
+    agent.wait_state(&i, "running", T);
+    let mut head = vec![0u8; 4096];
+    std::fs::File::open(&store)
+        .unwrap()
+        .read_exact_at(&mut head, 0)
+        .unwrap();
+    assert!(
+        head.iter().all(|&b| b == 0xcc),
+        "a reboot emptied the instance store"
+    );
 
     agent.call("TerminateInstances", &[("InstanceId.1", i.as_str())]);
     agent.wait_state(&i, "terminated", T);

@@ -124,7 +124,7 @@ pub fn instance_store_bytes(instance_type: &str) -> Option<u64> {
 }
 
 /// Makes the files of the instance's `creating` volumes, recreates its instance store
-/// empty, and returns the `--disk` arguments in guest order.
+/// empty (unless it is rebooting), and returns the `--disk` arguments in guest order.
 fn prepare(
     state_dir: &Path,
     db: &crate::state::Db,
@@ -156,7 +156,10 @@ fn prepare(
                 })
             })?;
         }
-        files::create_sparse(&path, bytes).map_err(DiskError::InstanceStore)?;
+        // Empty at every start; a reboot (the instance stays running) keeps it, as on EC2.
+        if row.state != InstanceState::Running || !path.exists() {
+            files::create_sparse(&path, bytes).map_err(DiskError::InstanceStore)?;
+        }
         args.push("--disk".to_string());
         args.push(format!("{},id=ephemeral0", path.display()));
     }

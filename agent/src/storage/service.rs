@@ -254,24 +254,34 @@ impl Storage {
     /// Copies the volume at one point in time (pausing its instance if it runs), then chunks
     /// the copy, then records the chunks once they are durable.
     async fn try_snapshot(self: &Arc<Self>, snap: &str, vol: &str) -> Result<(), SnapshotError> {
-        let v = volumes::get(&self.db.lock(), vol)?.ok_or(SnapshotError::NoVolume)?;
         let src = volume_path(&self.state_dir, vol);
         let tmp = tmp_dir(&self.state_dir).join(format!("{snap}.raw"));
-        let (src2, tmp2) = (src.clone(), tmp.clone());
-        let copy = move || -> std::io::Result<u64> {
-            let from = File::open(&src2)?;
-            let to = File::create(&tmp2)?;
-            files::copy_data_ranges(&from, &to)?;
-            Ok(from.metadata()?.len())
-        };
-        let (len, paused) = match &v.instance_id {
-            Some(instance) => self.compute.frozen(instance, copy).await?,
-            None => (
-                tokio::task::spawn_blocking(copy)
-                    .await?
-                    .map_err(FreezeError::Copy)?,
-                None,
-            ),
+        // The copy is one point in time if the volume's attachment did not change while it
+        // ran (an unattached volume could be attached and its instance started meanwhile):
+        // otherwise it is taken again.
+        let (len, paused) = loop {
+            let v = volumes::get(&self.db.lock(), vol)?.ok_or(SnapshotError::NoVolume)?;
+            let (src2, tmp2) = (src.clone(), tmp.clone());
+            let copy = move || -> std::io::Result<u64> {
+                let from = File::open(&src2)?;
+                let to = File::create(&tmp2)?;
+                files::copy_data_ranges(&from, &to)?;
+                Ok(from.metadata()?.len())
+            };
+            let out = match &v.instance_id {
+                Some(instance) => self.compute.frozen(instance, copy).await?,
+                None => (
+                    tokio::task::spawn_blocking(copy)
+                        .await?
+                        .map_err(FreezeError::Copy)?,
+                    None,
+                ),
+            };
+            let after = volumes::get(&self.db.lock(), vol)?.ok_or(SnapshotError::NoVolume)?;
+            if after.instance_id == v.instance_id && after.attach_time == v.attach_time {
+                break out;
+            }
+            tracing::info!(snapshot = %snap, volume = %vol, "attachment changed during the copy: again");
         };
         if let Some(p) = paused {
             snapshots::set_pause(&self.db.lock(), snap, p.as_micros() as u64)?;
