@@ -303,6 +303,10 @@ fn images_from_instances_and_from_snapshots() {
     );
     let snap = text(&snaps, "snapshotId");
     wait_snapshot(&agent, &snap, T);
+    let described = agent.call("DescribeImages", &[("ImageId.1", ami2.as_str())]);
+    assert_eq!(text(&described, "imageState"), "available", "{described}");
+    assert_eq!(text(&described, "snapshotId"), snap, "{described}");
+    assert_eq!(text(&described, "volumeSize"), "1");
     let i2 = run(
         &agent,
         &ami2,

@@ -13,7 +13,7 @@ use super::volumes::{
 use super::xml::Xml;
 use crate::compute::disks::{LaunchVolume, ROOT_DEVICE, VolumeSource};
 use crate::state::images::ImageRow;
-use crate::state::snapshots;
+use crate::state::snapshots::{self, SnapshotRow};
 use crate::state::volumes::{self, VolumeRow};
 use crate::storage::types::{GIB, VolumeSpec, VolumeType};
 
@@ -259,6 +259,62 @@ pub fn instance_mapping(x: &mut Xml, vols: &[VolumeRow]) {
             .leaf("status", "attached")
             .leaf("attachTime", v.attach_time.as_deref().unwrap_or(""))
             .leaf("deleteOnTermination", v.delete_on_termination.to_string())
+            .close("ebs")
+            .close("item");
+    }
+    x.close("blockDeviceMapping");
+}
+
+/// The root snapshots of `images`, by snapshot id.
+pub fn root_snapshots(
+    conn: &Connection,
+    images: &[ImageRow],
+) -> rusqlite::Result<HashMap<String, SnapshotRow>> {
+    let ids: Vec<String> = images
+        .iter()
+        .filter_map(|i| i.root_snapshot_id.clone())
+        .collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(snapshots::query(conn, &ids)?
+        .into_iter()
+        .map(|s| (s.id.clone(), s))
+        .collect())
+}
+
+/// An image's `imageState`: pending while its root snapshot is, failed if that failed or
+/// is gone.
+pub fn image_state(image: &ImageRow, snap: Option<&SnapshotRow>) -> &'static str {
+    match (&image.root_snapshot_id, snap) {
+        (None, _) => "available",
+        (Some(_), Some(s)) if s.state == "completed" => "available",
+        (Some(_), Some(s)) if s.state == "pending" => "pending",
+        _ => "failed",
+    }
+}
+
+/// An image's `blockDeviceMapping`: its root, from a snapshot or from its root-volume file.
+pub fn image_mapping(x: &mut Xml, image: &ImageRow, snap: Option<&SnapshotRow>) {
+    x.open("blockDeviceMapping");
+    let size = match (&image.root_snapshot_id, snap, &image.root_volume) {
+        (Some(_), Some(s), _) => Some(s.volume_size_gib),
+        (None, _, Some(file)) => Some(
+            std::fs::metadata(file)
+                .map(|m| m.len())
+                .unwrap_or(0)
+                .div_ceil(GIB)
+                .max(1),
+        ),
+        _ => None,
+    };
+    if let Some(size) = size {
+        x.open("item").leaf("deviceName", ROOT_DEVICE).open("ebs");
+        x.leaf_opt("snapshotId", image.root_snapshot_id.as_ref())
+            .leaf("volumeSize", size.to_string())
+            .leaf("deleteOnTermination", "true")
+            .leaf("volumeType", "gp3")
+            .leaf("encrypted", "false")
             .close("ebs")
             .close("item");
     }
