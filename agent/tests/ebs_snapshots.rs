@@ -386,3 +386,47 @@ fn images_from_instances_and_from_snapshots() {
     );
     assert!(!root_file.exists());
 }
+
+#[test]
+fn an_agent_killed_during_a_snapshot_leaves_no_half_stored_data() {
+    let mut agent = Agent::start(&["--stop-timeout", "5"]);
+    let vol = create_volume(&agent, &[("Size", "1"), ("VolumeType", "gp3")]);
+    fill_random(&volume_file(&agent, &vol), GIB, 77);
+    let xml = agent.call("CreateSnapshot", &[("VolumeId", vol.as_str())]);
+    let snap = text(&xml, "snapshotId");
+    let tmp = agent.dir.path().join("snapshots").join("tmp");
+    // Kill it while chunks are being written (the temp copy exists, nothing is referenced).
+    assert!(
+        common::eventually(T, || stored_bytes(&agent) > 0),
+        "no chunk was ever written"
+    );
+    let status = text(
+        &agent.call("DescribeSnapshots", &[("SnapshotId.1", snap.as_str())]),
+        "status",
+    );
+    assert_eq!(status, "pending", "the snapshot finished before the kill");
+    agent.kill9();
+    assert!(std::fs::read_dir(&tmp).unwrap().count() > 0);
+
+    agent.restart();
+    let d = agent.call("DescribeSnapshots", &[("SnapshotId.1", snap.as_str())]);
+    assert_eq!(text(&d, "status"), "error", "{d}");
+    assert_eq!(
+        stored_bytes(&agent),
+        0,
+        "unreferenced chunks survived the restart"
+    );
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "temp copies survived"
+    );
+    // The failed snapshot can be deleted; a new one completes and restores exactly.
+    agent.call("DeleteSnapshot", &[("SnapshotId", snap.as_str())]);
+    let again = snapshot(&agent, &vol, T);
+    let (copy, _) = restore(&agent, &again, None);
+    assert_eq!(
+        sha(&volume_file(&agent, &copy)),
+        sha(&volume_file(&agent, &vol))
+    );
+}
