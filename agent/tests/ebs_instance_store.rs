@@ -35,6 +35,8 @@ fn instance_store_is_empty_after_stop_start_and_the_root_volume_is_not() {
         ],
     );
     let ami = text(&xml, "imageId");
+    let types = agent.call("DescribeInstanceTypes", &[("InstanceType.1", "c5d.large")]);
+    assert_eq!(text(&types, "totalSizeInGB"), "50", "{types}");
     let i = run_type(&agent, &ami, "c5d.large", &[]);
     agent.wait_state(&i, "running", T);
     // The probe drives the first disk: the root volume.
