@@ -89,6 +89,7 @@ A snapshot copies the volume at one point in time (sparsely: holes and zero chun
 skipped) into a temporary file, with the instance paused through its control socket while it
 runs, then hashes 1 MiB chunks (SHA-256) and stores the ones the store does not have; one
 \`syncfs\` makes them durable before the database references them. A restore writes the chunks
-into a new sparse file and checks each against its hash.
+into a new sparse file and checks each against its hash. The pause grows with the volume's
+allocated data.
 MD
 cat docs/BENCHMARKS.md
