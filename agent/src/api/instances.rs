@@ -144,7 +144,7 @@ pub async fn run(c: &Call<'_>) -> Result<String, ApiError> {
     let rows = c.st.compute.launch(&req)?;
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     let tag_map = tags::for_resources(&c.st.db.lock(), &ids)?;
-    let vols = super::block_devices::attached_map(&c.st.db.lock())?;
+    let vols = super::block_devices::attached_map(&c.st.db.lock())?; // EBS
     let mut x = Xml::response("RunInstances", c.request_id);
     let refs: Vec<&InstanceRow> = rows.iter().collect();
     render::reservation_body(&mut x, &c.st.account_id, &refs, &tag_map, &vols);
@@ -255,15 +255,14 @@ fn check_named_ids(c: &Call<'_>, rows: &[InstanceRow]) -> Result<(), ApiError> {
 pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
     let mut q = instance_query(c)?;
     let limit = page(c, &mut q, 5)?;
-    let (mut rows, tag_map) = {
+    let (mut rows, tag_map, vols) = {
         let conn = c.st.db.lock();
         let rows = instances::query(&conn, &q)?;
         let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
         let tag_map = tags::for_resources(&conn, &ids)?;
-        let vols = super::block_devices::attached_map(&conn)?;
-        (rows, (tag_map, vols))
+        let vols = super::block_devices::attached_map(&conn)?; // EBS
+        (rows, tag_map, vols)
     };
-    let (tag_map, vols) = tag_map;
     if q.after_seq.is_none() {
         check_named_ids(c, &rows)?;
     }
