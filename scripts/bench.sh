@@ -112,5 +112,22 @@ The metadata figures are the probe's own, timed with its TSC clock around each r
 (connect, PUT-less GET with the token, response); the agent answers every request from the
 database. A rule change rebuilds the agent's iptables chains and ipsets from the database and
 swaps them in with \`iptables-restore\` before the API call returns.
+
+## EBS snapshots
+Command: the same \`agent-bench\` (its \`ebs\` part, \`--ebs-gib $(afield ebs volume_gib)\`)
+
+| figure | result |
+| --- | --- |
+| CreateSnapshot of a $(afield ebs volume_gib) GiB volume of random data, until completed | $(afield ebs full_snapshot_s) s, $(afield ebs full_stored_bytes) bytes stored |
+| second snapshot after $(afield ebs changed_pct)% changed (1 MiB in every 20), until completed | $(afield ebs incremental_snapshot_s) s, $(afield ebs incremental_new_bytes) new bytes stored ($(afield ebs incremental_new_pct)%) |
+| CreateVolume from that snapshot (restore), until available | $(afield ebs restore_s) s |
+| snapshot of a running probe's $(afield ebs volume_gib) GiB data volume (full of data): the instance's pause | $(afield ebs running_pause_ms) ms (whole snapshot $(afield ebs running_snapshot_s) s) |
+
+A snapshot copies the volume at one point in time (sparsely: holes and zero chunks are
+skipped) into a temporary file, with the instance paused through its control socket while it
+runs, then hashes 1 MiB chunks (SHA-256) and stores the ones the store does not have; one
+\`syncfs\` makes them durable before the database references them. A restore writes the chunks
+into a new sparse file and checks each against its hash. The pause grows with the volume's
+allocated data.
 MD
 cat docs/BENCHMARKS.md

@@ -41,10 +41,22 @@ state=$(mktemp -d)
 cleanup() {
   kill "$pid" 2>/dev/null || true
   kill "$agent_pid" 2>/dev/null || true
+  pkill -f -- "--serial-log $state/" 2>/dev/null || true
+  [[ -n ${KEC2_NETNS:-} ]] && ip netns del "$KEC2_NETNS" 2>/dev/null
   rm -rf "$work" "$state"
 }
 trap cleanup EXIT
-target/release/agent --state-dir "$state" --listen 127.0.0.1:0 2>"$state/agent.log" &
+# KEC2_NETNS=NAME keeps the instances' network (VPC bridge, taps, rules) in a namespace of that
+# name, made here, instead of on this host's own network.
+netns_args=()
+in_net() { "$@"; }
+if [[ -n ${KEC2_NETNS:-} ]]; then
+  ip netns add "$KEC2_NETNS"
+  ip netns exec "$KEC2_NETNS" ip link set lo up
+  netns_args=(--netns "$KEC2_NETNS")
+  in_net() { ip netns exec "$KEC2_NETNS" "$@"; }
+fi
+target/release/agent --state-dir "$state" --listen 127.0.0.1:0 "${netns_args[@]}" 2>"$state/agent.log" &
 agent_pid=$!
 for _ in $(seq 100); do [[ -s $state/endpoint ]] && break; sleep 0.05; done
 export EC2_ENDPOINT=$(cat "$state/endpoint")
@@ -57,8 +69,15 @@ ids=$(ec2 describe-instances --output json | python3 -c 'import json,sys; print(
 ec2 wait instance-running --instance-ids $ids
 echo "-- two instances running:"; ec2 describe-instances
 first=${ids%% *}
-sleep 2
-echo "-- console of $first:"; ec2 get-console-output --instance-id "$first" | tail -n 4
+for _ in $(seq 100); do ec2 get-console-output --instance-id "$first" | grep -q 'imds done' && break; sleep 0.1; done
+echo "-- console of $first: an address by DHCP, its metadata over IMDSv2:"
+ec2 get-console-output --instance-id "$first" | grep -E 'net dhcp|imds'
+public=$(ec2 describe-instances --instance-ids "$first" --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["Reservations"][0]["Instances"][0].get("PublicIpAddress", ""))')
+group=$(ec2 describe-security-groups --output json | python3 -c 'import json,sys; print([g["GroupId"] for g in json.load(sys.stdin)["SecurityGroups"] if g["GroupName"] == "default"][0])')
+fetch() { in_net python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode().strip())' "http://$public/" 2>/dev/null || echo "(no answer)"; }
+echo "-- its web page on its public address $public, before port 80 is open: $(fetch)"
+ec2 authorize-security-group-ingress --group-id "$group" --protocol tcp --port 80 --cidr 0.0.0.0/0 >/dev/null
+echo "-- after authorize-security-group-ingress tcp/80: $(fetch)"
 echo "-- stop it, start it again:"
 ec2 stop-instances --instance-ids "$first" >/dev/null
 ec2 wait instance-stopped --instance-ids "$first"

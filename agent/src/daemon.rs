@@ -69,6 +69,9 @@ pub enum StartError {
     /// The server failed.
     #[error("the API server failed")]
     Serve(#[source] std::io::Error),
+    /// The storage service could not start.
+    #[error("cannot start the storage service")]
+    Storage(#[from] crate::storage::service::StorageError),
 }
 
 /// Runs the agent until it is killed.
@@ -145,6 +148,9 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
         .collect();
     network.resume(&live).await?;
     tokio::spawn(compute.clone().purge_loop());
+    // EBS: the start-up sweep, then the reaper (DeleteOnTermination, instance stores).
+    let storage = crate::storage::Storage::open(db.clone(), compute.clone())?;
+    tokio::spawn(storage.clone().reaper());
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| StartError::Listen {
@@ -167,6 +173,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
         db,
         credentials: creds,
         account_id,
+        storage,
     });
     server::serve(listener, state)
         .await

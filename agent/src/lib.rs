@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod imds;
 pub mod network;
 pub mod state;
+pub mod storage;
 
 /// An error and its chain of causes on one line.
 pub fn error_chain(err: &dyn std::error::Error) -> String {

@@ -148,6 +148,7 @@ pub fn register(c: &Call<'_>) -> Result<String, ApiError> {
         ));
     }
     let tag_list = p.tag_specifications("image")?;
+    let root_snapshot_id = super::block_devices::register_root_snapshot(c)?; // EBS
     let row = ImageRow {
         id: new_id("ami"),
         name,
@@ -159,6 +160,7 @@ pub fn register(c: &Call<'_>) -> Result<String, ApiError> {
         entry,
         architecture,
         created: now_iso(),
+        root_snapshot_id,
     };
     {
         let mut conn = c.st.db.lock();
@@ -205,12 +207,13 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
     let owners = c.p.list("Owner");
     let ours = owners.is_empty() || owners.iter().any(|o| o == "self" || *o == c.st.account_id);
     let filters = c.p.filters()?;
-    let (rows, tag_map) = {
+    let (rows, tag_map, snaps) = {
         let conn = c.st.db.lock();
         let rows = images::all(&conn)?;
         let refs: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
         let tag_map = tags::for_resources(&conn, &refs)?;
-        (rows, tag_map)
+        let snaps = super::block_devices::root_snapshots(&conn, &rows)?; // EBS
+        (rows, tag_map, snaps)
     };
     let missing: Vec<&String> = ids
         .iter()
@@ -226,13 +229,15 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
             continue;
         }
         let t = tag_map.get(&r.id).map_or(&[][..], Vec::as_slice);
+        let snap = r.root_snapshot_id.as_ref().and_then(|s| snaps.get(s));
+        let image_state = super::block_devices::image_state(r, snap);
         let mut keep = true;
         for (name, values) in &filters {
             let field = match name.as_str() {
                 "image-id" => Some(r.id.as_str()),
                 "name" => Some(r.name.as_str()),
                 "architecture" => Some(r.architecture.as_str()),
-                "state" => Some("available"),
+                "state" => Some(image_state),
                 "owner-id" => Some(c.st.account_id.as_str()),
                 "description" => Some(r.description.as_str()),
                 _ => None,
@@ -254,7 +259,7 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
         x.open("item")
             .leaf("imageId", &r.id)
             .leaf("imageLocation", &r.kernel)
-            .leaf("imageState", "available")
+            .leaf("imageState", image_state)
             .leaf("imageOwnerId", &c.st.account_id)
             .leaf("creationDate", &r.created)
             .leaf("isPublic", "false")
@@ -262,8 +267,10 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
             .leaf("imageType", "machine")
             .leaf("name", &r.name)
             .leaf("description", &r.description)
-            .leaf("rootDeviceType", "instance-store")
-            .leaf("virtualizationType", "hvm")
+            .leaf("rootDeviceType", root_device_type(r))
+            .leaf("rootDeviceName", crate::compute::disks::ROOT_DEVICE);
+        super::block_devices::image_mapping(&mut x, r, snap); // EBS
+        x.leaf("virtualizationType", "hvm")
             .leaf("hypervisor", "xen");
         if !t.is_empty() {
             x.tag_set(t);
@@ -272,6 +279,15 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
     }
     x.close("imagesSet");
     Ok(x.finish())
+}
+
+/// EBS: `ebs` when the image has a root volume (a file or a snapshot).
+fn root_device_type(r: &ImageRow) -> &'static str {
+    if r.root_snapshot_id.is_some() || r.root_volume.is_some() {
+        "ebs"
+    } else {
+        "instance-store"
+    }
 }
 
 /// DeregisterImage.

@@ -129,6 +129,7 @@ pub async fn run(c: &Call<'_>) -> Result<String, ApiError> {
         })?;
         (image, launch_network::resolve(&conn, c.p, max as u32)?)
     };
+    let volumes = super::block_devices::launch_plan(c, &image)?; // EBS
     let req = LaunchRequest {
         image,
         instance_type,
@@ -141,19 +142,21 @@ pub async fn run(c: &Call<'_>) -> Result<String, ApiError> {
         tags: tag_list,
         network,
         hibernation: c.p.bool("HibernationOptions.Configured")?,
+        volumes,
     };
     let rows = c.st.compute.launch(&req)?;
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let (tag_map, nets) = {
+    let (tag_map, nets, vols) = {
         let conn = c.st.db.lock();
         (
             tags::for_resources(&conn, &ids)?,
             instance_network::load(&conn, &ids)?,
+            super::block_devices::attached_map(&conn)?,
         )
     };
     let mut x = Xml::response("RunInstances", c.request_id);
     let refs: Vec<&InstanceRow> = rows.iter().collect();
-    render::reservation_body(&mut x, &c.st.account_id, &refs, &tag_map, &nets);
+    render::reservation_body(&mut x, &c.st.account_id, &refs, &tag_map, &nets, &vols);
     Ok(x.finish())
 }
 
@@ -261,13 +264,14 @@ fn check_named_ids(c: &Call<'_>, rows: &[InstanceRow]) -> Result<(), ApiError> {
 pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
     let mut q = instance_query(c)?;
     let limit = page(c, &mut q, 5)?;
-    let (mut rows, tag_map, nets) = {
+    let (mut rows, tag_map, nets, vols) = {
         let conn = c.st.db.lock();
         let rows = instances::query(&conn, &q)?;
         let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
         let tag_map = tags::for_resources(&conn, &ids)?;
         let nets = instance_network::load(&conn, &ids)?;
-        (rows, tag_map, nets)
+        let vols = super::block_devices::attached_map(&conn)?; // EBS
+        (rows, tag_map, nets, vols)
     };
     if q.after_seq.is_none() {
         check_named_ids(c, &rows)?;
@@ -289,7 +293,7 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
         }
         let group: Vec<&InstanceRow> = rows[start..end].iter().collect();
         x.open("item");
-        render::reservation_body(&mut x, &c.st.account_id, &group, &tag_map, &nets);
+        render::reservation_body(&mut x, &c.st.account_id, &group, &tag_map, &nets, &vols);
         x.close("item");
         start = end;
     }

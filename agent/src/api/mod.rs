@@ -3,6 +3,7 @@
 
 pub mod addresses;
 pub mod attributes;
+pub mod block_devices;
 pub mod errors;
 pub mod images;
 pub mod instance_network;
@@ -15,9 +16,12 @@ pub mod query;
 pub mod render;
 pub mod security_groups;
 pub mod server;
+pub mod sg_permissions;
 pub mod sigv4;
+pub mod snapshots;
 pub mod tags;
 pub mod types;
+pub mod volumes;
 pub mod vpcs;
 pub mod xml;
 
@@ -49,6 +53,8 @@ pub struct ApiState {
     pub credentials: Credentials,
     /// The 12-digit account id shown as `ownerId`.
     pub account_id: String,
+    /// EBS: volume files, snapshots and the chunk store.
+    pub storage: Arc<crate::storage::Storage>,
 }
 
 /// A handler's context: the shared state, the parameters and the request id.
@@ -115,6 +121,17 @@ pub const ACTIONS: &[&str] = &[
     "DetachNetworkInterface",
     "DeleteNetworkInterface",
     "ModifyNetworkInterfaceAttribute",
+    // EBS
+    "CreateVolume",
+    "DescribeVolumes",
+    "AttachVolume",
+    "DetachVolume",
+    "DeleteVolume",
+    "ModifyVolume",
+    "CreateSnapshot",
+    "DescribeSnapshots",
+    "DeleteSnapshot",
+    "CreateImage",
 ];
 
 /// Runs one action and returns its XML. The listing actions, which can take milliseconds
@@ -174,6 +191,17 @@ pub async fn dispatch(action: &str, c: &Call<'_>) -> Result<String, ApiError> {
         "DetachNetworkInterface" => network_interfaces::detach(c),
         "DeleteNetworkInterface" => network_interfaces::delete(c).await,
         "ModifyNetworkInterfaceAttribute" => network_interfaces::modify(c).await,
+        // EBS
+        "CreateVolume" => volumes::create(c),
+        "DescribeVolumes" => tokio::task::block_in_place(|| volumes::describe(c)),
+        "AttachVolume" => volumes::attach(c),
+        "DetachVolume" => volumes::detach(c),
+        "DeleteVolume" => volumes::delete(c),
+        "ModifyVolume" => volumes::modify(c),
+        "CreateSnapshot" => snapshots::create(c),
+        "DescribeSnapshots" => tokio::task::block_in_place(|| snapshots::describe(c)),
+        "DeleteSnapshot" => snapshots::delete(c),
+        "CreateImage" => snapshots::create_image(c),
         other => Err(ApiError::new(
             "InvalidAction",
             format!("The action {other} is not valid for this web service."),

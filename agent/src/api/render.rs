@@ -5,6 +5,7 @@ use super::instance_network::{self, InstanceNetwork};
 use super::xml::Xml;
 use crate::compute::StateChange;
 use crate::state::instances::{InstanceRow, InstanceState};
+use crate::state::volumes::VolumeRow;
 
 /// `<tag><code>..</code><name>..</name></tag>`.
 pub fn state(x: &mut Xml, tag: &str, s: InstanceState) {
@@ -14,13 +15,14 @@ pub fn state(x: &mut Xml, tag: &str, s: InstanceState) {
         .close(tag);
 }
 
-/// One `Instance` as an `<item>`.
+/// One `Instance` as an `<item>`, with its network and its attached volumes (`vols`).
 pub fn instance(
     x: &mut Xml,
     owner: &str,
     i: &InstanceRow,
     tags: &[(String, String)],
     net: &InstanceNetwork,
+    vols: &[VolumeRow],
 ) {
     x.open("item")
         .leaf("instanceId", &i.id)
@@ -48,11 +50,9 @@ pub fn instance(
             .leaf("message", message)
             .close("stateReason");
     }
-    x.leaf("architecture", &i.architecture)
-        .leaf("rootDeviceType", "instance-store")
-        .open("blockDeviceMapping")
-        .close("blockDeviceMapping")
-        .leaf("virtualizationType", "hvm")
+    x.leaf("architecture", &i.architecture);
+    super::block_devices::instance_mapping(x, vols); // EBS
+    x.leaf("virtualizationType", "hvm")
         .leaf_opt("clientToken", i.client_token.as_ref())
         .leaf("instanceInitiatedShutdownBehavior", &i.shutdown_behavior);
     if !tags.is_empty() {
@@ -72,6 +72,7 @@ pub fn reservation_body(
     rows: &[&InstanceRow],
     tags: &std::collections::HashMap<String, Vec<(String, String)>>,
     nets: &std::collections::HashMap<String, InstanceNetwork>,
+    vols: &std::collections::HashMap<String, Vec<VolumeRow>>,
 ) {
     let Some(first) = rows.first() else { return };
     x.leaf("reservationId", &first.reservation_id)
@@ -87,6 +88,7 @@ pub fn reservation_body(
             r,
             tags.get(&r.id).map_or(&[][..], Vec::as_slice),
             &net,
+            vols.get(&r.id).map_or(&[][..], Vec::as_slice),
         );
     }
     x.close("instancesSet");

@@ -46,8 +46,24 @@ pub fn describe_instance_types(c: &Call<'_>) -> Result<String, ApiError> {
             .open("memoryInfo")
             .leaf("sizeInMiB", t.memory_mib.to_string())
             .close("memoryInfo")
-            .leaf("burstablePerformanceSupported", t.burstable.to_string())
-            .close("item");
+            .leaf("burstablePerformanceSupported", t.burstable.to_string());
+        // EBS: the instance store of the `d` types.
+        let store = catalog::instance_store_gb(t.name);
+        x.leaf("instanceStorageSupported", store.is_some().to_string());
+        if let Some(gb) = store {
+            x.open("instanceStorageInfo")
+                .leaf("totalSizeInGB", gb.to_string())
+                .open("disks")
+                .open("item")
+                .leaf("sizeInGB", gb.to_string())
+                .leaf("count", "1")
+                .leaf("type", "ssd")
+                .close("item")
+                .close("disks")
+                .leaf("nvmeSupport", "required")
+                .close("instanceStorageInfo");
+        }
+        x.close("item");
     }
     x.close("instanceTypeSet");
     Ok(x.finish())

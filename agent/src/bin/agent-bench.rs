@@ -4,6 +4,8 @@
 //! - describe: DescribeInstances latency (p50, p99) with R instance rows in the database.
 //! - network: metadata requests from a probe (rate, p50, p99), and the time a security-group
 //!   change takes to reach a running instance.
+//! - ebs: a full snapshot of a volume of random data, a second one after 5% of it changed
+//!   (time and new bytes stored), a restore, and the pause of a running instance.
 //!
 //! It starts its own agents (the `agent` and `vmm` binaries beside this one) in temporary
 //! state dirs and kills every VMM it started.
@@ -40,6 +42,9 @@ struct Args {
     /// Security-group changes timed.
     #[arg(long, default_value_t = 10)]
     sg_changes: usize,
+    /// Size in GiB of the EBS snapshot benchmark's volume (0 skips it).
+    #[arg(long, default_value_t = 1)]
+    ebs_gib: u64,
 }
 
 /// Registers the probe program at `probe` with `boot_args`; returns the AMI id.
@@ -332,6 +337,175 @@ fn describe(args: &Args) -> serde_json::Value {
     serde_json::Value::Object(out)
 }
 
+/// The text of the first `<tag>` in `xml`.
+fn field(xml: &str, tag: &str) -> String {
+    xml.split(&format!("<{tag}>"))
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Writes pseudo-random bytes over `[at, at + len)` of `path`.
+fn scribble(path: &Path, at: u64, len: u64, seed: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    let mut x = seed | 1;
+    let mut buf = vec![0u8; 1 << 20];
+    for off in (at..at + len).step_by(buf.len()) {
+        for w in buf.chunks_exact_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            w.copy_from_slice(&x.to_le_bytes());
+        }
+        let n = (at + len - off).min(buf.len() as u64) as usize;
+        f.write_all_at(&buf[..n], off).unwrap();
+    }
+    f.sync_all().unwrap();
+}
+
+/// Polls `describe` until its first `<tag>` reads `want`; returns the seconds since `t0`.
+fn until(
+    c: &Client,
+    action: &str,
+    p: &[(String, String)],
+    tag: &str,
+    want: &str,
+    t0: Instant,
+) -> f64 {
+    while field(&c.call(action, p).unwrap(), tag) != want {
+        assert!(
+            t0.elapsed() < Duration::from_secs(600),
+            "{action}: never {want}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    t0.elapsed().as_secs_f64()
+}
+
+fn snapshot(c: &Client, vol: &str) -> (String, f64) {
+    let t0 = Instant::now();
+    let xml = c
+        .call("CreateSnapshot", &[("VolumeId".into(), vol.into())])
+        .unwrap();
+    let id = field(&xml, "snapshotId");
+    let p = [("SnapshotId.1".to_string(), id.clone())];
+    let s = until(c, "DescribeSnapshots", &p, "status", "completed", t0);
+    (id, s)
+}
+
+fn ebs(args: &Args) -> serde_json::Value {
+    let gib = args.ebs_gib;
+    let bytes = gib << 30;
+    let dir = tempfile::tempdir().unwrap();
+    let a = AgentProc::start(dir.path(), &[]);
+    let c = a.client();
+    let stored = || -> u64 {
+        let db = agent::state::Db::open(&dir.path().join("state.db")).unwrap();
+        agent::state::snapshots::stored_bytes(&db.lock()).unwrap()
+    };
+    let xml = c
+        .call(
+            "CreateVolume",
+            &[
+                ("AvailabilityZone".into(), "local-1a".into()),
+                ("Size".into(), gib.to_string()),
+                ("VolumeType".into(), "gp3".into()),
+            ],
+        )
+        .unwrap();
+    let vol = field(&xml, "volumeId");
+    let file = agent::storage::volume_path(dir.path(), &vol);
+    scribble(&file, 0, bytes, 7);
+    let (_, full_s) = snapshot(&c, &vol);
+    let full_stored = stored();
+    // 5%: one MiB in every 20, spread over the volume.
+    let mut changed = 0;
+    for mib in (0..bytes >> 20).step_by(20) {
+        scribble(&file, mib << 20, 1 << 20, 1000 + mib);
+        changed += 1 << 20;
+    }
+    let (snap2, incr_s) = snapshot(&c, &vol);
+    let new_bytes = stored() - full_stored;
+    let t0 = Instant::now();
+    let xml = c
+        .call(
+            "CreateVolume",
+            &[
+                ("AvailabilityZone".into(), "local-1a".into()),
+                ("SnapshotId".into(), snap2),
+            ],
+        )
+        .unwrap();
+    let p = [("VolumeId.1".to_string(), field(&xml, "volumeId"))];
+    let restore_s = until(&c, "DescribeVolumes", &p, "status", "available", t0);
+
+    // A running probe instance with a volume full of data: how long it is paused.
+    let manifest = std::path::absolute(&args.manifest)
+        .unwrap()
+        .display()
+        .to_string();
+    let ami = field(
+        &c.call("RegisterImage", &[("ImageLocation".into(), manifest)])
+            .unwrap(),
+        "imageId",
+    );
+    let xml = c
+        .call(
+            "RunInstances",
+            &[
+                ("ImageId".into(), ami),
+                ("MinCount".into(), "1".into()),
+                ("MaxCount".into(), "1".into()),
+                ("InstanceType".into(), "t2.nano".into()),
+                ("BlockDeviceMapping.1.DeviceName".into(), "/dev/sdf".into()),
+                (
+                    "BlockDeviceMapping.1.Ebs.VolumeSize".into(),
+                    gib.to_string(),
+                ),
+            ],
+        )
+        .unwrap();
+    let id = field(&xml, "instanceId");
+    let p = [("InstanceId.1".to_string(), id)];
+    until(
+        &c,
+        "DescribeInstances",
+        &p,
+        "name",
+        "running",
+        Instant::now(),
+    );
+    let running_vol = field(&c.call("DescribeInstances", &p).unwrap(), "volumeId");
+    scribble(
+        &agent::storage::volume_path(dir.path(), &running_vol),
+        0,
+        bytes,
+        9,
+    );
+    let (snap3, running_s) = snapshot(&c, &running_vol);
+    let db = agent::state::Db::open(&dir.path().join("state.db")).unwrap();
+    let pause_us = agent::state::snapshots::get(&db.lock(), &snap3)
+        .unwrap()
+        .and_then(|s| s.pause_micros)
+        .unwrap_or(0);
+    drop(a);
+    serde_json::json!({
+        "volume_gib": gib,
+        "full_snapshot_s": full_s,
+        "full_stored_bytes": full_stored,
+        "changed_bytes": changed,
+        "changed_pct": changed as f64 * 100.0 / bytes as f64,
+        "incremental_snapshot_s": incr_s,
+        "incremental_new_bytes": new_bytes,
+        "incremental_new_pct": new_bytes as f64 * 100.0 / bytes as f64,
+        "restore_s": restore_s,
+        "running_snapshot_s": running_s,
+        "running_pause_ms": pause_us as f64 / 1000.0,
+    })
+}
+
 fn main() {
     let args = Args::parse();
     let launch = if args.launch > 0 {
@@ -345,12 +519,18 @@ fn main() {
     } else {
         serde_json::Value::Null
     };
+    let ebs = if args.ebs_gib > 0 {
+        ebs(&args)
+    } else {
+        serde_json::Value::Null
+    };
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({
             "launch": launch,
             "describe_instances": describe,
             "network": network,
+            "ebs": ebs,
         }))
         .unwrap()
     );

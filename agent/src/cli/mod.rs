@@ -4,6 +4,7 @@ pub mod client;
 pub mod commands;
 pub mod instances;
 pub mod network;
+pub mod volumes;
 pub mod xmltree;
 
 use std::path::PathBuf;
@@ -258,6 +259,9 @@ pub enum Command {
     /// Networking: VPCs, subnets, security groups, addresses, interfaces.
     #[command(flatten)]
     Network(network::NetworkCommand),
+    /// EBS: volumes, snapshots, images from instances.
+    #[command(flatten)]
+    Ebs(volumes::EbsCommand),
 }
 
 /// Runs the CLI; returns the process exit code.

@@ -37,7 +37,23 @@ pub const INSTANCE_TYPES: &[InstanceType] = &[
     t("c5.large", 2, 4096, false),
     t("c5.xlarge", 4, 8192, false),
     t("r5.large", 2, 16384, false),
+    // EBS: types with local NVMe instance store.
+    t("c5d.large", 2, 4096, false),
+    t("m5d.large", 2, 8192, false),
+    t("r5d.large", 2, 16384, false),
+    t("m5d.xlarge", 4, 16384, false),
 ];
+
+/// Instance-store size in GB (10^9 bytes) of the types that have one, as on EC2
+/// (one NVMe SSD each).
+pub fn instance_store_gb(name: &str) -> Option<u64> {
+    match name {
+        "c5d.large" => Some(50),
+        "m5d.large" | "r5d.large" => Some(75),
+        "m5d.xlarge" => Some(150),
+        _ => None,
+    }
+}
 
 /// Looks a type up by name.
 pub fn lookup(name: &str) -> Option<&'static InstanceType> {

@@ -35,6 +35,8 @@ pub struct LaunchRequest {
     pub client_token: Option<String>,
     /// Tags for the instances.
     pub tags: Vec<(String, String)>,
+    /// EBS: the volumes each instance gets (root first).
+    pub volumes: Vec<super::disks::LaunchVolume>,
     /// `HibernationOptions.Configured`.
     pub hibernation: bool,
     /// Their primary network interfaces and metadata options.
@@ -181,6 +183,7 @@ impl Compute {
                 if req.hibernation {
                     crate::state::hibernation::set_configured(&tx, &row.id, true)?;
                 }
+                super::disks::insert_launch_volumes(&tx, &row.id, &req.volumes)?;
                 rows.push(row);
             }
             tx.commit()?;
@@ -219,28 +222,17 @@ impl Compute {
         let dir = self.dir(&id);
         let spawned = match self.network.plug(&id).await {
             Ok(nets) => {
-                let args: Vec<String> = nets
+                let net_args: Vec<String> = nets
                     .into_iter()
                     .flat_map(|n| ["--net".to_owned(), n])
                     .collect();
-                let ns = self
-                    .network
-                    .config
-                    .netns
-                    .file()
-                    .map_err(|e| crate::error_chain(&e));
-                let restore = self.resume_file(&id);
-                ns.and_then(|ns| {
-                    supervisor::spawn(
-                        &self.config.vmm,
-                        &dir,
-                        &row,
-                        &args,
-                        ns.as_ref(),
-                        restore.as_deref(),
-                    )
-                    .map_err(|e| crate::error_chain(&e))
-                })
+                match self.network.config.netns.file() {
+                    Ok(ns) => self
+                        .spawn_with_disks(&dir, &row, net_args, ns, self.resume_file(&id))
+                        .await
+                        .map_err(|e| crate::error_chain(&e)),
+                    Err(e) => Err(crate::error_chain(&e)),
+                }
             }
             Err(e) => Err(crate::error_chain(&e)),
         };
@@ -334,7 +326,11 @@ impl Compute {
             match decision {
                 (Some(state), update) => {
                     if matches!(state, InstanceState::Stopped | InstanceState::Terminated)
-                        && let Err(e) = self.network.release_public_ips(&conn, id)
+                        && let Err(e) = self.network.release_in_db(
+                            &conn,
+                            id,
+                            state == InstanceState::Terminated,
+                        )
                     {
                         tracing::error!(%id, error = %e, "cannot release public addresses");
                     }

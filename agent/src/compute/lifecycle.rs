@@ -79,7 +79,8 @@ impl Compute {
         {
             let conn = self.db.lock();
             if matches!(next, InstanceState::Stopped | InstanceState::Terminated) {
-                self.network.release_public_ips(&conn, &row.id)?;
+                self.network
+                    .release_in_db(&conn, &row.id, next == InstanceState::Terminated)?;
             }
             instances::set_state(&conn, &row.id, next, &user_shutdown())?;
         }

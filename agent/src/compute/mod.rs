@@ -2,6 +2,7 @@
 
 pub mod capacity;
 pub mod catalog;
+pub mod disks;
 pub mod hibernate;
 pub mod launch;
 pub mod lifecycle;

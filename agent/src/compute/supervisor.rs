@@ -61,7 +61,7 @@ pub enum SpawnError {
 }
 
 /// Starts the VMM for `row` in its own session, console and stderr under `dir`, with
-/// `extra_args` (devices) appended to its command line.
+/// `extra_args` (such as `--disk` values) appended to its command line.
 pub fn spawn(
     vmm: &Path,
     dir: &InstanceDir,

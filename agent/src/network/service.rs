@@ -69,6 +69,7 @@ pub enum NetworkError {
 #[derive(Debug)]
 struct Plugged {
     instance_id: String,
+    tap: String,
     imds_port: u16,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -268,6 +269,7 @@ impl Network {
                 eni.id.clone(),
                 Plugged {
                     instance_id: id.to_owned(),
+                    tap: tap.clone(),
                     imds_port,
                     tasks: vec![dhcp, imds],
                 },
@@ -307,40 +309,46 @@ impl Network {
     /// the pool. With `terminated`, ENIs marked DeleteOnTermination are deleted and the
     /// others detached, and Elastic IPs on deleted ENIs are disassociated.
     pub async fn unplug(&self, id: &str, terminated: bool) -> Result<(), NetworkError> {
-        let rows = enis::of_instance(&self.db.lock(), id)?;
-        {
-            let mut plugged = self.plugged.lock().await;
-            plugged.retain(|_, p| p.instance_id != id);
-        }
-        for eni in &rows {
-            links::remove(&self.config.netns, &eni.tap())?;
-        }
+        let mut taps: Vec<String> = enis::of_instance(&self.db.lock(), id)?
+            .iter()
+            .map(EniRow::tap)
+            .collect();
         {
             let mut conn = self.db.lock();
             let tx = conn.transaction()?;
-            self.release_public_ips(&tx, id)?;
-            for eni in &rows {
-                if terminated {
-                    if eni.delete_on_termination {
-                        if let Some(a) = enis::address_of_eni(&tx, &eni.id)? {
-                            enis::set_association(&tx, &a.allocation_id, None)?;
-                        }
-                        enis::delete(&tx, &eni.id)?;
-                    } else {
-                        enis::set_attachment(&tx, &eni.id, None)?;
-                    }
-                }
-            }
+            self.release_in_db(&tx, id, terminated)?;
             tx.commit()?;
+        }
+        {
+            let mut plugged = self.plugged.lock().await;
+            taps.extend(
+                plugged
+                    .values()
+                    .filter(|p| p.instance_id == id)
+                    .map(|p| p.tap.clone()),
+            );
+            plugged.retain(|_, p| p.instance_id != id);
+        }
+        taps.sort();
+        taps.dedup();
+        for tap in &taps {
+            links::remove(&self.config.netns, tap)?;
         }
         self.imds.forget(id);
         self.sync().await
     }
 
-    /// Gives instance `id`'s ephemeral public addresses back to the pool (remembering them,
-    /// so that its next start gets other ones). Done in the same transaction that records a
-    /// stop, so a stopped instance never shows a public address.
-    pub fn release_public_ips(&self, conn: &Connection, id: &str) -> rusqlite::Result<()> {
+    /// What ending instance `id` changes in the database, done in the transaction that
+    /// records its stop or termination so that no answer shows it half-done: its ephemeral
+    /// public addresses go back to the pool (remembered, so its next start gets other ones),
+    /// and with `terminated` its ENIs marked DeleteOnTermination are deleted (their Elastic
+    /// IPs disassociated) and the others detached. Idempotent.
+    pub fn release_in_db(
+        &self,
+        conn: &Connection,
+        id: &str,
+        terminated: bool,
+    ) -> rusqlite::Result<()> {
         for eni in enis::of_instance(conn, id)? {
             if let Some(ip) = eni.public_ip.as_deref().and_then(|ip| ip.parse().ok()) {
                 self.last_public
@@ -348,6 +356,17 @@ impl Network {
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(eni.id.clone(), ip);
                 enis::set_public_ip(conn, &eni.id, None)?;
+            }
+            if !terminated {
+                continue;
+            }
+            if eni.delete_on_termination {
+                if let Some(a) = enis::address_of_eni(conn, &eni.id)? {
+                    enis::set_association(conn, &a.allocation_id, None)?;
+                }
+                enis::delete(conn, &eni.id)?;
+            } else {
+                enis::set_attachment(conn, &eni.id, None)?;
             }
         }
         Ok(())

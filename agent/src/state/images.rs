@@ -25,10 +25,13 @@ pub struct ImageRow {
     pub architecture: String,
     /// ISO 8601 registration time.
     pub created: String,
+    /// The EBS snapshot the root volume is made from (CreateImage, RegisterImage with a
+    /// block device mapping), instead of `root_volume`.
+    pub root_snapshot_id: Option<String>,
 }
 
-const COLUMNS: &str =
-    "id, name, description, kernel, initrd, root_volume, boot_args, entry, architecture, created";
+const COLUMNS: &str = "id, name, description, kernel, initrd, root_volume, boot_args, entry, \
+    architecture, created, root_snapshot_id";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<ImageRow> {
     Ok(ImageRow {
@@ -42,13 +45,16 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ImageRow> {
         entry: r.get(7)?,
         architecture: r.get(8)?,
         created: r.get(9)?,
+        root_snapshot_id: r.get(10)?,
     })
 }
 
 /// Inserts an image.
 pub fn insert(conn: &Connection, i: &ImageRow) -> rusqlite::Result<()> {
     conn.execute(
-        &format!("INSERT INTO images ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+        &format!(
+            "INSERT INTO images ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        ),
         params![
             i.id,
             i.name,
@@ -59,7 +65,8 @@ pub fn insert(conn: &Connection, i: &ImageRow) -> rusqlite::Result<()> {
             i.boot_args,
             i.entry,
             i.architecture,
-            i.created
+            i.created,
+            i.root_snapshot_id
         ],
     )?;
     Ok(())
@@ -93,4 +100,14 @@ pub fn all(conn: &Connection) -> rusqlite::Result<Vec<ImageRow>> {
 pub fn delete(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
     conn.execute("DELETE FROM tags WHERE resource_id = ?1", [id])?;
     Ok(conn.execute("DELETE FROM images WHERE id = ?1", [id])? > 0)
+}
+
+/// Whether an image's root comes from `snapshot_id`.
+pub fn uses_snapshot(conn: &Connection, snapshot_id: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT id FROM images WHERE root_snapshot_id = ?1 LIMIT 1",
+        [snapshot_id],
+        |r| r.get(0),
+    )
+    .optional()
 }

@@ -157,6 +157,52 @@ const MIGRATIONS: &[&str] = &[
         state_file TEXT
     );
     "#,
+    // EBS: volumes, attachments, snapshots, chunks.
+    r#"
+    CREATE TABLE volumes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        volume_type TEXT NOT NULL,
+        size_gib INTEGER NOT NULL,
+        iops INTEGER NOT NULL,
+        throughput INTEGER NOT NULL,
+        snapshot_id TEXT,
+        source_image TEXT,
+        state TEXT NOT NULL,
+        created TEXT NOT NULL,
+        instance_id TEXT,
+        device TEXT,
+        attach_time TEXT,
+        delete_on_termination INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX volumes_instance ON volumes(instance_id);
+    CREATE TABLE snapshots (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        volume_id TEXT NOT NULL,
+        volume_size_gib INTEGER NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        progress INTEGER NOT NULL DEFAULT 0,
+        start_time TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        new_bytes INTEGER NOT NULL DEFAULT 0,
+        pause_micros INTEGER,
+        state_message TEXT
+    );
+    CREATE TABLE snapshot_chunks (
+        snapshot_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (snapshot_id, idx)
+    );
+    CREATE TABLE chunks (
+        hash TEXT PRIMARY KEY,
+        refs INTEGER NOT NULL,
+        bytes INTEGER NOT NULL
+    );
+    ALTER TABLE images ADD COLUMN root_snapshot_id TEXT;
+    "#,
 ];
 
 /// Errors while migrating the schema.

@@ -8,7 +8,9 @@ pub mod instances;
 pub mod keypairs;
 pub mod migrations;
 pub mod security_groups;
+pub mod snapshots;
 pub mod tags;
+pub mod volumes;
 pub mod vpcs;
 
 pub use db::Db;

@@ -13,6 +13,7 @@ use agent::credentials;
 
 #[path = "../netns/mod.rs"]
 pub mod netns;
+pub mod network;
 
 /// The probe image's manifest, built by `images/build.sh probe`.
 pub fn probe_manifest() -> PathBuf {

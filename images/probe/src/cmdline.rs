@@ -82,6 +82,8 @@ pub enum DiskMode<'a> {
     Iops,
     /// One write attempt, whatever the device says: `probe: disk write status <n>`.
     WriteRoCheck,
+    /// Sequence-numbered blocks written in order with commit records (`disk_seq`).
+    Seq,
     /// Any other value, kept to report it.
     Unknown(&'a [u8]),
 }
@@ -95,6 +97,7 @@ impl<'a> DiskMode<'a> {
             b"bench" => Self::Bench,
             b"iops" => Self::Iops,
             b"write-ro-check" => Self::WriteRoCheck,
+            b"seq" => Self::Seq,
             other => Self::Unknown(other),
         }
     }
@@ -509,6 +512,7 @@ mod tests {
             (b"bench", DiskMode::Bench),
             (b"iops", DiskMode::Iops),
             (b"write-ro-check", DiskMode::WriteRoCheck),
+            (b"seq", DiskMode::Seq),
             (b"Write", DiskMode::Unknown(b"Write")),
         ] {
             assert_eq!(DiskMode::from_value(value), mode);

@@ -382,7 +382,12 @@ pub fn run(blk: &mut Blk, mode: DiskMode<'_>, clock: Clock) -> bool {
         "disk capacity {capacity} bytes{}",
         if blk.read_only() { " read-only" } else { "" }
     );
-    if span < capacity && !matches!(mode, DiskMode::WriteRoCheck | DiskMode::Iops) {
+    if span < capacity
+        && !matches!(
+            mode,
+            DiskMode::WriteRoCheck | DiskMode::Iops | DiskMode::Seq
+        )
+    {
         say!("disk using the first {span} bytes");
     }
     match mode {
@@ -429,6 +434,7 @@ pub fn run(blk: &mut Blk, mode: DiskMode<'_>, clock: Clock) -> bool {
                 Err(e) => fail("write", DiskError::Device(e)),
             }
         }
+        DiskMode::Seq => crate::disk_seq::run(blk),
         DiskMode::Unknown(_) => false,
     }
 }

@@ -1,0 +1,259 @@
+//! Snapshot actions: CreateSnapshot, DescribeSnapshots, DeleteSnapshot, and CreateImage
+//! (snapshots of an instance's volumes and a new AMI).
+
+use super::errors::ApiError;
+use super::images::glob;
+use super::instances::well_formed_id;
+use super::volumes::{check_snapshot_id, check_volume_id, snapshot_not_found, volume_not_found};
+use super::xml::Xml;
+use super::{Call, tags as tag_api};
+use crate::compute::disks::ROOT_DEVICE;
+use crate::state::images::{self, ImageRow};
+use crate::state::instances::{self, InstanceState};
+use crate::state::snapshots::{self, SnapshotRow};
+use crate::state::volumes::{self, VolumeRow, VolumeState};
+use crate::state::{new_id, now_iso, tags};
+
+/// The `Snapshot` fields, without an enclosing element.
+fn snapshot_fields(x: &mut Xml, s: &SnapshotRow, owner: &str, t: &[(String, String)]) {
+    x.leaf("snapshotId", &s.id)
+        .leaf("volumeId", &s.volume_id)
+        .leaf("status", &s.state)
+        .leaf_opt("statusMessage", s.state_message.as_ref())
+        .leaf("startTime", &s.start_time)
+        .leaf("progress", format!("{}%", s.progress))
+        .leaf("ownerId", owner)
+        .leaf("volumeSize", s.volume_size_gib.to_string())
+        .leaf("description", &s.description)
+        .leaf("encrypted", "false")
+        .leaf("storageTier", "standard");
+    if s.state == "completed" {
+        x.leaf("fullSnapshotSizeInBytes", s.size_bytes.to_string());
+    }
+    if !t.is_empty() {
+        x.tag_set(t);
+    }
+}
+
+/// Checks a volume can be snapshotted now.
+fn snapshottable(c: &Call<'_>, v: &VolumeRow) -> Result<(), ApiError> {
+    if !matches!(v.state, VolumeState::Available | VolumeState::InUse) {
+        return Err(ApiError::new(
+            "IncorrectState",
+            format!("Volume '{}' is in the '{}' state.", v.id, v.state.name()),
+        ));
+    }
+    if let Some(i) = &v.instance_id
+        && let Some(inst) = instances::get(&c.st.db.lock(), i)?
+        && matches!(
+            inst.state,
+            InstanceState::Pending | InstanceState::Stopping | InstanceState::ShuttingDown
+        )
+    {
+        return Err(ApiError::new(
+            "IncorrectState",
+            format!(
+                "Volume '{}' is attached to instance {i}, which is {}; snapshot it when it is \
+                 running or stopped",
+                v.id,
+                inst.state.name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// CreateSnapshot: returns at once (pending); the snapshot completes in the background.
+pub fn create(c: &Call<'_>) -> Result<String, ApiError> {
+    let vol_id = c.p.required("VolumeId")?;
+    check_volume_id(vol_id)?;
+    let v = volumes::get(&c.st.db.lock(), vol_id)?.ok_or_else(|| volume_not_found(vol_id))?;
+    snapshottable(c, &v)?;
+    let description = c.p.get("Description").unwrap_or_default();
+    if description.len() > 255 {
+        return Err(ApiError::invalid(
+            "Description",
+            "descriptions are at most 255 characters",
+        ));
+    }
+    let tag_list = c.p.tag_specifications("snapshot")?;
+    let s =
+        c.st.storage
+            .create_snapshot(&v, description, &tag_list)
+            .map_err(|e| ApiError::internal(&e))?;
+    tracing::info!(snapshot = %s.id, volume = %vol_id, "snapshot started");
+    let mut x = Xml::response("CreateSnapshot", c.request_id);
+    snapshot_fields(&mut x, &s, &c.st.account_id, &tag_list);
+    Ok(x.finish())
+}
+
+/// DescribeSnapshots: `SnapshotId.N`, `Owner.N` (self or this account), filters
+/// snapshot-id, volume-id, status, owner-id, description, volume-size, tag:, tag-key.
+pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
+    let ids = c.p.list("SnapshotId");
+    for id in &ids {
+        check_snapshot_id(id)?;
+    }
+    let owners = c.p.list("Owner");
+    let ours = owners.is_empty() || owners.iter().any(|o| o == "self" || *o == c.st.account_id);
+    let filters = c.p.filters()?;
+    let (rows, tag_map) = {
+        let conn = c.st.db.lock();
+        let rows = snapshots::query(&conn, &ids)?;
+        let refs: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let tag_map = tags::for_resources(&conn, &refs)?;
+        (rows, tag_map)
+    };
+    if let Some(missing) = ids.iter().find(|id| !rows.iter().any(|r| &r.id == *id)) {
+        return Err(snapshot_not_found(missing));
+    }
+    let mut x = Xml::response("DescribeSnapshots", c.request_id);
+    x.open("snapshotSet");
+    for s in rows.iter().filter(|_| ours) {
+        let t = tag_map.get(&s.id).map_or(&[][..], Vec::as_slice);
+        let mut keep = true;
+        for (name, values) in &filters {
+            let size = s.volume_size_gib.to_string();
+            let field = match name.as_str() {
+                "snapshot-id" => Some(s.id.as_str()),
+                "volume-id" => Some(s.volume_id.as_str()),
+                "status" => Some(s.state.as_str()),
+                "owner-id" => Some(c.st.account_id.as_str()),
+                "description" => Some(s.description.as_str()),
+                "volume-size" => Some(size.as_str()),
+                "encrypted" => Some("false"),
+                _ => None,
+            };
+            keep &= match field {
+                Some(f) => values.iter().any(|pat| glob(pat, f)),
+                None => tag_api::tag_filter(name, values, t).ok_or_else(|| {
+                    ApiError::invalid(
+                        name,
+                        "unknown filter; supported: snapshot-id, volume-id, status, owner-id, \
+                         description, volume-size, encrypted, tag:KEY, tag-key",
+                    )
+                })?,
+            };
+        }
+        if keep {
+            x.open("item");
+            snapshot_fields(&mut x, s, &c.st.account_id, t);
+            x.close("item");
+        }
+    }
+    x.close("snapshotSet");
+    Ok(x.finish())
+}
+
+/// DeleteSnapshot: refused while an image uses it or while it is being taken.
+pub fn delete(c: &Call<'_>) -> Result<String, ApiError> {
+    let id = c.p.required("SnapshotId")?;
+    check_snapshot_id(id)?;
+    {
+        let conn = c.st.db.lock();
+        let s = snapshots::get(&conn, id)?.ok_or_else(|| snapshot_not_found(id))?;
+        if let Some(image) = images::uses_snapshot(&conn, id)? {
+            return Err(ApiError::new(
+                "InvalidSnapshot.InUse",
+                format!("The snapshot {id} is currently in use by {image}"),
+            ));
+        }
+        if s.state == "pending" {
+            return Err(ApiError::new(
+                "IncorrectState",
+                format!("Snapshot '{id}' is still pending."),
+            ));
+        }
+    }
+    tokio::task::block_in_place(|| c.st.storage.delete_snapshot(id))
+        .map_err(|e| ApiError::internal(&e))?;
+    let mut x = Xml::response("DeleteSnapshot", c.request_id);
+    x.leaf("return", "true");
+    Ok(x.finish())
+}
+
+/// CreateImage: snapshots the instance's root volume (pausing it if it runs: a
+/// crash-consistent image, with or without `NoReboot`) and registers an AMI booting the
+/// instance's kernel with that root. Without a root volume the AMI has no root.
+pub fn create_image(c: &Call<'_>) -> Result<String, ApiError> {
+    let instance_id = c.p.required("InstanceId")?;
+    if !well_formed_id(instance_id, "i") {
+        return Err(ApiError::new(
+            "InvalidInstanceID.Malformed",
+            format!("Invalid id: \"{instance_id}\" (expecting \"i-...\")"),
+        ));
+    }
+    let name = c.p.required("Name")?.to_string();
+    if name.len() < 3 || name.len() > 128 {
+        return Err(ApiError::invalid(
+            "Name",
+            "image names are 3 to 128 characters",
+        ));
+    }
+    c.p.bool("NoReboot")?;
+    let tag_list = c.p.tag_specifications("image")?;
+    let (inst, root) = {
+        let conn = c.st.db.lock();
+        let inst = instances::get(&conn, instance_id)?.ok_or_else(|| {
+            ApiError::new(
+                "InvalidInstanceID.NotFound",
+                format!("The instance ID '{instance_id}' does not exist"),
+            )
+        })?;
+        if images::name_taken(&conn, &name)? {
+            return Err(ApiError::new(
+                "InvalidAMIName.Duplicate",
+                format!("AMI name {name} is already in use by another image"),
+            ));
+        }
+        let root = volumes::attached_to(&conn, instance_id)?
+            .into_iter()
+            .find(|v| v.device.as_deref() == Some(ROOT_DEVICE));
+        (inst, root)
+    };
+    if !matches!(inst.state, InstanceState::Running | InstanceState::Stopped) {
+        return Err(ApiError::new(
+            "IncorrectInstanceState",
+            format!(
+                "The instance '{instance_id}' is {}; images are made of running or stopped instances",
+                inst.state.name()
+            ),
+        ));
+    }
+    let root_snapshot = match &root {
+        Some(v) => {
+            snapshottable(c, v)?;
+            let desc = format!("Created by CreateImage({instance_id}) for {name}");
+            let s =
+                c.st.storage
+                    .create_snapshot(v, &desc, &[])
+                    .map_err(|e| ApiError::internal(&e))?;
+            Some(s.id)
+        }
+        None => None,
+    };
+    let row = ImageRow {
+        id: new_id("ami"),
+        name,
+        description: c.p.get("Description").unwrap_or_default().to_string(),
+        kernel: inst.kernel.clone(),
+        initrd: inst.initrd.clone(),
+        root_volume: None,
+        boot_args: inst.boot_args.clone(),
+        entry: inst.entry.clone(),
+        architecture: inst.architecture.clone(),
+        created: now_iso(),
+        root_snapshot_id: root_snapshot,
+    };
+    {
+        let mut conn = c.st.db.lock();
+        let tx = conn.transaction()?;
+        images::insert(&tx, &row)?;
+        tags::put(&tx, &row.id, &tag_list)?;
+        tx.commit()?;
+    }
+    tracing::info!(image = %row.id, instance = %instance_id, "image created");
+    let mut x = Xml::response("CreateImage", c.request_id);
+    x.leaf("imageId", &row.id);
+    Ok(x.finish())
+}

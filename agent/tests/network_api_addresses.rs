@@ -1,0 +1,418 @@
+//! The networking API, continued: Elastic IPs and network interfaces, the `ec2` CLI's network
+//! commands, and boto3 parsing the answers; against a real agent with its instance networking
+//! in a namespace of its own.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::Agent;
+use common::network::{expect_code, first, ns_out, texts};
+
+/// The instance's public address in DescribeInstances ("" when none).
+fn public_ip(agent: &Agent, id: &str) -> String {
+    let xml = agent.call("DescribeInstances", &[("InstanceId.1", id)]);
+    texts(&xml, "ipAddress")
+        .into_iter()
+        .next()
+        .unwrap_or_default()
+}
+
+#[test]
+fn elastic_ips_and_network_interfaces() {
+    let agent = Agent::start(&["--stop-timeout", "5"]);
+    let ami = agent.register_probe();
+    let id = agent.run_one(&ami);
+    agent.wait_state(&id, "running", Duration::from_secs(30));
+    let ephemeral = public_ip(&agent, &id);
+    assert!(ephemeral.starts_with("198.51.100."), "{ephemeral:?}");
+
+    // Elastic IPs.
+    expect_code(
+        &agent,
+        "AllocateAddress",
+        &[("Domain", "standard")],
+        "InvalidParameterValue",
+    );
+    let a = agent.call("AllocateAddress", &[("Domain", "vpc")]);
+    let (alloc, eip) = (first(&a, "allocationId"), first(&a, "publicIp"));
+    assert!(alloc.starts_with("eipalloc-"));
+    assert_ne!(eip, ephemeral);
+    expect_code(
+        &agent,
+        "AssociateAddress",
+        &[
+            ("AllocationId", "eipalloc-0123456789abcdef0"),
+            ("InstanceId", &id),
+        ],
+        "InvalidAllocationID.NotFound",
+    );
+    let assoc = first(
+        &agent.call(
+            "AssociateAddress",
+            &[("AllocationId", &alloc), ("InstanceId", &id)],
+        ),
+        "associationId",
+    );
+    assert!(assoc.starts_with("eipassoc-"));
+    assert_eq!(public_ip(&agent, &id), eip);
+    let nat = ns_out(&agent, &["iptables", "-t", "nat", "-S"]);
+    assert!(
+        nat.contains(&format!("-d {eip}/32")),
+        "no DNAT for {eip}:\n{nat}"
+    );
+    assert!(!nat.contains(&format!("-d {ephemeral}/32")), "{nat}");
+    expect_code(
+        &agent,
+        "ReleaseAddress",
+        &[("AllocationId", &alloc)],
+        "InvalidIPAddress.InUse",
+    );
+    let by_instance = agent.call(
+        "DescribeAddresses",
+        &[("Filter.1.Name", "instance-id"), ("Filter.1.Value.1", &id)],
+    );
+    assert_eq!(texts(&by_instance, "allocationId"), vec![alloc.clone()]);
+    assert_eq!(first(&by_instance, "associationId"), assoc);
+
+    // A second interface, available: moving the address there needs AllowReassociation.
+    let subnet = first(&agent.call("DescribeSubnets", &[]), "subnetId");
+    let eni_xml = agent.call(
+        "CreateNetworkInterface",
+        &[
+            ("SubnetId", &subnet),
+            ("Description", "second"),
+            ("PrivateIpAddress", "172.31.9.9"),
+        ],
+    );
+    let eni = first(&eni_xml, "networkInterfaceId");
+    assert_eq!(first(&eni_xml, "status"), "available");
+    assert_eq!(first(&eni_xml, "privateIpAddress"), "172.31.9.9");
+    expect_code(
+        &agent,
+        "CreateNetworkInterface",
+        &[("SubnetId", &subnet), ("PrivateIpAddress", "172.31.9.9")],
+        "InvalidIPAddress.InUse",
+    );
+    expect_code(
+        &agent,
+        "AssociateAddress",
+        &[("AllocationId", &alloc), ("NetworkInterfaceId", &eni)],
+        "Resource.AlreadyAssociated",
+    );
+    // Back to the instance after disassociating: it gets a new ephemeral address.
+    agent.call("DisassociateAddress", &[("AssociationId", &assoc)]);
+    let fresh = public_ip(&agent, &id);
+    assert!(
+        fresh.starts_with("198.51.100.") && fresh != eip,
+        "{fresh:?}"
+    );
+    expect_code(
+        &agent,
+        "DisassociateAddress",
+        &[("AssociationId", &assoc)],
+        "InvalidAssociationID.NotFound",
+    );
+    let moved = agent.call(
+        "AssociateAddress",
+        &[("AllocationId", &alloc), ("NetworkInterfaceId", &eni)],
+    );
+    let moved_assoc = first(&moved, "associationId");
+    agent.call(
+        "AssociateAddress",
+        &[
+            ("AllocationId", &alloc),
+            ("InstanceId", &id),
+            ("AllowReassociation", "true"),
+        ],
+    );
+    assert_eq!(public_ip(&agent, &id), eip);
+    expect_code(
+        &agent,
+        "DisassociateAddress",
+        &[("AssociationId", &moved_assoc)],
+        "InvalidAssociationID.NotFound",
+    );
+
+    // Interfaces attach and detach only on a stopped instance.
+    let attach = |index: &str| {
+        vec![
+            ("NetworkInterfaceId", eni.clone()),
+            ("InstanceId", id.clone()),
+            ("DeviceIndex", index.to_string()),
+        ]
+    };
+    let as_refs = |v: &[(&'static str, String)]| -> Vec<(&'static str, String)> { v.to_vec() };
+    let call_err = |p: Vec<(&'static str, String)>, code: &str| {
+        let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        expect_code(&agent, "AttachNetworkInterface", &p, code);
+    };
+    call_err(as_refs(&attach("1")), "IncorrectInstanceState");
+    agent.call("StopInstances", &[("InstanceId.1", &id)]);
+    agent.wait_state(&id, "stopped", Duration::from_secs(30));
+    assert_eq!(
+        public_ip(&agent, &id),
+        eip,
+        "the Elastic IP stays across stop"
+    );
+    call_err(as_refs(&attach("0")), "InvalidParameterValue");
+    let p1 = attach("1");
+    let p1: Vec<(&str, &str)> = p1.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let attachment = first(&agent.call("AttachNetworkInterface", &p1), "attachmentId");
+    assert!(attachment.starts_with("eni-attach-"));
+    call_err(as_refs(&attach("2")), "InvalidNetworkInterface.InUse");
+    expect_code(
+        &agent,
+        "DeleteNetworkInterface",
+        &[("NetworkInterfaceId", &eni)],
+        "InvalidNetworkInterface.InUse",
+    );
+    let of_instance = agent.call(
+        "DescribeNetworkInterfaces",
+        &[
+            ("Filter.1.Name", "attachment.instance-id"),
+            ("Filter.1.Value.1", &id),
+        ],
+    );
+    assert_eq!(texts(&of_instance, "networkInterfaceId").len(), 2);
+    let in_use = agent.call(
+        "DescribeNetworkInterfaces",
+        &[("Filter.1.Name", "status"), ("Filter.1.Value.1", "in-use")],
+    );
+    assert_eq!(texts(&in_use, "networkInterfaceId").len(), 2);
+    let primary_attachment = agent.call(
+        "DescribeNetworkInterfaces",
+        &[
+            ("Filter.1.Name", "attachment.instance-id"),
+            ("Filter.1.Value.1", &id),
+            ("Filter.2.Name", "attachment.device-index"),
+            ("Filter.2.Value.1", "0"),
+        ],
+    );
+    let primary_attachment = first(&primary_attachment, "attachmentId");
+    expect_code(
+        &agent,
+        "DetachNetworkInterface",
+        &[("AttachmentId", &primary_attachment)],
+        "OperationNotPermitted",
+    );
+    // The next start plugs both interfaces.
+    agent.call("StartInstances", &[("InstanceId.1", &id)]);
+    agent.wait_state(&id, "running", Duration::from_secs(30));
+    let links = ns_out(&agent, &["ip", "-o", "link"]);
+    assert_eq!(links.matches("kec2t").count(), 2, "{links}");
+    expect_code(
+        &agent,
+        "DetachNetworkInterface",
+        &[("AttachmentId", &attachment)],
+        "IncorrectInstanceState",
+    );
+    agent.call("StopInstances", &[("InstanceId.1", &id)]);
+    agent.wait_state(&id, "stopped", Duration::from_secs(30));
+    agent.call("DetachNetworkInterface", &[("AttachmentId", &attachment)]);
+    let available = agent.call(
+        "DescribeNetworkInterfaces",
+        &[
+            ("Filter.1.Name", "status"),
+            ("Filter.1.Value.1", "available"),
+        ],
+    );
+    assert_eq!(texts(&available, "networkInterfaceId"), vec![eni.clone()]);
+    agent.call("DeleteNetworkInterface", &[("NetworkInterfaceId", &eni)]);
+    expect_code(
+        &agent,
+        "DeleteNetworkInterface",
+        &[("NetworkInterfaceId", &eni)],
+        "InvalidNetworkInterfaceID.NotFound",
+    );
+
+    // Release after disassociation.
+    let assoc = first(
+        &agent.call("DescribeAddresses", &[("AllocationId.1", &alloc)]),
+        "associationId",
+    );
+    agent.call("DisassociateAddress", &[("AssociationId", &assoc)]);
+    assert_eq!(
+        public_ip(&agent, &id),
+        "",
+        "a stopped instance gets no ephemeral address"
+    );
+    agent.call("ReleaseAddress", &[("AllocationId", &alloc)]);
+    expect_code(
+        &agent,
+        "ReleaseAddress",
+        &[("AllocationId", &alloc)],
+        "InvalidAllocationID.NotFound",
+    );
+}
+
+#[test]
+fn the_cli_drives_the_network() {
+    let agent = Agent::start(&[]);
+    let vpc = agent.ec2_ok(&["create-vpc", "--cidr-block", "10.9.0.0/16"]);
+    let vpc = vpc.split_whitespace().next().unwrap().to_string();
+    assert!(vpc.starts_with("vpc-"), "{vpc}");
+    assert!(agent.ec2_ok(&["describe-vpcs"]).contains("10.9.0.0/16"));
+    let subnet = agent.ec2_ok(&[
+        "create-subnet",
+        "--vpc-id",
+        &vpc,
+        "--cidr-block",
+        "10.9.1.0/24",
+    ]);
+    assert!(subnet.starts_with("subnet-"), "{subnet}");
+    assert!(agent.ec2_ok(&["describe-subnets"]).contains("10.9.1.0/24"));
+    let sg = agent.ec2_ok(&[
+        "create-security-group",
+        "--group-name",
+        "web",
+        "--description",
+        "web servers",
+    ]);
+    let sg = sg.trim().to_string();
+    assert!(sg.starts_with("sg-"), "{sg}");
+    agent.ec2_ok(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &sg,
+        "--protocol",
+        "tcp",
+        "--port",
+        "80-81",
+        "--cidr",
+        "0.0.0.0/0",
+    ]);
+    let groups = agent.ec2_ok(&["describe-security-groups", "--group-ids", &sg]);
+    assert!(groups.contains("tcp 80-81 0.0.0.0/0"), "{groups}");
+    agent.ec2_ok(&[
+        "revoke-security-group-ingress",
+        "--group-id",
+        &sg,
+        "--protocol",
+        "tcp",
+        "--port",
+        "80-81",
+        "--cidr",
+        "0.0.0.0/0",
+    ]);
+    let out = agent.ec2(&[
+        "revoke-security-group-ingress",
+        "--group-id",
+        &sg,
+        "--protocol",
+        "tcp",
+        "--port",
+        "80-81",
+        "--cidr",
+        "0.0.0.0/0",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("InvalidPermission.NotFound"));
+    let alloc = agent.ec2_ok(&["allocate-address"]);
+    let alloc_id = alloc.split_whitespace().next().unwrap().to_string();
+    assert!(alloc_id.starts_with("eipalloc-"), "{alloc}");
+    assert!(agent.ec2_ok(&["describe-addresses"]).contains(&alloc_id));
+    agent.ec2_ok(&["release-address", "--allocation-id", &alloc_id]);
+    assert!(!agent.ec2_ok(&["describe-addresses"]).contains(&alloc_id));
+    let json = agent.ec2_ok(&["describe-network-interfaces", "--output", "json"]);
+    assert!(json.contains("NetworkInterfaces"), "{json}");
+}
+
+/// The boto3 virtualenv (see tests/boto3.rs, which makes it).
+fn venv_python() -> Option<PathBuf> {
+    let venv = std::env::var_os("KEC2_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/kec2/venv"));
+    let python = venv.join("bin/python3");
+    python.exists().then_some(python)
+}
+
+const BOTO3_SCRIPT: &str = r#"
+import configparser, os, sys
+import boto3
+from botocore.exceptions import ClientError
+endpoint, state_dir = sys.argv[1:3]
+cfg = configparser.ConfigParser()
+cfg.read(os.path.join(state_dir, "credentials"))
+ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name="local-1",
+    aws_access_key_id=cfg["default"]["aws_access_key_id"],
+    aws_secret_access_key=cfg["default"]["aws_secret_access_key"])
+vpcs = ec2.describe_vpcs()["Vpcs"]
+assert vpcs[0]["CidrBlock"] == "172.31.0.0/16" and vpcs[0]["IsDefault"] is True, vpcs
+vpc = ec2.create_vpc(CidrBlock="10.3.0.0/16")["Vpc"]
+sub = ec2.create_subnet(VpcId=vpc["VpcId"], CidrBlock="10.3.0.0/24")["Subnet"]
+assert sub["AvailableIpAddressCount"] == 251, sub
+subs = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"]
+assert [s["SubnetId"] for s in subs] == [sub["SubnetId"]], subs
+sg = ec2.create_security_group(GroupName="web", Description="web",
+    TagSpecifications=[{"ResourceType": "security-group", "Tags": [{"Key": "k", "Value": "v"}]}])
+other = ec2.create_security_group(GroupName="peer", Description="peer")["GroupId"]
+rules = ec2.authorize_security_group_ingress(GroupId=sg["GroupId"], IpPermissions=[
+    {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80,
+     "IpRanges": [{"CidrIp": "0.0.0.0/0", "Description": "http"}]},
+    {"IpProtocol": "icmp", "FromPort": -1, "ToPort": -1,
+     "UserIdGroupPairs": [{"GroupId": other}]}])
+assert rules["Return"] is True and len(rules["SecurityGroupRules"]) == 2, rules
+g = ec2.describe_security_groups(GroupIds=[sg["GroupId"]])["SecurityGroups"][0]
+assert g["Tags"] == [{"Key": "k", "Value": "v"}], g
+perms = {p["IpProtocol"]: p for p in g["IpPermissions"]}
+assert perms["tcp"]["FromPort"] == 80 and perms["tcp"]["IpRanges"][0]["Description"] == "http", g
+assert perms["icmp"]["UserIdGroupPairs"][0]["GroupId"] == other, g
+assert g["IpPermissionsEgress"][0]["IpProtocol"] == "-1", g
+try:
+    ec2.authorize_security_group_ingress(GroupId=sg["GroupId"], IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    raise SystemExit("duplicate accepted")
+except ClientError as e:
+    assert e.response["Error"]["Code"] == "InvalidPermission.Duplicate", e
+ec2.revoke_security_group_ingress(GroupId=sg["GroupId"], IpPermissions=[
+    {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+sgr = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [sg["GroupId"]]}])
+assert len(sgr["SecurityGroupRules"]) == 2, sgr
+addr = ec2.allocate_address(Domain="vpc")
+got = ec2.describe_addresses(AllocationIds=[addr["AllocationId"]])["Addresses"]
+assert got[0]["PublicIp"] == addr["PublicIp"] and got[0]["Domain"] == "vpc", got
+eni = ec2.create_network_interface(SubnetId=sub["SubnetId"])["NetworkInterface"]
+assert eni["Status"] == "available" and eni["PrivateIpAddress"] == "10.3.0.4", eni
+assoc = ec2.associate_address(AllocationId=addr["AllocationId"],
+    NetworkInterfaceId=eni["NetworkInterfaceId"])
+enis = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni["NetworkInterfaceId"]])
+e = enis["NetworkInterfaces"][0]
+assert e["Association"]["PublicIp"] == addr["PublicIp"], e
+assert e["Groups"][0]["GroupName"] == "default", e
+ec2.disassociate_address(AssociationId=assoc["AssociationId"])
+ec2.release_address(AllocationId=addr["AllocationId"])
+ec2.delete_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"])
+ec2.modify_subnet_attribute(SubnetId=sub["SubnetId"], MapPublicIpOnLaunch={"Value": True})
+ec2.delete_subnet(SubnetId=sub["SubnetId"])
+ec2.delete_vpc(VpcId=vpc["VpcId"])
+ec2.delete_security_group(GroupId=sg["GroupId"])
+print("boto3 network: ok")
+"#;
+
+#[test]
+fn boto3_parses_the_network_answers() {
+    let Some(python) = venv_python() else {
+        eprintln!("skipped: no boto3 virtualenv (run the boto3 test first, which makes it)");
+        return;
+    };
+    let agent = Agent::start(&[]);
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(BOTO3_SCRIPT)
+        .arg(&agent.endpoint)
+        .arg(agent.dir.path())
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_DEFAULT_REGION")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("boto3 network: ok"),
+        "boto3 failed:\n{stdout}\n{}\nagent log tail:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        common::tail(&agent.log(), 30)
+    );
+}
