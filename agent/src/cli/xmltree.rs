@@ -34,6 +34,8 @@ fn json_name(tag: &str) -> String {
         "instanceStatusSet" => "InstanceStatuses",
         "instanceTypeSet" => "InstanceTypes",
         "keyMaterial" => "KeyMaterial",
+        "ipAddress" => "PublicIpAddress",
+        "securityGroupInfo" => "SecurityGroups",
         _ => "",
     };
     if !renamed.is_empty() {
