@@ -215,3 +215,33 @@ pub fn load(
 pub fn private_dns_name(ip: &str) -> String {
     hostname(ip)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_documents_verify_with_the_hosts_public_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = IdentityKey::load_or_create(dir.path()).unwrap();
+        let again = IdentityKey::load_or_create(dir.path()).unwrap();
+        let document = br#"{"instanceId": "i-0123456789abcdef0"}"#;
+        let armored = again.sign(document).unwrap();
+        assert!(armored.starts_with("-----BEGIN SSH SIGNATURE-----"));
+        let public = std::fs::read_to_string(dir.path().join("identity_key.pub")).unwrap();
+        let public = ssh_key::PublicKey::from_openssh(public.trim()).unwrap();
+        let sig = ssh_key::SshSig::from_pem(&armored).unwrap();
+        public
+            .verify(SIGNATURE_NAMESPACE, document, &sig)
+            .expect("the host's public key verifies the document");
+        let forged = br#"{"instanceId": "i-0fffffffffffffff0"}"#;
+        assert!(public.verify(SIGNATURE_NAMESPACE, forged, &sig).is_err());
+        assert!(key.sign(document).is_some(), "the same key after a reload");
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir.path().join("identity_key"))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "the private key is private");
+    }
+}
