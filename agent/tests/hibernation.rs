@@ -19,22 +19,7 @@ fn counts(console: &str) -> Vec<u64> {
 }
 
 fn counting_image(agent: &Agent) -> String {
-    let probe = common::probe_manifest().with_file_name("probe.elf");
-    let xml = agent.call(
-        "RegisterImage",
-        &[
-            ("Name", "counter"),
-            ("KernelPath", probe.to_str().unwrap()),
-            ("EntryMode", "user"),
-            ("BootArgs", "probe.mode=count"),
-        ],
-    );
-    let doc = roxmltree::Document::parse(&xml).unwrap();
-    doc.descendants()
-        .find(|n| n.has_tag_name("imageId"))
-        .and_then(|n| n.text())
-        .unwrap()
-        .to_owned()
+    agent.register_probe_with("counter", "probe.mode=count")
 }
 
 fn launch(agent: &Agent, ami: &str, hibernation: bool) -> String {

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -320,15 +319,6 @@ fn the_cli_drives_the_network() {
     assert!(json.contains("NetworkInterfaces"), "{json}");
 }
 
-/// The boto3 virtualenv (see tests/boto3.rs, which makes it).
-fn venv_python() -> Option<PathBuf> {
-    let venv = std::env::var_os("KEC2_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/kec2/venv"));
-    let python = venv.join("bin/python3");
-    python.exists().then_some(python)
-}
-
 const BOTO3_SCRIPT: &str = r#"
 import configparser, os, sys
 import boto3
@@ -394,10 +384,7 @@ print("boto3 network: ok")
 
 #[test]
 fn boto3_parses_the_network_answers() {
-    let Some(python) = venv_python() else {
-        eprintln!("skipped: no boto3 virtualenv (run the boto3 test first, which makes it)");
-        return;
-    };
+    let python = common::venv_python();
     let agent = Agent::start(&[]);
     let out = Command::new(python)
         .arg("-c")

@@ -55,26 +55,6 @@ fn field(agent: &Agent, id: &str, name: &str) -> String {
     child_text(item, name)
 }
 
-/// Registers a probe AMI with other boot arguments.
-fn register_probe_with(agent: &Agent, name: &str, boot_args: &str) -> String {
-    let probe = common::probe_manifest().with_file_name("probe.elf");
-    let xml = agent.call(
-        "RegisterImage",
-        &[
-            ("Name", name),
-            ("KernelPath", probe.to_str().unwrap()),
-            ("EntryMode", "user"),
-            ("BootArgs", boot_args),
-        ],
-    );
-    let doc = roxmltree::Document::parse(&xml).unwrap();
-    doc.descendants()
-        .find(|n| n.has_tag_name("imageId"))
-        .and_then(|n| n.text())
-        .unwrap()
-        .to_owned()
-}
-
 /// What a fresh TCP connection from the agent's namespace to `ip:port` gives: the HTTP reply,
 /// or how it failed (refused: reached but closed; timed out: filtered).
 fn http_get(agent: &Agent, ip: &str, port: u16) -> Result<String, ErrorKind> {
@@ -185,7 +165,7 @@ fn instances_get_leases_reach_each_other_and_read_only_their_own_metadata() {
     assert_eq!(field(&agent, &a, "privateIpAddress"), "172.31.0.10");
 
     // With HttpTokens=required, an IMDSv1 GET is refused.
-    let v1 = register_probe_with(&agent, "probe-v1", "probe.net=dhcp probe.imds=v1");
+    let v1 = agent.register_probe_with("probe-v1", "probe.net=dhcp probe.imds=v1");
     let strict = launch(&agent, &v1, &[("MetadataOptions.HttpTokens", "required")]);
     let console = console_with(&agent, &strict, "probe: imds done");
     assert!(
@@ -208,8 +188,7 @@ fn a_guest_forging_another_instances_address_gets_none_of_its_metadata() {
     let victim = launch(&agent, &ami, &[("PrivateIpAddress", "172.31.0.20")]);
     console_with(&agent, &victim, "probe: imds done");
     // The forger configures the victim's address on its own interface.
-    let forger_ami = register_probe_with(
-        &agent,
+    let forger_ami = agent.register_probe_with(
         "forger",
         "probe.net=static:172.31.0.20/20,172.31.0.1 probe.imds=v2",
     );

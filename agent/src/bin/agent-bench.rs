@@ -87,10 +87,11 @@ impl AgentProc {
             .with_file_name("agent");
         let endpoint_file = dir.join("endpoint");
         let _ = std::fs::remove_file(&endpoint_file);
+        static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let netns = format!(
             "kec2-bench-{}-{}",
             std::process::id(),
-            dir.file_name().and_then(|n| n.to_str()).unwrap_or("x")
+            STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
         let made = Command::new("ip").args(["netns", "add", &netns]).status();
         assert!(

@@ -87,8 +87,11 @@ pub fn ensure_bridge(ns: &NetNs, name: &str, addrs: &[(Ipv4Addr, u8)]) -> Result
 
 /// Makes tap `name` exist on `bridge`, up.
 pub fn ensure_tap(ns: &NetNs, name: &str, bridge: &str) -> Result<(), LinkError> {
-    if !exists(ns, name) {
-        ip(ns, &["tuntap", "add", "dev", name, "mode", "tap"])?;
+    // One command when it is new (the common case); an existing tap is only re-enslaved.
+    if let Err(e) = ip(ns, &["tuntap", "add", "dev", name, "mode", "tap"])
+        && !exists(ns, name)
+    {
+        return Err(e);
     }
     ip(ns, &["link", "set", name, "master", bridge, "up"])?;
     Ok(())

@@ -95,6 +95,8 @@ pub struct Network {
     applied: AtomicU64,
     /// Each ENI's last ephemeral public address, so a stop/start gives a new one.
     last_public: std::sync::Mutex<HashMap<String, Ipv4Addr>>,
+    /// VPC bridges' MACs, once read.
+    bridge_macs: std::sync::Mutex<HashMap<String, [u8; 6]>>,
 }
 
 /// The bridge of the VPC with sequence number `seq`.
@@ -114,6 +116,7 @@ impl Network {
             requested: AtomicU64::new(0),
             applied: AtomicU64::new(0),
             last_public: std::sync::Mutex::new(HashMap::new()),
+            bridge_macs: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -134,7 +137,7 @@ impl Network {
     /// At agent start, once instances are reconciled: plugs the ENIs of instances whose VMM
     /// outlived the previous agent, removes taps no instance needs, gives back the network of
     /// instances that ended meanwhile, and applies the rules.
-    pub async fn resume(&self, live_instances: &[String]) -> Result<(), NetworkError> {
+    pub async fn resume(self: &Arc<Self>, live_instances: &[String]) -> Result<(), NetworkError> {
         for id in live_instances {
             self.plug(id).await?;
         }
@@ -194,13 +197,19 @@ impl Network {
                 links::remove(&self.config.netns, &link)?;
             }
         }
+        // A bridge made again has a new MAC.
+        self.bridge_macs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         Ok(())
     }
 
     /// Plugs instance `id`'s ENIs: tap on the VPC bridge, DHCP, metadata listener, an
-    /// ephemeral public address if wanted; then applies the rules. Returns the vmm's `--net`
-    /// values, in device order. Plugging a plugged instance only re-applies the rules.
-    pub async fn plug(&self, id: &str) -> Result<Vec<String>, NetworkError> {
+    /// ephemeral public address if wanted; then has the rules rebuilt in the background.
+    /// Returns the vmm's `--net` values, in device order. Plugging a plugged instance only
+    /// re-applies the rules.
+    pub async fn plug(self: &Arc<Self>, id: &str) -> Result<Vec<String>, NetworkError> {
         let (eni_rows, vpcs_by_id, subnets_by_id) = {
             let conn = self.db.lock();
             let rows = enis::of_instance(&conn, id)?;
@@ -225,9 +234,7 @@ impl Network {
             }
             plugged.remove(&eni.id);
             let bridge = bridge_name(vpcs_by_id.get(&eni.vpc_id).copied().unwrap_or_default());
-            if !links::exists(&self.config.netns, &bridge) {
-                self.ensure_bridges()?;
-            }
+            let bridge_mac = self.bridge_mac(&bridge)?;
             links::ensure_tap(&self.config.netns, &tap, &bridge)?;
             let subnet: Cidr = subnets_by_id
                 .get(&eni.subnet_id)
@@ -237,7 +244,7 @@ impl Network {
             let config = TapLease {
                 tap: tap.clone(),
                 server_ip: subnet.router(),
-                server_mac: links::mac(&self.config.netns, &bridge).unwrap_or([2, 0, 0, 0, 0, 1]),
+                server_mac: bridge_mac,
                 client_mac: parse_mac(&eni.mac).unwrap_or_default(),
                 lease: Lease {
                     ip,
@@ -276,8 +283,43 @@ impl Network {
             );
         }
         drop(plugged);
-        self.sync().await?;
+        // The vmm may start before the rules are in: until then ebtables drops everything
+        // its tap sends (DHCP is answered from the tap itself), and the metadata redirect
+        // follows within one rebuild, which the guest's retries wait for.
+        let me = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = me.sync().await {
+                tracing::error!(error = %crate::error_chain(&e), "cannot apply the firewall rules");
+            }
+        });
         Ok(args)
+    }
+
+    /// The MAC of VPC bridge `bridge` (the DHCP server's), making the bridges first if it is
+    /// missing; remembered, since a bridge keeps its MAC for its life.
+    fn bridge_mac(&self, bridge: &str) -> Result<[u8; 6], NetworkError> {
+        let known = self
+            .bridge_macs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(bridge)
+            .copied();
+        if let Some(mac) = known {
+            return Ok(mac);
+        }
+        let ns = &self.config.netns;
+        let mac = match links::mac(ns, bridge) {
+            Some(mac) => mac,
+            None => {
+                self.ensure_bridges()?;
+                links::mac(ns, bridge).unwrap_or([2, 0, 0, 0, 0, 1])
+            }
+        };
+        self.bridge_macs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(bridge.to_owned(), mac);
+        Ok(mac)
     }
 
     /// Gives `eni` an ephemeral public address if it wants one and has none (an Elastic IP

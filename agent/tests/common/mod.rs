@@ -189,6 +189,26 @@ impl Agent {
         ami
     }
 
+    /// Registers the probe program as an image with other boot arguments; returns its id.
+    pub fn register_probe_with(&self, name: &str, boot_args: &str) -> String {
+        let probe = probe_manifest().with_file_name("probe.elf");
+        let xml = self.call(
+            "RegisterImage",
+            &[
+                ("Name", name),
+                ("KernelPath", probe.to_str().unwrap()),
+                ("EntryMode", "user"),
+                ("BootArgs", boot_args),
+            ],
+        );
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        doc.descendants()
+            .find(|n| n.has_tag_name("imageId"))
+            .and_then(|n| n.text())
+            .unwrap()
+            .to_owned()
+    }
+
     /// Launches one t2.nano instance of `ami` and returns its id.
     pub fn run_one(&self, ami: &str) -> String {
         instance_ids(&self.call(
@@ -403,4 +423,41 @@ pub fn vmm_control(agent: &Agent, id: &str, action: &str) -> String {
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line).unwrap();
     line
+}
+
+/// The virtualenv with boto3: `$KEC2_VENV`, else `/var/cache/kec2/venv`; made if missing.
+pub fn venv_python() -> PathBuf {
+    let venv = std::env::var_os("KEC2_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/kec2/venv"));
+    let python = venv.join("bin/python3");
+    let has_boto3 = |p: &Path| {
+        Command::new(p)
+            .args(["-c", "import boto3"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if python.exists() && has_boto3(&python) {
+        return python;
+    }
+    std::fs::create_dir_all(venv.parent().unwrap()).expect("cannot create the venv's parent dir");
+    let st = Command::new("python3")
+        .arg("-m")
+        .arg("venv")
+        .arg(&venv)
+        .status();
+    assert!(
+        st.is_ok_and(|s| s.success()),
+        "cannot create a virtualenv at {} (is python3-venv installed? scripts/install-deps.sh installs it)",
+        venv.display()
+    );
+    let st = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "boto3"])
+        .status();
+    assert!(
+        st.is_ok_and(|s| s.success()) && has_boto3(&python),
+        "cannot install boto3 from PyPI into {}",
+        venv.display()
+    );
+    python
 }

@@ -1,7 +1,7 @@
 //! The bridge layer (ebtables): what iptables cannot see. A tap may only send frames from its
 //! ENI's MAC, ARP only for its own MAC and address (or the all-zero address of an ARP probe),
 //! and nothing but IPv4 and ARP, so no guest can poison a neighbour's ARP cache or reach
-//! others over IPv6 around the security groups.
+//! others over IPv6 around the security groups. A tap the rules do not know yet sends nothing.
 
 use super::{FirewallError, FirewallPlan, run};
 use crate::network::netns::NetNs;
@@ -28,6 +28,8 @@ pub fn render(plan: &FirewallPlan) -> String {
             out.push_str(&format!("-A {CHAIN} {rule}\n"));
         }
     }
+    // A tap whose rules are not in yet (its VMM may already run) sends nothing.
+    out.push_str(&format!("-A {CHAIN} -i kec2t+ -j DROP\n"));
     out.push_str("COMMIT\n");
     out
 }
@@ -59,6 +61,10 @@ mod tests {
         assert!(text.starts_with("*filter\n:KEC2-L2 RETURN\n"));
         assert!(text.contains("-A KEC2-L2 -i kec2t1 -s ! 02:00:00:00:00:05 -j DROP\n"));
         assert!(text.contains("-A KEC2-L2 -i kec2t1 -p ARP --arp-ip-src ! 172.31.0.5 -j DROP\n"));
-        assert!(text.ends_with("-A KEC2-L2 -i kec2t1 -j DROP\nCOMMIT\n"));
+        assert!(text.contains("-A KEC2-L2 -i kec2t1 -j DROP\n"));
+        assert!(
+            text.ends_with("-A KEC2-L2 -i kec2t+ -j DROP\nCOMMIT\n"),
+            "unknown taps: {text}"
+        );
     }
 }
