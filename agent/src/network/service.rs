@@ -120,11 +120,6 @@ impl Network {
         })
     }
 
-    /// The metadata service.
-    pub fn imds(&self) -> &Arc<Imds> {
-        &self.imds
-    }
-
     /// At agent start, before any VMM is started: the default VPC, routing, the public side
     /// and every VPC's bridge.
     pub fn prepare(&self) -> Result<(), NetworkError> {
@@ -412,15 +407,6 @@ impl Network {
             }
         }
         Ok(())
-    }
-
-    /// Whether instance `id` has plugged ENIs.
-    pub async fn is_plugged(&self, id: &str) -> bool {
-        self.plugged
-            .lock()
-            .await
-            .values()
-            .any(|p| p.instance_id == id)
     }
 
     /// Rebuilds every rule from the database. Calls that overlap are coalesced: a call
