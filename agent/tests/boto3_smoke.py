@@ -4,24 +4,13 @@ output, key pairs, images, tags, instance types, and EC2 errors as ClientError.
 Usage: boto3_smoke.py ENDPOINT STATE_DIR MANIFEST. Prints "boto3 smoke: ok" on success."""
 
 import base64
-import configparser
-import os
 import sys
 import time
 
-import boto3
-from botocore.exceptions import ClientError
+from kec2_boto3 import client, error_code
 
 endpoint, state_dir, manifest = sys.argv[1:4]
-cfg = configparser.ConfigParser()
-cfg.read(os.path.join(state_dir, "credentials"))
-ec2 = boto3.client(
-    "ec2",
-    endpoint_url=endpoint,
-    region_name="local-1",
-    aws_access_key_id=cfg["default"]["aws_access_key_id"],
-    aws_secret_access_key=cfg["default"]["aws_secret_access_key"],
-)
+ec2 = client(endpoint, state_dir)
 
 
 def wait(ids, state, timeout=30):
@@ -33,14 +22,6 @@ def wait(ids, state, timeout=30):
             return res
         assert time.time() < deadline, f"{ids} not {state}: {states}"
         time.sleep(0.2)
-
-
-def error_code(fn, **kw):
-    try:
-        fn(**kw)
-    except ClientError as e:
-        return e.response["Error"]["Code"]
-    raise AssertionError(f"{fn.__name__} should have failed")
 
 
 # The one region and zone.

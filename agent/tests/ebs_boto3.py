@@ -1,26 +1,16 @@
 """The real boto3 against a kec2 agent's EBS: volumes, attachments, block device mappings,
-snapshots, restores, waiters and EC2 errors as ClientError.
+snapshots, restores, images from instances, DeleteOnTermination through
+ModifyInstanceAttribute, waiters and EC2 errors as ClientError.
 
 Usage: ebs_boto3.py ENDPOINT STATE_DIR MANIFEST. Prints "ebs boto3: ok" on success."""
 
-import configparser
-import os
 import sys
 import time
 
-import boto3
-from botocore.exceptions import ClientError
+from kec2_boto3 import client, error_code
 
 endpoint, state_dir, manifest = sys.argv[1:4]
-cfg = configparser.ConfigParser()
-cfg.read(os.path.join(state_dir, "credentials"))
-ec2 = boto3.client(
-    "ec2",
-    endpoint_url=endpoint,
-    region_name="local-1",
-    aws_access_key_id=cfg["default"]["aws_access_key_id"],
-    aws_secret_access_key=cfg["default"]["aws_secret_access_key"],
-)
+ec2 = client(endpoint, state_dir)
 fast = {"Delay": 1, "MaxAttempts": 60}
 
 
@@ -34,14 +24,6 @@ def wait_state(iid, name, timeout=30):
     while state(iid)["State"]["Name"] != name:
         assert time.time() < deadline, f"{iid} not {name}"
         time.sleep(0.2)
-
-
-def error_code(fn, **kw):
-    try:
-        fn(**kw)
-    except ClientError as e:
-        return e.response["Error"]["Code"]
-    raise AssertionError(f"{fn.__name__} should have failed")
 
 
 # A volume with tags, found by a tag filter, waited for with boto3's waiter.
@@ -96,6 +78,42 @@ devices = sorted(m["DeviceName"] for m in state(iid)["BlockDeviceMappings"])
 assert devices == ["/dev/sdf", "/dev/sdg"], devices
 v = ec2.describe_volumes(VolumeIds=[vid])["Volumes"][0]
 assert v["Attachments"][0]["InstanceId"] == iid and v["State"] == "in-use", v
+
+# DeleteOnTermination per device through ModifyInstanceAttribute; an unknown device is refused.
+ec2.modify_instance_attribute(
+    InstanceId=iid, BlockDeviceMappings=[{"DeviceName": "/dev/sdf", "Ebs": {"DeleteOnTermination": False}}]
+)
+attr = ec2.describe_instance_attribute(InstanceId=iid, Attribute="blockDeviceMapping")["BlockDeviceMappings"]
+dot = {m["DeviceName"]: m["Ebs"]["DeleteOnTermination"] for m in attr}
+assert dot == {"/dev/sdf": False, "/dev/sdg": False}, attr
+assert error_code(
+    ec2.modify_instance_attribute,
+    InstanceId=iid, BlockDeviceMappings=[{"DeviceName": "/dev/sdz", "Ebs": {"DeleteOnTermination": True}}],
+) == "InvalidInstanceAttributeValue"
+ec2.modify_instance_attribute(
+    InstanceId=iid, BlockDeviceMappings=[{"DeviceName": "/dev/sdf", "Ebs": {"DeleteOnTermination": True}}]
+)
+
+# CreateImage of the stopped instance: a snapshot of each volume, tagged, in the image's mappings.
+image = ec2.create_image(
+    InstanceId=iid, Name="boto3-image", NoReboot=True,
+    TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": "from", "Value": iid}]},
+                       {"ResourceType": "snapshot", "Tags": [{"Key": "from", "Value": iid}]}],
+)["ImageId"]
+ec2.get_waiter("image_available").wait(ImageIds=[image], WaiterConfig=fast)
+img = ec2.describe_images(ImageIds=[image])["Images"][0]
+maps = {m["DeviceName"]: m["Ebs"] for m in img["BlockDeviceMappings"]}
+assert sorted(maps) == ["/dev/sdf", "/dev/sdg"], img
+assert (maps["/dev/sdg"]["VolumeSize"], maps["/dev/sdg"]["VolumeType"], maps["/dev/sdg"]["Iops"]) == (8, "gp3", 4000), maps
+assert maps["/dev/sdf"]["DeleteOnTermination"] is True and maps["/dev/sdg"]["DeleteOnTermination"] is False, maps
+assert img["Tags"] == [{"Key": "from", "Value": iid}], img
+image_snaps = sorted(m["SnapshotId"] for m in maps.values())
+tagged = ec2.describe_snapshots(Filters=[{"Name": "tag:from", "Values": [iid]}])["Snapshots"]
+assert sorted(s["SnapshotId"] for s in tagged) == image_snaps, tagged
+assert error_code(ec2.delete_snapshot, SnapshotId=image_snaps[0]) == "InvalidSnapshot.InUse"
+ec2.deregister_image(ImageId=image)
+for s in image_snaps:
+    ec2.delete_snapshot(SnapshotId=s)
 
 # Snapshots: pending at once, completed by the waiter, restorable, described by owner.
 snap = ec2.create_snapshot(VolumeId=vid, Description="boto3 snap",

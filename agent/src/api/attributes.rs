@@ -1,13 +1,16 @@
-//! DescribeInstanceAttribute: user data, instance type, shutdown behaviour; and
-//! ModifyInstanceAttribute with `GroupId.N` (the security groups of the primary interface).
+//! DescribeInstanceAttribute (user data, instance type, shutdown behaviour, block devices)
+//! and ModifyInstanceAttribute: `GroupId.N` (the security groups of the primary interface)
+//! or `BlockDeviceMapping.N` (the DeleteOnTermination of attached volumes).
 
 use super::errors::ApiError;
 use super::xml::Xml;
 use super::{Call, instances::well_formed_id};
-use crate::state::{enis, instances, security_groups};
+use crate::compute::disks::ROOT_DEVICE;
+use crate::state::{enis, instances, security_groups, volumes};
 
 /// The attributes served.
-const SUPPORTED: &str = "instanceType, userData, instanceInitiatedShutdownBehavior";
+const SUPPORTED: &str =
+    "instanceType, userData, instanceInitiatedShutdownBehavior, blockDeviceMapping, rootDeviceName";
 
 /// DescribeInstanceAttribute.
 pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
@@ -25,17 +28,27 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
             format!("'{attribute}' is not supported; the allowed values are: {SUPPORTED}"),
         ));
     }
-    let row = instances::get(&c.st.db.lock(), id)?.ok_or_else(|| {
-        ApiError::new(
-            "InvalidInstanceID.NotFound",
-            format!("The instance ID '{id}' does not exist"),
-        )
-    })?;
+    let (row, vols) = {
+        let conn = c.st.db.lock();
+        let row = instances::get(&conn, id)?.ok_or_else(|| {
+            ApiError::new(
+                "InvalidInstanceID.NotFound",
+                format!("The instance ID '{id}' does not exist"),
+            )
+        })?;
+        let vols = super::block_devices::attached_map(&conn)?.remove(id);
+        (row, vols.unwrap_or_default())
+    };
     let mut x = Xml::response("DescribeInstanceAttribute", c.request_id);
     x.leaf("instanceId", &row.id);
+    if attribute == "blockDeviceMapping" {
+        super::block_devices::attached_devices(&mut x, &vols);
+        return Ok(x.finish());
+    }
     let value = match attribute {
         "instanceType" => Some(row.instance_type),
         "userData" => row.user_data,
+        "rootDeviceName" => Some(ROOT_DEVICE.to_string()),
         _ => Some(row.shutdown_behavior),
     };
     x.open(attribute);
@@ -44,17 +57,72 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
     Ok(x.finish())
 }
 
-/// ModifyInstanceAttribute: `GroupId.N` replaces the security groups of the instance's primary
-/// network interface (1 to 5 groups of its VPC), applied at once. Other attributes are not
-/// modifiable here.
+/// ModifyInstanceAttribute: `BlockDeviceMapping.N` changes the DeleteOnTermination of the
+/// volumes attached at those devices; `GroupId.N` replaces the security groups of the
+/// instance's primary network interface (1 to 5 groups of its VPC), applied at once. Other
+/// attributes are not modifiable here.
 pub async fn modify(c: &Call<'_>) -> Result<String, ApiError> {
     let id = c.p.required("InstanceId")?;
+    if !c.p.indices("BlockDeviceMapping").is_empty() {
+        delete_on_termination(c, id)?;
+    } else {
+        security_groups(c, id).await?;
+    }
+    let mut x = Xml::response("ModifyInstanceAttribute", c.request_id);
+    x.leaf("return", "true");
+    Ok(x.finish())
+}
+
+/// `BlockDeviceMapping.N.DeviceName` with `Ebs.DeleteOnTermination` (and optionally
+/// `Ebs.VolumeId`, which must be the volume at that device): all or nothing.
+fn delete_on_termination(c: &Call<'_>, id: &str) -> Result<(), ApiError> {
+    let mut changes = Vec::new();
+    for n in c.p.indices("BlockDeviceMapping") {
+        let key = |k: &str| format!("BlockDeviceMapping.{n}.{k}");
+        let device = c.p.required(&key("DeviceName"))?;
+        let field = key("Ebs.DeleteOnTermination");
+        if c.p.get(&field).is_none() {
+            return Err(ApiError::missing(&field));
+        }
+        changes.push((device, c.p.bool(&field)?, c.p.get(&key("Ebs.VolumeId"))));
+    }
+    let mut conn = c.st.db.lock();
+    let tx = conn.transaction()?;
+    super::metadata_options::live_instance(&tx, id)?;
+    let attached = volumes::attached_to(&tx, id)?;
+    for (device, dot, volume) in changes {
+        let v = attached
+            .iter()
+            .find(|v| v.device.as_deref() == Some(device))
+            .ok_or_else(|| {
+                ApiError::new(
+                    "InvalidInstanceAttributeValue",
+                    format!("No device is currently mapped at {device}"),
+                )
+            })?;
+        if let Some(want) = volume
+            && want != v.id
+        {
+            return Err(ApiError::new(
+                "InvalidInstanceAttributeValue",
+                format!("The volume at {device} is {}, not {want}", v.id),
+            ));
+        }
+        volumes::set_delete_on_termination(&tx, &v.id, dot)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// `GroupId.N`: the security groups of the primary network interface.
+async fn security_groups(c: &Call<'_>, id: &str) -> Result<(), ApiError> {
     let ids = c.p.list("GroupId");
     if ids.is_empty() {
         let field = c.p.get("Attribute").unwrap_or("GroupId.N");
         return Err(ApiError::invalid(
             field,
-            "only the security groups (GroupId.N) can be modified",
+            "only the security groups (GroupId.N) and BlockDeviceMapping.N's \
+             DeleteOnTermination can be modified",
         ));
     }
     {
@@ -74,8 +142,5 @@ pub async fn modify(c: &Call<'_>) -> Result<String, ApiError> {
         security_groups::set_eni_groups(&tx, &primary.id, &groups)?;
         tx.commit()?;
     }
-    super::vpcs::sync(c).await?;
-    let mut x = Xml::response("ModifyInstanceAttribute", c.request_id);
-    x.leaf("return", "true");
-    Ok(x.finish())
+    super::vpcs::sync(c).await
 }

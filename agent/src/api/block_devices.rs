@@ -1,5 +1,6 @@
-//! Block device mappings: RunInstances' `BlockDeviceMapping.N` turned into launch volumes,
-//! RegisterImage's root snapshot, and the `blockDeviceMapping` of DescribeInstances.
+//! Block device mappings: `BlockDeviceMapping.N` as requests give them, RunInstances' launch
+//! volumes (the image's devices with the request's mappings over them), and the
+//! `blockDeviceMapping` of DescribeInstances.
 
 use std::collections::HashMap;
 
@@ -12,8 +13,8 @@ use super::volumes::{
 };
 use super::xml::Xml;
 use crate::compute::disks::{LaunchVolume, ROOT_DEVICE, VolumeSource};
-use crate::state::images::ImageRow;
-use crate::state::snapshots::{self, SnapshotRow};
+use crate::state::images::{self, ImageDevice, ImageRow};
+use crate::state::snapshots;
 use crate::state::volumes::{self, VolumeRow};
 use crate::storage::types::{GIB, VolumeSpec, VolumeType};
 
@@ -21,23 +22,32 @@ use crate::storage::types::{GIB, VolumeSpec, VolumeType};
 const MAX_MAPPINGS: u32 = 64;
 
 /// `InvalidBlockDeviceMapping`.
-fn bad_mapping(message: impl Into<String>) -> ApiError {
+pub(super) fn bad_mapping(message: impl Into<String>) -> ApiError {
     ApiError::new("InvalidBlockDeviceMapping", message)
 }
 
 /// One `BlockDeviceMapping.N` as given.
-struct Mapping {
-    device: String,
-    no_device: bool,
-    snapshot: Option<String>,
-    size: Option<u64>,
-    kind: Option<VolumeType>,
-    iops: Option<u64>,
-    throughput: Option<u64>,
-    delete_on_termination: Option<bool>,
+pub(super) struct Mapping {
+    /// `DeviceName`.
+    pub device: String,
+    /// `NoDevice` was given: the image's mapping of this device is dropped.
+    pub no_device: bool,
+    /// `Ebs.SnapshotId`.
+    pub snapshot: Option<String>,
+    /// `Ebs.VolumeSize`.
+    pub size: Option<u64>,
+    /// `Ebs.VolumeType`.
+    pub kind: Option<VolumeType>,
+    /// `Ebs.Iops`.
+    pub iops: Option<u64>,
+    /// `Ebs.Throughput`.
+    pub throughput: Option<u64>,
+    /// `Ebs.DeleteOnTermination`.
+    pub delete_on_termination: Option<bool>,
 }
 
-fn mappings(c: &Call<'_>) -> Result<Vec<Mapping>, ApiError> {
+/// Every `BlockDeviceMapping.N` of the request, checked for form.
+pub(super) fn mappings(c: &Call<'_>) -> Result<Vec<Mapping>, ApiError> {
     let mut out: Vec<Mapping> = Vec::new();
     for n in 1..=MAX_MAPPINGS {
         let key = |k: &str| format!("BlockDeviceMapping.{n}.{k}");
@@ -87,141 +97,201 @@ fn mappings(c: &Call<'_>) -> Result<Vec<Mapping>, ApiError> {
     Ok(out)
 }
 
-/// Size in GiB of an image's root source, and the source.
-fn image_root(
-    conn: &Connection,
-    image: &ImageRow,
-) -> Result<Option<(u64, VolumeSource)>, ApiError> {
-    if let Some(snap) = &image.root_snapshot_id {
-        let s = snapshots::get(conn, snap)?.ok_or_else(|| snapshot_not_found(snap))?;
-        if s.state != "completed" {
-            return Err(ApiError::new(
-                "IncorrectState",
-                format!(
-                    "The root snapshot {snap} of image {} is {}; launch once it is completed",
-                    image.id, s.state
-                ),
-            ));
-        }
-        return Ok(Some((
-            s.volume_size_gib,
-            VolumeSource::Snapshot(snap.clone()),
-        )));
-    }
-    if let Some(file) = &image.root_volume {
-        let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-        let gib = len.div_ceil(GIB).max(1);
-        return Ok(Some((gib, VolumeSource::ImageFile(file.clone()))));
-    }
-    Ok(None)
+/// A launch volume being planned: the image's mapping of a device, then the request's over it.
+struct Planned {
+    device: String,
+    source: VolumeSource,
+    /// The smallest size the source allows (its snapshot's or file's size), 0 for empty.
+    min: u64,
+    size: Option<u64>,
+    kind: Option<VolumeType>,
+    iops: Option<u64>,
+    throughput: Option<u64>,
+    delete_on_termination: Option<bool>,
 }
 
-/// The volumes RunInstances makes for each instance of `image`: the root (from the image,
-/// resized or retyped by a mapping of `/dev/xvda`), then the mapped data volumes.
+/// The size and state of snapshot `id`, which a launch of `image` needs completed.
+fn completed_snapshot(conn: &Connection, id: &str, image: &str) -> Result<u64, ApiError> {
+    let s = snapshots::get(conn, id)?.ok_or_else(|| snapshot_not_found(id))?;
+    if s.state != "completed" {
+        return Err(ApiError::new(
+            "IncorrectState",
+            format!(
+                "The snapshot {id} of image {image} is {}; launch once it is completed",
+                s.state
+            ),
+        ));
+    }
+    Ok(s.volume_size_gib)
+}
+
+/// The image's own devices: its root (from its snapshot or file) and the devices it records.
+fn image_devices(conn: &Connection, image: &ImageRow) -> Result<Vec<Planned>, ApiError> {
+    let recorded = images::devices(conn, &image.id)?;
+    let kind = |d: &ImageDevice| VolumeType::parse(&d.volume_type);
+    let mut out = Vec::new();
+    let root_source = match (&image.root_snapshot_id, &image.root_volume) {
+        (Some(snap), _) => Some((
+            completed_snapshot(conn, snap, &image.id)?,
+            VolumeSource::Snapshot(snap.clone()),
+        )),
+        (None, Some(file)) => {
+            let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+            Some((
+                len.div_ceil(GIB).max(1),
+                VolumeSource::ImageFile(file.clone()),
+            ))
+        }
+        (None, None) => None,
+    };
+    if let Some((min, source)) = root_source {
+        let d = recorded.iter().find(|d| d.device == ROOT_DEVICE);
+        out.push(Planned {
+            device: ROOT_DEVICE.to_string(),
+            source,
+            min,
+            size: d.map(|d| d.volume_size_gib),
+            kind: d.and_then(kind),
+            iops: d.and_then(|d| d.iops),
+            throughput: d.and_then(|d| d.throughput),
+            delete_on_termination: d.map(|d| d.delete_on_termination),
+        });
+    }
+    for d in recorded.iter().filter(|d| d.device != ROOT_DEVICE) {
+        let (min, source) = match &d.snapshot_id {
+            Some(s) => (
+                completed_snapshot(conn, s, &image.id)?,
+                VolumeSource::Snapshot(s.clone()),
+            ),
+            None => (0, VolumeSource::Empty),
+        };
+        out.push(Planned {
+            device: d.device.clone(),
+            source,
+            min,
+            size: Some(d.volume_size_gib),
+            kind: kind(d),
+            iops: d.iops,
+            throughput: d.throughput,
+            delete_on_termination: Some(d.delete_on_termination),
+        });
+    }
+    Ok(out)
+}
+
+/// Lays request mapping `m` over `p` (the image's mapping of the same device, or a new one).
+fn overlay(conn: &Connection, p: &mut Planned, m: &Mapping) -> Result<(), ApiError> {
+    if let Some(s) = &m.snapshot {
+        let row = snapshots::get(conn, s)?.ok_or_else(|| snapshot_not_found(s))?;
+        p.source = VolumeSource::Snapshot(s.clone());
+        p.min = row.volume_size_gib;
+        p.size = None;
+    }
+    if m.size.is_some() {
+        p.size = m.size;
+    }
+    if m.kind.is_some() {
+        // A new type does not inherit the image's provisioned performance.
+        p.kind = m.kind;
+        p.iops = None;
+        p.throughput = None;
+    }
+    if m.iops.is_some() {
+        p.iops = m.iops;
+    }
+    if m.throughput.is_some() {
+        p.throughput = m.throughput;
+    }
+    if m.delete_on_termination.is_some() {
+        p.delete_on_termination = m.delete_on_termination;
+    }
+    Ok(())
+}
+
+/// Checks a planned volume and gives its spec.
+fn finish(p: Planned) -> Result<LaunchVolume, ApiError> {
+    let root = p.device == ROOT_DEVICE;
+    let size = match (p.size, p.min) {
+        (None, 0) => {
+            return Err(ApiError::missing(&format!(
+                "BlockDeviceMapping for {}: Ebs.VolumeSize (or Ebs.SnapshotId)",
+                p.device
+            )));
+        }
+        (Some(s), min) if s < min => {
+            let what = if root {
+                "the image's root"
+            } else {
+                "its snapshot"
+            };
+            return Err(bad_mapping(format!(
+                "Volume of size {s}GiB is smaller than {what} ({min}GiB) for {}",
+                p.device
+            )));
+        }
+        (s, min) => s.unwrap_or(min),
+    };
+    let kind = p.kind.unwrap_or(VolumeType::Gp3);
+    if root && matches!(kind, VolumeType::St1 | VolumeType::Sc1) {
+        return Err(bad_mapping(format!(
+            "{kind} volumes cannot be root volumes"
+        )));
+    }
+    let spec = VolumeSpec::new(kind, size, p.iops, p.throughput).map_err(spec_error)?;
+    Ok(LaunchVolume {
+        device: p.device,
+        spec,
+        source: p.source,
+        delete_on_termination: p.delete_on_termination.unwrap_or(true),
+    })
+}
+
+/// The volumes RunInstances makes for each instance of `image`: the image's devices (its
+/// root, then the data volumes it records), each changed or dropped (`NoDevice`) by the
+/// request's mapping of the same device, then the request's other mappings; root first.
 pub fn launch_plan(c: &Call<'_>, image: &ImageRow) -> Result<Vec<LaunchVolume>, ApiError> {
     let maps = mappings(c)?;
     let conn = c.st.db.lock();
-    let mut plan = Vec::new();
-    let root_map = maps.iter().find(|m| m.device == ROOT_DEVICE);
-    let mut root = image_root(&conn, image)?;
-    if let Some(m) = root_map {
+    let mut planned = image_devices(&conn, image)?;
+    for m in &maps {
+        let at = planned.iter().position(|p| p.device == m.device);
         if m.no_device {
-            root = None;
-        } else if let Some(s) = &m.snapshot {
-            let row = snapshots::get(&conn, s)?.ok_or_else(|| snapshot_not_found(s))?;
-            root = Some((row.volume_size_gib, VolumeSource::Snapshot(s.clone())));
+            if let Some(i) = at {
+                planned.remove(i);
+            }
+            continue;
         }
-    }
-    let root_wanted = root.is_some() || root_map.is_some_and(|m| !m.no_device && m.size.is_some());
-    if root_wanted {
-        let (min, source) = root.unwrap_or((1, VolumeSource::Empty));
-        let m = root_map;
-        let size = m.and_then(|m| m.size).unwrap_or(min);
-        if size < min {
-            return Err(bad_mapping(format!(
-                "Volume of size {size}GiB is smaller than the image's root ({min}GiB) for {ROOT_DEVICE}"
-            )));
-        }
-        let kind = m.and_then(|m| m.kind).unwrap_or(VolumeType::Gp3);
-        if matches!(kind, VolumeType::St1 | VolumeType::Sc1) {
-            return Err(bad_mapping(format!(
-                "{kind} volumes cannot be root volumes"
-            )));
-        }
-        let spec = VolumeSpec::new(
-            kind,
-            size,
-            m.and_then(|m| m.iops),
-            m.and_then(|m| m.throughput),
-        )
-        .map_err(spec_error)?;
-        plan.push(LaunchVolume {
-            device: ROOT_DEVICE.to_string(),
-            spec,
-            source,
-            delete_on_termination: m.and_then(|m| m.delete_on_termination).unwrap_or(true),
-        });
-    }
-    for m in maps
-        .iter()
-        .filter(|m| m.device != ROOT_DEVICE && !m.no_device)
-    {
-        if !valid_data_device(&m.device) {
+        if m.device != ROOT_DEVICE && !valid_data_device(&m.device) {
             return Err(bad_mapping(format!(
                 "Invalid device name {}; use {ROOT_DEVICE} for the root, /dev/sdf to /dev/sdp or \
                  /dev/xvdf to /dev/xvdp for data volumes",
                 m.device
             )));
         }
-        let (min, source) = match &m.snapshot {
-            Some(s) => {
-                let row = snapshots::get(&conn, s)?.ok_or_else(|| snapshot_not_found(s))?;
-                (row.volume_size_gib, VolumeSource::Snapshot(s.clone()))
+        match at {
+            Some(i) => overlay(&conn, &mut planned[i], m)?,
+            None => {
+                let mut p = Planned {
+                    device: m.device.clone(),
+                    source: VolumeSource::Empty,
+                    min: if m.device == ROOT_DEVICE { 1 } else { 0 },
+                    size: None,
+                    kind: None,
+                    iops: None,
+                    throughput: None,
+                    delete_on_termination: None,
+                };
+                overlay(&conn, &mut p, m)?;
+                // A root mapping adds a root only with a size or a snapshot to make it from.
+                if m.device == ROOT_DEVICE && m.size.is_none() && m.snapshot.is_none() {
+                    continue;
+                }
+                planned.push(p);
             }
-            None => (0, VolumeSource::Empty),
-        };
-        let size = match (m.size, min) {
-            (None, 0) => {
-                return Err(ApiError::missing(&format!(
-                    "BlockDeviceMapping for {}: Ebs.VolumeSize (or Ebs.SnapshotId)",
-                    m.device
-                )));
-            }
-            (Some(s), min) if s < min => {
-                return Err(bad_mapping(format!(
-                    "Volume of size {s}GiB is smaller than its snapshot ({min}GiB) for {}",
-                    m.device
-                )));
-            }
-            (s, min) => s.unwrap_or(min),
-        };
-        let kind = m.kind.unwrap_or(VolumeType::Gp3);
-        let spec = VolumeSpec::new(kind, size, m.iops, m.throughput).map_err(spec_error)?;
-        plan.push(LaunchVolume {
-            device: m.device.clone(),
-            spec,
-            source,
-            delete_on_termination: m.delete_on_termination.unwrap_or(true),
-        });
+        }
     }
-    Ok(plan)
-}
-
-/// RegisterImage's root snapshot: `BlockDeviceMapping.N.Ebs.SnapshotId` of the root device
-/// (`RootDeviceName`, default `/dev/xvda`), checked to exist.
-pub fn register_root_snapshot(c: &Call<'_>) -> Result<Option<String>, ApiError> {
-    let root = c.p.get("RootDeviceName").unwrap_or(ROOT_DEVICE);
-    let maps = mappings(c)?;
-    let Some(m) = maps.iter().find(|m| m.device == root) else {
-        return Ok(None);
-    };
-    let Some(s) = &m.snapshot else {
-        return Ok(None);
-    };
-    if snapshots::get(&c.st.db.lock(), s)?.is_none() {
-        return Err(snapshot_not_found(s));
-    }
-    Ok(Some(s.clone()))
+    planned.sort_by_key(|p| crate::compute::disks::device_order(&p.device));
+    planned.into_iter().map(finish).collect()
 }
 
 /// The attached volumes of every instance, by instance id.
@@ -249,8 +319,13 @@ pub fn instance_mapping(x: &mut Xml, vols: &[VolumeRow]) {
         "rootDeviceType",
         if has_root { "ebs" } else { "instance-store" },
     )
-    .leaf("rootDeviceName", ROOT_DEVICE)
-    .open("blockDeviceMapping");
+    .leaf("rootDeviceName", ROOT_DEVICE);
+    attached_devices(x, vols);
+}
+
+/// The `blockDeviceMapping` element of an instance's attached volumes.
+pub fn attached_devices(x: &mut Xml, vols: &[VolumeRow]) {
+    x.open("blockDeviceMapping");
     for v in vols {
         x.open("item")
             .leaf("deviceName", v.device.as_deref().unwrap_or(""))
@@ -259,62 +334,6 @@ pub fn instance_mapping(x: &mut Xml, vols: &[VolumeRow]) {
             .leaf("status", "attached")
             .leaf("attachTime", v.attach_time.as_deref().unwrap_or(""))
             .leaf("deleteOnTermination", v.delete_on_termination.to_string())
-            .close("ebs")
-            .close("item");
-    }
-    x.close("blockDeviceMapping");
-}
-
-/// The root snapshots of `images`, by snapshot id.
-pub fn root_snapshots(
-    conn: &Connection,
-    images: &[ImageRow],
-) -> rusqlite::Result<HashMap<String, SnapshotRow>> {
-    let ids: Vec<String> = images
-        .iter()
-        .filter_map(|i| i.root_snapshot_id.clone())
-        .collect();
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    Ok(snapshots::query(conn, &ids)?
-        .into_iter()
-        .map(|s| (s.id.clone(), s))
-        .collect())
-}
-
-/// An image's `imageState`: pending while its root snapshot is, failed if that failed or
-/// is gone.
-pub fn image_state(image: &ImageRow, snap: Option<&SnapshotRow>) -> &'static str {
-    match (&image.root_snapshot_id, snap) {
-        (None, _) => "available",
-        (Some(_), Some(s)) if s.state == "completed" => "available",
-        (Some(_), Some(s)) if s.state == "pending" => "pending",
-        _ => "failed",
-    }
-}
-
-/// An image's `blockDeviceMapping`: its root, from a snapshot or from its root-volume file.
-pub fn image_mapping(x: &mut Xml, image: &ImageRow, snap: Option<&SnapshotRow>) {
-    x.open("blockDeviceMapping");
-    let size = match (&image.root_snapshot_id, snap, &image.root_volume) {
-        (Some(_), Some(s), _) => Some(s.volume_size_gib),
-        (None, _, Some(file)) => Some(
-            std::fs::metadata(file)
-                .map(|m| m.len())
-                .unwrap_or(0)
-                .div_ceil(GIB)
-                .max(1),
-        ),
-        _ => None,
-    };
-    if let Some(size) = size {
-        x.open("item").leaf("deviceName", ROOT_DEVICE).open("ebs");
-        x.leaf_opt("snapshotId", image.root_snapshot_id.as_ref())
-            .leaf("volumeSize", size.to_string())
-            .leaf("deleteOnTermination", "true")
-            .leaf("volumeType", "gp3")
-            .leaf("encrypted", "false")
             .close("ebs")
             .close("item");
     }

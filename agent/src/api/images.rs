@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use super::errors::ApiError;
 use super::instances::well_formed_id;
 use super::xml::Xml;
-use super::{Call, tags as tag_api};
+use super::{Call, image_devices, tags as tag_api};
 use crate::state::images::{self, ImageRow};
 use crate::state::{new_id, now_iso, tags};
 
@@ -148,7 +148,7 @@ pub fn register(c: &Call<'_>) -> Result<String, ApiError> {
         ));
     }
     let tag_list = p.tag_specifications("image")?;
-    let root_snapshot_id = super::block_devices::register_root_snapshot(c)?; // EBS
+    let (root_snapshot_id, devices) = super::image_devices::register_devices(c)?; // EBS
     let row = ImageRow {
         id: new_id("ami"),
         name,
@@ -172,6 +172,7 @@ pub fn register(c: &Call<'_>) -> Result<String, ApiError> {
             ));
         }
         images::insert(&tx, &row)?;
+        images::insert_devices(&tx, &row.id, &devices)?;
         tags::put(&tx, &row.id, &tag_list)?;
         tx.commit()?;
     }
@@ -207,13 +208,14 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
     let owners = c.p.list("Owner");
     let ours = owners.is_empty() || owners.iter().any(|o| o == "self" || *o == c.st.account_id);
     let filters = c.p.filters()?;
-    let (rows, tag_map, snaps) = {
+    let (rows, tag_map, devices, snaps) = {
         let conn = c.st.db.lock();
         let rows = images::all(&conn)?;
         let refs: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
         let tag_map = tags::for_resources(&conn, &refs)?;
-        let snaps = super::block_devices::root_snapshots(&conn, &rows)?; // EBS
-        (rows, tag_map, snaps)
+        let devices = images::all_devices(&conn)?; // EBS
+        let snaps = image_devices::image_snapshots(&conn, &rows, &devices)?;
+        (rows, tag_map, devices, snaps)
     };
     let missing: Vec<&String> = ids
         .iter()
@@ -229,8 +231,8 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
             continue;
         }
         let t = tag_map.get(&r.id).map_or(&[][..], Vec::as_slice);
-        let snap = r.root_snapshot_id.as_ref().and_then(|s| snaps.get(s));
-        let image_state = super::block_devices::image_state(r, snap);
+        let devs = devices.get(&r.id).map_or(&[][..], Vec::as_slice);
+        let image_state = image_devices::image_state(r, devs, &snaps);
         let mut keep = true;
         for (name, values) in &filters {
             let field = match name.as_str() {
@@ -269,7 +271,7 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
             .leaf("description", &r.description)
             .leaf("rootDeviceType", root_device_type(r))
             .leaf("rootDeviceName", crate::compute::disks::ROOT_DEVICE);
-        super::block_devices::image_mapping(&mut x, r, snap); // EBS
+        image_devices::image_mapping(&mut x, r, devs, &snaps); // EBS
         x.leaf("virtualizationType", "hvm")
             .leaf("hypervisor", "xen");
         if !t.is_empty() {
@@ -290,7 +292,7 @@ fn root_device_type(r: &ImageRow) -> &'static str {
     }
 }
 
-/// DeregisterImage.
+/// DeregisterImage: the image goes; its snapshots stay, as on EC2.
 pub fn deregister(c: &Call<'_>) -> Result<String, ApiError> {
     let id = c.p.required("ImageId")?.to_string();
     if !well_formed_id(&id, "ami") {

@@ -5,6 +5,7 @@ pub mod addresses;
 pub mod attributes;
 pub mod block_devices;
 pub mod errors;
+pub mod image_devices;
 pub mod images;
 pub mod instance_network;
 pub mod instances;

@@ -136,7 +136,7 @@ impl Params {
     }
 
     /// The indices `N` present under `Prefix.N.`.
-    fn indices(&self, prefix: &str) -> Vec<u64> {
+    pub fn indices(&self, prefix: &str) -> Vec<u64> {
         let mut idx: Vec<u64> = self
             .0
             .keys()
@@ -189,18 +189,36 @@ impl Params {
         &self,
         resource_type: &str,
     ) -> Result<Vec<(String, String)>, ApiError> {
-        let mut out = Vec::new();
+        Ok(self
+            .tag_specifications_for(&[resource_type])?
+            .remove(resource_type)
+            .unwrap_or_default())
+    }
+
+    /// `TagSpecification.N` where each may name any of `allowed` resource types: the tags by
+    /// resource type.
+    pub fn tag_specifications_for(
+        &self,
+        allowed: &[&str],
+    ) -> Result<std::collections::HashMap<String, Vec<(String, String)>>, ApiError> {
+        let mut out: std::collections::HashMap<String, Vec<(String, String)>> =
+            std::collections::HashMap::new();
         for n in self.indices("TagSpecification") {
             let field = format!("TagSpecification.{n}.ResourceType");
             let rt = self.get(&field).ok_or_else(|| ApiError::missing(&field))?;
-            if rt != resource_type {
+            if !allowed.contains(&rt) {
+                let which = match allowed {
+                    [one] => format!("the allowed value is '{one}'"),
+                    _ => format!("the allowed values are: {}", allowed.join(", ")),
+                };
                 return Err(ApiError::invalid(
                     &field,
-                    format!("'{rt}' cannot be tagged here; the allowed value is '{resource_type}'"),
+                    format!("'{rt}' cannot be tagged here; {which}"),
                 ));
             }
+            let list = out.entry(rt.to_string()).or_default();
             for (k, v) in self.tags(&format!("TagSpecification.{n}.Tag"))? {
-                out.push((k, v.unwrap_or_default()));
+                list.push((k, v.unwrap_or_default()));
             }
         }
         Ok(out)

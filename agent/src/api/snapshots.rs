@@ -1,5 +1,5 @@
 //! Snapshot actions: CreateSnapshot, DescribeSnapshots, DeleteSnapshot, and CreateImage
-//! (snapshots of an instance's volumes and a new AMI).
+//! (a snapshot of each of an instance's volumes at one point in time, and a new AMI).
 
 use super::errors::ApiError;
 use super::images::glob;
@@ -8,6 +8,7 @@ use super::volumes::{check_snapshot_id, check_volume_id, snapshot_not_found, vol
 use super::xml::Xml;
 use super::{Call, tags as tag_api};
 use crate::compute::disks::ROOT_DEVICE;
+use crate::compute::freeze::Quiesce;
 use crate::state::images::{self, ImageRow};
 use crate::state::instances::{self, InstanceState};
 use crate::state::snapshots::{self, SnapshotRow};
@@ -172,9 +173,11 @@ pub fn delete(c: &Call<'_>) -> Result<String, ApiError> {
     Ok(x.finish())
 }
 
-/// CreateImage: snapshots the instance's root volume (pausing it if it runs: a
-/// crash-consistent image, with or without `NoReboot`) and registers an AMI booting the
-/// instance's kernel with that root. Without a root volume the AMI has no root.
+/// CreateImage: one snapshot of each of the instance's volumes, all at one point in time, and
+/// an AMI booting the instance's kernel with them (same devices, sizes, types and
+/// DeleteOnTermination). A running instance is shut down, copied and booted again, unless
+/// `NoReboot`: then it is only paused for the copy (crash-consistent). The image is pending
+/// until its snapshots complete. `TagSpecification` may tag the image and the snapshots.
 pub fn create_image(c: &Call<'_>) -> Result<String, ApiError> {
     let instance_id = c.p.required("InstanceId")?;
     if !well_formed_id(instance_id, "i") {
@@ -190,9 +193,9 @@ pub fn create_image(c: &Call<'_>) -> Result<String, ApiError> {
             "image names are 3 to 128 characters",
         ));
     }
-    c.p.bool("NoReboot")?;
-    let tag_list = c.p.tag_specifications("image")?;
-    let (inst, root) = {
+    let no_reboot = c.p.bool("NoReboot")?;
+    let mut tag_map = c.p.tag_specifications_for(&["image", "snapshot"])?;
+    let (inst, vols) = {
         let conn = c.st.db.lock();
         let inst = instances::get(&conn, instance_id)?.ok_or_else(|| {
             ApiError::new(
@@ -206,11 +209,12 @@ pub fn create_image(c: &Call<'_>) -> Result<String, ApiError> {
                 format!("AMI name {name} is already in use by another image"),
             ));
         }
-        let root = volumes::attached_to(&conn, instance_id)?
-            .into_iter()
-            .find(|v| v.device.as_deref() == Some(ROOT_DEVICE));
-        (inst, root)
+        (
+            inst,
+            super::block_devices::attached_map(&conn)?.remove(instance_id),
+        )
     };
+    let vols = vols.unwrap_or_default();
     if !matches!(inst.state, InstanceState::Running | InstanceState::Stopped) {
         return Err(ApiError::new(
             "IncorrectInstanceState",
@@ -220,18 +224,25 @@ pub fn create_image(c: &Call<'_>) -> Result<String, ApiError> {
             ),
         ));
     }
-    let root_snapshot = match &root {
-        Some(v) => {
-            snapshottable(c, v)?;
-            let desc = format!("Created by CreateImage({instance_id}) for {name}");
-            let s =
-                c.st.storage
-                    .create_snapshot(v, &desc, &[])
-                    .map_err(|e| ApiError::internal(&e))?;
-            Some(s.id)
-        }
-        None => None,
+    for v in &vols {
+        snapshottable(c, v)?;
+    }
+    let desc = format!("Created by CreateImage({instance_id}) for {name}");
+    let how = if no_reboot {
+        Quiesce::Pause
+    } else {
+        Quiesce::Reboot
     };
+    let pairs: Vec<(VolumeRow, String)> = vols.iter().map(|v| (v.clone(), desc.clone())).collect();
+    let snaps =
+        c.st.storage
+            .create_snapshots(&pairs, &tag_map.remove("snapshot").unwrap_or_default(), how)
+            .map_err(|e| ApiError::internal(&e))?;
+    let devices: Vec<_> = vols
+        .iter()
+        .zip(&snaps)
+        .map(|(v, s)| super::image_devices::from_volume(v, &s.id))
+        .collect();
     let row = ImageRow {
         id: new_id("ami"),
         name,
@@ -243,16 +254,20 @@ pub fn create_image(c: &Call<'_>) -> Result<String, ApiError> {
         entry: inst.entry.clone(),
         architecture: inst.architecture.clone(),
         created: now_iso(),
-        root_snapshot_id: root_snapshot,
+        root_snapshot_id: devices
+            .iter()
+            .find(|d| d.device == ROOT_DEVICE)
+            .and_then(|d| d.snapshot_id.clone()),
     };
     {
         let mut conn = c.st.db.lock();
         let tx = conn.transaction()?;
         images::insert(&tx, &row)?;
-        tags::put(&tx, &row.id, &tag_list)?;
+        images::insert_devices(&tx, &row.id, &devices)?;
+        tags::put(&tx, &row.id, &tag_map.remove("image").unwrap_or_default())?;
         tx.commit()?;
     }
-    tracing::info!(image = %row.id, instance = %instance_id, "image created");
+    tracing::info!(image = %row.id, instance = %instance_id, volumes = vols.len(), no_reboot, "image created");
     let mut x = Xml::response("CreateImage", c.request_id);
     x.leaf("imageId", &row.id);
     Ok(x.finish())

@@ -1,11 +1,9 @@
 //! An instance's disks: the EBS volumes planned at launch, making their files before the VMM
 //! starts (root from the AMI's file or snapshot), the instance-store scratch disk, the vmm
-//! `--disk` arguments, and pausing a running VMM for a point-in-time copy.
+//! `--disk` arguments.
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -209,55 +207,6 @@ impl Compute {
             restore.as_deref(),
         )?)
     }
-
-    /// Runs `copy` at one point in time of instance `id`'s disks: with its VMM paused if it
-    /// runs (returns the pause), else with its lifecycle held so it cannot start meanwhile.
-    pub async fn frozen<T: Send + 'static>(
-        self: &Arc<Self>,
-        id: &str,
-        copy: impl FnOnce() -> std::io::Result<T> + Send + 'static,
-    ) -> Result<(T, Option<Duration>), FreezeError> {
-        let _g = self.guard(id).await;
-        let row = crate::state::instances::get(&self.db.lock(), id).map_err(FreezeError::Db)?;
-        let running = row.as_ref().is_some_and(|r| {
-            r.pid.is_some() && matches!(r.state, InstanceState::Running | InstanceState::Pending)
-        });
-        if !running {
-            let out = tokio::task::spawn_blocking(copy)
-                .await?
-                .map_err(FreezeError::Copy)?;
-            return Ok((out, None));
-        }
-        let sock = self.dir(id).api_sock();
-        let t0 = Instant::now();
-        supervisor::control(&sock, "pause")
-            .await
-            .map_err(FreezeError::Pause)?;
-        let out = tokio::task::spawn_blocking(copy).await;
-        let resumed = supervisor::control(&sock, "resume").await;
-        let paused = t0.elapsed();
-        let out = out?.map_err(FreezeError::Copy)?;
-        resumed.map_err(FreezeError::Pause)?;
-        tracing::info!(%id, pause_ms = paused.as_secs_f64() * 1e3, "instance paused for a snapshot");
-        Ok((out, Some(paused)))
-    }
-}
-
-/// Errors taking a point-in-time copy.
-#[derive(Debug, thiserror::Error)]
-pub enum FreezeError {
-    /// The database failed.
-    #[error("the state database failed")]
-    Db(#[source] rusqlite::Error),
-    /// The VMM would not pause or resume.
-    #[error("cannot pause or resume the instance")]
-    Pause(#[source] supervisor::ControlError),
-    /// The copy failed.
-    #[error("the point-in-time copy failed")]
-    Copy(#[source] std::io::Error),
-    /// The copy task failed.
-    #[error("the copy task failed")]
-    Join(#[from] tokio::task::JoinError),
 }
 
 #[cfg(test)]

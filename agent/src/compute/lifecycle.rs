@@ -312,7 +312,7 @@ impl Compute {
 }
 
 /// Polls until `pid` (started at `start`) is gone or `timeout` passes; true if gone.
-async fn wait_gone(pid: i32, start: u64, timeout: Duration) -> bool {
+pub(super) async fn wait_gone(pid: i32, start: u64, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if !supervisor::alive(pid, start) {

@@ -3,6 +3,7 @@
 pub mod capacity;
 pub mod catalog;
 pub mod disks;
+pub mod freeze;
 pub mod hibernate;
 pub mod launch;
 pub mod lifecycle;

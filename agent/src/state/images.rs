@@ -1,4 +1,6 @@
-//! The images table: registered AMIs.
+//! The images table (registered AMIs) and their block device mappings.
+
+use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -96,18 +98,105 @@ pub fn all(conn: &Connection) -> rusqlite::Result<Vec<ImageRow>> {
     st.query_map([], from_row)?.collect()
 }
 
-/// Deletes an image and its tags; false if there was none.
+/// Deletes an image, its block device mappings and its tags (not its snapshots); false if
+/// there was none.
 pub fn delete(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
     conn.execute("DELETE FROM tags WHERE resource_id = ?1", [id])?;
+    conn.execute("DELETE FROM image_block_devices WHERE image_id = ?1", [id])?;
     Ok(conn.execute("DELETE FROM images WHERE id = ?1", [id])? > 0)
 }
 
-/// Whether an image's root comes from `snapshot_id`.
+/// The image that uses `snapshot_id` (for its root or any other device), if one does.
 pub fn uses_snapshot(conn: &Connection, snapshot_id: &str) -> rusqlite::Result<Option<String>> {
     conn.query_row(
-        "SELECT id FROM images WHERE root_snapshot_id = ?1 LIMIT 1",
+        "SELECT id FROM images WHERE root_snapshot_id = ?1 \
+         UNION SELECT image_id FROM image_block_devices WHERE snapshot_id = ?1 LIMIT 1",
         [snapshot_id],
         |r| r.get(0),
     )
     .optional()
+}
+
+/// One block device of an image: a volume made at launch from a snapshot or empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageDevice {
+    /// `/dev/xvda` (the root) or a data device such as `/dev/sdf`.
+    pub device: String,
+    /// The snapshot the volume is made from; none for an empty volume.
+    pub snapshot_id: Option<String>,
+    /// Size in GiB.
+    pub volume_size_gib: u64,
+    /// `gp3`, `io2`, ...
+    pub volume_type: String,
+    /// Provisioned IOPS, for the types that take them.
+    pub iops: Option<u64>,
+    /// Provisioned throughput in MiB/s (gp3).
+    pub throughput: Option<u64>,
+    /// Whether the launched volume is deleted with its instance.
+    pub delete_on_termination: bool,
+}
+
+fn device_from_row(r: &Row<'_>) -> rusqlite::Result<(String, ImageDevice)> {
+    Ok((
+        r.get(0)?,
+        ImageDevice {
+            device: r.get(1)?,
+            snapshot_id: r.get(2)?,
+            volume_size_gib: r.get(3)?,
+            volume_type: r.get(4)?,
+            iops: r.get(5)?,
+            throughput: r.get(6)?,
+            delete_on_termination: r.get(7)?,
+        },
+    ))
+}
+
+const DEVICE_COLUMNS: &str = "image_id, device, snapshot_id, volume_size_gib, volume_type, iops, \
+    throughput, delete_on_termination";
+
+/// Records the block devices of image `image_id`.
+pub fn insert_devices(
+    conn: &Connection,
+    image_id: &str,
+    devices: &[ImageDevice],
+) -> rusqlite::Result<()> {
+    let mut st = conn.prepare_cached(&format!(
+        "INSERT INTO image_block_devices ({DEVICE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    ))?;
+    for d in devices {
+        st.execute(params![
+            image_id,
+            d.device,
+            d.snapshot_id,
+            d.volume_size_gib,
+            d.volume_type,
+            d.iops,
+            d.throughput,
+            d.delete_on_termination
+        ])?;
+    }
+    Ok(())
+}
+
+/// The block devices of image `image_id`, by device name; empty for images registered from
+/// files only.
+pub fn devices(conn: &Connection, image_id: &str) -> rusqlite::Result<Vec<ImageDevice>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {DEVICE_COLUMNS} FROM image_block_devices WHERE image_id = ?1 ORDER BY device"
+    ))?;
+    st.query_map([image_id], |r| device_from_row(r).map(|(_, d)| d))?
+        .collect()
+}
+
+/// The block devices of every image, by image id.
+pub fn all_devices(conn: &Connection) -> rusqlite::Result<HashMap<String, Vec<ImageDevice>>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {DEVICE_COLUMNS} FROM image_block_devices ORDER BY image_id, device"
+    ))?;
+    let mut out: HashMap<String, Vec<ImageDevice>> = HashMap::new();
+    for row in st.query_map([], device_from_row)? {
+        let (image, d) = row?;
+        out.entry(image).or_default().push(d);
+    }
+    Ok(out)
 }

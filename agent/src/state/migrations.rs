@@ -203,6 +203,21 @@ const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE images ADD COLUMN root_snapshot_id TEXT;
     "#,
+    // EBS: every block device of an image (CreateImage, RegisterImage), root included.
+    r#"
+    CREATE TABLE image_block_devices (
+        image_id TEXT NOT NULL,
+        device TEXT NOT NULL,
+        snapshot_id TEXT,
+        volume_size_gib INTEGER NOT NULL,
+        volume_type TEXT NOT NULL,
+        iops INTEGER,
+        throughput INTEGER,
+        delete_on_termination INTEGER NOT NULL,
+        PRIMARY KEY (image_id, device)
+    );
+    CREATE INDEX image_block_devices_snapshot ON image_block_devices(snapshot_id);
+    "#,
 ];
 
 /// Errors while migrating the schema.

@@ -11,7 +11,8 @@ use super::chunks::{self, ChunkError, ChunkStore};
 use super::types::GIB;
 use super::{CHUNK_GATE, files, materialize, tmp_dir, volume_path};
 use crate::compute::Compute;
-use crate::compute::disks::{self, FreezeError};
+use crate::compute::disks;
+use crate::compute::freeze::{FreezeError, Quiesce};
 use crate::state::instances::{self, InstanceQuery};
 use crate::state::snapshots::{self, SnapshotRow};
 use crate::state::volumes::{self, VolumeRow, VolumeState};
@@ -63,6 +64,9 @@ enum SnapshotError {
     #[error("the volume is gone")]
     NoVolume,
 }
+
+/// A volume's attachment: instance and attach time.
+type Attachment = (Option<String>, Option<String>);
 
 fn remove_if_exists(path: &std::path::Path) -> Result<(), StorageError> {
     match std::fs::remove_file(path) {
@@ -210,66 +214,133 @@ impl Storage {
         Ok(())
     }
 
-    /// Records a pending snapshot of `vol` and takes it in the background.
+    /// Records a pending snapshot of `vol` and takes it in the background, pausing its
+    /// instance for the copy if it runs.
     pub fn create_snapshot(
         self: &Arc<Self>,
         vol: &VolumeRow,
         description: &str,
         tag_list: &[(String, String)],
     ) -> Result<SnapshotRow, StorageError> {
-        let row = SnapshotRow {
-            seq: 0,
-            id: crate::state::new_id("snap"),
-            volume_id: vol.id.clone(),
-            volume_size_gib: vol.size_gib,
-            size_bytes: vol.size_gib * GIB,
-            state: "pending".into(),
-            progress: 0,
-            start_time: crate::state::now_iso(),
-            description: description.to_string(),
-            new_bytes: 0,
-            pause_micros: None,
-            state_message: None,
-        };
+        let mut rows = self.create_snapshots(
+            &[(vol.clone(), description.to_string())],
+            tag_list,
+            Quiesce::Pause,
+        )?;
+        Ok(rows.remove(0))
+    }
+
+    /// Records pending snapshots of `vols` (each with its description) in one transaction and
+    /// takes them in the background from one copy at one point in time. The volumes are
+    /// unattached or all attached to one instance, which is held still as `how` says.
+    pub fn create_snapshots(
+        self: &Arc<Self>,
+        vols: &[(VolumeRow, String)],
+        tag_list: &[(String, String)],
+        how: Quiesce,
+    ) -> Result<Vec<SnapshotRow>, StorageError> {
+        let rows: Vec<SnapshotRow> = vols
+            .iter()
+            .map(|(vol, description)| SnapshotRow {
+                seq: 0,
+                id: crate::state::new_id("snap"),
+                volume_id: vol.id.clone(),
+                volume_size_gib: vol.size_gib,
+                size_bytes: vol.size_gib * GIB,
+                state: "pending".into(),
+                progress: 0,
+                start_time: crate::state::now_iso(),
+                description: description.clone(),
+                new_bytes: 0,
+                pause_micros: None,
+                state_message: None,
+            })
+            .collect();
         {
             let mut conn = self.db.lock();
             let tx = conn.transaction()?;
-            snapshots::insert(&tx, &row)?;
-            tags::put(&tx, &row.id, tag_list)?;
+            for row in &rows {
+                snapshots::insert(&tx, row)?;
+                tags::put(&tx, &row.id, tag_list)?;
+            }
             tx.commit()?;
         }
-        tokio::spawn(self.clone().take_snapshot(row.id.clone(), vol.id.clone()));
-        Ok(row)
+        let pairs = rows
+            .iter()
+            .map(|r| (r.id.clone(), r.volume_id.clone()))
+            .collect();
+        tokio::spawn(self.clone().take_snapshots(pairs, how));
+        Ok(rows)
     }
 
-    async fn take_snapshot(self: Arc<Self>, snap: String, vol: String) {
-        if let Err(e) = self.try_snapshot(&snap, &vol).await {
-            let msg = crate::error_chain(&e);
+    /// Copies every `(snapshot, volume)` at one point in time, then chunks each copy; a
+    /// failure marks the snapshots it spoils as `error`.
+    async fn take_snapshots(self: Arc<Self>, pairs: Vec<(String, String)>, how: Quiesce) {
+        let fail = |snap: &str, e: &SnapshotError| {
+            let msg = crate::error_chain(e);
             tracing::error!(snapshot = %snap, error = %msg, "snapshot failed");
-            let _ = snapshots::set_error(&self.db.lock(), &snap, &msg);
+            let _ = snapshots::set_error(&self.db.lock(), snap, &msg);
+        };
+        match self.copy_at_one_time(&pairs, how).await {
+            Ok(lens) => {
+                for ((snap, _), len) in pairs.iter().zip(lens) {
+                    if let Err(e) = self.chunk_copy(snap, len).await {
+                        fail(snap, &e);
+                    }
+                }
+            }
+            Err(e) => pairs.iter().for_each(|(snap, _)| fail(snap, &e)),
         }
-        let _ = std::fs::remove_file(tmp_dir(&self.state_dir).join(format!("{snap}.raw")));
+        for (snap, _) in &pairs {
+            let _ = std::fs::remove_file(tmp_dir(&self.state_dir).join(format!("{snap}.raw")));
+        }
     }
 
-    /// Copies the volume at one point in time (pausing its instance if it runs), then chunks
-    /// the copy, then records the chunks once they are durable.
-    async fn try_snapshot(self: &Arc<Self>, snap: &str, vol: &str) -> Result<(), SnapshotError> {
-        let src = volume_path(&self.state_dir, vol);
-        let tmp = tmp_dir(&self.state_dir).join(format!("{snap}.raw"));
-        // The copy is one point in time if the volume's attachment did not change while it
-        // ran (an unattached volume could be attached and its instance started meanwhile):
-        // otherwise it is taken again.
-        let (len, paused) = loop {
-            let v = volumes::get(&self.db.lock(), vol)?.ok_or(SnapshotError::NoVolume)?;
-            let (src2, tmp2) = (src.clone(), tmp.clone());
-            let copy = move || -> std::io::Result<u64> {
-                let from = File::open(&src2)?;
-                let to = File::create(&tmp2)?;
-                files::copy_data_ranges(&from, &to)?;
-                Ok(from.metadata()?.len())
+    /// Copies each volume to its snapshot's `.raw` file at one point in time (holding its
+    /// instance still if it runs); returns the lengths. The copy is one point in time if no
+    /// attachment changed while it ran (an unattached volume could be attached and its
+    /// instance started meanwhile): otherwise it is taken again.
+    async fn copy_at_one_time(
+        &self,
+        pairs: &[(String, String)],
+        how: Quiesce,
+    ) -> Result<Vec<u64>, SnapshotError> {
+        let tmp = tmp_dir(&self.state_dir);
+        let jobs: Vec<(PathBuf, PathBuf)> = pairs
+            .iter()
+            .map(|(snap, vol)| {
+                (
+                    volume_path(&self.state_dir, vol),
+                    tmp.join(format!("{snap}.raw")),
+                )
+            })
+            .collect();
+        let attachments = || -> Result<Vec<Attachment>, SnapshotError> {
+            let conn = self.db.lock();
+            pairs
+                .iter()
+                .map(|(_, vol)| {
+                    let v = volumes::get(&conn, vol)?.ok_or(SnapshotError::NoVolume)?;
+                    Ok((v.instance_id, v.attach_time))
+                })
+                .collect()
+        };
+        loop {
+            let before = attachments()?;
+            let jobs = jobs.clone();
+            let copy = move || -> std::io::Result<Vec<u64>> {
+                jobs.iter()
+                    .map(|(src, dst)| {
+                        let from = File::open(src)?;
+                        let to = File::create(dst)?;
+                        files::copy_data_ranges(&from, &to)?;
+                        Ok(from.metadata()?.len())
+                    })
+                    .collect()
             };
-            let out = match &v.instance_id {
-                Some(instance) => self.compute.frozen(instance, copy).await?,
+            let instance = before.iter().find_map(|(i, _)| i.clone());
+            let (lens, held) = match &instance {
+                Some(instance) => self.compute.frozen(instance, how, copy).await?,
                 None => (
                     tokio::task::spawn_blocking(copy)
                         .await?
@@ -277,15 +348,24 @@ impl Storage {
                     None,
                 ),
             };
-            let after = volumes::get(&self.db.lock(), vol)?.ok_or(SnapshotError::NoVolume)?;
-            if after.instance_id == v.instance_id && after.attach_time == v.attach_time {
-                break out;
+            if attachments()? != before {
+                tracing::info!(?instance, "attachment changed during the copy: again");
+                continue;
             }
-            tracing::info!(snapshot = %snap, volume = %vol, "attachment changed during the copy: again");
-        };
-        if let Some(p) = paused {
-            snapshots::set_pause(&self.db.lock(), snap, p.as_micros() as u64)?;
+            if let Some(p) = held {
+                let conn = self.db.lock();
+                for (snap, _) in pairs {
+                    snapshots::set_pause(&conn, snap, p.as_micros() as u64)?;
+                }
+            }
+            return Ok(lens);
         }
+    }
+
+    /// Chunks snapshot `snap`'s copy of `len` bytes into the store and records the chunks
+    /// once they are durable.
+    async fn chunk_copy(self: &Arc<Self>, snap: &str, len: u64) -> Result<(), SnapshotError> {
+        let tmp = tmp_dir(&self.state_dir).join(format!("{snap}.raw"));
         let me = self.clone();
         let snap_id = snap.to_string();
         tokio::task::spawn_blocking(move || -> Result<(), SnapshotError> {

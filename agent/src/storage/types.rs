@@ -196,6 +196,14 @@ impl SpecError {
 }
 
 impl VolumeSpec {
+    /// The IOPS and throughput a request must give to make this spec again: the provisioned
+    /// ones of the types that take them, none for the others.
+    pub fn provisioned(&self) -> (Option<u64>, Option<u64>) {
+        let iops = self.kind.iops_limits().map(|_| self.iops);
+        let throughput = (self.kind == VolumeType::Gp3).then_some(self.throughput);
+        (iops, throughput)
+    }
+
     /// Validates a request: `iops` and `throughput` are what the caller gave (`None` = not
     /// given), so that giving one to a type that does not take it is refused.
     pub fn new(

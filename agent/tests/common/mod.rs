@@ -461,3 +461,29 @@ pub fn venv_python() -> PathBuf {
     );
     python
 }
+
+/// Runs boto3 script `script` (a file under `agent/tests/`) against `agent` with the venv's
+/// python. It gets the endpoint, the state dir and the probe manifest as arguments; the run
+/// must succeed and print `ok_line`.
+pub fn run_boto3(agent: &Agent, script: &str, ok_line: &str) {
+    let out = Command::new(venv_python())
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests")
+                .join(script),
+        )
+        .arg(&agent.endpoint)
+        .arg(agent.dir.path())
+        .arg(probe_manifest())
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_DEFAULT_REGION")
+        .output()
+        .expect("cannot run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(ok_line),
+        "the boto3 script did not print {ok_line:?}:\n{stdout}\n{}\nagent log tail:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        tail(&agent.log(), 30)
+    );
+}
