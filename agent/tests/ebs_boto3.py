@@ -124,6 +124,11 @@ ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[sid], WaiterConfig=fast)
 mine = ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
 assert [s["SnapshotId"] for s in mine] == [sid] and mine[0]["Progress"] == "100%", mine
 assert mine[0]["Tags"] == [{"Key": "k", "Value": "v"}], mine
+cp = ec2.copy_snapshot(SourceSnapshotId=sid, SourceRegion="local-1", Description="boto3 copy")["SnapshotId"]
+ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[cp], WaiterConfig=fast)
+assert ec2.describe_snapshots(SnapshotIds=[cp])["Snapshots"][0]["VolumeSize"] == 8
+assert error_code(ec2.copy_snapshot, SourceSnapshotId=sid, SourceRegion="eu-west-1") == "InvalidParameterValue"
+ec2.delete_snapshot(SnapshotId=cp)
 copy = ec2.create_volume(AvailabilityZone="local-1a", SnapshotId=sid)
 assert copy["SnapshotId"] == sid and copy["Size"] == 8
 ec2.get_waiter("volume_available").wait(VolumeIds=[copy["VolumeId"]], WaiterConfig=fast)

@@ -1,6 +1,7 @@
 //! EBS snapshots with real probe guests: restores are byte-exact, a second snapshot stores
-//! only what changed, deleting frees only unreferenced chunks, a snapshot taken while the
-//! guest writes is one point in time, and images come from instances and snapshots.
+//! only what changed, a copy shares every chunk, deleting frees only unreferenced chunks, a
+//! snapshot taken while the guest writes is one point in time, and images come from
+//! instances and snapshots.
 
 mod common;
 mod ebs_common;
@@ -135,7 +136,67 @@ fn incremental_snapshots_restore_exactly_and_free_only_unreferenced_chunks() {
             .0,
         "InvalidSnapshot.NotFound"
     );
+
+    // CopySnapshot: completed at once, sharing every chunk; it outlives its source.
+    let stored = stored_bytes(&agent);
+    for (params, code) in [
+        (vec![("SourceSnapshotId", s2.as_str())], "MissingParameter"),
+        (
+            vec![
+                ("SourceSnapshotId", s2.as_str()),
+                ("SourceRegion", "us-east-1"),
+            ],
+            "InvalidParameterValue",
+        ),
+        (
+            vec![
+                ("SourceSnapshotId", "snap-0123456789abcdef0"),
+                ("SourceRegion", "local-1"),
+            ],
+            "InvalidSnapshot.NotFound",
+        ),
+    ] {
+        assert_eq!(
+            agent.call_err("CopySnapshot", &params).0,
+            code,
+            "{params:?}"
+        );
+    }
+    let c2 = text(
+        &agent.call(
+            "CopySnapshot",
+            &[
+                ("SourceSnapshotId", s2.as_str()),
+                ("SourceRegion", "local-1"),
+                ("Description", "copy of s2"),
+            ],
+        ),
+        "snapshotId",
+    );
+    let copied = agent.call("DescribeSnapshots", &[("SnapshotId.1", c2.as_str())]);
+    assert_eq!(
+        (
+            text(&copied, "status"),
+            text(&copied, "volumeSize"),
+            text(&copied, "description")
+        ),
+        ("completed".into(), "1".into(), "copy of s2".into()),
+        "{copied}"
+    );
+    assert_eq!(stored_bytes(&agent), stored, "a copy stores no new bytes");
     agent.call("DeleteSnapshot", &[("SnapshotId", &s2)]);
+    assert_eq!(
+        stored_bytes(&agent),
+        stored,
+        "the copy still holds every chunk"
+    );
+    let (r4, _) = restore(&agent, &c2, None);
+    assert_eq!(
+        sha(&volume_file(&agent, &r4)),
+        changed,
+        "restore of the copy"
+    );
+    agent.call("DeleteSnapshot", &[("SnapshotId", &c2)]);
     assert_eq!(stored_bytes(&agent), 0, "no snapshot left, no chunk left");
     eprintln!(
         "measured: full snapshot of 1 GiB {:.0} ms; second snapshot with 6.25% changed {:.0} ms, \

@@ -512,7 +512,19 @@ fn cli_volume_and_snapshot_commands() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("VolumeInUse"));
     agent.ec2_ok(&["detach-volume", "--volume-id", &vol]);
     agent.ec2_ok(&["delete-volume", "--volume-id", &vol]);
+    let copy = agent.ec2_ok(&[
+        "copy-snapshot",
+        "--source-snapshot-id",
+        &snap,
+        "--description",
+        "cli copy",
+    ]);
+    let copy = copy.trim().to_string();
+    assert!(copy.starts_with("snap-") && copy != snap, "{copy}");
+    let line = agent.ec2_ok(&["describe-snapshots", "--snapshot-ids", &copy]);
+    assert!(line.contains("completed"), "{line}");
     agent.ec2_ok(&["delete-snapshot", "--snapshot-id", &snap]);
+    agent.ec2_ok(&["delete-snapshot", "--snapshot-id", &copy]);
     assert!(agent.ec2_ok(&["describe-snapshots"]).lines().count() == 1);
     let ami2 = agent.ec2_ok(&["create-image", "--instance-id", &i, "--name", "from-cli"]);
     assert!(ami2.trim().starts_with("ami-"), "{ami2}");

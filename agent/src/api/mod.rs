@@ -131,6 +131,7 @@ pub const ACTIONS: &[&str] = &[
     "ModifyVolume",
     "CreateSnapshot",
     "DescribeSnapshots",
+    "CopySnapshot",
     "DeleteSnapshot",
     "CreateImage",
 ];
@@ -201,6 +202,7 @@ pub async fn dispatch(action: &str, c: &Call<'_>) -> Result<String, ApiError> {
         "ModifyVolume" => volumes::modify(c),
         "CreateSnapshot" => snapshots::create(c),
         "DescribeSnapshots" => tokio::task::block_in_place(|| snapshots::describe(c)),
+        "CopySnapshot" => snapshots::copy(c),
         "DeleteSnapshot" => snapshots::delete(c),
         "CreateImage" => snapshots::create_image(c),
         other => Err(ApiError::new(

@@ -1,5 +1,6 @@
-//! Snapshot actions: CreateSnapshot, DescribeSnapshots, DeleteSnapshot, and CreateImage
-//! (a snapshot of each of an instance's volumes at one point in time, and a new AMI).
+//! Snapshot actions: CreateSnapshot, DescribeSnapshots, CopySnapshot, DeleteSnapshot, and
+//! CreateImage (a snapshot of each of an instance's volumes at one point in time, and a new
+//! AMI).
 
 use super::errors::ApiError;
 use super::images::glob;
@@ -143,6 +144,81 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
         }
     }
     x.close("snapshotSet");
+    Ok(x.finish())
+}
+
+/// CopySnapshot within this region: a completed snapshot's copy, completed at once because
+/// it shares the source's chunks (one more reference each). The copy's volume is
+/// `vol-ffffffff`, as on EC2.
+pub fn copy(c: &Call<'_>) -> Result<String, ApiError> {
+    let source = c.p.required("SourceSnapshotId")?;
+    check_snapshot_id(source)?;
+    let region = c.p.required("SourceRegion")?;
+    for (field, value) in [
+        ("SourceRegion", Some(region)),
+        ("DestinationRegion", c.p.get("DestinationRegion")),
+    ] {
+        if let Some(r) = value
+            && r != super::REGION
+        {
+            return Err(ApiError::invalid(
+                field,
+                format!(
+                    "'{r}' is not a region of this agent; the only region is {}",
+                    super::REGION
+                ),
+            ));
+        }
+    }
+    if c.p.bool("Encrypted")? {
+        return Err(ApiError::invalid(
+            "Encrypted",
+            "encrypted snapshots are not supported by this agent",
+        ));
+    }
+    let description = c.p.get("Description").unwrap_or_default();
+    if description.len() > 255 {
+        return Err(ApiError::invalid(
+            "Description",
+            "descriptions are at most 255 characters",
+        ));
+    }
+    let tag_list = c.p.tag_specifications("snapshot")?;
+    let id = {
+        let mut conn = c.st.db.lock();
+        let tx = conn.transaction()?;
+        let src = snapshots::get(&tx, source)?.ok_or_else(|| snapshot_not_found(source))?;
+        if src.state != "completed" {
+            return Err(ApiError::new(
+                "IncorrectState",
+                format!("Snapshot is in invalid state - {}", src.state),
+            ));
+        }
+        let row = SnapshotRow {
+            seq: 0,
+            id: new_id("snap"),
+            volume_id: "vol-ffffffff".into(),
+            volume_size_gib: src.volume_size_gib,
+            size_bytes: src.size_bytes,
+            state: "pending".into(),
+            progress: 0,
+            start_time: now_iso(),
+            description: description.to_string(),
+            new_bytes: 0,
+            pause_micros: None,
+            state_message: None,
+        };
+        snapshots::copy(&tx, &src, &row)?;
+        tags::put(&tx, &row.id, &tag_list)?;
+        tx.commit()?;
+        row.id
+    };
+    tracing::info!(snapshot = %id, source = %source, "snapshot copied");
+    let mut x = Xml::response("CopySnapshot", c.request_id);
+    x.leaf("snapshotId", &id);
+    if !tag_list.is_empty() {
+        x.tag_set(&tag_list);
+    }
     Ok(x.finish())
 }
 

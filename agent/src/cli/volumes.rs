@@ -82,13 +82,22 @@ pub enum EbsCommand {
         #[arg(long, num_args = 1..)]
         filters: Vec<String>,
     },
+    /// Copy a completed snapshot (prints the copy's id).
+    CopySnapshot {
+        /// The snapshot to copy.
+        #[arg(long)]
+        source_snapshot_id: String,
+        /// Description of the copy.
+        #[arg(long)]
+        description: Option<String>,
+    },
     /// Delete a snapshot.
     DeleteSnapshot {
         /// The snapshot.
         #[arg(long)]
         snapshot_id: String,
     },
-    /// Make an AMI from an instance's root volume (prints its id).
+    /// Make an AMI from an instance's volumes (prints its id).
     CreateImage {
         /// The instance.
         #[arg(long)]
@@ -99,7 +108,7 @@ pub enum EbsCommand {
         /// Description.
         #[arg(long)]
         description: Option<String>,
-        /// Do not reboot (the image is crash-consistent either way).
+        /// Do not reboot a running instance: pause it for the copy instead (crash-consistent).
         #[arg(long)]
         no_reboot: bool,
     },
@@ -177,6 +186,17 @@ pub fn run(cmd: &EbsCommand, json: bool, c: &Client) -> Result<(), CliError> {
             push(&mut p, "Owner.1", "self");
             filter_params(&mut p, filters)?;
             ("DescribeSnapshots", None)
+        }
+        EbsCommand::CopySnapshot {
+            source_snapshot_id,
+            description,
+        } => {
+            push(&mut p, "SourceSnapshotId", source_snapshot_id);
+            push(&mut p, "SourceRegion", crate::api::REGION);
+            if let Some(d) = description {
+                push(&mut p, "Description", d);
+            }
+            ("CopySnapshot", Some("snapshotId"))
         }
         EbsCommand::DeleteSnapshot { snapshot_id } => {
             push(&mut p, "SnapshotId", snapshot_id);

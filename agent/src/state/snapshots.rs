@@ -165,6 +165,20 @@ pub fn complete(conn: &Connection, id: &str, chunks: &[ChunkRef]) -> rusqlite::R
     Ok(new_bytes)
 }
 
+/// Records `copy` (a new row) as a completed copy of completed snapshot `source`: the same
+/// chunks, each with one more reference, so no byte is stored twice. Call inside a
+/// transaction.
+pub fn copy(conn: &Connection, source: &SnapshotRow, copy: &SnapshotRow) -> rusqlite::Result<()> {
+    insert(conn, copy)?;
+    conn.execute(
+        "UPDATE snapshots SET size_bytes = ?2 WHERE id = ?1",
+        params![copy.id, source.size_bytes as i64],
+    )?;
+    let list = chunks(conn, &source.id)?;
+    complete(conn, &copy.id, &list)?;
+    Ok(())
+}
+
 /// The chunks of a snapshot, in volume order.
 pub fn chunks(conn: &Connection, id: &str) -> rusqlite::Result<Vec<ChunkRef>> {
     let mut st = conn.prepare_cached(
