@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use common::{NetNs, eventually, probe_elf};
+use common::probe_vm::ProbeVm;
+use common::{NetNs, eventually};
 
 /// The token the double issues.
 const TOKEN: &str = "AQAEAKec2TestToken-1==";
@@ -225,78 +226,9 @@ fn dnat_imds(ns: &NetNs, port: u16) {
     ]);
 }
 
-/// A probe serving at 10.0.0.2 on the namespace's tap; killed when dropped.
-struct Vm {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Vm {
-    fn start(ns: &NetNs, cmdline: &str) -> Vm {
-        let dir = tempfile::tempdir().unwrap();
-        let probe = probe_elf();
-        let log = dir.path().join("console.log");
-        let child = ns
-            .command(&[
-                env!("CARGO_BIN_EXE_vmm"),
-                "--kernel",
-                probe.to_str().unwrap(),
-                "--mem-mib",
-                "64",
-                "--net",
-                "tap=tap0,mac=02:00:00:00:00:02",
-                "--cmdline",
-                cmdline,
-                "--serial-log",
-                log.to_str().unwrap(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Vm { child, dir }
-    }
-
-    fn console(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("console.log")).unwrap_or_default()
-    }
-
-    /// Waits for a console line starting with `prefix` and returns it.
-    fn wait_for_line(&self, prefix: &str, timeout: Duration) -> String {
-        let mut found = None;
-        eventually(timeout, || {
-            found = self.lines().into_iter().find(|l| l.starts_with(prefix));
-            found.is_some()
-        });
-        found.unwrap_or_else(|| panic!("no {prefix:?} line; console:\n{}", self.console()))
-    }
-
-    /// The complete console lines so far (a line being written is left out).
-    fn lines(&self) -> Vec<String> {
-        let console = self.console();
-        let complete = console.rfind('\n').map_or("", |end| &console[..end]);
-        complete
-            .lines()
-            .map(|l| l.trim_end_matches('\r').to_string())
-            .collect()
-    }
-
-    /// Asserts that the console has exactly `line`.
-    fn assert_line(&self, line: &str) {
-        assert!(
-            self.lines().iter().any(|l| l == line),
-            "no line {line:?}; console:\n{}",
-            self.console()
-        );
-    }
-}
-
-impl Drop for Vm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A probe serving at 10.0.0.2 on the namespace's `tap0`; killed when dropped.
+fn start_vm(ns: &NetNs, cmdline: &str) -> ProbeVm {
+    ProbeVm::start(ns, "tap0", "02:00:00:00:00:02", cmdline)
 }
 
 /// The body of `GET http://10.0.0.2/`, from inside the namespace, once the responder no
@@ -340,7 +272,7 @@ fn v2_fetches_with_a_token_and_the_page_names_the_instance() {
     let ns = NetNs::with_tap("imds2", "10.0.0.1/24");
     let (double, port) = ImdsDouble::start(&ns, 0, Metadata::default());
     dnat_imds(&ns, port);
-    let vm = Vm::start(
+    let vm = start_vm(
         &ns,
         &format!("{STATIC} probe.imds=v2 probe.http=imds probe.imds_bench=200"),
     );
@@ -403,7 +335,7 @@ fn v1_against_required_tokens_gets_401() {
     let ns = NetNs::with_tap("imds1", "10.0.0.1/24");
     let (double, port) = ImdsDouble::start(&ns, 0, Metadata::default());
     dnat_imds(&ns, port);
-    let vm = Vm::start(&ns, &format!("{STATIC} probe.imds=v1 probe.http=imds"));
+    let vm = start_vm(&ns, &format!("{STATIC} probe.imds=v1 probe.http=imds"));
     vm.wait_for_line("probe: imds done", FETCH_TIMEOUT);
 
     vm.assert_line("probe: imds instance-id=HTTP 401");
@@ -431,7 +363,7 @@ fn user_data_is_printed_escaped_on_one_line() {
     let (_double, port) = ImdsDouble::start(&ns, 0, metadata);
     dnat_imds(&ns, port);
     // With a probe.fetch= after the metadata, and the other services still serving.
-    let vm = Vm::start(
+    let vm = start_vm(
         &ns,
         &format!(
             "{STATIC} probe.imds=v1 probe.fetch=http://{HOST_IP}:{port}/latest/meta-data/local-ipv4"
@@ -458,7 +390,7 @@ fn a_service_that_comes_up_late_is_retried() {
             .port()
     });
     dnat_imds(&ns, port);
-    let vm = Vm::start(&ns, &format!("{STATIC} probe.imds=v2"));
+    let vm = start_vm(&ns, &format!("{STATIC} probe.imds=v2"));
     vm.wait_for_line("probe: net serving", Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(1500));
     let (double, _) = ImdsDouble::start(&ns, port, Metadata::default());
@@ -484,7 +416,7 @@ fn an_unreachable_service_is_reported_and_the_page_says_so() {
             .port()
     });
     dnat_imds(&ns, port);
-    let vm = Vm::start(&ns, &format!("{STATIC} probe.http=imds"));
+    let vm = start_vm(&ns, &format!("{STATIC} probe.http=imds"));
     vm.wait_for_line("probe: imds done", FETCH_TIMEOUT);
 
     vm.assert_line("probe: imds token=error connection refused or reset");
@@ -555,7 +487,7 @@ fn the_fetch_waits_for_a_dhcp_lease() {
     let (double, port) = ImdsDouble::start(&ns, 0, Metadata::default());
     dnat_imds(&ns, port);
     let _dhcp = Dhcp::start(&ns).expect("dnsmasq (scripts/install-deps.sh installs it)");
-    let vm = Vm::start(&ns, "probe.net=dhcp probe.imds=v2 probe.http=imds");
+    let vm = start_vm(&ns, "probe.net=dhcp probe.imds=v2 probe.http=imds");
     vm.wait_for_line("probe: imds done", FETCH_TIMEOUT);
 
     vm.assert_line("probe: net dhcp 10.0.0.2/24 gw 10.0.0.1");

@@ -210,40 +210,56 @@ fn overlay(conn: &Connection, p: &mut Planned, m: &Mapping) -> Result<(), ApiErr
 
 /// Checks a planned volume and gives its spec.
 fn finish(p: Planned) -> Result<LaunchVolume, ApiError> {
-    let root = p.device == ROOT_DEVICE;
-    let size = match (p.size, p.min) {
-        (None, 0) => {
-            return Err(ApiError::missing(&format!(
-                "BlockDeviceMapping for {}: Ebs.VolumeSize (or Ebs.SnapshotId)",
-                p.device
-            )));
-        }
-        (Some(s), min) if s < min => {
-            let what = if root {
-                "the image's root"
-            } else {
-                "its snapshot"
-            };
-            return Err(bad_mapping(format!(
-                "Volume of size {s}GiB is smaller than {what} ({min}GiB) for {}",
-                p.device
-            )));
-        }
-        (s, min) => s.unwrap_or(min),
+    let what = if p.device == ROOT_DEVICE {
+        "the image's root"
+    } else {
+        "its snapshot"
     };
-    let kind = p.kind.unwrap_or(VolumeType::Gp3);
-    if root && matches!(kind, VolumeType::St1 | VolumeType::Sc1) {
-        return Err(bad_mapping(format!(
-            "{kind} volumes cannot be root volumes"
-        )));
-    }
-    let spec = VolumeSpec::new(kind, size, p.iops, p.throughput).map_err(spec_error)?;
+    let spec = mapped_spec(
+        &p.device,
+        (p.size, p.min, what),
+        p.kind,
+        p.iops,
+        p.throughput,
+    )?;
     Ok(LaunchVolume {
         device: p.device,
         spec,
         source: p.source,
         delete_on_termination: p.delete_on_termination.unwrap_or(true),
     })
+}
+
+/// The spec of the volume mapped at `device`: `size` as asked (else the source's `min`, which
+/// `source` names in the error when the size is smaller), `kind` (default gp3; st1 and sc1
+/// cannot be roots), provisioned `iops` and `throughput`.
+pub(super) fn mapped_spec(
+    device: &str,
+    (size, min, source): (Option<u64>, u64, &str),
+    kind: Option<VolumeType>,
+    iops: Option<u64>,
+    throughput: Option<u64>,
+) -> Result<VolumeSpec, ApiError> {
+    let size = match (size, min) {
+        (None, 0) => {
+            return Err(ApiError::missing(&format!(
+                "BlockDeviceMapping for {device}: Ebs.VolumeSize (or Ebs.SnapshotId)"
+            )));
+        }
+        (Some(s), min) if s < min => {
+            return Err(bad_mapping(format!(
+                "Volume of size {s}GiB is smaller than {source} ({min}GiB) for {device}"
+            )));
+        }
+        (s, min) => s.unwrap_or(min),
+    };
+    let kind = kind.unwrap_or(VolumeType::Gp3);
+    if device == ROOT_DEVICE && matches!(kind, VolumeType::St1 | VolumeType::Sc1) {
+        return Err(bad_mapping(format!(
+            "{kind} volumes cannot be root volumes"
+        )));
+    }
+    VolumeSpec::new(kind, size, iops, throughput).map_err(spec_error)
 }
 
 /// The volumes RunInstances makes for each instance of `image`: the image's devices (its

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use rusqlite::Connection;
 
 use super::Call;
-use super::block_devices::{Mapping, bad_mapping, mappings};
+use super::block_devices::{Mapping, bad_mapping, mapped_spec, mappings};
 use super::errors::ApiError;
-use super::volumes::{snapshot_not_found, spec_error, valid_data_device};
+use super::volumes::{snapshot_not_found, valid_data_device};
 use super::xml::Xml;
 use crate::compute::disks::ROOT_DEVICE;
 use crate::state::images::{ImageDevice, ImageRow};
@@ -53,32 +53,19 @@ fn registered_device(
         }
         None => 0,
     };
-    let size = match (m.size, min) {
-        (None, 0) => {
-            return Err(ApiError::missing(&format!(
-                "BlockDeviceMapping for {device}: Ebs.VolumeSize (or Ebs.SnapshotId)"
-            )));
-        }
-        (Some(s), min) if s < min => {
-            return Err(bad_mapping(format!(
-                "Volume of size {s}GiB is smaller than its snapshot ({min}GiB) for {device}"
-            )));
-        }
-        (s, min) => s.unwrap_or(min),
-    };
-    let kind = m.kind.unwrap_or(VolumeType::Gp3);
-    if device == ROOT_DEVICE && matches!(kind, VolumeType::St1 | VolumeType::Sc1) {
-        return Err(bad_mapping(format!(
-            "{kind} volumes cannot be root volumes"
-        )));
-    }
-    let spec = VolumeSpec::new(kind, size, m.iops, m.throughput).map_err(spec_error)?;
+    let spec = mapped_spec(
+        device,
+        (m.size, min, "its snapshot"),
+        m.kind,
+        m.iops,
+        m.throughput,
+    )?;
     let (iops, throughput) = spec.provisioned();
     Ok(ImageDevice {
         device: device.to_string(),
         snapshot_id: m.snapshot.clone(),
-        volume_size_gib: size,
-        volume_type: kind.name().to_string(),
+        volume_size_gib: spec.size_gib,
+        volume_type: spec.kind.name().to_string(),
         iops,
         throughput,
         delete_on_termination: m.delete_on_termination.unwrap_or(true),

@@ -65,19 +65,25 @@ fn snapshottable(c: &Call<'_>, v: &VolumeRow) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `Description`: at most 255 characters.
+fn description<'c>(c: &Call<'c>) -> Result<&'c str, ApiError> {
+    let d = c.p.get("Description").unwrap_or_default();
+    if d.len() > 255 {
+        return Err(ApiError::invalid(
+            "Description",
+            "descriptions are at most 255 characters",
+        ));
+    }
+    Ok(d)
+}
+
 /// CreateSnapshot: returns at once (pending); the snapshot completes in the background.
 pub fn create(c: &Call<'_>) -> Result<String, ApiError> {
     let vol_id = c.p.required("VolumeId")?;
     check_volume_id(vol_id)?;
     let v = volumes::get(&c.st.db.lock(), vol_id)?.ok_or_else(|| volume_not_found(vol_id))?;
     snapshottable(c, &v)?;
-    let description = c.p.get("Description").unwrap_or_default();
-    if description.len() > 255 {
-        return Err(ApiError::invalid(
-            "Description",
-            "descriptions are at most 255 characters",
-        ));
-    }
+    let description = description(c)?;
     let tag_list = c.p.tag_specifications("snapshot")?;
     let s =
         c.st.storage
@@ -176,13 +182,7 @@ pub fn copy(c: &Call<'_>) -> Result<String, ApiError> {
             "encrypted snapshots are not supported by this agent",
         ));
     }
-    let description = c.p.get("Description").unwrap_or_default();
-    if description.len() > 255 {
-        return Err(ApiError::invalid(
-            "Description",
-            "descriptions are at most 255 characters",
-        ));
-    }
+    let description = description(c)?;
     let tag_list = c.p.tag_specifications("snapshot")?;
     let id = {
         let mut conn = c.st.db.lock();
