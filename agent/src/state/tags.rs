@@ -64,10 +64,11 @@ pub fn for_resources(
 ) -> rusqlite::Result<HashMap<String, Vec<(String, String)>>> {
     let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
     if ids.len() > 500 {
-        // Many resources: one scan of the table beats many large IN lists.
+        // Many resources: one scan of the table beats many large IN lists. It is read in
+        // storage order (ordering by the key index would seek the table once a row) and
+        // each resource's tags are sorted here.
         let wanted: std::collections::HashSet<&str> = ids.iter().copied().collect();
-        let mut st = conn
-            .prepare_cached("SELECT resource_id, key, value FROM tags ORDER BY resource_id, key")?;
+        let mut st = conn.prepare_cached("SELECT resource_id, key, value FROM tags")?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
             let id = r.get_ref(0)?.as_str()?;
@@ -76,6 +77,9 @@ pub fn for_resources(
                     .or_default()
                     .push((r.get(1)?, r.get(2)?));
             }
+        }
+        for list in out.values_mut() {
+            list.sort_unstable();
         }
         return Ok(out);
     }
