@@ -1,7 +1,9 @@
 //! An instance's metadata, read from the database at request time, and the host's identity
 //! key that signs instance identity documents.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use rusqlite::Connection;
@@ -41,9 +43,14 @@ pub enum IdentityKeyError {
 }
 
 /// The host key signing identity documents (`<state-dir>/identity_key`, ed25519, OpenSSH
-/// format; the public half beside it as `identity_key.pub`).
+/// format; the public half beside it as `identity_key.pub`). Signatures are remembered by
+/// document: ed25519 is deterministic, and a signature costs about 90 µs that every metadata
+/// request would otherwise pay.
 #[derive(Debug, Clone)]
-pub struct IdentityKey(PrivateKey);
+pub struct IdentityKey(PrivateKey, Arc<Mutex<HashMap<String, String>>>);
+
+/// Signatures remembered at most (about one per instance); beyond, the memory starts afresh.
+const REMEMBERED_SIGNATURES: usize = 4096;
 
 impl IdentityKey {
     /// Loads the key from `dir`, making it on first use.
@@ -60,7 +67,9 @@ impl IdentityKey {
         };
         if path.exists() {
             let text = std::fs::read_to_string(&path).map_err(io)?;
-            return PrivateKey::from_openssh(text).map(IdentityKey).map_err(bad);
+            return PrivateKey::from_openssh(text)
+                .map(IdentityKey::new)
+                .map_err(bad);
         }
         let key = PrivateKey::random(&mut OsRng, Algorithm::Ed25519).map_err(bad)?;
         let private = key.to_openssh(LineEnding::LF).map_err(bad)?;
@@ -82,16 +91,30 @@ impl IdentityKey {
         }
         std::fs::write(dir.join("identity_key.pub"), format!("{public}\n")).map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(io)?;
-        Ok(IdentityKey(key))
+        Ok(IdentityKey::new(key))
+    }
+
+    fn new(key: PrivateKey) -> Self {
+        IdentityKey(key, Arc::default())
     }
 
     /// An armored SSH signature of `document`.
-    pub fn sign(&self, document: &[u8]) -> Option<String> {
+    pub fn sign(&self, document: &str) -> Option<String> {
+        let mut signed = self.1.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(sig) = signed.get(document) {
+            return Some(sig.clone());
+        }
         let sig = self
             .0
-            .sign(SIGNATURE_NAMESPACE, HashAlg::Sha512, document)
+            .sign(SIGNATURE_NAMESPACE, HashAlg::Sha512, document.as_bytes())
+            .ok()?
+            .to_pem(LineEnding::LF)
             .ok()?;
-        sig.to_pem(LineEnding::LF).ok()
+        if signed.len() >= REMEMBERED_SIGNATURES {
+            signed.clear();
+        }
+        signed.insert(document.to_string(), sig.clone());
+        Some(sig)
     }
 }
 
@@ -175,7 +198,7 @@ pub fn load(
         "version": "2017-09-30",
     });
     let identity_document = serde_json::to_string_pretty(&document).unwrap_or_default();
-    let identity_signature = key.sign(identity_document.as_bytes());
+    let identity_signature = key.sign(&identity_document);
     let options = enis::metadata_options(conn, id)?;
     let metadata = InstanceMetadata {
         ami_id: row.image_id.clone(),
@@ -225,18 +248,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = IdentityKey::load_or_create(dir.path()).unwrap();
         let again = IdentityKey::load_or_create(dir.path()).unwrap();
-        let document = br#"{"instanceId": "i-0123456789abcdef0"}"#;
+        let document = r#"{"instanceId": "i-0123456789abcdef0"}"#;
         let armored = again.sign(document).unwrap();
+        assert_eq!(again.sign(document), Some(armored.clone()), "remembered");
         assert!(armored.starts_with("-----BEGIN SSH SIGNATURE-----"));
         let public = std::fs::read_to_string(dir.path().join("identity_key.pub")).unwrap();
         let public = ssh_key::PublicKey::from_openssh(public.trim()).unwrap();
         let sig = ssh_key::SshSig::from_pem(&armored).unwrap();
         public
-            .verify(SIGNATURE_NAMESPACE, document, &sig)
+            .verify(SIGNATURE_NAMESPACE, document.as_bytes(), &sig)
             .expect("the host's public key verifies the document");
         let forged = br#"{"instanceId": "i-0fffffffffffffff0"}"#;
         assert!(public.verify(SIGNATURE_NAMESPACE, forged, &sig).is_err());
-        assert!(key.sign(document).is_some(), "the same key after a reload");
+        assert_eq!(
+            key.sign(document),
+            Some(armored),
+            "the same key after a reload signs alike (ed25519 is deterministic)"
+        );
         let mode = std::os::unix::fs::PermissionsExt::mode(
             &std::fs::metadata(dir.path().join("identity_key"))
                 .unwrap()
