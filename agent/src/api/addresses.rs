@@ -9,7 +9,8 @@ use rusqlite::Connection;
 
 use super::errors::ApiError;
 use super::metadata_options::live_instance;
-use super::vpcs::{filters_match, sync, tags_of};
+use super::tags::filters_match;
+use super::vpcs::{sync, tags_of};
 use super::xml::Xml;
 use super::{Call, REGION};
 use crate::network::addressing::{self, AddressError};
@@ -244,9 +245,7 @@ pub async fn disassociate(c: &Call<'_>) -> Result<String, ApiError> {
         tx.commit()?;
     }
     sync(c).await?;
-    let mut x = Xml::response("DisassociateAddress", c.request_id);
-    x.leaf("return", "true");
-    Ok(x.finish())
+    Ok(Xml::returns_true("DisassociateAddress", c.request_id))
 }
 
 /// ReleaseAddress: `AllocationId` (or `PublicIp`); refused while associated.
@@ -267,9 +266,7 @@ pub fn release(c: &Call<'_>) -> Result<String, ApiError> {
     enis::delete_address(&tx, &address.allocation_id)?;
     tags::delete_all(&tx, &address.allocation_id)?;
     tx.commit()?;
-    let mut x = Xml::response("ReleaseAddress", c.request_id);
-    x.leaf("return", "true");
-    Ok(x.finish())
+    Ok(Xml::returns_true("ReleaseAddress", c.request_id))
 }
 
 /// DescribeAddresses: `AllocationId.N`, `PublicIp.N`; filters `allocation-id`,

@@ -68,9 +68,7 @@ pub async fn modify(c: &Call<'_>) -> Result<String, ApiError> {
     } else {
         security_groups(c, id).await?;
     }
-    let mut x = Xml::response("ModifyInstanceAttribute", c.request_id);
-    x.leaf("return", "true");
-    Ok(x.finish())
+    Ok(Xml::returns_true("ModifyInstanceAttribute", c.request_id))
 }
 
 /// `BlockDeviceMapping.N.DeviceName` with `Ebs.DeleteOnTermination` (and optionally

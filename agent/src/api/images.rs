@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 
 use super::errors::ApiError;
 use super::instances::well_formed_id;
+use super::tags::filters_match;
 use super::xml::Xml;
-use super::{Call, image_devices, tags as tag_api};
+use super::{Call, image_devices};
 use crate::state::images::{self, ImageRow};
 use crate::state::{new_id, now_iso, tags};
 
@@ -233,28 +234,23 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
         let t = tag_map.get(&r.id).map_or(&[][..], Vec::as_slice);
         let devs = devices.get(&r.id).map_or(&[][..], Vec::as_slice);
         let image_state = image_devices::image_state(r, devs, &snaps);
-        let mut keep = true;
-        for (name, values) in &filters {
-            let field = match name.as_str() {
-                "image-id" => Some(r.id.as_str()),
-                "name" => Some(r.name.as_str()),
-                "architecture" => Some(r.architecture.as_str()),
-                "state" => Some(image_state),
-                "owner-id" => Some(c.st.account_id.as_str()),
-                "description" => Some(r.description.as_str()),
-                _ => None,
-            };
-            keep &= match field {
-                Some(v) => values.iter().any(|pat| glob(pat, v)),
-                None => tag_api::tag_filter(name, values, t).ok_or_else(|| {
-                    ApiError::invalid(
-                        name,
-                        "unknown filter; supported: image-id, name, architecture, state, \
-                         owner-id, description, tag:KEY, tag-key",
-                    )
-                })?,
-            };
-        }
+        let keep = filters_match(
+            &filters,
+            t,
+            "image-id, name, architecture, state, owner-id, description",
+            |name| {
+                let v = match name {
+                    "image-id" => &r.id,
+                    "name" => &r.name,
+                    "architecture" => &r.architecture,
+                    "state" => image_state,
+                    "owner-id" => &c.st.account_id,
+                    "description" => &r.description,
+                    _ => return None,
+                };
+                Some(vec![v.to_string()])
+            },
+        )?;
         if !keep {
             continue;
         }
@@ -304,9 +300,7 @@ pub fn deregister(c: &Call<'_>) -> Result<String, ApiError> {
     if !images::delete(&c.st.db.lock(), &id)? {
         return Err(not_found(&[&id]));
     }
-    let mut x = Xml::response("DeregisterImage", c.request_id);
-    x.leaf("return", "true");
-    Ok(x.finish())
+    Ok(Xml::returns_true("DeregisterImage", c.request_id))
 }
 
 /// EC2 filter wildcards: `*` any run, `?` one character.

@@ -336,9 +336,7 @@ pub async fn stop(c: &Call<'_>) -> Result<String, ApiError> {
 pub async fn reboot(c: &Call<'_>) -> Result<String, ApiError> {
     let ids = instance_ids(c, true)?;
     c.st.compute.reboot(&ids).await?;
-    let mut x = Xml::response("RebootInstances", c.request_id);
-    x.leaf("return", "true");
-    Ok(x.finish())
+    Ok(Xml::returns_true("RebootInstances", c.request_id))
 }
 
 /// TerminateInstances.

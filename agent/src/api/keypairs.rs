@@ -9,7 +9,7 @@ use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey};
 
 use super::Call;
 use super::errors::ApiError;
-use super::tags::tag_filter;
+use super::tags::filters_match;
 use super::xml::Xml;
 use crate::state::keypairs::{self, KeyPairRow};
 use crate::state::{new_id, now_iso, tags};
@@ -187,22 +187,21 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
             continue;
         }
         let t = tag_map.get(&r.id).map_or(&[][..], Vec::as_slice);
-        let mut keep = true;
-        for (name, values) in &filters {
-            let field = match name.as_str() {
-                "key-name" => Some(&r.name),
-                "key-pair-id" => Some(&r.id),
-                "fingerprint" => Some(&r.fingerprint),
-                "key-type" => Some(&r.key_type),
-                _ => None,
-            };
-            keep &= match field {
-                Some(v) => values.iter().any(|p| super::images::glob(p, v)),
-                None => tag_filter(name, values, t).ok_or_else(|| {
-                    ApiError::invalid(name, "unknown filter; supported: key-name, key-pair-id, fingerprint, key-type, tag:KEY, tag-key")
-                })?,
-            };
-        }
+        let keep = filters_match(
+            &filters,
+            t,
+            "key-name, key-pair-id, fingerprint, key-type",
+            |name| {
+                let v = match name {
+                    "key-name" => &r.name,
+                    "key-pair-id" => &r.id,
+                    "fingerprint" => &r.fingerprint,
+                    "key-type" => &r.key_type,
+                    _ => return None,
+                };
+                Some(vec![v.clone()])
+            },
+        )?;
         if !keep {
             continue;
         }

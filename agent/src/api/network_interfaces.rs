@@ -11,7 +11,8 @@ use super::instance_network::public_dns_name;
 use super::launch_network::{self, private_ip};
 use super::metadata_options::live_instance;
 use super::security_groups::groups_for_eni;
-use super::vpcs::{bool_text, filters_match, sync, tags_of};
+use super::tags::filters_match;
+use super::vpcs::{bool_text, sync, tags_of};
 use super::xml::Xml;
 use super::{AVAILABILITY_ZONE, Call};
 use crate::imds::source::private_dns_name;
@@ -316,9 +317,7 @@ pub fn detach(c: &Call<'_>) -> Result<String, ApiError> {
     }
     enis::set_attachment(&tx, &e.id, None)?;
     tx.commit()?;
-    let mut x = Xml::response("DetachNetworkInterface", c.request_id);
-    x.leaf("return", "true");
-    Ok(x.finish())
+    Ok(Xml::returns_true("DetachNetworkInterface", c.request_id))
 }
 
 /// DeleteNetworkInterface: only an available (detached) interface; its Elastic IP, if any, is
@@ -343,9 +342,7 @@ pub async fn delete(c: &Call<'_>) -> Result<String, ApiError> {
         tx.commit()?;
     }
     sync(c).await?;
-    let mut x = Xml::response("DeleteNetworkInterface", c.request_id);
-    x.leaf("return", "true");
-    Ok(x.finish())
+    Ok(Xml::returns_true("DeleteNetworkInterface", c.request_id))
 }
 
 /// ModifyNetworkInterfaceAttribute: `SecurityGroupId.N` (1 to 5 groups of its VPC), applied
@@ -378,7 +375,8 @@ pub async fn modify(c: &Call<'_>) -> Result<String, ApiError> {
         tx.commit()?;
     }
     sync(c).await?;
-    let mut x = Xml::response("ModifyNetworkInterfaceAttribute", c.request_id);
-    x.leaf("return", "true");
-    Ok(x.finish())
+    Ok(Xml::returns_true(
+        "ModifyNetworkInterfaceAttribute",
+        c.request_id,
+    ))
 }

@@ -2,12 +2,12 @@
 //! CreateImage (a snapshot of each of an instance's volumes at one point in time, and a new
 //! AMI).
 
+use super::Call;
 use super::errors::ApiError;
-use super::images::glob;
 use super::instances::well_formed_id;
+use super::tags::filters_match;
 use super::volumes::{check_snapshot_id, check_volume_id, snapshot_not_found, volume_not_found};
 use super::xml::Xml;
-use super::{Call, tags as tag_api};
 use crate::compute::disks::ROOT_DEVICE;
 use crate::compute::freeze::Quiesce;
 use crate::state::images::{self, ImageRow};
@@ -119,30 +119,24 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
     x.open("snapshotSet");
     for s in rows.iter().filter(|_| ours) {
         let t = tag_map.get(&s.id).map_or(&[][..], Vec::as_slice);
-        let mut keep = true;
-        for (name, values) in &filters {
-            let size = s.volume_size_gib.to_string();
-            let field = match name.as_str() {
-                "snapshot-id" => Some(s.id.as_str()),
-                "volume-id" => Some(s.volume_id.as_str()),
-                "status" => Some(s.state.as_str()),
-                "owner-id" => Some(c.st.account_id.as_str()),
-                "description" => Some(s.description.as_str()),
-                "volume-size" => Some(size.as_str()),
-                "encrypted" => Some("false"),
-                _ => None,
-            };
-            keep &= match field {
-                Some(f) => values.iter().any(|pat| glob(pat, f)),
-                None => tag_api::tag_filter(name, values, t).ok_or_else(|| {
-                    ApiError::invalid(
-                        name,
-                        "unknown filter; supported: snapshot-id, volume-id, status, owner-id, \
-                         description, volume-size, encrypted, tag:KEY, tag-key",
-                    )
-                })?,
-            };
-        }
+        let keep = filters_match(
+            &filters,
+            t,
+            "snapshot-id, volume-id, status, owner-id, description, volume-size, encrypted",
+            |name| {
+                let v = match name {
+                    "snapshot-id" => s.id.clone(),
+                    "volume-id" => s.volume_id.clone(),
+                    "status" => s.state.clone(),
+                    "owner-id" => c.st.account_id.clone(),
+                    "description" => s.description.clone(),
+                    "volume-size" => s.volume_size_gib.to_string(),
+                    "encrypted" => "false".to_string(),
+                    _ => return None,
+                };
+                Some(vec![v])
+            },
+        )?;
         if keep {
             x.open("item");
             snapshot_fields(&mut x, s, &c.st.account_id, t);
@@ -244,9 +238,7 @@ pub fn delete(c: &Call<'_>) -> Result<String, ApiError> {
     }
     tokio::task::block_in_place(|| c.st.storage.delete_snapshot(id))
         .map_err(|e| ApiError::internal(&e))?;
-    let mut x = Xml::response("DeleteSnapshot", c.request_id);
-    x.leaf("return", "true");
-    Ok(x.finish())
+    Ok(Xml::returns_true("DeleteSnapshot", c.request_id))
 }
 
 /// CreateImage: one snapshot of each of the instance's volumes, all at one point in time, and

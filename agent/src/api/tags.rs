@@ -77,6 +77,34 @@ pub fn tag_filter(name: &str, values: &[String], tags: &[(String, String)]) -> O
     None
 }
 
+/// Whether a resource passes every filter. `field` gives the resource's values for a filter
+/// name (`None` for a name it does not know); `tag:KEY` and `tag-key` are handled here.
+/// Unknown names are refused, listing `supported`.
+pub fn filters_match(
+    filters: &[(String, Vec<String>)],
+    tags: &[(String, String)],
+    supported: &str,
+    field: impl Fn(&str) -> Option<Vec<String>>,
+) -> Result<bool, ApiError> {
+    for (name, values) in filters {
+        let keep = match field(name) {
+            Some(have) => have
+                .iter()
+                .any(|h| values.iter().any(|pattern| glob(pattern, h))),
+            None => tag_filter(name, values, tags).ok_or_else(|| {
+                ApiError::invalid(
+                    name,
+                    format!("unknown filter; supported: {supported}, tag:KEY, tag-key"),
+                )
+            })?,
+        };
+        if !keep {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Checks that every id names an existing resource.
 fn check_resources(c: &Call<'_>, ids: &[String]) -> Result<(), ApiError> {
     let conn = c.st.db.lock();
@@ -143,9 +171,7 @@ pub fn create(c: &Call<'_>) -> Result<String, ApiError> {
         tags::put(&tx, id, &new)?;
     }
     tx.commit()?;
-    let mut x = Xml::response("CreateTags", c.request_id);
-    x.leaf("return", "true");
-    Ok(x.finish())
+    Ok(Xml::returns_true("CreateTags", c.request_id))
 }
 
 /// DeleteTags: named keys (optionally only with a given value), or every tag.
@@ -167,9 +193,7 @@ pub fn delete(c: &Call<'_>) -> Result<String, ApiError> {
         }
     }
     tx.commit()?;
-    let mut x = Xml::response("DeleteTags", c.request_id);
-    x.leaf("return", "true");
-    Ok(x.finish())
+    Ok(Xml::returns_true("DeleteTags", c.request_id))
 }
 
 /// DescribeTags with filters `resource-id`, `resource-type`, `key`, `value`.

@@ -2,10 +2,10 @@
 //! ModifyVolume.
 
 use super::errors::ApiError;
-use super::images::glob;
 use super::instances::well_formed_id;
+use super::tags::filters_match;
 use super::xml::Xml;
-use super::{AVAILABILITY_ZONE, Call, tags as tag_api};
+use super::{AVAILABILITY_ZONE, Call};
 use crate::state::instances::{self, InstanceState};
 use crate::state::volumes::{self, VolumeRow, VolumeState};
 use crate::state::{new_id, now_iso, snapshots, tags};
@@ -236,44 +236,35 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
     x.open("volumeSet");
     for v in &rows {
         let t = tag_map.get(&v.id).map_or(&[][..], Vec::as_slice);
-        let mut keep = true;
-        for (name, values) in &filters {
-            let size = v.size_gib.to_string();
-            let field = match name.as_str() {
-                "volume-id" => Some(v.id.as_str()),
-                "status" => Some(v.state.name()),
-                "volume-type" => Some(v.volume_type.as_str()),
-                "size" => Some(size.as_str()),
-                "snapshot-id" => Some(v.snapshot_id.as_deref().unwrap_or("")),
-                "availability-zone" => Some(AVAILABILITY_ZONE),
-                "encrypted" => Some("false"),
-                "attachment.instance-id" => Some(v.instance_id.as_deref().unwrap_or("")),
-                "attachment.device" => Some(v.device.as_deref().unwrap_or("")),
-                "attachment.status" => Some(if v.instance_id.is_some() {
-                    "attached"
-                } else {
-                    ""
-                }),
-                "attachment.delete-on-termination" => Some(if v.delete_on_termination {
-                    "true"
-                } else {
-                    "false"
-                }),
-                _ => None,
-            };
-            keep &= match field {
-                Some(f) => values.iter().any(|pat| glob(pat, f)),
-                None => tag_api::tag_filter(name, values, t).ok_or_else(|| {
-                    ApiError::invalid(
-                        name,
-                        "unknown filter; supported: volume-id, status, volume-type, size, \
-                         snapshot-id, availability-zone, encrypted, attachment.instance-id, \
-                         attachment.device, attachment.status, \
-                         attachment.delete-on-termination, tag:KEY, tag-key",
-                    )
-                })?,
-            };
-        }
+        let keep = filters_match(
+            &filters,
+            t,
+            "volume-id, status, volume-type, size, snapshot-id, availability-zone, encrypted, \
+             attachment.instance-id, attachment.device, attachment.status, \
+             attachment.delete-on-termination",
+            |name| {
+                let v = match name {
+                    "volume-id" => v.id.clone(),
+                    "status" => v.state.name().to_string(),
+                    "volume-type" => v.volume_type.clone(),
+                    "size" => v.size_gib.to_string(),
+                    "snapshot-id" => v.snapshot_id.clone().unwrap_or_default(),
+                    "availability-zone" => AVAILABILITY_ZONE.to_string(),
+                    "encrypted" => "false".to_string(),
+                    "attachment.instance-id" => v.instance_id.clone().unwrap_or_default(),
+                    "attachment.device" => v.device.clone().unwrap_or_default(),
+                    "attachment.status" => if v.instance_id.is_some() {
+                        "attached"
+                    } else {
+                        ""
+                    }
+                    .to_string(),
+                    "attachment.delete-on-termination" => v.delete_on_termination.to_string(),
+                    _ => return None,
+                };
+                Some(vec![v])
+            },
+        )?;
         if keep {
             x.open("item");
             volume_fields(&mut x, v, t);
@@ -437,9 +428,7 @@ pub fn delete(c: &Call<'_>) -> Result<String, ApiError> {
     c.st.storage
         .delete_volume(id)
         .map_err(|e| ApiError::internal(&e))?;
-    let mut x = Xml::response("DeleteVolume", c.request_id);
-    x.leaf("return", "true");
-    Ok(x.finish())
+    Ok(Xml::returns_true("DeleteVolume", c.request_id))
 }
 
 /// ModifyVolume: grow, change type, IOPS, throughput. The file grows at once; the guest sees

@@ -10,8 +10,7 @@ use std::collections::HashMap;
 use rusqlite::Connection;
 
 use super::errors::ApiError;
-use super::images::glob;
-use super::tags::tag_filter;
+use super::tags::filters_match;
 use super::xml::Xml;
 use super::{AVAILABILITY_ZONE, Call};
 use crate::network::addressing;
@@ -25,34 +24,6 @@ use crate::state::{new_id, now_iso, tags};
 pub const MIN_PREFIX: u8 = 16;
 /// The largest prefix (smallest block).
 pub const MAX_PREFIX: u8 = 28;
-
-/// Whether a resource passes every filter. `field` gives the resource's values for a filter
-/// name (`None` for a name it does not know); `tag:KEY` and `tag-key` are handled here.
-/// Unknown names are refused, listing `supported`.
-pub fn filters_match(
-    filters: &[(String, Vec<String>)],
-    tags: &[(String, String)],
-    supported: &str,
-    field: impl Fn(&str) -> Option<Vec<String>>,
-) -> Result<bool, ApiError> {
-    for (name, values) in filters {
-        let keep = match field(name) {
-            Some(have) => have
-                .iter()
-                .any(|h| values.iter().any(|pattern| glob(pattern, h))),
-            None => tag_filter(name, values, tags).ok_or_else(|| {
-                ApiError::invalid(
-                    name,
-                    format!("unknown filter; supported: {supported}, tag:KEY, tag-key"),
-                )
-            })?,
-        };
-        if !keep {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
 
 /// The tags of `ids`.
 pub fn tags_of(
@@ -276,9 +247,7 @@ pub async fn delete_vpc(c: &Call<'_>) -> Result<String, ApiError> {
         tx.commit()?;
     }
     sync_bridges(c).await?;
-    let mut x = Xml::response("DeleteVpc", c.request_id);
-    x.leaf("return", "true");
-    Ok(x.finish())
+    Ok(Xml::returns_true("DeleteVpc", c.request_id))
 }
 
 /// DescribeVpcs: `VpcId.N`; filters `vpc-id`, `cidr`, `cidr-block-association.cidr-block`,
@@ -426,9 +395,7 @@ pub async fn delete_subnet(c: &Call<'_>) -> Result<String, ApiError> {
         tx.commit()?;
     }
     sync_bridges(c).await?;
-    let mut x = Xml::response("DeleteSubnet", c.request_id);
-    x.leaf("return", "true");
-    Ok(x.finish())
+    Ok(Xml::returns_true("DeleteSubnet", c.request_id))
 }
 
 /// DescribeSubnets: `SubnetId.N`; filters `subnet-id`, `vpc-id`, `cidr-block` (and `cidr`,
@@ -507,7 +474,5 @@ pub fn modify_subnet_attribute(c: &Call<'_>) -> Result<String, ApiError> {
     let conn = c.st.db.lock();
     let s = vpcs::get_subnet(&conn, id)?.ok_or_else(|| subnet_not_found(id))?;
     vpcs::set_map_public_ip(&conn, &s.id, on)?;
-    let mut x = Xml::response("ModifySubnetAttribute", c.request_id);
-    x.leaf("return", "true");
-    Ok(x.finish())
+    Ok(Xml::returns_true("ModifySubnetAttribute", c.request_id))
 }

@@ -53,6 +53,13 @@ impl Xml {
         x
     }
 
+    /// The whole answer of an action that only says it succeeded: `<return>true</return>`.
+    pub fn returns_true(action: &str, request_id: &str) -> String {
+        let mut x = Self::response(action, request_id);
+        x.leaf("return", "true");
+        x.finish()
+    }
+
     /// Makes room for `bytes` more of output (a large answer then grows without copies).
     pub fn reserve(&mut self, bytes: usize) -> &mut Self {
         self.buf.reserve(bytes);
