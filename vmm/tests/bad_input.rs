@@ -6,28 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{probe_elf, run_with_timeout, stderr, vmm};
-
-/// Runs the vmm with `args` plus a console log and a control socket in a fresh directory;
-/// asserts exit code 1, that stderr contains `expected`, and that neither file was created.
-fn refused(args: &[&std::ffi::OsStr], expected: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("console.log");
-    let sock = dir.path().join("api.sock");
-    let out = run_with_timeout(
-        vmm()
-            .args(args)
-            .arg("--serial-log")
-            .arg(&log)
-            .arg("--api-sock")
-            .arg(&sock),
-        Duration::from_secs(30),
-    );
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
-    assert!(!log.exists() && !sock.exists(), "nothing left behind");
-}
+use common::{assert_refused, probe_elf, run_with_timeout, stderr, vmm};
 
 fn os(s: &str) -> &std::ffi::OsStr {
     std::ffi::OsStr::new(s)
@@ -35,7 +14,7 @@ fn os(s: &str) -> &std::ffi::OsStr {
 
 #[test]
 fn missing_kernel() {
-    refused(
+    assert_refused(
         &[os("--kernel"), os("/nonexistent/vmlinux")],
         "kernel /nonexistent/vmlinux cannot be opened",
     );
@@ -45,7 +24,7 @@ fn missing_kernel() {
 fn kernel_that_is_not_elf_or_bzimage() {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(&[0x90; 8192]).unwrap();
-    refused(
+    assert_refused(
         &[os("--kernel"), file.path().as_os_str()],
         "is not an ELF image nor a bzImage",
     );
@@ -54,7 +33,7 @@ fn kernel_that_is_not_elf_or_bzimage() {
 #[test]
 fn memory_larger_than_the_host() {
     let probe = probe_elf();
-    refused(
+    assert_refused(
         &[
             os("--kernel"),
             probe.as_os_str(),
@@ -68,7 +47,7 @@ fn memory_larger_than_the_host() {
 #[test]
 fn zero_vcpus() {
     let probe = probe_elf();
-    refused(
+    assert_refused(
         &[os("--kernel"), probe.as_os_str(), os("--vcpus"), os("0")],
         "vcpus must be between 1 and",
     );
@@ -77,7 +56,7 @@ fn zero_vcpus() {
 #[test]
 fn more_vcpus_than_kvm_allows() {
     let probe = probe_elf();
-    refused(
+    assert_refused(
         &[
             os("--kernel"),
             probe.as_os_str(),
@@ -91,7 +70,7 @@ fn more_vcpus_than_kvm_allows() {
 #[test]
 fn unreadable_initrd() {
     let probe = probe_elf();
-    refused(
+    assert_refused(
         &[
             os("--kernel"),
             probe.as_os_str(),
@@ -107,7 +86,7 @@ fn initrd_too_large_for_memory() {
     let probe = probe_elf();
     let big = tempfile::NamedTempFile::new().unwrap();
     big.as_file().set_len(64 << 20).unwrap();
-    refused(
+    assert_refused(
         &[
             os("--kernel"),
             probe.as_os_str(),
@@ -124,7 +103,7 @@ fn initrd_too_large_for_memory() {
 fn config_file_with_an_unknown_field() {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     write!(file, r#"{{"kernel":"{}","cpus":2}}"#, probe_elf().display()).unwrap();
-    refused(
+    assert_refused(
         &[os("--config"), file.path().as_os_str()],
         "unknown field `cpus`",
     );

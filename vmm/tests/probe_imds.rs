@@ -1,230 +1,21 @@
 //! The probe's metadata client end to end (`probe.imds=`, `probe.http=imds`,
 //! `probe.imds_bench=`): in a network namespace the test creates, a DNAT rule sends
-//! 169.254.169.254:80 to a small IMDS double that the test runs on the tap's host side, and
-//! the probe's console lines and the double's log of requests are checked.
+//! 169.254.169.254:80 to the IMDS double (`common/imds_double.rs`) that the test runs on the
+//! tap's host side, and the probe's console lines and the double's log of requests are checked.
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
+use common::imds_double::{HOST_IP, ImdsDouble, Metadata, TOKEN, closed_port, dnat_imds};
 use common::probe_vm::ProbeVm;
 use common::{NetNs, eventually};
 
-/// The token the double issues.
-const TOKEN: &str = "AQAEAKec2TestToken-1==";
-/// The host side of the tap.
-const HOST_IP: &str = "10.0.0.1";
 /// The probe's address, fixed.
 const STATIC: &str = "probe.net=static:10.0.0.2/24,10.0.0.1";
-
-/// What the double serves.
-#[derive(Clone)]
-struct Metadata {
-    /// GETs without the right token get 401 (IMDSv2 required).
-    tokens_required: bool,
-    instance_id: &'static str,
-    local_ipv4: &'static str,
-    openssh_key: &'static [u8],
-    /// None: 404.
-    user_data: Option<&'static [u8]>,
-}
-
-impl Default for Metadata {
-    fn default() -> Self {
-        Self {
-            tokens_required: true,
-            instance_id: "i-0feedc0ffee123456",
-            local_ipv4: "10.0.0.2",
-            openssh_key: b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKec2TestKey kec2-test",
-            user_data: None,
-        }
-    }
-}
-
-/// One request the double received.
-#[derive(Clone, Debug)]
-struct Seen {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A tiny HTTP/1.1 metadata service on `HOST_IP` inside the namespace, one connection at a
-/// time, each answered and closed. Stops (and joins its thread) when dropped.
-struct ImdsDouble {
-    seen: Arc<Mutex<Vec<Seen>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl ImdsDouble {
-    /// Serves `metadata` on `port` (0: any free one); returns the double and its port.
-    fn start(ns: &NetNs, port: u16, metadata: Metadata) -> (Self, u16) {
-        let listener = ns.run(move || TcpListener::bind((HOST_IP, port)).expect("double binds"));
-        let port = listener.local_addr().unwrap().port();
-        listener.set_nonblocking(true).unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (seen, stop) = (Arc::clone(&seen), Arc::clone(&stop));
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
-                    if !readable(&listener, 20) {
-                        continue;
-                    }
-                    match listener.accept() {
-                        Ok((stream, _)) => serve(stream, &metadata, &seen),
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                        Err(e) => panic!("double accept: {e}"),
-                    }
-                }
-            })
-        };
-        let double = Self {
-            seen,
-            stop,
-            thread: Some(thread),
-        };
-        (double, port)
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-impl Drop for ImdsDouble {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Waits up to `timeout_ms` for a connection to accept: the double answers at once without
-/// spinning, and still sees its stop flag.
-fn readable(listener: &TcpListener, timeout_ms: i32) -> bool {
-    let mut fd = libc::pollfd {
-        fd: listener.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one pollfd that lives across the call, for a descriptor the listener owns.
-    let ready = unsafe { libc::poll(&mut fd, 1, timeout_ms) };
-    ready > 0
-}
-
-/// Reads one request from `stream`, logs it, answers it and closes.
-fn serve(mut stream: TcpStream, metadata: &Metadata, seen: &Mutex<Vec<Seen>>) {
-    stream.set_nonblocking(false).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let mut data = Vec::new();
-    let mut buf = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => data.extend_from_slice(&buf[..n]),
-        }
-        if data.len() > 16 * 1024 {
-            return;
-        }
-    };
-    let head = String::from_utf8_lossy(&data[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut request_line = lines.next().unwrap_or_default().split(' ');
-    let request = Seen {
-        method: request_line.next().unwrap_or_default().to_string(),
-        path: request_line.next().unwrap_or_default().to_string(),
-        headers: lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-            .collect(),
-    };
-    seen.lock().unwrap().push(request.clone());
-    let (status, body): (&str, &[u8]) = answer(&request, metadata);
-    let mut reply = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    reply.extend_from_slice(body);
-    let _ = stream.write_all(&reply);
-}
-
-/// The double's answer: status line text and body.
-fn answer<'m>(request: &Seen, metadata: &'m Metadata) -> (&'static str, &'m [u8]) {
-    const UNAUTHORIZED: (&str, &[u8]) = ("401 Unauthorized", b"");
-    const NOT_FOUND: (&str, &[u8]) = ("404 Not Found", b"Not Found");
-    match request.method.as_str() {
-        "PUT" if request.path == "/latest/api/token" => {
-            let ttl = request.header("X-aws-ec2-metadata-token-ttl-seconds");
-            match ttl.and_then(|t| t.parse::<u32>().ok()) {
-                Some(1..=21600) => ("200 OK", TOKEN.as_bytes()),
-                _ => ("400 Bad Request", b""),
-            }
-        }
-        "GET" => {
-            match request.header("X-aws-ec2-metadata-token") {
-                Some(TOKEN) => {}
-                Some(_) => return UNAUTHORIZED,
-                None if metadata.tokens_required => return UNAUTHORIZED,
-                None => {}
-            }
-            match request.path.as_str() {
-                "/latest/meta-data/instance-id" => ("200 OK", metadata.instance_id.as_bytes()),
-                "/latest/meta-data/local-ipv4" => ("200 OK", metadata.local_ipv4.as_bytes()),
-                "/latest/meta-data/public-keys/0/openssh-key" => ("200 OK", metadata.openssh_key),
-                "/latest/user-data" => metadata.user_data.map_or(NOT_FOUND, |d| ("200 OK", d)),
-                _ => NOT_FOUND,
-            }
-        }
-        _ => ("405 Method Not Allowed", b""),
-    }
-}
-
-/// Sends 169.254.169.254:80 arriving on the tap to the double at `HOST_IP:port`.
-fn dnat_imds(ns: &NetNs, port: u16) {
-    let to = format!("{HOST_IP}:{port}");
-    ns.exec(&[
-        "iptables",
-        "-t",
-        "nat",
-        "-A",
-        "PREROUTING",
-        "-d",
-        "169.254.169.254/32",
-        "-p",
-        "tcp",
-        "--dport",
-        "80",
-        "-j",
-        "DNAT",
-        "--to-destination",
-        &to,
-    ]);
-}
 
 /// A probe serving at 10.0.0.2 on the namespace's `tap0`; killed when dropped.
 fn start_vm(ns: &NetNs, cmdline: &str) -> ProbeVm {
@@ -357,7 +148,7 @@ fn user_data_is_printed_escaped_on_one_line() {
     let metadata = Metadata {
         tokens_required: false,
         openssh_key: b"ssh-ed25519 AAAAkey k1\n",
-        user_data: Some(b"#!/bin/sh\necho h\xe9llo > C:\\x\r\n"),
+        user_data: Some(b"#!/bin/sh\necho h\xe9llo > C:\\x\r\n".to_vec()),
         ..Metadata::default()
     };
     let (_double, port) = ImdsDouble::start(&ns, 0, metadata);
@@ -381,14 +172,8 @@ fn user_data_is_printed_escaped_on_one_line() {
 #[test]
 fn a_service_that_comes_up_late_is_retried() {
     let ns = NetNs::with_tap("imdslate", "10.0.0.1/24");
-    // Find a free port, leave it closed (connections are refused) while the probe starts.
-    let port = ns.run(|| {
-        TcpListener::bind((HOST_IP, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    });
+    // The port stays closed (connections are refused) while the probe starts.
+    let port = closed_port(&ns);
     dnat_imds(&ns, port);
     let vm = start_vm(&ns, &format!("{STATIC} probe.imds=v2"));
     vm.wait_for_line("probe: net serving", Duration::from_secs(20));
@@ -408,14 +193,7 @@ fn a_service_that_comes_up_late_is_retried() {
 #[test]
 fn an_unreachable_service_is_reported_and_the_page_says_so() {
     let ns = NetNs::with_tap("imdsnone", "10.0.0.1/24");
-    let port = ns.run(|| {
-        TcpListener::bind((HOST_IP, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    });
-    dnat_imds(&ns, port);
+    dnat_imds(&ns, closed_port(&ns));
     let vm = start_vm(&ns, &format!("{STATIC} probe.http=imds"));
     vm.wait_for_line("probe: imds done", FETCH_TIMEOUT);
 

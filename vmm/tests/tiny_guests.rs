@@ -63,14 +63,7 @@ fn a_guest_triple_fault_is_a_clear_failure() {
 #[test]
 fn user_note_and_power_off_port_work_in_both_modes() {
     for user in [true, false] {
-        let elf = tiny_elf(POWER_OFF_5, 0x20_0000, user);
-        let out = run_with_timeout(
-            vmm()
-                .arg("--kernel")
-                .arg(elf.path())
-                .args(["--mem-mib", "16"]),
-            Duration::from_secs(30),
-        );
+        let out = boot(POWER_OFF_5, user, &[]);
         let log = stderr(&out);
         assert_eq!(out.status.code(), Some(0), "{log}");
         assert!(log.contains("guest powered off (status 5)"), "{log}");
@@ -88,14 +81,7 @@ fn entry_flag_overrides_the_image() {
 
 #[test]
 fn i8042_reset_ends_the_vm_cleanly() {
-    let elf = tiny_elf(I8042_RESET, 0x20_0000, true);
-    let out = run_with_timeout(
-        vmm()
-            .arg("--kernel")
-            .arg(elf.path())
-            .args(["--mem-mib", "16"]),
-        Duration::from_secs(30),
-    );
+    let out = boot(I8042_RESET, true, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("vmm: exit: guest requested a reset"));
 }

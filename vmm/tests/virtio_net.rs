@@ -6,66 +6,25 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{NetNs, api, api_json, eventually, probe_elf};
+use common::probe_vm::ProbeVm;
+use common::{NetNs, api, api_json, eventually};
 
+/// A probe at 10.0.0.2 on `tap0` of its own namespace, with a control socket, serving.
 struct ServingProbe {
+    /// Declared first: the VM ends before its namespace goes.
+    vm: ProbeVm,
     ns: NetNs,
-    child: Child,
-    dir: tempfile::TempDir,
 }
 
 impl ServingProbe {
     fn start(tag: &str, extra: &str) -> Self {
         let ns = NetNs::with_tap(tag, "10.0.0.1/24");
-        let dir = tempfile::tempdir().unwrap();
-        let probe = probe_elf();
-        let log = dir.path().join("console.log");
-        let sock = dir.path().join("api.sock");
         let cmdline = format!("probe.net=static:10.0.0.2/24,10.0.0.1 {extra}");
-        let child = ns
-            .command(&[
-                env!("CARGO_BIN_EXE_vmm"),
-                "--kernel",
-                probe.to_str().unwrap(),
-                "--mem-mib",
-                "64",
-                "--net",
-                "tap=tap0,mac=02:00:00:00:00:02",
-                "--cmdline",
-                &cmdline,
-                "--serial-log",
-                log.to_str().unwrap(),
-                "--api-sock",
-                sock.to_str().unwrap(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let probe = ServingProbe { ns, child, dir };
-        assert!(
-            eventually(Duration::from_secs(20), || probe
-                .console()
-                .contains("probe: net serving")),
-            "the probe comes up: {}",
-            probe.console()
-        );
-        probe
-    }
-
-    fn console(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("console.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for ServingProbe {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let vm = ProbeVm::start_with_api(&ns, "tap0", "02:00:00:00:00:02", &cmdline);
+        vm.wait_for_line("probe: net serving", Duration::from_secs(20));
+        ServingProbe { vm, ns }
     }
 }
 
@@ -85,9 +44,14 @@ fn host_pings_the_probe_and_fetches_its_page() {
     });
     assert!(body.starts_with("HTTP/1.0 200 OK"), "{body}");
     assert!(body.ends_with("\r\n\r\ni-0123456789abcdef0\n"), "{body}");
-    assert!(probe.console().contains("probe: net mac 02:00:00:00:00:02"));
+    assert!(
+        probe
+            .vm
+            .console()
+            .contains("probe: net mac 02:00:00:00:00:02")
+    );
     // The device counted the traffic.
-    let status = api(&probe.dir.path().join("api.sock"), "status");
+    let status = api(probe.vm.api_sock(), "status");
     let net = &status["status"]["devices"][0];
     assert!(
         net["device"].as_str().unwrap().starts_with("net tap0"),
@@ -136,8 +100,8 @@ fn echo(s: &mut TcpStream, data: &[u8]) -> Vec<u8> {
 #[test]
 fn a_tcp_connection_survives_a_snapshot_and_restore() {
     let mut probe = ServingProbe::start("hib", "");
-    let sock = probe.dir.path().join("api.sock");
-    let snap = probe.dir.path().join("vm.snap");
+    let sock = probe.vm.api_sock().to_owned();
+    let snap = probe.vm.dir().join("vm.snap");
     let mut conn = probe
         .ns
         .run(|| TcpStream::connect(("10.0.0.2", 7)).unwrap());
@@ -158,33 +122,13 @@ fn a_tcp_connection_survives_a_snapshot_and_restore() {
     assert_eq!(api(&sock, "stop")["ok"], true);
     assert!(
         eventually(Duration::from_secs(10), || probe
-            .child
+            .vm
             .try_wait()
-            .unwrap()
             .is_some_and(|status| status.success())),
         "the first vmm ends"
     );
     // A new vmm on the same tap, in the same namespace.
-    probe.child = probe
-        .ns
-        .command(&[
-            env!("CARGO_BIN_EXE_vmm"),
-            "--restore",
-            snap.to_str().unwrap(),
-            "--mem-mib",
-            "64",
-            "--net",
-            "tap=tap0,mac=02:00:00:00:00:02",
-            "--serial-log",
-            probe.dir.path().join("restored.log").to_str().unwrap(),
-            "--api-sock",
-            sock.to_str().unwrap(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    probe.vm.restore(&probe.ns, &snap);
     assert!(
         eventually(Duration::from_secs(10), || sock.exists()),
         "the restored vmm listens"
@@ -193,7 +137,7 @@ fn a_tcp_connection_survives_a_snapshot_and_restore() {
     assert_eq!(echo(&mut conn, b"after the restore"), b"after the restore");
     let ping = probe.ns.exec(&["ping", "-c", "2", "-W", "2", "10.0.0.2"]);
     assert!(String::from_utf8_lossy(&ping.stdout).contains("2 received"));
-    let restored = std::fs::read_to_string(probe.dir.path().join("restored.log")).unwrap();
+    let restored = std::fs::read_to_string(probe.vm.console_path()).unwrap();
     assert!(
         !restored.contains("probe: net serving"),
         "no second boot:\n{restored}"

@@ -184,7 +184,7 @@ fn boot_microvm(config: &VmConfig) -> Result<Microvm, BuildError> {
     let control = Arc::new(VmControl::new(config.vcpus));
     let legacy = attach_legacy_devices(&vm, config, &control, None)?;
     let mut mmio = Bus::default();
-    let (event_loop, transports) = virtio_devices.attach(&vm, &memory, &control, &mut mmio)?;
+    let (event_loop, virtio) = virtio_devices.attach(&vm, &memory, &control, &mut mmio)?;
     let (vcpus, tsc_khz) = create_vcpus(&vm, config.vcpus, mode, kernel.entry)?;
     launch(
         config,
@@ -195,11 +195,7 @@ fn boot_microvm(config: &VmConfig) -> Result<Microvm, BuildError> {
             legacy,
             mmio,
             event_loop,
-            virtio: virtio_devices
-                .shared()
-                .into_iter()
-                .zip(transports)
-                .collect(),
+            virtio,
             vcpus,
             mode,
             tsc_khz,

@@ -53,12 +53,10 @@ pub(super) fn restore_microvm(config: &VmConfig, path: &Path) -> Result<Microvm,
         vcpus.push(vcpu);
     }
     let mut mmio = Bus::default();
-    let (event_loop, transports) = virtio_devices.attach(&vm, &memory, &control, &mut mmio)?;
+    let (event_loop, virtio) = virtio_devices.attach(&vm, &memory, &control, &mut mmio)?;
     // Last: a device that was serving its queues starts again and may serve requests.
-    for (index, (transport, state)) in transports
-        .iter()
-        .zip(&machine.devices.transports)
-        .enumerate()
+    for (index, ((_, transport), state)) in
+        virtio.iter().zip(&machine.devices.transports).enumerate()
     {
         lock(transport)
             .restore_state(state)
@@ -73,11 +71,7 @@ pub(super) fn restore_microvm(config: &VmConfig, path: &Path) -> Result<Microvm,
             legacy,
             mmio,
             event_loop,
-            virtio: virtio_devices
-                .shared()
-                .into_iter()
-                .zip(transports)
-                .collect(),
+            virtio,
             vcpus,
             mode: header.entry,
             tsc_khz: header.tsc_khz,

@@ -94,23 +94,18 @@ impl VirtioDevices {
             .collect()
     }
 
-    /// The devices, for status reports.
-    pub fn shared(&self) -> Vec<SharedVirtioDevice> {
-        self.devices.iter().map(|(d, _, _)| d.clone()).collect()
-    }
-
     /// Gives each device its interrupt line, queue notifications (through KVM ioeventfds where
-    /// the host supports them) and MMIO window; returns the loop that will serve them and the
-    /// transports, in MMIO order.
+    /// the host supports them) and MMIO window; returns the loop that will serve them and each
+    /// device with its transport, in MMIO order.
     pub fn attach(
         &self,
         vm: &Vm,
         memory: &GuestMemoryMmap,
         control: &Arc<VmControl>,
         mmio: &mut Bus,
-    ) -> Result<(EventLoop, Vec<SharedTransport>), BuildError> {
+    ) -> Result<(EventLoop, Vec<(SharedVirtioDevice, SharedTransport)>), BuildError> {
         let mut event_loop = EventLoop::new()?;
-        let mut transports = Vec::with_capacity(self.devices.len());
+        let mut attached = Vec::with_capacity(self.devices.len());
         for (device, base, irq) in &self.devices {
             let irq_evt = EventFd::new(libc::EFD_NONBLOCK).map_err(BuildError::EventFd)?;
             vm.register_irqfd(&irq_evt, *irq)?;
@@ -136,8 +131,8 @@ impl VirtioDevices {
                 MmioTransport::new(device.clone(), memory.clone(), interrupt, queue_events);
             let transport = Arc::new(Mutex::new(transport));
             mmio.insert(*base, MMIO_WINDOW, transport.clone())?;
-            transports.push(transport);
+            attached.push((device.clone(), transport));
         }
-        Ok((event_loop, transports))
+        Ok((event_loop, attached))
     }
 }

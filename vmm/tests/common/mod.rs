@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
+use std::fmt::Debug;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -53,6 +55,29 @@ pub fn wait_with_timeout(mut child: Child, timeout: Duration) -> Output {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Runs the vmm with `args` plus a console log and a control socket in a fresh directory;
+/// asserts exit code 1, that stderr contains `expected`, and that neither file was created.
+/// Returns stderr.
+pub fn assert_refused<S: AsRef<OsStr> + Debug>(args: &[S], expected: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("console.log");
+    let sock = dir.path().join("api.sock");
+    let out = run_with_timeout(
+        vmm()
+            .args(args)
+            .arg("--serial-log")
+            .arg(&log)
+            .arg("--api-sock")
+            .arg(&sock),
+        Duration::from_secs(30),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+    assert!(!log.exists() && !sock.exists(), "nothing left behind");
+    err
 }
 
 /// Stdout as text.
@@ -232,6 +257,7 @@ impl Drop for NetNs {
     }
 }
 
+pub mod imds_double;
 pub mod probe_vm;
 
 impl NetNs {
