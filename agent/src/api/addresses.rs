@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use super::errors::ApiError;
 use super::metadata_options::live_instance;
 use super::tags::filters_match;
-use super::vpcs::{sync, tags_of};
+use super::vpcs::sync;
 use super::xml::Xml;
 use super::{Call, REGION};
 use crate::network::addressing::{self, AddressError};
@@ -280,7 +280,7 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
         let conn = c.st.db.lock();
         let rows = enis::addresses(&conn)?;
         let refs: Vec<&str> = rows.iter().map(|r| r.allocation_id.as_str()).collect();
-        let tag_map = tags_of(&conn, &refs)?;
+        let tag_map = tags::for_resources(&conn, &refs)?;
         (rows, enis::all(&conn)?, tag_map)
     };
     if let Some(missing) = ids

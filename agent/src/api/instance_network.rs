@@ -9,7 +9,8 @@ use rusqlite::Connection;
 use super::xml::Xml;
 use crate::imds::source::private_dns_name;
 use crate::state::enis::{self, EniRow, MetadataOptionsRow};
-use crate::state::security_groups::GroupRow;
+use crate::state::hibernation;
+use crate::state::security_groups::{self, GroupRow};
 
 /// One ENI as an instance shows it.
 #[derive(Debug, Clone)]
@@ -49,50 +50,13 @@ pub fn load(conn: &Connection, ids: &[&str]) -> rusqlite::Result<HashMap<String,
         return Ok(out);
     }
     let wanted: std::collections::HashSet<&str> = ids.iter().copied().collect();
-    let mut groups_by_eni: HashMap<String, Vec<GroupRow>> = HashMap::new();
-    let mut stmt = conn.prepare(
-        "SELECT m.eni_id, g.id, g.vpc_id, g.name, g.description FROM network_interface_groups m \
-         JOIN security_groups g ON g.id = m.group_id ORDER BY m.eni_id, m.position",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            GroupRow {
-                id: r.get(1)?,
-                vpc_id: r.get(2)?,
-                name: r.get(3)?,
-                description: r.get(4)?,
-            },
-        ))
-    })?;
-    for row in rows {
-        let (eni, group) = row?;
-        groups_by_eni.entry(eni).or_default().push(group);
-    }
+    let mut groups_by_eni = security_groups::groups_by_eni(conn)?;
     let eips: HashMap<String, String> = enis::addresses(conn)?
         .into_iter()
         .filter_map(|a| a.eni_id.map(|e| (e, a.public_ip)))
         .collect();
-    let mut options: HashMap<String, MetadataOptionsRow> = HashMap::new();
-    let mut stmt = conn.prepare(
-        "SELECT instance_id, http_tokens, http_endpoint, hop_limit FROM metadata_options",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            MetadataOptionsRow {
-                http_tokens: r.get(1)?,
-                http_endpoint: r.get(2)?,
-                hop_limit: r.get(3)?,
-            },
-        ))
-    })?;
-    for row in rows {
-        let (id, o) = row?;
-        if wanted.contains(id.as_str()) {
-            options.insert(id, o);
-        }
-    }
+    let mut options = enis::all_metadata_options(conn)?;
+    options.retain(|id, _| wanted.contains(id.as_str()));
     for eni in enis::all(conn)? {
         let Some(instance) = eni.instance_id.clone() else {
             continue;
@@ -117,9 +81,7 @@ pub fn load(conn: &Connection, ids: &[&str]) -> rusqlite::Result<HashMap<String,
     for (id, o) in options {
         out.entry(id).or_default().metadata = o;
     }
-    let mut stmt = conn.prepare("SELECT instance_id FROM hibernation WHERE configured = 1")?;
-    for id in stmt.query_map([], |r| r.get::<_, String>(0))? {
-        let id = id?;
+    for id in hibernation::configured(conn)? {
         if wanted.contains(id.as_str()) {
             out.entry(id).or_default().hibernation_configured = true;
         }

@@ -12,7 +12,7 @@ use super::launch_network::{self, private_ip};
 use super::metadata_options::live_instance;
 use super::security_groups::groups_for_eni;
 use super::tags::filters_match;
-use super::vpcs::{bool_text, sync, tags_of};
+use super::vpcs::{bool_text, sync};
 use super::xml::Xml;
 use super::{AVAILABILITY_ZONE, Call};
 use crate::imds::source::private_dns_name;
@@ -112,16 +112,13 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
     let (rows, groups, eips, tag_map) = {
         let conn = c.st.db.lock();
         let rows = enis::all(&conn)?;
-        let mut groups: HashMap<String, Vec<GroupRow>> = HashMap::new();
-        for e in &rows {
-            groups.insert(e.id.clone(), security_groups::groups_of_eni(&conn, &e.id)?);
-        }
+        let groups = security_groups::groups_by_eni(&conn)?;
         let eips: HashMap<String, AddressRow> = enis::addresses(&conn)?
             .into_iter()
             .filter_map(|a| a.eni_id.clone().map(|e| (e, a)))
             .collect();
         let refs: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-        let tag_map = tags_of(&conn, &refs)?;
+        let tag_map = tags::for_resources(&conn, &refs)?;
         (rows, groups, eips, tag_map)
     };
     if let Some(missing) = ids.iter().find(|i| !rows.iter().any(|r| &r.id == *i)) {

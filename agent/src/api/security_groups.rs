@@ -9,7 +9,7 @@ use super::errors::ApiError;
 use super::instances::well_formed_id;
 use super::sg_permissions::{describe_rule, requested_rules};
 use super::tags::filters_match;
-use super::vpcs::{bool_text, sync, tags_of};
+use super::vpcs::{bool_text, sync};
 use super::xml::Xml;
 use super::{Call, REGION};
 use crate::state::security_groups::{self, GroupRow, RuleRow};
@@ -282,7 +282,7 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
         }
         let groups = security_groups::groups(&conn)?;
         let refs: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
-        let tag_map = tags_of(&conn, &refs)?;
+        let tag_map = tags::for_resources(&conn, &refs)?;
         let default_vpc = vpcs::default_vpc(&conn)?.map(|v| v.id).unwrap_or_default();
         (groups, security_groups::rules(&conn)?, tag_map, default_vpc)
     };
@@ -355,7 +355,7 @@ pub fn describe_rules(c: &Call<'_>) -> Result<String, ApiError> {
         let conn = c.st.db.lock();
         let rules = security_groups::rules(&conn)?;
         let refs: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
-        (rules.clone(), tags_of(&conn, &refs)?)
+        (rules.clone(), tags::for_resources(&conn, &refs)?)
     };
     if let Some(missing) = ids.iter().find(|i| !rules.iter().any(|r| &r.id == *i)) {
         return Err(ApiError::new(

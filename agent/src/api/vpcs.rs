@@ -25,14 +25,6 @@ pub const MIN_PREFIX: u8 = 16;
 /// The largest prefix (smallest block).
 pub const MAX_PREFIX: u8 = 28;
 
-/// The tags of `ids`.
-pub fn tags_of(
-    conn: &Connection,
-    ids: &[&str],
-) -> Result<HashMap<String, Vec<(String, String)>>, ApiError> {
-    Ok(tags::for_resources(conn, ids)?)
-}
-
 /// Rebuilds every firewall rule from the database (security groups, addresses, metadata).
 pub async fn sync(c: &Call<'_>) -> Result<(), ApiError> {
     c.st.network
@@ -259,7 +251,7 @@ pub fn describe_vpcs(c: &Call<'_>) -> Result<String, ApiError> {
         let conn = c.st.db.lock();
         let rows = vpcs::vpcs(&conn)?;
         let refs: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-        let tag_map = tags_of(&conn, &refs)?;
+        let tag_map = tags::for_resources(&conn, &refs)?;
         (rows, tag_map)
     };
     if let Some(missing) = ids.iter().find(|i| !rows.iter().any(|r| &r.id == *i)) {
@@ -412,7 +404,7 @@ pub fn describe_subnets(c: &Call<'_>) -> Result<String, ApiError> {
             *used.entry(e.subnet_id).or_default() += 1;
         }
         let refs: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-        let tag_map = tags_of(&conn, &refs)?;
+        let tag_map = tags::for_resources(&conn, &refs)?;
         (rows, used, tag_map)
     };
     if let Some(missing) = ids.iter().find(|i| !rows.iter().any(|r| &r.id == *i)) {

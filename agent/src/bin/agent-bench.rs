@@ -47,6 +47,21 @@ struct Args {
     ebs_gib: u64,
 }
 
+/// Launches one t2.nano of `ami` with `extra` RunInstances parameters; returns its id.
+fn run_one(c: &Client, ami: String, extra: &[(String, String)]) -> String {
+    let mut params = vec![
+        ("ImageId".into(), ami),
+        ("MinCount".into(), "1".into()),
+        ("MaxCount".into(), "1".into()),
+        ("InstanceType".into(), "t2.nano".into()),
+    ];
+    params.extend_from_slice(extra);
+    let xml = c.call("RunInstances", &params).unwrap();
+    let id = field(&xml, "instanceId");
+    assert!(!id.is_empty(), "RunInstances answered no instanceId: {xml}");
+    id
+}
+
 /// Registers the probe program at `probe` with `boot_args`; returns the AMI id.
 fn register(c: &Client, probe: &Path, boot_args: &str) -> String {
     let probe = std::path::absolute(probe).unwrap().display().to_string();
@@ -62,13 +77,9 @@ fn register(c: &Client, probe: &Path, boot_args: &str) -> String {
             ],
         )
         .unwrap();
-    xml.split("<imageId>")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap()
-        .to_string()
+    let ami = field(&xml, "imageId");
+    assert!(!ami.is_empty(), "RegisterImage answered no imageId: {xml}");
+    ami
 }
 
 /// An agent whose instance networking lives in a namespace of its own (made and removed
@@ -452,23 +463,17 @@ fn ebs(args: &Args) -> serde_json::Value {
             .unwrap(),
         "imageId",
     );
-    let xml = c
-        .call(
-            "RunInstances",
-            &[
-                ("ImageId".into(), ami),
-                ("MinCount".into(), "1".into()),
-                ("MaxCount".into(), "1".into()),
-                ("InstanceType".into(), "t2.nano".into()),
-                ("BlockDeviceMapping.1.DeviceName".into(), "/dev/sdf".into()),
-                (
-                    "BlockDeviceMapping.1.Ebs.VolumeSize".into(),
-                    gib.to_string(),
-                ),
-            ],
-        )
-        .unwrap();
-    let id = field(&xml, "instanceId");
+    let id = run_one(
+        &c,
+        ami,
+        &[
+            ("BlockDeviceMapping.1.DeviceName".into(), "/dev/sdf".into()),
+            (
+                "BlockDeviceMapping.1.Ebs.VolumeSize".into(),
+                gib.to_string(),
+            ),
+        ],
+    );
     let p = [("InstanceId.1".to_string(), id)];
     until(
         &c,

@@ -449,12 +449,13 @@ impl Network {
         }
         let all_rules = security_groups::rules(&conn)?;
         let all_enis = enis::all(&conn)?;
+        let mut groups_by_eni = security_groups::groups_by_eni(&conn)?;
         let mut sets: BTreeMap<String, Vec<Ipv4Addr>> = BTreeMap::new();
         for eni in all_enis.iter().filter(|e| ports.contains_key(&e.id)) {
             let Some(instance) = &eni.instance_id else {
                 continue;
             };
-            let groups = security_groups::groups_of_eni(&conn, &eni.id)?;
+            let groups = groups_by_eni.remove(&eni.id).unwrap_or_default();
             let mut ingress = Vec::new();
             let mut egress = Vec::new();
             for rule in all_rules

@@ -1,6 +1,8 @@
 //! The network_interfaces table (ENIs), Elastic IPs (addresses) and instances' metadata
 //! options.
 
+use std::collections::HashMap;
+
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// An elastic network interface.
@@ -262,16 +264,29 @@ pub fn metadata_options(
             "SELECT http_tokens, http_endpoint, hop_limit FROM metadata_options \
              WHERE instance_id = ?1",
             [instance_id],
-            |r| {
-                Ok(MetadataOptionsRow {
-                    http_tokens: r.get(0)?,
-                    http_endpoint: r.get(1)?,
-                    hop_limit: r.get(2)?,
-                })
-            },
+            options_row,
         )
         .optional()?
         .unwrap_or_default())
+}
+
+/// The metadata options of every instance that has some stored, by instance id.
+pub fn all_metadata_options(
+    conn: &Connection,
+) -> rusqlite::Result<HashMap<String, MetadataOptionsRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT http_tokens, http_endpoint, hop_limit, instance_id FROM metadata_options",
+    )?;
+    stmt.query_map([], |r| Ok((r.get::<_, String>(3)?, options_row(r)?)))?
+        .collect()
+}
+
+fn options_row(r: &Row<'_>) -> rusqlite::Result<MetadataOptionsRow> {
+    Ok(MetadataOptionsRow {
+        http_tokens: r.get(0)?,
+        http_endpoint: r.get(1)?,
+        hop_limit: r.get(2)?,
+    })
 }
 
 /// Stores an instance's metadata options.

@@ -29,6 +29,13 @@ pub fn get(conn: &Connection, instance_id: &str) -> rusqlite::Result<Hibernation
         .unwrap_or_default())
 }
 
+/// The instances that may hibernate.
+pub fn configured(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT instance_id FROM hibernation WHERE configured = 1")?;
+    stmt.query_map([], |r| r.get(0))?.collect()
+}
+
 /// Records whether the instance may hibernate.
 pub fn set_configured(conn: &Connection, instance_id: &str, on: bool) -> rusqlite::Result<()> {
     conn.execute(

@@ -1,5 +1,7 @@
 //! The security_groups and security_group_rules tables, and group membership of ENIs.
 
+use std::collections::HashMap;
+
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// A security group.
@@ -176,6 +178,20 @@ pub fn groups_of_eni(conn: &Connection, eni_id: &str) -> rusqlite::Result<Vec<Gr
          JOIN security_groups g ON g.id = m.group_id WHERE m.eni_id = ?1 ORDER BY m.position",
     )?;
     stmt.query_map([eni_id], group)?.collect()
+}
+
+/// The groups of every ENI, by ENI id, each in its order.
+pub fn groups_by_eni(conn: &Connection) -> rusqlite::Result<HashMap<String, Vec<GroupRow>>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT g.id, g.vpc_id, g.name, g.description, m.eni_id FROM network_interface_groups m \
+         JOIN security_groups g ON g.id = m.group_id ORDER BY m.eni_id, m.position",
+    )?;
+    let mut out: HashMap<String, Vec<GroupRow>> = HashMap::new();
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(4)?, group(r)?)))? {
+        let (eni, g) = row?;
+        out.entry(eni).or_default().push(g);
+    }
+    Ok(out)
 }
 
 /// Replaces an ENI's groups.

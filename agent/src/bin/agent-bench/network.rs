@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use agent::network::netns::NetNs;
 
-use super::{AgentProc, p, register};
+use super::{AgentProc, p, register, run_one};
 
 fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
     text.split(start).nth(1)?.split(end).next()
@@ -35,18 +35,7 @@ pub fn run(manifest: &std::path::Path, requests: u32, changes: usize) -> serde_j
     let probe = manifest.with_file_name("probe.elf");
     let args = format!("probe.net=dhcp probe.imds=v2 probe.http=imds probe.imds_bench={requests}");
     let ami = register(&c, &probe, &args);
-    let xml = c
-        .call(
-            "RunInstances",
-            &[
-                ("ImageId".into(), ami),
-                ("MinCount".into(), "1".into()),
-                ("MaxCount".into(), "1".into()),
-                ("InstanceType".into(), "t2.nano".into()),
-            ],
-        )
-        .unwrap();
-    let id = between(&xml, "<instanceId>", "<").unwrap().to_owned();
+    let id = run_one(&c, ami, &[]);
     let console = dir.path().join("instances").join(&id).join("console.log");
     let t0 = Instant::now();
     let line = loop {
