@@ -36,8 +36,8 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
                 format!("The instance ID '{id}' does not exist"),
             )
         })?;
-        let vols = super::block_devices::attached_map(&conn)?.remove(id);
-        (row, vols.unwrap_or_default())
+        let vols = crate::compute::disks::attached_in_guest_order(&conn, id)?;
+        (row, vols)
     };
     let mut x = Xml::response("DescribeInstanceAttribute", c.request_id);
     x.leaf("instanceId", &row.id);

@@ -319,9 +319,7 @@ pub fn attached_map(conn: &Connection) -> rusqlite::Result<HashMap<String, Vec<V
         }
     }
     for list in out.values_mut() {
-        list.sort_by_key(|v| {
-            crate::compute::disks::device_order(v.device.as_deref().unwrap_or(""))
-        });
+        crate::compute::disks::sort_guest_order(list);
     }
     Ok(out)
 }

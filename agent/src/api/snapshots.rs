@@ -279,10 +279,9 @@ pub fn create_image(c: &Call<'_>) -> Result<String, ApiError> {
         }
         (
             inst,
-            super::block_devices::attached_map(&conn)?.remove(instance_id),
+            crate::compute::disks::attached_in_guest_order(&conn, instance_id)?,
         )
     };
-    let vols = vols.unwrap_or_default();
     if !matches!(inst.state, InstanceState::Running | InstanceState::Stopped) {
         return Err(ApiError::new(
             "IncorrectInstanceState",

@@ -116,6 +116,18 @@ pub fn device_order(device: &str) -> (bool, String) {
     (device != ROOT_DEVICE, suffix.to_string())
 }
 
+/// Sorts volumes as the guest sees them (see [`device_order`]).
+pub fn sort_guest_order(vols: &mut [VolumeRow]) {
+    vols.sort_by_key(|v| device_order(v.device.as_deref().unwrap_or_default()));
+}
+
+/// The volumes attached to instance `id`, in guest order.
+pub fn attached_in_guest_order(conn: &Connection, id: &str) -> rusqlite::Result<Vec<VolumeRow>> {
+    let mut vols = volumes::attached_to(conn, id)?;
+    sort_guest_order(&mut vols);
+    Ok(vols)
+}
+
 /// The instance-store size of `instance_type` in bytes (catalog GB are 10^9 bytes).
 pub fn instance_store_bytes(instance_type: &str) -> Option<u64> {
     catalog::instance_store_gb(instance_type).map(|gb| gb * 1_000_000_000)
@@ -128,8 +140,7 @@ fn prepare(
     db: &crate::state::Db,
     row: &InstanceRow,
 ) -> Result<Vec<String>, DiskError> {
-    let mut attached = volumes::attached_to(&db.lock(), &row.id)?;
-    attached.sort_by_key(|v| device_order(v.device.as_deref().unwrap_or_default()));
+    let attached = attached_in_guest_order(&db.lock(), &row.id)?;
     let mut args = Vec::new();
     for v in &attached {
         if v.state == VolumeState::Creating {
