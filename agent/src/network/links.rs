@@ -97,12 +97,16 @@ pub fn ensure_tap(ns: &NetNs, name: &str, bridge: &str) -> Result<(), LinkError>
     Ok(())
 }
 
-/// Deletes a device if it exists.
+/// Deletes a device if it exists. A device that another task removed meanwhile (say, an
+/// instance's exit during the start-up sweep) counts as removed.
 pub fn remove(ns: &NetNs, name: &str) -> Result<(), LinkError> {
-    if exists(ns, name) {
-        ip(ns, &["link", "del", name])?;
+    if !exists(ns, name) {
+        return Ok(());
     }
-    Ok(())
+    match ip(ns, &["link", "del", name]) {
+        Err(_) if !exists(ns, name) => Ok(()),
+        other => other.map(drop),
+    }
 }
 
 /// The agent's devices that exist now (bridges and taps named `kec2v*`/`kec2t*`).
