@@ -34,7 +34,9 @@ Command: \`python3 scripts/bench/vmm_start.py target/release/vmm images/out/prob
 
 | figure | result | target |
 | --- | --- | --- |
-| \`vmm\` process start to the probe's first console byte, median of $runs (1 vCPU, 128 MiB) | $(field first_byte_ms_median) ms (min $(field first_byte_ms_min), max $(field first_byte_ms_max)) | under 10 ms |
+| \`vmm\` process start to the probe's first console byte, jailed (\`--jail\`, seccomp), median of $runs (1 vCPU, 128 MiB) | $(field first_byte_ms_median) ms (min $(field first_byte_ms_min), max $(field first_byte_ms_max)) | under 10 ms |
+| the same with seccomp only (no \`--jail\`) | $(field seccomp_ms_median) ms (min $(field seccomp_ms_min), max $(field seccomp_ms_max)) | |
+| the same unconfined (\`--no-seccomp\`, no \`--jail\`): the cost of the jail is the difference | $(field unconfined_ms_median) ms (min $(field unconfined_ms_min), max $(field unconfined_ms_max)) | |
 | VMM memory overhead: RSS minus guest pages touched (1 vCPU, 128 MiB, idle probe) | $(python3 -c "print(f'{$(field overhead_kib) / 1024:.2f}')") MiB ($(field rss_kib) KiB RSS, $(field guest_touched_kib) KiB of guest pages) | under 4 MiB |
 
 The start time is measured from just before \`fork\`/\`exec\` of the vmm (in Python's
@@ -88,6 +90,7 @@ Command: \`target/release/agent-bench --manifest images/out/probe/manifest.json\
 | figure | result | target |
 | --- | --- | --- |
 | RunInstances of $(afield launch instances) probe instances (one call) until all are running | $(afield launch all_running_s) s, $(afield launch instances_per_s) instances/s ($(afield launch instances_per_s_per_core) per core) | 10 per second per core |
+| the same with \`agent --no-jail\` (VMMs unconfined: no uid, namespace, cgroup or seccomp), in the same run | $(afield launch_unjailed all_running_s) s, $(afield launch_unjailed instances_per_s) instances/s ($(afield launch_unjailed instances_per_s_per_core) per core) | |
 | DescribeInstances, all of $(afield describe_instances rows) rows, p50 / p99 | $(afield describe_instances all_10000 p50_ms) / $(afield describe_instances all_10000 p99_ms) ms | under 50 ms |
 | DescribeInstances, a page of 1,000 (MaxResults), p50 / p99 | $(afield describe_instances page_of_1000 p50_ms) / $(afield describe_instances page_of_1000 p99_ms) ms | |
 | DescribeInstances, a tag filter matching 1%, p50 / p99 | $(afield describe_instances tag_filter_1pct p50_ms) / $(afield describe_instances tag_filter_1pct p99_ms) ms | |

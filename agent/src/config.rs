@@ -49,6 +49,14 @@ pub struct AgentConfig {
     /// network namespace (`ip netns add NAME`) instead of the agent's own.
     #[arg(long)]
     pub netns: Option<String>,
+    /// Debugging only: start VMMs without their seccomp system-call allowlist (they are still
+    /// jailed: own uid, mount namespace and cgroup).
+    #[arg(long)]
+    pub no_seccomp: bool,
+    /// Debugging and benchmarking only: start VMMs unconfined, as root, with no jail, cgroup
+    /// or seccomp allowlist (to measure what the confinement costs, or to rule it out).
+    #[arg(long)]
+    pub no_jail: bool,
     /// DNS servers DHCP hands out (default: the host's non-loopback nameservers).
     #[arg(long, value_delimiter = ',')]
     pub dns: Option<Vec<std::net::Ipv4Addr>>,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::api::{ApiState, server};
 use crate::compute::capacity::Capacity;
+use crate::compute::cgroups::Cgroups;
 use crate::compute::{Compute, ComputeConfig};
 use crate::config::AgentConfig;
 use crate::credentials::{self, CredentialsError};
@@ -45,6 +46,9 @@ pub enum StartError {
     /// The network could not be set up.
     #[error("cannot set up instance networking")]
     Network(#[from] crate::network::NetworkError),
+    /// The cgroup hierarchies VMMs are confined in cannot be found.
+    #[error("cannot find the cgroup controllers that confine VMMs")]
+    Cgroups(#[source] crate::compute::cgroups::DetectError),
     /// Reconciliation failed.
     #[error("cannot reconcile instances with their VMMs")]
     Reconcile(#[source] rusqlite::Error),
@@ -135,11 +139,17 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
             capacity,
             stop_timeout: Duration::from_secs(cfg.stop_timeout),
             terminated_retention: Duration::from_secs(cfg.terminated_retention),
+            seccomp: !cfg.no_seccomp && !cfg.no_jail,
+            jail: !cfg.no_jail,
         },
         network.clone(),
+        Cgroups::detect().map_err(StartError::Cgroups)?,
     );
     network.prepare()?;
     compute.reconcile().await.map_err(StartError::Reconcile)?;
+    compute
+        .remove_stale_cgroups()
+        .map_err(StartError::Reconcile)?;
     let live: Vec<String> = crate::state::instances::live(&db.lock())
         .map_err(StartError::Reconcile)?
         .into_iter()

@@ -9,6 +9,7 @@ pub mod builder;
 pub mod config;
 pub mod control;
 pub mod devices;
+pub mod jail;
 pub mod kvm;
 pub mod loader;
 pub mod microvm;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use vmm::builder::build_microvm;
-use vmm::config::{DEFAULT_MEM_MIB, DiskConfig, EntryMode, NetConfig, VmConfig};
+use vmm::config::{DEFAULT_MEM_MIB, DiskConfig, EntryMode, JailConfig, NetConfig, VmConfig};
 
 /// Boots one KVM microVM.
 #[derive(Debug, Parser)]
@@ -57,6 +57,13 @@ struct Args {
     /// Add a virtio-rng entropy device.
     #[arg(long)]
     rng: bool,
+    /// Once every file is open, confine the VMM to ROOT in a mount namespace of its own and
+    /// run it as the given uid and gid with no capabilities: ROOT,uid=N,gid=N.
+    #[arg(long)]
+    jail: Option<JailConfig>,
+    /// Debugging only: do not install the seccomp system-call allowlist.
+    #[arg(long)]
+    no_seccomp: bool,
 }
 
 impl Args {
@@ -85,6 +92,12 @@ impl Args {
         }
         if self.api_sock.is_some() {
             config.api_sock = self.api_sock;
+        }
+        if self.jail.is_some() {
+            config.jail = self.jail;
+        }
+        if self.no_seccomp {
+            config.seccomp = false;
         }
         Ok(config)
     }

@@ -192,13 +192,13 @@ fn count(xml: &str, needle: &str) -> usize {
     xml.matches(needle).count()
 }
 
-fn launch(args: &Args) -> serde_json::Value {
+/// Launches `args.launch` instances in one call with an agent started with `extra` flags.
+fn launch(args: &Args, extra: &[&str]) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     let n = args.launch;
-    let mut a = AgentProc::start(
-        dir.path(),
-        &["--max-vcpus", "100000", "--max-memory-mib", "100000000"],
-    );
+    let mut flags = vec!["--max-vcpus", "100000", "--max-memory-mib", "100000000"];
+    flags.extend_from_slice(extra);
+    let mut a = AgentProc::start(dir.path(), &flags);
     let c = a.client();
     let manifest = std::path::absolute(&args.manifest)
         .unwrap()
@@ -514,10 +514,12 @@ fn ebs(args: &Args) -> serde_json::Value {
 
 fn main() {
     let args = Args::parse();
-    let launch = if args.launch > 0 {
-        launch(&args)
+    // The same launch with VMMs unconfined, then jailed (own uid, mount namespace, cgroup,
+    // seccomp), so one run shows what the confinement costs.
+    let (launch_unjailed, launch) = if args.launch > 0 {
+        (launch(&args, &["--no-jail"]), launch(&args, &[]))
     } else {
-        serde_json::Value::Null
+        (serde_json::Value::Null, serde_json::Value::Null)
     };
     let describe = describe(&args);
     let network = if args.imds_requests > 0 {
@@ -534,6 +536,7 @@ fn main() {
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({
             "launch": launch,
+            "launch_unjailed": launch_unjailed,
             "describe_instances": describe,
             "network": network,
             "ebs": ebs,

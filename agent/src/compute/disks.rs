@@ -101,6 +101,9 @@ pub enum DiskError {
     /// The VMM did not start.
     #[error("cannot start the vmm")]
     Spawn(#[from] SpawnError),
+    /// The VMM's jail could not be prepared.
+    #[error("cannot jail the vmm")]
+    Jail(#[from] super::jail::JailError),
     /// The blocking task failed.
     #[error("the disk preparation task failed")]
     Join(#[from] tokio::task::JoinError),
@@ -209,6 +212,7 @@ impl Compute {
         let r = row.clone();
         let mut args = tokio::task::spawn_blocking(move || prepare(&state_dir, &db, &r)).await??;
         args.extend(net_args);
+        let confinement = self.confine(dir, row)?;
         Ok(supervisor::spawn(
             &self.config.vmm,
             dir,
@@ -216,6 +220,7 @@ impl Compute {
             &args,
             netns.as_ref(),
             restore.as_deref(),
+            &confinement,
         )?)
     }
 }

@@ -1,8 +1,9 @@
 //! Hibernation: StopInstances with `Hibernate=true` saves the guest's memory, vCPUs and
 //! devices through the vmm's `snapshot` request into `hibernation.snap` in the instance's
-//! directory, then stops the vmm; the next start resumes from that file (`vmm --restore`)
-//! instead of booting, and the file is dropped once the instance runs again. A missing or
-//! corrupt file fails the start with the vmm's reason; no fresh boot is attempted.
+//! jail directory (the only place the jailed vmm can write), then stops the vmm; the next
+//! start resumes from that file (`vmm --restore`) instead of booting, and the file is dropped
+//! once the instance runs again. A missing or corrupt file fails the start with the vmm's
+//! reason; no fresh boot is attempted.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
 impl Compute {
     /// The file an instance hibernates into.
     pub fn hibernation_file(&self, id: &str) -> PathBuf {
-        self.dir(id).0.join("hibernation.snap")
+        self.dir(id).jail_root().join("hibernation.snap")
     }
 
     /// Hibernates running instances (stopped or stopping ones are left as they are). Every

@@ -271,7 +271,10 @@ impl Compute {
     ) {
         supervisor::wait_exit(pid).await;
         if let Some(mut child) = child {
-            let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+            let status = tokio::task::spawn_blocking(move || child.wait()).await;
+            if let Ok(Ok(status)) = status {
+                self.record_signal_exit(&id, status);
+            }
         }
         self.on_exit(&id, pid).await;
     }
@@ -314,6 +317,14 @@ impl Compute {
     /// Records what the exit of VMM `pid` means for instance `id`, restarting it for a reboot.
     pub(super) async fn on_exit(self: &Arc<Self>, id: &str, pid: i32) {
         let g = self.guard(id).await;
+        let current = instances::get(&self.db.lock(), id)
+            .ok()
+            .flatten()
+            .is_some_and(|row| row.pid == Some(pid));
+        if !current {
+            return;
+        }
+        self.release_cgroup(id);
         let reason = ExitReason::from_file(&self.dir(id).vmm_log());
         let respawn = {
             let conn = self.db.lock();

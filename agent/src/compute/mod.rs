@@ -1,10 +1,12 @@
 //! Compute: the instance catalog, host capacity, VMM supervision and the lifecycle.
 
 pub mod capacity;
+pub mod cgroups;
 pub mod catalog;
 pub mod disks;
 pub mod freeze;
 pub mod hibernate;
+pub mod jail;
 pub mod launch;
 pub mod lifecycle;
 pub mod reconcile;
@@ -19,6 +21,7 @@ use crate::network::Network;
 use crate::state::Db;
 use crate::state::instances::{self, InstanceState};
 use capacity::Capacity;
+use cgroups::Cgroups;
 use supervisor::InstanceDir;
 
 /// Settings of the compute service.
@@ -34,6 +37,10 @@ pub struct ComputeConfig {
     pub stop_timeout: Duration,
     /// How long terminated instances stay visible.
     pub terminated_retention: Duration,
+    /// Whether VMMs install their seccomp allowlist (off only for debugging).
+    pub seccomp: bool,
+    /// Whether VMMs are jailed and put in cgroups (off only for debugging and benchmarks).
+    pub jail: bool,
 }
 
 /// The compute service: owns every instance's VMM and every lifecycle transition.
@@ -45,6 +52,8 @@ pub struct Compute {
     pub config: ComputeConfig,
     /// The network service (ENIs are plugged before a VMM starts, unplugged after it ends).
     pub network: Arc<Network>,
+    /// Where each VMM's cgroup is made.
+    pub cgroups: Cgroups,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -61,11 +70,17 @@ pub struct StateChange {
 
 impl Compute {
     /// A compute service over `db`.
-    pub fn new(db: Arc<Db>, config: ComputeConfig, network: Arc<Network>) -> Arc<Self> {
+    pub fn new(
+        db: Arc<Db>,
+        config: ComputeConfig,
+        network: Arc<Network>,
+        cgroups: Cgroups,
+    ) -> Arc<Self> {
         Arc::new(Self {
             db,
             config,
             network,
+            cgroups,
             locks: Mutex::new(HashMap::new()),
         })
     }

@@ -60,8 +60,19 @@ pub enum SpawnError {
     },
 }
 
-/// Starts the VMM for `row` in its own session, console and stderr under `dir`, with
-/// `extra_args` (such as `--disk` values) appended to its command line.
+/// How one VMM is confined: its `--jail` and seccomp arguments, and the `cgroup.procs` files
+/// the child writes itself into before it runs the vmm.
+#[derive(Debug, Clone, Default)]
+pub struct Confinement {
+    /// Arguments for the vmm (`--jail ROOT,uid=N,gid=N`, `--no-seccomp`).
+    pub args: Vec<String>,
+    /// The instance's `cgroup.procs` files, one per hierarchy.
+    pub cgroup_procs: Vec<std::ffi::CString>,
+}
+
+/// Starts the VMM for `row` in its own session and cgroup, console and stderr under `dir`,
+/// with `extra_args` (such as `--disk` values) and the confinement's arguments appended to
+/// its command line.
 pub fn spawn(
     vmm: &Path,
     dir: &InstanceDir,
@@ -69,6 +80,7 @@ pub fn spawn(
     extra_args: &[String],
     netns: Option<&std::fs::File>,
     restore: Option<&Path>,
+    confinement: &Confinement,
 ) -> Result<Child, SpawnError> {
     let files = |path: &Path| {
         let p = path.display().to_string();
@@ -114,13 +126,15 @@ pub fn spawn(
         .arg("--api-sock")
         .arg(dir.api_sock())
         .args(extra_args)
+        .args(&confinement.args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
     let ns_fd = netns.map(std::os::fd::AsRawFd::as_raw_fd);
-    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2) and
-    // setns(2) on a descriptor the parent keeps open across the spawn; both are
-    // async-signal-safe and touch no memory shared with the parent.
+    let cgroup_procs = confinement.cgroup_procs.clone();
+    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2),
+    // setns(2) on a descriptor the parent keeps open across the spawn, and open/write/close
+    // on paths prepared before the fork; all are async-signal-safe and allocate nothing.
     unsafe {
         cmd.pre_exec(move || {
             if libc::setsid() < 0 {
@@ -131,7 +145,7 @@ pub fn spawn(
             {
                 return Err(std::io::Error::last_os_error());
             }
-            Ok(())
+            super::cgroups::join_in_child(&cgroup_procs)
         });
     }
     cmd.spawn().map_err(|source| SpawnError::Exec {

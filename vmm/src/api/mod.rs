@@ -4,4 +4,4 @@ mod protocol;
 mod server;
 
 pub use protocol::{ApiHandler, Request, Response, Status};
-pub use server::{ApiError, ApiServer};
+pub use server::{ApiError, ApiListener, ApiServer};

@@ -1,6 +1,6 @@
 //! Control requests and their answers: one JSON object per line each way.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use crate::control::{ExitCounts, ExitReason, RunState, VmControl};
 use crate::devices::event_loop::SharedVirtioDevice;
 use crate::devices::i8042::I8042;
 use crate::devices::virtio::DeviceStats;
+use crate::jail::JailConfig;
 use crate::microvm::VcpuThreads;
 use crate::snapshot::{SnapshotInfo, Snapshotter};
 
@@ -105,6 +106,8 @@ pub struct ApiHandler {
     pub memory_mib: u64,
     /// Takes snapshots (absent in tests without a VM).
     pub snapshotter: Option<Arc<Snapshotter>>,
+    /// The jail the VMM runs in: snapshot paths are host paths under its root.
+    pub jail: Option<JailConfig>,
 }
 
 impl ApiHandler {
@@ -189,16 +192,39 @@ impl ApiHandler {
                 self.control.request_exit(ExitReason::Stopped);
                 self.ok()
             }
-            Request::Snapshot { path } => match &self.snapshotter {
-                None => Response::error("this VM cannot be snapshotted".into()),
-                Some(snapshotter) => match snapshotter.take(path) {
-                    Ok(info) => Response {
-                        snapshot: Some(info),
-                        ..self.ok()
-                    },
-                    Err(err) => Response::error(format!("snapshot failed: {}", chain(&err))),
-                },
+            Request::Snapshot { path } => self.snapshot(path),
+        }
+    }
+}
+
+impl ApiHandler {
+    /// Writes a snapshot to host path `path`, which must lie in the jail when there is one.
+    fn snapshot(&self, path: &Path) -> Response {
+        let Some(snapshotter) = &self.snapshotter else {
+            return Response::error("this VM cannot be snapshotted".into());
+        };
+        let target = match &self.jail {
+            None => path.to_owned(),
+            Some(jail) => match jail.inside(path) {
+                Some(inside) => inside,
+                None => {
+                    return Response::error(format!(
+                        "snapshot path {} is outside the vmm's jail {}",
+                        path.display(),
+                        jail.root.display()
+                    ));
+                }
             },
+        };
+        match snapshotter.take(&target) {
+            Ok(mut info) => {
+                info.path = path.to_owned();
+                Response {
+                    snapshot: Some(info),
+                    ..self.ok()
+                }
+            }
+            Err(err) => Response::error(format!("snapshot failed: {}", chain(&err))),
         }
     }
 }
@@ -241,6 +267,7 @@ mod tests {
             mode: EntryMode::User,
             memory_mib: 64,
             snapshotter: None,
+            jail: None,
         }
     }
 

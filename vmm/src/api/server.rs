@@ -67,19 +67,48 @@ pub enum ApiError {
 /// The listening control socket.
 #[derive(Debug)]
 pub struct ApiServer {
-    path: PathBuf,
+    _socket: SocketFile,
     in_flight: Arc<InFlight>,
 }
 
-impl ApiServer {
-    /// Listens at `path` (replacing a stale socket left by a dead VMM) and serves requests.
-    pub fn start(path: &Path, handler: ApiHandler) -> Result<Self, ApiError> {
+/// The socket's path in the filesystem, removed when dropped (also when a later boot step
+/// fails). Once the VMM is jailed the host path is out of reach and stays for the next VMM
+/// to replace as stale.
+#[derive(Debug)]
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A bound control socket whose requests are not served yet: binding needs the host's
+/// filesystem, serving starts once the VMM is jailed.
+#[derive(Debug)]
+pub struct ApiListener {
+    socket: SocketFile,
+    listener: UnixListener,
+}
+
+impl ApiListener {
+    /// Listens at `path`, replacing a stale socket left by a dead VMM.
+    pub fn bind(path: &Path) -> Result<Self, ApiError> {
         remove_stale_socket(path)?;
-        let in_flight = Arc::new(InFlight::default());
         let listener = UnixListener::bind(path).map_err(|source| ApiError::Bind {
             path: path.to_owned(),
             source,
         })?;
+        Ok(ApiListener {
+            socket: SocketFile(path.to_owned()),
+            listener,
+        })
+    }
+
+    /// Starts serving requests with `handler` on a thread of its own.
+    pub fn serve(self, handler: ApiHandler) -> Result<ApiServer, ApiError> {
+        let ApiListener { socket, listener } = self;
+        let in_flight = Arc::new(InFlight::default());
         std::thread::Builder::new()
             .name("api".into())
             .spawn({
@@ -87,13 +116,20 @@ impl ApiServer {
                 move || accept_loop(listener, handler, in_flight)
             })
             .map_err(|source| ApiError::Bind {
-                path: path.to_owned(),
+                path: socket.0.clone(),
                 source,
             })?;
         Ok(ApiServer {
-            path: path.to_owned(),
+            _socket: socket,
             in_flight,
         })
+    }
+}
+
+impl ApiServer {
+    /// Listens at `path` (replacing a stale socket left by a dead VMM) and serves requests.
+    pub fn start(path: &Path, handler: ApiHandler) -> Result<Self, ApiError> {
+        ApiListener::bind(path)?.serve(handler)
     }
 
     /// Lets answers being written finish (briefly), then removes the socket; connections
@@ -101,13 +137,6 @@ impl ApiServer {
     pub fn shutdown(self) {
         self.in_flight.drain(ANSWER_GRACE);
         drop(self);
-    }
-}
-
-impl Drop for ApiServer {
-    /// The socket goes with the server, also when a later boot step fails.
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 

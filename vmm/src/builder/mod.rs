@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
-use crate::api::{ApiError, ApiHandler, ApiServer};
+use crate::api::{ApiError, ApiHandler, ApiListener};
 use crate::arch::x86_64::boot_params::{self, BootParamsInput};
 use crate::arch::x86_64::layout::{
     BOOT_PARAMS_START, CMDLINE_MAX_SIZE, CMDLINE_START, GDT_START, IDT_START, MIB, MPTABLE_START,
@@ -32,6 +32,7 @@ use crate::devices::serial::{self, ConsoleSink, SerialConsole};
 use crate::devices::virtio::block::BlockError;
 use crate::devices::virtio::mmio::MmioTransport;
 use crate::devices::virtio::net::NetError;
+use crate::jail::{self, JailError};
 use crate::kvm::kick;
 use crate::kvm::memory::{self, MemoryError};
 use crate::kvm::vcpu::{Vcpu, VcpuContext, VcpuError};
@@ -105,6 +106,9 @@ pub enum BuildError {
     /// The snapshot could not be restored.
     #[error(transparent)]
     Restore(#[from] RestoreError),
+    /// The VMM could not enter its jail.
+    #[error(transparent)]
+    Jail(#[from] JailError),
     /// The command line with the device parameters is too long.
     #[error("the command line with the virtio device parameters is longer than {max} bytes")]
     CmdlineTooLong {
@@ -217,7 +221,7 @@ struct Parts {
     tsc_khz: u32,
 }
 
-/// Opens the control socket, then starts the device thread and the vCPUs.
+/// Opens the control socket, enters the jail, then starts the API, device and vCPU threads.
 fn launch(config: &VmConfig, parts: Parts) -> Result<Microvm, BuildError> {
     let Parts {
         vm,
@@ -250,19 +254,24 @@ fn launch(config: &VmConfig, parts: Parts) -> Result<Microvm, BuildError> {
         entry: mode,
         tsc_khz,
     }));
-    let api = match &config.api_sock {
-        Some(path) => Some(ApiServer::start(
-            path,
-            ApiHandler {
-                control: control.clone(),
-                threads: threads.clone(),
-                keyboard: legacy.keyboard.clone(),
-                devices: virtio.iter().map(|(d, _)| d.clone()).collect(),
-                mode,
-                memory_mib: config.mem_mib,
-                snapshotter: Some(snapshotter),
-            },
-        )?),
+    let listener = match &config.api_sock {
+        Some(path) => Some(ApiListener::bind(path)?),
+        None => None,
+    };
+    let msr_indices = vm.msr_indices().into();
+    // Every file is open: from here on the VMM runs jailed, and every thread it starts too.
+    jail::enter(config.jail.as_ref(), config.seccomp)?;
+    let api = match listener {
+        Some(listener) => Some(listener.serve(ApiHandler {
+            control: control.clone(),
+            threads: threads.clone(),
+            keyboard: legacy.keyboard.clone(),
+            devices: virtio.iter().map(|(d, _)| d.clone()).collect(),
+            mode,
+            memory_mib: config.mem_mib,
+            snapshotter: Some(snapshotter),
+            jail: config.jail.clone(),
+        })?),
         None => None,
     };
     let context = VcpuContext {
@@ -271,7 +280,7 @@ fn launch(config: &VmConfig, parts: Parts) -> Result<Microvm, BuildError> {
         mmio,
         memory: memory.clone(),
         captures,
-        msr_indices: vm.msr_indices().into(),
+        msr_indices,
     };
     let devices_exit = event_loop.exit_event();
     event_loop.start().map_err(BuildError::Thread)?;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::arch::x86_64::layout::CMDLINE_MAX_SIZE;
 use crate::arch::x86_64::mptable;
 pub use crate::arch::x86_64::regs::EntryMode;
+pub use crate::jail::{JailConfig, JailSpecError};
 pub use devices::{DeviceSpecError, DiskConfig, NetConfig, parse_mac};
 
 /// Most virtio devices one VM can have (one interrupt line each, IRQ 5 to 23).
@@ -62,6 +63,17 @@ pub struct VmConfig {
     /// Add a virtio-rng entropy device.
     #[serde(default)]
     pub rng: bool,
+    /// Confine the VMM to this root, uid and gid before the guest runs.
+    #[serde(default)]
+    pub jail: Option<JailConfig>,
+    /// Install the system-call allowlist before the guest runs (only a debugging session
+    /// turns it off).
+    #[serde(default = "default_seccomp")]
+    pub seccomp: bool,
+}
+
+fn default_seccomp() -> bool {
+    true
 }
 
 fn default_vcpus() -> u32 {
@@ -133,6 +145,9 @@ pub enum ConfigError {
     /// A disk or network card is misconfigured.
     #[error(transparent)]
     Device(#[from] DeviceSpecError),
+    /// The jail is misconfigured.
+    #[error(transparent)]
+    Jail(#[from] JailSpecError),
     /// More virtio devices than interrupt lines.
     #[error("at most {MAX_VIRTIO_DEVICES} virtio devices (disks, nets, rng) are allowed, got {0}")]
     TooManyDevices(usize),
@@ -175,6 +190,8 @@ impl VmConfig {
             disks: Vec::new(),
             nets: Vec::new(),
             rng: false,
+            jail: None,
+            seccomp: default_seccomp(),
         }
     }
 
@@ -236,6 +253,9 @@ impl VmConfig {
                     return Err(ConfigError::DuplicateNet(key.clone()));
                 }
             }
+        }
+        if let Some(jail) = &self.jail {
+            jail.validate()?;
         }
         if self.restore.is_some() {
             for (name, given) in [
