@@ -2,6 +2,7 @@
 
 pub mod capacity;
 pub mod catalog;
+pub mod cgroups;
 pub mod disks;
 pub mod freeze;
 pub mod hibernate;
