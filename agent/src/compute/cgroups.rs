@@ -80,7 +80,7 @@ impl Limits {
     /// [`VMM_BASE_PIDS`] plus one task per vCPU.
     pub fn for_instance(vcpus: u32, memory_mib: u64) -> Self {
         Self {
-            memory_bytes: Some(memory_mib.saturating_mul(1 << 20) + VMM_OVERHEAD_BYTES),
+            memory_bytes: Some(memory_mib.saturating_mul(1 << 20).saturating_add(VMM_OVERHEAD_BYTES)),
             cpu_quota_us: Some(u64::from(vcpus) * CPU_PERIOD_US),
             cpu_period_us: CPU_PERIOD_US,
             pids: Some(VMM_BASE_PIDS + u64::from(vcpus)),
@@ -91,8 +91,6 @@ impl Limits {
 /// One hierarchy an instance's cgroup has a directory in.
 #[derive(Debug, Clone)]
 struct Hierarchy {
-    /// The controllers used from it.
-    controllers: Vec<String>,
     /// The directory the parent cgroup is made in.
     base: PathBuf,
 }
@@ -277,7 +275,9 @@ impl Cgroups {
             }),
             Err(e) => {
                 // Best effort: the error being reported matters more than a failed rmdir.
-                made.iter().rev().for_each(|d| _ = std::fs::remove_dir(d));
+                for dir in made.iter().rev() {
+                    _ = std::fs::remove_dir(dir);
+                }
                 Err(e)
             }
         }

@@ -189,7 +189,6 @@ fn v2_layout(point: &Path) -> Layout {
     Layout {
         version: Version::V2,
         hierarchies: vec![Hierarchy {
-            controllers: V2_CONTROLLERS.iter().map(|c| c.to_string()).collect(),
             base: point.to_path_buf(),
         }],
         roles: Roles {
@@ -219,14 +218,10 @@ fn v1_layout(mounts: [&Mount; 4], own: &[OwnCgroup]) -> Result<Layout, DetectErr
         *slot = match hierarchies.iter().position(|h| h.base == base) {
             Some(i) => i,
             None => {
-                hierarchies.push(Hierarchy {
-                    controllers: Vec::new(),
-                    base,
-                });
+                hierarchies.push(Hierarchy { base });
                 hierarchies.len() - 1
             }
         };
-        hierarchies[*slot].controllers.push(controller.to_string());
     }
     let [cpu, cpuacct, memory, pids] = index;
     Ok(Layout {
