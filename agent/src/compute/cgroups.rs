@@ -80,7 +80,11 @@ impl Limits {
     /// [`VMM_BASE_PIDS`] plus one task per vCPU.
     pub fn for_instance(vcpus: u32, memory_mib: u64) -> Self {
         Self {
-            memory_bytes: Some(memory_mib.saturating_mul(1 << 20).saturating_add(VMM_OVERHEAD_BYTES)),
+            memory_bytes: Some(
+                memory_mib
+                    .saturating_mul(1 << 20)
+                    .saturating_add(VMM_OVERHEAD_BYTES),
+            ),
             cpu_quota_us: Some(u64::from(vcpus) * CPU_PERIOD_US),
             cpu_period_us: CPU_PERIOD_US,
             pids: Some(VMM_BASE_PIDS + u64::from(vcpus)),
@@ -114,7 +118,9 @@ struct Layout {
 
 /// A name that cannot be one cgroup directory.
 #[derive(Debug, thiserror::Error)]
-#[error("{what} {name:?} is not a valid cgroup name: it must be one non-empty path component, not . or .., without / or NUL")]
+#[error(
+    "{what} {name:?} is not a valid cgroup name: it must be one non-empty path component, not . or .., without / or NUL"
+)]
 pub struct NameError {
     /// What the name is for (`instance id`, `parent`).
     pub what: &'static str,
@@ -249,7 +255,10 @@ impl Cgroups {
     /// The parent cgroup's directory in each hierarchy.
     pub fn parent_dirs(&self) -> Vec<PathBuf> {
         let hierarchies = &self.layout.hierarchies;
-        hierarchies.iter().map(|h| h.base.join(&self.parent)).collect()
+        hierarchies
+            .iter()
+            .map(|h| h.base.join(&self.parent))
+            .collect()
     }
 
     /// The directories instance `id`'s cgroup has (or would have), one per hierarchy.

@@ -42,7 +42,9 @@ pub enum DetectError {
         controller: String,
     },
     /// The agent's cgroup is not visible under the mount of its hierarchy.
-    #[error("the agent's {controller} cgroup {own} is outside the mounted part {root} of its hierarchy")]
+    #[error(
+        "the agent's {controller} cgroup {own} is outside the mounted part {root} of its hierarchy"
+    )]
     Outside {
         /// The controller.
         controller: String,
@@ -150,7 +152,10 @@ pub fn layout(mountinfo: &str, own_cgroup: &str) -> Result<Layout, DetectError> 
     let mut cgroup2 = Vec::new();
     for mount in mounts.iter().filter(|m| m.fstype == "cgroup2") {
         let offered = v2_controllers(&mount.point);
-        if V2_CONTROLLERS.iter().all(|c| offered.iter().any(|o| o == c)) {
+        if V2_CONTROLLERS
+            .iter()
+            .all(|c| offered.iter().any(|o| o == c))
+        {
             return Ok(v2_layout(&mount.point));
         }
         cgroup2.push(format!(
@@ -164,7 +169,10 @@ pub fn layout(mountinfo: &str, own_cgroup: &str) -> Result<Layout, DetectError> 
     let [Some(cpu), Some(cpuacct), Some(memory), Some(pids)] = found else {
         let cgroup2 = match cgroup2.is_empty() {
             true => "no cgroup2 filesystem is mounted".to_string(),
-            false => format!("cgroup2 needs cpu, memory and pids ({})", cgroup2.join("; ")),
+            false => format!(
+                "cgroup2 needs cpu, memory and pids ({})",
+                cgroup2.join("; ")
+            ),
         };
         let missing: Vec<&str> = CONTROLLERS
             .into_iter()

@@ -48,7 +48,9 @@ fn cgroup_of(pid: u32, controller: &str, version: Version) -> String {
         Version::V1 => l.controllers.iter().any(|c| c == controller),
         Version::V2 => l.controllers.is_empty(),
     });
-    line.unwrap_or_else(|| panic!("no {controller} line in {text}")).path.clone()
+    line.unwrap_or_else(|| panic!("no {controller} line in {text}"))
+        .path
+        .clone()
 }
 
 #[test]
@@ -92,7 +94,10 @@ fn a_child_joins_its_instance_cgroup_under_the_kernels_limits() {
                 format!("{}/kec2/{id}", mine.trim_end_matches('/'))
             }
         };
-        assert_eq!(inside, expected, "{controller}; the test's own cgroups: {own}");
+        assert_eq!(
+            inside, expected,
+            "{controller}; the test's own cgroups: {own}"
+        );
     }
     assert!(cg.cpu_usage_ns(&id).is_some());
     let current = cg.memory_current_bytes(&id).unwrap();

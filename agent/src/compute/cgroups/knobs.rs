@@ -42,7 +42,10 @@ pub enum ReadError {
 pub(super) fn enable_controllers(dir: &Path) -> Result<(), CreateError> {
     let path = dir.join("cgroup.subtree_control");
     let enabled = std::fs::read_to_string(&path).unwrap_or_default();
-    if SUBTREE.iter().all(|c| enabled.split_whitespace().any(|e| e == *c)) {
+    if SUBTREE
+        .iter()
+        .all(|c| enabled.split_whitespace().any(|e| e == *c))
+    {
         return Ok(());
     }
     let line: Vec<String> = SUBTREE.iter().map(|c| format!("+{c}")).collect();
@@ -65,7 +68,10 @@ pub(super) fn write_limits(cg: &Cgroups, id: &str, limits: &Limits) -> Result<()
             let memory_limit = v1_value(limits.memory_bytes);
             write(&memory.join("memory.limit_in_bytes"), &memory_limit)?;
             write(&cpu.join("cpu.cfs_period_us"), &period)?;
-            write(&cpu.join("cpu.cfs_quota_us"), &v1_value(limits.cpu_quota_us))?;
+            write(
+                &cpu.join("cpu.cfs_quota_us"),
+                &v1_value(limits.cpu_quota_us),
+            )?;
         }
     }
     // `pids.max` is spelled alike in both versions.
@@ -80,7 +86,10 @@ pub(super) fn read_limits(cg: &Cgroups, id: &str) -> Result<Limits, ReadError> {
     let pids = parse_v2(&pids.join("pids.max"), &read(&pids.join("pids.max"))?)?;
     match cg.layout.version {
         Version::V2 => {
-            let memory_bytes = parse_v2(&memory.join("memory.max"), &read(&memory.join("memory.max"))?)?;
+            let memory_bytes = parse_v2(
+                &memory.join("memory.max"),
+                &read(&memory.join("memory.max"))?,
+            )?;
             let cpu_max = cpu.join("cpu.max");
             let text = read(&cpu_max)?;
             let (quota, period) = text

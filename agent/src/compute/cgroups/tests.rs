@@ -43,7 +43,13 @@ fn v2_mountinfo(point: &Path) -> String {
 fn fake_v1() -> (TempDir, Cgroups) {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().display().to_string();
-    for dir in ["cpu,cpuacct", "memory/process_api/abc", "pids", "systemd", "unified"] {
+    for dir in [
+        "cpu,cpuacct",
+        "memory/process_api/abc",
+        "pids",
+        "systemd",
+        "unified",
+    ] {
         fs::create_dir_all(tmp.path().join(dir)).unwrap();
     }
     fs::write(tmp.path().join("unified/cgroup.controllers"), "").unwrap();
@@ -90,7 +96,10 @@ fn mountinfo_with_optional_fields_and_escapes_parses() {
     assert_eq!(mounts.len(), 1);
     assert_eq!(mounts[0].point, Path::new("/sys/fs/cgroup"));
     assert_eq!(mounts[0].fstype, "cgroup2");
-    assert_eq!(mounts[0].super_options, ["rw", "nsdelegate", "memory_recursiveprot"]);
+    assert_eq!(
+        mounts[0].super_options,
+        ["rw", "nsdelegate", "memory_recursiveprot"]
+    );
     let odd = "50 31 0:40 /a\\040b /mnt/my\\040cg\\134x rw shared:1 master:2 - cgroup cgroup rw,pids\n\
                not a mountinfo line\n";
     let mounts = parse_mountinfo(odd);
@@ -124,12 +133,22 @@ fn v2_create_enables_controllers_and_writes_the_limits() {
     let root = tmp.path();
     let dir = root.join("kec2/i-0abc");
     assert_eq!(made.dirs(), [dir.clone()]);
-    assert_eq!(text(root.join("cgroup.subtree_control")), "+cpu +memory +pids");
-    assert_eq!(text(root.join("kec2/cgroup.subtree_control")), "+cpu +memory +pids");
+    assert_eq!(
+        text(root.join("cgroup.subtree_control")),
+        "+cpu +memory +pids"
+    );
+    assert_eq!(
+        text(root.join("kec2/cgroup.subtree_control")),
+        "+cpu +memory +pids"
+    );
     assert_eq!(text(dir.join("cpu.max")), "100000 100000");
     assert_eq!(text(dir.join("memory.max")), ((512 + 64) << 20).to_string());
     assert_eq!(text(dir.join("pids.max")), "65");
-    let procs = dir.join("cgroup.procs").into_os_string().into_string().unwrap();
+    let procs = dir
+        .join("cgroup.procs")
+        .into_os_string()
+        .into_string()
+        .unwrap();
     assert_eq!(made.join_paths(), [CString::new(procs).unwrap()]);
     assert_eq!(cg.limits("i-0abc").unwrap(), limits);
 }
@@ -172,7 +191,11 @@ fn v2_counters_come_from_cpu_stat_and_memory_files() {
     fs::write(dir.join("memory.current"), "8192\n").unwrap();
     assert_eq!(cg.cpu_usage_ns("i-1"), Some(1_234_000));
     assert_eq!(cg.memory_current_bytes("i-1"), Some(8192));
-    assert_eq!(cg.memory_peak_bytes("i-1"), None, "no memory.peak before 5.19");
+    assert_eq!(
+        cg.memory_peak_bytes("i-1"),
+        None,
+        "no memory.peak before 5.19"
+    );
     fs::write(dir.join("memory.peak"), "65536\n").unwrap();
     assert_eq!(cg.memory_peak_bytes("i-1"), Some(65536));
     assert_eq!(cg.cpu_usage_ns("i-2"), None);
@@ -194,7 +217,10 @@ fn v1_cgroups_go_under_the_agents_own_cgroup_once_per_hierarchy() {
     let memory = root.join("memory/process_api/abc/kec2/i-1");
     let pids = root.join("pids/kec2/i-1");
     assert_eq!(made.dirs(), [cpu.clone(), memory.clone(), pids.clone()]);
-    assert_eq!(text(memory.join("memory.limit_in_bytes")), ((256 + 64) << 20).to_string());
+    assert_eq!(
+        text(memory.join("memory.limit_in_bytes")),
+        ((256 + 64) << 20).to_string()
+    );
     assert_eq!(text(cpu.join("cpu.cfs_quota_us")), "200000");
     assert_eq!(text(cpu.join("cpu.cfs_period_us")), "100000");
     assert_eq!(text(pids.join("pids.max")), "66");
@@ -224,7 +250,11 @@ fn v1_counters_come_from_cpuacct_and_memory_files() {
     let (tmp, cg) = fake_v1();
     cg.create("i-1", &Limits::for_instance(1, 128)).unwrap();
     let root = tmp.path();
-    fs::write(root.join("cpu,cpuacct/kec2/i-1/cpuacct.usage"), "987654321\n").unwrap();
+    fs::write(
+        root.join("cpu,cpuacct/kec2/i-1/cpuacct.usage"),
+        "987654321\n",
+    )
+    .unwrap();
     let memory = root.join("memory/process_api/abc/kec2/i-1");
     fs::write(memory.join("memory.usage_in_bytes"), "4096\n").unwrap();
     fs::write(memory.join("memory.max_usage_in_bytes"), "12288\n").unwrap();
@@ -260,7 +290,10 @@ fn names_that_are_not_one_directory_are_refused() {
     for bad in ["", ".", "..", "a/b", "../x", "a\0b"] {
         let err = cg.create(bad, &Limits::for_instance(1, 128)).unwrap_err();
         assert!(matches!(err, CreateError::Name(_)), "{bad:?}: {err:?}");
-        assert!(matches!(cg.remove(bad), Err(RemoveError::Name(_))), "{bad:?}");
+        assert!(
+            matches!(cg.remove(bad), Err(RemoveError::Name(_))),
+            "{bad:?}"
+        );
         assert!(cg.clone().with_parent(bad).is_err(), "{bad:?}");
     }
     assert!(!tmp.path().join("kec2").exists());
@@ -355,7 +388,9 @@ fn a_v1_mount_of_a_subtree_is_followed() {
 #[test]
 fn join_in_child_writes_zero_to_each_file() {
     let tmp = tempfile::tempdir().unwrap();
-    let files: Vec<PathBuf> = (0..3).map(|i| tmp.path().join(format!("procs{i}"))).collect();
+    let files: Vec<PathBuf> = (0..3)
+        .map(|i| tmp.path().join(format!("procs{i}")))
+        .collect();
     files.iter().for_each(|f| fs::write(f, "").unwrap());
     let paths: Vec<CString> = files
         .iter()
