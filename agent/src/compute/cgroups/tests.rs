@@ -132,7 +132,7 @@ fn v2_create_enables_controllers_and_writes_the_limits() {
     let made = cg.create("i-0abc", &limits).unwrap();
     let root = tmp.path();
     let dir = root.join("kec2/i-0abc");
-    assert_eq!(made.dirs(), [dir.clone()]);
+    assert_eq!(made.dirs(), std::slice::from_ref(&dir));
     assert_eq!(
         text(root.join("cgroup.subtree_control")),
         "+cpu +memory +pids"
