@@ -114,3 +114,46 @@ fn a_child_joins_its_instance_cgroup_under_the_kernels_limits() {
     assert!(made.dirs().iter().all(|d| !d.exists()), "{:?}", made.dirs());
     assert!(!cg.instances().contains(&id));
 }
+
+#[test]
+fn a_busy_child_is_held_to_its_cpu_quota() {
+    if let Err(why) = usable_host() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let cg = Cgroups::detect().expect("this host mounts cgroups, so detection must succeed");
+    let id = format!("i-cgquota{:08x}", std::process::id());
+    let mut cleanup = Cleanup {
+        cg: &cg,
+        id: id.clone(),
+        child: None,
+    };
+    // A fifth of a CPU: 20 ms in every 100 ms period.
+    let limits = Limits {
+        cpu_quota_us: Some(20_000),
+        ..Limits::for_instance(1, 128)
+    };
+    let made = cg.create(&id, &limits).unwrap();
+    let paths = made.join_paths();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "while :; do :; done"]);
+    // SAFETY: the closure only calls `join_in_child`, which is async-signal-safe.
+    unsafe { cmd.pre_exec(move || join_in_child(&paths)) };
+    let started = std::time::Instant::now();
+    cleanup.child = Some(cmd.spawn().unwrap());
+    std::thread::sleep(Duration::from_secs(1));
+    let used = Duration::from_nanos(cg.cpu_usage_ns(&id).unwrap());
+    let wall = started.elapsed();
+
+    // The quota's share of the wall time, plus one period of slack.
+    let allowed = wall / 5 + Duration::from_millis(100);
+    assert!(used <= allowed, "used {used:?} of CPU in {wall:?}");
+    // The first hierarchy serves `cpu` in both versions; its cpu.stat counts throttling.
+    let stat = std::fs::read_to_string(made.dirs()[0].join("cpu.stat")).unwrap();
+    let throttled: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("nr_throttled "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no nr_throttled in {stat}"));
+    assert!(throttled > 0, "never throttled: {stat}");
+}
