@@ -83,39 +83,39 @@ pub(super) fn read_limits(cg: &Cgroups, id: &str) -> Result<Limits, ReadError> {
     let dir = |index| cg.dir(index, id).map_err(ReadError::Name);
     let roles = cg.layout.roles;
     let (memory, cpu, pids) = (dir(roles.memory)?, dir(roles.cpu)?, dir(roles.pids)?);
-    let pids = parse_v2(&pids.join("pids.max"), &read(&pids.join("pids.max"))?)?;
+    let pids = read_parsed(&pids.join("pids.max"), parse_v2)?;
     match cg.layout.version {
-        Version::V2 => {
-            let memory_bytes = parse_v2(
-                &memory.join("memory.max"),
-                &read(&memory.join("memory.max"))?,
-            )?;
-            let cpu_max = cpu.join("cpu.max");
-            let text = read(&cpu_max)?;
-            let (quota, period) = text
-                .split_once(' ')
-                .ok_or_else(|| parse_error(&cpu_max, &text))?;
-            Ok(Limits {
-                memory_bytes,
-                cpu_quota_us: parse_v2(&cpu_max, quota)?,
-                cpu_period_us: parse_u64(&cpu_max, period)?,
-                pids,
-            })
-        }
-        Version::V1 => {
-            let limit = memory.join("memory.limit_in_bytes");
-            let memory_bytes = Some(parse_u64(&limit, &read(&limit)?)?)
-                .filter(|&bytes| bytes < V1_UNLIMITED_BYTES);
-            let quota = cpu.join("cpu.cfs_quota_us");
-            let period = cpu.join("cpu.cfs_period_us");
-            Ok(Limits {
-                memory_bytes,
-                cpu_quota_us: parse_v1_quota(&quota, &read(&quota)?)?,
-                cpu_period_us: parse_u64(&period, &read(&period)?)?,
-                pids,
-            })
-        }
+        Version::V2 => read_v2_limits(&memory, &cpu, pids),
+        Version::V1 => read_v1_limits(&memory, &cpu, pids),
     }
+}
+
+/// v2's `memory.max` and `cpu.max` (`<quota|max> <period>`).
+fn read_v2_limits(memory: &Path, cpu: &Path, pids: Option<u64>) -> Result<Limits, ReadError> {
+    let memory_bytes = read_parsed(&memory.join("memory.max"), parse_v2)?;
+    let cpu_max = cpu.join("cpu.max");
+    let text = read(&cpu_max)?;
+    let (quota, period) = text
+        .split_once(' ')
+        .ok_or_else(|| parse_error(&cpu_max, &text))?;
+    Ok(Limits {
+        memory_bytes,
+        cpu_quota_us: parse_v2(&cpu_max, quota)?,
+        cpu_period_us: parse_u64(&cpu_max, period)?,
+        pids,
+    })
+}
+
+/// v1's `memory.limit_in_bytes` (huge when unlimited), `cpu.cfs_quota_us` (`-1` when
+/// unlimited) and `cpu.cfs_period_us`.
+fn read_v1_limits(memory: &Path, cpu: &Path, pids: Option<u64>) -> Result<Limits, ReadError> {
+    let memory_bytes = read_parsed(&memory.join("memory.limit_in_bytes"), parse_u64)?;
+    Ok(Limits {
+        memory_bytes: Some(memory_bytes).filter(|&bytes| bytes < V1_UNLIMITED_BYTES),
+        cpu_quota_us: read_parsed(&cpu.join("cpu.cfs_quota_us"), parse_v1_quota)?,
+        cpu_period_us: read_parsed(&cpu.join("cpu.cfs_period_us"), parse_u64)?,
+        pids,
+    })
 }
 
 /// The CPU time used by instance `id`'s cgroup, in nanoseconds.
@@ -186,6 +186,14 @@ fn read(path: &Path) -> Result<String, ReadError> {
             source,
         }),
     }
+}
+
+/// The interface file `path`, read and parsed by `parse`.
+fn read_parsed<T>(
+    path: &Path,
+    parse: fn(&Path, &str) -> Result<T, ReadError>,
+) -> Result<T, ReadError> {
+    parse(path, &read(path)?)
 }
 
 /// A v2 value (`max` or a number) read from `path`.
