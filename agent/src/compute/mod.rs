@@ -3,6 +3,7 @@
 pub mod capacity;
 pub mod cgroups;
 pub mod catalog;
+pub mod cgroups;
 pub mod disks;
 pub mod freeze;
 pub mod hibernate;
