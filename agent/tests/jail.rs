@@ -85,14 +85,18 @@ fn every_vmm_runs_jailed_in_a_cgroup_of_its_own() {
         let uid = status_field(pid, "Uid");
         let first: u32 = uid.split(' ').next().unwrap().parse().unwrap();
         assert!(first >= 1_000_000_000, "{id}: uid {uid}");
-        assert_eq!(uid, [first.to_string(); 4].join(" "), "{id}");
+        assert_eq!(uid, vec![first.to_string(); 4].join(" "), "{id}");
         assert_eq!(status_field(pid, "Gid"), uid, "{id}");
         assert_eq!(status_field(pid, "CapEff"), "0000000000000000", "{id}");
         assert_eq!(status_field(pid, "CapPrm"), "0000000000000000", "{id}");
         assert_eq!(status_field(pid, "NoNewPrivs"), "1", "{id}");
         assert_eq!(status_field(pid, "Seccomp"), "2", "{id}");
         let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/mnt")).unwrap();
-        assert_ne!(ns(&pid.to_string()), ns("self"), "{id}: own mount namespace");
+        assert_ne!(
+            ns(&pid.to_string()),
+            ns("self"),
+            "{id}: own mount namespace"
+        );
         // Its root is its jail directory: the host's files are not in it.
         let root = PathBuf::from(format!("/proc/{pid}/root"));
         assert!(!root.join("etc").exists(), "{id}");
@@ -103,7 +107,10 @@ fn every_vmm_runs_jailed_in_a_cgroup_of_its_own() {
         let memory = cgroup_file(pid, "memory", "memory.limit_in_bytes", "memory.max");
         assert_eq!(memory, ((512u64 + 64) << 20).to_string(), "{id}");
         let quota = cgroup_file(pid, "cpu", "cpu.cfs_quota_us", "cpu.max");
-        assert!(quota == "100000" || quota == "100000 100000", "{id}: {quota}");
+        assert!(
+            quota == "100000" || quota == "100000 100000",
+            "{id}: {quota}"
+        );
         assert_eq!(cgroup_file(pid, "pids", "pids.max", "pids.max"), "65");
     }
     assert_ne!(
@@ -115,10 +122,20 @@ fn every_vmm_runs_jailed_in_a_cgroup_of_its_own() {
     // mount namespace.
     assert!(std::path::Path::new("/etc/passwd").exists());
     let opened = call_in(pid_a, "(int)open(\"/etc/passwd\", 0)");
-    assert!(opened.contains("= -1"), "open from inside the jail: {opened}");
-    assert_eq!(agent.instance(&a).state, "running", "the probe call did no harm");
+    assert!(
+        opened.contains("= -1"),
+        "open from inside the jail: {opened}"
+    );
+    assert_eq!(
+        agent.instance(&a).state,
+        "running",
+        "the probe call did no harm"
+    );
 
-    agent.call("TerminateInstances", &[("InstanceId.1", &a), ("InstanceId.2", &b)]);
+    agent.call(
+        "TerminateInstances",
+        &[("InstanceId.1", &a), ("InstanceId.2", &b)],
+    );
     agent.wait_state(&a, "terminated", RUNNING);
     agent.wait_state(&b, "terminated", RUNNING);
     let log = agent.log();
@@ -134,7 +151,15 @@ fn every_vmm_runs_jailed_in_a_cgroup_of_its_own() {
 /// Whether a cgroup named after instance `id` exists in any hierarchy.
 fn cgroup_dir_exists(id: &str) -> bool {
     let out = Command::new("find")
-        .args(["/sys/fs/cgroup", "-maxdepth", "6", "-type", "d", "-name", id])
+        .args([
+            "/sys/fs/cgroup",
+            "-maxdepth",
+            "6",
+            "-type",
+            "d",
+            "-name",
+            id,
+        ])
         .output()
         .unwrap();
     !String::from_utf8_lossy(&out.stdout).trim().is_empty()

@@ -122,7 +122,16 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let config = match Args::parse().into_config() {
+    // Bad flags are bad input (exit code 1, as the README's table says); --help and
+    // --version print and succeed.
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(u8::from(err.use_stderr()));
+        }
+    };
+    let config = match args.into_config() {
         Ok(config) => config,
         Err(err) => {
             report(&err);

@@ -52,7 +52,8 @@ impl JailedProbe {
             "api socket appears"
         );
         assert!(
-            eventually(Duration::from_secs(10), || counts(&probe.console()).len() > 1),
+            eventually(Duration::from_secs(10), || counts(&probe.console()).len()
+                > 1),
             "the guest runs jailed: {}",
             probe.console()
         );
@@ -201,8 +202,11 @@ fn a_restored_vm_runs_jailed_too() {
     );
     assert_eq!(answer["ok"], true, "{answer}");
     let seen = counts(&probe.console()).last().copied().unwrap();
-    drop(probe.stop());
     let dir = tempfile::tempdir().unwrap();
+    let kept = dir.path().join("vm.snap");
+    std::fs::copy(&snap, &kept).unwrap();
+    drop(probe.stop());
+    let snap = kept;
     let root = dir.path().join("jail");
     std::fs::create_dir(&root).unwrap();
     std::os::unix::fs::chown(&root, Some(JAIL_ID), Some(JAIL_ID)).unwrap();

@@ -125,7 +125,12 @@ impl super::Compute {
     pub(super) fn release_cgroup(&self, id: &str) {
         let mib = |b: u64| b >> 20;
         let peak = self.cgroups.memory_peak_bytes(id).map(mib);
-        let limit = self.cgroups.limits(id).ok().map(|l| mib(l.memory_bytes));
+        let limit = self
+            .cgroups
+            .limits(id)
+            .ok()
+            .and_then(|l| l.memory_bytes)
+            .map(mib);
         tracing::info!(%id, memory_peak_mib = ?peak, memory_limit_mib = ?limit, "vmm cgroup released");
         if let Err(e) = self.cgroups.remove(id) {
             tracing::warn!(%id, error = %crate::error_chain(&e), "cannot remove the vmm's cgroup");
@@ -206,7 +211,10 @@ mod tests {
             );
             let meta = std::fs::metadata(dir.jail_root()).unwrap();
             use std::os::unix::fs::MetadataExt;
-            assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o777), (id, id, 0o700));
+            assert_eq!(
+                (meta.uid(), meta.gid(), meta.mode() & 0o777),
+                (id, id, 0o700)
+            );
         } else {
             assert!(spec.is_err(), "chown to another uid needs root");
         }

@@ -1,7 +1,6 @@
 //! Compute: the instance catalog, host capacity, VMM supervision and the lifecycle.
 
 pub mod capacity;
-pub mod cgroups;
 pub mod catalog;
 pub mod cgroups;
 pub mod disks;

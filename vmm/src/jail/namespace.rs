@@ -66,11 +66,8 @@ pub fn pivot_into(root: &Path) -> Result<(), NamespaceError> {
         )
         .into()
     })?;
-    let flags = libc::MS_BIND
-        | libc::MS_REMOUNT
-        | libc::MS_NOSUID
-        | libc::MS_NODEV
-        | libc::MS_NOEXEC;
+    let flags =
+        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     // SAFETY: as above.
     check("remounting the jail root nosuid,nodev,noexec", unsafe {
         libc::mount(

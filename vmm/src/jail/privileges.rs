@@ -14,7 +14,9 @@ pub enum PrivilegeError {
         source: std::io::Error,
     },
     /// Capabilities survived the change of uid.
-    #[error("capabilities remain after the change of uid (effective {effective:#x}, permitted {permitted:#x})")]
+    #[error(
+        "capabilities remain after the change of uid (effective {effective:#x}, permitted {permitted:#x})"
+    )]
     CapabilitiesLeft {
         /// The effective set's low word.
         effective: u32,
@@ -77,13 +79,7 @@ fn capabilities() -> Result<(u32, u32), PrivilegeError> {
     };
     let mut data = [Data::default(); 2];
     // SAFETY: capget with version 3 writes two `Data` records, which `data` holds.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_capget,
-            &raw mut header,
-            data.as_mut_ptr(),
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()) };
     if rc < 0 {
         return Err(PrivilegeError::Call {
             step: "capget",

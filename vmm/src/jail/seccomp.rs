@@ -103,7 +103,7 @@ fn ioctl_requests() -> Vec<u64> {
         KVM_GET_PIT2(),
         KVM_SET_PIT2(),
     ];
-    let mut all: Vec<u64> = kvm.into_iter().map(u64::from).collect();
+    let mut all: Vec<u64> = kvm.to_vec();
     all.extend([TUNSETOFFLOAD, TUNSETVNETHDRSZ, FIONBIO]);
     all.sort_unstable();
     all.dedup();
@@ -191,12 +191,11 @@ const ALLOWED: &[i64] = &[
 /// `prctl` options a running VMM uses: naming its threads.
 const PRCTL_OPTIONS: &[u64] = &[libc::PR_SET_NAME as u64];
 
+/// A rule matching calls whose argument `arg` (below 6) equals `value`.
 fn arg_equals(arg: u8, value: u64) -> SeccompRule {
-    #[allow(clippy::expect_used)]
     let condition = SeccompCondition::new(arg, SeccompCmpArgLen::Qword, SeccompCmpOp::Eq, value)
-        .expect("argument index below 6");
-    #[allow(clippy::expect_used)]
-    SeccompRule::new(vec![condition]).expect("one condition")
+        .expect("argument indices below 6 are valid");
+    SeccompRule::new(vec![condition]).expect("a rule with one condition is valid")
 }
 
 /// The rules: every allowed call, `ioctl` by request and `prctl` by option.

@@ -41,7 +41,10 @@ fn the_filter_compiles_and_lists_no_dangerous_call() {
         libc::SYS_chroot,
         libc::SYS_unshare,
     ] {
-        assert!(!allowed.contains_key(&forbidden), "syscall {forbidden} is allowed");
+        assert!(
+            !allowed.contains_key(&forbidden),
+            "syscall {forbidden} is allowed"
+        );
     }
 }
 
