@@ -57,8 +57,8 @@ fn cgroup_file(pid: i32, controller: &str, v1_file: &str, v2_file: &str) -> Stri
 /// Calls `expr` inside process `pid` through a debugger; returns what the debugger printed.
 fn call_in(pid: i32, expr: &str) -> String {
     let out = Command::new("gdb")
-        .args(["-q", "-nx", "-batch", "-p", &pid.to_string()])
-        .args(["-ex", "set sysroot /", "-ex", &format!("call {expr}")])
+        .args(["-q", "-nx", "-batch", "-iex", "set sysroot /"])
+        .args(["-p", &pid.to_string(), "-ex", &format!("call {expr}")])
         .output()
         .expect("gdb runs (scripts/install-deps.sh installs it)");
     format!(

@@ -239,3 +239,27 @@ fn a_restored_vm_runs_jailed_too() {
     assert!(status.contains("Seccomp:\t2"), "{status}");
     assert!(out.status.success(), "{out:?}");
 }
+
+#[test]
+fn a_vmm_stopped_and_continued_runs_on_under_its_filter() {
+    // Interrupted sleeps and waits resume through restart_syscall, which the filter must allow.
+    let probe = JailedProbe::start(&[]);
+    let pid = probe.pid() as i32;
+    for _ in 0..3 {
+        // SAFETY: kill(2) on our own child with plain integers.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        std::thread::sleep(Duration::from_millis(100));
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+    }
+    let seen = counts(&probe.console()).last().copied().unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || counts(&probe.console())
+            .last()
+            .is_some_and(|c| *c > seen + 1)),
+        "the guest counts on after SIGSTOP/SIGCONT: {}",
+        probe.console()
+    );
+    let out = probe.stop();
+    assert!(out.status.success(), "{out:?}");
+}

@@ -133,6 +133,8 @@ const ALLOWED: &[i64] = &[
     libc::SYS_rt_sigaction,
     libc::SYS_rt_sigprocmask,
     libc::SYS_rt_sigreturn,
+    // A sleep or wait interrupted by a stop signal or a debugger resumes through this.
+    libc::SYS_restart_syscall,
     libc::SYS_sigaltstack,
     libc::SYS_exit,
     libc::SYS_exit_group,
