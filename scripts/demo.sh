@@ -69,6 +69,12 @@ ids=$(ec2 describe-instances --output json | python3 -c 'import json,sys; print(
 ec2 wait instance-running --instance-ids $ids
 echo "-- two instances running:"; ec2 describe-instances
 first=${ids%% *}
+vmm_pid=$(pgrep -f -- "--serial-log $state/instances/$first/" | head -n 1)
+echo "-- the vmm of $first (pid $vmm_pid) runs jailed: its own uid, no capabilities, seccomp,"
+echo "   its own mount namespace and cgroup (docs/security.md):"
+grep -E '^(Uid|CapEff|NoNewPrivs|Seccomp):' "/proc/$vmm_pid/status" | sed 's/^/   /'
+grep -E ':(memory|pids):|^0::' "/proc/$vmm_pid/cgroup" | sed 's/^/   cgroup /'
+echo "   its / holds: [$(ls -A "/proc/$vmm_pid/root" | tr '\n' ' ')] (no /etc, /dev or /proc)"
 for _ in $(seq 100); do ec2 get-console-output --instance-id "$first" | grep -q 'imds done' && break; sleep 0.1; done
 echo "-- console of $first: an address by DHCP, its metadata over IMDSv2:"
 ec2 get-console-output --instance-id "$first" | grep -E 'net dhcp|imds'
