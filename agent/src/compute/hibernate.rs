@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::recovery::Step;
 use super::lifecycle::ChangeStateError;
 use super::supervisor;
 use super::{Compute, StateChange, user_initiated};
@@ -68,7 +69,8 @@ impl Compute {
                 };
                 instances::set_state(&self.db.lock(), &row.id, InstanceState::Stopping, &update)?;
                 current = InstanceState::Stopping;
-                tokio::spawn(self.clone().save_and_stop(row.id.clone(), pid, start));
+                let end = self.clone().save_and_stop(row.id.clone(), pid, start);
+                self.supervise(&row.id, Step::End(pid, start), end);
             }
             changes.push(StateChange {
                 id: row.id,

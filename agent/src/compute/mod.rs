@@ -8,6 +8,7 @@ pub mod hibernate;
 pub mod launch;
 pub mod lifecycle;
 pub mod reconcile;
+pub mod recovery;
 pub mod supervisor;
 
 use std::collections::HashMap;
