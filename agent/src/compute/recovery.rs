@@ -186,3 +186,237 @@ fn reap_if_child(pid: i32) {
         libc::waitpid(pid, &mut status, libc::WNOHANG);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Child, Command};
+
+    use super::*;
+    use crate::compute::ComputeConfig;
+    use crate::compute::capacity::Capacity;
+    use crate::imds::server::Imds;
+    use crate::imds::source::IdentityKey;
+    use crate::network::netns::NetNs;
+    use crate::network::{Network, NetworkConfig};
+    use crate::state::Db;
+    use crate::state::instances::InstanceRow;
+    use crate::tasks::test_log::capture;
+
+    /// A network namespace of the test's own (the network service releases instances'
+    /// networks and rebuilds rules there, never on the host's), removed on drop.
+    struct TestNs(String);
+
+    impl TestNs {
+        fn new() -> Self {
+            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let name = format!("kec2-recovery-{}-{n}", std::process::id());
+            let out = Command::new("ip")
+                .args(["netns", "add", &name])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            TestNs(name)
+        }
+    }
+
+    impl Drop for TestNs {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+        }
+    }
+
+    struct Fixture {
+        compute: Arc<Compute>,
+        _dir: tempfile::TempDir,
+        _ns: TestNs,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = TestNs::new();
+        let db = Arc::new(Db::open(&dir.path().join("state.db")).unwrap());
+        let key = IdentityKey::load_or_create(dir.path()).unwrap();
+        let imds = Imds::new(db.clone(), "123456789012".into(), key);
+        let net = NetworkConfig {
+            public_pool: "198.51.100.0/24".parse().unwrap(),
+            outbound_nat: false,
+            dns: Vec::new(),
+            netns: NetNs::named(&ns.0).unwrap(),
+        };
+        let network = Network::new(db.clone(), net, imds);
+        let config = ComputeConfig {
+            state_dir: dir.path().to_owned(),
+            vmm: "/nonexistent/vmm".into(),
+            capacity: Capacity {
+                vcpus: 8,
+                memory_mib: 8192,
+            },
+            stop_timeout: Duration::from_secs(1),
+            terminated_retention: Duration::from_secs(3600),
+        };
+        Fixture {
+            compute: Compute::new(db, config, network),
+            _dir: dir,
+            _ns: ns,
+        }
+    }
+
+    /// A stand-in for a VMM: a process leading its own group, as the supervisor starts them.
+    fn stand_in() -> (Child, i32, u64) {
+        let child = Command::new("sleep")
+            .arg("600")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        (child, pid, supervisor::start_time(pid).unwrap())
+    }
+
+    fn insert(c: &Compute, id: &str, state: InstanceState, vmm: Option<(i32, u64)>) {
+        let row = InstanceRow {
+            seq: 0,
+            id: id.into(),
+            reservation_id: "r-0".into(),
+            launch_index: 0,
+            image_id: "ami-0".into(),
+            instance_type: "t2.nano".into(),
+            key_name: None,
+            state,
+            state_reason_code: None,
+            state_reason_message: None,
+            transition_reason: String::new(),
+            launch_time: String::new(),
+            user_data: None,
+            shutdown_behavior: "stop".into(),
+            client_token: None,
+            vcpus: 1,
+            memory_mib: 512,
+            kernel: String::new(),
+            initrd: None,
+            boot_args: String::new(),
+            entry: "user".into(),
+            architecture: "x86_64".into(),
+            pid: None,
+            pid_start: None,
+            rebooting: false,
+            terminated_at: None,
+        };
+        let conn = c.db.lock();
+        instances::insert(&conn, &row).unwrap();
+        instances::set_pid(&conn, id, vmm).unwrap();
+    }
+
+    fn row(c: &Compute, id: &str) -> InstanceRow {
+        instances::get(&c.db.lock(), id).unwrap().unwrap()
+    }
+
+    /// Waits up to 10 s for instance `id` to reach `state`.
+    async fn settled(c: &Compute, id: &str, state: InstanceState) -> InstanceRow {
+        for _ in 0..500 {
+            let r = row(c, id);
+            if r.state == state {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{id} never became {}: {:?}", state.name(), row(c, id).state);
+    }
+
+    fn reason(r: &InstanceRow) -> (String, String) {
+        let code = r.state_reason_code.clone().unwrap_or_default();
+        (code, r.state_reason_message.clone().unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn a_panicked_start_fails_its_instance_alone_while_another_is_still_watched() {
+        let (logs, _guard) = capture();
+        let f = fixture();
+        let c = &f.compute;
+        let (other, pid, start) = stand_in();
+        insert(c, "i-0other", InstanceState::Running, Some((pid, start)));
+        let watch = c.clone().monitor("i-0other".into(), pid, Some(other));
+        c.supervise("i-0other", Step::Watch(pid), watch);
+        insert(c, "i-0start", InstanceState::Pending, None);
+
+        c.supervise("i-0start", Step::Start, async { panic!("injected start defect") });
+        let failed = settled(c, "i-0start", InstanceState::Stopped).await;
+        let (code, message) = reason(&failed);
+        assert_eq!(code, "Server.InternalError");
+        assert!(message.contains("vmm start panicked: injected start defect"), "{message}");
+
+        assert_eq!(row(c, "i-0other").state, InstanceState::Running);
+        assert!(supervisor::alive(pid, start), "the other instance's vmm is untouched");
+        supervisor::kill_group(pid);
+        let ended = settled(c, "i-0other", InstanceState::Stopped).await;
+        assert!(reason(&ended).1.contains("ended without an exit line"), "its watch saw it");
+
+        let panics = logs.lines_with(&["a unit panicked", "vmm start", "i-0start"]);
+        assert_eq!(panics.len(), 1, "{}", logs.text());
+        assert!(panics[0].contains("injected start defect"));
+    }
+
+    #[tokio::test]
+    async fn a_panicked_watch_is_rearmed_records_the_exit_and_reaps_the_vmm() {
+        let (logs, _guard) = capture();
+        let f = fixture();
+        let c = &f.compute;
+        let (_child, pid, start) = stand_in();
+        insert(c, "i-0watch", InstanceState::Running, Some((pid, start)));
+
+        c.supervise("i-0watch", Step::Watch(pid), async { panic!("injected watch defect") });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(row(c, "i-0watch").state, InstanceState::Running);
+        let rearmed = logs.lines_with(&["watching the vmm again", "i-0watch"]);
+        assert_eq!(rearmed.len(), 1, "{}", logs.text());
+
+        supervisor::kill_group(pid);
+        settled(c, "i-0watch", InstanceState::Stopped).await;
+        assert!(supervisor::start_time(pid).is_none(), "reaped, not left a zombie");
+        let panics = logs.lines_with(&["a unit panicked", "vmm watch", "i-0watch"]);
+        assert_eq!(panics.len(), 1, "{}", logs.text());
+    }
+
+    #[tokio::test]
+    async fn a_panicked_shutdown_kills_the_vmm_and_the_stop_completes() {
+        let (logs, _guard) = capture();
+        let f = fixture();
+        let c = &f.compute;
+        let (child, pid, start) = stand_in();
+        insert(c, "i-0stop", InstanceState::Running, Some((pid, start)));
+        let user = StateUpdate {
+            reason: Some(("Client.UserInitiatedShutdown".into(), "by the user".into())),
+            transition_reason: None,
+        };
+        instances::set_state(&c.db.lock(), "i-0stop", InstanceState::Stopping, &user).unwrap();
+        let watch = c.clone().monitor("i-0stop".into(), pid, Some(child));
+        c.supervise("i-0stop", Step::Watch(pid), watch);
+
+        let end = async { panic!("injected shutdown defect") };
+        c.supervise("i-0stop", Step::End(pid, start), end);
+        let stopped = settled(c, "i-0stop", InstanceState::Stopped).await;
+        assert_eq!(reason(&stopped).0, "Client.UserInitiatedShutdown");
+        assert!(!supervisor::alive(pid, start));
+        assert!(stopped.pid.is_none());
+        let killed = logs.lines_with(&["killing the vmm its failed shutdown left", "i-0stop"]);
+        assert_eq!(killed.len(), 1, "{}", logs.text());
+    }
+
+    #[tokio::test]
+    async fn a_panicked_confirmation_stops_the_instance_with_the_reason() {
+        let f = fixture();
+        let c = &f.compute;
+        let (child, pid, start) = stand_in();
+        insert(c, "i-0conf", InstanceState::Pending, Some((pid, start)));
+        let watch = c.clone().monitor("i-0conf".into(), pid, Some(child));
+        c.supervise("i-0conf", Step::Watch(pid), watch);
+
+        c.supervise("i-0conf", Step::Confirm, async { panic!("injected confirm defect") });
+        let stopped = settled(c, "i-0conf", InstanceState::Stopped).await;
+        let (code, message) = reason(&stopped);
+        assert_eq!(code, "Server.InternalError");
+        assert!(message.contains("vmm confirmation panicked: injected confirm defect"));
+        assert!(!supervisor::alive(pid, start));
+    }
+}
