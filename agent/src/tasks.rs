@@ -120,14 +120,17 @@ async fn catch_phase<F: Future>(
     phase: &'static str,
     work: F,
 ) -> Result<F::Output, Panicked> {
-    AssertUnwindSafe(work).catch_unwind().await.map_err(|payload| {
-        let message = panic_message(&*payload);
-        unit.log_panic(&message, phase);
-        Panicked {
-            unit: unit.name,
-            message,
-        }
-    })
+    AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .map_err(|payload| {
+            let message = panic_message(&*payload);
+            unit.log_panic(&message, phase);
+            Panicked {
+                unit: unit.name,
+                message,
+            }
+        })
 }
 
 /// Runs `work` to its end as `unit`; a panic in it is caught, logged and returned.
@@ -342,17 +345,33 @@ mod tests {
         let server_b = spawn_restarting(unit_b, QUICK, move || line_server(b.clone(), "b"));
 
         assert_eq!(ask(addr_a, "hello").await, "a hello");
-        assert_eq!(ask(addr_a, "boom").await, "", "the panicking run drops its connection");
+        assert_eq!(
+            ask(addr_a, "boom").await,
+            "",
+            "the panicking run drops its connection"
+        );
         assert_eq!(ask(addr_b, "still here").await, "b still here");
-        assert_eq!(ask(addr_a, "again").await, "a again", "the restarted run serves");
+        assert_eq!(
+            ask(addr_a, "again").await,
+            "a again",
+            "the restarted run serves"
+        );
         assert_eq!(ask(addr_b, "and here").await, "b and here");
-        assert_eq!(runs.load(Ordering::SeqCst), 2, "one restart after one panic");
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            2,
+            "one restart after one panic"
+        );
         assert!(!server_a.is_finished() && !server_b.is_finished());
 
         let panics = logs.lines_with(&["a unit panicked"]);
         assert_eq!(panics.len(), 1, "{}", logs.text());
         for part in ["dhcp server", "i-0aaa", "kec2t7", "a was asked to blow up"] {
-            assert!(panics[0].contains(part), "{part} missing from {}", panics[0]);
+            assert!(
+                panics[0].contains(part),
+                "{part} missing from {}",
+                panics[0]
+            );
         }
         assert!(!panics[0].contains("i-0bbb"));
         let restarts = logs.lines_with(&["restarting the unit", "i-0aaa", "restarts=1"]);

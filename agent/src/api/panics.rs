@@ -91,7 +91,11 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_request_gets_internal_error_and_the_next_one_is_served() {
         let (logs, _guard) = capture();
-        let app = contained(Router::new().route("/broken", get(broken)).fallback(echo_id));
+        let app = contained(
+            Router::new()
+                .route("/broken", get(broken))
+                .fallback(echo_id),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move { axum::serve(listener, app).await });

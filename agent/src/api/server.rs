@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::{Extension, Router};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
 
 use super::errors::ApiError;
 use super::panics::{RequestId, contained, new_request_id};

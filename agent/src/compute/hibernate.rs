@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::recovery::Step;
 use super::lifecycle::ChangeStateError;
+use super::recovery::Step;
 use super::supervisor;
 use super::{Compute, StateChange, user_initiated};
 use crate::state::hibernation;

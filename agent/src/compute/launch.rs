@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::recovery::Step;
 use super::catalog::InstanceType;
+use super::recovery::Step;
 use super::supervisor::{self, ExitReason};
 use super::{Compute, user_initiated};
 use crate::network::addressing::{self, AddressError, NewEni};
@@ -261,7 +261,11 @@ impl Compute {
         tracing::info!(%id, pid, "vmm started");
         let watch = self.clone().monitor(id.clone(), pid, Some(child));
         self.supervise(&id, Step::Watch(pid), watch);
-        self.supervise(&id, Step::Confirm, self.clone().confirm_running(id.clone(), pid));
+        self.supervise(
+            &id,
+            Step::Confirm,
+            self.clone().confirm_running(id.clone(), pid),
+        );
     }
 
     /// Waits for the VMM `pid` to exit (reaping it if it is our child), then handles the exit.

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::recovery::Step;
 use super::Compute;
+use super::recovery::Step;
 use super::supervisor;
 use crate::state::instances::{self, InstanceState, StateUpdate};
 
@@ -50,7 +50,11 @@ impl Compute {
                                 self.supervise(&id, Step::Confirm, confirm);
                             }
                             None => {
-                                self.supervise(&id, Step::Start, self.clone().start_vmm(id.clone()));
+                                self.supervise(
+                                    &id,
+                                    Step::Start,
+                                    self.clone().start_vmm(id.clone()),
+                                );
                             }
                         }
                     }

@@ -111,7 +111,10 @@ impl Compute {
                 return;
             }
         };
-        if matches!(row.state, InstanceState::Stopped | InstanceState::Terminated) {
+        if matches!(
+            row.state,
+            InstanceState::Stopped | InstanceState::Terminated
+        ) {
             return;
         }
         tracing::error!(%id, state = row.state.name(), "failing the instance: {panicked}");
@@ -216,7 +219,11 @@ mod tests {
                 .args(["netns", "add", &name])
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             TestNs(name)
         }
     }
@@ -340,17 +347,28 @@ mod tests {
         c.supervise("i-0other", Step::Watch(pid), watch);
         insert(c, "i-0start", InstanceState::Pending, None);
 
-        c.supervise("i-0start", Step::Start, async { panic!("injected start defect") });
+        c.supervise("i-0start", Step::Start, async {
+            panic!("injected start defect")
+        });
         let failed = settled(c, "i-0start", InstanceState::Stopped).await;
         let (code, message) = reason(&failed);
         assert_eq!(code, "Server.InternalError");
-        assert!(message.contains("vmm start panicked: injected start defect"), "{message}");
+        assert!(
+            message.contains("vmm start panicked: injected start defect"),
+            "{message}"
+        );
 
         assert_eq!(row(c, "i-0other").state, InstanceState::Running);
-        assert!(supervisor::alive(pid, start), "the other instance's vmm is untouched");
+        assert!(
+            supervisor::alive(pid, start),
+            "the other instance's vmm is untouched"
+        );
         supervisor::kill_group(pid);
         let ended = settled(c, "i-0other", InstanceState::Stopped).await;
-        assert!(reason(&ended).1.contains("ended without an exit line"), "its watch saw it");
+        assert!(
+            reason(&ended).1.contains("ended without an exit line"),
+            "its watch saw it"
+        );
 
         let panics = logs.lines_with(&["a unit panicked", "vmm start", "i-0start"]);
         assert_eq!(panics.len(), 1, "{}", logs.text());
@@ -365,7 +383,9 @@ mod tests {
         let (_child, pid, start) = stand_in();
         insert(c, "i-0watch", InstanceState::Running, Some((pid, start)));
 
-        c.supervise("i-0watch", Step::Watch(pid), async { panic!("injected watch defect") });
+        c.supervise("i-0watch", Step::Watch(pid), async {
+            panic!("injected watch defect")
+        });
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(row(c, "i-0watch").state, InstanceState::Running);
         let rearmed = logs.lines_with(&["watching the vmm again", "i-0watch"]);
@@ -373,7 +393,10 @@ mod tests {
 
         supervisor::kill_group(pid);
         settled(c, "i-0watch", InstanceState::Stopped).await;
-        assert!(supervisor::start_time(pid).is_none(), "reaped, not left a zombie");
+        assert!(
+            supervisor::start_time(pid).is_none(),
+            "reaped, not left a zombie"
+        );
         let panics = logs.lines_with(&["a unit panicked", "vmm watch", "i-0watch"]);
         assert_eq!(panics.len(), 1, "{}", logs.text());
     }
@@ -412,7 +435,9 @@ mod tests {
         let watch = c.clone().monitor("i-0conf".into(), pid, Some(child));
         c.supervise("i-0conf", Step::Watch(pid), watch);
 
-        c.supervise("i-0conf", Step::Confirm, async { panic!("injected confirm defect") });
+        c.supervise("i-0conf", Step::Confirm, async {
+            panic!("injected confirm defect")
+        });
         let stopped = settled(c, "i-0conf", InstanceState::Stopped).await;
         let (code, message) = reason(&stopped);
         assert_eq!(code, "Server.InternalError");
