@@ -15,6 +15,7 @@ use crate::network::netns::{NetNs, NetNsError};
 use crate::network::{Network, NetworkConfig};
 use crate::state::Db;
 use crate::state::db::OpenError;
+use crate::tasks::{self, Backoff, Unit};
 
 /// Errors that stop the agent from starting.
 #[derive(Debug, thiserror::Error)]
@@ -157,10 +158,16 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
         .map(|r| r.id)
         .collect();
     network.resume(&live).await?;
-    tokio::spawn(compute.clone().purge_loop());
+    let purger = compute.clone();
+    tasks::spawn_restarting(Unit::new("purge loop"), Backoff::SERVER, move || {
+        purger.clone().purge_loop()
+    });
     // EBS: the start-up sweep, then the reaper (DeleteOnTermination, instance stores).
     let storage = crate::storage::Storage::open(db.clone(), compute.clone())?;
-    tokio::spawn(storage.clone().reaper());
+    let reaper = storage.clone();
+    tasks::spawn_restarting(Unit::new("storage reaper"), Backoff::SERVER, move || {
+        reaper.clone().reaper()
+    });
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| StartError::Listen {

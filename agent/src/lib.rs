@@ -11,6 +11,7 @@ pub mod imds;
 pub mod network;
 pub mod state;
 pub mod storage;
+pub mod tasks;
 
 /// An error and its chain of causes on one line.
 pub fn error_chain(err: &dyn std::error::Error) -> String {

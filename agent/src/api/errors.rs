@@ -48,6 +48,11 @@ impl ApiError {
     /// An internal error; the cause is logged, not shown.
     pub fn internal(cause: &dyn std::error::Error) -> Self {
         tracing::error!(error = %crate::error_chain(cause), "internal error");
+        Self::internal_error()
+    }
+
+    /// EC2's `InternalError` (HTTP 500), for a cause that was logged already.
+    pub fn internal_error() -> Self {
         Self {
             status: 500,
             code: "InternalError".into(),

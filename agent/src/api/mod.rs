@@ -13,6 +13,7 @@ pub mod keypairs;
 pub mod launch_network;
 pub mod metadata_options;
 pub mod network_interfaces;
+pub mod panics;
 pub mod query;
 pub mod render;
 pub mod security_groups;

@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
 
 use super::errors::ApiError;
+use super::panics::{RequestId, contained, new_request_id};
 use super::query::{Params, parse_pairs};
 use super::sigv4::{self, SignedParts};
 use super::xml::error_document;
@@ -20,9 +21,10 @@ pub const MAX_BODY: usize = 1 << 20;
 /// Oversized bodies up to this size are read and dropped before the error is sent.
 const DRAIN_LIMIT: usize = 16 << 20;
 
-/// The router: every path and method goes to the Query API handler.
+/// The router: every path and method goes to the Query API handler, each request a unit
+/// that fails alone (a panic is answered with `InternalError`).
 pub fn router(state: Arc<ApiState>) -> Router {
-    Router::new().fallback(handle).with_state(state)
+    contained(Router::new().fallback(handle).with_state(state))
 }
 
 /// Serves the API on `listener` until the process ends.
@@ -30,21 +32,8 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<ApiState>) -> s
     axum::serve(listener, router(state)).await
 }
 
-fn new_request_id() -> String {
-    use rand::Rng;
-    let b: [u8; 16] = rand::thread_rng().r#gen();
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
-}
-
-fn error_response(e: &ApiError, request_id: &str) -> Response {
+/// EC2's error document for `e`, with its HTTP status.
+pub(super) fn error_response(e: &ApiError, request_id: &str) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
     (
         status,
@@ -56,12 +45,16 @@ fn error_response(e: &ApiError, request_id: &str) -> Response {
 
 async fn handle(
     State(st): State<Arc<ApiState>>,
+    request_id: Option<Extension<RequestId>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let request_id = new_request_id();
+    let request_id = match request_id {
+        Some(Extension(RequestId(id))) => id,
+        None => new_request_id(),
+    };
     match process(&st, &method, &uri, &headers, body, &request_id).await {
         Ok(xml) => (
             StatusCode::OK,

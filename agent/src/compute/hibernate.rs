@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::lifecycle::ChangeStateError;
+use super::recovery::Step;
 use super::supervisor;
 use super::{Compute, StateChange, user_initiated};
 use crate::state::hibernation;
@@ -69,7 +70,8 @@ impl Compute {
                 };
                 instances::set_state(&self.db.lock(), &row.id, InstanceState::Stopping, &update)?;
                 current = InstanceState::Stopping;
-                tokio::spawn(self.clone().save_and_stop(row.id.clone(), pid, start));
+                let end = self.clone().save_and_stop(row.id.clone(), pid, start);
+                self.supervise(&row.id, Step::End(pid, start), end);
             }
             changes.push(StateChange {
                 id: row.id,

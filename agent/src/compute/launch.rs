@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::catalog::InstanceType;
+use super::recovery::Step;
 use super::supervisor::{self, ExitReason};
 use super::{Compute, user_initiated};
 use crate::network::addressing::{self, AddressError, NewEni};
@@ -191,7 +192,7 @@ impl Compute {
         };
         tracing::info!(count = rows.len(), reservation = %rows[0].reservation_id, "launching");
         for row in &rows {
-            tokio::spawn(self.clone().start_vmm(row.id.clone()));
+            self.supervise(&row.id, Step::Start, self.clone().start_vmm(row.id.clone()));
         }
         Ok(rows)
     }
@@ -258,8 +259,13 @@ impl Compute {
             tracing::error!(%id, error = %e, "cannot record the vmm pid");
         }
         tracing::info!(%id, pid, "vmm started");
-        tokio::spawn(self.clone().monitor(id.clone(), pid, Some(child)));
-        tokio::spawn(self.clone().confirm_running(id, pid));
+        let watch = self.clone().monitor(id.clone(), pid, Some(child));
+        self.supervise(&id, Step::Watch(pid), watch);
+        self.supervise(
+            &id,
+            Step::Confirm,
+            self.clone().confirm_running(id.clone(), pid),
+        );
     }
 
     /// Waits for the VMM `pid` to exit (reaping it if it is our child), then handles the exit.
@@ -362,7 +368,7 @@ impl Compute {
         }
         drop(g);
         if respawn {
-            tokio::spawn(self.clone().start_vmm(id.to_string()));
+            self.supervise(id, Step::Start, self.clone().start_vmm(id.to_string()));
         }
     }
 }

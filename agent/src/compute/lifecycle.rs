@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::recovery::Step;
 use super::supervisor;
 use super::{Compute, StateChange, user_initiated};
 use crate::state::instances::{self, InstanceRow, InstanceState, StateUpdate};
@@ -85,7 +86,8 @@ impl Compute {
             instances::set_state(&conn, &row.id, next, &user_shutdown())?;
         }
         if let (Some(pid), Some(start)) = (row.pid, row.pid_start) {
-            tokio::spawn(self.clone().shut_down(row.id.clone(), pid, start, force));
+            let end = self.clone().shut_down(row.id.clone(), pid, start, force);
+            self.supervise(&row.id, Step::End(pid, start), end);
         }
         Ok(next)
     }
@@ -144,7 +146,8 @@ impl Compute {
                 }
                 InstanceState::Stopping => {
                     if let (true, Some(pid), Some(start)) = (force, row.pid, row.pid_start) {
-                        tokio::spawn(self.clone().shut_down(row.id.clone(), pid, start, true));
+                        let end = self.clone().shut_down(row.id.clone(), pid, start, true);
+                        self.supervise(&row.id, Step::End(pid, start), end);
                     }
                     previous
                 }
@@ -217,7 +220,7 @@ impl Compute {
             tx.commit()?;
         }
         for id in to_start {
-            tokio::spawn(self.clone().start_vmm(id));
+            self.supervise(&id, Step::Start, self.clone().start_vmm(id.clone()));
         }
         Ok(changes)
     }
@@ -246,7 +249,8 @@ impl Compute {
             if let (Some(pid), Some(start)) = (row.pid, row.pid_start) {
                 instances::set_rebooting(&self.db.lock(), &row.id, true)?;
                 tracing::info!(id = %row.id, "rebooting");
-                tokio::spawn(self.clone().shut_down(row.id.clone(), pid, start, false));
+                let end = self.clone().shut_down(row.id.clone(), pid, start, false);
+                self.supervise(&row.id, Step::End(pid, start), end);
             }
         }
         Ok(())

@@ -10,6 +10,7 @@ pub mod jail;
 pub mod launch;
 pub mod lifecycle;
 pub mod reconcile;
+pub mod recovery;
 pub mod supervisor;
 
 use std::collections::HashMap;

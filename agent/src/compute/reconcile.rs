@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Compute;
+use super::recovery::Step;
 use super::supervisor;
 use crate::state::instances::{self, InstanceState, StateUpdate};
 
@@ -17,18 +18,18 @@ impl Compute {
             match (row.pid, row.pid_start) {
                 (Some(pid), Some(start)) if supervisor::alive(pid, start) => {
                     tracing::info!(%id, pid, state = row.state.name(), "reattached to vmm");
-                    tokio::spawn(self.clone().monitor(id.clone(), pid, None));
-                    match row.state {
-                        InstanceState::Stopping | InstanceState::ShuttingDown => {
-                            tokio::spawn(self.clone().shut_down(id, pid, start, true));
-                        }
-                        InstanceState::Running if row.rebooting => {
-                            tokio::spawn(self.clone().shut_down(id, pid, start, true));
-                        }
-                        InstanceState::Pending => {
-                            tokio::spawn(self.clone().confirm_after_restart(id, pid));
-                        }
-                        _ => {}
+                    let watch = self.clone().monitor(id.clone(), pid, None);
+                    self.supervise(&id, Step::Watch(pid), watch);
+                    let ending = matches!(
+                        row.state,
+                        InstanceState::Stopping | InstanceState::ShuttingDown
+                    ) || (row.state == InstanceState::Running && row.rebooting);
+                    if ending {
+                        let end = self.clone().shut_down(id.clone(), pid, start, true);
+                        self.supervise(&id, Step::End(pid, start), end);
+                    } else if row.state == InstanceState::Pending {
+                        let confirm = self.clone().confirm_after_restart(id.clone(), pid);
+                        self.supervise(&id, Step::Confirm, confirm);
                     }
                 }
                 (Some(pid), _) => {
@@ -43,11 +44,17 @@ impl Compute {
                             Some((pid, start)) => {
                                 tracing::warn!(%id, pid, "adopting an unrecorded vmm");
                                 instances::set_pid(&self.db.lock(), &id, Some((pid, start)))?;
-                                tokio::spawn(self.clone().monitor(id.clone(), pid, None));
-                                tokio::spawn(self.clone().confirm_after_restart(id, pid));
+                                let watch = self.clone().monitor(id.clone(), pid, None);
+                                self.supervise(&id, Step::Watch(pid), watch);
+                                let confirm = self.clone().confirm_after_restart(id.clone(), pid);
+                                self.supervise(&id, Step::Confirm, confirm);
                             }
                             None => {
-                                tokio::spawn(self.clone().start_vmm(id));
+                                self.supervise(
+                                    &id,
+                                    Step::Start,
+                                    self.clone().start_vmm(id.clone()),
+                                );
                             }
                         }
                     }

@@ -18,6 +18,7 @@ use super::tokens::TokenStore;
 use crate::network::firewall::IMDS_IP;
 use crate::network::netns::NetNs;
 use crate::state::Db;
+use crate::tasks::{self, Backoff, Unit};
 
 /// What every listener shares.
 #[derive(Debug)]
@@ -44,36 +45,48 @@ impl Imds {
         })
     }
 
-    /// Opens a listener for instance `instance_id` on a free port of 169.254.169.254 (in `ns`) and
-    /// serves it until the returned task is aborted. Returns the port and the task.
+    /// Opens a listener for instance `instance_id` (on `tap`) on a free port of
+    /// 169.254.169.254 (in `ns`) and serves it until the returned task is aborted: a unit
+    /// restarted after a panic, each connection a unit that fails alone. Returns the port and
+    /// the task.
     pub async fn listen(
         self: &Arc<Self>,
         ns: &NetNs,
         instance_id: String,
+        tap: &str,
     ) -> std::io::Result<(u16, tokio::task::JoinHandle<()>)> {
         let bound = ns
             .run(|| std::net::TcpListener::bind(SocketAddr::from((IMDS_IP, 0))))
             .map_err(std::io::Error::other)??;
         bound.set_nonblocking(true)?;
-        let listener = TcpListener::from_std(bound)?;
+        let listener = Arc::new(TcpListener::from_std(bound)?);
         let port = listener.local_addr()?.port();
         let me = self.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                };
-                let me = me.clone();
-                let id = instance_id.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = me.serve_connection(stream, &id).await {
-                        tracing::debug!(instance = %id, "imds connection: {e}");
-                    }
-                });
-            }
+        let unit = Unit::new("metadata listener")
+            .instance(&instance_id)
+            .tap(tap);
+        let task = tasks::spawn_restarting(unit, Backoff::SERVER, move || {
+            me.clone().accept(listener.clone(), instance_id.clone())
         });
         Ok((port, task))
+    }
+
+    /// Accepts connections for instance `instance_id`, each served by a unit of its own.
+    async fn accept(self: Arc<Self>, listener: Arc<TcpListener>, instance_id: String) {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let me = self.clone();
+            let id = instance_id.clone();
+            let unit = Unit::new("metadata connection").instance(&instance_id);
+            tasks::spawn(unit, async move {
+                if let Err(e) = me.serve_connection(stream, &id).await {
+                    tracing::debug!(instance = %id, "imds connection: {e}");
+                }
+            });
+        }
     }
 
     /// Forgets the tokens of a stopped or terminated instance.

@@ -23,6 +23,7 @@ use crate::state::Db;
 use crate::state::enis::{self, EniRow};
 use crate::state::security_groups::{self, RuleRow};
 use crate::state::vpcs;
+use crate::tasks::{self, Backoff, Unit};
 
 /// Settings of the network service.
 #[derive(Debug, Clone)]
@@ -97,6 +98,17 @@ pub struct Network {
     last_public: std::sync::Mutex<HashMap<String, Ipv4Addr>>,
     /// VPC bridges' MACs, once read.
     bridge_macs: std::sync::Mutex<HashMap<String, [u8; 6]>>,
+}
+
+/// Runs `server` as instance `id`'s DHCP unit on `tap`: restarted on the same socket after a
+/// panic, ended when the tap goes away or the task is aborted.
+fn serve_dhcp(server: DhcpServer, id: &str, tap: &str) -> tokio::task::JoinHandle<()> {
+    let server = Arc::new(server);
+    let unit = Unit::new("dhcp server").instance(id).tap(tap);
+    tasks::spawn_restarting(unit, Backoff::SERVER, move || {
+        let server = server.clone();
+        async move { server.serve().await }
+    })
 }
 
 /// The bridge of the VPC with sequence number `seq`.
@@ -257,10 +269,10 @@ impl Network {
                     tap: tap.clone(),
                     source: std::io::Error::other(crate::error_chain(&e)),
                 })?;
-            let dhcp = tokio::spawn(server.serve());
+            let dhcp = serve_dhcp(server, id, &tap);
             let (imds_port, imds) = self
                 .imds
-                .listen(&self.config.netns, id.to_owned())
+                .listen(&self.config.netns, id.to_owned(), &tap)
                 .await
                 .map_err(|source| NetworkError::Serve {
                     what: "metadata",
@@ -282,7 +294,7 @@ impl Network {
         // its tap sends (DHCP is answered from the tap itself), and the metadata redirect
         // follows within one rebuild, which the guest's retries wait for.
         let me = self.clone();
-        tokio::spawn(async move {
+        tasks::spawn(Unit::new("firewall sync").instance(id), async move {
             if let Err(e) = me.sync().await {
                 tracing::error!(error = %crate::error_chain(&e), "cannot apply the firewall rules");
             }

@@ -78,3 +78,29 @@ impl Db {
         Ok(v)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn a_panic_holding_the_lock_rolls_back_and_later_users_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Db::open(&dir.path().join("state.db")).unwrap());
+        assert_eq!(db.meta_or_init("k", || "before".into()).unwrap(), "before");
+        let shared = db.clone();
+        let unit = std::thread::spawn(move || {
+            let mut conn = shared.lock();
+            let tx = conn.transaction().unwrap();
+            tx.execute("UPDATE meta SET value = 'half done' WHERE key = 'k'", [])
+                .unwrap();
+            panic!("injected defect inside a transaction");
+        });
+        assert!(unit.join().is_err());
+        assert!(db.conn.is_poisoned());
+        assert_eq!(db.meta_or_init("k", || "unused".into()).unwrap(), "before");
+        assert_eq!(db.meta_or_init("k2", || "after".into()).unwrap(), "after");
+    }
+}

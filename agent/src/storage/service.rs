@@ -17,6 +17,7 @@ use crate::state::instances::{self, InstanceQuery};
 use crate::state::snapshots::{self, SnapshotRow};
 use crate::state::volumes::{self, VolumeRow, VolumeState};
 use crate::state::{Db, tags};
+use crate::tasks::{self, Unit};
 
 /// The storage service.
 #[derive(Debug)]
@@ -139,7 +140,7 @@ impl Storage {
         }
         for v in all {
             if v.state == VolumeState::Creating && v.instance_id.is_none() {
-                tokio::spawn(self.clone().finish_create(v));
+                self.spawn_finish_create(v);
             }
         }
         Ok(())
@@ -167,9 +168,25 @@ impl Storage {
             tx.commit()?;
         }
         if row.state == VolumeState::Creating {
-            tokio::spawn(self.clone().finish_create(row.clone()));
+            self.spawn_finish_create(row.clone());
         }
         Ok(row)
+    }
+
+    /// Restores `v` in the background; a panic there leaves the volume `error`, not
+    /// `creating` for ever.
+    fn spawn_finish_create(self: &Arc<Self>, v: VolumeRow) {
+        let id = v.id.clone();
+        let me = self.clone();
+        let unit = Unit::new("volume restore").resource(&id);
+        tasks::spawn_or_recover(unit, self.clone().finish_create(v), move |_| async move {
+            let conn = me.db.lock();
+            if let Ok(Some(row)) = volumes::get(&conn, &id)
+                && row.state == VolumeState::Creating
+            {
+                let _ = volumes::set_state(&conn, &id, VolumeState::Error);
+            }
+        });
     }
 
     async fn finish_create(self: Arc<Self>, v: VolumeRow) {
@@ -269,8 +286,26 @@ impl Storage {
             .iter()
             .map(|r| (r.id.clone(), r.volume_id.clone()))
             .collect();
-        tokio::spawn(self.clone().take_snapshots(pairs, how));
+        self.spawn_take_snapshots(pairs, how);
         Ok(rows)
+    }
+
+    /// Takes snapshots in the background; a panic there fails those still pending.
+    fn spawn_take_snapshots(self: &Arc<Self>, pairs: Vec<(String, String)>, how: Quiesce) {
+        let ids: Vec<String> = pairs.iter().map(|(snap, _)| snap.clone()).collect();
+        let me = self.clone();
+        let unit = Unit::new("snapshot").resource(ids.join(","));
+        let work = self.clone().take_snapshots(pairs, how);
+        tasks::spawn_or_recover(unit, work, move |panicked| async move {
+            let conn = me.db.lock();
+            for id in &ids {
+                if let Ok(Some(s)) = snapshots::get(&conn, id)
+                    && s.state == "pending"
+                {
+                    let _ = snapshots::set_error(&conn, id, &panicked.to_string());
+                }
+            }
+        });
     }
 
     /// Copies every `(snapshot, volume)` at one point in time, then chunks each copy; a

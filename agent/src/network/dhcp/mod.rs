@@ -194,8 +194,9 @@ impl DhcpServer {
         Ok(DhcpServer { fd, config })
     }
 
-    /// Answers requests until the task is dropped or the tap goes away.
-    pub async fn serve(self) {
+    /// Answers requests until the task is dropped or the tap goes away. Borrows the server,
+    /// so that a run that panicked can be replaced by a new one on the same socket.
+    pub async fn serve(&self) {
         let c = &self.config;
         let mut buf = vec![0u8; 2048];
         loop {
