@@ -114,7 +114,21 @@ fn report(err: &dyn std::error::Error) {
     eprintln!("{text}");
 }
 
+/// A panic on any thread ends the whole VMM at once with exit code 3 and its reason as the
+/// last line, as a VMM failure: an unwinding vCPU or device thread would otherwise end alone
+/// and leave the VM hung.
+fn exit_on_panic() {
+    std::panic::set_hook(Box::new(|info| {
+        let reason = info.to_string().replace('\n', " ");
+        eprintln!("vmm: exit: vmm failure: panic: {reason}");
+        // SAFETY: _exit ends the process without running destructors or atexit handlers,
+        // which other threads may be in the middle of; it takes an integer.
+        unsafe { libc::_exit(3) };
+    }));
+}
+
 fn main() -> ExitCode {
+    exit_on_panic();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
