@@ -75,6 +75,7 @@ fn a_hibernated_instance_resumes_where_it_stopped() {
         .path()
         .join("instances")
         .join(&id)
+        .join("jail")
         .join("hibernation.snap");
     assert!(saved.exists(), "the saved state is kept while stopped");
     let before = counts(&agent.console(&id));
@@ -118,6 +119,7 @@ fn a_corrupt_saved_state_fails_the_start_without_a_fresh_boot() {
         .path()
         .join("instances")
         .join(&id)
+        .join("jail")
         .join("hibernation.snap");
     let mut bytes = std::fs::read(&saved).unwrap();
     let middle = bytes.len() / 2;
