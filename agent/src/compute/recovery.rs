@@ -262,9 +262,13 @@ mod tests {
             },
             stop_timeout: Duration::from_secs(1),
             terminated_retention: Duration::from_secs(3600),
+            seccomp: false,
+            jail: false,
         };
+        // Stand-in VMMs are not jailed; their (absent) cgroups are only ever removed.
+        let cgroups = crate::compute::cgroups::Cgroups::detect().unwrap();
         Fixture {
-            compute: Compute::new(db, config, network),
+            compute: Compute::new(db, config, network, cgroups),
             _dir: dir,
             _ns: ns,
         }
