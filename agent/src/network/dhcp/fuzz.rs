@@ -36,6 +36,11 @@ fn serve(payload: &[u8]) -> Option<Vec<u8>> {
     Some(server_frame(&[2, 0, 0, 0, 0, 1], SERVER, &CLIENT, &out))
 }
 
+/// A length field: often near the header sizes, where the edge cases are.
+fn small_or_any() -> impl Strategy<Value = u16> {
+    prop_oneof![0u16..128, any::<u16>()]
+}
+
 proptest! {
     #![proptest_config(config())]
 
@@ -54,10 +59,10 @@ proptest! {
     #[test]
     fn fuzz_dhcp_frame_lying_lengths(
         payload in proptest::collection::vec(any::<u8>(), 0..600),
-        version_ihl in any::<u8>(),
-        total in any::<u16>(),
-        udp_len in any::<u16>(),
-        fragment in any::<u16>(),
+        version_ihl in prop_oneof![0x40u8..=0x4f, any::<u8>()],
+        total in small_or_any(),
+        udp_len in small_or_any(),
+        fragment in prop_oneof![Just(0u16), Just(0x4000), any::<u16>()],
         cut in any::<prop::sample::Index>(),
     ) {
         let mut f = client_frame(&CLIENT, SERVER_PORT, &payload);
