@@ -537,6 +537,18 @@ fn hostile_filters_and_limits_are_answered_and_change_nothing() {
     );
     assert_eq!(images_listed(&xml), 1, "{xml}");
 
+    // A character XML cannot carry would make every later listing unreadable.
+    let (code, message) = agent.call_err(
+        "CreateTags",
+        &[
+            ("ResourceId.1", &ami),
+            ("Tag.1.Key", "k2"),
+            ("Tag.1.Value", "a\u{1}b"),
+        ],
+    );
+    assert_eq!(code, "MalformedQueryString", "{message}");
+    assert!(message.contains("Tag.1.Value"), "{message}");
+
     // Too many filters or values.
     let many_filters: Vec<(String, String)> = (1..=51)
         .flat_map(|n| {

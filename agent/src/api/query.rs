@@ -6,6 +6,7 @@ use std::ops::Bound;
 
 use super::errors::ApiError;
 use super::filters::{self, Filter, MAX_FILTER_VALUES, MAX_FILTERS};
+use super::xml::xml_char;
 
 /// The most parameters one request may carry (query string and body together). It is far
 /// above what any action needs (50 filters of 200 values are 10,050) and keeps every list a
@@ -33,6 +34,15 @@ pub enum FormError {
     /// A parameter with an empty name.
     #[error("a parameter has an empty name")]
     EmptyName,
+    /// A character XML cannot carry (a C0 control but tab, newline and return; U+FFFE or
+    /// U+FFFF): stored, it could never be described again.
+    #[error("parameter {name} contains the character U+{code:04X}, which is not allowed")]
+    BadCharacter {
+        /// The parameter.
+        name: String,
+        /// The character's code point.
+        code: u32,
+    },
     /// More parameters than [`MAX_PARAMS`].
     #[error("the request has more than {MAX_PARAMS} parameters")]
     TooManyParameters,
@@ -88,6 +98,12 @@ impl Params {
         }
         let mut map = BTreeMap::new();
         for (k, v) in pairs {
+            if let Some(c) = k.chars().chain(v.chars()).find(|c| !xml_char(*c)) {
+                return Err(FormError::BadCharacter {
+                    name: k.chars().filter(|c| xml_char(*c)).take(60).collect(),
+                    code: u32::from(c),
+                });
+            }
             if map.insert(k.clone(), v).is_some() {
                 return Err(FormError::Duplicate(k));
             }
@@ -309,6 +325,16 @@ mod tests {
         assert!(matches!(parse_pairs("a=%zz"), Err(FormError::BadEscape(_))));
         assert!(matches!(parse_pairs("a=%ff"), Err(FormError::NotUtf8(_))));
         assert!(matches!(parse_pairs("=x"), Err(FormError::EmptyName)));
+        let control = parse_pairs("Tag.1.Value=a%01b").unwrap();
+        assert_eq!(
+            Params::from_pairs(control).unwrap_err(),
+            FormError::BadCharacter {
+                name: "Tag.1.Value".into(),
+                code: 1
+            }
+        );
+        let fine = parse_pairs("Description=tab%09new%0Aline%0D%C3%BC").unwrap();
+        assert!(Params::from_pairs(fine).is_ok());
         let dup = parse_pairs("a=1&a=2").unwrap();
         assert_eq!(
             Params::from_pairs(dup).unwrap_err(),

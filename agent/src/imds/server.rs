@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 
 use super::handler::{self, ImdsRequest, ImdsResponse};
 use super::http::{self, HeadError, plain, status_only};
@@ -33,13 +34,24 @@ pub struct Imds {
     account_id: String,
     key: IdentityKey,
     tokens: Mutex<TokenStore>,
+    deadlines: Deadlines,
 }
 
-/// An idle kept-alive connection is closed after this long, and a request head must have
-/// arrived whole within it.
-const IDLE: Duration = Duration::from_secs(30);
-/// How long a client may take to send a body, or to take in an answer.
-const TRANSFER: Duration = Duration::from_secs(10);
+/// How long a client may take over each part of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Deadlines {
+    /// An idle kept-alive connection is closed after this long, and a request head must
+    /// have arrived whole within it.
+    idle: Duration,
+    /// How long a client may take to send a body, or to take in an answer.
+    transfer: Duration,
+}
+
+/// The deadlines served with.
+const DEADLINES: Deadlines = Deadlines {
+    idle: Duration::from_secs(30),
+    transfer: Duration::from_secs(10),
+};
 /// The most connections one instance may have open at once; more are closed at once.
 pub const MAX_CONNECTIONS: usize = 64;
 
@@ -51,6 +63,7 @@ impl Imds {
             account_id,
             key,
             tokens: Mutex::new(TokenStore::default()),
+            deadlines: DEADLINES,
         })
     }
 
@@ -67,9 +80,15 @@ impl Imds {
         bound.set_nonblocking(true)?;
         let listener = TcpListener::from_std(bound)?;
         let port = listener.local_addr()?.port();
+        Ok((port, self.serve(listener, instance_id)))
+    }
+
+    /// Serves `instance_id`'s metadata on `listener` until the returned task is aborted, at
+    /// most [`MAX_CONNECTIONS`] connections at a time.
+    fn serve(self: &Arc<Self>, listener: TcpListener, instance_id: String) -> JoinHandle<()> {
         let me = self.clone();
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        let task = tokio::spawn(async move {
+        tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -89,8 +108,7 @@ impl Imds {
                     drop(slot);
                 });
             }
-        });
-        Ok((port, task))
+        })
     }
 
     /// Forgets the tokens of a stopped or terminated instance.
@@ -107,7 +125,8 @@ impl Imds {
         let mut reader = BufReader::new(stream);
         loop {
             let (response, head_only, close) =
-                match tokio::time::timeout(IDLE, http::read_head(&mut reader)).await {
+                match tokio::time::timeout(self.deadlines.idle, http::read_head(&mut reader)).await
+                {
                     Ok(Ok(Some(head))) => match self.request(&mut reader, &head, instance_id).await
                     {
                         Some((response, head_only, close)) => (response, head_only, close),
@@ -122,7 +141,8 @@ impl Imds {
             let ttl = response.ip_ttl.map_or(64, u32::from);
             set_ttl(fd, ttl)?;
             let bytes = http::render(&response, head_only);
-            match tokio::time::timeout(TRANSFER, reader.get_mut().write_all(&bytes)).await {
+            let write = reader.get_mut().write_all(&bytes);
+            match tokio::time::timeout(self.deadlines.transfer, write).await {
                 Ok(written) => written?,
                 Err(_) => return Ok(()), // the client takes nothing in
             }
@@ -153,7 +173,7 @@ impl Imds {
             Err(status) => return Some((status_only(status), false, true)),
         };
         let mut body = vec![0u8; length];
-        match tokio::time::timeout(TRANSFER, reader.read_exact(&mut body)).await {
+        match tokio::time::timeout(self.deadlines.transfer, reader.read_exact(&mut body)).await {
             Ok(Ok(_)) => {}
             Ok(Err(_)) | Err(_) => return None,
         }
@@ -208,3 +228,7 @@ fn set_ttl(fd: i32, ttl: u32) -> std::io::Result<()> {
         Err(std::io::Error::last_os_error())
     }
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;
