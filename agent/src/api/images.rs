@@ -10,6 +10,11 @@ use super::{Call, image_devices};
 use crate::state::images::{self, ImageRow};
 use crate::state::{new_id, now_iso, tags};
 
+/// The largest manifest `ImageLocation` may name, in bytes.
+const MAX_MANIFEST: u64 = 1 << 20;
+/// The longest `BootArgs`, in bytes (the vmm adds its own to the kernel command line).
+const MAX_BOOT_ARGS: usize = 4096;
+
 /// An image manifest as `images/build.sh` writes it.
 #[derive(Debug, serde::Deserialize)]
 pub struct Manifest {
@@ -70,6 +75,13 @@ pub fn register(c: &Call<'_>) -> Result<String, ApiError> {
     let manifest = match p.get("ImageLocation") {
         Some(loc) => {
             let path = existing_file("ImageLocation", loc)?;
+            let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+            if size > MAX_MANIFEST {
+                return Err(ApiError::invalid(
+                    "ImageLocation",
+                    format!("'{loc}' is {size} bytes; manifests are at most {MAX_MANIFEST} bytes"),
+                ));
+            }
             let text = std::fs::read_to_string(&path).map_err(|e| {
                 ApiError::invalid("ImageLocation", format!("cannot read '{loc}': {e}"))
             })?;
@@ -120,6 +132,15 @@ pub fn register(c: &Call<'_>) -> Result<String, ApiError> {
         .map(str::to_string)
         .or_else(|| from_manifest(&|m, _| Some(m.entry.clone())))
         .unwrap_or_else(kernel_entry);
+    if boot_args.len() > MAX_BOOT_ARGS {
+        return Err(ApiError::invalid(
+            "BootArgs",
+            format!(
+                "the boot arguments are {} bytes; the limit is {MAX_BOOT_ARGS}",
+                boot_args.len()
+            ),
+        ));
+    }
     if entry != "user" && entry != "kernel" {
         return Err(ApiError::invalid(
             "EntryMode",
