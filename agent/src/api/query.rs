@@ -59,6 +59,7 @@ pub fn decode(s: &str) -> Result<String, FormError> {
             b'%' => {
                 let hex = b
                     .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
                     .ok_or_else(|| FormError::BadEscape(s.chars().take(60).collect()))?;
@@ -179,7 +180,7 @@ impl Params {
     pub fn indices(&self, prefix: &str) -> Vec<u64> {
         let mut idx: Vec<u64> = self
             .under(prefix)
-            .filter_map(|(rest, _)| rest.split_once('.')?.0.parse().ok())
+            .filter_map(|(rest, _)| rest.split('.').next()?.parse().ok())
             .collect();
         idx.sort_unstable();
         idx.dedup();
@@ -323,6 +324,8 @@ mod tests {
             ]
         );
         assert!(matches!(parse_pairs("a=%zz"), Err(FormError::BadEscape(_))));
+        assert!(matches!(parse_pairs("a=%+f"), Err(FormError::BadEscape(_))));
+        assert!(matches!(parse_pairs("a=%4"), Err(FormError::BadEscape(_))));
         assert!(matches!(parse_pairs("a=%ff"), Err(FormError::NotUtf8(_))));
         assert!(matches!(parse_pairs("=x"), Err(FormError::EmptyName)));
         let control = parse_pairs("Tag.1.Value=a%01b").unwrap();
