@@ -47,6 +47,26 @@ struct Deadlines {
     transfer: Duration,
 }
 
+/// What to send back for one request.
+struct Answer {
+    response: ImdsResponse,
+    /// The request was a HEAD: the body is left out.
+    head_only: bool,
+    /// The connection closes after the answer.
+    close: bool,
+}
+
+impl Answer {
+    /// `response`, then the connection closes.
+    fn closing(response: ImdsResponse) -> Self {
+        Answer {
+            response,
+            head_only: false,
+            close: true,
+        }
+    }
+}
+
 /// The deadlines served with.
 const DEADLINES: Deadlines = Deadlines {
     idle: Duration::from_secs(30),
@@ -124,20 +144,23 @@ impl Imds {
         let fd = stream.as_raw_fd();
         let mut reader = BufReader::new(stream);
         loop {
-            let (response, head_only, close) =
-                match tokio::time::timeout(self.deadlines.idle, http::read_head(&mut reader)).await
-                {
-                    Ok(Ok(Some(head))) => match self.request(&mut reader, &head, instance_id).await
-                    {
-                        Some((response, head_only, close)) => (response, head_only, close),
-                        None => return Ok(()),
-                    },
-                    Ok(Ok(None)) | Err(_) => return Ok(()),
-                    Ok(Err(HeadError::TooLarge)) => {
-                        (plain(400, "Request head too large"), false, true)
-                    }
-                    Ok(Err(HeadError::Io(e))) => return Err(e),
-                };
+            let read =
+                tokio::time::timeout(self.deadlines.idle, http::read_head(&mut reader)).await;
+            let Answer {
+                response,
+                head_only,
+                close,
+            } = match read {
+                Ok(Ok(Some(head))) => match self.request(&mut reader, &head, instance_id).await {
+                    Some(answer) => answer,
+                    None => return Ok(()),
+                },
+                Ok(Ok(None)) | Err(_) => return Ok(()),
+                Ok(Err(HeadError::TooLarge)) => {
+                    Answer::closing(plain(400, "Request head too large"))
+                }
+                Ok(Err(HeadError::Io(e))) => return Err(e),
+            };
             let ttl = response.ip_ttl.map_or(64, u32::from);
             set_ttl(fd, ttl)?;
             let bytes = http::render(&response, head_only);
@@ -155,22 +178,21 @@ impl Imds {
         }
     }
 
-    /// Reads the body `head` announces and answers the request: the response, whether it is
-    /// for a HEAD request, and whether to close the connection after it. `None` if the
-    /// client went away or was too slow sending the body.
+    /// Reads the body `head` announces and answers the request; `None` if the client went
+    /// away or was too slow sending the body.
     async fn request(
         &self,
         reader: &mut BufReader<TcpStream>,
         head: &[u8],
         instance_id: &str,
-    ) -> Option<(ImdsResponse, bool, bool)> {
+    ) -> Option<Answer> {
         let Some(parsed) = http::parse_head(head) else {
-            return Some((status_only(400), false, true));
+            return Some(Answer::closing(status_only(400)));
         };
         let length = match parsed.body_length() {
             Ok(length) => length,
             // The body was not read, so nothing more on this connection can be framed.
-            Err(status) => return Some((status_only(status), false, true)),
+            Err(status) => return Some(Answer::closing(status_only(status))),
         };
         let mut body = vec![0u8; length];
         match tokio::time::timeout(self.deadlines.transfer, reader.read_exact(&mut body)).await {
@@ -180,7 +202,11 @@ impl Imds {
         let head_only = parsed.method == "HEAD";
         let close = parsed.wants_close();
         let response = self.answer(&parsed.method, &parsed.path, parsed.headers, instance_id);
-        Some((response, head_only, close))
+        Some(Answer {
+            response,
+            head_only,
+            close,
+        })
     }
 
     fn answer(
