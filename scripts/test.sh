@@ -48,6 +48,15 @@ elif [[ $cargo_failed -ne 0 ]]; then
   failures+=("$cargo_failed cargo tests")
 fi
 
+# The proptest suites (tests named fuzz_*) with many more cases than the ordinary run's 64:
+# hostile frames, DHCP messages, metadata requests, forms, SigV4 headers and filter patterns.
+step "fuzz"
+if PROPTEST_CASES=10000 timeout 180 cargo test --release --locked -p agent --lib fuzz_; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); failures+=("fuzz (cargo test -p agent --lib fuzz_ with PROPTEST_CASES=10000)")
+fi
+
 for t in scripts/tests/*.sh; do
   [[ -e $t ]] || continue
   step "$t"

@@ -8,8 +8,8 @@ use std::net::Ipv4Addr;
 use rusqlite::Connection;
 
 use super::errors::ApiError;
+use super::filters::filters_match;
 use super::metadata_options::live_instance;
-use super::tags::filters_match;
 use super::vpcs::sync;
 use super::xml::Xml;
 use super::{Call, REGION};

@@ -3,12 +3,17 @@
 use std::path::{Path, PathBuf};
 
 use super::errors::ApiError;
+use super::filters::filters_match;
 use super::instances::well_formed_id;
-use super::tags::filters_match;
 use super::xml::Xml;
 use super::{Call, image_devices};
 use crate::state::images::{self, ImageRow};
 use crate::state::{new_id, now_iso, tags};
+
+/// The largest manifest `ImageLocation` may name, in bytes.
+const MAX_MANIFEST: u64 = 1 << 20;
+/// The longest `BootArgs`, in bytes (the vmm adds its own to the kernel command line).
+const MAX_BOOT_ARGS: usize = 4096;
 
 /// An image manifest as `images/build.sh` writes it.
 #[derive(Debug, serde::Deserialize)]
@@ -70,6 +75,13 @@ pub fn register(c: &Call<'_>) -> Result<String, ApiError> {
     let manifest = match p.get("ImageLocation") {
         Some(loc) => {
             let path = existing_file("ImageLocation", loc)?;
+            let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+            if size > MAX_MANIFEST {
+                return Err(ApiError::invalid(
+                    "ImageLocation",
+                    format!("'{loc}' is {size} bytes; manifests are at most {MAX_MANIFEST} bytes"),
+                ));
+            }
             let text = std::fs::read_to_string(&path).map_err(|e| {
                 ApiError::invalid("ImageLocation", format!("cannot read '{loc}': {e}"))
             })?;
@@ -120,6 +132,15 @@ pub fn register(c: &Call<'_>) -> Result<String, ApiError> {
         .map(str::to_string)
         .or_else(|| from_manifest(&|m, _| Some(m.entry.clone())))
         .unwrap_or_else(kernel_entry);
+    if boot_args.len() > MAX_BOOT_ARGS {
+        return Err(ApiError::invalid(
+            "BootArgs",
+            format!(
+                "the boot arguments are {} bytes; the limit is {MAX_BOOT_ARGS}",
+                boot_args.len()
+            ),
+        ));
+    }
     if entry != "user" && entry != "kernel" {
         return Err(ApiError::invalid(
             "EntryMode",
@@ -148,12 +169,14 @@ pub fn register(c: &Call<'_>) -> Result<String, ApiError> {
             "image names are 3 to 128 characters",
         ));
     }
+    let description = p.get("Description").unwrap_or_default().to_string();
+    check_description(&description)?;
     let tag_list = p.tag_specifications("image")?;
     let (root_snapshot_id, devices) = super::image_devices::register_devices(c)?; // EBS
     let row = ImageRow {
         id: new_id("ami"),
         name,
-        description: p.get("Description").unwrap_or_default().to_string(),
+        description,
         kernel,
         initrd,
         root_volume,
@@ -181,6 +204,20 @@ pub fn register(c: &Call<'_>) -> Result<String, ApiError> {
     let mut x = Xml::response("RegisterImage", c.request_id);
     x.leaf("imageId", &row.id);
     Ok(x.finish())
+}
+
+/// The longest image description, in characters (EC2's limit).
+pub const MAX_DESCRIPTION: usize = 255;
+
+/// Checks an image's `Description` against [`MAX_DESCRIPTION`].
+pub fn check_description(description: &str) -> Result<(), ApiError> {
+    if description.chars().count() > MAX_DESCRIPTION {
+        return Err(ApiError::invalid(
+            "Description",
+            format!("image descriptions are at most {MAX_DESCRIPTION} characters"),
+        ));
+    }
+    Ok(())
 }
 
 fn not_found(ids: &[&String]) -> ApiError {
@@ -301,32 +338,4 @@ pub fn deregister(c: &Call<'_>) -> Result<String, ApiError> {
         return Err(not_found(&[&id]));
     }
     Ok(Xml::returns_true("DeregisterImage", c.request_id))
-}
-
-/// EC2 filter wildcards: `*` any run, `?` one character.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    fn go(p: &[char], t: &[char]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some('*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
-            (Some('?'), Some(_)) => go(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
-            _ => false,
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    go(&p, &t)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::glob;
-
-    #[test]
-    fn wildcards() {
-        assert!(glob("probe*", "probe-1234"));
-        assert!(glob("p?obe", "probe"));
-        assert!(!glob("probe", "probe-1"));
-    }
 }

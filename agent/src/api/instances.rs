@@ -26,11 +26,24 @@ pub fn well_formed_id(s: &str, prefix: &str) -> bool {
         })
 }
 
-/// The `InstanceId.N` list: required for the state-changing actions, each well formed.
-fn instance_ids(c: &Call<'_>, required: bool) -> Result<Vec<String>, ApiError> {
+/// The most `InstanceId.N` one call takes (EC2's limit for TerminateInstances, used for
+/// every action that names instances but DescribeInstanceStatus).
+const MAX_INSTANCE_IDS: usize = 1000;
+/// The most `InstanceId.N` DescribeInstanceStatus takes (EC2's limit).
+const MAX_STATUS_IDS: usize = 100;
+
+/// The `InstanceId.N` list: required for the state-changing actions, at most `max`, each
+/// well formed.
+fn instance_ids(c: &Call<'_>, required: bool, max: usize) -> Result<Vec<String>, ApiError> {
     let ids = c.p.list("InstanceId");
     if required && ids.is_empty() {
         return Err(ApiError::missing("InstanceId"));
+    }
+    if ids.len() > max {
+        return Err(ApiError::invalid(
+            "InstanceId",
+            format!("{} instance ids given; the limit is {max}", ids.len()),
+        ));
     }
     for id in &ids {
         if !well_formed_id(id, "i") {
@@ -163,10 +176,11 @@ pub async fn run(c: &Call<'_>) -> Result<String, ApiError> {
 /// Builds the row query from `InstanceId.N` and the filters.
 fn instance_query(c: &Call<'_>) -> Result<InstanceQuery, ApiError> {
     let mut q = InstanceQuery {
-        ids: instance_ids(c, false)?,
+        ids: instance_ids(c, false, MAX_INSTANCE_IDS)?,
         ..Default::default()
     };
-    for (name, values) in c.p.filters()? {
+    for filter in c.p.filters()? {
+        let (name, values) = (filter.name, filter.values);
         if values.is_empty() {
             return Err(ApiError::invalid(
                 &name,
@@ -305,7 +319,7 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
 
 /// StartInstances.
 pub async fn start(c: &Call<'_>) -> Result<String, ApiError> {
-    let ids = instance_ids(c, true)?;
+    let ids = instance_ids(c, true, MAX_INSTANCE_IDS)?;
     let changes = c.st.compute.start(&ids).await?;
     let mut x = Xml::response("StartInstances", c.request_id);
     render::state_changes(&mut x, &changes);
@@ -314,7 +328,7 @@ pub async fn start(c: &Call<'_>) -> Result<String, ApiError> {
 
 /// StopInstances (`Force=true` skips the graceful wait).
 pub async fn stop(c: &Call<'_>) -> Result<String, ApiError> {
-    let ids = instance_ids(c, true)?;
+    let ids = instance_ids(c, true, MAX_INSTANCE_IDS)?;
     let force = c.p.bool("Force")?;
     let changes = if c.p.bool("Hibernate")? {
         if force {
@@ -334,14 +348,14 @@ pub async fn stop(c: &Call<'_>) -> Result<String, ApiError> {
 
 /// RebootInstances.
 pub async fn reboot(c: &Call<'_>) -> Result<String, ApiError> {
-    let ids = instance_ids(c, true)?;
+    let ids = instance_ids(c, true, MAX_INSTANCE_IDS)?;
     c.st.compute.reboot(&ids).await?;
     Ok(Xml::returns_true("RebootInstances", c.request_id))
 }
 
 /// TerminateInstances.
 pub async fn terminate(c: &Call<'_>) -> Result<String, ApiError> {
-    let ids = instance_ids(c, true)?;
+    let ids = instance_ids(c, true, MAX_INSTANCE_IDS)?;
     let changes = c.st.compute.terminate(&ids).await?;
     let mut x = Xml::response("TerminateInstances", c.request_id);
     render::state_changes(&mut x, &changes);
@@ -361,7 +375,7 @@ fn status_summary(x: &mut Xml, tag: &str, status: &str, check: &str) {
 /// instance check passing while the VMM process is alive.
 pub fn describe_status(c: &Call<'_>) -> Result<String, ApiError> {
     let mut q = InstanceQuery {
-        ids: instance_ids(c, false)?,
+        ids: instance_ids(c, false, MAX_STATUS_IDS)?,
         ..Default::default()
     };
     let all = c.p.bool("IncludeAllInstances")?;

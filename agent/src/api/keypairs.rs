@@ -9,7 +9,7 @@ use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey};
 
 use super::Call;
 use super::errors::ApiError;
-use super::tags::filters_match;
+use super::filters::filters_match;
 use super::xml::Xml;
 use crate::state::keypairs::{self, KeyPairRow};
 use crate::state::{new_id, now_iso, tags};

@@ -5,6 +5,9 @@ pub mod addresses;
 pub mod attributes;
 pub mod block_devices;
 pub mod errors;
+pub mod filters;
+#[cfg(test)]
+mod fuzz;
 pub mod image_devices;
 pub mod images;
 pub mod instance_network;

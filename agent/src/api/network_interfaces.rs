@@ -7,11 +7,11 @@ use std::collections::HashMap;
 
 use super::addresses::eni;
 use super::errors::ApiError;
+use super::filters::filters_match;
 use super::instance_network::public_dns_name;
 use super::launch_network::{self, private_ip};
 use super::metadata_options::live_instance;
 use super::security_groups::groups_for_eni;
-use super::tags::filters_match;
 use super::vpcs::{bool_text, sync};
 use super::xml::Xml;
 use super::{AVAILABILITY_ZONE, Call};

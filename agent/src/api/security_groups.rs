@@ -6,9 +6,9 @@
 use rusqlite::Connection;
 
 use super::errors::ApiError;
+use super::filters::filters_match;
 use super::instances::well_formed_id;
 use super::sg_permissions::{describe_rule, requested_rules};
-use super::tags::filters_match;
 use super::vpcs::{bool_text, sync};
 use super::xml::Xml;
 use super::{Call, REGION};

@@ -20,6 +20,8 @@ use super::{ACTIONS, ApiState, Call, VERSION, dispatch};
 pub const MAX_BODY: usize = 1 << 20;
 /// Oversized bodies up to this size are read and dropped before the error is sent.
 const DRAIN_LIMIT: usize = 16 << 20;
+/// How long a client may take to send its body.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The router: every path and method goes to the Query API handler, each request a unit
 /// that fails alone (a panic is answered with `InternalError`).
@@ -99,12 +101,22 @@ async fn process(
         // Read (and drop) a moderately oversized body so that the client, which is still
         // sending it, gets the answer rather than a broken connection.
         if declared.is_some_and(|n| n <= DRAIN_LIMIT) {
-            let _ = axum::body::to_bytes(body, DRAIN_LIMIT).await;
+            let _ =
+                tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, DRAIN_LIMIT)).await;
         }
         return Err(too_large());
     }
-    let body = axum::body::to_bytes(body, MAX_BODY)
+    let body = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY))
         .await
+        .map_err(|_| {
+            ApiError::new(
+                "RequestTimeout",
+                format!(
+                    "The request body was not received within {} seconds",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            )
+        })?
         .map_err(|_| too_large())?;
     let malformed = |what: &str, e: &dyn std::error::Error| {
         ApiError::new(
@@ -204,7 +216,10 @@ fn authenticate(
         )
         .with_status(403));
     }
-    if !auth.scope.starts_with(&amz_date[..8]) || !auth.signed_headers.iter().any(|h| h == "host") {
+    let scope_date_matches = amz_date
+        .get(..8)
+        .is_some_and(|day| auth.scope.starts_with(day));
+    if !scope_date_matches || !auth.signed_headers.iter().any(|h| h == "host") {
         return Err(auth_failure(
             "The credential scope's date must match X-Amz-Date and the host header must be signed.",
         ));

@@ -4,8 +4,8 @@
 
 use super::Call;
 use super::errors::ApiError;
+use super::filters::filters_match;
 use super::instances::well_formed_id;
-use super::tags::filters_match;
 use super::volumes::{check_snapshot_id, check_volume_id, snapshot_not_found, volume_not_found};
 use super::xml::Xml;
 use crate::compute::disks::ROOT_DEVICE;
@@ -261,6 +261,8 @@ pub fn create_image(c: &Call<'_>) -> Result<String, ApiError> {
             "image names are 3 to 128 characters",
         ));
     }
+    let description = c.p.get("Description").unwrap_or_default().to_string();
+    super::images::check_description(&description)?;
     let no_reboot = c.p.bool("NoReboot")?;
     let mut tag_map = c.p.tag_specifications_for(&["image", "snapshot"])?;
     let (inst, vols) = {
@@ -313,7 +315,7 @@ pub fn create_image(c: &Call<'_>) -> Result<String, ApiError> {
     let row = ImageRow {
         id: new_id("ami"),
         name,
-        description: c.p.get("Description").unwrap_or_default().to_string(),
+        description,
         kernel: inst.kernel.clone(),
         initrd: inst.initrd.clone(),
         root_volume: None,

@@ -1,13 +1,14 @@
-//! Tag actions: CreateTags, DeleteTags, DescribeTags, and tag filters shared by others.
+//! Tag actions: CreateTags, DeleteTags, DescribeTags.
 
 use super::Call;
 use super::errors::ApiError;
-use super::images::glob;
+use super::query::{MAX_TAGS, tag_limit_exceeded};
 use super::xml::Xml;
 use crate::state::tags;
 
-/// The most tags one resource may carry.
-const MAX_TAGS: usize = 50;
+/// The most resources CreateTags and DeleteTags take, and the most tags DeleteTags takes
+/// (EC2's limits).
+const MAX_PER_CALL: usize = 1000;
 
 /// Every taggable resource: id prefix, `resourceType`, table, id column, and the error code
 /// for an unknown id.
@@ -63,48 +64,6 @@ pub fn resource_type(id: &str) -> Option<&'static str> {
     TAGGABLE.iter().find(|t| id.starts_with(t.0)).map(|t| t.1)
 }
 
-/// Evaluates a `tag:KEY` or `tag-key` filter; `None` if `name` is neither.
-pub fn tag_filter(name: &str, values: &[String], tags: &[(String, String)]) -> Option<bool> {
-    if let Some(key) = name.strip_prefix("tag:") {
-        return Some(
-            tags.iter()
-                .any(|(k, v)| k == key && values.iter().any(|p| glob(p, v))),
-        );
-    }
-    if name == "tag-key" {
-        return Some(tags.iter().any(|(k, _)| values.iter().any(|p| glob(p, k))));
-    }
-    None
-}
-
-/// Whether a resource passes every filter. `field` gives the resource's values for a filter
-/// name (`None` for a name it does not know); `tag:KEY` and `tag-key` are handled here.
-/// Unknown names are refused, listing `supported`.
-pub fn filters_match(
-    filters: &[(String, Vec<String>)],
-    tags: &[(String, String)],
-    supported: &str,
-    field: impl Fn(&str) -> Option<Vec<String>>,
-) -> Result<bool, ApiError> {
-    for (name, values) in filters {
-        let keep = match field(name) {
-            Some(have) => have
-                .iter()
-                .any(|h| values.iter().any(|pattern| glob(pattern, h))),
-            None => tag_filter(name, values, tags).ok_or_else(|| {
-                ApiError::invalid(
-                    name,
-                    format!("unknown filter; supported: {supported}, tag:KEY, tag-key"),
-                )
-            })?,
-        };
-        if !keep {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
 /// Checks that every id names an existing resource.
 fn check_resources(c: &Call<'_>, ids: &[String]) -> Result<(), ApiError> {
     let conn = c.st.db.lock();
@@ -135,12 +94,27 @@ fn check_resources(c: &Call<'_>, ids: &[String]) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// CreateTags.
-pub fn create(c: &Call<'_>) -> Result<String, ApiError> {
+/// The `ResourceId.N` list: 1 to [`MAX_PER_CALL`] ids.
+fn resource_ids(c: &Call<'_>) -> Result<Vec<String>, ApiError> {
     let ids = c.p.list("ResourceId");
     if ids.is_empty() {
         return Err(ApiError::missing("ResourceId"));
     }
+    if ids.len() > MAX_PER_CALL {
+        return Err(ApiError::invalid(
+            "ResourceId",
+            format!(
+                "{} resource ids given; the limit is {MAX_PER_CALL}",
+                ids.len()
+            ),
+        ));
+    }
+    Ok(ids)
+}
+
+/// CreateTags.
+pub fn create(c: &Call<'_>) -> Result<String, ApiError> {
+    let ids = resource_ids(c)?;
     let new: Vec<(String, String)> =
         c.p.tags("Tag")?
             .into_iter()
@@ -148,6 +122,9 @@ pub fn create(c: &Call<'_>) -> Result<String, ApiError> {
             .collect();
     if new.is_empty() {
         return Err(ApiError::missing("Tag"));
+    }
+    if new.len() > MAX_TAGS {
+        return Err(tag_limit_exceeded(&format!("{} tags given", new.len())));
     }
     check_resources(c, &ids)?;
     let mut conn = c.st.db.lock();
@@ -161,12 +138,10 @@ pub fn create(c: &Call<'_>) -> Result<String, ApiError> {
             .filter(|(k, _)| !have.iter().any(|(h, _)| h == k))
             .count();
         if have.len() + added > MAX_TAGS {
-            return Err(ApiError::new(
-                "TagLimitExceeded",
-                format!(
-                    "The maximum number of tags ({MAX_TAGS}) for resource '{id}' would be exceeded"
-                ),
-            ));
+            return Err(tag_limit_exceeded(&format!(
+                "resource '{id}' would have {} tags",
+                have.len() + added
+            )));
         }
         tags::put(&tx, id, &new)?;
     }
@@ -176,11 +151,14 @@ pub fn create(c: &Call<'_>) -> Result<String, ApiError> {
 
 /// DeleteTags: named keys (optionally only with a given value), or every tag.
 pub fn delete(c: &Call<'_>) -> Result<String, ApiError> {
-    let ids = c.p.list("ResourceId");
-    if ids.is_empty() {
-        return Err(ApiError::missing("ResourceId"));
-    }
+    let ids = resource_ids(c)?;
     let keys = c.p.tags("Tag")?;
+    if keys.len() > MAX_PER_CALL {
+        return Err(ApiError::invalid(
+            "Tag",
+            format!("{} tags given; the limit is {MAX_PER_CALL}", keys.len()),
+        ));
+    }
     check_resources(c, &ids)?;
     let mut conn = c.st.db.lock();
     let tx = conn.transaction()?;
@@ -199,13 +177,13 @@ pub fn delete(c: &Call<'_>) -> Result<String, ApiError> {
 /// DescribeTags with filters `resource-id`, `resource-type`, `key`, `value`.
 pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
     let filters = c.p.filters()?;
-    for (name, _) in &filters {
+    for f in &filters {
         if !matches!(
-            name.as_str(),
+            f.name.as_str(),
             "resource-id" | "resource-type" | "key" | "value"
         ) {
             return Err(ApiError::invalid(
-                name,
+                &f.name,
                 "unknown filter; supported: resource-id, resource-type, key, value",
             ));
         }
@@ -215,14 +193,14 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
     x.open("tagSet");
     for t in rows {
         let rtype = resource_type(&t.resource_id).unwrap_or("unknown");
-        let keep = filters.iter().all(|(name, values)| {
-            let field = match name.as_str() {
+        let keep = filters.iter().all(|f| {
+            let field = match f.name.as_str() {
                 "resource-id" => &t.resource_id,
                 "resource-type" => rtype,
                 "key" => &t.key,
                 _ => &t.value,
             };
-            values.iter().any(|p| glob(p, field))
+            f.matches(field)
         });
         if !keep {
             continue;

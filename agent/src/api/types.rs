@@ -5,9 +5,21 @@ use super::xml::Xml;
 use super::{AVAILABILITY_ZONE, Call, REGION};
 use crate::compute::catalog::{self, INSTANCE_TYPES};
 
+/// The most `InstanceType.N` DescribeInstanceTypes takes (EC2's limit).
+const MAX_TYPES: usize = 100;
+
 /// DescribeInstanceTypes (`InstanceType.N` narrows the list).
 pub fn describe_instance_types(c: &Call<'_>) -> Result<String, ApiError> {
     let wanted = c.p.list("InstanceType");
+    if wanted.len() > MAX_TYPES {
+        return Err(ApiError::invalid(
+            "InstanceType",
+            format!(
+                "{} instance types given; the limit is {MAX_TYPES}",
+                wanted.len()
+            ),
+        ));
+    }
     if let Some(bad) = wanted.iter().find(|w| catalog::lookup(w).is_none()) {
         return Err(ApiError::new(
             "InvalidInstanceType",

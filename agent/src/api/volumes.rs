@@ -2,8 +2,8 @@
 //! ModifyVolume.
 
 use super::errors::ApiError;
+use super::filters::filters_match;
 use super::instances::well_formed_id;
-use super::tags::filters_match;
 use super::xml::Xml;
 use super::{AVAILABILITY_ZONE, Call};
 use crate::state::instances::{self, InstanceState};

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use rusqlite::Connection;
 
 use super::errors::ApiError;
-use super::tags::filters_match;
+use super::filters::filters_match;
 use super::xml::Xml;
 use super::{AVAILABILITY_ZONE, Call};
 use crate::network::addressing;

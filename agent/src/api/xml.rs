@@ -10,11 +10,17 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// Appends `s` to `out`, escaped.
+/// Whether XML 1.0 can carry `c` at all (not even a character reference may name the C0
+/// controls but tab, newline and return, nor U+FFFE and U+FFFF).
+pub fn xml_char(c: char) -> bool {
+    !matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}')
+}
+
+/// Appends `s` to `out`, escaped; characters XML cannot carry become U+FFFD.
 pub fn escape_into(out: &mut String, s: &str) {
     if !s
-        .bytes()
-        .any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'') || b < 0x20)
+        .chars()
+        .any(|c| matches!(c, '&' | '<' | '>' | '"' | '\'') || !xml_char(c))
     {
         out.push_str(s);
         return;
@@ -26,9 +32,7 @@ pub fn escape_into(out: &mut String, s: &str) {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => {
-                out.push_str(&format!("&#x{:x};", c as u32))
-            }
+            c if !xml_char(c) => out.push(char::REPLACEMENT_CHARACTER),
             c => out.push(c),
         }
     }
@@ -133,7 +137,11 @@ mod tests {
 
     #[test]
     fn escapes_markup_and_controls() {
-        assert_eq!(escape("a<b>&\"'\u{1}"), "a&lt;b&gt;&amp;&quot;&apos;&#x1;");
+        assert_eq!(
+            escape("a<b>&\"'\u{1}"),
+            "a&lt;b&gt;&amp;&quot;&apos;\u{fffd}"
+        );
+        assert_eq!(escape("tab\tline\n\u{ffff}"), "tab\tline\n\u{fffd}");
         let mut x = Xml::response("Test", "req");
         x.leaf("v", "<x>");
         assert_eq!(

@@ -3,7 +3,10 @@
 //! 169.254.169.254, one per ENI, so a request is tied to the ENI it arrived on (never to its
 //! source address).
 
+#[cfg(test)]
+mod fuzz;
 pub mod handler;
+pub mod http;
 pub mod metadata;
 pub mod server;
 pub mod source;

@@ -25,21 +25,19 @@ pub enum TokenError {
     Invalid,
 }
 
-struct Token {
-    instance: String,
-    expires: Instant,
-}
-
-/// The live tokens of every instance.
+/// The live tokens of every instance, kept apart per instance: issuing or checking one
+/// instance's tokens never looks at another's, so a guest asking for tokens without end
+/// costs only its own (bounded) list.
 #[derive(Default)]
 pub struct TokenStore {
-    tokens: HashMap<String, Token>,
+    /// Instance id → its tokens and when each expires.
+    by_instance: HashMap<String, HashMap<String, Instant>>,
 }
 
 impl std::fmt::Debug for TokenStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenStore")
-            .field("live", &self.tokens.len())
+            .field("instances", &self.by_instance.len())
             .finish()
     }
 }
@@ -56,53 +54,44 @@ pub fn parse_ttl(value: Option<&str>) -> Result<Duration, TokenError> {
 }
 
 impl TokenStore {
-    /// A new, random token for `instance`, valid for `ttl` from `now`.
+    /// A new, random token for `instance`, valid for `ttl` from `now`. Past
+    /// [`MAX_PER_INSTANCE`] live tokens, the ones expiring first are dropped.
     pub fn issue(&mut self, instance: &str, ttl: Duration, now: Instant) -> String {
-        self.purge(now);
-        let mut held: Vec<(&String, Instant)> = self
-            .tokens
-            .iter()
-            .filter(|(_, t)| t.instance == instance)
-            .map(|(k, t)| (k, t.expires))
-            .collect();
-        if held.len() >= MAX_PER_INSTANCE {
-            held.sort_by_key(|(_, expires)| *expires);
-            let drop: Vec<String> = held[..held.len() + 1 - MAX_PER_INSTANCE]
-                .iter()
-                .map(|(k, _)| (*k).clone())
-                .collect();
-            for k in drop {
-                self.tokens.remove(&k);
-            }
+        let held = self.by_instance.entry(instance.to_owned()).or_default();
+        held.retain(|_, expires| *expires > now);
+        while held.len() >= MAX_PER_INSTANCE {
+            let Some(first) = held.iter().min_by_key(|(_, e)| **e).map(|(k, _)| k.clone()) else {
+                break;
+            };
+            held.remove(&first);
         }
         let mut raw = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut raw);
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-        self.tokens.insert(
-            token.clone(),
-            Token {
-                instance: instance.to_owned(),
-                expires: now + ttl,
-            },
-        );
+        held.insert(token.clone(), now + ttl);
         token
     }
 
     /// Checks that `token` is live and belongs to `instance`.
     pub fn check(&self, token: &str, instance: &str, now: Instant) -> Result<(), TokenError> {
-        match self.tokens.get(token) {
-            Some(t) if t.instance == instance && t.expires > now => Ok(()),
+        match self
+            .by_instance
+            .get(instance)
+            .and_then(|held| held.get(token))
+        {
+            Some(expires) if *expires > now => Ok(()),
             _ => Err(TokenError::Invalid),
         }
     }
 
     /// Forgets every token of `instance` (it stopped or terminated).
     pub fn revoke_instance(&mut self, instance: &str) {
-        self.tokens.retain(|_, t| t.instance != instance);
+        self.by_instance.remove(instance);
     }
 
-    fn purge(&mut self, now: Instant) {
-        self.tokens.retain(|_, t| t.expires > now);
+    /// How many tokens `instance` holds (expired ones not yet dropped included).
+    pub fn held(&self, instance: &str) -> usize {
+        self.by_instance.get(instance).map_or(0, HashMap::len)
     }
 }
 
@@ -153,7 +142,10 @@ mod tests {
         for i in 0..MAX_PER_INSTANCE {
             store.issue("i-a", Duration::from_secs(200 + i as u64), t0);
         }
-        assert_eq!(store.tokens.len(), MAX_PER_INSTANCE);
+        assert_eq!(store.held("i-a"), MAX_PER_INSTANCE);
+        let other = store.issue("i-b", Duration::from_secs(100), t0);
+        assert!(store.check(&other, "i-b", t0).is_ok(), "others keep theirs");
+        assert_eq!(store.held("i-a"), MAX_PER_INSTANCE);
         assert_eq!(
             store.check(&first, "i-a", t0),
             Err(TokenError::Invalid),

@@ -6,7 +6,8 @@ use std::net::Ipv4Addr;
 
 use super::{CLIENT_PORT, SERVER_PORT};
 
-const ETH_HEADER: usize = 14;
+/// Length of the Ethernet header.
+pub(crate) const ETH_HEADER: usize = 14;
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const IP_UDP: u8 = 17;
 
@@ -27,13 +28,15 @@ pub fn client_payload<'a>(frame: &'a [u8], mac: &[u8; 6]) -> Option<&'a [u8]> {
     if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 {
         return None; // a fragment
     }
+    // The IPv4 total length and the UDP length are the guest's word: each must cover its
+    // own header and is cut to what was really received.
     let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
-    let udp = &ip[ihl..total];
+    let udp = ip.get(ihl..total)?;
     if udp.len() < 8 || u16::from_be_bytes([udp[2], udp[3]]) != SERVER_PORT {
         return None;
     }
-    let len = usize::from(u16::from_be_bytes([udp[4], udp[5]])).clamp(8, udp.len());
-    Some(&udp[8..len])
+    let len = usize::from(u16::from_be_bytes([udp[4], udp[5]])).min(udp.len());
+    udp.get(8..len)
 }
 
 fn checksum(chunks: &[&[u8]]) -> u16 {
@@ -100,14 +103,14 @@ pub fn server_frame(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const CLIENT: [u8; 6] = [2, 0, 0, 0, 0, 9];
+    pub const CLIENT: [u8; 6] = [2, 0, 0, 0, 0, 9];
     const SERVER: [u8; 6] = [2, 0, 0, 0, 0, 1];
 
     /// A client frame: the server frame's layout with the ports and MACs swapped.
-    fn client_frame(from: &[u8; 6], dport: u16, payload: &[u8]) -> Vec<u8> {
+    pub fn client_frame(from: &[u8; 6], dport: u16, payload: &[u8]) -> Vec<u8> {
         let mut f = server_frame(from, Ipv4Addr::UNSPECIFIED, &SERVER, payload);
         f[6..12].copy_from_slice(from);
         let udp = ETH_HEADER + 20;
@@ -127,6 +130,32 @@ mod tests {
         frag[ETH_HEADER + 7] = 8;
         assert_eq!(client_payload(&frag, &CLIENT), None, "a fragment");
         assert_eq!(client_payload(&f[..30], &CLIENT), None, "truncated");
+    }
+
+    /// The frame that killed the agent: an IPv4 total length (10) shorter than the IPv4
+    /// header (20) once sliced `ip[20..10]`.
+    #[test]
+    fn total_length_shorter_than_the_header_is_refused() {
+        let mut f = client_frame(&CLIENT, SERVER_PORT, b"hello");
+        f[ETH_HEADER + 2..ETH_HEADER + 4].copy_from_slice(&10u16.to_be_bytes());
+        assert_eq!(client_payload(&f, &CLIENT), None);
+        // A header claiming 60 bytes (IHL 15) in a datagram whose total length is 40.
+        let mut f = client_frame(&CLIENT, SERVER_PORT, &[0; 64]);
+        f[ETH_HEADER] = 0x4f;
+        f[ETH_HEADER + 2..ETH_HEADER + 4].copy_from_slice(&40u16.to_be_bytes());
+        assert_eq!(client_payload(&f, &CLIENT), None);
+    }
+
+    #[test]
+    fn udp_lengths_are_cut_to_what_arrived() {
+        let mut f = client_frame(&CLIENT, SERVER_PORT, b"hello");
+        let udp = ETH_HEADER + 20;
+        f[udp + 4..udp + 6].copy_from_slice(&4u16.to_be_bytes());
+        assert_eq!(client_payload(&f, &CLIENT), None, "shorter than its header");
+        f[udp + 4..udp + 6].copy_from_slice(&u16::MAX.to_be_bytes());
+        assert_eq!(client_payload(&f, &CLIENT), Some(&b"hello"[..]), "longer");
+        f[udp + 4..udp + 6].copy_from_slice(&11u16.to_be_bytes());
+        assert_eq!(client_payload(&f, &CLIENT), Some(&b"hel"[..]));
     }
 
     #[test]

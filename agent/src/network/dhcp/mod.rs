@@ -5,6 +5,8 @@
 //! take another's lease.
 
 pub mod frame;
+#[cfg(test)]
+mod fuzz;
 pub mod packet;
 
 use std::net::Ipv4Addr;

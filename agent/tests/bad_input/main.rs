@@ -1,7 +1,10 @@
 //! Bad input: every error code from a request that should produce it, malformed bodies, bad
-//! signatures, huge bodies, unknown actions; and none of it changes anything.
+//! signatures, huge bodies, unknown actions, hostile filters and EC2's limits (`limits.rs`);
+//! and none of it changes anything.
 
+#[path = "../common/mod.rs"]
 mod common;
+mod limits;
 
 use std::time::Duration;
 
@@ -9,7 +12,7 @@ use agent::api::sigv4;
 use common::Agent;
 
 /// Sends a raw POST signed with `creds` (optionally tampered with); returns (status, body).
-fn raw(
+pub(crate) fn raw(
     agent: &Agent,
     body: &[u8],
     tamper: impl FnOnce(&mut Vec<(String, String)>),
@@ -39,7 +42,7 @@ fn raw(
     }
 }
 
-fn code_of(body: &str) -> String {
+pub(crate) fn code_of(body: &str) -> String {
     let doc = roxmltree::Document::parse(body).unwrap_or_else(|e| panic!("not XML ({e}): {body}"));
     let root = doc.root_element();
     assert_eq!(root.tag_name().name(), "Response", "{body}");
@@ -63,7 +66,7 @@ fn set(headers: &mut [(String, String)], name: &str, value: String) {
 }
 
 /// A snapshot of everything the agent stores.
-fn snapshot(agent: &Agent) -> Vec<String> {
+pub(crate) fn snapshot(agent: &Agent) -> Vec<String> {
     [
         "DescribeInstances",
         "DescribeImages",

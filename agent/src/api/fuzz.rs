@@ -1,0 +1,209 @@
+//! Property tests feeding the API's parsers what a caller can send: random and hostile form
+//! bodies, `Authorization` headers, and filter patterns, and checking the wildcard matcher
+//! against a plain reference. `PROPTEST_CASES` sets how many cases each runs (64 by default;
+//! the fuzz step of `scripts/test.sh` runs many more).
+
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+
+use super::filters::{MAX_FILTER_VALUES, MAX_FILTERS, Wildcard};
+use super::query::{Params, parse_pairs};
+use super::sigv4::{self, SignedParts};
+
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// The textbook dynamic programme: `m[i][j]` is whether the first `i` pattern characters
+/// match the first `j` text characters.
+fn reference(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let mut m = vec![vec![false; t.len() + 1]; p.len() + 1];
+    m[0][0] = true;
+    for i in 1..=p.len() {
+        for j in 0..=t.len() {
+            m[i][j] = match p[i - 1] {
+                '*' => m[i - 1][j] || (j > 0 && m[i][j - 1]),
+                '?' => j > 0 && m[i - 1][j - 1],
+                c => j > 0 && m[i - 1][j - 1] && t[j - 1] == c,
+            };
+        }
+    }
+    m[p.len()][t.len()]
+}
+
+/// A form key a Query API client might send, lists and filters included.
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "Action|Version|DryRun|InstanceId|ImageId|UserData",
+        "(InstanceId|ResourceId|Owner)\\.[0-9]{1,3}",
+        "Filter\\.[0-9]{1,3}\\.(Name|Value\\.[0-9]{1,3})",
+        "(Tag|TagSpecification\\.[0-9]\\.Tag)\\.[0-9]{1,3}\\.(Key|Value)",
+        "[ -~]{1,30}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn fuzz_wildcard_agrees_with_reference(
+        pattern in "[ab*?]{0,12}",
+        text in "[ab]{0,12}",
+    ) {
+        prop_assert_eq!(Wildcard::new(&pattern).matches(&text), reference(&pattern, &text));
+    }
+
+    #[test]
+    fn fuzz_wildcard_agrees_on_any_characters(pattern in "\\PC{0,10}", text in "\\PC{0,10}") {
+        prop_assert_eq!(Wildcard::new(&pattern).matches(&text), reference(&pattern, &text));
+    }
+
+    #[test]
+    fn fuzz_wildcard_hostile_patterns_are_fast(
+        unit in "[*?a]{1,4}",
+        repeat in 1usize..20_000,
+        tail in "[ab]{0,3}",
+        text_len in 0usize..400,
+    ) {
+        let pattern = format!("{}{tail}", unit.repeat(repeat));
+        let text = "a".repeat(text_len);
+        let started = Instant::now();
+        let got = Wildcard::new(&pattern).matches(&text);
+        prop_assert!(started.elapsed() < Duration::from_millis(200));
+        if pattern.len() <= 40 {
+            prop_assert_eq!(got, reference(&pattern, &text));
+        }
+    }
+
+    #[test]
+    fn fuzz_form_random_text(body in "\\PC{0,400}") {
+        if let Ok(pairs) = parse_pairs(&body) {
+            prop_assert!(pairs.iter().all(|(k, _)| !k.is_empty()));
+            if let Ok(p) = Params::from_pairs(pairs) {
+                touch(&p)?;
+            }
+        }
+    }
+
+    #[test]
+    fn fuzz_form_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        if let Ok(body) = std::str::from_utf8(&bytes) {
+            let _ = parse_pairs(body);
+        }
+        let lossy = String::from_utf8_lossy(&bytes);
+        let _ = parse_pairs(&lossy);
+    }
+
+    /// Any pairs, encoded as SigV4 encodes them, decode to themselves.
+    #[test]
+    fn fuzz_form_round_trip(pairs in proptest::collection::vec((key(), "\\PC{0,40}"), 0..30)) {
+        let body = pairs
+            .iter()
+            .map(|(k, v)| format!("{}={}", sigv4::uri_encode(k), sigv4::uri_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        prop_assert_eq!(parse_pairs(&body).unwrap(), pairs.clone());
+        let mut unique = pairs;
+        unique.sort();
+        unique.dedup_by(|a, b| a.0 == b.0);
+        let p = Params::from_pairs(unique).unwrap();
+        touch(&p)?;
+    }
+
+    #[test]
+    fn fuzz_form_hostile_escapes(body in "([A-Za-z.=&+]|%[0-9a-fA-FgG]{0,2}|%){0,200}") {
+        let _ = parse_pairs(&body);
+    }
+
+    #[test]
+    fn fuzz_sigv4_random_header(header in "\\PC{0,300}") {
+        let _ = sigv4::parse_auth_header(&header);
+    }
+
+    #[test]
+    fn fuzz_sigv4_hostile_header(
+        prefix in "AWS4-HMAC-SHA256|AWS4-HMAC-SHA256 |[ -~]{0,20}",
+        parts in proptest::collection::vec(
+            prop_oneof![
+                "Credential=[ -~]{0,60}",
+                "Credential=[A-Z0-9]{1,20}/[0-9]{8}/[a-z0-9-]{0,12}/[a-z0-9]{0,12}/aws4_request",
+                "SignedHeaders=[a-z;-]{0,60}",
+                "Signature=[0-9a-fA-F]{0,64}",
+                "[ -~]{0,30}",
+            ],
+            0..6,
+        ),
+        separator in ", |,| , ",
+    ) {
+        let header = format!("{prefix} {}", parts.join(&separator));
+        if let Some(auth) = sigv4::parse_auth_header(&header) {
+            prop_assert_eq!(auth.scope.split('/').count(), 4);
+            prop_assert!(auth.scope.ends_with("/aws4_request"));
+            prop_assert!(!auth.signature.chars().any(|c| c.is_ascii_uppercase()));
+        }
+    }
+
+    /// A header the signer writes parses back to what it signed.
+    #[test]
+    fn fuzz_sigv4_signed_headers_parse_back(
+        key in "[A-Z0-9]{16,20}",
+        secret in "[ -~]{1,40}",
+        body in proptest::collection::vec(any::<u8>(), 0..200),
+    ) {
+        let headers = sigv4::sign_post(&key, &secret, "local-1", "127.0.0.1:8787", "/", &body, chrono::Utc::now());
+        let auth = headers.iter().find(|(k, _)| k == "authorization").unwrap();
+        let parsed = sigv4::parse_auth_header(&auth.1).unwrap();
+        prop_assert_eq!(parsed.access_key, key);
+        prop_assert_eq!(parsed.signed_headers, vec!["content-type", "host", "x-amz-date"]);
+        let canonical = sigv4::canonical_request(&SignedParts {
+            method: "POST",
+            path: "/",
+            query: Vec::new(),
+            headers: headers.into_iter().filter(|(k, _)| k != "authorization").collect(),
+            payload_hash: sigv4::sha256_hex(&body),
+        });
+        let amz_date = canonical.lines().find_map(|l| l.strip_prefix("x-amz-date:")).unwrap();
+        prop_assert_eq!(
+            sigv4::signature(&secret, amz_date, &parsed.scope, &canonical),
+            parsed.signature
+        );
+    }
+
+    /// Lists, filters and tags of random parameters: bounded, and never a panic.
+    #[test]
+    fn fuzz_params_lists_filters_tags(pairs in proptest::collection::btree_map(key(), "\\PC{0,300}", 0..60)) {
+        let p = Params::from_pairs(pairs.into_iter().collect()).unwrap();
+        touch(&p)?;
+    }
+}
+
+/// Reads everything a handler might read from `p`, checking the bounds.
+fn touch(p: &Params) -> Result<(), TestCaseError> {
+    for prefix in ["InstanceId", "ResourceId", "Owner", "Filter", "Tag"] {
+        let _ = p.list(prefix);
+        let _ = p.indices(prefix);
+    }
+    if let Ok(filters) = p.filters() {
+        prop_assert!(filters.len() <= MAX_FILTERS);
+        for f in &filters {
+            prop_assert!(f.values.len() <= MAX_FILTER_VALUES);
+            let _ = f.matches("some-value");
+        }
+    }
+    let _ = p.tags("Tag");
+    let _ = p.tag_specifications_for(&["instance", "volume"]);
+    let _ = p.int("MaxResults", 5, 1000);
+    let _ = p.bool("DryRun");
+    Ok(())
+}
