@@ -7,7 +7,6 @@
 mod common;
 
 use std::net::Ipv4Addr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -81,24 +80,6 @@ fn serve_dhcp_with_a_defect(ns: &Namespace, config: TapLease, runs: Arc<AtomicU3
     logs
 }
 
-fn boot_probe(ns: &Namespace, mac: &str, log: &std::path::Path) -> Child {
-    let probe = common::probe_manifest().with_file_name("probe.elf");
-    Command::new("ip")
-        .args(["netns", "exec", &ns.0])
-        .arg(common::vmm_bin())
-        .arg("--kernel")
-        .arg(probe)
-        .args(["--mem-mib", "64", "--net", &format!("tap=tap0,mac={mac}")])
-        .args(["--cmdline", "probe.net=dhcp"])
-        .arg("--serial-log")
-        .arg(log)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
 /// Polls `what` every 50 ms for up to `secs` seconds.
 fn wait_until(secs: u64, mut what: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
@@ -150,7 +131,7 @@ fn a_dhcp_server_that_panicked_is_restarted_and_leases_to_the_probe() {
     // Booted only now: whatever answers it is a run after the panic.
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("probe.log");
-    let mut probe = boot_probe(&ns, "02:00:00:00:00:05", &log);
+    let mut probe = common::boot_dhcp_probe(&ns, "02:00:00:00:00:05", &log);
     let leased = wait_until(20, || {
         std::fs::read_to_string(&log)
             .unwrap_or_default()

@@ -4,7 +4,6 @@
 mod common;
 
 use std::net::Ipv4Addr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use agent::network::dhcp::frame::server_frame;
@@ -32,25 +31,6 @@ fn serve_dhcp(ns: &Namespace, config: TapLease) {
     ready_rx
         .recv_timeout(Duration::from_secs(5))
         .expect("the server starts");
-}
-
-fn boot_probe(ns: &Namespace, mac: &str, log: &std::path::Path) -> Child {
-    let manifest = common::probe_manifest();
-    let probe = manifest.with_file_name("probe.elf");
-    Command::new("ip")
-        .args(["netns", "exec", &ns.0])
-        .arg(common::vmm_bin())
-        .arg("--kernel")
-        .arg(probe)
-        .args(["--mem-mib", "64", "--net", &format!("tap=tap0,mac={mac}")])
-        .args(["--cmdline", "probe.net=dhcp"])
-        .arg("--serial-log")
-        .arg(log)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
 }
 
 fn lease(ip: [u8; 4]) -> Lease {
@@ -82,7 +62,7 @@ fn the_probe_gets_its_enis_address_and_a_stranger_gets_nothing() {
     let dir = tempfile::tempdir().unwrap();
 
     let known_log = dir.path().join("known.log");
-    let mut known = boot_probe(&ns, "02:00:00:00:00:05", &known_log);
+    let mut known = common::boot_dhcp_probe(&ns, "02:00:00:00:00:05", &known_log);
     let start = Instant::now();
     let mut console = String::new();
     while start.elapsed() < Duration::from_secs(20) && !console.contains("probe: net dhcp") {
@@ -98,7 +78,7 @@ fn the_probe_gets_its_enis_address_and_a_stranger_gets_nothing() {
 
     // A guest with a MAC that is not the ENI's gets no answer.
     let stranger_log = dir.path().join("stranger.log");
-    let mut stranger = boot_probe(&ns, "02:00:00:00:00:66", &stranger_log);
+    let mut stranger = common::boot_dhcp_probe(&ns, "02:00:00:00:00:66", &stranger_log);
     std::thread::sleep(Duration::from_secs(4));
     let _ = stranger.kill();
     let _ = stranger.wait();

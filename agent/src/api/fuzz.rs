@@ -11,18 +11,6 @@ use super::filters::{MAX_FILTER_VALUES, MAX_FILTERS, Wildcard};
 use super::query::{Params, parse_pairs};
 use super::sigv4::{self, SignedParts};
 
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 /// The textbook dynamic programme: `m[i][j]` is whether the first `i` pattern characters
 /// match the first `j` text characters.
 fn reference(pattern: &str, text: &str) -> bool {
@@ -54,7 +42,7 @@ fn key() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(crate::fuzz_config())]
 
     #[test]
     fn fuzz_wildcard_agrees_with_reference(

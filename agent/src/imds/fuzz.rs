@@ -12,18 +12,6 @@ use super::http::{self, HeadError, MAX_REQUEST};
 use super::metadata::tests::sample;
 use super::tokens::TokenStore;
 
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 /// Reads every head from `input` as a connection would, parsing each; returns how many
 /// were read.
 fn read_all(input: &[u8]) -> Result<usize, TestCaseError> {
@@ -63,7 +51,7 @@ fn header_line() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(crate::fuzz_config())]
 
     #[test]
     fn fuzz_imds_random_bytes(input in proptest::collection::vec(any::<u8>(), 0..4096)) {

@@ -487,3 +487,23 @@ pub fn run_boto3(agent: &Agent, script: &str, ok_line: &str) {
         tail(&agent.log(), 30)
     );
 }
+
+/// Boots the probe in namespace `ns` on `tap0` with MAC `mac`, asking for an address by
+/// DHCP, its console in `log`.
+pub fn boot_dhcp_probe(ns: &netns::Namespace, mac: &str, log: &Path) -> Child {
+    let probe = probe_manifest().with_file_name("probe.elf");
+    Command::new("ip")
+        .args(["netns", "exec", &ns.0])
+        .arg(vmm_bin())
+        .arg("--kernel")
+        .arg(probe)
+        .args(["--mem-mib", "64", "--net", &format!("tap=tap0,mac={mac}")])
+        .args(["--cmdline", "probe.net=dhcp"])
+        .arg("--serial-log")
+        .arg(log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}

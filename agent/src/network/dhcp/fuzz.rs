@@ -13,18 +13,6 @@ use super::frame::{ETH_HEADER, client_payload, server_frame};
 use super::packet::tests::{client_message, lease};
 use super::packet::{MessageType, Request, answer, reply};
 
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 const SERVER: Ipv4Addr = Ipv4Addr::new(172, 31, 0, 1);
 
 /// Parses a datagram as the server does and, if it is a request, builds the answer.
@@ -42,7 +30,7 @@ fn small_or_any() -> impl Strategy<Value = u16> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(crate::fuzz_config())]
 
     #[test]
     fn fuzz_dhcp_frame_random_bytes(mut frame in proptest::collection::vec(any::<u8>(), 0..2048)) {
