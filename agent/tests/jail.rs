@@ -210,11 +210,30 @@ fn a_guest_touching_all_its_memory_stays_within_its_cgroup() {
         .find(|l| l.contains("vmm cgroup released") && l.contains(&id))
         .unwrap_or_else(|| panic!("no cgroup release for {id}:\n{}", tail(&log, 30)));
     let field = |name: &str| -> u64 {
-        let start = line.find(&format!("{name}=Some(")).unwrap() + name.len() + 6;
+        let start = line
+            .find(&format!("{name}=Some("))
+            .unwrap_or_else(|| panic!("no {name} in {line}"))
+            + name.len()
+            + 6;
         line[start..].split(')').next().unwrap().parse().unwrap()
     };
     let (peak, limit) = (field("memory_peak_mib"), field("memory_limit_mib"));
     assert_eq!(limit, 512 + 64, "{line}");
     assert!(peak >= 500, "the guest really touched its 512 MiB: {line}");
     assert!(peak <= limit, "{line}");
+}
+
+#[test]
+fn an_agent_leaves_the_cgroups_of_instances_it_does_not_know_alone() {
+    // Another agent's instance on the same host (its own state dir, same cgroup parent).
+    let cgroups = agent::compute::cgroups::Cgroups::detect().unwrap();
+    let foreign = "i-0f0e0d0c0b0a09080";
+    let limits = agent::compute::cgroups::Limits::for_instance(1, 64);
+    let made = cgroups.create(foreign, &limits).unwrap();
+    let agent = Agent::start(&[]);
+    let ami = agent.register_probe();
+    let (_, _) = running_instance(&agent, &ami);
+    let still_there = made.dirs().iter().all(|d| d.is_dir());
+    cgroups.remove(foreign).unwrap();
+    assert!(still_there, "the start-up sweep removed another agent's cgroup");
 }

@@ -137,16 +137,19 @@ impl super::Compute {
         }
     }
 
-    /// Removes the cgroups of instances whose vmm is gone (left by an agent that died);
-    /// called at start-up once the live vmms are known.
+    /// Removes the cgroups of this agent's instances whose vmm is gone (left by an agent that
+    /// died); called at start-up once the live vmms are known. Cgroups of instances this
+    /// agent does not know belong to another agent on the host and are left alone.
     pub fn remove_stale_cgroups(&self) -> rusqlite::Result<()> {
-        let live: std::collections::HashSet<String> = instances::live(&self.db.lock())?
-            .into_iter()
-            .filter(|r| matches!((r.pid, r.pid_start), (Some(p), Some(s)) if super::supervisor::alive(p, s)))
-            .map(|r| r.id)
-            .collect();
         for id in self.cgroups.instances() {
-            if !live.contains(&id) {
+            let Some(row) = instances::get(&self.db.lock(), &id)? else {
+                continue;
+            };
+            let running = matches!(
+                (row.pid, row.pid_start),
+                (Some(pid), Some(start)) if super::supervisor::alive(pid, start)
+            );
+            if !running {
                 tracing::info!(%id, "removing a stale vmm cgroup");
                 self.release_cgroup(&id);
             }
