@@ -235,5 +235,8 @@ fn an_agent_leaves_the_cgroups_of_instances_it_does_not_know_alone() {
     let (_, _) = running_instance(&agent, &ami);
     let still_there = made.dirs().iter().all(|d| d.is_dir());
     cgroups.remove(foreign).unwrap();
-    assert!(still_there, "the start-up sweep removed another agent's cgroup");
+    assert!(
+        still_there,
+        "the start-up sweep removed another agent's cgroup"
+    );
 }

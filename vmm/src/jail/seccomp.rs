@@ -131,7 +131,6 @@ const ALLOWED: &[i64] = &[
     libc::SYS_sched_getaffinity,
     libc::SYS_gettid,
     libc::SYS_getpid,
-    libc::SYS_tgkill,
     libc::SYS_rt_sigaction,
     libc::SYS_rt_sigprocmask,
     libc::SYS_rt_sigreturn,
@@ -202,10 +201,13 @@ fn arg_equals(arg: u8, value: u64) -> SeccompRule {
     SeccompRule::new(vec![condition]).expect("a rule with one condition is valid")
 }
 
-/// The rules: every allowed call, `ioctl` by request and `prctl` by option.
+/// The rules: every allowed call, `ioctl` by request, `prctl` by option, and `tgkill` (which
+/// kicks vCPU threads) to this process's own threads only.
 fn rules() -> BTreeMap<i64, Vec<SeccompRule>> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
         ALLOWED.iter().map(|&nr| (nr, Vec::new())).collect();
+    let own = u64::from(std::process::id());
+    rules.insert(libc::SYS_tgkill, vec![arg_equals(0, own)]);
     let ioctls = ioctl_requests().into_iter().map(|r| arg_equals(1, r));
     rules.insert(libc::SYS_ioctl, ioctls.collect());
     let prctls = PRCTL_OPTIONS.iter().map(|&o| arg_equals(0, o));

@@ -86,3 +86,32 @@ fn an_ioctl_outside_the_list_kills_with_sigsys() {
     assert!(libc::WIFSIGNALED(status), "status {status:#x}");
     assert_eq!(libc::WTERMSIG(status), libc::SIGSYS);
 }
+
+/// The test process's pid, for a forked child to aim at.
+static PARENT: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+#[test]
+fn signals_reach_only_the_process_that_built_the_filter() {
+    // The filter is compiled in the test process: a child under it may signal that process
+    // (signal 0 only checks permission) ...
+    PARENT.store(
+        std::process::id() as i32,
+        std::sync::atomic::Ordering::SeqCst,
+    );
+    let status = in_filtered_child(|| {
+        let parent = PARENT.load(std::sync::atomic::Ordering::SeqCst);
+        // SAFETY: tgkill takes integers; signal 0 sends nothing.
+        unsafe { libc::syscall(libc::SYS_tgkill, parent, parent, 0) };
+    });
+    assert!(libc::WIFEXITED(status), "status {status:#x}");
+    // ... and no other, itself included.
+    let status = in_filtered_child(|| {
+        // SAFETY: as above, aimed at the child's own main thread.
+        unsafe {
+            let me = libc::getpid();
+            libc::syscall(libc::SYS_tgkill, me, me, 0);
+        }
+    });
+    assert!(libc::WIFSIGNALED(status), "status {status:#x}");
+    assert_eq!(libc::WTERMSIG(status), libc::SIGSYS);
+}
