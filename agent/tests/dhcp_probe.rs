@@ -192,12 +192,19 @@ fn malformed_frames_from_a_guest_leave_the_server_answering() {
         for bad in [short_total, long_header, short_udp, truncated] {
             tap.write_all(&bad).unwrap();
         }
-        tap.write_all(&client_frame(mac, &discover(mac, 5)))
-            .unwrap();
+        // The good DISCOVER is sent again every half second, as a real client retransmits:
+        // the tap's transmit queue starts only once the kernel's link watch has seen its
+        // carrier, and a reply sent before that is dropped.
+        let good = client_frame(mac, &discover(mac, 5));
         let deadline = Instant::now() + Duration::from_secs(5);
+        let mut next_send = Instant::now();
         let mut buf = vec![0u8; 2048];
         let mut replies = Vec::new();
         while Instant::now() < deadline {
+            if Instant::now() >= next_send {
+                tap.write_all(&good).unwrap();
+                next_send = Instant::now() + Duration::from_millis(500);
+            }
             let mut poll = libc::pollfd {
                 fd: tap.as_raw_fd(),
                 events: libc::POLLIN,
