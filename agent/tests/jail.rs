@@ -56,9 +56,14 @@ fn cgroup_file(pid: i32, controller: &str, v1_file: &str, v2_file: &str) -> Stri
 
 /// Calls `expr` inside process `pid` through a debugger; returns what the debugger printed.
 fn call_in(pid: i32, expr: &str) -> String {
+    // A call that ends the process trips an internal error in gdb, which would then dump its
+    // own core into the working directory: no core, and a scratch directory all the same.
+    let scratch = tempfile::tempdir().unwrap();
     let out = Command::new("gdb")
         .args(["-q", "-nx", "-batch", "-iex", "set sysroot /"])
+        .args(["-iex", "maint set internal-error corefile no"])
         .args(["-p", &pid.to_string(), "-ex", &format!("call {expr}")])
+        .current_dir(scratch.path())
         .output()
         .expect("gdb runs (scripts/install-deps.sh installs it)");
     format!(
