@@ -140,7 +140,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
             capacity,
             stop_timeout: Duration::from_secs(cfg.stop_timeout),
             terminated_retention: Duration::from_secs(cfg.terminated_retention),
-            seccomp: !cfg.no_seccomp && !cfg.no_jail,
+            seccomp: !cfg.no_seccomp,
             jail: !cfg.no_jail,
         },
         network.clone(),

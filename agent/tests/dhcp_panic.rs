@@ -131,7 +131,7 @@ fn a_dhcp_server_that_panicked_is_restarted_and_leases_to_the_probe() {
     // Booted only now: whatever answers it is a run after the panic.
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("probe.log");
-    let mut probe = common::boot_dhcp_probe(&ns, "02:00:00:00:00:05", &log);
+    let mut probe = common::boot_probe_on_tap0(&ns, "02:00:00:00:00:05", "probe.net=dhcp", &log);
     let leased = wait_until(20, || {
         std::fs::read_to_string(&log)
             .unwrap_or_default()

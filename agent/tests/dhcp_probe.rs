@@ -62,7 +62,8 @@ fn the_probe_gets_its_enis_address_and_a_stranger_gets_nothing() {
     let dir = tempfile::tempdir().unwrap();
 
     let known_log = dir.path().join("known.log");
-    let mut known = common::boot_dhcp_probe(&ns, "02:00:00:00:00:05", &known_log);
+    let mut known =
+        common::boot_probe_on_tap0(&ns, "02:00:00:00:00:05", "probe.net=dhcp", &known_log);
     let start = Instant::now();
     let mut console = String::new();
     while start.elapsed() < Duration::from_secs(20) && !console.contains("probe: net dhcp") {
@@ -78,7 +79,8 @@ fn the_probe_gets_its_enis_address_and_a_stranger_gets_nothing() {
 
     // A guest with a MAC that is not the ENI's gets no answer.
     let stranger_log = dir.path().join("stranger.log");
-    let mut stranger = common::boot_dhcp_probe(&ns, "02:00:00:00:00:66", &stranger_log);
+    let mut stranger =
+        common::boot_probe_on_tap0(&ns, "02:00:00:00:00:66", "probe.net=dhcp", &stranger_log);
     std::thread::sleep(Duration::from_secs(4));
     let _ = stranger.kill();
     let _ = stranger.wait();

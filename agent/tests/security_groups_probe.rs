@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use agent::network::firewall::{self, EniFirewall, FirewallPlan, Peer, Protocol, Rule};
@@ -48,24 +48,12 @@ fn topology() -> (Namespace, Namespace) {
 }
 
 fn boot_probe(host: &Namespace, log: &std::path::Path) -> Vm {
-    let probe = common::probe_manifest().with_file_name("probe.elf");
-    let vm = Vm(Command::new("ip")
-        .args(["netns", "exec", &host.0])
-        .arg(common::vmm_bin())
-        .arg("--kernel")
-        .arg(probe)
-        .args(["--mem-mib", "64", "--net", "tap=tap0,mac=02:00:00:00:00:02"])
-        .args([
-            "--cmdline",
-            "probe.net=static:10.0.0.2/24,10.0.0.1 probe.http=i-sgtest",
-        ])
-        .arg("--serial-log")
-        .arg(log)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap());
+    let vm = Vm(common::boot_probe_on_tap0(
+        host,
+        "02:00:00:00:00:02",
+        "probe.net=static:10.0.0.2/24,10.0.0.1 probe.http=i-sgtest",
+        log,
+    ));
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(20) {
         if std::fs::read_to_string(log)

@@ -452,33 +452,14 @@ mod tests {
     fn row(state: InstanceState, behavior: &str) -> InstanceRow {
         InstanceRow {
             seq: 1,
-            id: "i-0".into(),
-            reservation_id: "r-0".into(),
-            launch_index: 0,
-            image_id: "ami-0".into(),
-            instance_type: "t2.nano".into(),
-            key_name: None,
-            state,
             state_reason_code: Some("Client.UserInitiatedShutdown".into()),
             state_reason_message: Some(
                 "Client.UserInitiatedShutdown: User initiated shutdown".into(),
             ),
-            transition_reason: String::new(),
-            launch_time: String::new(),
-            user_data: None,
             shutdown_behavior: behavior.into(),
-            client_token: None,
-            vcpus: 1,
-            memory_mib: 512,
-            kernel: String::new(),
-            initrd: None,
-            boot_args: String::new(),
-            entry: "user".into(),
-            architecture: "x86_64".into(),
             pid: Some(1),
             pid_start: Some(1),
-            rebooting: false,
-            terminated_at: None,
+            ..InstanceRow::example("i-0", state)
         }
     }
 

@@ -286,34 +286,7 @@ mod tests {
     }
 
     fn insert(c: &Compute, id: &str, state: InstanceState, vmm: Option<(i32, u64)>) {
-        let row = InstanceRow {
-            seq: 0,
-            id: id.into(),
-            reservation_id: "r-0".into(),
-            launch_index: 0,
-            image_id: "ami-0".into(),
-            instance_type: "t2.nano".into(),
-            key_name: None,
-            state,
-            state_reason_code: None,
-            state_reason_message: None,
-            transition_reason: String::new(),
-            launch_time: String::new(),
-            user_data: None,
-            shutdown_behavior: "stop".into(),
-            client_token: None,
-            vcpus: 1,
-            memory_mib: 512,
-            kernel: String::new(),
-            initrd: None,
-            boot_args: String::new(),
-            entry: "user".into(),
-            architecture: "x86_64".into(),
-            pid: None,
-            pid_start: None,
-            rebooting: false,
-            terminated_at: None,
-        };
+        let row = InstanceRow::example(id, state);
         let conn = c.db.lock();
         instances::insert(&conn, &row).unwrap();
         instances::set_pid(&conn, id, vmm).unwrap();

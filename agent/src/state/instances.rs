@@ -126,6 +126,42 @@ pub struct InstanceRow {
     pub terminated_at: Option<i64>,
 }
 
+#[cfg(test)]
+impl InstanceRow {
+    /// A pending 1-vCPU, 512 MiB `t2.nano` row `id` in `state`, with no vmm and no reason,
+    /// for tests to adjust.
+    pub fn example(id: &str, state: InstanceState) -> Self {
+        InstanceRow {
+            seq: 0,
+            id: id.into(),
+            reservation_id: "r-0".into(),
+            launch_index: 0,
+            image_id: "ami-0".into(),
+            instance_type: "t2.nano".into(),
+            key_name: None,
+            state,
+            state_reason_code: None,
+            state_reason_message: None,
+            transition_reason: String::new(),
+            launch_time: String::new(),
+            user_data: None,
+            shutdown_behavior: "stop".into(),
+            client_token: None,
+            vcpus: 1,
+            memory_mib: 512,
+            kernel: String::new(),
+            initrd: None,
+            boot_args: String::new(),
+            entry: "user".into(),
+            architecture: "x86_64".into(),
+            pid: None,
+            pid_start: None,
+            rebooting: false,
+            terminated_at: None,
+        }
+    }
+}
+
 const COLUMNS: &str = "seq, id, reservation_id, launch_index, image_id, instance_type, key_name, \
     state, state_reason_code, state_reason_message, transition_reason, launch_time, user_data, \
     shutdown_behavior, client_token, vcpus, memory_mib, kernel, initrd, boot_args, entry, \

@@ -488,9 +488,9 @@ pub fn run_boto3(agent: &Agent, script: &str, ok_line: &str) {
     );
 }
 
-/// Boots the probe in namespace `ns` on `tap0` with MAC `mac`, asking for an address by
-/// DHCP, its console in `log`.
-pub fn boot_dhcp_probe(ns: &netns::Namespace, mac: &str, log: &Path) -> Child {
+/// Boots the probe in namespace `ns` on `tap0` with MAC `mac` and kernel command line
+/// `cmdline`, its console in `log`.
+pub fn boot_probe_on_tap0(ns: &netns::Namespace, mac: &str, cmdline: &str, log: &Path) -> Child {
     let probe = probe_manifest().with_file_name("probe.elf");
     Command::new("ip")
         .args(["netns", "exec", &ns.0])
@@ -498,7 +498,7 @@ pub fn boot_dhcp_probe(ns: &netns::Namespace, mac: &str, log: &Path) -> Child {
         .arg("--kernel")
         .arg(probe)
         .args(["--mem-mib", "64", "--net", &format!("tap=tap0,mac={mac}")])
-        .args(["--cmdline", "probe.net=dhcp"])
+        .args(["--cmdline", cmdline])
         .arg("--serial-log")
         .arg(log)
         .stdin(Stdio::null())
