@@ -11,6 +11,7 @@ use super::handler::{self, ImdsRequest, MetadataOptions, TOKEN_HEADER, TTL_HEADE
 use super::http::{self, HeadError, MAX_REQUEST};
 use super::metadata::tests::sample;
 use super::tokens::TokenStore;
+use super::versions::VERSIONS;
 
 /// Reads every head from `input` as a connection would, parsing each; returns how many
 /// were read.
@@ -81,7 +82,7 @@ proptest! {
     #[test]
     fn fuzz_imds_handler_any_request(
         method in "GET|PUT|HEAD|[A-Z]{0,6}",
-        path in "/latest(/api/token|/meta-data(/[a-z-]{0,20}){0,4}|/user-data|/[ -~]{0,30})?|/[ -~]{0,40}",
+        path in "/(latest|2021-03-23|2009-04-04|1\\.0|[0-9.-]{0,12})(/api/token|/meta-data(/[a-z-]{0,20}){0,4}|/user-data|/dynamic(/[a-z-]{0,20}){0,2}|/[ -~]{0,30})?|/[ -~]{0,40}",
         ttl in proptest::option::of("[0-9]{0,8}|[ -~]{0,20}"),
         token in proptest::option::of("[A-Za-z0-9_-]{0,60}"),
         tokens_required in any::<bool>(),
@@ -112,6 +113,35 @@ proptest! {
         // With tokens required, no metadata leaves without a valid token.
         if tokens_required && path != "/latest/api/token" {
             prop_assert_ne!(r.status, 200);
+        }
+    }
+
+    #[test]
+    fn fuzz_imds_every_version_answers_as_latest(
+        version in proptest::sample::select(VERSIONS.to_vec()),
+        rest in "(meta-data|dynamic|user-data|api)?(/[a-z0-9:=.-]{0,20}){0,5}/?|[ -~]{0,40}",
+        method in "GET|HEAD|PUT",
+        tokens_required in any::<bool>(),
+    ) {
+        let options = MetadataOptions { tokens_required, ..Default::default() };
+        let answer = |path: &str| {
+            let request = ImdsRequest {
+                method: &method,
+                path,
+                headers: vec![(TTL_HEADER.to_owned(), "60".to_owned())],
+            };
+            handler::handle(&request, &sample(), &options, &mut TokenStore::default(), Instant::now())
+        };
+        let dated = answer(&format!("/{version}/{rest}"));
+        let latest = answer(&format!("/latest/{rest}"));
+        if rest == "api/token" {
+            // The token endpoint is /latest/'s alone.
+            prop_assert_eq!(latest.status, if method == "PUT" { 200 } else { 405 });
+            if version != "latest" {
+                prop_assert_ne!(dated.status, 200);
+            }
+        } else {
+            prop_assert_eq!(dated, latest);
         }
     }
 }

@@ -1,10 +1,13 @@
 //! One metadata request and its answer, as EC2 gives it: IMDSv2 tokens (required or
-//! optional), the hop limit on the token's reply, and the metadata tree under `/latest/`.
+//! optional), the hop limit on the token's reply, the version list at `/`, and the metadata
+//! tree under `/latest/` and every dated version (`/2021-03-23/` ...). The token endpoint is
+//! `/latest/api/token` alone, as on EC2.
 
 use std::time::Instant;
 
 use super::metadata::InstanceMetadata;
 use super::tokens::{TokenStore, parse_ttl};
+use super::versions::{self, Route};
 
 /// Header carrying a session token.
 pub const TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
@@ -115,21 +118,23 @@ pub fn handle(
     if !authorized {
         return status(401, "Unauthorized");
     }
-    let Some(rest) = request.path.strip_prefix("/latest") else {
-        return if request.path == "/" {
-            status(200, "latest")
-        } else {
-            status(404, "Not Found")
-        };
-    };
-    match metadata.tree().find(rest) {
-        Some(node) => ImdsResponse {
-            status: 200,
-            body: node.body(),
-            headers: Vec::new(),
-            ip_ttl: None,
+    match versions::route(request.path) {
+        Route::Versions => ok(versions::listing().into_bytes()),
+        Route::Versioned(_, "") => ok(metadata.tree().names().into_bytes()),
+        Route::Versioned(_, rest) => match metadata.tree().find(rest) {
+            Some(node) => ok(node.body()),
+            None => status(404, "Not Found"),
         },
-        None => status(404, "Not Found"),
+        Route::Unknown => status(404, "Not Found"),
+    }
+}
+
+fn ok(body: Vec<u8>) -> ImdsResponse {
+    ImdsResponse {
+        status: 200,
+        body,
+        headers: Vec::new(),
+        ip_ttl: None,
     }
 }
 
@@ -296,6 +301,107 @@ mod tests {
             Instant::now(),
         );
         assert_eq!(r.status, 403);
+    }
+
+    fn get(path: &str, options: &MetadataOptions, store: &mut TokenStore) -> (u16, String) {
+        let r = handle(
+            &req("GET", path, &[]),
+            &sample(),
+            options,
+            store,
+            Instant::now(),
+        );
+        (r.status, String::from_utf8(r.body).unwrap())
+    }
+
+    #[test]
+    fn the_root_lists_every_version_and_each_serves_the_tree() {
+        let mut store = TokenStore::default();
+        let options = MetadataOptions::default();
+        let (code, list) = get("/", &options, &mut store);
+        assert_eq!(code, 200);
+        assert!(list.starts_with("1.0\n2007-01-19\n2007-03-01\n"));
+        assert!(list.ends_with("\n2021-03-23\n2021-07-15\n2022-07-09\n2022-09-24\nlatest"));
+        for version in list.lines() {
+            assert_eq!(
+                get(
+                    &format!("/{version}/meta-data/instance-id"),
+                    &options,
+                    &mut store
+                ),
+                (200, "i-0123456789abcdef0".to_owned()),
+                "{version}"
+            );
+            assert_eq!(
+                get(&format!("/{version}/"), &options, &mut store),
+                (200, "dynamic\nmeta-data\nuser-data".to_owned()),
+                "{version}"
+            );
+        }
+        assert_eq!(
+            get("/2016-09-02/user-data", &options, &mut store),
+            (200, "#!/bin/sh\necho hi\n".to_owned())
+        );
+        assert_eq!(
+            get(
+                "/2021-03-23/dynamic/instance-identity/document",
+                &options,
+                &mut store
+            )
+            .1,
+            "{\"instanceId\":\"i-0123456789abcdef0\"}"
+        );
+        assert_eq!(get("/latest", &options, &mut store).0, 200);
+    }
+
+    #[test]
+    fn unknown_versions_are_404_and_tokens_come_from_latest_only() {
+        let mut store = TokenStore::default();
+        let options = MetadataOptions::default();
+        for path in [
+            "/2021-03-24/meta-data/instance-id",
+            "/2009-04-04x/meta-data/",
+            "/meta-data/instance-id",
+            "/LATEST/meta-data/",
+            "//latest/meta-data/",
+            "/2021-03-23/meta-data/nope",
+        ] {
+            assert_eq!(get(path, &options, &mut store).0, 404, "{path}");
+        }
+        let dated = handle(
+            &req("PUT", "/2021-03-23/api/token", &[(TTL_HEADER, "60")]),
+            &sample(),
+            &options,
+            &mut store,
+            Instant::now(),
+        );
+        assert_ne!(dated.status, 200);
+        assert_eq!(store.held("i-0123456789abcdef0"), 0, "no token issued");
+    }
+
+    #[test]
+    fn dated_versions_keep_the_token_rules() {
+        let mut store = TokenStore::default();
+        let required = MetadataOptions {
+            tokens_required: true,
+            ..Default::default()
+        };
+        for path in ["/", "/2021-03-23/meta-data/instance-id", "/2099-01-01/"] {
+            assert_eq!(get(path, &required, &mut store).0, 401, "{path}");
+        }
+        let t = token(&mut store, &required);
+        let r = handle(
+            &req(
+                "GET",
+                "/2018-09-24/meta-data/local-ipv4",
+                &[(TOKEN_HEADER, &t)],
+            ),
+            &sample(),
+            &required,
+            &mut store,
+            Instant::now(),
+        );
+        assert_eq!((r.status, r.body), (200, b"172.31.0.5".to_vec()));
     }
 
     #[test]

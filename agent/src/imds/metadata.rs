@@ -28,6 +28,12 @@ pub struct InterfaceMetadata {
     pub security_group_ids: Vec<String>,
     /// Security group names.
     pub security_groups: Vec<String>,
+    /// The account owning the interface.
+    pub owner_id: String,
+    /// Private DNS name of its first private address.
+    pub local_hostname: String,
+    /// Public DNS name, if it has a public address.
+    pub public_hostname: Option<String>,
 }
 
 /// Everything one instance's metadata holds.
@@ -99,43 +105,79 @@ fn dir(entries: Vec<(&str, Node)>) -> Node {
     )
 }
 
+/// Adds `name` to `entries` when `items` holds something: EC2 leaves a list without items
+/// out of its directory (an interface without a public address has no `public-ipv4s`).
+fn push_lines<'a>(entries: &mut Vec<(&'a str, Node)>, name: &'a str, items: &[String]) {
+    if !items.is_empty() {
+        entries.push((name, lines(items)));
+    }
+}
+
 impl InterfaceMetadata {
     fn node(&self) -> Node {
-        dir(vec![
+        let mut entries = vec![
             ("device-number", leaf(self.device_number.to_string())),
             ("interface-id", leaf(&self.interface_id)),
-            ("local-ipv4s", lines(&self.local_ipv4s)),
+            ("local-hostname", leaf(&self.local_hostname)),
             ("mac", leaf(&self.mac)),
-            ("public-ipv4s", lines(&self.public_ipv4s)),
-            ("security-group-ids", lines(&self.security_group_ids)),
-            ("security-groups", lines(&self.security_groups)),
+            ("owner-id", leaf(&self.owner_id)),
             ("subnet-id", leaf(&self.subnet_id)),
             ("subnet-ipv4-cidr-block", leaf(&self.subnet_cidr)),
             ("vpc-id", leaf(&self.vpc_id)),
             ("vpc-ipv4-cidr-block", leaf(&self.vpc_cidr)),
-        ])
+            ("vpc-ipv4-cidr-blocks", leaf(&self.vpc_cidr)),
+        ];
+        push_lines(&mut entries, "local-ipv4s", &self.local_ipv4s);
+        push_lines(&mut entries, "public-ipv4s", &self.public_ipv4s);
+        push_lines(&mut entries, "security-group-ids", &self.security_group_ids);
+        push_lines(&mut entries, "security-groups", &self.security_groups);
+        if let Some(name) = &self.public_hostname {
+            entries.push(("public-hostname", leaf(name)));
+        }
+        // Each public address maps to the private one it is translated to.
+        if let Some(private) = self.local_ipv4s.first() {
+            let associations: BTreeMap<String, Node> = self
+                .public_ipv4s
+                .iter()
+                .map(|public| (public.clone(), leaf(private)))
+                .collect();
+            if !associations.is_empty() {
+                entries.push(("ipv4-associations", Node::Dir(associations)));
+            }
+        }
+        dir(entries)
     }
 }
 
 impl InstanceMetadata {
-    /// The tree under `/latest/`.
+    /// The tree under `/latest/` (and every dated version).
     pub fn tree(&self) -> Node {
         let mut meta = vec![
             ("ami-id", leaf(&self.ami_id)),
             ("ami-launch-index", leaf(self.ami_launch_index.to_string())),
+            ("ami-manifest-path", leaf("(unknown)")),
             ("hostname", leaf(&self.local_hostname)),
+            ("instance-action", leaf("none")),
             ("instance-id", leaf(&self.instance_id)),
+            ("instance-life-cycle", leaf("on-demand")),
             ("instance-type", leaf(&self.instance_type)),
             ("local-hostname", leaf(&self.local_hostname)),
             ("local-ipv4", leaf(&self.local_ipv4)),
             ("mac", leaf(&self.mac)),
+            ("profile", leaf("default-hvm")),
             ("reservation-id", leaf(&self.reservation_id)),
-            ("security-groups", lines(&self.security_groups)),
             (
                 "placement",
                 dir(vec![
                     ("availability-zone", leaf(&self.availability_zone)),
                     ("region", leaf(&self.region)),
+                ]),
+            ),
+            (
+                "services",
+                dir(vec![
+                    ("domain", leaf("amazonaws.com")),
+                    ("partition", leaf("aws")),
                 ]),
             ),
             (
@@ -163,6 +205,7 @@ impl InstanceMetadata {
                 )]),
             ),
         ];
+        push_lines(&mut meta, "security-groups", &self.security_groups);
         if let Some(ip) = &self.public_ipv4 {
             meta.push(("public-ipv4", leaf(ip)));
         }
@@ -208,7 +251,17 @@ impl Node {
             })
     }
 
-    /// What a GET of this node returns: a leaf's value, or a directory's listing.
+    /// What a GET of a version's root returns: its entries' names alone, one a line
+    /// (`dynamic`, `meta-data`, `user-data`), as EC2 lists them there.
+    pub fn names(&self) -> String {
+        match self {
+            Node::Leaf(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            Node::Dir(children) => children.keys().cloned().collect::<Vec<_>>().join("\n"),
+        }
+    }
+
+    /// What a GET of this node returns: a leaf's value, or a directory's listing, each
+    /// subdirectory with a trailing `/` (a public key's `0=name` without one, as on EC2).
     pub fn body(&self) -> Vec<u8> {
         match self {
             Node::Leaf(bytes) => bytes.clone(),
@@ -237,6 +290,7 @@ pub(crate) mod tests {
             local_hostname: "ip-172-31-0-5.local-1.compute.internal".into(),
             local_ipv4: "172.31.0.5".into(),
             public_ipv4: Some("198.51.100.7".into()),
+            public_hostname: Some("ec2-198-51-100-7.local-1.compute.amazonaws.com".into()),
             mac: "02:00:00:00:00:05".into(),
             security_groups: vec!["default".into(), "web".into()],
             availability_zone: "local-1a".into(),
@@ -255,6 +309,11 @@ pub(crate) mod tests {
                 vpc_id: "vpc-0123".into(),
                 vpc_cidr: "172.31.0.0/16".into(),
                 security_group_ids: vec!["sg-1".into(), "sg-2".into()],
+                security_groups: vec!["default".into(), "web".into()],
+                owner_id: "000000000000".into(),
+                local_hostname: "ip-172-31-0-5.local-1.compute.internal".into(),
+                public_ipv4s: vec!["198.51.100.7".into()],
+                public_hostname: Some("ec2-198-51-100-7.local-1.compute.amazonaws.com".into()),
                 ..Default::default()
             }],
             public_key: Some(("k".into(), "ssh-ed25519 AAAA k".into())),
@@ -323,6 +382,68 @@ pub(crate) mod tests {
         assert_eq!(
             get("meta-data/network/interfaces/macs/").as_deref(),
             Some("02:00:00:00:00:05/")
+        );
+    }
+
+    #[test]
+    fn listings_are_ecs() {
+        assert_eq!(sample().tree().names(), "dynamic\nmeta-data\nuser-data");
+        assert_eq!(
+            get("meta-data/").unwrap(),
+            "ami-id\nami-launch-index\nami-manifest-path\nblock-device-mapping/\nhostname\n\
+             instance-action\ninstance-id\ninstance-life-cycle\ninstance-type\n\
+             local-hostname\nlocal-ipv4\nmac\nnetwork/\nplacement/\nprofile\n\
+             public-hostname\npublic-ipv4\npublic-keys/\nreservation-id\nsecurity-groups\n\
+             services/"
+        );
+        assert_eq!(
+            get("meta-data/network/interfaces/macs/02:00:00:00:00:05/").unwrap(),
+            "device-number\ninterface-id\nipv4-associations/\nlocal-hostname\nlocal-ipv4s\n\
+             mac\nowner-id\npublic-hostname\npublic-ipv4s\nsecurity-group-ids\n\
+             security-groups\nsubnet-id\nsubnet-ipv4-cidr-block\nvpc-id\n\
+             vpc-ipv4-cidr-block\nvpc-ipv4-cidr-blocks"
+        );
+        let mac = "meta-data/network/interfaces/macs/02:00:00:00:00:05";
+        assert_eq!(
+            get(&format!("{mac}/ipv4-associations/198.51.100.7")).as_deref(),
+            Some("172.31.0.5")
+        );
+        assert_eq!(
+            get(&format!("{mac}/vpc-ipv4-cidr-blocks")).as_deref(),
+            Some("172.31.0.0/16")
+        );
+        assert_eq!(
+            get("meta-data/services/").as_deref(),
+            Some("domain\npartition")
+        );
+        assert_eq!(
+            get("meta-data/services/domain").as_deref(),
+            Some("amazonaws.com")
+        );
+        assert_eq!(get("dynamic/").as_deref(), Some("instance-identity/"));
+        assert_eq!(
+            get("dynamic/instance-identity/").as_deref(),
+            Some("document")
+        );
+    }
+
+    #[test]
+    fn empty_lists_are_left_out_as_on_ec2() {
+        let mut m = sample();
+        m.security_groups.clear();
+        let interface = &mut m.interfaces[0];
+        interface.public_ipv4s.clear();
+        interface.public_hostname = None;
+        interface.security_groups.clear();
+        interface.security_group_ids.clear();
+        let tree = m.tree();
+        let listing = |path: &str| String::from_utf8(tree.find(path).unwrap().body()).unwrap();
+        assert!(!listing("meta-data/").contains("security-groups"));
+        assert_eq!(
+            listing("meta-data/network/interfaces/macs/02:00:00:00:00:05/"),
+            "device-number\ninterface-id\nlocal-hostname\nlocal-ipv4s\nmac\nowner-id\n\
+             subnet-id\nsubnet-ipv4-cidr-block\nvpc-id\nvpc-ipv4-cidr-block\n\
+             vpc-ipv4-cidr-blocks"
         );
     }
 

@@ -1,5 +1,5 @@
-//! The instance metadata service: IMDSv2 session tokens, the metadata tree, the answer to
-//! one request, the metadata read from the database, and the HTTP listeners at
+//! The instance metadata service: IMDSv2 session tokens, the metadata versions, the metadata
+//! tree, the answer to one request, the metadata read from the database, and the HTTP listeners at
 //! 169.254.169.254, one per ENI, so a request is tied to the ENI it arrived on (never to its
 //! source address).
 
@@ -11,3 +11,4 @@ pub mod metadata;
 pub mod server;
 pub mod source;
 pub mod tokens;
+pub mod versions;

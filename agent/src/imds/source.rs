@@ -122,6 +122,13 @@ fn hostname(ip: &str) -> String {
     format!("ip-{}.{REGION}.compute.internal", ip.replace('.', "-"))
 }
 
+fn public_hostname(ip: &str) -> String {
+    format!(
+        "ec2-{}.{REGION}.compute.amazonaws.com",
+        ip.replace('.', "-")
+    )
+}
+
 /// The metadata and metadata options of instance `id`, or `None` if it does not exist.
 pub fn load(
     conn: &Connection,
@@ -149,6 +156,9 @@ pub fn load(
             public_ipv4 = public.clone();
         }
         interfaces.push(InterfaceMetadata {
+            owner_id: account_id.to_owned(),
+            local_hostname: hostname(&eni.private_ip),
+            public_hostname: public.as_deref().map(public_hostname),
             mac: eni.mac.clone(),
             device_number: eni.device_index.unwrap_or(0),
             interface_id: eni.id.clone(),
@@ -207,12 +217,7 @@ pub fn load(
         instance_type: row.instance_type.clone(),
         local_hostname: hostname(&local_ipv4),
         local_ipv4,
-        public_hostname: public_ipv4.as_ref().map(|ip| {
-            format!(
-                "ec2-{}.{REGION}.compute.amazonaws.com",
-                ip.replace('.', "-")
-            )
-        }),
+        public_hostname: public_ipv4.as_deref().map(public_hostname),
         public_ipv4,
         mac: primary.map(|e| e.mac.clone()).unwrap_or_default(),
         security_groups: primary_groups,
