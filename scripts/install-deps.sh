@@ -17,6 +17,11 @@ packages=(
   iputils-ping      # networking tests ping the probe
   fio               # benchmarks: the host's own disk figures
   gdb               # jail tests: a forbidden system call injected into a running vmm
+  # cloud-init-imds test: Debian's cloud-init runs unpacked (never installed) with Debian's
+  # python3 and the libraries it imports
+  python3-yaml python3-requests python3-jinja2 python3-jsonschema python3-configobj
+  python3-jsonpatch python3-oauthlib python3-netifaces
+  openssh-client    # cloud-init-imds: ssh-keygen for its key pair
 )
 
 missing=()

@@ -37,15 +37,8 @@ set -euo pipefail
 NAME=bootstrap-live
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-agent_bin="$repo/target/release/agent"
-ec2_bin="$repo/target/release/ec2"
-standin="$here/lib/netns-vmm.py"
 tmp=$(mktemp -d)
 chmod 0755 "$tmp"
-state="$tmp/state"
-ns="kec2-bs-$$"         # the agent's namespace
-gprefix="kec2-bsg-$$"   # the guest namespaces' prefix (the stand-in adds -<tap>)
-agent_pid=
 iid=
 
 fail() {
@@ -63,38 +56,19 @@ fail() {
   exit 1
 }
 
-# standin_pids: the stand-ins serving this test's instances (found by their --api-sock).
-standin_pids() {
-  local p
-  for p in /proc/[0-9]*; do
-    { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF -- "--api-sock $state/" && echo "${p#/proc/}"
-  done
-  return 0
-}
+# The agent in a namespace of its own with the stand-in: state, ns (the agent's namespace),
+# gprefix (the guest namespaces'), netns_agent_start, ec2, describe_instance, standin_pids.
+# shellcheck source=lib/netns-agent.sh
+source "$here/lib/netns-agent.sh"
 
 cleanup() {
-  local p n
-  # The agent first, so that it restarts nothing; its stand-ins live in their own sessions.
-  if [[ -n $agent_pid ]]; then
-    kill "$agent_pid" 2>/dev/null || true
-    wait "$agent_pid" 2>/dev/null || true
-  fi
-  for p in $(standin_pids); do kill "$p" 2>/dev/null || true; done   # each removes its guest
-  for _ in $(seq 30); do [[ -z $(standin_pids) ]] && break; sleep 0.1; done
-  for p in $(standin_pids); do kill -9 "$p" 2>/dev/null || true; done
-  for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^($gprefix-|$ns\$)" || true); do
-    for p in $(ip netns pids "$n" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-    ip netns del "$n" 2>/dev/null || true
-  done
+  netns_agent_stop
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 [[ $(id -u) -eq 0 ]] || fail "needs root (network namespaces, taps, iptables, file owners)"
-for f in "$agent_bin" "$ec2_bin"; do
-  [[ -x $f ]] || fail "$f is missing: run cargo build --release --workspace"
-done
 # The guest's userland, as images/build.sh linux installs it (this test may run before it).
 missing=()
 for pkg in busybox-static dropbear-bin; do
@@ -125,19 +99,8 @@ install -d -m 0755 "$tmp/rootfs/var/log" "$tmp/rootfs/var/lib" "$tmp/rootfs/run"
 chmod 0755 "$tmp/rootfs"
 
 # --- the agent, in a namespace of its own ------------------------------------------------
-ip netns add "$ns" || fail "cannot create the network namespace $ns"
-ip -n "$ns" link set lo up
-mkdir -p "$state"
-NETNS_VMM_ROOTFS="$tmp/rootfs" NETNS_VMM_GUESTS="$tmp/guests" NETNS_VMM_PREFIX="$gprefix" \
-  NETNS_VMM_BOOTSTRAP_ENV="KEC2_IMDS_TRIES=20" AGENT_LOG=debug \
-  "$agent_bin" --state-dir "$state" --listen 127.0.0.1:0 --vmm "$standin" --netns "$ns" \
-  --outbound-nat false --dns 192.0.2.53 --stop-timeout 5 \
-  </dev/null >/dev/null 2>"$tmp/agent.log" &
-agent_pid=$!
-for _ in $(seq 100); do [[ -s $state/endpoint ]] && break; sleep 0.1; done
-[[ -s $state/endpoint ]] || fail "the agent wrote no endpoint file"
-endpoint=$(cat "$state/endpoint")
-ec2() { "$ec2_bin" --endpoint-url "$endpoint" --state-dir "$state" "$@"; }
+netns_agent_start NETNS_VMM_ROOTFS="$tmp/rootfs" NETNS_VMM_GUESTS="$tmp/guests" \
+  NETNS_VMM_BOOTSTRAP_ENV="KEC2_IMDS_TRIES=20"
 
 # --- a key pair, an image, an instance with user-data ------------------------------------
 dropbearkey -t ed25519 -f "$tmp/key" >/dev/null 2>&1 || fail "dropbearkey failed"
@@ -169,20 +132,7 @@ root="$tmp/guests/$iid/root"
 echo "agent in $ns; $ami; $iid running on the stand-in"
 
 # describe FIELD: the instance's FIELD in DescribeInstances (JSON).
-describe() {
-  ec2 --output json describe-instances --instance-ids "$iid" | python3 -c '
-import json, sys
-want, field = sys.argv[1], sys.argv[2]
-def walk(v):
-    if isinstance(v, dict):
-        low = {k.lower(): x for k, x in v.items()}  # instanceId or InstanceId
-        if low.get("instanceid") == want and field.lower() in low:
-            print(low[field.lower()]); sys.exit(0)
-        for x in v.values(): walk(x)
-    elif isinstance(v, list):
-        for x in v: walk(x)
-walk(json.load(sys.stdin))' "$iid" "$1"
-}
+describe() { describe_instance "$iid" "$1"; }
 # console: GetConsoleOutput through the API.
 console() { ec2 get-console-output --instance-id "$iid" 2>/dev/null | tr -d '\r'; }
 # wait_finished N: until the console has N "bootstrap finished" lines (N boots).
@@ -201,7 +151,7 @@ boot_text() {
 }
 said() { grep -qxF "kec2-bootstrap: $2" <<<"$(boot_text "$1")" || fail "boot $1: the console lacks 'kec2-bootstrap: $2'"; }
 not_said() { ! grep -qF "$2" <<<"$(boot_text "$1")" || fail "boot $1: the console says '$2'"; }
-guest_ns() { ip netns list | awk '{print $1}' | grep -E "^$gprefix-" | head -n 1; }
+guest_ns() { guest_namespaces | head -n 1; }
 # running PID: the process exists and is not a zombie (waiting for a parent to reap it).
 running() {
   local st

@@ -27,6 +27,10 @@ $NETNS_VMM_ROOTFS, and kept across reboots like a root volume;
 its /run and /tmp are emptied at every boot as tmpfs would be. Guest namespaces are named
 `$NETNS_VMM_PREFIX-<tap>` (prefix default `kec2g`), so that a test can find and remove leftovers.
 Extra environment for the bootstrap: $NETNS_VMM_BOOTSTRAP_ENV (space-separated NAME=VALUE).
+
+With $NETNS_VMM_INIT set, no root is prepared and no bootstrap runs: the guest is its network
+namespace alone, and `sh -c "$NETNS_VMM_INIT"` runs in it as its init (console on --serial-log),
+for tests that drive the guest's side themselves with `ip netns exec` (cloud-init-imds.sh).
 """
 
 import argparse
@@ -222,6 +226,17 @@ class Guest:
         os.chmod(os.path.join(self.root, "tmp"), 0o1777)
 
     def boot(self):
+        init = os.environ.get("NETNS_VMM_INIT")
+        if init:
+            self.say(f"netns-vmm: a stand-in for the vmm (kernel {self.args.kernel} not booted)")
+            self.say(f"netns-vmm: guest = network namespace {self.ns}, eth0 {self.mac} wired to "
+                     f"{self.tap_name}; init: {init}")
+            out = self.console if self.console else subprocess.DEVNULL
+            self.bootstrap = subprocess.Popen(
+                ["ip", "netns", "exec", self.ns, "sh", "-c", init],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd="/")
+            threading.Thread(target=self.watch_bootstrap, daemon=True).start()
+            return
         self.prepare_root()
         self.say(f"netns-vmm: a stand-in for the vmm (kernel {self.args.kernel} not booted)")
         self.say(f"netns-vmm: guest = network namespace {self.ns}, eth0 {self.mac} wired to "
