@@ -3,8 +3,8 @@
 //! `/latest/meta-data/instance-id` does. cloud-init asks dated versions only (2021-03-23,
 //! 2018-09-24, 2016-09-02, then 2009-04-04).
 //!
-//! The list is EC2's as AWS's documentation prints `curl http://169.254.169.254/` (through
-//! 2022-09-24, then `latest`).
+//! The list is EC2's answer to `curl http://169.254.169.254/` as AWS's documentation and public
+//! IMDS stand-ins print it (through 2022-09-24, then `latest`).
 
 /// Every dated version, oldest first.
 pub const VERSIONS: [&str; 29] = [
