@@ -48,7 +48,7 @@ build_probe() {
 
 # The Linux image: kernel from Debian's linux-source (images/linux/build-kernel.sh, cached
 # outside the checkout), root volume from busybox-static, dropbear and images/linux/rootfs.
-LINUX_BOOT_ARGS="console=ttyS0 earlyprintk=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd root=/dev/vda rootfstype=ext4 rw init=/sbin/init"
+LINUX_BOOT_ARGS="console=ttyS0 earlyprintk=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd i8042.nopnp root=/dev/vda rootfstype=ext4 rw init=/sbin/init"
 LINUX_ROOT_MIB=128
 LINUX_PACKAGES=(busybox-static dropbear-bin e2fsprogs)
 
@@ -114,9 +114,12 @@ linux_rootfs() {
     chown -R 1000:1000 "$st/home/ec2-user" "$st/var/www/html"
     # The programs run in the tree before it becomes an image: busybox, dropbear and its
     # libraries as they will be found there, and the scripts' syntax.
+    chroot "$st" /bin/sh -c 'acpid --help 2>&1 | grep -q ACPI' ||
+        { echo "build.sh: busybox in the image's tree has no acpid applet" >&2; return 1; }
     chroot "$st" /bin/sh -c 'dropbear -V 2>&1 | grep -q Dropbear' ||
         { echo "build.sh: dropbear does not run in the image's tree" >&2; return 1; }
-    for path in /usr/sbin/kec2-bootstrap /usr/share/kec2/udhcpc.script /etc/init.d/rcS /etc/init.d/rcK; do
+    for path in /usr/sbin/kec2-bootstrap /usr/share/kec2/udhcpc.script /etc/init.d/rcS /etc/init.d/rcK \
+        /etc/acpi/power-button; do
         chroot "$st" /bin/sh -n "$path" || { echo "build.sh: $path: syntax error" >&2; return 1; }
     done
 }
