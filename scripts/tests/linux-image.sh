@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The Linux image (images/build.sh linux): its kernel has every option the vmm and the userland
 # need, its root volume holds what it must with the right owners and modes, its manifest's sizes
-# and checksums are true, the guest bootstrap does its steps as a host process on the image's
-# files (images/linux/bootstrap-test.sh), and the kernel starts under the vmm with the image's
+# and checksums are true, its boot args keep ACPI on with i8042.nopnp and reboot=k, the ACPI
+# power button's path through busybox acpid to init works on the image's files
+# (images/linux/power-button-test.sh), the guest bootstrap does its steps as a host process on
+# the image's files (images/linux/bootstrap-test.sh), and the kernel starts under the vmm with the image's
 # boot arguments, a disk, a network card (a tap in a network namespace this test makes and
 # removes) and the rng: the early console shows our command line with the root device and the
 # three virtio-mmio devices. Without VT-x/AMD-V the kernel then stops at an emulation failure
