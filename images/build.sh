@@ -239,6 +239,10 @@ debian_check() {
     state=$(chroot "$st" systemctl --root=/ is-enabled cloud-init.target 2>&1) || true
     [[ $state == enabled || $state == static || $state == indirect ]] ||
         { echo "build.sh: cloud-init.target is '$state' in the tree" >&2; return 1; }
+    # The units and the image's drop-in load without a complaint (man pages are not installed).
+    state=$(chroot "$st" systemd-analyze verify --man=no --root=/ "${DEBIAN_UNITS[@]}" 2>&1) ||
+        { echo "build.sh: systemd-analyze verify fails: $state" >&2; return 1; }
+    [[ -z $state ]] || { echo "build.sh: systemd-analyze verify complains: $state" >&2; return 1; }
     # sshd's configuration parses: with a throwaway host key, since the image has none.
     key=/tmp/kec2-sshd-check-key
     mkdir -p "$st/run/sshd"
