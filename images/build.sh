@@ -4,6 +4,8 @@
 #   images/build.sh probe    the probe test image (images/probe, see images/probe/README.md)
 #   images/build.sh linux    a Linux AMI from Debian's packages: kernel, ext4 root volume
 #                            (see images/linux/README.md)
+#   images/build.sh debian   a Debian 12 (bookworm) AMI: the same kernel, a root volume with
+#                            systemd, cloud-init and OpenSSH (see images/debian/README.md)
 #
 # Works from any current directory. More images (e.g. `linux`) are added as a build_<name>
 # function plus an entry in IMAGES.
@@ -11,7 +13,7 @@ set -euo pipefail
 
 IMAGES_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT_DIR="$IMAGES_DIR/out"
-IMAGES=(probe linux)
+IMAGES=(probe linux debian)
 
 usage() {
     echo "usage: $(basename "$0") IMAGE" >&2
@@ -48,7 +50,7 @@ build_probe() {
 
 # The Linux image: kernel from Debian's linux-source (images/linux/build-kernel.sh, cached
 # outside the checkout), root volume from busybox-static, dropbear and images/linux/rootfs.
-LINUX_BOOT_ARGS="console=ttyS0 earlyprintk=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd root=/dev/vda rootfstype=ext4 rw init=/sbin/init"
+LINUX_BOOT_ARGS="console=ttyS0 earlyprintk=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd i8042.nopnp root=/dev/vda rootfstype=ext4 rw init=/sbin/init"
 LINUX_ROOT_MIB=128
 LINUX_PACKAGES=(busybox-static dropbear-bin e2fsprogs)
 
@@ -114,9 +116,12 @@ linux_rootfs() {
     chown -R 1000:1000 "$st/home/ec2-user" "$st/var/www/html"
     # The programs run in the tree before it becomes an image: busybox, dropbear and its
     # libraries as they will be found there, and the scripts' syntax.
+    chroot "$st" /bin/sh -c 'acpid --help 2>&1 | grep -q ACPI' ||
+        { echo "build.sh: busybox in the image's tree has no acpid applet" >&2; return 1; }
     chroot "$st" /bin/sh -c 'dropbear -V 2>&1 | grep -q Dropbear' ||
         { echo "build.sh: dropbear does not run in the image's tree" >&2; return 1; }
-    for path in /usr/sbin/kec2-bootstrap /usr/share/kec2/udhcpc.script /etc/init.d/rcS /etc/init.d/rcK; do
+    for path in /usr/sbin/kec2-bootstrap /usr/share/kec2/udhcpc.script /etc/init.d/rcS /etc/init.d/rcK \
+        /etc/acpi/power-button; do
         chroot "$st" /bin/sh -n "$path" || { echo "build.sh: $path: syntax error" >&2; return 1; }
     done
 }
@@ -172,6 +177,148 @@ JSON
     echo "built $out/{vmlinux,rootfs.ext4,config} and $out/manifest.json (Linux $release)"
 }
 
+# The Debian AMI: the linux image's kernel, and a root volume made from a debootstrapped
+# Debian 12 tree (images/debian/bootstrap-tree.sh, cached outside the checkout), configured as a
+# cloud image: images/debian/rootfs/ copied in, no SSH host keys, an empty machine-id.
+DEBIAN_BOOT_ARGS="console=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd i8042.nopnp root=/dev/vda rootfstype=ext4 rw"
+DEBIAN_ROOT_MIB=2048
+DEBIAN_HOST_PACKAGES=(debootstrap debian-archive-keyring e2fsprogs)
+# The units an instance needs at boot: cloud-init's four stages, sshd, the serial console.
+DEBIAN_UNITS=(cloud-init-local.service cloud-init.service cloud-config.service cloud-final.service
+    ssh.service serial-getty@ttyS0.service networking.service)
+
+# debian_configure TREE: turns a copy of the debootstrapped tree into the image's root.
+debian_configure() {
+    local st="$1" path
+    cp -R "$IMAGES_DIR/debian/rootfs/." "$st/"
+    while IFS= read -r -d '' path; do
+        if [[ -d $IMAGES_DIR/debian/rootfs/$path ]]; then
+            chmod 0755 "$st/$path"
+        else
+            chmod 0644 "$st/$path"
+        fi
+        chown 0:0 "$st/$path"
+    done < <(cd "$IMAGES_DIR/debian/rootfs" && find . -mindepth 1 -print0)
+    # debootstrap's own sources.list: replaced by sources.list.d/debian.sources.
+    rm -f "$st/etc/apt/sources.list"
+    # The build host's resolver and names stay out: dhclient writes resolv.conf at boot.
+    : >"$st/etc/resolv.conf"
+    chmod 0644 "$st/etc/resolv.conf"
+    # Every instance is its own machine: systemd makes a machine-id at the first boot, cloud-init
+    # (its ssh module, per instance) the SSH host keys, and no seed or lease is shared.
+    : >"$st/etc/machine-id"
+    chmod 0444 "$st/etc/machine-id"
+    if [[ -e $st/var/lib/dbus/machine-id || -L $st/var/lib/dbus/machine-id ]]; then
+        rm -f "$st/var/lib/dbus/machine-id"
+        ln -s /etc/machine-id "$st/var/lib/dbus/machine-id"
+    fi
+    rm -f "$st"/etc/ssh/ssh_host_*
+    rm -f "$st/var/lib/systemd/random-seed" "$st"/var/lib/dhcp/*.leases
+    # The serial console's getty (systemd's getty generator also adds it from console=ttyS0).
+    chroot "$st" systemctl --root=/ --quiet enable serial-getty@ttyS0.service
+    # No root password (debootstrap leaves root locked with '*'; make sure of it).
+    chroot "$st" usermod -p '*' root
+    # What the package installation leaves behind: downloaded packages, package lists (stale by
+    # the time an instance runs; `apt update` fetches them), logs, temporary files.
+    rm -rf "$st"/var/cache/apt/archives/*.deb "$st"/var/cache/apt/*.bin "$st"/var/lib/apt/lists/*_*
+    rm -rf "$st"/var/cache/debconf/*-old "$st"/var/lib/dpkg/*-old
+    rm -f "$st/var/log/bootstrap.log" "$st"/var/log/*.log "$st"/var/log/apt/*
+    find "$st/tmp" "$st/var/tmp" "$st/run" -mindepth 1 -delete
+}
+
+# debian_check TREE: what can be checked in a chroot of the tree without booting it.
+debian_check() {
+    local st="$1" unit state version key
+    version=$(chroot "$st" cloud-init --version 2>&1) ||
+        { echo "build.sh: cloud-init does not run in the tree: $version" >&2; return 1; }
+    echo "build.sh: $version" >&2
+    for unit in "${DEBIAN_UNITS[@]}"; do
+        state=$(chroot "$st" systemctl --root=/ is-enabled "$unit" 2>&1) || true
+        [[ $state == enabled ]] || { echo "build.sh: $unit is '$state' in the tree, not enabled" >&2; return 1; }
+    done
+    state=$(chroot "$st" systemctl --root=/ is-enabled cloud-init.target 2>&1) || true
+    [[ $state == enabled || $state == static || $state == indirect ]] ||
+        { echo "build.sh: cloud-init.target is '$state' in the tree" >&2; return 1; }
+    # The units and the image's drop-in load without a complaint (man pages are not installed).
+    state=$(chroot "$st" systemd-analyze verify --man=no --root=/ "${DEBIAN_UNITS[@]}" 2>&1) ||
+        { echo "build.sh: systemd-analyze verify fails: $state" >&2; return 1; }
+    [[ -z $state ]] || { echo "build.sh: systemd-analyze verify complains: $state" >&2; return 1; }
+    # sshd's configuration parses: with a throwaway host key, since the image has none.
+    key=/tmp/kec2-sshd-check-key
+    mkdir -p "$st/run/sshd"
+    chroot "$st" ssh-keygen -q -t ed25519 -N '' -f "$key" >/dev/null
+    if ! chroot "$st" /usr/sbin/sshd -t -f /etc/ssh/sshd_config -h "$key"; then
+        echo "build.sh: sshd -t rejects the tree's /etc/ssh/sshd_config" >&2
+        return 1
+    fi
+    rm -f "$st$key" "$st$key.pub"
+    rm -rf "$st/run/sshd"
+    chroot "$st" visudo -c -q || { echo "build.sh: visudo -c rejects the tree's sudoers" >&2; return 1; }
+    chroot "$st" python3 -c 'import yaml, sys
+d = yaml.safe_load(open("/etc/cloud/cloud.cfg.d/99_kec2_datasource.cfg"))
+sys.exit(d != {"datasource_list": ["Ec2", "None"]})' ||
+        { echo "build.sh: cloud.cfg.d/99_kec2_datasource.cfg is not datasource_list: [ Ec2, None ]" >&2; return 1; }
+    [[ -f $st/etc/machine-id && ! -s $st/etc/machine-id ]] || { echo "build.sh: /etc/machine-id is not empty" >&2; return 1; }
+    ! compgen -G "$st/etc/ssh/ssh_host_*" >/dev/null || { echo "build.sh: SSH host keys left in the tree" >&2; return 1; }
+    [[ $(chroot "$st" getent shadow root | cut -d: -f2) == '*' ]] || { echo "build.sh: root has a password" >&2; return 1; }
+}
+
+build_debian() {
+    local out="$OUT_DIR/debian" entry tree release staging started cloud_init default_user
+    [[ $(id -u) -eq 0 ]] || { echo "build.sh: the debian image needs root (debootstrap, file owners, chroot)" >&2; return 1; }
+    started=$(date +%s)
+    ensure_packages "${DEBIAN_HOST_PACKAGES[@]}"
+    entry=$("$IMAGES_DIR/linux/build-kernel.sh")
+    release=$(awk '{print $3}' "$entry/SOURCE")
+    tree=$("$IMAGES_DIR/debian/bootstrap-tree.sh")
+    mkdir -p "$out"
+    staging=$(mktemp -d "$out/.staging.XXXXXX")
+    trap 'rm -rf --one-file-system "$staging"' EXIT
+    echo "build.sh: copying the Debian tree from $tree" >&2
+    cp -a "$tree/tree" "$staging/root"
+    debian_configure "$staging/root"
+    debian_check "$staging/root"
+    cloud_init=$(chroot "$staging/root" dpkg-query -W -f='${Version}' cloud-init)
+    default_user=$(chroot "$staging/root" python3 -c 'import yaml
+print(yaml.safe_load(open("/etc/cloud/cloud.cfg"))["system_info"]["default_user"]["name"])')
+    echo "build.sh: making the ${DEBIAN_ROOT_MIB} MiB root volume ($(du -sm "$staging/root" | cut -f1) MiB of files)" >&2
+    truncate -s "${DEBIAN_ROOT_MIB}M" "$staging/rootfs.ext4"
+    mkfs.ext4 -q -F -L kec2-root -b 4096 -E root_owner=0:0 -d "$staging/root" "$staging/rootfs.ext4"
+    e2fsck -fn "$staging/rootfs.ext4" >/dev/null 2>&1 || { echo "build.sh: e2fsck finds the new root volume unclean" >&2; return 1; }
+    cp "$entry/vmlinux" "$staging/vmlinux"
+    cp "$entry/config" "$staging/config"
+    cp "$tree/PACKAGES" "$staging/packages.txt"
+    mv "$staging/vmlinux" "$out/vmlinux"
+    mv "$staging/config" "$out/config"
+    mv "$staging/packages.txt" "$out/packages.txt"
+    mv "$staging/rootfs.ext4" "$out/rootfs.ext4"
+    cat >"$out/manifest.json.tmp" <<JSON
+{
+  "name": "debian",
+  "description": "Debian 12 (bookworm) with systemd, cloud-init $cloud_init (default user $default_user) and OpenSSH; Linux $release (Debian linux-source)",
+  "entry": "kernel",
+  "architecture": "x86_64",
+  "kernel": "vmlinux",
+  "root_volume": "rootfs.ext4",
+  "root_device": "/dev/vda",
+  "boot_args": "$DEBIAN_BOOT_ARGS",
+  "kernel_release": "$release",
+  "sizes": {
+    "kernel": $(size_of "$out/vmlinux"),
+    "root_volume": $(size_of "$out/rootfs.ext4")
+  },
+  "sha256": {
+    "kernel": "$(sha256_of "$out/vmlinux")",
+    "root_volume": "$(sha256_of "$out/rootfs.ext4")"
+  }
+}
+JSON
+    mv "$out/manifest.json.tmp" "$out/manifest.json"
+    rm -rf --one-file-system "$staging"
+    trap - EXIT
+    echo "built $out/{vmlinux,rootfs.ext4,config,packages.txt} and $out/manifest.json (Debian 12, Linux $release) in $(($(date +%s) - started)) s"
+}
+
 if [[ $# -ne 1 ]]; then
     usage
     exit 2
@@ -180,6 +327,7 @@ fi
 case "$1" in
     probe) build_probe ;;
     linux) build_linux ;;
+    debian) build_debian ;;
     -h | --help)
         usage
         exit 0

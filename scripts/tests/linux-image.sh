@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The Linux image (images/build.sh linux): its kernel has every option the vmm and the userland
 # need, its root volume holds what it must with the right owners and modes, its manifest's sizes
-# and checksums are true, the guest bootstrap does its steps as a host process on the image's
-# files (images/linux/bootstrap-test.sh), and the kernel starts under the vmm with the image's
+# and checksums are true, its boot args keep ACPI on with i8042.nopnp and reboot=k, the ACPI
+# power button's path through busybox acpid to init works on the image's files
+# (images/linux/power-button-test.sh), the guest bootstrap does its steps as a host process on
+# the image's files (images/linux/bootstrap-test.sh), and the kernel starts under the vmm with the image's
 # boot arguments, a disk, a network card (a tap in a network namespace this test makes and
 # removes) and the rng: the early console shows our command line with the root device and the
 # three virtio-mmio devices. Without VT-x/AMD-V the kernel then stops at an emulation failure
@@ -20,12 +22,15 @@ NAME=linux-image
 TIMEOUT="${LINUX_IMAGE_TIMEOUT:-120}"
 MEM_MIB=256
 # The options the issue names: the vmm's devices and platform, the console, the file systems
-# and what busybox, dropbear and httpd need.
+# and what busybox, dropbear and httpd need; graceful power: ACPI (the power button, S5), the
+# i8042 and AT keyboard (Ctrl-Alt-Del reaches init through the VT keyboard handler), evdev (the
+# power button's input device, for acpid) and the SMBIOS identity in /sys/class/dmi/id.
 REQUIRED=(64BIT SMP PRINTK EARLY_PRINTK TTY SERIAL_8250 SERIAL_8250_CONSOLE VIRTIO VIRTIO_MMIO
   VIRTIO_MMIO_CMDLINE_DEVICES VIRTIO_BLK VIRTIO_NET HW_RANDOM HW_RANDOM_VIRTIO BLOCK EXT4_FS NET
   INET PACKET UNIX DEVTMPFS DEVTMPFS_MOUNT PROC_FS SYSFS TMPFS BINFMT_ELF BINFMT_SCRIPT FUTEX EPOLL
   SIGNALFD TIMERFD EVENTFD SHMEM MULTIUSER FILE_LOCKING POSIX_TIMERS KVM_GUEST PARAVIRT
-  X86_MPPARSE UNIX98_PTYS)
+  X86_MPPARSE UNIX98_PTYS
+  ACPI ACPI_BUTTON SERIO_I8042 KEYBOARD_ATKBD INPUT_EVDEV DMIID VT)
 FORBIDDEN=(MODULES PCI)
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -103,6 +108,12 @@ for role in kernel root_volume; do
     fail "the manifest's sha256 of $role does not match the file"
 done
 [[ " $boot_args " == *" root=/dev/vda "* ]] || fail "the boot args '$boot_args' do not name root=/dev/vda"
+# ACPI stays on (power button, S5); the DSDT describes no PS/2 controller, so the i8042 is probed
+# directly (i8042.nopnp) and reboots go through its reset line (reboot=k).
+for arg in i8042.nopnp reboot=k; do
+  [[ " $boot_args " == *" $arg "* ]] || fail "the boot args '$boot_args' lack $arg"
+done
+[[ " $boot_args " != *" acpi=off "* ]] || fail "the boot args '$boot_args' turn ACPI off"
 echo "manifest: sizes and sha256 match (kernel $(m sizes.kernel) bytes, root volume $(m sizes.root_volume) bytes)"
 
 # --- the root file system --------------------------------------------------------------------
@@ -163,7 +174,24 @@ expect /var/www/html directory 0755 1000 1000
 expect /var/www/html/index.html regular 0644 1000 1000
 expect /tmp directory 01777 0 0
 expect /dev/console character 0600 0 0
-echo "root volume: init, busybox, dropbear and its libraries, the bootstrap, accounts, owners and modes as expected"
+# Graceful power: Ctrl-Alt-Del reboots, the ACPI power button powers off through acpid.
+image_cat /etc/inittab | grep -q '^::ctrlaltdel:/sbin/reboot$' || fail "/etc/inittab does not reboot on Ctrl-Alt-Del"
+[[ $(link_target /sbin/acpid) == /bin/busybox ]] || fail "/sbin/acpid is not busybox's applet"
+[[ $(link_target /sbin/poweroff) == /bin/busybox ]] || fail "/sbin/poweroff is not busybox's applet"
+image_cat /etc/init.d/rcS | grep -qE '^[[:space:]]*acpid .*-a /etc/acpid.conf' || fail "rcS does not start acpid with /etc/acpid.conf"
+expect /etc/acpid.conf regular 0644 0 0
+image_cat /etc/acpid.conf | grep -qx 'PWRF power-button' || fail "/etc/acpid.conf does not map the power button (PWRF) to power-button"
+expect /etc/acpi directory 0755 0 0
+expect /etc/acpi/power-button regular 0755 0 0
+image_cat /etc/acpi/power-button | grep -qx 'exec /sbin/poweroff' || fail "/etc/acpi/power-button does not run poweroff"
+echo "root volume: init, busybox, dropbear and its libraries, the bootstrap, acpid, accounts, owners and modes as expected"
+
+# --- the power button, as host processes on the image's files ---------------------------------
+"$repo/images/linux/power-button-test.sh" "$rootfs" >"$tmp/power-button.log" 2>&1 || {
+  sed 's/^/  /' "$tmp/power-button.log"
+  fail "the power button test failed: $(grep '^FAIL' "$tmp/power-button.log" | tail -n 1)"
+}
+sed 's/^/  /' "$tmp/power-button.log"
 
 # --- the bootstrap, as an ordinary process on the image's files -------------------------------
 # (on the built volume's own files, against udhcpd and a small IMDS; scripts/tests/bootstrap-live.sh
