@@ -93,7 +93,7 @@ fn madt_lists_every_cpu_and_the_ioapic() {
     let mut entries = Vec::new();
     let mut off = 44;
     while off < madt.len() {
-        let (kind, len) = (madt[off], madt[off + 1] as usize);
+        let len = madt[off + 1] as usize;
         assert!(len >= 2 && off + len <= madt.len());
         entries.push(&madt[off..off + len]);
         off += len;
