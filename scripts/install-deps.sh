@@ -17,6 +17,7 @@ packages=(
   iputils-ping      # networking tests ping the probe
   fio               # benchmarks: the host's own disk figures
   gdb               # jail tests: a forbidden system call injected into a running vmm
+  acpica-tools      # iasl: vmm unit tests disassemble the ACPI tables the vmm builds
 )
 
 missing=()

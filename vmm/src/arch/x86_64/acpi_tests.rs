@@ -149,17 +149,19 @@ fn tables_fit_below_the_mp_table_at_the_most_vcpus() {
     assert!(ACPI_START + image.len() as u64 <= super::super::layout::MPTABLE_START);
 }
 
-/// ACPICA's disassembler, when installed, reads the DSDT back to ASL.
-#[test]
-fn iasl_disassembles_the_dsdt() {
-    let Ok(status) = std::process::Command::new("iasl").arg("-v").output() else {
+/// ACPICA's disassembler on `bytes` (a table): its text, or None when `iasl` is not installed.
+fn iasl_disassemble(bytes: &[u8]) -> Option<String> {
+    if std::process::Command::new("iasl")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
         eprintln!("iasl not installed (apt-get install acpica-tools); skipped");
-        return;
-    };
-    assert!(status.status.success());
+        return None;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("dsdt.aml");
-    std::fs::write(&path, dsdt()).unwrap();
+    let path = dir.path().join("table.aml");
+    std::fs::write(&path, bytes).unwrap();
     let out = std::process::Command::new("iasl")
         .arg("-d")
         .arg(&path)
@@ -171,7 +173,15 @@ fn iasl_disassembles_the_dsdt() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let asl = std::fs::read_to_string(dir.path().join("dsdt.dsl")).unwrap();
+    Some(std::fs::read_to_string(dir.path().join("table.dsl")).unwrap())
+}
+
+/// ACPICA's disassembler, when installed, reads the DSDT back to ASL.
+#[test]
+fn iasl_disassembles_the_dsdt() {
+    let Some(asl) = iasl_disassemble(&dsdt()) else {
+        return;
+    };
     for expected in [
         "Device (PWRB)",
         "EisaId (\"PNP0C0C\")",
@@ -185,4 +195,31 @@ fn iasl_disassembles_the_dsdt() {
     ] {
         assert!(asl.contains(expected), "`{expected}` missing from:\n{asl}");
     }
+}
+
+/// The same for the FADT and the MADT (ACPICA's own table layouts).
+#[test]
+fn iasl_reads_the_fadt_and_madt() {
+    let Some(fadt) = iasl_disassemble(&fadt(0xe01e0)) else {
+        return;
+    };
+    for expected in [
+        "8042 Present on ports 60/64 (V2) : 1",
+        "Hardware Reduced (V5) : 1",
+        "DSDT Address : 00000000000E01E0",
+    ] {
+        assert!(
+            fadt.contains(expected),
+            "`{expected}` missing from:\n{fadt}"
+        );
+    }
+    let control = fadt.split("Sleep Control Register").nth(1).unwrap();
+    assert!(control.contains("Space ID : 01 [SystemIO]"), "{control}");
+    assert!(control.contains("Address : 0000000000000600"), "{control}");
+    let Some(madt) = iasl_disassemble(&madt(2)) else {
+        return;
+    };
+    assert_eq!(madt.matches("[Processor Local APIC]").count(), 2, "{madt}");
+    assert!(madt.contains("Address : FEC00000"), "{madt}");
+    assert!(!madt.contains("Interrupt Source Override"), "{madt}");
 }
