@@ -50,13 +50,13 @@ fn smbios_values_that_do_not_parse() {
     for (spec, expected) in [
         (
             "uuid=ec2-not-a-uuid",
-            "--smbios: uuid `ec2-not-a-uuid` is not a UUID",
+            "smbios: uuid `ec2-not-a-uuid` is not a UUID",
         ),
         (
             "colour=red",
-            "--smbios: `colour=red` is not valid; allowed: manufacturer=",
+            "smbios: `colour=red` is not valid; allowed: manufacturer=",
         ),
-        ("manufacturer", "--smbios: `manufacturer` is not valid"),
+        ("manufacturer", "smbios: `manufacturer` is not valid"),
     ] {
         let err = assert_refused(
             &[os("--kernel"), probe.as_os_str(), os("--smbios"), os(spec)],

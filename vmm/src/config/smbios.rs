@@ -1,5 +1,6 @@
 //! The machine's identity in SMBIOS, from `--smbios KEY=VALUE,...` or the JSON config's
-//! `smbios` object: manufacturer, product, version, serial, uuid, asset-tag.
+//! `smbios` object: manufacturer, product, version, serial, uuid, asset-tag (`asset_tag` in
+//! JSON, whose keys are snake_case throughout).
 
 use std::str::FromStr;
 
@@ -17,7 +18,7 @@ const ALLOWED: &str = "manufacturer=S,product=S,version=S,serial=S,uuid=UUID,ass
 
 /// The identity SMBIOS reports; every field optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(deny_unknown_fields)]
 pub struct SmbiosConfig {
     /// System (and BIOS vendor, chassis) manufacturer; default `kec2`.
     #[serde(default)]
@@ -43,16 +44,16 @@ pub struct SmbiosConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SmbiosSpecError {
     /// An item is not `key=value` with a known key.
-    #[error("--smbios: `{0}` is not valid; allowed: {ALLOWED}")]
+    #[error("smbios: `{0}` is not valid; allowed: {ALLOWED}")]
     BadItem(String),
     /// The uuid does not parse.
-    #[error("--smbios: uuid `{0}` is not a UUID like 01234567-89ab-cdef-0123-456789abcdef")]
+    #[error("smbios: uuid `{0}` is not a UUID like 01234567-89ab-cdef-0123-456789abcdef")]
     BadUuid(String),
     /// A value holds a NUL byte.
-    #[error("--smbios: {0} must not contain NUL bytes")]
+    #[error("smbios: {0} must not contain NUL bytes")]
     Nul(&'static str),
     /// A value is too long.
-    #[error("--smbios: {key} is {len} bytes; at most {MAX_STRING_LEN} are allowed")]
+    #[error("smbios: {key} is {len} bytes; at most {MAX_STRING_LEN} are allowed")]
     TooLong {
         /// The key.
         key: &'static str,
@@ -174,6 +175,19 @@ mod tests {
                 0xcd, 0xef
             ]
         );
+    }
+
+    #[test]
+    fn the_json_config_takes_the_same_fields() {
+        let c: SmbiosConfig =
+            serde_json::from_str(r#"{"manufacturer": "Amazon EC2", "asset_tag": "i-1"}"#).unwrap();
+        assert_eq!(
+            (c.manufacturer(), c.asset_tag.as_deref()),
+            ("Amazon EC2", Some("i-1"))
+        );
+        assert!(serde_json::from_str::<SmbiosConfig>(r#"{"vendor": "x"}"#).is_err());
+        let bad: SmbiosConfig = serde_json::from_str(r#"{"uuid": "nope"}"#).unwrap();
+        assert_eq!(bad.validate(), Err(SmbiosSpecError::BadUuid("nope".into())));
     }
 
     #[test]
