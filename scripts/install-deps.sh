@@ -22,6 +22,7 @@ packages=(
   python3-yaml python3-requests python3-jinja2 python3-jsonschema python3-configobj
   python3-jsonpatch python3-oauthlib python3-netifaces
   openssh-client    # cloud-init-imds: ssh-keygen for its key pair
+  acpica-tools      # iasl: vmm unit tests disassemble the ACPI tables the vmm builds
 )
 
 missing=()

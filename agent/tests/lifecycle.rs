@@ -66,7 +66,7 @@ fn cli_run_three_stop_start_reboot_terminate() {
     assert!(console.contains("probe: vcpu 0 of 1 up"), "{console}");
     assert!(console.contains("probe: memory 1024 MiB"), "{console}");
 
-    // Stop one: stopping, then stopped, its vmm gone after a graceful Ctrl-Alt-Del.
+    // Stop one: stopping, then stopped, its vmm gone after a graceful ACPI power-button press.
     let pid0 = agent.vmm_pid(&ids[0]).unwrap();
     let out = agent.ec2_ok(&["stop-instances", "--instance-ids", &ids[0]]);
     assert!(out.contains("running") && out.contains("stopping"), "{out}");
@@ -76,11 +76,9 @@ fn cli_run_three_stop_start_reboot_terminate() {
     assert_eq!(v.reason_code, "Client.UserInitiatedShutdown");
     assert!(v.transition_reason.starts_with("User initiated ("), "{v:?}");
     assert!(eventually(T, || !pid_alive(pid0)));
-    assert!(
-        agent
-            .console(&ids[0])
-            .contains("probe: ctrl-alt-del received")
-    );
+    let console = agent.console(&ids[0]);
+    assert!(console.contains("probe: power button pressed"), "{console}");
+    assert!(!console.contains("ctrl-alt-del received"), "{console}");
     assert_eq!(agent.vmm_pid(&ids[0]), None);
 
     // Start it again: pending, then running with a new vmm.
@@ -114,6 +112,12 @@ fn cli_run_three_stop_start_reboot_terminate() {
         "reboot left running: {states:?}"
     );
     assert!(!pid_alive(old));
+    assert!(
+        agent
+            .console(&ids[1])
+            .contains("probe: ctrl-alt-del received"),
+        "a reboot presses Ctrl-Alt-Del, not the power button"
+    );
     agent.wait_state(&ids[1], "running", T);
 
     // Terminate all: shutting-down, then terminated and still visible; no vmm left.
@@ -200,7 +204,7 @@ fn vmm_crash_is_reported_not_hidden() {
 }
 
 #[test]
-fn stop_escalates_when_the_guest_ignores_ctrl_alt_del_and_force_skips_the_wait() {
+fn stop_escalates_when_the_guest_ignores_the_power_button_and_force_skips_the_wait() {
     let agent = Agent::start(&["--stop-timeout", "1"]);
     let ami = agent.register_probe();
     let xml = agent.call(
@@ -216,7 +220,7 @@ fn stop_escalates_when_the_guest_ignores_ctrl_alt_del_and_force_skips_the_wait()
     for id in &ids {
         agent.wait_state(id, "running", T);
     }
-    // A paused guest cannot react to Ctrl-Alt-Del: after the timeout the vmm is stopped.
+    // A paused guest cannot react to the power button: after the timeout the vmm is stopped.
     assert!(vmm_control(&agent, &ids[0], "pause").contains("\"ok\":true"));
     let t = std::time::Instant::now();
     agent.call("StopInstances", &[("InstanceId.1", &ids[0])]);
@@ -225,14 +229,14 @@ fn stop_escalates_when_the_guest_ignores_ctrl_alt_del_and_force_skips_the_wait()
         t.elapsed() >= Duration::from_millis(900),
         "stopped before the timeout"
     );
-    assert!(!agent.console(&ids[0]).contains("ctrl-alt-del received"));
-    // Force skips Ctrl-Alt-Del altogether.
+    assert!(!agent.console(&ids[0]).contains("power button pressed"));
+    // Force skips the power button altogether.
     agent.call(
         "StopInstances",
         &[("InstanceId.1", &ids[1]), ("Force", "true")],
     );
     agent.wait_state(&ids[1], "stopped", T);
-    assert!(!agent.console(&ids[1]).contains("ctrl-alt-del received"));
+    assert!(!agent.console(&ids[1]).contains("power button pressed"));
     let log = std::fs::read_to_string(
         agent
             .dir

@@ -118,14 +118,14 @@ fn sigkill_agent_then_restart_reattaches_and_reports_the_dead_vmm() {
 
 #[test]
 fn restart_during_a_stop_finishes_the_stop() {
-    // A guest that ignores Ctrl-Alt-Del is simulated by a long stop timeout and an agent
+    // A guest that ignores the power button is simulated by a long stop timeout and an agent
     // killed right after StopInstances: the new agent must finish the stop.
     let mut agent = Agent::start(&["--stop-timeout", "30"]);
     let ami = agent.register_probe();
     let id = agent.run_one(&ami);
     agent.wait_state(&id, "running", T);
     let pid = agent.vmm_pid(&id).unwrap();
-    // Pause the guest so Ctrl-Alt-Del cannot be handled, then stop and kill the agent.
+    // Pause the guest so the power button cannot be handled, then stop and kill the agent.
     assert!(common::vmm_control(&agent, &id, "pause").contains("\"ok\":true"));
     agent.call("StopInstances", &[("InstanceId.1", &id)]);
     assert_eq!(agent.instance(&id).state, "stopping");

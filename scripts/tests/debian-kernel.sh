@@ -16,7 +16,7 @@
 # The e820 map the vmm gives 256 MiB (Linux prints inclusive ends):
 #   usable    [0x0,      0x9fc00)     0x9fc00 bytes   (low RAM up to the EBDA)
 #   reserved  [0x9fc00,  0xa0000)       0x400         (EBDA)
-#   reserved  [0xf0000,  0x100000)    0x10000         (BIOS area, MP table)
+#   reserved  [0xe0000,  0x100000)    0x20000         (ACPI tables, BIOS area: MP table, SMBIOS)
 #   usable    [0x100000, 0x10000000)  0xff00000       (RAM from 1 MiB to 256 MiB)
 # usable = 0x9fc00 + 0xff00000 = 268041216 = 256 MiB - (0x100000 - 0x9fc00) = 268435456 - 394240.
 set -euo pipefail

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use vmm::builder::build_microvm;
-use vmm::config::{DEFAULT_MEM_MIB, DiskConfig, EntryMode, JailConfig, NetConfig, VmConfig};
+use vmm::config::{
+    DEFAULT_MEM_MIB, DiskConfig, EntryMode, JailConfig, NetConfig, SmbiosConfig, VmConfig,
+};
 
 /// Boots one KVM microVM.
 #[derive(Debug, Parser)]
@@ -64,6 +66,10 @@ struct Args {
     /// Debugging only: do not install the seccomp system-call allowlist.
     #[arg(long)]
     no_seccomp: bool,
+    /// The machine's SMBIOS identity: KEY=VALUE,... with keys manufacturer, product, version,
+    /// serial, uuid, asset-tag (all optional; values may hold spaces, not commas).
+    #[arg(long)]
+    smbios: Option<SmbiosConfig>,
 }
 
 impl Args {
@@ -98,6 +104,9 @@ impl Args {
         }
         if self.no_seccomp {
             config.seccomp = false;
+        }
+        if let Some(smbios) = self.smbios {
+            config.smbios = smbios;
         }
         Ok(config)
     }

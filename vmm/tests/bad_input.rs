@@ -45,6 +45,33 @@ fn memory_larger_than_the_host() {
 }
 
 #[test]
+fn smbios_values_that_do_not_parse() {
+    let probe = probe_elf();
+    for (spec, expected) in [
+        (
+            "uuid=ec2-not-a-uuid",
+            "smbios: uuid `ec2-not-a-uuid` is not a UUID",
+        ),
+        (
+            "colour=red",
+            "smbios: `colour=red` is not valid; allowed: manufacturer=",
+        ),
+        ("manufacturer", "smbios: `manufacturer` is not valid"),
+    ] {
+        let err = assert_refused(
+            &[os("--kernel"), probe.as_os_str(), os("--smbios"), os(spec)],
+            expected,
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let long = format!("serial={}", "9".repeat(256));
+    assert_refused(
+        &[os("--kernel"), probe.as_os_str(), os("--smbios"), os(&long)],
+        "serial is 256 bytes; at most 255 are allowed",
+    );
+}
+
+#[test]
 fn zero_vcpus() {
     let probe = probe_elf();
     assert_refused(

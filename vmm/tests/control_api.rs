@@ -1,4 +1,5 @@
-//! The control socket against a running probe: status, pause, resume, Ctrl-Alt-Del, stop.
+//! The control socket against a running probe: status, pause, resume, Ctrl-Alt-Del, the
+//! power button, stop.
 
 mod common;
 
@@ -16,11 +17,17 @@ struct CountingProbe {
 impl CountingProbe {
     /// Starts the probe in count mode with a control socket and a console log.
     fn start(vcpus: u32) -> Self {
+        Self::start_with(vcpus, &[])
+    }
+
+    /// The same, with more vmm flags.
+    fn start_with(vcpus: u32, flags: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let child = vmm()
             .arg("--kernel")
             .arg(probe_elf())
             .args(["--mem-mib", "64", "--vcpus", &vcpus.to_string()])
+            .args(flags)
             .args(["--cmdline", "probe.mode=count"])
             .arg("--api-sock")
             .arg(dir.path().join("api.sock"))
@@ -157,6 +164,46 @@ fn ctrl_alt_del_reaches_the_guest() {
         "{console}"
     );
     assert!(console.ends_with("probe: power off 0\n"), "{console}");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn power_button_powers_the_guest_off() {
+    // With the identity the agent gives an instance (a value with a space included).
+    let probe = CountingProbe::start_with(
+        2,
+        &[
+            "--smbios",
+            "manufacturer=Amazon EC2,product=t3.micro,serial=ec2e1916-9099-7caf-fd21-012345abcdef,\
+             uuid=ec2e1916-9099-7caf-fd21-012345abcdef,asset-tag=i-0123456789abcdef0",
+        ],
+    );
+    probe.wait_for_count(1);
+    let pressed = std::process::Command::new(env!("CARGO_BIN_EXE_vmm-ctl"))
+        .arg("--api-sock")
+        .arg(probe.sock())
+        .arg("power-button")
+        .output()
+        .unwrap();
+    assert!(pressed.status.success(), "{pressed:?}");
+    let (out, console, _) = probe.finish();
+    assert!(console.contains("probe: power button pressed"), "{console}");
+    assert!(console.ends_with("probe: power off 0\n"), "{console}");
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("vmm: exit: guest powered off"), "{stderr}");
+}
+
+#[test]
+fn power_button_pressed_while_paused_is_read_on_resume() {
+    let probe = CountingProbe::start(1);
+    probe.wait_for_count(1);
+    assert_eq!(api(&probe.sock(), "pause")["ok"], true);
+    // Paused, the guest cannot read the press yet; the press is still accepted.
+    assert_eq!(api(&probe.sock(), "power-button")["ok"], true);
+    assert_eq!(api(&probe.sock(), "resume")["ok"], true);
+    let (out, console, _) = probe.finish();
+    assert!(console.contains("probe: power button pressed"), "{console}");
     assert_eq!(out.status.code(), Some(0));
 }
 

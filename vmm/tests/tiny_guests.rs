@@ -30,6 +30,27 @@ const I8042_RESET: &[u8] = &[
     0xeb, 0xfe, //             jmp $              ; the VM ends before this spins long
 ];
 
+/// Copies guest memory to COM1: the RSDP signature at 0xe0000, the zero page's
+/// `acpi_rsdp_addr` (0x7000 + 0x70) and the SMBIOS anchor at 0xf8000; then powers off.
+const DUMP_FIRMWARE_TABLES: &[u8] = &[
+    0x66, 0xba, 0xf8, 0x03, //       mov dx, 0x3f8          ; COM1 transmit
+    0xbe, 0x00, 0x00, 0x0e, 0x00, // mov esi, 0xe0000       ; the RSDP
+    0xb9, 0x08, 0x00, 0x00, 0x00, // mov ecx, 8
+    0xac, //                         lodsb                  ; al = [rsi++]
+    0xee, //                         out dx, al
+    0xe2, 0xfc, //                   loop -4                ; rcx times
+    0xbe, 0x70, 0x70, 0x00, 0x00, // mov esi, 0x7070        ; boot_params.acpi_rsdp_addr
+    0xb9, 0x08, 0x00, 0x00, 0x00, // mov ecx, 8
+    0xac, 0xee, 0xe2, 0xfc, //       lodsb; out dx, al; loop
+    0xbe, 0x00, 0x80, 0x0f, 0x00, // mov esi, 0xf8000       ; the SMBIOS entry point
+    0xb9, 0x04, 0x00, 0x00, 0x00, // mov ecx, 4
+    0xac, 0xee, 0xe2, 0xfc, //       lodsb; out dx, al; loop
+    0x66, 0xba, 0x00, 0x07, //       mov dx, 0x700          ; power off
+    0x31, 0xc0, //                   xor eax, eax
+    0xef, //                         out dx, eax
+    0xeb, 0xfe, //                   jmp $
+];
+
 /// Boots `code` as a 16 MiB guest (user mode when `user_note`), with `extra` flags.
 fn boot(code: &[u8], user_note: bool, extra: &[&str]) -> std::process::Output {
     let elf = tiny_elf(code, 0x20_0000, user_note);
@@ -84,4 +105,14 @@ fn i8042_reset_ends_the_vm_cleanly() {
     let out = boot(I8042_RESET, true, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("vmm: exit: guest requested a reset"));
+}
+
+#[test]
+fn acpi_and_smbios_tables_are_where_the_guest_looks() {
+    let out = boot(DUMP_FIRMWARE_TABLES, true, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut expected = b"RSD PTR ".to_vec();
+    expected.extend(0xe0000u64.to_le_bytes());
+    expected.extend(b"_SM_");
+    assert_eq!(out.stdout, expected, "{}", stderr(&out));
 }

@@ -84,7 +84,7 @@ impl Compute {
                 instances::set_rebooting(&self.db.lock(), id, true).map_err(FreezeError::Db)?;
                 tracing::info!(%id, "shutting the guest down for an image");
                 self.clone()
-                    .shut_down(id.to_string(), pid, start, false)
+                    .shut_down_to_reboot(id.to_string(), pid, start)
                     .await;
                 if !wait_gone(pid, start, Duration::from_secs(5)).await {
                     return Err(FreezeError::StillRunning(pid));

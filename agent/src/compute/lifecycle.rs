@@ -109,7 +109,8 @@ impl Compute {
         Ok(rows)
     }
 
-    /// Stops instances: Ctrl-Alt-Del, a bounded wait, then a kill (at once with `force`).
+    /// Stops instances: the ACPI power button, a bounded wait, then a kill (at once with
+    /// `force`).
     pub async fn stop(
         self: &Arc<Self>,
         ids: &[String],
@@ -225,8 +226,8 @@ impl Compute {
         Ok(changes)
     }
 
-    /// Reboots running instances: the guest gets Ctrl-Alt-Del and its VMM is restarted when it
-    /// exits; the instance stays `running`.
+    /// Reboots running instances: the guest gets Ctrl-Alt-Del (not the power button) and its
+    /// VMM is restarted when it exits; the instance stays `running`.
     pub async fn reboot(self: &Arc<Self>, ids: &[String]) -> Result<(), ChangeStateError> {
         let rows = self.load_all(ids)?;
         for r in &rows {
@@ -249,7 +250,7 @@ impl Compute {
             if let (Some(pid), Some(start)) = (row.pid, row.pid_start) {
                 instances::set_rebooting(&self.db.lock(), &row.id, true)?;
                 tracing::info!(id = %row.id, "rebooting");
-                let end = self.clone().shut_down(row.id.clone(), pid, start, false);
+                let end = self.clone().shut_down_to_reboot(row.id.clone(), pid, start);
                 self.supervise(&row.id, Step::End(pid, start), end);
             }
         }
@@ -289,20 +290,33 @@ impl Compute {
         Ok(changes)
     }
 
-    /// Ends VMM `pid`: Ctrl-Alt-Del and up to the stop timeout for the guest (skipped with
-    /// `force`), then the control socket's `stop`, then SIGKILL to its process group. The exit
-    /// itself is recorded by the VMM's monitor.
+    /// Ends VMM `pid` as EC2 stops an instance: the ACPI power button and up to the stop
+    /// timeout for the guest (skipped with `force`), then the control socket's `stop`, then
+    /// SIGKILL to its process group. The exit itself is recorded by the VMM's monitor.
     pub(super) async fn shut_down(self: Arc<Self>, id: String, pid: i32, start: u64, force: bool) {
+        let signal = (!force).then_some("power-button");
+        self.end_vmm(id, pid, start, signal).await
+    }
+
+    /// Ends VMM `pid` for a reboot: Ctrl-Alt-Del (a guest reboots on it) and up to the stop
+    /// timeout, then as `shut_down`.
+    pub(super) async fn shut_down_to_reboot(self: Arc<Self>, id: String, pid: i32, start: u64) {
+        self.end_vmm(id, pid, start, Some("ctrl-alt-del")).await
+    }
+
+    /// Sends the guest `signal` (a control action) and waits up to the stop timeout for the
+    /// VMM to end, then sends `stop`, then kills its process group.
+    async fn end_vmm(self: Arc<Self>, id: String, pid: i32, start: u64, signal: Option<&str>) {
         let sock = self.dir(&id).api_sock();
-        if !force {
-            match supervisor::control(&sock, "ctrl-alt-del").await {
+        if let Some(signal) = signal {
+            match supervisor::control(&sock, signal).await {
                 Ok(_) => {
                     if wait_gone(pid, start, self.config.stop_timeout).await {
                         return;
                     }
-                    tracing::warn!(%id, pid, "guest ignored Ctrl-Alt-Del: stopping the vmm");
+                    tracing::warn!(%id, pid, "guest ignored {signal}: stopping the vmm");
                 }
-                Err(e) => tracing::warn!(%id, error = %e, "cannot send Ctrl-Alt-Del"),
+                Err(e) => tracing::warn!(%id, error = %e, "cannot send {signal}"),
             }
         }
         if let Err(e) = supervisor::control(&sock, "stop").await {

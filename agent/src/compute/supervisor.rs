@@ -70,6 +70,32 @@ pub struct Confinement {
     pub cgroup_procs: Vec<std::ffi::CString>,
 }
 
+/// The instance's EC2-style UUID: 16 bytes of a SHA-256 of its id, the first three hex
+/// digits replaced by `ec2`, as EC2 reports them (cloud-init identifies EC2 by this prefix).
+pub fn instance_uuid(instance_id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(instance_id.as_bytes());
+    let hex = hex::encode(&digest[..16]);
+    format!(
+        "ec2{}-{}-{}-{}-{}",
+        &hex[3..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// The vmm's `--smbios` value: EC2's identity, as Nitro and Xen instances report it (the
+/// serial is the UUID; the asset tag the instance id).
+pub fn smbios_identity(row: &InstanceRow) -> String {
+    let uuid = instance_uuid(&row.id);
+    format!(
+        "manufacturer=Amazon EC2,product={},serial={uuid},uuid={uuid},asset-tag={}",
+        row.instance_type, row.id
+    )
+}
+
 /// Starts the VMM for `row` in its own session and cgroup, console and stderr under `dir`,
 /// with `extra_args` (such as `--disk` values) and the confinement's arguments appended to
 /// its command line.
@@ -125,6 +151,8 @@ pub fn spawn(
         .arg(dir.console())
         .arg("--api-sock")
         .arg(dir.api_sock())
+        .arg("--smbios")
+        .arg(smbios_identity(row))
         .args(extra_args)
         .args(&confinement.args)
         .stdin(Stdio::null())
@@ -374,6 +402,26 @@ mod tests {
         assert_eq!(
             ExitReason::from_log("vmm: error: memory too large"),
             ExitReason::BootFailed("memory too large".into())
+        );
+    }
+
+    #[test]
+    fn smbios_identity_is_ec2s_and_stable() {
+        use crate::state::instances::{InstanceRow, InstanceState};
+        let row = InstanceRow::example("i-0123456789abcdef0", InstanceState::Pending);
+        let uuid = instance_uuid(&row.id);
+        assert_eq!(uuid, instance_uuid("i-0123456789abcdef0"), "deterministic");
+        assert_ne!(uuid, instance_uuid("i-0123456789abcdef1"));
+        assert!(uuid.starts_with("ec2"), "{uuid}");
+        let groups: Vec<usize> = uuid.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12]);
+        assert!(uuid.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
+        assert_eq!(
+            smbios_identity(&row),
+            format!(
+                "manufacturer=Amazon EC2,product=t2.nano,serial={uuid},uuid={uuid},\
+                 asset-tag=i-0123456789abcdef0"
+            )
         );
     }
 

@@ -18,14 +18,14 @@ pub const fn next_tick(due: u64, now: u64, period: u64) -> u64 {
     }
 }
 
-/// Counts forever (until Ctrl-Alt-Del powers the VM off).
+/// Counts forever (until Ctrl-Alt-Del or the power button powers the VM off).
 pub fn run(clock: Clock, keyboard: &mut Keyboard) -> ! {
     let period = clock.ticks_per_second();
     let mut due = time::now().saturating_add(period);
     let mut count: u64 = 0;
     loop {
-        if keyboard.poll() {
-            power::ctrl_alt_del();
+        if let Some(request) = keyboard.poll() {
+            power::shut_down(request);
         }
         let now = time::now();
         if now >= due {

@@ -1,7 +1,18 @@
-//! The i8042 keyboard, polled for Ctrl-Alt-Del (scancode set 2).
+//! The i8042 keyboard, polled for Ctrl-Alt-Del (scancode set 2), and the ACPI power button
+//! (the GED's event-status port), polled with it.
 
 #[cfg(not(test))]
-use crate::ports::{self, I8042_DATA, I8042_STATUS};
+use crate::ports::{self, GED_STATUS, I8042_DATA, I8042_STATUS};
+use crate::ports::GED_POWER_BUTTON;
+
+/// What asks the probe to shut down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownRequest {
+    /// Ctrl-Alt-Del on the i8042 keyboard.
+    CtrlAltDel,
+    /// The ACPI power button.
+    PowerButton,
+}
 
 /// Set-2 prefix of extended keys.
 const EXTENDED: u8 = 0xe0;
@@ -79,7 +90,8 @@ impl CtrlAltDel {
     }
 }
 
-/// The i8042 keyboard as the probe sees it: polled, never interrupting.
+/// The i8042 keyboard (and the power button) as the probe sees them: polled, never
+/// interrupting.
 #[derive(Debug, Default)]
 pub struct Keyboard {
     detector: CtrlAltDel,
@@ -93,15 +105,20 @@ impl Keyboard {
         }
     }
 
-    /// Drains the scancodes waiting in the i8042; true if they completed Ctrl-Alt-Del.
-    /// Drains the scancodes waiting in the i8042; true if they completed Ctrl-Alt-Del.
-    pub fn poll(&mut self) -> bool {
+    /// Reads the power button's events and drains the scancodes waiting in the i8042; says
+    /// whether the power button was pressed or the scancodes completed Ctrl-Alt-Del.
+    pub fn poll(&mut self) -> Option<ShutdownRequest> {
+        let power_button = read_ged_status() & GED_POWER_BUTTON != 0;
         let mut seen = false;
         for _ in 0..MAX_BYTES_PER_POLL {
             let Some(byte) = read_scancode() else { break };
             seen |= self.detector.feed(byte);
         }
-        seen
+        if power_button {
+            Some(ShutdownRequest::PowerButton)
+        } else {
+            seen.then_some(ShutdownRequest::CtrlAltDel)
+        }
     }
 }
 
@@ -112,10 +129,23 @@ fn read_scancode() -> Option<u8> {
     unsafe { (ports::in8(I8042_STATUS) & 1 != 0).then(|| ports::in8(I8042_DATA)) }
 }
 
+/// The GED's pending events (reading clears them).
+#[cfg(not(test))]
+fn read_ged_status() -> u8 {
+    // SAFETY: reading the GED's event-status port has no memory effects.
+    unsafe { ports::in8(GED_STATUS) }
+}
+
 /// Host unit tests have no i8042.
 #[cfg(test)]
 fn read_scancode() -> Option<u8> {
     None
+}
+
+/// Host unit tests have no GED.
+#[cfg(test)]
+fn read_ged_status() -> u8 {
+    0
 }
 
 #[cfg(test)]

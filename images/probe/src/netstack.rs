@@ -198,8 +198,8 @@ impl Stack {
             self.next_housekeeping =
                 now.saturating_add(self.clock.ticks_from_millis(HOUSEKEEPING_MS));
             self.woken = false;
-            if self.keyboard.poll() {
-                power::ctrl_alt_del();
+            if let Some(request) = self.keyboard.poll() {
+                power::shut_down(request);
             }
             self.dev.mmio().ack_interrupt();
         }

@@ -10,6 +10,11 @@ pub const COM1: u16 = 0x3f8;
 pub const I8042_DATA: u16 = 0x60;
 /// i8042 status register, in8; bit 0 set means a byte is waiting at [`I8042_DATA`].
 pub const I8042_STATUS: u16 = 0x64;
+/// ACPI GED event status, in8: the pending events, cleared by the read; bit 0 is the power
+/// button.
+pub const GED_STATUS: u16 = 0x602;
+/// The power-button bit of [`GED_STATUS`].
+pub const GED_POWER_BUTTON: u8 = 1 << 0;
 /// Power off, out32; the value is the guest's exit status.
 pub const POWER_OFF: u16 = 0x700;
 /// Wait port: out32 arms the deadline (microseconds), in32 blocks until a device or the deadline.

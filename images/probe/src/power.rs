@@ -1,5 +1,6 @@
 //! Powering the VM off through the vmm's power-off port.
 
+use crate::keyboard::ShutdownRequest;
 use crate::ports::{self, POWER_OFF};
 use crate::say;
 use crate::wait;
@@ -23,8 +24,12 @@ pub fn power_off_quietly(status: u32) -> ! {
     wait::idle_forever()
 }
 
-/// Reports a Ctrl-Alt-Del from the keyboard and powers off cleanly.
-pub fn ctrl_alt_del() -> ! {
-    say!("ctrl-alt-del received");
+/// Reports a Ctrl-Alt-Del from the keyboard or a press of the power button, and powers off
+/// cleanly.
+pub fn shut_down(request: ShutdownRequest) -> ! {
+    match request {
+        ShutdownRequest::CtrlAltDel => say!("ctrl-alt-del received"),
+        ShutdownRequest::PowerButton => say!("power button pressed"),
+    }
     power_off(SUCCESS)
 }

@@ -26,12 +26,12 @@ pub fn up() -> u64 {
 }
 
 /// Waits until `count` vCPUs are up or [`UP_TIMEOUT_MS`] pass; `Err` carries how many came up.
-/// Powers off if the keyboard sends Ctrl-Alt-Del meanwhile.
+/// Powers off if the keyboard sends Ctrl-Alt-Del or the power button is pressed meanwhile.
 pub fn wait_for_all(count: u64, clock: Clock, keyboard: &mut Keyboard) -> Result<(), u64> {
     let deadline = time::now().saturating_add(clock.ticks_from_millis(UP_TIMEOUT_MS));
     loop {
-        if keyboard.poll() {
-            power::ctrl_alt_del();
+        if let Some(request) = keyboard.poll() {
+            power::shut_down(request);
         }
         let up = up();
         if up >= count {

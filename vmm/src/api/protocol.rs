@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::arch::x86_64::regs::EntryMode;
 use crate::control::{ExitCounts, ExitReason, RunState, VmControl};
+use crate::devices::acpi::Ged;
 use crate::devices::event_loop::SharedVirtioDevice;
 use crate::devices::i8042::I8042;
 use crate::devices::virtio::DeviceStats;
@@ -18,7 +19,8 @@ use crate::snapshot::{SnapshotInfo, Snapshotter};
 /// How long a pause may take to hold every vCPU.
 const PAUSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A request: `{"action": "status" | "pause" | "resume" | "ctrl-alt-del" | "stop"}`, or
+/// A request: `{"action": "status" | "pause" | "resume" | "ctrl-alt-del" | "power-button" |
+/// "stop"}`, or
 /// `{"action": "snapshot", "path": "/abs/file"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
@@ -31,6 +33,8 @@ pub enum Request {
     Resume,
     /// Press Ctrl-Alt-Del on the guest's keyboard.
     CtrlAltDel,
+    /// Press the ACPI power button (the GED raises its interrupt).
+    PowerButton,
     /// End the VM now.
     Stop,
     /// Pause the VM, write all of its state to `path` (atomically), and leave it paused.
@@ -98,6 +102,8 @@ pub struct ApiHandler {
     pub threads: Arc<VcpuThreads>,
     /// The keyboard, for Ctrl-Alt-Del.
     pub keyboard: Arc<Mutex<I8042>>,
+    /// The Generic Event Device, for the power button.
+    pub ged: Arc<Mutex<Ged>>,
     /// The virtio devices, for their counters.
     pub devices: Vec<SharedVirtioDevice>,
     /// Entry mode, for status.
@@ -147,7 +153,8 @@ impl ApiHandler {
             Ok(request) => self.handle(&request),
             Err(err) => Response::error(format!(
                 "bad request ({err}); send one JSON object per line with \"action\" one of \
-                 status, pause, resume, ctrl-alt-del, stop, snapshot (with \"path\")"
+                 status, pause, resume, ctrl-alt-del, power-button, stop, snapshot \
+                 (with \"path\")"
             )),
         }
     }
@@ -186,6 +193,18 @@ impl ApiHandler {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .send_ctrl_alt_del();
+                self.ok()
+            }
+            Request::PowerButton => {
+                if self.control.run_state() == RunState::Stopping {
+                    return Response::error(
+                        "cannot press the power button: the VM is stopping".into(),
+                    );
+                }
+                self.ged
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .press_power_button();
                 self.ok()
             }
             Request::Stop => {
@@ -259,10 +278,15 @@ mod tests {
             Box::new(CountingIrq::default()),
             control.clone(),
         )));
+        let ged = Arc::new(Mutex::new(Ged::new(
+            Box::new(CountingIrq::default()),
+            control.clone(),
+        )));
         ApiHandler {
             control,
             threads: Arc::new(VcpuThreads::default()),
             keyboard,
+            ged,
             devices: Vec::new(),
             mode: EntryMode::User,
             memory_mib: 64,
@@ -276,6 +300,7 @@ mod tests {
         let parse = |s| serde_json::from_str::<Request>(s).unwrap();
         assert_eq!(parse(r#"{"action":"status"}"#), Request::Status);
         assert_eq!(parse(r#"{"action":"ctrl-alt-del"}"#), Request::CtrlAltDel);
+        assert_eq!(parse(r#"{"action":"power-button"}"#), Request::PowerButton);
         assert_eq!(
             parse(r#"{"action":"snapshot","path":"/v/i-1.snap"}"#),
             Request::Snapshot {
@@ -314,6 +339,20 @@ mod tests {
         assert!(h.handle(&Request::Stop).ok);
         assert_eq!(h.control.wait_for_exit(), ExitReason::Stopped);
         assert!(!h.handle(&Request::CtrlAltDel).ok);
+        let refused = h.handle(&Request::PowerButton);
+        assert_eq!(
+            refused.error.as_deref(),
+            Some("cannot press the power button: the VM is stopping")
+        );
+        assert_eq!(h.ged.lock().unwrap().pending(), 0);
+    }
+
+    #[test]
+    fn power_button_sets_the_ged_event() {
+        let h = handler();
+        assert!(h.handle(&Request::PowerButton).ok);
+        assert_eq!(h.ged.lock().unwrap().pending(), 1);
+        assert_eq!(h.control.run_state(), RunState::Running);
     }
 
     #[test]

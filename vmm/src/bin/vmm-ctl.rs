@@ -1,6 +1,7 @@
 //! `vmm-ctl`: sends one request to a running vmm's control socket and prints the answer.
 //!
-//! `vmm-ctl --api-sock PATH status|pause|resume|ctrl-alt-del|stop|snapshot FILE`; exit code 0
+//! `vmm-ctl --api-sock PATH status|pause|resume|ctrl-alt-del|power-button|stop|snapshot
+//! FILE`; exit code 0
 //! when the request was carried out, 1 when it was refused or the socket could not be reached.
 
 use std::io::{BufRead, BufReader, Write};
@@ -32,6 +33,8 @@ enum Action {
     Resume,
     /// Press Ctrl-Alt-Del on the guest's keyboard.
     CtrlAltDel,
+    /// Press the guest's ACPI power button.
+    PowerButton,
     /// End the VM now.
     Stop,
     /// Pause the VM and save all of it to FILE (made absolute here); it stays paused.
@@ -49,6 +52,7 @@ impl Action {
             Action::Pause => action("pause"),
             Action::Resume => action("resume"),
             Action::CtrlAltDel => action("ctrl-alt-del"),
+            Action::PowerButton => action("power-button"),
             Action::Stop => action("stop"),
             Action::Snapshot { file } => {
                 serde_json::json!({ "action": "snapshot", "path": std::path::absolute(file)? })

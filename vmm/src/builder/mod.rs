@@ -16,14 +16,16 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use crate::api::{ApiError, ApiHandler, ApiListener};
 use crate::arch::x86_64::boot_params::{self, BootParamsInput};
 use crate::arch::x86_64::layout::{
-    BOOT_PARAMS_START, CMDLINE_MAX_SIZE, CMDLINE_START, GDT_START, IDT_START, MIB, MPTABLE_START,
-    TSS_START, ram_end, ram_regions,
+    ACPI_START, BOOT_PARAMS_START, CMDLINE_MAX_SIZE, CMDLINE_START, GDT_START, IDT_START, MIB,
+    MPTABLE_START, SMBIOS_START, TSS_START, ram_end, ram_regions,
 };
 use crate::arch::x86_64::paging::{self, PagingError};
 use crate::arch::x86_64::regs::{EntryMode, EntryPoint};
-use crate::arch::x86_64::{gdt, mptable};
+use crate::arch::x86_64::smbios::{self, SmbiosIdentity};
+use crate::arch::x86_64::{acpi, gdt, mptable};
 use crate::config::{ConfigError, HostLimits, VmConfig, host_mem_mib};
 use crate::control::VmControl;
+use crate::devices::acpi::{self as acpi_dev, Ged, SleepControl};
 use crate::devices::bus::{Bus, BusError};
 use crate::devices::event_loop::{EventLoop, EventLoopError, SharedVirtioDevice};
 use crate::devices::i8042::{self, I8042};
@@ -175,15 +177,7 @@ fn boot_microvm(config: &VmConfig) -> Result<Microvm, BuildError> {
         });
     }
     let cmdline_size = loader::load_cmdline(&memory, cmdline.trim_start())?;
-    write_boot_structures(
-        &memory,
-        mode,
-        mem_size,
-        &kernel,
-        initrd,
-        cmdline_size,
-        config.vcpus,
-    )?;
+    write_boot_structures(&memory, mode, config, &kernel, initrd, cmdline_size)?;
     vm.setup_irqchip()?;
     let control = Arc::new(VmControl::new(config.vcpus));
     let legacy = attach_legacy_devices(&vm, config, &control, None)?;
@@ -266,6 +260,7 @@ fn launch(config: &VmConfig, parts: Parts) -> Result<Microvm, BuildError> {
             control: control.clone(),
             threads: threads.clone(),
             keyboard: legacy.keyboard.clone(),
+            ged: legacy.ged.clone(),
             devices: virtio.iter().map(|(d, _)| d.clone()).collect(),
             mode,
             memory_mib: config.mem_mib,
@@ -313,16 +308,16 @@ fn create_memory(vm: &Vm, mem_size: u64) -> Result<GuestMemoryMmap, BuildError> 
     Ok(memory)
 }
 
-/// Writes the GDT, TSS, IDT, page tables, zero page and MP table.
+/// Writes the GDT, TSS, IDT, page tables, zero page, MP table, ACPI tables and SMBIOS.
 fn write_boot_structures(
     memory: &GuestMemoryMmap,
     mode: EntryMode,
-    mem_size: u64,
+    config: &VmConfig,
     kernel: &LoadedKernel,
     initrd: Option<(u64, u64)>,
     cmdline_size: usize,
-    vcpus: u32,
 ) -> Result<(), BuildError> {
+    let mem_size = config.mem_mib * MIB;
     let write = |what, bytes: &[u8], addr: u64| {
         memory
             .write_slice(bytes, GuestAddress(addr))
@@ -349,18 +344,31 @@ fn write_boot_structures(
     memory
         .write_obj(params, GuestAddress(BOOT_PARAMS_START))
         .map_err(|e| BuildError::BootStructure("zero page", e))?;
-    write("MP table", &mptable::mptable(vcpus), MPTABLE_START)
+    write("MP table", &mptable::mptable(config.vcpus), MPTABLE_START)?;
+    write("ACPI tables", &acpi::acpi_tables(config.vcpus), ACPI_START)?;
+    let id = &config.smbios;
+    let identity = SmbiosIdentity {
+        manufacturer: id.manufacturer(),
+        product: id.product(),
+        version: id.version.as_deref().unwrap_or_default(),
+        serial: id.serial.as_deref().unwrap_or_default(),
+        uuid: id.uuid_bytes(),
+        asset_tag: id.asset_tag.as_deref().unwrap_or_default(),
+    };
+    write("SMBIOS tables", &smbios::smbios(&identity), SMBIOS_START)
 }
 
-/// The port I/O devices: COM1 and the i8042.
+/// The port I/O devices: COM1, the i8042, the ACPI sleep registers and the GED.
 struct LegacyDevices {
     pio: Bus,
     serial: Arc<Mutex<SerialConsole>>,
     keyboard: Arc<Mutex<I8042>>,
+    ged: Arc<Mutex<Ged>>,
 }
 
-/// The serial console on COM1 and the i8042, each with its interrupt line; with `saved`, in
-/// the state a snapshot recorded.
+/// The serial console on COM1, the i8042 and the GED, each with its interrupt line, and the
+/// ACPI sleep registers; with `saved`, in the state a snapshot recorded (the GED's pending
+/// events are not saved: see the README).
 fn attach_legacy_devices(
     vm: &Vm,
     config: &VmConfig,
@@ -402,10 +410,16 @@ fn attach_legacy_devices(
     pio.insert(serial::COM1_BASE, serial::COM1_LEN, serial.clone())?;
     pio.insert(i8042::DATA_PORT, 1, keyboard.clone())?;
     pio.insert(i8042::COMMAND_PORT, 1, keyboard.clone())?;
+    let sleep = Arc::new(Mutex::new(SleepControl::new(control.clone())));
+    pio.insert(acpi_dev::SLEEP_CONTROL_PORT.into(), 2, sleep)?;
+    let ged = Ged::new(Box::new(irq(acpi_dev::GED_IRQ)?), control.clone());
+    let ged = Arc::new(Mutex::new(ged));
+    pio.insert(acpi_dev::GED_STATUS_PORT.into(), 1, ged.clone())?;
     Ok(LegacyDevices {
         pio,
         serial,
         keyboard,
+        ged,
     })
 }
 

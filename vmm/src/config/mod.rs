@@ -1,6 +1,7 @@
 //! The microVM's configuration: built from command-line flags or a JSON file, validated once.
 
 mod devices;
+mod smbios;
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,7 @@ use crate::arch::x86_64::mptable;
 pub use crate::arch::x86_64::regs::EntryMode;
 pub use crate::jail::{JailConfig, JailSpecError};
 pub use devices::{DeviceSpecError, DiskConfig, NetConfig, parse_mac};
+pub use smbios::{SmbiosConfig, SmbiosSpecError, parse_uuid};
 
 /// Most virtio devices one VM can have (one interrupt line each, IRQ 5 to 23).
 pub const MAX_VIRTIO_DEVICES: usize = 19;
@@ -70,6 +72,9 @@ pub struct VmConfig {
     /// turns it off).
     #[serde(default = "default_seccomp")]
     pub seccomp: bool,
+    /// The identity SMBIOS reports (ignored on restore: the tables are in guest memory).
+    #[serde(default)]
+    pub smbios: SmbiosConfig,
 }
 
 fn default_seccomp() -> bool {
@@ -148,6 +153,9 @@ pub enum ConfigError {
     /// The jail is misconfigured.
     #[error(transparent)]
     Jail(#[from] JailSpecError),
+    /// The SMBIOS identity is malformed.
+    #[error(transparent)]
+    Smbios(#[from] SmbiosSpecError),
     /// More virtio devices than interrupt lines.
     #[error("at most {MAX_VIRTIO_DEVICES} virtio devices (disks, nets, rng) are allowed, got {0}")]
     TooManyDevices(usize),
@@ -192,6 +200,7 @@ impl VmConfig {
             rng: false,
             jail: None,
             seccomp: default_seccomp(),
+            smbios: SmbiosConfig::default(),
         }
     }
 
@@ -257,6 +266,7 @@ impl VmConfig {
         if let Some(jail) = &self.jail {
             jail.validate()?;
         }
+        self.smbios.validate()?;
         if self.restore.is_some() {
             for (name, given) in [
                 ("initrd", self.initrd.is_some()),

@@ -1,5 +1,6 @@
 //! Emulated devices: the port I/O bus and what sits on it.
 
+pub mod acpi;
 pub mod bus;
 pub mod event_loop;
 pub mod i8042;

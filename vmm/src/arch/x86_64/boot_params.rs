@@ -5,7 +5,8 @@
 
 use linux_loader::loader::bootparam::{boot_e820_entry, boot_params, setup_header};
 
-use super::layout::{EBDA_START, HIMEM_START, MPTABLE_START, ram_regions};
+use super::acpi::RSDP_ADDR;
+use super::layout::{ACPI_START, EBDA_START, HIMEM_START, ram_regions};
 
 /// e820 type of usable RAM.
 pub const E820_RAM: u32 = 1;
@@ -34,7 +35,7 @@ pub struct E820Entry {
 }
 
 /// The memory map for `mem_size` bytes of guest RAM: low RAM up to the EBDA (reserved), the
-/// legacy hole with the MP table's BIOS area reserved, then RAM from 1 MiB, split around the
+/// legacy hole with the ACPI tables' and BIOS area reserved (ACPI tables, MP table, SMBIOS), then RAM from 1 MiB, split around the
 /// MMIO hole.
 pub fn e820_map(mem_size: u64) -> Vec<E820Entry> {
     let mut map = vec![
@@ -49,8 +50,8 @@ pub fn e820_map(mem_size: u64) -> Vec<E820Entry> {
             kind: E820_RESERVED,
         },
         E820Entry {
-            addr: MPTABLE_START,
-            size: HIMEM_START - MPTABLE_START,
+            addr: ACPI_START,
+            size: HIMEM_START - ACPI_START,
             kind: E820_RESERVED,
         },
     ];
@@ -100,6 +101,7 @@ pub fn build(mem_size: u64, input: &BootParamsInput) -> boot_params {
         params.ext_ramdisk_image = (addr >> 32) as u32;
         params.ext_ramdisk_size = (size >> 32) as u32;
     }
+    params.acpi_rsdp_addr = RSDP_ADDR;
     let map = e820_map(mem_size);
     params.e820_entries = map.len() as u8;
     for (slot, entry) in params.e820_table.iter_mut().zip(&map) {
@@ -164,5 +166,8 @@ mod tests {
         assert_eq!({ hdr.ramdisk_size }, 0x1234);
         assert_eq!({ hdr.boot_flag }, 0xaa55);
         assert_eq!({ hdr.header }, 0x5372_6448);
+        assert_eq!({ params.acpi_rsdp_addr }, 0xe0000);
+        assert_eq!((table[2].addr, table[2].size), (0xe0000, 0x20000));
+        assert_eq!({ table[2].r#type }, E820_RESERVED);
     }
 }

@@ -26,8 +26,13 @@ pub const CMDLINE_MAX_SIZE: usize = 0x10000;
 pub const PD_END: u64 = 0x9f000;
 /// Start of the Extended BIOS Data Area (reserved); usable low RAM ends here.
 pub const EBDA_START: u64 = 0x9fc00;
+/// The ACPI tables, the RSDP first (0xe0000..0xf0000, reserved; Linux scans it for the RSDP).
+pub const ACPI_START: u64 = 0xe0000;
 /// The MP table, in the BIOS area where Linux scans for it (0xf0000..0x100000, reserved).
 pub const MPTABLE_START: u64 = 0xf0000;
+/// The SMBIOS entry point and structures, in the BIOS area after the MP table (whose largest
+/// size, for 254 vCPUs, is about 5.3 KiB).
+pub const SMBIOS_START: u64 = 0xf8000;
 /// End of the legacy region (VGA, BIOS); RAM resumes at 1 MiB.
 pub const HIMEM_START: u64 = 0x10_0000;
 /// Start of the 32-bit MMIO hole.
@@ -71,6 +76,8 @@ const _: () = {
     assert!(BOOT_PARAMS_START + 4096 <= PML4_START);
     assert!(CMDLINE_START + CMDLINE_MAX_SIZE as u64 <= PD_START);
     assert!(PD_END <= EBDA_START);
+    assert!(ACPI_START + super::acpi::ACPI_MAX_SIZE as u64 <= MPTABLE_START);
+    assert!(SMBIOS_START + super::smbios::SMBIOS_MAX_SIZE as u64 <= HIMEM_START);
 };
 
 #[cfg(test)]

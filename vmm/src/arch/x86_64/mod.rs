@@ -1,5 +1,6 @@
 //! x86_64: guest memory layout, boot structures, and the vCPU's initial state.
 
+pub mod acpi;
 pub mod boot_params;
 pub mod cpuid;
 pub mod gdt;
@@ -8,3 +9,4 @@ pub mod mptable;
 pub mod msr;
 pub mod paging;
 pub mod regs;
+pub mod smbios;
