@@ -17,6 +17,8 @@ packages=(
   iputils-ping      # networking tests ping the probe
   fio               # benchmarks: the host's own disk figures
   gdb               # jail tests: a forbidden system call injected into a running vmm
+  qemu-system-x86   # the nested test host: an L1 guest with AMD SVM in software emulation
+  debootstrap       # the nested test host's L1 root (Debian bookworm)
 )
 
 missing=()
