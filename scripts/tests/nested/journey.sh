@@ -153,8 +153,10 @@ req() { # METHOD PATH [HEADER]
     else s=$(curl -s -m 10 -o /tmp/imds.body -w "%{http_code}" -X "$1" "http://169.254.169.254$2"); fi
     echo "$s $(cat /tmp/imds.body)"
   else
-    { printf "%s %s HTTP/1.0\r\nHost: 169.254.169.254\r\n" "$1" "$2"; [ -n "$3" ] && printf "%s\r\n" "$3"; printf "\r\n"; sleep 3; } |
-      nc 169.254.169.254 80 | tr -d "\r" >/tmp/imds.resp
+    { printf "%s %s HTTP/1.0\r\nHost: 169.254.169.254\r\nConnection: close\r\n" "$1" "$2"
+      [ "$1" = PUT ] && printf "Content-Length: 0\r\n"
+      [ -n "$3" ] && printf "%s\r\n" "$3"
+      printf "\r\n"; sleep 3; } | nc -w 5 169.254.169.254 80 | tr -d "\r" >/tmp/imds.resp
     echo "$(head -n 1 /tmp/imds.resp | cut -d" " -f2) $(sed "1,/^\$/d" /tmp/imds.resp)"
   fi
 }
