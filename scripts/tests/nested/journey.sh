@@ -170,7 +170,7 @@ echo "V1 $(req GET /latest/meta-data/instance-id "")"
 # --- one image's journey -----------------------------------------------------------------------
 journey() {
   local manifest=$P/images/$IMG/manifest.json t0 t1 out sg ami probe_s pip0 pub0 got
-  MARKER="m$RANDOM$RANDOM"
+  MARKER="m$RANDOM$RANDOM" vol1= vol2=
   case $IMG in
   linux) USERNAME=ec2-user ROOT_VIA=helper READY_RE='^kec2-bootstrap: bootstrap finished$'
     DOWN_RE='The system is going down NOW|Requesting system (poweroff|reboot|halt)|reboot: (Power down|Restarting system)' ;;
@@ -201,7 +201,7 @@ journey() {
   IID=$(grep -o '<instanceId>i-[0-9a-f]*' <<<"$out" | head -n 1 | cut -d'>' -f2)
   [[ -n $IID ]] || { fail run-instances "$(head -c 400 <<<"$out")"; return; }
   if wait_state running 120; then pass run-instances "$IID running after $(($(now) - t0)) s"
-  else fail run-instances "$IID is $(state), not running: $(inst .StateReason.Message)"; console_tail; return; fi
+  else fail run-instances "$IID is $(state), not running: $(inst .StateReason.Message)"; console_tail; terminate_step; return; fi
   PUB=$(inst .PublicIpAddress) PIP=$(inst .PrivateIpAddress)
   if wait_ready 1; then pass boot "the guest finished booting $(($(now) - t0)) s after RunInstances"
   else fail boot "no '$READY_RE' on the console within $BOOT_TIMEOUT s (state $(state))"; console_tail 25; fi
@@ -267,12 +267,12 @@ journey() {
   stop_and_check stop-clean "ec2 stop-instances"
 
   # --- a second volume, attached while stopped ---
-  local vol1 vol2 snap dev1 sum1 serial1 serial2
+  local snap dev1 sum1 serial1 serial2
   vol1=$(ec2 create-volume --size 1 2>&1 | grep -o 'vol-[0-9a-f]*' | head -n 1)
   if [[ -n $vol1 ]] && ec2 attach-volume --volume-id "$vol1" --instance-id "$IID" --device /dev/sdf >"$WORK/out" 2>&1; then
     pass attach-volume "$vol1 on /dev/sdf while stopped"
   else fail attach-volume "${vol1:-no volume}: $(tail -n 2 "$WORK/out")"; fi
-  start_and_wait start-1 || return
+  start_and_wait start-1 || { terminate_step; return; }
   [[ $(inst .PrivateIpAddress) == "$pip0" ]] && pass stop-start-private-ip "$pip0 kept" ||
     fail stop-start-private-ip "was $pip0, now $(inst .PrivateIpAddress)"
   serial1=${vol1//-/}
@@ -314,7 +314,7 @@ ROOT
   done
   ec2 attach-volume --volume-id "$vol2" --instance-id "$IID" --device /dev/sdg >"$WORK/out" 2>&1 ||
     fail attach-restored "${vol2:-no volume}: $(tail -n 2 "$WORK/out")"
-  start_and_wait start-2 || return
+  start_and_wait start-2 || { terminate_step; return; }
   serial2=${vol2//-/}
   got=$(as_root <<ROOT 2>&1
 for s in $serial1 $serial2; do
@@ -340,7 +340,7 @@ ROOT
     reason=$(inst .StateReason.Code)
     [[ $reason == Client.UserInitiatedHibernate ]] || fail hibernate "stopped with reason '$reason'"
     ec2 start-instances --instance-ids "$IID" >/dev/null 2>&1
-    if wait_state running 120 && wait_ssh 300; then
+    if wait_state running 120 && PUB=$(inst .PublicIpAddress) && wait_ssh 300; then
       got=$(gssh "kill -0 $pid && tr '\\0' ' ' </proc/$pid/cmdline; echo; cat /proc/sys/kernel/random/boot_id" 2>&1)
       if [[ -n $pid ]] && grep -q "sleep 100000" <<<"$got" && grep -qx "$boot_id" <<<"$got"; then
         pass hibernate "pid $pid (sleep 100000) and the boot id survived stop --hibernate and start"
@@ -358,10 +358,15 @@ ROOT
     else fail guest-poweroff "still $(state) 180 s after poweroff in the guest"; console_tail 8; fi
   else fail guest-poweroff "not tried: the instance is $(state)"; fi
 
-  # --- terminate cleans up ---
+  terminate_step
+}
+
+# terminate_step: TerminateInstances cleans up (run whatever happened before).
+terminate_step() {
   local root_vol taps
-  root_vol=$(inst '.BlockDeviceMappings[]? | select(.DeviceName == "/dev/xvda") | .Ebs.VolumeId')
-  [[ $(state) == stopped ]] || { ec2 start-instances --instance-ids "$IID" >/dev/null 2>&1; wait_state running 120; }
+  root_vol=$(inst '(.BlockDeviceMapping // .BlockDeviceMappings // [])[] | select(.DeviceName == "/dev/xvda") | .Ebs.VolumeId')
+  # Terminated from running, so that its tap is there to be removed.
+  [[ $(state) == running ]] || { ec2 start-instances --instance-ids "$IID" >/dev/null 2>&1; wait_state running 120; }
   taps=$(ip -o link show | grep -o 'kec2t[0-9a-z]*' | sort -u | tr '\n' ' ')
   ec2 terminate-instances --instance-ids "$IID" >/dev/null 2>&1
   if wait_state terminated 300; then
@@ -398,8 +403,9 @@ start_and_wait() {
   local boots t0
   boots=$(count_ready) t0=$(now)
   ec2 start-instances --instance-ids "$IID" >"$WORK/out" 2>&1 || { fail "$1" "start-instances: $(tail -n 2 "$WORK/out")"; return 1; }
+  # A stop gives the public address back: the new one is known once the instance runs.
+  wait_state running 120 && PUB=$(inst .PublicIpAddress)
   if wait_ready $((boots + 1)) && wait_ssh 300; then
-    PUB=$(inst .PublicIpAddress)
     say "$1: booted and reachable by ssh $(($(now) - t0)) s after start-instances"
     return 0
   fi

@@ -137,7 +137,7 @@ wait "$qemu_pid" 2>/dev/null || true
 qemu_pid=
 lines=$(wc -l <"$serial")
 ((lines > printed)) && sed -n "$((printed + 1)),${lines}p" "$serial" | tr -d '\r'
-[[ -s $tmp/qemu.out ]] && sed 's/^/qemu: /' "$tmp/qemu.out"
+grep -v "TCG doesn't support requested feature" "$tmp/qemu.out" | sed 's/^/qemu: /' || true
 
 logs="${KEC2_CACHE:-/var/cache/kec2}/nested-logs"
 mkdir -p "$logs"
