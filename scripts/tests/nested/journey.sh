@@ -300,7 +300,7 @@ ROOT
   snap=$(ec2 create-snapshot --volume-id "$vol1" --description "nested $IMG" 2>&1 | grep -o 'snap-[0-9a-f]*' | head -n 1)
   local sstate=
   for _ in $(seq 120); do
-    sstate=$(ec2 --output json describe-snapshots 2>/dev/null | jq -r --arg s "$snap" '.. | objects | select(.SnapshotId? == $s) | .State' | head -n 1)
+    sstate=$(ec2 --output json describe-snapshots 2>/dev/null | jq -r --arg s "$snap" '.. | objects | select(.SnapshotId? == $s) | (.State // .Status)' | head -n 1)
     [[ $sstate == completed || $sstate == error ]] && break
     sleep 2
   done
@@ -333,8 +333,13 @@ ROOT
 
   # --- hibernation keeps a running process ---
   local pid boot_id reason
-  got=$(gssh 'nohup sleep 100000 </dev/null >/dev/null 2>&1 & echo "PID $!"; echo "BOOT $(cat /proc/sys/kernel/random/boot_id)"' 2>&1)
+  # A process of its own session (setsid), so that the end of the ssh session does not end it;
+  # seen alive by a second login before the hibernation.
+  got=$(gssh 'setsid sleep 100000 </dev/null >/dev/null 2>&1 & echo "PID $!"; echo "BOOT $(cat /proc/sys/kernel/random/boot_id)"' 2>&1)
   pid=$(sed -n 's/^PID //p' <<<"$got") boot_id=$(sed -n 's/^BOOT //p' <<<"$got")
+  sleep 2
+  got=$(gssh "tr '\\0' ' ' </proc/$pid/cmdline" 2>&1)
+  grep -q "sleep 100000" <<<"$got" || say "hibernate: the sleep (pid '$pid') is not running before the hibernation: $got"
   out=$(api StopInstances "InstanceId.1=$IID" Hibernate=true)
   if grep -q '<code>64</code>\|stopping' <<<"$out" && wait_state stopped 300; then
     reason=$(inst .StateReason.Code)
@@ -367,7 +372,7 @@ terminate_step() {
   root_vol=$(inst '(.BlockDeviceMapping // .BlockDeviceMappings // [])[] | select(.DeviceName == "/dev/xvda") | .Ebs.VolumeId')
   # Terminated from running, so that its tap is there to be removed.
   [[ $(state) == running ]] || { ec2 start-instances --instance-ids "$IID" >/dev/null 2>&1; wait_state running 120; }
-  taps=$(ip -o link show | grep -o 'kec2t[0-9a-z]*' | sort -u | tr '\n' ' ')
+  taps=$(ip -o link show | grep -o 'kec2t[0-9a-z]*' | sort -u | paste -sd ' ')
   ec2 terminate-instances --instance-ids "$IID" >/dev/null 2>&1
   if wait_state terminated 300; then
     local left=()
