@@ -331,8 +331,24 @@ ROOT
   else fail snapshot-restore "wrote ${sum1:-nothing}; now: $(tr '\n' ';' <<<"$got" | head -c 300)"; fi
   [[ $(inst .PrivateIpAddress) == "$pip0" ]] || fail stop-start-private-ip-2 "was $pip0, now $(inst .PrivateIpAddress)"
 
+  # --- poweroff inside stops the instance ---
+  local reason
+  if [[ $(state) == running ]]; then
+    echo poweroff | as_root >/dev/null 2>&1
+    if wait_state stopped 180; then
+      reason=$(inst .StateReason.Code)
+      [[ $reason == Client.InstanceInitiatedShutdown ]] && pass guest-poweroff "stopped, reason $reason" ||
+        fail guest-poweroff "stopped with reason '$reason'"
+    else
+      fail guest-poweroff "still $(state) 180 s after poweroff in the guest; its console's last lines: $(console | tail -n 3 | tr '\n' '|')"
+      ec2 stop-instances --force --instance-ids "$IID" >/dev/null 2>&1
+      wait_state stopped 120
+    fi
+  else fail guest-poweroff "not tried: the instance is $(state)"; fi
+  start_and_wait start-3 || { terminate_step; return; }
+
   # --- hibernation keeps a running process ---
-  local pid boot_id reason
+  local pid boot_id
   # A process of its own session (setsid), so that the end of the ssh session does not end it;
   # seen alive by a second login before the hibernation.
   got=$(gssh 'setsid sleep 100000 </dev/null >/dev/null 2>&1 & echo "PID $!"; echo "BOOT $(cat /proc/sys/kernel/random/boot_id)"' 2>&1)
@@ -350,18 +366,13 @@ ROOT
       if [[ -n $pid ]] && grep -q "sleep 100000" <<<"$got" && grep -qx "$boot_id" <<<"$got"; then
         pass hibernate "pid $pid (sleep 100000) and the boot id survived stop --hibernate and start"
       else fail hibernate "before: pid $pid boot $boot_id; after: $(tr '\n' ';' <<<"$got")"; fi
+      # The devices came back too: a line written to the guest's console reaches console.log.
+      echo "echo kec2-nested-console-$MARKER >/dev/console" | as_root >/dev/null 2>&1
+      sleep 3
+      console | grep -q "kec2-nested-console-$MARKER" && pass console-after-resume "the serial console works after the resume" ||
+        fail console-after-resume "a line written to /dev/console after the resume never reached console.log"
     else fail hibernate "no ssh after the start from hibernation (state $(state))"; console_tail; fi
   else fail hibernate "StopInstances Hibernate=true: $(head -c 300 <<<"$out") (state $(state))"; fi
-
-  # --- poweroff inside stops the instance ---
-  if [[ $(state) == running ]]; then
-    echo poweroff | as_root >/dev/null 2>&1
-    if wait_state stopped 180; then
-      reason=$(inst .StateReason.Code)
-      [[ $reason == Client.InstanceInitiatedShutdown ]] && pass guest-poweroff "stopped, reason $reason" ||
-        fail guest-poweroff "stopped with reason '$reason'"
-    else fail guest-poweroff "still $(state) 180 s after poweroff in the guest"; console_tail 8; fi
-  else fail guest-poweroff "not tried: the instance is $(state)"; fi
 
   terminate_step
 }
