@@ -204,7 +204,8 @@ journey() {
   else fail run-instances "$IID is $(state), not running: $(inst .StateReason.Message)"; console_tail; terminate_step; return; fi
   PUB=$(inst .PublicIpAddress) PIP=$(inst .PrivateIpAddress)
   if wait_ready 1; then pass boot "the guest finished booting $(($(now) - t0)) s after RunInstances"
-  else fail boot "no '$READY_RE' on the console after $(($(now) - t0)) s (bound $BOOT_TIMEOUT s; the instance is $(state))"; console_tail 25; fi
+  else fail boot "no '$READY_RE' on the console after $(($(now) - t0)) s (bound $BOOT_TIMEOUT s; the instance is $(state))"; console_tail 25
+    console | grep -iE 'virtio|vda|WARNING|irq|ACPI' | head -n 40 | sed 's/^/    console (devices): /'; fi
 
   # --- ssh: refused before port 22 is authorized, then a login ---
   probe_s=$(now)

@@ -97,8 +97,8 @@ else
   # thread=multi: one host thread per vCPU. Known flake: once in four runs here L1's 6.12
   # kernel hit a stale int3 of its own live code patching (static keys flipped as the
   # netfilter modules load) and panicked ("Oops: int3" in kmem_cache_alloc). thread=single
-  # (KEC2_NESTED_TCG_THREAD=single) was tried against it, but there the L2 instance's vmm
-  # kept ending within seconds and the guest never finished booting.
+  # (KEC2_NESTED_TCG_THREAD=single) should avoid that; its one try so far ran into the L2 root
+  # disk regression (README.md) and says nothing yet.
   accel=(-accel "tcg,thread=${KEC2_NESTED_TCG_THREAD:-multi}" -cpu EPYC,+svm,+npt)
   mode="TCG software emulation (thread=${KEC2_NESTED_TCG_THREAD:-multi}) with AMD SVM exposed (no VT-x/AMD-V here)"
 fi
