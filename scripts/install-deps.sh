@@ -23,6 +23,8 @@ packages=(
   python3-jsonpatch python3-oauthlib python3-netifaces
   openssh-client    # cloud-init-imds: ssh-keygen for its key pair
   acpica-tools      # iasl: vmm unit tests disassemble the ACPI tables the vmm builds
+  qemu-system-x86   # the nested test host: an L1 guest with AMD SVM in software emulation
+  debootstrap       # the nested test host's L1 root (Debian bookworm)
 )
 
 missing=()
