@@ -87,6 +87,8 @@ echo "-- after authorize-security-group-ingress tcp/80: $(fetch)"
 echo "-- stop it, start it again:"
 ec2 stop-instances --instance-ids "$first" >/dev/null
 ec2 wait instance-stopped --instance-ids "$first"
+echo "   the stop pressed its ACPI power button, as EC2 does; its console:"
+ec2 get-console-output --instance-id "$first" | grep -E 'power button|power(ing)? off' | sed 's/^/   /'
 ec2 start-instances --instance-ids "$first" >/dev/null
 ec2 wait instance-running --instance-ids "$first"
 ec2 describe-instances
@@ -94,4 +96,7 @@ echo "-- terminate both:"
 ec2 terminate-instances --instance-ids $ids >/dev/null
 ec2 wait instance-terminated --instance-ids $ids
 ec2 describe-instances
+echo
+echo "== real Linux instances (the busybox image and the Debian AMI with cloud-init) over SSH:"
+echo "   scripts/tests/nested/run.sh runs them in a nested test host on any machine (scripts/tests/nested/README.md)"
 echo "== done"

@@ -51,7 +51,9 @@ fi
 # The proptest suites (tests named fuzz_*) with many more cases than the ordinary run's 64:
 # hostile frames, DHCP messages, metadata requests, forms, SigV4 headers and filter patterns.
 step "fuzz"
-if PROPTEST_CASES=10000 timeout 180 cargo test --release --locked -p agent --lib fuzz_; then
+# Built first, so that the time bound covers the cases, not the compiler.
+if cargo test --release --locked -p agent --lib --no-run &&
+  PROPTEST_CASES=10000 timeout 180 cargo test --release --locked -p agent --lib fuzz_; then
   passed=$((passed + 1))
 else
   failed=$((failed + 1)); failures+=("fuzz (cargo test -p agent --lib fuzz_ with PROPTEST_CASES=10000)")

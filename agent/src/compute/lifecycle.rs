@@ -290,31 +290,46 @@ impl Compute {
         Ok(changes)
     }
 
-    /// Ends VMM `pid` as EC2 stops an instance: the ACPI power button and up to the stop
-    /// timeout for the guest (skipped with `force`), then the control socket's `stop`, then
-    /// SIGKILL to its process group. The exit itself is recorded by the VMM's monitor.
+    /// Ends VMM `pid` as EC2 stops an instance: the ACPI power button (skipped with `force`),
+    /// then, for a guest that ignores it (a kernel booted with `acpi=off`), Ctrl-Alt-Del after
+    /// a third of the stop timeout, which shuts it down as a reboot would; then the control
+    /// socket's `stop`, then SIGKILL to its process group. The exit itself is recorded by the
+    /// VMM's monitor.
     pub(super) async fn shut_down(self: Arc<Self>, id: String, pid: i32, start: u64, force: bool) {
-        let signal = (!force).then_some("power-button");
-        self.end_vmm(id, pid, start, signal).await
+        let timeout = self.config.stop_timeout;
+        let button = timeout / 3;
+        let signals: &[(&str, Duration)] = if force {
+            &[]
+        } else {
+            &[("power-button", button), ("ctrl-alt-del", timeout - button)]
+        };
+        self.end_vmm(id, pid, start, signals).await
     }
 
     /// Ends VMM `pid` for a reboot: Ctrl-Alt-Del (a guest reboots on it) and up to the stop
     /// timeout, then as `shut_down`.
     pub(super) async fn shut_down_to_reboot(self: Arc<Self>, id: String, pid: i32, start: u64) {
-        self.end_vmm(id, pid, start, Some("ctrl-alt-del")).await
+        let signals = [("ctrl-alt-del", self.config.stop_timeout)];
+        self.end_vmm(id, pid, start, &signals).await
     }
 
-    /// Sends the guest `signal` (a control action) and waits up to the stop timeout for the
-    /// VMM to end, then sends `stop`, then kills its process group.
-    async fn end_vmm(self: Arc<Self>, id: String, pid: i32, start: u64, signal: Option<&str>) {
+    /// Sends the guest each of `signals` (a control action, and how long to wait for the VMM
+    /// to end after it) in turn, then `stop`, then kills its process group.
+    async fn end_vmm(
+        self: Arc<Self>,
+        id: String,
+        pid: i32,
+        start: u64,
+        signals: &[(&str, Duration)],
+    ) {
         let sock = self.dir(&id).api_sock();
-        if let Some(signal) = signal {
+        for (signal, wait) in signals {
             match supervisor::control(&sock, signal).await {
                 Ok(_) => {
-                    if wait_gone(pid, start, self.config.stop_timeout).await {
+                    if wait_gone(pid, start, *wait).await {
                         return;
                     }
-                    tracing::warn!(%id, pid, "guest ignored {signal}: stopping the vmm");
+                    tracing::warn!(%id, pid, "guest ignored {signal} for {wait:?}");
                 }
                 Err(e) => tracing::warn!(%id, error = %e, "cannot send {signal}"),
             }

@@ -146,7 +146,14 @@ impl Network {
     /// instances that ended meanwhile, and applies the rules.
     pub async fn resume(self: &Arc<Self>, live_instances: &[String]) -> Result<(), NetworkError> {
         for id in live_instances {
-            self.plug(id).await?;
+            if let Err(e) = self.plug(id).await {
+                // A vmm that ends while the agent starts takes its tap with it; its exit is
+                // recorded by its monitor, which gives the network back.
+                if self.taps_present(id)? {
+                    return Err(e);
+                }
+                tracing::warn!(%id, error = %e, "the instance's tap went away with its vmm: not plugged");
+            }
         }
         let wanted: Vec<String> = {
             let conn = self.db.lock();
@@ -210,6 +217,14 @@ impl Network {
             .unwrap_or_else(|e| e.into_inner())
             .clear();
         Ok(())
+    }
+
+    /// Whether every tap of instance `id` exists.
+    fn taps_present(&self, id: &str) -> Result<bool, NetworkError> {
+        let rows = enis::of_instance(&self.db.lock(), id)?;
+        Ok(rows
+            .iter()
+            .all(|eni| links::exists(&self.config.netns, &eni.tap())))
     }
 
     /// Plugs instance `id`'s ENIs: tap on the VPC bridge, DHCP, metadata listener, an

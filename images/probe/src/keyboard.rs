@@ -1,9 +1,9 @@
 //! The i8042 keyboard, polled for Ctrl-Alt-Del (scancode set 2), and the ACPI power button
 //! (the GED's event-status port), polled with it.
 
+use crate::ports::GED_POWER_BUTTON;
 #[cfg(not(test))]
 use crate::ports::{self, GED_STATUS, I8042_DATA, I8042_STATUS};
-use crate::ports::GED_POWER_BUTTON;
 
 /// What asks the probe to shut down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -159,6 +159,6 @@ echo "nested summary: $npass passed, $nfail failed, $total s in all (serial log:
 grep '^FAIL ' <<<"$clean" || true
 grep '^TIMING ' <<<"$clean" || true
 ((timed_out == 0)) || exit 1
-grep -q 'Kernel panic' <<<"$clean" && echo "FAIL nested: L1's kernel panicked (above)"
+grep -qE '^\[ *[0-9.]+\] Kernel panic' <<<"$clean" && echo "FAIL nested: L1's kernel panicked (above)"
 grep -qx 'NESTED DONE' <<<"$clean" || die "no 'NESTED DONE' on L1's console: L1 stopped early"
 ((nfail == 0 && npass > 0))
