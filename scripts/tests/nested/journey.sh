@@ -176,7 +176,9 @@ journey() {
     DOWN_RE='The system is going down NOW|Requesting system (poweroff|reboot|halt)|reboot: (Power down|Restarting system)' ;;
   *) USERNAME=$(jq -r '.default_user // .user // "admin"' "$manifest") ROOT_VIA=sudo
     READY_RE='Cloud-init v\. .* finished at'
-    DOWN_RE='Reached target .*Power-Off|System Power Off|reboot: Power down' ;;
+    # systemd's own last words: every unit stopped, file systems synced, then power off (the
+    # power button) or, for a guest without ACPI, the Ctrl-Alt-Del fallback's reboot.
+    DOWN_RE='Reached target .*Power-Off|System Power Off|systemd-shutdown\[1\]: Syncing filesystems and block devices|reboot: Power down' ;;
   esac
   say "=== image $IMG (user $USERNAME) ==="
 
@@ -429,7 +431,8 @@ start_and_wait() {
     say "$1: booted and reachable by ssh $(($(now) - t0)) s after start-instances"
     return 0
   fi
-  fail "$1" "the guest did not boot or take ssh logins within $BOOT_TIMEOUT s (state $(state))"; console_tail
+  fail "$1" "the guest did not boot or take ssh logins within $BOOT_TIMEOUT s (state $(state): $(inst .StateReason.Message))"; console_tail
+  tail -n 5 "$STATE/instances/$IID/vmm.log" 2>/dev/null | sed 's/^/    vmm.log: /'
   return 1
 }
 
