@@ -35,6 +35,8 @@ pid=
 
 # shellcheck source=lib/vm-test.sh
 source "$here/lib/vm-test.sh"
+# shellcheck source=lib/image-checks.sh
+source "$here/lib/image-checks.sh"
 
 cleanup() {
   stop_vm
@@ -43,50 +45,18 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-vmm="${1:-}"
-[[ -n $vmm ]] || fail "usage: $0 VMM"
-vmm=$(realpath "$vmm" 2>/dev/null) || fail "vmm binary '$1' does not exist"
-[[ -x $vmm ]] || fail "vmm binary '$vmm' is not executable"
-[[ -e /dev/kvm ]] || fail "/dev/kvm is missing"
-[[ $(id -u) -eq 0 ]] || fail "needs root (debootstrap, the image's file owners)"
+vmm_argument "${1:-}" "debootstrap, the image's file owners"
 
 # --- the build (cached: about a minute once the tree and kernel are built) -------------------
-start=$(date +%s)
-"$repo/images/build.sh" debian >"$tmp/build.log" 2>&1 || {
-  tail -n 30 "$tmp/build.log"
-  fail "images/build.sh debian failed"
-}
-echo "images/build.sh debian took $(($(date +%s) - start)) s"
+build_image debian
 for f in manifest.json vmlinux rootfs.ext4 config packages.txt; do
   [[ -s $out/$f ]] || fail "images/build.sh debian left no $out/$f"
 done
 
 # --- the manifest ----------------------------------------------------------------------------
-# m KEY: the manifest's value at KEY (a.b for nested objects); fails when it is missing.
-m() {
-  python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."): d = d[k]
-print(d)' "$out/manifest.json" "$1" 2>/dev/null
-}
-for key in name description entry architecture kernel root_volume root_device boot_args \
-  kernel_release sizes.kernel sizes.root_volume sha256.kernel sha256.root_volume; do
-  m "$key" >/dev/null || fail "manifest.json has no '$key'"
-done
-[[ $(m name) == debian ]] || fail "the manifest's name is '$(m name)', not 'debian'"
-[[ $(m entry) == kernel ]] || fail "the manifest's entry is '$(m entry)', not 'kernel'"
-[[ $(m architecture) == x86_64 ]] || fail "the manifest's architecture is '$(m architecture)', not x86_64"
+check_manifest debian name description entry architecture kernel root_volume root_device \
+  boot_args kernel_release sizes.kernel sizes.root_volume sha256.kernel sha256.root_volume
 [[ $(m root_device) == /dev/vda ]] || fail "the manifest's root_device is '$(m root_device)', not /dev/vda"
-kernel="$out/$(m kernel)"
-rootfs="$out/$(m root_volume)"
-boot_args=$(m boot_args)
-release=$(m kernel_release)
-for role in kernel root_volume; do
-  file="$out/$(m "$role")"
-  [[ -f $file ]] || fail "the manifest's $role '$file' does not exist"
-  [[ $(stat -c %s "$file") == "$(m "sizes.$role")" ]] || fail "the manifest's size of $role is wrong"
-  [[ $(sha256sum "$file" | cut -d' ' -f1) == "$(m "sha256.$role")" ]] ||
-    fail "the manifest's sha256 of $role does not match the file"
-done
 for arg in console=ttyS0 root=/dev/vda rootfstype=ext4 rw reboot=k acpi=off i8042.nopnp; do
   [[ " $boot_args " == *" $arg "* ]] || fail "the boot args '$boot_args' lack $arg"
 done
@@ -98,19 +68,10 @@ echo "manifest: sizes and sha256 match (kernel $(m sizes.kernel) bytes, root vol
 echo "  $(m description)"
 
 # --- the kernel's configuration (the linux image's kernel) -----------------------------------
-missing=()
-for opt in "${REQUIRED[@]}"; do
-  grep -qx "CONFIG_$opt=y" "$out/config" || missing+=("$opt")
-done
-((${#missing[@]} == 0)) || fail "the kernel's .config lacks: ${missing[*]}"
-for opt in "${FORBIDDEN[@]}"; do
-  grep -qE "^CONFIG_$opt=[ym]" "$out/config" && fail "the kernel's .config has CONFIG_$opt on"
-done
-[[ $(od -An -t x1 -N 4 "$kernel") == " 7f 45 4c 46" ]] || fail "vmlinux is not an ELF file"
+check_kernel_config "$out/config"
 if [[ -f $repo/images/out/linux/vmlinux ]]; then
   cmp -s "$kernel" "$repo/images/out/linux/vmlinux" || echo "note: images/out/linux/vmlinux differs (built from another fragment?)"
 fi
-echo "kernel config: ${#REQUIRED[@]} options on, ${FORBIDDEN[*]} off"
 
 # --- the root file system --------------------------------------------------------------------
 e2fsck -fn "$rootfs" >"$tmp/fsck.log" 2>&1 || { cat "$tmp/fsck.log"; fail "e2fsck finds the root volume unclean"; }

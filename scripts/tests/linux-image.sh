@@ -42,6 +42,8 @@ pid=
 
 # shellcheck source=lib/vm-test.sh
 source "$here/lib/vm-test.sh"
+# shellcheck source=lib/image-checks.sh
+source "$here/lib/image-checks.sh"
 
 cleanup() {
   stop_vm
@@ -51,62 +53,20 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-vmm="${1:-}"
-[[ -n $vmm ]] || fail "usage: $0 VMM"
-vmm=$(realpath "$vmm" 2>/dev/null) || fail "vmm binary '$1' does not exist"
-[[ -x $vmm ]] || fail "vmm binary '$vmm' is not executable"
-[[ -e /dev/kvm ]] || fail "/dev/kvm is missing"
-[[ $(id -u) -eq 0 ]] || fail "needs root (network namespace, tap device, the image's file owners)"
+vmm_argument "${1:-}" "network namespace, tap device, the image's file owners"
 
 # --- the build (cached: seconds once the kernel is built) ------------------------------------
-start=$(date +%s)
-"$repo/images/build.sh" linux >"$tmp/build.log" 2>&1 || {
-  tail -n 30 "$tmp/build.log"
-  fail "images/build.sh linux failed"
-}
-echo "images/build.sh linux took $(($(date +%s) - start)) s"
+build_image linux
 for f in manifest.json vmlinux rootfs.ext4 config; do
   [[ -s $out/$f ]] || fail "images/build.sh linux left no $out/$f"
 done
 
 # --- the kernel's configuration --------------------------------------------------------------
-missing=()
-for opt in "${REQUIRED[@]}"; do
-  grep -qx "CONFIG_$opt=y" "$out/config" || missing+=("$opt")
-done
-((${#missing[@]} == 0)) || fail "the kernel's .config lacks: ${missing[*]}"
-for opt in "${FORBIDDEN[@]}"; do
-  grep -qE "^CONFIG_$opt=[ym]" "$out/config" && fail "the kernel's .config has CONFIG_$opt on"
-done
-grep -q '^CONFIG_MODULES=' "$out/config" && fail "CONFIG_MODULES is set"
-[[ $(od -An -t x1 -N 4 "$out/vmlinux" | tr -d ' \n') == 7f454c46 ]] || fail "vmlinux is not an ELF file"
-echo "kernel config: ${#REQUIRED[@]} options on, ${FORBIDDEN[*]} off"
+check_kernel_config "$out/config"
 
 # --- the manifest ----------------------------------------------------------------------------
-# m KEY: the manifest's value at KEY (a.b for nested objects); fails when it is missing.
-m() {
-  python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."): d = d[k]
-print(d)' "$out/manifest.json" "$1" 2>/dev/null
-}
-for key in name entry architecture kernel root_volume boot_args kernel_release \
-  sizes.kernel sizes.root_volume sha256.kernel sha256.root_volume; do
-  m "$key" >/dev/null || fail "manifest.json has no '$key'"
-done
-[[ $(m name) == linux ]] || fail "the manifest's name is '$(m name)', not 'linux'"
-[[ $(m entry) == kernel ]] || fail "the manifest's entry is '$(m entry)', not 'kernel'"
-[[ $(m architecture) == x86_64 ]] || fail "the manifest's architecture is '$(m architecture)', not x86_64"
-kernel="$out/$(m kernel)"
-rootfs="$out/$(m root_volume)"
-boot_args=$(m boot_args)
-release=$(m kernel_release)
-for role in kernel root_volume; do
-  file="$out/$(m "$role")"
-  [[ -f $file ]] || fail "the manifest's $role '$file' does not exist"
-  [[ $(stat -c %s "$file") == "$(m "sizes.$role")" ]] || fail "the manifest's size of $role is wrong"
-  [[ $(sha256sum "$file" | cut -d' ' -f1) == "$(m "sha256.$role")" ]] ||
-    fail "the manifest's sha256 of $role does not match the file"
-done
+check_manifest linux name entry architecture kernel root_volume boot_args kernel_release \
+  sizes.kernel sizes.root_volume sha256.kernel sha256.root_volume
 [[ " $boot_args " == *" root=/dev/vda "* ]] || fail "the boot args '$boot_args' do not name root=/dev/vda"
 # ACPI is off until the kernel can load the vmm's tables (images/linux/README.md, Power): the
 # MP table routes the devices' interrupts; the i8042 is probed directly (i8042.nopnp) and
