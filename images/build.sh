@@ -54,6 +54,36 @@ LINUX_BOOT_ARGS="console=ttyS0 earlyprintk=ttyS0 reboot=k panic=-1 pci=off acpi=
 LINUX_ROOT_MIB=128
 LINUX_PACKAGES=(busybox-static dropbear-bin e2fsprogs)
 
+# write_kernel_manifest DIR NAME DESCRIPTION BOOT_ARGS RELEASE [EXTRA]: DIR/manifest.json of
+# an image that boots DIR/vmlinux with the root volume DIR/rootfs.ext4 on /dev/vda; EXTRA (a
+# JSON member with its comma) adds a field.
+write_kernel_manifest() {
+    local dir="$1" name="$2" description="$3" boot_args="$4" release="$5" extra="${6:-}"
+    cat >"$dir/manifest.json.tmp" <<JSON
+{
+  "name": "$name",
+  "description": "$description",
+  "entry": "kernel",
+  "architecture": "x86_64",
+  "kernel": "vmlinux",
+  "root_volume": "rootfs.ext4",
+  "root_device": "/dev/vda",${extra:+
+  $extra}
+  "boot_args": "$boot_args",
+  "kernel_release": "$release",
+  "sizes": {
+    "kernel": $(size_of "$dir/vmlinux"),
+    "root_volume": $(size_of "$dir/rootfs.ext4")
+  },
+  "sha256": {
+    "kernel": "$(sha256_of "$dir/vmlinux")",
+    "root_volume": "$(sha256_of "$dir/rootfs.ext4")"
+  }
+}
+JSON
+    mv "$dir/manifest.json.tmp" "$dir/manifest.json"
+}
+
 # ensure_packages PKG...: installs the Debian packages that are missing (as root).
 ensure_packages() {
     local missing=() pkg
@@ -150,28 +180,7 @@ build_linux() {
     mv "$staging/vmlinux" "$out/vmlinux"
     mv "$staging/config" "$out/config"
     mv "$staging/rootfs.ext4" "$out/rootfs.ext4"
-    cat >"$out/manifest.json.tmp" <<JSON
-{
-  "name": "linux",
-  "description": "Linux $release (Debian linux-source) with busybox, dropbear and httpd",
-  "entry": "kernel",
-  "architecture": "x86_64",
-  "kernel": "vmlinux",
-  "root_volume": "rootfs.ext4",
-  "root_device": "/dev/vda",
-  "boot_args": "$LINUX_BOOT_ARGS",
-  "kernel_release": "$release",
-  "sizes": {
-    "kernel": $(size_of "$out/vmlinux"),
-    "root_volume": $(size_of "$out/rootfs.ext4")
-  },
-  "sha256": {
-    "kernel": "$(sha256_of "$out/vmlinux")",
-    "root_volume": "$(sha256_of "$out/rootfs.ext4")"
-  }
-}
-JSON
-    mv "$out/manifest.json.tmp" "$out/manifest.json"
+    write_kernel_manifest "$out" linux "Linux $release (Debian linux-source) with busybox, dropbear and httpd" "$LINUX_BOOT_ARGS" "$release"
     rm -rf "$staging"
     trap - EXIT
     echo "built $out/{vmlinux,rootfs.ext4,config} and $out/manifest.json (Linux $release)"
@@ -292,29 +301,8 @@ print(yaml.safe_load(open("/etc/cloud/cloud.cfg"))["system_info"]["default_user"
     mv "$staging/config" "$out/config"
     mv "$staging/packages.txt" "$out/packages.txt"
     mv "$staging/rootfs.ext4" "$out/rootfs.ext4"
-    cat >"$out/manifest.json.tmp" <<JSON
-{
-  "name": "debian",
-  "description": "Debian 12 (bookworm) with systemd, cloud-init $cloud_init (default user $default_user) and OpenSSH; Linux $release (Debian linux-source)",
-  "entry": "kernel",
-  "architecture": "x86_64",
-  "kernel": "vmlinux",
-  "root_volume": "rootfs.ext4",
-  "root_device": "/dev/vda",
-  "default_user": "$default_user",
-  "boot_args": "$DEBIAN_BOOT_ARGS",
-  "kernel_release": "$release",
-  "sizes": {
-    "kernel": $(size_of "$out/vmlinux"),
-    "root_volume": $(size_of "$out/rootfs.ext4")
-  },
-  "sha256": {
-    "kernel": "$(sha256_of "$out/vmlinux")",
-    "root_volume": "$(sha256_of "$out/rootfs.ext4")"
-  }
-}
-JSON
-    mv "$out/manifest.json.tmp" "$out/manifest.json"
+    write_kernel_manifest "$out" debian "Debian 12 (bookworm) with systemd, cloud-init $cloud_init (default user $default_user) and OpenSSH; Linux $release (Debian linux-source)" "$DEBIAN_BOOT_ARGS" "$release" \
+        "\"default_user\": \"$default_user\","
     rm -rf --one-file-system "$staging"
     trap - EXIT
     echo "built $out/{vmlinux,rootfs.ext4,config,packages.txt} and $out/manifest.json (Debian 12, Linux $release) in $(($(date +%s) - started)) s"
