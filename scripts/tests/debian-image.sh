@@ -217,15 +217,5 @@ if grep -qwE 'vmx|svm' /proc/cpuinfo; then
   echo "PASS $NAME"
   exit 0
 fi
-status=0
-wait "$pid" || status=$?
-pid=
-exit_line=$(grep 'vmm: exit:' "$tmp/vmm.err" | tail -n 1 || true)
-echo "vmm exited $status after $(elapsed_ms) ms: ${exit_line:-<no exit line>}"
-case "$status" in
-0) ;;
-2) grep -qiE 'emulat|hardware virtualization' <<<"$exit_line" || fail "the vmm reported a guest failure other than an emulation failure" ;;
-124) echo "the kernel was still running at the ${TIMEOUT}s deadline" ;;
-*) fail "the vmm exited $status" ;;
-esac
+check_vm_exit
 echo "PASS $NAME"

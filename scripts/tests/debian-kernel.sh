@@ -157,18 +157,5 @@ if ((hw_virt)); then
     exit 0
   fi
 fi
-status=0
-wait "$pid" || status=$?
-pid=
-exit_line=$(grep 'vmm: exit:' "$tmp/vmm.err" | tail -n 1 || true)
-echo "vmm exited $status after $(elapsed_ms) ms: ${exit_line:-<no exit line>}"
-case "$status" in
-0) ;; # the guest powered off or reset: it got further than this test needs
-2)
-  grep -qiE 'emulat|hardware virtualization' <<<"$exit_line" ||
-    fail "the vmm reported a guest failure other than an emulation failure"
-  ;;
-124) echo "the kernel was still running at the ${TIMEOUT}s deadline" ;;
-*) fail "the vmm exited $status" ;;
-esac
+check_vm_exit
 echo "PASS $NAME"

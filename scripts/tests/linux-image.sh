@@ -233,20 +233,7 @@ if ((hw_virt)); then
   echo "PASS $NAME"
   exit 0
 fi
-status=0
-wait "$pid" || status=$?
-pid=
-exit_line=$(grep 'vmm: exit:' "$tmp/vmm.err" | tail -n 1 || true)
-echo "vmm exited $status after $(elapsed_ms) ms: ${exit_line:-<no exit line>}"
+check_vm_exit
 tr -d '\r' <"$tmp/console.log" >"$tmp/console.txt"
 echo "last console line: $(grep -v '^$' "$tmp/console.txt" | tail -n 1)"
-case "$status" in
-0) ;; # the guest powered off or reset: further than this host lets a kernel go
-2)
-  grep -qiE 'emulat|hardware virtualization' <<<"$exit_line" ||
-    fail "the vmm reported a guest failure other than an emulation failure"
-  ;;
-124) echo "the kernel was still running at the ${TIMEOUT}s deadline" ;;
-*) fail "the vmm exited $status" ;;
-esac
 echo "PASS $NAME"
