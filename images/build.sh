@@ -50,7 +50,7 @@ build_probe() {
 
 # The Linux image: kernel from Debian's linux-source (images/linux/build-kernel.sh, cached
 # outside the checkout), root volume from busybox-static, dropbear and images/linux/rootfs.
-LINUX_BOOT_ARGS="console=ttyS0 earlyprintk=ttyS0 reboot=k panic=-1 pci=off acpi=off i8042.noaux i8042.nomux i8042.dumbkbd i8042.nopnp root=/dev/vda rootfstype=ext4 rw init=/sbin/init"
+LINUX_BOOT_ARGS="console=ttyS0 earlyprintk=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd root=/dev/vda rootfstype=ext4 rw init=/sbin/init"
 LINUX_ROOT_MIB=128
 LINUX_PACKAGES=(busybox-static dropbear-bin e2fsprogs)
 
@@ -189,7 +189,7 @@ build_linux() {
 # The Debian AMI: the linux image's kernel, and a root volume made from a debootstrapped
 # Debian 12 tree (images/debian/bootstrap-tree.sh, cached outside the checkout), configured as a
 # cloud image: images/debian/rootfs/ copied in, no SSH host keys, an empty machine-id.
-DEBIAN_BOOT_ARGS="console=ttyS0 reboot=k panic=-1 pci=off acpi=off i8042.noaux i8042.nomux i8042.dumbkbd i8042.nopnp root=/dev/vda rootfstype=ext4 rw"
+DEBIAN_BOOT_ARGS="console=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd root=/dev/vda rootfstype=ext4 rw"
 DEBIAN_ROOT_MIB=2048
 DEBIAN_HOST_PACKAGES=(debootstrap debian-archive-keyring e2fsprogs)
 # The units an instance needs at boot: cloud-init's four stages, sshd, the serial console.

@@ -13,7 +13,21 @@ failed=0
 skipped=0
 failures=()
 
-step() { echo; echo "== $*"; }
+# Each step's wall time, printed at the end (CI has 90 minutes on two cores).
+timings=()
+step_name=
+step_started=$SECONDS
+finish_step() {
+  [[ -n $step_name ]] && timings+=("$(printf '%6d s  %s' $((SECONDS - step_started)) "$step_name")")
+  step_name=
+}
+step() {
+  finish_step
+  step_name="$*"
+  step_started=$SECONDS
+  echo
+  echo "== $*"
+}
 
 step "build"
 cargo build --release --workspace --locked
@@ -74,6 +88,11 @@ for t in scripts/tests/*.sh; do
   fi
 done
 
+finish_step
+echo
+echo "== timings"
+printf '%s\n' "${timings[@]}"
+printf '%6d s  in all\n' "$SECONDS"
 echo
 if ((failed)); then
   printf 'failed: %s\n' "${failures[@]}"

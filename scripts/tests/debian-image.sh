@@ -21,11 +21,11 @@ MEM_MIB=512
 # The kernel options the vmm's devices and the power paths need, and what systemd asks for.
 REQUIRED=(64BIT SMP KVM_GUEST PARAVIRT SERIAL_8250 SERIAL_8250_CONSOLE VIRTIO_MMIO
   VIRTIO_MMIO_CMDLINE_DEVICES VIRTIO_BLK VIRTIO_NET HW_RANDOM_VIRTIO EXT4_FS DEVTMPFS
-  ACPI ACPI_BUTTON SERIO_I8042 KEYBOARD_ATKBD INPUT_EVDEV DMIID VT
+  ACPI ACPI_BUTTON PCI PNP PNPACPI SERIAL_8250_PNP SERIO_I8042 KEYBOARD_ATKBD INPUT_EVDEV DMIID VT
   CGROUPS FHANDLE INOTIFY_USER AUTOFS_FS TMPFS TMPFS_POSIX_ACL TMPFS_XATTR EXT4_FS_POSIX_ACL
   SECCOMP SECCOMP_FILTER NAMESPACES SIGNALFD TIMERFD EPOLL UNIX INET IPV6 PACKET PROC_FS SYSFS
   UNIX98_PTYS SYSVIPC)
-FORBIDDEN=(MODULES PCI)
+FORBIDDEN=(MODULES)
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -57,7 +57,8 @@ done
 check_manifest debian name description entry architecture kernel root_volume root_device \
   boot_args kernel_release sizes.kernel sizes.root_volume sha256.kernel sha256.root_volume
 [[ $(m root_device) == /dev/vda ]] || fail "the manifest's root_device is '$(m root_device)', not /dev/vda"
-for arg in console=ttyS0 root=/dev/vda rootfstype=ext4 rw reboot=k acpi=off i8042.nopnp; do
+check_power_boot_args "$boot_args"
+for arg in console=ttyS0 root=/dev/vda rootfstype=ext4 rw; do
   [[ " $boot_args " == *" $arg "* ]] || fail "the boot args '$boot_args' lack $arg"
 done
 [[ " $boot_args " != *" init="* ]] || fail "the boot args '$boot_args' name an init (systemd is /sbin/init)"

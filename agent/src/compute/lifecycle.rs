@@ -290,20 +290,37 @@ impl Compute {
         Ok(changes)
     }
 
-    /// Ends VMM `pid` as EC2 stops an instance: the ACPI power button (skipped with `force`),
-    /// then, for a guest that ignores it (a kernel booted with `acpi=off`), Ctrl-Alt-Del after
-    /// a third of the stop timeout, which shuts it down as a reboot would; then the control
-    /// socket's `stop`, then SIGKILL to its process group. The exit itself is recorded by the
-    /// VMM's monitor.
+    /// Ends VMM `pid` as EC2 stops an instance: the ACPI power button (skipped with `force`)
+    /// and up to the stop timeout for the guest to shut down. A guest that has not read the
+    /// press after a third of the timeout does not listen to ACPI (a kernel booted with
+    /// `acpi=off`): it gets Ctrl-Alt-Del for the rest, which shuts it down as a reboot would.
+    /// One that read it is left alone (Ctrl-Alt-Del would turn systemd's power-off into a
+    /// reboot). Then the control socket's `stop`, then SIGKILL to its process group. The exit
+    /// itself is recorded by the VMM's monitor.
     pub(super) async fn shut_down(self: Arc<Self>, id: String, pid: i32, start: u64, force: bool) {
+        if force {
+            return self.end_vmm(id, pid, start, &[]).await;
+        }
         let timeout = self.config.stop_timeout;
         let button = timeout / 3;
-        let signals: &[(&str, Duration)] = if force {
-            &[]
+        let sock = self.dir(&id).api_sock();
+        match supervisor::control(&sock, "power-button").await {
+            Err(e) => tracing::warn!(%id, error = %e, "cannot send power-button"),
+            Ok(_) if wait_gone(pid, start, button).await => return,
+            Ok(_) => {}
+        }
+        let rest = timeout - button;
+        if power_button_read(&sock).await {
+            tracing::info!(%id, pid, "the guest took the power button: waiting for its shutdown");
+            if !wait_gone(pid, start, rest).await {
+                tracing::warn!(%id, pid, "guest still running {timeout:?} after the power button");
+                self.end_vmm(id, pid, start, &[]).await;
+            }
         } else {
-            &[("power-button", button), ("ctrl-alt-del", timeout - button)]
-        };
-        self.end_vmm(id, pid, start, signals).await
+            tracing::warn!(%id, pid, "guest ignored power-button for {button:?}");
+            self.end_vmm(id, pid, start, &[("ctrl-alt-del", rest)])
+                .await;
+        }
     }
 
     /// Ends VMM `pid` for a reboot: Ctrl-Alt-Del (a guest reboots on it) and up to the stop
@@ -341,6 +358,15 @@ impl Compute {
             tracing::warn!(%id, pid, "vmm still alive: killing its process group");
             supervisor::kill_group(pid);
         }
+    }
+}
+
+/// Whether the guest behind control socket `sock` has read the power-button press (its
+/// status no longer shows it pending); an unanswered socket counts as not read.
+async fn power_button_read(sock: &std::path::Path) -> bool {
+    match supervisor::control(sock, "status").await {
+        Ok(answer) => answer["status"]["power_button_pending"] == serde_json::Value::Bool(false),
+        Err(_) => false,
     }
 }
 

@@ -40,6 +40,17 @@ check_kernel_config() {
   echo "kernel config: ${#REQUIRED[@]} options on, ${FORBIDDEN[*]} off"
 }
 
+# check_power_boot_args ARGS: the boot args let the kernel read the vmm's ACPI tables (no
+# acpi=off, so the power button, S5 and the DSDT's devices reach it; no i8042.nopnp, so the
+# i8042 is found as the DSDT's PNP0303) and reboot through the i8042's reset line (reboot=k).
+check_power_boot_args() {
+  local arg
+  [[ " $1 " == *" reboot=k "* ]] || fail "the boot args '$1' lack reboot=k"
+  for arg in acpi=off i8042.nopnp; do
+    [[ " $1 " != *" $arg "* ]] || fail "the boot args '$1' hold $arg: the guest would not read the vmm's ACPI tables"
+  done
+}
+
 # m KEY: the manifest's value at KEY (a.b for nested objects); fails when it is missing.
 m() {
   python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))

@@ -81,6 +81,14 @@ wait_state() { # STATE [SECONDS]
   return 1
 }
 console_tail() { console | tail -n "${1:-15}" | sed 's/^/    console: /'; }
+# not_running_note: when the instance is not running, why (its state reason, the console's and
+# the vmm log's last lines).
+not_running_note() {
+  [[ $(state) == running ]] && return 0
+  say "the instance is $(state): $(inst .StateReason.Code) $(inst .StateReason.Message)"
+  console_tail 20
+  tail -n 5 "$STATE/instances/$IID/vmm.log" 2>/dev/null | sed 's/^/    vmm.log: /'
+}
 
 # --- ssh into the guest ---------------------------------------------------------------------
 SSH_OPTS=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes
@@ -222,6 +230,9 @@ journey() {
     t1=$(now)
     pass ssh-login "ssh -i key.pem $USERNAME@$PUB"
     echo "TIMING $IMG run-to-ssh $((t1 - t0 - probe_s))"
+    # Where a systemd guest's boot went (informational).
+    gssh 'command -v systemd-analyze >/dev/null && { systemd-analyze; systemd-analyze blame | head -n 12; }' 2>/dev/null |
+      sed "s/^/journey: $IMG boot profile: /"
   else
     fail ssh-login "no login to $USERNAME@$PUB within 300 s after authorizing port 22: $(gssh true 2>&1 | tail -n 1)"
   fi
@@ -333,6 +344,7 @@ ROOT
   if [[ -n $sum1 ]] && grep -qx "SUM $serial2 $sum1" <<<"$got"; then pass snapshot-restore "$vol2 from $snap holds the same bytes"
   else fail snapshot-restore "wrote ${sum1:-nothing}; now: $(tr '\n' ';' <<<"$got" | head -c 300)"; fi
   [[ $(inst .PrivateIpAddress) == "$pip0" ]] || fail stop-start-private-ip-2 "was $pip0, now $(inst .PrivateIpAddress)"
+  not_running_note
 
   # --- poweroff inside stops the instance ---
   local reason

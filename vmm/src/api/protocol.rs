@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::arch::x86_64::regs::EntryMode;
 use crate::control::{ExitCounts, ExitReason, RunState, VmControl};
-use crate::devices::acpi::Ged;
+use crate::devices::acpi::{GED_POWER_BUTTON, Ged};
 use crate::devices::event_loop::SharedVirtioDevice;
 use crate::devices::i8042::I8042;
 use crate::devices::virtio::DeviceStats;
@@ -63,6 +63,10 @@ pub struct Status {
     pub exits: ExitCounts,
     /// Per-device counters (virtio devices, in MMIO order).
     pub devices: Vec<DeviceStats>,
+    /// A power-button press the guest has not read yet: a guest that listens to ACPI reads
+    /// the GED's event status at once, so a press still pending after a while means it does
+    /// not (a kernel booted with `acpi=off`).
+    pub power_button_pending: bool,
 }
 
 /// An answer: `{"ok": true, "status": {...}}` or `{"ok": false, "error": "..."}`.
@@ -135,6 +139,9 @@ impl ApiHandler {
                     dev.counters().snapshot(dev.describe())
                 })
                 .collect(),
+            power_button_pending: self.ged.lock().unwrap_or_else(|e| e.into_inner()).pending()
+                & GED_POWER_BUTTON
+                != 0,
         }
     }
 
@@ -350,9 +357,17 @@ mod tests {
     #[test]
     fn power_button_sets_the_ged_event() {
         let h = handler();
-        assert!(h.handle(&Request::PowerButton).ok);
+        assert!(!h.status().power_button_pending);
+        let answer = h.handle(&Request::PowerButton);
+        assert!(answer.ok);
+        assert!(answer.status.unwrap().power_button_pending);
         assert_eq!(h.ged.lock().unwrap().pending(), 1);
         assert_eq!(h.control.run_state(), RunState::Running);
+        // The guest's _EVT reads the event status: the press is no longer pending.
+        let mut byte = [0u8];
+        crate::devices::bus::BusDevice::read(&mut *h.ged.lock().unwrap(), 0x602, 0, &mut byte);
+        assert_eq!(byte, [GED_POWER_BUTTON]);
+        assert!(!h.status().power_button_pending, "read by the guest");
     }
 
     #[test]

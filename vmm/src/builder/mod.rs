@@ -15,6 +15,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use crate::api::{ApiError, ApiHandler, ApiListener};
 use crate::arch::x86_64::boot_params::{self, BootParamsInput};
+use crate::arch::x86_64::dsdt::MmioWindow;
 use crate::arch::x86_64::layout::{
     ACPI_START, BOOT_PARAMS_START, CMDLINE_MAX_SIZE, CMDLINE_START, GDT_START, IDT_START, MIB,
     MPTABLE_START, SMBIOS_START, TSS_START, ram_end, ram_regions,
@@ -170,14 +171,27 @@ fn boot_microvm(config: &VmConfig) -> Result<Microvm, BuildError> {
         None => None,
     };
     let virtio_devices = virtio::create_virtio_devices(config)?;
-    let cmdline = format!("{}{}", config.cmdline, virtio_devices.cmdline_params());
+    // A kernel that reads ACPI finds the devices in the DSDT; a user-mode guest (the probe
+    // ABI) or a kernel booted with acpi=off reads them from the command line.
+    let cmdline = if mode == EntryMode::User || acpi::acpi_off(&config.cmdline) {
+        format!("{}{}", config.cmdline, virtio_devices.cmdline_params())
+    } else {
+        config.cmdline.clone()
+    };
     if cmdline.len() >= CMDLINE_MAX_SIZE {
         return Err(BuildError::CmdlineTooLong {
             max: CMDLINE_MAX_SIZE - 1,
         });
     }
     let cmdline_size = loader::load_cmdline(&memory, cmdline.trim_start())?;
-    write_boot_structures(&memory, mode, config, &kernel, initrd, cmdline_size)?;
+    let boot = BootStructures {
+        mode,
+        kernel: &kernel,
+        initrd,
+        cmdline_size,
+        virtio: virtio_devices.mmio_windows(),
+    };
+    write_boot_structures(&memory, config, &boot)?;
     vm.setup_irqchip()?;
     let control = Arc::new(VmControl::new(config.vcpus));
     let legacy = attach_legacy_devices(&vm, config, &control, None)?;
@@ -308,14 +322,21 @@ fn create_memory(vm: &Vm, mem_size: u64) -> Result<GuestMemoryMmap, BuildError> 
     Ok(memory)
 }
 
+/// What the boot structures describe besides the config: the entry mode, the loaded kernel
+/// and initrd, the command line's length and the virtio-mmio windows.
+struct BootStructures<'a> {
+    mode: EntryMode,
+    kernel: &'a LoadedKernel,
+    initrd: Option<(u64, u64)>,
+    cmdline_size: usize,
+    virtio: Vec<MmioWindow>,
+}
+
 /// Writes the GDT, TSS, IDT, page tables, zero page, MP table, ACPI tables and SMBIOS.
 fn write_boot_structures(
     memory: &GuestMemoryMmap,
-    mode: EntryMode,
     config: &VmConfig,
-    kernel: &LoadedKernel,
-    initrd: Option<(u64, u64)>,
-    cmdline_size: usize,
+    boot: &BootStructures<'_>,
 ) -> Result<(), BuildError> {
     let mem_size = config.mem_mib * MIB;
     let write = |what, bytes: &[u8], addr: u64| {
@@ -330,22 +351,27 @@ fn write_boot_structures(
     write("GDT", &gdt, GDT_START)?;
     write("TSS", &gdt::tss_bytes(), TSS_START)?;
     write("IDT", &[0u8; 8], IDT_START)?;
-    for (addr, table) in paging::identity_map(ram_end(mem_size), mode == EntryMode::User)? {
+    let user_mode = boot.mode == EntryMode::User;
+    for (addr, table) in paging::identity_map(ram_end(mem_size), user_mode)? {
         let bytes: Vec<u8> = table.iter().flat_map(|e| e.to_le_bytes()).collect();
         write("page tables", &bytes, addr)?;
     }
     let input = BootParamsInput {
-        setup_header: kernel.setup_header,
+        setup_header: boot.kernel.setup_header,
         cmdline_addr: CMDLINE_START,
-        cmdline_size,
-        initrd,
+        cmdline_size: boot.cmdline_size,
+        initrd: boot.initrd,
     };
     let params = boot_params::build(mem_size, &input);
     memory
         .write_obj(params, GuestAddress(BOOT_PARAMS_START))
         .map_err(|e| BuildError::BootStructure("zero page", e))?;
     write("MP table", &mptable::mptable(config.vcpus), MPTABLE_START)?;
-    write("ACPI tables", &acpi::acpi_tables(config.vcpus), ACPI_START)?;
+    write(
+        "ACPI tables",
+        &acpi::acpi_tables(config.vcpus, &boot.virtio),
+        ACPI_START,
+    )?;
     let id = &config.smbios;
     let identity = SmbiosIdentity {
         manufacturer: id.manufacturer(),

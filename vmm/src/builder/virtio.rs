@@ -1,4 +1,4 @@
-//! Boot steps for the virtio devices: open their backends, announce them on the command line,
+//! Boot steps for the virtio devices: open their backends, describe them (DSDT or command line),
 //! and wire each one to an MMIO window, an interrupt line and the event loop.
 
 use std::sync::{Arc, Mutex};
@@ -8,6 +8,7 @@ use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
 
 use super::BuildError;
+use crate::arch::x86_64::dsdt::MmioWindow;
 use crate::config::VmConfig;
 use crate::control::VmControl;
 use crate::devices::bus::Bus;
@@ -75,11 +76,24 @@ pub fn create_virtio_devices(config: &VmConfig) -> Result<VirtioDevices, BuildEr
 }
 
 impl VirtioDevices {
-    /// The `virtio_mmio.device=` parameters that announce the devices, Linux style.
+    /// The `virtio_mmio.device=` parameters that announce the devices, Linux style, for a
+    /// user-mode guest or a kernel booted with `acpi=off` (any other finds them in the DSDT).
     pub fn cmdline_params(&self) -> String {
         self.devices
             .iter()
             .map(|(_, base, irq)| format!(" virtio_mmio.device=4K@{base:#x}:{irq}"))
+            .collect()
+    }
+
+    /// The devices' MMIO windows, as the DSDT describes them.
+    pub fn mmio_windows(&self) -> Vec<MmioWindow> {
+        self.devices
+            .iter()
+            .map(|&(_, base, irq)| MmioWindow {
+                base,
+                len: MMIO_WINDOW,
+                irq,
+            })
             .collect()
     }
 

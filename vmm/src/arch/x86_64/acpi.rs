@@ -1,5 +1,5 @@
-//! Hardware-reduced ACPI tables: RSDP, XSDT, FADT, MADT and a DSDT with a power button, a
-//! Generic Event Device (GED) and `_S5_`, built with rust-vmm's `acpi_tables`.
+//! Hardware-reduced ACPI tables: RSDP, XSDT, FADT, MADT, and the DSDT of `dsdt.rs`, built
+//! with rust-vmm's `acpi_tables`.
 //!
 //! They are written at `ACPI_START` (0xe0000, reserved in the e820 map), the RSDP first, so
 //! that Linux finds it both through `boot_params.acpi_rsdp_addr` and by scanning the BIOS
@@ -7,51 +7,28 @@
 //! the vCPU count); ISA IRQ n reaches IOAPIC pin n, edge-triggered and active high, which is
 //! ACPI's default, so there are no interrupt source overrides (and none in the MP table).
 //!
-//! The DSDT, in ASL:
-//! ```text
-//! Scope (\_SB) {
-//!     Device (PWRB) { Name (_HID, EisaId ("PNP0C0C")) Name (_UID, 0) }
-//!     Device (GED0) {
-//!         Name (_HID, "ACPI0013") Name (_UID, 0)
-//!         Name (_CRS, ResourceTemplate () { Interrupt (ResourceConsumer, Edge, ActiveHigh,
-//!             Exclusive) { 3 } })
-//!         OperationRegion (GDST, SystemIO, 0x602, 1)
-//!         Field (GDST, ByteAcc, NoLock, WriteAsZeros) { GDAT, 8 }
-//!         Method (_EVT, 1, Serialized) {
-//!             Local0 = GDAT
-//!             If ((Local0 & 1) == 1) { Notify (\_SB.PWRB, 0x80) }
-//!         }
-//!     }
-//! }
-//! Name (_S5, Package () { 5, 5, 0, 0 })
-//! ```
+//! A guest that boots with `acpi=off` ignores all of this and reads the MP table, and learns
+//! of its virtio devices from `virtio_mmio.device=` parameters instead (see `acpi_off`).
 
 use acpi_tables::Aml;
-use acpi_tables::aml::{
-    self, Device, EISAName, Equal, Field, FieldAccessType, FieldEntry, FieldLockRule,
-    FieldUpdateRule, If, Interrupt, Local, Method, Name, Notify, OpRegion, OpRegionSpace, Package,
-    Path, ResourceTemplate, Scope, Store,
-};
 use acpi_tables::fadt::{FADTBuilder, Flags, PmProfile};
 use acpi_tables::gas::{AccessSize, AddressSpace, GAS};
 use acpi_tables::madt::{
     EnabledStatus, IoApic, LocalInterruptController, MADT, ProcessorLocalApic,
 };
 use acpi_tables::rsdp::Rsdp;
-use acpi_tables::sdt::Sdt;
 use acpi_tables::xsdt::XSDT;
 
+use super::dsdt::{MmioWindow, dsdt};
 use super::layout::{ACPI_START, APIC_ADDR, IOAPIC_ADDR};
-use crate::devices::acpi::{
-    GED_IRQ, GED_POWER_BUTTON, GED_STATUS_PORT, S5_SLEEP_TYPE, SLEEP_CONTROL_PORT,
-    SLEEP_STATUS_PORT,
-};
+use crate::devices::acpi::{SLEEP_CONTROL_PORT, SLEEP_STATUS_PORT};
 
 /// The OEM id every table carries.
 pub const OEM_ID: [u8; 6] = *b"KEC2  ";
 /// The OEM table id every table carries.
 pub const OEM_TABLE_ID: [u8; 8] = *b"MICROVM ";
-const OEM_REVISION: u32 = 1;
+/// The OEM revision every table carries.
+pub const OEM_REVISION: u32 = 1;
 /// Where the RSDP sits.
 pub const RSDP_ADDR: u64 = ACPI_START;
 /// The most bytes the tables may take (0xe0000 to the MP table's BIOS area).
@@ -75,46 +52,6 @@ fn aml_bytes(object: &dyn Aml) -> Vec<u8> {
     let mut bytes = Vec::new();
     object.to_aml_bytes(&mut bytes);
     bytes
-}
-
-/// The DSDT: the power button, the GED that notifies it, and `_S5_`.
-pub fn dsdt() -> Vec<u8> {
-    let pwrb_hid = Name::new("_HID".into(), &EISAName::new("PNP0C0C"));
-    let pwrb_uid = Name::new("_UID".into(), &aml::ZERO);
-    let pwrb = Device::new("PWRB".into(), vec![&pwrb_hid, &pwrb_uid]);
-    let irq = Interrupt::new(true, true, false, false, GED_IRQ);
-    let crs = ResourceTemplate::new(vec![&irq]);
-    let port = u32::from(GED_STATUS_PORT);
-    let region = OpRegion::new("GDST".into(), OpRegionSpace::SystemIO, &port, &1u8);
-    let field = Field::new(
-        "GDST".into(),
-        FieldAccessType::Byte,
-        FieldLockRule::NoLock,
-        FieldUpdateRule::WriteAsZeroes,
-        vec![FieldEntry::Named(*b"GDAT", 8)],
-    );
-    let gdat = Path::new("GDAT");
-    let read = Store::new(&Local(0), &gdat);
-    let bit = aml::And::new(&aml::ZERO, &Local(0), &GED_POWER_BUTTON);
-    let pressed = Equal::new(&bit, &GED_POWER_BUTTON);
-    let pwrb_path = Path::new("\\_SB_.PWRB");
-    let notify = Notify::new(&pwrb_path, &0x80u8);
-    let on_press = If::new(&pressed, vec![&notify]);
-    let evt = Method::new("_EVT".into(), 1, true, vec![&read, &on_press]);
-    let ged_hid = Name::new("_HID".into(), &"ACPI0013");
-    let ged_uid = Name::new("_UID".into(), &aml::ZERO);
-    let ged_crs = Name::new("_CRS".into(), &crs);
-    let ged = Device::new(
-        "GED0".into(),
-        vec![&ged_hid, &ged_uid, &ged_crs, &region, &field, &evt],
-    );
-    let sb = Scope::new("\\_SB_".into(), vec![&pwrb, &ged]);
-    let s5_package = Package::new(vec![&S5_SLEEP_TYPE, &S5_SLEEP_TYPE, &aml::ZERO, &aml::ZERO]);
-    let s5 = Name::new("_S5_".into(), &s5_package);
-    let mut table = Sdt::new(*b"DSDT", 36, 6, OEM_ID, OEM_TABLE_ID, OEM_REVISION);
-    table.append_slice(&aml_bytes(&sb));
-    table.append_slice(&aml_bytes(&s5));
-    table.as_slice().to_vec()
 }
 
 /// The FADT: hardware-reduced, with the sleep registers as I/O ports, pointing at the DSDT.
@@ -160,9 +97,17 @@ pub fn madt(vcpus: u32) -> Vec<u8> {
     aml_bytes(&madt)
 }
 
-/// Every table, laid out from `ACPI_START` (RSDP at offset 0), for `vcpus` vCPUs.
-pub fn acpi_tables(vcpus: u32) -> Vec<u8> {
-    let dsdt = dsdt();
+/// Whether the kernel command line `cmdline` turns ACPI off.
+pub fn acpi_off(cmdline: &str) -> bool {
+    cmdline
+        .split_ascii_whitespace()
+        .any(|word| word == "acpi=off")
+}
+
+/// Every table, laid out from `ACPI_START` (RSDP at offset 0), for `vcpus` vCPUs and the
+/// virtio-mmio windows `virtio`.
+pub fn acpi_tables(vcpus: u32, virtio: &[MmioWindow]) -> Vec<u8> {
+    let dsdt = dsdt(virtio);
     let madt = madt(vcpus);
     let xsdt_off = align(Rsdp::len());
     let xsdt_len = 36 + 2 * 8;

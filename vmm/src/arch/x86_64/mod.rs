@@ -3,6 +3,7 @@
 pub mod acpi;
 pub mod boot_params;
 pub mod cpuid;
+pub mod dsdt;
 pub mod gdt;
 pub mod layout;
 pub mod mptable;
