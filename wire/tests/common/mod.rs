@@ -114,3 +114,24 @@ pub fn same(a: &serde_json::Value, b: &serde_json::Value) -> bool {
         _ => a == b,
     }
 }
+
+/// The trimmed EC2-like fixture model.
+pub fn toy_ec2() -> wire::ServiceModel {
+    wire::ServiceModel::from_json(include_str!("../fixtures/toy-ec2.json")).unwrap()
+}
+
+/// The trimmed multi-protocol (CBOR, JSON, query) fixture model.
+pub fn toy_query() -> wire::ServiceModel {
+    wire::ServiceModel::from_json(include_str!("../fixtures/toy-query.json")).unwrap()
+}
+
+/// A request with a body and headers.
+pub fn request<'a>(method: &'a str, path: &'a str, headers: &'a [(String, String)], body: &'a [u8]) -> wire::HttpRequest<'a> {
+    wire::HttpRequest {
+        method,
+        path,
+        query: "",
+        headers,
+        body,
+    }
+}
