@@ -124,21 +124,22 @@ fn aws_query_lists_maps_and_flattening() {
 }
 
 #[test]
-fn aws_query_refusals_are_validation_errors() {
+fn aws_query_refusals_use_cloudwatch_codes() {
+    // The toy model's serviceId is CloudWatch's, so CloudWatch's codes apply.
     let m = common::toy_query();
-    for (body, needle) in [
-        ("Items.member.1.Name=a", "Namespace"),
-        ("Namespace=n&Items.1.Name=a", "Items.1"),
-        ("Namespace=n&Items.member.1.Value=1", "Items.member.1.Name"),
-        ("Namespace=n&Items.member.1.Name=a&Items.member.1.Level=Mid", "enum value set: [Low, High]"),
-        ("Namespace=n&Items.member.1.Name=a&Items.member.1.Value=-1", "Value '-1'"),
-        ("Namespace=n&Attributes.entry.1.key=a", "Attributes.entry.1.value"),
-        ("Namespace=n&Attributes.entry.1.key=a&Attributes.entry.1.value=b&Attributes.entry.2.key=a&Attributes.entry.2.value=c", "Attributes.entry.2.key"),
-        ("Namespace=n&Items.member.1.Name=a&Items.member.2.Name=a&Items.member.3.Name=a&Items.member.4.Name=a", "Items"),
+    for (body, code, needle) in [
+        ("Items.member.1.Name=a", "MissingParameter", "Namespace"),
+        ("Namespace=n&Items.1.Name=a", "InvalidParameterValue", "Items.1"),
+        ("Namespace=n&Items.member.1.Value=1", "MissingParameter", "Items.member.1.Name"),
+        ("Namespace=n&Items.member.1.Name=a&Items.member.1.Level=Mid", "ValidationError", "enum value set: [Low, High]"),
+        ("Namespace=n&Items.member.1.Name=a&Items.member.1.Value=-1", "ValidationError", "Value '-1'"),
+        ("Namespace=n&Attributes.entry.1.key=a", "MissingParameter", "Attributes.entry.1.value"),
+        ("Namespace=n&Attributes.entry.1.key=a&Attributes.entry.1.value=b&Attributes.entry.2.key=a&Attributes.entry.2.value=c", "InvalidParameterValue", "Attributes.entry.2.key"),
+        ("Namespace=n&Items.member.1.Name=a&Items.member.2.Name=a&Items.member.3.Name=a&Items.member.4.Name=a", "ValidationError", "Items"),
     ] {
         let e = toy_query(body).unwrap_err();
         let s = errors::decode(&m, Protocol::Query, &e);
-        assert_eq!(s.code, "ValidationError", "{body}");
+        assert_eq!(s.code, code, "{body}: {}", s.message);
         assert!(s.message.contains(needle), "{body}: {}", s.message);
     }
 }
