@@ -20,31 +20,48 @@ impl CredentialStore for Store {
 }
 
 fn signing_time(headers: &[(String, String)], query: &str) -> chrono::DateTime<chrono::Utc> {
-    let from_header = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-amz-date")).map(|(_, v)| v.clone());
+    let from_header = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("x-amz-date"))
+        .map(|(_, v)| v.clone());
     let from_query = wire::query::form::pairs(query.as_bytes())
         .into_iter()
         .find(|(k, _)| k == "X-Amz-Date")
         .map(|(_, v)| v);
     let text = from_header.or(from_query).expect("a signing time");
-    NaiveDateTime::parse_from_str(&text, "%Y%m%dT%H%M%SZ").unwrap().and_utc()
+    NaiveDateTime::parse_from_str(&text, "%Y%m%dT%H%M%SZ")
+        .unwrap()
+        .and_utc()
 }
 
 #[test]
 fn botocore_requests_decode_to_their_input() {
-    let Some(python) = common::venv_python() else { return };
+    let Some(python) = common::venv_python() else {
+        return;
+    };
     let registry = common::registry(&python);
     let lines = common::run(&python, &["requests"], "");
     assert!(lines.len() >= 14, "too few cases: {}", lines.len());
     for line in lines {
         let case: Value = serde_json::from_str(&line).unwrap();
-        let name = format!("{} {} {}", case["service"], case["protocol"], case["operation"]);
+        let name = format!(
+            "{} {} {}",
+            case["service"], case["protocol"], case["operation"]
+        );
         let headers: Vec<(String, String)> = case["headers"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|h| (h[0].as_str().unwrap().to_string(), h[1].as_str().unwrap().to_string()))
+            .map(|h| {
+                (
+                    h[0].as_str().unwrap().to_string(),
+                    h[1].as_str().unwrap().to_string(),
+                )
+            })
             .collect();
-        let body = base64::engine::general_purpose::STANDARD.decode(case["body"].as_str().unwrap()).unwrap();
+        let body = base64::engine::general_purpose::STANDARD
+            .decode(case["body"].as_str().unwrap())
+            .unwrap();
         let query = case["query"].as_str().unwrap();
         let req = HttpRequest {
             method: case["method"].as_str().unwrap(),
@@ -54,24 +71,46 @@ fn botocore_requests_decode_to_their_input() {
             body: &body,
         };
         let now = signing_time(&headers, query) + chrono::Duration::seconds(5);
-        let verified = sigv4::verify(&req, &Store, now).unwrap_or_else(|e| panic!("{name}: signature: {e}"));
-        assert_eq!(verified.presigned, case.get("presigned").is_some(), "{name}");
+        let verified =
+            sigv4::verify(&req, &Store, now).unwrap_or_else(|e| panic!("{name}: signature: {e}"));
+        assert_eq!(
+            verified.presigned,
+            case.get("presigned").is_some(),
+            "{name}"
+        );
         let limits = Limits::default();
         let routed = registry
             .route(&req, Some(&verified.scope.service), &limits)
             .unwrap_or_else(|e| panic!("{name}: route: {}", wire::error_chain(&e)));
-        assert_eq!(Some(routed.protocol), Protocol::from_name(case["protocol"].as_str().unwrap()), "{name}");
-        assert_eq!(routed.operation, case["operation"].as_str().unwrap(), "{name}");
+        assert_eq!(
+            Some(routed.protocol),
+            Protocol::from_name(case["protocol"].as_str().unwrap()),
+            "{name}"
+        );
+        assert_eq!(
+            routed.operation,
+            case["operation"].as_str().unwrap(),
+            "{name}"
+        );
         let expected_service = registry
             .services()
             .iter()
-            .find(|m| m.metadata.endpoint_prefix == endpoint_prefix(case["service"].as_str().unwrap()))
+            .find(|m| {
+                m.metadata.endpoint_prefix == endpoint_prefix(case["service"].as_str().unwrap())
+            })
             .unwrap();
-        assert_eq!(routed.service.metadata.service_id, expected_service.metadata.service_id, "{name}");
+        assert_eq!(
+            routed.service.metadata.service_id, expected_service.metadata.service_id,
+            "{name}"
+        );
         let input = routed
             .decode(&req, &limits)
             .unwrap_or_else(|e| panic!("{name}: decode: {}", wire::error_chain(&e)));
-        assert!(common::same(&input, &case["input"]), "{name}:\n got {input}\nwant {}", case["input"]);
+        assert!(
+            common::same(&input, &case["input"]),
+            "{name}:\n got {input}\nwant {}",
+            case["input"]
+        );
     }
 }
 
@@ -85,20 +124,41 @@ fn endpoint_prefix(service: &str) -> &str {
 
 #[test]
 fn a_tampered_botocore_request_is_refused() {
-    let Some(python) = common::venv_python() else { return };
+    let Some(python) = common::venv_python() else {
+        return;
+    };
     let line = common::run(&python, &["requests"], "").remove(0);
     let case: Value = serde_json::from_str(&line).unwrap();
     let headers: Vec<(String, String)> = case["headers"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|h| (h[0].as_str().unwrap().to_string(), h[1].as_str().unwrap().to_string()))
+        .map(|h| {
+            (
+                h[0].as_str().unwrap().to_string(),
+                h[1].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    let mut body = base64::engine::general_purpose::STANDARD.decode(case["body"].as_str().unwrap()).unwrap();
+    let mut body = base64::engine::general_purpose::STANDARD
+        .decode(case["body"].as_str().unwrap())
+        .unwrap();
     body.extend_from_slice(b"&DryRun=true");
-    let req = HttpRequest { method: "POST", path: "/", query: "", headers: &headers, body: &body };
+    let req = HttpRequest {
+        method: "POST",
+        path: "/",
+        query: "",
+        headers: &headers,
+        body: &body,
+    };
     let now = signing_time(&headers, "");
-    assert_eq!(sigv4::verify(&req, &Store, now), Err(sigv4::SigV4Error::Mismatch));
+    assert_eq!(
+        sigv4::verify(&req, &Store, now),
+        Err(sigv4::SigV4Error::Mismatch)
+    );
     let late = now + chrono::Duration::minutes(16);
-    assert!(matches!(sigv4::verify(&req, &Store, late), Err(sigv4::SigV4Error::Skewed(_))));
+    assert!(matches!(
+        sigv4::verify(&req, &Store, late),
+        Err(sigv4::SigV4Error::Skewed(_))
+    ));
 }

@@ -47,26 +47,94 @@ fn ec2_refusals_use_ec2_codes() {
         ("ImageId=a&Count=0", "InvalidParameterValue", "Count"),
         ("ImageId=a&Count=11", "InvalidParameterValue", "Count"),
         ("ImageId=a&Count=x", "InvalidParameterValue", "Count"),
-        ("ImageId=a&Count=99999999999", "InvalidParameterValue", "Count"),
-        ("ImageId=a&Count=1&Kind=medium", "InvalidParameterValue", "'medium' is not one of: small, large"),
+        (
+            "ImageId=a&Count=99999999999",
+            "InvalidParameterValue",
+            "Count",
+        ),
+        (
+            "ImageId=a&Count=1&Kind=medium",
+            "InvalidParameterValue",
+            "'medium' is not one of: small, large",
+        ),
         ("ImageId=a&Count=1&Name=", "InvalidParameterValue", "Name"),
-        ("ImageId=a&Count=1&Name=abcdef", "InvalidParameterValue", "length 6"),
-        ("ImageId=a&Count=1&DryRun=yes", "InvalidParameterValue", "DryRun"),
-        ("ImageId=a&Count=1&When=soon", "InvalidParameterValue", "When"),
-        ("ImageId=a&Count=1&Data=%%%", "InvalidParameterValue", "Data"),
-        ("ImageId=a&Count=1&Data=abc", "InvalidParameterValue", "Data"),
-        ("ImageId=a&Count=1&Ratio=NaN", "InvalidParameterValue", "Ratio"),
+        (
+            "ImageId=a&Count=1&Name=abcdef",
+            "InvalidParameterValue",
+            "length 6",
+        ),
+        (
+            "ImageId=a&Count=1&DryRun=yes",
+            "InvalidParameterValue",
+            "DryRun",
+        ),
+        (
+            "ImageId=a&Count=1&When=soon",
+            "InvalidParameterValue",
+            "When",
+        ),
+        (
+            "ImageId=a&Count=1&Data=%%%",
+            "InvalidParameterValue",
+            "Data",
+        ),
+        (
+            "ImageId=a&Count=1&Data=abc",
+            "InvalidParameterValue",
+            "Data",
+        ),
+        (
+            "ImageId=a&Count=1&Ratio=NaN",
+            "InvalidParameterValue",
+            "Ratio",
+        ),
         ("ImageId=a&Count=1&Bogus=1", "UnknownParameter", "Bogus"),
         ("ImageId=a&Count=1&Odd=1", "UnknownParameter", "Odd"),
-        ("ImageId=a&Count=1&InstanceId.0=i", "UnknownParameter", "InstanceId.0"),
-        ("ImageId=a&Count=1&InstanceId.01=i", "UnknownParameter", "InstanceId.01"),
-        ("ImageId=a&Count=1&InstanceId.x=i", "UnknownParameter", "InstanceId.x"),
-        ("ImageId=a&Count=1&InstanceId=i", "InvalidParameterValue", "InstanceId"),
-        ("ImageId=a&Count=1&ImageId.1=x", "UnknownParameter", "ImageId.1"),
-        ("ImageId=a&Count=1&Filter.1.Value.1.Deep=x", "UnknownParameter", "Filter.1.Value.1.Deep"),
-        ("ImageId=a&Count=1&InstanceId.1=a&InstanceId.2=b&InstanceId.3=c&InstanceId.4=d&InstanceId.5=e&InstanceId.6=f", "InvalidParameterValue", "length 6"),
-        ("ImageId=a&ImageId=b&Count=1", "MalformedQueryString", "more than once"),
-        ("Version=2020-01-01&ImageId=a&Count=1", "NoSuchVersion", "2020-01-01"),
+        (
+            "ImageId=a&Count=1&InstanceId.0=i",
+            "UnknownParameter",
+            "InstanceId.0",
+        ),
+        (
+            "ImageId=a&Count=1&InstanceId.01=i",
+            "UnknownParameter",
+            "InstanceId.01",
+        ),
+        (
+            "ImageId=a&Count=1&InstanceId.x=i",
+            "UnknownParameter",
+            "InstanceId.x",
+        ),
+        (
+            "ImageId=a&Count=1&InstanceId=i",
+            "InvalidParameterValue",
+            "InstanceId",
+        ),
+        (
+            "ImageId=a&Count=1&ImageId.1=x",
+            "UnknownParameter",
+            "ImageId.1",
+        ),
+        (
+            "ImageId=a&Count=1&Filter.1.Value.1.Deep=x",
+            "UnknownParameter",
+            "Filter.1.Value.1.Deep",
+        ),
+        (
+            "ImageId=a&Count=1&InstanceId.1=a&InstanceId.2=b&InstanceId.3=c&InstanceId.4=d&InstanceId.5=e&InstanceId.6=f",
+            "InvalidParameterValue",
+            "length 6",
+        ),
+        (
+            "ImageId=a&ImageId=b&Count=1",
+            "MalformedQueryString",
+            "more than once",
+        ),
+        (
+            "Version=2020-01-01&ImageId=a&Count=1",
+            "NoSuchVersion",
+            "2020-01-01",
+        ),
     ];
     for (body, code, needle) in cases {
         let (c, msg) = ec2_code(body);
@@ -129,13 +197,41 @@ fn aws_query_refusals_use_cloudwatch_codes() {
     let m = common::toy_query();
     for (body, code, needle) in [
         ("Items.member.1.Name=a", "MissingParameter", "Namespace"),
-        ("Namespace=n&Items.1.Name=a", "InvalidParameterValue", "Items.1"),
-        ("Namespace=n&Items.member.1.Value=1", "MissingParameter", "Items.member.1.Name"),
-        ("Namespace=n&Items.member.1.Name=a&Items.member.1.Level=Mid", "ValidationError", "enum value set: [Low, High]"),
-        ("Namespace=n&Items.member.1.Name=a&Items.member.1.Value=-1", "ValidationError", "Value '-1'"),
-        ("Namespace=n&Attributes.entry.1.key=a", "MissingParameter", "Attributes.entry.1.value"),
-        ("Namespace=n&Attributes.entry.1.key=a&Attributes.entry.1.value=b&Attributes.entry.2.key=a&Attributes.entry.2.value=c", "InvalidParameterValue", "Attributes.entry.2.key"),
-        ("Namespace=n&Items.member.1.Name=a&Items.member.2.Name=a&Items.member.3.Name=a&Items.member.4.Name=a", "ValidationError", "Items"),
+        (
+            "Namespace=n&Items.1.Name=a",
+            "InvalidParameterValue",
+            "Items.1",
+        ),
+        (
+            "Namespace=n&Items.member.1.Value=1",
+            "MissingParameter",
+            "Items.member.1.Name",
+        ),
+        (
+            "Namespace=n&Items.member.1.Name=a&Items.member.1.Level=Mid",
+            "ValidationError",
+            "enum value set: [Low, High]",
+        ),
+        (
+            "Namespace=n&Items.member.1.Name=a&Items.member.1.Value=-1",
+            "ValidationError",
+            "Value '-1'",
+        ),
+        (
+            "Namespace=n&Attributes.entry.1.key=a",
+            "MissingParameter",
+            "Attributes.entry.1.value",
+        ),
+        (
+            "Namespace=n&Attributes.entry.1.key=a&Attributes.entry.1.value=b&Attributes.entry.2.key=a&Attributes.entry.2.value=c",
+            "InvalidParameterValue",
+            "Attributes.entry.2.key",
+        ),
+        (
+            "Namespace=n&Items.member.1.Name=a&Items.member.2.Name=a&Items.member.3.Name=a&Items.member.4.Name=a",
+            "ValidationError",
+            "Items",
+        ),
     ] {
         let e = toy_query(body).unwrap_err();
         let s = errors::decode(&m, Protocol::Query, &e);

@@ -138,7 +138,27 @@ pub struct Operation {
 struct RawModel {
     metadata: Metadata,
     operations: BTreeMap<String, Operation>,
+    shapes: BTreeMap<String, Shape>,
+}
+
+/// Only the shapes, as untyped values: to name the shape that fails to load. (Shapes are
+/// not loaded through `Value` in the first place because it would lose member order.)
+#[derive(Deserialize)]
+struct UntypedShapes {
     shapes: BTreeMap<String, serde_json::Value>,
+}
+
+/// The error naming the first malformed shape, else `e` itself.
+fn shape_error(text: &str, e: serde_json::Error) -> ModelError {
+    let Ok(untyped) = serde_json::from_str::<UntypedShapes>(text) else {
+        return ModelError::Json(e);
+    };
+    for (name, v) in untyped.shapes {
+        if let Err(source) = Shape::deserialize(v) {
+            return ModelError::Shape { name, source };
+        }
+    }
+    ModelError::Json(e)
 }
 
 /// A loaded, checked service model.
@@ -156,15 +176,8 @@ pub struct ServiceModel {
 impl ServiceModel {
     /// Reads and checks a `service-2.json` document (whole or trimmed).
     pub fn from_json(text: &str) -> Result<Self, ModelError> {
-        let raw: RawModel = serde_json::from_str(text).map_err(ModelError::Json)?;
-        let mut shapes = BTreeMap::new();
-        for (name, v) in raw.shapes {
-            let shape = Shape::deserialize(v).map_err(|source| ModelError::Shape {
-                name: name.clone(),
-                source,
-            })?;
-            shapes.insert(name, shape);
-        }
+        let raw: RawModel = serde_json::from_str(text).map_err(|e| shape_error(text, e))?;
+        let shapes = raw.shapes;
         let listed: Vec<String> = if raw.metadata.protocols.is_empty() {
             raw.metadata.protocol.iter().cloned().collect()
         } else {

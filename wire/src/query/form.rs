@@ -146,12 +146,12 @@ mod tests {
             Form::parse("", b"A..B=1", &l),
             Err(FormError::EmptyName(_))
         ));
-        let deep = "a.".repeat(500) + "a=1";
+        let deep = "a.".repeat(200) + "a=1";
         assert!(matches!(
             Form::parse("", deep.as_bytes(), &l),
             Err(FormError::TooDeep(_))
         ));
-        let many = "a=1&".repeat(3);
+        let many = "a=1&b=1&c=1";
         let small = Limits { max_params: 2, ..l };
         assert_eq!(
             Form::parse("", many.as_bytes(), &small),

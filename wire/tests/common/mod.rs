@@ -33,14 +33,22 @@ pub fn venv_python() -> Option<PathBuf> {
         return None;
     }
     std::fs::create_dir_all(venv.parent().unwrap()).expect("cannot create the venv's parent dir");
-    let st = Command::new("python3").arg("-m").arg("venv").arg(&venv).status();
+    let st = Command::new("python3")
+        .arg("-m")
+        .arg("venv")
+        .arg(&venv)
+        .status();
     assert!(
         st.is_ok_and(|s| s.success()),
         "cannot create a virtualenv at {} (is python3-venv installed?)",
         venv.display()
     );
     let st = Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", &format!("boto3=={}", boto3_for(BOTOCORE))])
+        .args([
+            "install",
+            "--quiet",
+            &format!("boto3=={}", boto3_for(BOTOCORE)),
+        ])
         .status();
     assert!(
         st.is_ok_and(|s| s.success()) && has_botocore(&python),
@@ -70,7 +78,12 @@ pub fn run(python: &Path, args: &[&str], stdin: &str) -> Vec<String> {
         .stderr(Stdio::piped())
         .spawn()
         .expect("cannot run python");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -126,7 +139,12 @@ pub fn toy_query() -> wire::ServiceModel {
 }
 
 /// A request with a body and headers.
-pub fn request<'a>(method: &'a str, path: &'a str, headers: &'a [(String, String)], body: &'a [u8]) -> wire::HttpRequest<'a> {
+pub fn request<'a>(
+    method: &'a str,
+    path: &'a str,
+    headers: &'a [(String, String)],
+    body: &'a [u8],
+) -> wire::HttpRequest<'a> {
     wire::HttpRequest {
         method,
         path,
