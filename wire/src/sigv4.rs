@@ -461,6 +461,7 @@ pub fn verify(
 
 /// Signs a request with the `Authorization` header: returns the headers to add
 /// (`x-amz-date`, `authorization`); `headers` must hold `host` and every header to sign.
+/// The payload hash is `x-amz-content-sha256` when given (as botocore does).
 pub fn sign(
     req: &HttpRequest<'_>,
     access_key: &str,
@@ -486,7 +487,9 @@ pub fn sign(
         path: req.path,
         query: pairs(req.query.as_bytes()),
         headers: headers.clone(),
-        payload_hash: sha256_hex(req.body),
+        payload_hash: req
+            .header("x-amz-content-sha256")
+            .map_or_else(|| sha256_hex(req.body), str::to_string),
     };
     let sig = signature(secret, &amz_date, &scope, &canonical_request(&parts));
     let mut names: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
