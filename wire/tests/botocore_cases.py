@@ -4,6 +4,10 @@
   botocore_cases.py requests                    print, one JSON object per line, requests that
                                                 botocore's serializers (and signers) build for
                                                 sample inputs, with the input in the contract form
+  botocore_cases.py every-request|every-output
+                                                a sample input (serialized) or output for every
+                                                operation of EC2, STS, SNS, Auto Scaling, ELBv2,
+                                                IAM and CloudWatch (all three protocols)
   botocore_cases.py parse                       read responses (JSON lines on stdin), parse each
                                                 with botocore's parser, print one verdict per line
 """
@@ -87,7 +91,16 @@ def contract(v):
     return v
 
 
+_MODELS = {}
+
+
 def service_model(name, protocol):
+    if (name, protocol) not in _MODELS:
+        _MODELS[(name, protocol)] = _load_model(name, protocol)
+    return _MODELS[(name, protocol)]
+
+
+def _load_model(name, protocol):
     loader = botocore.loaders.Loader()
     raw = loader.load_service_model(name, "service-2")
     raw["metadata"]["protocol"] = protocol
@@ -172,6 +185,89 @@ def parse():
         print(json.dumps({"name": case["name"], "ok": got == expected, "got": got, "expected": expected}))
 
 
+def sample(shape, depth=0):
+    """A value of `shape` that satisfies its min/max/enum (patterns are not checked)."""
+    t = shape.type_name
+    if t == "structure":
+        if depth >= 8:
+            return None
+        out = {}
+        members = list(shape.members.items())
+        if shape.is_tagged_union:
+            members = members[:1]
+        for name, m in members:
+            if depth >= 3 and name not in shape.required_members:
+                continue
+            if m.serialization.get("location") or m.serialization.get("eventstream"):
+                continue
+            v = sample(m, depth + 1)
+            if v is not None:
+                out[name] = v
+        # An empty structure is not on the wire at all in the query protocols: give it one
+        # member, or leave it out.
+        if not out and depth and depth < 8:
+            for name, m in members:
+                v = sample(m, depth + 1)
+                if v is not None:
+                    out[name] = v
+                    break
+        return out if out or depth == 0 else None
+    if t == "list":
+        n = max(1, int(shape.metadata.get("min", 1)))
+        item = sample(shape.member, depth + 1)
+        return None if item is None else [item] * min(n, 2)
+    if t == "map":
+        v = sample(shape.value, depth + 1)
+        n = max(1, int(shape.metadata.get("min", 1)))
+        return None if v is None else {f"k{i}": v for i in range(1, n + 1)}
+    if t == "string":
+        if shape.enum:
+            return shape.enum[0]
+        n = max(1, int(shape.metadata.get("min", 1)))
+        return ("abcdefghij" * (n // 10 + 1))[:n]
+    if t in ("integer", "long"):
+        return int(shape.metadata.get("min", 1))
+    if t in ("float", "double"):
+        return float(shape.metadata.get("min", 1.5)) if "min" in shape.metadata else 1.5
+    if t == "boolean":
+        return True
+    if t == "timestamp":
+        return WHEN
+    if t == "blob":
+        n = max(2, int(shape.metadata.get("min", 2)))
+        return b"\x00\x01" * (n // 2 + 1)
+    raise ValueError(t)
+
+
+def every_operation(kind):
+    """One line per operation of every service: a sample input serialized by botocore
+    (kind "requests") or a sample output (kind "outputs")."""
+    for name, protocols in [("ec2", ["ec2"]), ("sts", ["query"]), ("sns", ["query"]), ("autoscaling", ["query"]),
+                            ("elbv2", ["query"]), ("iam", ["query"]),
+                            ("cloudwatch", ["smithy-rpc-v2-cbor", "json", "query"])]:
+        for protocol in protocols:
+            model = service_model(name, protocol)
+            for op in model.operation_names:
+                opm = model.operation_model(op)
+                if kind == "outputs":
+                    out = sample(opm.output_shape) if opm.output_shape is not None else {}
+                    print(json.dumps({"name": f"{name} {protocol} {op}", "service": name, "protocol": protocol,
+                                      "operation": op, "output": contract(out)}))
+                    continue
+                params = sample(opm.input_shape) if opm.input_shape is not None else {}
+                ser = botocore.serialize.create_serializer(protocol, include_validation=False)
+                serialized = ser.serialize_to_request(params, opm)
+                body = serialized["body"]
+                if isinstance(body, dict):
+                    body = botocore.utils.percent_encode_sequence(body).encode()
+                print(json.dumps({
+                    "service": name, "protocol": protocol, "operation": op, "input": contract(params),
+                    "method": serialized["method"], "path": serialized["url_path"], "query": "",
+                    "headers": [[k, v] for k, v in serialized["headers"].items()],
+                    "body": base64.b64encode(body).decode(),
+                }))
+
+
 def models(out_dir, names):
     loader = botocore.loaders.Loader()
     for name in names:
@@ -184,5 +280,7 @@ if __name__ == "__main__":
         models(sys.argv[2], sys.argv[3:])
     elif sys.argv[1] == "requests":
         requests()
+    elif sys.argv[1] in ("every-request", "every-output"):
+        every_operation(sys.argv[1].removeprefix("every-") + "s")
     else:
         parse()

@@ -78,18 +78,18 @@ pub fn run(python: &Path, args: &[&str], stdin: &str) -> Vec<String> {
         .stderr(Stdio::piped())
         .spawn()
         .expect("cannot run python");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    // Written from a thread: the script answers line by line, so a large input written
+    // before reading would fill both pipes and stall.
+    let mut pipe = child.stdin.take().unwrap();
+    let input = stdin.to_string();
+    let writer = std::thread::spawn(move || pipe.write_all(input.as_bytes()));
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "botocore_cases.py {args:?} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    writer.join().unwrap().unwrap();
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -98,7 +98,15 @@ pub fn run(python: &Path, args: &[&str], stdin: &str) -> Vec<String> {
 }
 
 /// The services the cross-checks use.
-pub const SERVICES: &[&str] = &["ec2", "sts", "sns", "autoscaling", "elbv2", "cloudwatch"];
+pub const SERVICES: &[&str] = &[
+    "ec2",
+    "sts",
+    "sns",
+    "autoscaling",
+    "elbv2",
+    "iam",
+    "cloudwatch",
+];
 
 /// A registry of the venv's models of [`SERVICES`].
 pub fn registry(python: &Path) -> Registry {
@@ -152,4 +160,17 @@ pub fn request<'a>(
         headers,
         body,
     }
+}
+
+/// The model of botocore's service `name` in `reg`.
+pub fn model_of<'r>(reg: &'r Registry, name: &str) -> &'r wire::ServiceModel {
+    let prefix = match name {
+        "elbv2" => "elasticloadbalancing",
+        "cloudwatch" => "monitoring",
+        s => s,
+    };
+    reg.services()
+        .iter()
+        .find(|m| m.metadata.endpoint_prefix == prefix)
+        .unwrap()
 }
