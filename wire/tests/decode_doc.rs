@@ -204,11 +204,20 @@ fn routing_by_header_path_and_scope() {
     assert_eq!(r.service.metadata.service_id, "EC2");
 }
 
+/// Headers, path, body, signing scope and the error code expected.
+type Misroute<'a> = (
+    Vec<(String, String)>,
+    &'a str,
+    &'a [u8],
+    Option<&'a str>,
+    &'a str,
+);
+
 #[test]
 fn routing_failures_answer_in_the_protocol() {
     let reg = registry();
     let limits = Limits::default();
-    let cases: Vec<(Vec<(String, String)>, &str, &[u8], Option<&str>, &str)> = vec![
+    let cases: Vec<Misroute<'_>> = vec![
         (
             h(&[("smithy-protocol", "rpc-v2-cbor")]),
             "/service/ToyService20100801/operation/Nope",

@@ -194,6 +194,9 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
     })
 }
 
+/// A body, its headers, path and signing scope.
+type Hostile<'a> = (Vec<u8>, &'a [(String, String)], &'a str, Option<&'a str>);
+
 /// Hostile bodies built by hand: deep nesting, huge declared lengths, huge indices and
 /// many parameters, each answered quickly and without a panic.
 #[test]
@@ -205,7 +208,7 @@ fn hostile_bodies_are_cheap() {
         "ToyService20100801.PutThings".to_string(),
     )];
     let path = "/service/ToyService20100801/operation/PutThings";
-    let mut cases: Vec<(Vec<u8>, &[(String, String)], &str, Option<&str>)> = Vec::new();
+    let mut cases: Vec<Hostile<'_>> = Vec::new();
     cases.push((vec![0x81; 500_000], &cbor_headers, path, None));
     cases.push((
         vec![
