@@ -12,7 +12,7 @@
 use crate::encode::ServiceError;
 use crate::model::ServiceModel;
 use crate::protocol::Protocol;
-use crate::request::DecodeError;
+use crate::request::{BodyError, DecodeError};
 use crate::validate::{Kind, ValidationError};
 
 /// The service's error for an input that fails the model.
@@ -120,5 +120,23 @@ pub fn unknown_operation(protocol: Protocol, op: &str) -> ServiceError {
             "UnknownOperationException",
             format!("Operation {op} is not supported by this service"),
         )
+    }
+}
+
+/// The protocol's error for a body that cannot be decompressed.
+pub fn body(protocol: Protocol, e: &BodyError) -> ServiceError {
+    match e {
+        BodyError::TooLarge(limit) => ServiceError::new(
+            "RequestEntityTooLarge",
+            format!("The request body is larger than the limit of {limit} bytes"),
+        )
+        .with_status(413),
+        BodyError::Unsupported(_) => {
+            ServiceError::new("UnsupportedMediaType", e.to_string()).with_status(415)
+        }
+        BodyError::Corrupt(_) if protocol.is_query_family() => {
+            ServiceError::new("MalformedQueryString", crate::error_chain(e))
+        }
+        BodyError::Corrupt(_) => ServiceError::new("SerializationException", crate::error_chain(e)),
     }
 }

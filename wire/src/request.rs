@@ -171,3 +171,42 @@ pub fn decode_input(
         decode_doc(model, protocol, operation, req.body, limits)
     }
 }
+
+/// Why a body cannot be decompressed.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// A `Content-Encoding` other than `gzip` or `identity`.
+    #[error("content encoding {0:?} is not supported")]
+    Unsupported(String),
+    /// The gzip stream is corrupt.
+    #[error("the gzip body is corrupt")]
+    Corrupt(#[source] std::io::Error),
+    /// The body is larger than the limit once decompressed.
+    #[error("the body is larger than {0} bytes once decompressed")]
+    TooLarge(usize),
+}
+
+/// The body as the codecs read it: decompressed when `Content-Encoding: gzip` (botocore
+/// compresses large CloudWatch `PutMetricData` bodies), within `limits.max_body`. SigV4
+/// signs the body as sent, so verify before calling this.
+pub fn decoded_body<'a>(
+    req: &HttpRequest<'a>,
+    limits: &Limits,
+) -> Result<std::borrow::Cow<'a, [u8]>, BodyError> {
+    use std::io::Read;
+    let encoding = req.header("content-encoding").map(str::trim).unwrap_or("");
+    match encoding.to_ascii_lowercase().as_str() {
+        "" | "identity" => Ok(std::borrow::Cow::Borrowed(req.body)),
+        "gzip" => {
+            let mut out = Vec::new();
+            let mut reader =
+                flate2::read::MultiGzDecoder::new(req.body).take(limits.max_body as u64 + 1);
+            reader.read_to_end(&mut out).map_err(BodyError::Corrupt)?;
+            if out.len() > limits.max_body {
+                return Err(BodyError::TooLarge(limits.max_body));
+            }
+            Ok(std::borrow::Cow::Owned(out))
+        }
+        other => Err(BodyError::Unsupported(other.chars().take(40).collect())),
+    }
+}

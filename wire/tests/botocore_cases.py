@@ -155,6 +155,50 @@ def presigned():
     }))
 
 
+class Captured(Exception):
+    pass
+
+
+def client_requests():
+    """Requests as real boto3 clients send them (their own protocol choice, request
+    compression, signing), captured before they leave."""
+    import botocore.config
+    session = botocore.session.get_session()
+    config = botocore.config.Config(request_min_compression_size_bytes=1, retries={"max_attempts": 0})
+    calls = [
+        ("cloudwatch", "put_metric_data", "PutMetricData", {"Namespace": "App", "MetricData": [
+            {"MetricName": "M", "Value": 2.5, "Timestamp": WHEN, "Dimensions": [{"Name": "H", "Value": "h"}]}]}),
+        ("cloudwatch", "list_metrics", "ListMetrics", {"Namespace": "App"}),
+        ("ec2", "describe_instances", "DescribeInstances", {"InstanceIds": ["i-1"]}),
+        ("sns", "publish", "Publish", {"TopicArn": "arn:t", "Message": "m" * 100}),
+        ("sts", "get_caller_identity", "GetCallerIdentity", {}),
+    ]
+    for service, method, op, params in calls:
+        client = session.create_client(
+            service, region_name=REGION, endpoint_url="http://127.0.0.1:8787", config=config,
+            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+        seen = {}
+
+        def capture(request, **kwargs):
+            seen["request"] = request
+            raise Captured()
+
+        client.meta.events.register("before-send", capture)
+        try:
+            getattr(client, method)(**params)
+        except Captured:
+            pass
+        req = seen["request"]
+        path, _, query = req.url.split("127.0.0.1:8787", 1)[1].partition("?")
+        body = req.body if isinstance(req.body, bytes) else (req.body or "").encode()
+        print(json.dumps({
+            "service": service, "operation": op, "input": contract(params), "method": req.method,
+            "path": path, "query": query, "headers": [[k, v if isinstance(v, str) else v.decode()] for k, v in req.headers.items()]
+            + [["host", "127.0.0.1:8787"]],
+            "body": base64.b64encode(body).decode(),
+        }))
+
+
 def parse():
     for line in sys.stdin:
         case = json.loads(line)
@@ -280,6 +324,8 @@ if __name__ == "__main__":
         models(sys.argv[2], sys.argv[3:])
     elif sys.argv[1] == "requests":
         requests()
+    elif sys.argv[1] == "client-requests":
+        client_requests()
     elif sys.argv[1] in ("every-request", "every-output"):
         every_operation(sys.argv[1].removeprefix("every-") + "s")
     else:

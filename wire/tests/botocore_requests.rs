@@ -162,3 +162,73 @@ fn a_tampered_botocore_request_is_refused() {
         Err(sigv4::SigV4Error::Skewed(_))
     ));
 }
+
+/// Requests as real boto3 clients send them: their own protocol choice (botocore picks
+/// awsJson for CloudWatch), gzip request compression (forced for every size here), the
+/// SDK's extra headers, signing over the compressed body.
+#[test]
+fn real_client_requests_verify_decompress_and_decode() {
+    let Some(python) = common::venv_python() else {
+        return;
+    };
+    let registry = common::registry(&python);
+    let lines = common::run(&python, &["client-requests"], "");
+    assert_eq!(lines.len(), 5);
+    let mut gzipped = 0;
+    for line in lines {
+        let case: Value = serde_json::from_str(&line).unwrap();
+        let name = format!("{} {}", case["service"], case["operation"]);
+        let headers: Vec<(String, String)> = case["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h[0].as_str().unwrap().to_string(),
+                    h[1].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let body = base64::engine::general_purpose::STANDARD
+            .decode(case["body"].as_str().unwrap())
+            .unwrap();
+        let query = case["query"].as_str().unwrap();
+        let sent = HttpRequest {
+            method: case["method"].as_str().unwrap(),
+            path: case["path"].as_str().unwrap(),
+            query,
+            headers: &headers,
+            body: &body,
+        };
+        let now = signing_time(&headers, query);
+        let verified =
+            sigv4::verify(&sent, &Store, now).unwrap_or_else(|e| panic!("{name}: signature: {e}"));
+        let limits = Limits::default();
+        let plain = wire::request::decoded_body(&sent, &limits)
+            .unwrap_or_else(|e| panic!("{name}: body: {e}"));
+        if plain.len() != body.len() {
+            gzipped += 1;
+        }
+        let req = HttpRequest {
+            body: &plain,
+            ..sent
+        };
+        let routed = registry
+            .route(&req, Some(&verified.scope.service), &limits)
+            .unwrap_or_else(|e| panic!("{name}: route: {}", wire::error_chain(&e)));
+        assert_eq!(
+            routed.operation,
+            case["operation"].as_str().unwrap(),
+            "{name}"
+        );
+        let input = routed
+            .decode(&req, &limits)
+            .unwrap_or_else(|e| panic!("{name}: decode: {}", wire::error_chain(&e)));
+        assert!(
+            common::same(&input, &case["input"]),
+            "{name}:\n got {input}\nwant {}",
+            case["input"]
+        );
+    }
+    assert_eq!(gzipped, 1, "PutMetricData alone is compressed");
+}
