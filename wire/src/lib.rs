@@ -20,6 +20,7 @@ pub mod query;
 pub mod request;
 pub mod route;
 pub mod scalar;
+pub mod service_error;
 pub mod sigv4;
 pub mod validate;
 pub mod xml;
