@@ -1,5 +1,6 @@
 """Cross-checks wire against botocore itself.
 
+  botocore_cases.py version                     print botocore's version
   botocore_cases.py models OUT_DIR SERVICE...   write each service's service-2.json to OUT_DIR
   botocore_cases.py requests                    print, one JSON object per line, requests that
                                                 botocore's serializers (and signers) build for
@@ -320,7 +321,9 @@ def models(out_dir, names):
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "models":
+    if sys.argv[1] == "version":
+        print(botocore.__version__)
+    elif sys.argv[1] == "models":
         models(sys.argv[2], sys.argv[3:])
     elif sys.argv[1] == "requests":
         requests()

@@ -108,15 +108,23 @@ pub const SERVICES: &[&str] = &[
     "cloudwatch",
 ];
 
-/// A registry of the venv's models of [`SERVICES`].
+/// A registry of the venv's models of [`SERVICES`], written once per botocore version
+/// under the target's temporary directory.
 pub fn registry(python: &Path) -> Registry {
-    let dir = tempfile::tempdir().unwrap();
-    let mut args = vec!["models", dir.path().to_str().unwrap()];
-    args.extend_from_slice(SERVICES);
-    run(python, &args, "");
+    let version = run(python, &["version"], "").join("");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("botocore-models-{version}"));
+    if !dir.join("done").exists() {
+        let fresh = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let mut args = vec!["models", fresh.path().to_str().unwrap()];
+        args.extend_from_slice(SERVICES);
+        run(python, &args, "");
+        std::fs::write(fresh.path().join("done"), "").unwrap();
+        // Another test may have won the race: either copy is whole.
+        let _ = std::fs::rename(fresh.keep(), &dir);
+    }
     let mut reg = Registry::new();
     for s in SERVICES {
-        let text = std::fs::read_to_string(dir.path().join(format!("{s}.json"))).unwrap();
+        let text = std::fs::read_to_string(dir.join(format!("{s}.json"))).unwrap();
         reg.add_json(&text)
             .unwrap_or_else(|e| panic!("model {s}: {}", wire::error_chain(&e)));
     }
