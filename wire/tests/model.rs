@@ -80,3 +80,50 @@ fn malformed_models_are_refused_clearly() {
     .unwrap_err();
     assert!(matches!(e, ModelError::NoProtocol(_)));
 }
+
+#[test]
+fn contract_values_validate_against_shapes() {
+    use serde_json::json;
+    use wire::validate::{self, Kind};
+    let m = common::toy_query();
+    let op = m.operation("PutThings").unwrap();
+    let input = m.resolve(op.input.as_ref().unwrap());
+    let ok = json!({"Namespace": "n", "Items": [{"Name": "a", "Value": 1.0}], "Attributes": {"k": "v"},
+                    "When": "2026-12-07T01:02:03Z", "Data": "AAE="});
+    assert_eq!(validate::value(&m, input, &ok, "", 32), Ok(()));
+    let cases = [
+        (json!({}), "Namespace", Kind::Missing),
+        (json!({"Namespace": "n", "Nope": 1}), "Nope", Kind::Unknown),
+        (
+            json!({"Namespace": "n", "Items": [{"Name": "a", "Level": "Mid"}]}),
+            "Items[0].Level",
+            Kind::NotInEnum {
+                value: "Mid".into(),
+                allowed: vec!["Low".into(), "High".into()],
+            },
+        ),
+        (
+            json!({"Namespace": "n", "When": "later"}),
+            "When",
+            Kind::WrongType {
+                expected: "a timestamp",
+            },
+        ),
+        (
+            json!({"Namespace": ""}),
+            "Namespace",
+            Kind::BadLength {
+                len: 0,
+                min: Some(1.0),
+                max: Some(64.0),
+            },
+        ),
+    ];
+    for (v, path, kind) in cases {
+        assert_eq!(
+            validate::value(&m, input, &v, "", 32),
+            Err(wire::ValidationError::new(path, kind)),
+            "{v}"
+        );
+    }
+}
