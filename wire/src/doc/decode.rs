@@ -18,9 +18,10 @@ pub enum Dialect {
     Cbor,
 }
 
-/// The member key of a reference in a document: `locationName`, else the member name.
+/// The member key of a reference in a document: `locationName` (of the reference, else
+/// of its shape, as botocore's serializers merge them), else the member name.
 pub fn key_of<'a>(r: &Resolved<'a>, name: &'a str) -> &'a str {
-    r.member.location_name.as_deref().unwrap_or(name)
+    r.location_name().unwrap_or(name)
 }
 
 /// Decodes `doc` as the input structure `shape`.
