@@ -232,3 +232,91 @@ fn real_client_requests_verify_decompress_and_decode() {
     }
     assert_eq!(gzipped, 1, "PutMetricData alone is compressed");
 }
+
+/// On the real models, each service's validation failures get its own error code.
+#[test]
+fn real_models_map_validation_failures_to_each_services_codes() {
+    let Some(python) = common::venv_python() else {
+        return;
+    };
+    let registry = common::registry(&python);
+    let limits = Limits::default();
+    let form = |scope: &str, body: &str| -> String {
+        let req = HttpRequest {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &[],
+            body: body.as_bytes(),
+        };
+        let routed = registry.route(&req, Some(scope), &limits).unwrap();
+        let e = routed.decode(&req, &limits).unwrap_err();
+        routed.decode_error(&e).code
+    };
+    let cases = [
+        ("ec2", "Action=RunInstances&MaxCount=1", "MissingParameter"),
+        (
+            "ec2",
+            "Action=RunInstances&MinCount=1&MaxCount=1&InstanceType=t2.bogus",
+            "InvalidParameterValue",
+        ),
+        (
+            "ec2",
+            "Action=DescribeInstances&InstanceIds.1=i-1",
+            "UnknownParameter",
+        ),
+        ("sns", "Action=Publish&TopicArn=arn", "InvalidParameter"),
+        (
+            "sts",
+            "Action=AssumeRole&RoleArn=arn:aws:iam::0:role/r",
+            "ValidationError",
+        ),
+        (
+            "autoscaling",
+            "Action=DescribeTags&MaxRecords=x",
+            "ValidationError",
+        ),
+        (
+            "elasticloadbalancing",
+            "Action=DescribeTags",
+            "ValidationError",
+        ),
+        (
+            "monitoring",
+            "Action=PutMetricData&MetricData.member.1.MetricName=m",
+            "MissingParameter",
+        ),
+        (
+            "monitoring",
+            "Action=PutMetricData&Namespace=n&MetricData.member.1.MetricName=m&MetricData.member.1.Unit=Parsecs",
+            "ValidationError",
+        ),
+    ];
+    for (scope, body, code) in cases {
+        assert_eq!(form(scope, body), code, "{scope} {body}");
+    }
+    let headers = vec![(
+        "X-Amz-Target".to_string(),
+        "GraniteServiceVersion20100801.PutMetricData".to_string(),
+    )];
+    let req = HttpRequest {
+        method: "POST",
+        path: "/",
+        query: "",
+        headers: &headers,
+        body: br#"{"Namespace": 1}"#,
+    };
+    let routed = registry.route(&req, Some("monitoring"), &limits).unwrap();
+    let e = routed.decode(&req, &limits).unwrap_err();
+    let s = routed.decode_error(&e);
+    assert_eq!(s.code, "InvalidParameterValue");
+    let resp = routed.error(&s, "rid");
+    assert_eq!(
+        resp.header("x-amzn-query-error"),
+        Some("InvalidParameterValue;Sender")
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&resp.body).unwrap()["__type"],
+        "InvalidParameterValueException"
+    );
+}
