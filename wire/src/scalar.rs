@@ -42,9 +42,12 @@ pub fn parse_rfc822(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// A time from epoch seconds (fractions kept to the millisecond).
+/// The first and last epoch seconds of years 0000 to 9999, the years RFC 3339 can write.
+const EPOCH_RANGE: std::ops::RangeInclusive<f64> = -62_167_219_200.0..=253_402_300_799.999;
+
+/// A time from epoch seconds (fractions kept to the millisecond), within years 0000-9999.
 pub fn from_epoch(secs: f64) -> Option<DateTime<Utc>> {
-    if !secs.is_finite() || secs.abs() > 1e13 {
+    if !EPOCH_RANGE.contains(&secs) {
         return None;
     }
     let ms = (secs * 1000.0).round() as i64;
@@ -108,6 +111,11 @@ mod tests {
             "2026-12-07T01:02:03.500Z"
         );
         assert!(from_epoch(f64::NAN).is_none());
+        assert!(from_epoch(1e12).is_none());
+        assert_eq!(
+            contract_time(from_epoch(253_402_300_799.0).unwrap()),
+            "9999-12-31T23:59:59Z"
+        );
         assert!(parse_iso("yesterday").is_none());
         assert_eq!(rfc822(t), "Mon, 07 Dec 2026 01:02:03 GMT");
         assert_eq!(parse_rfc822("Mon, 07 Dec 2026 01:02:03 GMT"), Some(t));

@@ -72,7 +72,18 @@ fn every_botocore_request_decodes_to_its_input() {
             Some(routed.protocol),
             Protocol::from_name(case["protocol"].as_str().unwrap())
         );
-        match routed.decode(&req, &limits) {
+        let decoded = routed.decode(&req, &limits);
+        if let (Ok(v), Some(input)) = (&decoded, &model.operation(&routed.operation).unwrap().input)
+        {
+            if let Err(e) =
+                wire::validate::value(model, model.resolve(input), v, "", limits.max_depth)
+            {
+                failures.push(format!(
+                    "{name}: the validator refuses what the decoder made: {e}"
+                ));
+            }
+        }
+        match decoded {
             Ok(v) if common::same(&v, &case["input"]) => {}
             Ok(v) => failures.push(format!("{name}: got {v}\n   want {}", case["input"])),
             Err(e) => failures.push(format!("{name}: {}", wire::error_chain(&e))),

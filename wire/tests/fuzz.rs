@@ -39,6 +39,18 @@ fn run(reg: &Registry, req: &HttpRequest<'_>, scope: Option<&str>) -> Duration {
     match reg.route(req, scope, &limits) {
         Ok(r) => match r.decode(req, &limits) {
             Ok(v) => {
+                // What a decoder accepts is a contract Value the validator accepts too.
+                let op = r.service.operation(&r.operation).unwrap();
+                if let Some(input) = &op.input {
+                    let checked = wire::validate::value(
+                        r.service,
+                        r.service.resolve(input),
+                        &v,
+                        "",
+                        limits.max_depth,
+                    );
+                    assert_eq!(checked, Ok(()), "decoded {v}");
+                }
                 let _ = r.output(&v, "rid");
             }
             Err(e) => {
