@@ -1,0 +1,313 @@
+//! Responses: an operation's output or an error, in the request's protocol.
+
+use serde_json::Value;
+
+use crate::doc::{self, Doc, decode::Dialect};
+use crate::model::{ServiceModel, Shape, ShapeType};
+use crate::protocol::Protocol;
+use crate::query::Flavor;
+use crate::validate;
+
+pub use crate::service_error::{Fault, ServiceError};
+use crate::xml::{Writer, encode as xml};
+
+/// An HTTP response, without any framework's types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// An output Value that does not fit the model: a bug in the service that built it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// A value of the wrong type.
+    #[error("output {path} must be {expected}")]
+    Mismatch {
+        /// Where (member names).
+        path: String,
+        /// The model's type.
+        expected: &'static str,
+    },
+    /// A member the shape does not have.
+    #[error("output member {0} is not in the model")]
+    Unknown(String),
+    /// Nesting beyond the encoders' bound.
+    #[error("output {0} nests too deeply")]
+    TooDeep(String),
+    /// The operation is not in the model.
+    #[error("operation {0} is not in the model")]
+    NoOperation(String),
+}
+
+impl EncodeError {
+    pub(crate) fn mismatch(path: &str, shape: &Shape) -> Self {
+        Self::Mismatch {
+            path: path.to_string(),
+            expected: validate::type_name(shape.kind),
+        }
+    }
+
+    pub(crate) fn unknown(path: &str) -> Self {
+        Self::Unknown(path.to_string())
+    }
+
+    pub(crate) fn too_deep(path: &str) -> Self {
+        Self::TooDeep(path.to_string())
+    }
+}
+
+/// Encodes the output `output` (a contract Value object; ignored for operations without
+/// output) of `operation`.
+pub fn encode_output(
+    model: &ServiceModel,
+    protocol: Protocol,
+    operation: &str,
+    output: &Value,
+    request_id: &str,
+) -> Result<HttpResponse, EncodeError> {
+    let op = model
+        .operation(operation)
+        .ok_or_else(|| EncodeError::NoOperation(operation.to_string()))?;
+    let shape = op.output.as_ref().map(|o| (o, &model.shapes[&o.shape]));
+    match protocol {
+        Protocol::Ec2 => {
+            let mut w = Writer::new();
+            let root = format!("{operation}Response");
+            w.raw(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
+            w.open_ns(&root, &ec2_namespace(model))
+                .leaf("requestId", request_id);
+            if let Some((_, s)) = shape {
+                xml::members(model, Flavor::Ec2, s, output, &mut w)?;
+            }
+            w.close(&root);
+            Ok(xml_response(200, w.finish(), request_id))
+        }
+        Protocol::Query => {
+            let mut w = Writer::new();
+            let root = format!("{operation}Response");
+            w.open_ns(&root, &query_namespace(model));
+            if let Some((o, s)) = shape {
+                match &o.result_wrapper {
+                    Some(wrapper) => {
+                        w.open(wrapper);
+                        xml::members(model, Flavor::Query, s, output, &mut w)?;
+                        w.close(wrapper);
+                    }
+                    None => xml::members(model, Flavor::Query, s, output, &mut w)?,
+                }
+            }
+            w.open("ResponseMetadata")
+                .leaf("RequestId", request_id)
+                .close("ResponseMetadata");
+            w.close(&root);
+            Ok(xml_response(200, w.finish(), request_id))
+        }
+        Protocol::Json | Protocol::RpcV2Cbor => {
+            let doc = match shape {
+                Some((_, s)) => doc::encode::encode(model, dialect(protocol), s, output)?,
+                None => Doc::Map(Vec::new()),
+            };
+            Ok(doc_response(
+                Some(model),
+                protocol,
+                200,
+                doc,
+                request_id,
+                None,
+            ))
+        }
+    }
+}
+
+/// Encodes `error`.
+/// Encodes `error`; without a model (a request no service answers), the protocol's
+/// plain form is written.
+pub fn encode_error(
+    model: Option<&ServiceModel>,
+    protocol: Protocol,
+    error: &ServiceError,
+    request_id: &str,
+) -> HttpResponse {
+    match protocol {
+        Protocol::Ec2 => ec2_error(error, request_id),
+        Protocol::Query => query_error(model, error, request_id),
+        Protocol::Json | Protocol::RpcV2Cbor => {
+            let shape = model.and_then(|m| m.error_shape(&error.code));
+            let type_name = shape.map_or(error.code.as_str(), |(n, _)| n);
+            let mut entries = vec![
+                ("__type".to_string(), Doc::Text(type_name.to_string())),
+                ("message".to_string(), Doc::Text(error.message.clone())),
+            ];
+            if let (Some(model), Some((_, s))) = (model, shape)
+                && let Ok(Doc::Map(fields)) = doc::encode::encode(
+                    model,
+                    dialect(protocol),
+                    &without_message(s),
+                    &Value::Object(error.fields.clone()),
+                )
+            {
+                entries.extend(fields);
+            }
+            let compat = model
+                .is_some_and(ServiceModel::query_compatible)
+                .then(|| format!("{};{}", error.code, error.fault.as_str()));
+            doc_response(
+                model,
+                protocol,
+                error.status,
+                Doc::Map(entries),
+                request_id,
+                compat,
+            )
+        }
+    }
+}
+
+/// EC2's error document, which needs no model.
+pub fn ec2_error(error: &ServiceError, request_id: &str) -> HttpResponse {
+    let mut w = Writer::new();
+    w.raw(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
+    w.open("Response").open("Errors").open("Error");
+    w.leaf("Code", &error.code).leaf("Message", &error.message);
+    w.close("Error")
+        .close("Errors")
+        .leaf("RequestID", request_id)
+        .close("Response");
+    xml_response(error.status, w.finish(), request_id)
+}
+
+fn query_error(
+    model: Option<&ServiceModel>,
+    error: &ServiceError,
+    request_id: &str,
+) -> HttpResponse {
+    let mut w = Writer::new();
+    match model {
+        Some(m) => w.open_ns("ErrorResponse", &query_namespace(m)),
+        None => w.open("ErrorResponse"),
+    };
+    w.open("Error");
+    w.leaf("Type", error.fault.as_str())
+        .leaf("Code", &error.code)
+        .leaf("Message", &error.message);
+    if let Some(model) = model
+        && let Some((_, s)) = model.error_shape(&error.code)
+    {
+        let mut fields = Writer::new();
+        if xml::members(
+            model,
+            Flavor::Query,
+            &without_message(s),
+            &Value::Object(error.fields.clone()),
+            &mut fields,
+        )
+        .is_ok()
+        {
+            w.raw(&fields.finish());
+        }
+    }
+    w.close("Error")
+        .leaf("RequestId", request_id)
+        .close("ErrorResponse");
+    xml_response(error.status, w.finish(), request_id)
+}
+
+/// An exception shape without its message member (written apart).
+fn without_message(s: &Shape) -> Shape {
+    let mut s = s.clone();
+    s.members
+        .0
+        .retain(|(n, _)| !n.eq_ignore_ascii_case("message"));
+    s.required.clear();
+    debug_assert_eq!(s.kind, ShapeType::Structure);
+    s
+}
+
+fn dialect(p: Protocol) -> Dialect {
+    if p == Protocol::RpcV2Cbor {
+        Dialect::Cbor
+    } else {
+        Dialect::Json
+    }
+}
+
+fn ec2_namespace(model: &ServiceModel) -> String {
+    format!(
+        "http://ec2.amazonaws.com/doc/{}/",
+        model.metadata.api_version
+    )
+}
+
+fn query_namespace(model: &ServiceModel) -> String {
+    model.metadata.xml_namespace.as_ref().map_or_else(
+        || {
+            format!(
+                "https://{}.amazonaws.com/doc/{}/",
+                model.metadata.endpoint_prefix, model.metadata.api_version
+            )
+        },
+        |n| n.uri().to_string(),
+    )
+}
+
+fn xml_response(status: u16, body: String, request_id: &str) -> HttpResponse {
+    HttpResponse {
+        status,
+        headers: vec![
+            ("Content-Type".into(), "text/xml;charset=UTF-8".into()),
+            ("x-amzn-RequestId".into(), request_id.into()),
+        ],
+        body: body.into_bytes(),
+    }
+}
+
+fn doc_response(
+    model: Option<&ServiceModel>,
+    protocol: Protocol,
+    status: u16,
+    doc: Doc,
+    request_id: &str,
+    compat: Option<String>,
+) -> HttpResponse {
+    let mut headers = vec![("x-amzn-RequestId".to_string(), request_id.to_string())];
+    let body = if protocol == Protocol::RpcV2Cbor {
+        headers.push(("smithy-protocol".into(), "rpc-v2-cbor".into()));
+        headers.push(("Content-Type".into(), "application/cbor".into()));
+        let mut out = Vec::new();
+        ciborium::ser::into_writer(&doc.into_cbor(), &mut out)
+            .expect("writing CBOR to memory cannot fail");
+        out
+    } else {
+        let version = model
+            .and_then(|m| m.metadata.json_version.as_deref())
+            .unwrap_or("1.0");
+        headers.push((
+            "Content-Type".into(),
+            format!("application/x-amz-json-{version}"),
+        ));
+        serde_json::to_vec(&doc.into_json()).expect("a JSON value always serializes")
+    };
+    if let Some(c) = compat {
+        headers.push(("x-amzn-query-error".into(), c));
+    }
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}

@@ -1,0 +1,6 @@
+//! XML responses for `ec2` and awsQuery.
+
+pub mod encode;
+pub mod writer;
+
+pub use writer::{Writer, escape_into, xml_char};
