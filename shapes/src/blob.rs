@@ -58,7 +58,10 @@ mod tests {
     #[test]
     fn rejects_what_is_not_padded_base64() {
         for bad in [json!("aGVsbG8"), json!("a b"), json!(12)] {
-            assert!(serde_json::from_value::<Blob>(bad.clone()).is_err(), "{bad}");
+            assert!(
+                serde_json::from_value::<Blob>(bad.clone()).is_err(),
+                "{bad}"
+            );
         }
     }
 }

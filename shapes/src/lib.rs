@@ -18,8 +18,8 @@ mod services;
 pub mod timestamp;
 
 pub use blob::Blob;
-pub use enums::{StringEnum, UnknownValue};
 pub(crate) use enums::string_enum;
+pub use enums::{StringEnum, UnknownValue};
 pub use services::*;
 
 use serde::de::DeserializeOwned;

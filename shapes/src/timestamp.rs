@@ -78,7 +78,10 @@ pub mod list {
     use serde::ser::SerializeSeq;
 
     /// Serializes a list of timestamps.
-    pub fn serialize<S: Serializer>(ts: &[DateTime<Utc>], serializer: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        ts: &[DateTime<Utc>],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         let mut seq = serializer.serialize_seq(Some(ts.len()))?;
         for t in ts {
             seq.serialize_element(&One(t))?;
