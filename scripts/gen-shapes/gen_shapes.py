@@ -575,7 +575,13 @@ def services_code(services):
     for s in services:
         lines.append(f'    crate::Service {{ name: {s.module}::SERVICE, model_json: '
                      f"{s.module}::MODEL_JSON, operations: {s.module}::OPERATIONS }},")
-    lines += ["];", ""]
+    lines += ["];", "",
+              "/// Calls `visitor.visit::<O>()` for each implemented operation of the service named",
+              "/// `service`; false when no such service is generated.",
+              "pub fn for_each_operation<V: crate::OperationVisitor>(service: &str, visitor: &mut V) -> bool {",
+              "    match service {"]
+    lines += [f"        {s.module}::SERVICE => {s.module}::for_each_operation(visitor)," for s in services]
+    lines += ["        _ => return false,", "    }", "    true", "}", ""]
     return "\n".join(lines)
 
 
@@ -583,8 +589,8 @@ def services_code(services):
 # Writing
 
 
-def generate(root, out_dir):
-    with open(os.path.join(root, "shapes/operations.toml"), "rb") as f:
+def generate(shapes_dir, out_dir):
+    with open(os.path.join(shapes_dir, "operations.toml"), "rb") as f:
         config = tomllib.load(f)
     services = []
     for name, entry in config.items():
@@ -627,11 +633,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true",
                         help="change nothing; exit 1 if a run would change a file")
+    parser.add_argument("--shapes-dir", metavar="DIR",
+                        help="the crate to generate into, with its operations.toml "
+                        "(default: the repository's shapes/)")
     args = parser.parse_args()
     root = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
-    shapes_dir = os.path.join(root, "shapes")
+    shapes_dir = os.path.abspath(args.shapes_dir or os.path.join(root, "shapes"))
     with tempfile.TemporaryDirectory() as tmp:
-        files, modules = generate(root, tmp)
+        files, modules = generate(shapes_dir, tmp)
         existing = generated_in_repo(shapes_dir, modules)
         changed = []
         for p in files:

@@ -38,7 +38,9 @@ fn refs(shape: &Value) -> Vec<&str> {
 #[test]
 fn every_service_is_generated_from_the_pinned_botocore() {
     let names: Vec<_> = SERVICES.iter().map(|s| s.name).collect();
-    assert_eq!(names, ["ec2", "sts", "cloudwatch"]);
+    for name in ["ec2", "sts", "cloudwatch"] {
+        assert!(names.contains(&name), "{name} is not generated");
+    }
     assert_eq!(include_str!("../BOTOCORE_VERSION").trim(), "1.44.18");
     assert!(shapes::service("sts").is_some());
     assert!(shapes::service("s3").is_none());
@@ -269,37 +271,26 @@ impl OperationVisitor for RoundTrip<'_> {
     }
 }
 
-fn round_trip(service: &shapes::Service, visit: fn(&mut RoundTrip<'_>)) {
-    let model = model(service);
-    let mut rt = RoundTrip {
-        model: &model,
-        checked: 0,
-    };
-    visit(&mut rt);
-    assert!(
-        rt.checked > service.operations.len(),
-        "{}: too few values checked",
-        service.name
-    );
-}
-
 #[test]
-fn ec2_types_round_trip_every_member_and_enum_value() {
-    round_trip(shapes::service("ec2").unwrap(), |rt| {
-        shapes::ec2::for_each_operation(rt)
-    });
-}
-
-#[test]
-fn sts_types_round_trip() {
-    round_trip(shapes::service("sts").unwrap(), |rt| {
-        shapes::sts::for_each_operation(rt)
-    });
-}
-
-#[test]
-fn cloudwatch_types_round_trip() {
-    round_trip(shapes::service("cloudwatch").unwrap(), |rt| {
-        shapes::cloudwatch::for_each_operation(rt)
-    });
+fn every_operations_types_round_trip_every_member_and_enum_value() {
+    for service in SERVICES {
+        let model = model(service);
+        let mut rt = RoundTrip {
+            model: &model,
+            checked: 0,
+        };
+        assert!(shapes::for_each_operation(service.name, &mut rt));
+        assert!(
+            rt.checked > service.operations.len(),
+            "{}: too few values checked",
+            service.name
+        );
+    }
+    assert!(!shapes::for_each_operation(
+        "s3",
+        &mut RoundTrip {
+            model: &json!({}),
+            checked: 0
+        }
+    ));
 }
