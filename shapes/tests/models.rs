@@ -154,8 +154,14 @@ fn synth(model: &Value, name: &str, fill: Fill, path: &mut Vec<String>) -> Optio
                 if fill == Fill::Required && !needed {
                     continue;
                 }
-                if let Some(v) = synth(model, r["shape"].as_str().unwrap(), fill, path) {
-                    object.insert(member.clone(), v);
+                match synth(model, r["shape"].as_str().unwrap(), fill, path) {
+                    Some(v) => _ = object.insert(member.clone(), v),
+                    // A required member that recursion left out: leave this level out too.
+                    None if needed => {
+                        path.pop();
+                        return None;
+                    }
+                    None => {}
                 }
             }
             path.pop();
