@@ -208,7 +208,9 @@ def first_sentence(doc):
     text = text.replace("\\", "\\\\")
     for c in "[]<>*_`":
         text = text.replace(c, "\\" + c)
-    return re.sub(r"(https?://[^\s)]*[^\s).])", lambda m: "<" + m.group(1).replace("\\", "") + ">", text)
+    # A bare URL as an autolink (rustdoc warns on bare URLs), without the escapes above.
+    url = re.compile(r"(https?://[^\s)]*[^\s).])")
+    return url.sub(lambda m: "<" + m.group(1).replace("\\", "") + ">", text)
 
 
 def doc_lines(text, indent=""):
@@ -309,13 +311,16 @@ class Service:
         shape = self.shapes[name]
         if shape["type"] == "timestamp":
             kind = "timestamp"
-        elif shape["type"] == "list" and self.shapes[shape["member"]["shape"]]["type"] == "timestamp":
+        elif shape["type"] == "list" and self.shape_type(shape["member"]) == "timestamp":
             kind = "timestamp::list"
         elif self.nests_timestamp(name):
-            die(f"{self.name}: {name} nests a timestamp in a way crate::timestamp does not handle")
+            die(f"{self.name}: {name} nests a timestamp in a way crate::timestamp lacks")
         else:
             return None
         return f"crate::{kind}::option" if optional else f"crate::{kind}"
+
+    def shape_type(self, ref):
+        return self.shapes[ref["shape"]]["type"]
 
     def nests_timestamp(self, name):
         """Whether a timestamp is inside this shape through lists and maps only."""
@@ -330,6 +335,9 @@ class Service:
 
     def struct_code(self, name):
         shape = self.shapes[name]
+        for unhandled in ("document", "eventstream", "streaming"):
+            if shape.get(unhandled):
+                die(f"{self.name}: {name} is a {unhandled} shape, which the generator lacks")
         rust = self.types[name]
         doc = first_sentence(shape.get("documentation")) or self.docs_for_io.get(name, "")
         if shape.get("union"):
@@ -431,7 +439,8 @@ class Service:
         if shape["type"] == "list":
             return self.inner(shape["member"]["shape"])
         if shape["type"] == "map":
-            return {"map"} | self.inner(shape["key"]["shape"]) | self.inner(shape["value"]["shape"])
+            key, value = shape["key"]["shape"], shape["value"]["shape"]
+            return {"map"} | self.inner(key) | self.inner(value)
         return {shape["type"]} if shape["type"] in ("timestamp", "blob") else set()
 
     def type_module_code(self, names):
@@ -576,11 +585,13 @@ def services_code(services):
         lines.append(f'    crate::Service {{ name: {s.module}::SERVICE, model_json: '
                      f"{s.module}::MODEL_JSON, operations: {s.module}::OPERATIONS }},")
     lines += ["];", "",
-              "/// Calls `visitor.visit::<O>()` for each implemented operation of the service named",
-              "/// `service`; false when no such service is generated.",
-              "pub fn for_each_operation<V: crate::OperationVisitor>(service: &str, visitor: &mut V) -> bool {",
+              "/// Calls `visitor.visit::<O>()` for each implemented operation of the service",
+              "/// named `service`; false when no such service is generated.",
+              "pub fn for_each_operation<V: crate::OperationVisitor>(",
+              "    service: &str,", "    visitor: &mut V,", ") -> bool {",
               "    match service {"]
-    lines += [f"        {s.module}::SERVICE => {s.module}::for_each_operation(visitor)," for s in services]
+    lines += [f"        {s.module}::SERVICE => {s.module}::for_each_operation(visitor),"
+              for s in services]
     lines += ["        _ => return false,", "    }", "    true", "}", ""]
     return "\n".join(lines)
 
@@ -598,7 +609,8 @@ def generate(shapes_dir, out_dir):
         if len(set(ops)) != len(ops):
             die(f"{name}: an operation is listed twice in operations.toml")
         services.append(Service(name, entry.get("module", name.replace("-", "_")), ops))
-    files = {"BOTOCORE_VERSION": BOTOCORE_VERSION + "\n", "src/services.rs": services_code(services)}
+    files = {"BOTOCORE_VERSION": BOTOCORE_VERSION + "\n",
+             "src/services.rs": services_code(services)}
     for s in services:
         files.update(s.files())
     for path, text in files.items():

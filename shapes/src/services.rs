@@ -27,8 +27,8 @@ pub const SERVICES: &[crate::Service] = &[
     },
 ];
 
-/// Calls `visitor.visit::<O>()` for each implemented operation of the service named
-/// `service`; false when no such service is generated.
+/// Calls `visitor.visit::<O>()` for each implemented operation of the service
+/// named `service`; false when no such service is generated.
 pub fn for_each_operation<V: crate::OperationVisitor>(service: &str, visitor: &mut V) -> bool {
     match service {
         ec2::SERVICE => ec2::for_each_operation(visitor),
