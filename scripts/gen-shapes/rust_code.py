@@ -277,18 +277,15 @@ class Service:
 
     def ops_code(self):
         lines = [GENERATED, f"//! One marker type per {self.name} operation, naming its input and "
-                 "output types.", "", "use crate::Operation;", ""]
+                 "output types.", ""]
         for op in self.operations:
             inp, out, _ = self.op_info(op)
             in_ty = f"super::{self.types[inp]}" if inp else "crate::Empty"
             out_ty = f"super::{self.types[out]}" if out else "crate::Empty"
             doc = first_sentence(self.model["operations"][op].get("documentation"))
-            lines += doc_lines(f"`{op}`: {doc}" if doc else f"`{op}`.")
-            lines += ["#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]",
-                      f"pub struct {op};", f"impl Operation for {op} {{",
-                      f'    const SERVICE: &\'static str = "{self.name}";',
-                      f'    const NAME: &\'static str = "{op}";',
-                      f"    type Input = {in_ty};", f"    type Output = {out_ty};", "}", ""]
+            lines += ["crate::operation!("]
+            lines += doc_lines(f"`{op}`: {doc}" if doc else f"`{op}`.", "    ")
+            lines += [f'    {op}, "{self.name}", {in_ty}, {out_ty}', ");", ""]
         return "\n".join(lines)
 
     def mod_code(self, modules):

@@ -28,6 +28,10 @@ use serde_json::Value;
 use std::fmt::Debug;
 
 /// One operation of one service, with the types of its input and output.
+///
+/// The conversions are not generic defaults: each operation's marker writes them out
+/// (`operation!`), so that serde's code for every input and output is compiled once, in this
+/// crate, rather than again in each crate that calls them (for EC2, minutes of a release build).
 pub trait Operation {
     /// The botocore service name (`ec2`, `sts`, `cloudwatch`).
     const SERVICE: &'static str;
@@ -39,15 +43,48 @@ pub trait Operation {
     type Output: Serialize + DeserializeOwned + Debug + Clone + PartialEq;
 
     /// The typed input from the wire layer's decoded request.
-    fn input_from_value(value: Value) -> Result<Self::Input, serde_json::Error> {
-        serde_json::from_value(value)
-    }
-
+    fn input_from_value(value: Value) -> Result<Self::Input, serde_json::Error>;
+    /// The value of a typed input (for a client, or a test).
+    fn input_to_value(input: &Self::Input) -> Result<Value, serde_json::Error>;
+    /// The typed output from a decoded response (for a client, or a test).
+    fn output_from_value(value: Value) -> Result<Self::Output, serde_json::Error>;
     /// The wire layer's value of a typed output, for it to encode.
-    fn output_to_value(output: &Self::Output) -> Result<Value, serde_json::Error> {
-        serde_json::to_value(output)
-    }
+    fn output_to_value(output: &Self::Output) -> Result<Value, serde_json::Error>;
 }
+
+/// Declares an operation's marker type and its [`Operation`] impl, conversions written out.
+macro_rules! operation {
+    ($(#[$doc:meta])* $op:ident, $service:literal, $input:ty, $output:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+        pub struct $op;
+
+        impl $crate::Operation for $op {
+            const SERVICE: &'static str = $service;
+            const NAME: &'static str = stringify!($op);
+            type Input = $input;
+            type Output = $output;
+
+            fn input_from_value(value: ::serde_json::Value) -> Result<$input, ::serde_json::Error> {
+                ::serde_json::from_value(value)
+            }
+            fn input_to_value(input: &$input) -> Result<::serde_json::Value, ::serde_json::Error> {
+                ::serde_json::to_value(input)
+            }
+            fn output_from_value(
+                value: ::serde_json::Value,
+            ) -> Result<$output, ::serde_json::Error> {
+                ::serde_json::from_value(value)
+            }
+            fn output_to_value(
+                output: &$output,
+            ) -> Result<::serde_json::Value, ::serde_json::Error> {
+                ::serde_json::to_value(output)
+            }
+        }
+    };
+}
+pub(crate) use operation;
 
 /// Something called once per operation of a service, with the operation's type
 /// (`<service>::for_each_operation`): for building dispatch tables and for tests.
