@@ -41,27 +41,3 @@ impl<'de> Deserialize<'de> for Blob {
             .map_err(|e| serde::de::Error::custom(format_args!("a blob is not base64: {e}")))
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn base64_both_ways() {
-        let blob: Blob = serde_json::from_value(json!("aGVsbG8=")).unwrap();
-        assert_eq!(blob.0, b"hello");
-        assert_eq!(serde_json::to_value(&blob).unwrap(), json!("aGVsbG8="));
-        assert_eq!(serde_json::to_value(Blob::default()).unwrap(), json!(""));
-    }
-
-    #[test]
-    fn rejects_what_is_not_padded_base64() {
-        for bad in [json!("aGVsbG8"), json!("a b"), json!(12)] {
-            assert!(
-                serde_json::from_value::<Blob>(bad.clone()).is_err(),
-                "{bad}"
-            );
-        }
-    }
-}

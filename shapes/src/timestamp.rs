@@ -120,21 +120,3 @@ pub mod list {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn rfc3339_in_utc_with_z() {
-        let t = Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap();
-        assert_eq!(to_string(&t), "2024-05-01T12:00:00Z");
-        let ms = t + chrono::Duration::milliseconds(250);
-        assert_eq!(to_string(&ms), "2024-05-01T12:00:00.250Z");
-        assert_eq!(parse("2024-05-01T14:00:00+02:00").unwrap(), t);
-        assert_eq!(parse("2024-05-01T12:00:00.000Z").unwrap(), t);
-        assert!(parse("2024-05-01 12:00:00").is_err());
-        assert!(parse("1714564800").is_err());
-    }
-}
