@@ -115,3 +115,32 @@ def strongly_connected(graph):
                     if w == node:
                         break
     return component
+
+
+def check_botocore_reads(service, model, operations):
+    """Makes sure botocore's own ServiceModel reads the trimmed model and resolves, from each
+    operation, every shape it reaches: other botocore-format readers can rely on it."""
+    import botocore.model
+
+    service_model = botocore.model.ServiceModel(model, service_name=service)
+    seen = set()
+
+    def walk(shape):
+        if shape is None or shape.name in seen:
+            return
+        seen.add(shape.name)
+        if shape.type_name == "structure":
+            for member in shape.members.values():
+                walk(member)
+        elif shape.type_name == "list":
+            walk(shape.member)
+        elif shape.type_name == "map":
+            walk(shape.key)
+            walk(shape.value)
+
+    for name in operations:
+        op = service_model.operation_model(name)
+        for shape in [op.input_shape, op.output_shape, *op.error_shapes]:
+            walk(shape)
+    if seen != set(model["shapes"]):
+        die(f"{service}: botocore reaches {len(seen)} shapes of the {len(model['shapes'])} kept")

@@ -3,8 +3,8 @@
 import json
 import textwrap
 
-from botocore_model import (BOTOCORE_VERSION, closure, die, is_enum, is_struct, load_model,
-                            strongly_connected, trimmed_model)
+from botocore_model import (BOTOCORE_VERSION, check_botocore_reads, closure, die, is_enum,
+                            is_struct, load_model, strongly_connected, trimmed_model)
 from rust_names import doc_lines, first_sentence, pascal, rust_str, snake, type_names
 
 GENERATED = (
@@ -324,6 +324,7 @@ class Service:
         """{relative path under shapes/: contents} for this service."""
         base = f"src/{self.module}/"
         model = trimmed_model(self.model, set(self.operations), self.names)
+        check_botocore_reads(self.name, model, self.operations)
         out = {base + "model.json": json.dumps(model, indent=1) + "\n"}
         modules = self.type_modules()
         for m, names in modules.items():
