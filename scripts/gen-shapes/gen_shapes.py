@@ -16,9 +16,14 @@ The parts: botocore_model.py (loading, closure, trimming), rust_names.py (names 
 comments), rust_code.py (the Rust code of a service); this file reads operations.toml, writes
 or checks the files.
 
-Usage (see scripts/gen-shapes/README.md for the virtualenv):
-  gen_shapes.py            write the files
-  gen_shapes.py --check    exit 1 and name the files that a run would change
+It needs botocore 1.44.18 exactly, in a virtualenv, and rustfmt on the PATH:
+  python3 -m venv /var/cache/kec2/venv
+  /var/cache/kec2/venv/bin/pip install botocore==1.44.18
+
+Usage (scripts/gen-shapes/README.md says more):
+  /var/cache/kec2/venv/bin/python gen_shapes.py            write the files
+  /var/cache/kec2/venv/bin/python gen_shapes.py --check    exit 1 naming the files a run
+                                                           would change or remove
 """
 
 import argparse
