@@ -267,6 +267,9 @@ debian_check() {
 d = yaml.safe_load(open("/etc/cloud/cloud.cfg.d/99_kec2_datasource.cfg"))
 sys.exit(d != {"datasource_list": ["Ec2", "None"]})' ||
         { echo "build.sh: cloud.cfg.d/99_kec2_datasource.cfg is not datasource_list: [ Ec2, None ]" >&2; return 1; }
+    chroot "$st" python3 -c 'import yaml, sys
+sys.exit(yaml.safe_load(open("/etc/cloud/cloud.cfg.d/99_kec2_locale.cfg")) != {"locale": "C.UTF-8"})' ||
+        { echo "build.sh: cloud.cfg.d/99_kec2_locale.cfg is not locale: C.UTF-8" >&2; return 1; }
     [[ -f $st/etc/machine-id && ! -s $st/etc/machine-id ]] || { echo "build.sh: /etc/machine-id is not empty" >&2; return 1; }
     ! compgen -G "$st/etc/ssh/ssh_host_*" >/dev/null || { echo "build.sh: SSH host keys left in the tree" >&2; return 1; }
     [[ $(chroot "$st" getent shadow root | cut -d: -f2) == '*' ]] || { echo "build.sh: root has a password" >&2; return 1; }

@@ -114,6 +114,9 @@ image_cat /etc/network/interfaces | grep -qx 'auto lo' || fail "/etc/network/int
 expect /etc/cloud/cloud.cfg.d/99_kec2_datasource.cfg regular 0644 0 0
 [[ $(image_cat /etc/cloud/cloud.cfg.d/99_kec2_datasource.cfg | grep -v '^#') == 'datasource_list: [ Ec2, None ]' ]] ||
   fail "cloud.cfg.d/99_kec2_datasource.cfg does not say only 'datasource_list: [ Ec2, None ]'"
+expect /etc/cloud/cloud.cfg.d/99_kec2_locale.cfg regular 0644 0 0
+[[ $(image_cat /etc/cloud/cloud.cfg.d/99_kec2_locale.cfg | grep -v '^#') == 'locale: C.UTF-8' ]] ||
+  fail "cloud.cfg.d/99_kec2_locale.cfg does not say only 'locale: C.UTF-8'"
 expect /etc/machine-id regular '0444|0644' 0 0
 [[ $(size_in_image /etc/machine-id) == 0 ]] || fail "/etc/machine-id is not empty"
 hostkeys=$(image_ls /etc/ssh | grep '^ssh_host_' || true)

@@ -24,6 +24,9 @@ pub enum VmError {
     /// KVM_CREATE_IRQCHIP failed.
     #[error("KVM refused to create the in-kernel interrupt controllers")]
     IrqChip(#[source] kvm_ioctls::Error),
+    /// KVM_GET_IRQCHIP or KVM_SET_IRQCHIP failed on a PIC.
+    #[error("KVM refused to set up the {0}")]
+    Pic(&'static str, #[source] kvm_ioctls::Error),
     /// KVM_CREATE_PIT2 failed.
     #[error("KVM refused to create the in-kernel PIT")]
     Pit(#[source] kvm_ioctls::Error),
@@ -110,11 +113,42 @@ impl Vm {
     /// Creates the in-kernel PIC, IOAPIC, local APICs and PIT. Must come before the vCPUs.
     pub fn setup_irqchip(&self) -> Result<(), VmError> {
         self.fd.create_irq_chip().map_err(VmError::IrqChip)?;
+        self.mask_pics()?;
         let pit = kvm_pit_config {
             flags: KVM_PIT_SPEAKER_DUMMY,
             ..Default::default()
         };
         self.fd.create_pit2(pit).map_err(VmError::Pit)
+    }
+
+    /// Leaves both 8259 PICs as PC firmware does: initialised (vectors 0x08 and 0x70) with
+    /// every line masked. KVM creates them zeroed (vector base 0, nothing masked) and routes
+    /// ISA lines 0-15 to them as well as to the IOAPIC, and the bootstrap vCPU's LINT0 takes
+    /// ExtINT: a guest that never programs the PICs (under hardware-reduced ACPI Linux does
+    /// not) would take each device interrupt a second time, as CPU exception vectors 0-15. A
+    /// guest that uses the PICs programs them anyway.
+    fn mask_pics(&self) -> Result<(), VmError> {
+        for (chip_id, name, vector_base) in [
+            (KVM_IRQCHIP_PIC_MASTER, "master PIC", 0x08),
+            (KVM_IRQCHIP_PIC_SLAVE, "slave PIC", 0x70),
+        ] {
+            let mut chip = kvm_irqchip {
+                chip_id,
+                ..Default::default()
+            };
+            self.fd
+                .get_irqchip(&mut chip)
+                .map_err(|e| VmError::Pic(name, e))?;
+            // SAFETY: `chip_id` names a PIC, so KVM filled the union's `pic` member, and every
+            // bit pattern is a valid `kvm_pic_state` (plain bytes).
+            let pic = unsafe { &mut chip.chip.pic };
+            pic.imr = 0xff;
+            pic.irq_base = vector_base;
+            self.fd
+                .set_irqchip(&chip)
+                .map_err(|e| VmError::Pic(name, e))?;
+        }
+        Ok(())
     }
 
     /// Reads the interrupt controllers, PIT and clock (vCPUs paused).
@@ -184,5 +218,33 @@ impl Vm {
         self.fd
             .register_irqfd(fd, gsi)
             .map_err(|source| VmError::Irqfd { gsi, source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The interrupt mask and vector base of a PIC.
+    fn pic_mask_and_base(vm: &Vm, chip_id: u32) -> (u8, u8) {
+        let mut chip = kvm_irqchip {
+            chip_id,
+            ..Default::default()
+        };
+        vm.fd.get_irqchip(&mut chip).unwrap();
+        // SAFETY: as in `mask_pics`.
+        let pic = unsafe { chip.chip.pic };
+        (pic.imr, pic.irq_base)
+    }
+
+    #[test]
+    fn the_pics_start_masked_with_the_firmware_vectors() {
+        let Ok(vm) = Vm::new() else {
+            eprintln!("no /dev/kvm: skipped");
+            return;
+        };
+        vm.setup_irqchip().unwrap();
+        assert_eq!(pic_mask_and_base(&vm, KVM_IRQCHIP_PIC_MASTER), (0xff, 0x08));
+        assert_eq!(pic_mask_and_base(&vm, KVM_IRQCHIP_PIC_SLAVE), (0xff, 0x70));
     }
 }
