@@ -264,7 +264,8 @@ launch_and_reach() {
   else
     fail ssh-login "no login to $USERNAME@$PUB within 300 s after authorizing port 22: $(gssh true 2>&1 | tail -n 1)"
   fi
-
+  # The instance runs: the later steps go on (a failed ssh-login was reported above).
+  return 0
 }
 
 # network_checks: the agent's DHCP address, the user-data page, IMDSv2 and v1 refused.
