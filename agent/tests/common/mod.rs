@@ -425,7 +425,8 @@ pub fn vmm_control(agent: &Agent, id: &str, action: &str) -> String {
     line
 }
 
-/// The virtualenv with boto3: `$KEC2_VENV`, else `/var/cache/kec2/venv`; made if missing.
+/// The virtualenv with boto3: `$KEC2_VENV`, else `/var/cache/kec2/venv`; made if missing, with
+/// the boto3 whose botocore (1.44.18) `shapes/` and `wire/` are generated from and tested with.
 pub fn venv_python() -> PathBuf {
     let venv = std::env::var_os("KEC2_VENV")
         .map(PathBuf::from)
@@ -452,7 +453,7 @@ pub fn venv_python() -> PathBuf {
         venv.display()
     );
     let st = Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", "boto3"])
+        .args(["install", "--quiet", "boto3==1.44.18"])
         .status();
     assert!(
         st.is_ok_and(|s| s.success()) && has_boto3(&python),
