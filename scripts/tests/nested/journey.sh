@@ -85,13 +85,14 @@ wait_state() { # STATE [SECONDS]
   return 1
 }
 console_tail() { console | tail -n "${1:-15}" | sed 's/^/    console: /'; }
+vmm_log_tail() { tail -n 5 "$STATE/instances/$IID/vmm.log" 2>/dev/null | sed 's/^/    vmm.log: /'; }
 # not_running_note: when the instance is not running, why (its state reason, the console's and
 # the vmm log's last lines).
 not_running_note() {
   [[ $(state) == running ]] && return 0
   say "the instance is $(state): $(inst .StateReason.Code) $(inst .StateReason.Message)"
   console_tail 20
-  tail -n 5 "$STATE/instances/$IID/vmm.log" 2>/dev/null | sed 's/^/    vmm.log: /'
+  vmm_log_tail
 }
 
 # --- ssh into the guest ---------------------------------------------------------------------
@@ -485,7 +486,7 @@ start_and_wait() {
     return 0
   fi
   fail "$1" "the guest did not boot or take ssh logins within $BOOT_TIMEOUT s (state $(state): $(inst .StateReason.Message))"; console_tail
-  tail -n 5 "$STATE/instances/$IID/vmm.log" 2>/dev/null | sed 's/^/    vmm.log: /'
+  vmm_log_tail
   return 1
 }
 

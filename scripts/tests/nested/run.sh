@@ -94,11 +94,10 @@ if [[ -w /dev/kvm ]] && grep -qwE 'vmx|svm' /proc/cpuinfo; then
   accel=(-accel kvm -cpu host)
   mode="KVM (this host has hardware virtualization)"
 else
-  # thread=multi: one host thread per vCPU. Known flake: once in four runs here L1's 6.12
-  # kernel hit a stale int3 of its own live code patching (static keys flipped as the
-  # netfilter modules load) and panicked ("Oops: int3" in kmem_cache_alloc). thread=single
-  # (KEC2_NESTED_TCG_THREAD=single) should avoid that; its one try so far ran into the L2 root
-  # disk regression (README.md) and says nothing yet.
+  # thread=multi: one host thread per vCPU. With QEMU 7.2 L1's kernel panicked about one run
+  # in four on a stale int3 of its own live code patching ("Oops: int3"); not seen with QEMU
+  # 10, which scripts/install-deps.sh installs. thread=single (KEC2_NESTED_TCG_THREAD=single)
+  # is far slower.
   accel=(-accel "tcg,thread=${KEC2_NESTED_TCG_THREAD:-multi}" -cpu EPYC,+svm,+npt)
   mode="TCG software emulation (thread=${KEC2_NESTED_TCG_THREAD:-multi}) with AMD SVM exposed (no VT-x/AMD-V here)"
 fi

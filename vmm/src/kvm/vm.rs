@@ -225,13 +225,8 @@ impl Vm {
 mod tests {
     use super::*;
 
-    /// The interrupt mask and vector base of a PIC.
-    fn pic_mask_and_base(vm: &Vm, chip_id: u32) -> (u8, u8) {
-        let mut chip = kvm_irqchip {
-            chip_id,
-            ..Default::default()
-        };
-        vm.fd.get_irqchip(&mut chip).unwrap();
+    /// The interrupt mask and vector base of a saved PIC.
+    fn mask_and_base(chip: &kvm_irqchip) -> (u8, u8) {
         // SAFETY: as in `mask_pics`.
         let pic = unsafe { chip.chip.pic };
         (pic.imr, pic.irq_base)
@@ -244,7 +239,8 @@ mod tests {
             return;
         };
         vm.setup_irqchip().unwrap();
-        assert_eq!(pic_mask_and_base(&vm, KVM_IRQCHIP_PIC_MASTER), (0xff, 0x08));
-        assert_eq!(pic_mask_and_base(&vm, KVM_IRQCHIP_PIC_SLAVE), (0xff, 0x70));
+        let state = vm.save_state().unwrap();
+        assert_eq!(mask_and_base(&state.pic_master), (0xff, 0x08));
+        assert_eq!(mask_and_base(&state.pic_slave), (0xff, 0x70));
     }
 }

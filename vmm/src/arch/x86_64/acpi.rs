@@ -48,7 +48,8 @@ fn align(n: usize) -> usize {
     n.div_ceil(ALIGN) * ALIGN
 }
 
-fn aml_bytes(object: &dyn Aml) -> Vec<u8> {
+/// The AML (or table) bytes of `object`.
+pub(super) fn aml_bytes(object: &dyn Aml) -> Vec<u8> {
     let mut bytes = Vec::new();
     object.to_aml_bytes(&mut bytes);
     bytes
