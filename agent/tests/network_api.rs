@@ -388,7 +388,7 @@ fn security_group_rules_are_checked() {
             ("IpPermissions.1.IpProtocol", "tcp"),
             ("IpPermissions.1.FromPort", "443"),
             ("IpPermissions.1.ToPort", "443"),
-            ("IpPermissions.1.UserIdGroupPairs.1.GroupId", user.as_str()),
+            ("IpPermissions.1.Groups.1.GroupId", user.as_str()),
         ],
     );
     expect_code(

@@ -46,7 +46,8 @@ def generate(shapes_dir, out_dir):
         ops = entry.get("operations", [])
         if len(set(ops)) != len(ops):
             die(f"{name}: an operation is listed twice in operations.toml")
-        services.append(Service(name, entry.get("module", name.replace("-", "_")), ops))
+        module = entry.get("module", name.replace("-", "_"))
+        services.append(Service(name, module, ops, entry.get("extensions")))
     files = {"BOTOCORE_VERSION": BOTOCORE_VERSION + "\n",
              "src/services.rs": services_code(services)}
     for s in services:

@@ -26,10 +26,29 @@ SCALARS = {
 }
 
 
+def with_extensions(model, extensions):
+    """The model with kec2's own members added to its structures: `{shape: {member: type}}`,
+    each type a shape of the model (`String`). An extension never replaces a member."""
+    for shape_name, members in extensions.items():
+        shape = model["shapes"].get(shape_name)
+        if shape is None or shape["type"] != "structure":
+            die(f"extension of {shape_name}: not a structure of the model")
+        for member, target in members.items():
+            if member in shape["members"]:
+                die(f"extension {shape_name}.{member}: the model has that member already")
+            if target not in model["shapes"]:
+                die(f"extension {shape_name}.{member}: no shape {target} in the model")
+            shape["members"][member] = {
+                "shape": target,
+                "documentation": "kec2's own member (not in AWS's model).",
+            }
+    return model
+
+
 class Service:
-    def __init__(self, name, module, operations):
+    def __init__(self, name, module, operations, extensions=None):
         self.name, self.module, self.operations = name, module, operations
-        model = load_model(name)
+        model = with_extensions(load_model(name), extensions or {})
         missing = [o for o in operations if o not in model["operations"]]
         if missing:
             die(f"{name}: not in botocore's model: {', '.join(missing)}")

@@ -63,7 +63,7 @@ fn coral_message(e: &ValidationError) -> String {
         Kind::NotInEnum { allowed, .. } => {
             format!(
                 "Member must satisfy enum value set: [{}]",
-                allowed.join(", ")
+                crate::validate::enum_list(allowed)
             )
         }
         kind => format!("Member {kind}"),
@@ -93,6 +93,11 @@ pub fn decode(model: &ServiceModel, protocol: Protocol, e: &DecodeError) -> Serv
             format!("The request is not a valid form: {f}"),
         ),
         DecodeError::Doc(d) => ServiceError::new("SerializationException", crate::error_chain(d)),
+        // EC2 names it as any other missing parameter.
+        DecodeError::MissingAction if protocol == Protocol::Ec2 => ServiceError::new(
+            "MissingParameter",
+            "The request must contain the parameter Action",
+        ),
         DecodeError::MissingAction => ServiceError::new(
             "MissingAction",
             "The request must contain the parameter Action",

@@ -85,6 +85,22 @@ fn bounds(min: Option<f64>, max: Option<f64>) -> String {
     }
 }
 
+/// The most allowed values an error lists (EC2's `InstanceType` has over 1,400).
+pub const MAX_LISTED_VALUES: usize = 20;
+
+/// The allowed values, `, `-separated; past [`MAX_LISTED_VALUES`], the first ones and how
+/// many there are in all.
+pub fn enum_list(allowed: &[String]) -> String {
+    if allowed.len() <= MAX_LISTED_VALUES {
+        return allowed.join(", ");
+    }
+    format!(
+        "{}, ... ({} values in all)",
+        allowed[..MAX_LISTED_VALUES].join(", "),
+        allowed.len()
+    )
+}
+
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -92,7 +108,7 @@ impl fmt::Display for Kind {
             Self::Unknown => f.write_str("is not a parameter of this operation"),
             Self::WrongType { expected } => write!(f, "must be {expected}"),
             Self::NotInEnum { value, allowed } => {
-                write!(f, "'{value}' is not one of: {}", allowed.join(", "))
+                write!(f, "'{value}' is not one of: {}", enum_list(allowed))
             }
             Self::OutOfRange { value, min, max } => {
                 write!(f, "{value} must be {}", bounds(*min, *max))

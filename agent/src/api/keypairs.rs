@@ -1,8 +1,11 @@
 //! Key-pair actions: CreateKeyPair (ed25519, RSA), ImportKeyPair, DescribeKeyPairs,
 //! DeleteKeyPair. Private keys are returned once and never stored.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
+use shapes::ec2::{
+    CreateKeyPairRequest, DeleteKeyPairRequest, DeleteKeyPairResult, DescribeKeyPairsRequest,
+    DescribeKeyPairsResult, ImportKeyPairRequest, ImportKeyPairResult, KeyFormat, KeyPair,
+    KeyPairInfo, KeyType,
+};
 use ssh_key::private::RsaKeypair;
 use ssh_key::rand_core::OsRng;
 use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey};
@@ -10,12 +13,14 @@ use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey};
 use super::Call;
 use super::errors::ApiError;
 use super::filters::filters_match;
-use super::xml::Xml;
+use super::typed::{self, tag_set};
 use crate::state::keypairs::{self, KeyPairRow};
 use crate::state::{new_id, now_iso, tags};
 
-fn key_name(c: &Call<'_>) -> Result<String, ApiError> {
-    let name = c.p.required("KeyName")?;
+fn key_name(name: &str) -> Result<String, ApiError> {
+    if name.is_empty() {
+        return Err(ApiError::missing("KeyName"));
+    }
     if name.len() > 255 || !name.is_ascii() {
         return Err(ApiError::invalid(
             "KeyName",
@@ -30,8 +35,12 @@ fn fingerprint(public: &PublicKey) -> String {
 }
 
 /// Stores a new key pair (refusing a taken name) with its tags.
-fn store(c: &Call<'_>, row: &KeyPairRow) -> Result<Vec<(String, String)>, ApiError> {
-    let tag_list = c.p.tag_specifications("key-pair")?;
+fn store(
+    c: &Call<'_>,
+    row: &KeyPairRow,
+    specs: Option<&[shapes::ec2::TagSpecification]>,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let tag_list = typed::tag_specifications(specs, "key-pair")?;
     let mut conn = c.st.db.lock();
     let tx = conn.transaction()?;
     if keypairs::by_name(&tx, &row.name)?.is_some() {
@@ -48,20 +57,14 @@ fn store(c: &Call<'_>, row: &KeyPairRow) -> Result<Vec<(String, String)>, ApiErr
 
 /// CreateKeyPair: `KeyType` `rsa` (default) or `ed25519`; `KeyFormat` `pem`. Key generation
 /// (slow for RSA) runs on the blocking pool, not on the API's workers.
-pub async fn create(c: &Call<'_>) -> Result<String, ApiError> {
-    let name = key_name(c)?;
-    let (key_type, algorithm) = match c.p.get("KeyType").unwrap_or("rsa") {
-        "rsa" => ("rsa", Algorithm::Rsa { hash: None }),
-        "ed25519" => ("ed25519", Algorithm::Ed25519),
-        other => {
-            return Err(ApiError::invalid(
-                "KeyType",
-                format!("'{other}' is not one of: rsa, ed25519"),
-            ));
-        }
+pub async fn create(c: &Call<'_>, input: CreateKeyPairRequest) -> Result<KeyPair, ApiError> {
+    let name = key_name(&input.key_name)?;
+    let (key_type, algorithm) = match input.key_type.unwrap_or(KeyType::Rsa) {
+        KeyType::Rsa => ("rsa", Algorithm::Rsa { hash: None }),
+        KeyType::Ed25519 => ("ed25519", Algorithm::Ed25519),
     };
-    if let Some(f) = c.p.get("KeyFormat")
-        && f != "pem"
+    if let Some(f) = input.key_format
+        && f != KeyFormat::Pem
     {
         return Err(ApiError::invalid(
             "KeyFormat",
@@ -99,30 +102,26 @@ pub async fn create(c: &Call<'_>) -> Result<String, ApiError> {
         public_key: public.to_openssh().map_err(|e| ApiError::internal(&e))?,
         created: now_iso(),
     };
-    let tag_list = store(c, &row)?;
-    let mut x = Xml::response("CreateKeyPair", c.request_id);
-    x.leaf("keyName", &row.name)
-        .leaf("keyFingerprint", &row.fingerprint)
-        .leaf("keyMaterial", material.as_str())
-        .leaf("keyPairId", &row.id);
-    if !tag_list.is_empty() {
-        x.tag_set(&tag_list);
-    }
-    Ok(x.finish())
+    let tag_list = store(c, &row, input.tag_specifications.as_deref())?;
+    Ok(KeyPair {
+        key_pair_id: Some(row.id),
+        tags: tag_set(&tag_list),
+        key_name: Some(row.name),
+        key_fingerprint: Some(row.fingerprint),
+        key_material: Some(material.to_string()),
+    })
 }
 
-/// ImportKeyPair: `PublicKeyMaterial` is a base64-encoded OpenSSH public key line.
-pub fn import(c: &Call<'_>) -> Result<String, ApiError> {
-    let name = key_name(c)?;
-    let material = c.p.required("PublicKeyMaterial")?;
+/// ImportKeyPair: `PublicKeyMaterial` is an OpenSSH public key line (base64 on the wire).
+pub fn import(c: &Call<'_>, input: ImportKeyPairRequest) -> Result<ImportKeyPairResult, ApiError> {
+    let name = key_name(&input.key_name)?;
     let invalid = || {
         ApiError::new(
             "InvalidKey.Format",
             "Key is not in valid OpenSSH public key format (ssh-ed25519 or ssh-rsa, base64-encoded)",
         )
     };
-    let decoded = B64.decode(material.trim()).map_err(|_| invalid())?;
-    let line = String::from_utf8(decoded).map_err(|_| invalid())?;
+    let line = String::from_utf8(input.public_key_material.0).map_err(|_| invalid())?;
     let public = PublicKey::from_openssh(line.trim()).map_err(|_| invalid())?;
     let key_type = match public.algorithm() {
         Algorithm::Ed25519 => "ed25519",
@@ -137,24 +136,25 @@ pub fn import(c: &Call<'_>) -> Result<String, ApiError> {
         public_key: public.to_openssh().map_err(|_| invalid())?,
         created: now_iso(),
     };
-    let tag_list = store(c, &row)?;
-    let mut x = Xml::response("ImportKeyPair", c.request_id);
-    x.leaf("keyFingerprint", &row.fingerprint)
-        .leaf("keyName", &row.name)
-        .leaf("keyPairId", &row.id);
-    if !tag_list.is_empty() {
-        x.tag_set(&tag_list);
-    }
-    Ok(x.finish())
+    let tag_list = store(c, &row, input.tag_specifications.as_deref())?;
+    Ok(ImportKeyPairResult {
+        key_fingerprint: Some(row.fingerprint),
+        key_name: Some(row.name),
+        key_pair_id: Some(row.id),
+        tags: tag_set(&tag_list),
+    })
 }
 
 /// DescribeKeyPairs: `KeyName.N`, `KeyPairId.N`, filters `key-name`, `key-pair-id`,
 /// `fingerprint`, `key-type`, `tag:KEY`, `tag-key`.
-pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
-    let names = c.p.list("KeyName");
-    let ids = c.p.list("KeyPairId");
-    let filters = c.p.filters()?;
-    let with_public = c.p.bool("IncludePublicKey")?;
+pub fn describe(
+    c: &Call<'_>,
+    input: DescribeKeyPairsRequest,
+) -> Result<DescribeKeyPairsResult, ApiError> {
+    let names = input.key_names.unwrap_or_default();
+    let ids = input.key_pair_ids.unwrap_or_default();
+    let filters = typed::filters(input.filters.as_deref())?;
+    let with_public = input.include_public_key.unwrap_or(false);
     let (rows, tag_map) = {
         let conn = c.st.db.lock();
         let rows = keypairs::all(&conn)?;
@@ -178,8 +178,7 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
             ));
         }
     }
-    let mut x = Xml::response("DescribeKeyPairs", c.request_id);
-    x.open("keySet");
+    let mut key_pairs = Vec::new();
     for r in &rows {
         if (!names.is_empty() && !names.contains(&r.name))
             || (!ids.is_empty() && !ids.contains(&r.id))
@@ -205,28 +204,25 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
         if !keep {
             continue;
         }
-        x.open("item")
-            .leaf("keyPairId", &r.id)
-            .leaf("keyType", &r.key_type)
-            .leaf("keyName", &r.name)
-            .leaf("keyFingerprint", &r.fingerprint)
-            .leaf("createTime", &r.created);
-        if with_public {
-            x.leaf("publicKey", &r.public_key);
-        }
-        if !t.is_empty() {
-            x.tag_set(t);
-        }
-        x.close("item");
+        key_pairs.push(KeyPairInfo {
+            key_pair_id: Some(r.id.clone()),
+            key_type: KeyType::from_wire(&r.key_type),
+            tags: tag_set(t),
+            public_key: with_public.then(|| r.public_key.clone()),
+            create_time: typed::time(&r.created),
+            key_name: Some(r.name.clone()),
+            key_fingerprint: Some(r.fingerprint.clone()),
+        });
     }
-    x.close("keySet");
-    Ok(x.finish())
+    Ok(DescribeKeyPairsResult {
+        key_pairs: Some(key_pairs),
+    })
 }
 
 /// DeleteKeyPair by `KeyName` or `KeyPairId` (an unknown name succeeds, as on EC2).
-pub fn delete(c: &Call<'_>) -> Result<String, ApiError> {
+pub fn delete(c: &Call<'_>, input: DeleteKeyPairRequest) -> Result<DeleteKeyPairResult, ApiError> {
     let conn = c.st.db.lock();
-    let row = match (c.p.get("KeyName"), c.p.get("KeyPairId")) {
+    let row = match (input.key_name.as_deref(), input.key_pair_id.as_deref()) {
         (Some(n), _) => keypairs::by_name(&conn, n)?,
         (None, Some(id)) => Some(keypairs::by_id(&conn, id)?.ok_or_else(|| {
             ApiError::new(
@@ -239,8 +235,8 @@ pub fn delete(c: &Call<'_>) -> Result<String, ApiError> {
     if let Some(r) = &row {
         keypairs::delete(&conn, &r.id)?;
     }
-    let mut x = Xml::response("DeleteKeyPair", c.request_id);
-    x.leaf("return", "true");
-    x.leaf_opt("keyPairId", row.map(|r| r.id));
-    Ok(x.finish())
+    Ok(DeleteKeyPairResult {
+        return_: Some(true),
+        key_pair_id: row.map(|r| r.id),
+    })
 }

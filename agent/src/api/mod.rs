@@ -1,11 +1,14 @@
-//! The EC2 Query API: the HTTP server, authentication, parameters, XML, and one module per
-//! resource family.
+//! The agent's API endpoint: the HTTP server, the front every service shares (SigV4,
+//! routing, model validation and encoding through `wire`), and per service its handlers: EC2
+//! (one module per resource family), STS and CloudWatch.
 
 pub mod addresses;
 pub mod attributes;
 pub mod block_devices;
+pub mod cloudwatch;
 pub mod errors;
 pub mod filters;
+pub mod front;
 #[cfg(test)]
 mod fuzz;
 pub mod image_devices;
@@ -22,9 +25,10 @@ pub mod render;
 pub mod security_groups;
 pub mod server;
 pub mod sg_permissions;
-pub mod sigv4;
 pub mod snapshots;
+pub mod sts;
 pub mod tags;
+pub mod typed;
 pub mod types;
 pub mod volumes;
 pub mod vpcs;
@@ -73,7 +77,17 @@ pub struct Call<'a> {
     pub request_id: &'a str,
 }
 
-/// Every action served, for `InvalidAction` and DryRun.
+/// What a handler answers: an operation's output as the `wire` layer's Value (encoded in
+/// the request's protocol), or, from an EC2 handler not yet on typed shapes, its XML.
+#[derive(Debug)]
+pub enum Reply {
+    /// The output, a Value of the operation's output shape.
+    Output(serde_json::Value),
+    /// A whole EC2 response document.
+    Xml(String),
+}
+
+/// Every EC2 action served, for `InvalidAction` and DryRun.
 pub const ACTIONS: &[&str] = &[
     "RunInstances",
     "DescribeInstances",
@@ -140,6 +154,57 @@ pub const ACTIONS: &[&str] = &[
     "CreateImage",
 ];
 
+/// Runs one EC2 action, its input checked against the model already.
+pub async fn dispatch_ec2(
+    action: &str,
+    c: &Call<'_>,
+    input: serde_json::Value,
+) -> Result<Reply, ApiError> {
+    if !ACTIONS.contains(&action) {
+        return Err(front::not_served(action));
+    }
+    if c.p.bool("DryRun")? {
+        return Err(ApiError::new(
+            "DryRunOperation",
+            "Request would have succeeded, but DryRun flag is set.",
+        )
+        .with_status(412));
+    }
+    if let Some(reply) = dispatch_typed(action, c, input).await? {
+        return Ok(reply);
+    }
+    dispatch(action, c).await.map(Reply::Xml)
+}
+
+/// Runs `$op`'s handler `$handler(c, typed input)` (awaited when marked `async`) and gives
+/// its typed output to the wire layer.
+macro_rules! typed_op {
+    ($op:ident, $c:expr, $input:expr, async $handler:path) => {{
+        let input = front::input::<shapes::ec2::ops::$op>($input)?;
+        front::output::<shapes::ec2::ops::$op>(&$handler($c, input).await?)
+    }};
+    ($op:ident, $c:expr, $input:expr, $handler:path) => {{
+        let input = front::input::<shapes::ec2::ops::$op>($input)?;
+        front::output::<shapes::ec2::ops::$op>(&$handler($c, input)?)
+    }};
+}
+
+/// Runs an action whose handler takes typed input and gives typed output; `None` for the
+/// others.
+async fn dispatch_typed(
+    action: &str,
+    c: &Call<'_>,
+    input: serde_json::Value,
+) -> Result<Option<Reply>, ApiError> {
+    Ok(Some(match action {
+        "CreateKeyPair" => typed_op!(CreateKeyPair, c, input, async keypairs::create)?,
+        "ImportKeyPair" => typed_op!(ImportKeyPair, c, input, keypairs::import)?,
+        "DescribeKeyPairs" => typed_op!(DescribeKeyPairs, c, input, keypairs::describe)?,
+        "DeleteKeyPair" => typed_op!(DeleteKeyPair, c, input, keypairs::delete)?,
+        _ => return Ok(None),
+    }))
+}
+
 /// Runs one action and returns its XML. The listing actions, which can take milliseconds
 /// over many rows, run with `block_in_place` so they do not hold up other requests.
 pub async fn dispatch(action: &str, c: &Call<'_>) -> Result<String, ApiError> {
@@ -159,10 +224,6 @@ pub async fn dispatch(action: &str, c: &Call<'_>) -> Result<String, ApiError> {
         "RegisterImage" => images::register(c),
         "DescribeImages" => tokio::task::block_in_place(|| images::describe(c)),
         "DeregisterImage" => images::deregister(c),
-        "CreateKeyPair" => keypairs::create(c).await,
-        "ImportKeyPair" => keypairs::import(c),
-        "DescribeKeyPairs" => keypairs::describe(c),
-        "DeleteKeyPair" => keypairs::delete(c),
         "CreateTags" => tags::create(c),
         "DeleteTags" => tags::delete(c),
         "DescribeTags" => tokio::task::block_in_place(|| tags::describe(c)),

@@ -1,5 +1,5 @@
 //! Security-group permissions as requests give them: `IpPermissions.N` (with `IpRanges`,
-//! `Groups`/`UserIdGroupPairs`) or the flat legacy form, checked (protocols, ports, ICMP
+//! `Groups`) or the flat legacy form, checked (protocols, ports, ICMP
 //! types, CIDRs, peer groups of the same VPC) and turned into rule rows.
 
 use std::collections::BTreeSet;
@@ -302,7 +302,7 @@ pub fn requested_rules(
             let d = description(c, &format!("{f}Description"))?;
             out.push(rule(proto, range, Some(block), None, d));
         }
-        for pairs in ["Groups", "UserIdGroupPairs"] {
+        for pairs in ["Groups"] {
             for m in indices(c, &format!("{prefix}{pairs}")) {
                 let f = format!("{prefix}{pairs}.{m}.");
                 let id = c.p.get(&format!("{f}GroupId"));

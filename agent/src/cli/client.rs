@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use crate::api::sigv4;
 use crate::credentials::Credentials;
 
 /// Errors of one API call.
@@ -74,14 +73,13 @@ impl Client {
         let mut body = format!("Action={action}&Version={}", crate::api::VERSION);
         for (k, v) in params {
             body.push('&');
-            body.push_str(&sigv4::uri_encode(k));
+            body.push_str(&wire::sigv4::uri_encode(k, false));
             body.push('=');
-            body.push_str(&sigv4::uri_encode(v));
+            body.push_str(&wire::sigv4::uri_encode(v, false));
         }
-        let headers = sigv4::sign_post(
+        let headers = sign_post(
             &self.creds.access_key,
             &self.creds.secret_key,
-            crate::api::REGION,
             &self.host,
             &self.path,
             body.as_bytes(),
@@ -130,4 +128,33 @@ impl Client {
             }),
         }
     }
+}
+
+/// The headers of a form POST to EC2 on `host` + `path`, signed at `now`: `content-type`,
+/// `host`, `x-amz-date` and `authorization`.
+pub fn sign_post(
+    access_key: &str,
+    secret: &str,
+    host: &str,
+    path: &str,
+    body: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<(String, String)> {
+    let mut headers = vec![
+        (
+            "content-type".to_string(),
+            "application/x-www-form-urlencoded; charset=utf-8".to_string(),
+        ),
+        ("host".to_string(), host.to_string()),
+    ];
+    let req = wire::HttpRequest {
+        method: "POST",
+        path,
+        query: "",
+        headers: &headers,
+        body,
+    };
+    let signed = wire::sigv4::sign(&req, access_key, secret, crate::api::REGION, "ec2", now);
+    headers.extend(signed);
+    headers
 }

@@ -330,6 +330,22 @@ fn write_private_key(path: &Path, material: &str) -> Result<(), CliError> {
     f.write_all(material.as_bytes()).map_err(io)
 }
 
+/// The `name` of the image manifest at `path`.
+fn manifest_name(path: &Path) -> Result<String, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    serde_json::from_str::<crate::api::images::Manifest>(&text)
+        .map(|m| m.name)
+        .map_err(|e| {
+            CliError::Input(format!(
+                "{} is not an image manifest ({e}): give --name",
+                path.display()
+            ))
+        })
+}
+
 fn register_image(cli: &Cli, c: &Client) -> Result<(), CliError> {
     let Command::RegisterImage {
         manifest,
@@ -365,7 +381,17 @@ fn register_image(cli: &Cli, c: &Client) -> Result<(), CliError> {
             p.push((k.to_string(), v.clone()));
         }
     };
-    opt(&mut p, "Name", name);
+    // EC2 requires a name; an image from a manifest is named as the manifest names it.
+    let name = match (name, manifest) {
+        (Some(n), _) => n.clone(),
+        (None, Some(m)) => manifest_name(m)?,
+        (None, None) => {
+            return Err(CliError::Input(
+                "register-image needs --name with --kernel".into(),
+            ));
+        }
+    };
+    p.push(("Name".into(), name));
     opt(&mut p, "BootArgs", boot_args);
     opt(&mut p, "EntryMode", entry);
     opt(&mut p, "Description", description);

@@ -8,7 +8,7 @@ mod limits;
 
 use std::time::Duration;
 
-use agent::api::sigv4;
+use agent::cli::client::sign_post;
 use common::Agent;
 
 /// Sends a raw POST signed with `creds` (optionally tampered with); returns (status, body).
@@ -19,10 +19,9 @@ pub(crate) fn raw(
 ) -> (u16, String) {
     let creds = agent.credentials();
     let host = agent.endpoint.trim_start_matches("http://").to_string();
-    let mut headers = sigv4::sign_post(
+    let mut headers = sign_post(
         &creds.access_key,
         &creds.secret_key,
-        "local-1",
         &host,
         "/",
         body,
@@ -384,10 +383,9 @@ fn every_error_code_and_nothing_changes() {
     // A signature over a different body.
     let creds = agent.credentials();
     let host = agent.endpoint.trim_start_matches("http://").to_string();
-    let other = sigv4::sign_post(
+    let other = sign_post(
         &creds.access_key,
         &creds.secret_key,
-        "local-1",
         &host,
         "/",
         b"Action=DescribeInstances",
@@ -413,10 +411,9 @@ fn every_error_code_and_nothing_changes() {
     });
     assert_eq!((status, code_of(&body).as_str()), (401, "AuthFailure"));
     // Signed an hour ago.
-    let old = sigv4::sign_post(
+    let old = sign_post(
         &creds.access_key,
         &creds.secret_key,
-        "local-1",
         &host,
         "/",
         &body_t,

@@ -425,8 +425,9 @@ pub fn vmm_control(agent: &Agent, id: &str, action: &str) -> String {
     line
 }
 
-/// The virtualenv with boto3: `$KEC2_VENV`, else `/var/cache/kec2/venv`; made if missing, with
-/// the boto3 whose botocore (1.44.18) `shapes/` and `wire/` are generated from and tested with.
+/// The virtualenv with boto3 and the `aws` CLI: `$KEC2_VENV`, else `/var/cache/kec2/venv`;
+/// made if missing, with the boto3 whose botocore (1.44.18) `shapes/` and `wire/` are
+/// generated from and tested with, and an `aws` CLI that runs on that botocore.
 pub fn venv_python() -> PathBuf {
     let venv = std::env::var_os("KEC2_VENV")
         .map(PathBuf::from)
@@ -438,7 +439,7 @@ pub fn venv_python() -> PathBuf {
             .status()
             .is_ok_and(|s| s.success())
     };
-    if python.exists() && has_boto3(&python) {
+    if python.exists() && has_boto3(&python) && venv.join("bin/aws").exists() {
         return python;
     }
     std::fs::create_dir_all(venv.parent().unwrap()).expect("cannot create the venv's parent dir");
@@ -453,7 +454,7 @@ pub fn venv_python() -> PathBuf {
         venv.display()
     );
     let st = Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", "boto3==1.44.18"])
+        .args(["install", "--quiet", "boto3==1.44.18", "awscli==1.46.3"])
         .status();
     assert!(
         st.is_ok_and(|s| s.success()) && has_boto3(&python),

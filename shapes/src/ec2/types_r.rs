@@ -139,6 +139,21 @@ pub struct RegisterImageRequest {
     #[serde(rename = "EnaSupport")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ena_support: Option<bool>,
+    #[serde(rename = "KernelPath")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_path: Option<String>,
+    #[serde(rename = "InitrdPath")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initrd_path: Option<String>,
+    #[serde(rename = "RootVolumePath")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_volume_path: Option<String>,
+    #[serde(rename = "BootArgs")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_args: Option<String>,
+    #[serde(rename = "EntryMode")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_mode: Option<String>,
 }
 
 /// Contains the output of RegisterImage.
