@@ -117,6 +117,100 @@ pub fn tag_specifications(
         .unwrap_or_default())
 }
 
+/// A page of a Describe action's answer, from its `MaxResults` and `NextToken`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// How many items at most; `None` when the caller asked for no pages.
+    pub max: Option<usize>,
+    /// The key of the last item of the previous page.
+    after: Option<String>,
+}
+
+const TOKEN_PREFIX: &str = "kec2-page:";
+
+impl Page {
+    /// Reads `MaxResults` (within `min..=max`, as the action documents) and `NextToken` (a
+    /// token this agent gave).
+    pub fn new(
+        max_results: Option<i32>,
+        next_token: Option<&str>,
+        min: i32,
+        max: i32,
+    ) -> Result<Self, ApiError> {
+        if let Some(n) = max_results
+            && !(min..=max).contains(&n)
+        {
+            return Err(ApiError::invalid(
+                "MaxResults",
+                format!("'{n}' is not an integer from {min} to {max}"),
+            ));
+        }
+        let after = match next_token {
+            None | Some("") => None,
+            Some(t) => Some(decode_token(t).ok_or_else(|| {
+                ApiError::invalid(
+                    "NextToken",
+                    format!(
+                        "'{}' is not a token this agent gave",
+                        t.chars().take(100).collect::<String>()
+                    ),
+                )
+            })?),
+        };
+        Ok(Self {
+            max: max_results.map(|n| n as usize),
+            after,
+        })
+    }
+
+    /// Whether the caller asked for pages.
+    pub fn requested(&self) -> bool {
+        self.max.is_some() || self.after.is_some()
+    }
+
+    /// The page of `items`, and the token of the next page if there is one. Paged answers
+    /// are in the order of `key` (ids), so that a page boundary stays put whatever is created
+    /// or deleted in between; unpaged ones keep the order given.
+    pub fn apply<T>(
+        &self,
+        mut items: Vec<T>,
+        key: impl Fn(&T) -> &str,
+    ) -> (Vec<T>, Option<String>) {
+        if !self.requested() {
+            return (items, None);
+        }
+        items.sort_by(|a, b| key(a).cmp(key(b)));
+        if let Some(after) = &self.after {
+            let start = items.partition_point(|i| key(i) <= after.as_str());
+            items.drain(..start);
+        }
+        let next = match self.max {
+            Some(max) if items.len() > max => {
+                items.truncate(max);
+                items.last().map(|i| encode_token(key(i)))
+            }
+            _ => None,
+        };
+        (items, next)
+    }
+}
+
+fn encode_token(key: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{TOKEN_PREFIX}{key}"))
+}
+
+fn decode_token(token: &str) -> Option<String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()?;
+    String::from_utf8(bytes)
+        .ok()?
+        .strip_prefix(TOKEN_PREFIX)
+        .map(str::to_string)
+}
+
 /// A resource's tags as an output's `tagSet`: left out when there are none.
 pub fn tag_set(tags: &[(String, String)]) -> Option<Vec<ec2::Tag>> {
     (!tags.is_empty()).then(|| {
@@ -157,6 +251,30 @@ mod tests {
         assert_eq!(e.code, "FilterLimitExceeded");
         let e = filters(Some(&[f(Some("a"), MAX_FILTER_VALUES + 1)])).unwrap_err();
         assert_eq!(e.code, "FilterLimitExceeded");
+    }
+
+    #[test]
+    fn pages_follow_the_ids_and_survive_deletions() {
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let all = ids(&["vol-c", "vol-a", "vol-d", "vol-b"]);
+        let unpaged = Page::new(None, None, 5, 1000).unwrap();
+        assert_eq!(unpaged.apply(all.clone(), |s| s), (all.clone(), None));
+        let first = Page::new(Some(2), None, 1, 1000).unwrap();
+        let (page, token) = first.apply(all.clone(), |s| s);
+        assert_eq!(page, ids(&["vol-a", "vol-b"]));
+        let token = token.unwrap();
+        // vol-b is deleted before the next page is asked for.
+        let rest = ids(&["vol-c", "vol-a", "vol-d"]);
+        let second = Page::new(Some(2), Some(&token), 1, 1000).unwrap();
+        assert_eq!(second.apply(rest, |s| s), (ids(&["vol-c", "vol-d"]), None));
+        assert_eq!(
+            Page::new(Some(0), None, 5, 1000).unwrap_err().code,
+            "InvalidParameterValue"
+        );
+        assert_eq!(
+            Page::new(None, Some("forged"), 5, 1000).unwrap_err().code,
+            "InvalidParameterValue"
+        );
     }
 
     #[test]
