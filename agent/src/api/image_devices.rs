@@ -5,12 +5,14 @@
 use std::collections::HashMap;
 
 use rusqlite::Connection;
+use shapes::ec2;
 
 use super::Call;
-use super::block_devices::{Mapping, bad_mapping, mapped_spec, mappings};
+use super::block_devices::{Mapping, bad_mapping, mapped_spec};
 use super::errors::ApiError;
-use super::volumes::{snapshot_not_found, valid_data_device};
-use super::xml::Xml;
+use super::volumes::{
+    check_snapshot_id, count, int32, snapshot_not_found, storage_type, valid_data_device,
+};
 use crate::compute::disks::ROOT_DEVICE;
 use crate::state::images::{ImageDevice, ImageRow};
 use crate::state::snapshots::{self, SnapshotRow};
@@ -72,12 +74,69 @@ fn registered_device(
     })
 }
 
+/// The most mappings one request may carry; later ones are ignored.
+const MAX_MAPPINGS: usize = 64;
+
+/// The typed `BlockDeviceMapping.N` of a request, checked for form as RunInstances checks
+/// its own.
+fn mappings(given: Option<&[ec2::BlockDeviceMapping]>) -> Result<Vec<Mapping>, ApiError> {
+    let mut out: Vec<Mapping> = Vec::new();
+    for (i, m) in given
+        .unwrap_or_default()
+        .iter()
+        .take(MAX_MAPPINGS)
+        .enumerate()
+    {
+        let n = i + 1;
+        let key = |k: &str| format!("BlockDeviceMapping.{n}.{k}");
+        let ebs = m.ebs.clone().unwrap_or_default();
+        let Some(device) = m.device_name.as_deref() else {
+            if ebs.volume_size.is_some() || m.no_device.is_some() {
+                return Err(ApiError::missing(&key("DeviceName")));
+            }
+            continue;
+        };
+        if out.iter().any(|m| m.device == device) {
+            return Err(bad_mapping(format!(
+                "The device name {device} is mapped twice"
+            )));
+        }
+        if let Some(s) = &ebs.snapshot_id {
+            check_snapshot_id(s)?;
+        }
+        if ebs.encrypted.unwrap_or(false) {
+            return Err(ApiError::invalid(
+                &key("Ebs.Encrypted"),
+                "encrypted volumes are not supported by this agent",
+            ));
+        }
+        out.push(Mapping {
+            device: device.to_string(),
+            no_device: m.no_device.is_some(),
+            snapshot: ebs.snapshot_id.clone(),
+            size: count(&key("Ebs.VolumeSize"), ebs.volume_size)?,
+            kind: ebs
+                .volume_type
+                .map(|t| storage_type(&key("Ebs.VolumeType"), t))
+                .transpose()?,
+            iops: count(&key("Ebs.Iops"), ebs.iops)?,
+            throughput: count(&key("Ebs.Throughput"), ebs.throughput)?,
+            delete_on_termination: ebs.delete_on_termination,
+        });
+    }
+    Ok(out)
+}
+
 /// RegisterImage's `BlockDeviceMapping.N`: the root snapshot (the mapping of
 /// `RootDeviceName`, default `/dev/xvda`, recorded as `/dev/xvda`) and every device, each
 /// from an existing snapshot or empty with a size. `NoDevice` mappings are left out.
-pub fn register_devices(c: &Call<'_>) -> Result<(Option<String>, Vec<ImageDevice>), ApiError> {
-    let root = c.p.get("RootDeviceName").unwrap_or(ROOT_DEVICE);
-    let maps = mappings(c)?;
+pub fn register_devices(
+    c: &Call<'_>,
+    root_device_name: Option<&str>,
+    given: Option<&[ec2::BlockDeviceMapping]>,
+) -> Result<(Option<String>, Vec<ImageDevice>), ApiError> {
+    let root = root_device_name.unwrap_or(ROOT_DEVICE);
+    let maps = mappings(given)?;
     let conn = c.st.db.lock();
     let mut root_snapshot = None;
     let mut out = Vec::new();
@@ -154,25 +213,26 @@ pub fn image_state(
 /// An image's `blockDeviceMapping`: its recorded devices, or for an image registered from
 /// files, its root-volume file.
 pub fn image_mapping(
-    x: &mut Xml,
     image: &ImageRow,
     devices: &[ImageDevice],
     snaps: &HashMap<String, SnapshotRow>,
-) {
-    x.open("blockDeviceMapping");
+) -> Vec<ec2::BlockDeviceMapping> {
+    let mut out = Vec::new();
     let mut item = |d: &ImageDevice| {
-        x.open("item").leaf("deviceName", &d.device).open("ebs");
-        x.leaf_opt("snapshotId", d.snapshot_id.as_ref())
-            .leaf("volumeSize", d.volume_size_gib.to_string())
-            .leaf("deleteOnTermination", d.delete_on_termination.to_string())
-            .leaf("volumeType", &d.volume_type);
-        if let Some(iops) = d.iops {
-            x.leaf("iops", iops.to_string());
-        }
-        if let Some(t) = d.throughput {
-            x.leaf("throughput", t.to_string());
-        }
-        x.leaf("encrypted", "false").close("ebs").close("item");
+        out.push(ec2::BlockDeviceMapping {
+            device_name: Some(d.device.clone()),
+            ebs: Some(ec2::EbsBlockDevice {
+                snapshot_id: d.snapshot_id.clone(),
+                volume_size: Some(int32(d.volume_size_gib)),
+                delete_on_termination: Some(d.delete_on_termination),
+                volume_type: ec2::VolumeType::from_wire(&d.volume_type),
+                iops: d.iops.map(int32),
+                throughput: d.throughput.map(int32),
+                encrypted: Some(false),
+                ..ec2::EbsBlockDevice::default()
+            }),
+            ..ec2::BlockDeviceMapping::default()
+        });
     };
     let has_root = devices.iter().any(|d| d.device == ROOT_DEVICE);
     let legacy_root = match (&image.root_snapshot_id, &image.root_volume) {
@@ -203,5 +263,5 @@ pub fn image_mapping(
     for d in sorted {
         item(d);
     }
-    x.close("blockDeviceMapping");
+    out
 }

@@ -2,10 +2,17 @@
 
 use std::path::{Path, PathBuf};
 
+use shapes::ec2::{
+    ArchitectureValues, DeregisterImageRequest, DeregisterImageResult, DescribeImagesRequest,
+    DescribeImagesResult, DeviceType, HypervisorType, Image, ImageState, ImageTypeValues,
+    RegisterImageRequest, RegisterImageResult, VirtualizationType,
+};
+
 use super::errors::ApiError;
 use super::filters::filters_match;
 use super::instances::well_formed_id;
-use super::xml::Xml;
+use super::typed::{self, Page, tag_set};
+use super::volumes::given;
 use super::{Call, image_devices};
 use crate::state::images::{self, ImageRow};
 use crate::state::{new_id, now_iso, tags};
@@ -70,9 +77,11 @@ fn relative_to(dir: &Path, file: &str) -> String {
 
 /// RegisterImage: from `ImageLocation` (a manifest.json) or from `KernelPath`, `InitrdPath`,
 /// `RootVolumePath`, `BootArgs`, `EntryMode` and `Architecture`.
-pub fn register(c: &Call<'_>) -> Result<String, ApiError> {
-    let p = c.p;
-    let manifest = match p.get("ImageLocation") {
+pub fn register(
+    c: &Call<'_>,
+    input: RegisterImageRequest,
+) -> Result<RegisterImageResult, ApiError> {
+    let manifest = match input.image_location.as_deref() {
         Some(loc) => {
             let path = existing_file("ImageLocation", loc)?;
             let size = std::fs::metadata(&path).map_or(0, |m| m.len());
@@ -104,32 +113,32 @@ pub fn register(c: &Call<'_>) -> Result<String, ApiError> {
     let from_manifest = |f: &dyn Fn(&Manifest, &Path) -> Option<String>| {
         manifest.as_ref().and_then(|(m, dir)| f(m, dir))
     };
-    let kernel = match p.get("KernelPath") {
+    let kernel = match input.kernel_path.as_deref() {
         Some(k) => Some(k.to_string()),
         None => from_manifest(&|m, d| Some(relative_to(d, &m.kernel))),
     }
     .ok_or_else(|| ApiError::missing("KernelPath (or ImageLocation)"))?;
     let kernel = existing_file("KernelPath", &kernel)?;
-    let initrd = match p.get("InitrdPath") {
+    let initrd = match input.initrd_path.as_deref() {
         Some(i) => Some(i.to_string()),
         None => from_manifest(&|m, d| m.initrd.as_ref().map(|i| relative_to(d, i))),
     }
     .map(|i| existing_file("InitrdPath", &i))
     .transpose()?;
-    let root_volume = match p.get("RootVolumePath") {
+    let root_volume = match input.root_volume_path.as_deref() {
         Some(r) => Some(r.to_string()),
         None => from_manifest(&|m, d| m.root_volume.as_ref().map(|r| relative_to(d, r))),
     }
     .map(|r| existing_file("RootVolumePath", &r))
     .transpose()?;
-    let boot_args = p
-        .get("BootArgs")
-        .map(str::to_string)
+    let boot_args = input
+        .boot_args
+        .clone()
         .or_else(|| from_manifest(&|m, _| Some(m.boot_args.clone())))
         .unwrap_or_default();
-    let entry = p
-        .get("EntryMode")
-        .map(str::to_string)
+    let entry = input
+        .entry_mode
+        .clone()
         .or_else(|| from_manifest(&|m, _| Some(m.entry.clone())))
         .unwrap_or_else(kernel_entry);
     if boot_args.len() > MAX_BOOT_ARGS {
@@ -147,9 +156,9 @@ pub fn register(c: &Call<'_>) -> Result<String, ApiError> {
             format!("'{entry}' is not one of: user, kernel"),
         ));
     }
-    let architecture = p
-        .get("Architecture")
-        .map(str::to_string)
+    let architecture = input
+        .architecture
+        .map(|a| a.as_str().to_string())
         .or_else(|| from_manifest(&|m, _| m.architecture.clone()))
         .unwrap_or_else(|| "x86_64".into());
     if architecture != "x86_64" {
@@ -158,21 +167,23 @@ pub fn register(c: &Call<'_>) -> Result<String, ApiError> {
             format!("'{architecture}' is not supported; the allowed value is x86_64"),
         ));
     }
-    let name = match (p.get("Name"), &manifest) {
-        (Some(n), _) => n.to_string(),
-        (None, Some((m, _))) => format!("{}-{}", m.name, &new_id("x")[2..10]),
-        (None, None) => return Err(ApiError::missing("Name")),
-    };
+    // The model requires `Name`: a manifest's name is the client's to use (`ec2
+    // register-image` does).
+    let name = input.name.clone();
     if name.len() < 3 || name.len() > 128 {
         return Err(ApiError::invalid(
             "Name",
             "image names are 3 to 128 characters",
         ));
     }
-    let description = p.get("Description").unwrap_or_default().to_string();
+    let description = input.description.clone().unwrap_or_default();
     check_description(&description)?;
-    let tag_list = p.tag_specifications("image")?;
-    let (root_snapshot_id, devices) = super::image_devices::register_devices(c)?; // EBS
+    let tag_list = typed::tag_specifications(input.tag_specifications.as_deref(), "image")?;
+    let (root_snapshot_id, devices) = super::image_devices::register_devices(
+        c,
+        input.root_device_name.as_deref(),
+        input.block_device_mappings.as_deref(),
+    )?; // EBS
     let row = ImageRow {
         id: new_id("ami"),
         name,
@@ -201,9 +212,9 @@ pub fn register(c: &Call<'_>) -> Result<String, ApiError> {
         tx.commit()?;
     }
     tracing::info!(id = %row.id, name = %row.name, "image registered");
-    let mut x = Xml::response("RegisterImage", c.request_id);
-    x.leaf("imageId", &row.id);
-    Ok(x.finish())
+    Ok(RegisterImageResult {
+        image_id: Some(row.id),
+    })
 }
 
 /// The longest image description, in characters (EC2's limit).
@@ -232,9 +243,13 @@ fn not_found(ids: &[&String]) -> ApiError {
     )
 }
 
-/// DescribeImages: `ImageId.N`, `Owner.N` (`self` or this account) and filters.
-pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
-    let ids = c.p.list("ImageId");
+/// DescribeImages: `ImageId.N`, `Owner.N` (`self` or this account), filters, and
+/// `MaxResults` (5 to 1000) with `NextToken`.
+pub fn describe(
+    c: &Call<'_>,
+    input: DescribeImagesRequest,
+) -> Result<DescribeImagesResult, ApiError> {
+    let ids = input.image_ids.unwrap_or_default();
     for id in &ids {
         if !well_formed_id(id, "ami") {
             return Err(ApiError::new(
@@ -243,9 +258,10 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
             ));
         }
     }
-    let owners = c.p.list("Owner");
+    let owners = input.owners.unwrap_or_default();
     let ours = owners.is_empty() || owners.iter().any(|o| o == "self" || *o == c.st.account_id);
-    let filters = c.p.filters()?;
+    let filters = typed::filters(input.filters.as_deref())?;
+    let page = Page::new(input.max_results, input.next_token.as_deref(), 5, 1000)?;
     let (rows, tag_map, devices, snaps) = {
         let conn = c.st.db.lock();
         let rows = images::all(&conn)?;
@@ -262,8 +278,7 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
     if !missing.is_empty() {
         return Err(not_found(&missing));
     }
-    let mut x = Xml::response("DescribeImages", c.request_id);
-    x.open("imagesSet");
+    let mut out = Vec::new();
     for r in rows.iter().filter(|_| ours) {
         if !ids.is_empty() && !ids.contains(&r.id) {
             continue;
@@ -291,29 +306,31 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
         if !keep {
             continue;
         }
-        x.open("item")
-            .leaf("imageId", &r.id)
-            .leaf("imageLocation", &r.kernel)
-            .leaf("imageState", image_state)
-            .leaf("imageOwnerId", &c.st.account_id)
-            .leaf("creationDate", &r.created)
-            .leaf("isPublic", "false")
-            .leaf("architecture", &r.architecture)
-            .leaf("imageType", "machine")
-            .leaf("name", &r.name)
-            .leaf("description", &r.description)
-            .leaf("rootDeviceType", root_device_type(r))
-            .leaf("rootDeviceName", crate::compute::disks::ROOT_DEVICE);
-        image_devices::image_mapping(&mut x, r, devs, &snaps); // EBS
-        x.leaf("virtualizationType", "hvm")
-            .leaf("hypervisor", "xen");
-        if !t.is_empty() {
-            x.tag_set(t);
-        }
-        x.close("item");
+        out.push(Image {
+            image_id: Some(r.id.clone()),
+            image_location: Some(r.kernel.clone()),
+            state: ImageState::from_wire(image_state),
+            owner_id: Some(c.st.account_id.clone()),
+            creation_date: Some(r.created.clone()),
+            public: Some(false),
+            architecture: ArchitectureValues::from_wire(&r.architecture),
+            image_type: Some(ImageTypeValues::Machine),
+            name: Some(r.name.clone()),
+            description: Some(r.description.clone()),
+            root_device_type: DeviceType::from_wire(root_device_type(r)),
+            root_device_name: Some(crate::compute::disks::ROOT_DEVICE.to_string()),
+            block_device_mappings: Some(image_devices::image_mapping(r, devs, &snaps)), // EBS
+            virtualization_type: VirtualizationType::from_wire("hvm"),
+            hypervisor: HypervisorType::from_wire("xen"),
+            tags: tag_set(t),
+            ..Image::default()
+        });
     }
-    x.close("imagesSet");
-    Ok(x.finish())
+    let (out, next_token) = page.apply(out, |i| i.image_id.as_deref().unwrap_or_default());
+    Ok(DescribeImagesResult {
+        images: Some(out),
+        next_token,
+    })
 }
 
 /// EBS: `ebs` when the image has a root volume (a file or a snapshot).
@@ -326,8 +343,11 @@ fn root_device_type(r: &ImageRow) -> &'static str {
 }
 
 /// DeregisterImage: the image goes; its snapshots stay, as on EC2.
-pub fn deregister(c: &Call<'_>) -> Result<String, ApiError> {
-    let id = c.p.required("ImageId")?.to_string();
+pub fn deregister(
+    c: &Call<'_>,
+    input: DeregisterImageRequest,
+) -> Result<DeregisterImageResult, ApiError> {
+    let id = given(&input.image_id, "ImageId")?.to_string();
     if !well_formed_id(&id, "ami") {
         return Err(ApiError::new(
             "InvalidAMIID.Malformed",
@@ -337,5 +357,8 @@ pub fn deregister(c: &Call<'_>) -> Result<String, ApiError> {
     if !images::delete(&c.st.db.lock(), &id)? {
         return Err(not_found(&[&id]));
     }
-    Ok(Xml::returns_true("DeregisterImage", c.request_id))
+    Ok(DeregisterImageResult {
+        return_: Some(true),
+        delete_snapshot_results: None,
+    })
 }

@@ -201,6 +201,42 @@ async fn dispatch_typed(
         "ImportKeyPair" => typed_op!(ImportKeyPair, c, input, keypairs::import)?,
         "DescribeKeyPairs" => typed_op!(DescribeKeyPairs, c, input, keypairs::describe)?,
         "DeleteKeyPair" => typed_op!(DeleteKeyPair, c, input, keypairs::delete)?,
+        "DescribeInstanceTypes" => typed_op!(
+            DescribeInstanceTypes,
+            c,
+            input,
+            types::describe_instance_types
+        )?,
+        "DescribeRegions" => typed_op!(DescribeRegions, c, input, types::describe_regions)?,
+        "DescribeAvailabilityZones" => {
+            typed_op!(DescribeAvailabilityZones, c, input, types::describe_zones)?
+        }
+        "RegisterImage" => typed_op!(RegisterImage, c, input, images::register)?,
+        "DescribeImages" => {
+            tokio::task::block_in_place(|| typed_op!(DescribeImages, c, input, images::describe))?
+        }
+        "DeregisterImage" => typed_op!(DeregisterImage, c, input, images::deregister)?,
+        "CreateTags" => typed_op!(CreateTags, c, input, tags::create)?,
+        "DeleteTags" => typed_op!(DeleteTags, c, input, tags::delete)?,
+        "DescribeTags" => {
+            tokio::task::block_in_place(|| typed_op!(DescribeTags, c, input, tags::describe))?
+        }
+        // EBS
+        "CreateVolume" => typed_op!(CreateVolume, c, input, volumes::create)?,
+        "DescribeVolumes" => {
+            tokio::task::block_in_place(|| typed_op!(DescribeVolumes, c, input, volumes::describe))?
+        }
+        "AttachVolume" => typed_op!(AttachVolume, c, input, volumes::attach)?,
+        "DetachVolume" => typed_op!(DetachVolume, c, input, volumes::detach)?,
+        "DeleteVolume" => typed_op!(DeleteVolume, c, input, volumes::delete)?,
+        "ModifyVolume" => typed_op!(ModifyVolume, c, input, volumes::modify)?,
+        "CreateSnapshot" => typed_op!(CreateSnapshot, c, input, snapshots::create)?,
+        "DescribeSnapshots" => tokio::task::block_in_place(|| {
+            typed_op!(DescribeSnapshots, c, input, snapshots::describe)
+        })?,
+        "CopySnapshot" => typed_op!(CopySnapshot, c, input, snapshots::copy)?,
+        "DeleteSnapshot" => typed_op!(DeleteSnapshot, c, input, snapshots::delete)?,
+        "CreateImage" => typed_op!(CreateImage, c, input, snapshots::create_image)?,
         _ => return Ok(None),
     }))
 }
@@ -218,15 +254,6 @@ pub async fn dispatch(action: &str, c: &Call<'_>) -> Result<String, ApiError> {
         "DescribeInstanceStatus" => tokio::task::block_in_place(|| instances::describe_status(c)),
         "GetConsoleOutput" => instances::console_output(c),
         "DescribeInstanceAttribute" => attributes::describe(c),
-        "DescribeInstanceTypes" => types::describe_instance_types(c),
-        "DescribeRegions" => types::describe_regions(c),
-        "DescribeAvailabilityZones" => types::describe_zones(c),
-        "RegisterImage" => images::register(c),
-        "DescribeImages" => tokio::task::block_in_place(|| images::describe(c)),
-        "DeregisterImage" => images::deregister(c),
-        "CreateTags" => tags::create(c),
-        "DeleteTags" => tags::delete(c),
-        "DescribeTags" => tokio::task::block_in_place(|| tags::describe(c)),
         // Networking
         "CreateVpc" => vpcs::create_vpc(c).await,
         "DeleteVpc" => vpcs::delete_vpc(c).await,
@@ -258,18 +285,6 @@ pub async fn dispatch(action: &str, c: &Call<'_>) -> Result<String, ApiError> {
         "DetachNetworkInterface" => network_interfaces::detach(c),
         "DeleteNetworkInterface" => network_interfaces::delete(c).await,
         "ModifyNetworkInterfaceAttribute" => network_interfaces::modify(c).await,
-        // EBS
-        "CreateVolume" => volumes::create(c),
-        "DescribeVolumes" => tokio::task::block_in_place(|| volumes::describe(c)),
-        "AttachVolume" => volumes::attach(c),
-        "DetachVolume" => volumes::detach(c),
-        "DeleteVolume" => volumes::delete(c),
-        "ModifyVolume" => volumes::modify(c),
-        "CreateSnapshot" => snapshots::create(c),
-        "DescribeSnapshots" => tokio::task::block_in_place(|| snapshots::describe(c)),
-        "CopySnapshot" => snapshots::copy(c),
-        "DeleteSnapshot" => snapshots::delete(c),
-        "CreateImage" => snapshots::create_image(c),
         other => Err(ApiError::new(
             "InvalidAction",
             format!("The action {other} is not valid for this web service."),

@@ -2,12 +2,21 @@
 //! CreateImage (a snapshot of each of an instance's volumes at one point in time, and a new
 //! AMI).
 
+use shapes::Empty;
+use shapes::ec2::{
+    CopySnapshotRequest, CopySnapshotResult, CreateImageRequest, CreateImageResult,
+    CreateSnapshotRequest, DeleteSnapshotRequest, DescribeSnapshotsRequest,
+    DescribeSnapshotsResult, Snapshot, SnapshotState, StorageTier,
+};
+
 use super::Call;
 use super::errors::ApiError;
 use super::filters::filters_match;
 use super::instances::well_formed_id;
-use super::volumes::{check_snapshot_id, check_volume_id, snapshot_not_found, volume_not_found};
-use super::xml::Xml;
+use super::typed::{self, Page, tag_set};
+use super::volumes::{
+    check_snapshot_id, check_volume_id, given, int32, snapshot_not_found, volume_not_found,
+};
 use crate::compute::disks::ROOT_DEVICE;
 use crate::compute::freeze::Quiesce;
 use crate::state::images::{self, ImageRow};
@@ -16,24 +25,24 @@ use crate::state::snapshots::{self, SnapshotRow};
 use crate::state::volumes::{self, VolumeRow, VolumeState};
 use crate::state::{new_id, now_iso, tags};
 
-/// The `Snapshot` fields, without an enclosing element.
-fn snapshot_fields(x: &mut Xml, s: &SnapshotRow, owner: &str, t: &[(String, String)]) {
-    x.leaf("snapshotId", &s.id)
-        .leaf("volumeId", &s.volume_id)
-        .leaf("status", &s.state)
-        .leaf_opt("statusMessage", s.state_message.as_ref())
-        .leaf("startTime", &s.start_time)
-        .leaf("progress", format!("{}%", s.progress))
-        .leaf("ownerId", owner)
-        .leaf("volumeSize", s.volume_size_gib.to_string())
-        .leaf("description", &s.description)
-        .leaf("encrypted", "false")
-        .leaf("storageTier", "standard");
-    if s.state == "completed" {
-        x.leaf("fullSnapshotSizeInBytes", s.size_bytes.to_string());
-    }
-    if !t.is_empty() {
-        x.tag_set(t);
+/// A snapshot as an output's `Snapshot`.
+fn snapshot(s: &SnapshotRow, owner: &str, t: &[(String, String)]) -> Snapshot {
+    Snapshot {
+        snapshot_id: Some(s.id.clone()),
+        volume_id: Some(s.volume_id.clone()),
+        state: SnapshotState::from_wire(&s.state),
+        state_message: s.state_message.clone(),
+        start_time: typed::time(&s.start_time),
+        progress: Some(format!("{}%", s.progress)),
+        owner_id: Some(owner.to_string()),
+        volume_size: Some(int32(s.volume_size_gib)),
+        description: Some(s.description.clone()),
+        encrypted: Some(false),
+        storage_tier: Some(StorageTier::Standard),
+        full_snapshot_size_in_bytes: (s.state == "completed")
+            .then(|| i64::try_from(s.size_bytes).unwrap_or(i64::MAX)),
+        tags: tag_set(t),
+        ..Snapshot::default()
     }
 }
 
@@ -66,8 +75,8 @@ fn snapshottable(c: &Call<'_>, v: &VolumeRow) -> Result<(), ApiError> {
 }
 
 /// `Description`: at most 255 characters.
-fn description<'c>(c: &Call<'c>) -> Result<&'c str, ApiError> {
-    let d = c.p.get("Description").unwrap_or_default();
+fn description(given: Option<&str>) -> Result<&str, ApiError> {
+    let d = given.unwrap_or_default();
     if d.len() > 255 {
         return Err(ApiError::invalid(
             "Description",
@@ -78,33 +87,41 @@ fn description<'c>(c: &Call<'c>) -> Result<&'c str, ApiError> {
 }
 
 /// CreateSnapshot: returns at once (pending); the snapshot completes in the background.
-pub fn create(c: &Call<'_>) -> Result<String, ApiError> {
-    let vol_id = c.p.required("VolumeId")?;
+pub fn create(c: &Call<'_>, input: CreateSnapshotRequest) -> Result<Snapshot, ApiError> {
+    let vol_id = given(&input.volume_id, "VolumeId")?;
     check_volume_id(vol_id)?;
     let v = volumes::get(&c.st.db.lock(), vol_id)?.ok_or_else(|| volume_not_found(vol_id))?;
     snapshottable(c, &v)?;
-    let description = description(c)?;
-    let tag_list = c.p.tag_specifications("snapshot")?;
+    let description = description(input.description.as_deref())?;
+    let tag_list = typed::tag_specifications(input.tag_specifications.as_deref(), "snapshot")?;
     let s =
         c.st.storage
             .create_snapshot(&v, description, &tag_list)
             .map_err(|e| ApiError::internal(&e))?;
     tracing::info!(snapshot = %s.id, volume = %vol_id, "snapshot started");
-    let mut x = Xml::response("CreateSnapshot", c.request_id);
-    snapshot_fields(&mut x, &s, &c.st.account_id, &tag_list);
-    Ok(x.finish())
+    Ok(snapshot(&s, &c.st.account_id, &tag_list))
 }
 
 /// DescribeSnapshots: `SnapshotId.N`, `Owner.N` (self or this account), filters
-/// snapshot-id, volume-id, status, owner-id, description, volume-size, tag:, tag-key.
-pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
-    let ids = c.p.list("SnapshotId");
+/// snapshot-id, volume-id, status, owner-id, description, volume-size, tag:, tag-key;
+/// `MaxResults` (5 to 1000; more gives 1000, as on EC2) with `NextToken`.
+pub fn describe(
+    c: &Call<'_>,
+    input: DescribeSnapshotsRequest,
+) -> Result<DescribeSnapshotsResult, ApiError> {
+    let ids = input.snapshot_ids.unwrap_or_default();
     for id in &ids {
         check_snapshot_id(id)?;
     }
-    let owners = c.p.list("Owner");
+    let owners = input.owner_ids.unwrap_or_default();
     let ours = owners.is_empty() || owners.iter().any(|o| o == "self" || *o == c.st.account_id);
-    let filters = c.p.filters()?;
+    let filters = typed::filters(input.filters.as_deref())?;
+    let page = Page::new(
+        input.max_results.map(|n| n.min(MAX_SNAPSHOT_RESULTS)),
+        input.next_token.as_deref(),
+        5,
+        MAX_SNAPSHOT_RESULTS,
+    )?;
     let (rows, tag_map) = {
         let conn = c.st.db.lock();
         let rows = snapshots::query(&conn, &ids)?;
@@ -115,8 +132,7 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
     if let Some(missing) = ids.iter().find(|id| !rows.iter().any(|r| &r.id == *id)) {
         return Err(snapshot_not_found(missing));
     }
-    let mut x = Xml::response("DescribeSnapshots", c.request_id);
-    x.open("snapshotSet");
+    let mut out = Vec::new();
     for s in rows.iter().filter(|_| ours) {
         let t = tag_map.get(&s.id).map_or(&[][..], Vec::as_slice);
         let keep = filters_match(
@@ -138,25 +154,29 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
             },
         )?;
         if keep {
-            x.open("item");
-            snapshot_fields(&mut x, s, &c.st.account_id, t);
-            x.close("item");
+            out.push(snapshot(s, &c.st.account_id, t));
         }
     }
-    x.close("snapshotSet");
-    Ok(x.finish())
+    let (out, next_token) = page.apply(out, |s| s.snapshot_id.as_deref().unwrap_or_default());
+    Ok(DescribeSnapshotsResult {
+        snapshots: Some(out),
+        next_token,
+    })
 }
+
+/// The most snapshots one DescribeSnapshots page holds (EC2's limit).
+const MAX_SNAPSHOT_RESULTS: i32 = 1000;
 
 /// CopySnapshot within this region: a completed snapshot's copy, completed at once because
 /// it shares the source's chunks (one more reference each). The copy's volume is
 /// `vol-ffffffff`, as on EC2.
-pub fn copy(c: &Call<'_>) -> Result<String, ApiError> {
-    let source = c.p.required("SourceSnapshotId")?;
+pub fn copy(c: &Call<'_>, input: CopySnapshotRequest) -> Result<CopySnapshotResult, ApiError> {
+    let source = given(&input.source_snapshot_id, "SourceSnapshotId")?;
     check_snapshot_id(source)?;
-    let region = c.p.required("SourceRegion")?;
+    let region = given(&input.source_region, "SourceRegion")?;
     for (field, value) in [
         ("SourceRegion", Some(region)),
-        ("DestinationRegion", c.p.get("DestinationRegion")),
+        ("DestinationRegion", input.destination_region.as_deref()),
     ] {
         if let Some(r) = value
             && r != super::REGION
@@ -170,14 +190,14 @@ pub fn copy(c: &Call<'_>) -> Result<String, ApiError> {
             ));
         }
     }
-    if c.p.bool("Encrypted")? {
+    if input.encrypted.unwrap_or(false) {
         return Err(ApiError::invalid(
             "Encrypted",
             "encrypted snapshots are not supported by this agent",
         ));
     }
-    let description = description(c)?;
-    let tag_list = c.p.tag_specifications("snapshot")?;
+    let description = description(input.description.as_deref())?;
+    let tag_list = typed::tag_specifications(input.tag_specifications.as_deref(), "snapshot")?;
     let id = {
         let mut conn = c.st.db.lock();
         let tx = conn.transaction()?;
@@ -208,17 +228,15 @@ pub fn copy(c: &Call<'_>) -> Result<String, ApiError> {
         row.id
     };
     tracing::info!(snapshot = %id, source = %source, "snapshot copied");
-    let mut x = Xml::response("CopySnapshot", c.request_id);
-    x.leaf("snapshotId", &id);
-    if !tag_list.is_empty() {
-        x.tag_set(&tag_list);
-    }
-    Ok(x.finish())
+    Ok(CopySnapshotResult {
+        snapshot_id: Some(id),
+        tags: tag_set(&tag_list),
+    })
 }
 
 /// DeleteSnapshot: refused while an image uses it or while it is being taken.
-pub fn delete(c: &Call<'_>) -> Result<String, ApiError> {
-    let id = c.p.required("SnapshotId")?;
+pub fn delete(c: &Call<'_>, input: DeleteSnapshotRequest) -> Result<Empty, ApiError> {
+    let id = given(&input.snapshot_id, "SnapshotId")?;
     check_snapshot_id(id)?;
     {
         let conn = c.st.db.lock();
@@ -238,7 +256,7 @@ pub fn delete(c: &Call<'_>) -> Result<String, ApiError> {
     }
     tokio::task::block_in_place(|| c.st.storage.delete_snapshot(id))
         .map_err(|e| ApiError::internal(&e))?;
-    Ok(Xml::returns_true("DeleteSnapshot", c.request_id))
+    Ok(Empty::default())
 }
 
 /// CreateImage: one snapshot of each of the instance's volumes, all at one point in time, and
@@ -246,25 +264,29 @@ pub fn delete(c: &Call<'_>) -> Result<String, ApiError> {
 /// DeleteOnTermination). A running instance is shut down, copied and booted again, unless
 /// `NoReboot`: then it is only paused for the copy (crash-consistent). The image is pending
 /// until its snapshots complete. `TagSpecification` may tag the image and the snapshots.
-pub fn create_image(c: &Call<'_>) -> Result<String, ApiError> {
-    let instance_id = c.p.required("InstanceId")?;
+pub fn create_image(
+    c: &Call<'_>,
+    input: CreateImageRequest,
+) -> Result<CreateImageResult, ApiError> {
+    let instance_id = given(&input.instance_id, "InstanceId")?;
     if !well_formed_id(instance_id, "i") {
         return Err(ApiError::new(
             "InvalidInstanceID.Malformed",
             format!("Invalid id: \"{instance_id}\" (expecting \"i-...\")"),
         ));
     }
-    let name = c.p.required("Name")?.to_string();
+    let name = given(&input.name, "Name")?.to_string();
     if name.len() < 3 || name.len() > 128 {
         return Err(ApiError::invalid(
             "Name",
             "image names are 3 to 128 characters",
         ));
     }
-    let description = c.p.get("Description").unwrap_or_default().to_string();
+    let description = input.description.clone().unwrap_or_default();
     super::images::check_description(&description)?;
-    let no_reboot = c.p.bool("NoReboot")?;
-    let mut tag_map = c.p.tag_specifications_for(&["image", "snapshot"])?;
+    let no_reboot = input.no_reboot.unwrap_or(false);
+    let mut tag_map =
+        typed::tag_specifications_for(input.tag_specifications.as_deref(), &["image", "snapshot"])?;
     let (inst, vols) = {
         let conn = c.st.db.lock();
         let inst = instances::get(&conn, instance_id)?.ok_or_else(|| {
@@ -337,7 +359,7 @@ pub fn create_image(c: &Call<'_>) -> Result<String, ApiError> {
         tx.commit()?;
     }
     tracing::info!(image = %row.id, instance = %instance_id, volumes = vols.len(), no_reboot, "image created");
-    let mut x = Xml::response("CreateImage", c.request_id);
-    x.leaf("imageId", &row.id);
-    Ok(x.finish())
+    Ok(CreateImageResult {
+        image_id: Some(row.id),
+    })
 }

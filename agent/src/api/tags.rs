@@ -1,9 +1,15 @@
 //! Tag actions: CreateTags, DeleteTags, DescribeTags.
 
+use shapes::Empty;
+use shapes::ec2::{
+    CreateTagsRequest, DeleteTagsRequest, DescribeTagsRequest, DescribeTagsResult, ResourceType,
+    TagDescription,
+};
+
 use super::Call;
 use super::errors::ApiError;
 use super::query::{MAX_TAGS, tag_limit_exceeded};
-use super::xml::Xml;
+use super::typed::{self, Page};
 use crate::state::tags;
 
 /// The most resources CreateTags and DeleteTags take, and the most tags DeleteTags takes
@@ -95,8 +101,7 @@ fn check_resources(c: &Call<'_>, ids: &[String]) -> Result<(), ApiError> {
 }
 
 /// The `ResourceId.N` list: 1 to [`MAX_PER_CALL`] ids.
-fn resource_ids(c: &Call<'_>) -> Result<Vec<String>, ApiError> {
-    let ids = c.p.list("ResourceId");
+fn resource_ids(ids: Vec<String>) -> Result<Vec<String>, ApiError> {
     if ids.is_empty() {
         return Err(ApiError::missing("ResourceId"));
     }
@@ -113,13 +118,12 @@ fn resource_ids(c: &Call<'_>) -> Result<Vec<String>, ApiError> {
 }
 
 /// CreateTags.
-pub fn create(c: &Call<'_>) -> Result<String, ApiError> {
-    let ids = resource_ids(c)?;
-    let new: Vec<(String, String)> =
-        c.p.tags("Tag")?
-            .into_iter()
-            .map(|(k, v)| (k, v.unwrap_or_default()))
-            .collect();
+pub fn create(c: &Call<'_>, input: CreateTagsRequest) -> Result<Empty, ApiError> {
+    let ids = resource_ids(input.resources)?;
+    let new: Vec<(String, String)> = typed::tags(Some(&input.tags), "Tag")?
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap_or_default()))
+        .collect();
     if new.is_empty() {
         return Err(ApiError::missing("Tag"));
     }
@@ -146,13 +150,13 @@ pub fn create(c: &Call<'_>) -> Result<String, ApiError> {
         tags::put(&tx, id, &new)?;
     }
     tx.commit()?;
-    Ok(Xml::returns_true("CreateTags", c.request_id))
+    Ok(Empty::default())
 }
 
 /// DeleteTags: named keys (optionally only with a given value), or every tag.
-pub fn delete(c: &Call<'_>) -> Result<String, ApiError> {
-    let ids = resource_ids(c)?;
-    let keys = c.p.tags("Tag")?;
+pub fn delete(c: &Call<'_>, input: DeleteTagsRequest) -> Result<Empty, ApiError> {
+    let ids = resource_ids(input.resources)?;
+    let keys = typed::tags(input.tags.as_deref(), "Tag")?;
     if keys.len() > MAX_PER_CALL {
         return Err(ApiError::invalid(
             "Tag",
@@ -171,12 +175,24 @@ pub fn delete(c: &Call<'_>) -> Result<String, ApiError> {
         }
     }
     tx.commit()?;
-    Ok(Xml::returns_true("DeleteTags", c.request_id))
+    Ok(Empty::default())
 }
 
-/// DescribeTags with filters `resource-id`, `resource-type`, `key`, `value`.
-pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
-    let filters = c.p.filters()?;
+/// The `resourceType` DescribeTags shows for an id: a taggable type, or the type of a
+/// resource tagged at its creation only (volumes and snapshots).
+fn described_type(id: &str) -> Option<&'static str> {
+    resource_type(id).or_else(|| {
+        [("vol-", "volume"), ("snap-", "snapshot")]
+            .iter()
+            .find(|(prefix, _)| id.starts_with(prefix))
+            .map(|(_, t)| *t)
+    })
+}
+
+/// DescribeTags with filters `resource-id`, `resource-type`, `key`, `value`, and
+/// `MaxResults` (5 to 1000) with `NextToken`.
+pub fn describe(c: &Call<'_>, input: DescribeTagsRequest) -> Result<DescribeTagsResult, ApiError> {
+    let filters = typed::filters(input.filters.as_deref())?;
     for f in &filters {
         if !matches!(
             f.name.as_str(),
@@ -188,15 +204,15 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
             ));
         }
     }
+    let page = Page::new(input.max_results, input.next_token.as_deref(), 5, 1000)?;
     let rows = tags::all(&c.st.db.lock())?;
-    let mut x = Xml::response("DescribeTags", c.request_id);
-    x.open("tagSet");
+    let mut out = Vec::new();
     for t in rows {
-        let rtype = resource_type(&t.resource_id).unwrap_or("unknown");
+        let rtype = described_type(&t.resource_id);
         let keep = filters.iter().all(|f| {
             let field = match f.name.as_str() {
                 "resource-id" => &t.resource_id,
-                "resource-type" => rtype,
+                "resource-type" => rtype.unwrap_or("unknown"),
                 "key" => &t.key,
                 _ => &t.value,
             };
@@ -205,13 +221,22 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
         if !keep {
             continue;
         }
-        x.open("item")
-            .leaf("resourceId", &t.resource_id)
-            .leaf("resourceType", rtype)
-            .leaf("key", &t.key)
-            .leaf("value", &t.value)
-            .close("item");
+        // Pages follow the resource id, then the key: `\0` sorts before any character a
+        // key may hold.
+        let order = format!("{}\0{}", t.resource_id, t.key);
+        out.push((
+            order,
+            TagDescription {
+                resource_id: Some(t.resource_id),
+                resource_type: rtype.and_then(ResourceType::from_wire),
+                key: Some(t.key),
+                value: Some(t.value),
+            },
+        ));
     }
-    x.close("tagSet");
-    Ok(x.finish())
+    let (out, next_token) = page.apply(out, |(order, _)| order);
+    Ok(DescribeTagsResult {
+        tags: Some(out.into_iter().map(|(_, t)| t).collect()),
+        next_token,
+    })
 }

@@ -1,16 +1,84 @@
 //! Catalog actions: DescribeInstanceTypes, DescribeRegions, DescribeAvailabilityZones.
 
+use shapes::ec2::{
+    ArchitectureType, AvailabilityZone, AvailabilityZoneState, DescribeAvailabilityZonesRequest,
+    DescribeAvailabilityZonesResult, DescribeInstanceTypesRequest, DescribeInstanceTypesResult,
+    DescribeRegionsRequest, DescribeRegionsResult, DiskInfo, DiskType, EphemeralNvmeSupport,
+    InstanceStorageInfo, InstanceType, InstanceTypeHypervisor, InstanceTypeInfo, MemoryInfo,
+    ProcessorInfo, Region, VCpuInfo,
+};
+
 use super::errors::ApiError;
-use super::xml::Xml;
+use super::typed::Page;
+use super::volumes::ZONE_ID;
 use super::{AVAILABILITY_ZONE, Call, REGION};
 use crate::compute::catalog::{self, INSTANCE_TYPES};
 
 /// The most `InstanceType.N` DescribeInstanceTypes takes (EC2's limit).
 const MAX_TYPES: usize = 100;
 
-/// DescribeInstanceTypes (`InstanceType.N` narrows the list).
-pub fn describe_instance_types(c: &Call<'_>) -> Result<String, ApiError> {
-    let wanted = c.p.list("InstanceType");
+/// A catalog count for an output (the catalog's are small).
+fn int32(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// A catalog size for an output.
+fn int64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// One catalog entry as an `InstanceTypeInfo`.
+fn instance_type_info(t: &catalog::InstanceType) -> InstanceTypeInfo {
+    // EBS: the instance store of the `d` types.
+    let store = catalog::instance_store_gb(t.name);
+    InstanceTypeInfo {
+        instance_type: InstanceType::from_wire(t.name),
+        current_generation: Some(true),
+        free_tier_eligible: Some(t.name == "t2.micro"),
+        bare_metal: Some(false),
+        hypervisor: Some(InstanceTypeHypervisor::Nitro),
+        processor_info: Some(ProcessorInfo {
+            supported_architectures: Some(vec![ArchitectureType::X86_64]),
+            ..ProcessorInfo::default()
+        }),
+        v_cpu_info: Some(VCpuInfo {
+            default_v_cpus: Some(int32(t.vcpus)),
+            default_cores: Some(int32(t.vcpus)),
+            default_threads_per_core: Some(1),
+            ..VCpuInfo::default()
+        }),
+        memory_info: Some(MemoryInfo {
+            size_in_mi_b: Some(int64(t.memory_mib)),
+        }),
+        burstable_performance_supported: Some(t.burstable),
+        instance_storage_supported: Some(store.is_some()),
+        instance_storage_info: store.map(|gb| InstanceStorageInfo {
+            total_size_in_gb: Some(int64(gb)),
+            disks: Some(vec![DiskInfo {
+                size_in_gb: Some(int64(gb)),
+                count: Some(1),
+                type_: Some(DiskType::Ssd),
+            }]),
+            nvme_support: Some(EphemeralNvmeSupport::Required),
+            ..InstanceStorageInfo::default()
+        }),
+        ..InstanceTypeInfo::default()
+    }
+}
+
+/// DescribeInstanceTypes (`InstanceType.N` narrows the list; `MaxResults`, 5 to 100, with
+/// `NextToken` pages it).
+pub fn describe_instance_types(
+    _c: &Call<'_>,
+    input: DescribeInstanceTypesRequest,
+) -> Result<DescribeInstanceTypesResult, ApiError> {
+    let wanted: Vec<&str> = input
+        .instance_types
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(InstanceType::as_str)
+        .collect();
     if wanted.len() > MAX_TYPES {
         return Err(ApiError::invalid(
             "InstanceType",
@@ -26,84 +94,48 @@ pub fn describe_instance_types(c: &Call<'_>) -> Result<String, ApiError> {
             format!("The following supplied instance types do not exist: [{bad}]"),
         ));
     }
-    let mut x = Xml::response("DescribeInstanceTypes", c.request_id);
-    x.open("instanceTypeSet");
-    for t in INSTANCE_TYPES
+    let page = Page::new(input.max_results, input.next_token.as_deref(), 5, 100)?;
+    let types: Vec<InstanceTypeInfo> = INSTANCE_TYPES
         .iter()
-        .filter(|t| wanted.is_empty() || wanted.iter().any(|w| w == t.name))
-    {
-        x.open("item")
-            .leaf("instanceType", t.name)
-            .leaf("currentGeneration", "true")
-            .leaf(
-                "freeTierEligible",
-                if t.name == "t2.micro" {
-                    "true"
-                } else {
-                    "false"
-                },
-            )
-            .leaf("bareMetal", "false")
-            .leaf("hypervisor", "nitro")
-            .open("processorInfo")
-            .open("supportedArchitectures")
-            .leaf("item", "x86_64")
-            .close("supportedArchitectures")
-            .close("processorInfo")
-            .open("vCpuInfo")
-            .leaf("defaultVCpus", t.vcpus.to_string())
-            .leaf("defaultCores", t.vcpus.to_string())
-            .leaf("defaultThreadsPerCore", "1")
-            .close("vCpuInfo")
-            .open("memoryInfo")
-            .leaf("sizeInMiB", t.memory_mib.to_string())
-            .close("memoryInfo")
-            .leaf("burstablePerformanceSupported", t.burstable.to_string());
-        // EBS: the instance store of the `d` types.
-        let store = catalog::instance_store_gb(t.name);
-        x.leaf("instanceStorageSupported", store.is_some().to_string());
-        if let Some(gb) = store {
-            x.open("instanceStorageInfo")
-                .leaf("totalSizeInGB", gb.to_string())
-                .open("disks")
-                .open("item")
-                .leaf("sizeInGB", gb.to_string())
-                .leaf("count", "1")
-                .leaf("type", "ssd")
-                .close("item")
-                .close("disks")
-                .leaf("nvmeSupport", "required")
-                .close("instanceStorageInfo");
-        }
-        x.close("item");
-    }
-    x.close("instanceTypeSet");
-    Ok(x.finish())
+        .filter(|t| wanted.is_empty() || wanted.contains(&t.name))
+        .map(instance_type_info)
+        .collect();
+    let (types, next_token) = page.apply(types, |t| {
+        t.instance_type.as_ref().map_or("", InstanceType::as_str)
+    });
+    Ok(DescribeInstanceTypesResult {
+        instance_types: Some(types),
+        next_token,
+    })
 }
 
 /// DescribeRegions: the one region.
-pub fn describe_regions(c: &Call<'_>) -> Result<String, ApiError> {
-    let mut x = Xml::response("DescribeRegions", c.request_id);
-    x.open("regionInfo")
-        .open("item")
-        .leaf("regionName", REGION)
-        .leaf("regionEndpoint", "127.0.0.1")
-        .leaf("optInStatus", "opt-in-not-required")
-        .close("item")
-        .close("regionInfo");
-    Ok(x.finish())
+pub fn describe_regions(
+    _c: &Call<'_>,
+    _input: DescribeRegionsRequest,
+) -> Result<DescribeRegionsResult, ApiError> {
+    Ok(DescribeRegionsResult {
+        regions: Some(vec![Region {
+            region_name: Some(REGION.to_string()),
+            endpoint: Some("127.0.0.1".to_string()),
+            opt_in_status: Some("opt-in-not-required".to_string()),
+            ..Region::default()
+        }]),
+    })
 }
 
 /// DescribeAvailabilityZones: the one zone.
-pub fn describe_zones(c: &Call<'_>) -> Result<String, ApiError> {
-    let mut x = Xml::response("DescribeAvailabilityZones", c.request_id);
-    x.open("availabilityZoneInfo")
-        .open("item")
-        .leaf("zoneName", AVAILABILITY_ZONE)
-        .leaf("zoneState", "available")
-        .leaf("regionName", REGION)
-        .leaf("zoneId", "local1-az1")
-        .close("item")
-        .close("availabilityZoneInfo");
-    Ok(x.finish())
+pub fn describe_zones(
+    _c: &Call<'_>,
+    _input: DescribeAvailabilityZonesRequest,
+) -> Result<DescribeAvailabilityZonesResult, ApiError> {
+    Ok(DescribeAvailabilityZonesResult {
+        availability_zones: Some(vec![AvailabilityZone {
+            zone_name: Some(AVAILABILITY_ZONE.to_string()),
+            state: Some(AvailabilityZoneState::Available),
+            region_name: Some(REGION.to_string()),
+            zone_id: Some(ZONE_ID.to_string()),
+            ..AvailabilityZone::default()
+        }]),
+    })
 }

@@ -1,10 +1,17 @@
 //! Volume actions: CreateVolume, DescribeVolumes, AttachVolume, DetachVolume, DeleteVolume,
 //! ModifyVolume.
 
+use shapes::Empty;
+use shapes::ec2::{
+    self, AttachVolumeRequest, CreateVolumeRequest, DeleteVolumeRequest, DescribeVolumesRequest,
+    DescribeVolumesResult, DetachVolumeRequest, ModifyVolumeRequest, ModifyVolumeResult, Volume,
+    VolumeAttachment, VolumeModification,
+};
+
 use super::errors::ApiError;
 use super::filters::filters_match;
 use super::instances::well_formed_id;
-use super::xml::Xml;
+use super::typed::{self, Page, tag_set};
 use super::{AVAILABILITY_ZONE, Call};
 use crate::state::instances::{self, InstanceState};
 use crate::state::volumes::{self, VolumeRow, VolumeState};
@@ -72,53 +79,88 @@ pub fn volume_type(field: &str, v: Option<&str>) -> Result<VolumeType, ApiError>
     }
 }
 
+/// The storage type of a typed `VolumeType` (the model's values beyond ours are refused as
+/// before).
+pub fn storage_type(field: &str, t: ec2::VolumeType) -> Result<VolumeType, ApiError> {
+    volume_type(field, Some(t.as_str()))
+}
+
+/// A required string member: EC2 refuses it empty as if it were missing.
+pub fn given<'a>(value: &'a str, field: &str) -> Result<&'a str, ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::missing(field));
+    }
+    Ok(value)
+}
+
+/// A count a request gives (`Size`, `Iops`, `Throughput`): not negative.
+pub fn count(field: &str, value: Option<i32>) -> Result<Option<u64>, ApiError> {
+    value
+        .map(|n| {
+            u64::try_from(n).map_err(|_| {
+                ApiError::invalid(
+                    field,
+                    format!("'{n}' is not an integer from 0 to {}", u32::MAX),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// A stored count for an output (stored counts are far below `i32::MAX`).
+pub fn int32(n: u64) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
 /// Loads a volume by a well-formed id.
 fn load(c: &Call<'_>, id: &str) -> Result<VolumeRow, ApiError> {
     check_volume_id(id)?;
     volumes::get(&c.st.db.lock(), id)?.ok_or_else(|| volume_not_found(id))
 }
 
-/// The `Volume` fields, without an enclosing element.
-pub fn volume_fields(x: &mut Xml, v: &VolumeRow, t: &[(String, String)]) {
-    x.leaf("volumeId", &v.id)
-        .leaf("size", v.size_gib.to_string())
-        .leaf("snapshotId", v.snapshot_id.as_deref().unwrap_or(""))
-        .leaf("availabilityZone", AVAILABILITY_ZONE)
-        .leaf("availabilityZoneId", ZONE_ID)
-        .leaf("status", v.state.name())
-        .leaf("createTime", &v.created)
-        .open("attachmentSet");
-    if let (Some(instance), Some(device)) = (&v.instance_id, &v.device) {
-        x.open("item");
-        attachment_fields(x, v, instance, device, "attached");
-        x.close("item");
-    }
-    x.close("attachmentSet")
-        .leaf("volumeType", &v.volume_type)
-        .leaf("iops", v.iops.to_string());
-    if v.volume_type == "gp3" {
-        x.leaf("throughput", v.throughput.to_string());
-    }
-    x.leaf("encrypted", "false")
-        .leaf("multiAttachEnabled", "false");
-    if !t.is_empty() {
-        x.tag_set(t);
+/// A volume as an output's `Volume`.
+pub fn volume(v: &VolumeRow, t: &[(String, String)]) -> Volume {
+    let attachments = match (&v.instance_id, &v.device) {
+        (Some(instance), Some(device)) => vec![attachment(v, instance, device, "attached")],
+        _ => Vec::new(),
+    };
+    Volume {
+        volume_id: Some(v.id.clone()),
+        size: Some(int32(v.size_gib)),
+        snapshot_id: Some(v.snapshot_id.clone().unwrap_or_default()),
+        availability_zone: Some(AVAILABILITY_ZONE.to_string()),
+        availability_zone_id: Some(ZONE_ID.to_string()),
+        state: ec2::VolumeState::from_wire(v.state.name()),
+        create_time: typed::time(&v.created),
+        attachments: Some(attachments),
+        volume_type: ec2::VolumeType::from_wire(&v.volume_type),
+        iops: Some(int32(v.iops)),
+        throughput: (v.volume_type == "gp3").then(|| int32(v.throughput)),
+        encrypted: Some(false),
+        multi_attach_enabled: Some(false),
+        tags: tag_set(t),
+        ..Volume::default()
     }
 }
 
-fn attachment_fields(x: &mut Xml, v: &VolumeRow, instance: &str, device: &str, status: &str) {
-    x.leaf("volumeId", &v.id)
-        .leaf("instanceId", instance)
-        .leaf("device", device)
-        .leaf("status", status)
-        .leaf("attachTime", v.attach_time.as_deref().unwrap_or(""))
-        .leaf("deleteOnTermination", v.delete_on_termination.to_string());
+fn attachment(v: &VolumeRow, instance: &str, device: &str, status: &str) -> VolumeAttachment {
+    VolumeAttachment {
+        volume_id: Some(v.id.clone()),
+        instance_id: Some(instance.to_string()),
+        device: Some(device.to_string()),
+        state: ec2::VolumeAttachmentState::from_wire(status),
+        attach_time: v.attach_time.as_deref().and_then(typed::time),
+        delete_on_termination: Some(v.delete_on_termination),
+        ..VolumeAttachment::default()
+    }
 }
 
 /// CreateVolume.
-pub fn create(c: &Call<'_>) -> Result<String, ApiError> {
-    let p = c.p;
-    match (p.get("AvailabilityZone"), p.get("AvailabilityZoneId")) {
+pub fn create(c: &Call<'_>, input: CreateVolumeRequest) -> Result<Volume, ApiError> {
+    match (
+        input.availability_zone.as_deref(),
+        input.availability_zone_id.as_deref(),
+    ) {
         (None, None) => return Err(ApiError::missing("AvailabilityZone")),
         (Some(z), _) if z != AVAILABILITY_ZONE => {
             return Err(ApiError::invalid(
@@ -134,25 +176,26 @@ pub fn create(c: &Call<'_>) -> Result<String, ApiError> {
         }
         _ => {}
     }
-    if p.bool("Encrypted")? || p.get("KmsKeyId").is_some() {
+    if input.encrypted.unwrap_or(false) || input.kms_key_id.is_some() {
         return Err(ApiError::invalid(
             "Encrypted",
             "encrypted volumes are not supported by this agent; use Encrypted=false",
         ));
     }
-    if p.bool("MultiAttachEnabled")? {
+    if input.multi_attach_enabled.unwrap_or(false) {
         return Err(ApiError::invalid(
             "MultiAttachEnabled",
             "Multi-Attach is not supported by this agent",
         ));
     }
-    let kind = volume_type("VolumeType", p.get("VolumeType"))?;
-    let size = p.int("Size", 0, i64::from(u32::MAX))?;
-    let iops = p.int("Iops", 0, i64::from(u32::MAX))?.map(|n| n as u64);
-    let throughput = p
-        .int("Throughput", 0, i64::from(u32::MAX))?
-        .map(|n| n as u64);
-    let snapshot = match p.get("SnapshotId") {
+    let kind = match input.volume_type {
+        Some(t) => storage_type("VolumeType", t)?,
+        None => VolumeType::Gp2,
+    };
+    let size = count("Size", input.size)?;
+    let iops = count("Iops", input.iops)?;
+    let throughput = count("Throughput", input.throughput)?;
+    let snapshot = match input.snapshot_id.as_deref() {
         Some(id) => {
             check_snapshot_id(id)?;
             let s = snapshots::get(&c.st.db.lock(), id)?.ok_or_else(|| snapshot_not_found(id))?;
@@ -173,7 +216,7 @@ pub fn create(c: &Call<'_>) -> Result<String, ApiError> {
                 "The request must contain the parameter size or snapshotId",
             ));
         }
-        (Some(n), Some(s)) if (n as u64) < s.volume_size_gib => {
+        (Some(n), Some(s)) if n < s.volume_size_gib => {
             return Err(ApiError::invalid(
                 "Size",
                 format!(
@@ -182,11 +225,11 @@ pub fn create(c: &Call<'_>) -> Result<String, ApiError> {
                 ),
             ));
         }
-        (Some(n), _) => n as u64,
+        (Some(n), _) => n,
         (None, Some(s)) => s.volume_size_gib,
     };
     let spec = VolumeSpec::new(kind, size, iops, throughput).map_err(spec_error)?;
-    let tag_list = p.tag_specifications("volume")?;
+    let tag_list = typed::tag_specifications(input.tag_specifications.as_deref(), "volume")?;
     let row = VolumeRow {
         seq: 0,
         id: new_id("vol"),
@@ -208,20 +251,27 @@ pub fn create(c: &Call<'_>) -> Result<String, ApiError> {
             .create_volume(row, &tag_list)
             .map_err(|e| ApiError::internal(&e))?;
     tracing::info!(volume = %row.id, size = row.size_gib, kind = %row.volume_type, "volume created");
-    let t: Vec<(String, String)> = tag_list;
-    let mut x = Xml::response("CreateVolume", c.request_id);
-    volume_fields(&mut x, &row, &t);
-    Ok(x.finish())
+    Ok(volume(&row, &tag_list))
 }
 
-/// DescribeVolumes: `VolumeId.N` and filters volume-id, status, volume-type, size,
-/// snapshot-id, attachment.instance-id, attachment.device, attachment.status, tag:, tag-key.
-pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
-    let ids = c.p.list("VolumeId");
+/// DescribeVolumes: `VolumeId.N`, `MaxResults` (5 to 500; more gives 500, as on EC2) with
+/// `NextToken`, and filters volume-id, status, volume-type, size, snapshot-id,
+/// attachment.instance-id, attachment.device, attachment.status, tag:, tag-key.
+pub fn describe(
+    c: &Call<'_>,
+    input: DescribeVolumesRequest,
+) -> Result<DescribeVolumesResult, ApiError> {
+    let ids = input.volume_ids.unwrap_or_default();
     for id in &ids {
         check_volume_id(id)?;
     }
-    let filters = c.p.filters()?;
+    let filters = typed::filters(input.filters.as_deref())?;
+    let page = Page::new(
+        input.max_results.map(|n| n.min(MAX_VOLUME_RESULTS)),
+        input.next_token.as_deref(),
+        5,
+        MAX_VOLUME_RESULTS,
+    )?;
     let (rows, tag_map) = {
         let conn = c.st.db.lock();
         let rows = volumes::query(&conn, &ids, &[], &[])?;
@@ -232,8 +282,7 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
     if let Some(missing) = ids.iter().find(|id| !rows.iter().any(|r| &r.id == *id)) {
         return Err(volume_not_found(missing));
     }
-    let mut x = Xml::response("DescribeVolumes", c.request_id);
-    x.open("volumeSet");
+    let mut out = Vec::new();
     for v in &rows {
         let t = tag_map.get(&v.id).map_or(&[][..], Vec::as_slice);
         let keep = filters_match(
@@ -266,14 +315,18 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
             },
         )?;
         if keep {
-            x.open("item");
-            volume_fields(&mut x, v, t);
-            x.close("item");
+            out.push(volume(v, t));
         }
     }
-    x.close("volumeSet");
-    Ok(x.finish())
+    let (out, next_token) = page.apply(out, |v| v.volume_id.as_deref().unwrap_or_default());
+    Ok(DescribeVolumesResult {
+        volumes: Some(out),
+        next_token,
+    })
 }
+
+/// The most volumes one DescribeVolumes page holds (EC2's limit).
+const MAX_VOLUME_RESULTS: i32 = 500;
 
 /// Whether `device` is a data-volume device name EC2 accepts here: `/dev/sd[f-p]` or
 /// `/dev/xvd[f-p]`.
@@ -294,10 +347,10 @@ pub fn device_slot(device: &str) -> String {
 }
 
 /// AttachVolume: stopped instances only (no hot-plug).
-pub fn attach(c: &Call<'_>) -> Result<String, ApiError> {
-    let vol_id = c.p.required("VolumeId")?;
-    let instance_id = c.p.required("InstanceId")?;
-    let device = c.p.required("Device")?;
+pub fn attach(c: &Call<'_>, input: AttachVolumeRequest) -> Result<VolumeAttachment, ApiError> {
+    let vol_id = given(&input.volume_id, "VolumeId")?;
+    let instance_id = given(&input.instance_id, "InstanceId")?;
+    let device = given(&input.device, "Device")?;
     check_volume_id(vol_id)?;
     if !well_formed_id(instance_id, "i") {
         return Err(ApiError::new(
@@ -359,15 +412,12 @@ pub fn attach(c: &Call<'_>) -> Result<String, ApiError> {
     let v = volumes::get(&conn, vol_id)?.ok_or_else(|| volume_not_found(vol_id))?;
     drop(conn);
     tracing::info!(volume = %vol_id, instance = %instance_id, %device, "volume attached");
-    let mut x = Xml::response("AttachVolume", c.request_id);
-    attachment_fields(&mut x, &v, instance_id, device, "attached");
-    Ok(x.finish())
+    Ok(attachment(&v, instance_id, device, "attached"))
 }
 
 /// DetachVolume: from stopped instances (`Force` changes nothing without hot-plug).
-pub fn detach(c: &Call<'_>) -> Result<String, ApiError> {
-    let vol_id = c.p.required("VolumeId")?;
-    c.p.bool("Force")?;
+pub fn detach(c: &Call<'_>, input: DetachVolumeRequest) -> Result<VolumeAttachment, ApiError> {
+    let vol_id = given(&input.volume_id, "VolumeId")?;
     let v = load(c, vol_id)?;
     let conn = c.st.db.lock();
     let (Some(instance_id), Some(device)) = (v.instance_id.clone(), v.device.clone()) else {
@@ -376,9 +426,13 @@ pub fn detach(c: &Call<'_>) -> Result<String, ApiError> {
             format!("Volume '{vol_id}' is in the '{}' state.", v.state.name()),
         ));
     };
-    if c.p.get("InstanceId").is_some_and(|i| i != instance_id)
-        || c.p
-            .get("Device")
+    if input
+        .instance_id
+        .as_ref()
+        .is_some_and(|i| *i != instance_id)
+        || input
+            .device
+            .as_deref()
             .is_some_and(|d| device_slot(d) != device_slot(&device))
     {
         return Err(ApiError::new(
@@ -404,14 +458,12 @@ pub fn detach(c: &Call<'_>) -> Result<String, ApiError> {
     volumes::set_attachment(&conn, vol_id, None)?;
     drop(conn);
     tracing::info!(volume = %vol_id, instance = %instance_id, "volume detached");
-    let mut x = Xml::response("DetachVolume", c.request_id);
-    attachment_fields(&mut x, &v, &instance_id, &device, "detached");
-    Ok(x.finish())
+    Ok(attachment(&v, &instance_id, &device, "detached"))
 }
 
 /// DeleteVolume: refused while attached.
-pub fn delete(c: &Call<'_>) -> Result<String, ApiError> {
-    let id = c.p.required("VolumeId")?;
+pub fn delete(c: &Call<'_>, input: DeleteVolumeRequest) -> Result<Empty, ApiError> {
+    let id = given(&input.volume_id, "VolumeId")?;
     let v = load(c, id)?;
     if let Some(i) = &v.instance_id {
         return Err(ApiError::new(
@@ -428,13 +480,13 @@ pub fn delete(c: &Call<'_>) -> Result<String, ApiError> {
     c.st.storage
         .delete_volume(id)
         .map_err(|e| ApiError::internal(&e))?;
-    Ok(Xml::returns_true("DeleteVolume", c.request_id))
+    Ok(Empty::default())
 }
 
 /// ModifyVolume: grow, change type, IOPS, throughput. The file grows at once; the guest sees
 /// the new size and rate limits at its next start.
-pub fn modify(c: &Call<'_>) -> Result<String, ApiError> {
-    let id = c.p.required("VolumeId")?;
+pub fn modify(c: &Call<'_>, input: ModifyVolumeRequest) -> Result<ModifyVolumeResult, ApiError> {
+    let id = given(&input.volume_id, "VolumeId")?;
     let v = load(c, id)?;
     if !matches!(v.state, VolumeState::Available | VolumeState::InUse) {
         return Err(ApiError::new(
@@ -443,11 +495,11 @@ pub fn modify(c: &Call<'_>) -> Result<String, ApiError> {
         ));
     }
     let old_kind = VolumeType::parse(&v.volume_type).unwrap_or(VolumeType::Gp2);
-    let kind = match c.p.get("VolumeType") {
-        Some(t) => volume_type("VolumeType", Some(t))?,
+    let kind = match input.volume_type {
+        Some(t) => storage_type("VolumeType", t)?,
         None => old_kind,
     };
-    let size = c.p.int("Size", 0, i64::from(u32::MAX))?.map(|n| n as u64);
+    let size = count("Size", input.size)?;
     if size.is_some_and(|s| s < v.size_gib) {
         return Err(ApiError::invalid(
             "Size",
@@ -458,10 +510,8 @@ pub fn modify(c: &Call<'_>) -> Result<String, ApiError> {
         ));
     }
     let size = size.unwrap_or(v.size_gib);
-    let iops = c.p.int("Iops", 0, i64::from(u32::MAX))?.map(|n| n as u64);
-    let throughput =
-        c.p.int("Throughput", 0, i64::from(u32::MAX))?
-            .map(|n| n as u64);
+    let iops = count("Iops", input.iops)?;
+    let throughput = count("Throughput", input.throughput)?;
     // The type's current IOPS/throughput are kept when it stays the same and takes them.
     let keep_iops = iops.or_else(|| {
         (kind == old_kind && matches!(kind, VolumeType::Gp3 | VolumeType::Io1 | VolumeType::Io2))
@@ -484,22 +534,23 @@ pub fn modify(c: &Call<'_>) -> Result<String, ApiError> {
         spec.throughput,
     )?;
     tracing::info!(volume = %id, size, kind = %kind, iops = spec.iops, "volume modified");
-    let now = now_iso();
-    let mut x = Xml::response("ModifyVolume", c.request_id);
-    x.open("volumeModification")
-        .leaf("volumeId", id)
-        .leaf("modificationState", "completed")
-        .leaf("targetSize", spec.size_gib.to_string())
-        .leaf("targetIops", spec.iops.to_string())
-        .leaf("targetVolumeType", kind.name())
-        .leaf("targetThroughput", spec.throughput.to_string())
-        .leaf("originalSize", v.size_gib.to_string())
-        .leaf("originalIops", v.iops.to_string())
-        .leaf("originalVolumeType", &v.volume_type)
-        .leaf("originalThroughput", v.throughput.to_string())
-        .leaf("progress", "100")
-        .leaf("startTime", &now)
-        .leaf("endTime", &now)
-        .close("volumeModification");
-    Ok(x.finish())
+    let now = typed::time(&now_iso());
+    Ok(ModifyVolumeResult {
+        volume_modification: Some(VolumeModification {
+            volume_id: Some(id.to_string()),
+            modification_state: ec2::VolumeModificationState::from_wire("completed"),
+            target_size: Some(int32(spec.size_gib)),
+            target_iops: Some(int32(spec.iops)),
+            target_volume_type: ec2::VolumeType::from_wire(kind.name()),
+            target_throughput: Some(int32(spec.throughput)),
+            original_size: Some(int32(v.size_gib)),
+            original_iops: Some(int32(v.iops)),
+            original_volume_type: ec2::VolumeType::from_wire(&v.volume_type),
+            original_throughput: Some(int32(v.throughput)),
+            progress: Some(100),
+            start_time: now,
+            end_time: now,
+            ..VolumeModification::default()
+        }),
+    })
 }
