@@ -5,13 +5,14 @@
 use std::collections::HashMap;
 
 use rusqlite::Connection;
+use shapes::ec2;
 
 use super::Call;
 use super::errors::ApiError;
+use super::typed;
 use super::volumes::{
     check_snapshot_id, snapshot_not_found, spec_error, valid_data_device, volume_type,
 };
-use super::xml::Xml;
 use crate::compute::disks::{LaunchVolume, ROOT_DEVICE, VolumeSource};
 use crate::state::images::{self, ImageDevice, ImageRow};
 use crate::state::snapshots;
@@ -92,6 +93,66 @@ pub(super) fn mappings(c: &Call<'_>) -> Result<Vec<Mapping>, ApiError> {
                 .get(&key("Ebs.DeleteOnTermination"))
                 .map(|_| c.p.bool(&key("Ebs.DeleteOnTermination")))
                 .transpose()?,
+        });
+    }
+    Ok(out)
+}
+
+/// An integer of a mapping, within `0..=u32::MAX` as before.
+fn mapping_int(field: &str, v: Option<i32>) -> Result<Option<u64>, ApiError> {
+    v.map(|n| {
+        u64::try_from(n).map_err(|_| {
+            ApiError::invalid(
+                field,
+                format!("'{n}' is not an integer from 0 to {}", u32::MAX),
+            )
+        })
+    })
+    .transpose()
+}
+
+/// Every `BlockDeviceMapping.N` of a typed request, checked for form.
+pub(super) fn typed_mappings(
+    given: Option<&[ec2::BlockDeviceMapping]>,
+) -> Result<Vec<Mapping>, ApiError> {
+    let mut out: Vec<Mapping> = Vec::new();
+    let limit = usize::try_from(MAX_MAPPINGS).unwrap_or(usize::MAX);
+    for (i, m) in given.unwrap_or_default().iter().take(limit).enumerate() {
+        let n = i + 1;
+        let key = |k: &str| format!("BlockDeviceMapping.{n}.{k}");
+        let ebs = m.ebs.clone().unwrap_or_default();
+        let Some(device) = m.device_name.as_deref() else {
+            if ebs.volume_size.is_some() || m.no_device.is_some() {
+                return Err(ApiError::missing(&key("DeviceName")));
+            }
+            continue;
+        };
+        if out.iter().any(|m| m.device == device) {
+            return Err(bad_mapping(format!(
+                "The device name {device} is mapped twice"
+            )));
+        }
+        if let Some(s) = &ebs.snapshot_id {
+            check_snapshot_id(s)?;
+        }
+        if ebs.encrypted == Some(true) {
+            return Err(ApiError::invalid(
+                &key("Ebs.Encrypted"),
+                "encrypted volumes are not supported by this agent",
+            ));
+        }
+        out.push(Mapping {
+            device: device.to_string(),
+            no_device: m.no_device.is_some(),
+            snapshot: ebs.snapshot_id.clone(),
+            size: mapping_int(&key("Ebs.VolumeSize"), ebs.volume_size)?,
+            kind: ebs
+                .volume_type
+                .map(|t| volume_type(&key("Ebs.VolumeType"), Some(t.as_str())))
+                .transpose()?,
+            iops: mapping_int(&key("Ebs.Iops"), ebs.iops)?,
+            throughput: mapping_int(&key("Ebs.Throughput"), ebs.throughput)?,
+            delete_on_termination: ebs.delete_on_termination,
         });
     }
     Ok(out)
@@ -265,8 +326,12 @@ pub(super) fn mapped_spec(
 /// The volumes RunInstances makes for each instance of `image`: the image's devices (its
 /// root, then the data volumes it records), each changed or dropped (`NoDevice`) by the
 /// request's mapping of the same device, then the request's other mappings; root first.
-pub fn launch_plan(c: &Call<'_>, image: &ImageRow) -> Result<Vec<LaunchVolume>, ApiError> {
-    let maps = mappings(c)?;
+pub fn launch_plan(
+    c: &Call<'_>,
+    image: &ImageRow,
+    given: Option<&[ec2::BlockDeviceMapping]>,
+) -> Result<Vec<LaunchVolume>, ApiError> {
+    let maps = typed_mappings(given)?;
     let conn = c.st.db.lock();
     let mut planned = image_devices(&conn, image)?;
     for m in &maps {
@@ -325,31 +390,31 @@ pub fn attached_map(conn: &Connection) -> rusqlite::Result<HashMap<String, Vec<V
 }
 
 /// An instance's `rootDeviceType`, `rootDeviceName` and `blockDeviceMapping`.
-pub fn instance_mapping(x: &mut Xml, vols: &[VolumeRow]) {
+pub fn instance_mapping(x: &mut ec2::Instance, vols: &[VolumeRow]) {
     let has_root = vols
         .iter()
         .any(|v| v.device.as_deref() == Some(ROOT_DEVICE));
-    x.leaf(
-        "rootDeviceType",
-        if has_root { "ebs" } else { "instance-store" },
-    )
-    .leaf("rootDeviceName", ROOT_DEVICE);
-    attached_devices(x, vols);
+    x.root_device_type = Some(if has_root {
+        ec2::DeviceType::Ebs
+    } else {
+        ec2::DeviceType::InstanceStore
+    });
+    x.root_device_name = Some(ROOT_DEVICE.to_string());
+    x.block_device_mappings = Some(attached_devices(vols));
 }
 
-/// The `blockDeviceMapping` element of an instance's attached volumes.
-pub fn attached_devices(x: &mut Xml, vols: &[VolumeRow]) {
-    x.open("blockDeviceMapping");
-    for v in vols {
-        x.open("item")
-            .leaf("deviceName", v.device.as_deref().unwrap_or(""))
-            .open("ebs")
-            .leaf("volumeId", &v.id)
-            .leaf("status", "attached")
-            .leaf("attachTime", v.attach_time.as_deref().unwrap_or(""))
-            .leaf("deleteOnTermination", v.delete_on_termination.to_string())
-            .close("ebs")
-            .close("item");
-    }
-    x.close("blockDeviceMapping");
+/// The `blockDeviceMapping` of an instance's attached volumes.
+pub fn attached_devices(vols: &[VolumeRow]) -> Vec<ec2::InstanceBlockDeviceMapping> {
+    vols.iter()
+        .map(|v| ec2::InstanceBlockDeviceMapping {
+            device_name: Some(v.device.clone().unwrap_or_default()),
+            ebs: Some(ec2::EbsInstanceBlockDevice {
+                volume_id: Some(v.id.clone()),
+                status: Some(ec2::AttachmentStatus::Attached),
+                attach_time: v.attach_time.as_deref().and_then(typed::time),
+                delete_on_termination: Some(v.delete_on_termination),
+                ..Default::default()
+            }),
+        })
+        .collect()
 }
