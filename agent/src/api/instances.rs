@@ -440,8 +440,10 @@ pub fn describe_status(
         ..Default::default()
     };
     let all = input.include_all_instances.unwrap_or(false);
-    let page = Page::new(input.max_results, input.next_token.as_deref(), 5, 1000)?;
+    // As before: the range of MaxResults, then its combination with ids, then the token.
+    Page::new(input.max_results, None, 5, 1000)?;
     check_page_combination(input.max_results, &named)?;
+    let page = Page::new(input.max_results, input.next_token.as_deref(), 5, 1000)?;
     let rows = instances::query(&c.st.db.lock(), &q)?;
     check_named_ids(&named, &rows)?;
     let rows: Vec<InstanceRow> = rows
