@@ -28,6 +28,7 @@ pub(super) fn bad_mapping(message: impl Into<String>) -> ApiError {
 }
 
 /// One `BlockDeviceMapping.N` as given.
+#[derive(Debug)]
 pub(super) struct Mapping {
     /// `DeviceName`.
     pub device: String,
@@ -417,4 +418,57 @@ pub fn attached_devices(vols: &[VolumeRow]) -> Vec<ec2::InstanceBlockDeviceMappi
             }),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping(device: Option<&str>, size: Option<i32>) -> ec2::BlockDeviceMapping {
+        ec2::BlockDeviceMapping {
+            device_name: device.map(str::to_string),
+            ebs: Some(ec2::EbsBlockDevice {
+                volume_size: size,
+                volume_type: Some(ec2::VolumeType::Gp3),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn typed_mappings_keep_the_field_names_and_checks() {
+        let ok = typed_mappings(Some(&[mapping(Some("/dev/sdf"), Some(2))])).unwrap();
+        assert_eq!(
+            (ok[0].device.as_str(), ok[0].size, ok[0].kind),
+            ("/dev/sdf", Some(2), Some(VolumeType::Gp3))
+        );
+        let e = typed_mappings(Some(&[
+            mapping(Some("/dev/sdf"), Some(1)),
+            mapping(None, Some(1)),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.code, "MissingParameter");
+        assert!(
+            e.message.contains("BlockDeviceMapping.2.DeviceName"),
+            "{}",
+            e.message
+        );
+        let e = typed_mappings(Some(&[mapping(Some("/dev/sdf"), Some(-1))])).unwrap_err();
+        assert!(
+            e.message.contains("BlockDeviceMapping.1.Ebs.VolumeSize")
+                && e.message
+                    .contains("'-1' is not an integer from 0 to 4294967295"),
+            "{}",
+            e.message
+        );
+        let twice = [
+            mapping(Some("/dev/sdf"), Some(1)),
+            mapping(Some("/dev/sdf"), Some(1)),
+        ];
+        assert_eq!(
+            typed_mappings(Some(&twice)).unwrap_err().code,
+            "InvalidBlockDeviceMapping"
+        );
+    }
 }

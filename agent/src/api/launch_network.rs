@@ -236,3 +236,36 @@ pub fn resolve(
         metadata,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_options_apply_over_the_base_and_check_the_hop_limit() {
+        let change = MetadataChange {
+            tokens: Some(ec2::HttpTokensState::Required),
+            endpoint: None,
+            hop_limit: Some(3),
+        };
+        let o =
+            metadata_options(change, "MetadataOptions.", MetadataOptionsRow::default()).unwrap();
+        assert_eq!((o.http_tokens.as_str(), o.hop_limit), ("required", 3));
+        for bad in [0, 65, -1] {
+            let change = MetadataChange {
+                hop_limit: Some(bad),
+                ..Default::default()
+            };
+            let e = metadata_options(change, "MetadataOptions.", MetadataOptionsRow::default())
+                .unwrap_err();
+            assert!(
+                e.message
+                    .contains("MetadataOptions.HttpPutResponseHopLimit")
+                    && e.message
+                        .contains(&format!("'{bad}' is not an integer from 1 to 64")),
+                "{}",
+                e.message
+            );
+        }
+    }
+}
