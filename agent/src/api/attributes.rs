@@ -2,8 +2,13 @@
 //! and ModifyInstanceAttribute: `GroupId.N` (the security groups of the primary interface)
 //! or `BlockDeviceMapping.N` (the DeleteOnTermination of attached volumes).
 
+use shapes::Empty;
+use shapes::ec2::{
+    AttributeValue, DescribeInstanceAttributeRequest, InstanceAttribute, InstanceAttributeName,
+    InstanceBlockDeviceMappingSpecification, ModifyInstanceAttributeRequest,
+};
+
 use super::errors::ApiError;
-use super::xml::Xml;
 use super::{Call, instances::well_formed_id};
 use crate::compute::disks::ROOT_DEVICE;
 use crate::state::{enis, instances, security_groups, volumes};
@@ -13,15 +18,21 @@ const SUPPORTED: &str =
     "instanceType, userData, instanceInitiatedShutdownBehavior, blockDeviceMapping, rootDeviceName";
 
 /// DescribeInstanceAttribute.
-pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
-    let id = c.p.required("InstanceId")?;
+pub fn describe(
+    c: &Call<'_>,
+    input: DescribeInstanceAttributeRequest,
+) -> Result<InstanceAttribute, ApiError> {
+    let id = input.instance_id.as_str();
+    if id.is_empty() {
+        return Err(ApiError::missing("InstanceId"));
+    }
     if !well_formed_id(id, "i") {
         return Err(ApiError::new(
             "InvalidInstanceID.Malformed",
             format!("Invalid id: \"{id}\" (expecting \"i-...\")"),
         ));
     }
-    let attribute = c.p.required("Attribute")?;
+    let attribute = input.attribute.as_str();
     if !SUPPORTED.split(", ").any(|a| a == attribute) {
         return Err(ApiError::invalid(
             "Attribute",
@@ -39,50 +50,64 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
         let vols = crate::compute::disks::attached_in_guest_order(&conn, id)?;
         (row, vols)
     };
-    let mut x = Xml::response("DescribeInstanceAttribute", c.request_id);
-    x.leaf("instanceId", &row.id);
-    if attribute == "blockDeviceMapping" {
-        super::block_devices::attached_devices(&mut x, &vols);
-        return Ok(x.finish());
-    }
-    let value = match attribute {
-        "instanceType" => Some(row.instance_type),
-        "userData" => row.user_data,
-        "rootDeviceName" => Some(ROOT_DEVICE.to_string()),
-        _ => Some(row.shutdown_behavior),
+    let mut out = InstanceAttribute {
+        instance_id: Some(row.id.clone()),
+        ..Default::default()
     };
-    x.open(attribute);
-    x.leaf_opt("value", value);
-    x.close(attribute);
-    Ok(x.finish())
+    let value = |v: Option<String>| Some(AttributeValue { value: v });
+    match input.attribute {
+        InstanceAttributeName::BlockDeviceMapping => {
+            out.block_device_mappings = Some(super::block_devices::attached_devices(&vols));
+        }
+        InstanceAttributeName::InstanceType => out.instance_type = value(Some(row.instance_type)),
+        InstanceAttributeName::UserData => out.user_data = value(row.user_data),
+        InstanceAttributeName::RootDeviceName => {
+            out.root_device_name = value(Some(ROOT_DEVICE.to_string()));
+        }
+        _ => out.instance_initiated_shutdown_behavior = value(Some(row.shutdown_behavior)),
+    }
+    Ok(out)
 }
 
 /// ModifyInstanceAttribute: `BlockDeviceMapping.N` changes the DeleteOnTermination of the
 /// volumes attached at those devices; `GroupId.N` replaces the security groups of the
 /// instance's primary network interface (1 to 5 groups of its VPC), applied at once. Other
 /// attributes are not modifiable here.
-pub async fn modify(c: &Call<'_>) -> Result<String, ApiError> {
-    let id = c.p.required("InstanceId")?;
-    if !c.p.indices("BlockDeviceMapping").is_empty() {
-        delete_on_termination(c, id)?;
-    } else {
-        security_groups(c, id).await?;
+pub async fn modify(
+    c: &Call<'_>,
+    input: ModifyInstanceAttributeRequest,
+) -> Result<Empty, ApiError> {
+    let id = input.instance_id.as_str();
+    if id.is_empty() {
+        return Err(ApiError::missing("InstanceId"));
     }
-    Ok(Xml::returns_true("ModifyInstanceAttribute", c.request_id))
+    match input.block_device_mappings.as_deref() {
+        Some(maps) if !maps.is_empty() => delete_on_termination(c, id, maps)?,
+        _ => security_groups(c, id, &input).await?,
+    }
+    Ok(Empty::default())
 }
 
 /// `BlockDeviceMapping.N.DeviceName` with `Ebs.DeleteOnTermination` (and optionally
 /// `Ebs.VolumeId`, which must be the volume at that device): all or nothing.
-fn delete_on_termination(c: &Call<'_>, id: &str) -> Result<(), ApiError> {
+fn delete_on_termination(
+    c: &Call<'_>,
+    id: &str,
+    maps: &[InstanceBlockDeviceMappingSpecification],
+) -> Result<(), ApiError> {
     let mut changes = Vec::new();
-    for n in c.p.indices("BlockDeviceMapping") {
+    for (i, m) in maps.iter().enumerate() {
+        let n = i + 1;
         let key = |k: &str| format!("BlockDeviceMapping.{n}.{k}");
-        let device = c.p.required(&key("DeviceName"))?;
-        let field = key("Ebs.DeleteOnTermination");
-        if c.p.get(&field).is_none() {
-            return Err(ApiError::missing(&field));
-        }
-        changes.push((device, c.p.bool(&field)?, c.p.get(&key("Ebs.VolumeId"))));
+        let device = match m.device_name.as_deref() {
+            Some(d) if !d.is_empty() => d,
+            _ => return Err(ApiError::missing(&key("DeviceName"))),
+        };
+        let ebs = m.ebs.as_ref();
+        let dot = ebs
+            .and_then(|e| e.delete_on_termination)
+            .ok_or_else(|| ApiError::missing(&key("Ebs.DeleteOnTermination")))?;
+        changes.push((device, dot, ebs.and_then(|e| e.volume_id.as_deref())));
     }
     let mut conn = c.st.db.lock();
     let tx = conn.transaction()?;
@@ -113,10 +138,14 @@ fn delete_on_termination(c: &Call<'_>, id: &str) -> Result<(), ApiError> {
 }
 
 /// `GroupId.N`: the security groups of the primary network interface.
-async fn security_groups(c: &Call<'_>, id: &str) -> Result<(), ApiError> {
-    let ids = c.p.list("GroupId");
+async fn security_groups(
+    c: &Call<'_>,
+    id: &str,
+    input: &ModifyInstanceAttributeRequest,
+) -> Result<(), ApiError> {
+    let ids = input.groups.clone().unwrap_or_default();
     if ids.is_empty() {
-        let field = c.p.get("Attribute").unwrap_or("GroupId.N");
+        let field = input.attribute.map_or("GroupId.N", |a| a.as_str());
         return Err(ApiError::invalid(
             field,
             "only the security groups (GroupId.N) and BlockDeviceMapping.N's \

@@ -5,13 +5,14 @@
 use std::collections::HashMap;
 
 use rusqlite::Connection;
+use shapes::ec2;
 
 use super::Call;
 use super::errors::ApiError;
+use super::typed;
 use super::volumes::{
     check_snapshot_id, snapshot_not_found, spec_error, valid_data_device, volume_type,
 };
-use super::xml::Xml;
 use crate::compute::disks::{LaunchVolume, ROOT_DEVICE, VolumeSource};
 use crate::state::images::{self, ImageDevice, ImageRow};
 use crate::state::snapshots;
@@ -27,6 +28,7 @@ pub(super) fn bad_mapping(message: impl Into<String>) -> ApiError {
 }
 
 /// One `BlockDeviceMapping.N` as given.
+#[derive(Debug)]
 pub(super) struct Mapping {
     /// `DeviceName`.
     pub device: String,
@@ -46,13 +48,31 @@ pub(super) struct Mapping {
     pub delete_on_termination: Option<bool>,
 }
 
-/// Every `BlockDeviceMapping.N` of the request, checked for form.
-pub(super) fn mappings(c: &Call<'_>) -> Result<Vec<Mapping>, ApiError> {
+/// An integer of a mapping, within `0..=u32::MAX` as before.
+fn mapping_int(field: &str, v: Option<i32>) -> Result<Option<u64>, ApiError> {
+    v.map(|n| {
+        u64::try_from(n).map_err(|_| {
+            ApiError::invalid(
+                field,
+                format!("'{n}' is not an integer from 0 to {}", u32::MAX),
+            )
+        })
+    })
+    .transpose()
+}
+
+/// Every `BlockDeviceMapping.N` of a typed request, checked for form.
+pub(super) fn typed_mappings(
+    given: Option<&[ec2::BlockDeviceMapping]>,
+) -> Result<Vec<Mapping>, ApiError> {
     let mut out: Vec<Mapping> = Vec::new();
-    for n in 1..=MAX_MAPPINGS {
+    let limit = usize::try_from(MAX_MAPPINGS).unwrap_or(usize::MAX);
+    for (i, m) in given.unwrap_or_default().iter().take(limit).enumerate() {
+        let n = i + 1;
         let key = |k: &str| format!("BlockDeviceMapping.{n}.{k}");
-        let Some(device) = c.p.get(&key("DeviceName")) else {
-            if c.p.get(&key("Ebs.VolumeSize")).is_some() || c.p.get(&key("NoDevice")).is_some() {
+        let ebs = m.ebs.clone().unwrap_or_default();
+        let Some(device) = m.device_name.as_deref() else {
+            if ebs.volume_size.is_some() || m.no_device.is_some() {
                 return Err(ApiError::missing(&key("DeviceName")));
             }
             continue;
@@ -62,14 +82,10 @@ pub(super) fn mappings(c: &Call<'_>) -> Result<Vec<Mapping>, ApiError> {
                 "The device name {device} is mapped twice"
             )));
         }
-        let int = |k: &str| -> Result<Option<u64>, ApiError> {
-            Ok(c.p.int(&key(k), 0, i64::from(u32::MAX))?.map(|v| v as u64))
-        };
-        let snapshot = c.p.get(&key("Ebs.SnapshotId")).map(str::to_string);
-        if let Some(s) = &snapshot {
+        if let Some(s) = &ebs.snapshot_id {
             check_snapshot_id(s)?;
         }
-        if c.p.bool(&key("Ebs.Encrypted"))? {
+        if ebs.encrypted == Some(true) {
             return Err(ApiError::invalid(
                 &key("Ebs.Encrypted"),
                 "encrypted volumes are not supported by this agent",
@@ -77,21 +93,16 @@ pub(super) fn mappings(c: &Call<'_>) -> Result<Vec<Mapping>, ApiError> {
         }
         out.push(Mapping {
             device: device.to_string(),
-            no_device: c.p.get(&key("NoDevice")).is_some(),
-            snapshot,
-            size: int("Ebs.VolumeSize")?,
-            kind: c
-                .p
-                .get(&key("Ebs.VolumeType"))
-                .map(|t| volume_type(&key("Ebs.VolumeType"), Some(t)))
+            no_device: m.no_device.is_some(),
+            snapshot: ebs.snapshot_id.clone(),
+            size: mapping_int(&key("Ebs.VolumeSize"), ebs.volume_size)?,
+            kind: ebs
+                .volume_type
+                .map(|t| volume_type(&key("Ebs.VolumeType"), Some(t.as_str())))
                 .transpose()?,
-            iops: int("Ebs.Iops")?,
-            throughput: int("Ebs.Throughput")?,
-            delete_on_termination: c
-                .p
-                .get(&key("Ebs.DeleteOnTermination"))
-                .map(|_| c.p.bool(&key("Ebs.DeleteOnTermination")))
-                .transpose()?,
+            iops: mapping_int(&key("Ebs.Iops"), ebs.iops)?,
+            throughput: mapping_int(&key("Ebs.Throughput"), ebs.throughput)?,
+            delete_on_termination: ebs.delete_on_termination,
         });
     }
     Ok(out)
@@ -265,8 +276,12 @@ pub(super) fn mapped_spec(
 /// The volumes RunInstances makes for each instance of `image`: the image's devices (its
 /// root, then the data volumes it records), each changed or dropped (`NoDevice`) by the
 /// request's mapping of the same device, then the request's other mappings; root first.
-pub fn launch_plan(c: &Call<'_>, image: &ImageRow) -> Result<Vec<LaunchVolume>, ApiError> {
-    let maps = mappings(c)?;
+pub fn launch_plan(
+    c: &Call<'_>,
+    image: &ImageRow,
+    given: Option<&[ec2::BlockDeviceMapping]>,
+) -> Result<Vec<LaunchVolume>, ApiError> {
+    let maps = typed_mappings(given)?;
     let conn = c.st.db.lock();
     let mut planned = image_devices(&conn, image)?;
     for m in &maps {
@@ -325,31 +340,84 @@ pub fn attached_map(conn: &Connection) -> rusqlite::Result<HashMap<String, Vec<V
 }
 
 /// An instance's `rootDeviceType`, `rootDeviceName` and `blockDeviceMapping`.
-pub fn instance_mapping(x: &mut Xml, vols: &[VolumeRow]) {
+pub fn instance_mapping(x: &mut ec2::Instance, vols: &[VolumeRow]) {
     let has_root = vols
         .iter()
         .any(|v| v.device.as_deref() == Some(ROOT_DEVICE));
-    x.leaf(
-        "rootDeviceType",
-        if has_root { "ebs" } else { "instance-store" },
-    )
-    .leaf("rootDeviceName", ROOT_DEVICE);
-    attached_devices(x, vols);
+    x.root_device_type = Some(if has_root {
+        ec2::DeviceType::Ebs
+    } else {
+        ec2::DeviceType::InstanceStore
+    });
+    x.root_device_name = Some(ROOT_DEVICE.to_string());
+    x.block_device_mappings = Some(attached_devices(vols));
 }
 
-/// The `blockDeviceMapping` element of an instance's attached volumes.
-pub fn attached_devices(x: &mut Xml, vols: &[VolumeRow]) {
-    x.open("blockDeviceMapping");
-    for v in vols {
-        x.open("item")
-            .leaf("deviceName", v.device.as_deref().unwrap_or(""))
-            .open("ebs")
-            .leaf("volumeId", &v.id)
-            .leaf("status", "attached")
-            .leaf("attachTime", v.attach_time.as_deref().unwrap_or(""))
-            .leaf("deleteOnTermination", v.delete_on_termination.to_string())
-            .close("ebs")
-            .close("item");
+/// The `blockDeviceMapping` of an instance's attached volumes.
+pub fn attached_devices(vols: &[VolumeRow]) -> Vec<ec2::InstanceBlockDeviceMapping> {
+    vols.iter()
+        .map(|v| ec2::InstanceBlockDeviceMapping {
+            device_name: Some(v.device.clone().unwrap_or_default()),
+            ebs: Some(ec2::EbsInstanceBlockDevice {
+                volume_id: Some(v.id.clone()),
+                status: Some(ec2::AttachmentStatus::Attached),
+                attach_time: v.attach_time.as_deref().and_then(typed::time),
+                delete_on_termination: Some(v.delete_on_termination),
+                ..Default::default()
+            }),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping(device: Option<&str>, size: Option<i32>) -> ec2::BlockDeviceMapping {
+        ec2::BlockDeviceMapping {
+            device_name: device.map(str::to_string),
+            ebs: Some(ec2::EbsBlockDevice {
+                volume_size: size,
+                volume_type: Some(ec2::VolumeType::Gp3),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
     }
-    x.close("blockDeviceMapping");
+
+    #[test]
+    fn typed_mappings_keep_the_field_names_and_checks() {
+        let ok = typed_mappings(Some(&[mapping(Some("/dev/sdf"), Some(2))])).unwrap();
+        assert_eq!(
+            (ok[0].device.as_str(), ok[0].size, ok[0].kind),
+            ("/dev/sdf", Some(2), Some(VolumeType::Gp3))
+        );
+        let e = typed_mappings(Some(&[
+            mapping(Some("/dev/sdf"), Some(1)),
+            mapping(None, Some(1)),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.code, "MissingParameter");
+        assert!(
+            e.message.contains("BlockDeviceMapping.2.DeviceName"),
+            "{}",
+            e.message
+        );
+        let e = typed_mappings(Some(&[mapping(Some("/dev/sdf"), Some(-1))])).unwrap_err();
+        assert!(
+            e.message.contains("BlockDeviceMapping.1.Ebs.VolumeSize")
+                && e.message
+                    .contains("'-1' is not an integer from 0 to 4294967295"),
+            "{}",
+            e.message
+        );
+        let twice = [
+            mapping(Some("/dev/sdf"), Some(1)),
+            mapping(Some("/dev/sdf"), Some(1)),
+        ];
+        assert_eq!(
+            typed_mappings(Some(&twice)).unwrap_err().code,
+            "InvalidBlockDeviceMapping"
+        );
+    }
 }

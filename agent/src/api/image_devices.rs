@@ -8,11 +8,9 @@ use rusqlite::Connection;
 use shapes::ec2;
 
 use super::Call;
-use super::block_devices::{Mapping, bad_mapping, mapped_spec};
+use super::block_devices::{Mapping, bad_mapping, mapped_spec, typed_mappings};
 use super::errors::ApiError;
-use super::volumes::{
-    check_snapshot_id, count, int32, snapshot_not_found, storage_type, valid_data_device,
-};
+use super::volumes::{int32, snapshot_not_found, valid_data_device};
 use crate::compute::disks::ROOT_DEVICE;
 use crate::state::images::{ImageDevice, ImageRow};
 use crate::state::snapshots::{self, SnapshotRow};
@@ -74,59 +72,6 @@ fn registered_device(
     })
 }
 
-/// The most mappings one request may carry; later ones are ignored.
-const MAX_MAPPINGS: usize = 64;
-
-/// The typed `BlockDeviceMapping.N` of a request, checked for form as RunInstances checks
-/// its own.
-fn mappings(given: Option<&[ec2::BlockDeviceMapping]>) -> Result<Vec<Mapping>, ApiError> {
-    let mut out: Vec<Mapping> = Vec::new();
-    for (i, m) in given
-        .unwrap_or_default()
-        .iter()
-        .take(MAX_MAPPINGS)
-        .enumerate()
-    {
-        let n = i + 1;
-        let key = |k: &str| format!("BlockDeviceMapping.{n}.{k}");
-        let ebs = m.ebs.clone().unwrap_or_default();
-        let Some(device) = m.device_name.as_deref() else {
-            if ebs.volume_size.is_some() || m.no_device.is_some() {
-                return Err(ApiError::missing(&key("DeviceName")));
-            }
-            continue;
-        };
-        if out.iter().any(|m| m.device == device) {
-            return Err(bad_mapping(format!(
-                "The device name {device} is mapped twice"
-            )));
-        }
-        if let Some(s) = &ebs.snapshot_id {
-            check_snapshot_id(s)?;
-        }
-        if ebs.encrypted.unwrap_or(false) {
-            return Err(ApiError::invalid(
-                &key("Ebs.Encrypted"),
-                "encrypted volumes are not supported by this agent",
-            ));
-        }
-        out.push(Mapping {
-            device: device.to_string(),
-            no_device: m.no_device.is_some(),
-            snapshot: ebs.snapshot_id.clone(),
-            size: count(&key("Ebs.VolumeSize"), ebs.volume_size)?,
-            kind: ebs
-                .volume_type
-                .map(|t| storage_type(&key("Ebs.VolumeType"), t))
-                .transpose()?,
-            iops: count(&key("Ebs.Iops"), ebs.iops)?,
-            throughput: count(&key("Ebs.Throughput"), ebs.throughput)?,
-            delete_on_termination: ebs.delete_on_termination,
-        });
-    }
-    Ok(out)
-}
-
 /// RegisterImage's `BlockDeviceMapping.N`: the root snapshot (the mapping of
 /// `RootDeviceName`, default `/dev/xvda`, recorded as `/dev/xvda`) and every device, each
 /// from an existing snapshot or empty with a size. `NoDevice` mappings are left out.
@@ -136,7 +81,7 @@ pub fn register_devices(
     given: Option<&[ec2::BlockDeviceMapping]>,
 ) -> Result<(Option<String>, Vec<ImageDevice>), ApiError> {
     let root = root_device_name.unwrap_or(ROOT_DEVICE);
-    let maps = mappings(given)?;
+    let maps = typed_mappings(given)?;
     let conn = c.st.db.lock();
     let mut root_snapshot = None;
     let mut out = Vec::new();

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use rusqlite::Connection;
+use shapes::ec2;
 
-use super::xml::Xml;
 use crate::imds::source::private_dns_name;
 use crate::state::enis::{self, EniRow, MetadataOptionsRow};
 use crate::state::hibernation;
@@ -89,96 +89,103 @@ pub fn load(conn: &Connection, ids: &[&str]) -> rusqlite::Result<HashMap<String,
     Ok(out)
 }
 
-fn group_set(x: &mut Xml, groups: &[GroupRow]) {
-    x.open("groupSet");
-    for g in groups {
-        x.open("item")
-            .leaf("groupId", &g.id)
-            .leaf("groupName", &g.name)
-            .close("item");
-    }
-    x.close("groupSet");
+fn group_set(groups: &[GroupRow]) -> Option<Vec<ec2::GroupIdentifier>> {
+    Some(
+        groups
+            .iter()
+            .map(|g| ec2::GroupIdentifier {
+                group_id: Some(g.id.clone()),
+                group_name: Some(g.name.clone()),
+            })
+            .collect(),
+    )
 }
 
-/// The network fields of an `<item>` of an instance.
-pub fn render(x: &mut Xml, owner: &str, net: &InstanceNetwork) {
+fn association(ip: &str) -> ec2::InstanceNetworkInterfaceAssociation {
+    ec2::InstanceNetworkInterfaceAssociation {
+        public_ip: Some(ip.to_string()),
+        public_dns_name: Some(public_dns_name(ip)),
+        ip_owner_id: Some("amazon".to_string()),
+        ..Default::default()
+    }
+}
+
+/// An instance's metadata options as its answers show them.
+pub fn metadata_response(o: &MetadataOptionsRow) -> ec2::InstanceMetadataOptionsResponse {
+    ec2::InstanceMetadataOptionsResponse {
+        state: Some(ec2::InstanceMetadataOptionsState::Applied),
+        http_tokens: ec2::HttpTokensState::from_wire(&o.http_tokens),
+        http_put_response_hop_limit: Some(i32::from(o.hop_limit)),
+        http_endpoint: ec2::InstanceMetadataEndpointState::from_wire(&o.http_endpoint),
+        http_protocol_ipv6: Some(ec2::InstanceMetadataProtocolState::Disabled),
+        instance_metadata_tags: Some(ec2::InstanceMetadataTagsState::Disabled),
+    }
+}
+
+/// The network members of an instance.
+pub fn fill(x: &mut ec2::Instance, owner: &str, net: &InstanceNetwork) {
     let primary = net.enis.iter().find(|v| v.eni.device_index == Some(0));
     match primary {
         Some(p) => {
-            x.leaf("privateDnsName", private_dns_name(&p.eni.private_ip))
-                .leaf("privateIpAddress", &p.eni.private_ip)
-                .leaf(
-                    "dnsName",
-                    p.public_ip
-                        .as_deref()
-                        .map(public_dns_name)
-                        .unwrap_or_default(),
-                )
-                .leaf_opt("ipAddress", p.public_ip.as_ref())
-                .leaf("subnetId", &p.eni.subnet_id)
-                .leaf("vpcId", &p.eni.vpc_id)
-                .leaf("sourceDestCheck", "true");
-            group_set(x, &p.groups);
+            x.private_dns_name = Some(private_dns_name(&p.eni.private_ip));
+            x.private_ip_address = Some(p.eni.private_ip.clone());
+            x.public_dns_name = Some(
+                p.public_ip
+                    .as_deref()
+                    .map(public_dns_name)
+                    .unwrap_or_default(),
+            );
+            x.public_ip_address = p.public_ip.clone();
+            x.subnet_id = Some(p.eni.subnet_id.clone());
+            x.vpc_id = Some(p.eni.vpc_id.clone());
+            x.source_dest_check = Some(true);
+            x.security_groups = group_set(&p.groups);
         }
         None => {
-            x.leaf("privateDnsName", "").leaf("dnsName", "");
-            group_set(x, &[]);
+            x.private_dns_name = Some(String::new());
+            x.public_dns_name = Some(String::new());
+            x.security_groups = group_set(&[]);
         }
     }
-    x.open("networkInterfaceSet");
-    for v in &net.enis {
-        let e = &v.eni;
-        x.open("item")
-            .leaf("networkInterfaceId", &e.id)
-            .leaf("subnetId", &e.subnet_id)
-            .leaf("vpcId", &e.vpc_id)
-            .leaf("description", &e.description)
-            .leaf("ownerId", owner)
-            .leaf("status", "in-use")
-            .leaf("macAddress", &e.mac)
-            .leaf("privateIpAddress", &e.private_ip)
-            .leaf("privateDnsName", private_dns_name(&e.private_ip))
-            .leaf("sourceDestCheck", "true")
-            .leaf("interfaceType", "interface");
-        group_set(x, &v.groups);
-        x.open("attachment")
-            .leaf_opt("attachmentId", e.attachment_id.as_ref())
-            .leaf("deviceIndex", e.device_index.unwrap_or(0).to_string())
-            .leaf("status", "attached")
-            .leaf("deleteOnTermination", e.delete_on_termination.to_string())
-            .close("attachment");
-        if let Some(ip) = &v.public_ip {
-            x.open("association")
-                .leaf("publicIp", ip)
-                .leaf("publicDnsName", public_dns_name(ip))
-                .leaf("ipOwnerId", "amazon")
-                .close("association");
-        }
-        x.open("privateIpAddressesSet")
-            .open("item")
-            .leaf("privateIpAddress", &e.private_ip)
-            .leaf("privateDnsName", private_dns_name(&e.private_ip))
-            .leaf("primary", "true");
-        if let Some(ip) = &v.public_ip {
-            x.open("association")
-                .leaf("publicIp", ip)
-                .leaf("publicDnsName", public_dns_name(ip))
-                .leaf("ipOwnerId", "amazon")
-                .close("association");
-        }
-        x.close("item").close("privateIpAddressesSet").close("item");
-    }
-    x.close("networkInterfaceSet");
-    let o = &net.metadata;
-    x.open("metadataOptions")
-        .leaf("state", "applied")
-        .leaf("httpTokens", &o.http_tokens)
-        .leaf("httpPutResponseHopLimit", o.hop_limit.to_string())
-        .leaf("httpEndpoint", &o.http_endpoint)
-        .leaf("httpProtocolIpv6", "disabled")
-        .leaf("instanceMetadataTags", "disabled")
-        .close("metadataOptions")
-        .open("hibernationOptions")
-        .leaf("configured", net.hibernation_configured.to_string())
-        .close("hibernationOptions");
+    let enis = net
+        .enis
+        .iter()
+        .map(|v| {
+            let e = &v.eni;
+            ec2::InstanceNetworkInterface {
+                network_interface_id: Some(e.id.clone()),
+                subnet_id: Some(e.subnet_id.clone()),
+                vpc_id: Some(e.vpc_id.clone()),
+                description: Some(e.description.clone()),
+                owner_id: Some(owner.to_string()),
+                status: Some(ec2::NetworkInterfaceStatus::InUse),
+                mac_address: Some(e.mac.clone()),
+                private_ip_address: Some(e.private_ip.clone()),
+                private_dns_name: Some(private_dns_name(&e.private_ip)),
+                source_dest_check: Some(true),
+                interface_type: Some("interface".to_string()),
+                groups: group_set(&v.groups),
+                attachment: Some(ec2::InstanceNetworkInterfaceAttachment {
+                    attachment_id: e.attachment_id.clone(),
+                    device_index: i32::try_from(e.device_index.unwrap_or(0)).ok(),
+                    status: Some(ec2::AttachmentStatus::Attached),
+                    delete_on_termination: Some(e.delete_on_termination),
+                    ..Default::default()
+                }),
+                association: v.public_ip.as_deref().map(association),
+                private_ip_addresses: Some(vec![ec2::InstancePrivateIpAddress {
+                    private_ip_address: Some(e.private_ip.clone()),
+                    private_dns_name: Some(private_dns_name(&e.private_ip)),
+                    primary: Some(true),
+                    association: v.public_ip.as_deref().map(association),
+                }]),
+                ..Default::default()
+            }
+        })
+        .collect();
+    x.network_interfaces = Some(enis);
+    x.metadata_options = Some(metadata_response(&net.metadata));
+    x.hibernation_options = Some(ec2::HibernationOptions {
+        configured: Some(net.hibernation_configured),
+    });
 }

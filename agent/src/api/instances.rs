@@ -4,8 +4,18 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
+use shapes::Empty;
+use shapes::ec2::{
+    DescribeInstanceStatusRequest, DescribeInstanceStatusResult, DescribeInstancesRequest,
+    DescribeInstancesResult, Filter, GetConsoleOutputRequest, GetConsoleOutputResult,
+    InstanceStatus, InstanceStatusDetails, InstanceStatusSummary, RebootInstancesRequest,
+    Reservation, RunInstancesRequest, StartInstancesRequest, StartInstancesResult, StatusName,
+    StatusType, StopInstancesRequest, StopInstancesResult, SummaryStatus,
+    TerminateInstancesRequest, TerminateInstancesResult,
+};
+
 use super::errors::ApiError;
-use super::xml::Xml;
+use super::typed::{self, Page};
 use super::{AVAILABILITY_ZONE, Call, instance_network, launch_network, render};
 use crate::compute::launch::LaunchRequest;
 use crate::compute::{catalog, supervisor};
@@ -34,8 +44,7 @@ const MAX_STATUS_IDS: usize = 100;
 
 /// The `InstanceId.N` list: required for the state-changing actions, at most `max`, each
 /// well formed.
-fn instance_ids(c: &Call<'_>, required: bool, max: usize) -> Result<Vec<String>, ApiError> {
-    let ids = c.p.list("InstanceId");
+fn instance_ids(ids: &[String], required: bool, max: usize) -> Result<Vec<String>, ApiError> {
     if required && ids.is_empty() {
         return Err(ApiError::missing("InstanceId"));
     }
@@ -45,7 +54,7 @@ fn instance_ids(c: &Call<'_>, required: bool, max: usize) -> Result<Vec<String>,
             format!("{} instance ids given; the limit is {max}", ids.len()),
         ));
     }
-    for id in &ids {
+    for id in ids {
         if !well_formed_id(id, "i") {
             return Err(ApiError::new(
                 "InvalidInstanceID.Malformed",
@@ -53,31 +62,38 @@ fn instance_ids(c: &Call<'_>, required: bool, max: usize) -> Result<Vec<String>,
             ));
         }
     }
-    Ok(ids)
+    Ok(ids.to_vec())
+}
+
+/// A count of RunInstances (`MinCount`, `MaxCount`): 1 to 1000.
+fn count(field: &str, n: i32) -> Result<u32, ApiError> {
+    u32::try_from(n)
+        .ok()
+        .filter(|n| (1..=1000).contains(n))
+        .ok_or_else(|| ApiError::invalid(field, format!("'{n}' is not an integer from 1 to 1000")))
 }
 
 /// RunInstances.
-pub async fn run(c: &Call<'_>) -> Result<String, ApiError> {
-    let image_id = c.p.required("ImageId")?;
+pub async fn run(c: &Call<'_>, input: RunInstancesRequest) -> Result<Reservation, ApiError> {
+    let image_id = match input.image_id.as_deref() {
+        Some(id) if !id.is_empty() => id,
+        _ => return Err(ApiError::missing("ImageId")),
+    };
     if !well_formed_id(image_id, "ami") {
         return Err(ApiError::new(
             "InvalidAMIID.Malformed",
             format!("Invalid id: \"{image_id}\" (expecting \"ami-...\")"),
         ));
     }
-    let min =
-        c.p.int("MinCount", 1, 1000)?
-            .ok_or_else(|| ApiError::missing("MinCount"))?;
-    let max =
-        c.p.int("MaxCount", 1, 1000)?
-            .ok_or_else(|| ApiError::missing("MaxCount"))?;
+    let min = count("MinCount", input.min_count)?;
+    let max = count("MaxCount", input.max_count)?;
     if min > max {
         return Err(ApiError::invalid(
             "MinCount",
             format!("MinCount ({min}) must not be greater than MaxCount ({max})"),
         ));
     }
-    let type_name = c.p.get("InstanceType").unwrap_or("t2.micro");
+    let type_name = input.instance_type.map_or("t2.micro", |t| t.as_str());
     let instance_type = catalog::lookup(type_name).ok_or_else(|| {
         ApiError::new(
             "InvalidParameterValue",
@@ -87,17 +103,10 @@ pub async fn run(c: &Call<'_>) -> Result<String, ApiError> {
             ),
         )
     })?;
-    let shutdown_behavior = match c.p.get("InstanceInitiatedShutdownBehavior") {
-        None | Some("stop") => "stop",
-        Some("terminate") => "terminate",
-        Some(other) => {
-            return Err(ApiError::invalid(
-                "InstanceInitiatedShutdownBehavior",
-                format!("'{other}' is not one of: stop, terminate"),
-            ));
-        }
-    };
-    let user_data = match c.p.get("UserData") {
+    let shutdown_behavior = input
+        .instance_initiated_shutdown_behavior
+        .map_or("stop", |b| b.as_str());
+    let user_data = match input.user_data.as_deref() {
         None | Some("") => None,
         Some(ud) => {
             let bytes = B64
@@ -115,15 +124,15 @@ pub async fn run(c: &Call<'_>) -> Result<String, ApiError> {
             Some(ud.trim().to_string())
         }
     };
-    let client_token = c.p.get("ClientToken").map(str::to_string);
+    let client_token = input.client_token.clone();
     if client_token
         .as_ref()
         .is_some_and(|t| t.is_empty() || t.len() > 64 || !t.is_ascii())
     {
         return Err(ApiError::invalid("ClientToken", "1 to 64 ASCII characters"));
     }
-    let tag_list = c.p.tag_specifications("instance")?;
-    let key_name = c.p.get("KeyName").map(str::to_string);
+    let tag_list = typed::tag_specifications(input.tag_specifications.as_deref(), "instance")?;
+    let key_name = input.key_name.clone();
     let (image, network) = {
         let conn = c.st.db.lock();
         if let Some(k) = &key_name
@@ -140,21 +149,25 @@ pub async fn run(c: &Call<'_>) -> Result<String, ApiError> {
                 format!("The image id '[{image_id}]' does not exist"),
             )
         })?;
-        (image, launch_network::resolve(&conn, c.p, max as u32)?)
+        (image, launch_network::resolve(&conn, &input, max)?)
     };
-    let volumes = super::block_devices::launch_plan(c, &image)?; // EBS
+    let volumes =
+        super::block_devices::launch_plan(c, &image, input.block_device_mappings.as_deref())?; // EBS
     let req = LaunchRequest {
         image,
         instance_type,
-        min_count: min as u32,
-        max_count: max as u32,
+        min_count: min,
+        max_count: max,
         key_name,
         user_data,
         shutdown_behavior: shutdown_behavior.to_string(),
         client_token,
         tags: tag_list,
         network,
-        hibernation: c.p.bool("HibernationOptions.Configured")?,
+        hibernation: input
+            .hibernation_options
+            .and_then(|h| h.configured)
+            .unwrap_or(false),
         volumes,
     };
     let rows = c.st.compute.launch(&req)?;
@@ -167,19 +180,23 @@ pub async fn run(c: &Call<'_>) -> Result<String, ApiError> {
             super::block_devices::attached_map(&conn)?,
         )
     };
-    let mut x = Xml::response("RunInstances", c.request_id);
     let refs: Vec<&InstanceRow> = rows.iter().collect();
-    render::reservation_body(&mut x, &c.st.account_id, &refs, &tag_map, &nets, &vols);
-    Ok(x.finish())
+    Ok(render::reservation(
+        &c.st.account_id,
+        &refs,
+        &tag_map,
+        &nets,
+        &vols,
+    ))
 }
 
 /// Builds the row query from `InstanceId.N` and the filters.
-fn instance_query(c: &Call<'_>) -> Result<InstanceQuery, ApiError> {
+fn instance_query(ids: &[String], given: Option<&[Filter]>) -> Result<InstanceQuery, ApiError> {
     let mut q = InstanceQuery {
-        ids: instance_ids(c, false, MAX_INSTANCE_IDS)?,
+        ids: instance_ids(ids, false, MAX_INSTANCE_IDS)?,
         ..Default::default()
     };
-    for filter in c.p.filters()? {
+    for filter in typed::filters(given)? {
         let (name, values) = (filter.name, filter.values);
         if values.is_empty() {
             return Err(ApiError::invalid(
@@ -227,16 +244,40 @@ fn instance_query(c: &Call<'_>) -> Result<InstanceQuery, ApiError> {
     Ok(q)
 }
 
-/// Reads `NextToken` (the last `seq` shown) and `MaxResults`.
-fn page(c: &Call<'_>, q: &mut InstanceQuery, min: i64) -> Result<Option<usize>, ApiError> {
-    let max = c.p.int("MaxResults", min, 1000)?;
-    if max.is_some() && !c.p.list("InstanceId").is_empty() {
+/// `MaxResults` cannot go with `InstanceId.N`.
+fn check_page_combination(max_results: Option<i32>, ids: &[String]) -> Result<(), ApiError> {
+    if max_results.is_some() && !ids.is_empty() {
         return Err(ApiError::new(
             "InvalidParameterCombination",
             "The parameter instancesSet cannot be used with the parameter maxResults",
         ));
     }
-    if let Some(tok) = c.p.get("NextToken") {
+    Ok(())
+}
+
+/// Reads `NextToken` (the last `seq` shown) and `MaxResults` (5 to 1000) into `q`; the
+/// page's size.
+fn seq_page(
+    q: &mut InstanceQuery,
+    max_results: Option<i32>,
+    next_token: Option<&str>,
+    ids: &[String],
+) -> Result<Option<usize>, ApiError> {
+    let limit = max_results
+        .map(|n| {
+            usize::try_from(n)
+                .ok()
+                .filter(|m| (5..=1000).contains(m))
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "MaxResults",
+                        format!("'{n}' is not an integer from 5 to 1000"),
+                    )
+                })
+        })
+        .transpose()?;
+    check_page_combination(max_results, ids)?;
+    if let Some(tok) = next_token {
         let seq = tok
             .strip_prefix("seq-")
             .and_then(|s| s.parse::<i64>().ok())
@@ -248,14 +289,12 @@ fn page(c: &Call<'_>, q: &mut InstanceQuery, min: i64) -> Result<Option<usize>, 
             })?;
         q.after_seq = Some(seq);
     }
-    let limit = max.map(|m| m as usize);
     q.limit = limit.map(|m| m + 1);
     Ok(limit)
 }
 
 /// Fails with `InvalidInstanceID.NotFound` if any explicitly named id is unknown.
-fn check_named_ids(c: &Call<'_>, rows: &[InstanceRow]) -> Result<(), ApiError> {
-    let named = c.p.list("InstanceId");
+fn check_named_ids(named: &[String], rows: &[InstanceRow]) -> Result<(), ApiError> {
     let missing: Vec<&String> = named
         .iter()
         .filter(|id| !rows.iter().any(|r| &r.id == *id))
@@ -274,10 +313,19 @@ fn check_named_ids(c: &Call<'_>, rows: &[InstanceRow]) -> Result<(), ApiError> {
     ))
 }
 
-/// DescribeInstances.
-pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
-    let mut q = instance_query(c)?;
-    let limit = page(c, &mut q, 5)?;
+/// DescribeInstances: pages by `seq` (`NextToken` is `seq-N`, the last one shown).
+pub fn describe(
+    c: &Call<'_>,
+    input: DescribeInstancesRequest,
+) -> Result<DescribeInstancesResult, ApiError> {
+    let named = input.instance_ids.unwrap_or_default();
+    let mut q = instance_query(&named, input.filters.as_deref())?;
+    let limit = seq_page(
+        &mut q,
+        input.max_results,
+        input.next_token.as_deref(),
+        &named,
+    )?;
     let (mut rows, tag_map, nets, vols) = {
         let conn = c.st.db.lock();
         let rows = instances::query(&conn, &q)?;
@@ -288,49 +336,48 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
         (rows, tag_map, nets, vols)
     };
     if q.after_seq.is_none() {
-        check_named_ids(c, &rows)?;
+        check_named_ids(&named, &rows)?;
     }
-    let next = match limit {
+    let next_token = match limit {
         Some(l) if rows.len() > l => {
             rows.truncate(l);
             rows.last().map(|r| format!("seq-{}", r.seq))
         }
         _ => None,
     };
-    let mut x = Xml::response("DescribeInstances", c.request_id);
-    // About 1.5 KB an instance.
-    x.reserve(rows.len() * 1600).open("reservationSet");
-    let mut start = 0;
-    while start < rows.len() {
-        let mut end = start + 1;
-        while end < rows.len() && rows[end].reservation_id == rows[start].reservation_id {
-            end += 1;
-        }
-        let group: Vec<&InstanceRow> = rows[start..end].iter().collect();
-        x.open("item");
-        render::reservation_body(&mut x, &c.st.account_id, &group, &tag_map, &nets, &vols);
-        x.close("item");
-        start = end;
-    }
-    x.close("reservationSet");
-    x.leaf_opt("nextToken", next);
-    Ok(x.finish())
+    let reservations = rows
+        .chunk_by(|a, b| a.reservation_id == b.reservation_id)
+        .map(|group| {
+            let group: Vec<&InstanceRow> = group.iter().collect();
+            render::reservation(&c.st.account_id, &group, &tag_map, &nets, &vols)
+        })
+        .collect();
+    Ok(DescribeInstancesResult {
+        next_token,
+        reservations: Some(reservations),
+    })
 }
 
 /// StartInstances.
-pub async fn start(c: &Call<'_>) -> Result<String, ApiError> {
-    let ids = instance_ids(c, true, MAX_INSTANCE_IDS)?;
+pub async fn start(
+    c: &Call<'_>,
+    input: StartInstancesRequest,
+) -> Result<StartInstancesResult, ApiError> {
+    let ids = instance_ids(&input.instance_ids, true, MAX_INSTANCE_IDS)?;
     let changes = c.st.compute.start(&ids).await?;
-    let mut x = Xml::response("StartInstances", c.request_id);
-    render::state_changes(&mut x, &changes);
-    Ok(x.finish())
+    Ok(StartInstancesResult {
+        starting_instances: render::state_changes(&changes),
+    })
 }
 
 /// StopInstances (`Force=true` skips the graceful wait).
-pub async fn stop(c: &Call<'_>) -> Result<String, ApiError> {
-    let ids = instance_ids(c, true, MAX_INSTANCE_IDS)?;
-    let force = c.p.bool("Force")?;
-    let changes = if c.p.bool("Hibernate")? {
+pub async fn stop(
+    c: &Call<'_>,
+    input: StopInstancesRequest,
+) -> Result<StopInstancesResult, ApiError> {
+    let ids = instance_ids(&input.instance_ids, true, MAX_INSTANCE_IDS)?;
+    let force = input.force.unwrap_or(false);
+    let changes = if input.hibernate.unwrap_or(false) {
         if force {
             return Err(ApiError::new(
                 "InvalidParameterCombination",
@@ -341,83 +388,109 @@ pub async fn stop(c: &Call<'_>) -> Result<String, ApiError> {
     } else {
         c.st.compute.stop(&ids, force).await?
     };
-    let mut x = Xml::response("StopInstances", c.request_id);
-    render::state_changes(&mut x, &changes);
-    Ok(x.finish())
+    Ok(StopInstancesResult {
+        stopping_instances: render::state_changes(&changes),
+    })
 }
 
 /// RebootInstances.
-pub async fn reboot(c: &Call<'_>) -> Result<String, ApiError> {
-    let ids = instance_ids(c, true, MAX_INSTANCE_IDS)?;
+pub async fn reboot(c: &Call<'_>, input: RebootInstancesRequest) -> Result<Empty, ApiError> {
+    let ids = instance_ids(&input.instance_ids, true, MAX_INSTANCE_IDS)?;
     c.st.compute.reboot(&ids).await?;
-    Ok(Xml::returns_true("RebootInstances", c.request_id))
+    Ok(Empty::default())
 }
 
 /// TerminateInstances.
-pub async fn terminate(c: &Call<'_>) -> Result<String, ApiError> {
-    let ids = instance_ids(c, true, MAX_INSTANCE_IDS)?;
+pub async fn terminate(
+    c: &Call<'_>,
+    input: TerminateInstancesRequest,
+) -> Result<TerminateInstancesResult, ApiError> {
+    let ids = instance_ids(&input.instance_ids, true, MAX_INSTANCE_IDS)?;
     let changes = c.st.compute.terminate(&ids).await?;
-    let mut x = Xml::response("TerminateInstances", c.request_id);
-    render::state_changes(&mut x, &changes);
-    Ok(x.finish())
+    Ok(TerminateInstancesResult {
+        terminating_instances: render::state_changes(&changes),
+    })
 }
 
-fn status_summary(x: &mut Xml, tag: &str, status: &str, check: &str) {
-    x.open(tag).leaf("status", status).open("details");
-    x.open("item")
-        .leaf("name", "reachability")
-        .leaf("status", check)
-        .close("item");
-    x.close("details").close(tag);
+/// A status summary with its one `reachability` check; the details are left out where the
+/// model has no value for the check (`not-applicable`, as EC2 shows a stopped instance).
+fn status_summary(status: SummaryStatus, check: Option<StatusType>) -> InstanceStatusSummary {
+    InstanceStatusSummary {
+        status: Some(status),
+        details: check.map(|check| {
+            vec![InstanceStatusDetails {
+                name: Some(StatusName::Reachability),
+                status: Some(check),
+                impaired_since: None,
+            }]
+        }),
+    }
 }
 
 /// DescribeInstanceStatus: running instances (all with `IncludeAllInstances=true`), with the
-/// instance check passing while the VMM process is alive.
-pub fn describe_status(c: &Call<'_>) -> Result<String, ApiError> {
-    let mut q = InstanceQuery {
-        ids: instance_ids(c, false, MAX_STATUS_IDS)?,
+/// instance check passing while the VMM process is alive. Pages (`MaxResults` 5 to 1000) are
+/// in instance id order.
+pub fn describe_status(
+    c: &Call<'_>,
+    input: DescribeInstanceStatusRequest,
+) -> Result<DescribeInstanceStatusResult, ApiError> {
+    let named = input.instance_ids.unwrap_or_default();
+    let q = InstanceQuery {
+        ids: instance_ids(&named, false, MAX_STATUS_IDS)?,
         ..Default::default()
     };
-    let all = c.p.bool("IncludeAllInstances")?;
-    let limit = page(c, &mut q, 5)?;
-    let mut rows = instances::query(&c.st.db.lock(), &q)?;
-    check_named_ids(c, &rows)?;
-    let next = match limit {
-        Some(l) if rows.len() > l => {
-            rows.truncate(l);
-            rows.last().map(|r| format!("seq-{}", r.seq))
-        }
-        _ => None,
-    };
-    let mut x = Xml::response("DescribeInstanceStatus", c.request_id);
-    x.open("instanceStatusSet");
-    for r in rows
-        .iter()
+    let all = input.include_all_instances.unwrap_or(false);
+    // As before: the range of MaxResults, then its combination with ids, then the token.
+    Page::new(input.max_results, None, 5, 1000)?;
+    check_page_combination(input.max_results, &named)?;
+    let page = Page::new(input.max_results, input.next_token.as_deref(), 5, 1000)?;
+    let rows = instances::query(&c.st.db.lock(), &q)?;
+    check_named_ids(&named, &rows)?;
+    let rows: Vec<InstanceRow> = rows
+        .into_iter()
         .filter(|r| all || r.state == InstanceState::Running)
-    {
-        let alive = matches!((r.pid, r.pid_start), (Some(p), Some(s)) if supervisor::alive(p, s));
-        let (status, check) = match (r.state, alive) {
-            (InstanceState::Running, true) => ("ok", "passed"),
-            (InstanceState::Running, false) => ("impaired", "failed"),
-            (InstanceState::Pending, _) => ("initializing", "initializing"),
-            _ => ("not-applicable", "not-applicable"),
-        };
-        x.open("item")
-            .leaf("instanceId", &r.id)
-            .leaf("availabilityZone", AVAILABILITY_ZONE);
-        render::state(&mut x, "instanceState", r.state);
-        status_summary(&mut x, "systemStatus", status, check);
-        status_summary(&mut x, "instanceStatus", status, check);
-        x.close("item");
-    }
-    x.close("instanceStatusSet");
-    x.leaf_opt("nextToken", next);
-    Ok(x.finish())
+        .collect();
+    let (rows, next_token) = page.apply(rows, |r| r.id.as_str());
+    let statuses = rows
+        .iter()
+        .map(|r| {
+            let alive =
+                matches!((r.pid, r.pid_start), (Some(p), Some(s)) if supervisor::alive(p, s));
+            let (status, check) = match (r.state, alive) {
+                (InstanceState::Running, true) => (SummaryStatus::Ok, Some(StatusType::Passed)),
+                (InstanceState::Running, false) => {
+                    (SummaryStatus::Impaired, Some(StatusType::Failed))
+                }
+                (InstanceState::Pending, _) => {
+                    (SummaryStatus::Initializing, Some(StatusType::Initializing))
+                }
+                _ => (SummaryStatus::NotApplicable, None),
+            };
+            InstanceStatus {
+                instance_id: Some(r.id.clone()),
+                availability_zone: Some(AVAILABILITY_ZONE.to_string()),
+                instance_state: Some(render::state(r.state)),
+                system_status: Some(status_summary(status, check)),
+                instance_status: Some(status_summary(status, check)),
+                ..Default::default()
+            }
+        })
+        .collect();
+    Ok(DescribeInstanceStatusResult {
+        instance_statuses: Some(statuses),
+        next_token,
+    })
 }
 
 /// GetConsoleOutput: the last 64 KiB of the serial console, base64-encoded.
-pub fn console_output(c: &Call<'_>) -> Result<String, ApiError> {
-    let id = c.p.required("InstanceId")?;
+pub fn console_output(
+    c: &Call<'_>,
+    input: GetConsoleOutputRequest,
+) -> Result<GetConsoleOutputResult, ApiError> {
+    let id = input.instance_id.as_str();
+    if id.is_empty() {
+        return Err(ApiError::missing("InstanceId"));
+    }
     if !well_formed_id(id, "i") {
         return Err(ApiError::new(
             "InvalidInstanceID.Malformed",
@@ -432,11 +505,11 @@ pub fn console_output(c: &Call<'_>) -> Result<String, ApiError> {
     }
     let path = c.st.compute.dir(id).console();
     let bytes = read_tail(&path, MAX_CONSOLE).map_err(|e| ApiError::internal(&e))?;
-    let mut x = Xml::response("GetConsoleOutput", c.request_id);
-    x.leaf("instanceId", id)
-        .leaf("timestamp", crate::state::now_iso())
-        .leaf("output", B64.encode(bytes));
-    Ok(x.finish())
+    Ok(GetConsoleOutputResult {
+        instance_id: Some(id.to_string()),
+        timestamp: Some(chrono::Utc::now()),
+        output: Some(B64.encode(bytes)),
+    })
 }
 
 /// The last `max` bytes of a file (nothing if it does not exist yet).

@@ -1,10 +1,11 @@
-//! RunInstances' network parameters: the subnet, the security groups (by id or name), a
+//! RunInstances' network members: the subnet, the security groups (by id or name), a
 //! private address, a public address, `NetworkInterface.1.*`, and `MetadataOptions.*`, checked
 //! as EC2 checks them and resolved against the database.
 
 use std::net::Ipv4Addr;
 
 use rusqlite::Connection;
+use shapes::ec2;
 
 use super::errors::ApiError;
 use super::query::Params;
@@ -89,104 +90,120 @@ pub fn groups(
 
 /// A private address parameter.
 pub fn private_ip(p: &Params, field: &str) -> Result<Option<Ipv4Addr>, ApiError> {
-    p.get(field)
-        .map(|v| {
-            v.parse().map_err(|_| {
-                ApiError::new(
-                    "InvalidParameterValue",
-                    format!("Value ({v}) for parameter {field} is invalid: not an IPv4 address."),
-                )
-            })
+    ipv4(p.get(field), field)
+}
+
+/// A private address given as `field`, if given.
+pub fn ipv4(v: Option<&str>, field: &str) -> Result<Option<Ipv4Addr>, ApiError> {
+    v.map(|v| {
+        v.parse().map_err(|_| {
+            ApiError::new(
+                "InvalidParameterValue",
+                format!("Value ({v}) for parameter {field} is invalid: not an IPv4 address."),
+            )
         })
-        .transpose()
+    })
+    .transpose()
 }
 
-fn tri_bool(p: &Params, field: &str) -> Result<Option<bool>, ApiError> {
-    p.get(field).map(|_| p.bool(field)).transpose()
+/// Metadata options as a request gives them: `HttpTokens`, `HttpEndpoint`,
+/// `HttpPutResponseHopLimit`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MetadataChange {
+    /// `HttpTokens`.
+    pub tokens: Option<ec2::HttpTokensState>,
+    /// `HttpEndpoint`.
+    pub endpoint: Option<ec2::InstanceMetadataEndpointState>,
+    /// `HttpPutResponseHopLimit`.
+    pub hop_limit: Option<i32>,
 }
 
-/// `MetadataOptions.*` (or, with another prefix, ModifyInstanceMetadataOptions' fields)
-/// over `base`.
+/// `change` over `base`; `prefix` names the fields in errors (`MetadataOptions.` for
+/// RunInstances, nothing for ModifyInstanceMetadataOptions).
 pub fn metadata_options(
-    p: &Params,
+    change: MetadataChange,
     prefix: &str,
     base: MetadataOptionsRow,
 ) -> Result<MetadataOptionsRow, ApiError> {
     let mut o = base;
-    let field = |name: &str| format!("{prefix}{name}");
-    if let Some(v) = p.get(&field("HttpTokens")) {
-        if v != "optional" && v != "required" {
-            return Err(ApiError::invalid(
-                &field("HttpTokens"),
-                format!("'{v}' is not one of: optional, required"),
-            ));
-        }
-        o.http_tokens = v.to_owned();
+    if let Some(v) = change.tokens {
+        o.http_tokens = v.as_str().to_owned();
     }
-    if let Some(v) = p.get(&field("HttpEndpoint")) {
-        if v != "enabled" && v != "disabled" {
-            return Err(ApiError::invalid(
-                &field("HttpEndpoint"),
-                format!("'{v}' is not one of: enabled, disabled"),
-            ));
-        }
-        o.http_endpoint = v.to_owned();
+    if let Some(v) = change.endpoint {
+        o.http_endpoint = v.as_str().to_owned();
     }
-    if let Some(v) = p.int(&field("HttpPutResponseHopLimit"), 1, 64)? {
-        o.hop_limit = v as u8;
+    if let Some(v) = change.hop_limit {
+        o.hop_limit = u8::try_from(v)
+            .ok()
+            .filter(|h| (1..=64).contains(h))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    &format!("{prefix}HttpPutResponseHopLimit"),
+                    format!("'{v}' is not an integer from 1 to 64"),
+                )
+            })?;
     }
     Ok(o)
 }
 
-/// Resolves RunInstances' network parameters for `count` instances.
-pub fn resolve(conn: &Connection, p: &Params, max_count: u32) -> Result<NetworkRequest, ApiError> {
-    let eni_fields: Vec<&str> = p
-        .keys()
-        .filter(|k| k.starts_with("NetworkInterface."))
-        .collect();
-    let (subnet_id, group_ids, private, public) = if eni_fields.is_empty() {
-        (
-            p.get("SubnetId").map(str::to_owned),
-            p.list("SecurityGroupId"),
-            private_ip(p, "PrivateIpAddress")?,
+/// Resolves RunInstances' network members for `max_count` instances.
+pub fn resolve(
+    conn: &Connection,
+    input: &ec2::RunInstancesRequest,
+    max_count: u32,
+) -> Result<NetworkRequest, ApiError> {
+    let group_ids = input.security_group_ids.clone().unwrap_or_default();
+    let names = input.security_groups.clone().unwrap_or_default();
+    let enis = input.network_interfaces.as_deref().unwrap_or_default();
+    let (subnet_id, group_ids, private, public) = match enis {
+        [] => (
+            input.subnet_id.clone(),
+            group_ids,
+            ipv4(input.private_ip_address.as_deref(), "PrivateIpAddress")?,
             None,
-        )
-    } else {
-        if p.get("SubnetId").is_some()
-            || !p.list("SecurityGroupId").is_empty()
-            || !p.list("SecurityGroup").is_empty()
-            || p.get("PrivateIpAddress").is_some()
-        {
-            return Err(ApiError::new(
-                "InvalidParameterCombination",
-                "Network interfaces and an instance-level subnet, security groups or private IP \
-                 address may not be specified on the same request",
-            ));
+        ),
+        [first, rest @ ..] => {
+            if input.subnet_id.is_some()
+                || !group_ids.is_empty()
+                || !names.is_empty()
+                || input.private_ip_address.is_some()
+            {
+                return Err(ApiError::new(
+                    "InvalidParameterCombination",
+                    "Network interfaces and an instance-level subnet, security groups or private IP \
+                     address may not be specified on the same request",
+                ));
+            }
+            if !rest.is_empty() {
+                return Err(ApiError::invalid(
+                    "NetworkInterface.2",
+                    "only one network interface (NetworkInterface.1, device index 0) can be given at launch; attach more to the stopped instance",
+                ));
+            }
+            if first.network_interface_id.is_some() {
+                return Err(ApiError::invalid(
+                    "NetworkInterface.1.NetworkInterfaceId",
+                    "launching with an existing network interface is not supported; attach it to the stopped instance instead",
+                ));
+            }
+            if let Some(index) = first.device_index
+                && index != 0
+            {
+                return Err(ApiError::invalid(
+                    "NetworkInterface.1.DeviceIndex",
+                    format!("'{index}' is not an integer from 0 to 0"),
+                ));
+            }
+            (
+                first.subnet_id.clone(),
+                first.groups.clone().unwrap_or_default(),
+                ipv4(
+                    first.private_ip_address.as_deref(),
+                    "NetworkInterface.1.PrivateIpAddress",
+                )?,
+                first.associate_public_ip_address,
+            )
         }
-        if let Some(bad) = eni_fields
-            .iter()
-            .find(|k| !k.starts_with("NetworkInterface.1."))
-        {
-            return Err(ApiError::invalid(
-                bad,
-                "only one network interface (NetworkInterface.1, device index 0) can be given at launch; attach more to the stopped instance",
-            ));
-        }
-        if p.get("NetworkInterface.1.NetworkInterfaceId").is_some() {
-            return Err(ApiError::invalid(
-                "NetworkInterface.1.NetworkInterfaceId",
-                "launching with an existing network interface is not supported; attach it to the stopped instance instead",
-            ));
-        }
-        if let Some(index) = p.int("NetworkInterface.1.DeviceIndex", 0, 0)? {
-            debug_assert_eq!(index, 0);
-        }
-        (
-            p.get("NetworkInterface.1.SubnetId").map(str::to_owned),
-            p.list("NetworkInterface.1.SecurityGroupId"),
-            private_ip(p, "NetworkInterface.1.PrivateIpAddress")?,
-            tri_bool(p, "NetworkInterface.1.AssociatePublicIpAddress")?,
-        )
     };
     if private.is_some() && max_count > 1 {
         return Err(ApiError::new(
@@ -203,9 +220,14 @@ pub fn resolve(conn: &Connection, p: &Params, max_count: u32) -> Result<NetworkR
             )
         })?,
     };
-    let names = p.list("SecurityGroup");
     let groups = groups(conn, &subnet.vpc_id, &group_ids, &names)?;
-    let metadata = metadata_options(p, "MetadataOptions.", MetadataOptionsRow::default())?;
+    let m = input.metadata_options.clone().unwrap_or_default();
+    let change = MetadataChange {
+        tokens: m.http_tokens,
+        endpoint: m.http_endpoint,
+        hop_limit: m.http_put_response_hop_limit,
+    };
+    let metadata = metadata_options(change, "MetadataOptions.", MetadataOptionsRow::default())?;
     Ok(NetworkRequest {
         wants_public_ip: public.unwrap_or(subnet.map_public_ip),
         subnet,
@@ -213,4 +235,37 @@ pub fn resolve(conn: &Connection, p: &Params, max_count: u32) -> Result<NetworkR
         private_ip: private,
         metadata,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_options_apply_over_the_base_and_check_the_hop_limit() {
+        let change = MetadataChange {
+            tokens: Some(ec2::HttpTokensState::Required),
+            endpoint: None,
+            hop_limit: Some(3),
+        };
+        let o =
+            metadata_options(change, "MetadataOptions.", MetadataOptionsRow::default()).unwrap();
+        assert_eq!((o.http_tokens.as_str(), o.hop_limit), ("required", 3));
+        for bad in [0, 65, -1] {
+            let change = MetadataChange {
+                hop_limit: Some(bad),
+                ..Default::default()
+            };
+            let e = metadata_options(change, "MetadataOptions.", MetadataOptionsRow::default())
+                .unwrap_err();
+            assert!(
+                e.message
+                    .contains("MetadataOptions.HttpPutResponseHopLimit")
+                    && e.message
+                        .contains(&format!("'{bad}' is not an integer from 1 to 64")),
+                "{}",
+                e.message
+            );
+        }
+    }
 }

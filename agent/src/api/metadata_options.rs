@@ -3,13 +3,14 @@
 //! redirect from the firewall).
 
 use rusqlite::Connection;
+use shapes::ec2::{ModifyInstanceMetadataOptionsRequest, ModifyInstanceMetadataOptionsResult};
 
 use super::Call;
 use super::errors::ApiError;
+use super::instance_network::metadata_response;
 use super::instances::well_formed_id;
-use super::launch_network::metadata_options;
+use super::launch_network::{MetadataChange, metadata_options};
 use super::vpcs::sync;
-use super::xml::Xml;
 use crate::state::enis;
 use crate::state::instances::{self, InstanceRow, InstanceState};
 
@@ -45,10 +46,26 @@ pub fn live_instance(conn: &Connection, id: &str) -> Result<InstanceRow, ApiErro
 
 /// ModifyInstanceMetadataOptions. `HttpProtocolIpv6` and `InstanceMetadataTags` take only
 /// `disabled`, the one state served.
-pub async fn modify(c: &Call<'_>) -> Result<String, ApiError> {
-    let id = c.p.required("InstanceId")?;
-    for field in ["HttpProtocolIpv6", "InstanceMetadataTags"] {
-        if let Some(v) = c.p.get(field)
+pub async fn modify(
+    c: &Call<'_>,
+    input: ModifyInstanceMetadataOptionsRequest,
+) -> Result<ModifyInstanceMetadataOptionsResult, ApiError> {
+    let id = input.instance_id.as_str();
+    if id.is_empty() {
+        return Err(ApiError::missing("InstanceId"));
+    }
+    let unsupported = [
+        (
+            "HttpProtocolIpv6",
+            input.http_protocol_ipv6.map(|v| v.as_str()),
+        ),
+        (
+            "InstanceMetadataTags",
+            input.instance_metadata_tags.map(|v| v.as_str()),
+        ),
+    ];
+    for (field, given) in unsupported {
+        if let Some(v) = given
             && v != "disabled"
         {
             return Err(ApiError::invalid(
@@ -57,23 +74,21 @@ pub async fn modify(c: &Call<'_>) -> Result<String, ApiError> {
             ));
         }
     }
+    let change = MetadataChange {
+        tokens: input.http_tokens,
+        endpoint: input.http_endpoint,
+        hop_limit: input.http_put_response_hop_limit,
+    };
     let options = {
         let conn = c.st.db.lock();
         let row = live_instance(&conn, id)?;
-        let options = metadata_options(c.p, "", enis::metadata_options(&conn, &row.id)?)?;
+        let options = metadata_options(change, "", enis::metadata_options(&conn, &row.id)?)?;
         enis::set_metadata_options(&conn, &row.id, &options)?;
         options
     };
     sync(c).await?;
-    let mut x = Xml::response("ModifyInstanceMetadataOptions", c.request_id);
-    x.leaf("instanceId", id)
-        .open("instanceMetadataOptions")
-        .leaf("state", "applied")
-        .leaf("httpTokens", &options.http_tokens)
-        .leaf("httpPutResponseHopLimit", options.hop_limit.to_string())
-        .leaf("httpEndpoint", &options.http_endpoint)
-        .leaf("httpProtocolIpv6", "disabled")
-        .leaf("instanceMetadataTags", "disabled")
-        .close("instanceMetadataOptions");
-    Ok(x.finish())
+    Ok(ModifyInstanceMetadataOptionsResult {
+        instance_id: Some(id.to_string()),
+        instance_metadata_options: Some(metadata_response(&options)),
+    })
 }

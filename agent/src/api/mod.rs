@@ -201,6 +201,32 @@ async fn dispatch_typed(
         "ImportKeyPair" => typed_op!(ImportKeyPair, c, input, keypairs::import)?,
         "DescribeKeyPairs" => typed_op!(DescribeKeyPairs, c, input, keypairs::describe)?,
         "DeleteKeyPair" => typed_op!(DeleteKeyPair, c, input, keypairs::delete)?,
+        "RunInstances" => typed_op!(RunInstances, c, input, async instances::run)?,
+        "DescribeInstances" => tokio::task::block_in_place(|| {
+            typed_op!(DescribeInstances, c, input, instances::describe)
+        })?,
+        "StartInstances" => typed_op!(StartInstances, c, input, async instances::start)?,
+        "StopInstances" => typed_op!(StopInstances, c, input, async instances::stop)?,
+        "RebootInstances" => typed_op!(RebootInstances, c, input, async instances::reboot)?,
+        "TerminateInstances" => {
+            typed_op!(TerminateInstances, c, input, async instances::terminate)?
+        }
+        "DescribeInstanceStatus" => tokio::task::block_in_place(|| {
+            typed_op!(DescribeInstanceStatus, c, input, instances::describe_status)
+        })?,
+        "GetConsoleOutput" => typed_op!(GetConsoleOutput, c, input, instances::console_output)?,
+        "DescribeInstanceAttribute" => {
+            typed_op!(DescribeInstanceAttribute, c, input, attributes::describe)?
+        }
+        "ModifyInstanceAttribute" => {
+            typed_op!(ModifyInstanceAttribute, c, input, async attributes::modify)?
+        }
+        "ModifyInstanceMetadataOptions" => typed_op!(
+            ModifyInstanceMetadataOptions,
+            c,
+            input,
+            async metadata_options::modify
+        )?,
         "DescribeInstanceTypes" => typed_op!(
             DescribeInstanceTypes,
             c,
@@ -245,15 +271,6 @@ async fn dispatch_typed(
 /// over many rows, run with `block_in_place` so they do not hold up other requests.
 pub async fn dispatch(action: &str, c: &Call<'_>) -> Result<String, ApiError> {
     match action {
-        "RunInstances" => instances::run(c).await,
-        "DescribeInstances" => tokio::task::block_in_place(|| instances::describe(c)),
-        "StartInstances" => instances::start(c).await,
-        "StopInstances" => instances::stop(c).await,
-        "RebootInstances" => instances::reboot(c).await,
-        "TerminateInstances" => instances::terminate(c).await,
-        "DescribeInstanceStatus" => tokio::task::block_in_place(|| instances::describe_status(c)),
-        "GetConsoleOutput" => instances::console_output(c),
-        "DescribeInstanceAttribute" => attributes::describe(c),
         // Networking
         "CreateVpc" => vpcs::create_vpc(c).await,
         "DeleteVpc" => vpcs::delete_vpc(c).await,
@@ -270,8 +287,6 @@ pub async fn dispatch(action: &str, c: &Call<'_>) -> Result<String, ApiError> {
         "AuthorizeSecurityGroupEgress" => security_groups::authorize(c, true).await,
         "RevokeSecurityGroupIngress" => security_groups::revoke(c, false).await,
         "RevokeSecurityGroupEgress" => security_groups::revoke(c, true).await,
-        "ModifyInstanceAttribute" => attributes::modify(c).await,
-        "ModifyInstanceMetadataOptions" => metadata_options::modify(c).await,
         "AllocateAddress" => addresses::allocate(c),
         "AssociateAddress" => addresses::associate(c).await,
         "DisassociateAddress" => addresses::disassociate(c).await,

@@ -1,107 +1,116 @@
-//! XML shapes shared by several actions: Instance, InstanceState, Reservation, state changes.
+//! Typed shapes shared by several instance actions: Instance, InstanceState, Reservation and
+//! state changes.
+
+use std::collections::HashMap;
+
+use shapes::ec2;
 
 use super::AVAILABILITY_ZONE;
 use super::instance_network::{self, InstanceNetwork};
-use super::xml::Xml;
+use super::typed::{self, tag_set};
 use crate::compute::StateChange;
 use crate::state::instances::{InstanceRow, InstanceState};
 use crate::state::volumes::VolumeRow;
 
-/// `<tag><code>..</code><name>..</name></tag>`.
-pub fn state(x: &mut Xml, tag: &str, s: InstanceState) {
-    x.open(tag)
-        .leaf("code", s.code().to_string())
-        .leaf("name", s.name())
-        .close(tag);
+/// An `InstanceState`: its code and name.
+pub fn state(s: InstanceState) -> ec2::InstanceState {
+    ec2::InstanceState {
+        code: i32::try_from(s.code()).ok(),
+        name: ec2::InstanceStateName::from_wire(s.name()),
+    }
 }
 
-/// One `Instance` as an `<item>`, with its network and its attached volumes (`vols`).
+/// One `Instance`, with its network and its attached volumes (`vols`).
 pub fn instance(
-    x: &mut Xml,
     owner: &str,
     i: &InstanceRow,
     tags: &[(String, String)],
     net: &InstanceNetwork,
     vols: &[VolumeRow],
-) {
-    x.open("item")
-        .leaf("instanceId", &i.id)
-        .leaf("imageId", &i.image_id);
-    state(x, "instanceState", i.state);
-    instance_network::render(x, owner, net);
-    x.leaf("reason", &i.transition_reason)
-        .leaf_opt("keyName", i.key_name.as_ref())
-        .leaf("amiLaunchIndex", i.launch_index.to_string())
-        .open("productCodes")
-        .close("productCodes")
-        .leaf("instanceType", &i.instance_type)
-        .leaf("launchTime", &i.launch_time)
-        .open("placement")
-        .leaf("availabilityZone", AVAILABILITY_ZONE)
-        .leaf("groupName", "")
-        .leaf("tenancy", "default")
-        .close("placement")
-        .open("monitoring")
-        .leaf("state", "disabled")
-        .close("monitoring");
-    if let (Some(code), Some(message)) = (&i.state_reason_code, &i.state_reason_message) {
-        x.open("stateReason")
-            .leaf("code", code)
-            .leaf("message", message)
-            .close("stateReason");
-    }
-    x.leaf("architecture", &i.architecture);
-    super::block_devices::instance_mapping(x, vols); // EBS
-    x.leaf("virtualizationType", "hvm")
-        .leaf_opt("clientToken", i.client_token.as_ref())
-        .leaf("instanceInitiatedShutdownBehavior", &i.shutdown_behavior);
-    if !tags.is_empty() {
-        x.tag_set(tags);
-    }
-    x.open("cpuOptions")
-        .leaf("coreCount", i.vcpus.to_string())
-        .leaf("threadsPerCore", "1")
-        .close("cpuOptions")
-        .close("item");
+) -> ec2::Instance {
+    let mut out = ec2::Instance {
+        instance_id: Some(i.id.clone()),
+        image_id: Some(i.image_id.clone()),
+        state: Some(state(i.state)),
+        state_transition_reason: Some(i.transition_reason.clone()),
+        key_name: i.key_name.clone(),
+        ami_launch_index: i32::try_from(i.launch_index).ok(),
+        product_codes: Some(Vec::new()),
+        instance_type: ec2::InstanceType::from_wire(&i.instance_type),
+        launch_time: typed::time(&i.launch_time),
+        placement: Some(ec2::Placement {
+            availability_zone: Some(AVAILABILITY_ZONE.to_string()),
+            group_name: Some(String::new()),
+            tenancy: Some(ec2::Tenancy::Default),
+            ..Default::default()
+        }),
+        monitoring: Some(ec2::Monitoring {
+            state: Some(ec2::MonitoringState::Disabled),
+            ..Default::default()
+        }),
+        state_reason: match (&i.state_reason_code, &i.state_reason_message) {
+            (Some(code), Some(message)) => Some(ec2::StateReason {
+                code: Some(code.clone()),
+                message: Some(message.clone()),
+            }),
+            _ => None,
+        },
+        architecture: ec2::ArchitectureValues::from_wire(&i.architecture),
+        virtualization_type: Some(ec2::VirtualizationType::Hvm),
+        client_token: i.client_token.clone(),
+        tags: tag_set(tags),
+        cpu_options: Some(ec2::CpuOptions {
+            core_count: i32::try_from(i.vcpus).ok(),
+            threads_per_core: Some(1),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    instance_network::fill(&mut out, owner, net);
+    super::block_devices::instance_mapping(&mut out, vols); // EBS
+    out
 }
 
-/// The body of a `Reservation`: id, owner, groups and instances.
-pub fn reservation_body(
-    x: &mut Xml,
+/// A `Reservation` of `rows` (all of one reservation): id, owner, groups and instances.
+pub fn reservation(
     owner: &str,
     rows: &[&InstanceRow],
-    tags: &std::collections::HashMap<String, Vec<(String, String)>>,
-    nets: &std::collections::HashMap<String, InstanceNetwork>,
-    vols: &std::collections::HashMap<String, Vec<VolumeRow>>,
-) {
-    let Some(first) = rows.first() else { return };
-    x.leaf("reservationId", &first.reservation_id)
-        .leaf("ownerId", owner)
-        .open("groupSet")
-        .close("groupSet")
-        .open("instancesSet");
-    for r in rows {
-        let net = nets.get(&r.id).cloned().unwrap_or_default();
-        instance(
-            x,
-            owner,
-            r,
-            tags.get(&r.id).map_or(&[][..], Vec::as_slice),
-            &net,
-            vols.get(&r.id).map_or(&[][..], Vec::as_slice),
-        );
+    tags: &HashMap<String, Vec<(String, String)>>,
+    nets: &HashMap<String, InstanceNetwork>,
+    vols: &HashMap<String, Vec<VolumeRow>>,
+) -> ec2::Reservation {
+    let empty = InstanceNetwork::default();
+    ec2::Reservation {
+        reservation_id: rows.first().map(|r| r.reservation_id.clone()),
+        owner_id: Some(owner.to_string()),
+        groups: Some(Vec::new()),
+        instances: Some(
+            rows.iter()
+                .map(|r| {
+                    instance(
+                        owner,
+                        r,
+                        tags.get(&r.id).map_or(&[][..], Vec::as_slice),
+                        nets.get(&r.id).unwrap_or(&empty),
+                        vols.get(&r.id).map_or(&[][..], Vec::as_slice),
+                    )
+                })
+                .collect(),
+        ),
+        requester_id: None,
     }
-    x.close("instancesSet");
 }
 
-/// An `instancesSet` of `InstanceStateChange`s.
-pub fn state_changes(x: &mut Xml, changes: &[StateChange]) {
-    x.open("instancesSet");
-    for c in changes {
-        x.open("item").leaf("instanceId", &c.id);
-        state(x, "currentState", c.current);
-        state(x, "previousState", c.previous);
-        x.close("item");
-    }
-    x.close("instancesSet");
+/// `InstanceStateChange`s.
+pub fn state_changes(changes: &[StateChange]) -> Option<Vec<ec2::InstanceStateChange>> {
+    Some(
+        changes
+            .iter()
+            .map(|c| ec2::InstanceStateChange {
+                instance_id: Some(c.id.clone()),
+                current_state: Some(state(c.current)),
+                previous_state: Some(state(c.previous)),
+            })
+            .collect(),
+    )
 }

@@ -64,12 +64,6 @@ impl Xml {
         x.finish()
     }
 
-    /// Makes room for `bytes` more of output (a large answer then grows without copies).
-    pub fn reserve(&mut self, bytes: usize) -> &mut Self {
-        self.buf.reserve(bytes);
-        self
-    }
-
     /// Opens an element.
     pub fn open(&mut self, tag: &str) -> &mut Self {
         self.buf.push('<');
