@@ -201,6 +201,19 @@ async fn dispatch_typed(
         "ImportKeyPair" => typed_op!(ImportKeyPair, c, input, keypairs::import)?,
         "DescribeKeyPairs" => typed_op!(DescribeKeyPairs, c, input, keypairs::describe)?,
         "DeleteKeyPair" => typed_op!(DeleteKeyPair, c, input, keypairs::delete)?,
+        // Networking
+        "CreateVpc" => typed_op!(CreateVpc, c, input, async vpcs::create_vpc)?,
+        "DeleteVpc" => typed_op!(DeleteVpc, c, input, async vpcs::delete_vpc)?,
+        "DescribeVpcs" => typed_op!(DescribeVpcs, c, input, vpcs::describe_vpcs)?,
+        "CreateSubnet" => typed_op!(CreateSubnet, c, input, async vpcs::create_subnet)?,
+        "DeleteSubnet" => typed_op!(DeleteSubnet, c, input, async vpcs::delete_subnet)?,
+        "DescribeSubnets" => typed_op!(DescribeSubnets, c, input, vpcs::describe_subnets)?,
+        "ModifySubnetAttribute" => typed_op!(
+            ModifySubnetAttribute,
+            c,
+            input,
+            vpcs::modify_subnet_attribute
+        )?,
         _ => return Ok(None),
     }))
 }
@@ -228,13 +241,6 @@ pub async fn dispatch(action: &str, c: &Call<'_>) -> Result<String, ApiError> {
         "DeleteTags" => tags::delete(c),
         "DescribeTags" => tokio::task::block_in_place(|| tags::describe(c)),
         // Networking
-        "CreateVpc" => vpcs::create_vpc(c).await,
-        "DeleteVpc" => vpcs::delete_vpc(c).await,
-        "DescribeVpcs" => vpcs::describe_vpcs(c),
-        "CreateSubnet" => vpcs::create_subnet(c).await,
-        "DeleteSubnet" => vpcs::delete_subnet(c).await,
-        "DescribeSubnets" => vpcs::describe_subnets(c),
-        "ModifySubnetAttribute" => vpcs::modify_subnet_attribute(c),
         "CreateSecurityGroup" => security_groups::create(c),
         "DeleteSecurityGroup" => security_groups::delete(c).await,
         "DescribeSecurityGroups" => security_groups::describe(c),
