@@ -243,19 +243,6 @@ pub async fn dispatch(action: &str, c: &Call<'_>) -> Result<String, ApiError> {
         // Networking
         "ModifyInstanceAttribute" => attributes::modify(c).await,
         "ModifyInstanceMetadataOptions" => metadata_options::modify(c).await,
-        "AllocateAddress" => addresses::allocate(c),
-        "AssociateAddress" => addresses::associate(c).await,
-        "DisassociateAddress" => addresses::disassociate(c).await,
-        "ReleaseAddress" => addresses::release(c),
-        "DescribeAddresses" => addresses::describe(c),
-        "DescribeNetworkInterfaces" => {
-            tokio::task::block_in_place(|| network_interfaces::describe(c))
-        }
-        "CreateNetworkInterface" => network_interfaces::create(c),
-        "AttachNetworkInterface" => network_interfaces::attach(c),
-        "DetachNetworkInterface" => network_interfaces::detach(c),
-        "DeleteNetworkInterface" => network_interfaces::delete(c).await,
-        "ModifyNetworkInterfaceAttribute" => network_interfaces::modify(c).await,
         // EBS
         "CreateVolume" => volumes::create(c),
         "DescribeVolumes" => tokio::task::block_in_place(|| volumes::describe(c)),
