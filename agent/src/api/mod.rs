@@ -214,6 +214,79 @@ async fn dispatch_typed(
             input,
             vpcs::modify_subnet_attribute
         )?,
+        "CreateSecurityGroup" => typed_op!(CreateSecurityGroup, c, input, security_groups::create)?,
+        "DeleteSecurityGroup" => {
+            typed_op!(DeleteSecurityGroup, c, input, async security_groups::delete)?
+        }
+        "DescribeSecurityGroups" => {
+            typed_op!(DescribeSecurityGroups, c, input, security_groups::describe)?
+        }
+        "DescribeSecurityGroupRules" => typed_op!(
+            DescribeSecurityGroupRules,
+            c,
+            input,
+            security_groups::describe_rules
+        )?,
+        "AuthorizeSecurityGroupIngress" => typed_op!(
+            AuthorizeSecurityGroupIngress,
+            c,
+            input,
+            async security_groups::authorize_ingress
+        )?,
+        "AuthorizeSecurityGroupEgress" => typed_op!(
+            AuthorizeSecurityGroupEgress,
+            c,
+            input,
+            async security_groups::authorize_egress
+        )?,
+        "RevokeSecurityGroupIngress" => typed_op!(
+            RevokeSecurityGroupIngress,
+            c,
+            input,
+            async security_groups::revoke_ingress
+        )?,
+        "RevokeSecurityGroupEgress" => typed_op!(
+            RevokeSecurityGroupEgress,
+            c,
+            input,
+            async security_groups::revoke_egress
+        )?,
+        "AllocateAddress" => typed_op!(AllocateAddress, c, input, addresses::allocate)?,
+        "AssociateAddress" => typed_op!(AssociateAddress, c, input, async addresses::associate)?,
+        "DisassociateAddress" => {
+            typed_op!(DisassociateAddress, c, input, async addresses::disassociate)?
+        }
+        "ReleaseAddress" => typed_op!(ReleaseAddress, c, input, addresses::release)?,
+        "DescribeAddresses" => typed_op!(DescribeAddresses, c, input, addresses::describe)?,
+        "DescribeNetworkInterfaces" => tokio::task::block_in_place(|| {
+            typed_op!(
+                DescribeNetworkInterfaces,
+                c,
+                input,
+                network_interfaces::describe
+            )
+        })?,
+        "CreateNetworkInterface" => {
+            typed_op!(CreateNetworkInterface, c, input, network_interfaces::create)?
+        }
+        "AttachNetworkInterface" => {
+            typed_op!(AttachNetworkInterface, c, input, network_interfaces::attach)?
+        }
+        "DetachNetworkInterface" => {
+            typed_op!(DetachNetworkInterface, c, input, network_interfaces::detach)?
+        }
+        "DeleteNetworkInterface" => typed_op!(
+            DeleteNetworkInterface,
+            c,
+            input,
+            async network_interfaces::delete
+        )?,
+        "ModifyNetworkInterfaceAttribute" => typed_op!(
+            ModifyNetworkInterfaceAttribute,
+            c,
+            input,
+            async network_interfaces::modify
+        )?,
         _ => return Ok(None),
     }))
 }
