@@ -6,12 +6,18 @@
 use std::net::Ipv4Addr;
 
 use rusqlite::Connection;
+use shapes::Empty;
+use shapes::ec2::{
+    Address, AllocateAddressRequest, AllocateAddressResult, AssociateAddressRequest,
+    AssociateAddressResult, DescribeAddressesRequest, DescribeAddressesResult,
+    DisassociateAddressRequest, DomainType, ReleaseAddressRequest,
+};
 
 use super::errors::ApiError;
 use super::filters::filters_match;
 use super::metadata_options::live_instance;
+use super::typed::{self, tag_set};
 use super::vpcs::sync;
-use super::xml::Xml;
 use super::{Call, REGION};
 use crate::network::addressing::{self, AddressError};
 use crate::state::enis::{self, AddressRow, EniRow};
@@ -33,15 +39,19 @@ fn address_not_found(ip: &str) -> ApiError {
 }
 
 /// The address named by `AllocationId`, else by `PublicIp`.
-fn named_address(conn: &Connection, c: &Call<'_>) -> Result<AddressRow, ApiError> {
+fn named_address(
+    conn: &Connection,
+    allocation_id: Option<&str>,
+    public_ip: Option<&str>,
+) -> Result<AddressRow, ApiError> {
     let all = enis::addresses(conn)?;
-    if let Some(id) = c.p.get("AllocationId") {
+    if let Some(id) = allocation_id {
         return all
             .into_iter()
             .find(|a| a.allocation_id == id)
             .ok_or_else(|| allocation_not_found(id));
     }
-    if let Some(ip) = c.p.get("PublicIp") {
+    if let Some(ip) = public_ip {
         return all
             .into_iter()
             .find(|a| a.public_ip == ip)
@@ -61,9 +71,12 @@ pub fn eni(conn: &Connection, id: &str) -> Result<EniRow, ApiError> {
 }
 
 /// AllocateAddress: `Domain` `vpc` (the default); `Address` asks for one address of the pool.
-pub fn allocate(c: &Call<'_>) -> Result<String, ApiError> {
-    if let Some(d) = c.p.get("Domain")
-        && d != "vpc"
+pub fn allocate(
+    c: &Call<'_>,
+    input: AllocateAddressRequest,
+) -> Result<AllocateAddressResult, ApiError> {
+    if let Some(d) = input.domain
+        && d != DomainType::Vpc
     {
         return Err(ApiError::invalid(
             "Domain",
@@ -71,15 +84,15 @@ pub fn allocate(c: &Call<'_>) -> Result<String, ApiError> {
         ));
     }
     let pool = c.st.network.config.public_pool;
-    let wanted = c
-        .p
-        .get("Address")
+    let wanted = input
+        .address
+        .as_deref()
         .map(|v| {
             v.parse::<Ipv4Addr>()
                 .map_err(|_| ApiError::invalid("Address", format!("'{v}' is not an IPv4 address")))
         })
         .transpose()?;
-    let tag_list = c.p.tag_specifications("elastic-ip")?;
+    let tag_list = typed::tag_specifications(input.tag_specifications.as_deref(), "elastic-ip")?;
     let row = {
         let mut conn = c.st.db.lock();
         let tx = conn.transaction()?;
@@ -113,28 +126,36 @@ pub fn allocate(c: &Call<'_>) -> Result<String, ApiError> {
         tx.commit()?;
         row
     };
-    let mut x = Xml::response("AllocateAddress", c.request_id);
-    x.leaf("publicIp", &row.public_ip)
-        .leaf("domain", "vpc")
-        .leaf("allocationId", &row.allocation_id)
-        .leaf("publicIpv4Pool", "amazon")
-        .leaf("networkBorderGroup", REGION);
-    if !tag_list.is_empty() {
-        x.tag_set(&tag_list);
-    }
-    Ok(x.finish())
+    Ok(AllocateAddressResult {
+        public_ip: Some(row.public_ip),
+        domain: Some(DomainType::Vpc),
+        allocation_id: Some(row.allocation_id),
+        public_ipv4_pool: Some("amazon".into()),
+        network_border_group: Some(REGION.into()),
+        ..AllocateAddressResult::default()
+    })
 }
 
 /// AssociateAddress: `AllocationId` (or `PublicIp`) to `InstanceId` (its primary interface)
 /// or `NetworkInterfaceId`. The interface's ephemeral public address, and any Elastic IP it
 /// had, give way; an address associated elsewhere moves only with `AllowReassociation`.
-pub async fn associate(c: &Call<'_>) -> Result<String, ApiError> {
-    let reassociate = c.p.bool("AllowReassociation")?;
+pub async fn associate(
+    c: &Call<'_>,
+    input: AssociateAddressRequest,
+) -> Result<AssociateAddressResult, ApiError> {
+    let reassociate = input.allow_reassociation.unwrap_or(false);
     let association_id = {
         let mut conn = c.st.db.lock();
         let tx = conn.transaction()?;
-        let address = named_address(&tx, c)?;
-        let target = match (c.p.get("InstanceId"), c.p.get("NetworkInterfaceId")) {
+        let address = named_address(
+            &tx,
+            input.allocation_id.as_deref(),
+            input.public_ip.as_deref(),
+        )?;
+        let target = match (
+            input.instance_id.as_deref(),
+            input.network_interface_id.as_deref(),
+        ) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::new(
                     "InvalidParameterCombination",
@@ -156,7 +177,7 @@ pub async fn associate(c: &Call<'_>) -> Result<String, ApiError> {
             (None, Some(id)) => eni(&tx, id)?,
             (None, None) => return Err(ApiError::missing("InstanceId")),
         };
-        if let Some(ip) = c.p.get("PrivateIpAddress")
+        if let Some(ip) = input.private_ip_address.as_deref()
             && ip != target.private_ip
         {
             return Err(ApiError::invalid(
@@ -169,7 +190,7 @@ pub async fn associate(c: &Call<'_>) -> Result<String, ApiError> {
         }
         match (&address.eni_id, &address.association_id) {
             (Some(current), Some(assoc)) if *current == target.id => {
-                return Ok(answer(c, assoc));
+                return Ok(answer(assoc));
             }
             (Some(current), _) if !reassociate => {
                 return Err(ApiError::new(
@@ -198,24 +219,26 @@ pub async fn associate(c: &Call<'_>) -> Result<String, ApiError> {
         association_id
     };
     sync(c).await?;
-    Ok(answer(c, &association_id))
+    Ok(answer(&association_id))
 }
 
-fn answer(c: &Call<'_>, association_id: &str) -> String {
-    let mut x = Xml::response("AssociateAddress", c.request_id);
-    x.leaf("return", "true")
-        .leaf("associationId", association_id);
-    x.finish()
+fn answer(association_id: &str) -> AssociateAddressResult {
+    AssociateAddressResult {
+        association_id: Some(association_id.to_string()),
+    }
 }
 
 /// DisassociateAddress: `AssociationId` (or `PublicIp`). An interface that wants a public
 /// address gets a new ephemeral one if its instance is running.
-pub async fn disassociate(c: &Call<'_>) -> Result<String, ApiError> {
+pub async fn disassociate(
+    c: &Call<'_>,
+    input: DisassociateAddressRequest,
+) -> Result<Empty, ApiError> {
     {
         let mut conn = c.st.db.lock();
         let tx = conn.transaction()?;
         let all = enis::addresses(&tx)?;
-        let address = match (c.p.get("AssociationId"), c.p.get("PublicIp")) {
+        let address = match (input.association_id.as_deref(), input.public_ip.as_deref()) {
             (Some(id), _) => all
                 .into_iter()
                 .find(|a| a.association_id.as_deref() == Some(id))
@@ -245,14 +268,18 @@ pub async fn disassociate(c: &Call<'_>) -> Result<String, ApiError> {
         tx.commit()?;
     }
     sync(c).await?;
-    Ok(Xml::returns_true("DisassociateAddress", c.request_id))
+    Ok(Empty::default())
 }
 
 /// ReleaseAddress: `AllocationId` (or `PublicIp`); refused while associated.
-pub fn release(c: &Call<'_>) -> Result<String, ApiError> {
+pub fn release(c: &Call<'_>, input: ReleaseAddressRequest) -> Result<Empty, ApiError> {
     let mut conn = c.st.db.lock();
     let tx = conn.transaction()?;
-    let address = named_address(&tx, c)?;
+    let address = named_address(
+        &tx,
+        input.allocation_id.as_deref(),
+        input.public_ip.as_deref(),
+    )?;
     if let Some(eni) = &address.eni_id {
         return Err(ApiError::new(
             "InvalidIPAddress.InUse",
@@ -266,16 +293,19 @@ pub fn release(c: &Call<'_>) -> Result<String, ApiError> {
     enis::delete_address(&tx, &address.allocation_id)?;
     tags::delete_all(&tx, &address.allocation_id)?;
     tx.commit()?;
-    Ok(Xml::returns_true("ReleaseAddress", c.request_id))
+    Ok(Empty::default())
 }
 
 /// DescribeAddresses: `AllocationId.N`, `PublicIp.N`; filters `allocation-id`,
 /// `association-id`, `instance-id`, `network-interface-id`, `private-ip-address`,
 /// `public-ip`, `domain`, `tag:KEY`, `tag-key`.
-pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
-    let ids = c.p.list("AllocationId");
-    let ips = c.p.list("PublicIp");
-    let filters = c.p.filters()?;
+pub fn describe(
+    c: &Call<'_>,
+    input: DescribeAddressesRequest,
+) -> Result<DescribeAddressesResult, ApiError> {
+    let ids = input.allocation_ids.unwrap_or_default();
+    let ips = input.public_ips.unwrap_or_default();
+    let filters = typed::filters(input.filters.as_deref())?;
     let (rows, all_enis, tag_map) = {
         let conn = c.st.db.lock();
         let rows = enis::addresses(&conn)?;
@@ -296,8 +326,7 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
         return Err(address_not_found(missing));
     }
     let owner = &c.st.account_id;
-    let mut x = Xml::response("DescribeAddresses", c.request_id);
-    x.open("addressesSet");
+    let mut out = Vec::new();
     for a in &rows {
         if (!ids.is_empty() || !ips.is_empty())
             && !ids.contains(&a.allocation_id)
@@ -330,23 +359,23 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
         if !keep {
             continue;
         }
-        x.open("item")
-            .leaf("publicIp", &a.public_ip)
-            .leaf("allocationId", &a.allocation_id)
-            .leaf("domain", "vpc")
-            .leaf_opt("instanceId", e.and_then(|e| e.instance_id.as_ref()))
-            .leaf_opt("associationId", a.association_id.as_ref())
-            .leaf_opt("networkInterfaceId", a.eni_id.as_ref())
-            .leaf_opt("networkInterfaceOwnerId", e.map(|_| owner))
-            .leaf_opt("privateIpAddress", e.map(|e| &e.private_ip))
-            .leaf_opt("subnetId", e.map(|e| &e.subnet_id))
-            .leaf("publicIpv4Pool", "amazon")
-            .leaf("networkBorderGroup", REGION);
-        if !t.is_empty() {
-            x.tag_set(t);
-        }
-        x.close("item");
+        out.push(Address {
+            public_ip: Some(a.public_ip.clone()),
+            allocation_id: Some(a.allocation_id.clone()),
+            domain: Some(DomainType::Vpc),
+            instance_id: e.and_then(|e| e.instance_id.clone()),
+            association_id: a.association_id.clone(),
+            network_interface_id: a.eni_id.clone(),
+            network_interface_owner_id: e.map(|_| owner.clone()),
+            private_ip_address: e.map(|e| e.private_ip.clone()),
+            subnet_id: e.map(|e| e.subnet_id.clone()),
+            public_ipv4_pool: Some("amazon".into()),
+            network_border_group: Some(REGION.into()),
+            tags: tag_set(t),
+            ..Address::default()
+        });
     }
-    x.close("addressesSet");
-    Ok(x.finish())
+    Ok(DescribeAddressesResult {
+        addresses: Some(out),
+    })
 }

@@ -2,8 +2,7 @@
 //! routed to its service, protocol and operation by the `wire` layer (the credential scope's
 //! service for a form, `X-Amz-Target` for awsJson, `smithy-protocol` for RPC v2 CBOR), its
 //! input decoded and checked against botocore's model, and then answered by that service's
-//! dispatcher. Every answer and every error is written by `wire` in the request's protocol,
-//! except the EC2 handlers not yet on typed shapes, which still return their XML.
+//! dispatcher. Every answer and every error is written by `wire` in the request's protocol.
 
 use std::sync::{Arc, OnceLock};
 
@@ -12,7 +11,7 @@ use wire::sigv4::{CredentialStore, SigV4Error};
 use wire::{HttpRequest, HttpResponse, Limits, Protocol, Registry, RouteErrorKind, ServiceError};
 
 use super::errors::ApiError;
-use super::query::{Params, parse_pairs};
+use super::query::{check_pairs, parse_pairs};
 use super::{ApiState, Call, Reply};
 
 /// Every generated service's model, loaded once.
@@ -76,16 +75,13 @@ pub async fn answer(st: &Arc<ApiState>, req: &HttpRequest<'_>, request_id: &str)
         Ok(r) => r,
         Err(e) => return route_error(&e, scope, request_id),
     };
-    // The EC2 handlers read the form's parameters, strictly parsed (no duplicates, only
-    // characters XML can carry), besides the model's typed input.
-    let params = if routed.protocol == Protocol::Ec2 {
-        match ec2_params(&req) {
-            Ok(p) => p,
-            Err(e) => return routed.error(&e.into(), request_id),
-        }
-    } else {
-        Params::default()
-    };
+    // EC2's form rules beyond the model's: strict escapes, no duplicates, only characters
+    // XML can carry.
+    if routed.protocol == Protocol::Ec2
+        && let Err(e) = check_ec2_form(&req)
+    {
+        return routed.error(&e.into(), request_id);
+    }
     let input = match routed.decode(&req, &limits) {
         Ok(v) => v,
         Err(e) => {
@@ -93,11 +89,7 @@ pub async fn answer(st: &Arc<ApiState>, req: &HttpRequest<'_>, request_id: &str)
             return routed.error(&error, request_id);
         }
     };
-    let call = Call {
-        st,
-        p: &params,
-        request_id,
-    };
+    let call = Call { st, request_id };
     let started = std::time::Instant::now();
     let result = match routed.service.signing_name() {
         "ec2" => super::dispatch_ec2(&routed.operation, &call, input).await,
@@ -113,12 +105,7 @@ pub async fn answer(st: &Arc<ApiState>, req: &HttpRequest<'_>, request_id: &str)
         "request"
     );
     match result {
-        Ok(Reply::Xml(xml)) => HttpResponse {
-            status: 200,
-            headers: vec![("content-type".into(), "text/xml;charset=UTF-8".into())],
-            body: xml.into_bytes(),
-        },
-        Ok(Reply::Output(output)) => routed.output(&output, request_id).unwrap_or_else(|e| {
+        Ok(output) => routed.output(&output, request_id).unwrap_or_else(|e| {
             tracing::error!(operation = %routed.operation, error = %e, "output does not fit the model");
             routed.error(&ApiError::internal_error().into(), request_id)
         }),
@@ -133,8 +120,8 @@ fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now()
 }
 
-/// The strictly parsed form (query string and body) of an EC2 request.
-fn ec2_params(req: &HttpRequest<'_>) -> Result<Params, ApiError> {
+/// Checks the form (query string and body) of an EC2 request by EC2's strict rules.
+fn check_ec2_form(req: &HttpRequest<'_>) -> Result<(), ApiError> {
     let malformed = |what: &str, e: &dyn std::error::Error| {
         ApiError::new(
             "MalformedQueryString",
@@ -145,7 +132,7 @@ fn ec2_params(req: &HttpRequest<'_>) -> Result<Params, ApiError> {
     let body = std::str::from_utf8(req.body).map_err(|e| malformed("request body", &e))?;
     let mut pairs = parse_pairs(body).map_err(|e| malformed("request body", &e))?;
     pairs.extend(query.into_iter().filter(|(k, _)| !k.starts_with("X-Amz-")));
-    Params::from_pairs(pairs).map_err(|e| malformed("request", &e))
+    check_pairs(&pairs).map_err(|e| malformed("request", &e))
 }
 
 /// The few model failures EC2 answers with a code of their own rather than
@@ -293,9 +280,7 @@ pub fn input<O: shapes::Operation>(value: Value) -> Result<O::Input, ApiError> {
 
 /// The Value of operation `O`'s typed output, for `wire` to encode.
 pub fn output<O: shapes::Operation>(output: &O::Output) -> Result<Reply, ApiError> {
-    O::output_to_value(output)
-        .map(Reply::Output)
-        .map_err(|e| ApiError::internal(&e))
+    O::output_to_value(output).map_err(|e| ApiError::internal(&e))
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
-use super::filters::{MAX_FILTER_VALUES, MAX_FILTERS, Wildcard};
-use super::query::{Params, parse_pairs};
+use super::filters::Wildcard;
+use super::query::{check_pairs, parse_pairs};
 
 /// The textbook dynamic programme: `m[i][j]` is whether the first `i` pattern characters
 /// match the first `j` text characters.
@@ -77,9 +77,7 @@ proptest! {
     fn fuzz_form_random_text(body in "\\PC{0,400}") {
         if let Ok(pairs) = parse_pairs(&body) {
             prop_assert!(pairs.iter().all(|(k, _)| !k.is_empty()));
-            if let Ok(p) = Params::from_pairs(pairs) {
-                touch(&p)?;
-            }
+            let _ = check_pairs(&pairs);
         }
     }
 
@@ -104,39 +102,11 @@ proptest! {
         let mut unique = pairs;
         unique.sort();
         unique.dedup_by(|a, b| a.0 == b.0);
-        let p = Params::from_pairs(unique).unwrap();
-        touch(&p)?;
+        prop_assert!(check_pairs(&unique).is_ok());
     }
 
     #[test]
     fn fuzz_form_hostile_escapes(body in "([A-Za-z.=&+]|%[0-9a-fA-FgG]{0,2}|%){0,200}") {
         let _ = parse_pairs(&body);
     }
-
-    /// Lists, filters and tags of random parameters: bounded, and never a panic.
-    #[test]
-    fn fuzz_params_lists_filters_tags(pairs in proptest::collection::btree_map(key(), "\\PC{0,300}", 0..60)) {
-        let p = Params::from_pairs(pairs.into_iter().collect()).unwrap();
-        touch(&p)?;
-    }
-}
-
-/// Reads everything a handler might read from `p`, checking the bounds.
-fn touch(p: &Params) -> Result<(), TestCaseError> {
-    for prefix in ["InstanceId", "ResourceId", "Owner", "Filter", "Tag"] {
-        let _ = p.list(prefix);
-        let _ = p.indices(prefix);
-    }
-    if let Ok(filters) = p.filters() {
-        prop_assert!(filters.len() <= MAX_FILTERS);
-        for f in &filters {
-            prop_assert!(f.values.len() <= MAX_FILTER_VALUES);
-            let _ = f.matches("some-value");
-        }
-    }
-    let _ = p.tags("Tag");
-    let _ = p.tag_specifications_for(&["instance", "volume"]);
-    let _ = p.int("MaxResults", 5, 1000);
-    let _ = p.bool("DryRun");
-    Ok(())
 }

@@ -11,8 +11,7 @@ use shapes::ec2::{
 use super::errors::ApiError;
 use super::filters::filters_match;
 use super::instances::well_formed_id;
-use super::typed::{self, Page, tag_set};
-use super::volumes::given;
+use super::typed::{self, Page, non_empty, tag_set};
 use super::{Call, image_devices};
 use crate::state::images::{self, ImageRow};
 use crate::state::{new_id, now_iso, tags};
@@ -347,7 +346,7 @@ pub fn deregister(
     c: &Call<'_>,
     input: DeregisterImageRequest,
 ) -> Result<DeregisterImageResult, ApiError> {
-    let id = given(&input.image_id, "ImageId")?.to_string();
+    let id = non_empty(&input.image_id, "ImageId")?.to_string();
     if !well_formed_id(&id, "ami") {
         return Err(ApiError::new(
             "InvalidAMIID.Malformed",

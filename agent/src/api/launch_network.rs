@@ -8,7 +8,6 @@ use rusqlite::Connection;
 use shapes::ec2;
 
 use super::errors::ApiError;
-use super::query::Params;
 use crate::compute::launch::NetworkRequest;
 use crate::state::enis::MetadataOptionsRow;
 use crate::state::security_groups::{self, GroupRow};
@@ -86,11 +85,6 @@ pub fn groups(
         ));
     }
     Ok(out)
-}
-
-/// A private address parameter.
-pub fn private_ip(p: &Params, field: &str) -> Result<Option<Ipv4Addr>, ApiError> {
-    ipv4(p.get(field), field)
 }
 
 /// A private address given as `field`, if given.

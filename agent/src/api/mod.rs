@@ -32,7 +32,6 @@ pub mod typed;
 pub mod types;
 pub mod volumes;
 pub mod vpcs;
-pub mod xml;
 
 use std::sync::Arc;
 
@@ -40,7 +39,6 @@ use crate::compute::Compute;
 use crate::credentials::Credentials;
 use crate::state::Db;
 use errors::ApiError;
-use query::Params;
 
 /// The only region.
 pub const REGION: &str = "local-1";
@@ -66,26 +64,18 @@ pub struct ApiState {
     pub storage: Arc<crate::storage::Storage>,
 }
 
-/// A handler's context: the shared state, the parameters and the request id.
+/// A handler's context: the shared state and the request id.
 #[derive(Debug)]
 pub struct Call<'a> {
     /// Shared state.
     pub st: &'a Arc<ApiState>,
-    /// Parameters.
-    pub p: &'a Params,
     /// This request's id.
     pub request_id: &'a str,
 }
 
-/// What a handler answers: an operation's output as the `wire` layer's Value (encoded in
-/// the request's protocol), or, from an EC2 handler not yet on typed shapes, its XML.
-#[derive(Debug)]
-pub enum Reply {
-    /// The output, a Value of the operation's output shape.
-    Output(serde_json::Value),
-    /// A whole EC2 response document.
-    Xml(String),
-}
+/// What a handler answers: its operation's output as the `wire` layer's Value, which the
+/// front encodes in the request's protocol.
+pub type Reply = serde_json::Value;
 
 /// Every EC2 action served, for `InvalidAction` and DryRun.
 pub const ACTIONS: &[&str] = &[
@@ -163,17 +153,16 @@ pub async fn dispatch_ec2(
     if !ACTIONS.contains(&action) {
         return Err(front::not_served(action));
     }
-    if c.p.bool("DryRun")? {
+    if input.get("DryRun") == Some(&serde_json::Value::Bool(true)) {
         return Err(ApiError::new(
             "DryRunOperation",
             "Request would have succeeded, but DryRun flag is set.",
         )
         .with_status(412));
     }
-    if let Some(reply) = dispatch_typed(action, c, input).await? {
-        return Ok(reply);
-    }
-    dispatch(action, c).await.map(Reply::Xml)
+    dispatch_typed(action, c, input)
+        .await?
+        .ok_or_else(|| front::not_served(action))
 }
 
 /// Runs `$op`'s handler `$handler(c, typed input)` (awaited when marked `async`) and gives
@@ -263,46 +252,92 @@ async fn dispatch_typed(
         "CopySnapshot" => typed_op!(CopySnapshot, c, input, snapshots::copy)?,
         "DeleteSnapshot" => typed_op!(DeleteSnapshot, c, input, snapshots::delete)?,
         "CreateImage" => typed_op!(CreateImage, c, input, snapshots::create_image)?,
+        // Networking
+        "CreateVpc" => typed_op!(CreateVpc, c, input, async vpcs::create_vpc)?,
+        "DeleteVpc" => typed_op!(DeleteVpc, c, input, async vpcs::delete_vpc)?,
+        "DescribeVpcs" => typed_op!(DescribeVpcs, c, input, vpcs::describe_vpcs)?,
+        "CreateSubnet" => typed_op!(CreateSubnet, c, input, async vpcs::create_subnet)?,
+        "DeleteSubnet" => typed_op!(DeleteSubnet, c, input, async vpcs::delete_subnet)?,
+        "DescribeSubnets" => typed_op!(DescribeSubnets, c, input, vpcs::describe_subnets)?,
+        "ModifySubnetAttribute" => typed_op!(
+            ModifySubnetAttribute,
+            c,
+            input,
+            vpcs::modify_subnet_attribute
+        )?,
+        "CreateSecurityGroup" => typed_op!(CreateSecurityGroup, c, input, security_groups::create)?,
+        "DeleteSecurityGroup" => {
+            typed_op!(DeleteSecurityGroup, c, input, async security_groups::delete)?
+        }
+        "DescribeSecurityGroups" => {
+            typed_op!(DescribeSecurityGroups, c, input, security_groups::describe)?
+        }
+        "DescribeSecurityGroupRules" => typed_op!(
+            DescribeSecurityGroupRules,
+            c,
+            input,
+            security_groups::describe_rules
+        )?,
+        "AuthorizeSecurityGroupIngress" => typed_op!(
+            AuthorizeSecurityGroupIngress,
+            c,
+            input,
+            async security_groups::authorize_ingress
+        )?,
+        "AuthorizeSecurityGroupEgress" => typed_op!(
+            AuthorizeSecurityGroupEgress,
+            c,
+            input,
+            async security_groups::authorize_egress
+        )?,
+        "RevokeSecurityGroupIngress" => typed_op!(
+            RevokeSecurityGroupIngress,
+            c,
+            input,
+            async security_groups::revoke_ingress
+        )?,
+        "RevokeSecurityGroupEgress" => typed_op!(
+            RevokeSecurityGroupEgress,
+            c,
+            input,
+            async security_groups::revoke_egress
+        )?,
+        "AllocateAddress" => typed_op!(AllocateAddress, c, input, addresses::allocate)?,
+        "AssociateAddress" => typed_op!(AssociateAddress, c, input, async addresses::associate)?,
+        "DisassociateAddress" => {
+            typed_op!(DisassociateAddress, c, input, async addresses::disassociate)?
+        }
+        "ReleaseAddress" => typed_op!(ReleaseAddress, c, input, addresses::release)?,
+        "DescribeAddresses" => typed_op!(DescribeAddresses, c, input, addresses::describe)?,
+        "DescribeNetworkInterfaces" => tokio::task::block_in_place(|| {
+            typed_op!(
+                DescribeNetworkInterfaces,
+                c,
+                input,
+                network_interfaces::describe
+            )
+        })?,
+        "CreateNetworkInterface" => {
+            typed_op!(CreateNetworkInterface, c, input, network_interfaces::create)?
+        }
+        "AttachNetworkInterface" => {
+            typed_op!(AttachNetworkInterface, c, input, network_interfaces::attach)?
+        }
+        "DetachNetworkInterface" => {
+            typed_op!(DetachNetworkInterface, c, input, network_interfaces::detach)?
+        }
+        "DeleteNetworkInterface" => typed_op!(
+            DeleteNetworkInterface,
+            c,
+            input,
+            async network_interfaces::delete
+        )?,
+        "ModifyNetworkInterfaceAttribute" => typed_op!(
+            ModifyNetworkInterfaceAttribute,
+            c,
+            input,
+            async network_interfaces::modify
+        )?,
         _ => return Ok(None),
     }))
-}
-
-/// Runs one action and returns its XML. The listing actions, which can take milliseconds
-/// over many rows, run with `block_in_place` so they do not hold up other requests.
-pub async fn dispatch(action: &str, c: &Call<'_>) -> Result<String, ApiError> {
-    match action {
-        // Networking
-        "CreateVpc" => vpcs::create_vpc(c).await,
-        "DeleteVpc" => vpcs::delete_vpc(c).await,
-        "DescribeVpcs" => vpcs::describe_vpcs(c),
-        "CreateSubnet" => vpcs::create_subnet(c).await,
-        "DeleteSubnet" => vpcs::delete_subnet(c).await,
-        "DescribeSubnets" => vpcs::describe_subnets(c),
-        "ModifySubnetAttribute" => vpcs::modify_subnet_attribute(c),
-        "CreateSecurityGroup" => security_groups::create(c),
-        "DeleteSecurityGroup" => security_groups::delete(c).await,
-        "DescribeSecurityGroups" => security_groups::describe(c),
-        "DescribeSecurityGroupRules" => security_groups::describe_rules(c),
-        "AuthorizeSecurityGroupIngress" => security_groups::authorize(c, false).await,
-        "AuthorizeSecurityGroupEgress" => security_groups::authorize(c, true).await,
-        "RevokeSecurityGroupIngress" => security_groups::revoke(c, false).await,
-        "RevokeSecurityGroupEgress" => security_groups::revoke(c, true).await,
-        "AllocateAddress" => addresses::allocate(c),
-        "AssociateAddress" => addresses::associate(c).await,
-        "DisassociateAddress" => addresses::disassociate(c).await,
-        "ReleaseAddress" => addresses::release(c),
-        "DescribeAddresses" => addresses::describe(c),
-        "DescribeNetworkInterfaces" => {
-            tokio::task::block_in_place(|| network_interfaces::describe(c))
-        }
-        "CreateNetworkInterface" => network_interfaces::create(c),
-        "AttachNetworkInterface" => network_interfaces::attach(c),
-        "DetachNetworkInterface" => network_interfaces::detach(c),
-        "DeleteNetworkInterface" => network_interfaces::delete(c).await,
-        "ModifyNetworkInterfaceAttribute" => network_interfaces::modify(c).await,
-        other => Err(ApiError::new(
-            "InvalidAction",
-            format!("The action {other} is not valid for this web service."),
-        )),
-    }
 }

@@ -5,15 +5,26 @@
 
 use std::collections::HashMap;
 
+use shapes::Empty;
+use shapes::ec2::{
+    AttachNetworkInterfaceRequest, AttachNetworkInterfaceResult, AttachmentStatus,
+    CreateNetworkInterfaceRequest, CreateNetworkInterfaceResult, DeleteNetworkInterfaceRequest,
+    DescribeNetworkInterfacesRequest, DescribeNetworkInterfacesResult,
+    DetachNetworkInterfaceRequest, GroupIdentifier, ModifyNetworkInterfaceAttributeRequest,
+    NetworkInterface, NetworkInterfaceAssociation, NetworkInterfaceAttachment,
+    NetworkInterfacePrivateIpAddress, NetworkInterfaceStatus, NetworkInterfaceType,
+};
+
 use super::addresses::eni;
 use super::errors::ApiError;
 use super::filters::filters_match;
 use super::instance_network::public_dns_name;
-use super::launch_network::{self, private_ip};
+use super::launch_network;
 use super::metadata_options::live_instance;
 use super::security_groups::groups_for_eni;
-use super::vpcs::{bool_text, sync};
-use super::xml::Xml;
+use super::typed::non_empty;
+use super::typed::{self, Page, tag_set};
+use super::vpcs::sync;
 use super::{AVAILABILITY_ZONE, Call};
 use crate::imds::source::private_dns_name;
 use crate::network::addressing::{self, NewEni};
@@ -33,82 +44,85 @@ fn status(e: &EniRow) -> &'static str {
     }
 }
 
-/// One `NetworkInterface`'s fields (inside an element the caller opens).
+/// One `NetworkInterface`.
 fn render(
-    x: &mut Xml,
     owner: &str,
     e: &EniRow,
     groups: &[GroupRow],
     eip: Option<&AddressRow>,
     t: &[(String, String)],
-) {
+) -> NetworkInterface {
     let public = eip.map(|a| a.public_ip.clone()).or(e.public_ip.clone());
-    x.leaf("networkInterfaceId", &e.id)
-        .leaf("subnetId", &e.subnet_id)
-        .leaf("vpcId", &e.vpc_id)
-        .leaf("availabilityZone", AVAILABILITY_ZONE)
-        .leaf("description", &e.description)
-        .leaf("ownerId", owner)
-        .leaf("requesterManaged", "false")
-        .leaf("status", status(e))
-        .leaf("macAddress", &e.mac)
-        .leaf("privateIpAddress", &e.private_ip)
-        .leaf("privateDnsName", private_dns_name(&e.private_ip))
-        .leaf("sourceDestCheck", "true")
-        .leaf("interfaceType", "interface")
-        .open("groupSet");
-    for g in groups {
-        x.open("item")
-            .leaf("groupId", &g.id)
-            .leaf("groupName", &g.name)
-            .close("item");
-    }
-    x.close("groupSet");
-    if let (Some(instance), Some(index)) = (&e.instance_id, e.device_index) {
-        x.open("attachment")
-            .leaf_opt("attachmentId", e.attachment_id.as_ref())
-            .leaf("instanceId", instance)
-            .leaf("instanceOwnerId", owner)
-            .leaf("deviceIndex", index.to_string())
-            .leaf("networkCardIndex", "0")
-            .leaf("status", "attached")
-            .leaf("deleteOnTermination", bool_text(e.delete_on_termination))
-            .close("attachment");
-    }
-    let association = |x: &mut Xml| {
-        if let Some(ip) = &public {
-            x.open("association")
-                .leaf("publicIp", ip)
-                .leaf("publicDnsName", public_dns_name(ip))
-                .leaf("ipOwnerId", if eip.is_some() { owner } else { "amazon" })
-                .leaf_opt("allocationId", eip.map(|a| &a.allocation_id))
-                .leaf_opt("associationId", eip.and_then(|a| a.association_id.as_ref()))
-                .close("association");
-        }
+    let association = public.map(|ip| NetworkInterfaceAssociation {
+        public_dns_name: Some(public_dns_name(&ip)),
+        public_ip: Some(ip),
+        ip_owner_id: Some(if eip.is_some() { owner } else { "amazon" }.to_string()),
+        allocation_id: eip.map(|a| a.allocation_id.clone()),
+        association_id: eip.and_then(|a| a.association_id.clone()),
+        ..NetworkInterfaceAssociation::default()
+    });
+    let attachment = match (&e.instance_id, e.device_index) {
+        (Some(instance), Some(index)) => Some(NetworkInterfaceAttachment {
+            attachment_id: e.attachment_id.clone(),
+            instance_id: Some(instance.clone()),
+            instance_owner_id: Some(owner.to_string()),
+            // Device indices are 0 to 7.
+            device_index: i32::try_from(index).ok(),
+            network_card_index: Some(0),
+            status: Some(AttachmentStatus::Attached),
+            delete_on_termination: Some(e.delete_on_termination),
+            ..NetworkInterfaceAttachment::default()
+        }),
+        _ => None,
     };
-    association(x);
-    x.open("privateIpAddressesSet")
-        .open("item")
-        .leaf("privateIpAddress", &e.private_ip)
-        .leaf("privateDnsName", private_dns_name(&e.private_ip))
-        .leaf("primary", "true");
-    association(x);
-    x.close("item")
-        .close("privateIpAddressesSet")
-        .open("ipv6AddressesSet")
-        .close("ipv6AddressesSet");
-    if !t.is_empty() {
-        x.tag_set(t);
+    NetworkInterface {
+        network_interface_id: Some(e.id.clone()),
+        subnet_id: Some(e.subnet_id.clone()),
+        vpc_id: Some(e.vpc_id.clone()),
+        availability_zone: Some(AVAILABILITY_ZONE.into()),
+        description: Some(e.description.clone()),
+        owner_id: Some(owner.to_string()),
+        requester_managed: Some(false),
+        status: NetworkInterfaceStatus::from_wire(status(e)),
+        mac_address: Some(e.mac.clone()),
+        private_ip_address: Some(e.private_ip.clone()),
+        private_dns_name: Some(private_dns_name(&e.private_ip)),
+        source_dest_check: Some(true),
+        interface_type: Some(NetworkInterfaceType::Interface),
+        groups: Some(
+            groups
+                .iter()
+                .map(|g| GroupIdentifier {
+                    group_id: Some(g.id.clone()),
+                    group_name: Some(g.name.clone()),
+                })
+                .collect(),
+        ),
+        attachment,
+        association: association.clone(),
+        private_ip_addresses: Some(vec![NetworkInterfacePrivateIpAddress {
+            private_ip_address: Some(e.private_ip.clone()),
+            private_dns_name: Some(private_dns_name(&e.private_ip)),
+            primary: Some(true),
+            association,
+        }]),
+        ipv6_addresses: Some(Vec::new()),
+        tag_set: tag_set(t),
+        ..NetworkInterface::default()
     }
 }
 
 /// DescribeNetworkInterfaces: `NetworkInterfaceId.N`; filters `network-interface-id`,
 /// `subnet-id`, `vpc-id`, `attachment.instance-id`, `attachment.attachment-id`,
 /// `attachment.device-index`, `status`, `private-ip-address`, `mac-address`, `group-id`,
-/// `description`, `availability-zone`, `tag:KEY`, `tag-key`.
-pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
-    let ids = c.p.list("NetworkInterfaceId");
-    let filters = c.p.filters()?;
+/// `description`, `availability-zone`, `tag:KEY`, `tag-key`; pages of 5 to 1000.
+pub fn describe(
+    c: &Call<'_>,
+    input: DescribeNetworkInterfacesRequest,
+) -> Result<DescribeNetworkInterfacesResult, ApiError> {
+    let ids = input.network_interface_ids.unwrap_or_default();
+    let filters = typed::filters(input.filters.as_deref())?;
+    let page = Page::new(input.max_results, input.next_token.as_deref(), 5, 1000)?;
     let (rows, groups, eips, tag_map) = {
         let conn = c.st.db.lock();
         let rows = enis::all(&conn)?;
@@ -128,8 +142,7 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
         ));
     }
     let owner = &c.st.account_id;
-    let mut x = Xml::response("DescribeNetworkInterfaces", c.request_id);
-    x.open("networkInterfaceSet");
+    let mut out = Vec::new();
     for e in rows
         .iter()
         .filter(|e| ids.is_empty() || ids.contains(&e.id))
@@ -162,33 +175,41 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
             },
         )?;
         if keep {
-            x.open("item");
-            render(&mut x, owner, e, g, eips.get(&e.id), t);
-            x.close("item");
+            out.push(render(owner, e, g, eips.get(&e.id), t));
         }
     }
-    x.close("networkInterfaceSet");
-    Ok(x.finish())
+    let (network_interfaces, next_token) = page.apply(out, |e| {
+        e.network_interface_id.as_deref().unwrap_or_default()
+    });
+    Ok(DescribeNetworkInterfacesResult {
+        network_interfaces: Some(network_interfaces),
+        next_token,
+    })
 }
 
 /// CreateNetworkInterface: `SubnetId`, `PrivateIpAddress`, `SecurityGroupId.N` (default: the
 /// VPC's default group), `Description`, `TagSpecification.N`.
-pub fn create(c: &Call<'_>) -> Result<String, ApiError> {
-    let subnet_id = c.p.required("SubnetId")?;
-    let wanted_ip = private_ip(c.p, "PrivateIpAddress")?;
-    let description = c.p.get("Description").unwrap_or("").to_owned();
+pub fn create(
+    c: &Call<'_>,
+    input: CreateNetworkInterfaceRequest,
+) -> Result<CreateNetworkInterfaceResult, ApiError> {
+    let subnet_id = non_empty(&input.subnet_id, "SubnetId")?;
+    let wanted_ip =
+        super::launch_network::ipv4(input.private_ip_address.as_deref(), "PrivateIpAddress")?;
+    let description = input.description.clone().unwrap_or_default();
     if description.chars().count() > 255 {
         return Err(ApiError::invalid(
             "Description",
             "descriptions are at most 255 characters",
         ));
     }
-    let tag_list = c.p.tag_specifications("network-interface")?;
+    let tag_list =
+        typed::tag_specifications(input.tag_specifications.as_deref(), "network-interface")?;
     let (row, groups) = {
         let mut conn = c.st.db.lock();
         let tx = conn.transaction()?;
         let subnet = launch_network::subnet(&tx, subnet_id)?;
-        let group_ids = c.p.list("SecurityGroupId");
+        let group_ids = input.groups.clone().unwrap_or_default();
         let groups = launch_network::groups(&tx, &subnet.vpc_id, &group_ids, &[])?;
         let ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
         let row = addressing::create_eni(
@@ -206,21 +227,33 @@ pub fn create(c: &Call<'_>) -> Result<String, ApiError> {
         tx.commit()?;
         (row, groups)
     };
-    let mut x = Xml::response("CreateNetworkInterface", c.request_id);
-    x.open("networkInterface");
-    render(&mut x, &c.st.account_id, &row, &groups, None, &tag_list);
-    x.close("networkInterface");
-    Ok(x.finish())
+    Ok(CreateNetworkInterfaceResult {
+        network_interface: Some(render(&c.st.account_id, &row, &groups, None, &tag_list)),
+        client_token: None,
+    })
 }
 
 /// AttachNetworkInterface: `NetworkInterfaceId`, `InstanceId` (stopped), `DeviceIndex` (1 to
 /// 7, free on the instance); the interface must be available and in the instance's VPC.
-pub fn attach(c: &Call<'_>) -> Result<String, ApiError> {
-    let eni_id = c.p.required("NetworkInterfaceId")?;
-    let instance_id = c.p.required("InstanceId")?;
-    let index =
-        c.p.int("DeviceIndex", 0, i64::from(MAX_ENIS_PER_INSTANCE) - 1)?
-            .ok_or_else(|| ApiError::missing("DeviceIndex"))? as u32;
+pub fn attach(
+    c: &Call<'_>,
+    input: AttachNetworkInterfaceRequest,
+) -> Result<AttachNetworkInterfaceResult, ApiError> {
+    let eni_id = non_empty(&input.network_interface_id, "NetworkInterfaceId")?;
+    let instance_id = non_empty(&input.instance_id, "InstanceId")?;
+    let index = u32::try_from(input.device_index)
+        .ok()
+        .filter(|i| *i < MAX_ENIS_PER_INSTANCE)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "DeviceIndex",
+                format!(
+                    "'{}' is not an integer from 0 to {}",
+                    input.device_index,
+                    MAX_ENIS_PER_INSTANCE - 1
+                ),
+            )
+        })?;
     let mut conn = c.st.db.lock();
     let tx = conn.transaction()?;
     let e = eni(&tx, eni_id)?;
@@ -269,15 +302,15 @@ pub fn attach(c: &Call<'_>) -> Result<String, ApiError> {
         Some((&instance.id, index, &attachment_id, false)),
     )?;
     tx.commit()?;
-    let mut x = Xml::response("AttachNetworkInterface", c.request_id);
-    x.leaf("attachmentId", &attachment_id)
-        .leaf("networkCardIndex", "0");
-    Ok(x.finish())
+    Ok(AttachNetworkInterfaceResult {
+        attachment_id: Some(attachment_id),
+        network_card_index: Some(0),
+    })
 }
 
 /// DetachNetworkInterface: `AttachmentId` of a secondary interface of a stopped instance.
-pub fn detach(c: &Call<'_>) -> Result<String, ApiError> {
-    let attachment = c.p.required("AttachmentId")?;
+pub fn detach(c: &Call<'_>, input: DetachNetworkInterfaceRequest) -> Result<Empty, ApiError> {
+    let attachment = non_empty(&input.attachment_id, "AttachmentId")?;
     let mut conn = c.st.db.lock();
     let tx = conn.transaction()?;
     let e = enis::all(&tx)?
@@ -314,13 +347,13 @@ pub fn detach(c: &Call<'_>) -> Result<String, ApiError> {
     }
     enis::set_attachment(&tx, &e.id, None)?;
     tx.commit()?;
-    Ok(Xml::returns_true("DetachNetworkInterface", c.request_id))
+    Ok(Empty::default())
 }
 
 /// DeleteNetworkInterface: only an available (detached) interface; its Elastic IP, if any, is
 /// disassociated.
-pub async fn delete(c: &Call<'_>) -> Result<String, ApiError> {
-    let id = c.p.required("NetworkInterfaceId")?;
+pub async fn delete(c: &Call<'_>, input: DeleteNetworkInterfaceRequest) -> Result<Empty, ApiError> {
+    let id = non_empty(&input.network_interface_id, "NetworkInterfaceId")?;
     {
         let mut conn = c.st.db.lock();
         let tx = conn.transaction()?;
@@ -339,22 +372,34 @@ pub async fn delete(c: &Call<'_>) -> Result<String, ApiError> {
         tx.commit()?;
     }
     sync(c).await?;
-    Ok(Xml::returns_true("DeleteNetworkInterface", c.request_id))
+    Ok(Empty::default())
 }
 
 /// ModifyNetworkInterfaceAttribute: `SecurityGroupId.N` (1 to 5 groups of its VPC), applied
 /// at once.
-pub async fn modify(c: &Call<'_>) -> Result<String, ApiError> {
-    let id = c.p.required("NetworkInterfaceId")?;
-    let group_ids = c.p.list("SecurityGroupId");
+pub async fn modify(
+    c: &Call<'_>,
+    input: ModifyNetworkInterfaceAttributeRequest,
+) -> Result<Empty, ApiError> {
+    let id = non_empty(&input.network_interface_id, "NetworkInterfaceId")?;
+    let group_ids = input.groups.unwrap_or_default();
     if group_ids.is_empty() {
         let field = [
-            "Description.Value",
-            "SourceDestCheck.Value",
-            "Attachment.AttachmentId",
+            (
+                "Description.Value",
+                input.description.is_some_and(|d| d.value.is_some()),
+            ),
+            (
+                "SourceDestCheck.Value",
+                input.source_dest_check.is_some_and(|d| d.value.is_some()),
+            ),
+            (
+                "Attachment.AttachmentId",
+                input.attachment.is_some_and(|a| a.attachment_id.is_some()),
+            ),
         ]
         .into_iter()
-        .find(|f| c.p.get(f).is_some());
+        .find_map(|(f, given)| given.then_some(f));
         return Err(match field {
             Some(f) => ApiError::invalid(
                 f,
@@ -372,8 +417,5 @@ pub async fn modify(c: &Call<'_>) -> Result<String, ApiError> {
         tx.commit()?;
     }
     sync(c).await?;
-    Ok(Xml::returns_true(
-        "ModifyNetworkInterfaceAttribute",
-        c.request_id,
-    ))
+    Ok(Empty::default())
 }

@@ -4,13 +4,24 @@
 //! to running instances) before the answer is sent.
 
 use rusqlite::Connection;
+use shapes::ec2::{
+    AuthorizeSecurityGroupEgressRequest, AuthorizeSecurityGroupEgressResult,
+    AuthorizeSecurityGroupIngressRequest, AuthorizeSecurityGroupIngressResult,
+    CreateSecurityGroupRequest, CreateSecurityGroupResult, DeleteSecurityGroupRequest,
+    DeleteSecurityGroupResult, DescribeSecurityGroupRulesRequest, DescribeSecurityGroupRulesResult,
+    DescribeSecurityGroupsRequest, DescribeSecurityGroupsResult, IpPermission, IpRange,
+    ReferencedSecurityGroup, RevokeSecurityGroupEgressRequest, RevokeSecurityGroupEgressResult,
+    RevokeSecurityGroupIngressRequest, RevokeSecurityGroupIngressResult, RevokedSecurityGroupRule,
+    SecurityGroup, SecurityGroupRule, UserIdGroupPair,
+};
 
 use super::errors::ApiError;
 use super::filters::filters_match;
 use super::instances::well_formed_id;
-use super::sg_permissions::{describe_rule, requested_rules};
+use super::sg_permissions::{Requested, describe_rule, requested_rules};
+use super::typed::non_empty;
+use super::typed::{self, Page, tag_set};
 use super::vpcs::{bool_text, sync};
-use super::xml::Xml;
 use super::{Call, REGION};
 use crate::state::security_groups::{self, GroupRow, RuleRow};
 use crate::state::{new_id, tags, vpcs};
@@ -18,12 +29,18 @@ use crate::state::{new_id, tags, vpcs};
 /// Most rules per group and direction, as on EC2.
 pub const MAX_RULES: usize = 60;
 
-/// The group a request names by `GroupId`, or by `GroupName` in the default VPC.
-fn target_group(conn: &Connection, c: &Call<'_>, by_name: bool) -> Result<GroupRow, ApiError> {
-    if let Some(id) = c.p.get("GroupId") {
+/// The group a request names by `GroupId`, or by `GroupName` in the default VPC (when
+/// `by_name`).
+fn target_group(
+    conn: &Connection,
+    group_id: Option<&str>,
+    group_name: Option<&str>,
+    by_name: bool,
+) -> Result<GroupRow, ApiError> {
+    if let Some(id) = group_id {
         return group_by_id(conn, id);
     }
-    let Some(name) = c.p.get("GroupName").filter(|_| by_name) else {
+    let Some(name) = group_name.filter(|_| by_name) else {
         return Err(ApiError::missing("GroupId"));
     };
     let vpc = vpcs::default_vpc(conn)?.ok_or_else(|| {
@@ -66,9 +83,12 @@ fn group_arn(owner: &str, id: &str) -> String {
 /// CreateSecurityGroup: `GroupName`, `GroupDescription`, `VpcId` (default: the default
 /// VPC), `TagSpecification.N`. The group starts with EC2's default egress rule (all traffic
 /// to 0.0.0.0/0) and no ingress.
-pub fn create(c: &Call<'_>) -> Result<String, ApiError> {
-    let name = c.p.required("GroupName")?;
-    let description = c.p.required("GroupDescription")?;
+pub fn create(
+    c: &Call<'_>,
+    input: CreateSecurityGroupRequest,
+) -> Result<CreateSecurityGroupResult, ApiError> {
+    let name = non_empty(&input.group_name, "GroupName")?;
+    let description = non_empty(&input.description, "GroupDescription")?;
     for (field, v) in [("GroupName", name), ("GroupDescription", description)] {
         if v.chars().count() > 255 || !v.is_ascii() {
             return Err(ApiError::invalid(field, "use 1 to 255 ASCII characters"));
@@ -80,10 +100,11 @@ pub fn create(c: &Call<'_>) -> Result<String, ApiError> {
             "group names may not start with 'sg-'",
         ));
     }
-    let tag_list = c.p.tag_specifications("security-group")?;
+    let tag_list =
+        typed::tag_specifications(input.tag_specifications.as_deref(), "security-group")?;
     let mut conn = c.st.db.lock();
     let tx = conn.transaction()?;
-    let vpc = match c.p.get("VpcId") {
+    let vpc = match input.vpc_id.as_deref() {
         Some(id) => super::vpcs::vpc(&tx, id)?,
         None => vpcs::default_vpc(&tx)?.ok_or_else(|| {
             ApiError::new(
@@ -124,23 +145,28 @@ pub fn create(c: &Call<'_>) -> Result<String, ApiError> {
     )?;
     tags::put(&tx, &group.id, &tag_list)?;
     tx.commit()?;
-    let mut x = Xml::response("CreateSecurityGroup", c.request_id);
-    x.leaf("return", "true")
-        .leaf("groupId", &group.id)
-        .leaf("securityGroupArn", group_arn(&c.st.account_id, &group.id));
-    if !tag_list.is_empty() {
-        x.tag_set(&tag_list);
-    }
-    Ok(x.finish())
+    Ok(CreateSecurityGroupResult {
+        security_group_arn: Some(group_arn(&c.st.account_id, &group.id)),
+        group_id: Some(group.id),
+        tags: tag_set(&tag_list),
+    })
 }
 
 /// DeleteSecurityGroup by `GroupId` or `GroupName` (default VPC): refused for a VPC's default
 /// group, while network interfaces use it, and while other groups' rules name it.
-pub async fn delete(c: &Call<'_>) -> Result<String, ApiError> {
+pub async fn delete(
+    c: &Call<'_>,
+    input: DeleteSecurityGroupRequest,
+) -> Result<DeleteSecurityGroupResult, ApiError> {
     let group = {
         let mut conn = c.st.db.lock();
         let tx = conn.transaction()?;
-        let g = target_group(&tx, c, true)?;
+        let g = target_group(
+            &tx,
+            input.group_id.as_deref(),
+            input.group_name.as_deref(),
+            true,
+        )?;
         if g.name == "default" {
             return Err(ApiError::new(
                 "CannotDelete",
@@ -176,21 +202,22 @@ pub async fn delete(c: &Call<'_>) -> Result<String, ApiError> {
         g
     };
     sync(c).await?;
-    let mut x = Xml::response("DeleteSecurityGroup", c.request_id);
-    x.leaf("return", "true").leaf("groupId", &group.id);
-    Ok(x.finish())
+    Ok(DeleteSecurityGroupResult {
+        return_: Some(true),
+        group_id: Some(group.id),
+    })
 }
 
 /// One `IpPermission` key: protocol and ports.
 type PermissionKey = (String, Option<i32>, Option<i32>);
 
-fn port_leaves(x: &mut Xml, from: Option<i32>, to: Option<i32>) {
-    x.leaf_opt("fromPort", from.map(|p| p.to_string()))
-        .leaf_opt("toPort", to.map(|p| p.to_string()));
+/// A rule's description, left out when empty.
+fn description(r: &RuleRow) -> Option<String> {
+    Some(r.description.clone()).filter(|d| !d.is_empty())
 }
 
 /// Rules as EC2's `IpPermission` items, grouped by protocol and ports.
-fn permissions(x: &mut Xml, tag: &str, owner: &str, rules: &[&RuleRow]) {
+fn permissions(owner: &str, rules: &[&RuleRow]) -> Vec<IpPermission> {
     let mut keys: Vec<PermissionKey> = Vec::new();
     for r in rules {
         let k = (r.protocol.clone(), r.from_port, r.to_port);
@@ -198,83 +225,83 @@ fn permissions(x: &mut Xml, tag: &str, owner: &str, rules: &[&RuleRow]) {
             keys.push(k);
         }
     }
-    x.open(tag);
-    for (protocol, from, to) in keys {
-        let same: Vec<&&RuleRow> = rules
-            .iter()
-            .filter(|r| r.protocol == protocol && r.from_port == from && r.to_port == to)
-            .collect();
-        x.open("item").leaf("ipProtocol", &protocol);
-        port_leaves(x, from, to);
-        x.open("groups");
-        for r in same.iter().filter(|r| r.peer_group_id.is_some()) {
-            x.open("item")
-                .leaf("userId", owner)
-                .leaf_opt("groupId", r.peer_group_id.as_ref())
-                .leaf_opt(
-                    "description",
-                    Some(&r.description).filter(|d| !d.is_empty()),
-                )
-                .close("item");
-        }
-        x.close("groups").open("ipRanges");
-        for r in same.iter().filter(|r| r.cidr.is_some()) {
-            x.open("item")
-                .leaf_opt("cidrIp", r.cidr.as_ref())
-                .leaf_opt(
-                    "description",
-                    Some(&r.description).filter(|d| !d.is_empty()),
-                )
-                .close("item");
-        }
-        x.close("ipRanges")
-            .open("ipv6Ranges")
-            .close("ipv6Ranges")
-            .open("prefixListIds")
-            .close("prefixListIds")
-            .close("item");
-    }
-    x.close(tag);
+    keys.into_iter()
+        .map(|(protocol, from, to)| {
+            let same: Vec<&&RuleRow> = rules
+                .iter()
+                .filter(|r| r.protocol == protocol && r.from_port == from && r.to_port == to)
+                .collect();
+            IpPermission {
+                ip_protocol: Some(protocol),
+                from_port: from,
+                to_port: to,
+                user_id_group_pairs: Some(
+                    same.iter()
+                        .filter(|r| r.peer_group_id.is_some())
+                        .map(|r| UserIdGroupPair {
+                            user_id: Some(owner.to_string()),
+                            group_id: r.peer_group_id.clone(),
+                            description: description(r),
+                            ..UserIdGroupPair::default()
+                        })
+                        .collect(),
+                ),
+                ip_ranges: Some(
+                    same.iter()
+                        .filter(|r| r.cidr.is_some())
+                        .map(|r| IpRange {
+                            cidr_ip: r.cidr.clone(),
+                            description: description(r),
+                        })
+                        .collect(),
+                ),
+                ipv6_ranges: Some(Vec::new()),
+                prefix_list_ids: Some(Vec::new()),
+            }
+        })
+        .collect()
 }
 
 /// One `SecurityGroupRule` item.
-fn rule_item(x: &mut Xml, owner: &str, r: &RuleRow, t: &[(String, String)]) {
-    let all = |p: Option<i32>| p.unwrap_or(-1).to_string();
-    x.open("item")
-        .leaf("securityGroupRuleId", &r.id)
-        .leaf("groupId", &r.group_id)
-        .leaf("groupOwnerId", owner)
-        .leaf("isEgress", bool_text(r.egress))
-        .leaf("ipProtocol", &r.protocol)
-        .leaf("fromPort", all(r.from_port))
-        .leaf("toPort", all(r.to_port))
-        .leaf_opt("cidrIpv4", r.cidr.as_ref());
-    if let Some(peer) = &r.peer_group_id {
-        x.open("referencedGroupInfo")
-            .leaf("groupId", peer)
-            .leaf("userId", owner)
-            .close("referencedGroupInfo");
+fn rule_item(owner: &str, r: &RuleRow, t: &[(String, String)]) -> SecurityGroupRule {
+    SecurityGroupRule {
+        security_group_rule_id: Some(r.id.clone()),
+        group_id: Some(r.group_id.clone()),
+        group_owner_id: Some(owner.to_string()),
+        is_egress: Some(r.egress),
+        ip_protocol: Some(r.protocol.clone()),
+        from_port: Some(r.from_port.unwrap_or(-1)),
+        to_port: Some(r.to_port.unwrap_or(-1)),
+        cidr_ipv4: r.cidr.clone(),
+        referenced_group_info: r
+            .peer_group_id
+            .as_ref()
+            .map(|peer| ReferencedSecurityGroup {
+                group_id: Some(peer.clone()),
+                user_id: Some(owner.to_string()),
+                ..ReferencedSecurityGroup::default()
+            }),
+        description: description(r),
+        security_group_rule_arn: Some(format!(
+            "arn:aws:ec2:{REGION}:{owner}:security-group-rule/{}",
+            r.id
+        )),
+        tags: tag_set(t),
+        ..SecurityGroupRule::default()
     }
-    x.leaf_opt(
-        "description",
-        Some(&r.description).filter(|d| !d.is_empty()),
-    )
-    .leaf(
-        "securityGroupRuleArn",
-        format!("arn:aws:ec2:{REGION}:{owner}:security-group-rule/{}", r.id),
-    );
-    if !t.is_empty() {
-        x.tag_set(t);
-    }
-    x.close("item");
 }
 
 /// DescribeSecurityGroups: `GroupId.N`, `GroupName.N` (default VPC); filters `group-id`,
-/// `group-name`, `vpc-id`, `description`, `owner-id`, `tag:KEY`, `tag-key`.
-pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
-    let ids = c.p.list("GroupId");
-    let names = c.p.list("GroupName");
-    let filters = c.p.filters()?;
+/// `group-name`, `vpc-id`, `description`, `owner-id`, `tag:KEY`, `tag-key`; pages of 5 to
+/// 1000.
+pub fn describe(
+    c: &Call<'_>,
+    input: DescribeSecurityGroupsRequest,
+) -> Result<DescribeSecurityGroupsResult, ApiError> {
+    let ids = input.group_ids.unwrap_or_default();
+    let names = input.group_names.unwrap_or_default();
+    let filters = typed::filters(input.filters.as_deref())?;
+    let page = Page::new(input.max_results, input.next_token.as_deref(), 5, 1000)?;
     let (groups, rules, tag_map, default_vpc) = {
         let conn = c.st.db.lock();
         for id in &ids {
@@ -298,8 +325,7 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
         }
     }
     let owner = &c.st.account_id;
-    let mut x = Xml::response("DescribeSecurityGroups", c.request_id);
-    x.open("securityGroupInfo");
+    let mut out = Vec::new();
     for g in &groups {
         let named = names.contains(&g.name) && g.vpc_id == default_vpc;
         if (!ids.is_empty() || !names.is_empty()) && !ids.contains(&g.id) && !named {
@@ -328,29 +354,35 @@ pub fn describe(c: &Call<'_>) -> Result<String, ApiError> {
                 .filter(|r| r.group_id == g.id && r.egress == egress)
                 .collect()
         };
-        x.open("item")
-            .leaf("ownerId", owner)
-            .leaf("groupId", &g.id)
-            .leaf("groupName", &g.name)
-            .leaf("groupDescription", &g.description)
-            .leaf("vpcId", &g.vpc_id)
-            .leaf("securityGroupArn", group_arn(owner, &g.id));
-        permissions(&mut x, "ipPermissions", owner, &of(false));
-        permissions(&mut x, "ipPermissionsEgress", owner, &of(true));
-        if !t.is_empty() {
-            x.tag_set(t);
-        }
-        x.close("item");
+        out.push(SecurityGroup {
+            owner_id: Some(owner.clone()),
+            group_id: Some(g.id.clone()),
+            group_name: Some(g.name.clone()),
+            description: Some(g.description.clone()),
+            vpc_id: Some(g.vpc_id.clone()),
+            security_group_arn: Some(group_arn(owner, &g.id)),
+            ip_permissions: Some(permissions(owner, &of(false))),
+            ip_permissions_egress: Some(permissions(owner, &of(true))),
+            tags: tag_set(t),
+        });
     }
-    x.close("securityGroupInfo");
-    Ok(x.finish())
+    let (security_groups, next_token) =
+        page.apply(out, |g| g.group_id.as_deref().unwrap_or_default());
+    Ok(DescribeSecurityGroupsResult {
+        security_groups: Some(security_groups),
+        next_token,
+    })
 }
 
 /// DescribeSecurityGroupRules: `SecurityGroupRuleId.N`; filters `group-id`,
-/// `security-group-rule-id`, `is-egress`, `tag:KEY`, `tag-key`.
-pub fn describe_rules(c: &Call<'_>) -> Result<String, ApiError> {
-    let ids = c.p.list("SecurityGroupRuleId");
-    let filters = c.p.filters()?;
+/// `security-group-rule-id`, `is-egress`, `tag:KEY`, `tag-key`; pages of 5 to 1000.
+pub fn describe_rules(
+    c: &Call<'_>,
+    input: DescribeSecurityGroupRulesRequest,
+) -> Result<DescribeSecurityGroupRulesResult, ApiError> {
+    let ids = input.security_group_rule_ids.unwrap_or_default();
+    let filters = typed::filters(input.filters.as_deref())?;
+    let page = Page::new(input.max_results, input.next_token.as_deref(), 5, 1000)?;
     let (rules, tag_map) = {
         let conn = c.st.db.lock();
         let rules = security_groups::rules(&conn)?;
@@ -364,8 +396,7 @@ pub fn describe_rules(c: &Call<'_>) -> Result<String, ApiError> {
         ));
     }
     let owner = &c.st.account_id;
-    let mut x = Xml::response("DescribeSecurityGroupRules", c.request_id);
-    x.open("securityGroupRuleSet");
+    let mut out = Vec::new();
     for r in rules
         .iter()
         .filter(|r| ids.is_empty() || ids.contains(&r.id))
@@ -383,21 +414,86 @@ pub fn describe_rules(c: &Call<'_>) -> Result<String, ApiError> {
             },
         )?;
         if keep {
-            rule_item(&mut x, owner, r, t);
+            out.push(rule_item(owner, r, t));
         }
     }
-    x.close("securityGroupRuleSet");
-    Ok(x.finish())
+    let (rules, next_token) = page.apply(out, |r| {
+        r.security_group_rule_id.as_deref().unwrap_or_default()
+    });
+    Ok(DescribeSecurityGroupRulesResult {
+        security_group_rules: Some(rules),
+        next_token,
+    })
 }
 
-/// AuthorizeSecurityGroupIngress (`egress` false) and AuthorizeSecurityGroupEgress.
-pub async fn authorize(c: &Call<'_>, egress: bool) -> Result<String, ApiError> {
-    let tag_list = c.p.tag_specifications("security-group-rule")?;
+/// What Authorize and Revoke, ingress and egress, read from their requests.
+struct RuleChange<'a> {
+    group_id: Option<&'a str>,
+    group_name: Option<&'a str>,
+    permissions: Requested<'a>,
+}
+
+/// The permissions of an Authorize or Revoke request, as [`Requested`].
+macro_rules! requested {
+    ($input:expr) => {
+        Requested {
+            ip_protocol: $input.ip_protocol.as_deref(),
+            from_port: $input.from_port,
+            to_port: $input.to_port,
+            cidr_ip: $input.cidr_ip.as_deref(),
+            source_security_group_name: $input.source_security_group_name.as_deref(),
+            ip_permissions: $input.ip_permissions.as_deref().unwrap_or_default(),
+        }
+    };
+}
+
+/// AuthorizeSecurityGroupIngress: by `GroupId` or `GroupName` (default VPC).
+pub async fn authorize_ingress(
+    c: &Call<'_>,
+    input: AuthorizeSecurityGroupIngressRequest,
+) -> Result<AuthorizeSecurityGroupIngressResult, ApiError> {
+    let change = RuleChange {
+        group_id: input.group_id.as_deref(),
+        group_name: input.group_name.as_deref(),
+        permissions: requested!(input),
+    };
+    let rules = authorize(c, &change, input.tag_specifications.as_deref(), false).await?;
+    Ok(AuthorizeSecurityGroupIngressResult {
+        return_: Some(true),
+        security_group_rules: Some(rules),
+    })
+}
+
+/// AuthorizeSecurityGroupEgress: by `GroupId`.
+pub async fn authorize_egress(
+    c: &Call<'_>,
+    input: AuthorizeSecurityGroupEgressRequest,
+) -> Result<AuthorizeSecurityGroupEgressResult, ApiError> {
+    let change = RuleChange {
+        group_id: Some(input.group_id.as_str()),
+        group_name: None,
+        permissions: requested!(input),
+    };
+    let rules = authorize(c, &change, input.tag_specifications.as_deref(), true).await?;
+    Ok(AuthorizeSecurityGroupEgressResult {
+        return_: Some(true),
+        security_group_rules: Some(rules),
+    })
+}
+
+/// Adds the rules `change` asks for (ingress, or egress when `egress`), each tagged.
+async fn authorize(
+    c: &Call<'_>,
+    change: &RuleChange<'_>,
+    specs: Option<&[shapes::ec2::TagSpecification]>,
+    egress: bool,
+) -> Result<Vec<SecurityGroupRule>, ApiError> {
+    let tag_list = typed::tag_specifications(specs, "security-group-rule")?;
     let added = {
         let mut conn = c.st.db.lock();
         let tx = conn.transaction()?;
-        let group = target_group(&tx, c, !egress)?;
-        let new = requested_rules(&tx, c, &group, egress)?;
+        let group = target_group(&tx, change.group_id, change.group_name, !egress)?;
+        let new = requested_rules(&tx, &change.permissions, &group, egress)?;
         let existing: Vec<RuleRow> = security_groups::rules_of(&tx, &group.id)?
             .into_iter()
             .filter(|r| r.egress == egress)
@@ -431,34 +527,69 @@ pub async fn authorize(c: &Call<'_>, egress: bool) -> Result<String, ApiError> {
         new
     };
     sync(c).await?;
-    let action = if egress {
-        "AuthorizeSecurityGroupEgress"
-    } else {
-        "AuthorizeSecurityGroupIngress"
-    };
-    let mut x = Xml::response(action, c.request_id);
-    x.leaf("return", "true").open("securityGroupRuleSet");
-    for r in &added {
-        rule_item(&mut x, &c.st.account_id, r, &tag_list);
-    }
-    x.close("securityGroupRuleSet");
-    Ok(x.finish())
+    Ok(added
+        .iter()
+        .map(|r| rule_item(&c.st.account_id, r, &tag_list))
+        .collect())
 }
 
-/// RevokeSecurityGroupIngress (`egress` false) and RevokeSecurityGroupEgress, by permission
-/// or by `SecurityGroupRuleId.N`.
-pub async fn revoke(c: &Call<'_>, egress: bool) -> Result<String, ApiError> {
+/// RevokeSecurityGroupIngress: by `GroupId` or `GroupName` (default VPC), by permission or
+/// by `SecurityGroupRuleId.N`.
+pub async fn revoke_ingress(
+    c: &Call<'_>,
+    input: RevokeSecurityGroupIngressRequest,
+) -> Result<RevokeSecurityGroupIngressResult, ApiError> {
+    let change = RuleChange {
+        group_id: input.group_id.as_deref(),
+        group_name: input.group_name.as_deref(),
+        permissions: requested!(input),
+    };
+    let by_id = input.security_group_rule_ids.as_deref().unwrap_or_default();
+    let revoked = revoke(c, &change, by_id, false).await?;
+    Ok(RevokeSecurityGroupIngressResult {
+        return_: Some(true),
+        unknown_ip_permissions: None,
+        revoked_security_group_rules: Some(revoked),
+    })
+}
+
+/// RevokeSecurityGroupEgress: by `GroupId`, by permission or by `SecurityGroupRuleId.N`.
+pub async fn revoke_egress(
+    c: &Call<'_>,
+    input: RevokeSecurityGroupEgressRequest,
+) -> Result<RevokeSecurityGroupEgressResult, ApiError> {
+    let change = RuleChange {
+        group_id: Some(input.group_id.as_str()),
+        group_name: None,
+        permissions: requested!(input),
+    };
+    let by_id = input.security_group_rule_ids.as_deref().unwrap_or_default();
+    let revoked = revoke(c, &change, by_id, true).await?;
+    Ok(RevokeSecurityGroupEgressResult {
+        return_: Some(true),
+        unknown_ip_permissions: None,
+        revoked_security_group_rules: Some(revoked),
+    })
+}
+
+/// Removes the rules `change` names (ingress, or egress when `egress`), or those of `by_id`
+/// when given.
+async fn revoke(
+    c: &Call<'_>,
+    change: &RuleChange<'_>,
+    by_id: &[String],
+    egress: bool,
+) -> Result<Vec<RevokedSecurityGroupRule>, ApiError> {
     let removed = {
         let mut conn = c.st.db.lock();
         let tx = conn.transaction()?;
-        let group = target_group(&tx, c, !egress)?;
+        let group = target_group(&tx, change.group_id, change.group_name, !egress)?;
         let existing: Vec<RuleRow> = security_groups::rules_of(&tx, &group.id)?
             .into_iter()
             .filter(|r| r.egress == egress)
             .collect();
-        let by_id = c.p.list("SecurityGroupRuleId");
         let mut removed: Vec<RuleRow> = Vec::new();
-        for id in &by_id {
+        for id in by_id {
             let r = existing.iter().find(|r| &r.id == id).ok_or_else(|| {
                 ApiError::new(
                     "InvalidSecurityGroupRuleId.NotFound",
@@ -471,7 +602,7 @@ pub async fn revoke(c: &Call<'_>, egress: bool) -> Result<String, ApiError> {
             removed.push(r.clone());
         }
         if by_id.is_empty() {
-            for wanted in requested_rules(&tx, c, &group, egress)? {
+            for wanted in requested_rules(&tx, &change.permissions, &group, egress)? {
                 let r = existing
                     .iter()
                     .find(|e| e.same_permission(&wanted))
@@ -495,27 +626,20 @@ pub async fn revoke(c: &Call<'_>, egress: bool) -> Result<String, ApiError> {
         removed
     };
     sync(c).await?;
-    let action = if egress {
-        "RevokeSecurityGroupEgress"
-    } else {
-        "RevokeSecurityGroupIngress"
-    };
-    let mut x = Xml::response(action, c.request_id);
-    x.leaf("return", "true").open("revokedSecurityGroupRuleSet");
-    for r in &removed {
-        x.open("item")
-            .leaf("securityGroupRuleId", &r.id)
-            .leaf("groupId", &r.group_id)
-            .leaf("isEgress", bool_text(r.egress))
-            .leaf("ipProtocol", &r.protocol)
-            .leaf("fromPort", r.from_port.unwrap_or(-1).to_string())
-            .leaf("toPort", r.to_port.unwrap_or(-1).to_string())
-            .leaf_opt("cidrIpv4", r.cidr.as_ref())
-            .leaf_opt("referencedGroupId", r.peer_group_id.as_ref())
-            .close("item");
-    }
-    x.close("revokedSecurityGroupRuleSet");
-    Ok(x.finish())
+    Ok(removed
+        .into_iter()
+        .map(|r| RevokedSecurityGroupRule {
+            security_group_rule_id: Some(r.id),
+            group_id: Some(r.group_id),
+            is_egress: Some(r.egress),
+            ip_protocol: Some(r.protocol),
+            from_port: Some(r.from_port.unwrap_or(-1)),
+            to_port: Some(r.to_port.unwrap_or(-1)),
+            cidr_ipv4: r.cidr,
+            referenced_group_id: r.peer_group_id,
+            ..RevokedSecurityGroupRule::default()
+        })
+        .collect())
 }
 
 /// Group ids as `GroupRow`s of one VPC, for ModifyInstanceAttribute and

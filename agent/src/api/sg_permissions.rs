@@ -2,11 +2,9 @@
 //! `Groups`) or the flat legacy form, checked (protocols, ports, ICMP
 //! types, CIDRs, peer groups of the same VPC) and turned into rule rows.
 
-use std::collections::BTreeSet;
-
 use rusqlite::Connection;
+use shapes::ec2::IpPermission;
 
-use super::Call;
 use super::errors::ApiError;
 use crate::network::cidr::{Cidr, CidrError};
 use crate::state::new_id;
@@ -100,29 +98,6 @@ impl From<PermissionError> for ApiError {
     }
 }
 
-/// The indices `N` present under `prefix.N.`.
-fn indices(c: &Call<'_>, prefix: &str) -> Vec<u64> {
-    let set: BTreeSet<u64> =
-        c.p.keys()
-            .filter_map(|k| {
-                let rest = k.strip_prefix(prefix)?.strip_prefix('.')?;
-                rest.split('.').next()?.parse().ok()
-            })
-            .collect();
-    set.into_iter().collect()
-}
-
-fn port_param(c: &Call<'_>, field: &str) -> Result<Option<i32>, PermissionError> {
-    c.p.get(field)
-        .map(|v| {
-            v.parse::<i32>().map_err(|_| PermissionError::Port {
-                field: field.into(),
-                why: format!("'{v}' is not an integer"),
-            })
-        })
-        .transpose()
-}
-
 fn protocol(field: &str, v: &str) -> Result<&'static str, PermissionError> {
     match v.to_ascii_lowercase().as_str() {
         "tcp" | "6" => Ok("tcp"),
@@ -179,8 +154,8 @@ fn ports(
     }
 }
 
-fn description(c: &Call<'_>, field: &str) -> Result<String, PermissionError> {
-    let d = c.p.get(field).unwrap_or("").to_owned();
+fn description(given: Option<&str>, field: &str) -> Result<String, PermissionError> {
+    let d = given.unwrap_or("").to_owned();
     if d.chars().count() > 255 {
         return Err(PermissionError::Port {
             field: field.into(),
@@ -223,10 +198,28 @@ fn peer(
     Ok(found.id)
 }
 
+/// The permissions a request gives: the flat legacy form (`IpProtocol`, `FromPort`,
+/// `ToPort`, `CidrIp`, `SourceSecurityGroupName`) or `IpPermissions`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Requested<'a> {
+    /// `IpProtocol`.
+    pub ip_protocol: Option<&'a str>,
+    /// `FromPort`.
+    pub from_port: Option<i32>,
+    /// `ToPort`.
+    pub to_port: Option<i32>,
+    /// `CidrIp`.
+    pub cidr_ip: Option<&'a str>,
+    /// `SourceSecurityGroupName`.
+    pub source_security_group_name: Option<&'a str>,
+    /// `IpPermissions.N`.
+    pub ip_permissions: &'a [IpPermission],
+}
+
 /// The request's permissions as rules of `group` (ids fresh, not stored).
 pub fn requested_rules(
     conn: &Connection,
-    c: &Call<'_>,
+    given: &Requested<'_>,
     group: &GroupRow,
     egress: bool,
 ) -> Result<Vec<RuleRow>, PermissionError> {
@@ -241,28 +234,19 @@ pub fn requested_rules(
         peer_group_id: peer,
         description,
     };
-    let flat = [
-        "IpProtocol",
-        "FromPort",
-        "ToPort",
-        "CidrIp",
-        "SourceSecurityGroupName",
-    ];
-    let numbered = indices(c, "IpPermissions");
-    let has_flat = flat.iter().any(|f| c.p.get(f).is_some());
-    if has_flat && !numbered.is_empty() {
+    let has_flat = given.ip_protocol.is_some()
+        || given.from_port.is_some()
+        || given.to_port.is_some()
+        || given.cidr_ip.is_some()
+        || given.source_security_group_name.is_some();
+    if has_flat && !given.ip_permissions.is_empty() {
         return Err(PermissionError::Mixed);
     }
     let mut out = Vec::new();
     if has_flat {
-        let proto = protocol("IpProtocol", c.p.get("IpProtocol").unwrap_or("-1"))?;
-        let range = ports(
-            "",
-            proto,
-            port_param(c, "FromPort")?,
-            port_param(c, "ToPort")?,
-        )?;
-        if let Some(v) = c.p.get("CidrIp") {
+        let proto = protocol("IpProtocol", given.ip_protocol.unwrap_or("-1"))?;
+        let range = ports("", proto, given.from_port, given.to_port)?;
+        if let Some(v) = given.cidr_ip {
             out.push(rule(
                 proto,
                 range,
@@ -271,7 +255,7 @@ pub fn requested_rules(
                 String::new(),
             ));
         }
-        if let Some(name) = c.p.get("SourceSecurityGroupName") {
+        if let Some(name) = given.source_security_group_name {
             let peer_id = peer(conn, group, None, Some(name))?;
             out.push(rule(proto, range, None, Some(peer_id), String::new()));
         }
@@ -280,40 +264,47 @@ pub fn requested_rules(
         }
         return Ok(out);
     }
-    for n in numbered {
-        let prefix = format!("IpPermissions.{n}.");
-        for unsupported in ["Ipv6Ranges", "PrefixListIds"] {
-            if !indices(c, &format!("{prefix}{unsupported}")).is_empty() {
-                return Err(PermissionError::Unsupported(format!(
-                    "{prefix}{unsupported}"
-                )));
-            }
+    for (i, p) in given.ip_permissions.iter().enumerate() {
+        let prefix = format!("IpPermissions.{}.", i + 1);
+        let unsupported = [
+            (
+                "Ipv6Ranges",
+                p.ipv6_ranges.as_ref().is_some_and(|r| !r.is_empty()),
+            ),
+            (
+                "PrefixListIds",
+                p.prefix_list_ids.as_ref().is_some_and(|r| !r.is_empty()),
+            ),
+        ];
+        if let Some((name, _)) = unsupported.iter().find(|(_, given)| *given) {
+            return Err(PermissionError::Unsupported(format!("{prefix}{name}")));
         }
         let field = format!("{prefix}IpProtocol");
-        let proto = protocol(&field, c.p.get(&field).unwrap_or("-1"))?;
-        let from = port_param(c, &format!("{prefix}FromPort"))?;
-        let to = port_param(c, &format!("{prefix}ToPort"))?;
-        let range = ports(&prefix, proto, from, to)?;
+        let proto = protocol(&field, p.ip_protocol.as_deref().unwrap_or("-1"))?;
+        let range = ports(&prefix, proto, p.from_port, p.to_port)?;
         let before = out.len();
-        for m in indices(c, &format!("{prefix}IpRanges")) {
-            let f = format!("{prefix}IpRanges.{m}.");
-            let block = c.p.get(&format!("{f}CidrIp")).unwrap_or("");
-            let block = cidr(&format!("{f}CidrIp"), block)?;
-            let d = description(c, &format!("{f}Description"))?;
+        for (m, r) in p
+            .ip_ranges
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let f = format!("{prefix}IpRanges.{}.", m + 1);
+            let block = cidr(&format!("{f}CidrIp"), r.cidr_ip.as_deref().unwrap_or(""))?;
+            let d = description(r.description.as_deref(), &format!("{f}Description"))?;
             out.push(rule(proto, range, Some(block), None, d));
         }
-        for pairs in ["Groups"] {
-            for m in indices(c, &format!("{prefix}{pairs}")) {
-                let f = format!("{prefix}{pairs}.{m}.");
-                let id = c.p.get(&format!("{f}GroupId"));
-                let name = c.p.get(&format!("{f}GroupName"));
-                let peer_id = peer(conn, group, id, name).map_err(|e| match e {
+        let pairs = p.user_id_group_pairs.as_deref().unwrap_or_default();
+        for (m, g) in pairs.iter().enumerate() {
+            let f = format!("{prefix}Groups.{}.", m + 1);
+            let peer_id = peer(conn, group, g.group_id.as_deref(), g.group_name.as_deref())
+                .map_err(|e| match e {
                     PermissionError::NoPeer(_) => PermissionError::NoPeer(prefix.clone()),
                     e => e,
                 })?;
-                let d = description(c, &format!("{f}Description"))?;
-                out.push(rule(proto, range, None, Some(peer_id), d));
-            }
+            let d = description(g.description.as_deref(), &format!("{f}Description"))?;
+            out.push(rule(proto, range, None, Some(peer_id), d));
         }
         if out.len() == before {
             return Err(PermissionError::NoPeer(prefix));

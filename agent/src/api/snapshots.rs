@@ -13,9 +13,9 @@ use super::Call;
 use super::errors::ApiError;
 use super::filters::filters_match;
 use super::instances::well_formed_id;
-use super::typed::{self, Page, tag_set};
+use super::typed::{self, Page, non_empty, tag_set};
 use super::volumes::{
-    check_snapshot_id, check_volume_id, given, int32, snapshot_not_found, volume_not_found,
+    check_snapshot_id, check_volume_id, int32, snapshot_not_found, volume_not_found,
 };
 use crate::compute::disks::ROOT_DEVICE;
 use crate::compute::freeze::Quiesce;
@@ -88,7 +88,7 @@ fn description(given: Option<&str>) -> Result<&str, ApiError> {
 
 /// CreateSnapshot: returns at once (pending); the snapshot completes in the background.
 pub fn create(c: &Call<'_>, input: CreateSnapshotRequest) -> Result<Snapshot, ApiError> {
-    let vol_id = given(&input.volume_id, "VolumeId")?;
+    let vol_id = non_empty(&input.volume_id, "VolumeId")?;
     check_volume_id(vol_id)?;
     let v = volumes::get(&c.st.db.lock(), vol_id)?.ok_or_else(|| volume_not_found(vol_id))?;
     snapshottable(c, &v)?;
@@ -171,9 +171,9 @@ const MAX_SNAPSHOT_RESULTS: i32 = 1000;
 /// it shares the source's chunks (one more reference each). The copy's volume is
 /// `vol-ffffffff`, as on EC2.
 pub fn copy(c: &Call<'_>, input: CopySnapshotRequest) -> Result<CopySnapshotResult, ApiError> {
-    let source = given(&input.source_snapshot_id, "SourceSnapshotId")?;
+    let source = non_empty(&input.source_snapshot_id, "SourceSnapshotId")?;
     check_snapshot_id(source)?;
-    let region = given(&input.source_region, "SourceRegion")?;
+    let region = non_empty(&input.source_region, "SourceRegion")?;
     for (field, value) in [
         ("SourceRegion", Some(region)),
         ("DestinationRegion", input.destination_region.as_deref()),
@@ -236,7 +236,7 @@ pub fn copy(c: &Call<'_>, input: CopySnapshotRequest) -> Result<CopySnapshotResu
 
 /// DeleteSnapshot: refused while an image uses it or while it is being taken.
 pub fn delete(c: &Call<'_>, input: DeleteSnapshotRequest) -> Result<Empty, ApiError> {
-    let id = given(&input.snapshot_id, "SnapshotId")?;
+    let id = non_empty(&input.snapshot_id, "SnapshotId")?;
     check_snapshot_id(id)?;
     {
         let conn = c.st.db.lock();
@@ -268,14 +268,14 @@ pub fn create_image(
     c: &Call<'_>,
     input: CreateImageRequest,
 ) -> Result<CreateImageResult, ApiError> {
-    let instance_id = given(&input.instance_id, "InstanceId")?;
+    let instance_id = non_empty(&input.instance_id, "InstanceId")?;
     if !well_formed_id(instance_id, "i") {
         return Err(ApiError::new(
             "InvalidInstanceID.Malformed",
             format!("Invalid id: \"{instance_id}\" (expecting \"i-...\")"),
         ));
     }
-    let name = given(&input.name, "Name")?.to_string();
+    let name = non_empty(&input.name, "Name")?.to_string();
     if name.len() < 3 || name.len() > 128 {
         return Err(ApiError::invalid(
             "Name",

@@ -117,6 +117,14 @@ pub fn tag_specifications(
         .unwrap_or_default())
 }
 
+/// A required string member: EC2 refuses it empty as if it were missing.
+pub fn non_empty<'a>(value: &'a str, field: &str) -> Result<&'a str, ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::missing(field));
+    }
+    Ok(value)
+}
+
 /// A page of a Describe action's answer, from its `MaxResults` and `NextToken`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {

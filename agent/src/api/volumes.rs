@@ -11,7 +11,7 @@ use shapes::ec2::{
 use super::errors::ApiError;
 use super::filters::filters_match;
 use super::instances::well_formed_id;
-use super::typed::{self, Page, tag_set};
+use super::typed::{self, Page, non_empty, tag_set};
 use super::{AVAILABILITY_ZONE, Call};
 use crate::state::instances::{self, InstanceState};
 use crate::state::volumes::{self, VolumeRow, VolumeState};
@@ -83,14 +83,6 @@ pub fn volume_type(field: &str, v: Option<&str>) -> Result<VolumeType, ApiError>
 /// before).
 pub fn storage_type(field: &str, t: ec2::VolumeType) -> Result<VolumeType, ApiError> {
     volume_type(field, Some(t.as_str()))
-}
-
-/// A required string member: EC2 refuses it empty as if it were missing.
-pub fn given<'a>(value: &'a str, field: &str) -> Result<&'a str, ApiError> {
-    if value.is_empty() {
-        return Err(ApiError::missing(field));
-    }
-    Ok(value)
 }
 
 /// A count a request gives (`Size`, `Iops`, `Throughput`): not negative.
@@ -348,9 +340,9 @@ pub fn device_slot(device: &str) -> String {
 
 /// AttachVolume: stopped instances only (no hot-plug).
 pub fn attach(c: &Call<'_>, input: AttachVolumeRequest) -> Result<VolumeAttachment, ApiError> {
-    let vol_id = given(&input.volume_id, "VolumeId")?;
-    let instance_id = given(&input.instance_id, "InstanceId")?;
-    let device = given(&input.device, "Device")?;
+    let vol_id = non_empty(&input.volume_id, "VolumeId")?;
+    let instance_id = non_empty(&input.instance_id, "InstanceId")?;
+    let device = non_empty(&input.device, "Device")?;
     check_volume_id(vol_id)?;
     if !well_formed_id(instance_id, "i") {
         return Err(ApiError::new(
@@ -417,7 +409,7 @@ pub fn attach(c: &Call<'_>, input: AttachVolumeRequest) -> Result<VolumeAttachme
 
 /// DetachVolume: from stopped instances (`Force` changes nothing without hot-plug).
 pub fn detach(c: &Call<'_>, input: DetachVolumeRequest) -> Result<VolumeAttachment, ApiError> {
-    let vol_id = given(&input.volume_id, "VolumeId")?;
+    let vol_id = non_empty(&input.volume_id, "VolumeId")?;
     let v = load(c, vol_id)?;
     let conn = c.st.db.lock();
     let (Some(instance_id), Some(device)) = (v.instance_id.clone(), v.device.clone()) else {
@@ -463,7 +455,7 @@ pub fn detach(c: &Call<'_>, input: DetachVolumeRequest) -> Result<VolumeAttachme
 
 /// DeleteVolume: refused while attached.
 pub fn delete(c: &Call<'_>, input: DeleteVolumeRequest) -> Result<Empty, ApiError> {
-    let id = given(&input.volume_id, "VolumeId")?;
+    let id = non_empty(&input.volume_id, "VolumeId")?;
     let v = load(c, id)?;
     if let Some(i) = &v.instance_id {
         return Err(ApiError::new(
@@ -486,7 +478,7 @@ pub fn delete(c: &Call<'_>, input: DeleteVolumeRequest) -> Result<Empty, ApiErro
 /// ModifyVolume: grow, change type, IOPS, throughput. The file grows at once; the guest sees
 /// the new size and rate limits at its next start.
 pub fn modify(c: &Call<'_>, input: ModifyVolumeRequest) -> Result<ModifyVolumeResult, ApiError> {
-    let id = given(&input.volume_id, "VolumeId")?;
+    let id = non_empty(&input.volume_id, "VolumeId")?;
     let v = load(c, id)?;
     if !matches!(v.state, VolumeState::Available | VolumeState::InUse) {
         return Err(ApiError::new(

@@ -9,9 +9,17 @@ use std::collections::HashMap;
 
 use rusqlite::Connection;
 
+use shapes::Empty;
+use shapes::ec2::{
+    CreateSubnetRequest, CreateSubnetResult, CreateVpcRequest, CreateVpcResult,
+    DeleteSubnetRequest, DeleteVpcRequest, DescribeSubnetsRequest, DescribeSubnetsResult,
+    DescribeVpcsRequest, DescribeVpcsResult, ModifySubnetAttributeRequest, Subnet, SubnetState,
+    Tenancy, Vpc, VpcCidrBlockAssociation, VpcCidrBlockState, VpcCidrBlockStateCode, VpcState,
+};
+
 use super::errors::ApiError;
 use super::filters::filters_match;
-use super::xml::Xml;
+use super::typed::{self, Page, non_empty, tag_set};
 use super::{AVAILABILITY_ZONE, Call};
 use crate::network::addressing;
 use crate::network::cidr::{Cidr, CidrError};
@@ -58,8 +66,8 @@ pub fn vpc(conn: &Connection, id: &str) -> Result<VpcRow, ApiError> {
 }
 
 /// Parses `CidrBlock` (host bits zero).
-fn cidr_param(c: &Call<'_>) -> Result<Cidr, ApiError> {
-    let text = c.p.required("CidrBlock")?;
+fn cidr_param(given: Option<&str>) -> Result<Cidr, ApiError> {
+    let text = non_empty(given.unwrap_or_default(), "CidrBlock")?;
     text.parse().map_err(|e: CidrError| {
         ApiError::new(
             "InvalidParameterValue",
@@ -83,30 +91,29 @@ fn check_size(code: &str, block: &Cidr) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn render_vpc(x: &mut Xml, owner: &str, v: &VpcRow, t: &[(String, String)]) {
-    x.leaf("vpcId", &v.id)
-        .leaf("ownerId", owner)
-        .leaf("state", "available")
-        .leaf("cidrBlock", &v.cidr)
-        .open("cidrBlockAssociationSet")
-        .open("item")
-        .leaf(
-            "associationId",
-            format!("vpc-cidr-assoc-{}", v.id.trim_start_matches("vpc-")),
-        )
-        .leaf("cidrBlock", &v.cidr)
-        .open("cidrBlockState")
-        .leaf("state", "associated")
-        .close("cidrBlockState")
-        .close("item")
-        .close("cidrBlockAssociationSet")
-        .open("ipv6CidrBlockAssociationSet")
-        .close("ipv6CidrBlockAssociationSet")
-        .leaf("dhcpOptionsId", "default")
-        .leaf("instanceTenancy", "default")
-        .leaf("isDefault", bool_text(v.is_default));
-    if !t.is_empty() {
-        x.tag_set(t);
+fn vpc_shape(owner: &str, v: &VpcRow, t: &[(String, String)]) -> Vpc {
+    Vpc {
+        vpc_id: Some(v.id.clone()),
+        owner_id: Some(owner.to_string()),
+        state: Some(VpcState::Available),
+        cidr_block: Some(v.cidr.clone()),
+        cidr_block_association_set: Some(vec![VpcCidrBlockAssociation {
+            association_id: Some(format!(
+                "vpc-cidr-assoc-{}",
+                v.id.trim_start_matches("vpc-")
+            )),
+            cidr_block: Some(v.cidr.clone()),
+            cidr_block_state: Some(VpcCidrBlockState {
+                state: Some(VpcCidrBlockStateCode::Associated),
+                status_message: None,
+            }),
+        }]),
+        ipv6_cidr_block_association_set: Some(Vec::new()),
+        dhcp_options_id: Some("default".into()),
+        instance_tenancy: Some(Tenancy::Default),
+        is_default: Some(v.is_default),
+        tags: tag_set(t),
+        ..Vpc::default()
     }
 }
 
@@ -120,40 +127,42 @@ fn available_ips(s: &SubnetRow, used: usize) -> u64 {
     total.saturating_sub(used as u64)
 }
 
-fn render_subnet(x: &mut Xml, owner: &str, s: &SubnetRow, used: usize, t: &[(String, String)]) {
-    x.leaf("subnetId", &s.id)
-        .leaf(
-            "subnetArn",
-            format!("arn:aws:ec2:{}:{owner}:subnet/{}", super::REGION, s.id),
-        )
-        .leaf("ownerId", owner)
-        .leaf("state", "available")
-        .leaf("vpcId", &s.vpc_id)
-        .leaf("cidrBlock", &s.cidr)
-        .open("ipv6CidrBlockAssociationSet")
-        .close("ipv6CidrBlockAssociationSet")
-        .leaf(
-            "availableIpAddressCount",
-            available_ips(s, used).to_string(),
-        )
-        .leaf("availabilityZone", &s.availability_zone)
-        .leaf("availabilityZoneId", "local1-az1")
-        .leaf("defaultForAz", bool_text(s.is_default))
-        .leaf("mapPublicIpOnLaunch", bool_text(s.map_public_ip))
-        .leaf("assignIpv6AddressOnCreation", "false")
-        .leaf("ipv6Native", "false");
-    if !t.is_empty() {
-        x.tag_set(t);
+fn subnet_shape(owner: &str, s: &SubnetRow, used: usize, t: &[(String, String)]) -> Subnet {
+    Subnet {
+        subnet_id: Some(s.id.clone()),
+        subnet_arn: Some(format!(
+            "arn:aws:ec2:{}:{owner}:subnet/{}",
+            super::REGION,
+            s.id
+        )),
+        owner_id: Some(owner.to_string()),
+        state: Some(SubnetState::Available),
+        vpc_id: Some(s.vpc_id.clone()),
+        cidr_block: Some(s.cidr.clone()),
+        ipv6_cidr_block_association_set: Some(Vec::new()),
+        // A subnet is at most a /16: its count always fits.
+        available_ip_address_count: Some(i32::try_from(available_ips(s, used)).unwrap_or(i32::MAX)),
+        availability_zone: Some(s.availability_zone.clone()),
+        availability_zone_id: Some("local1-az1".into()),
+        default_for_az: Some(s.is_default),
+        map_public_ip_on_launch: Some(s.map_public_ip),
+        assign_ipv6_address_on_creation: Some(false),
+        ipv6_native: Some(false),
+        tags: tag_set(t),
+        ..Subnet::default()
     }
 }
 
 /// CreateVpc: `CidrBlock` /16 to /28, overlapping no other VPC on this host nor the public
 /// pool; makes the VPC's default security group and its bridge.
-pub async fn create_vpc(c: &Call<'_>) -> Result<String, ApiError> {
-    let block = cidr_param(c)?;
+pub async fn create_vpc(
+    c: &Call<'_>,
+    input: CreateVpcRequest,
+) -> Result<CreateVpcResult, ApiError> {
+    let block = cidr_param(input.cidr_block.as_deref())?;
     check_size("InvalidVpc.Range", &block)?;
-    if let Some(t) = c.p.get("InstanceTenancy")
-        && t != "default"
+    if let Some(t) = input.instance_tenancy
+        && t != Tenancy::Default
     {
         return Err(ApiError::invalid(
             "InstanceTenancy",
@@ -168,7 +177,7 @@ pub async fn create_vpc(c: &Call<'_>) -> Result<String, ApiError> {
             &format!("it overlaps this host's public address pool {pool}"),
         ));
     }
-    let tag_list = c.p.tag_specifications("vpc")?;
+    let tag_list = typed::tag_specifications(input.tag_specifications.as_deref(), "vpc")?;
     let (row, group) = {
         let mut conn = c.st.db.lock();
         let tx = conn.transaction()?;
@@ -193,17 +202,15 @@ pub async fn create_vpc(c: &Call<'_>) -> Result<String, ApiError> {
     };
     tracing::info!(vpc = %row.id, cidr = %row.cidr, group = %group.id, "VPC created");
     sync_bridges(c).await?;
-    let mut x = Xml::response("CreateVpc", c.request_id);
-    x.open("vpc");
-    render_vpc(&mut x, &c.st.account_id, &row, &tag_list);
-    x.close("vpc");
-    Ok(x.finish())
+    Ok(CreateVpcResult {
+        vpc: Some(vpc_shape(&c.st.account_id, &row, &tag_list)),
+    })
 }
 
 /// DeleteVpc: refused while it has subnets, security groups other than its default one, or
 /// network interfaces.
-pub async fn delete_vpc(c: &Call<'_>) -> Result<String, ApiError> {
-    let id = c.p.required("VpcId")?;
+pub async fn delete_vpc(c: &Call<'_>, input: DeleteVpcRequest) -> Result<Empty, ApiError> {
+    let id = non_empty(&input.vpc_id, "VpcId")?;
     {
         let mut conn = c.st.db.lock();
         let tx = conn.transaction()?;
@@ -239,14 +246,18 @@ pub async fn delete_vpc(c: &Call<'_>) -> Result<String, ApiError> {
         tx.commit()?;
     }
     sync_bridges(c).await?;
-    Ok(Xml::returns_true("DeleteVpc", c.request_id))
+    Ok(Empty::default())
 }
 
 /// DescribeVpcs: `VpcId.N`; filters `vpc-id`, `cidr`, `cidr-block-association.cidr-block`,
-/// `is-default`, `state`, `owner-id`, `tag:KEY`, `tag-key`.
-pub fn describe_vpcs(c: &Call<'_>) -> Result<String, ApiError> {
-    let ids = c.p.list("VpcId");
-    let filters = c.p.filters()?;
+/// `is-default`, `state`, `owner-id`, `tag:KEY`, `tag-key`; pages of 5 to 1000.
+pub fn describe_vpcs(
+    c: &Call<'_>,
+    input: DescribeVpcsRequest,
+) -> Result<DescribeVpcsResult, ApiError> {
+    let ids = input.vpc_ids.unwrap_or_default();
+    let filters = typed::filters(input.filters.as_deref())?;
+    let page = Page::new(input.max_results, input.next_token.as_deref(), 5, 1000)?;
     let (rows, tag_map) = {
         let conn = c.st.db.lock();
         let rows = vpcs::vpcs(&conn)?;
@@ -258,8 +269,7 @@ pub fn describe_vpcs(c: &Call<'_>) -> Result<String, ApiError> {
         return Err(vpc_not_found(missing));
     }
     let owner = &c.st.account_id;
-    let mut x = Xml::response("DescribeVpcs", c.request_id);
-    x.open("vpcSet");
+    let mut out = Vec::new();
     for v in rows
         .iter()
         .filter(|v| ids.is_empty() || ids.contains(&v.id))
@@ -279,13 +289,14 @@ pub fn describe_vpcs(c: &Call<'_>) -> Result<String, ApiError> {
             },
         )?;
         if keep {
-            x.open("item");
-            render_vpc(&mut x, owner, v, t);
-            x.close("item");
+            out.push(vpc_shape(owner, v, t));
         }
     }
-    x.close("vpcSet");
-    Ok(x.finish())
+    let (vpcs, next_token) = page.apply(out, |v| v.vpc_id.as_deref().unwrap_or_default());
+    Ok(DescribeVpcsResult {
+        vpcs: Some(vpcs),
+        next_token,
+    })
 }
 
 fn subnet_not_found(id: &str) -> ApiError {
@@ -297,10 +308,13 @@ fn subnet_not_found(id: &str) -> ApiError {
 
 /// CreateSubnet: `VpcId`, `CidrBlock` (/16 to /28, inside the VPC, overlapping none of its
 /// subnets), `AvailabilityZone` (only `local-1a`).
-pub async fn create_subnet(c: &Call<'_>) -> Result<String, ApiError> {
-    let vpc_id = c.p.required("VpcId")?;
-    let block = cidr_param(c)?;
-    if let Some(zone) = c.p.get("AvailabilityZone")
+pub async fn create_subnet(
+    c: &Call<'_>,
+    input: CreateSubnetRequest,
+) -> Result<CreateSubnetResult, ApiError> {
+    let vpc_id = non_empty(&input.vpc_id, "VpcId")?;
+    let block = cidr_param(input.cidr_block.as_deref())?;
+    if let Some(zone) = input.availability_zone.as_deref()
         && zone != AVAILABILITY_ZONE
     {
         return Err(ApiError::new(
@@ -311,7 +325,7 @@ pub async fn create_subnet(c: &Call<'_>) -> Result<String, ApiError> {
             ),
         ));
     }
-    if let Some(zone) = c.p.get("AvailabilityZoneId")
+    if let Some(zone) = input.availability_zone_id.as_deref()
         && zone != "local1-az1"
     {
         return Err(ApiError::invalid(
@@ -319,7 +333,7 @@ pub async fn create_subnet(c: &Call<'_>) -> Result<String, ApiError> {
             format!("'{zone}' is not a zone of this region; the only zone is local1-az1"),
         ));
     }
-    let tag_list = c.p.tag_specifications("subnet")?;
+    let tag_list = typed::tag_specifications(input.tag_specifications.as_deref(), "subnet")?;
     let row = {
         let mut conn = c.st.db.lock();
         let tx = conn.transaction()?;
@@ -359,16 +373,14 @@ pub async fn create_subnet(c: &Call<'_>) -> Result<String, ApiError> {
         row
     };
     sync_bridges(c).await?;
-    let mut x = Xml::response("CreateSubnet", c.request_id);
-    x.open("subnet");
-    render_subnet(&mut x, &c.st.account_id, &row, 0, &tag_list);
-    x.close("subnet");
-    Ok(x.finish())
+    Ok(CreateSubnetResult {
+        subnet: Some(subnet_shape(&c.st.account_id, &row, 0, &tag_list)),
+    })
 }
 
 /// DeleteSubnet: refused while network interfaces are in it.
-pub async fn delete_subnet(c: &Call<'_>) -> Result<String, ApiError> {
-    let id = c.p.required("SubnetId")?;
+pub async fn delete_subnet(c: &Call<'_>, input: DeleteSubnetRequest) -> Result<Empty, ApiError> {
+    let id = non_empty(&input.subnet_id, "SubnetId")?;
     {
         let mut conn = c.st.db.lock();
         let tx = conn.transaction()?;
@@ -387,15 +399,19 @@ pub async fn delete_subnet(c: &Call<'_>) -> Result<String, ApiError> {
         tx.commit()?;
     }
     sync_bridges(c).await?;
-    Ok(Xml::returns_true("DeleteSubnet", c.request_id))
+    Ok(Empty::default())
 }
 
 /// DescribeSubnets: `SubnetId.N`; filters `subnet-id`, `vpc-id`, `cidr-block` (and `cidr`,
 /// `cidrBlock`), `default-for-az`, `availability-zone`, `map-public-ip-on-launch`, `state`,
-/// `owner-id`, `tag:KEY`, `tag-key`.
-pub fn describe_subnets(c: &Call<'_>) -> Result<String, ApiError> {
-    let ids = c.p.list("SubnetId");
-    let filters = c.p.filters()?;
+/// `owner-id`, `tag:KEY`, `tag-key`; pages of 5 to 1000.
+pub fn describe_subnets(
+    c: &Call<'_>,
+    input: DescribeSubnetsRequest,
+) -> Result<DescribeSubnetsResult, ApiError> {
+    let ids = input.subnet_ids.unwrap_or_default();
+    let filters = typed::filters(input.filters.as_deref())?;
+    let page = Page::new(input.max_results, input.next_token.as_deref(), 5, 1000)?;
     let (rows, used, tag_map) = {
         let conn = c.st.db.lock();
         let rows = vpcs::subnets(&conn)?;
@@ -411,8 +427,7 @@ pub fn describe_subnets(c: &Call<'_>) -> Result<String, ApiError> {
         return Err(subnet_not_found(missing));
     }
     let owner = &c.st.account_id;
-    let mut x = Xml::response("DescribeSubnets", c.request_id);
-    x.open("subnetSet");
+    let mut out = Vec::new();
     for s in rows
         .iter()
         .filter(|s| ids.is_empty() || ids.contains(&s.id))
@@ -436,35 +451,73 @@ pub fn describe_subnets(c: &Call<'_>) -> Result<String, ApiError> {
             },
         )?;
         if keep {
-            x.open("item");
-            render_subnet(&mut x, owner, s, used.get(&s.id).copied().unwrap_or(0), t);
-            x.close("item");
+            let used = used.get(&s.id).copied().unwrap_or(0);
+            out.push(subnet_shape(owner, s, used, t));
         }
     }
-    x.close("subnetSet");
-    Ok(x.finish())
+    let (subnets, next_token) = page.apply(out, |s| s.subnet_id.as_deref().unwrap_or_default());
+    Ok(DescribeSubnetsResult {
+        subnets: Some(subnets),
+        next_token,
+    })
 }
 
 /// ModifySubnetAttribute: `MapPublicIpOnLaunch.Value` (the only attribute served).
-pub fn modify_subnet_attribute(c: &Call<'_>) -> Result<String, ApiError> {
-    let id = c.p.required("SubnetId")?;
-    if let Some(other) = c.p.keys().find(|k| {
-        !matches!(
-            *k,
-            "Action" | "Version" | "SubnetId" | "MapPublicIpOnLaunch.Value" | "DryRun"
-        )
-    }) {
+pub fn modify_subnet_attribute(
+    c: &Call<'_>,
+    input: ModifySubnetAttributeRequest,
+) -> Result<Empty, ApiError> {
+    let id = non_empty(&input.subnet_id, "SubnetId")?;
+    // Every other attribute, by its parameter name, in the order of those names.
+    let other = [
+        (
+            "AssignIpv6AddressOnCreation.Value",
+            input.assign_ipv6_address_on_creation.is_some(),
+        ),
+        (
+            "CustomerOwnedIpv4Pool",
+            input.customer_owned_ipv4_pool.is_some(),
+        ),
+        (
+            "DisableLniAtDeviceIndex.Value",
+            input.disable_lni_at_device_index.is_some(),
+        ),
+        ("EnableDns64.Value", input.enable_dns64.is_some()),
+        (
+            "EnableLniAtDeviceIndex",
+            input.enable_lni_at_device_index.is_some(),
+        ),
+        (
+            "EnableResourceNameDnsAAAARecordOnLaunch.Value",
+            input
+                .enable_resource_name_dns_aaaa_record_on_launch
+                .is_some(),
+        ),
+        (
+            "EnableResourceNameDnsARecordOnLaunch.Value",
+            input.enable_resource_name_dns_a_record_on_launch.is_some(),
+        ),
+        (
+            "MapCustomerOwnedIpOnLaunch.Value",
+            input.map_customer_owned_ip_on_launch.is_some(),
+        ),
+        (
+            "PrivateDnsHostnameTypeOnLaunch",
+            input.private_dns_hostname_type_on_launch.is_some(),
+        ),
+    ];
+    if let Some((field, _)) = other.iter().find(|(_, given)| *given) {
         return Err(ApiError::invalid(
-            other,
+            field,
             "only MapPublicIpOnLaunch.Value can be modified here",
         ));
     }
-    if c.p.get("MapPublicIpOnLaunch.Value").is_none() {
-        return Err(ApiError::missing("MapPublicIpOnLaunch.Value"));
-    }
-    let on = c.p.bool("MapPublicIpOnLaunch.Value")?;
+    let on = input
+        .map_public_ip_on_launch
+        .and_then(|v| v.value)
+        .ok_or_else(|| ApiError::missing("MapPublicIpOnLaunch.Value"))?;
     let conn = c.st.db.lock();
     let s = vpcs::get_subnet(&conn, id)?.ok_or_else(|| subnet_not_found(id))?;
     vpcs::set_map_public_ip(&conn, &s.id, on)?;
-    Ok(Xml::returns_true("ModifySubnetAttribute", c.request_id))
+    Ok(Empty::default())
 }
