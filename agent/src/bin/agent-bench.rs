@@ -205,7 +205,13 @@ fn launch(args: &Args, extra: &[&str]) -> serde_json::Value {
         .display()
         .to_string();
     let xml = c
-        .call("RegisterImage", &[("ImageLocation".into(), manifest)])
+        .call(
+            "RegisterImage",
+            &[
+                ("Name".into(), "bench".into()),
+                ("ImageLocation".into(), manifest),
+            ],
+        )
         .unwrap();
     let ami = xml
         .split("<imageId>")
@@ -260,8 +266,14 @@ fn describe(args: &Args) -> serde_json::Value {
         .unwrap()
         .display()
         .to_string();
-    c.call("RegisterImage", &[("ImageLocation".into(), manifest)])
-        .unwrap();
+    c.call(
+        "RegisterImage",
+        &[
+            ("Name".into(), "bench".into()),
+            ("ImageLocation".into(), manifest),
+        ],
+    )
+    .unwrap();
     a.stop();
     let db = agent::state::Db::open(&dir.path().join("state.db")).unwrap();
     let mut ids = Vec::new();
@@ -459,8 +471,14 @@ fn ebs(args: &Args) -> serde_json::Value {
         .display()
         .to_string();
     let ami = field(
-        &c.call("RegisterImage", &[("ImageLocation".into(), manifest)])
-            .unwrap(),
+        &c.call(
+            "RegisterImage",
+            &[
+                ("Name".into(), "bench".into()),
+                ("ImageLocation".into(), manifest),
+            ],
+        )
+        .unwrap(),
         "imageId",
     );
     let id = run_one(

@@ -1,5 +1,8 @@
 //! The contract Value to XML elements, as EC2 and awsQuery write them.
 
+use std::borrow::Cow;
+use std::fmt;
+
 use serde_json::Value;
 
 use super::writer::Writer;
@@ -21,7 +24,7 @@ pub fn members(
     v: &Value,
     w: &mut Writer,
 ) -> Result<()> {
-    Encoder { model, flavor }.structure(shape, v, "", 0, w)
+    Encoder { model, flavor }.structure(shape, v, Path::Root, 0, w)
 }
 
 struct Encoder<'a> {
@@ -29,11 +32,23 @@ struct Encoder<'a> {
     flavor: Flavor,
 }
 
-fn join(path: &str, name: &str) -> String {
-    if path.is_empty() {
-        name.to_string()
-    } else {
-        format!("{path}.{name}")
+/// Where a value is in the output, as a chain of borrowed steps: written out only when an
+/// error names it, so that encoding allocates nothing for it.
+#[derive(Clone, Copy)]
+enum Path<'p> {
+    Root,
+    Member(&'p Path<'p>, &'p str),
+    Index(&'p Path<'p>, usize),
+}
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Path::Root => Ok(()),
+            Path::Member(Path::Root, name) => f.write_str(name),
+            Path::Member(parent, name) => write!(f, "{parent}.{name}"),
+            Path::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
     }
 }
 
@@ -42,23 +57,31 @@ impl Encoder<'_> {
         &self,
         shape: &Shape,
         v: &Value,
-        path: &str,
+        path: Path<'_>,
         depth: usize,
         w: &mut Writer,
     ) -> Result<()> {
         let obj = v
             .as_object()
-            .ok_or_else(|| EncodeError::mismatch(path, shape))?;
-        if let Some(k) = obj.keys().find(|k| shape.members.get(k).is_none()) {
-            return Err(EncodeError::unknown(&join(path, k)));
-        }
+            .ok_or_else(|| EncodeError::mismatch(&path.to_string(), shape))?;
+        let mut found = 0;
         for (name, member) in shape.members.iter() {
-            let Some(item) = obj.get(name).filter(|i| !i.is_null()) else {
+            let Some(item) = obj.get(name) else {
                 continue;
             };
+            found += 1;
+            if item.is_null() {
+                continue;
+            }
             let r = self.model.resolve(member);
             let tag = r.location_name().unwrap_or(name);
-            self.element(r, tag, item, &join(path, name), depth + 1, w)?;
+            self.element(r, tag, item, Path::Member(&path, name), depth + 1, w)?;
+        }
+        // Every key was one of the members, unless fewer were found than there are keys.
+        if found < obj.len()
+            && let Some(k) = obj.keys().find(|k| shape.members.get(k).is_none())
+        {
+            return Err(EncodeError::unknown(&Path::Member(&path, k).to_string()));
         }
         Ok(())
     }
@@ -69,12 +92,12 @@ impl Encoder<'_> {
         r: Resolved<'_>,
         tag: &str,
         v: &Value,
-        path: &str,
+        path: Path<'_>,
         depth: usize,
         w: &mut Writer,
     ) -> Result<()> {
         if depth > MAX_DEPTH {
-            return Err(EncodeError::too_deep(path));
+            return Err(EncodeError::too_deep(&path.to_string()));
         }
         match r.kind() {
             ShapeType::Structure => {
@@ -97,13 +120,13 @@ impl Encoder<'_> {
         r: Resolved<'_>,
         tag: &str,
         v: &Value,
-        path: &str,
+        path: Path<'_>,
         depth: usize,
         w: &mut Writer,
     ) -> Result<()> {
         let items = v
             .as_array()
-            .ok_or_else(|| EncodeError::mismatch(path, r.shape))?;
+            .ok_or_else(|| EncodeError::mismatch(&path.to_string(), r.shape))?;
         let element = self
             .model
             .resolve(r.shape.member.as_ref().expect("checked at load"));
@@ -114,14 +137,14 @@ impl Encoder<'_> {
         if r.flattened() {
             let name = element.location_name().unwrap_or(tag);
             for (i, item) in items.iter().enumerate() {
-                self.element(element, name, item, &format!("{path}[{i}]"), depth + 1, w)?;
+                self.element(element, name, item, Path::Index(&path, i), depth + 1, w)?;
             }
             return Ok(());
         }
         let name = element.location_name().unwrap_or(default);
         w.open(tag);
         for (i, item) in items.iter().enumerate() {
-            self.element(element, name, item, &format!("{path}[{i}]"), depth + 1, w)?;
+            self.element(element, name, item, Path::Index(&path, i), depth + 1, w)?;
         }
         w.close(tag);
         Ok(())
@@ -132,13 +155,13 @@ impl Encoder<'_> {
         r: Resolved<'_>,
         tag: &str,
         v: &Value,
-        path: &str,
+        path: Path<'_>,
         depth: usize,
         w: &mut Writer,
     ) -> Result<()> {
         let obj = v
             .as_object()
-            .ok_or_else(|| EncodeError::mismatch(path, r.shape))?;
+            .ok_or_else(|| EncodeError::mismatch(&path.to_string(), r.shape))?;
         let key = self
             .model
             .resolve(r.shape.key.as_ref().expect("checked at load"));
@@ -154,7 +177,7 @@ impl Encoder<'_> {
         for (k, item) in obj {
             w.open(if flattened { tag } else { "entry" });
             w.leaf(key_tag, k);
-            self.element(value, value_tag, item, &format!("{path}.{k}"), depth + 1, w)?;
+            self.element(value, value_tag, item, Path::Member(&path, k), depth + 1, w)?;
             w.close(if flattened { tag } else { "entry" });
         }
         if !flattened {
@@ -163,13 +186,19 @@ impl Encoder<'_> {
         Ok(())
     }
 
-    fn scalar(&self, r: Resolved<'_>, v: &Value, path: &str) -> Result<String> {
-        let bad = || EncodeError::mismatch(path, r.shape);
-        Ok(match r.kind() {
-            ShapeType::String => v.as_str().ok_or_else(bad)?.to_string(),
+    fn scalar<'v>(&self, r: Resolved<'_>, v: &'v Value, path: Path<'_>) -> Result<Cow<'v, str>> {
+        let bad = || EncodeError::mismatch(&path.to_string(), r.shape);
+        Ok(Cow::Owned(match r.kind() {
+            ShapeType::String => return Ok(Cow::Borrowed(v.as_str().ok_or_else(bad)?)),
             ShapeType::Integer | ShapeType::Long => v.as_i64().ok_or_else(bad)?.to_string(),
             ShapeType::Float | ShapeType::Double => v.as_f64().ok_or_else(bad)?.to_string(),
-            ShapeType::Boolean => v.as_bool().ok_or_else(bad)?.to_string(),
+            ShapeType::Boolean => {
+                return Ok(Cow::Borrowed(if v.as_bool().ok_or_else(bad)? {
+                    "true"
+                } else {
+                    "false"
+                }));
+            }
             ShapeType::Timestamp => {
                 let t = v
                     .as_str()
@@ -186,6 +215,6 @@ impl Encoder<'_> {
                 scalar::encode_blob(&bytes)
             }
             ShapeType::Structure | ShapeType::List | ShapeType::Map => return Err(bad()),
-        })
+        }))
     }
 }
