@@ -1,11 +1,13 @@
-//! DescribeInstanceAttribute (user data, instance type, shutdown behaviour, block devices)
-//! and ModifyInstanceAttribute: `GroupId.N` (the security groups of the primary interface)
+//! DescribeInstanceAttribute (user data, instance type, shutdown behaviour, block devices,
+//! security groups, and the fixed EBS optimization, termination protection and
+//! source/destination check) and ModifyInstanceAttribute: `GroupId.N` (the security groups of the primary interface)
 //! or `BlockDeviceMapping.N` (the DeleteOnTermination of attached volumes).
 
 use shapes::Empty;
 use shapes::ec2::{
-    AttributeValue, DescribeInstanceAttributeRequest, InstanceAttribute, InstanceAttributeName,
-    InstanceBlockDeviceMappingSpecification, ModifyInstanceAttributeRequest,
+    AttributeBooleanValue, AttributeValue, DescribeInstanceAttributeRequest, GroupIdentifier,
+    InstanceAttribute, InstanceAttributeName, InstanceBlockDeviceMappingSpecification,
+    ModifyInstanceAttributeRequest,
 };
 
 use super::errors::ApiError;
@@ -14,8 +16,9 @@ use crate::compute::disks::ROOT_DEVICE;
 use crate::state::{enis, instances, security_groups, volumes};
 
 /// The attributes served.
-const SUPPORTED: &str =
-    "instanceType, userData, instanceInitiatedShutdownBehavior, blockDeviceMapping, rootDeviceName";
+const SUPPORTED: &str = "instanceType, userData, instanceInitiatedShutdownBehavior, \
+    blockDeviceMapping, rootDeviceName, groupSet, ebsOptimized, disableApiTermination, \
+    sourceDestCheck";
 
 /// DescribeInstanceAttribute.
 pub fn describe(
@@ -39,7 +42,7 @@ pub fn describe(
             format!("'{attribute}' is not supported; the allowed values are: {SUPPORTED}"),
         ));
     }
-    let (row, vols) = {
+    let (row, vols, groups) = {
         let conn = c.st.db.lock();
         let row = instances::get(&conn, id)?.ok_or_else(|| {
             ApiError::new(
@@ -48,13 +51,23 @@ pub fn describe(
             )
         })?;
         let vols = crate::compute::disks::attached_in_guest_order(&conn, id)?;
-        (row, vols)
+        let primary = enis::of_instance(&conn, id)?
+            .into_iter()
+            .find(|e| e.device_index == Some(0));
+        let groups = match primary {
+            Some(e) => security_groups::groups_by_eni(&conn)?
+                .remove(&e.id)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        (row, vols, groups)
     };
     let mut out = InstanceAttribute {
         instance_id: Some(row.id.clone()),
         ..Default::default()
     };
     let value = |v: Option<String>| Some(AttributeValue { value: v });
+    let boolean = |v: bool| Some(AttributeBooleanValue { value: Some(v) });
     match input.attribute {
         InstanceAttributeName::BlockDeviceMapping => {
             out.block_device_mappings = Some(super::block_devices::attached_devices(&vols));
@@ -64,6 +77,24 @@ pub fn describe(
         InstanceAttributeName::RootDeviceName => {
             out.root_device_name = value(Some(ROOT_DEVICE.to_string()));
         }
+        InstanceAttributeName::GroupSet => {
+            // The groups of the primary network interface, as DescribeInstances shows them.
+            out.groups = Some(
+                groups
+                    .into_iter()
+                    .map(|g| GroupIdentifier {
+                        group_id: Some(g.id),
+                        group_name: Some(g.name),
+                    })
+                    .collect(),
+            );
+        }
+        // Neither is offered: no EBS-optimized instances, no termination protection.
+        InstanceAttributeName::EbsOptimized => out.ebs_optimized = boolean(false),
+        InstanceAttributeName::DisableApiTermination => {
+            out.disable_api_termination = boolean(false);
+        }
+        InstanceAttributeName::SourceDestCheck => out.source_dest_check = boolean(true),
         _ => out.instance_initiated_shutdown_behavior = value(Some(row.shutdown_behavior)),
     }
     Ok(out)

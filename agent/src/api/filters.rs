@@ -2,6 +2,11 @@
 //! values, bounded in number as on EC2, matched with EC2's wildcards (`*` any run, `?` one
 //! character), and evaluated against a resource's fields and tags.
 //!
+//! Beside each documented (kebab-case) filter name EC2 accepts its response-field spelling
+//! in camelCase: `isDefault` for `is-default`, `vpcId` for `vpc-id`,
+//! `attachment.instanceId` for `attachment.instance-id`. [`canonical_name`] is that rule,
+//! and [`filters_match`] applies it for every Describe action.
+//!
 //! The matcher is iterative and never backtracks more than one `*`: a pattern is cut at its
 //! `*`s into segments once, then the segments are placed leftmost in the text one after the
 //! other. A match costs at most O(pattern × text), whatever the caller sends.
@@ -119,6 +124,42 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     Wildcard::new(pattern).matches(text)
 }
 
+/// The kebab-case spelling of a camelCase filter name (`isDefault` → `is-default`,
+/// `attachment.instanceId` → `attachment.instance-id`); `None` for a name with no capital
+/// letter or starting with one (response fields are lower camelCase), and for `tag:KEY`
+/// filters, whose key is the user's own spelling.
+pub fn kebab_case(name: &str) -> Option<String> {
+    let camel = name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().any(|c| c.is_ascii_uppercase());
+    if name.starts_with("tag:") || !camel {
+        return None;
+    }
+    let mut out = String::with_capacity(name.len() + 4);
+    let mut prev: Option<char> = None;
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            if prev.is_some_and(|p| p != '.' && p != '-') {
+                out.push('-');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+        prev = Some(c);
+    }
+    Some(out)
+}
+
+/// The name a filter goes by among the names `known` to an action: `name` itself when it
+/// is known, else its kebab-case spelling when that is known (`isDefault` → `is-default`),
+/// else `None`.
+pub fn canonical_name(name: &str, known: impl Fn(&str) -> bool) -> Option<String> {
+    if known(name) {
+        return Some(name.to_string());
+    }
+    kebab_case(name).filter(|k| known(k))
+}
+
 /// Evaluates a `tag:KEY` or `tag-key` filter; `None` if the filter is neither.
 pub fn tag_filter(filter: &Filter, tags: &[(String, String)]) -> Option<bool> {
     if let Some(key) = filter.name.strip_prefix("tag:") {
@@ -131,8 +172,9 @@ pub fn tag_filter(filter: &Filter, tags: &[(String, String)]) -> Option<bool> {
 }
 
 /// Whether a resource passes every filter. `field` gives the resource's values for a filter
-/// name (`None` for a name it does not know); `tag:KEY` and `tag-key` are handled here.
-/// Unknown names are refused, listing `supported`.
+/// name (`None` for a name it does not know); a camelCase name is tried in its kebab-case
+/// spelling too ([`canonical_name`]); `tag:KEY` and `tag-key` are handled here. Unknown
+/// names are refused, listing `supported`.
 pub fn filters_match(
     filters: &[Filter],
     tags: &[(String, String)],
@@ -140,7 +182,9 @@ pub fn filters_match(
     field: impl Fn(&str) -> Option<Vec<String>>,
 ) -> Result<bool, ApiError> {
     for filter in filters {
-        let keep = match field(&filter.name) {
+        let have = field(&filter.name)
+            .or_else(|| kebab_case(&filter.name).and_then(|kebab| field(&kebab)));
+        let keep = match have {
             Some(have) => have.iter().any(|h| filter.matches(h)),
             None => tag_filter(filter, tags).ok_or_else(|| {
                 ApiError::invalid(
@@ -217,6 +261,52 @@ mod tests {
         assert!(check(&f("tag-key", "Na*")).unwrap());
         assert_eq!(
             check(&f("colour", "x")).unwrap_err().code,
+            "InvalidParameterValue"
+        );
+    }
+
+    #[test]
+    fn camel_case_names_map_to_kebab_case() {
+        assert_eq!(kebab_case("isDefault").as_deref(), Some("is-default"));
+        assert_eq!(kebab_case("vpcId").as_deref(), Some("vpc-id"));
+        assert_eq!(
+            kebab_case("availabilityZone").as_deref(),
+            Some("availability-zone")
+        );
+        assert_eq!(
+            kebab_case("attachment.instanceId").as_deref(),
+            Some("attachment.instance-id")
+        );
+        assert_eq!(kebab_case("instance-state-name"), None);
+        assert_eq!(kebab_case("IsDefault"), None);
+        assert_eq!(kebab_case("tag:isDefault"), None);
+        let known = |n: &str| ["is-default", "vpc-id", "instance-state-name"].contains(&n);
+        assert_eq!(
+            canonical_name("isDefault", known).as_deref(),
+            Some("is-default")
+        );
+        assert_eq!(
+            canonical_name("instance-state-name", known).as_deref(),
+            Some("instance-state-name")
+        );
+        assert_eq!(canonical_name("subnetId", known), None);
+    }
+
+    #[test]
+    fn filters_match_takes_the_response_field_spelling() {
+        let tags = vec![("isDefault".to_string(), "x".to_string())];
+        let f = |n: &str, v: &str| vec![Filter::new(n.into(), vec![v.into()])];
+        let field = |name: &str| (name == "is-default").then(|| vec!["true".to_string()]);
+        let check = |filters: &[Filter]| filters_match(filters, &tags, "is-default", field);
+        assert!(check(&f("isDefault", "true")).unwrap());
+        assert!(!check(&f("isDefault", "false")).unwrap());
+        assert!(check(&f("is-default", "true")).unwrap());
+        assert!(
+            check(&f("tag:isDefault", "x")).unwrap(),
+            "tag keys stay as given"
+        );
+        assert_eq!(
+            check(&f("IsDefaultish", "x")).unwrap_err().code,
             "InvalidParameterValue"
         );
     }

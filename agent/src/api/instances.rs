@@ -15,12 +15,16 @@ use shapes::ec2::{
 };
 
 use super::errors::ApiError;
+use super::filters::{self as filter, canonical_name, filters_match};
+use super::instance_network::InstanceNetwork;
 use super::typed::{self, Page};
 use super::{AVAILABILITY_ZONE, Call, instance_network, launch_network, render};
 use crate::compute::launch::LaunchRequest;
 use crate::compute::{catalog, supervisor};
 use crate::state::instances::{self, InstanceQuery, InstanceRow, InstanceState};
 use crate::state::{images, keypairs, tags};
+
+mod filters;
 
 /// Largest decoded user data, as on EC2.
 const MAX_USER_DATA: usize = 16 * 1024;
@@ -131,7 +135,16 @@ pub async fn run(c: &Call<'_>, input: RunInstancesRequest) -> Result<Reservation
     {
         return Err(ApiError::invalid("ClientToken", "1 to 64 ASCII characters"));
     }
-    let tag_list = typed::tag_specifications(input.tag_specifications.as_deref(), "instance")?;
+    let mut tag_lists = typed::tag_specifications_for(
+        input.tag_specifications.as_deref(),
+        &["instance", "volume", "network-interface"],
+    )?;
+    let mut tags_of = |kind: &str| tag_lists.remove(kind).unwrap_or_default();
+    let (tag_list, volume_tags, eni_tags) = (
+        tags_of("instance"),
+        tags_of("volume"),
+        tags_of("network-interface"),
+    );
     let key_name = input.key_name.clone();
     let (image, network) = {
         let conn = c.st.db.lock();
@@ -163,6 +176,8 @@ pub async fn run(c: &Call<'_>, input: RunInstancesRequest) -> Result<Reservation
         shutdown_behavior: shutdown_behavior.to_string(),
         client_token,
         tags: tag_list,
+        volume_tags,
+        eni_tags,
         network,
         hibernation: input
             .hibernation_options
@@ -190,19 +205,40 @@ pub async fn run(c: &Call<'_>, input: RunInstancesRequest) -> Result<Reservation
     ))
 }
 
-/// Builds the row query from `InstanceId.N` and the filters.
-fn instance_query(ids: &[String], given: Option<&[Filter]>) -> Result<InstanceQuery, ApiError> {
+/// Builds the row query from `InstanceId.N` and the filters that SQL answers (exact
+/// values), and returns the other filters, to be matched against each instance as shown.
+/// A camelCase name is taken in its kebab-case spelling (`subnetId` for `subnet-id`).
+fn instance_query(
+    ids: &[String],
+    given: Option<&[Filter]>,
+) -> Result<(InstanceQuery, Vec<filter::Filter>), ApiError> {
     let mut q = InstanceQuery {
         ids: instance_ids(ids, false, MAX_INSTANCE_IDS)?,
         ..Default::default()
     };
-    for filter in typed::filters(given)? {
-        let (name, values) = (filter.name, filter.values);
+    let mut rest = Vec::new();
+    for f in typed::filters(given)? {
+        let Some(name) = canonical_name(&f.name, filters::known) else {
+            return Err(ApiError::new(
+                "InvalidParameterValue",
+                format!(
+                    "The filter '{}' is invalid. Supported: {}",
+                    f.name,
+                    filters::supported()
+                ),
+            ));
+        };
+        let values = f.values;
         if values.is_empty() {
             return Err(ApiError::invalid(
                 &name,
                 "a filter needs at least one value",
             ));
+        }
+        let wildcard = values.iter().any(|v| v.contains(['*', '?']));
+        if wildcard && name != "instance-state-name" {
+            rest.push(filter::Filter::new(name, values));
+            continue;
         }
         match name.as_str() {
             "instance-id" => q.ids.extend(values),
@@ -229,19 +265,10 @@ fn instance_query(ids: &[String], given: Option<&[Filter]>) -> Result<InstanceQu
             "reservation-id" => q.reservation_ids.extend(values),
             "tag-key" => q.tag_keys.push(values),
             n if n.starts_with("tag:") => q.tags.push((n[4..].to_string(), values)),
-            other => {
-                return Err(ApiError::new(
-                    "InvalidParameterValue",
-                    format!(
-                        "The filter '{other}' is invalid. Supported: instance-id, \
-                         instance-state-name, instance-state-code, image-id, instance-type, \
-                         key-name, reservation-id, tag:KEY, tag-key"
-                    ),
-                ));
-            }
+            _ => rest.push(filter::Filter::new(name, values)),
         }
     }
-    Ok(q)
+    Ok((q, rest))
 }
 
 /// `MaxResults` cannot go with `InstanceId.N`.
@@ -319,13 +346,17 @@ pub fn describe(
     input: DescribeInstancesRequest,
 ) -> Result<DescribeInstancesResult, ApiError> {
     let named = input.instance_ids.unwrap_or_default();
-    let mut q = instance_query(&named, input.filters.as_deref())?;
+    let (mut q, rest) = instance_query(&named, input.filters.as_deref())?;
     let limit = seq_page(
         &mut q,
         input.max_results,
         input.next_token.as_deref(),
         &named,
     )?;
+    if !rest.is_empty() {
+        // The page is cut after matching.
+        q.limit = None;
+    }
     let (mut rows, tag_map, nets, vols) = {
         let conn = c.st.db.lock();
         let rows = instances::query(&conn, &q)?;
@@ -337,6 +368,24 @@ pub fn describe(
     };
     if q.after_seq.is_none() {
         check_named_ids(&named, &rows)?;
+    }
+    if !rest.is_empty() {
+        let none = InstanceNetwork::default();
+        let supported = filters::supported();
+        let mut keep = Vec::with_capacity(rows.len());
+        for r in rows {
+            let shown = filters::Shown {
+                row: &r,
+                net: nets.get(&r.id).unwrap_or(&none),
+                vols: vols.get(&r.id).map_or(&[][..], Vec::as_slice),
+                owner: &c.st.account_id,
+            };
+            let t = tag_map.get(&r.id).map_or(&[][..], Vec::as_slice);
+            if filters_match(&rest, t, &supported, |name| filters::field(name, &shown))? {
+                keep.push(r);
+            }
+        }
+        rows = keep;
     }
     let next_token = match limit {
         Some(l) if rows.len() > l => {

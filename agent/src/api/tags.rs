@@ -8,6 +8,7 @@ use shapes::ec2::{
 
 use super::Call;
 use super::errors::ApiError;
+use super::filters::canonical_name;
 use super::query::{MAX_TAGS, tag_limit_exceeded};
 use super::typed::{self, Page};
 use crate::state::tags;
@@ -192,17 +193,15 @@ fn described_type(id: &str) -> Option<&'static str> {
 /// DescribeTags with filters `resource-id`, `resource-type`, `key`, `value`, and
 /// `MaxResults` (5 to 1000) with `NextToken`.
 pub fn describe(c: &Call<'_>, input: DescribeTagsRequest) -> Result<DescribeTagsResult, ApiError> {
-    let filters = typed::filters(input.filters.as_deref())?;
-    for f in &filters {
-        if !matches!(
-            f.name.as_str(),
-            "resource-id" | "resource-type" | "key" | "value"
-        ) {
-            return Err(ApiError::invalid(
+    let mut filters = typed::filters(input.filters.as_deref())?;
+    for f in &mut filters {
+        let known = |n: &str| matches!(n, "resource-id" | "resource-type" | "key" | "value");
+        f.name = canonical_name(&f.name, known).ok_or_else(|| {
+            ApiError::invalid(
                 &f.name,
                 "unknown filter; supported: resource-id, resource-type, key, value",
-            ));
-        }
+            )
+        })?;
     }
     let page = Page::new(input.max_results, input.next_token.as_deref(), 5, 1000)?;
     let rows = tags::all(&c.st.db.lock())?;

@@ -402,8 +402,8 @@ pub async fn delete_subnet(c: &Call<'_>, input: DeleteSubnetRequest) -> Result<E
     Ok(Empty::default())
 }
 
-/// DescribeSubnets: `SubnetId.N`; filters `subnet-id`, `vpc-id`, `cidr-block` (and `cidr`,
-/// `cidrBlock`), `default-for-az`, `availability-zone`, `map-public-ip-on-launch`, `state`,
+/// DescribeSubnets: `SubnetId.N`; filters `subnet-id`, `vpc-id`, `cidr-block` (and `cidr`),
+/// `default-for-az`, `availability-zone`, `map-public-ip-on-launch`, `state`,
 /// `owner-id`, `tag:KEY`, `tag-key`; pages of 5 to 1000.
 pub fn describe_subnets(
     c: &Call<'_>,
@@ -441,9 +441,9 @@ pub fn describe_subnets(
             |name| match name {
                 "subnet-id" => Some(vec![s.id.clone()]),
                 "vpc-id" => Some(vec![s.vpc_id.clone()]),
-                "cidr-block" | "cidr" | "cidrBlock" => Some(vec![s.cidr.clone()]),
-                "default-for-az" | "defaultForAz" => Some(vec![bool_text(s.is_default).into()]),
-                "availability-zone" | "availabilityZone" => Some(vec![s.availability_zone.clone()]),
+                "cidr-block" | "cidr" => Some(vec![s.cidr.clone()]),
+                "default-for-az" => Some(vec![bool_text(s.is_default).into()]),
+                "availability-zone" => Some(vec![s.availability_zone.clone()]),
                 "map-public-ip-on-launch" => Some(vec![bool_text(s.map_public_ip).into()]),
                 "state" => Some(vec!["available".into()]),
                 "owner-id" => Some(vec![owner.clone()]),

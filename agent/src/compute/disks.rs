@@ -45,23 +45,25 @@ pub struct LaunchVolume {
 }
 
 /// Records the launch volumes of instance `instance_id` (state `creating`: their files are
-/// made when the VMM first starts). Runs in the launch transaction.
+/// made when the VMM first starts), returning their ids. Runs in the launch transaction.
 pub fn insert_launch_volumes(
     conn: &Connection,
     instance_id: &str,
     plan: &[LaunchVolume],
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<Vec<String>> {
+    let mut ids = Vec::with_capacity(plan.len());
     for v in plan {
         let (snapshot_id, source_image) = match &v.source {
             VolumeSource::Empty => (None, None),
             VolumeSource::ImageFile(p) => (None, Some(p.clone())),
             VolumeSource::Snapshot(s) => (Some(s.clone()), None),
         };
+        let id = new_id("vol");
         volumes::insert(
             conn,
             &VolumeRow {
                 seq: 0,
-                id: new_id("vol"),
+                id: id.clone(),
                 volume_type: v.spec.kind.name().to_string(),
                 size_gib: v.spec.size_gib,
                 iops: v.spec.iops,
@@ -76,8 +78,9 @@ pub fn insert_launch_volumes(
                 delete_on_termination: v.delete_on_termination,
             },
         )?;
+        ids.push(id);
     }
-    Ok(())
+    Ok(ids)
 }
 
 /// Errors preparing an instance's disks.

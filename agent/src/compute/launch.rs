@@ -36,6 +36,10 @@ pub struct LaunchRequest {
     pub client_token: Option<String>,
     /// Tags for the instances.
     pub tags: Vec<(String, String)>,
+    /// Tags for the volumes made at launch (`TagSpecification` of type `volume`).
+    pub volume_tags: Vec<(String, String)>,
+    /// Tags for the primary network interfaces (type `network-interface`).
+    pub eni_tags: Vec<(String, String)>,
     /// EBS: the volumes each instance gets (root first).
     pub volumes: Vec<super::disks::LaunchVolume>,
     /// `HibernationOptions.Configured`.
@@ -169,7 +173,7 @@ impl Compute {
                 instances::insert(&tx, &row)?;
                 tags::put(&tx, &row.id, &req.tags)?;
                 let net = &req.network;
-                addressing::create_eni(
+                let eni = addressing::create_eni(
                     &tx,
                     &NewEni {
                         subnet: &net.subnet,
@@ -180,11 +184,18 @@ impl Compute {
                         wants_public_ip: net.wants_public_ip,
                     },
                 )?;
+                if !req.eni_tags.is_empty() {
+                    tags::put(&tx, &eni.id, &req.eni_tags)?;
+                }
                 enis::set_metadata_options(&tx, &row.id, &net.metadata)?;
                 if req.hibernation {
                     crate::state::hibernation::set_configured(&tx, &row.id, true)?;
                 }
-                super::disks::insert_launch_volumes(&tx, &row.id, &req.volumes)?;
+                for volume in super::disks::insert_launch_volumes(&tx, &row.id, &req.volumes)? {
+                    if !req.volume_tags.is_empty() {
+                        tags::put(&tx, &volume, &req.volume_tags)?;
+                    }
+                }
                 rows.push(row);
             }
             tx.commit()?;
