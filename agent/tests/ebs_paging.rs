@@ -7,76 +7,9 @@ mod ebs_common;
 
 use std::time::Duration;
 
+use common::paging::{Key, all_pages, page, unpaged};
 use common::{Agent, child_text};
 use ebs_common::*;
-
-/// The key of a described item.
-type Key<'k> = &'k dyn Fn(roxmltree::Node<'_, '_>) -> String;
-
-/// The keys of `set`'s items in one answer, and its `nextToken`.
-fn page(
-    xml: &str,
-    set: &str,
-    key: &dyn Fn(roxmltree::Node<'_, '_>) -> String,
-) -> (Vec<String>, Option<String>) {
-    let doc = roxmltree::Document::parse(xml).unwrap();
-    let items = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("item") && n.parent().is_some_and(|p| p.has_tag_name(set)))
-        .map(key)
-        .collect();
-    let token = doc
-        .root_element()
-        .children()
-        .find(|n| n.has_tag_name("nextToken"))
-        .and_then(|n| n.text())
-        .map(str::to_string);
-    (items, token)
-}
-
-/// Every key of `action` page by page (`max` a page), checking each page's size.
-fn all_pages(
-    agent: &Agent,
-    action: &str,
-    set: &str,
-    max: usize,
-    key: &dyn Fn(roxmltree::Node<'_, '_>) -> String,
-) -> Vec<String> {
-    let max_s = max.to_string();
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    for _ in 0..100 {
-        let mut p = vec![("MaxResults", max_s.as_str())];
-        if let Some(t) = &token {
-            p.push(("NextToken", t.as_str()));
-        }
-        let (items, next) = page(&agent.call(action, &p), set, key);
-        assert!(
-            items.len() <= max,
-            "{action}: {} items in a page of {max}",
-            items.len()
-        );
-        out.extend(items);
-        match next {
-            Some(t) => token = Some(t),
-            None => return out,
-        }
-    }
-    panic!("{action} did not end after 100 pages");
-}
-
-/// Every key of `action` unpaged, sorted.
-fn unpaged(
-    agent: &Agent,
-    action: &str,
-    set: &str,
-    key: &dyn Fn(roxmltree::Node<'_, '_>) -> String,
-) -> Vec<String> {
-    let (mut items, token) = page(&agent.call(action, &[]), set, key);
-    assert_eq!(token, None, "{action} unpaged gave a token");
-    items.sort();
-    items
-}
 
 #[test]
 fn describe_actions_page_through_everything() {

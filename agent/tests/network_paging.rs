@@ -7,55 +7,17 @@ mod common;
 
 use common::Agent;
 use common::network::{create_group, expect_code, first};
+use common::paging::{all_pages, page, unpaged};
 
-/// The `id` child of each item of `set` in one answer, and its `nextToken`.
-fn page(xml: &str, set: &str, id: &str) -> (Vec<String>, Option<String>) {
-    let doc = roxmltree::Document::parse(xml).unwrap();
-    let child = |n: roxmltree::Node<'_, '_>, name: &str| {
+/// The `id` child of an item.
+fn by(id: &str) -> impl Fn(roxmltree::Node<'_, '_>) -> String + '_ {
+    move |n| {
         n.children()
-            .find(|c| c.has_tag_name(name))
+            .find(|c| c.has_tag_name(id))
             .and_then(|c| c.text())
-            .map(str::to_string)
-    };
-    let items = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("item") && n.parent().is_some_and(|p| p.has_tag_name(set)))
-        .map(|n| child(n, id).unwrap_or_default())
-        .collect();
-    (items, child(doc.root_element(), "nextToken"))
-}
-
-/// Every id of `action` in pages of `max`, checking each page's size.
-fn all_pages(agent: &Agent, action: &str, set: &str, id: &str, max: usize) -> Vec<String> {
-    let max_s = max.to_string();
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    for _ in 0..100 {
-        let mut p = vec![("MaxResults", max_s.as_str())];
-        if let Some(t) = &token {
-            p.push(("NextToken", t.as_str()));
-        }
-        let (items, next) = page(&agent.call(action, &p), set, id);
-        assert!(
-            items.len() <= max,
-            "{action}: {} items in a page of {max}",
-            items.len()
-        );
-        out.extend(items);
-        match next {
-            Some(t) => token = Some(t),
-            None => return out,
-        }
+            .unwrap_or_default()
+            .to_string()
     }
-    panic!("{action} did not end after 100 pages");
-}
-
-/// Every id of `action` unpaged, sorted.
-fn unpaged(agent: &Agent, action: &str, set: &str, id: &str) -> Vec<String> {
-    let (mut items, token) = page(&agent.call(action, &[]), set, id);
-    assert_eq!(token, None, "{action} unpaged gave a token");
-    items.sort();
-    items
 }
 
 #[test]
@@ -96,10 +58,14 @@ fn network_describes_page_through_everything() {
             "networkInterfaceId",
         ),
     ] {
-        let all = unpaged(&agent, action, set, id);
+        let all = unpaged(&agent, action, set, &by(id));
         assert!(all.len() > 5, "{action}: only {} items", all.len());
-        assert_eq!(all_pages(&agent, action, set, id, 5), all, "{action}");
-        assert_eq!(all_pages(&agent, action, set, id, 1000), all, "{action}");
+        assert_eq!(all_pages(&agent, action, set, 5, &by(id)), all, "{action}");
+        assert_eq!(
+            all_pages(&agent, action, set, 1000, &by(id)),
+            all,
+            "{action}"
+        );
         for bad in ["4", "1001"] {
             expect_code(
                 &agent,
@@ -121,7 +87,7 @@ fn network_describes_page_through_everything() {
     let (first_page, token) = page(
         &agent.call("DescribeNetworkInterfaces", &[("MaxResults", "5")]),
         set,
-        id,
+        &by(id),
     );
     let gone = first_page.last().unwrap().clone();
     agent.call("DeleteNetworkInterface", &[("NetworkInterfaceId", &gone)]);
@@ -134,12 +100,12 @@ fn network_describes_page_through_everything() {
                 &[("MaxResults", "5"), ("NextToken", &t)],
             ),
             set,
-            id,
+            &by(id),
         );
         seen.extend(items);
         token = next;
     }
-    let mut expected = unpaged(&agent, "DescribeNetworkInterfaces", set, id);
+    let mut expected = unpaged(&agent, "DescribeNetworkInterfaces", set, &by(id));
     expected.push(gone);
     expected.sort();
     assert_eq!(seen, expected, "every interface once, across the deletion");

@@ -14,6 +14,7 @@ use agent::credentials;
 #[path = "../netns/mod.rs"]
 pub mod netns;
 pub mod network;
+pub mod paging;
 
 /// The probe image's manifest, built by `images/build.sh probe`.
 pub fn probe_manifest() -> PathBuf {
@@ -468,6 +469,14 @@ pub fn venv_python() -> PathBuf {
 /// python. It gets the endpoint, the state dir and the probe manifest as arguments; the run
 /// must succeed and print `ok_line`.
 pub fn run_boto3(agent: &Agent, script: &str, ok_line: &str) {
+    let manifest = probe_manifest();
+    run_python(agent, script, &[manifest.to_str().unwrap()], ok_line);
+}
+
+/// Runs `script` (under `agent/tests/`) with the venv's python, the agent's endpoint, its
+/// state dir and `args`, outside any AWS profile; it must succeed and print `ok_line`.
+/// Returns its output.
+pub fn run_python(agent: &Agent, script: &str, args: &[&str], ok_line: &str) -> String {
     let out = Command::new(venv_python())
         .arg(
             Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -476,18 +485,20 @@ pub fn run_boto3(agent: &Agent, script: &str, ok_line: &str) {
         )
         .arg(&agent.endpoint)
         .arg(agent.dir.path())
-        .arg(probe_manifest())
+        .args(args)
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_DATA_PATH")
         .output()
         .expect("cannot run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success() && stdout.contains(ok_line),
-        "the boto3 script did not print {ok_line:?}:\n{stdout}\n{}\nagent log tail:\n{}",
+        "{script} did not print {ok_line:?}:\n{stdout}\n{}\nagent log tail:\n{}",
         String::from_utf8_lossy(&out.stderr),
         tail(&agent.log(), 30)
     );
+    stdout
 }
 
 /// Boots the probe in namespace `ns` on `tap0` with MAC `mac` and kernel command line
