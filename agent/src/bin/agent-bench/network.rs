@@ -40,7 +40,12 @@ pub fn run(manifest: &std::path::Path, requests: u32, changes: usize) -> serde_j
     let t0 = Instant::now();
     let line = loop {
         let text = std::fs::read_to_string(&console).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.starts_with("probe: imds bench ")) {
+        // Only a whole line: the probe may be writing it while it is read.
+        let whole = text.split_inclusive('\n').filter(|l| l.ends_with('\n'));
+        if let Some(line) = whole
+            .map(str::trim_end)
+            .find(|l| l.starts_with("probe: imds bench "))
+        {
             break line.to_owned();
         }
         assert!(
