@@ -22,6 +22,8 @@ cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 mem=$(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
+# The part measured by other commands (after its heading) is kept as it is.
+kept=$(sed -n '/^# Measured by other commands$/,$p' docs/BENCHMARKS.md 2>/dev/null || true)
 cat >docs/BENCHMARKS.md <<MD
 # Benchmarks
 
@@ -133,4 +135,7 @@ runs, then hashes 1 MiB chunks (SHA-256) and stores the ones the store does not 
 into a new sparse file and checks each against its hash. The pause grows with the volume's
 allocated data.
 MD
+if [[ -n $kept ]]; then
+  printf '\n%s\n' "$kept" >>docs/BENCHMARKS.md
+fi
 cat docs/BENCHMARKS.md
