@@ -159,24 +159,10 @@ fn items<'a, 'i>(doc: &'a roxmltree::Document<'i>, set: &str) -> Vec<roxmltree::
 
 /// The instances named `ansible-vm` as `(id, state)`.
 fn vms(agent: &Agent) -> Vec<(String, String)> {
-    let xml = agent.call(
-        "DescribeInstances",
-        &[
-            ("Filter.1.Name", "tag:Name"),
-            ("Filter.1.Value.1", "ansible-vm"),
-        ],
-    );
-    let doc = roxmltree::Document::parse(&xml).unwrap();
-    doc.descendants()
-        .filter(|n| n.has_tag_name("instancesSet"))
-        .flat_map(|s| s.children().filter(|c| c.has_tag_name("item")))
-        .map(|i| {
-            (
-                child_text(i, "instanceId"),
-                child_text(common::child(i, "instanceState"), "name"),
-            )
-        })
-        .collect()
+    agent.states_where(&[
+        ("Filter.1.Name", "tag:Name"),
+        ("Filter.1.Value.1", "ansible-vm"),
+    ])
 }
 
 /// The volumes named `ansible-vol` as `(id, status, attached instance)`.

@@ -11,7 +11,7 @@ use super::Call;
 use super::errors::ApiError;
 use super::typed;
 use super::volumes::{
-    check_snapshot_id, snapshot_not_found, spec_error, valid_data_device, volume_type,
+    check_snapshot_id, count, snapshot_not_found, spec_error, valid_data_device, volume_type,
 };
 use crate::compute::disks::{LaunchVolume, ROOT_DEVICE, VolumeSource};
 use crate::state::images::{self, ImageDevice, ImageRow};
@@ -48,19 +48,6 @@ pub(super) struct Mapping {
     pub delete_on_termination: Option<bool>,
 }
 
-/// An integer of a mapping, within `0..=u32::MAX` as before.
-fn mapping_int(field: &str, v: Option<i32>) -> Result<Option<u64>, ApiError> {
-    v.map(|n| {
-        u64::try_from(n).map_err(|_| {
-            ApiError::invalid(
-                field,
-                format!("'{n}' is not an integer from 0 to {}", u32::MAX),
-            )
-        })
-    })
-    .transpose()
-}
-
 /// Every `BlockDeviceMapping.N` of a typed request, checked for form.
 pub(super) fn typed_mappings(
     given: Option<&[ec2::BlockDeviceMapping]>,
@@ -95,13 +82,13 @@ pub(super) fn typed_mappings(
             device: device.to_string(),
             no_device: m.no_device.is_some(),
             snapshot: ebs.snapshot_id.clone(),
-            size: mapping_int(&key("Ebs.VolumeSize"), ebs.volume_size)?,
+            size: count(&key("Ebs.VolumeSize"), ebs.volume_size)?,
             kind: ebs
                 .volume_type
                 .map(|t| volume_type(&key("Ebs.VolumeType"), Some(t.as_str())))
                 .transpose()?,
-            iops: mapping_int(&key("Ebs.Iops"), ebs.iops)?,
-            throughput: mapping_int(&key("Ebs.Throughput"), ebs.throughput)?,
+            iops: count(&key("Ebs.Iops"), ebs.iops)?,
+            throughput: count(&key("Ebs.Throughput"), ebs.throughput)?,
             delete_on_termination: ebs.delete_on_termination,
         });
     }

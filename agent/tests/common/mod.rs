@@ -226,7 +226,12 @@ impl Agent {
 
     /// The instances as `(id, state name)`, in launch order, from DescribeInstances.
     pub fn states(&self) -> Vec<(String, String)> {
-        let xml = self.call("DescribeInstances", &[]);
+        self.states_where(&[])
+    }
+
+    /// The instances DescribeInstances with `params` lists, as `(id, state name)`.
+    pub fn states_where(&self, params: &[(&str, &str)]) -> Vec<(String, String)> {
+        let xml = self.call("DescribeInstances", params);
         let doc = roxmltree::Document::parse(&xml).unwrap();
         doc.descendants()
             .filter(|n| n.has_tag_name("instancesSet"))
