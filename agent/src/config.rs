@@ -41,7 +41,7 @@ pub struct AgentConfig {
     /// The public address pool (public and Elastic IPs); the agent puts its first address on
     /// a host interface, `kec2pub`.
     #[arg(long, default_value = "198.51.100.0/24")]
-    pub public_pool: crate::network::cidr::Cidr,
+    pub public_pool: host::network::cidr::Cidr,
     /// Masquerade instances' outbound traffic on the host's default route.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub outbound_nat: bool,

@@ -3,19 +3,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::{ApiState, server};
-use crate::compute::capacity::Capacity;
-use crate::compute::cgroups::Cgroups;
-use crate::compute::{Compute, ComputeConfig};
 use crate::config::AgentConfig;
-use crate::credentials::{self, CredentialsError};
-use crate::imds::server::Imds;
-use crate::imds::source::IdentityKey;
-use crate::network::netns::{NetNs, NetNsError};
-use crate::network::{Network, NetworkConfig};
-use crate::state::Db;
-use crate::state::db::OpenError;
-use crate::tasks::{self, Backoff, Unit};
+use api::{ApiState, server};
+use host::compute::capacity::Capacity;
+use host::compute::cgroups::Cgroups;
+use host::compute::{Compute, ComputeConfig};
+use host::imds::server::Imds;
+use host::imds::source::IdentityKey;
+use host::network::netns::{NetNs, NetNsError};
+use host::network::{Network, NetworkConfig};
+use host::tasks::{self, Backoff, Unit};
+use state::Db;
+use state::db::OpenError;
+use wire::credentials::{self, CredentialsError};
 
 /// Errors that stop the agent from starting.
 #[derive(Debug, thiserror::Error)]
@@ -40,16 +40,16 @@ pub enum StartError {
     Credentials(#[from] CredentialsError),
     /// The identity key could not be read or made.
     #[error("cannot set up the instance identity key")]
-    IdentityKey(#[from] crate::imds::source::IdentityKeyError),
+    IdentityKey(#[from] host::imds::source::IdentityKeyError),
     /// The network namespace is not usable.
     #[error("cannot use the network namespace")]
     NetNs(#[from] NetNsError),
     /// The network could not be set up.
     #[error("cannot set up instance networking")]
-    Network(#[from] crate::network::NetworkError),
+    Network(#[from] host::network::NetworkError),
     /// The cgroup hierarchies VMMs are confined in cannot be found.
     #[error("cannot find the cgroup controllers that confine VMMs")]
-    Cgroups(#[source] crate::compute::cgroups::DetectError),
+    Cgroups(#[source] host::compute::cgroups::DetectError),
     /// Reconciliation failed.
     #[error("cannot reconcile instances with their VMMs")]
     Reconcile(#[source] rusqlite::Error),
@@ -76,7 +76,7 @@ pub enum StartError {
     Serve(#[source] std::io::Error),
     /// The storage service could not start.
     #[error("cannot start the storage service")]
-    Storage(#[from] crate::storage::service::StorageError),
+    Storage(#[from] host::storage::service::StorageError),
 }
 
 /// Runs the agent until it is killed.
@@ -97,6 +97,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
     }
     let db = Arc::new(Db::open(&dir.join("state.db"))?);
     let creds = credentials::load_or_create(dir)?;
+    tracing::info!(file = %credentials::path(dir).display(), "API credentials");
     let account_id = db
         .meta_or_init("account_id", || {
             use rand::Rng;
@@ -151,7 +152,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
     compute
         .remove_stale_cgroups()
         .map_err(StartError::Reconcile)?;
-    let live: Vec<String> = crate::state::instances::live(&db.lock())
+    let live: Vec<String> = state::instances::live(&db.lock())
         .map_err(StartError::Reconcile)?
         .into_iter()
         .filter(|r| r.pid.is_some())
@@ -163,7 +164,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
         purger.clone().purge_loop()
     });
     // EBS: the start-up sweep, then the reaper (DeleteOnTermination, instance stores).
-    let storage = crate::storage::Storage::open(db.clone(), compute.clone())?;
+    let storage = host::storage::Storage::open(db.clone(), compute.clone())?;
     let reaper = storage.clone();
     tasks::spawn_restarting(Unit::new("storage reaper"), Backoff::SERVER, move || {
         reaper.clone().reaper()

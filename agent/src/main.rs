@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     match runtime.block_on(agent::daemon::run(cfg)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("agent: error: {}", agent::error_chain(&e));
+            eprintln!("agent: error: {}", host::error_chain(&e));
             ExitCode::from(1)
         }
     }

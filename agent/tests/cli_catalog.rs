@@ -34,7 +34,7 @@ fn credentials_command_prints_exports_that_work() {
         .mode();
     assert_eq!(dir_mode & 0o777, 0o700, "the state dir is private");
     // Environment credentials take precedence over the file: wrong ones are refused.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ec2"))
+    let out = std::process::Command::new(common::ec2_bin())
         .args(["describe-instances", "--endpoint-url", &agent.endpoint])
         .env("AWS_ACCESS_KEY_ID", &creds.access_key)
         .env("AWS_SECRET_ACCESS_KEY", "wrong-secret")

@@ -1,5 +1,5 @@
 //! A tap's DHCP server run the way the agent runs it, as a unit restarted after a panic
-//! (`agent::tasks`): the first run hits an (injected) defect while serving, the panic is
+//! (`host::tasks`): the first run hits an (injected) defect while serving, the panic is
 //! logged with the instance and tap, and the probe's real DHCP client, booted only after
 //! the panic, gets its lease from the restarted run on the same socket. Through a tap in a
 //! network namespace this test creates and removes.
@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agent::network::dhcp::packet::Lease;
-use agent::network::dhcp::{DhcpServer, TapLease};
-use agent::network::netns::NetNs;
-use agent::tasks::{self, Backoff, Unit};
 use common::netns::{self, Namespace};
+use host::network::dhcp::packet::Lease;
+use host::network::dhcp::{DhcpServer, TapLease};
+use host::network::netns::NetNs;
+use host::tasks::{self, Backoff, Unit};
 
 /// The tracing output of the server's thread.
 #[derive(Clone, Default)]

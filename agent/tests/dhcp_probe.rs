@@ -6,11 +6,11 @@ mod common;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use agent::network::dhcp::frame::server_frame;
-use agent::network::dhcp::packet::Lease;
-use agent::network::dhcp::{DhcpServer, TapLease};
-use agent::network::netns::NetNs;
 use common::netns::{self, Namespace};
+use host::network::dhcp::frame::server_frame;
+use host::network::dhcp::packet::Lease;
+use host::network::dhcp::{DhcpServer, TapLease};
+use host::network::netns::NetNs;
 
 /// Runs the DHCP server for tap0 on a thread inside the namespace, for as long as the test.
 fn serve_dhcp(ns: &Namespace, config: TapLease) {

@@ -12,7 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Duration;
 
-use agent::cli::client::CallError;
+use cli::client::CallError;
 use common::{Agent, child_text, eventually};
 use ebs_common::*;
 

@@ -15,16 +15,13 @@ fn sts_and_cloudwatch_answer_on_the_ec2_endpoint_in_each_protocol() {
 #[test]
 fn every_ec2_operation_refuses_missing_bad_enum_and_unknown_parameters_by_the_model() {
     let agent = Agent::start(&[]);
-    let served = agent::api::ACTIONS.join(",");
+    let served = api::ACTIONS.join(",");
     let out = common::run_python(
         &agent,
         "ec2_validation.py",
         &[&served],
         "ec2 validation: ok",
     );
-    let want = format!(
-        "ec2 validation: ok {} operations",
-        agent::api::ACTIONS.len()
-    );
+    let want = format!("ec2 validation: ok {} operations", api::ACTIONS.len());
     assert!(out.contains(&want), "{out}");
 }

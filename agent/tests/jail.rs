@@ -231,9 +231,9 @@ fn a_guest_touching_all_its_memory_stays_within_its_cgroup() {
 #[test]
 fn an_agent_leaves_the_cgroups_of_instances_it_does_not_know_alone() {
     // Another agent's instance on the same host (its own state dir, same cgroup parent).
-    let cgroups = agent::compute::cgroups::Cgroups::detect().unwrap();
+    let cgroups = host::compute::cgroups::Cgroups::detect().unwrap();
     let foreign = "i-0f0e0d0c0b0a09080";
-    let limits = agent::compute::cgroups::Limits::for_instance(1, 64);
+    let limits = host::compute::cgroups::Limits::for_instance(1, 64);
     let made = cgroups.create(foreign, &limits).unwrap();
     let agent = Agent::start(&[]);
     let ami = agent.register_probe();

@@ -9,9 +9,9 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use agent::network::firewall::{self, EniFirewall, FirewallPlan, Peer, Protocol, Rule};
-use agent::network::netns::NetNs;
 use common::netns::Namespace;
+use host::network::firewall::{self, EniFirewall, FirewallPlan, Peer, Protocol, Rule};
+use host::network::netns::NetNs;
 
 struct Vm(Child);
 

@@ -10,6 +10,7 @@
 //! RFC 3339 UTC string ending in `Z` (milliseconds when not whole), a blob standard
 //! base64 with padding.
 
+pub mod credentials;
 pub mod doc;
 pub mod encode;
 pub mod errors;

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use agent::cli::client::Client;
-use agent::state::instances::{self, InstanceRow, InstanceState};
 use clap::Parser;
+use cli::client::Client;
+use state::instances::{self, InstanceRow, InstanceState};
 
 #[path = "agent-bench/network.rs"]
 mod network;
@@ -65,7 +65,7 @@ fn run_one(c: &Client, ami: String, extra: &[(String, String)]) -> String {
 /// Registers the probe program at `probe` with `boot_args`; returns the AMI id.
 fn register(c: &Client, probe: &Path, boot_args: &str) -> String {
     let probe = std::path::absolute(probe).unwrap().display().to_string();
-    let name = format!("bench-{}", agent::state::new_id("n"));
+    let name = format!("bench-{}", state::new_id("n"));
     let xml = c
         .call(
             "RegisterImage",
@@ -138,7 +138,7 @@ impl AgentProc {
     }
 
     fn client(&self) -> Client {
-        let creds = agent::credentials::load(&agent::credentials::path(&self.dir)).unwrap();
+        let creds = wire::credentials::load(&wire::credentials::path(&self.dir)).unwrap();
         Client::new(&self.endpoint, creds)
     }
 
@@ -275,7 +275,7 @@ fn describe(args: &Args) -> serde_json::Value {
     )
     .unwrap();
     a.stop();
-    let db = agent::state::Db::open(&dir.path().join("state.db")).unwrap();
+    let db = state::Db::open(&dir.path().join("state.db")).unwrap();
     let mut ids = Vec::new();
     {
         let mut conn = db.lock();
@@ -283,8 +283,8 @@ fn describe(args: &Args) -> serde_json::Value {
         for i in 0..args.rows {
             let row = InstanceRow {
                 seq: 0,
-                id: agent::state::new_id("i"),
-                reservation_id: agent::state::new_id("r"),
+                id: state::new_id("i"),
+                reservation_id: state::new_id("r"),
                 launch_index: 0,
                 image_id: "ami-00000000000000000".into(),
                 instance_type: "t2.micro".into(),
@@ -293,7 +293,7 @@ fn describe(args: &Args) -> serde_json::Value {
                 state_reason_code: None,
                 state_reason_message: None,
                 transition_reason: String::new(),
-                launch_time: agent::state::now_iso(),
+                launch_time: state::now_iso(),
                 user_data: None,
                 shutdown_behavior: "stop".into(),
                 client_token: None,
@@ -310,7 +310,7 @@ fn describe(args: &Args) -> serde_json::Value {
                 terminated_at: None,
             };
             instances::insert(&tx, &row).unwrap();
-            agent::state::tags::put(&tx, &row.id, &[("n".into(), (i % 100).to_string())]).unwrap();
+            state::tags::put(&tx, &row.id, &[("n".into(), (i % 100).to_string())]).unwrap();
             ids.push(row.id);
         }
         tx.commit().unwrap();
@@ -426,8 +426,8 @@ fn ebs(args: &Args) -> serde_json::Value {
     let a = AgentProc::start(dir.path(), &[]);
     let c = a.client();
     let stored = || -> u64 {
-        let db = agent::state::Db::open(&dir.path().join("state.db")).unwrap();
-        agent::state::snapshots::stored_bytes(&db.lock()).unwrap()
+        let db = state::Db::open(&dir.path().join("state.db")).unwrap();
+        state::snapshots::stored_bytes(&db.lock()).unwrap()
     };
     let xml = c
         .call(
@@ -440,7 +440,7 @@ fn ebs(args: &Args) -> serde_json::Value {
         )
         .unwrap();
     let vol = field(&xml, "volumeId");
-    let file = agent::storage::volume_path(dir.path(), &vol);
+    let file = host::storage::volume_path(dir.path(), &vol);
     scribble(&file, 0, bytes, 7);
     let (_, full_s) = snapshot(&c, &vol);
     let full_stored = stored();
@@ -503,14 +503,14 @@ fn ebs(args: &Args) -> serde_json::Value {
     );
     let running_vol = field(&c.call("DescribeInstances", &p).unwrap(), "volumeId");
     scribble(
-        &agent::storage::volume_path(dir.path(), &running_vol),
+        &host::storage::volume_path(dir.path(), &running_vol),
         0,
         bytes,
         9,
     );
     let (snap3, running_s) = snapshot(&c, &running_vol);
-    let db = agent::state::Db::open(&dir.path().join("state.db")).unwrap();
-    let pause_us = agent::state::snapshots::get(&db.lock(), &snap3)
+    let db = state::Db::open(&dir.path().join("state.db")).unwrap();
+    let pause_us = state::snapshots::get(&db.lock(), &snap3)
         .unwrap()
         .and_then(|s| s.pause_micros)
         .unwrap_or(0);

@@ -22,7 +22,7 @@ fn timed(
     limit: Duration,
     action: &str,
     params: &[(&str, &str)],
-) -> Result<String, agent::cli::client::CallError> {
+) -> Result<String, cli::client::CallError> {
     let started = std::time::Instant::now();
     let got = agent.try_call(action, params);
     assert!(

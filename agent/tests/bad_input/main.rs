@@ -8,7 +8,7 @@ mod limits;
 
 use std::time::Duration;
 
-use agent::cli::client::sign_post;
+use cli::client::sign_post;
 use common::Agent;
 
 /// Sends a raw POST signed with `creds` (optionally tampered with); returns (status, body).

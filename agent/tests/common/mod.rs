@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use agent::cli::client::{CallError, Client};
-use agent::credentials;
+use cli::client::{CallError, Client};
+use wire::credentials;
 
 #[path = "../netns/mod.rs"]
 pub mod netns;
@@ -29,7 +29,18 @@ pub fn probe_manifest() -> PathBuf {
 
 /// The `vmm` binary beside the agent's (built by `cargo build --release`).
 pub fn vmm_bin() -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_agent")).with_file_name("vmm");
+    sibling_bin("vmm")
+}
+
+/// The `ec2` CLI binary beside the agent's (the `cli` package's; built by `cargo build
+/// --release`).
+pub fn ec2_bin() -> PathBuf {
+    sibling_bin("ec2")
+}
+
+/// Another package's binary `name` beside the agent's.
+fn sibling_bin(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_agent")).with_file_name(name);
     assert!(
         p.exists(),
         "{} is missing: run `cargo build --release --workspace` first",
@@ -157,7 +168,7 @@ impl Agent {
 
     /// Runs the `ec2` CLI against this agent.
     pub fn ec2(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ec2"))
+        Command::new(ec2_bin())
             .args(args)
             .env("EC2_ENDPOINT", &self.endpoint)
             .env("KEC2_STATE_DIR", self.dir.path())

@@ -1,0 +1,121 @@
+//! EC2 errors: a code, a message and an HTTP status, rendered as EC2's error document.
+
+use host::compute::launch::LaunchError;
+use host::compute::lifecycle::ChangeStateError;
+use host::network::addressing::AddressError;
+
+/// An error answered to an API caller.
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    /// HTTP status (400 for client errors, 401/403 for authentication, 500 for ours).
+    pub status: u16,
+    /// EC2's error code, such as `InvalidParameterValue`.
+    pub code: String,
+    /// A message naming the field and what is allowed.
+    pub message: String,
+}
+
+impl ApiError {
+    /// A 400 error with `code`.
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status: 400,
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// `InvalidParameterValue` for `field`.
+    pub fn invalid(field: &str, message: impl AsRef<str>) -> Self {
+        Self::new(
+            "InvalidParameterValue",
+            format!(
+                "Value for parameter {field} is invalid: {}",
+                message.as_ref()
+            ),
+        )
+    }
+
+    /// `MissingParameter` for `field`.
+    pub fn missing(field: &str) -> Self {
+        Self::new(
+            "MissingParameter",
+            format!("The request must contain the parameter {field}"),
+        )
+    }
+
+    /// An internal error; the cause is logged, not shown.
+    pub fn internal(cause: &dyn std::error::Error) -> Self {
+        tracing::error!(error = %host::error_chain(cause), "internal error");
+        Self::internal_error()
+    }
+
+    /// EC2's `InternalError` (HTTP 500), for a cause that was logged already.
+    pub fn internal_error() -> Self {
+        Self {
+            status: 500,
+            code: "InternalError".into(),
+            message: "An internal error has occurred".into(),
+        }
+    }
+
+    /// With another HTTP status.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::internal(&e)
+    }
+}
+
+impl From<ChangeStateError> for ApiError {
+    fn from(e: ChangeStateError) -> Self {
+        let code = match &e {
+            ChangeStateError::NotFound(_) => "InvalidInstanceID.NotFound",
+            ChangeStateError::IncorrectState { .. } => "IncorrectInstanceState",
+            ChangeStateError::Capacity { .. } => "InsufficientInstanceCapacity",
+            ChangeStateError::HibernationNotConfigured(_) => "UnsupportedHibernationConfiguration",
+            ChangeStateError::Db(db) => return Self::internal(db),
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl From<LaunchError> for ApiError {
+    fn from(e: LaunchError) -> Self {
+        match &e {
+            LaunchError::Capacity { .. } => {
+                Self::new("InsufficientInstanceCapacity", e.to_string())
+            }
+            LaunchError::TokenMismatch(_) => {
+                Self::new("IdempotentParameterMismatch", e.to_string())
+            }
+            LaunchError::Address(a) => Self::from(a),
+            LaunchError::Db(db) => Self::internal(db),
+        }
+    }
+}
+
+impl From<&AddressError> for ApiError {
+    fn from(e: &AddressError) -> Self {
+        let code = match e {
+            AddressError::SubnetFull(_) => "InsufficientFreeAddressesInSubnet",
+            AddressError::BadPrivateIp(_) => "InvalidParameterValue",
+            AddressError::InUse(_) => "InvalidIPAddress.InUse",
+            AddressError::PoolFull(_) => "AddressLimitExceeded",
+            AddressError::Db(db) => return Self::internal(db),
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl From<AddressError> for ApiError {
+    fn from(e: AddressError) -> Self {
+        Self::from(&e)
+    }
+}

@@ -1,0 +1,577 @@
+//! Instance actions: RunInstances, DescribeInstances, Start/Stop/Reboot/TerminateInstances,
+//! DescribeInstanceStatus and GetConsoleOutput.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+
+use shapes::Empty;
+use shapes::ec2::{
+    DescribeInstanceStatusRequest, DescribeInstanceStatusResult, DescribeInstancesRequest,
+    DescribeInstancesResult, Filter, GetConsoleOutputRequest, GetConsoleOutputResult,
+    InstanceStatus, InstanceStatusDetails, InstanceStatusSummary, RebootInstancesRequest,
+    Reservation, RunInstancesRequest, StartInstancesRequest, StartInstancesResult, StatusName,
+    StatusType, StopInstancesRequest, StopInstancesResult, SummaryStatus,
+    TerminateInstancesRequest, TerminateInstancesResult,
+};
+
+use super::errors::ApiError;
+use super::filters::{self as filter, canonical_name, filters_match};
+use super::instance_network::InstanceNetwork;
+use super::typed::{self, Page};
+use super::{AVAILABILITY_ZONE, Call, instance_network, launch_network, render};
+use host::compute::launch::LaunchRequest;
+use host::compute::{catalog, supervisor};
+use state::instances::{self, InstanceQuery, InstanceRow, InstanceState};
+use state::{images, keypairs, tags};
+
+mod filters;
+
+/// Largest decoded user data, as on EC2.
+const MAX_USER_DATA: usize = 16 * 1024;
+/// Most console output returned, as on EC2.
+const MAX_CONSOLE: u64 = 64 * 1024;
+
+/// Whether `s` looks like `prefix-` and 8 or 17 hex digits.
+pub fn well_formed_id(s: &str, prefix: &str) -> bool {
+    s.strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix('-'))
+        .is_some_and(|h| {
+            (h.len() == 8 || h.len() == 17) && h.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+}
+
+/// The most `InstanceId.N` one call takes (EC2's limit for TerminateInstances, used for
+/// every action that names instances but DescribeInstanceStatus).
+const MAX_INSTANCE_IDS: usize = 1000;
+/// The most `InstanceId.N` DescribeInstanceStatus takes (EC2's limit).
+const MAX_STATUS_IDS: usize = 100;
+
+/// The `InstanceId.N` list: required for the state-changing actions, at most `max`, each
+/// well formed.
+fn instance_ids(ids: &[String], required: bool, max: usize) -> Result<Vec<String>, ApiError> {
+    if required && ids.is_empty() {
+        return Err(ApiError::missing("InstanceId"));
+    }
+    if ids.len() > max {
+        return Err(ApiError::invalid(
+            "InstanceId",
+            format!("{} instance ids given; the limit is {max}", ids.len()),
+        ));
+    }
+    for id in ids {
+        if !well_formed_id(id, "i") {
+            return Err(ApiError::new(
+                "InvalidInstanceID.Malformed",
+                format!("Invalid id: \"{id}\" (expecting \"i-...\")"),
+            ));
+        }
+    }
+    Ok(ids.to_vec())
+}
+
+/// A count of RunInstances (`MinCount`, `MaxCount`): 1 to 1000.
+fn count(field: &str, n: i32) -> Result<u32, ApiError> {
+    u32::try_from(n)
+        .ok()
+        .filter(|n| (1..=1000).contains(n))
+        .ok_or_else(|| ApiError::invalid(field, format!("'{n}' is not an integer from 1 to 1000")))
+}
+
+/// RunInstances.
+pub async fn run(c: &Call<'_>, input: RunInstancesRequest) -> Result<Reservation, ApiError> {
+    let image_id = match input.image_id.as_deref() {
+        Some(id) if !id.is_empty() => id,
+        _ => return Err(ApiError::missing("ImageId")),
+    };
+    if !well_formed_id(image_id, "ami") {
+        return Err(ApiError::new(
+            "InvalidAMIID.Malformed",
+            format!("Invalid id: \"{image_id}\" (expecting \"ami-...\")"),
+        ));
+    }
+    let min = count("MinCount", input.min_count)?;
+    let max = count("MaxCount", input.max_count)?;
+    if min > max {
+        return Err(ApiError::invalid(
+            "MinCount",
+            format!("MinCount ({min}) must not be greater than MaxCount ({max})"),
+        ));
+    }
+    let type_name = input.instance_type.map_or("t2.micro", |t| t.as_str());
+    let instance_type = catalog::lookup(type_name).ok_or_else(|| {
+        ApiError::new(
+            "InvalidParameterValue",
+            format!(
+                "Invalid value '{type_name}' for InstanceType. Allowed values: {}",
+                catalog::names()
+            ),
+        )
+    })?;
+    let shutdown_behavior = input
+        .instance_initiated_shutdown_behavior
+        .map_or("stop", |b| b.as_str());
+    let user_data = match input.user_data.as_deref() {
+        None | Some("") => None,
+        Some(ud) => {
+            let bytes = B64
+                .decode(ud.trim())
+                .map_err(|_| ApiError::invalid("UserData", "user data must be base64-encoded"))?;
+            if bytes.len() > MAX_USER_DATA {
+                return Err(ApiError::invalid(
+                    "UserData",
+                    format!(
+                        "user data is {} bytes; the limit is {MAX_USER_DATA}",
+                        bytes.len()
+                    ),
+                ));
+            }
+            Some(ud.trim().to_string())
+        }
+    };
+    let client_token = input.client_token.clone();
+    if client_token
+        .as_ref()
+        .is_some_and(|t| t.is_empty() || t.len() > 64 || !t.is_ascii())
+    {
+        return Err(ApiError::invalid("ClientToken", "1 to 64 ASCII characters"));
+    }
+    let mut tag_lists = typed::tag_specifications_for(
+        input.tag_specifications.as_deref(),
+        &["instance", "volume", "network-interface"],
+    )?;
+    let mut tags_of = |kind: &str| tag_lists.remove(kind).unwrap_or_default();
+    let (tag_list, volume_tags, eni_tags) = (
+        tags_of("instance"),
+        tags_of("volume"),
+        tags_of("network-interface"),
+    );
+    let key_name = input.key_name.clone();
+    let (image, network) = {
+        let conn = c.st.db.lock();
+        if let Some(k) = &key_name
+            && keypairs::by_name(&conn, k)?.is_none()
+        {
+            return Err(ApiError::new(
+                "InvalidKeyPair.NotFound",
+                format!("The key pair '{k}' does not exist"),
+            ));
+        }
+        let image = images::get(&conn, image_id)?.ok_or_else(|| {
+            ApiError::new(
+                "InvalidAMIID.NotFound",
+                format!("The image id '[{image_id}]' does not exist"),
+            )
+        })?;
+        (image, launch_network::resolve(&conn, &input, max)?)
+    };
+    let volumes =
+        super::block_devices::launch_plan(c, &image, input.block_device_mappings.as_deref())?; // EBS
+    let req = LaunchRequest {
+        image,
+        instance_type,
+        min_count: min,
+        max_count: max,
+        key_name,
+        user_data,
+        shutdown_behavior: shutdown_behavior.to_string(),
+        client_token,
+        tags: tag_list,
+        volume_tags,
+        eni_tags,
+        network,
+        hibernation: input
+            .hibernation_options
+            .and_then(|h| h.configured)
+            .unwrap_or(false),
+        volumes,
+    };
+    let rows = c.st.compute.launch(&req)?;
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let (tag_map, nets, vols) = {
+        let conn = c.st.db.lock();
+        (
+            tags::for_resources(&conn, &ids)?,
+            instance_network::load(&conn, &ids)?,
+            super::block_devices::attached_map(&conn)?,
+        )
+    };
+    let refs: Vec<&InstanceRow> = rows.iter().collect();
+    Ok(render::reservation(
+        &c.st.account_id,
+        &refs,
+        &tag_map,
+        &nets,
+        &vols,
+    ))
+}
+
+/// Builds the row query from `InstanceId.N` and the filters that SQL answers (exact
+/// values), and returns the other filters, to be matched against each instance as shown.
+/// A camelCase name is taken in its kebab-case spelling (`subnetId` for `subnet-id`).
+fn instance_query(
+    ids: &[String],
+    given: Option<&[Filter]>,
+) -> Result<(InstanceQuery, Vec<filter::Filter>), ApiError> {
+    let mut q = InstanceQuery {
+        ids: instance_ids(ids, false, MAX_INSTANCE_IDS)?,
+        ..Default::default()
+    };
+    let mut rest = Vec::new();
+    for f in typed::filters(given)? {
+        let Some(name) = canonical_name(&f.name, filters::known) else {
+            return Err(ApiError::new(
+                "InvalidParameterValue",
+                format!(
+                    "The filter '{}' is invalid. Supported: {}",
+                    f.name,
+                    filters::supported()
+                ),
+            ));
+        };
+        let values = f.values;
+        if values.is_empty() {
+            return Err(ApiError::invalid(
+                &name,
+                "a filter needs at least one value",
+            ));
+        }
+        let wildcard = values.iter().any(|v| v.contains(['*', '?']));
+        if wildcard && name != "instance-state-name" {
+            rest.push(filter::Filter::new(name, values));
+            continue;
+        }
+        match name.as_str() {
+            "instance-id" => q.ids.extend(values),
+            "instance-state-name" => {
+                if let Some(bad) = values.iter().find(|v| InstanceState::parse(v).is_none()) {
+                    return Err(ApiError::invalid(
+                        "instance-state-name",
+                        format!(
+                            "'{bad}' is not a state: pending, running, shutting-down, terminated, stopping, stopped"
+                        ),
+                    ));
+                }
+                q.states.extend(values)
+            }
+            "instance-state-code" => q.states.extend(values.iter().filter_map(|v| {
+                InstanceState::ALL
+                    .into_iter()
+                    .find(|s| s.code().to_string() == *v)
+                    .map(|s| s.name().to_string())
+            })),
+            "image-id" => q.image_ids.extend(values),
+            "instance-type" => q.types.extend(values),
+            "key-name" => q.key_names.extend(values),
+            "reservation-id" => q.reservation_ids.extend(values),
+            "tag-key" => q.tag_keys.push(values),
+            n if n.starts_with("tag:") => q.tags.push((n[4..].to_string(), values)),
+            _ => rest.push(filter::Filter::new(name, values)),
+        }
+    }
+    Ok((q, rest))
+}
+
+/// `MaxResults` cannot go with `InstanceId.N`.
+fn check_page_combination(max_results: Option<i32>, ids: &[String]) -> Result<(), ApiError> {
+    if max_results.is_some() && !ids.is_empty() {
+        return Err(ApiError::new(
+            "InvalidParameterCombination",
+            "The parameter instancesSet cannot be used with the parameter maxResults",
+        ));
+    }
+    Ok(())
+}
+
+/// Reads `NextToken` (the last `seq` shown) and `MaxResults` (5 to 1000) into `q`; the
+/// page's size.
+fn seq_page(
+    q: &mut InstanceQuery,
+    max_results: Option<i32>,
+    next_token: Option<&str>,
+    ids: &[String],
+) -> Result<Option<usize>, ApiError> {
+    let limit = max_results
+        .map(|n| {
+            usize::try_from(n)
+                .ok()
+                .filter(|m| (5..=1000).contains(m))
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "MaxResults",
+                        format!("'{n}' is not an integer from 5 to 1000"),
+                    )
+                })
+        })
+        .transpose()?;
+    check_page_combination(max_results, ids)?;
+    if let Some(tok) = next_token {
+        let seq = tok
+            .strip_prefix("seq-")
+            .and_then(|s| s.parse::<i64>().ok())
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "NextToken",
+                    format!("'{tok}' is not a token this agent gave"),
+                )
+            })?;
+        q.after_seq = Some(seq);
+    }
+    q.limit = limit.map(|m| m + 1);
+    Ok(limit)
+}
+
+/// Fails with `InvalidInstanceID.NotFound` if any explicitly named id is unknown.
+fn check_named_ids(named: &[String], rows: &[InstanceRow]) -> Result<(), ApiError> {
+    let missing: Vec<&String> = named
+        .iter()
+        .filter(|id| !rows.iter().any(|r| &r.id == *id))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list = missing
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join("', '");
+    Err(ApiError::new(
+        "InvalidInstanceID.NotFound",
+        format!("The instance ID '{list}' does not exist"),
+    ))
+}
+
+/// DescribeInstances: pages by `seq` (`NextToken` is `seq-N`, the last one shown).
+pub fn describe(
+    c: &Call<'_>,
+    input: DescribeInstancesRequest,
+) -> Result<DescribeInstancesResult, ApiError> {
+    let named = input.instance_ids.unwrap_or_default();
+    let (mut q, rest) = instance_query(&named, input.filters.as_deref())?;
+    let limit = seq_page(
+        &mut q,
+        input.max_results,
+        input.next_token.as_deref(),
+        &named,
+    )?;
+    if !rest.is_empty() {
+        // The page is cut after matching.
+        q.limit = None;
+    }
+    let (mut rows, tag_map, nets, vols) = {
+        let conn = c.st.db.lock();
+        let rows = instances::query(&conn, &q)?;
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let tag_map = tags::for_resources(&conn, &ids)?;
+        let nets = instance_network::load(&conn, &ids)?;
+        let vols = super::block_devices::attached_map(&conn)?; // EBS
+        (rows, tag_map, nets, vols)
+    };
+    if q.after_seq.is_none() {
+        check_named_ids(&named, &rows)?;
+    }
+    if !rest.is_empty() {
+        let none = InstanceNetwork::default();
+        let supported = filters::supported();
+        let mut keep = Vec::with_capacity(rows.len());
+        for r in rows {
+            let shown = filters::Shown {
+                row: &r,
+                net: nets.get(&r.id).unwrap_or(&none),
+                vols: vols.get(&r.id).map_or(&[][..], Vec::as_slice),
+                owner: &c.st.account_id,
+            };
+            let t = tag_map.get(&r.id).map_or(&[][..], Vec::as_slice);
+            if filters_match(&rest, t, &supported, |name| filters::field(name, &shown))? {
+                keep.push(r);
+            }
+        }
+        rows = keep;
+    }
+    let next_token = match limit {
+        Some(l) if rows.len() > l => {
+            rows.truncate(l);
+            rows.last().map(|r| format!("seq-{}", r.seq))
+        }
+        _ => None,
+    };
+    let reservations = rows
+        .chunk_by(|a, b| a.reservation_id == b.reservation_id)
+        .map(|group| {
+            let group: Vec<&InstanceRow> = group.iter().collect();
+            render::reservation(&c.st.account_id, &group, &tag_map, &nets, &vols)
+        })
+        .collect();
+    Ok(DescribeInstancesResult {
+        next_token,
+        reservations: Some(reservations),
+    })
+}
+
+/// StartInstances.
+pub async fn start(
+    c: &Call<'_>,
+    input: StartInstancesRequest,
+) -> Result<StartInstancesResult, ApiError> {
+    let ids = instance_ids(&input.instance_ids, true, MAX_INSTANCE_IDS)?;
+    let changes = c.st.compute.start(&ids).await?;
+    Ok(StartInstancesResult {
+        starting_instances: render::state_changes(&changes),
+    })
+}
+
+/// StopInstances (`Force=true` skips the graceful wait).
+pub async fn stop(
+    c: &Call<'_>,
+    input: StopInstancesRequest,
+) -> Result<StopInstancesResult, ApiError> {
+    let ids = instance_ids(&input.instance_ids, true, MAX_INSTANCE_IDS)?;
+    let force = input.force.unwrap_or(false);
+    let changes = if input.hibernate.unwrap_or(false) {
+        if force {
+            return Err(ApiError::new(
+                "InvalidParameterCombination",
+                "Force and Hibernate cannot be used together",
+            ));
+        }
+        c.st.compute.hibernate(&ids).await?
+    } else {
+        c.st.compute.stop(&ids, force).await?
+    };
+    Ok(StopInstancesResult {
+        stopping_instances: render::state_changes(&changes),
+    })
+}
+
+/// RebootInstances.
+pub async fn reboot(c: &Call<'_>, input: RebootInstancesRequest) -> Result<Empty, ApiError> {
+    let ids = instance_ids(&input.instance_ids, true, MAX_INSTANCE_IDS)?;
+    c.st.compute.reboot(&ids).await?;
+    Ok(Empty::default())
+}
+
+/// TerminateInstances.
+pub async fn terminate(
+    c: &Call<'_>,
+    input: TerminateInstancesRequest,
+) -> Result<TerminateInstancesResult, ApiError> {
+    let ids = instance_ids(&input.instance_ids, true, MAX_INSTANCE_IDS)?;
+    let changes = c.st.compute.terminate(&ids).await?;
+    Ok(TerminateInstancesResult {
+        terminating_instances: render::state_changes(&changes),
+    })
+}
+
+/// A status summary with its one `reachability` check; the details are left out where the
+/// model has no value for the check (`not-applicable`, as EC2 shows a stopped instance).
+fn status_summary(status: SummaryStatus, check: Option<StatusType>) -> InstanceStatusSummary {
+    InstanceStatusSummary {
+        status: Some(status),
+        details: check.map(|check| {
+            vec![InstanceStatusDetails {
+                name: Some(StatusName::Reachability),
+                status: Some(check),
+                impaired_since: None,
+            }]
+        }),
+    }
+}
+
+/// DescribeInstanceStatus: running instances (all with `IncludeAllInstances=true`), with the
+/// instance check passing while the VMM process is alive. Pages (`MaxResults` 5 to 1000) are
+/// in instance id order.
+pub fn describe_status(
+    c: &Call<'_>,
+    input: DescribeInstanceStatusRequest,
+) -> Result<DescribeInstanceStatusResult, ApiError> {
+    let named = input.instance_ids.unwrap_or_default();
+    let q = InstanceQuery {
+        ids: instance_ids(&named, false, MAX_STATUS_IDS)?,
+        ..Default::default()
+    };
+    let all = input.include_all_instances.unwrap_or(false);
+    // As before: the range of MaxResults, then its combination with ids, then the token.
+    Page::new(input.max_results, None, 5, 1000)?;
+    check_page_combination(input.max_results, &named)?;
+    let page = Page::new(input.max_results, input.next_token.as_deref(), 5, 1000)?;
+    let rows = instances::query(&c.st.db.lock(), &q)?;
+    check_named_ids(&named, &rows)?;
+    let rows: Vec<InstanceRow> = rows
+        .into_iter()
+        .filter(|r| all || r.state == InstanceState::Running)
+        .collect();
+    let (rows, next_token) = page.apply(rows, |r| r.id.as_str());
+    let statuses = rows
+        .iter()
+        .map(|r| {
+            let alive =
+                matches!((r.pid, r.pid_start), (Some(p), Some(s)) if supervisor::alive(p, s));
+            let (status, check) = match (r.state, alive) {
+                (InstanceState::Running, true) => (SummaryStatus::Ok, Some(StatusType::Passed)),
+                (InstanceState::Running, false) => {
+                    (SummaryStatus::Impaired, Some(StatusType::Failed))
+                }
+                (InstanceState::Pending, _) => {
+                    (SummaryStatus::Initializing, Some(StatusType::Initializing))
+                }
+                _ => (SummaryStatus::NotApplicable, None),
+            };
+            InstanceStatus {
+                instance_id: Some(r.id.clone()),
+                availability_zone: Some(AVAILABILITY_ZONE.to_string()),
+                instance_state: Some(render::state(r.state)),
+                system_status: Some(status_summary(status, check)),
+                instance_status: Some(status_summary(status, check)),
+                ..Default::default()
+            }
+        })
+        .collect();
+    Ok(DescribeInstanceStatusResult {
+        instance_statuses: Some(statuses),
+        next_token,
+    })
+}
+
+/// GetConsoleOutput: the last 64 KiB of the serial console, base64-encoded.
+pub fn console_output(
+    c: &Call<'_>,
+    input: GetConsoleOutputRequest,
+) -> Result<GetConsoleOutputResult, ApiError> {
+    let id = input.instance_id.as_str();
+    if id.is_empty() {
+        return Err(ApiError::missing("InstanceId"));
+    }
+    if !well_formed_id(id, "i") {
+        return Err(ApiError::new(
+            "InvalidInstanceID.Malformed",
+            format!("Invalid id: \"{id}\" (expecting \"i-...\")"),
+        ));
+    }
+    if instances::get(&c.st.db.lock(), id)?.is_none() {
+        return Err(ApiError::new(
+            "InvalidInstanceID.NotFound",
+            format!("The instance ID '{id}' does not exist"),
+        ));
+    }
+    let path = c.st.compute.dir(id).console();
+    let bytes = read_tail(&path, MAX_CONSOLE).map_err(|e| ApiError::internal(&e))?;
+    Ok(GetConsoleOutputResult {
+        instance_id: Some(id.to_string()),
+        timestamp: Some(chrono::Utc::now()),
+        output: Some(B64.encode(bytes)),
+    })
+}
+
+/// The last `max` bytes of a file (nothing if it does not exist yet).
+fn read_tail(path: &std::path::Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(max)))?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out)?;
+    Ok(out)
+}

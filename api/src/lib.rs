@@ -1,0 +1,348 @@
+//! kec2's API endpoint: the HTTP server, the front every service shares (SigV4,
+//! routing, model validation and encoding through `wire`), and per service its handlers: EC2
+//! (one module per resource family), STS and CloudWatch.
+
+pub mod addresses;
+pub mod attributes;
+pub mod block_devices;
+pub mod cloudwatch;
+pub mod errors;
+pub mod filters;
+pub mod front;
+#[cfg(test)]
+mod fuzz;
+pub mod image_devices;
+pub mod images;
+pub mod instance_network;
+pub mod instances;
+pub mod keypairs;
+pub mod launch_network;
+pub mod metadata_options;
+pub mod network_interfaces;
+pub mod panics;
+pub mod query;
+pub mod render;
+pub mod security_groups;
+pub mod server;
+pub mod sg_permissions;
+pub mod snapshots;
+pub mod sts;
+pub mod tags;
+pub mod typed;
+pub mod types;
+pub mod volumes;
+pub mod vpcs;
+
+use std::sync::Arc;
+
+use errors::ApiError;
+use host::compute::Compute;
+use state::Db;
+use wire::credentials::Credentials;
+
+pub use host::placement::{AVAILABILITY_ZONE, REGION, ZONE_ID};
+
+/// What every handler needs.
+#[derive(Debug)]
+pub struct ApiState {
+    /// The compute service.
+    pub compute: Arc<Compute>,
+    /// The network service.
+    pub network: Arc<host::network::Network>,
+    /// The state database.
+    pub db: Arc<Db>,
+    /// The one set of credentials requests are signed with.
+    pub credentials: Credentials,
+    /// The 12-digit account id shown as `ownerId`.
+    pub account_id: String,
+    /// EBS: volume files, snapshots and the chunk store.
+    pub storage: Arc<host::storage::Storage>,
+}
+
+/// A handler's context: the shared state and the request id.
+#[derive(Debug)]
+pub struct Call<'a> {
+    /// Shared state.
+    pub st: &'a Arc<ApiState>,
+    /// This request's id.
+    pub request_id: &'a str,
+}
+
+/// What a handler answers: its operation's output as the `wire` layer's Value, which the
+/// front encodes in the request's protocol.
+pub type Reply = serde_json::Value;
+
+/// Every EC2 action served, for `InvalidAction` and DryRun.
+pub const ACTIONS: &[&str] = &[
+    "RunInstances",
+    "DescribeInstances",
+    "StartInstances",
+    "StopInstances",
+    "RebootInstances",
+    "TerminateInstances",
+    "DescribeInstanceStatus",
+    "DescribeInstanceAttribute",
+    "GetConsoleOutput",
+    "DescribeInstanceTypes",
+    "RegisterImage",
+    "DescribeImages",
+    "DeregisterImage",
+    "CreateKeyPair",
+    "ImportKeyPair",
+    "DescribeKeyPairs",
+    "DeleteKeyPair",
+    "CreateTags",
+    "DeleteTags",
+    "DescribeTags",
+    "DescribeRegions",
+    "DescribeAvailabilityZones",
+    // Networking
+    "CreateVpc",
+    "DeleteVpc",
+    "DescribeVpcs",
+    "CreateSubnet",
+    "DeleteSubnet",
+    "DescribeSubnets",
+    "ModifySubnetAttribute",
+    "CreateSecurityGroup",
+    "DeleteSecurityGroup",
+    "DescribeSecurityGroups",
+    "DescribeSecurityGroupRules",
+    "AuthorizeSecurityGroupIngress",
+    "AuthorizeSecurityGroupEgress",
+    "RevokeSecurityGroupIngress",
+    "RevokeSecurityGroupEgress",
+    "ModifyInstanceAttribute",
+    "ModifyInstanceMetadataOptions",
+    "AllocateAddress",
+    "AssociateAddress",
+    "DisassociateAddress",
+    "ReleaseAddress",
+    "DescribeAddresses",
+    "DescribeNetworkInterfaces",
+    "CreateNetworkInterface",
+    "AttachNetworkInterface",
+    "DetachNetworkInterface",
+    "DeleteNetworkInterface",
+    "ModifyNetworkInterfaceAttribute",
+    // EBS
+    "CreateVolume",
+    "DescribeVolumes",
+    "AttachVolume",
+    "DetachVolume",
+    "DeleteVolume",
+    "ModifyVolume",
+    "CreateSnapshot",
+    "DescribeSnapshots",
+    "CopySnapshot",
+    "DeleteSnapshot",
+    "CreateImage",
+];
+
+/// Runs one EC2 action, its input checked against the model already.
+pub async fn dispatch_ec2(
+    action: &str,
+    c: &Call<'_>,
+    input: serde_json::Value,
+) -> Result<Reply, ApiError> {
+    if !ACTIONS.contains(&action) {
+        return Err(front::not_served(action));
+    }
+    if input.get("DryRun") == Some(&serde_json::Value::Bool(true)) {
+        return Err(ApiError::new(
+            "DryRunOperation",
+            "Request would have succeeded, but DryRun flag is set.",
+        )
+        .with_status(412));
+    }
+    dispatch_typed(action, c, input)
+        .await?
+        .ok_or_else(|| front::not_served(action))
+}
+
+/// Runs `$op`'s handler `$handler(c, typed input)` (awaited when marked `async`) and gives
+/// its typed output to the wire layer.
+macro_rules! typed_op {
+    ($op:ident, $c:expr, $input:expr, async $handler:path) => {{
+        let input = front::input::<shapes::ec2::ops::$op>($input)?;
+        front::output::<shapes::ec2::ops::$op>(&$handler($c, input).await?)
+    }};
+    ($op:ident, $c:expr, $input:expr, $handler:path) => {{
+        let input = front::input::<shapes::ec2::ops::$op>($input)?;
+        front::output::<shapes::ec2::ops::$op>(&$handler($c, input)?)
+    }};
+}
+
+/// Runs an action whose handler takes typed input and gives typed output; `None` for the
+/// others.
+async fn dispatch_typed(
+    action: &str,
+    c: &Call<'_>,
+    input: serde_json::Value,
+) -> Result<Option<Reply>, ApiError> {
+    Ok(Some(match action {
+        "CreateKeyPair" => typed_op!(CreateKeyPair, c, input, async keypairs::create)?,
+        "ImportKeyPair" => typed_op!(ImportKeyPair, c, input, keypairs::import)?,
+        "DescribeKeyPairs" => typed_op!(DescribeKeyPairs, c, input, keypairs::describe)?,
+        "DeleteKeyPair" => typed_op!(DeleteKeyPair, c, input, keypairs::delete)?,
+        "RunInstances" => typed_op!(RunInstances, c, input, async instances::run)?,
+        "DescribeInstances" => tokio::task::block_in_place(|| {
+            typed_op!(DescribeInstances, c, input, instances::describe)
+        })?,
+        "StartInstances" => typed_op!(StartInstances, c, input, async instances::start)?,
+        "StopInstances" => typed_op!(StopInstances, c, input, async instances::stop)?,
+        "RebootInstances" => typed_op!(RebootInstances, c, input, async instances::reboot)?,
+        "TerminateInstances" => {
+            typed_op!(TerminateInstances, c, input, async instances::terminate)?
+        }
+        "DescribeInstanceStatus" => tokio::task::block_in_place(|| {
+            typed_op!(DescribeInstanceStatus, c, input, instances::describe_status)
+        })?,
+        "GetConsoleOutput" => typed_op!(GetConsoleOutput, c, input, instances::console_output)?,
+        "DescribeInstanceAttribute" => {
+            typed_op!(DescribeInstanceAttribute, c, input, attributes::describe)?
+        }
+        "ModifyInstanceAttribute" => {
+            typed_op!(ModifyInstanceAttribute, c, input, async attributes::modify)?
+        }
+        "ModifyInstanceMetadataOptions" => typed_op!(
+            ModifyInstanceMetadataOptions,
+            c,
+            input,
+            async metadata_options::modify
+        )?,
+        "DescribeInstanceTypes" => typed_op!(
+            DescribeInstanceTypes,
+            c,
+            input,
+            types::describe_instance_types
+        )?,
+        "DescribeRegions" => typed_op!(DescribeRegions, c, input, types::describe_regions)?,
+        "DescribeAvailabilityZones" => {
+            typed_op!(DescribeAvailabilityZones, c, input, types::describe_zones)?
+        }
+        "RegisterImage" => typed_op!(RegisterImage, c, input, images::register)?,
+        "DescribeImages" => {
+            tokio::task::block_in_place(|| typed_op!(DescribeImages, c, input, images::describe))?
+        }
+        "DeregisterImage" => typed_op!(DeregisterImage, c, input, images::deregister)?,
+        "CreateTags" => typed_op!(CreateTags, c, input, tags::create)?,
+        "DeleteTags" => typed_op!(DeleteTags, c, input, tags::delete)?,
+        "DescribeTags" => {
+            tokio::task::block_in_place(|| typed_op!(DescribeTags, c, input, tags::describe))?
+        }
+        // EBS
+        "CreateVolume" => typed_op!(CreateVolume, c, input, volumes::create)?,
+        "DescribeVolumes" => {
+            tokio::task::block_in_place(|| typed_op!(DescribeVolumes, c, input, volumes::describe))?
+        }
+        "AttachVolume" => typed_op!(AttachVolume, c, input, volumes::attach)?,
+        "DetachVolume" => typed_op!(DetachVolume, c, input, volumes::detach)?,
+        "DeleteVolume" => typed_op!(DeleteVolume, c, input, volumes::delete)?,
+        "ModifyVolume" => typed_op!(ModifyVolume, c, input, volumes::modify)?,
+        "CreateSnapshot" => typed_op!(CreateSnapshot, c, input, snapshots::create)?,
+        "DescribeSnapshots" => tokio::task::block_in_place(|| {
+            typed_op!(DescribeSnapshots, c, input, snapshots::describe)
+        })?,
+        "CopySnapshot" => typed_op!(CopySnapshot, c, input, snapshots::copy)?,
+        "DeleteSnapshot" => typed_op!(DeleteSnapshot, c, input, snapshots::delete)?,
+        "CreateImage" => typed_op!(CreateImage, c, input, snapshots::create_image)?,
+        // Networking
+        "CreateVpc" => typed_op!(CreateVpc, c, input, async vpcs::create_vpc)?,
+        "DeleteVpc" => typed_op!(DeleteVpc, c, input, async vpcs::delete_vpc)?,
+        "DescribeVpcs" => typed_op!(DescribeVpcs, c, input, vpcs::describe_vpcs)?,
+        "CreateSubnet" => typed_op!(CreateSubnet, c, input, async vpcs::create_subnet)?,
+        "DeleteSubnet" => typed_op!(DeleteSubnet, c, input, async vpcs::delete_subnet)?,
+        "DescribeSubnets" => typed_op!(DescribeSubnets, c, input, vpcs::describe_subnets)?,
+        "ModifySubnetAttribute" => typed_op!(
+            ModifySubnetAttribute,
+            c,
+            input,
+            vpcs::modify_subnet_attribute
+        )?,
+        "CreateSecurityGroup" => typed_op!(CreateSecurityGroup, c, input, security_groups::create)?,
+        "DeleteSecurityGroup" => {
+            typed_op!(DeleteSecurityGroup, c, input, async security_groups::delete)?
+        }
+        "DescribeSecurityGroups" => {
+            typed_op!(DescribeSecurityGroups, c, input, security_groups::describe)?
+        }
+        "DescribeSecurityGroupRules" => typed_op!(
+            DescribeSecurityGroupRules,
+            c,
+            input,
+            security_groups::describe_rules
+        )?,
+        "AuthorizeSecurityGroupIngress" => typed_op!(
+            AuthorizeSecurityGroupIngress,
+            c,
+            input,
+            async security_groups::authorize_ingress
+        )?,
+        "AuthorizeSecurityGroupEgress" => typed_op!(
+            AuthorizeSecurityGroupEgress,
+            c,
+            input,
+            async security_groups::authorize_egress
+        )?,
+        "RevokeSecurityGroupIngress" => typed_op!(
+            RevokeSecurityGroupIngress,
+            c,
+            input,
+            async security_groups::revoke_ingress
+        )?,
+        "RevokeSecurityGroupEgress" => typed_op!(
+            RevokeSecurityGroupEgress,
+            c,
+            input,
+            async security_groups::revoke_egress
+        )?,
+        "AllocateAddress" => typed_op!(AllocateAddress, c, input, addresses::allocate)?,
+        "AssociateAddress" => typed_op!(AssociateAddress, c, input, async addresses::associate)?,
+        "DisassociateAddress" => {
+            typed_op!(DisassociateAddress, c, input, async addresses::disassociate)?
+        }
+        "ReleaseAddress" => typed_op!(ReleaseAddress, c, input, addresses::release)?,
+        "DescribeAddresses" => typed_op!(DescribeAddresses, c, input, addresses::describe)?,
+        "DescribeNetworkInterfaces" => tokio::task::block_in_place(|| {
+            typed_op!(
+                DescribeNetworkInterfaces,
+                c,
+                input,
+                network_interfaces::describe
+            )
+        })?,
+        "CreateNetworkInterface" => {
+            typed_op!(CreateNetworkInterface, c, input, network_interfaces::create)?
+        }
+        "AttachNetworkInterface" => {
+            typed_op!(AttachNetworkInterface, c, input, network_interfaces::attach)?
+        }
+        "DetachNetworkInterface" => {
+            typed_op!(DetachNetworkInterface, c, input, network_interfaces::detach)?
+        }
+        "DeleteNetworkInterface" => typed_op!(
+            DeleteNetworkInterface,
+            c,
+            input,
+            async network_interfaces::delete
+        )?,
+        "ModifyNetworkInterfaceAttribute" => typed_op!(
+            ModifyNetworkInterfaceAttribute,
+            c,
+            input,
+            async network_interfaces::modify
+        )?,
+        _ => return Ok(None),
+    }))
+}
+
+/// The fuzz suites' proptest settings (`host::fuzz_cases` cases, no regression files).
+#[cfg(test)]
+pub(crate) fn fuzz_config() -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases: host::fuzz_cases(),
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}

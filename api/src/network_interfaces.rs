@@ -1,0 +1,421 @@
+//! Network-interface actions: DescribeNetworkInterfaces, CreateNetworkInterface,
+//! AttachNetworkInterface, DetachNetworkInterface, DeleteNetworkInterface and
+//! ModifyNetworkInterfaceAttribute. Secondary interfaces are attached to and detached from
+//! stopped instances; the next start plugs every attached interface in device order.
+
+use std::collections::HashMap;
+
+use shapes::Empty;
+use shapes::ec2::{
+    AttachNetworkInterfaceRequest, AttachNetworkInterfaceResult, AttachmentStatus,
+    CreateNetworkInterfaceRequest, CreateNetworkInterfaceResult, DeleteNetworkInterfaceRequest,
+    DescribeNetworkInterfacesRequest, DescribeNetworkInterfacesResult,
+    DetachNetworkInterfaceRequest, GroupIdentifier, ModifyNetworkInterfaceAttributeRequest,
+    NetworkInterface, NetworkInterfaceAssociation, NetworkInterfaceAttachment,
+    NetworkInterfacePrivateIpAddress, NetworkInterfaceStatus, NetworkInterfaceType,
+};
+
+use super::addresses::eni;
+use super::errors::ApiError;
+use super::filters::filters_match;
+use super::instance_network::public_dns_name;
+use super::launch_network;
+use super::metadata_options::live_instance;
+use super::security_groups::groups_for_eni;
+use super::typed::non_empty;
+use super::typed::{self, Page, tag_set};
+use super::vpcs::sync;
+use super::{AVAILABILITY_ZONE, Call};
+use host::imds::source::private_dns_name;
+use host::network::addressing::{self, NewEni};
+use state::enis::{self, AddressRow, EniRow};
+use state::instances::InstanceState;
+use state::security_groups::{self, GroupRow};
+use state::{new_id, tags};
+
+/// Most interfaces one instance may have (device indices 0 to 7).
+pub const MAX_ENIS_PER_INSTANCE: u32 = 8;
+
+fn status(e: &EniRow) -> &'static str {
+    if e.instance_id.is_some() {
+        "in-use"
+    } else {
+        "available"
+    }
+}
+
+/// One `NetworkInterface`.
+fn render(
+    owner: &str,
+    e: &EniRow,
+    groups: &[GroupRow],
+    eip: Option<&AddressRow>,
+    t: &[(String, String)],
+) -> NetworkInterface {
+    let public = eip.map(|a| a.public_ip.clone()).or(e.public_ip.clone());
+    let association = public.map(|ip| NetworkInterfaceAssociation {
+        public_dns_name: Some(public_dns_name(&ip)),
+        public_ip: Some(ip),
+        ip_owner_id: Some(if eip.is_some() { owner } else { "amazon" }.to_string()),
+        allocation_id: eip.map(|a| a.allocation_id.clone()),
+        association_id: eip.and_then(|a| a.association_id.clone()),
+        ..NetworkInterfaceAssociation::default()
+    });
+    let attachment = match (&e.instance_id, e.device_index) {
+        (Some(instance), Some(index)) => Some(NetworkInterfaceAttachment {
+            attachment_id: e.attachment_id.clone(),
+            instance_id: Some(instance.clone()),
+            instance_owner_id: Some(owner.to_string()),
+            // Device indices are 0 to 7.
+            device_index: i32::try_from(index).ok(),
+            network_card_index: Some(0),
+            status: Some(AttachmentStatus::Attached),
+            delete_on_termination: Some(e.delete_on_termination),
+            ..NetworkInterfaceAttachment::default()
+        }),
+        _ => None,
+    };
+    NetworkInterface {
+        network_interface_id: Some(e.id.clone()),
+        subnet_id: Some(e.subnet_id.clone()),
+        vpc_id: Some(e.vpc_id.clone()),
+        availability_zone: Some(AVAILABILITY_ZONE.into()),
+        description: Some(e.description.clone()),
+        owner_id: Some(owner.to_string()),
+        requester_managed: Some(false),
+        status: NetworkInterfaceStatus::from_wire(status(e)),
+        mac_address: Some(e.mac.clone()),
+        private_ip_address: Some(e.private_ip.clone()),
+        private_dns_name: Some(private_dns_name(&e.private_ip)),
+        source_dest_check: Some(true),
+        interface_type: Some(NetworkInterfaceType::Interface),
+        groups: Some(
+            groups
+                .iter()
+                .map(|g| GroupIdentifier {
+                    group_id: Some(g.id.clone()),
+                    group_name: Some(g.name.clone()),
+                })
+                .collect(),
+        ),
+        attachment,
+        association: association.clone(),
+        private_ip_addresses: Some(vec![NetworkInterfacePrivateIpAddress {
+            private_ip_address: Some(e.private_ip.clone()),
+            private_dns_name: Some(private_dns_name(&e.private_ip)),
+            primary: Some(true),
+            association,
+        }]),
+        ipv6_addresses: Some(Vec::new()),
+        tag_set: tag_set(t),
+        ..NetworkInterface::default()
+    }
+}
+
+/// DescribeNetworkInterfaces: `NetworkInterfaceId.N`; filters `network-interface-id`,
+/// `subnet-id`, `vpc-id`, `attachment.instance-id`, `attachment.attachment-id`,
+/// `attachment.device-index`, `status`, `private-ip-address`, `mac-address`, `group-id`,
+/// `description`, `availability-zone`, `tag:KEY`, `tag-key`; pages of 5 to 1000.
+pub fn describe(
+    c: &Call<'_>,
+    input: DescribeNetworkInterfacesRequest,
+) -> Result<DescribeNetworkInterfacesResult, ApiError> {
+    let ids = input.network_interface_ids.unwrap_or_default();
+    let filters = typed::filters(input.filters.as_deref())?;
+    let page = Page::new(input.max_results, input.next_token.as_deref(), 5, 1000)?;
+    let (rows, groups, eips, tag_map) = {
+        let conn = c.st.db.lock();
+        let rows = enis::all(&conn)?;
+        let groups = security_groups::groups_by_eni(&conn)?;
+        let eips: HashMap<String, AddressRow> = enis::addresses(&conn)?
+            .into_iter()
+            .filter_map(|a| a.eni_id.clone().map(|e| (e, a)))
+            .collect();
+        let refs: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let tag_map = tags::for_resources(&conn, &refs)?;
+        (rows, groups, eips, tag_map)
+    };
+    if let Some(missing) = ids.iter().find(|i| !rows.iter().any(|r| &r.id == *i)) {
+        return Err(ApiError::new(
+            "InvalidNetworkInterfaceID.NotFound",
+            format!("The networkInterface ID '{missing}' does not exist"),
+        ));
+    }
+    let owner = &c.st.account_id;
+    let mut out = Vec::new();
+    for e in rows
+        .iter()
+        .filter(|e| ids.is_empty() || ids.contains(&e.id))
+    {
+        let t = tag_map.get(&e.id).map_or(&[][..], Vec::as_slice);
+        let g = groups.get(&e.id).map_or(&[][..], Vec::as_slice);
+        let opt = |v: Option<String>| v.map(|s| vec![s]).unwrap_or_default();
+        let keep = filters_match(
+            &filters,
+            t,
+            "network-interface-id, subnet-id, vpc-id, attachment.instance-id, \
+             attachment.attachment-id, attachment.device-index, status, private-ip-address, \
+             mac-address, group-id, description, availability-zone",
+            |name| match name {
+                "network-interface-id" => Some(vec![e.id.clone()]),
+                "subnet-id" => Some(vec![e.subnet_id.clone()]),
+                "vpc-id" => Some(vec![e.vpc_id.clone()]),
+                "attachment.instance-id" => Some(opt(e.instance_id.clone())),
+                "attachment.attachment-id" => Some(opt(e.attachment_id.clone())),
+                "attachment.device-index" => Some(opt(e.device_index.map(|i| i.to_string()))),
+                "status" => Some(vec![status(e).into()]),
+                "private-ip-address" | "addresses.private-ip-address" => {
+                    Some(vec![e.private_ip.clone()])
+                }
+                "mac-address" => Some(vec![e.mac.clone()]),
+                "group-id" => Some(g.iter().map(|g| g.id.clone()).collect()),
+                "description" => Some(vec![e.description.clone()]),
+                "availability-zone" => Some(vec![AVAILABILITY_ZONE.into()]),
+                _ => None,
+            },
+        )?;
+        if keep {
+            out.push(render(owner, e, g, eips.get(&e.id), t));
+        }
+    }
+    let (network_interfaces, next_token) = page.apply(out, |e| {
+        e.network_interface_id.as_deref().unwrap_or_default()
+    });
+    Ok(DescribeNetworkInterfacesResult {
+        network_interfaces: Some(network_interfaces),
+        next_token,
+    })
+}
+
+/// CreateNetworkInterface: `SubnetId`, `PrivateIpAddress`, `SecurityGroupId.N` (default: the
+/// VPC's default group), `Description`, `TagSpecification.N`.
+pub fn create(
+    c: &Call<'_>,
+    input: CreateNetworkInterfaceRequest,
+) -> Result<CreateNetworkInterfaceResult, ApiError> {
+    let subnet_id = non_empty(&input.subnet_id, "SubnetId")?;
+    let wanted_ip =
+        super::launch_network::ipv4(input.private_ip_address.as_deref(), "PrivateIpAddress")?;
+    let description = input.description.clone().unwrap_or_default();
+    if description.chars().count() > 255 {
+        return Err(ApiError::invalid(
+            "Description",
+            "descriptions are at most 255 characters",
+        ));
+    }
+    let tag_list =
+        typed::tag_specifications(input.tag_specifications.as_deref(), "network-interface")?;
+    let (row, groups) = {
+        let mut conn = c.st.db.lock();
+        let tx = conn.transaction()?;
+        let subnet = launch_network::subnet(&tx, subnet_id)?;
+        let group_ids = input.groups.clone().unwrap_or_default();
+        let groups = launch_network::groups(&tx, &subnet.vpc_id, &group_ids, &[])?;
+        let ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
+        let row = addressing::create_eni(
+            &tx,
+            &NewEni {
+                subnet: &subnet,
+                group_ids: &ids,
+                private_ip: wanted_ip,
+                description,
+                attach: None,
+                wants_public_ip: false,
+            },
+        )?;
+        tags::put(&tx, &row.id, &tag_list)?;
+        tx.commit()?;
+        (row, groups)
+    };
+    Ok(CreateNetworkInterfaceResult {
+        network_interface: Some(render(&c.st.account_id, &row, &groups, None, &tag_list)),
+        client_token: None,
+    })
+}
+
+/// AttachNetworkInterface: `NetworkInterfaceId`, `InstanceId` (stopped), `DeviceIndex` (1 to
+/// 7, free on the instance); the interface must be available and in the instance's VPC.
+pub fn attach(
+    c: &Call<'_>,
+    input: AttachNetworkInterfaceRequest,
+) -> Result<AttachNetworkInterfaceResult, ApiError> {
+    let eni_id = non_empty(&input.network_interface_id, "NetworkInterfaceId")?;
+    let instance_id = non_empty(&input.instance_id, "InstanceId")?;
+    let index = u32::try_from(input.device_index)
+        .ok()
+        .filter(|i| *i < MAX_ENIS_PER_INSTANCE)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "DeviceIndex",
+                format!(
+                    "'{}' is not an integer from 0 to {}",
+                    input.device_index,
+                    MAX_ENIS_PER_INSTANCE - 1
+                ),
+            )
+        })?;
+    let mut conn = c.st.db.lock();
+    let tx = conn.transaction()?;
+    let e = eni(&tx, eni_id)?;
+    let instance = live_instance(&tx, instance_id)?;
+    if instance.state != InstanceState::Stopped {
+        return Err(ApiError::new(
+            "IncorrectInstanceState",
+            format!(
+                "The instance '{instance_id}' is '{}'; network interfaces are attached to stopped \
+                 instances only",
+                instance.state.name()
+            ),
+        ));
+    }
+    if let Some(other) = &e.instance_id {
+        return Err(ApiError::new(
+            "InvalidNetworkInterface.InUse",
+            format!("Interface: [{eni_id}] in use: it is attached to {other}."),
+        ));
+    }
+    let current = enis::of_instance(&tx, &instance.id)?;
+    if index == 0 || current.iter().any(|o| o.device_index == Some(index)) {
+        return Err(ApiError::new(
+            "InvalidParameterValue",
+            format!(
+                "Instance '{instance_id}' already has an interface attached at device index '{index}'."
+            ),
+        ));
+    }
+    if let Some(primary) = current.iter().find(|o| o.device_index == Some(0))
+        && primary.vpc_id != e.vpc_id
+    {
+        return Err(ApiError::new(
+            "InvalidParameterCombination",
+            format!(
+                "The network interface {eni_id} is in {}, the instance's interfaces in {}; they \
+                 must be in the same VPC",
+                e.vpc_id, primary.vpc_id
+            ),
+        ));
+    }
+    let attachment_id = new_id("eni-attach");
+    enis::set_attachment(
+        &tx,
+        &e.id,
+        Some((&instance.id, index, &attachment_id, false)),
+    )?;
+    tx.commit()?;
+    Ok(AttachNetworkInterfaceResult {
+        attachment_id: Some(attachment_id),
+        network_card_index: Some(0),
+    })
+}
+
+/// DetachNetworkInterface: `AttachmentId` of a secondary interface of a stopped instance.
+pub fn detach(c: &Call<'_>, input: DetachNetworkInterfaceRequest) -> Result<Empty, ApiError> {
+    let attachment = non_empty(&input.attachment_id, "AttachmentId")?;
+    let mut conn = c.st.db.lock();
+    let tx = conn.transaction()?;
+    let e = enis::all(&tx)?
+        .into_iter()
+        .find(|e| e.attachment_id.as_deref() == Some(attachment))
+        .ok_or_else(|| {
+            ApiError::new(
+                "InvalidAttachmentID.NotFound",
+                format!("The attachment ID '{attachment}' does not exist"),
+            )
+        })?;
+    if e.device_index == Some(0) {
+        return Err(ApiError::new(
+            "OperationNotPermitted",
+            format!(
+                "The network interface at device index 0 ({}) is the primary interface and \
+                 cannot be detached.",
+                e.id
+            ),
+        ));
+    }
+    if let Some(id) = &e.instance_id
+        && let Some(i) = state::instances::get(&tx, id)?
+        && i.state != InstanceState::Stopped
+    {
+        return Err(ApiError::new(
+            "IncorrectInstanceState",
+            format!(
+                "The instance '{id}' is '{}'; network interfaces are detached from stopped \
+                 instances only",
+                i.state.name()
+            ),
+        ));
+    }
+    enis::set_attachment(&tx, &e.id, None)?;
+    tx.commit()?;
+    Ok(Empty::default())
+}
+
+/// DeleteNetworkInterface: only an available (detached) interface; its Elastic IP, if any, is
+/// disassociated.
+pub async fn delete(c: &Call<'_>, input: DeleteNetworkInterfaceRequest) -> Result<Empty, ApiError> {
+    let id = non_empty(&input.network_interface_id, "NetworkInterfaceId")?;
+    {
+        let mut conn = c.st.db.lock();
+        let tx = conn.transaction()?;
+        let e = eni(&tx, id)?;
+        if let Some(instance) = &e.instance_id {
+            return Err(ApiError::new(
+                "InvalidNetworkInterface.InUse",
+                format!("Interface: [{id}] in use: it is attached to {instance}."),
+            ));
+        }
+        if let Some(a) = enis::address_of_eni(&tx, &e.id)? {
+            enis::set_association(&tx, &a.allocation_id, None)?;
+        }
+        enis::delete(&tx, &e.id)?;
+        tags::delete_all(&tx, &e.id)?;
+        tx.commit()?;
+    }
+    sync(c).await?;
+    Ok(Empty::default())
+}
+
+/// ModifyNetworkInterfaceAttribute: `SecurityGroupId.N` (1 to 5 groups of its VPC), applied
+/// at once.
+pub async fn modify(
+    c: &Call<'_>,
+    input: ModifyNetworkInterfaceAttributeRequest,
+) -> Result<Empty, ApiError> {
+    let id = non_empty(&input.network_interface_id, "NetworkInterfaceId")?;
+    let group_ids = input.groups.unwrap_or_default();
+    if group_ids.is_empty() {
+        let field = [
+            (
+                "Description.Value",
+                input.description.is_some_and(|d| d.value.is_some()),
+            ),
+            (
+                "SourceDestCheck.Value",
+                input.source_dest_check.is_some_and(|d| d.value.is_some()),
+            ),
+            (
+                "Attachment.AttachmentId",
+                input.attachment.is_some_and(|a| a.attachment_id.is_some()),
+            ),
+        ]
+        .into_iter()
+        .find_map(|(f, given)| given.then_some(f));
+        return Err(match field {
+            Some(f) => ApiError::invalid(
+                f,
+                "only the security groups (SecurityGroupId.N) can be modified",
+            ),
+            None => ApiError::missing("SecurityGroupId.1"),
+        });
+    }
+    {
+        let mut conn = c.st.db.lock();
+        let tx = conn.transaction()?;
+        let e = eni(&tx, id)?;
+        let groups = groups_for_eni(&tx, &e.vpc_id, &group_ids)?;
+        security_groups::set_eni_groups(&tx, &e.id, &groups)?;
+        tx.commit()?;
+    }
+    sync(c).await?;
+    Ok(Empty::default())
+}

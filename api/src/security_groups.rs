@@ -1,0 +1,666 @@
+//! Security-group actions: CreateSecurityGroup, DeleteSecurityGroup, DescribeSecurityGroups,
+//! DescribeSecurityGroupRules, AuthorizeSecurityGroupIngress/Egress and
+//! RevokeSecurityGroupIngress/Egress. Every change to rules is applied to the firewall (and so
+//! to running instances) before the answer is sent.
+
+use rusqlite::Connection;
+use shapes::ec2::{
+    AuthorizeSecurityGroupEgressRequest, AuthorizeSecurityGroupEgressResult,
+    AuthorizeSecurityGroupIngressRequest, AuthorizeSecurityGroupIngressResult,
+    CreateSecurityGroupRequest, CreateSecurityGroupResult, DeleteSecurityGroupRequest,
+    DeleteSecurityGroupResult, DescribeSecurityGroupRulesRequest, DescribeSecurityGroupRulesResult,
+    DescribeSecurityGroupsRequest, DescribeSecurityGroupsResult, IpPermission, IpRange,
+    ReferencedSecurityGroup, RevokeSecurityGroupEgressRequest, RevokeSecurityGroupEgressResult,
+    RevokeSecurityGroupIngressRequest, RevokeSecurityGroupIngressResult, RevokedSecurityGroupRule,
+    SecurityGroup, SecurityGroupRule, UserIdGroupPair,
+};
+
+use super::errors::ApiError;
+use super::filters::filters_match;
+use super::instances::well_formed_id;
+use super::sg_permissions::{Requested, describe_rule, requested_rules};
+use super::typed::non_empty;
+use super::typed::{self, Page, tag_set};
+use super::vpcs::{bool_text, sync};
+use super::{Call, REGION};
+use state::security_groups::{self, GroupRow, RuleRow};
+use state::{new_id, tags, vpcs};
+
+/// Most rules per group and direction, as on EC2.
+pub const MAX_RULES: usize = 60;
+
+/// The group a request names by `GroupId`, or by `GroupName` in the default VPC (when
+/// `by_name`).
+fn target_group(
+    conn: &Connection,
+    group_id: Option<&str>,
+    group_name: Option<&str>,
+    by_name: bool,
+) -> Result<GroupRow, ApiError> {
+    if let Some(id) = group_id {
+        return group_by_id(conn, id);
+    }
+    let Some(name) = group_name.filter(|_| by_name) else {
+        return Err(ApiError::missing("GroupId"));
+    };
+    let vpc = vpcs::default_vpc(conn)?.ok_or_else(|| {
+        ApiError::new(
+            "VPCIdNotSpecified",
+            "No default VPC: name the group by GroupId",
+        )
+    })?;
+    security_groups::group_by_name(conn, &vpc.id, name)?.ok_or_else(|| {
+        ApiError::new(
+            "InvalidGroup.NotFound",
+            format!(
+                "The security group '{name}' does not exist in default VPC '{}'",
+                vpc.id
+            ),
+        )
+    })
+}
+
+/// The group `id`: `InvalidGroupId.Malformed` or `InvalidGroup.NotFound`.
+pub fn group_by_id(conn: &Connection, id: &str) -> Result<GroupRow, ApiError> {
+    if !well_formed_id(id, "sg") {
+        return Err(ApiError::new(
+            "InvalidGroupId.Malformed",
+            format!("Invalid id: \"{id}\" (expecting \"sg-...\")"),
+        ));
+    }
+    security_groups::get_group(conn, id)?.ok_or_else(|| {
+        ApiError::new(
+            "InvalidGroup.NotFound",
+            format!("The security group '{id}' does not exist"),
+        )
+    })
+}
+
+fn group_arn(owner: &str, id: &str) -> String {
+    format!("arn:aws:ec2:{REGION}:{owner}:security-group/{id}")
+}
+
+/// CreateSecurityGroup: `GroupName`, `GroupDescription`, `VpcId` (default: the default
+/// VPC), `TagSpecification.N`. The group starts with EC2's default egress rule (all traffic
+/// to 0.0.0.0/0) and no ingress.
+pub fn create(
+    c: &Call<'_>,
+    input: CreateSecurityGroupRequest,
+) -> Result<CreateSecurityGroupResult, ApiError> {
+    let name = non_empty(&input.group_name, "GroupName")?;
+    let description = non_empty(&input.description, "GroupDescription")?;
+    for (field, v) in [("GroupName", name), ("GroupDescription", description)] {
+        if v.chars().count() > 255 || !v.is_ascii() {
+            return Err(ApiError::invalid(field, "use 1 to 255 ASCII characters"));
+        }
+    }
+    if name.to_ascii_lowercase().starts_with("sg-") {
+        return Err(ApiError::invalid(
+            "GroupName",
+            "group names may not start with 'sg-'",
+        ));
+    }
+    let tag_list =
+        typed::tag_specifications(input.tag_specifications.as_deref(), "security-group")?;
+    let mut conn = c.st.db.lock();
+    let tx = conn.transaction()?;
+    let vpc = match input.vpc_id.as_deref() {
+        Some(id) => super::vpcs::vpc(&tx, id)?,
+        None => vpcs::default_vpc(&tx)?.ok_or_else(|| {
+            ApiError::new(
+                "VPCIdNotSpecified",
+                "No default VPC for this user; give a VpcId",
+            )
+        })?,
+    };
+    if security_groups::group_by_name(&tx, &vpc.id, name)?.is_some() {
+        return Err(ApiError::new(
+            "InvalidGroup.Duplicate",
+            format!(
+                "The security group '{name}' already exists for VPC '{}'",
+                vpc.id
+            ),
+        ));
+    }
+    let group = GroupRow {
+        id: new_id("sg"),
+        vpc_id: vpc.id,
+        name: name.to_owned(),
+        description: description.to_owned(),
+    };
+    security_groups::insert_group(&tx, &group)?;
+    security_groups::insert_rule(
+        &tx,
+        &RuleRow {
+            id: new_id("sgr"),
+            group_id: group.id.clone(),
+            egress: true,
+            protocol: "-1".into(),
+            from_port: None,
+            to_port: None,
+            cidr: Some("0.0.0.0/0".into()),
+            peer_group_id: None,
+            description: String::new(),
+        },
+    )?;
+    tags::put(&tx, &group.id, &tag_list)?;
+    tx.commit()?;
+    Ok(CreateSecurityGroupResult {
+        security_group_arn: Some(group_arn(&c.st.account_id, &group.id)),
+        group_id: Some(group.id),
+        tags: tag_set(&tag_list),
+    })
+}
+
+/// DeleteSecurityGroup by `GroupId` or `GroupName` (default VPC): refused for a VPC's default
+/// group, while network interfaces use it, and while other groups' rules name it.
+pub async fn delete(
+    c: &Call<'_>,
+    input: DeleteSecurityGroupRequest,
+) -> Result<DeleteSecurityGroupResult, ApiError> {
+    let group = {
+        let mut conn = c.st.db.lock();
+        let tx = conn.transaction()?;
+        let g = target_group(
+            &tx,
+            input.group_id.as_deref(),
+            input.group_name.as_deref(),
+            true,
+        )?;
+        if g.name == "default" {
+            return Err(ApiError::new(
+                "CannotDelete",
+                format!(
+                    "the specified group: \"{}\" name: \"default\" is the default security group \
+                     of {} and cannot be deleted",
+                    g.id, g.vpc_id
+                ),
+            ));
+        }
+        let users = security_groups::eni_count(&tx, &g.id)?;
+        if users > 0 {
+            return Err(ApiError::new(
+                "DependencyViolation",
+                format!(
+                    "resource {} has a dependent object: {users} network interface(s) use it",
+                    g.id
+                ),
+            ));
+        }
+        if let Some(other) = security_groups::referenced_by(&tx, &g.id)? {
+            return Err(ApiError::new(
+                "DependencyViolation",
+                format!(
+                    "resource {} has a dependent object: rules of {other} name it",
+                    g.id
+                ),
+            ));
+        }
+        security_groups::delete_group(&tx, &g.id)?;
+        tags::delete_all(&tx, &g.id)?;
+        tx.commit()?;
+        g
+    };
+    sync(c).await?;
+    Ok(DeleteSecurityGroupResult {
+        return_: Some(true),
+        group_id: Some(group.id),
+    })
+}
+
+/// One `IpPermission` key: protocol and ports.
+type PermissionKey = (String, Option<i32>, Option<i32>);
+
+/// A rule's description, left out when empty.
+fn description(r: &RuleRow) -> Option<String> {
+    Some(r.description.clone()).filter(|d| !d.is_empty())
+}
+
+/// Rules as EC2's `IpPermission` items, grouped by protocol and ports.
+fn permissions(owner: &str, rules: &[&RuleRow]) -> Vec<IpPermission> {
+    let mut keys: Vec<PermissionKey> = Vec::new();
+    for r in rules {
+        let k = (r.protocol.clone(), r.from_port, r.to_port);
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    keys.into_iter()
+        .map(|(protocol, from, to)| {
+            let same: Vec<&&RuleRow> = rules
+                .iter()
+                .filter(|r| r.protocol == protocol && r.from_port == from && r.to_port == to)
+                .collect();
+            IpPermission {
+                ip_protocol: Some(protocol),
+                from_port: from,
+                to_port: to,
+                user_id_group_pairs: Some(
+                    same.iter()
+                        .filter(|r| r.peer_group_id.is_some())
+                        .map(|r| UserIdGroupPair {
+                            user_id: Some(owner.to_string()),
+                            group_id: r.peer_group_id.clone(),
+                            description: description(r),
+                            ..UserIdGroupPair::default()
+                        })
+                        .collect(),
+                ),
+                ip_ranges: Some(
+                    same.iter()
+                        .filter(|r| r.cidr.is_some())
+                        .map(|r| IpRange {
+                            cidr_ip: r.cidr.clone(),
+                            description: description(r),
+                        })
+                        .collect(),
+                ),
+                ipv6_ranges: Some(Vec::new()),
+                prefix_list_ids: Some(Vec::new()),
+            }
+        })
+        .collect()
+}
+
+/// One `SecurityGroupRule` item.
+fn rule_item(owner: &str, r: &RuleRow, t: &[(String, String)]) -> SecurityGroupRule {
+    SecurityGroupRule {
+        security_group_rule_id: Some(r.id.clone()),
+        group_id: Some(r.group_id.clone()),
+        group_owner_id: Some(owner.to_string()),
+        is_egress: Some(r.egress),
+        ip_protocol: Some(r.protocol.clone()),
+        from_port: Some(r.from_port.unwrap_or(-1)),
+        to_port: Some(r.to_port.unwrap_or(-1)),
+        cidr_ipv4: r.cidr.clone(),
+        referenced_group_info: r
+            .peer_group_id
+            .as_ref()
+            .map(|peer| ReferencedSecurityGroup {
+                group_id: Some(peer.clone()),
+                user_id: Some(owner.to_string()),
+                ..ReferencedSecurityGroup::default()
+            }),
+        description: description(r),
+        security_group_rule_arn: Some(format!(
+            "arn:aws:ec2:{REGION}:{owner}:security-group-rule/{}",
+            r.id
+        )),
+        tags: tag_set(t),
+        ..SecurityGroupRule::default()
+    }
+}
+
+/// DescribeSecurityGroups: `GroupId.N`, `GroupName.N` (default VPC); filters `group-id`,
+/// `group-name`, `vpc-id`, `description`, `owner-id`, `tag:KEY`, `tag-key`; pages of 5 to
+/// 1000.
+pub fn describe(
+    c: &Call<'_>,
+    input: DescribeSecurityGroupsRequest,
+) -> Result<DescribeSecurityGroupsResult, ApiError> {
+    let ids = input.group_ids.unwrap_or_default();
+    let names = input.group_names.unwrap_or_default();
+    let filters = typed::filters(input.filters.as_deref())?;
+    let page = Page::new(input.max_results, input.next_token.as_deref(), 5, 1000)?;
+    let (groups, rules, tag_map, default_vpc) = {
+        let conn = c.st.db.lock();
+        for id in &ids {
+            group_by_id(&conn, id)?;
+        }
+        let groups = security_groups::groups(&conn)?;
+        let refs: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
+        let tag_map = tags::for_resources(&conn, &refs)?;
+        let default_vpc = vpcs::default_vpc(&conn)?.map(|v| v.id).unwrap_or_default();
+        (groups, security_groups::rules(&conn)?, tag_map, default_vpc)
+    };
+    for n in &names {
+        if !groups
+            .iter()
+            .any(|g| &g.name == n && g.vpc_id == default_vpc)
+        {
+            return Err(ApiError::new(
+                "InvalidGroup.NotFound",
+                format!("The security group '{n}' does not exist in default VPC '{default_vpc}'"),
+            ));
+        }
+    }
+    let owner = &c.st.account_id;
+    let mut out = Vec::new();
+    for g in &groups {
+        let named = names.contains(&g.name) && g.vpc_id == default_vpc;
+        if (!ids.is_empty() || !names.is_empty()) && !ids.contains(&g.id) && !named {
+            continue;
+        }
+        let t = tag_map.get(&g.id).map_or(&[][..], Vec::as_slice);
+        let keep = filters_match(
+            &filters,
+            t,
+            "group-id, group-name, vpc-id, description, owner-id",
+            |name| match name {
+                "group-id" => Some(vec![g.id.clone()]),
+                "group-name" => Some(vec![g.name.clone()]),
+                "vpc-id" => Some(vec![g.vpc_id.clone()]),
+                "description" => Some(vec![g.description.clone()]),
+                "owner-id" => Some(vec![owner.clone()]),
+                _ => None,
+            },
+        )?;
+        if !keep {
+            continue;
+        }
+        let of = |egress: bool| -> Vec<&RuleRow> {
+            rules
+                .iter()
+                .filter(|r| r.group_id == g.id && r.egress == egress)
+                .collect()
+        };
+        out.push(SecurityGroup {
+            owner_id: Some(owner.clone()),
+            group_id: Some(g.id.clone()),
+            group_name: Some(g.name.clone()),
+            description: Some(g.description.clone()),
+            vpc_id: Some(g.vpc_id.clone()),
+            security_group_arn: Some(group_arn(owner, &g.id)),
+            ip_permissions: Some(permissions(owner, &of(false))),
+            ip_permissions_egress: Some(permissions(owner, &of(true))),
+            tags: tag_set(t),
+        });
+    }
+    let (security_groups, next_token) =
+        page.apply(out, |g| g.group_id.as_deref().unwrap_or_default());
+    Ok(DescribeSecurityGroupsResult {
+        security_groups: Some(security_groups),
+        next_token,
+    })
+}
+
+/// DescribeSecurityGroupRules: `SecurityGroupRuleId.N`; filters `group-id`,
+/// `security-group-rule-id`, `is-egress`, `tag:KEY`, `tag-key`; pages of 5 to 1000.
+pub fn describe_rules(
+    c: &Call<'_>,
+    input: DescribeSecurityGroupRulesRequest,
+) -> Result<DescribeSecurityGroupRulesResult, ApiError> {
+    let ids = input.security_group_rule_ids.unwrap_or_default();
+    let filters = typed::filters(input.filters.as_deref())?;
+    let page = Page::new(input.max_results, input.next_token.as_deref(), 5, 1000)?;
+    let (rules, tag_map) = {
+        let conn = c.st.db.lock();
+        let rules = security_groups::rules(&conn)?;
+        let refs: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
+        (rules.clone(), tags::for_resources(&conn, &refs)?)
+    };
+    if let Some(missing) = ids.iter().find(|i| !rules.iter().any(|r| &r.id == *i)) {
+        return Err(ApiError::new(
+            "InvalidSecurityGroupRuleId.NotFound",
+            format!("The security group rule ID '{missing}' does not exist"),
+        ));
+    }
+    let owner = &c.st.account_id;
+    let mut out = Vec::new();
+    for r in rules
+        .iter()
+        .filter(|r| ids.is_empty() || ids.contains(&r.id))
+    {
+        let t = tag_map.get(&r.id).map_or(&[][..], Vec::as_slice);
+        let keep = filters_match(
+            &filters,
+            t,
+            "group-id, security-group-rule-id, is-egress",
+            |name| match name {
+                "group-id" => Some(vec![r.group_id.clone()]),
+                "security-group-rule-id" => Some(vec![r.id.clone()]),
+                "is-egress" => Some(vec![bool_text(r.egress).into()]),
+                _ => None,
+            },
+        )?;
+        if keep {
+            out.push(rule_item(owner, r, t));
+        }
+    }
+    let (rules, next_token) = page.apply(out, |r| {
+        r.security_group_rule_id.as_deref().unwrap_or_default()
+    });
+    Ok(DescribeSecurityGroupRulesResult {
+        security_group_rules: Some(rules),
+        next_token,
+    })
+}
+
+/// What Authorize and Revoke, ingress and egress, read from their requests.
+struct RuleChange<'a> {
+    group_id: Option<&'a str>,
+    group_name: Option<&'a str>,
+    permissions: Requested<'a>,
+}
+
+/// The permissions of an Authorize or Revoke request, as [`Requested`].
+macro_rules! requested {
+    ($input:expr) => {
+        Requested {
+            ip_protocol: $input.ip_protocol.as_deref(),
+            from_port: $input.from_port,
+            to_port: $input.to_port,
+            cidr_ip: $input.cidr_ip.as_deref(),
+            source_security_group_name: $input.source_security_group_name.as_deref(),
+            ip_permissions: $input.ip_permissions.as_deref().unwrap_or_default(),
+        }
+    };
+}
+
+/// AuthorizeSecurityGroupIngress: by `GroupId` or `GroupName` (default VPC).
+pub async fn authorize_ingress(
+    c: &Call<'_>,
+    input: AuthorizeSecurityGroupIngressRequest,
+) -> Result<AuthorizeSecurityGroupIngressResult, ApiError> {
+    let change = RuleChange {
+        group_id: input.group_id.as_deref(),
+        group_name: input.group_name.as_deref(),
+        permissions: requested!(input),
+    };
+    let rules = authorize(c, &change, input.tag_specifications.as_deref(), false).await?;
+    Ok(AuthorizeSecurityGroupIngressResult {
+        return_: Some(true),
+        security_group_rules: Some(rules),
+    })
+}
+
+/// AuthorizeSecurityGroupEgress: by `GroupId`.
+pub async fn authorize_egress(
+    c: &Call<'_>,
+    input: AuthorizeSecurityGroupEgressRequest,
+) -> Result<AuthorizeSecurityGroupEgressResult, ApiError> {
+    let change = RuleChange {
+        group_id: Some(input.group_id.as_str()),
+        group_name: None,
+        permissions: requested!(input),
+    };
+    let rules = authorize(c, &change, input.tag_specifications.as_deref(), true).await?;
+    Ok(AuthorizeSecurityGroupEgressResult {
+        return_: Some(true),
+        security_group_rules: Some(rules),
+    })
+}
+
+/// Adds the rules `change` asks for (ingress, or egress when `egress`), each tagged.
+async fn authorize(
+    c: &Call<'_>,
+    change: &RuleChange<'_>,
+    specs: Option<&[shapes::ec2::TagSpecification]>,
+    egress: bool,
+) -> Result<Vec<SecurityGroupRule>, ApiError> {
+    let tag_list = typed::tag_specifications(specs, "security-group-rule")?;
+    let added = {
+        let mut conn = c.st.db.lock();
+        let tx = conn.transaction()?;
+        let group = target_group(&tx, change.group_id, change.group_name, !egress)?;
+        let new = requested_rules(&tx, &change.permissions, &group, egress)?;
+        let existing: Vec<RuleRow> = security_groups::rules_of(&tx, &group.id)?
+            .into_iter()
+            .filter(|r| r.egress == egress)
+            .collect();
+        for (i, r) in new.iter().enumerate() {
+            if existing
+                .iter()
+                .chain(&new[..i])
+                .any(|e| e.same_permission(r))
+            {
+                return Err(ApiError::new(
+                    "InvalidPermission.Duplicate",
+                    format!("the specified rule \"{}\" already exists", describe_rule(r)),
+                ));
+            }
+        }
+        if existing.len() + new.len() > MAX_RULES {
+            return Err(ApiError::new(
+                "RulesPerSecurityGroupLimitExceeded",
+                format!(
+                    "The maximum number of rules per security group ({MAX_RULES} per direction) \
+                     has been reached."
+                ),
+            ));
+        }
+        for r in &new {
+            security_groups::insert_rule(&tx, r)?;
+            tags::put(&tx, &r.id, &tag_list)?;
+        }
+        tx.commit()?;
+        new
+    };
+    sync(c).await?;
+    Ok(added
+        .iter()
+        .map(|r| rule_item(&c.st.account_id, r, &tag_list))
+        .collect())
+}
+
+/// RevokeSecurityGroupIngress: by `GroupId` or `GroupName` (default VPC), by permission or
+/// by `SecurityGroupRuleId.N`.
+pub async fn revoke_ingress(
+    c: &Call<'_>,
+    input: RevokeSecurityGroupIngressRequest,
+) -> Result<RevokeSecurityGroupIngressResult, ApiError> {
+    let change = RuleChange {
+        group_id: input.group_id.as_deref(),
+        group_name: input.group_name.as_deref(),
+        permissions: requested!(input),
+    };
+    let by_id = input.security_group_rule_ids.as_deref().unwrap_or_default();
+    let revoked = revoke(c, &change, by_id, false).await?;
+    Ok(RevokeSecurityGroupIngressResult {
+        return_: Some(true),
+        unknown_ip_permissions: None,
+        revoked_security_group_rules: Some(revoked),
+    })
+}
+
+/// RevokeSecurityGroupEgress: by `GroupId`, by permission or by `SecurityGroupRuleId.N`.
+pub async fn revoke_egress(
+    c: &Call<'_>,
+    input: RevokeSecurityGroupEgressRequest,
+) -> Result<RevokeSecurityGroupEgressResult, ApiError> {
+    let change = RuleChange {
+        group_id: Some(input.group_id.as_str()),
+        group_name: None,
+        permissions: requested!(input),
+    };
+    let by_id = input.security_group_rule_ids.as_deref().unwrap_or_default();
+    let revoked = revoke(c, &change, by_id, true).await?;
+    Ok(RevokeSecurityGroupEgressResult {
+        return_: Some(true),
+        unknown_ip_permissions: None,
+        revoked_security_group_rules: Some(revoked),
+    })
+}
+
+/// Removes the rules `change` names (ingress, or egress when `egress`), or those of `by_id`
+/// when given.
+async fn revoke(
+    c: &Call<'_>,
+    change: &RuleChange<'_>,
+    by_id: &[String],
+    egress: bool,
+) -> Result<Vec<RevokedSecurityGroupRule>, ApiError> {
+    let removed = {
+        let mut conn = c.st.db.lock();
+        let tx = conn.transaction()?;
+        let group = target_group(&tx, change.group_id, change.group_name, !egress)?;
+        let existing: Vec<RuleRow> = security_groups::rules_of(&tx, &group.id)?
+            .into_iter()
+            .filter(|r| r.egress == egress)
+            .collect();
+        let mut removed: Vec<RuleRow> = Vec::new();
+        for id in by_id {
+            let r = existing.iter().find(|r| &r.id == id).ok_or_else(|| {
+                ApiError::new(
+                    "InvalidSecurityGroupRuleId.NotFound",
+                    format!(
+                        "The security group rule ID '{id}' does not exist in {}",
+                        group.id
+                    ),
+                )
+            })?;
+            removed.push(r.clone());
+        }
+        if by_id.is_empty() {
+            for wanted in requested_rules(&tx, &change.permissions, &group, egress)? {
+                let r = existing
+                    .iter()
+                    .find(|e| e.same_permission(&wanted))
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            "InvalidPermission.NotFound",
+                            format!(
+                                "The specified rule \"{}\" does not exist in this security group.",
+                                describe_rule(&wanted)
+                            ),
+                        )
+                    })?;
+                removed.push(r.clone());
+            }
+        }
+        for r in &removed {
+            security_groups::delete_rule(&tx, &r.id)?;
+            tags::delete_all(&tx, &r.id)?;
+        }
+        tx.commit()?;
+        removed
+    };
+    sync(c).await?;
+    Ok(removed
+        .into_iter()
+        .map(|r| RevokedSecurityGroupRule {
+            security_group_rule_id: Some(r.id),
+            group_id: Some(r.group_id),
+            is_egress: Some(r.egress),
+            ip_protocol: Some(r.protocol),
+            from_port: Some(r.from_port.unwrap_or(-1)),
+            to_port: Some(r.to_port.unwrap_or(-1)),
+            cidr_ipv4: r.cidr,
+            referenced_group_id: r.peer_group_id,
+            ..RevokedSecurityGroupRule::default()
+        })
+        .collect())
+}
+
+/// Group ids as `GroupRow`s of one VPC, for ModifyInstanceAttribute and
+/// ModifyNetworkInterfaceAttribute: 1 to 5, each existing, all in `vpc_id`.
+pub fn groups_for_eni(
+    conn: &Connection,
+    vpc_id: &str,
+    ids: &[String],
+) -> Result<Vec<String>, ApiError> {
+    let mut unique: Vec<String> = Vec::new();
+    for id in ids {
+        if !unique.contains(id) {
+            unique.push(id.clone());
+        }
+    }
+    if unique.is_empty() {
+        return Err(ApiError::missing("GroupId.1"));
+    }
+    for id in &unique {
+        group_by_id(conn, id)?;
+    }
+    let groups = super::launch_network::groups(conn, vpc_id, &unique, &[])?;
+    Ok(groups.into_iter().map(|g| g.id).collect())
+}
