@@ -35,6 +35,9 @@ pub enum StartError {
     /// The database could not be opened.
     #[error("cannot open the state")]
     Db(#[from] OpenError),
+    /// Effects recorded before a crash could not be applied.
+    #[error("cannot apply the effects an earlier agent recorded")]
+    Effects(#[source] control::effects::ApplyError),
     /// The credentials could not be read or made.
     #[error("cannot set up API credentials")]
     Credentials(#[from] CredentialsError),
@@ -169,6 +172,15 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
     tasks::spawn_restarting(Unit::new("storage reaper"), Backoff::SERVER, move || {
         reaper.clone().reaper()
     });
+    let plane = Arc::new(control::Plane {
+        db: db.clone(),
+        compute: compute.clone(),
+        network: network.clone(),
+        storage: storage.clone(),
+        account_id: account_id.clone(),
+    });
+    // What an earlier agent recorded but had not applied when it stopped.
+    plane.replay().await.map_err(StartError::Effects)?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| StartError::Listen {
@@ -192,6 +204,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
         credentials: creds,
         account_id,
         storage,
+        plane,
     });
     server::serve(listener, state)
         .await

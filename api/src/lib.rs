@@ -57,6 +57,8 @@ pub struct ApiState {
     pub account_id: String,
     /// EBS: volume files, snapshots and the chunk store.
     pub storage: Arc<host::storage::Storage>,
+    /// The control plane, which the handlers hand their commands to.
+    pub plane: Arc<control::Plane>,
 }
 
 /// A handler's context: the shared state and the request id.

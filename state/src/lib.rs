@@ -1,6 +1,7 @@
 //! Persistent state: the SQLite database and one repository module per resource.
 
 pub mod db;
+pub mod effects;
 pub mod enis;
 pub mod hibernation;
 pub mod images;

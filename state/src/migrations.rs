@@ -218,6 +218,17 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX image_block_devices_snapshot ON image_block_devices(snapshot_id);
     "#,
+    // The control plane's journal: effects recorded with a change of state, removed once the
+    // host side applied them; those left at a crash are applied at the next start.
+    r#"
+    CREATE TABLE effects (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '',
+        recorded TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// Errors while migrating the schema.

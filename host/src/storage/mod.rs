@@ -18,7 +18,7 @@ use state::snapshots;
 use state::volumes::VolumeRow;
 use types::GIB;
 
-pub use service::Storage;
+pub use service::{Storage, StorageError};
 
 /// Held shared while chunks are written or read for a snapshot or restore, and exclusively
 /// while unreferenced chunks are deleted, so a chunk about to be referenced is never removed.

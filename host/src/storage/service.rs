@@ -222,6 +222,11 @@ impl Storage {
         Ok(())
     }
 
+    /// Removes a volume's file (nothing if it is gone already).
+    pub fn remove_volume_file(&self, id: &str) -> Result<(), StorageError> {
+        remove_if_exists(&volume_path(&self.state_dir, id))
+    }
+
     /// Grows a volume's file (it takes effect at the next start when attached).
     pub fn grow_volume(&self, id: &str, size_gib: u64) -> Result<(), StorageError> {
         let path = volume_path(&self.state_dir, id);

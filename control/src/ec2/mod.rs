@@ -1,0 +1,3 @@
+//! EC2's domain logic, one module per resource family.
+
+pub mod security_groups;

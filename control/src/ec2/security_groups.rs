@@ -1,0 +1,1 @@
+//! Security groups: creating and deleting them, authorizing and revoking their rules.

@@ -1,0 +1,65 @@
+//! kec2's control plane. Per service, each change is a typed command that flows one way:
+//! its checks, then one database transaction that records the new state together with the
+//! effects the host side must apply ([`effects::Effect`]), then the effects applied, then the
+//! state confirmed (the effect struck from the journal). Effects a crash left in the journal
+//! are applied at the next start ([`Plane::replay`]).
+//!
+//! Commands and outcomes are this crate's own types: no protocol, shape or HTTP notion
+//! reaches here, and every refusal is an error enum whose [`Refusal::code`] is the AWS code
+//! an API gives it.
+
+pub mod ec2;
+pub mod effects;
+mod refusal;
+
+use std::sync::Arc;
+
+use host::compute::Compute;
+use host::network::Network;
+use host::storage::Storage;
+use state::Db;
+
+pub use refusal::Refusal;
+
+/// Everything a command needs: the state and the host's data planes.
+#[derive(Debug)]
+pub struct Plane {
+    /// The state database.
+    pub db: Arc<Db>,
+    /// Instances and their vmm processes.
+    pub compute: Arc<Compute>,
+    /// Bridges, taps, the firewall.
+    pub network: Arc<Network>,
+    /// Volume files and the chunk store.
+    pub storage: Arc<Storage>,
+    /// The 12-digit account id resources are owned by.
+    pub account_id: String,
+}
+
+/// What a transaction gives back: its result and the effects it recorded.
+#[derive(Debug)]
+pub struct Committed<T> {
+    /// What the transaction produced.
+    pub value: T,
+    /// The effects recorded with it, to apply now.
+    pub effects: Vec<effects::Recorded>,
+}
+
+impl Plane {
+    /// Runs `body` in one transaction; commits the state it wrote and the effects it asks
+    /// for together, or nothing when it fails.
+    pub fn transact<T, E>(
+        &self,
+        body: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(T, Vec<effects::Effect>), E>,
+    ) -> Result<Committed<T>, E>
+    where
+        E: From<rusqlite::Error>,
+    {
+        let mut conn = self.db.lock();
+        let tx = conn.transaction()?;
+        let (value, wanted) = body(&tx)?;
+        let effects = effects::record(&tx, wanted)?;
+        tx.commit()?;
+        Ok(Committed { value, effects })
+    }
+}
