@@ -60,6 +60,15 @@ impl ApiError {
         }
     }
 
+    /// The answer to a control-plane command's error: its AWS code and message, or an
+    /// internal error (logged with its causes) when it is a failure of the agent's.
+    pub fn refused<E: control::Refusal>(e: &E) -> Self {
+        match e.code() {
+            Some(code) => Self::new(code, e.to_string()),
+            None => Self::internal(e),
+        }
+    }
+
     /// With another HTTP status.
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = status;
