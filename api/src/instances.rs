@@ -31,14 +31,7 @@ const MAX_USER_DATA: usize = 16 * 1024;
 /// Most console output returned, as on EC2.
 const MAX_CONSOLE: u64 = 64 * 1024;
 
-/// Whether `s` looks like `prefix-` and 8 or 17 hex digits.
-pub fn well_formed_id(s: &str, prefix: &str) -> bool {
-    s.strip_prefix(prefix)
-        .and_then(|r| r.strip_prefix('-'))
-        .is_some_and(|h| {
-            (h.len() == 8 || h.len() == 17) && h.bytes().all(|b| b.is_ascii_hexdigit())
-        })
-}
+pub use state::well_formed_id;
 
 /// The most `InstanceId.N` one call takes (EC2's limit for TerminateInstances, used for
 /// every action that names instances but DescribeInstanceStatus).

@@ -17,63 +17,35 @@ use shapes::ec2::{
 
 use super::errors::ApiError;
 use super::filters::filters_match;
-use super::instances::well_formed_id;
-use super::sg_permissions::{Requested, describe_rule, requested_rules};
+use super::sg_permissions::{Requested, requested_permissions};
 use super::typed::non_empty;
 use super::typed::{self, Page, tag_set};
-use super::vpcs::{bool_text, sync};
+use super::vpcs::bool_text;
 use super::{Call, REGION};
-use state::security_groups::{self, GroupRow, RuleRow};
-use state::{new_id, tags, vpcs};
-
-/// Most rules per group and direction, as on EC2.
-pub const MAX_RULES: usize = 60;
+use control::ec2::security_groups::{self as control_sg, CreateGroup, GroupRef, RuleChange};
+use state::security_groups::{self, RuleRow};
+use state::{tags, vpcs};
 
 /// The group a request names by `GroupId`, or by `GroupName` in the default VPC (when
 /// `by_name`).
 fn target_group(
-    conn: &Connection,
     group_id: Option<&str>,
     group_name: Option<&str>,
     by_name: bool,
-) -> Result<GroupRow, ApiError> {
-    if let Some(id) = group_id {
-        return group_by_id(conn, id);
+) -> Result<GroupRef, ApiError> {
+    match (group_id, group_name.filter(|_| by_name)) {
+        (Some(id), _) => Ok(GroupRef::Id(id.into())),
+        (None, Some(name)) => Ok(GroupRef::NameInDefaultVpc(name.into())),
+        (None, None) => Err(ApiError::missing("GroupId")),
     }
-    let Some(name) = group_name.filter(|_| by_name) else {
-        return Err(ApiError::missing("GroupId"));
-    };
-    let vpc = vpcs::default_vpc(conn)?.ok_or_else(|| {
-        ApiError::new(
-            "VPCIdNotSpecified",
-            "No default VPC: name the group by GroupId",
-        )
-    })?;
-    security_groups::group_by_name(conn, &vpc.id, name)?.ok_or_else(|| {
-        ApiError::new(
-            "InvalidGroup.NotFound",
-            format!(
-                "The security group '{name}' does not exist in default VPC '{}'",
-                vpc.id
-            ),
-        )
-    })
 }
 
 /// The group `id`: `InvalidGroupId.Malformed` or `InvalidGroup.NotFound`.
-pub fn group_by_id(conn: &Connection, id: &str) -> Result<GroupRow, ApiError> {
-    if !well_formed_id(id, "sg") {
-        return Err(ApiError::new(
-            "InvalidGroupId.Malformed",
-            format!("Invalid id: \"{id}\" (expecting \"sg-...\")"),
-        ));
-    }
-    security_groups::get_group(conn, id)?.ok_or_else(|| {
-        ApiError::new(
-            "InvalidGroup.NotFound",
-            format!("The security group '{id}' does not exist"),
-        )
-    })
+pub fn group_by_id(
+    conn: &Connection,
+    id: &str,
+) -> Result<state::security_groups::GroupRow, ApiError> {
+    control_sg::group_by_id(conn, id).map_err(|e| ApiError::refused(&e))
 }
 
 fn group_arn(owner: &str, id: &str) -> String {
@@ -102,49 +74,15 @@ pub fn create(
     }
     let tag_list =
         typed::tag_specifications(input.tag_specifications.as_deref(), "security-group")?;
-    let mut conn = c.st.db.lock();
-    let tx = conn.transaction()?;
-    let vpc = match input.vpc_id.as_deref() {
-        Some(id) => super::vpcs::vpc(&tx, id)?,
-        None => vpcs::default_vpc(&tx)?.ok_or_else(|| {
-            ApiError::new(
-                "VPCIdNotSpecified",
-                "No default VPC for this user; give a VpcId",
-            )
-        })?,
-    };
-    if security_groups::group_by_name(&tx, &vpc.id, name)?.is_some() {
-        return Err(ApiError::new(
-            "InvalidGroup.Duplicate",
-            format!(
-                "The security group '{name}' already exists for VPC '{}'",
-                vpc.id
-            ),
-        ));
-    }
-    let group = GroupRow {
-        id: new_id("sg"),
-        vpc_id: vpc.id,
-        name: name.to_owned(),
-        description: description.to_owned(),
-    };
-    security_groups::insert_group(&tx, &group)?;
-    security_groups::insert_rule(
-        &tx,
-        &RuleRow {
-            id: new_id("sgr"),
-            group_id: group.id.clone(),
-            egress: true,
-            protocol: "-1".into(),
-            from_port: None,
-            to_port: None,
-            cidr: Some("0.0.0.0/0".into()),
-            peer_group_id: None,
-            description: String::new(),
-        },
-    )?;
-    tags::put(&tx, &group.id, &tag_list)?;
-    tx.commit()?;
+    let group =
+        c.st.plane
+            .create_security_group(&CreateGroup {
+                name: name.to_owned(),
+                description: description.to_owned(),
+                vpc_id: input.vpc_id.clone(),
+                tags: tag_list.clone(),
+            })
+            .map_err(|e| ApiError::refused(&e))?;
     Ok(CreateSecurityGroupResult {
         security_group_arn: Some(group_arn(&c.st.account_id, &group.id)),
         group_id: Some(group.id),
@@ -158,50 +96,12 @@ pub async fn delete(
     c: &Call<'_>,
     input: DeleteSecurityGroupRequest,
 ) -> Result<DeleteSecurityGroupResult, ApiError> {
-    let group = {
-        let mut conn = c.st.db.lock();
-        let tx = conn.transaction()?;
-        let g = target_group(
-            &tx,
-            input.group_id.as_deref(),
-            input.group_name.as_deref(),
-            true,
-        )?;
-        if g.name == "default" {
-            return Err(ApiError::new(
-                "CannotDelete",
-                format!(
-                    "the specified group: \"{}\" name: \"default\" is the default security group \
-                     of {} and cannot be deleted",
-                    g.id, g.vpc_id
-                ),
-            ));
-        }
-        let users = security_groups::eni_count(&tx, &g.id)?;
-        if users > 0 {
-            return Err(ApiError::new(
-                "DependencyViolation",
-                format!(
-                    "resource {} has a dependent object: {users} network interface(s) use it",
-                    g.id
-                ),
-            ));
-        }
-        if let Some(other) = security_groups::referenced_by(&tx, &g.id)? {
-            return Err(ApiError::new(
-                "DependencyViolation",
-                format!(
-                    "resource {} has a dependent object: rules of {other} name it",
-                    g.id
-                ),
-            ));
-        }
-        security_groups::delete_group(&tx, &g.id)?;
-        tags::delete_all(&tx, &g.id)?;
-        tx.commit()?;
-        g
-    };
-    sync(c).await?;
+    let target = target_group(input.group_id.as_deref(), input.group_name.as_deref(), true)?;
+    let group =
+        c.st.plane
+            .delete_security_group(&target)
+            .await
+            .map_err(|e| ApiError::refused(&e))?;
     Ok(DeleteSecurityGroupResult {
         return_: Some(true),
         group_id: Some(group.id),
@@ -426,13 +326,6 @@ pub fn describe_rules(
     })
 }
 
-/// What Authorize and Revoke, ingress and egress, read from their requests.
-struct RuleChange<'a> {
-    group_id: Option<&'a str>,
-    group_name: Option<&'a str>,
-    permissions: Requested<'a>,
-}
-
 /// The permissions of an Authorize or Revoke request, as [`Requested`].
 macro_rules! requested {
     ($input:expr) => {
@@ -453,11 +346,11 @@ pub async fn authorize_ingress(
     input: AuthorizeSecurityGroupIngressRequest,
 ) -> Result<AuthorizeSecurityGroupIngressResult, ApiError> {
     let change = RuleChange {
-        group_id: input.group_id.as_deref(),
-        group_name: input.group_name.as_deref(),
-        permissions: requested!(input),
+        group: target_group(input.group_id.as_deref(), input.group_name.as_deref(), true)?,
+        egress: false,
+        permissions: requested_permissions(&requested!(input))?,
     };
-    let rules = authorize(c, &change, input.tag_specifications.as_deref(), false).await?;
+    let rules = authorize(c, &change, input.tag_specifications.as_deref()).await?;
     Ok(AuthorizeSecurityGroupIngressResult {
         return_: Some(true),
         security_group_rules: Some(rules),
@@ -470,63 +363,29 @@ pub async fn authorize_egress(
     input: AuthorizeSecurityGroupEgressRequest,
 ) -> Result<AuthorizeSecurityGroupEgressResult, ApiError> {
     let change = RuleChange {
-        group_id: Some(input.group_id.as_str()),
-        group_name: None,
-        permissions: requested!(input),
+        group: GroupRef::Id(input.group_id.clone()),
+        egress: true,
+        permissions: requested_permissions(&requested!(input))?,
     };
-    let rules = authorize(c, &change, input.tag_specifications.as_deref(), true).await?;
+    let rules = authorize(c, &change, input.tag_specifications.as_deref()).await?;
     Ok(AuthorizeSecurityGroupEgressResult {
         return_: Some(true),
         security_group_rules: Some(rules),
     })
 }
 
-/// Adds the rules `change` asks for (ingress, or egress when `egress`), each tagged.
+/// Adds the rules `change` asks for, each tagged.
 async fn authorize(
     c: &Call<'_>,
-    change: &RuleChange<'_>,
+    change: &RuleChange,
     specs: Option<&[shapes::ec2::TagSpecification]>,
-    egress: bool,
 ) -> Result<Vec<SecurityGroupRule>, ApiError> {
     let tag_list = typed::tag_specifications(specs, "security-group-rule")?;
-    let added = {
-        let mut conn = c.st.db.lock();
-        let tx = conn.transaction()?;
-        let group = target_group(&tx, change.group_id, change.group_name, !egress)?;
-        let new = requested_rules(&tx, &change.permissions, &group, egress)?;
-        let existing: Vec<RuleRow> = security_groups::rules_of(&tx, &group.id)?
-            .into_iter()
-            .filter(|r| r.egress == egress)
-            .collect();
-        for (i, r) in new.iter().enumerate() {
-            if existing
-                .iter()
-                .chain(&new[..i])
-                .any(|e| e.same_permission(r))
-            {
-                return Err(ApiError::new(
-                    "InvalidPermission.Duplicate",
-                    format!("the specified rule \"{}\" already exists", describe_rule(r)),
-                ));
-            }
-        }
-        if existing.len() + new.len() > MAX_RULES {
-            return Err(ApiError::new(
-                "RulesPerSecurityGroupLimitExceeded",
-                format!(
-                    "The maximum number of rules per security group ({MAX_RULES} per direction) \
-                     has been reached."
-                ),
-            ));
-        }
-        for r in &new {
-            security_groups::insert_rule(&tx, r)?;
-            tags::put(&tx, &r.id, &tag_list)?;
-        }
-        tx.commit()?;
-        new
-    };
-    sync(c).await?;
+    let added =
+        c.st.plane
+            .authorize_security_group(change, &tag_list)
+            .await
+            .map_err(|e| ApiError::refused(&e))?;
     Ok(added
         .iter()
         .map(|r| rule_item(&c.st.account_id, r, &tag_list))
@@ -540,12 +399,12 @@ pub async fn revoke_ingress(
     input: RevokeSecurityGroupIngressRequest,
 ) -> Result<RevokeSecurityGroupIngressResult, ApiError> {
     let change = RuleChange {
-        group_id: input.group_id.as_deref(),
-        group_name: input.group_name.as_deref(),
-        permissions: requested!(input),
+        group: target_group(input.group_id.as_deref(), input.group_name.as_deref(), true)?,
+        egress: false,
+        permissions: requested_permissions(&requested!(input))?,
     };
     let by_id = input.security_group_rule_ids.as_deref().unwrap_or_default();
-    let revoked = revoke(c, &change, by_id, false).await?;
+    let revoked = revoke(c, &change, by_id).await?;
     Ok(RevokeSecurityGroupIngressResult {
         return_: Some(true),
         unknown_ip_permissions: None,
@@ -559,12 +418,12 @@ pub async fn revoke_egress(
     input: RevokeSecurityGroupEgressRequest,
 ) -> Result<RevokeSecurityGroupEgressResult, ApiError> {
     let change = RuleChange {
-        group_id: Some(input.group_id.as_str()),
-        group_name: None,
-        permissions: requested!(input),
+        group: GroupRef::Id(input.group_id.clone()),
+        egress: true,
+        permissions: requested_permissions(&requested!(input))?,
     };
     let by_id = input.security_group_rule_ids.as_deref().unwrap_or_default();
-    let revoked = revoke(c, &change, by_id, true).await?;
+    let revoked = revoke(c, &change, by_id).await?;
     Ok(RevokeSecurityGroupEgressResult {
         return_: Some(true),
         unknown_ip_permissions: None,
@@ -572,60 +431,17 @@ pub async fn revoke_egress(
     })
 }
 
-/// Removes the rules `change` names (ingress, or egress when `egress`), or those of `by_id`
-/// when given.
+/// Removes the rules `change` names, or those of `by_id` when given.
 async fn revoke(
     c: &Call<'_>,
-    change: &RuleChange<'_>,
+    change: &RuleChange,
     by_id: &[String],
-    egress: bool,
 ) -> Result<Vec<RevokedSecurityGroupRule>, ApiError> {
-    let removed = {
-        let mut conn = c.st.db.lock();
-        let tx = conn.transaction()?;
-        let group = target_group(&tx, change.group_id, change.group_name, !egress)?;
-        let existing: Vec<RuleRow> = security_groups::rules_of(&tx, &group.id)?
-            .into_iter()
-            .filter(|r| r.egress == egress)
-            .collect();
-        let mut removed: Vec<RuleRow> = Vec::new();
-        for id in by_id {
-            let r = existing.iter().find(|r| &r.id == id).ok_or_else(|| {
-                ApiError::new(
-                    "InvalidSecurityGroupRuleId.NotFound",
-                    format!(
-                        "The security group rule ID '{id}' does not exist in {}",
-                        group.id
-                    ),
-                )
-            })?;
-            removed.push(r.clone());
-        }
-        if by_id.is_empty() {
-            for wanted in requested_rules(&tx, &change.permissions, &group, egress)? {
-                let r = existing
-                    .iter()
-                    .find(|e| e.same_permission(&wanted))
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            "InvalidPermission.NotFound",
-                            format!(
-                                "The specified rule \"{}\" does not exist in this security group.",
-                                describe_rule(&wanted)
-                            ),
-                        )
-                    })?;
-                removed.push(r.clone());
-            }
-        }
-        for r in &removed {
-            security_groups::delete_rule(&tx, &r.id)?;
-            tags::delete_all(&tx, &r.id)?;
-        }
-        tx.commit()?;
-        removed
-    };
-    sync(c).await?;
+    let removed =
+        c.st.plane
+            .revoke_security_group(change, by_id)
+            .await
+            .map_err(|e| ApiError::refused(&e))?;
     Ok(removed
         .into_iter()
         .map(|r| RevokedSecurityGroupRule {

@@ -23,6 +23,16 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}-{:017x}", n & ((1u128 << 68) - 1))
 }
 
+/// Whether `s` is an id [`new_id`] could make with `prefix` (EC2 also accepts the older
+/// 8-digit form).
+pub fn well_formed_id(s: &str, prefix: &str) -> bool {
+    s.strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix('-'))
+        .is_some_and(|h| {
+            (h.len() == 8 || h.len() == 17) && h.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+}
+
 /// The current time as EC2 prints it (`2026-01-02T03:04:05.000Z`).
 pub fn now_iso() -> String {
     chrono::Utc::now()

@@ -1,1 +1,0 @@
-//! Security groups: creating and deleting them, authorizing and revoking their rules.
