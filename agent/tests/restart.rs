@@ -169,3 +169,49 @@ fn restart_adopts_a_vmm_whose_pid_was_never_recorded() {
     agent.wait_state(&id, "stopped", T);
     assert!(!pid_alive(pid));
 }
+
+/// The effects journal: what a change recorded but a killed agent had not applied is applied
+/// at the next start, and struck. The crash is made by hand between the commit and the
+/// effect: the agent is killed, and the journal and the volume's row are left as a
+/// DeleteVolume leaves them when the agent dies right after its transaction.
+#[test]
+fn effects_recorded_before_a_kill_are_applied_at_the_next_start() {
+    let mut agent = Agent::start(&[]);
+    let xml = agent.call(
+        "CreateVolume",
+        &[("AvailabilityZone", "local-1a"), ("Size", "1")],
+    );
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let vol = common::child_text(doc.root_element(), "volumeId");
+    let file = host::storage::volume_path(agent.dir.path(), &vol);
+    assert!(file.exists(), "{}", file.display());
+
+    agent.kill9();
+    {
+        let db = state::Db::open(&agent.dir.path().join("state.db")).unwrap();
+        let conn = db.lock();
+        state::volumes::set_state(&conn, &vol, state::volumes::VolumeState::Deleting).unwrap();
+        state::effects::record(&conn, "delete-volume", &vol, "").unwrap();
+        state::effects::record(&conn, "sync-firewall", "", "").unwrap();
+        state::effects::record(&conn, "from-a-newer-agent", "x", "").unwrap();
+    }
+    agent.restart();
+
+    assert!(!file.exists(), "the volume's file outlived the replayed effect");
+    let (code, _) = agent.call_err("DescribeVolumes", &[("VolumeId.1", &vol)]);
+    assert_eq!(code, "InvalidVolume.NotFound");
+    let db = state::Db::open(&agent.dir.path().join("state.db")).unwrap();
+    let left: Vec<String> = state::effects::pending(&db.lock())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(left, vec!["from-a-newer-agent".to_string()]);
+    assert!(
+        agent
+            .log()
+            .contains("an effect of a kind this agent does not know is left in the journal"),
+        "{}",
+        common::tail(&agent.log(), 20)
+    );
+}
