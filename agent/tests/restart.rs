@@ -197,7 +197,10 @@ fn effects_recorded_before_a_kill_are_applied_at_the_next_start() {
     }
     agent.restart();
 
-    assert!(!file.exists(), "the volume's file outlived the replayed effect");
+    assert!(
+        !file.exists(),
+        "the volume's file outlived the replayed effect"
+    );
     let (code, _) = agent.call_err("DescribeVolumes", &[("VolumeId.1", &vol)]);
     assert_eq!(code, "InvalidVolume.NotFound");
     let db = state::Db::open(&agent.dir.path().join("state.db")).unwrap();

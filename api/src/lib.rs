@@ -11,6 +11,7 @@ pub mod filters;
 pub mod front;
 #[cfg(test)]
 mod fuzz;
+mod http;
 pub mod image_devices;
 pub mod images;
 pub mod instance_network;

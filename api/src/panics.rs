@@ -8,7 +8,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 
 use super::errors::ApiError;
-use super::server::error_response;
+use super::http::error_response;
 use host::tasks::{self, Unit};
 
 /// The id of the request being answered: made here, used by the handler and the logs.

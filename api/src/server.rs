@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method, Uri, header};
+use axum::response::Response;
 use axum::{Extension, Router};
 
 use super::ApiState;
 use super::errors::ApiError;
 use super::front;
+use super::http::{error_response, to_response};
 use super::panics::{RequestId, contained, new_request_id};
 
 /// The largest request body accepted.
@@ -30,24 +31,6 @@ pub fn router(state: Arc<ApiState>) -> Router {
 /// Serves the API on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<ApiState>) -> std::io::Result<()> {
     axum::serve(listener, router(state)).await
-}
-
-/// EC2's error document for `e`, with its HTTP status: for what fails before a request
-/// reaches the front.
-pub(super) fn error_response(e: &ApiError, request_id: &str) -> Response {
-    let error = wire::ServiceError::new(e.code.clone(), e.message.clone()).with_status(e.status);
-    to_response(wire::encode::ec2_error(&error, request_id))
-}
-
-fn to_response(r: wire::HttpResponse) -> Response {
-    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, r.body).into_response();
-    for (k, v) in r.headers {
-        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
-            response.headers_mut().append(k, v);
-        }
-    }
-    response
 }
 
 async fn handle(

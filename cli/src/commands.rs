@@ -7,39 +7,13 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
-use super::client::{CallError, Client};
-use super::xmltree::{items, text, to_json};
+use super::client::Client;
+use super::error::CliError;
+use super::output::{parse, print_json};
+use super::params::{filter_params, list_params, value_or_file};
+use super::xmltree::{items, text};
 use super::{Cli, Command, Output, instances};
-use wire::credentials::{self, Credentials, CredentialsError};
-
-/// Errors of a CLI command.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    /// The API call failed.
-    #[error(transparent)]
-    Call(#[from] CallError),
-    /// No credentials.
-    #[error("no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or pass --state-dir")]
-    Credentials(#[source] CredentialsError),
-    /// Bad command-line input.
-    #[error("{0}")]
-    Input(String),
-    /// A file could not be read or written.
-    #[error("cannot access {path}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A wait ran out of time.
-    #[error("waiter {0} timed out")]
-    Timeout(String),
-    /// The answer could not be read.
-    #[error("the agent's answer could not be parsed: {0}")]
-    Parse(String),
-}
+use wire::credentials::{self, Credentials};
 
 /// The state dir for credentials.
 fn state_dir(cli: &Cli) -> PathBuf {
@@ -72,51 +46,6 @@ pub fn client(cli: &Cli) -> Result<Client, CliError> {
         .or_else(|| std::env::var("EC2_ENDPOINT").ok().filter(|e| !e.is_empty()))
         .unwrap_or_else(|| "http://127.0.0.1:8787".into());
     Ok(Client::new(&endpoint, credentials(cli)?))
-}
-
-/// Parses the response document.
-pub fn parse(xml: &str) -> Result<roxmltree::Document<'_>, CliError> {
-    roxmltree::Document::parse(xml).map_err(|e| CliError::Parse(e.to_string()))
-}
-
-/// Prints the response as JSON.
-pub fn print_json(xml: &str) -> Result<(), CliError> {
-    let doc = parse(xml)?;
-    let v = to_json(doc.root_element());
-    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-    Ok(())
-}
-
-/// `file://PATH` contents, or the value itself.
-pub fn value_or_file(v: &str) -> Result<Vec<u8>, CliError> {
-    match v.strip_prefix("file://") {
-        Some(path) => std::fs::read(path).map_err(|source| CliError::Io {
-            path: path.into(),
-            source,
-        }),
-        None => Ok(v.as_bytes().to_vec()),
-    }
-}
-
-/// `Name.1=a&Name.2=b` parameters.
-pub fn list_params(out: &mut Vec<(String, String)>, name: &str, values: &[String]) {
-    for (i, v) in values.iter().enumerate() {
-        out.push((format!("{name}.{}", i + 1), v.clone()));
-    }
-}
-
-/// `Name=NAME,Values=V1,V2` filters as `Filter.N.*` parameters.
-pub fn filter_params(out: &mut Vec<(String, String)>, filters: &[String]) -> Result<(), CliError> {
-    for (i, f) in filters.iter().enumerate() {
-        let bad = || CliError::Input(format!("filter '{f}' is not Name=NAME,Values=V1,V2"));
-        let rest = f.strip_prefix("Name=").ok_or_else(bad)?;
-        let (name, values) = rest.split_once(",Values=").ok_or_else(bad)?;
-        out.push((format!("Filter.{}.Name", i + 1), name.to_string()));
-        for (j, v) in values.split(',').enumerate() {
-            out.push((format!("Filter.{}.Value.{}", i + 1, j + 1), v.to_string()));
-        }
-    }
-    Ok(())
 }
 
 /// `Key=K,Value=V` or `K=V` as (key, value).

@@ -7,7 +7,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use super::client::Client;
-use super::commands::{CliError, filter_params, list_params, parse, print_json, value_or_file};
+use super::error::CliError;
+use super::output::{parse, print_json};
+use super::params::{filter_params, list_params, value_or_file};
 use super::xmltree::{child, items, text};
 use super::{Cli, Command, Output};
 

@@ -2,8 +2,11 @@
 
 pub mod client;
 pub mod commands;
+pub mod error;
 pub mod instances;
 pub mod network;
+pub mod output;
+pub mod params;
 pub mod volumes;
 pub mod xmltree;
 

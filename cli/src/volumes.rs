@@ -4,7 +4,9 @@
 use clap::Subcommand;
 
 use super::client::Client;
-use super::commands::{CliError, filter_params, list_params, parse, print_json};
+use super::error::CliError;
+use super::output::{parse, print_json};
+use super::params::{filter_params, list_params};
 use super::xmltree::{child, items, text};
 
 /// EBS commands.

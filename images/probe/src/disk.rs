@@ -3,9 +3,8 @@
 //! the failure lines; the rest lives beside it:
 //! - `disk/pattern.rs`: the pattern, its checksum and the write and verify passes;
 //! - `disk/stream.rs`: the request pipeline (requests in flight, buffers, sequential chunks);
-//! - `disk/bench.rs`: `bench` and `iops`.
-//!
-//! `probe.disk=seq` is `disk_seq.rs`.
+//! - `disk/bench.rs`: `bench` and `iops`;
+//! - `disk/seq.rs`: `probe.disk=seq`.
 
 use crate::cmdline::DiskMode;
 use crate::say;
@@ -14,6 +13,7 @@ use crate::virtio::blk::{Blk, BlkError, S_OK, T_OUT};
 
 mod bench;
 mod pattern;
+mod seq;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -128,7 +128,7 @@ pub fn run(blk: &mut Blk, mode: DiskMode<'_>, clock: Clock) -> bool {
                 Err(e) => fail("write", DiskError::Device(e)),
             }
         }
-        DiskMode::Seq => crate::disk_seq::run(blk),
+        DiskMode::Seq => seq::run(blk),
         DiskMode::Unknown(_) => false,
     }
 }

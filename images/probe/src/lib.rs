@@ -15,7 +15,6 @@ pub mod cmdline;
 pub mod console;
 pub mod count;
 pub mod disk;
-pub mod disk_seq;
 pub mod heap;
 pub mod http;
 pub mod imds;

@@ -47,7 +47,7 @@ pub enum DiskMode<'a> {
     Iops,
     /// One write attempt, whatever the device says: `probe: disk write status <n>`.
     WriteRoCheck,
-    /// Sequence-numbered blocks written in order with commit records (`disk_seq`).
+    /// Sequence-numbered blocks written in order with commit records (`disk/seq.rs`).
     Seq,
     /// Any other value, kept to report it.
     Unknown(&'a [u8]),

@@ -10,7 +10,6 @@
 //! A guest that boots with `acpi=off` ignores all of this and reads the MP table, and learns
 //! of its virtio devices from `virtio_mmio.device=` parameters instead (see `acpi_off`).
 
-use acpi_tables::Aml;
 use acpi_tables::fadt::{FADTBuilder, Flags, PmProfile};
 use acpi_tables::gas::{AccessSize, AddressSpace, GAS};
 use acpi_tables::madt::{
@@ -20,19 +19,13 @@ use acpi_tables::rsdp::Rsdp;
 use acpi_tables::xsdt::XSDT;
 
 use super::dsdt::{MmioWindow, dsdt};
-use super::layout::{ACPI_START, APIC_ADDR, IOAPIC_ADDR};
+use super::layout::{ACPI_MAX_SIZE, ACPI_START, APIC_ADDR, IOAPIC_ADDR};
+use super::sdt::aml_bytes;
+pub use super::sdt::{OEM_ID, OEM_REVISION, OEM_TABLE_ID};
 use crate::devices::acpi::{SLEEP_CONTROL_PORT, SLEEP_STATUS_PORT};
 
-/// The OEM id every table carries.
-pub const OEM_ID: [u8; 6] = *b"KEC2  ";
-/// The OEM table id every table carries.
-pub const OEM_TABLE_ID: [u8; 8] = *b"MICROVM ";
-/// The OEM revision every table carries.
-pub const OEM_REVISION: u32 = 1;
 /// Where the RSDP sits.
 pub const RSDP_ADDR: u64 = ACPI_START;
-/// The most bytes the tables may take (0xe0000 to the MP table's BIOS area).
-pub const ACPI_MAX_SIZE: usize = 0x10000;
 
 /// IAPC_BOOT_ARCH bits: an 8042 is present (Linux then probes the i8042), no VGA, no MSI,
 /// no CMOS RTC.
@@ -46,13 +39,6 @@ const ALIGN: usize = 16;
 
 fn align(n: usize) -> usize {
     n.div_ceil(ALIGN) * ALIGN
-}
-
-/// The AML (or table) bytes of `object`.
-pub(super) fn aml_bytes(object: &dyn Aml) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    object.to_aml_bytes(&mut bytes);
-    bytes
 }
 
 /// The FADT: hardware-reduced, with the sleep registers as I/O ports, pointing at the DSDT.

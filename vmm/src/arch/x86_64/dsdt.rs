@@ -44,7 +44,7 @@ use acpi_tables::aml::{
 use acpi_tables::sdt::Sdt;
 use acpi_tables::{Aml, AmlSink};
 
-use super::acpi::{OEM_ID, OEM_REVISION, OEM_TABLE_ID, aml_bytes};
+use super::sdt::{OEM_ID, OEM_REVISION, OEM_TABLE_ID, aml_bytes};
 use crate::devices::acpi::{GED_IRQ, GED_POWER_BUTTON, GED_STATUS_PORT, S5_SLEEP_TYPE};
 use crate::devices::i8042::{COMMAND_PORT, DATA_PORT, KBD_IRQ};
 use crate::devices::serial::{COM1_BASE, COM1_IRQ, COM1_LEN};

@@ -7,6 +7,7 @@
 
 use kvm_bindings::kvm_segment;
 
+pub use super::layout::TSS_SIZE;
 use super::layout::TSS_START;
 
 /// Index of the kernel 64-bit code segment.
@@ -23,8 +24,9 @@ pub const TSS: u16 = 6;
 const TSS_HEADER: u32 = 104;
 /// One bit per port; a clear bit lets CPL3 code use the port whatever its IOPL.
 const IO_BITMAP_BYTES: u32 = 65536 / 8;
-/// Size of the TSS with its I/O permission bitmap and the bitmap's all-ones terminator byte.
-pub const TSS_SIZE: u32 = TSS_HEADER + IO_BITMAP_BYTES + 1;
+// The TSS's area (layout's TSS_SIZE) holds the TSS with its I/O permission bitmap and the
+// bitmap's all-ones terminator byte.
+const _: () = assert!(TSS_SIZE == TSS_HEADER + IO_BITMAP_BYTES + 1);
 /// Number of 8-byte slots in the table.
 pub const GDT_ENTRIES: usize = 8;
 

@@ -69,15 +69,24 @@ pub fn ram_end(mem_size: u64) -> u64 {
         .unwrap_or(0)
 }
 
+/// The most bytes the ACPI tables may take (0xe0000 to the MP table's BIOS area).
+pub const ACPI_MAX_SIZE: usize = 0x10000;
+/// The most bytes the SMBIOS entry point and structures take (up to the end of the BIOS
+/// area).
+pub const SMBIOS_MAX_SIZE: usize = 0x8000;
+/// The TSS: its 104-byte header, an I/O permission bitmap of every port (65,536 bits), and
+/// the bitmap's closing 0xff byte.
+pub const TSS_SIZE: u32 = 104 + 65536 / 8 + 1;
+
 // The boot structures must not overlap one another, checked when compiling.
 const _: () = {
     assert!(GDT_START + 8 * 8 <= IDT_START);
-    assert!(TSS_START + super::gdt::TSS_SIZE as u64 <= BOOT_PARAMS_START);
+    assert!(TSS_START + TSS_SIZE as u64 <= BOOT_PARAMS_START);
     assert!(BOOT_PARAMS_START + 4096 <= PML4_START);
     assert!(CMDLINE_START + CMDLINE_MAX_SIZE as u64 <= PD_START);
     assert!(PD_END <= EBDA_START);
-    assert!(ACPI_START + super::acpi::ACPI_MAX_SIZE as u64 <= MPTABLE_START);
-    assert!(SMBIOS_START + super::smbios::SMBIOS_MAX_SIZE as u64 <= HIMEM_START);
+    assert!(ACPI_START + ACPI_MAX_SIZE as u64 <= MPTABLE_START);
+    assert!(SMBIOS_START + SMBIOS_MAX_SIZE as u64 <= HIMEM_START);
 };
 
 #[cfg(test)]

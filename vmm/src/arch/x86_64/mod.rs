@@ -10,4 +10,5 @@ pub mod mptable;
 pub mod msr;
 pub mod paging;
 pub mod regs;
+pub mod sdt;
 pub mod smbios;

@@ -6,10 +6,8 @@
 //! `product_serial`, `product_uuid` (type 1), `bios_vendor` (type 0), `chassis_asset_tag`
 //! (type 3).
 
-use super::layout::SMBIOS_START;
+use super::layout::{SMBIOS_MAX_SIZE, SMBIOS_START};
 
-/// The most bytes entry point and structures take (up to the end of the BIOS area).
-pub const SMBIOS_MAX_SIZE: usize = 0x8000;
 /// Where the structure table starts, from `SMBIOS_START`.
 const TABLE_OFFSET: usize = 0x20;
 const ENTRY_POINT_LEN: u8 = 0x1f;

@@ -11,7 +11,7 @@
 
 use alloc::vec;
 
-use crate::disk::{BLOCK, span};
+use super::{BLOCK, span};
 use crate::say;
 use crate::virtio::blk::{Blk, S_OK, SECTOR_SIZE, T_OUT};
 
