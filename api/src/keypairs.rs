@@ -1,21 +1,18 @@
 //! Key-pair actions: CreateKeyPair (ed25519, RSA), ImportKeyPair, DescribeKeyPairs,
-//! DeleteKeyPair. Private keys are returned once and never stored.
+//! DeleteKeyPair: requests as the control plane's commands (`control::ec2::key_pairs`).
 
 use shapes::ec2::{
     CreateKeyPairRequest, DeleteKeyPairRequest, DeleteKeyPairResult, DescribeKeyPairsRequest,
     DescribeKeyPairsResult, ImportKeyPairRequest, ImportKeyPairResult, KeyFormat, KeyPair,
     KeyPairInfo, KeyType,
 };
-use ssh_key::private::RsaKeypair;
-use ssh_key::rand_core::OsRng;
-use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey};
 
 use super::Call;
 use super::errors::ApiError;
 use super::filters::filters_match;
 use super::typed::{self, tag_set};
-use state::keypairs::{self, KeyPairRow};
-use state::{new_id, now_iso, tags};
+use control::ec2::key_pairs::{KeyKind, KeyRef};
+use state::{keypairs, tags};
 
 fn key_name(name: &str) -> Result<String, ApiError> {
     if name.is_empty() {
@@ -30,38 +27,12 @@ fn key_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_string())
 }
 
-fn fingerprint(public: &PublicKey) -> String {
-    public.fingerprint(HashAlg::Sha256).to_string()
-}
-
-/// Stores a new key pair (refusing a taken name) with its tags.
-fn store(
-    c: &Call<'_>,
-    row: &KeyPairRow,
-    specs: Option<&[shapes::ec2::TagSpecification]>,
-) -> Result<Vec<(String, String)>, ApiError> {
-    let tag_list = typed::tag_specifications(specs, "key-pair")?;
-    let mut conn = c.st.db.lock();
-    let tx = conn.transaction()?;
-    if keypairs::by_name(&tx, &row.name)?.is_some() {
-        return Err(ApiError::new(
-            "InvalidKeyPair.Duplicate",
-            format!("The keypair '{}' already exists.", row.name),
-        ));
-    }
-    keypairs::insert(&tx, row)?;
-    tags::put(&tx, &row.id, &tag_list)?;
-    tx.commit()?;
-    Ok(tag_list)
-}
-
-/// CreateKeyPair: `KeyType` `rsa` (default) or `ed25519`; `KeyFormat` `pem`. Key generation
-/// (slow for RSA) runs on the blocking pool, not on the API's workers.
+/// CreateKeyPair: `KeyType` `rsa` (default) or `ed25519`; `KeyFormat` `pem`.
 pub async fn create(c: &Call<'_>, input: CreateKeyPairRequest) -> Result<KeyPair, ApiError> {
     let name = key_name(&input.key_name)?;
-    let (key_type, algorithm) = match input.key_type.unwrap_or(KeyType::Rsa) {
-        KeyType::Rsa => ("rsa", Algorithm::Rsa { hash: None }),
-        KeyType::Ed25519 => ("ed25519", Algorithm::Ed25519),
+    let kind = match input.key_type.unwrap_or(KeyType::Rsa) {
+        KeyType::Rsa => KeyKind::Rsa,
+        KeyType::Ed25519 => KeyKind::Ed25519,
     };
     if let Some(f) = input.key_format
         && f != KeyFormat::Pem
@@ -71,72 +42,29 @@ pub async fn create(c: &Call<'_>, input: CreateKeyPairRequest) -> Result<KeyPair
             format!("'{f}' is not supported; the allowed value is pem"),
         ));
     }
-    if c.st
-        .db
-        .lock()
-        .prepare("SELECT 1 FROM key_pairs WHERE name = ?1")?
-        .exists([&name])?
-    {
-        return Err(ApiError::new(
-            "InvalidKeyPair.Duplicate",
-            format!("The keypair '{name}' already exists."),
-        ));
-    }
-    let private = tokio::task::spawn_blocking(move || match algorithm {
-        // 2048 bits, as EC2 makes them (ssh-key's default of 4096 takes seconds here).
-        Algorithm::Rsa { .. } => RsaKeypair::random(&mut OsRng, 2048).map(PrivateKey::from),
-        other => PrivateKey::random(&mut OsRng, other),
-    })
-    .await
-    .map_err(|e| ApiError::internal(&e))?
-    .map_err(|e| ApiError::internal(&e))?;
-    let material = private
-        .to_openssh(LineEnding::LF)
-        .map_err(|e| ApiError::internal(&e))?;
-    let public = private.public_key();
-    let row = KeyPairRow {
-        id: new_id("key"),
-        name,
-        key_type: key_type.into(),
-        fingerprint: fingerprint(public),
-        public_key: public.to_openssh().map_err(|e| ApiError::internal(&e))?,
-        created: now_iso(),
-    };
-    let tag_list = store(c, &row, input.tag_specifications.as_deref())?;
+    let tag_list = typed::tag_specifications(input.tag_specifications.as_deref(), "key-pair")?;
+    let made =
+        c.st.plane
+            .create_key_pair(&name, kind, &tag_list)
+            .await
+            .map_err(|e| ApiError::refused(&e))?;
     Ok(KeyPair {
-        key_pair_id: Some(row.id),
+        key_pair_id: Some(made.row.id),
         tags: tag_set(&tag_list),
-        key_name: Some(row.name),
-        key_fingerprint: Some(row.fingerprint),
-        key_material: Some(material.to_string()),
+        key_name: Some(made.row.name),
+        key_fingerprint: Some(made.row.fingerprint),
+        key_material: Some(made.private_key),
     })
 }
 
 /// ImportKeyPair: `PublicKeyMaterial` is an OpenSSH public key line (base64 on the wire).
 pub fn import(c: &Call<'_>, input: ImportKeyPairRequest) -> Result<ImportKeyPairResult, ApiError> {
     let name = key_name(&input.key_name)?;
-    let invalid = || {
-        ApiError::new(
-            "InvalidKey.Format",
-            "Key is not in valid OpenSSH public key format (ssh-ed25519 or ssh-rsa, base64-encoded)",
-        )
-    };
-    let line = String::from_utf8(input.public_key_material.0).map_err(|_| invalid())?;
-    let public = PublicKey::from_openssh(line.trim()).map_err(|_| invalid())?;
-    let key_type = match public.algorithm() {
-        Algorithm::Ed25519 => "ed25519",
-        Algorithm::Rsa { .. } => "rsa",
-        _ => return Err(invalid()),
-    };
-    let row = KeyPairRow {
-        id: new_id("key"),
-        name,
-        key_type: key_type.into(),
-        fingerprint: fingerprint(&public),
-        public_key: public.to_openssh().map_err(|_| invalid())?,
-        created: now_iso(),
-    };
-    let tag_list = store(c, &row, input.tag_specifications.as_deref())?;
+    let tag_list = typed::tag_specifications(input.tag_specifications.as_deref(), "key-pair")?;
+    let row =
+        c.st.plane
+            .import_key_pair(&name, &input.public_key_material.0, &tag_list)
+            .map_err(|e| ApiError::refused(&e))?;
     Ok(ImportKeyPairResult {
         key_fingerprint: Some(row.fingerprint),
         key_name: Some(row.name),
@@ -221,20 +149,15 @@ pub fn describe(
 
 /// DeleteKeyPair by `KeyName` or `KeyPairId` (an unknown name succeeds, as on EC2).
 pub fn delete(c: &Call<'_>, input: DeleteKeyPairRequest) -> Result<DeleteKeyPairResult, ApiError> {
-    let conn = c.st.db.lock();
-    let row = match (input.key_name.as_deref(), input.key_pair_id.as_deref()) {
-        (Some(n), _) => keypairs::by_name(&conn, n)?,
-        (None, Some(id)) => Some(keypairs::by_id(&conn, id)?.ok_or_else(|| {
-            ApiError::new(
-                "InvalidKeyPair.NotFound",
-                format!("The key pair ID '{id}' does not exist"),
-            )
-        })?),
+    let key = match (input.key_name, input.key_pair_id) {
+        (Some(n), _) => KeyRef::Name(n),
+        (None, Some(id)) => KeyRef::Id(id),
         (None, None) => return Err(ApiError::missing("KeyName")),
     };
-    if let Some(r) = &row {
-        keypairs::delete(&conn, &r.id)?;
-    }
+    let row =
+        c.st.plane
+            .delete_key_pair(&key)
+            .map_err(|e| ApiError::refused(&e))?;
     Ok(DeleteKeyPairResult {
         return_: Some(true),
         key_pair_id: row.map(|r| r.id),

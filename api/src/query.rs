@@ -9,7 +9,7 @@ use super::errors::ApiError;
 /// request gives within what one SQLite statement can bind.
 pub const MAX_PARAMS: usize = 20_000;
 /// The most tags one resource may carry (EC2's limit).
-pub const MAX_TAGS: usize = 50;
+pub use control::ec2::tags::MAX_TAGS;
 /// The longest tag key, in characters (EC2's limit).
 pub const MAX_TAG_KEY: usize = 128;
 /// The longest tag value, in characters (EC2's limit).
@@ -114,10 +114,7 @@ pub fn check_pairs(pairs: &[(String, String)]) -> Result<(), FormError> {
 
 /// EC2's `TagLimitExceeded`, saying what would exceed [`MAX_TAGS`].
 pub fn tag_limit_exceeded(what: &str) -> ApiError {
-    ApiError::new(
-        "TagLimitExceeded",
-        format!("The maximum number of tags per resource ({MAX_TAGS}) would be exceeded: {what}"),
-    )
+    ApiError::refused(&control::ec2::tags::TagsError::TooMany(what.into()))
 }
 
 /// Checks a tag key: 1 to 128 characters, not starting with `aws:`.

@@ -9,7 +9,6 @@ use shapes::ec2::{
 use super::Call;
 use super::errors::ApiError;
 use super::filters::canonical_name;
-use super::query::{MAX_TAGS, tag_limit_exceeded};
 use super::typed::{self, Page};
 use state::tags;
 
@@ -17,89 +16,7 @@ use state::tags;
 /// (EC2's limits).
 const MAX_PER_CALL: usize = 1000;
 
-/// Every taggable resource: id prefix, `resourceType`, table, id column, and the error code
-/// for an unknown id.
-const TAGGABLE: &[(&str, &str, &str, &str, &str)] = &[
-    (
-        "i-",
-        "instance",
-        "instances",
-        "id",
-        "InvalidInstanceID.NotFound",
-    ),
-    ("ami-", "image", "images", "id", "InvalidAMIID.NotFound"),
-    (
-        "key-",
-        "key-pair",
-        "key_pairs",
-        "id",
-        "InvalidKeyPair.NotFound",
-    ),
-    ("vpc-", "vpc", "vpcs", "id", "InvalidVpcID.NotFound"),
-    (
-        "subnet-",
-        "subnet",
-        "subnets",
-        "id",
-        "InvalidSubnetID.NotFound",
-    ),
-    (
-        "sg-",
-        "security-group",
-        "security_groups",
-        "id",
-        "InvalidGroup.NotFound",
-    ),
-    (
-        "eni-",
-        "network-interface",
-        "network_interfaces",
-        "id",
-        "InvalidNetworkInterfaceID.NotFound",
-    ),
-    (
-        "eipalloc-",
-        "elastic-ip",
-        "addresses",
-        "allocation_id",
-        "InvalidAllocationID.NotFound",
-    ),
-];
-
-/// The EC2 resource type of an id, from its prefix.
-pub fn resource_type(id: &str) -> Option<&'static str> {
-    TAGGABLE.iter().find(|t| id.starts_with(t.0)).map(|t| t.1)
-}
-
-/// Checks that every id names an existing resource.
-fn check_resources(c: &Call<'_>, ids: &[String]) -> Result<(), ApiError> {
-    let conn = c.st.db.lock();
-    for id in ids {
-        let Some(&(_, _, table, column, not_found)) = TAGGABLE.iter().find(|t| id.starts_with(t.0))
-        else {
-            let prefixes: Vec<&str> = TAGGABLE.iter().map(|t| t.0).collect();
-            return Err(ApiError::new(
-                "InvalidID",
-                format!(
-                    "The ID '{id}' is not valid: taggable ids start with {}",
-                    prefixes.join(", ")
-                ),
-            ));
-        };
-        let exists: bool = conn.query_row(
-            &format!("SELECT EXISTS(SELECT 1 FROM {table} WHERE {column} = ?1)"),
-            [id],
-            |r| r.get(0),
-        )?;
-        if !exists {
-            return Err(ApiError::new(
-                not_found,
-                format!("The ID '{id}' does not exist"),
-            ));
-        }
-    }
-    Ok(())
-}
+pub use control::ec2::tags::resource_type;
 
 /// The `ResourceId.N` list: 1 to [`MAX_PER_CALL`] ids.
 fn resource_ids(ids: Vec<String>) -> Result<Vec<String>, ApiError> {
@@ -128,29 +45,9 @@ pub fn create(c: &Call<'_>, input: CreateTagsRequest) -> Result<Empty, ApiError>
     if new.is_empty() {
         return Err(ApiError::missing("Tag"));
     }
-    if new.len() > MAX_TAGS {
-        return Err(tag_limit_exceeded(&format!("{} tags given", new.len())));
-    }
-    check_resources(c, &ids)?;
-    let mut conn = c.st.db.lock();
-    let tx = conn.transaction()?;
-    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let existing = tags::for_resources(&tx, &refs)?;
-    for id in &ids {
-        let have = existing.get(id).map_or(&[][..], Vec::as_slice);
-        let added = new
-            .iter()
-            .filter(|(k, _)| !have.iter().any(|(h, _)| h == k))
-            .count();
-        if have.len() + added > MAX_TAGS {
-            return Err(tag_limit_exceeded(&format!(
-                "resource '{id}' would have {} tags",
-                have.len() + added
-            )));
-        }
-        tags::put(&tx, id, &new)?;
-    }
-    tx.commit()?;
+    c.st.plane
+        .create_tags(&ids, &new)
+        .map_err(|e| ApiError::refused(&e))?;
     Ok(Empty::default())
 }
 
@@ -164,18 +61,9 @@ pub fn delete(c: &Call<'_>, input: DeleteTagsRequest) -> Result<Empty, ApiError>
             format!("{} tags given; the limit is {MAX_PER_CALL}", keys.len()),
         ));
     }
-    check_resources(c, &ids)?;
-    let mut conn = c.st.db.lock();
-    let tx = conn.transaction()?;
-    for id in &ids {
-        if keys.is_empty() {
-            tags::delete_all(&tx, id)?;
-        }
-        for (k, v) in &keys {
-            tags::delete(&tx, id, k, v.as_deref())?;
-        }
-    }
-    tx.commit()?;
+    c.st.plane
+        .delete_tags(&ids, &keys)
+        .map_err(|e| ApiError::refused(&e))?;
     Ok(Empty::default())
 }
 

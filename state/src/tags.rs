@@ -15,6 +15,51 @@ pub struct TagRow {
     pub value: String,
 }
 
+/// The kinds of resource CreateTags and DeleteTags name by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taggable {
+    /// `i-...`.
+    Instance,
+    /// `ami-...`.
+    Image,
+    /// `key-...`.
+    KeyPair,
+    /// `vpc-...`.
+    Vpc,
+    /// `subnet-...`.
+    Subnet,
+    /// `sg-...`.
+    SecurityGroup,
+    /// `eni-...`.
+    NetworkInterface,
+    /// `eipalloc-...`.
+    ElasticIp,
+}
+
+impl Taggable {
+    /// The statement that says whether a resource of this kind has the id `?1`.
+    fn exists_query(self) -> &'static str {
+        match self {
+            Self::Instance => "SELECT EXISTS(SELECT 1 FROM instances WHERE id = ?1)",
+            Self::Image => "SELECT EXISTS(SELECT 1 FROM images WHERE id = ?1)",
+            Self::KeyPair => "SELECT EXISTS(SELECT 1 FROM key_pairs WHERE id = ?1)",
+            Self::Vpc => "SELECT EXISTS(SELECT 1 FROM vpcs WHERE id = ?1)",
+            Self::Subnet => "SELECT EXISTS(SELECT 1 FROM subnets WHERE id = ?1)",
+            Self::SecurityGroup => "SELECT EXISTS(SELECT 1 FROM security_groups WHERE id = ?1)",
+            Self::NetworkInterface => {
+                "SELECT EXISTS(SELECT 1 FROM network_interfaces WHERE id = ?1)"
+            }
+            Self::ElasticIp => "SELECT EXISTS(SELECT 1 FROM addresses WHERE allocation_id = ?1)",
+        }
+    }
+}
+
+/// Whether a resource of kind `kind` has the id `id`.
+pub fn resource_exists(conn: &Connection, kind: Taggable, id: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached(kind.exists_query())?
+        .query_row([id], |r| r.get(0))
+}
+
 /// Sets (or overwrites) tags on a resource.
 pub fn put(
     conn: &Connection,
