@@ -34,6 +34,15 @@ pub struct CreateNetworkInterface {
     pub tags: Vec<(String, String)>,
 }
 
+/// The interface made, with its groups.
+#[derive(Debug, Clone)]
+pub struct InterfaceCreated {
+    /// The interface.
+    pub eni: EniRow,
+    /// Its security groups.
+    pub groups: Vec<GroupRow>,
+}
+
 /// CreateNetworkInterface refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateNetworkInterfaceError {
@@ -66,7 +75,7 @@ impl Refusal for CreateNetworkInterfaceError {
 pub fn create(
     conn: &Connection,
     cmd: &CreateNetworkInterface,
-) -> Result<((EniRow, Vec<GroupRow>), Vec<Effect>), CreateNetworkInterfaceError> {
+) -> Result<(InterfaceCreated, Vec<Effect>), CreateNetworkInterfaceError> {
     let subnet = vpcs::get_subnet(conn, &cmd.subnet_id)?
         .ok_or_else(|| CreateNetworkInterfaceError::SubnetNotFound(cmd.subnet_id.clone()))?;
     let groups = lookups::groups_or_default(conn, &subnet.vpc_id, &cmd.group_ids)?;
@@ -83,7 +92,7 @@ pub fn create(
         },
     )?;
     tags::put(conn, &row.id, &cmd.tags)?;
-    Ok(((row, groups), Vec::new()))
+    Ok((InterfaceCreated { eni: row, groups }, Vec::new()))
 }
 
 /// Attach an interface to a stopped instance.
@@ -414,7 +423,7 @@ impl Plane {
     pub async fn create_network_interface(
         &self,
         cmd: CreateNetworkInterface,
-    ) -> Result<(EniRow, Vec<GroupRow>), CreateNetworkInterfaceError> {
+    ) -> Result<InterfaceCreated, CreateNetworkInterfaceError> {
         let committed = self.transact(|tx| create(tx, &cmd))?;
         // Nothing for the host to do until an instance with it starts.
         debug_assert!(committed.effects.is_empty());
