@@ -457,3 +457,145 @@ impl Plane {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ec2::network_interfaces::{CreateNetworkInterface, create};
+    use crate::ec2::test_db;
+
+    const POOL: &str = "198.51.100.0/28";
+
+    fn eni(conn: &Connection) -> EniRow {
+        addressing::ensure_default_vpc(conn).unwrap();
+        let subnet = state::vpcs::default_subnet(conn).unwrap().unwrap();
+        let cmd = CreateNetworkInterface {
+            subnet_id: subnet.id,
+            ..Default::default()
+        };
+        create(conn, &cmd).unwrap().0.eni
+    }
+
+    fn associate_with(
+        conn: &Connection,
+        allocation: &str,
+        eni: &str,
+        allow_reassociation: bool,
+    ) -> Result<(String, Vec<Effect>), AssociateAddressError> {
+        let cmd = AssociateAddress {
+            address: AddressRef::AllocationId(allocation.into()),
+            target: AssociationTarget::NetworkInterface(eni.into()),
+            private_ip: None,
+            allow_reassociation,
+        };
+        associate(conn, &cmd)
+    }
+
+    #[test]
+    fn addresses_come_from_the_pool_once() {
+        let (_dir, db) = test_db();
+        let conn = db.lock();
+        let pool: Cidr = POOL.parse().unwrap();
+        let ask = |ip: &str| AllocateAddress {
+            address: Some(ip.parse().unwrap()),
+            tags: Vec::new(),
+        };
+        let (row, effects) = allocate(&conn, &pool, &ask("198.51.100.5")).unwrap();
+        assert_eq!(row.public_ip, "198.51.100.5");
+        assert!(effects.is_empty());
+        let e = allocate(&conn, &pool, &ask("198.51.100.5")).unwrap_err();
+        assert_eq!(e.code(), Some("InvalidIPAddress.InUse"));
+        assert_eq!(e.to_string(), "Address 198.51.100.5 is in use.");
+        for outside in ["198.51.100.0", "198.51.100.1", "198.51.100.15", "10.0.0.5"] {
+            let e = allocate(&conn, &pool, &ask(outside)).unwrap_err();
+            assert_eq!(e.code(), Some("InvalidAddress.NotFound"), "{outside}");
+        }
+    }
+
+    #[test]
+    fn an_address_moves_only_when_reassociation_is_allowed() {
+        let (_dir, db) = test_db();
+        let conn = db.lock();
+        let pool: Cidr = POOL.parse().unwrap();
+        let (first, second) = (eni(&conn), eni(&conn));
+        let (address, _) = allocate(&conn, &pool, &AllocateAddress::default()).unwrap();
+        let id = &address.allocation_id;
+
+        let (assoc, effects) = associate_with(&conn, id, &first.id, false).unwrap();
+        assert_eq!(effects, vec![Effect::SyncFirewall]);
+        // Again with the same interface: the same association, nothing to do.
+        let (again, effects) = associate_with(&conn, id, &first.id, false).unwrap();
+        assert_eq!((again.as_str(), effects.len()), (assoc.as_str(), 0));
+
+        let e = associate_with(&conn, id, &second.id, false).unwrap_err();
+        assert_eq!(e.code(), Some("Resource.AlreadyAssociated"));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "resource {id} is already associated with associate-id {assoc} (interface {}); \
+                 pass AllowReassociation=true to move it",
+                first.id
+            )
+        );
+        let (moved, _) = associate_with(&conn, id, &second.id, true).unwrap();
+        assert_ne!(moved, assoc);
+        assert!(enis::address_of_eni(&conn, &first.id).unwrap().is_none());
+
+        let release_it = ReleaseAddress {
+            address: AddressRef::PublicIp(address.public_ip.clone()),
+        };
+        let e = release(&conn, &release_it).unwrap_err();
+        assert_eq!(e.code(), Some("InvalidIPAddress.InUse"));
+
+        let e = disassociate(
+            &conn,
+            &pool,
+            &DisassociateAddress {
+                association: AssociationRef::AssociationId(assoc),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), Some("InvalidAssociationID.NotFound"));
+        disassociate(
+            &conn,
+            &pool,
+            &DisassociateAddress {
+                association: AssociationRef::AssociationId(moved),
+            },
+        )
+        .unwrap();
+        release(&conn, &release_it).unwrap();
+        let e = release(&conn, &release_it).unwrap_err();
+        assert_eq!(e.code(), Some("InvalidAddress.NotFound"));
+        let e = associate_with(&conn, id, &second.id, false).unwrap_err();
+        assert_eq!(e.code(), Some("InvalidAllocationID.NotFound"));
+    }
+
+    #[test]
+    fn the_private_address_named_must_be_the_interfaces() {
+        let (_dir, db) = test_db();
+        let conn = db.lock();
+        let pool: Cidr = POOL.parse().unwrap();
+        let e = eni(&conn);
+        let (address, _) = allocate(&conn, &pool, &AllocateAddress::default()).unwrap();
+        let cmd = AssociateAddress {
+            address: AddressRef::AllocationId(address.allocation_id),
+            target: AssociationTarget::NetworkInterface(e.id.clone()),
+            private_ip: Some("172.31.99.99".into()),
+            allow_reassociation: false,
+        };
+        let err = associate(&conn, &cmd).unwrap_err();
+        assert_eq!(err.code(), Some("InvalidParameterValue"));
+        assert!(
+            err.to_string()
+                .starts_with("Value for parameter PrivateIpAddress is invalid")
+        );
+        let cmd = AssociateAddress {
+            target: AssociationTarget::Instance("i-12345678".into()),
+            private_ip: None,
+            ..cmd
+        };
+        let err = associate(&conn, &cmd).unwrap_err();
+        assert_eq!(err.code(), Some("InvalidInstanceID.NotFound"));
+    }
+}

@@ -471,3 +471,127 @@ impl Plane {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ec2::subnets::{DeleteSubnet, delete_subnet};
+    use crate::ec2::test_db;
+
+    fn default_subnet(conn: &Connection) -> state::vpcs::SubnetRow {
+        addressing::ensure_default_vpc(conn).unwrap();
+        vpcs::default_subnet(conn).unwrap().unwrap()
+    }
+
+    #[test]
+    fn an_interface_gets_the_default_group_and_keeps_its_subnet() {
+        let (_dir, db) = test_db();
+        let mut conn = db.lock();
+        let tx = conn.transaction().unwrap();
+        let subnet = default_subnet(&tx);
+        let cmd = CreateNetworkInterface {
+            subnet_id: subnet.id.clone(),
+            description: "d".into(),
+            ..Default::default()
+        };
+        let (made, effects) = create(&tx, &cmd).unwrap();
+        assert!(effects.is_empty());
+        assert_eq!(made.groups.len(), 1);
+        assert_eq!(made.groups[0].name, "default");
+
+        let e = delete_subnet(
+            &tx,
+            &DeleteSubnet {
+                subnet_id: subnet.id.clone(),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), Some("DependencyViolation"));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "The subnet '{}' has dependencies and cannot be deleted: network interface {}.",
+                subnet.id, made.eni.id
+            )
+        );
+
+        let bad = CreateNetworkInterface {
+            group_ids: vec!["sg-12345678".into()],
+            ..cmd.clone()
+        };
+        let e = create(&tx, &bad).unwrap_err();
+        assert_eq!(e.code(), Some("InvalidGroup.NotFound"));
+        let e = create(
+            &tx,
+            &CreateNetworkInterface {
+                subnet_id: "subnet-12345678".into(),
+                ..cmd
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), Some("InvalidSubnetID.NotFound"));
+    }
+
+    #[test]
+    fn an_attached_interface_is_not_deleted_and_groups_are_checked() {
+        let (_dir, db) = test_db();
+        let conn = db.lock();
+        let subnet = default_subnet(&conn);
+        let cmd = CreateNetworkInterface {
+            subnet_id: subnet.id,
+            ..Default::default()
+        };
+        let (made, _) = create(&conn, &cmd).unwrap();
+        let id = made.eni.id.clone();
+        enis::set_attachment(&conn, &id, Some(("i-12345678", 1, "eni-attach-1", false))).unwrap();
+        let del = DeleteNetworkInterface { eni_id: id.clone() };
+        let e = delete(&conn, &del).unwrap_err();
+        assert_eq!(e.code(), Some("InvalidNetworkInterface.InUse"));
+        assert_eq!(
+            e.to_string(),
+            format!("Interface: [{id}] in use: it is attached to i-12345678.")
+        );
+
+        let set = |ids: &[&str]| {
+            set_security_groups(
+                &conn,
+                &SetSecurityGroups {
+                    of: GroupsOf::Interface(id.clone()),
+                    group_ids: ids.iter().map(|s| s.to_string()).collect(),
+                },
+            )
+        };
+        assert_eq!(
+            set(&["sg-1"]).unwrap_err().code(),
+            Some("InvalidGroupId.Malformed")
+        );
+        assert_eq!(
+            set(&["sg-12345678"]).unwrap_err().code(),
+            Some("InvalidGroup.NotFound")
+        );
+        assert_eq!(set(&[]).unwrap_err().code(), Some("MissingParameter"));
+        let default = made.groups[0].id.as_str();
+        let (_, effects) = set(&[default, default]).unwrap();
+        assert_eq!(effects, vec![Effect::SyncFirewall]);
+
+        let e = detach(
+            &conn,
+            &DetachNetworkInterface {
+                attachment_id: "eni-attach-2".into(),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), Some("InvalidAttachmentID.NotFound"));
+        // The instance is not in the state: the interface comes off.
+        detach(
+            &conn,
+            &DetachNetworkInterface {
+                attachment_id: "eni-attach-1".into(),
+            },
+        )
+        .unwrap();
+        let (_, effects) = delete(&conn, &del).unwrap();
+        assert_eq!(effects, vec![Effect::SyncFirewall]);
+        assert!(enis::get(&conn, &id).unwrap().is_none());
+    }
+}
