@@ -5,7 +5,6 @@
 
 use std::net::Ipv4Addr;
 
-use rusqlite::Connection;
 use shapes::Empty;
 use shapes::ec2::{
     Address, AllocateAddressRequest, AllocateAddressResult, AssociateAddressRequest,
@@ -15,14 +14,14 @@ use shapes::ec2::{
 
 use super::errors::ApiError;
 use super::filters::filters_match;
-use super::metadata_options::live_instance;
 use super::typed::{self, tag_set};
-use super::vpcs::sync;
 use super::{Call, REGION};
-use host::network::addressing::{self, AddressError};
-use state::enis::{self, AddressRow, EniRow};
-use state::instances::{self, InstanceState};
-use state::{new_id, tags};
+use control::ec2::addresses::{
+    AddressRef, AllocateAddress, AssociateAddress, AssociationRef, AssociationTarget,
+    DisassociateAddress, ReleaseAddress,
+};
+use state::enis;
+use state::tags;
 
 fn allocation_not_found(id: &str) -> ApiError {
     ApiError::new(
@@ -39,39 +38,19 @@ fn address_not_found(ip: &str) -> ApiError {
 }
 
 /// The address named by `AllocationId`, else by `PublicIp`.
-fn named_address(
-    conn: &Connection,
+fn address_ref(
     allocation_id: Option<&str>,
     public_ip: Option<&str>,
-) -> Result<AddressRow, ApiError> {
-    let all = enis::addresses(conn)?;
-    if let Some(id) = allocation_id {
-        return all
-            .into_iter()
-            .find(|a| a.allocation_id == id)
-            .ok_or_else(|| allocation_not_found(id));
+) -> Result<AddressRef, ApiError> {
+    match (allocation_id, public_ip) {
+        (Some(id), _) => Ok(AddressRef::AllocationId(id.to_owned())),
+        (None, Some(ip)) => Ok(AddressRef::PublicIp(ip.to_owned())),
+        (None, None) => Err(ApiError::missing("AllocationId")),
     }
-    if let Some(ip) = public_ip {
-        return all
-            .into_iter()
-            .find(|a| a.public_ip == ip)
-            .ok_or_else(|| address_not_found(ip));
-    }
-    Err(ApiError::missing("AllocationId"))
-}
-
-/// The network interface `id`, or `InvalidNetworkInterfaceID.NotFound`.
-pub fn eni(conn: &Connection, id: &str) -> Result<EniRow, ApiError> {
-    enis::get(conn, id)?.ok_or_else(|| {
-        ApiError::new(
-            "InvalidNetworkInterfaceID.NotFound",
-            format!("The networkInterface ID '{id}' does not exist"),
-        )
-    })
 }
 
 /// AllocateAddress: `Domain` `vpc` (the default); `Address` asks for one address of the pool.
-pub fn allocate(
+pub async fn allocate(
     c: &Call<'_>,
     input: AllocateAddressRequest,
 ) -> Result<AllocateAddressResult, ApiError> {
@@ -83,8 +62,7 @@ pub fn allocate(
             format!("'{d}' is not supported; the allowed value is vpc"),
         ));
     }
-    let pool = c.st.network.config.public_pool;
-    let wanted = input
+    let address = input
         .address
         .as_deref()
         .map(|v| {
@@ -92,40 +70,12 @@ pub fn allocate(
                 .map_err(|_| ApiError::invalid("Address", format!("'{v}' is not an IPv4 address")))
         })
         .transpose()?;
-    let tag_list = typed::tag_specifications(input.tag_specifications.as_deref(), "elastic-ip")?;
-    let row = {
-        let mut conn = c.st.db.lock();
-        let tx = conn.transaction()?;
-        let ip = match wanted {
-            Some(ip) => {
-                let usable = pool.contains(ip)
-                    && ip != pool.network
-                    && ip != pool.router()
-                    && ip != pool.last();
-                if !usable {
-                    return Err(ApiError::new(
-                        "InvalidAddress.NotFound",
-                        format!("The address {ip} is not an instance address of the pool {pool}"),
-                    ));
-                }
-                if enis::public_ips_in_use(&tx)?.contains(&ip.to_string()) {
-                    return Err(AddressError::InUse(ip.to_string()).into());
-                }
-                ip
-            }
-            None => addressing::free_public_ip(&tx, &pool, None)?,
-        };
-        let row = AddressRow {
-            allocation_id: new_id("eipalloc"),
-            public_ip: ip.to_string(),
-            eni_id: None,
-            association_id: None,
-        };
-        enis::insert_address(&tx, &row)?;
-        tags::put(&tx, &row.allocation_id, &tag_list)?;
-        tx.commit()?;
-        row
-    };
+    let tags = typed::tag_specifications(input.tag_specifications.as_deref(), "elastic-ip")?;
+    let row =
+        c.st.plane
+            .allocate_address(AllocateAddress { address, tags })
+            .await
+            .map_err(|e| ApiError::refused(&e))?;
     Ok(AllocateAddressResult {
         public_ip: Some(row.public_ip),
         domain: Some(DomainType::Vpc),
@@ -143,89 +93,31 @@ pub async fn associate(
     c: &Call<'_>,
     input: AssociateAddressRequest,
 ) -> Result<AssociateAddressResult, ApiError> {
-    let reassociate = input.allow_reassociation.unwrap_or(false);
-    let association_id = {
-        let mut conn = c.st.db.lock();
-        let tx = conn.transaction()?;
-        let address = named_address(
-            &tx,
-            input.allocation_id.as_deref(),
-            input.public_ip.as_deref(),
-        )?;
-        let target = match (
-            input.instance_id.as_deref(),
-            input.network_interface_id.as_deref(),
-        ) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::new(
-                    "InvalidParameterCombination",
-                    "Give InstanceId or NetworkInterfaceId, not both",
-                ));
-            }
-            (Some(id), None) => {
-                let row = live_instance(&tx, id)?;
-                enis::of_instance(&tx, &row.id)?
-                    .into_iter()
-                    .find(|e| e.device_index == Some(0))
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            "InvalidInstanceID",
-                            format!("The instance '{id}' has no primary network interface"),
-                        )
-                    })?
-            }
-            (None, Some(id)) => eni(&tx, id)?,
-            (None, None) => return Err(ApiError::missing("InstanceId")),
-        };
-        if let Some(ip) = input.private_ip_address.as_deref()
-            && ip != target.private_ip
-        {
-            return Err(ApiError::invalid(
-                "PrivateIpAddress",
-                format!(
-                    "{ip} is not an address of {} ({})",
-                    target.id, target.private_ip
-                ),
+    let address = address_ref(input.allocation_id.as_deref(), input.public_ip.as_deref())?;
+    let target = match (input.instance_id, input.network_interface_id) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                "InvalidParameterCombination",
+                "Give InstanceId or NetworkInterfaceId, not both",
             ));
         }
-        match (&address.eni_id, &address.association_id) {
-            (Some(current), Some(assoc)) if *current == target.id => {
-                return Ok(answer(assoc));
-            }
-            (Some(current), _) if !reassociate => {
-                return Err(ApiError::new(
-                    "Resource.AlreadyAssociated",
-                    format!(
-                        "resource {} is already associated with associate-id {} (interface \
-                         {current}); pass AllowReassociation=true to move it",
-                        address.allocation_id,
-                        address.association_id.as_deref().unwrap_or("")
-                    ),
-                ));
-            }
-            _ => {}
-        }
-        if let Some(old) = enis::address_of_eni(&tx, &target.id)? {
-            enis::set_association(&tx, &old.allocation_id, None)?;
-        }
-        let association_id = new_id("eipassoc");
-        enis::set_association(
-            &tx,
-            &address.allocation_id,
-            Some((&target.id, &association_id)),
-        )?;
-        enis::set_public_ip(&tx, &target.id, None)?;
-        tx.commit()?;
-        association_id
+        (Some(id), None) => AssociationTarget::Instance(id),
+        (None, Some(id)) => AssociationTarget::NetworkInterface(id),
+        (None, None) => return Err(ApiError::missing("InstanceId")),
     };
-    sync(c).await?;
-    Ok(answer(&association_id))
-}
-
-fn answer(association_id: &str) -> AssociateAddressResult {
-    AssociateAddressResult {
-        association_id: Some(association_id.to_string()),
-    }
+    let association_id =
+        c.st.plane
+            .associate_address(AssociateAddress {
+                address,
+                target,
+                private_ip: input.private_ip_address,
+                allow_reassociation: input.allow_reassociation.unwrap_or(false),
+            })
+            .await
+            .map_err(|e| ApiError::refused(&e))?;
+    Ok(AssociateAddressResult {
+        association_id: Some(association_id),
+    })
 }
 
 /// DisassociateAddress: `AssociationId` (or `PublicIp`). An interface that wants a public
@@ -234,65 +126,25 @@ pub async fn disassociate(
     c: &Call<'_>,
     input: DisassociateAddressRequest,
 ) -> Result<Empty, ApiError> {
-    {
-        let mut conn = c.st.db.lock();
-        let tx = conn.transaction()?;
-        let all = enis::addresses(&tx)?;
-        let address = match (input.association_id.as_deref(), input.public_ip.as_deref()) {
-            (Some(id), _) => all
-                .into_iter()
-                .find(|a| a.association_id.as_deref() == Some(id))
-                .ok_or_else(|| {
-                    ApiError::new(
-                        "InvalidAssociationID.NotFound",
-                        format!("The association ID '{id}' does not exist"),
-                    )
-                })?,
-            (None, Some(ip)) => all
-                .into_iter()
-                .find(|a| a.public_ip == ip)
-                .ok_or_else(|| address_not_found(ip))?,
-            (None, None) => return Err(ApiError::missing("AssociationId")),
-        };
-        enis::set_association(&tx, &address.allocation_id, None)?;
-        if let Some(eni_id) = &address.eni_id
-            && let Some(e) = enis::get(&tx, eni_id)?
-            && e.wants_public_ip
-            && let Some(instance) = &e.instance_id
-            && instances::get(&tx, instance)?
-                .is_some_and(|i| matches!(i.state, InstanceState::Running | InstanceState::Pending))
-        {
-            let ip = addressing::free_public_ip(&tx, &c.st.network.config.public_pool, None)?;
-            enis::set_public_ip(&tx, &e.id, Some(&ip.to_string()))?;
-        }
-        tx.commit()?;
-    }
-    sync(c).await?;
+    let association = match (input.association_id, input.public_ip) {
+        (Some(id), _) => AssociationRef::AssociationId(id),
+        (None, Some(ip)) => AssociationRef::PublicIp(ip),
+        (None, None) => return Err(ApiError::missing("AssociationId")),
+    };
+    c.st.plane
+        .disassociate_address(DisassociateAddress { association })
+        .await
+        .map_err(|e| ApiError::refused(&e))?;
     Ok(Empty::default())
 }
 
 /// ReleaseAddress: `AllocationId` (or `PublicIp`); refused while associated.
-pub fn release(c: &Call<'_>, input: ReleaseAddressRequest) -> Result<Empty, ApiError> {
-    let mut conn = c.st.db.lock();
-    let tx = conn.transaction()?;
-    let address = named_address(
-        &tx,
-        input.allocation_id.as_deref(),
-        input.public_ip.as_deref(),
-    )?;
-    if let Some(eni) = &address.eni_id {
-        return Err(ApiError::new(
-            "InvalidIPAddress.InUse",
-            format!(
-                "Address {} is in use: it is associated with {eni} ({}); disassociate it first",
-                address.public_ip,
-                address.association_id.as_deref().unwrap_or("")
-            ),
-        ));
-    }
-    enis::delete_address(&tx, &address.allocation_id)?;
-    tags::delete_all(&tx, &address.allocation_id)?;
-    tx.commit()?;
+pub async fn release(c: &Call<'_>, input: ReleaseAddressRequest) -> Result<Empty, ApiError> {
+    let address = address_ref(input.allocation_id.as_deref(), input.public_ip.as_deref())?;
+    c.st.plane
+        .release_address(ReleaseAddress { address })
+        .await
+        .map_err(|e| ApiError::refused(&e))?;
     Ok(Empty::default())
 }
 

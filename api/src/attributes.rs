@@ -12,6 +12,7 @@ use shapes::ec2::{
 
 use super::errors::ApiError;
 use super::{Call, instances::well_formed_id};
+use control::ec2::network_interfaces::{GroupsOf, SetSecurityGroups};
 use host::compute::disks::ROOT_DEVICE;
 use state::{enis, instances, security_groups, volumes};
 
@@ -142,7 +143,7 @@ fn delete_on_termination(
     }
     let mut conn = c.st.db.lock();
     let tx = conn.transaction()?;
-    super::metadata_options::live_instance(&tx, id)?;
+    control::ec2::lookups::live_instance(&tx, id).map_err(|e| ApiError::refused(&e))?;
     let attached = volumes::attached_to(&tx, id)?;
     for (device, dot, volume) in changes {
         let v = attached
@@ -183,22 +184,11 @@ async fn security_groups(
              DeleteOnTermination can be modified",
         ));
     }
-    {
-        let mut conn = c.st.db.lock();
-        let tx = conn.transaction()?;
-        let row = super::metadata_options::live_instance(&tx, id)?;
-        let primary = enis::of_instance(&tx, &row.id)?
-            .into_iter()
-            .find(|e| e.device_index == Some(0))
-            .ok_or_else(|| {
-                ApiError::new(
-                    "InvalidInstanceID",
-                    format!("The instance '{id}' has no primary network interface"),
-                )
-            })?;
-        let groups = super::security_groups::groups_for_eni(&tx, &primary.vpc_id, &ids)?;
-        security_groups::set_eni_groups(&tx, &primary.id, &groups)?;
-        tx.commit()?;
-    }
-    super::vpcs::sync(c).await
+    c.st.plane
+        .set_security_groups(SetSecurityGroups {
+            of: GroupsOf::Instance(id.to_owned()),
+            group_ids: ids,
+        })
+        .await
+        .map_err(|e| ApiError::refused(&e))
 }

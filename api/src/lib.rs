@@ -261,7 +261,7 @@ async fn dispatch_typed(
             ModifySubnetAttribute,
             c,
             input,
-            vpcs::modify_subnet_attribute
+            async vpcs::modify_subnet_attribute
         )?,
         "CreateSecurityGroup" => typed_op!(CreateSecurityGroup, c, input, security_groups::create)?,
         "DeleteSecurityGroup" => {
@@ -300,12 +300,12 @@ async fn dispatch_typed(
             input,
             async security_groups::revoke_egress
         )?,
-        "AllocateAddress" => typed_op!(AllocateAddress, c, input, addresses::allocate)?,
+        "AllocateAddress" => typed_op!(AllocateAddress, c, input, async addresses::allocate)?,
         "AssociateAddress" => typed_op!(AssociateAddress, c, input, async addresses::associate)?,
         "DisassociateAddress" => {
             typed_op!(DisassociateAddress, c, input, async addresses::disassociate)?
         }
-        "ReleaseAddress" => typed_op!(ReleaseAddress, c, input, addresses::release)?,
+        "ReleaseAddress" => typed_op!(ReleaseAddress, c, input, async addresses::release)?,
         "DescribeAddresses" => typed_op!(DescribeAddresses, c, input, addresses::describe)?,
         "DescribeNetworkInterfaces" => tokio::task::block_in_place(|| {
             typed_op!(
@@ -316,13 +316,13 @@ async fn dispatch_typed(
             )
         })?,
         "CreateNetworkInterface" => {
-            typed_op!(CreateNetworkInterface, c, input, network_interfaces::create)?
+            typed_op!(CreateNetworkInterface, c, input, async network_interfaces::create)?
         }
         "AttachNetworkInterface" => {
-            typed_op!(AttachNetworkInterface, c, input, network_interfaces::attach)?
+            typed_op!(AttachNetworkInterface, c, input, async network_interfaces::attach)?
         }
         "DetachNetworkInterface" => {
-            typed_op!(DetachNetworkInterface, c, input, network_interfaces::detach)?
+            typed_op!(DetachNetworkInterface, c, input, async network_interfaces::detach)?
         }
         "DeleteNetworkInterface" => typed_op!(
             DeleteNetworkInterface,

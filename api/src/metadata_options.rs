@@ -2,47 +2,12 @@
 //! of an instance, applied at once (disabling the endpoint removes the instance's metadata
 //! redirect from the firewall).
 
-use rusqlite::Connection;
 use shapes::ec2::{ModifyInstanceMetadataOptionsRequest, ModifyInstanceMetadataOptionsResult};
 
 use super::Call;
 use super::errors::ApiError;
 use super::instance_network::metadata_response;
-use super::instances::well_formed_id;
-use super::launch_network::{MetadataChange, metadata_options};
-use super::vpcs::sync;
-use state::enis;
-use state::instances::{self, InstanceRow, InstanceState};
-
-/// The instance `id` unless it is terminated: `InvalidInstanceID.Malformed`,
-/// `InvalidInstanceID.NotFound` or `IncorrectInstanceState`.
-pub fn live_instance(conn: &Connection, id: &str) -> Result<InstanceRow, ApiError> {
-    if !well_formed_id(id, "i") {
-        return Err(ApiError::new(
-            "InvalidInstanceID.Malformed",
-            format!("Invalid id: \"{id}\" (expecting \"i-...\")"),
-        ));
-    }
-    let row = instances::get(conn, id)?.ok_or_else(|| {
-        ApiError::new(
-            "InvalidInstanceID.NotFound",
-            format!("The instance ID '{id}' does not exist"),
-        )
-    })?;
-    if matches!(
-        row.state,
-        InstanceState::Terminated | InstanceState::ShuttingDown
-    ) {
-        return Err(ApiError::new(
-            "IncorrectInstanceState",
-            format!(
-                "The instance '{id}' is not in a state from which it can be modified ({}).",
-                row.state.name()
-            ),
-        ));
-    }
-    Ok(row)
-}
+use control::ec2::metadata_options::ModifyMetadataOptions;
 
 /// ModifyInstanceMetadataOptions. `HttpProtocolIpv6` and `InstanceMetadataTags` take only
 /// `disabled`, the one state served.
@@ -74,19 +39,16 @@ pub async fn modify(
             ));
         }
     }
-    let change = MetadataChange {
-        tokens: input.http_tokens,
-        endpoint: input.http_endpoint,
-        hop_limit: input.http_put_response_hop_limit,
-    };
-    let options = {
-        let conn = c.st.db.lock();
-        let row = live_instance(&conn, id)?;
-        let options = metadata_options(change, "", enis::metadata_options(&conn, &row.id)?)?;
-        enis::set_metadata_options(&conn, &row.id, &options)?;
-        options
-    };
-    sync(c).await?;
+    let options =
+        c.st.plane
+            .modify_metadata_options(ModifyMetadataOptions {
+                instance_id: id.to_owned(),
+                http_tokens: input.http_tokens.map(|v| v.as_str().to_owned()),
+                http_endpoint: input.http_endpoint.map(|v| v.as_str().to_owned()),
+                hop_limit: input.http_put_response_hop_limit,
+            })
+            .await
+            .map_err(|e| ApiError::refused(&e))?;
     Ok(ModifyInstanceMetadataOptionsResult {
         instance_id: Some(id.to_string()),
         instance_metadata_options: Some(metadata_response(&options)),

@@ -15,23 +15,20 @@ use shapes::ec2::{
     NetworkInterfacePrivateIpAddress, NetworkInterfaceStatus, NetworkInterfaceType,
 };
 
-use super::addresses::eni;
 use super::errors::ApiError;
 use super::filters::filters_match;
 use super::instance_network::public_dns_name;
-use super::launch_network;
-use super::metadata_options::live_instance;
-use super::security_groups::groups_for_eni;
 use super::typed::non_empty;
 use super::typed::{self, Page, tag_set};
-use super::vpcs::sync;
 use super::{AVAILABILITY_ZONE, Call};
+use control::ec2::network_interfaces::{
+    AttachNetworkInterface, CreateNetworkInterface, DeleteNetworkInterface, DetachNetworkInterface,
+    GroupsOf, SetSecurityGroups,
+};
 use host::imds::source::private_dns_name;
-use host::network::addressing::{self, NewEni};
 use state::enis::{self, AddressRow, EniRow};
-use state::instances::InstanceState;
 use state::security_groups::{self, GroupRow};
-use state::{new_id, tags};
+use state::tags;
 
 /// Most interfaces one instance may have (device indices 0 to 7).
 pub const MAX_ENIS_PER_INSTANCE: u32 = 8;
@@ -189,7 +186,7 @@ pub fn describe(
 
 /// CreateNetworkInterface: `SubnetId`, `PrivateIpAddress`, `SecurityGroupId.N` (default: the
 /// VPC's default group), `Description`, `TagSpecification.N`.
-pub fn create(
+pub async fn create(
     c: &Call<'_>,
     input: CreateNetworkInterfaceRequest,
 ) -> Result<CreateNetworkInterfaceResult, ApiError> {
@@ -203,39 +200,33 @@ pub fn create(
             "descriptions are at most 255 characters",
         ));
     }
-    let tag_list =
-        typed::tag_specifications(input.tag_specifications.as_deref(), "network-interface")?;
-    let (row, groups) = {
-        let mut conn = c.st.db.lock();
-        let tx = conn.transaction()?;
-        let subnet = launch_network::subnet(&tx, subnet_id)?;
-        let group_ids = input.groups.clone().unwrap_or_default();
-        let groups = launch_network::groups(&tx, &subnet.vpc_id, &group_ids, &[])?;
-        let ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
-        let row = addressing::create_eni(
-            &tx,
-            &NewEni {
-                subnet: &subnet,
-                group_ids: &ids,
+    let tags = typed::tag_specifications(input.tag_specifications.as_deref(), "network-interface")?;
+    let created =
+        c.st.plane
+            .create_network_interface(CreateNetworkInterface {
+                subnet_id: subnet_id.to_owned(),
                 private_ip: wanted_ip,
+                group_ids: input.groups.unwrap_or_default(),
                 description,
-                attach: None,
-                wants_public_ip: false,
-            },
-        )?;
-        tags::put(&tx, &row.id, &tag_list)?;
-        tx.commit()?;
-        (row, groups)
-    };
+                tags: tags.clone(),
+            })
+            .await
+            .map_err(|e| ApiError::refused(&e))?;
     Ok(CreateNetworkInterfaceResult {
-        network_interface: Some(render(&c.st.account_id, &row, &groups, None, &tag_list)),
+        network_interface: Some(render(
+            &c.st.account_id,
+            &created.eni,
+            &created.groups,
+            None,
+            &tags,
+        )),
         client_token: None,
     })
 }
 
 /// AttachNetworkInterface: `NetworkInterfaceId`, `InstanceId` (stopped), `DeviceIndex` (1 to
 /// 7, free on the instance); the interface must be available and in the instance's VPC.
-pub fn attach(
+pub async fn attach(
     c: &Call<'_>,
     input: AttachNetworkInterfaceRequest,
 ) -> Result<AttachNetworkInterfaceResult, ApiError> {
@@ -254,54 +245,15 @@ pub fn attach(
                 ),
             )
         })?;
-    let mut conn = c.st.db.lock();
-    let tx = conn.transaction()?;
-    let e = eni(&tx, eni_id)?;
-    let instance = live_instance(&tx, instance_id)?;
-    if instance.state != InstanceState::Stopped {
-        return Err(ApiError::new(
-            "IncorrectInstanceState",
-            format!(
-                "The instance '{instance_id}' is '{}'; network interfaces are attached to stopped \
-                 instances only",
-                instance.state.name()
-            ),
-        ));
-    }
-    if let Some(other) = &e.instance_id {
-        return Err(ApiError::new(
-            "InvalidNetworkInterface.InUse",
-            format!("Interface: [{eni_id}] in use: it is attached to {other}."),
-        ));
-    }
-    let current = enis::of_instance(&tx, &instance.id)?;
-    if index == 0 || current.iter().any(|o| o.device_index == Some(index)) {
-        return Err(ApiError::new(
-            "InvalidParameterValue",
-            format!(
-                "Instance '{instance_id}' already has an interface attached at device index '{index}'."
-            ),
-        ));
-    }
-    if let Some(primary) = current.iter().find(|o| o.device_index == Some(0))
-        && primary.vpc_id != e.vpc_id
-    {
-        return Err(ApiError::new(
-            "InvalidParameterCombination",
-            format!(
-                "The network interface {eni_id} is in {}, the instance's interfaces in {}; they \
-                 must be in the same VPC",
-                e.vpc_id, primary.vpc_id
-            ),
-        ));
-    }
-    let attachment_id = new_id("eni-attach");
-    enis::set_attachment(
-        &tx,
-        &e.id,
-        Some((&instance.id, index, &attachment_id, false)),
-    )?;
-    tx.commit()?;
+    let attachment_id =
+        c.st.plane
+            .attach_network_interface(AttachNetworkInterface {
+                eni_id: eni_id.to_owned(),
+                instance_id: instance_id.to_owned(),
+                device_index: index,
+            })
+            .await
+            .map_err(|e| ApiError::refused(&e))?;
     Ok(AttachNetworkInterfaceResult {
         attachment_id: Some(attachment_id),
         network_card_index: Some(0),
@@ -309,44 +261,14 @@ pub fn attach(
 }
 
 /// DetachNetworkInterface: `AttachmentId` of a secondary interface of a stopped instance.
-pub fn detach(c: &Call<'_>, input: DetachNetworkInterfaceRequest) -> Result<Empty, ApiError> {
+pub async fn detach(c: &Call<'_>, input: DetachNetworkInterfaceRequest) -> Result<Empty, ApiError> {
     let attachment = non_empty(&input.attachment_id, "AttachmentId")?;
-    let mut conn = c.st.db.lock();
-    let tx = conn.transaction()?;
-    let e = enis::all(&tx)?
-        .into_iter()
-        .find(|e| e.attachment_id.as_deref() == Some(attachment))
-        .ok_or_else(|| {
-            ApiError::new(
-                "InvalidAttachmentID.NotFound",
-                format!("The attachment ID '{attachment}' does not exist"),
-            )
-        })?;
-    if e.device_index == Some(0) {
-        return Err(ApiError::new(
-            "OperationNotPermitted",
-            format!(
-                "The network interface at device index 0 ({}) is the primary interface and \
-                 cannot be detached.",
-                e.id
-            ),
-        ));
-    }
-    if let Some(id) = &e.instance_id
-        && let Some(i) = state::instances::get(&tx, id)?
-        && i.state != InstanceState::Stopped
-    {
-        return Err(ApiError::new(
-            "IncorrectInstanceState",
-            format!(
-                "The instance '{id}' is '{}'; network interfaces are detached from stopped \
-                 instances only",
-                i.state.name()
-            ),
-        ));
-    }
-    enis::set_attachment(&tx, &e.id, None)?;
-    tx.commit()?;
+    c.st.plane
+        .detach_network_interface(DetachNetworkInterface {
+            attachment_id: attachment.to_owned(),
+        })
+        .await
+        .map_err(|e| ApiError::refused(&e))?;
     Ok(Empty::default())
 }
 
@@ -354,24 +276,12 @@ pub fn detach(c: &Call<'_>, input: DetachNetworkInterfaceRequest) -> Result<Empt
 /// disassociated.
 pub async fn delete(c: &Call<'_>, input: DeleteNetworkInterfaceRequest) -> Result<Empty, ApiError> {
     let id = non_empty(&input.network_interface_id, "NetworkInterfaceId")?;
-    {
-        let mut conn = c.st.db.lock();
-        let tx = conn.transaction()?;
-        let e = eni(&tx, id)?;
-        if let Some(instance) = &e.instance_id {
-            return Err(ApiError::new(
-                "InvalidNetworkInterface.InUse",
-                format!("Interface: [{id}] in use: it is attached to {instance}."),
-            ));
-        }
-        if let Some(a) = enis::address_of_eni(&tx, &e.id)? {
-            enis::set_association(&tx, &a.allocation_id, None)?;
-        }
-        enis::delete(&tx, &e.id)?;
-        tags::delete_all(&tx, &e.id)?;
-        tx.commit()?;
-    }
-    sync(c).await?;
+    c.st.plane
+        .delete_network_interface(DeleteNetworkInterface {
+            eni_id: id.to_owned(),
+        })
+        .await
+        .map_err(|e| ApiError::refused(&e))?;
     Ok(Empty::default())
 }
 
@@ -408,14 +318,12 @@ pub async fn modify(
             None => ApiError::missing("SecurityGroupId.1"),
         });
     }
-    {
-        let mut conn = c.st.db.lock();
-        let tx = conn.transaction()?;
-        let e = eni(&tx, id)?;
-        let groups = groups_for_eni(&tx, &e.vpc_id, &group_ids)?;
-        security_groups::set_eni_groups(&tx, &e.id, &groups)?;
-        tx.commit()?;
-    }
-    sync(c).await?;
+    c.st.plane
+        .set_security_groups(SetSecurityGroups {
+            of: GroupsOf::Interface(id.to_owned()),
+            group_ids,
+        })
+        .await
+        .map_err(|e| ApiError::refused(&e))?;
     Ok(Empty::default())
 }

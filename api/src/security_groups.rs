@@ -457,26 +457,3 @@ async fn revoke(
         })
         .collect())
 }
-
-/// Group ids as `GroupRow`s of one VPC, for ModifyInstanceAttribute and
-/// ModifyNetworkInterfaceAttribute: 1 to 5, each existing, all in `vpc_id`.
-pub fn groups_for_eni(
-    conn: &Connection,
-    vpc_id: &str,
-    ids: &[String],
-) -> Result<Vec<String>, ApiError> {
-    let mut unique: Vec<String> = Vec::new();
-    for id in ids {
-        if !unique.contains(id) {
-            unique.push(id.clone());
-        }
-    }
-    if unique.is_empty() {
-        return Err(ApiError::missing("GroupId.1"));
-    }
-    for id in &unique {
-        group_by_id(conn, id)?;
-    }
-    let groups = super::launch_network::groups(conn, vpc_id, &unique, &[])?;
-    Ok(groups.into_iter().map(|g| g.id).collect())
-}

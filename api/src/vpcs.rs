@@ -1,9 +1,7 @@
 //! VPC and subnet actions: CreateVpc, DeleteVpc, DescribeVpcs, CreateSubnet, DeleteSubnet,
 //! DescribeSubnets, ModifySubnetAttribute; and the helpers the other networking families
-//! share (filters, tags, applying a change to the host).
-//!
-//! This host routes every VPC itself, so VPC blocks may not overlap each other (nor the public
-//! pool); subnets are /16 to /28 ranges of their VPC that do not overlap.
+//! share. The changes are the control plane's commands (`control::ec2::vpcs`,
+//! `control::ec2::subnets`); the handlers translate.
 
 use std::collections::HashMap;
 
@@ -21,17 +19,12 @@ use super::errors::ApiError;
 use super::filters::filters_match;
 use super::typed::{self, Page, non_empty, tag_set};
 use super::{AVAILABILITY_ZONE, Call};
-use host::network::addressing;
+use control::ec2::subnets::{CreateSubnet, DeleteSubnet, SetMapPublicIp};
+use control::ec2::vpcs::{CreateVpc, DeleteVpc};
 use host::network::cidr::{Cidr, CidrError};
 use state::enis;
-use state::security_groups;
+use state::tags;
 use state::vpcs::{self, SubnetRow, VpcRow};
-use state::{new_id, now_iso, tags};
-
-/// The smallest prefix (largest block) a VPC or subnet may have, as on EC2.
-pub const MIN_PREFIX: u8 = 16;
-/// The largest prefix (smallest block).
-pub const MAX_PREFIX: u8 = 28;
 
 /// Rebuilds every firewall rule from the database (security groups, addresses, metadata).
 pub async fn sync(c: &Call<'_>) -> Result<(), ApiError> {
@@ -39,13 +32,6 @@ pub async fn sync(c: &Call<'_>) -> Result<(), ApiError> {
         .sync()
         .await
         .map_err(|e| ApiError::internal(&e))
-}
-
-/// Rebuilds the VPC bridges and router addresses, then every rule.
-pub async fn sync_bridges(c: &Call<'_>) -> Result<(), ApiError> {
-    let network = c.st.network.clone();
-    tokio::task::block_in_place(|| network.ensure_bridges()).map_err(|e| ApiError::internal(&e))?;
-    sync(c).await
 }
 
 /// `true`/`false` as EC2 prints booleans.
@@ -74,21 +60,6 @@ fn cidr_param(given: Option<&str>) -> Result<Cidr, ApiError> {
             format!("Value ({text}) for parameter cidrBlock is invalid: {e}"),
         )
     })
-}
-
-fn range_error(code: &str, block: &Cidr, why: &str) -> ApiError {
-    ApiError::new(code, format!("The CIDR '{block}' is invalid: {why}."))
-}
-
-fn check_size(code: &str, block: &Cidr) -> Result<(), ApiError> {
-    if !(MIN_PREFIX..=MAX_PREFIX).contains(&block.prefix) {
-        return Err(range_error(
-            code,
-            block,
-            &format!("the block size must be between /{MIN_PREFIX} and /{MAX_PREFIX}"),
-        ));
-    }
-    Ok(())
 }
 
 fn vpc_shape(owner: &str, v: &VpcRow, t: &[(String, String)]) -> Vpc {
@@ -160,7 +131,6 @@ pub async fn create_vpc(
     input: CreateVpcRequest,
 ) -> Result<CreateVpcResult, ApiError> {
     let block = cidr_param(input.cidr_block.as_deref())?;
-    check_size("InvalidVpc.Range", &block)?;
     if let Some(t) = input.instance_tenancy
         && t != Tenancy::Default
     {
@@ -169,41 +139,17 @@ pub async fn create_vpc(
             format!("'{t}' is not supported; the allowed value is default"),
         ));
     }
-    let pool = c.st.network.config.public_pool;
-    if block.overlaps(&pool) {
-        return Err(range_error(
-            "InvalidVpc.Range",
-            &block,
-            &format!("it overlaps this host's public address pool {pool}"),
-        ));
-    }
-    let tag_list = typed::tag_specifications(input.tag_specifications.as_deref(), "vpc")?;
-    let (row, group) = {
-        let mut conn = c.st.db.lock();
-        let tx = conn.transaction()?;
-        for other in vpcs::vpcs(&tx)? {
-            if other.cidr.parse::<Cidr>().is_ok_and(|o| o.overlaps(&block)) {
-                return Err(range_error(
-                    "InvalidVpc.Range",
-                    &block,
-                    &format!(
-                        "it overlaps {} ({}); this host routes every VPC itself, so VPC blocks \
-                         may not overlap",
-                        other.id, other.cidr
-                    ),
-                ));
-            }
-        }
-        let row = vpcs::insert_vpc(&tx, &new_id("vpc"), &block.to_string(), false)?;
-        let group = addressing::create_default_group(&tx, &row.id)?;
-        tags::put(&tx, &row.id, &tag_list)?;
-        tx.commit()?;
-        (row, group)
-    };
-    tracing::info!(vpc = %row.id, cidr = %row.cidr, group = %group.id, "VPC created");
-    sync_bridges(c).await?;
+    let tags = typed::tag_specifications(input.tag_specifications.as_deref(), "vpc")?;
+    let created =
+        c.st.plane
+            .create_vpc(CreateVpc {
+                cidr: block,
+                tags: tags.clone(),
+            })
+            .await
+            .map_err(|e| ApiError::refused(&e))?;
     Ok(CreateVpcResult {
-        vpc: Some(vpc_shape(&c.st.account_id, &row, &tag_list)),
+        vpc: Some(vpc_shape(&c.st.account_id, &created.vpc, &tags)),
     })
 }
 
@@ -211,41 +157,12 @@ pub async fn create_vpc(
 /// network interfaces.
 pub async fn delete_vpc(c: &Call<'_>, input: DeleteVpcRequest) -> Result<Empty, ApiError> {
     let id = non_empty(&input.vpc_id, "VpcId")?;
-    {
-        let mut conn = c.st.db.lock();
-        let tx = conn.transaction()?;
-        let v = vpc(&tx, id)?;
-        let dependency = |what: String| {
-            ApiError::new(
-                "DependencyViolation",
-                format!(
-                    "The vpc '{}' has dependencies and cannot be deleted: {what}.",
-                    v.id
-                ),
-            )
-        };
-        if let Some(s) = vpcs::subnets_of(&tx, &v.id)?.first() {
-            return Err(dependency(format!("subnet {}", s.id)));
-        }
-        let groups: Vec<_> = security_groups::groups(&tx)?
-            .into_iter()
-            .filter(|g| g.vpc_id == v.id)
-            .collect();
-        if let Some(g) = groups.iter().find(|g| g.name != "default") {
-            return Err(dependency(format!("security group {}", g.id)));
-        }
-        if let Some(e) = enis::all(&tx)?.iter().find(|e| e.vpc_id == v.id) {
-            return Err(dependency(format!("network interface {}", e.id)));
-        }
-        for g in &groups {
-            security_groups::delete_group(&tx, &g.id)?;
-            tags::delete_all(&tx, &g.id)?;
-        }
-        vpcs::delete_vpc(&tx, &v.id)?;
-        tags::delete_all(&tx, &v.id)?;
-        tx.commit()?;
-    }
-    sync_bridges(c).await?;
+    c.st.plane
+        .delete_vpc(DeleteVpc {
+            vpc_id: id.to_owned(),
+        })
+        .await
+        .map_err(|e| ApiError::refused(&e))?;
     Ok(Empty::default())
 }
 
@@ -333,72 +250,30 @@ pub async fn create_subnet(
             format!("'{zone}' is not a zone of this region; the only zone is local1-az1"),
         ));
     }
-    let tag_list = typed::tag_specifications(input.tag_specifications.as_deref(), "subnet")?;
-    let row = {
-        let mut conn = c.st.db.lock();
-        let tx = conn.transaction()?;
-        let v = vpc(&tx, vpc_id)?;
-        check_size("InvalidSubnet.Range", &block)?;
-        let vpc_block: Cidr = v.cidr.parse().map_err(|e| ApiError::internal(&e))?;
-        if !vpc_block.contains_block(&block) {
-            return Err(range_error(
-                "InvalidSubnet.Range",
-                &block,
-                &format!("it is not inside the block {vpc_block} of {}", v.id),
-            ));
-        }
-        for s in vpcs::subnets_of(&tx, &v.id)? {
-            if s.cidr.parse::<Cidr>().is_ok_and(|o| o.overlaps(&block)) {
-                return Err(ApiError::new(
-                    "InvalidSubnet.Conflict",
-                    format!(
-                        "The CIDR '{block}' conflicts with another subnet: {} ({})",
-                        s.id, s.cidr
-                    ),
-                ));
-            }
-        }
-        let row = SubnetRow {
-            id: new_id("subnet"),
-            vpc_id: v.id,
-            cidr: block.to_string(),
-            availability_zone: AVAILABILITY_ZONE.into(),
-            map_public_ip: false,
-            is_default: false,
-            created: now_iso(),
-        };
-        vpcs::insert_subnet(&tx, &row)?;
-        tags::put(&tx, &row.id, &tag_list)?;
-        tx.commit()?;
-        row
-    };
-    sync_bridges(c).await?;
+    let tags = typed::tag_specifications(input.tag_specifications.as_deref(), "subnet")?;
+    let row =
+        c.st.plane
+            .create_subnet(CreateSubnet {
+                vpc_id: vpc_id.to_owned(),
+                cidr: block,
+                tags: tags.clone(),
+            })
+            .await
+            .map_err(|e| ApiError::refused(&e))?;
     Ok(CreateSubnetResult {
-        subnet: Some(subnet_shape(&c.st.account_id, &row, 0, &tag_list)),
+        subnet: Some(subnet_shape(&c.st.account_id, &row, 0, &tags)),
     })
 }
 
 /// DeleteSubnet: refused while network interfaces are in it.
 pub async fn delete_subnet(c: &Call<'_>, input: DeleteSubnetRequest) -> Result<Empty, ApiError> {
     let id = non_empty(&input.subnet_id, "SubnetId")?;
-    {
-        let mut conn = c.st.db.lock();
-        let tx = conn.transaction()?;
-        let s = vpcs::get_subnet(&tx, id)?.ok_or_else(|| subnet_not_found(id))?;
-        if let Some(e) = enis::in_subnet(&tx, &s.id)?.first() {
-            return Err(ApiError::new(
-                "DependencyViolation",
-                format!(
-                    "The subnet '{}' has dependencies and cannot be deleted: network interface {}.",
-                    s.id, e.id
-                ),
-            ));
-        }
-        vpcs::delete_subnet(&tx, &s.id)?;
-        tags::delete_all(&tx, &s.id)?;
-        tx.commit()?;
-    }
-    sync_bridges(c).await?;
+    c.st.plane
+        .delete_subnet(DeleteSubnet {
+            subnet_id: id.to_owned(),
+        })
+        .await
+        .map_err(|e| ApiError::refused(&e))?;
     Ok(Empty::default())
 }
 
@@ -463,7 +338,7 @@ pub fn describe_subnets(
 }
 
 /// ModifySubnetAttribute: `MapPublicIpOnLaunch.Value` (the only attribute served).
-pub fn modify_subnet_attribute(
+pub async fn modify_subnet_attribute(
     c: &Call<'_>,
     input: ModifySubnetAttributeRequest,
 ) -> Result<Empty, ApiError> {
@@ -516,8 +391,12 @@ pub fn modify_subnet_attribute(
         .map_public_ip_on_launch
         .and_then(|v| v.value)
         .ok_or_else(|| ApiError::missing("MapPublicIpOnLaunch.Value"))?;
-    let conn = c.st.db.lock();
-    let s = vpcs::get_subnet(&conn, id)?.ok_or_else(|| subnet_not_found(id))?;
-    vpcs::set_map_public_ip(&conn, &s.id, on)?;
+    c.st.plane
+        .set_map_public_ip(SetMapPublicIp {
+            subnet_id: id.to_owned(),
+            on,
+        })
+        .await
+        .map_err(|e| ApiError::refused(&e))?;
     Ok(Empty::default())
 }

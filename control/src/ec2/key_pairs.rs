@@ -212,8 +212,7 @@ mod tests {
 
     #[test]
     fn names_are_unique_and_unknown_ids_are_refused_but_unknown_names_are_not() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = state::Db::open(&dir.path().join("state.db")).unwrap();
+        let (_dir, db) = crate::ec2::test_db();
         let conn = db.lock();
         let row = imported("k", ED25519.as_bytes()).unwrap();
         store(&conn, &row, &[]).unwrap();

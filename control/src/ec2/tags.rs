@@ -188,8 +188,7 @@ mod tests {
 
     #[test]
     fn tags_go_on_existing_resources_only_and_within_the_limit() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = state::Db::open(&dir.path().join("state.db")).unwrap();
+        let (_dir, db) = crate::ec2::test_db();
         let conn = db.lock();
         state::vpcs::insert_vpc(&conn, "vpc-00000001", "10.0.0.0/16", false).unwrap();
         let ids = vec!["vpc-00000001".to_string()];

@@ -2,12 +2,6 @@
 
 use super::*;
 
-fn db() -> (tempfile::TempDir, state::Db) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = state::Db::open(&dir.path().join("state.db")).unwrap();
-    (dir, db)
-}
-
 fn tcp(port: i32, block: &str) -> Permission {
     Permission {
         prefix: "IpPermissions.1.".into(),
@@ -45,7 +39,7 @@ fn ingress(g: &GroupRow, permissions: Vec<Permission>) -> RuleChange {
 
 #[test]
 fn a_new_group_allows_all_egress_and_names_are_unique_per_vpc() {
-    let (_d, db) = db();
+    let (_d, db) = crate::ec2::test_db();
     let conn = db.lock();
     vpcs::insert_vpc(&conn, "vpc-00000001", "10.0.0.0/16", false).unwrap();
     let g = group(&conn, "vpc-00000001", "web");
@@ -67,7 +61,7 @@ fn a_new_group_allows_all_egress_and_names_are_unique_per_vpc() {
 
 #[test]
 fn duplicates_and_the_rule_limit_are_refused_and_change_nothing() {
-    let (_d, db) = db();
+    let (_d, db) = crate::ec2::test_db();
     let conn = db.lock();
     vpcs::insert_vpc(&conn, "vpc-00000001", "10.0.0.0/16", false).unwrap();
     let g = group(&conn, "vpc-00000001", "web");
@@ -89,7 +83,7 @@ fn duplicates_and_the_rule_limit_are_refused_and_change_nothing() {
 
 #[test]
 fn permissions_are_checked_with_the_field_that_is_wrong() {
-    let (_d, db) = db();
+    let (_d, db) = crate::ec2::test_db();
     let conn = db.lock();
     vpcs::insert_vpc(&conn, "vpc-00000001", "10.0.0.0/16", false).unwrap();
     let g = group(&conn, "vpc-00000001", "web");
@@ -114,7 +108,7 @@ fn permissions_are_checked_with_the_field_that_is_wrong() {
 
 #[test]
 fn a_peer_group_must_be_in_the_same_vpc() {
-    let (_d, db) = db();
+    let (_d, db) = crate::ec2::test_db();
     let conn = db.lock();
     vpcs::insert_vpc(&conn, "vpc-00000001", "10.0.0.0/16", false).unwrap();
     vpcs::insert_vpc(&conn, "vpc-00000002", "10.1.0.0/16", false).unwrap();
@@ -134,7 +128,7 @@ fn a_peer_group_must_be_in_the_same_vpc() {
 
 #[test]
 fn revoking_what_is_not_there_is_refused() {
-    let (_d, db) = db();
+    let (_d, db) = crate::ec2::test_db();
     let conn = db.lock();
     vpcs::insert_vpc(&conn, "vpc-00000001", "10.0.0.0/16", false).unwrap();
     let g = group(&conn, "vpc-00000001", "web");
@@ -149,7 +143,7 @@ fn revoking_what_is_not_there_is_refused() {
 
 #[test]
 fn a_default_group_and_a_group_in_use_are_not_deleted() {
-    let (_d, db) = db();
+    let (_d, db) = crate::ec2::test_db();
     let conn = db.lock();
     vpcs::insert_vpc(&conn, "vpc-00000001", "10.0.0.0/16", false).unwrap();
     let default = group(&conn, "vpc-00000001", "default");
