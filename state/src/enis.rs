@@ -200,6 +200,36 @@ pub fn delete(conn: &Connection, id: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// The sequence numbers of the interfaces of instances that are neither stopped nor
+/// terminated (the ones whose taps should exist).
+pub fn seqs_of_live_instances(conn: &Connection) -> rusqlite::Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT n.seq FROM network_interfaces n JOIN instances i \
+         ON i.id = n.instance_id WHERE i.state NOT IN ('stopped', 'terminated')",
+    )?;
+    stmt.query_map([], |r| r.get(0))?.collect()
+}
+
+/// Instances whose network should be given back: terminated ones with interfaces, and
+/// stopped ones whose interfaces still hold a public address; each with whether it is
+/// terminated.
+pub fn instances_to_unplug(conn: &Connection) -> rusqlite::Result<Vec<(String, bool)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT i.id, i.state = 'terminated' FROM network_interfaces n \
+         JOIN instances i ON i.id = n.instance_id WHERE i.state = 'terminated' \
+         OR (i.state = 'stopped' AND n.public_ip IS NOT NULL)",
+    )?;
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect()
+}
+
+/// The ids of the interfaces in security group `group_id`.
+pub fn enis_in_group(conn: &Connection, group_id: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT eni_id FROM network_interface_groups WHERE group_id = ?1")?;
+    stmt.query_map([group_id], |r| r.get(0))?.collect()
+}
+
 /// Inserts an Elastic IP.
 pub fn insert_address(conn: &Connection, a: &AddressRow) -> rusqlite::Result<()> {
     conn.execute(

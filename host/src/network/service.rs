@@ -155,32 +155,17 @@ impl Network {
                 tracing::warn!(%id, error = %e, "the instance's tap went away with its vmm: not plugged");
             }
         }
-        let wanted: Vec<String> = {
-            let conn = self.db.lock();
-            let mut stmt = conn.prepare(
-                "SELECT n.seq FROM network_interfaces n JOIN instances i \
-                 ON i.id = n.instance_id WHERE i.state NOT IN ('stopped', 'terminated')",
-            )?;
-            stmt.query_map([], |r| r.get::<_, i64>(0))?
-                .map(|seq| seq.map(|s| format!("kec2t{s}")))
-                .collect::<Result<_, _>>()?
-        };
+        let wanted: Vec<String> = enis::seqs_of_live_instances(&self.db.lock())?
+            .into_iter()
+            .map(|s| format!("kec2t{s}"))
+            .collect();
         for link in links::owned(&self.config.netns) {
             if link.starts_with("kec2t") && !wanted.contains(&link) {
                 links::remove(&self.config.netns, &link)?;
             }
         }
         // Instances that ended while the agent was down give their network back.
-        let ended: Vec<(String, bool)> = {
-            let conn = self.db.lock();
-            let mut stmt = conn.prepare(
-                "SELECT DISTINCT i.id, i.state = 'terminated' FROM network_interfaces n \
-                 JOIN instances i ON i.id = n.instance_id WHERE i.state = 'terminated' \
-                 OR (i.state = 'stopped' AND n.public_ip IS NOT NULL)",
-            )?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?
-        };
+        let ended = enis::instances_to_unplug(&self.db.lock())?;
         for (id, terminated) in ended {
             self.unplug(&id, terminated).await?;
         }
@@ -535,11 +520,7 @@ fn group_members(
     group_id: &str,
     all_enis: &[EniRow],
 ) -> rusqlite::Result<Vec<Ipv4Addr>> {
-    let mut stmt =
-        conn.prepare("SELECT eni_id FROM network_interface_groups WHERE group_id = ?1")?;
-    let ids: Vec<String> = stmt
-        .query_map([group_id], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let ids = enis::enis_in_group(conn, group_id)?;
     Ok(all_enis
         .iter()
         .filter(|e| ids.contains(&e.id) && e.instance_id.is_some())
