@@ -1,9 +1,5 @@
 //! EC2 errors: a code, a message and an HTTP status, rendered as EC2's error document.
 
-use host::compute::launch::LaunchError;
-use host::compute::lifecycle::ChangeStateError;
-use host::network::addressing::AddressError;
-
 /// An error answered to an API caller.
 #[derive(Debug, thiserror::Error)]
 #[error("{code}: {message}")]
@@ -79,52 +75,5 @@ impl ApiError {
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
         Self::internal(&e)
-    }
-}
-
-impl From<ChangeStateError> for ApiError {
-    fn from(e: ChangeStateError) -> Self {
-        let code = match &e {
-            ChangeStateError::NotFound(_) => "InvalidInstanceID.NotFound",
-            ChangeStateError::IncorrectState { .. } => "IncorrectInstanceState",
-            ChangeStateError::Capacity { .. } => "InsufficientInstanceCapacity",
-            ChangeStateError::HibernationNotConfigured(_) => "UnsupportedHibernationConfiguration",
-            ChangeStateError::Db(db) => return Self::internal(db),
-        };
-        Self::new(code, e.to_string())
-    }
-}
-
-impl From<LaunchError> for ApiError {
-    fn from(e: LaunchError) -> Self {
-        match &e {
-            LaunchError::Capacity { .. } => {
-                Self::new("InsufficientInstanceCapacity", e.to_string())
-            }
-            LaunchError::TokenMismatch(_) => {
-                Self::new("IdempotentParameterMismatch", e.to_string())
-            }
-            LaunchError::Address(a) => Self::from(a),
-            LaunchError::Db(db) => Self::internal(db),
-        }
-    }
-}
-
-impl From<&AddressError> for ApiError {
-    fn from(e: &AddressError) -> Self {
-        let code = match e {
-            AddressError::SubnetFull(_) => "InsufficientFreeAddressesInSubnet",
-            AddressError::BadPrivateIp(_) => "InvalidParameterValue",
-            AddressError::InUse(_) => "InvalidIPAddress.InUse",
-            AddressError::PoolFull(_) => "AddressLimitExceeded",
-            AddressError::Db(db) => return Self::internal(db),
-        };
-        Self::new(code, e.to_string())
-    }
-}
-
-impl From<AddressError> for ApiError {
-    fn from(e: AddressError) -> Self {
-        Self::from(&e)
     }
 }

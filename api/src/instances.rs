@@ -19,6 +19,7 @@ use super::filters::{self as filter, canonical_name, filters_match};
 use super::instance_network::InstanceNetwork;
 use super::typed::{self, Page};
 use super::{AVAILABILITY_ZONE, Call, instance_network, launch_network, render};
+use control::ec2::instances::StopMode;
 use host::compute::launch::LaunchRequest;
 use host::compute::{catalog, supervisor};
 use state::instances::{self, InstanceQuery, InstanceRow, InstanceState};
@@ -178,7 +179,10 @@ pub async fn run(c: &Call<'_>, input: RunInstancesRequest) -> Result<Reservation
             .unwrap_or(false),
         volumes,
     };
-    let rows = c.st.compute.launch(&req)?;
+    let rows =
+        c.st.plane
+            .run_instances(&req)
+            .map_err(|e| ApiError::refused(&e))?;
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     let (tag_map, nets, vols) = {
         let conn = c.st.db.lock();
@@ -406,7 +410,11 @@ pub async fn start(
     input: StartInstancesRequest,
 ) -> Result<StartInstancesResult, ApiError> {
     let ids = instance_ids(&input.instance_ids, true, MAX_INSTANCE_IDS)?;
-    let changes = c.st.compute.start(&ids).await?;
+    let changes =
+        c.st.plane
+            .start_instances(&ids)
+            .await
+            .map_err(|e| ApiError::refused(&e))?;
     Ok(StartInstancesResult {
         starting_instances: render::state_changes(&changes),
     })
@@ -419,17 +427,22 @@ pub async fn stop(
 ) -> Result<StopInstancesResult, ApiError> {
     let ids = instance_ids(&input.instance_ids, true, MAX_INSTANCE_IDS)?;
     let force = input.force.unwrap_or(false);
-    let changes = if input.hibernate.unwrap_or(false) {
-        if force {
+    let mode = match (input.hibernate.unwrap_or(false), force) {
+        (true, true) => {
             return Err(ApiError::new(
                 "InvalidParameterCombination",
                 "Force and Hibernate cannot be used together",
             ));
         }
-        c.st.compute.hibernate(&ids).await?
-    } else {
-        c.st.compute.stop(&ids, force).await?
+        (true, false) => StopMode::Hibernate,
+        (false, true) => StopMode::Force,
+        (false, false) => StopMode::Graceful,
     };
+    let changes =
+        c.st.plane
+            .stop_instances(&ids, mode)
+            .await
+            .map_err(|e| ApiError::refused(&e))?;
     Ok(StopInstancesResult {
         stopping_instances: render::state_changes(&changes),
     })
@@ -438,7 +451,10 @@ pub async fn stop(
 /// RebootInstances.
 pub async fn reboot(c: &Call<'_>, input: RebootInstancesRequest) -> Result<Empty, ApiError> {
     let ids = instance_ids(&input.instance_ids, true, MAX_INSTANCE_IDS)?;
-    c.st.compute.reboot(&ids).await?;
+    c.st.plane
+        .reboot_instances(&ids)
+        .await
+        .map_err(|e| ApiError::refused(&e))?;
     Ok(Empty::default())
 }
 
@@ -448,7 +464,11 @@ pub async fn terminate(
     input: TerminateInstancesRequest,
 ) -> Result<TerminateInstancesResult, ApiError> {
     let ids = instance_ids(&input.instance_ids, true, MAX_INSTANCE_IDS)?;
-    let changes = c.st.compute.terminate(&ids).await?;
+    let changes =
+        c.st.plane
+            .terminate_instances(&ids)
+            .await
+            .map_err(|e| ApiError::refused(&e))?;
     Ok(TerminateInstancesResult {
         terminating_instances: render::state_changes(&changes),
     })

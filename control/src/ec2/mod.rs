@@ -1,6 +1,7 @@
 //! EC2's domain logic, one module per resource family.
 
 pub mod addresses;
+pub mod instances;
 pub mod key_pairs;
 pub mod lookups;
 pub mod metadata_options;
