@@ -140,6 +140,7 @@ pub async fn run(c: &Call<'_>, input: RunInstancesRequest) -> Result<Reservation
         tags_of("network-interface"),
     );
     let key_name = input.key_name.clone();
+    let asked_network = launch_network::requested(&input, max)?;
     let (image, network) = {
         let conn = c.st.db.lock();
         if let Some(k) = &key_name
@@ -156,7 +157,9 @@ pub async fn run(c: &Call<'_>, input: RunInstancesRequest) -> Result<Reservation
                 format!("The image id '[{image_id}]' does not exist"),
             )
         })?;
-        (image, launch_network::resolve(&conn, &input, max)?)
+        let network = control::ec2::launch_network::resolve(&conn, &asked_network)
+            .map_err(|e| ApiError::refused(&e))?;
+        (image, network)
     };
     let volumes =
         super::block_devices::launch_plan(c, &image, input.block_device_mappings.as_deref())?; // EBS

@@ -104,6 +104,14 @@ pub enum GroupsError {
     /// No such group.
     #[error("The security group '{0}' does not exist")]
     NotFound(String),
+    /// No group of that name in the VPC.
+    #[error("The security group '{name}' does not exist in VPC '{vpc}'")]
+    NameNotFound {
+        /// The name.
+        name: String,
+        /// The VPC.
+        vpc: String,
+    },
     /// A group of another VPC.
     #[error("Security group {id} and subnet belong to different networks ({group_vpc} and {vpc}).")]
     OtherVpc {
@@ -133,7 +141,9 @@ impl Refusal for GroupsError {
         match self {
             Self::Missing => Some("MissingParameter"),
             Self::Malformed(_) => Some("InvalidGroupId.Malformed"),
-            Self::NotFound(_) | Self::NoDefault(_) => Some("InvalidGroup.NotFound"),
+            Self::NotFound(_) | Self::NameNotFound { .. } | Self::NoDefault(_) => {
+                Some("InvalidGroup.NotFound")
+            }
             Self::OtherVpc { .. } => Some("InvalidParameter"),
             Self::TooMany(_) => Some("SecurityGroupsPerInterfaceLimitExceeded"),
             Self::Db(_) => None,
@@ -141,12 +151,13 @@ impl Refusal for GroupsError {
     }
 }
 
-/// The groups `ids` of `vpc_id` for a new interface, or the VPC's default group when none
-/// are given.
+/// The groups `ids` and `names` of `vpc_id` for a new interface, or the VPC's default group
+/// when none are given.
 pub fn groups_or_default(
     conn: &Connection,
     vpc_id: &str,
     ids: &[String],
+    names: &[String],
 ) -> Result<Vec<GroupRow>, GroupsError> {
     let mut out: Vec<GroupRow> = Vec::new();
     for id in ids {
@@ -159,6 +170,15 @@ pub fn groups_or_default(
                 vpc: vpc_id.to_owned(),
             });
         }
+        out.push(g);
+    }
+    for name in names {
+        let g = security_groups::group_by_name(conn, vpc_id, name)?.ok_or_else(|| {
+            GroupsError::NameNotFound {
+                name: name.clone(),
+                vpc: vpc_id.to_owned(),
+            }
+        })?;
         out.push(g);
     }
     out.dedup_by(|a, b| a.id == b.id);
@@ -197,7 +217,7 @@ pub fn replacing_groups(
             return Err(GroupsError::NotFound(id.clone()));
         }
     }
-    let groups = groups_or_default(conn, vpc_id, &unique)?;
+    let groups = groups_or_default(conn, vpc_id, &unique, &[])?;
     Ok(groups.into_iter().map(|g| g.id).collect())
 }
 

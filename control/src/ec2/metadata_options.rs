@@ -53,25 +53,35 @@ impl Refusal for ModifyMetadataOptionsError {
     }
 }
 
+/// `base` with what `change` gives; a hop limit out of 1 to 64 is given back as the error.
+pub fn changed(
+    base: MetadataOptionsRow,
+    change: &ModifyMetadataOptions,
+) -> Result<MetadataOptionsRow, i32> {
+    let mut o = base;
+    if let Some(v) = &change.http_tokens {
+        o.http_tokens.clone_from(v);
+    }
+    if let Some(v) = &change.http_endpoint {
+        o.http_endpoint.clone_from(v);
+    }
+    if let Some(v) = change.hop_limit {
+        o.hop_limit = u8::try_from(v)
+            .ok()
+            .filter(|h| (1..=64).contains(h))
+            .ok_or(v)?;
+    }
+    Ok(o)
+}
+
 /// Records the instance's new options; the firewall is to be rebuilt.
 pub fn modify(
     conn: &Connection,
     cmd: &ModifyMetadataOptions,
 ) -> Result<(MetadataOptionsRow, Vec<Effect>), ModifyMetadataOptionsError> {
     let row = lookups::live_instance(conn, &cmd.instance_id)?;
-    let mut o = enis::metadata_options(conn, &row.id)?;
-    if let Some(v) = &cmd.http_tokens {
-        o.http_tokens.clone_from(v);
-    }
-    if let Some(v) = &cmd.http_endpoint {
-        o.http_endpoint.clone_from(v);
-    }
-    if let Some(v) = cmd.hop_limit {
-        o.hop_limit = u8::try_from(v)
-            .ok()
-            .filter(|h| (1..=64).contains(h))
-            .ok_or(ModifyMetadataOptionsError::HopLimit(v))?;
-    }
+    let o = changed(enis::metadata_options(conn, &row.id)?, cmd)
+        .map_err(ModifyMetadataOptionsError::HopLimit)?;
     enis::set_metadata_options(conn, &row.id, &o)?;
     Ok((o, vec![Effect::SyncFirewall]))
 }

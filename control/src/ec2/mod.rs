@@ -3,6 +3,7 @@
 pub mod addresses;
 pub mod instances;
 pub mod key_pairs;
+pub mod launch_network;
 pub mod lookups;
 pub mod metadata_options;
 pub mod network_interfaces;

@@ -78,7 +78,7 @@ pub fn create(
 ) -> Result<(InterfaceCreated, Vec<Effect>), CreateNetworkInterfaceError> {
     let subnet = vpcs::get_subnet(conn, &cmd.subnet_id)?
         .ok_or_else(|| CreateNetworkInterfaceError::SubnetNotFound(cmd.subnet_id.clone()))?;
-    let groups = lookups::groups_or_default(conn, &subnet.vpc_id, &cmd.group_ids)?;
+    let groups = lookups::groups_or_default(conn, &subnet.vpc_id, &cmd.group_ids, &[])?;
     let ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
     let row = addressing::create_eni(
         conn,
