@@ -1,5 +1,4 @@
-//! An image's block devices: recorded by CreateImage (a snapshot of each of the instance's
-//! volumes) and RegisterImage (`BlockDeviceMapping.N`), and shown by DescribeImages with the
+//! An image's block devices: recorded by RegisterImage (`BlockDeviceMapping.N`), and shown by DescribeImages with the
 //! image's state, which follows its snapshots.
 
 use std::collections::HashMap;
@@ -12,32 +11,9 @@ use super::block_devices::{Mapping, bad_mapping, mapped_spec, typed_mappings};
 use super::errors::ApiError;
 use super::volumes::{int32, snapshot_not_found, valid_data_device};
 use host::compute::disks::ROOT_DEVICE;
-use host::storage::types::{GIB, VolumeSpec, VolumeType};
+use host::storage::types::GIB;
 use state::images::{ImageDevice, ImageRow};
 use state::snapshots::{self, SnapshotRow};
-use state::volumes::VolumeRow;
-
-/// The device of an image made from `vol` (an instance's volume) with its snapshot `snap`:
-/// same size, type, performance and DeleteOnTermination.
-pub fn from_volume(vol: &VolumeRow, snap: &str) -> ImageDevice {
-    let kind = VolumeType::parse(&vol.volume_type).unwrap_or(VolumeType::Gp3);
-    let spec = VolumeSpec {
-        kind,
-        size_gib: vol.size_gib,
-        iops: vol.iops,
-        throughput: vol.throughput,
-    };
-    let (iops, throughput) = spec.provisioned();
-    ImageDevice {
-        device: vol.device.clone().unwrap_or_default(),
-        snapshot_id: Some(snap.to_string()),
-        volume_size_gib: vol.size_gib,
-        volume_type: kind.name().to_string(),
-        iops,
-        throughput,
-        delete_on_termination: vol.delete_on_termination,
-    }
-}
 
 /// One RegisterImage mapping as an image device, checked as a launch would check it.
 fn registered_device(

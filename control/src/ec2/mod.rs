@@ -1,3 +1,6 @@
 //! EC2's domain logic, one module per resource family.
 
+pub mod images;
 pub mod security_groups;
+pub mod snapshots;
+pub mod volumes;
