@@ -87,7 +87,7 @@ impl Effect {
 
     /// The effect a journal row holds, or `None` for a kind this agent does not know (a
     /// newer agent's), which is left in the journal.
-    fn from_row(row: &state::effects::EffectRow) -> Option<Self> {
+    pub(crate) fn from_row(row: &state::effects::EffectRow) -> Option<Self> {
         Some(match row.kind.as_str() {
             "sync-firewall" => Self::SyncFirewall,
             "sync-bridges" => Self::SyncBridges,

@@ -4,3 +4,7 @@ pub mod images;
 pub mod security_groups;
 pub mod snapshots;
 pub mod volumes;
+
+pub mod block_devices;
+#[cfg(test)]
+mod ebs_tests;
