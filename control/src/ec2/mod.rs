@@ -6,5 +6,6 @@ pub mod snapshots;
 pub mod volumes;
 
 pub mod block_devices;
+pub mod delete_on_termination;
 #[cfg(test)]
 mod ebs_tests;
