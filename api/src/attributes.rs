@@ -12,9 +12,10 @@ use shapes::ec2::{
 
 use super::errors::ApiError;
 use super::{Call, instances::well_formed_id};
+use control::ec2::delete_on_termination as ctl_dot;
 use control::ec2::network_interfaces::{GroupsOf, SetSecurityGroups};
 use host::compute::disks::ROOT_DEVICE;
-use state::{enis, instances, security_groups, volumes};
+use state::{enis, instances, security_groups};
 
 /// The attributes served.
 const SUPPORTED: &str = "instanceType, userData, instanceInitiatedShutdownBehavior, \
@@ -139,34 +140,18 @@ fn delete_on_termination(
         let dot = ebs
             .and_then(|e| e.delete_on_termination)
             .ok_or_else(|| ApiError::missing(&key("Ebs.DeleteOnTermination")))?;
-        changes.push((device, dot, ebs.and_then(|e| e.volume_id.as_deref())));
+        changes.push(ctl_dot::DeviceChange {
+            device: device.to_string(),
+            delete_on_termination: dot,
+            volume_id: ebs.and_then(|e| e.volume_id.clone()),
+        });
     }
-    let mut conn = c.st.db.lock();
-    let tx = conn.transaction()?;
-    control::ec2::lookups::live_instance(&tx, id).map_err(|e| ApiError::refused(&e))?;
-    let attached = volumes::attached_to(&tx, id)?;
-    for (device, dot, volume) in changes {
-        let v = attached
-            .iter()
-            .find(|v| v.device.as_deref() == Some(device))
-            .ok_or_else(|| {
-                ApiError::new(
-                    "InvalidInstanceAttributeValue",
-                    format!("No device is currently mapped at {device}"),
-                )
-            })?;
-        if let Some(want) = volume
-            && want != v.id
-        {
-            return Err(ApiError::new(
-                "InvalidInstanceAttributeValue",
-                format!("The volume at {device} is {}, not {want}", v.id),
-            ));
-        }
-        volumes::set_delete_on_termination(&tx, &v.id, dot)?;
-    }
-    tx.commit()?;
-    Ok(())
+    c.st.plane
+        .set_delete_on_termination(ctl_dot::SetDeleteOnTermination {
+            instance_id: id.to_string(),
+            changes,
+        })
+        .map_err(|e| ApiError::refused(&e))
 }
 
 /// `GroupId.N`: the security groups of the primary network interface.

@@ -1,5 +1,4 @@
-//! An image's block devices: recorded by CreateImage (a snapshot of each of the instance's
-//! volumes) and RegisterImage (`BlockDeviceMapping.N`), and shown by DescribeImages with the
+//! An image's block devices: recorded by RegisterImage (`BlockDeviceMapping.N`), and shown by DescribeImages with the
 //! image's state, which follows its snapshots.
 
 use std::collections::HashMap;
@@ -8,69 +7,14 @@ use rusqlite::Connection;
 use shapes::ec2;
 
 use super::Call;
-use super::block_devices::{Mapping, bad_mapping, mapped_spec, typed_mappings};
+use super::block_devices::typed_mappings;
 use super::errors::ApiError;
-use super::volumes::{int32, snapshot_not_found, valid_data_device};
+use super::volumes::int32;
+use control::ec2::block_devices;
 use host::compute::disks::ROOT_DEVICE;
-use host::storage::types::{GIB, VolumeSpec, VolumeType};
+use host::storage::types::GIB;
 use state::images::{ImageDevice, ImageRow};
 use state::snapshots::{self, SnapshotRow};
-use state::volumes::VolumeRow;
-
-/// The device of an image made from `vol` (an instance's volume) with its snapshot `snap`:
-/// same size, type, performance and DeleteOnTermination.
-pub fn from_volume(vol: &VolumeRow, snap: &str) -> ImageDevice {
-    let kind = VolumeType::parse(&vol.volume_type).unwrap_or(VolumeType::Gp3);
-    let spec = VolumeSpec {
-        kind,
-        size_gib: vol.size_gib,
-        iops: vol.iops,
-        throughput: vol.throughput,
-    };
-    let (iops, throughput) = spec.provisioned();
-    ImageDevice {
-        device: vol.device.clone().unwrap_or_default(),
-        snapshot_id: Some(snap.to_string()),
-        volume_size_gib: vol.size_gib,
-        volume_type: kind.name().to_string(),
-        iops,
-        throughput,
-        delete_on_termination: vol.delete_on_termination,
-    }
-}
-
-/// One RegisterImage mapping as an image device, checked as a launch would check it.
-fn registered_device(
-    conn: &Connection,
-    m: &Mapping,
-    device: &str,
-) -> Result<ImageDevice, ApiError> {
-    let min = match &m.snapshot {
-        Some(s) => {
-            snapshots::get(conn, s)?
-                .ok_or_else(|| snapshot_not_found(s))?
-                .volume_size_gib
-        }
-        None => 0,
-    };
-    let spec = mapped_spec(
-        device,
-        (m.size, min, "its snapshot"),
-        m.kind,
-        m.iops,
-        m.throughput,
-    )?;
-    let (iops, throughput) = spec.provisioned();
-    Ok(ImageDevice {
-        device: device.to_string(),
-        snapshot_id: m.snapshot.clone(),
-        volume_size_gib: spec.size_gib,
-        volume_type: spec.kind.name().to_string(),
-        iops,
-        throughput,
-        delete_on_termination: m.delete_on_termination.unwrap_or(true),
-    })
-}
 
 /// RegisterImage's `BlockDeviceMapping.N`: the root snapshot (the mapping of
 /// `RootDeviceName`, default `/dev/xvda`, recorded as `/dev/xvda`) and every device, each
@@ -80,30 +24,9 @@ pub fn register_devices(
     root_device_name: Option<&str>,
     given: Option<&[ec2::BlockDeviceMapping]>,
 ) -> Result<(Option<String>, Vec<ImageDevice>), ApiError> {
-    let root = root_device_name.unwrap_or(ROOT_DEVICE);
     let maps = typed_mappings(given)?;
-    let conn = c.st.db.lock();
-    let mut root_snapshot = None;
-    let mut out = Vec::new();
-    for m in maps.iter().filter(|m| !m.no_device) {
-        if m.device == root {
-            // A root mapping without a snapshot leaves the root to `RootVolumePath`.
-            if m.snapshot.is_some() {
-                root_snapshot = m.snapshot.clone();
-                out.push(registered_device(&conn, m, ROOT_DEVICE)?);
-            }
-            continue;
-        }
-        if !valid_data_device(&m.device) {
-            return Err(bad_mapping(format!(
-                "Invalid device name {}; data volumes are /dev/sdf to /dev/sdp or /dev/xvdf \
-                 to /dev/xvdp",
-                m.device
-            )));
-        }
-        out.push(registered_device(&conn, m, &m.device)?);
-    }
-    Ok((root_snapshot, out))
+    block_devices::register_devices(&c.st.db.lock(), root_device_name, &maps)
+        .map_err(|e| ApiError::refused(&e))
 }
 
 /// Every snapshot `images` use (root or other device), by snapshot id.

@@ -235,21 +235,21 @@ async fn dispatch_typed(
             tokio::task::block_in_place(|| typed_op!(DescribeTags, c, input, tags::describe))?
         }
         // EBS
-        "CreateVolume" => typed_op!(CreateVolume, c, input, volumes::create)?,
+        "CreateVolume" => typed_op!(CreateVolume, c, input, async volumes::create)?,
         "DescribeVolumes" => {
             tokio::task::block_in_place(|| typed_op!(DescribeVolumes, c, input, volumes::describe))?
         }
-        "AttachVolume" => typed_op!(AttachVolume, c, input, volumes::attach)?,
-        "DetachVolume" => typed_op!(DetachVolume, c, input, volumes::detach)?,
-        "DeleteVolume" => typed_op!(DeleteVolume, c, input, volumes::delete)?,
-        "ModifyVolume" => typed_op!(ModifyVolume, c, input, volumes::modify)?,
-        "CreateSnapshot" => typed_op!(CreateSnapshot, c, input, snapshots::create)?,
+        "AttachVolume" => typed_op!(AttachVolume, c, input, async volumes::attach)?,
+        "DetachVolume" => typed_op!(DetachVolume, c, input, async volumes::detach)?,
+        "DeleteVolume" => typed_op!(DeleteVolume, c, input, async volumes::delete)?,
+        "ModifyVolume" => typed_op!(ModifyVolume, c, input, async volumes::modify)?,
+        "CreateSnapshot" => typed_op!(CreateSnapshot, c, input, async snapshots::create)?,
         "DescribeSnapshots" => tokio::task::block_in_place(|| {
             typed_op!(DescribeSnapshots, c, input, snapshots::describe)
         })?,
-        "CopySnapshot" => typed_op!(CopySnapshot, c, input, snapshots::copy)?,
-        "DeleteSnapshot" => typed_op!(DeleteSnapshot, c, input, snapshots::delete)?,
-        "CreateImage" => typed_op!(CreateImage, c, input, snapshots::create_image)?,
+        "CopySnapshot" => typed_op!(CopySnapshot, c, input, async snapshots::copy)?,
+        "DeleteSnapshot" => typed_op!(DeleteSnapshot, c, input, async snapshots::delete)?,
+        "CreateImage" => typed_op!(CreateImage, c, input, async snapshots::create_image)?,
         // Networking
         "CreateVpc" => typed_op!(CreateVpc, c, input, async vpcs::create_vpc)?,
         "DeleteVpc" => typed_op!(DeleteVpc, c, input, async vpcs::delete_vpc)?,

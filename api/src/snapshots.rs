@@ -14,16 +14,11 @@ use super::errors::ApiError;
 use super::filters::filters_match;
 use super::instances::well_formed_id;
 use super::typed::{self, Page, non_empty, tag_set};
-use super::volumes::{
-    check_snapshot_id, check_volume_id, int32, snapshot_not_found, volume_not_found,
-};
-use host::compute::disks::ROOT_DEVICE;
-use host::compute::freeze::Quiesce;
-use state::images::{self, ImageRow};
-use state::instances::{self, InstanceState};
+use super::volumes::{check_snapshot_id, check_volume_id, int32, snapshot_not_found};
+use control::ec2::images as ctl_images;
+use control::ec2::snapshots as ctl;
 use state::snapshots::{self, SnapshotRow};
-use state::volumes::{self, VolumeRow, VolumeState};
-use state::{new_id, now_iso, tags};
+use state::tags;
 
 /// A snapshot as an output's `Snapshot`.
 fn snapshot(s: &SnapshotRow, owner: &str, t: &[(String, String)]) -> Snapshot {
@@ -46,59 +41,20 @@ fn snapshot(s: &SnapshotRow, owner: &str, t: &[(String, String)]) -> Snapshot {
     }
 }
 
-/// Checks a volume can be snapshotted now.
-fn snapshottable(c: &Call<'_>, v: &VolumeRow) -> Result<(), ApiError> {
-    if !matches!(v.state, VolumeState::Available | VolumeState::InUse) {
-        return Err(ApiError::new(
-            "IncorrectState",
-            format!("Volume '{}' is in the '{}' state.", v.id, v.state.name()),
-        ));
-    }
-    if let Some(i) = &v.instance_id
-        && let Some(inst) = instances::get(&c.st.db.lock(), i)?
-        && matches!(
-            inst.state,
-            InstanceState::Pending | InstanceState::Stopping | InstanceState::ShuttingDown
-        )
-    {
-        return Err(ApiError::new(
-            "IncorrectState",
-            format!(
-                "Volume '{}' is attached to instance {i}, which is {}; snapshot it when it is \
-                 running or stopped",
-                v.id,
-                inst.state.name()
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// `Description`: at most 255 characters.
-fn description(given: Option<&str>) -> Result<&str, ApiError> {
-    let d = given.unwrap_or_default();
-    if d.len() > 255 {
-        return Err(ApiError::invalid(
-            "Description",
-            "descriptions are at most 255 characters",
-        ));
-    }
-    Ok(d)
-}
-
 /// CreateSnapshot: returns at once (pending); the snapshot completes in the background.
-pub fn create(c: &Call<'_>, input: CreateSnapshotRequest) -> Result<Snapshot, ApiError> {
+pub async fn create(c: &Call<'_>, input: CreateSnapshotRequest) -> Result<Snapshot, ApiError> {
     let vol_id = non_empty(&input.volume_id, "VolumeId")?;
     check_volume_id(vol_id)?;
-    let v = volumes::get(&c.st.db.lock(), vol_id)?.ok_or_else(|| volume_not_found(vol_id))?;
-    snapshottable(c, &v)?;
-    let description = description(input.description.as_deref())?;
     let tag_list = typed::tag_specifications(input.tag_specifications.as_deref(), "snapshot")?;
     let s =
-        c.st.storage
-            .create_snapshot(&v, description, &tag_list)
-            .map_err(|e| ApiError::internal(&e))?;
-    tracing::info!(snapshot = %s.id, volume = %vol_id, "snapshot started");
+        c.st.plane
+            .create_snapshot(ctl::CreateSnapshot {
+                volume_id: vol_id.to_string(),
+                description: input.description.unwrap_or_default(),
+                tags: tag_list.clone(),
+            })
+            .await
+            .map_err(|e| ApiError::refused(&e))?;
     Ok(snapshot(&s, &c.st.account_id, &tag_list))
 }
 
@@ -170,7 +126,10 @@ const MAX_SNAPSHOT_RESULTS: i32 = 1000;
 /// CopySnapshot within this region: a completed snapshot's copy, completed at once because
 /// it shares the source's chunks (one more reference each). The copy's volume is
 /// `vol-ffffffff`, as on EC2.
-pub fn copy(c: &Call<'_>, input: CopySnapshotRequest) -> Result<CopySnapshotResult, ApiError> {
+pub async fn copy(
+    c: &Call<'_>,
+    input: CopySnapshotRequest,
+) -> Result<CopySnapshotResult, ApiError> {
     let source = non_empty(&input.source_snapshot_id, "SourceSnapshotId")?;
     check_snapshot_id(source)?;
     let region = non_empty(&input.source_region, "SourceRegion")?;
@@ -196,66 +155,30 @@ pub fn copy(c: &Call<'_>, input: CopySnapshotRequest) -> Result<CopySnapshotResu
             "encrypted snapshots are not supported by this agent",
         ));
     }
-    let description = description(input.description.as_deref())?;
     let tag_list = typed::tag_specifications(input.tag_specifications.as_deref(), "snapshot")?;
-    let id = {
-        let mut conn = c.st.db.lock();
-        let tx = conn.transaction()?;
-        let src = snapshots::get(&tx, source)?.ok_or_else(|| snapshot_not_found(source))?;
-        if src.state != "completed" {
-            return Err(ApiError::new(
-                "IncorrectState",
-                format!("Snapshot is in invalid state - {}", src.state),
-            ));
-        }
-        let row = SnapshotRow {
-            seq: 0,
-            id: new_id("snap"),
-            volume_id: "vol-ffffffff".into(),
-            volume_size_gib: src.volume_size_gib,
-            size_bytes: src.size_bytes,
-            state: "pending".into(),
-            progress: 0,
-            start_time: now_iso(),
-            description: description.to_string(),
-            new_bytes: 0,
-            pause_micros: None,
-            state_message: None,
-        };
-        snapshots::copy(&tx, &src, &row)?;
-        tags::put(&tx, &row.id, &tag_list)?;
-        tx.commit()?;
-        row.id
-    };
-    tracing::info!(snapshot = %id, source = %source, "snapshot copied");
+    let s =
+        c.st.plane
+            .copy_snapshot(ctl::CopySnapshot {
+                source: source.to_string(),
+                description: input.description.unwrap_or_default(),
+                tags: tag_list.clone(),
+            })
+            .await
+            .map_err(|e| ApiError::refused(&e))?;
     Ok(CopySnapshotResult {
-        snapshot_id: Some(id),
+        snapshot_id: Some(s.id),
         tags: tag_set(&tag_list),
     })
 }
 
 /// DeleteSnapshot: refused while an image uses it or while it is being taken.
-pub fn delete(c: &Call<'_>, input: DeleteSnapshotRequest) -> Result<Empty, ApiError> {
+pub async fn delete(c: &Call<'_>, input: DeleteSnapshotRequest) -> Result<Empty, ApiError> {
     let id = non_empty(&input.snapshot_id, "SnapshotId")?;
     check_snapshot_id(id)?;
-    {
-        let conn = c.st.db.lock();
-        let s = snapshots::get(&conn, id)?.ok_or_else(|| snapshot_not_found(id))?;
-        if let Some(image) = images::uses_snapshot(&conn, id)? {
-            return Err(ApiError::new(
-                "InvalidSnapshot.InUse",
-                format!("The snapshot {id} is currently in use by {image}"),
-            ));
-        }
-        if s.state == "pending" {
-            return Err(ApiError::new(
-                "IncorrectState",
-                format!("Snapshot '{id}' is still pending."),
-            ));
-        }
-    }
-    tokio::task::block_in_place(|| c.st.storage.delete_snapshot(id))
-        .map_err(|e| ApiError::internal(&e))?;
+    c.st.plane
+        .delete_snapshot(id)
+        .await
+        .map_err(|e| ApiError::refused(&e))?;
     Ok(Empty::default())
 }
 
@@ -264,7 +187,7 @@ pub fn delete(c: &Call<'_>, input: DeleteSnapshotRequest) -> Result<Empty, ApiEr
 /// DeleteOnTermination). A running instance is shut down, copied and booted again, unless
 /// `NoReboot`: then it is only paused for the copy (crash-consistent). The image is pending
 /// until its snapshots complete. `TagSpecification` may tag the image and the snapshots.
-pub fn create_image(
+pub async fn create_image(
     c: &Call<'_>,
     input: CreateImageRequest,
 ) -> Result<CreateImageResult, ApiError> {
@@ -284,82 +207,21 @@ pub fn create_image(
     }
     let description = input.description.clone().unwrap_or_default();
     super::images::check_description(&description)?;
-    let no_reboot = input.no_reboot.unwrap_or(false);
     let mut tag_map =
         typed::tag_specifications_for(input.tag_specifications.as_deref(), &["image", "snapshot"])?;
-    let (inst, vols) = {
-        let conn = c.st.db.lock();
-        let inst = instances::get(&conn, instance_id)?.ok_or_else(|| {
-            ApiError::new(
-                "InvalidInstanceID.NotFound",
-                format!("The instance ID '{instance_id}' does not exist"),
-            )
-        })?;
-        if images::name_taken(&conn, &name)? {
-            return Err(ApiError::new(
-                "InvalidAMIName.Duplicate",
-                format!("AMI name {name} is already in use by another image"),
-            ));
-        }
-        (
-            inst,
-            host::compute::disks::attached_in_guest_order(&conn, instance_id)?,
-        )
-    };
-    if !matches!(inst.state, InstanceState::Running | InstanceState::Stopped) {
-        return Err(ApiError::new(
-            "IncorrectInstanceState",
-            format!(
-                "The instance '{instance_id}' is {}; images are made of running or stopped instances",
-                inst.state.name()
-            ),
-        ));
-    }
-    for v in &vols {
-        snapshottable(c, v)?;
-    }
-    let desc = format!("Created by CreateImage({instance_id}) for {name}");
-    let how = if no_reboot {
-        Quiesce::Pause
-    } else {
-        Quiesce::Reboot
-    };
-    let pairs: Vec<(VolumeRow, String)> = vols.iter().map(|v| (v.clone(), desc.clone())).collect();
-    let snaps =
-        c.st.storage
-            .create_snapshots(&pairs, &tag_map.remove("snapshot").unwrap_or_default(), how)
-            .map_err(|e| ApiError::internal(&e))?;
-    let devices: Vec<_> = vols
-        .iter()
-        .zip(&snaps)
-        .map(|(v, s)| super::image_devices::from_volume(v, &s.id))
-        .collect();
-    let row = ImageRow {
-        id: new_id("ami"),
-        name,
-        description,
-        kernel: inst.kernel.clone(),
-        initrd: inst.initrd.clone(),
-        root_volume: None,
-        boot_args: inst.boot_args.clone(),
-        entry: inst.entry.clone(),
-        architecture: inst.architecture.clone(),
-        created: now_iso(),
-        root_snapshot_id: devices
-            .iter()
-            .find(|d| d.device == ROOT_DEVICE)
-            .and_then(|d| d.snapshot_id.clone()),
-    };
-    {
-        let mut conn = c.st.db.lock();
-        let tx = conn.transaction()?;
-        images::insert(&tx, &row)?;
-        images::insert_devices(&tx, &row.id, &devices)?;
-        tags::put(&tx, &row.id, &tag_map.remove("image").unwrap_or_default())?;
-        tx.commit()?;
-    }
-    tracing::info!(image = %row.id, instance = %instance_id, volumes = vols.len(), no_reboot, "image created");
+    let created =
+        c.st.plane
+            .create_image(ctl_images::CreateImage {
+                instance_id: instance_id.to_string(),
+                name,
+                description,
+                no_reboot: input.no_reboot.unwrap_or(false),
+                image_tags: tag_map.remove("image").unwrap_or_default(),
+                snapshot_tags: tag_map.remove("snapshot").unwrap_or_default(),
+            })
+            .await
+            .map_err(|e| ApiError::refused(&e))?;
     Ok(CreateImageResult {
-        image_id: Some(row.id),
+        image_id: Some(created.image.id),
     })
 }

@@ -13,10 +13,11 @@ use super::filters::filters_match;
 use super::instances::well_formed_id;
 use super::typed::{self, Page, non_empty, tag_set};
 use super::{AVAILABILITY_ZONE, Call, ZONE_ID};
-use host::storage::types::{SpecError, VolumeSpec, VolumeType};
-use state::instances::{self, InstanceState};
-use state::volumes::{self, VolumeRow, VolumeState};
-use state::{new_id, now_iso, snapshots, tags};
+use control::ec2::volumes as ctl;
+pub use control::ec2::volumes::{device_slot, valid_data_device};
+use host::storage::types::{SpecError, VolumeType};
+use state::volumes::{self, VolumeRow};
+use state::{now_iso, tags};
 
 /// `InvalidParameterValue`/... for a refused volume specification.
 pub fn spec_error(e: SpecError) -> ApiError {
@@ -101,12 +102,6 @@ pub fn int32(n: u64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// Loads a volume by a well-formed id.
-fn load(c: &Call<'_>, id: &str) -> Result<VolumeRow, ApiError> {
-    check_volume_id(id)?;
-    volumes::get(&c.st.db.lock(), id)?.ok_or_else(|| volume_not_found(id))
-}
-
 /// A volume as an output's `Volume`.
 pub fn volume(v: &VolumeRow, t: &[(String, String)]) -> Volume {
     let attachments = match (&v.instance_id, &v.device) {
@@ -145,7 +140,7 @@ fn attachment(v: &VolumeRow, instance: &str, device: &str, status: &str) -> Volu
 }
 
 /// CreateVolume.
-pub fn create(c: &Call<'_>, input: CreateVolumeRequest) -> Result<Volume, ApiError> {
+pub async fn create(c: &Call<'_>, input: CreateVolumeRequest) -> Result<Volume, ApiError> {
     match (
         input.availability_zone.as_deref(),
         input.availability_zone_id.as_deref(),
@@ -184,62 +179,22 @@ pub fn create(c: &Call<'_>, input: CreateVolumeRequest) -> Result<Volume, ApiErr
     let size = count("Size", input.size)?;
     let iops = count("Iops", input.iops)?;
     let throughput = count("Throughput", input.throughput)?;
-    let snapshot = match input.snapshot_id.as_deref() {
-        Some(id) => {
-            check_snapshot_id(id)?;
-            let s = snapshots::get(&c.st.db.lock(), id)?.ok_or_else(|| snapshot_not_found(id))?;
-            if s.state != "completed" {
-                return Err(ApiError::new(
-                    "IncorrectState",
-                    format!("Snapshot '{id}' is {}, not completed.", s.state),
-                ));
-            }
-            Some(s)
-        }
-        None => None,
-    };
-    let size = match (size, &snapshot) {
-        (None, None) => {
-            return Err(ApiError::new(
-                "MissingParameter",
-                "The request must contain the parameter size or snapshotId",
-            ));
-        }
-        (Some(n), Some(s)) if n < s.volume_size_gib => {
-            return Err(ApiError::invalid(
-                "Size",
-                format!(
-                    "Volume of {n}GiB is smaller than snapshot '{}', expect size >= {}GiB",
-                    s.id, s.volume_size_gib
-                ),
-            ));
-        }
-        (Some(n), _) => n,
-        (None, Some(s)) => s.volume_size_gib,
-    };
-    let spec = VolumeSpec::new(kind, size, iops, throughput).map_err(spec_error)?;
+    if let Some(id) = input.snapshot_id.as_deref() {
+        check_snapshot_id(id)?;
+    }
     let tag_list = typed::tag_specifications(input.tag_specifications.as_deref(), "volume")?;
-    let row = VolumeRow {
-        seq: 0,
-        id: new_id("vol"),
-        volume_type: kind.name().to_string(),
-        size_gib: spec.size_gib,
-        iops: spec.iops,
-        throughput: spec.throughput,
-        snapshot_id: snapshot.map(|s| s.id),
-        source_image: None,
-        state: VolumeState::Creating,
-        created: now_iso(),
-        instance_id: None,
-        device: None,
-        attach_time: None,
-        delete_on_termination: false,
-    };
     let row =
-        c.st.storage
-            .create_volume(row, &tag_list)
-            .map_err(|e| ApiError::internal(&e))?;
-    tracing::info!(volume = %row.id, size = row.size_gib, kind = %row.volume_type, "volume created");
+        c.st.plane
+            .create_volume(ctl::CreateVolume {
+                kind,
+                size_gib: size,
+                iops,
+                throughput,
+                snapshot_id: input.snapshot_id,
+                tags: tag_list.clone(),
+            })
+            .await
+            .map_err(|e| ApiError::refused(&e))?;
     Ok(volume(&row, &tag_list))
 }
 
@@ -317,26 +272,11 @@ pub fn describe(
 /// The most volumes one DescribeVolumes page holds (EC2's limit).
 const MAX_VOLUME_RESULTS: i32 = 500;
 
-/// Whether `device` is a data-volume device name EC2 accepts here: `/dev/sd[f-p]` or
-/// `/dev/xvd[f-p]`.
-pub fn valid_data_device(device: &str) -> bool {
-    let letter = device
-        .strip_prefix("/dev/sd")
-        .or_else(|| device.strip_prefix("/dev/xvd"));
-    matches!(letter.map(str::as_bytes), Some([b'f'..=b'p']))
-}
-
-/// The letter that identifies a device (`/dev/sdf` and `/dev/xvdf` are the same slot).
-pub fn device_slot(device: &str) -> String {
-    device
-        .trim_start_matches("/dev/")
-        .trim_start_matches("xvd")
-        .trim_start_matches("sd")
-        .to_string()
-}
-
 /// AttachVolume: stopped instances only (no hot-plug).
-pub fn attach(c: &Call<'_>, input: AttachVolumeRequest) -> Result<VolumeAttachment, ApiError> {
+pub async fn attach(
+    c: &Call<'_>,
+    input: AttachVolumeRequest,
+) -> Result<VolumeAttachment, ApiError> {
     let vol_id = non_empty(&input.volume_id, "VolumeId")?;
     let instance_id = non_empty(&input.instance_id, "InstanceId")?;
     let device = non_empty(&input.device, "Device")?;
@@ -347,182 +287,73 @@ pub fn attach(c: &Call<'_>, input: AttachVolumeRequest) -> Result<VolumeAttachme
             format!("Invalid id: \"{instance_id}\" (expecting \"i-...\")"),
         ));
     }
-    if !valid_data_device(device) {
-        return Err(ApiError::invalid(
-            "Device",
-            format!(
-                "Invalid value '{device}' for unixDevice; use /dev/sdf to /dev/sdp or /dev/xvdf to /dev/xvdp"
-            ),
-        ));
-    }
-    let conn = c.st.db.lock();
-    let v = volumes::get(&conn, vol_id)?.ok_or_else(|| volume_not_found(vol_id))?;
-    let inst = instances::get(&conn, instance_id)?.ok_or_else(|| {
-        ApiError::new(
-            "InvalidInstanceID.NotFound",
-            format!("The instance ID '{instance_id}' does not exist"),
-        )
-    })?;
-    if let Some(other) = &v.instance_id {
-        return Err(ApiError::new(
-            "VolumeInUse",
-            format!("{vol_id} is already attached to an instance ({other})"),
-        ));
-    }
-    if v.state != VolumeState::Available {
-        return Err(ApiError::new(
-            "IncorrectState",
-            format!("Volume '{vol_id}' is in the '{}' state.", v.state.name()),
-        ));
-    }
-    if inst.state != InstanceState::Stopped {
-        return Err(ApiError::new(
-            "IncorrectState",
-            format!(
-                "Instance '{instance_id}' is {}; volumes are attached to stopped instances only \
-                 (this agent has no hot-plug)",
-                inst.state.name()
-            ),
-        ));
-    }
-    let taken = volumes::attached_to(&conn, instance_id)?;
-    if taken
-        .iter()
-        .any(|t| t.device.as_deref().map(device_slot) == Some(device_slot(device)))
-    {
-        return Err(ApiError::invalid(
-            "Device",
-            format!(
-                "Invalid value '{device}' for unixDevice. Attachment point {device} is already in use"
-            ),
-        ));
-    }
-    volumes::set_attachment(&conn, vol_id, Some((instance_id, device, false)))?;
-    let v = volumes::get(&conn, vol_id)?.ok_or_else(|| volume_not_found(vol_id))?;
-    drop(conn);
-    tracing::info!(volume = %vol_id, instance = %instance_id, %device, "volume attached");
+    let v =
+        c.st.plane
+            .attach_volume(ctl::AttachVolume {
+                volume_id: vol_id.to_string(),
+                instance_id: instance_id.to_string(),
+                device: device.to_string(),
+            })
+            .await
+            .map_err(|e| ApiError::refused(&e))?;
     Ok(attachment(&v, instance_id, device, "attached"))
 }
 
 /// DetachVolume: from stopped instances (`Force` changes nothing without hot-plug).
-pub fn detach(c: &Call<'_>, input: DetachVolumeRequest) -> Result<VolumeAttachment, ApiError> {
+pub async fn detach(
+    c: &Call<'_>,
+    input: DetachVolumeRequest,
+) -> Result<VolumeAttachment, ApiError> {
     let vol_id = non_empty(&input.volume_id, "VolumeId")?;
-    let v = load(c, vol_id)?;
-    let conn = c.st.db.lock();
-    let (Some(instance_id), Some(device)) = (v.instance_id.clone(), v.device.clone()) else {
-        return Err(ApiError::new(
-            "IncorrectState",
-            format!("Volume '{vol_id}' is in the '{}' state.", v.state.name()),
-        ));
-    };
-    if input
-        .instance_id
-        .as_ref()
-        .is_some_and(|i| *i != instance_id)
-        || input
-            .device
-            .as_deref()
-            .is_some_and(|d| device_slot(d) != device_slot(&device))
-    {
-        return Err(ApiError::new(
-            "InvalidAttachment.NotFound",
-            format!(
-                "Volume '{vol_id}' is not attached there; it is attached to {instance_id} at {device}"
-            ),
-        ));
-    }
-    let inst = instances::get(&conn, &instance_id)?;
-    if let Some(i) =
-        inst.filter(|i| !matches!(i.state, InstanceState::Stopped | InstanceState::Terminated))
-    {
-        return Err(ApiError::new(
-            "IncorrectState",
-            format!(
-                "Instance '{instance_id}' is {}; volumes are detached from stopped instances only \
-                 (this agent has no hot-plug)",
-                i.state.name()
-            ),
-        ));
-    }
-    volumes::set_attachment(&conn, vol_id, None)?;
-    drop(conn);
-    tracing::info!(volume = %vol_id, instance = %instance_id, "volume detached");
-    Ok(attachment(&v, &instance_id, &device, "detached"))
+    check_volume_id(vol_id)?;
+    let d =
+        c.st.plane
+            .detach_volume(ctl::DetachVolume {
+                volume_id: vol_id.to_string(),
+                instance_id: input.instance_id,
+                device: input.device,
+            })
+            .await
+            .map_err(|e| ApiError::refused(&e))?;
+    Ok(attachment(&d.volume, &d.instance_id, &d.device, "detached"))
 }
 
 /// DeleteVolume: refused while attached.
-pub fn delete(c: &Call<'_>, input: DeleteVolumeRequest) -> Result<Empty, ApiError> {
+pub async fn delete(c: &Call<'_>, input: DeleteVolumeRequest) -> Result<Empty, ApiError> {
     let id = non_empty(&input.volume_id, "VolumeId")?;
-    let v = load(c, id)?;
-    if let Some(i) = &v.instance_id {
-        return Err(ApiError::new(
-            "VolumeInUse",
-            format!("Volume {id} is currently attached to {i}"),
-        ));
-    }
-    if v.state != VolumeState::Available && v.state != VolumeState::Error {
-        return Err(ApiError::new(
-            "IncorrectState",
-            format!("Volume '{id}' is in the '{}' state.", v.state.name()),
-        ));
-    }
-    c.st.storage
+    check_volume_id(id)?;
+    c.st.plane
         .delete_volume(id)
-        .map_err(|e| ApiError::internal(&e))?;
+        .await
+        .map_err(|e| ApiError::refused(&e))?;
     Ok(Empty::default())
 }
 
 /// ModifyVolume: grow, change type, IOPS, throughput. The file grows at once; the guest sees
 /// the new size and rate limits at its next start.
-pub fn modify(c: &Call<'_>, input: ModifyVolumeRequest) -> Result<ModifyVolumeResult, ApiError> {
+pub async fn modify(
+    c: &Call<'_>,
+    input: ModifyVolumeRequest,
+) -> Result<ModifyVolumeResult, ApiError> {
     let id = non_empty(&input.volume_id, "VolumeId")?;
-    let v = load(c, id)?;
-    if !matches!(v.state, VolumeState::Available | VolumeState::InUse) {
-        return Err(ApiError::new(
-            "IncorrectState",
-            format!("Volume '{id}' is in the '{}' state.", v.state.name()),
-        ));
-    }
-    let old_kind = VolumeType::parse(&v.volume_type).unwrap_or(VolumeType::Gp2);
-    let kind = match input.volume_type {
-        Some(t) => storage_type("VolumeType", t)?,
-        None => old_kind,
+    check_volume_id(id)?;
+    let kind = input
+        .volume_type
+        .map(|t| storage_type("VolumeType", t))
+        .transpose()?;
+    let cmd = ctl::ModifyVolume {
+        volume_id: id.to_string(),
+        kind,
+        size_gib: count("Size", input.size)?,
+        iops: count("Iops", input.iops)?,
+        throughput: count("Throughput", input.throughput)?,
     };
-    let size = count("Size", input.size)?;
-    if size.is_some_and(|s| s < v.size_gib) {
-        return Err(ApiError::invalid(
-            "Size",
-            format!(
-                "New size cannot be smaller than existing size ({} GiB)",
-                v.size_gib
-            ),
-        ));
-    }
-    let size = size.unwrap_or(v.size_gib);
-    let iops = count("Iops", input.iops)?;
-    let throughput = count("Throughput", input.throughput)?;
-    // The type's current IOPS/throughput are kept when it stays the same and takes them.
-    let keep_iops = iops.or_else(|| {
-        (kind == old_kind && matches!(kind, VolumeType::Gp3 | VolumeType::Io1 | VolumeType::Io2))
-            .then_some(v.iops)
-    });
-    let keep_tp = throughput
-        .or_else(|| (kind == old_kind && kind == VolumeType::Gp3).then_some(v.throughput));
-    let spec = VolumeSpec::new(kind, size, keep_iops, keep_tp).map_err(spec_error)?;
-    if size > v.size_gib {
-        c.st.storage
-            .grow_volume(id, size)
-            .map_err(|e| ApiError::internal(&e))?;
-    }
-    volumes::set_spec(
-        &c.st.db.lock(),
-        id,
-        kind.name(),
-        spec.size_gib,
-        spec.iops,
-        spec.throughput,
-    )?;
-    tracing::info!(volume = %id, size, kind = %kind, iops = spec.iops, "volume modified");
+    let m =
+        c.st.plane
+            .modify_volume(cmd)
+            .await
+            .map_err(|e| ApiError::refused(&e))?;
+    let (v, spec) = (&m.before, &m.spec);
     let now = typed::time(&now_iso());
     Ok(ModifyVolumeResult {
         volume_modification: Some(VolumeModification {
@@ -530,7 +361,7 @@ pub fn modify(c: &Call<'_>, input: ModifyVolumeRequest) -> Result<ModifyVolumeRe
             modification_state: ec2::VolumeModificationState::from_wire("completed"),
             target_size: Some(int32(spec.size_gib)),
             target_iops: Some(int32(spec.iops)),
-            target_volume_type: ec2::VolumeType::from_wire(kind.name()),
+            target_volume_type: ec2::VolumeType::from_wire(m.kind.name()),
             target_throughput: Some(int32(spec.throughput)),
             original_size: Some(int32(v.size_gib)),
             original_iops: Some(int32(v.iops)),

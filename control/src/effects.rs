@@ -28,6 +28,19 @@ pub enum Effect {
         /// The volume.
         volume: String,
     },
+    /// Make the file of an empty volume the change recorded `creating`, then mark it
+    /// `available`.
+    CreateVolumeFile {
+        /// The volume.
+        volume: String,
+    },
+    /// Remove the chunk files a deleted snapshot used that no snapshot references.
+    FreeChunks {
+        /// The deleted snapshot (for the log).
+        snapshot: String,
+        /// The chunks whose last reference it held.
+        hashes: Vec<String>,
+    },
 }
 
 /// An effect and its place in the journal.
@@ -63,12 +76,18 @@ impl Effect {
                 ("grow-volume-file", volume.clone(), size_gib.to_string())
             }
             Self::DeleteVolume { volume } => ("delete-volume", volume.clone(), String::new()),
+            Self::CreateVolumeFile { volume } => {
+                ("create-volume-file", volume.clone(), String::new())
+            }
+            Self::FreeChunks { snapshot, hashes } => {
+                ("free-chunks", snapshot.clone(), hashes.join(","))
+            }
         }
     }
 
     /// The effect a journal row holds, or `None` for a kind this agent does not know (a
     /// newer agent's), which is left in the journal.
-    fn from_row(row: &state::effects::EffectRow) -> Option<Self> {
+    pub(crate) fn from_row(row: &state::effects::EffectRow) -> Option<Self> {
         Some(match row.kind.as_str() {
             "sync-firewall" => Self::SyncFirewall,
             "sync-bridges" => Self::SyncBridges,
@@ -78,6 +97,18 @@ impl Effect {
             },
             "delete-volume" => Self::DeleteVolume {
                 volume: row.target.clone(),
+            },
+            "create-volume-file" => Self::CreateVolumeFile {
+                volume: row.target.clone(),
+            },
+            "free-chunks" => Self::FreeChunks {
+                snapshot: row.target.clone(),
+                hashes: row
+                    .detail
+                    .split(',')
+                    .filter(|h| !h.is_empty())
+                    .map(String::from)
+                    .collect(),
             },
             _ => return None,
         })
@@ -159,6 +190,16 @@ impl Plane {
                 tracing::info!(%volume, "volume deleted");
                 Ok(())
             }
+            Effect::CreateVolumeFile { volume } => {
+                tokio::task::block_in_place(|| self.storage.make_empty_volume(volume))
+                    .map_err(storage)
+            }
+            Effect::FreeChunks { snapshot, hashes } => {
+                let freed = tokio::task::block_in_place(|| self.storage.free_chunks(hashes))
+                    .map_err(storage)?;
+                tracing::info!(%snapshot, freed, "snapshot chunks freed");
+                Ok(())
+            }
         }
     }
 }
@@ -178,6 +219,17 @@ mod tests {
             },
             Effect::DeleteVolume {
                 volume: "vol-2".into(),
+            },
+            Effect::CreateVolumeFile {
+                volume: "vol-3".into(),
+            },
+            Effect::FreeChunks {
+                snapshot: "snap-1".into(),
+                hashes: vec!["ab12".into(), "cd34".into()],
+            },
+            Effect::FreeChunks {
+                snapshot: "snap-2".into(),
+                hashes: Vec::new(),
             },
         ];
         for effect in effects {

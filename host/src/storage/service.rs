@@ -14,10 +14,10 @@ use crate::compute::Compute;
 use crate::compute::disks;
 use crate::compute::freeze::{FreezeError, Quiesce};
 use crate::tasks::{self, Unit};
+use state::Db;
 use state::instances::{self, InstanceQuery};
-use state::snapshots::{self, SnapshotRow};
+use state::snapshots;
 use state::volumes::{self, VolumeRow, VolumeState};
-use state::{Db, tags};
 
 /// The storage service.
 #[derive(Debug)]
@@ -146,31 +146,27 @@ impl Storage {
         Ok(())
     }
 
-    /// Creates a volume: an empty one's file is made before its row (so a row always has a
-    /// file); one from a snapshot is recorded `creating` and restored in the background.
-    pub fn create_volume(
-        self: &Arc<Self>,
-        row: VolumeRow,
-        tag_list: &[(String, String)],
-    ) -> Result<VolumeRow, StorageError> {
-        let mut row = row;
-        if row.snapshot_id.is_none() {
-            files::create_sparse(&volume_path(&self.state_dir, &row.id), row.size_gib * GIB)?;
-            row.state = VolumeState::Available;
-        } else {
-            row.state = VolumeState::Creating;
+    /// Makes the file of an empty volume recorded `creating` and marks it `available`;
+    /// nothing for a volume that is gone, made already, or restored from a snapshot. Can be
+    /// done again (the file is empty until the volume is available).
+    pub fn make_empty_volume(&self, id: &str) -> Result<(), StorageError> {
+        let Some(v) = volumes::get(&self.db.lock(), id)? else {
+            return Ok(());
+        };
+        if v.state != VolumeState::Creating || v.snapshot_id.is_some() || v.source_image.is_some() {
+            return Ok(());
         }
-        {
-            let mut conn = self.db.lock();
-            let tx = conn.transaction()?;
-            volumes::insert(&tx, &row)?;
-            tags::put(&tx, &row.id, tag_list)?;
-            tx.commit()?;
+        files::create_sparse(&volume_path(&self.state_dir, id), v.size_gib * GIB)?;
+        let conn = self.db.lock();
+        if volumes::get(&conn, id)?.is_some_and(|r| r.state == VolumeState::Creating) {
+            volumes::set_state(&conn, id, VolumeState::Available)?;
         }
-        if row.state == VolumeState::Creating {
-            self.spawn_finish_create(row.clone());
-        }
-        Ok(row)
+        Ok(())
+    }
+
+    /// Restores a volume recorded `creating` from its snapshot, in the background.
+    pub fn restore_volume(self: &Arc<Self>, v: VolumeRow) {
+        self.spawn_finish_create(v);
     }
 
     /// Restores `v` in the background; a panic there leaves the volume `error`, not
@@ -236,63 +232,11 @@ impl Storage {
         Ok(())
     }
 
-    /// Records a pending snapshot of `vol` and takes it in the background, pausing its
-    /// instance for the copy if it runs.
-    pub fn create_snapshot(
-        self: &Arc<Self>,
-        vol: &VolumeRow,
-        description: &str,
-        tag_list: &[(String, String)],
-    ) -> Result<SnapshotRow, StorageError> {
-        let mut rows = self.create_snapshots(
-            &[(vol.clone(), description.to_string())],
-            tag_list,
-            Quiesce::Pause,
-        )?;
-        Ok(rows.remove(0))
-    }
-
-    /// Records pending snapshots of `vols` (each with its description) in one transaction and
-    /// takes them in the background from one copy at one point in time. The volumes are
-    /// unattached or all attached to one instance, which is held still as `how` says.
-    pub fn create_snapshots(
-        self: &Arc<Self>,
-        vols: &[(VolumeRow, String)],
-        tag_list: &[(String, String)],
-        how: Quiesce,
-    ) -> Result<Vec<SnapshotRow>, StorageError> {
-        let rows: Vec<SnapshotRow> = vols
-            .iter()
-            .map(|(vol, description)| SnapshotRow {
-                seq: 0,
-                id: state::new_id("snap"),
-                volume_id: vol.id.clone(),
-                volume_size_gib: vol.size_gib,
-                size_bytes: vol.size_gib * GIB,
-                state: "pending".into(),
-                progress: 0,
-                start_time: state::now_iso(),
-                description: description.clone(),
-                new_bytes: 0,
-                pause_micros: None,
-                state_message: None,
-            })
-            .collect();
-        {
-            let mut conn = self.db.lock();
-            let tx = conn.transaction()?;
-            for row in &rows {
-                snapshots::insert(&tx, row)?;
-                tags::put(&tx, &row.id, tag_list)?;
-            }
-            tx.commit()?;
-        }
-        let pairs = rows
-            .iter()
-            .map(|r| (r.id.clone(), r.volume_id.clone()))
-            .collect();
+    /// Takes the recorded (pending) snapshots `(snapshot, volume)` in the background from
+    /// one copy at one point in time. The volumes are unattached or all attached to one
+    /// instance, which is held still as `how` says.
+    pub fn start_snapshots(self: &Arc<Self>, pairs: Vec<(String, String)>, how: Quiesce) {
         self.spawn_take_snapshots(pairs, how);
-        Ok(rows)
     }
 
     /// Takes snapshots in the background; a panic there fails those still pending.
@@ -433,21 +377,19 @@ impl Storage {
         Ok(())
     }
 
-    /// Deletes a snapshot and the chunks only it used; returns how many chunks were freed.
-    pub fn delete_snapshot(&self, id: &str) -> Result<usize, StorageError> {
+    /// Removes the files of chunks a deleted snapshot used, those no snapshot references
+    /// (again) by now; returns how many were removed. Holds [`CHUNK_GATE`] exclusively, so
+    /// no snapshot being taken can be referencing one meanwhile. Can be done again.
+    pub fn free_chunks(&self, hashes: &[String]) -> Result<usize, StorageError> {
         let _exclusive = CHUNK_GATE.write().unwrap_or_else(|e| e.into_inner());
-        let freed = {
-            let mut conn = self.db.lock();
-            let tx = conn.transaction()?;
-            let freed = snapshots::delete(&tx, id)?;
-            tx.commit()?;
-            freed
-        };
-        for h in &freed {
-            self.store.remove(h)?;
+        let mut removed = 0;
+        for h in hashes {
+            if !snapshots::chunk_known(&self.db.lock(), h)? {
+                self.store.remove(h)?;
+                removed += 1;
+            }
         }
-        tracing::info!(snapshot = %id, freed = freed.len(), "snapshot deleted");
-        Ok(freed.len())
+        Ok(removed)
     }
 
     /// Every half second: deletes or releases the volumes of terminated instances, and
