@@ -7,13 +7,11 @@ use std::collections::HashMap;
 use rusqlite::Connection;
 use shapes::ec2;
 
-use super::Call;
 use super::errors::ApiError;
 use super::typed;
 use super::volumes::{check_snapshot_id, count, volume_type};
 use control::ec2::block_devices::Mapping;
-use host::compute::disks::{LaunchVolume, ROOT_DEVICE};
-use state::images::ImageRow;
+use host::compute::disks::ROOT_DEVICE;
 use state::volumes::{self, VolumeRow};
 
 /// The most mappings one request may carry.
@@ -25,9 +23,7 @@ pub(super) fn bad_mapping(message: impl Into<String>) -> ApiError {
 }
 
 /// Every `BlockDeviceMapping.N` of a typed request, checked for form.
-pub(super) fn typed_mappings(
-    given: Option<&[ec2::BlockDeviceMapping]>,
-) -> Result<Vec<Mapping>, ApiError> {
+pub fn typed_mappings(given: Option<&[ec2::BlockDeviceMapping]>) -> Result<Vec<Mapping>, ApiError> {
     let mut out: Vec<Mapping> = Vec::new();
     let limit = usize::try_from(MAX_MAPPINGS).unwrap_or(usize::MAX);
     for (i, m) in given.unwrap_or_default().iter().take(limit).enumerate() {
@@ -69,20 +65,6 @@ pub(super) fn typed_mappings(
         });
     }
     Ok(out)
-}
-
-/// The volumes RunInstances makes for each instance of `image`: the image's devices (its
-/// root, then the data volumes it records), each changed or dropped (`NoDevice`) by the
-/// request's mapping of the same device, then the request's other mappings; root first.
-pub fn launch_plan(
-    c: &Call<'_>,
-    image: &ImageRow,
-    given: Option<&[ec2::BlockDeviceMapping]>,
-) -> Result<Vec<LaunchVolume>, ApiError> {
-    let maps = typed_mappings(given)?;
-    c.st.plane
-        .plan_launch_volumes(image, &maps)
-        .map_err(|e| ApiError::refused(&e))
 }
 
 /// The attached volumes of every instance, by instance id.

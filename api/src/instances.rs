@@ -19,11 +19,10 @@ use super::filters::{self as filter, canonical_name, filters_match};
 use super::instance_network::InstanceNetwork;
 use super::typed::{self, Page};
 use super::{AVAILABILITY_ZONE, Call, instance_network, launch_network, render};
-use control::ec2::instances::StopMode;
-use host::compute::launch::LaunchRequest;
+use control::ec2::instances::{RunInstances, StopMode};
 use host::compute::{catalog, supervisor};
 use state::instances::{self, InstanceQuery, InstanceRow, InstanceState};
-use state::{images, keypairs, tags};
+use state::tags;
 
 mod filters;
 
@@ -139,52 +138,30 @@ pub async fn run(c: &Call<'_>, input: RunInstancesRequest) -> Result<Reservation
         tags_of("volume"),
         tags_of("network-interface"),
     );
-    let key_name = input.key_name.clone();
-    let asked_network = launch_network::requested(&input, max)?;
-    let (image, network) = {
-        let conn = c.st.db.lock();
-        if let Some(k) = &key_name
-            && keypairs::by_name(&conn, k)?.is_none()
-        {
-            return Err(ApiError::new(
-                "InvalidKeyPair.NotFound",
-                format!("The key pair '{k}' does not exist"),
-            ));
-        }
-        let image = images::get(&conn, image_id)?.ok_or_else(|| {
-            ApiError::new(
-                "InvalidAMIID.NotFound",
-                format!("The image id '[{image_id}]' does not exist"),
-            )
-        })?;
-        let network = control::ec2::launch_network::resolve(&conn, &asked_network)
-            .map_err(|e| ApiError::refused(&e))?;
-        (image, network)
-    };
-    let volumes =
-        super::block_devices::launch_plan(c, &image, input.block_device_mappings.as_deref())?; // EBS
-    let req = LaunchRequest {
-        image,
+    let cmd = RunInstances {
+        image_id: image_id.to_owned(),
         instance_type,
         min_count: min,
         max_count: max,
-        key_name,
+        key_name: input.key_name.clone(),
         user_data,
         shutdown_behavior: shutdown_behavior.to_string(),
         client_token,
         tags: tag_list,
         volume_tags,
         eni_tags,
-        network,
+        network: launch_network::requested(&input, max)?,
+        block_devices: super::block_devices::typed_mappings(
+            input.block_device_mappings.as_deref(),
+        )?,
         hibernation: input
             .hibernation_options
             .and_then(|h| h.configured)
             .unwrap_or(false),
-        volumes,
     };
     let rows =
         c.st.plane
-            .run_instances(&req)
+            .run_instances(&cmd)
             .map_err(|e| ApiError::refused(&e))?;
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     let (tag_map, nets, vols) = {

@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 
 use super::volumes::valid_data_device;
-use crate::{Plane, Refusal};
+use crate::Refusal;
 use host::compute::disks::{LaunchVolume, ROOT_DEVICE, VolumeSource};
 use host::storage::types::{GIB, SpecError, VolumeSpec, VolumeType};
 use state::images::{self, ImageDevice, ImageRow};
@@ -353,16 +353,4 @@ pub fn register_devices(
         out.push(registered_device(conn, m, &m.device)?);
     }
     Ok((root_snapshot, out))
-}
-
-impl Plane {
-    /// The volumes a launch of `image` makes for each instance, with the request's
-    /// `mappings` over the image's own devices.
-    pub fn plan_launch_volumes(
-        &self,
-        image: &ImageRow,
-        mappings: &[Mapping],
-    ) -> Result<Vec<LaunchVolume>, MappingError> {
-        launch_plan(&self.db.lock(), image, mappings)
-    }
 }

@@ -5,12 +5,118 @@
 //! for compute's refusals.
 
 use host::compute::StateChange;
+use host::compute::catalog::InstanceType;
 use host::compute::launch::{LaunchError, LaunchRequest};
 use host::compute::lifecycle::ChangeStateError;
 use state::instances::InstanceRow;
+use state::{images, keypairs};
 
+use super::block_devices::{Mapping, MappingError, launch_plan};
+use super::launch_network::{LaunchNetwork, LaunchNetworkError, resolve};
 use super::lookups::address_code;
 use crate::{Plane, Refusal};
+
+/// RunInstances, its request's form checked by the API.
+#[derive(Debug, Clone)]
+pub struct RunInstances {
+    /// The image.
+    pub image_id: String,
+    /// The instance type.
+    pub instance_type: &'static InstanceType,
+    /// `MinCount`.
+    pub min_count: u32,
+    /// `MaxCount`.
+    pub max_count: u32,
+    /// The key pair's name.
+    pub key_name: Option<String>,
+    /// User data, base64 as given.
+    pub user_data: Option<String>,
+    /// `stop` or `terminate`.
+    pub shutdown_behavior: String,
+    /// The idempotency token.
+    pub client_token: Option<String>,
+    /// Tags for each instance.
+    pub tags: Vec<(String, String)>,
+    /// Tags for each launch volume.
+    pub volume_tags: Vec<(String, String)>,
+    /// Tags for each network interface.
+    pub eni_tags: Vec<(String, String)>,
+    /// The network asked for.
+    pub network: LaunchNetwork,
+    /// `BlockDeviceMapping.N`.
+    pub block_devices: Vec<Mapping>,
+    /// `HibernationOptions.Configured`.
+    pub hibernation: bool,
+}
+
+/// Why RunInstances is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RunInstancesError {
+    /// The key pair does not exist.
+    #[error("The key pair '{0}' does not exist")]
+    NoKeyPair(String),
+    /// The image does not exist.
+    #[error("The image id '[{0}]' does not exist")]
+    NoImage(String),
+    /// The network cannot be had.
+    #[error(transparent)]
+    Network(#[from] LaunchNetworkError),
+    /// A block-device mapping cannot be had.
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
+    /// Compute refused or failed the launch.
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+    /// The database failed.
+    #[error("the state database failed")]
+    Db(#[from] rusqlite::Error),
+}
+
+impl Refusal for RunInstancesError {
+    fn code(&self) -> Option<&'static str> {
+        match self {
+            Self::NoKeyPair(_) => Some("InvalidKeyPair.NotFound"),
+            Self::NoImage(_) => Some("InvalidAMIID.NotFound"),
+            Self::Network(e) => e.code(),
+            Self::Mapping(e) => e.code(),
+            Self::Launch(e) => e.code(),
+            Self::Db(_) => None,
+        }
+    }
+}
+
+/// The launch `cmd` asks for, checked against the state: the key pair, the image, the
+/// network and the volumes.
+fn launch_request(
+    conn: &rusqlite::Connection,
+    cmd: &RunInstances,
+) -> Result<LaunchRequest, RunInstancesError> {
+    if let Some(k) = &cmd.key_name
+        && keypairs::by_name(conn, k)?.is_none()
+    {
+        return Err(RunInstancesError::NoKeyPair(k.clone()));
+    }
+    let image = images::get(conn, &cmd.image_id)?
+        .ok_or_else(|| RunInstancesError::NoImage(cmd.image_id.clone()))?;
+    let network = resolve(conn, &cmd.network)?;
+    let volumes = launch_plan(conn, &image, &cmd.block_devices)?;
+    Ok(LaunchRequest {
+        image,
+        instance_type: cmd.instance_type,
+        min_count: cmd.min_count,
+        max_count: cmd.max_count,
+        key_name: cmd.key_name.clone(),
+        user_data: cmd.user_data.clone(),
+        shutdown_behavior: cmd.shutdown_behavior.clone(),
+        client_token: cmd.client_token.clone(),
+        tags: cmd.tags.clone(),
+        volume_tags: cmd.volume_tags.clone(),
+        eni_tags: cmd.eni_tags.clone(),
+        network,
+        hibernation: cmd.hibernation,
+        volumes,
+    })
+}
 
 impl Refusal for ChangeStateError {
     fn code(&self) -> Option<&'static str> {
@@ -47,9 +153,11 @@ pub enum StopMode {
 }
 
 impl Plane {
-    /// RunInstances, its request resolved into a launch (image, type, network, volumes).
-    pub fn run_instances(&self, req: &LaunchRequest) -> Result<Vec<InstanceRow>, LaunchError> {
-        self.compute.launch(req)
+    /// RunInstances: the launch checked against the state, then handed to compute, which
+    /// records the instances (`pending`) before it starts anything.
+    pub fn run_instances(&self, cmd: &RunInstances) -> Result<Vec<InstanceRow>, RunInstancesError> {
+        let req = launch_request(&self.db.lock(), cmd)?;
+        Ok(self.compute.launch(&req)?)
     }
 
     /// StartInstances.
