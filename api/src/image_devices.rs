@@ -1,33 +1,16 @@
-//! An image's block devices: recorded by RegisterImage (`BlockDeviceMapping.N`), and shown by DescribeImages with the
-//! image's state, which follows its snapshots.
+//! An image's block devices as DescribeImages shows them, with the image's state, which
+//! follows its snapshots (RegisterImage records them: `control::ec2::block_devices`).
 
 use std::collections::HashMap;
 
 use rusqlite::Connection;
 use shapes::ec2;
 
-use super::Call;
-use super::block_devices::typed_mappings;
-use super::errors::ApiError;
 use super::volumes::int32;
-use control::ec2::block_devices;
 use host::compute::disks::ROOT_DEVICE;
 use host::storage::types::GIB;
 use state::images::{ImageDevice, ImageRow};
 use state::snapshots::{self, SnapshotRow};
-
-/// RegisterImage's `BlockDeviceMapping.N`: the root snapshot (the mapping of
-/// `RootDeviceName`, default `/dev/xvda`, recorded as `/dev/xvda`) and every device, each
-/// from an existing snapshot or empty with a size. `NoDevice` mappings are left out.
-pub fn register_devices(
-    c: &Call<'_>,
-    root_device_name: Option<&str>,
-    given: Option<&[ec2::BlockDeviceMapping]>,
-) -> Result<(Option<String>, Vec<ImageDevice>), ApiError> {
-    let maps = typed_mappings(given)?;
-    block_devices::register_devices(&c.st.db.lock(), root_device_name, &maps)
-        .map_err(|e| ApiError::refused(&e))
-}
 
 /// Every snapshot `images` use (root or other device), by snapshot id.
 pub fn image_snapshots(

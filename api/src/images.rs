@@ -1,78 +1,20 @@
 //! Image actions: RegisterImage, DescribeImages, DeregisterImage.
 
-use std::path::{Path, PathBuf};
-
 use shapes::ec2::{
     ArchitectureValues, DeregisterImageRequest, DeregisterImageResult, DescribeImagesRequest,
     DescribeImagesResult, DeviceType, HypervisorType, Image, ImageState, ImageTypeValues,
     RegisterImageRequest, RegisterImageResult, VirtualizationType,
 };
 
+use super::block_devices::typed_mappings;
 use super::errors::ApiError;
 use super::filters::filters_match;
 use super::instances::well_formed_id;
 use super::typed::{self, Page, non_empty, tag_set};
 use super::{Call, image_devices};
+use control::ec2::register_image::{self, RegisterImage};
 use state::images::{self, ImageRow};
-use state::{new_id, now_iso, tags};
-
-/// The largest manifest `ImageLocation` may name, in bytes.
-const MAX_MANIFEST: u64 = 1 << 20;
-/// The longest `BootArgs`, in bytes (the vmm adds its own to the kernel command line).
-const MAX_BOOT_ARGS: usize = 4096;
-
-/// An image manifest as `images/build.sh` writes it.
-#[derive(Debug, serde::Deserialize)]
-pub struct Manifest {
-    /// Image name.
-    pub name: String,
-    /// `user` or `kernel`.
-    #[serde(default = "kernel_entry")]
-    pub entry: String,
-    /// Kernel file, relative to the manifest.
-    pub kernel: String,
-    /// Initrd file, relative to the manifest.
-    #[serde(default)]
-    pub initrd: Option<String>,
-    /// Root-volume file, relative to the manifest.
-    #[serde(default)]
-    pub root_volume: Option<String>,
-    /// Kernel command line.
-    #[serde(default)]
-    pub boot_args: String,
-    /// Architecture.
-    #[serde(default)]
-    pub architecture: Option<String>,
-}
-
-fn kernel_entry() -> String {
-    "kernel".into()
-}
-
-/// An absolute path to an existing regular file, or an error naming `field`.
-fn existing_file(field: &str, path: &str) -> Result<String, ApiError> {
-    let p = Path::new(path);
-    if !p.is_absolute() {
-        return Err(ApiError::invalid(
-            field,
-            format!("'{path}' must be an absolute path"),
-        ));
-    }
-    if !p.is_file() {
-        return Err(ApiError::invalid(
-            field,
-            format!("'{path}' is not an existing file"),
-        ));
-    }
-    Ok(path.to_string())
-}
-
-fn relative_to(dir: &Path, file: &str) -> String {
-    let p = PathBuf::from(file);
-    if p.is_absolute() { p } else { dir.join(p) }
-        .display()
-        .to_string()
-}
+use state::tags;
 
 /// RegisterImage: from `ImageLocation` (a manifest.json) or from `KernelPath`, `InitrdPath`,
 /// `RootVolumePath`, `BootArgs`, `EntryMode` and `Architecture`.
@@ -80,154 +22,34 @@ pub fn register(
     c: &Call<'_>,
     input: RegisterImageRequest,
 ) -> Result<RegisterImageResult, ApiError> {
-    let manifest = match input.image_location.as_deref() {
-        Some(loc) => {
-            let path = existing_file("ImageLocation", loc)?;
-            let size = std::fs::metadata(&path).map_or(0, |m| m.len());
-            if size > MAX_MANIFEST {
-                return Err(ApiError::invalid(
-                    "ImageLocation",
-                    format!("'{loc}' is {size} bytes; manifests are at most {MAX_MANIFEST} bytes"),
-                ));
-            }
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                ApiError::invalid("ImageLocation", format!("cannot read '{loc}': {e}"))
-            })?;
-            let m: Manifest = serde_json::from_str(&text).map_err(|e| {
-                ApiError::invalid(
-                    "ImageLocation",
-                    format!("'{loc}' is not an image manifest: {e}"),
-                )
-            })?;
-            Some((
-                m,
-                Path::new(&path)
-                    .parent()
-                    .unwrap_or(Path::new("/"))
-                    .to_path_buf(),
-            ))
-        }
-        None => None,
-    };
-    let from_manifest = |f: &dyn Fn(&Manifest, &Path) -> Option<String>| {
-        manifest.as_ref().and_then(|(m, dir)| f(m, dir))
-    };
-    let kernel = match input.kernel_path.as_deref() {
-        Some(k) => Some(k.to_string()),
-        None => from_manifest(&|m, d| Some(relative_to(d, &m.kernel))),
-    }
-    .ok_or_else(|| ApiError::missing("KernelPath (or ImageLocation)"))?;
-    let kernel = existing_file("KernelPath", &kernel)?;
-    let initrd = match input.initrd_path.as_deref() {
-        Some(i) => Some(i.to_string()),
-        None => from_manifest(&|m, d| m.initrd.as_ref().map(|i| relative_to(d, i))),
-    }
-    .map(|i| existing_file("InitrdPath", &i))
-    .transpose()?;
-    let root_volume = match input.root_volume_path.as_deref() {
-        Some(r) => Some(r.to_string()),
-        None => from_manifest(&|m, d| m.root_volume.as_ref().map(|r| relative_to(d, r))),
-    }
-    .map(|r| existing_file("RootVolumePath", &r))
-    .transpose()?;
-    let boot_args = input
-        .boot_args
-        .clone()
-        .or_else(|| from_manifest(&|m, _| Some(m.boot_args.clone())))
-        .unwrap_or_default();
-    let entry = input
-        .entry_mode
-        .clone()
-        .or_else(|| from_manifest(&|m, _| Some(m.entry.clone())))
-        .unwrap_or_else(kernel_entry);
-    if boot_args.len() > MAX_BOOT_ARGS {
-        return Err(ApiError::invalid(
-            "BootArgs",
-            format!(
-                "the boot arguments are {} bytes; the limit is {MAX_BOOT_ARGS}",
-                boot_args.len()
-            ),
-        ));
-    }
-    if entry != "user" && entry != "kernel" {
-        return Err(ApiError::invalid(
-            "EntryMode",
-            format!("'{entry}' is not one of: user, kernel"),
-        ));
-    }
-    let architecture = input
-        .architecture
-        .map(|a| a.as_str().to_string())
-        .or_else(|| from_manifest(&|m, _| m.architecture.clone()))
-        .unwrap_or_else(|| "x86_64".into());
-    if architecture != "x86_64" {
-        return Err(ApiError::invalid(
-            "Architecture",
-            format!("'{architecture}' is not supported; the allowed value is x86_64"),
-        ));
-    }
     // The model requires `Name`: a manifest's name is the client's to use (`ec2
     // register-image` does).
-    let name = input.name.clone();
-    if name.len() < 3 || name.len() > 128 {
-        return Err(ApiError::invalid(
-            "Name",
-            "image names are 3 to 128 characters",
-        ));
-    }
-    let description = input.description.clone().unwrap_or_default();
-    check_description(&description)?;
-    let tag_list = typed::tag_specifications(input.tag_specifications.as_deref(), "image")?;
-    let (root_snapshot_id, devices) = super::image_devices::register_devices(
-        c,
-        input.root_device_name.as_deref(),
-        input.block_device_mappings.as_deref(),
-    )?; // EBS
-    let row = ImageRow {
-        id: new_id("ami"),
-        name,
-        description,
-        kernel,
-        initrd,
-        root_volume,
-        boot_args,
-        entry,
-        architecture,
-        created: now_iso(),
-        root_snapshot_id,
+    let cmd = RegisterImage {
+        name: input.name.clone(),
+        description: input.description.clone().unwrap_or_default(),
+        location: input.image_location.clone(),
+        kernel: input.kernel_path.clone(),
+        initrd: input.initrd_path.clone(),
+        root_volume: input.root_volume_path.clone(),
+        boot_args: input.boot_args.clone(),
+        entry: input.entry_mode.clone(),
+        architecture: input.architecture.map(|a| a.as_str().to_string()),
+        root_device_name: input.root_device_name.clone(),
+        mappings: typed_mappings(input.block_device_mappings.as_deref())?,
+        tags: typed::tag_specifications(input.tag_specifications.as_deref(), "image")?,
     };
-    {
-        let mut conn = c.st.db.lock();
-        let tx = conn.transaction()?;
-        if images::name_taken(&tx, &row.name)? {
-            return Err(ApiError::new(
-                "InvalidAMIName.Duplicate",
-                format!("AMI name {} is already in use by another image", row.name),
-            ));
-        }
-        images::insert(&tx, &row)?;
-        images::insert_devices(&tx, &row.id, &devices)?;
-        tags::put(&tx, &row.id, &tag_list)?;
-        tx.commit()?;
-    }
-    tracing::info!(id = %row.id, name = %row.name, "image registered");
+    let row =
+        c.st.plane
+            .register_image(&cmd)
+            .map_err(|e| ApiError::refused(&e))?;
     Ok(RegisterImageResult {
         image_id: Some(row.id),
     })
 }
 
-/// The longest image description, in characters (EC2's limit).
-pub const MAX_DESCRIPTION: usize = 255;
-
-/// Checks an image's `Description` against [`MAX_DESCRIPTION`].
+/// Checks an image's `Description` (at most 255 characters).
 pub fn check_description(description: &str) -> Result<(), ApiError> {
-    if description.chars().count() > MAX_DESCRIPTION {
-        return Err(ApiError::invalid(
-            "Description",
-            format!("image descriptions are at most {MAX_DESCRIPTION} characters"),
-        ));
-    }
-    Ok(())
+    register_image::check_description(description).map_err(|e| ApiError::refused(&e))
 }
 
 fn not_found(ids: &[&String]) -> ApiError {
@@ -353,9 +175,9 @@ pub fn deregister(
             format!("Invalid id: \"{id}\" (expecting \"ami-...\")"),
         ));
     }
-    if !images::delete(&c.st.db.lock(), &id)? {
-        return Err(not_found(&[&id]));
-    }
+    c.st.plane
+        .deregister_image(&id)
+        .map_err(|e| ApiError::refused(&e))?;
     Ok(DeregisterImageResult {
         return_: Some(true),
         delete_snapshot_results: None,

@@ -10,6 +10,7 @@ pub mod launch_network;
 pub mod lookups;
 pub mod metadata_options;
 pub mod network_interfaces;
+pub mod register_image;
 pub mod security_groups;
 pub mod snapshots;
 pub mod subnets;
