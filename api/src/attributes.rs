@@ -11,7 +11,8 @@ use shapes::ec2::{
 };
 
 use super::errors::ApiError;
-use super::{Call, instances::well_formed_id};
+use super::Call;
+use state::well_formed_id;
 use control::ec2::delete_on_termination as ctl_dot;
 use control::ec2::network_interfaces::{GroupsOf, SetSecurityGroups};
 use host::compute::disks::ROOT_DEVICE;

@@ -9,7 +9,7 @@ use shapes::ec2::{
 use super::block_devices::typed_mappings;
 use super::errors::ApiError;
 use super::filters::filters_match;
-use super::instances::well_formed_id;
+use state::well_formed_id;
 use super::typed::{self, Page, non_empty, tag_set};
 use super::{Call, image_devices};
 use control::ec2::register_image::{self, RegisterImage};

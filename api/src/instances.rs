@@ -31,7 +31,7 @@ const MAX_USER_DATA: usize = 16 * 1024;
 /// Most console output returned, as on EC2.
 const MAX_CONSOLE: u64 = 64 * 1024;
 
-pub use state::well_formed_id;
+use state::well_formed_id;
 
 /// The most `InstanceId.N` one call takes (EC2's limit for TerminateInstances, used for
 /// every action that names instances but DescribeInstanceStatus).

@@ -12,7 +12,7 @@ use shapes::ec2::{
 use super::Call;
 use super::errors::ApiError;
 use super::filters::filters_match;
-use super::instances::well_formed_id;
+use state::well_formed_id;
 use super::typed::{self, Page, non_empty, tag_set};
 use super::volumes::{check_snapshot_id, check_volume_id, int32, snapshot_not_found};
 use control::ec2::images as ctl_images;

@@ -10,7 +10,7 @@ use shapes::ec2::{
 
 use super::errors::ApiError;
 use super::filters::filters_match;
-use super::instances::well_formed_id;
+use state::well_formed_id;
 use super::typed::{self, Page, non_empty, tag_set};
 use super::{AVAILABILITY_ZONE, Call, ZONE_ID};
 use control::ec2::volumes as ctl;

@@ -133,6 +133,15 @@ pub fn set_error(conn: &Connection, id: &str, message: &str) -> rusqlite::Result
     Ok(())
 }
 
+/// Records the size of the volume a snapshot was taken of, in bytes.
+pub fn set_size_bytes(conn: &Connection, id: &str, bytes: u64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE snapshots SET size_bytes = ?2 WHERE id = ?1",
+        params![id, bytes as i64],
+    )?;
+    Ok(())
+}
+
 /// Completes a snapshot: records its chunks, takes a reference on each, and stores the
 /// bytes of the chunks that are new to the store. Call inside a transaction, after every
 /// chunk file is durable.

@@ -364,10 +364,7 @@ impl Storage {
             })?;
             let mut conn = me.db.lock();
             let tx = conn.transaction()?;
-            tx.execute(
-                "UPDATE snapshots SET size_bytes = ?2 WHERE id = ?1",
-                rusqlite::params![snap_id, len as i64],
-            )?;
+            snapshots::set_size_bytes(&tx, &snap_id, len)?;
             let new_bytes = snapshots::complete(&tx, &snap_id, &list)?;
             tx.commit()?;
             tracing::info!(snapshot = %snap_id, chunks = list.len(), new_bytes, "snapshot completed");
