@@ -79,7 +79,7 @@ pub enum StartError {
     Serve(#[source] std::io::Error),
     /// The storage service could not start.
     #[error("cannot start the storage service")]
-    Storage(#[from] host::storage::service::StorageError),
+    Storage(#[from] host::ebs::StorageError),
 }
 
 /// Runs the agent until it is killed.
@@ -167,7 +167,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
         purger.clone().purge_loop()
     });
     // EBS: the start-up sweep, then the reaper (DeleteOnTermination, instance stores).
-    let storage = host::storage::Storage::open(db.clone(), compute.clone())?;
+    let storage = host::ebs::Storage::open(db.clone(), compute.clone())?;
     let reaper = storage.clone();
     tasks::spawn_restarting(Unit::new("storage reaper"), Backoff::SERVER, move || {
         reaper.clone().reaper()

@@ -10,12 +10,12 @@ use shapes::ec2::{
     ModifyInstanceAttributeRequest,
 };
 
-use super::errors::ApiError;
 use super::Call;
-use state::well_formed_id;
+use super::errors::ApiError;
 use control::ec2::delete_on_termination as ctl_dot;
 use control::ec2::network_interfaces::{GroupsOf, SetSecurityGroups};
 use host::compute::disks::ROOT_DEVICE;
+use state::well_formed_id;
 use state::{enis, instances, security_groups};
 
 /// The attributes served.

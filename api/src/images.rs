@@ -9,12 +9,12 @@ use shapes::ec2::{
 use super::block_devices::typed_mappings;
 use super::errors::ApiError;
 use super::filters::filters_match;
-use state::well_formed_id;
 use super::typed::{self, Page, non_empty, tag_set};
 use super::{Call, image_devices};
 use control::ec2::register_image::{self, RegisterImage};
 use state::images::{self, ImageRow};
 use state::tags;
+use state::well_formed_id;
 
 /// RegisterImage: from `ImageLocation` (a manifest.json) or from `KernelPath`, `InitrdPath`,
 /// `RootVolumePath`, `BootArgs`, `EntryMode` and `Architecture`.

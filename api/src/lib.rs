@@ -57,7 +57,7 @@ pub struct ApiState {
     /// The 12-digit account id shown as `ownerId`.
     pub account_id: String,
     /// EBS: volume files, snapshots and the chunk store.
-    pub storage: Arc<host::storage::Storage>,
+    pub storage: Arc<host::ebs::Storage>,
     /// The control plane, which the handlers hand their commands to.
     pub plane: Arc<control::Plane>,
 }

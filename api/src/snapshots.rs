@@ -12,13 +12,13 @@ use shapes::ec2::{
 use super::Call;
 use super::errors::ApiError;
 use super::filters::filters_match;
-use state::well_formed_id;
 use super::typed::{self, Page, non_empty, tag_set};
 use super::volumes::{check_snapshot_id, check_volume_id, int32, snapshot_not_found};
 use control::ec2::images as ctl_images;
 use control::ec2::snapshots as ctl;
 use state::snapshots::{self, SnapshotRow};
 use state::tags;
+use state::well_formed_id;
 
 /// A snapshot as an output's `Snapshot`.
 fn snapshot(s: &SnapshotRow, owner: &str, t: &[(String, String)]) -> Snapshot {

@@ -10,13 +10,13 @@ use shapes::ec2::{
 
 use super::errors::ApiError;
 use super::filters::filters_match;
-use state::well_formed_id;
 use super::typed::{self, Page, non_empty, tag_set};
 use super::{AVAILABILITY_ZONE, Call, ZONE_ID};
 use control::ec2::volumes as ctl;
 pub use control::ec2::volumes::{device_slot, valid_data_device};
 use host::storage::types::{SpecError, VolumeType};
 use state::volumes::{self, VolumeRow};
+use state::well_formed_id;
 use state::{now_iso, tags};
 
 /// `InvalidParameterValue`/... for a refused volume specification.

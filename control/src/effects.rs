@@ -60,7 +60,7 @@ pub enum ApplyError {
     Network(Effect, #[source] host::network::NetworkError),
     /// A volume file could not be changed.
     #[error("cannot apply {0:?} to the volume files")]
-    Storage(Effect, #[source] host::storage::StorageError),
+    Storage(Effect, #[source] host::ebs::StorageError),
     /// The journal could not be read or written.
     #[error("the effects journal failed")]
     Db(#[from] rusqlite::Error),

@@ -15,8 +15,8 @@ mod refusal;
 use std::sync::Arc;
 
 use host::compute::Compute;
+use host::ebs::Storage;
 use host::network::Network;
-use host::storage::Storage;
 use state::Db;
 
 pub use refusal::Refusal;

@@ -4,6 +4,7 @@
 //! control plane or the API.
 
 pub mod compute;
+pub mod ebs;
 pub mod imds;
 pub mod network;
 pub mod placement;

@@ -1,13 +1,13 @@
-//! EBS storage: volume types and limits (`types`), sparse volume files and clones (`files`),
-//! the content-addressed snapshot chunk store (`chunks`), and the service that runs
-//! snapshots, restores, deletions and the start-up sweep (`service`).
+//! EBS storage's files: volume types and limits (`types`), sparse volume files and clones
+//! (`files`), the content-addressed snapshot chunk store (`chunks`), and restoring a volume
+//! from its snapshot or image (`materialize`). The service that runs snapshots, restores,
+//! deletions and the start-up sweep, holding instances still through compute, is `ebs`.
 //!
 //! Layout under the state dir: `volumes/<vol-id>.img`, `snapshots/chunks/<xx>/<sha256>`,
 //! `snapshots/tmp/<snap-id>.raw` (point-in-time copies being chunked).
 
 pub mod chunks;
 pub mod files;
-pub mod service;
 pub mod types;
 
 use std::path::{Path, PathBuf};
@@ -17,8 +17,6 @@ use state::Db;
 use state::snapshots;
 use state::volumes::VolumeRow;
 use types::GIB;
-
-pub use service::{Storage, StorageError};
 
 /// Held shared while chunks are written or read for a snapshot or restore, and exclusively
 /// while unreferenced chunks are deleted, so a chunk about to be referenced is never removed.

@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::chunks::{self, ChunkError, ChunkStore};
-use super::types::GIB;
-use super::{CHUNK_GATE, files, materialize, tmp_dir, volume_path};
 use crate::compute::Compute;
 use crate::compute::disks;
 use crate::compute::freeze::{FreezeError, Quiesce};
+use crate::storage::chunks::{self, ChunkError, ChunkStore};
+use crate::storage::types::GIB;
+use crate::storage::{CHUNK_GATE, chunks_dir, files, materialize, tmp_dir, volume_path};
 use crate::tasks::{self, Unit};
 use state::Db;
 use state::instances::{self, InstanceQuery};
@@ -90,7 +90,7 @@ impl Storage {
                 source,
             })?;
         }
-        let store = ChunkStore::open(&super::chunks_dir(&state_dir))?;
+        let store = ChunkStore::open(&chunks_dir(&state_dir))?;
         let s = Arc::new(Self {
             db,
             compute,
