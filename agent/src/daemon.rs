@@ -10,7 +10,7 @@ use host::compute::cgroups::Cgroups;
 use host::compute::{Compute, ComputeConfig};
 use host::imds::server::Imds;
 use host::imds::source::IdentityKey;
-use host::network::netns::{NetNs, NetNsError};
+use host::netns::{NetNs, NetNsError};
 use host::network::{Network, NetworkConfig};
 use host::tasks::{self, Backoff, Unit};
 use state::Db;

@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::netns::{self, Namespace};
+use host::netns::NetNs;
 use host::network::dhcp::packet::Lease;
 use host::network::dhcp::{DhcpServer, TapLease};
-use host::network::netns::NetNs;
 use host::tasks::{self, Backoff, Unit};
 
 /// The tracing output of the server's thread.

@@ -7,10 +7,10 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use common::netns::{self, Namespace};
+use host::netns::NetNs;
 use host::network::dhcp::frame::server_frame;
 use host::network::dhcp::packet::Lease;
 use host::network::dhcp::{DhcpServer, TapLease};
-use host::network::netns::NetNs;
 
 /// Runs the DHCP server for tap0 on a thread inside the namespace, for as long as the test.
 fn serve_dhcp(ns: &Namespace, config: TapLease) {

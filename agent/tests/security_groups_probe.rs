@@ -10,8 +10,8 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::netns::Namespace;
+use host::netns::NetNs;
 use host::network::firewall::{self, EniFirewall, FirewallPlan, Peer, Protocol, Rule};
-use host::network::netns::NetNs;
 
 struct Vm(Child);
 

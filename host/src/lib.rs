@@ -6,6 +6,7 @@
 pub mod compute;
 pub mod ebs;
 pub mod imds;
+pub mod netns;
 pub mod network;
 pub mod placement;
 pub mod storage;

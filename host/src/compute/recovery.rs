@@ -200,7 +200,7 @@ mod tests {
     use crate::compute::capacity::Capacity;
     use crate::imds::server::Imds;
     use crate::imds::source::IdentityKey;
-    use crate::network::netns::NetNs;
+    use crate::netns::NetNs;
     use crate::network::{Network, NetworkConfig};
     use crate::tasks::test_log::capture;
     use state::Db;

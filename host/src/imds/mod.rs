@@ -12,3 +12,6 @@ pub mod server;
 pub mod source;
 pub mod tokens;
 pub mod versions;
+
+/// The metadata service's address.
+pub const IMDS_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(169, 254, 169, 254);

@@ -19,12 +19,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+use super::IMDS_IP;
 use super::handler::{self, ImdsRequest, ImdsResponse};
 use super::http::{self, HeadError, plain, status_only};
 use super::source::{self, IdentityKey};
 use super::tokens::TokenStore;
-use crate::network::firewall::IMDS_IP;
-use crate::network::netns::NetNs;
+use crate::netns::NetNs;
 use crate::tasks::{self, Backoff, Unit};
 use state::Db;
 

@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 
 use super::cidr::Cidr;
-use super::netns::NetNs;
+use crate::netns::NetNs;
 
 /// The host-side interface of the public address pool and of the metadata service.
 pub const PUBLIC_LINK: &str = "kec2pub";

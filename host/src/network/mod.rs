@@ -7,7 +7,6 @@ pub mod cidr;
 pub mod dhcp;
 pub mod firewall;
 pub mod links;
-pub mod netns;
 pub mod service;
 
 pub use service::{Network, NetworkConfig, NetworkError};

@@ -6,7 +6,7 @@
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use host::network::netns::NetNs;
+use host::netns::NetNs;
 
 use super::{AgentProc, p, register, run_one};
 

@@ -16,7 +16,7 @@ use tokio::io::unix::AsyncFd;
 
 use packet::{Lease, MessageType, Request};
 
-use super::netns::NetNs;
+use crate::netns::NetNs;
 
 /// The server port.
 pub const SERVER_PORT: u16 = 67;

@@ -4,7 +4,7 @@
 //! others over IPv6 around the security groups. A tap the rules do not know yet sends nothing.
 
 use super::{FirewallError, FirewallPlan, run};
-use crate::network::netns::NetNs;
+use crate::netns::NetNs;
 
 /// The agent's bridge-layer chain.
 pub const CHAIN: &str = "KEC2-L2";

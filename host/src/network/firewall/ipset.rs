@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 
 use super::{CHAIN_PREFIX, FirewallError, run};
-use crate::network::netns::NetNs;
+use crate::netns::NetNs;
 
 /// The set holding the members of `group_id`.
 pub fn set_name(group_id: &str) -> String {

@@ -15,14 +15,13 @@ use std::net::Ipv4Addr;
 use std::process::Stdio;
 
 use super::cidr::Cidr;
-use super::netns::NetNs;
+use crate::netns::NetNs;
 
 /// Prefix of every chain and ipset the agent owns.
 pub const CHAIN_PREFIX: &str = "KEC2-";
 /// Interface-name pattern of every VPC bridge (`kec2v<n>`), in iptables syntax.
 pub const BRIDGE_PATTERN: &str = "kec2v+";
-/// The metadata service's address.
-pub const IMDS_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
+pub use crate::imds::IMDS_IP;
 
 /// A rule's protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
