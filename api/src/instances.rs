@@ -20,6 +20,7 @@ use super::instance_network::InstanceNetwork;
 use super::typed::{self, Page};
 use super::{AVAILABILITY_ZONE, Call, instance_network, launch_network, render};
 use control::ec2::instances::{RunInstances, StopMode};
+use host::compute::launch::LaunchSpec;
 use host::compute::{catalog, supervisor};
 use state::instances::{self, InstanceQuery, InstanceRow, InstanceState};
 use state::tags;
@@ -140,24 +141,27 @@ pub async fn run(c: &Call<'_>, input: RunInstancesRequest) -> Result<Reservation
     );
     let cmd = RunInstances {
         image_id: image_id.to_owned(),
-        instance_type,
-        min_count: min,
-        max_count: max,
-        key_name: input.key_name.clone(),
-        user_data,
-        shutdown_behavior: shutdown_behavior.to_string(),
-        client_token,
-        tags: tag_list,
-        volume_tags,
-        eni_tags,
+        spec: LaunchSpec {
+            instance_type,
+            min_count: min,
+            max_count: max,
+            key_name: input.key_name.clone(),
+            user_data,
+            shutdown_behavior: shutdown_behavior.to_string(),
+            client_token,
+            tags: tag_list,
+            volume_tags,
+            eni_tags,
+            hibernation: input
+                .hibernation_options
+                .as_ref()
+                .and_then(|h| h.configured)
+                .unwrap_or(false),
+        },
         network: launch_network::requested(&input, max)?,
         block_devices: super::block_devices::typed_mappings(
             input.block_device_mappings.as_deref(),
         )?,
-        hibernation: input
-            .hibernation_options
-            .and_then(|h| h.configured)
-            .unwrap_or(false),
     };
     let rows =
         c.st.plane

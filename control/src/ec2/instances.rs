@@ -5,8 +5,7 @@
 //! for compute's refusals.
 
 use host::compute::StateChange;
-use host::compute::catalog::InstanceType;
-use host::compute::launch::{LaunchError, LaunchRequest};
+use host::compute::launch::{LaunchError, LaunchRequest, LaunchSpec};
 use host::compute::lifecycle::ChangeStateError;
 use state::instances::InstanceRow;
 use state::{images, keypairs};
@@ -21,32 +20,12 @@ use crate::{Plane, Refusal};
 pub struct RunInstances {
     /// The image.
     pub image_id: String,
-    /// The instance type.
-    pub instance_type: &'static InstanceType,
-    /// `MinCount`.
-    pub min_count: u32,
-    /// `MaxCount`.
-    pub max_count: u32,
-    /// The key pair's name.
-    pub key_name: Option<String>,
-    /// User data, base64 as given.
-    pub user_data: Option<String>,
-    /// `stop` or `terminate`.
-    pub shutdown_behavior: String,
-    /// The idempotency token.
-    pub client_token: Option<String>,
-    /// Tags for each instance.
-    pub tags: Vec<(String, String)>,
-    /// Tags for each launch volume.
-    pub volume_tags: Vec<(String, String)>,
-    /// Tags for each network interface.
-    pub eni_tags: Vec<(String, String)>,
+    /// What each instance is.
+    pub spec: LaunchSpec,
     /// The network asked for.
     pub network: LaunchNetwork,
     /// `BlockDeviceMapping.N`.
     pub block_devices: Vec<Mapping>,
-    /// `HibernationOptions.Configured`.
-    pub hibernation: bool,
 }
 
 /// Why RunInstances is refused.
@@ -91,7 +70,7 @@ fn launch_request(
     conn: &rusqlite::Connection,
     cmd: &RunInstances,
 ) -> Result<LaunchRequest, RunInstancesError> {
-    if let Some(k) = &cmd.key_name
+    if let Some(k) = &cmd.spec.key_name
         && keypairs::by_name(conn, k)?.is_none()
     {
         return Err(RunInstancesError::NoKeyPair(k.clone()));
@@ -102,18 +81,8 @@ fn launch_request(
     let volumes = launch_plan(conn, &image, &cmd.block_devices)?;
     Ok(LaunchRequest {
         image,
-        instance_type: cmd.instance_type,
-        min_count: cmd.min_count,
-        max_count: cmd.max_count,
-        key_name: cmd.key_name.clone(),
-        user_data: cmd.user_data.clone(),
-        shutdown_behavior: cmd.shutdown_behavior.clone(),
-        client_token: cmd.client_token.clone(),
-        tags: cmd.tags.clone(),
-        volume_tags: cmd.volume_tags.clone(),
-        eni_tags: cmd.eni_tags.clone(),
+        spec: cmd.spec.clone(),
         network,
-        hibernation: cmd.hibernation,
         volumes,
     })
 }

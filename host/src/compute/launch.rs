@@ -15,11 +15,10 @@ use state::instances::{self, InstanceRow, InstanceState, StateUpdate};
 use state::vpcs::SubnetRow;
 use state::{new_id, now_iso, tags};
 
-/// A validated RunInstances request.
+/// What every instance of a RunInstances call is: its type, how many, its key, user data,
+/// shutdown behaviour, idempotency token, tags and hibernation.
 #[derive(Debug, Clone)]
-pub struct LaunchRequest {
-    /// The image to boot.
-    pub image: ImageRow,
+pub struct LaunchSpec {
     /// The instance type.
     pub instance_type: &'static InstanceType,
     /// Launch at least this many...
@@ -40,10 +39,19 @@ pub struct LaunchRequest {
     pub volume_tags: Vec<(String, String)>,
     /// Tags for the primary network interfaces (type `network-interface`).
     pub eni_tags: Vec<(String, String)>,
-    /// EBS: the volumes each instance gets (root first).
-    pub volumes: Vec<super::disks::LaunchVolume>,
     /// `HibernationOptions.Configured`.
     pub hibernation: bool,
+}
+
+/// A validated RunInstances request.
+#[derive(Debug, Clone)]
+pub struct LaunchRequest {
+    /// The image to boot.
+    pub image: ImageRow,
+    /// What each instance is.
+    pub spec: LaunchSpec,
+    /// EBS: the volumes each instance gets (root first).
+    pub volumes: Vec<super::disks::LaunchVolume>,
     /// Their primary network interfaces and metadata options.
     pub network: NetworkRequest,
 }
@@ -102,14 +110,14 @@ impl Compute {
         let rows = {
             let mut conn = self.db.lock();
             let tx = conn.transaction()?;
-            if let Some(token) = &req.client_token {
+            if let Some(token) = &req.spec.client_token {
                 let earlier = instances::by_client_token(&tx, token)?;
                 if let Some(first) = earlier.first() {
                     let n = earlier.len() as u32;
                     let same = first.image_id == req.image.id
-                        && first.instance_type == req.instance_type.name
-                        && first.key_name == req.key_name
-                        && (req.min_count..=req.max_count).contains(&n);
+                        && first.instance_type == req.spec.instance_type.name
+                        && first.key_name == req.spec.key_name
+                        && (req.spec.min_count..=req.spec.max_count).contains(&n);
                     if !same {
                         return Err(LaunchError::TokenMismatch(token.clone()));
                     }
@@ -117,9 +125,9 @@ impl Compute {
                 }
             }
             let used = instances::used_capacity(&tx)?;
-            let t = req.instance_type;
-            let mut count = req.max_count;
-            while count >= req.min_count
+            let t = req.spec.instance_type;
+            let mut count = req.spec.max_count;
+            while count >= req.spec.min_count
                 && !self.config.capacity.fits(
                     used,
                     (
@@ -130,9 +138,9 @@ impl Compute {
             {
                 count -= 1;
             }
-            if count < req.min_count || count == 0 {
+            if count < req.spec.min_count || count == 0 {
                 return Err(LaunchError::Capacity {
-                    wanted: req.min_count,
+                    wanted: req.spec.min_count,
                     kind: t.name,
                     free_vcpus: self.config.capacity.vcpus.saturating_sub(used.0),
                     free_mib: self.config.capacity.memory_mib.saturating_sub(used.1),
@@ -149,15 +157,15 @@ impl Compute {
                     launch_index: index,
                     image_id: req.image.id.clone(),
                     instance_type: t.name.to_string(),
-                    key_name: req.key_name.clone(),
+                    key_name: req.spec.key_name.clone(),
                     state: InstanceState::Pending,
                     state_reason_code: Some("pending".into()),
                     state_reason_message: Some("pending".into()),
                     transition_reason: String::new(),
                     launch_time: launch_time.clone(),
-                    user_data: req.user_data.clone(),
-                    shutdown_behavior: req.shutdown_behavior.clone(),
-                    client_token: req.client_token.clone(),
+                    user_data: req.spec.user_data.clone(),
+                    shutdown_behavior: req.spec.shutdown_behavior.clone(),
+                    client_token: req.spec.client_token.clone(),
                     vcpus: t.vcpus,
                     memory_mib: t.memory_mib,
                     kernel: req.image.kernel.clone(),
@@ -171,7 +179,7 @@ impl Compute {
                     terminated_at: None,
                 };
                 instances::insert(&tx, &row)?;
-                tags::put(&tx, &row.id, &req.tags)?;
+                tags::put(&tx, &row.id, &req.spec.tags)?;
                 let net = &req.network;
                 let eni = addressing::create_eni(
                     &tx,
@@ -184,16 +192,16 @@ impl Compute {
                         wants_public_ip: net.wants_public_ip,
                     },
                 )?;
-                if !req.eni_tags.is_empty() {
-                    tags::put(&tx, &eni.id, &req.eni_tags)?;
+                if !req.spec.eni_tags.is_empty() {
+                    tags::put(&tx, &eni.id, &req.spec.eni_tags)?;
                 }
                 enis::set_metadata_options(&tx, &row.id, &net.metadata)?;
-                if req.hibernation {
+                if req.spec.hibernation {
                     state::hibernation::set_configured(&tx, &row.id, true)?;
                 }
                 for volume in super::disks::insert_launch_volumes(&tx, &row.id, &req.volumes)? {
-                    if !req.volume_tags.is_empty() {
-                        tags::put(&tx, &volume, &req.volume_tags)?;
+                    if !req.spec.volume_tags.is_empty() {
+                        tags::put(&tx, &volume, &req.spec.volume_tags)?;
                     }
                 }
                 rows.push(row);
