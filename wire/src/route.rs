@@ -326,6 +326,21 @@ impl Routed<'_> {
         )
     }
 
+    /// Encodes the operation's typed output (see [`crate::encode_output_typed`]).
+    pub fn output_typed<T: serde::Serialize + ?Sized>(
+        &self,
+        output: &T,
+        request_id: &str,
+    ) -> Result<HttpResponse, crate::encode::EncodeError> {
+        crate::encode::encode_output_typed(
+            self.service,
+            self.protocol,
+            &self.operation,
+            output,
+            request_id,
+        )
+    }
+
     /// Encodes an error.
     pub fn error(&self, e: &ServiceError, request_id: &str) -> HttpResponse {
         encode_error(Some(self.service), self.protocol, e, request_id)
