@@ -32,8 +32,6 @@ use std::fmt::Debug;
 /// The conversions are not generic defaults: each operation's marker writes them out
 /// (`operation!`), so that serde's code for every input and output is compiled once, in this
 /// crate, rather than again in each crate that calls them (for EC2, minutes of a release build).
-/// For the same reason a serializer other than `serde_json`'s gets the output erased
-/// ([`Operation::output_erased`]) rather than as a generic `Serialize`.
 pub trait Operation {
     /// The botocore service name (`ec2`, `sts`, `cloudwatch`).
     const SERVICE: &'static str;
@@ -52,14 +50,7 @@ pub trait Operation {
     fn output_from_value(value: Value) -> Result<Self::Output, serde_json::Error>;
     /// The wire layer's value of a typed output, for it to encode.
     fn output_to_value(output: &Self::Output) -> Result<Value, serde_json::Error>;
-    /// A typed output with its type erased, for a serializer chosen at run time (the wire
-    /// layer's typed encoder, which writes the response without a `Value`).
-    fn output_erased(output: Self::Output) -> ErasedOutput;
 }
-
-/// A typed output with its type erased ([`Operation::output_erased`]): it implements
-/// `serde::Serialize` (as `&*output`), its serde code compiled once, in this crate.
-pub type ErasedOutput = Box<dyn erased_serde::Serialize + Send + Sync>;
 
 /// Declares an operation's marker type and its [`Operation`] impl, conversions written out.
 macro_rules! operation {
@@ -89,12 +80,6 @@ macro_rules! operation {
                 output: &$output,
             ) -> Result<::serde_json::Value, ::serde_json::Error> {
                 ::serde_json::to_value(output)
-            }
-            // Not inlined into the caller, so that the erased serde code (the trait
-            // object's vtable) is this crate's, not compiled again in each caller.
-            #[inline(never)]
-            fn output_erased(output: $output) -> $crate::ErasedOutput {
-                Box::new(output)
             }
         }
     };

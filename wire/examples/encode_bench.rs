@@ -1,5 +1,5 @@
-//! Times encoding a large DescribeInstances output: through a Value (the old path), the typed
-//! encoder given the output erased (as the agent does), and given it as its own type.
+//! Times encoding a large DescribeInstances output: through a Value (`O::output_to_value`,
+//! then the Value encoder) and with the typed encoder.
 //! `cargo run --release -p wire --example encode_bench [INSTANCES]`
 
 use std::time::Instant;
@@ -66,7 +66,7 @@ fn main() {
         "Instances": [instance(i)]})).collect::<Vec<_>>()});
     let out = ec2::ops::DescribeInstances::output_from_value(value).unwrap();
     type Op = ec2::ops::DescribeInstances;
-    // A second argument runs only that variant (`value`, `erased`, `typed`), for a profiler.
+    // A second argument runs only that variant (`value`, `typed`), for a profiler.
     let only = std::env::args().nth(2);
     let runs = |which: &str| match &only {
         Some(o) if o != which => 0,
@@ -79,14 +79,7 @@ fn main() {
             .body
             .len()
     });
-    let erased = Op::output_erased(out.clone());
-    time("typed, erased", runs("erased"), || {
-        wire::encode_output_typed(&model, Protocol::Ec2, "DescribeInstances", &*erased, "r")
-            .unwrap()
-            .body
-            .len()
-    });
-    time("typed, as its type", runs("typed"), || {
+    time("typed", runs("typed"), || {
         wire::encode_output_typed(&model, Protocol::Ec2, "DescribeInstances", &out, "r")
             .unwrap()
             .body

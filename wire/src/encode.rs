@@ -134,13 +134,32 @@ pub fn encode_output_typed<T: Serialize + ?Sized>(
     output: &T,
     request_id: &str,
 ) -> Result<HttpResponse, EncodeError> {
+    encode_output_typed_or(model, protocol, operation, output, request_id, || {
+        serde_json::to_value(output)
+    })
+}
+
+/// [`encode_output_typed`], with `value` giving the output's Value when the typed encoder
+/// leaves it to the Value path: for a caller whose conversion to a Value is compiled
+/// elsewhere (the shapes' `O::output_to_value`), so as not to compile it again.
+pub fn encode_output_typed_or<T, E>(
+    model: &ServiceModel,
+    protocol: Protocol,
+    operation: &str,
+    output: &T,
+    request_id: &str,
+    value: impl FnOnce() -> Result<Value, E>,
+) -> Result<HttpResponse, EncodeError>
+where
+    T: Serialize + ?Sized,
+    E: std::fmt::Display,
+{
     match typed::encode_output(model, protocol, operation, output, request_id) {
         Ok(r) => Ok(r),
         Err(typed::TypedError::Encode(e)) => Err(e),
         Err(typed::TypedError::Custom(m)) => Err(EncodeError::Serialize(m)),
         Err(typed::TypedError::Fallback(_)) => {
-            let value =
-                serde_json::to_value(output).map_err(|e| EncodeError::Serialize(e.to_string()))?;
+            let value = value().map_err(|e| EncodeError::Serialize(e.to_string()))?;
             encode_output(model, protocol, operation, &value, request_id)
         }
     }

@@ -75,7 +75,7 @@ pub struct Call<'a> {
 
 /// What a handler answers: its operation's typed output, its type erased, which the front
 /// encodes in the request's protocol (the `wire` layer's typed encoder, without a Value).
-pub type Reply = shapes::ErasedOutput;
+pub type Reply = Box<dyn front::Output>;
 
 /// Every EC2 action served, for `InvalidAction` and DryRun.
 pub const ACTIONS: &[&str] = &[
