@@ -21,7 +21,7 @@ pub fn dispatch(operation: &str, _c: &Call<'_>, value: Value) -> Result<Reply, A
                     "it does not come from an earlier ListMetrics answer",
                 ));
             }
-            output::<ops::ListMetrics>(&ListMetricsOutput {
+            output::<ops::ListMetrics>(ListMetricsOutput {
                 metrics: Some(Vec::new()),
                 next_token: None,
                 owning_accounts: None,

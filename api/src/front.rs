@@ -105,7 +105,7 @@ pub async fn answer(st: &Arc<ApiState>, req: &HttpRequest<'_>, request_id: &str)
         "request"
     );
     match result {
-        Ok(output) => routed.output(&output, request_id).unwrap_or_else(|e| {
+        Ok(output) => output.encode(&routed, request_id).unwrap_or_else(|e| {
             tracing::error!(operation = %routed.operation, error = %e, "output does not fit the model");
             routed.error(&ApiError::internal_error().into(), request_id)
         }),
@@ -278,9 +278,40 @@ pub fn input<O: shapes::Operation>(value: Value) -> Result<O::Input, ApiError> {
     })
 }
 
-/// The Value of operation `O`'s typed output, for `wire` to encode.
-pub fn output<O: shapes::Operation>(output: &O::Output) -> Result<Reply, ApiError> {
-    O::output_to_value(output).map_err(|e| ApiError::internal(&e))
+/// Operation `O`'s typed output, for `wire` to encode.
+pub fn output<O: shapes::Operation + 'static>(output: O::Output) -> Result<Reply, ApiError>
+where
+    O::Output: Send,
+{
+    Ok(Box::new(Typed::<O>(output)))
+}
+
+/// A handler's typed output, which `wire` encodes in the request's protocol.
+pub trait Output: Send {
+    /// The response.
+    fn encode(
+        &self,
+        routed: &wire::Routed<'_>,
+        request_id: &str,
+    ) -> Result<HttpResponse, wire::EncodeError>;
+}
+
+/// Operation `O`'s output. (Encoding it compiles its serde code here, for `wire`'s typed
+/// encoder: a type-erased `Serialize` would compile it once in `shapes` but cost a
+/// virtual call and a state move per value.)
+struct Typed<O: shapes::Operation>(O::Output);
+
+impl<O: shapes::Operation> Output for Typed<O>
+where
+    O::Output: Send,
+{
+    fn encode(
+        &self,
+        routed: &wire::Routed<'_>,
+        request_id: &str,
+    ) -> Result<HttpResponse, wire::EncodeError> {
+        routed.output_typed(&self.0, || O::output_to_value(&self.0), request_id)
+    }
 }
 
 #[cfg(test)]

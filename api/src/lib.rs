@@ -71,9 +71,9 @@ pub struct Call<'a> {
     pub request_id: &'a str,
 }
 
-/// What a handler answers: its operation's output as the `wire` layer's Value, which the
-/// front encodes in the request's protocol.
-pub type Reply = serde_json::Value;
+/// What a handler answers: its operation's typed output, its type erased, which the front
+/// encodes in the request's protocol (the `wire` layer's typed encoder, without a Value).
+pub type Reply = Box<dyn front::Output>;
 
 /// Every EC2 action served, for `InvalidAction` and DryRun.
 pub const ACTIONS: &[&str] = &[
@@ -168,11 +168,11 @@ pub async fn dispatch_ec2(
 macro_rules! typed_op {
     ($op:ident, $c:expr, $input:expr, async $handler:path) => {{
         let input = front::input::<shapes::ec2::ops::$op>($input)?;
-        front::output::<shapes::ec2::ops::$op>(&$handler($c, input).await?)
+        front::output::<shapes::ec2::ops::$op>($handler($c, input).await?)
     }};
     ($op:ident, $c:expr, $input:expr, $handler:path) => {{
         let input = front::input::<shapes::ec2::ops::$op>($input)?;
-        front::output::<shapes::ec2::ops::$op>(&$handler($c, input)?)
+        front::output::<shapes::ec2::ops::$op>($handler($c, input)?)
     }};
 }
 

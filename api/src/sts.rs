@@ -14,7 +14,7 @@ pub fn dispatch(operation: &str, c: &Call<'_>, value: Value) -> Result<Reply, Ap
     match operation {
         "GetCallerIdentity" => {
             input::<ops::GetCallerIdentity>(value)?;
-            output::<ops::GetCallerIdentity>(&caller_identity(&c.st.account_id))
+            output::<ops::GetCallerIdentity>(caller_identity(&c.st.account_id))
         }
         other => Err(not_served(other)),
     }

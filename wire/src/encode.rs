@@ -1,9 +1,13 @@
 //! Responses: an operation's output or an error, in the request's protocol.
 
+pub(crate) mod path;
+pub mod typed;
+
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::doc::{self, Doc, decode::Dialect};
-use crate::model::{ServiceModel, Shape, ShapeType};
+use crate::model::{Operation, ServiceModel, Shape, ShapeType};
 use crate::protocol::Protocol;
 use crate::query::Flavor;
 use crate::validate;
@@ -52,6 +56,9 @@ pub enum EncodeError {
     /// The operation is not in the model.
     #[error("operation {0} is not in the model")]
     NoOperation(String),
+    /// The typed output's own `Serialize` failed.
+    #[error("the output does not serialize: {0}")]
+    Serialize(String),
 }
 
 impl EncodeError {
@@ -83,43 +90,26 @@ pub fn encode_output(
     let op = model
         .operation(operation)
         .ok_or_else(|| EncodeError::NoOperation(operation.to_string()))?;
-    let shape = op.output.as_ref().map(|o| (o, &model.shapes[&o.shape]));
+    let shape = op.output.as_ref().map(|o| &model.shapes[&o.shape]);
     match protocol {
-        Protocol::Ec2 => {
+        Protocol::Ec2 | Protocol::Query => {
+            let flavor = if protocol == Protocol::Ec2 {
+                Flavor::Ec2
+            } else {
+                Flavor::Query
+            };
+            let (head, tail) = xml_frame(model, protocol, operation, op, request_id);
             let mut w = Writer::new();
-            let root = format!("{operation}Response");
-            w.raw(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
-            w.open_ns(&root, &ec2_namespace(model))
-                .leaf("requestId", request_id);
-            if let Some((_, s)) = shape {
-                xml::members(model, Flavor::Ec2, s, output, &mut w)?;
+            w.raw(&head);
+            if let Some(s) = shape {
+                xml::members(model, flavor, s, output, &mut w)?;
             }
-            w.close(&root);
-            Ok(xml_response(200, w.finish(), request_id))
-        }
-        Protocol::Query => {
-            let mut w = Writer::new();
-            let root = format!("{operation}Response");
-            w.open_ns(&root, &query_namespace(model));
-            if let Some((o, s)) = shape {
-                match &o.result_wrapper {
-                    Some(wrapper) => {
-                        w.open(wrapper);
-                        xml::members(model, Flavor::Query, s, output, &mut w)?;
-                        w.close(wrapper);
-                    }
-                    None => xml::members(model, Flavor::Query, s, output, &mut w)?,
-                }
-            }
-            w.open("ResponseMetadata")
-                .leaf("RequestId", request_id)
-                .close("ResponseMetadata");
-            w.close(&root);
-            Ok(xml_response(200, w.finish(), request_id))
+            w.raw(&tail);
+            Ok(xml_response(200, w.finish().into_bytes(), request_id))
         }
         Protocol::Json | Protocol::RpcV2Cbor => {
             let doc = match shape {
-                Some((_, s)) => doc::encode::encode(model, dialect(protocol), s, output)?,
+                Some(s) => doc::encode::encode(model, dialect(protocol), s, output)?,
                 None => Doc::Map(Vec::new()),
             };
             Ok(doc_response(
@@ -132,6 +122,76 @@ pub fn encode_output(
             ))
         }
     }
+}
+
+/// Encodes the typed output `output` of `operation` (ignored for operations without
+/// output): the bytes of [`encode_output`] given its Value, written without one
+/// ([`typed`]), unless the typed encoder leaves it to the Value path.
+pub fn encode_output_typed<T: Serialize + ?Sized>(
+    model: &ServiceModel,
+    protocol: Protocol,
+    operation: &str,
+    output: &T,
+    request_id: &str,
+) -> Result<HttpResponse, EncodeError> {
+    encode_output_typed_or(model, protocol, operation, output, request_id, || {
+        serde_json::to_value(output)
+    })
+}
+
+/// [`encode_output_typed`], with `value` giving the output's Value when the typed encoder
+/// leaves it to the Value path: for a caller whose conversion to a Value is compiled
+/// elsewhere (the shapes' `O::output_to_value`), so as not to compile it again.
+pub fn encode_output_typed_or<T, E>(
+    model: &ServiceModel,
+    protocol: Protocol,
+    operation: &str,
+    output: &T,
+    request_id: &str,
+    value: impl FnOnce() -> Result<Value, E>,
+) -> Result<HttpResponse, EncodeError>
+where
+    T: Serialize + ?Sized,
+    E: std::fmt::Display,
+{
+    match typed::encode_output(model, protocol, operation, output, request_id) {
+        Ok(r) => Ok(r),
+        Err(typed::TypedError::Encode(e)) => Err(e),
+        Err(typed::TypedError::Custom(m)) => Err(EncodeError::Serialize(m)),
+        Err(typed::TypedError::Fallback(_)) => {
+            let value = value().map_err(|e| EncodeError::Serialize(e.to_string()))?;
+            encode_output(model, protocol, operation, &value, request_id)
+        }
+    }
+}
+
+/// The XML of an EC2 or awsQuery response around its output's members: what comes before
+/// them and what comes after.
+fn xml_frame(
+    model: &ServiceModel,
+    protocol: Protocol,
+    operation: &str,
+    op: &Operation,
+    request_id: &str,
+) -> (String, String) {
+    let root = format!("{operation}Response");
+    let (mut head, mut tail) = (Writer::new(), Writer::new());
+    if protocol == Protocol::Ec2 {
+        head.raw(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
+        head.open_ns(&root, &ec2_namespace(model))
+            .leaf("requestId", request_id);
+    } else {
+        head.open_ns(&root, &query_namespace(model));
+        if let Some(wrapper) = op.output.as_ref().and_then(|o| o.result_wrapper.as_ref()) {
+            head.open(wrapper);
+            tail.close(wrapper);
+        }
+        tail.open("ResponseMetadata")
+            .leaf("RequestId", request_id)
+            .close("ResponseMetadata");
+    }
+    tail.close(&root);
+    (head.finish(), tail.finish())
 }
 
 /// Encodes `error`.
@@ -188,7 +248,7 @@ pub fn ec2_error(error: &ServiceError, request_id: &str) -> HttpResponse {
         .close("Errors")
         .leaf("RequestID", request_id)
         .close("Response");
-    xml_response(error.status, w.finish(), request_id)
+    xml_response(error.status, w.finish().into_bytes(), request_id)
 }
 
 fn query_error(
@@ -224,7 +284,7 @@ fn query_error(
     w.close("Error")
         .leaf("RequestId", request_id)
         .close("ErrorResponse");
-    xml_response(error.status, w.finish(), request_id)
+    xml_response(error.status, w.finish().into_bytes(), request_id)
 }
 
 /// An exception shape without its message member (written apart).
@@ -265,14 +325,14 @@ fn query_namespace(model: &ServiceModel) -> String {
     )
 }
 
-fn xml_response(status: u16, body: String, request_id: &str) -> HttpResponse {
+fn xml_response(status: u16, body: Vec<u8>, request_id: &str) -> HttpResponse {
     HttpResponse {
         status,
         headers: vec![
             ("Content-Type".into(), "text/xml;charset=UTF-8".into()),
             ("x-amzn-RequestId".into(), request_id.into()),
         ],
-        body: body.into_bytes(),
+        body,
     }
 }
 
@@ -284,14 +344,30 @@ fn doc_response(
     request_id: &str,
     compat: Option<String>,
 ) -> HttpResponse {
-    let mut headers = vec![("x-amzn-RequestId".to_string(), request_id.to_string())];
     let body = if protocol == Protocol::RpcV2Cbor {
-        headers.push(("smithy-protocol".into(), "rpc-v2-cbor".into()));
-        headers.push(("Content-Type".into(), "application/cbor".into()));
         let mut out = Vec::new();
         ciborium::ser::into_writer(&doc.into_cbor(), &mut out)
             .expect("writing CBOR to memory cannot fail");
         out
+    } else {
+        serde_json::to_vec(&doc.into_json()).expect("a JSON value always serializes")
+    };
+    doc_http(model, protocol, status, body, request_id, compat)
+}
+
+/// A JSON or CBOR response with its body written.
+fn doc_http(
+    model: Option<&ServiceModel>,
+    protocol: Protocol,
+    status: u16,
+    body: Vec<u8>,
+    request_id: &str,
+    compat: Option<String>,
+) -> HttpResponse {
+    let mut headers = vec![("x-amzn-RequestId".to_string(), request_id.to_string())];
+    if protocol == Protocol::RpcV2Cbor {
+        headers.push(("smithy-protocol".into(), "rpc-v2-cbor".into()));
+        headers.push(("Content-Type".into(), "application/cbor".into()));
     } else {
         let version = model
             .and_then(|m| m.metadata.json_version.as_deref())
@@ -300,8 +376,7 @@ fn doc_response(
             "Content-Type".into(),
             format!("application/x-amz-json-{version}"),
         ));
-        serde_json::to_vec(&doc.into_json()).expect("a JSON value always serializes")
-    };
+    }
     if let Some(c) = compat {
         headers.push(("x-amzn-query-error".into(), c));
     }

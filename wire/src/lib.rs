@@ -26,7 +26,10 @@ pub mod sigv4;
 pub mod validate;
 pub mod xml;
 
-pub use encode::{EncodeError, Fault, HttpResponse, ServiceError, encode_error, encode_output};
+pub use encode::{
+    EncodeError, Fault, HttpResponse, ServiceError, encode_error, encode_output,
+    encode_output_typed,
+};
 pub use limits::Limits;
 pub use model::{ModelError, ServiceModel};
 pub use protocol::Protocol;

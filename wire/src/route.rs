@@ -326,6 +326,28 @@ impl Routed<'_> {
         )
     }
 
+    /// Encodes the operation's typed output, `value` giving its Value should the typed
+    /// encoder leave it to the Value path (see [`crate::encode_output_typed_or`]).
+    pub fn output_typed<T, E>(
+        &self,
+        output: &T,
+        value: impl FnOnce() -> Result<Value, E>,
+        request_id: &str,
+    ) -> Result<HttpResponse, crate::encode::EncodeError>
+    where
+        T: serde::Serialize + ?Sized,
+        E: std::fmt::Display,
+    {
+        crate::encode::encode_output_typed_or(
+            self.service,
+            self.protocol,
+            &self.operation,
+            output,
+            request_id,
+            value,
+        )
+    }
+
     /// Encodes an error.
     pub fn error(&self, e: &ServiceError, request_id: &str) -> HttpResponse {
         encode_error(Some(self.service), self.protocol, e, request_id)

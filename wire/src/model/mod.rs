@@ -2,13 +2,16 @@
 //! so that the codecs can follow references without failing.
 
 mod ordered;
+mod plan;
 mod shape;
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use serde::Deserialize;
 
 pub use ordered::Ordered;
+pub(crate) use plan::{Plan, PlanMember, PlanRef, PlanShape};
 pub use shape::{ErrorTrait, Member, Resolved, Shape, ShapeType, TimestampFormat, XmlNamespace};
 
 use crate::protocol::Protocol;
@@ -171,6 +174,9 @@ pub struct ServiceModel {
     /// Shapes by name.
     pub shapes: BTreeMap<String, Shape>,
     protocols: Vec<Protocol>,
+    /// The model compiled for the typed encoder, on first use (from the model as loaded:
+    /// the fields are not changed after).
+    plan: OnceLock<Plan>,
 }
 
 impl ServiceModel {
@@ -195,6 +201,7 @@ impl ServiceModel {
             operations: raw.operations,
             shapes,
             protocols,
+            plan: OnceLock::new(),
         };
         model.check()?;
         Ok(model)
@@ -304,6 +311,11 @@ impl ServiceModel {
             shape_name,
             shape,
         }
+    }
+
+    /// The model compiled for encoding (built on first use).
+    pub(crate) fn plan(&self) -> &Plan {
+        self.plan.get_or_init(|| Plan::new(self))
     }
 
     /// The protocols this model lists that this crate speaks, preferred first.

@@ -1,12 +1,12 @@
 //! The contract Value to XML elements, as EC2 and awsQuery write them.
 
 use std::borrow::Cow;
-use std::fmt;
 
 use serde_json::Value;
 
 use super::writer::Writer;
 use crate::encode::EncodeError;
+use crate::encode::path::Path;
 use crate::model::{Resolved, ServiceModel, Shape, ShapeType, TimestampFormat};
 use crate::query::Flavor;
 use crate::scalar;
@@ -30,26 +30,6 @@ pub fn members(
 struct Encoder<'a> {
     model: &'a ServiceModel,
     flavor: Flavor,
-}
-
-/// Where a value is in the output, as a chain of borrowed steps: written out only when an
-/// error names it, so that encoding allocates nothing for it.
-#[derive(Clone, Copy)]
-enum Path<'p> {
-    Root,
-    Member(&'p Path<'p>, &'p str),
-    Index(&'p Path<'p>, usize),
-}
-
-impl fmt::Display for Path<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Path::Root => Ok(()),
-            Path::Member(Path::Root, name) => f.write_str(name),
-            Path::Member(parent, name) => write!(f, "{parent}.{name}"),
-            Path::Index(parent, i) => write!(f, "{parent}[{i}]"),
-        }
-    }
 }
 
 impl Encoder<'_> {

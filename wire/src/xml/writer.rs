@@ -2,7 +2,7 @@
 
 /// Whether XML 1.0 can carry `c` at all (not even a character reference may name the C0
 /// controls but tab, newline and return, nor U+FFFE and U+FFFF).
-pub fn xml_char(c: char) -> bool {
+pub const fn xml_char(c: char) -> bool {
     !matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}')
 }
 
