@@ -7,7 +7,7 @@ use serde_json::Value;
 use shapes::cloudwatch::{ListMetricsOutput, ops};
 
 use super::errors::ApiError;
-use super::front::{input, not_served, output};
+use super::operation::{input, not_served, output};
 use super::{Call, Reply};
 
 /// Runs one CloudWatch operation.

@@ -6,13 +6,13 @@
 
 use std::sync::{Arc, OnceLock};
 
-use serde_json::Value;
 use wire::sigv4::{CredentialStore, SigV4Error};
 use wire::{HttpRequest, HttpResponse, Limits, Protocol, Registry, RouteErrorKind, ServiceError};
 
 use super::errors::ApiError;
+use super::operation::not_served;
 use super::query::{check_pairs, parse_pairs};
-use super::{ApiState, Call, Reply};
+use super::{ApiState, Call};
 
 /// Every generated service's model, loaded once.
 pub fn registry() -> &'static Registry {
@@ -154,14 +154,6 @@ fn ec2_own_code(routed: &wire::Routed<'_>, e: &wire::DecodeError) -> Option<Serv
     }
 }
 
-/// An operation the model has but no handler serves yet.
-pub fn not_served(operation: &str) -> ApiError {
-    ApiError::new(
-        "InvalidAction",
-        format!("The action {operation} is not valid for this web service."),
-    )
-}
-
 /// The service named by the credential scope of an `Authorization` header or presigned
 /// query, read without verifying it: only to pick the protocol of an authentication error.
 fn scope_service<'r>(req: &HttpRequest<'r>) -> Option<&'r str> {
@@ -265,52 +257,6 @@ fn unauthorized_scope(scope: &str, request_id: &str) -> HttpResponse {
 impl From<ApiError> for ServiceError {
     fn from(e: ApiError) -> Self {
         ServiceError::new(e.code, e.message).with_status(e.status)
-    }
-}
-
-/// The typed input of operation `O` from the model-checked Value.
-pub fn input<O: shapes::Operation>(value: Value) -> Result<O::Input, ApiError> {
-    O::input_from_value(value).map_err(|e| {
-        ApiError::new(
-            "InvalidParameterValue",
-            format!("The input of {} is invalid: {e}", O::NAME),
-        )
-    })
-}
-
-/// Operation `O`'s typed output, for `wire` to encode.
-pub fn output<O: shapes::Operation + 'static>(output: O::Output) -> Result<Reply, ApiError>
-where
-    O::Output: Send,
-{
-    Ok(Box::new(Typed::<O>(output)))
-}
-
-/// A handler's typed output, which `wire` encodes in the request's protocol.
-pub trait Output: Send {
-    /// The response.
-    fn encode(
-        &self,
-        routed: &wire::Routed<'_>,
-        request_id: &str,
-    ) -> Result<HttpResponse, wire::EncodeError>;
-}
-
-/// Operation `O`'s output. (Encoding it compiles its serde code here, for `wire`'s typed
-/// encoder: a type-erased `Serialize` would compile it once in `shapes` but cost a
-/// virtual call and a state move per value.)
-struct Typed<O: shapes::Operation>(O::Output);
-
-impl<O: shapes::Operation> Output for Typed<O>
-where
-    O::Output: Send,
-{
-    fn encode(
-        &self,
-        routed: &wire::Routed<'_>,
-        request_id: &str,
-    ) -> Result<HttpResponse, wire::EncodeError> {
-        routed.output_typed(&self.0, || O::output_to_value(&self.0), request_id)
     }
 }
 

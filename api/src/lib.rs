@@ -20,6 +20,7 @@ pub mod keypairs;
 pub mod launch_network;
 pub mod metadata_options;
 pub mod network_interfaces;
+pub mod operation;
 pub mod panics;
 pub mod query;
 pub mod render;
@@ -73,7 +74,7 @@ pub struct Call<'a> {
 
 /// What a handler answers: its operation's typed output, its type erased, which the front
 /// encodes in the request's protocol (the `wire` layer's typed encoder, without a Value).
-pub type Reply = Box<dyn front::Output>;
+pub type Reply = Box<dyn operation::Output>;
 
 /// Every EC2 action served, for `InvalidAction` and DryRun.
 pub const ACTIONS: &[&str] = &[
@@ -149,7 +150,7 @@ pub async fn dispatch_ec2(
     input: serde_json::Value,
 ) -> Result<Reply, ApiError> {
     if !ACTIONS.contains(&action) {
-        return Err(front::not_served(action));
+        return Err(operation::not_served(action));
     }
     if input.get("DryRun") == Some(&serde_json::Value::Bool(true)) {
         return Err(ApiError::new(
@@ -160,19 +161,19 @@ pub async fn dispatch_ec2(
     }
     dispatch_typed(action, c, input)
         .await?
-        .ok_or_else(|| front::not_served(action))
+        .ok_or_else(|| operation::not_served(action))
 }
 
 /// Runs `$op`'s handler `$handler(c, typed input)` (awaited when marked `async`) and gives
 /// its typed output to the wire layer.
 macro_rules! typed_op {
     ($op:ident, $c:expr, $input:expr, async $handler:path) => {{
-        let input = front::input::<shapes::ec2::ops::$op>($input)?;
-        front::output::<shapes::ec2::ops::$op>($handler($c, input).await?)
+        let input = operation::input::<shapes::ec2::ops::$op>($input)?;
+        operation::output::<shapes::ec2::ops::$op>($handler($c, input).await?)
     }};
     ($op:ident, $c:expr, $input:expr, $handler:path) => {{
-        let input = front::input::<shapes::ec2::ops::$op>($input)?;
-        front::output::<shapes::ec2::ops::$op>($handler($c, input)?)
+        let input = operation::input::<shapes::ec2::ops::$op>($input)?;
+        operation::output::<shapes::ec2::ops::$op>($handler($c, input)?)
     }};
 }
 

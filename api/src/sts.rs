@@ -6,7 +6,7 @@ use serde_json::Value;
 use shapes::sts::{GetCallerIdentityResponse, ops};
 
 use super::errors::ApiError;
-use super::front::{input, not_served, output};
+use super::operation::{input, not_served, output};
 use super::{Call, Reply};
 
 /// Runs one STS operation.

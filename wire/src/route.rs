@@ -327,7 +327,7 @@ impl Routed<'_> {
     }
 
     /// Encodes the operation's typed output, `value` giving its Value should the typed
-    /// encoder leave it to the Value path (see [`crate::encode_output_typed_or`]).
+    /// encoder leave it to the Value path (see [`crate::encode::encode_output_typed_or`]).
     pub fn output_typed<T, E>(
         &self,
         output: &T,

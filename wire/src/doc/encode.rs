@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::Doc;
 use super::decode::{Dialect, key_of};
-use crate::encode::EncodeError;
+use crate::encode::error::EncodeError;
 use crate::model::{Resolved, ServiceModel, Shape, ShapeType, TimestampFormat};
 use crate::scalar;
 

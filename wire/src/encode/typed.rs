@@ -14,7 +14,6 @@
 //! a structure, enum variants with data, raw bytes) it reports as [`TypedError::Fallback`],
 //! and [`super::encode_output_typed`] then encodes the output's Value instead.
 
-mod compound;
 mod scalar;
 mod value;
 

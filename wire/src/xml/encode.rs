@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use serde_json::Value;
 
 use super::writer::Writer;
-use crate::encode::EncodeError;
+use crate::encode::error::EncodeError;
 use crate::encode::path::Path;
 use crate::model::{Resolved, ServiceModel, Shape, ShapeType, TimestampFormat};
 use crate::query::Flavor;

@@ -1,17 +1,19 @@
 //! One value of the output, checked against its shape as serde hands it over: a scalar is
-//! written whole; a structure, list or map hands over to its [`super::compound`] state.
+//! written whole; a structure, list or map hands over to its [`compound`] state.
+
+mod compound;
 
 use serde::Serialize;
 use serde::ser::{Impossible, Serializer};
 
-use super::compound::{MapSer, SeqSer, StructSer};
 use super::scalar::Scalar;
 use super::{Enc, Result, Syntax, TypedError};
-use crate::encode::EncodeError;
+use crate::encode::error::EncodeError;
 use crate::encode::path::Path;
 use crate::model::{PlanRef, PlanShape, ShapeType, TimestampFormat};
 use crate::scalar;
 use crate::validate;
+use compound::{MapSer, SeqSer, StructSer};
 
 /// How deep an output may nest (as the Value path bounds it).
 pub(super) const MAX_DEPTH: usize = 64;

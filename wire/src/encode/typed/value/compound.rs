@@ -8,10 +8,10 @@ use serde::ser::{
     Serializer,
 };
 
-use super::scalar::{CBOR_ARRAY, CBOR_MAP};
-use super::value::{Slot, ValueSer};
-use super::{Enc, Result, Syntax, TypedError};
-use crate::encode::EncodeError;
+use super::super::scalar::{CBOR_ARRAY, CBOR_MAP};
+use super::super::{Enc, Result, Syntax, TypedError};
+use super::{Slot, ValueSer};
+use crate::encode::error::EncodeError;
 use crate::encode::path::Path;
 use crate::model::{PlanMember, PlanRef, PlanShape};
 
