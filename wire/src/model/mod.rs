@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 
 pub use ordered::Ordered;
-pub(crate) use plan::{Plan, PlanMember, PlanRef, PlanShape};
+pub(crate) use plan::{Plan, PlanRef, PlanShape};
 pub use shape::{ErrorTrait, Member, Resolved, Shape, ShapeType, TimestampFormat, XmlNamespace};
 
 use crate::protocol::Protocol;

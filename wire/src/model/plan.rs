@@ -4,6 +4,8 @@
 //! `flattened`, `timestampFormat`). An encoder then walks indices instead of looking up
 //! shape names per element.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use super::{Member, ServiceModel, ShapeType, TimestampFormat};
 
 /// The compiled model (built once per [`ServiceModel`], on first use).
@@ -30,7 +32,7 @@ pub struct PlanShape {
 }
 
 /// A structure's member.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PlanMember {
     /// The member's name in the model (what paths in errors name).
     pub name: String,
@@ -39,6 +41,39 @@ pub struct PlanMember {
     pub wire: String,
     /// The reference.
     pub r: PlanRef,
+    /// The address of a field name last found equal to `name` (serde's field names are
+    /// `&'static str`, so the same type's field comes with the same address again).
+    seen: AtomicUsize,
+}
+
+impl Clone for PlanMember {
+    fn clone(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            wire: self.wire.clone(),
+            r: self.r.clone(),
+            seen: AtomicUsize::new(self.seen.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl PlanMember {
+    /// Whether the field name `key` is this member's name: by its address when it was seen
+    /// before (an address and a length name the same bytes), else by its bytes.
+    pub fn is(&self, key: &'static str) -> bool {
+        if key.len() != self.name.len() {
+            return false;
+        }
+        let at = key.as_ptr() as usize;
+        if self.seen.load(Ordering::Relaxed) == at {
+            return true;
+        }
+        if self.name.as_bytes().first() != key.as_bytes().first() || self.name != key {
+            return false;
+        }
+        self.seen.store(at, Ordering::Relaxed);
+        true
+    }
 }
 
 /// A reference resolved to its target, traits merged (the reference's own wins).
@@ -83,6 +118,7 @@ impl Plan {
                             name: name.to_string(),
                             wire: r.location_name.clone().unwrap_or_else(|| name.to_string()),
                             r,
+                            seen: AtomicUsize::new(0),
                         }
                     })
                     .collect(),

@@ -47,6 +47,24 @@ static XML_SPECIAL: [bool; 256] = {
     t
 };
 
+/// Whether any of the eight bytes of `word` is below 0x20 (a control, or tab, newline or
+/// return: these go the slow way too), markup, or 0xEF (SWAR: a zero byte of `word ^ b`
+/// sets that byte's high bit in `has_zero`).
+fn may_be_special(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    let any = below_space
+        | has_zero(word ^ (ONES * u64::from(b'&')))
+        | has_zero(word ^ (ONES * u64::from(b'<')))
+        | has_zero(word ^ (ONES * u64::from(b'>')))
+        | has_zero(word ^ (ONES * u64::from(b'"')))
+        | has_zero(word ^ (ONES * u64::from(b'\'')))
+        | has_zero(word ^ (ONES * 0xef));
+    any != 0
+}
+
 /// CBOR's major types written here.
 pub(super) const CBOR_TEXT: u8 = 3;
 pub(super) const CBOR_ARRAY: u8 = 4;
@@ -100,7 +118,15 @@ impl Enc<'_> {
         let mut run = 0;
         let mut i = 0;
         while i < bytes.len() {
-            let b = bytes[i];
+            // Eight bytes at a time while none may be special.
+            while let Some(chunk) = bytes.get(i..i + 8) {
+                let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+                if may_be_special(word) {
+                    break;
+                }
+                i += 8;
+            }
+            let Some(&b) = bytes.get(i) else { break };
             if !XML_SPECIAL[usize::from(b)] {
                 i += 1;
                 continue;
@@ -347,7 +373,22 @@ mod tests {
             text.push(c);
             text.push('x');
         }
-        for s in [&text[..], "", "plain", "\u{ffff}", "&"] {
+        // Each special character at each offset of a word, among plain ones.
+        let mut shifted = Vec::new();
+        for c in [
+            '&', '<', '>', '"', '\'', '\t', '\u{1}', '\u{1f}', '\u{fffe}', '\u{ffff}', '\u{efff}',
+        ] {
+            for at in 0..17 {
+                let mut s = "abcdefghijklmnopqrstuvwx".to_string();
+                s.insert(at, c);
+                shifted.push(s);
+            }
+        }
+        let shifted = shifted.iter().map(String::as_str);
+        for s in [&text[..], "", "plain", "\u{ffff}", "&"]
+            .into_iter()
+            .chain(shifted)
+        {
             e.xml_text(s);
             let mut want = String::new();
             crate::xml::escape_into(&mut want, s);

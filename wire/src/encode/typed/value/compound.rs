@@ -13,7 +13,7 @@ use super::super::{Enc, Result, Syntax, TypedError};
 use super::{Slot, ValueSer};
 use crate::encode::error::EncodeError;
 use crate::encode::path::Path;
-use crate::model::{PlanMember, PlanRef, PlanShape};
+use crate::model::{PlanRef, PlanShape};
 
 /// A structure: its fields matched to the model's members by a cursor, since they come in
 /// model order.
@@ -79,15 +79,9 @@ impl SerializeStruct for StructSer<'_, '_, '_> {
         value: &T,
     ) -> Result<()> {
         let members = &self.shape.members;
-        // Most members passed over are absent: their names differ in length or first byte.
-        let is_key = |m: &&PlanMember| {
-            m.name.len() == key.len()
-                && m.name.as_bytes().first() == key.as_bytes().first()
-                && m.name == key
-        };
-        let index = match members[self.cursor..].iter().position(|m| is_key(&m)) {
+        let index = match members[self.cursor..].iter().position(|m| m.is(key)) {
             Some(i) => self.cursor + i,
-            None if members[..self.cursor].iter().any(|m| m.name == key) => {
+            None if members[..self.cursor].iter().any(|m| m.is(key)) => {
                 return Err(TypedError::Fallback("members out of model order"));
             }
             None => {
