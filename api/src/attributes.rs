@@ -12,10 +12,10 @@ use shapes::ec2::{
 
 use super::Call;
 use super::errors::ApiError;
+use super::instances::named_instance;
 use control::ec2::delete_on_termination as ctl_dot;
 use control::ec2::network_interfaces::{GroupsOf, SetSecurityGroups};
 use host::compute::disks::ROOT_DEVICE;
-use state::well_formed_id;
 use state::{enis, instances, security_groups};
 
 /// The attributes served.
@@ -28,16 +28,7 @@ pub fn describe(
     c: &Call<'_>,
     input: DescribeInstanceAttributeRequest,
 ) -> Result<InstanceAttribute, ApiError> {
-    let id = input.instance_id.as_str();
-    if id.is_empty() {
-        return Err(ApiError::missing("InstanceId"));
-    }
-    if !well_formed_id(id, "i") {
-        return Err(ApiError::new(
-            "InvalidInstanceID.Malformed",
-            format!("Invalid id: \"{id}\" (expecting \"i-...\")"),
-        ));
-    }
+    let id = named_instance(&input.instance_id)?;
     let attribute = input.attribute.as_str();
     if !SUPPORTED.split(", ").any(|a| a == attribute) {
         return Err(ApiError::invalid(

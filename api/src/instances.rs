@@ -528,12 +528,9 @@ pub fn describe_status(
     })
 }
 
-/// GetConsoleOutput: the last 64 KiB of the serial console, base64-encoded.
-pub fn console_output(
-    c: &Call<'_>,
-    input: GetConsoleOutputRequest,
-) -> Result<GetConsoleOutputResult, ApiError> {
-    let id = input.instance_id.as_str();
+/// The `InstanceId` a request names: `MissingParameter` when empty,
+/// `InvalidInstanceID.Malformed` when not an instance id.
+pub fn named_instance(id: &str) -> Result<&str, ApiError> {
     if id.is_empty() {
         return Err(ApiError::missing("InstanceId"));
     }
@@ -543,6 +540,15 @@ pub fn console_output(
             format!("Invalid id: \"{id}\" (expecting \"i-...\")"),
         ));
     }
+    Ok(id)
+}
+
+/// GetConsoleOutput: the last 64 KiB of the serial console, base64-encoded.
+pub fn console_output(
+    c: &Call<'_>,
+    input: GetConsoleOutputRequest,
+) -> Result<GetConsoleOutputResult, ApiError> {
+    let id = named_instance(&input.instance_id)?;
     if instances::get(&c.st.db.lock(), id)?.is_none() {
         return Err(ApiError::new(
             "InvalidInstanceID.NotFound",
