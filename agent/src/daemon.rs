@@ -174,9 +174,9 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
     });
     let plane = Arc::new(control::Plane {
         db: db.clone(),
-        compute: compute.clone(),
-        network: network.clone(),
-        storage: storage.clone(),
+        compute,
+        network,
+        storage,
         account_id: account_id.clone(),
     });
     // What an earlier agent recorded but had not applied when it stopped.
@@ -198,12 +198,9 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
         })?;
     tracing::info!(endpoint = %format!("http://{local}"), "EC2 API listening");
     let state = Arc::new(ApiState {
-        network,
-        compute,
         db,
         credentials: creds,
         account_id,
-        storage,
         plane,
     });
     server::serve(listener, state)

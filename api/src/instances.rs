@@ -555,7 +555,7 @@ pub fn console_output(
             format!("The instance ID '{id}' does not exist"),
         ));
     }
-    let path = c.st.compute.dir(id).console();
+    let path = c.st.plane.compute.dir(id).console();
     let bytes = read_tail(&path, MAX_CONSOLE).map_err(|e| ApiError::internal(&e))?;
     Ok(GetConsoleOutputResult {
         instance_id: Some(id.to_string()),

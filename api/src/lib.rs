@@ -38,7 +38,6 @@ pub mod vpcs;
 use std::sync::Arc;
 
 use errors::ApiError;
-use host::compute::Compute;
 use state::Db;
 use wire::credentials::Credentials;
 
@@ -47,18 +46,12 @@ pub use host::placement::{AVAILABILITY_ZONE, REGION, ZONE_ID};
 /// What every handler needs.
 #[derive(Debug)]
 pub struct ApiState {
-    /// The compute service.
-    pub compute: Arc<Compute>,
-    /// The network service.
-    pub network: Arc<host::network::Network>,
-    /// The state database.
+    /// The state database, which Describe actions read.
     pub db: Arc<Db>,
     /// The one set of credentials requests are signed with.
     pub credentials: Credentials,
     /// The 12-digit account id shown as `ownerId`.
     pub account_id: String,
-    /// EBS: volume files, snapshots and the chunk store.
-    pub storage: Arc<host::ebs::Storage>,
     /// The control plane, which the handlers hand their commands to.
     pub plane: Arc<control::Plane>,
 }

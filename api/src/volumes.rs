@@ -14,15 +14,10 @@ use super::typed::{self, Page, non_empty, tag_set};
 use super::{AVAILABILITY_ZONE, Call, ZONE_ID};
 use control::ec2::volumes as ctl;
 pub use control::ec2::volumes::{device_slot, valid_data_device};
-use host::storage::types::{SpecError, VolumeType};
+use host::storage::types::VolumeType;
 use state::volumes::{self, VolumeRow};
 use state::well_formed_id;
 use state::{now_iso, tags};
-
-/// `InvalidParameterValue`/... for a refused volume specification.
-pub fn spec_error(e: SpecError) -> ApiError {
-    ApiError::new(e.code(), e.to_string())
-}
 
 /// Checks `vol-...`.
 pub fn check_volume_id(id: &str) -> Result<(), ApiError> {

@@ -5,8 +5,6 @@
 
 use std::collections::HashMap;
 
-use rusqlite::Connection;
-
 use shapes::Empty;
 use shapes::ec2::{
     CreateSubnetRequest, CreateSubnetResult, CreateVpcRequest, CreateVpcResult,
@@ -26,14 +24,6 @@ use state::enis;
 use state::tags;
 use state::vpcs::{self, SubnetRow, VpcRow};
 
-/// Rebuilds every firewall rule from the database (security groups, addresses, metadata).
-pub async fn sync(c: &Call<'_>) -> Result<(), ApiError> {
-    c.st.network
-        .sync()
-        .await
-        .map_err(|e| ApiError::internal(&e))
-}
-
 /// `true`/`false` as EC2 prints booleans.
 pub fn bool_text(b: bool) -> &'static str {
     if b { "true" } else { "false" }
@@ -44,11 +34,6 @@ fn vpc_not_found(id: &str) -> ApiError {
         "InvalidVpcID.NotFound",
         format!("The vpc ID '{id}' does not exist"),
     )
-}
-
-/// The VPC `id`, or `InvalidVpcID.NotFound`.
-pub fn vpc(conn: &Connection, id: &str) -> Result<VpcRow, ApiError> {
-    vpcs::get_vpc(conn, id)?.ok_or_else(|| vpc_not_found(id))
 }
 
 /// Parses `CidrBlock` (host bits zero).
