@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub struct EffectRow {
     /// Its place in the journal (effects are applied in this order).
     pub seq: i64,
-    /// What to do (`sync-firewall`, `delete-volume-file`, ...).
+    /// What to do (`sync-firewall`, `delete-volume`, ...).
     pub kind: String,
     /// What to do it to (a resource id, or empty).
     pub target: String,
