@@ -6,12 +6,11 @@ use base64::engine::general_purpose::STANDARD as B64;
 
 use shapes::Empty;
 use shapes::ec2::{
-    DescribeInstanceStatusRequest, DescribeInstanceStatusResult, DescribeInstancesRequest,
-    DescribeInstancesResult, Filter, GetConsoleOutputRequest, GetConsoleOutputResult,
-    InstanceStatus, InstanceStatusDetails, InstanceStatusSummary, RebootInstancesRequest,
-    Reservation, RunInstancesRequest, StartInstancesRequest, StartInstancesResult, StatusName,
-    StatusType, StopInstancesRequest, StopInstancesResult, SummaryStatus,
-    TerminateInstancesRequest, TerminateInstancesResult,
+    DescribeInstanceStatusRequest, DescribeInstanceStatusResult, DescribeInstancesRequest, Filter,
+    GetConsoleOutputRequest, GetConsoleOutputResult, InstanceStatus, InstanceStatusDetails,
+    InstanceStatusSummary, RebootInstancesRequest, Reservation, RunInstancesRequest,
+    StartInstancesRequest, StartInstancesResult, StatusName, StatusType, StopInstancesRequest,
+    StopInstancesResult, SummaryStatus, TerminateInstancesRequest, TerminateInstancesResult,
 };
 
 use super::errors::ApiError;
@@ -26,6 +25,9 @@ use state::instances::{self, InstanceQuery, InstanceRow, InstanceState};
 use state::tags;
 
 mod filters;
+mod page;
+
+pub use page::InstancesPage;
 
 /// Largest decoded user data, as on EC2.
 const MAX_USER_DATA: usize = 16 * 1024;
@@ -322,10 +324,7 @@ fn check_named_ids(named: &[String], rows: &[InstanceRow]) -> Result<(), ApiErro
 }
 
 /// DescribeInstances: pages by `seq` (`NextToken` is `seq-N`, the last one shown).
-pub fn describe(
-    c: &Call<'_>,
-    input: DescribeInstancesRequest,
-) -> Result<DescribeInstancesResult, ApiError> {
+pub fn describe(c: &Call<'_>, input: DescribeInstancesRequest) -> Result<InstancesPage, ApiError> {
     let named = input.instance_ids.unwrap_or_default();
     let (mut q, rest) = instance_query(&named, input.filters.as_deref())?;
     let limit = seq_page(
@@ -375,16 +374,13 @@ pub fn describe(
         }
         _ => None,
     };
-    let reservations = rows
-        .chunk_by(|a, b| a.reservation_id == b.reservation_id)
-        .map(|group| {
-            let group: Vec<&InstanceRow> = group.iter().collect();
-            render::reservation(&c.st.account_id, &group, &tag_map, &nets, &vols)
-        })
-        .collect();
-    Ok(DescribeInstancesResult {
+    Ok(InstancesPage {
+        owner: c.st.account_id.clone(),
+        rows,
+        tags: tag_map,
+        nets,
+        vols,
         next_token,
-        reservations: Some(reservations),
     })
 }
 

@@ -184,7 +184,8 @@ async fn dispatch_typed(
         "DeleteKeyPair" => typed_op!(DeleteKeyPair, c, input, keypairs::delete)?,
         "RunInstances" => typed_op!(RunInstances, c, input, async instances::run)?,
         "DescribeInstances" => tokio::task::block_in_place(|| {
-            typed_op!(DescribeInstances, c, input, instances::describe)
+            let input = operation::input::<shapes::ec2::ops::DescribeInstances>(input)?;
+            operation::output_streamed(instances::describe(c, input)?)
         })?,
         "StartInstances" => typed_op!(StartInstances, c, input, async instances::start)?,
         "StopInstances" => typed_op!(StopInstances, c, input, async instances::stop)?,

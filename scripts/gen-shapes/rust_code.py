@@ -59,6 +59,7 @@ class Service:
         self.boxed = self.recursive_edges()
         self.has_default = self.defaultable()
         self.docs_for_io = self.io_docs()
+        self.ec2_written = self.output_structs() if self.speaks_ec2() else set()
 
     def recursive_edges(self):
         """(structure, member) pairs that must be boxed: a structure containing, directly
@@ -172,14 +173,7 @@ class Service:
         if not shape["members"]:
             return lines + [f"pub struct {rust} {{}}"]
         lines.append(f"pub struct {rust} {{")
-        required = set(shape.get("required", []))
-        fields = set()
-        for member, ref in shape["members"].items():
-            field = snake(member)
-            while field in fields:
-                field += "_"
-            fields.add(field)
-            optional = member not in required
+        for member, field, ref, optional in self.fields(name):
             ty = self.rust_type(ref["shape"], name, member)
             lines.append(f'    #[serde(rename = "{member}")]')
             if optional:
@@ -190,6 +184,84 @@ class Service:
                 lines.append(f'    #[serde(with = "{helper}")]')
             lines.append(f"    pub {field}: {ty},")
         lines.append("}")
+        return lines
+
+    def fields(self, name):
+        """[(member, Rust field, reference, optional)] of a structure, in model order."""
+        shape = self.shapes[name]
+        required = set(shape.get("required", []))
+        taken, out = set(), []
+        for member, ref in shape["members"].items():
+            field = snake(member)
+            while field in taken:
+                field += "_"
+            taken.add(field)
+            out.append((member, field, ref, member not in required))
+        return out
+
+    def speaks_ec2(self):
+        return self.model["metadata"].get("protocol") == "ec2"
+
+    def output_structs(self):
+        """The structures the operations' outputs reach."""
+        seen, stack = set(), [self.op_info(op)[1] for op in self.operations]
+        while stack:
+            n = stack.pop()
+            if n is None or n in seen:
+                continue
+            seen.add(n)
+            shape = self.shapes[n]
+            refs = list(shape.get("members", {}).values())
+            refs += [shape[k] for k in ("member", "key", "value") if k in shape]
+            stack += [r["shape"] for r in refs]
+        return {n for n in seen if is_struct(self.shapes[n])}
+
+    def wire_name(self, ref, default):
+        """A reference's name in EC2's XML: `locationName` of the reference, else of its
+        shape, else `default`."""
+        return ref.get("locationName") or self.shapes[ref["shape"]].get("locationName") or default
+
+    def ec2_member_code(self, owner, member, ref, value):
+        """The statement writing member `member` (its value `value`, a reference) of
+        structure `owner` as EC2's XML."""
+        target = self.shapes[ref["shape"]]
+        where = f"{self.name}: {owner}.{member}"
+        if ref.get("timestampFormat") or target.get("timestampFormat"):
+            die(f"{where}: a timestamp format the EC2 writer lacks")
+        tag = rust_str(self.wire_name(ref, member))
+        t = target["type"]
+        if t == "map":
+            die(f"{where}: a map, which the EC2 writer lacks")
+        if t in ("float", "double"):
+            return f'crate::ec2_xml::number(out, "{tag}", *{value});'
+        if t != "list":
+            return f'crate::ec2_xml::element(out, "{tag}", {value});'
+        item = target["member"]
+        if ref.get("flattened") or target.get("flattened"):
+            die(f"{where}: a flattened list, which the EC2 writer lacks")
+        if self.shapes[item["shape"]]["type"] in ("list", "map"):
+            die(f"{where}: a list of lists or maps, which the EC2 writer lacks")
+        item_tag = rust_str(self.wire_name(item, "item"))
+        return f'crate::ec2_xml::list(out, "{tag}", "{item_tag}", {value});'
+
+    def ec2_xml_code(self, name):
+        """The `Ec2Xml` impl of a structure: its members in model order."""
+        rust = self.types[name]
+        fields = self.fields(name)
+        if not fields:
+            return [f"impl crate::ec2_xml::Ec2Xml for {rust} {{",
+                    "    fn write_content(&self, _: &mut Vec<u8>) {}", "}"]
+        lines = [f"impl crate::ec2_xml::Ec2Xml for {rust} {{",
+                 "    fn write_content(&self, out: &mut Vec<u8>) {"]
+        for member, field, ref, optional in fields:
+            if optional:
+                code = self.ec2_member_code(name, member, ref, "v")
+                lines.append(f"        if let Some(v) = &self.{field} {{")
+                lines.append(f"            {code}")
+                lines.append("        }")
+            else:
+                lines.append("        " + self.ec2_member_code(name, member, ref, f"&self.{field}"))
+        lines += ["    }", "}"]
         return lines
 
     def enum_code(self, name):
@@ -223,7 +295,12 @@ class Service:
         return lines
 
     def shape_code(self, name):
-        return self.struct_code(name) if is_struct(self.shapes[name]) else self.enum_code(name)
+        if not is_struct(self.shapes[name]):
+            return self.enum_code(name)
+        code = self.struct_code(name)
+        if self.speaks_ec2() and name in self.ec2_written:
+            code += self.ec2_xml_code(name)
+        return code
 
     def type_modules(self):
         """{module name: [shape names]}: the shapes of each initial letter, split when big."""
@@ -304,7 +381,8 @@ class Service:
             doc = first_sentence(self.model["operations"][op].get("documentation"))
             lines += ["crate::operation!("]
             lines += doc_lines(f"`{op}`: {doc}" if doc else f"`{op}`.", "    ")
-            lines += [f'    {op}, "{self.name}", {in_ty}, {out_ty}', ");", ""]
+            marker = ", ec2_xml" if self.speaks_ec2() else ""
+            lines += [f'    {op}, "{self.name}", {in_ty}, {out_ty}{marker}', ");", ""]
         return "\n".join(lines)
 
     def mod_code(self, modules):

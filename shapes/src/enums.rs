@@ -76,6 +76,11 @@ macro_rules! string_enum {
                 })
             }
         }
+        impl $crate::ec2_xml::Ec2Xml for $t {
+            fn write_content(&self, out: &mut Vec<u8>) {
+                ::wire::xml::text::escaped(out, self.as_str());
+            }
+        }
         impl ::serde::Serialize for $t {
             fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(self.as_str())

@@ -13,6 +13,7 @@
 //! RFC 3339 strings in UTC, blobs as padded standard base64, enums as the model's strings.
 
 mod blob;
+pub mod ec2_xml;
 mod enums;
 mod services;
 pub mod timestamp;
@@ -50,11 +51,29 @@ pub trait Operation {
     fn output_from_value(value: Value) -> Result<Self::Output, serde_json::Error>;
     /// The wire layer's value of a typed output, for it to encode.
     fn output_to_value(output: &Self::Output) -> Result<Value, serde_json::Error>;
+
+    /// Whether [`Operation::write_ec2_xml`] writes the output: for the operations of a
+    /// service that speaks EC2's protocol, whose shapes have generated writers.
+    const EC2_XML: bool = false;
+    /// Writes the output's members as EC2's XML (nothing unless [`Operation::EC2_XML`]).
+    fn write_ec2_xml(_output: &Self::Output, _out: &mut Vec<u8>) {}
 }
 
-/// Declares an operation's marker type and its [`Operation`] impl, conversions written out.
+/// Declares an operation's marker type and its [`Operation`] impl, conversions written out;
+/// `ec2_xml` at the end for an operation whose output has a generated EC2 writer.
 macro_rules! operation {
+    ($(#[$doc:meta])* $op:ident, $service:literal, $input:ty, $output:ty, ec2_xml) => {
+        $crate::operation!(@impl $(#[$doc])* $op, $service, $input, $output,
+            const EC2_XML: bool = true;
+            fn write_ec2_xml(output: &$output, out: &mut Vec<u8>) {
+                $crate::ec2_xml::Ec2Xml::write_content(output, out);
+            }
+        );
+    };
     ($(#[$doc:meta])* $op:ident, $service:literal, $input:ty, $output:ty) => {
+        $crate::operation!(@impl $(#[$doc])* $op, $service, $input, $output,);
+    };
+    (@impl $(#[$doc:meta])* $op:ident, $service:literal, $input:ty, $output:ty, $($extra:tt)*) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
         pub struct $op;
@@ -81,6 +100,7 @@ macro_rules! operation {
             ) -> Result<::serde_json::Value, ::serde_json::Error> {
                 ::serde_json::to_value(output)
             }
+            $($extra)*
         }
     };
 }

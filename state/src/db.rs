@@ -43,6 +43,10 @@ impl Db {
             .map_err(sqlite)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sqlite)?;
+        // Up to 32 MiB of pages cached (allocated as used), so that reading a large table
+        // does not go back to the file for every page.
+        conn.pragma_update(None, "cache_size", -32768)
+            .map_err(sqlite)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(sqlite)?;
         migrations::migrate(&mut conn).map_err(OpenError::Migrate)?;

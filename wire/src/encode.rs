@@ -125,6 +125,26 @@ where
     }
 }
 
+/// An EC2 answer to `operation` whose output's members `write` writes (the EC2 writers
+/// `shapes` generates give the bytes [`encode_output_typed`] gives).
+pub fn encode_ec2_written(
+    model: &ServiceModel,
+    operation: &str,
+    request_id: &str,
+    write: impl FnOnce(&mut Vec<u8>),
+) -> Result<HttpResponse, EncodeError> {
+    let op = model
+        .operation(operation)
+        .ok_or_else(|| EncodeError::NoOperation(operation.to_string()))?;
+    let (head, tail) = xml_frame(model, Protocol::Ec2, operation, op, request_id);
+    let mut out = head.into_bytes();
+    if op.output.is_some() {
+        write(&mut out);
+    }
+    out.extend_from_slice(tail.as_bytes());
+    Ok(xml_response(200, out, request_id))
+}
+
 /// The XML of an EC2 or awsQuery response around its output's members: what comes before
 /// them and what comes after.
 fn xml_frame(
@@ -154,7 +174,6 @@ fn xml_frame(
     (head.finish(), tail.finish())
 }
 
-/// Encodes `error`.
 /// Encodes `error`; without a model (a request no service answers), the protocol's
 /// plain form is written.
 pub fn encode_error(

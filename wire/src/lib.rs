@@ -27,8 +27,8 @@ pub mod validate;
 pub mod xml;
 
 pub use encode::{
-    EncodeError, Fault, HttpResponse, ServiceError, encode_error, encode_output,
-    encode_output_typed,
+    EncodeError, Fault, HttpResponse, ServiceError, encode_ec2_written, encode_error,
+    encode_output, encode_output_typed,
 };
 pub use limits::Limits;
 pub use model::{ModelError, ServiceModel};

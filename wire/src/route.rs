@@ -326,6 +326,18 @@ impl Routed<'_> {
         )
     }
 
+    /// Encodes an EC2 answer whose output's members `write` writes; `None` when the
+    /// request is not in EC2's protocol (see [`crate::encode::encode_ec2_written`]).
+    pub fn output_ec2_written(
+        &self,
+        write: impl FnOnce(&mut Vec<u8>),
+        request_id: &str,
+    ) -> Option<Result<HttpResponse, crate::encode::EncodeError>> {
+        (self.protocol == Protocol::Ec2).then(|| {
+            crate::encode::encode_ec2_written(self.service, &self.operation, request_id, write)
+        })
+    }
+
     /// Encodes the operation's typed output, `value` giving its Value should the typed
     /// encoder leave it to the Value path (see [`crate::encode::encode_output_typed_or`]).
     pub fn output_typed<T, E>(

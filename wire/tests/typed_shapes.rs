@@ -1,7 +1,8 @@
 //! The typed encoder on the generated shapes the agent answers with: the same bytes as the
 //! Value path for every protocol the service speaks, for realistic outputs (EC2's
 //! DescribeInstances and DescribeSecurityGroups, STS's GetCallerIdentity, CloudWatch's
-//! ListMetrics) and for random outputs of every operation.
+//! ListMetrics) and for random outputs of every operation; for EC2, the writers `shapes`
+//! generates too.
 
 #![recursion_limit = "256"]
 
@@ -29,7 +30,8 @@ fn model(service: &str) -> &'static ServiceModel {
 }
 
 /// Checks that `O`'s output `out` encodes as its Value does in every protocol of the
-/// service, without falling back; gives the protocols.
+/// service, without falling back, and that an EC2 operation's generated writer writes the
+/// same bytes; gives the protocols.
 fn check_output<O: Operation>(out: &O::Output) -> Result<Vec<Protocol>, String> {
     let m = model(O::SERVICE);
     let v = O::output_to_value(out).unwrap();
@@ -46,6 +48,21 @@ fn check_output<O: Operation>(out: &O::Output) -> Result<Vec<Protocol>, String> 
                 String::from_utf8_lossy(&got.body),
                 String::from_utf8_lossy(&want.body)
             ));
+        }
+        if p == Protocol::Ec2 {
+            let written = wire::encode_ec2_written(m, O::NAME, "rid-7", |w| {
+                O::write_ec2_xml(out, w);
+            })
+            .map_err(|e| format!("{}: the generated writer: {e}", O::NAME))?;
+            if !O::EC2_XML || written != want {
+                return Err(format!(
+                    "{}: the generated writer (EC2_XML {})\n{}\nvalue\n{}",
+                    O::NAME,
+                    O::EC2_XML,
+                    String::from_utf8_lossy(&written.body),
+                    String::from_utf8_lossy(&want.body)
+                ));
+            }
         }
     }
     Ok(m.protocols().to_vec())

@@ -4,336 +4,336 @@
 crate::operation!(
     /// `RunInstances`: Launches the specified number of instances using an AMI for which you have
     /// permissions.
-    RunInstances, "ec2", super::RunInstancesRequest, super::Reservation
+    RunInstances, "ec2", super::RunInstancesRequest, super::Reservation, ec2_xml
 );
 
 crate::operation!(
     /// `DescribeInstances`: Describes the specified instances or all instances.
-    DescribeInstances, "ec2", super::DescribeInstancesRequest, super::DescribeInstancesResult
+    DescribeInstances, "ec2", super::DescribeInstancesRequest, super::DescribeInstancesResult, ec2_xml
 );
 
 crate::operation!(
     /// `StartInstances`: Starts an Amazon EBS-backed instance that you've previously stopped.
-    StartInstances, "ec2", super::StartInstancesRequest, super::StartInstancesResult
+    StartInstances, "ec2", super::StartInstancesRequest, super::StartInstancesResult, ec2_xml
 );
 
 crate::operation!(
     /// `StopInstances`: Stops an Amazon EBS-backed instance.
-    StopInstances, "ec2", super::StopInstancesRequest, super::StopInstancesResult
+    StopInstances, "ec2", super::StopInstancesRequest, super::StopInstancesResult, ec2_xml
 );
 
 crate::operation!(
     /// `RebootInstances`: Requests a reboot of the specified instances.
-    RebootInstances, "ec2", super::RebootInstancesRequest, crate::Empty
+    RebootInstances, "ec2", super::RebootInstancesRequest, crate::Empty, ec2_xml
 );
 
 crate::operation!(
     /// `TerminateInstances`: Terminates (deletes) the specified instances.
-    TerminateInstances, "ec2", super::TerminateInstancesRequest, super::TerminateInstancesResult
+    TerminateInstances, "ec2", super::TerminateInstancesRequest, super::TerminateInstancesResult, ec2_xml
 );
 
 crate::operation!(
     /// `DescribeInstanceStatus`: Describes the status of the specified instances or all of your
     /// instances.
-    DescribeInstanceStatus, "ec2", super::DescribeInstanceStatusRequest, super::DescribeInstanceStatusResult
+    DescribeInstanceStatus, "ec2", super::DescribeInstanceStatusRequest, super::DescribeInstanceStatusResult, ec2_xml
 );
 
 crate::operation!(
     /// `GetConsoleOutput`: Gets the console output for the specified instance.
-    GetConsoleOutput, "ec2", super::GetConsoleOutputRequest, super::GetConsoleOutputResult
+    GetConsoleOutput, "ec2", super::GetConsoleOutputRequest, super::GetConsoleOutputResult, ec2_xml
 );
 
 crate::operation!(
     /// `DescribeInstanceAttribute`: Describes the specified attribute of the specified instance.
-    DescribeInstanceAttribute, "ec2", super::DescribeInstanceAttributeRequest, super::InstanceAttribute
+    DescribeInstanceAttribute, "ec2", super::DescribeInstanceAttributeRequest, super::InstanceAttribute, ec2_xml
 );
 
 crate::operation!(
     /// `ModifyInstanceAttribute`: Modifies the specified attribute of the specified instance.
-    ModifyInstanceAttribute, "ec2", super::ModifyInstanceAttributeRequest, crate::Empty
+    ModifyInstanceAttribute, "ec2", super::ModifyInstanceAttributeRequest, crate::Empty, ec2_xml
 );
 
 crate::operation!(
     /// `ModifyInstanceMetadataOptions`: Modify the instance metadata parameters on a running or
     /// stopped instance.
-    ModifyInstanceMetadataOptions, "ec2", super::ModifyInstanceMetadataOptionsRequest, super::ModifyInstanceMetadataOptionsResult
+    ModifyInstanceMetadataOptions, "ec2", super::ModifyInstanceMetadataOptionsRequest, super::ModifyInstanceMetadataOptionsResult, ec2_xml
 );
 
 crate::operation!(
     /// `MonitorInstances`: Enables detailed monitoring for a running instance.
-    MonitorInstances, "ec2", super::MonitorInstancesRequest, super::MonitorInstancesResult
+    MonitorInstances, "ec2", super::MonitorInstancesRequest, super::MonitorInstancesResult, ec2_xml
 );
 
 crate::operation!(
     /// `UnmonitorInstances`: Disables detailed monitoring for a running instance.
-    UnmonitorInstances, "ec2", super::UnmonitorInstancesRequest, super::UnmonitorInstancesResult
+    UnmonitorInstances, "ec2", super::UnmonitorInstancesRequest, super::UnmonitorInstancesResult, ec2_xml
 );
 
 crate::operation!(
     /// `DescribeInstanceTypes`: Describes the specified instance types.
-    DescribeInstanceTypes, "ec2", super::DescribeInstanceTypesRequest, super::DescribeInstanceTypesResult
+    DescribeInstanceTypes, "ec2", super::DescribeInstanceTypesRequest, super::DescribeInstanceTypesResult, ec2_xml
 );
 
 crate::operation!(
     /// `DescribeRegions`: Describes the Regions that are enabled for your account, or all Regions.
-    DescribeRegions, "ec2", super::DescribeRegionsRequest, super::DescribeRegionsResult
+    DescribeRegions, "ec2", super::DescribeRegionsRequest, super::DescribeRegionsResult, ec2_xml
 );
 
 crate::operation!(
     /// `DescribeAvailabilityZones`: Describes the Availability Zones, Local Zones, and Wavelength
     /// Zones that are available to you.
-    DescribeAvailabilityZones, "ec2", super::DescribeAvailabilityZonesRequest, super::DescribeAvailabilityZonesResult
+    DescribeAvailabilityZones, "ec2", super::DescribeAvailabilityZonesRequest, super::DescribeAvailabilityZonesResult, ec2_xml
 );
 
 crate::operation!(
     /// `RegisterImage`: Registers an AMI.
-    RegisterImage, "ec2", super::RegisterImageRequest, super::RegisterImageResult
+    RegisterImage, "ec2", super::RegisterImageRequest, super::RegisterImageResult, ec2_xml
 );
 
 crate::operation!(
     /// `DescribeImages`: Describes the specified images (AMIs, AKIs, and ARIs) available to you or
     /// all of the images available to you.
-    DescribeImages, "ec2", super::DescribeImagesRequest, super::DescribeImagesResult
+    DescribeImages, "ec2", super::DescribeImagesRequest, super::DescribeImagesResult, ec2_xml
 );
 
 crate::operation!(
     /// `DeregisterImage`: Deregisters the specified AMI.
-    DeregisterImage, "ec2", super::DeregisterImageRequest, super::DeregisterImageResult
+    DeregisterImage, "ec2", super::DeregisterImageRequest, super::DeregisterImageResult, ec2_xml
 );
 
 crate::operation!(
     /// `CreateImage`: Creates an Amazon EBS-backed AMI from an Amazon EBS-backed instance that is
     /// either running or stopped.
-    CreateImage, "ec2", super::CreateImageRequest, super::CreateImageResult
+    CreateImage, "ec2", super::CreateImageRequest, super::CreateImageResult, ec2_xml
 );
 
 crate::operation!(
     /// `CreateKeyPair`: Creates an ED25519 or 2048-bit RSA key pair with the specified name and in
     /// the specified format.
-    CreateKeyPair, "ec2", super::CreateKeyPairRequest, super::KeyPair
+    CreateKeyPair, "ec2", super::CreateKeyPairRequest, super::KeyPair, ec2_xml
 );
 
 crate::operation!(
     /// `ImportKeyPair`: Imports the public key from an RSA or ED25519 key pair that you created
     /// using a third-party tool.
-    ImportKeyPair, "ec2", super::ImportKeyPairRequest, super::ImportKeyPairResult
+    ImportKeyPair, "ec2", super::ImportKeyPairRequest, super::ImportKeyPairResult, ec2_xml
 );
 
 crate::operation!(
     /// `DescribeKeyPairs`: Describes the specified key pairs or all of your key pairs.
-    DescribeKeyPairs, "ec2", super::DescribeKeyPairsRequest, super::DescribeKeyPairsResult
+    DescribeKeyPairs, "ec2", super::DescribeKeyPairsRequest, super::DescribeKeyPairsResult, ec2_xml
 );
 
 crate::operation!(
     /// `DeleteKeyPair`: Deletes the specified key pair, by removing the public key from Amazon EC2.
-    DeleteKeyPair, "ec2", super::DeleteKeyPairRequest, super::DeleteKeyPairResult
+    DeleteKeyPair, "ec2", super::DeleteKeyPairRequest, super::DeleteKeyPairResult, ec2_xml
 );
 
 crate::operation!(
     /// `CreateTags`: Adds or overwrites only the specified tags for the specified Amazon EC2
     /// resource or resources.
-    CreateTags, "ec2", super::CreateTagsRequest, crate::Empty
+    CreateTags, "ec2", super::CreateTagsRequest, crate::Empty, ec2_xml
 );
 
 crate::operation!(
     /// `DeleteTags`: Deletes the specified set of tags from the specified set of resources.
-    DeleteTags, "ec2", super::DeleteTagsRequest, crate::Empty
+    DeleteTags, "ec2", super::DeleteTagsRequest, crate::Empty, ec2_xml
 );
 
 crate::operation!(
     /// `DescribeTags`: Describes the specified tags for your EC2 resources.
-    DescribeTags, "ec2", super::DescribeTagsRequest, super::DescribeTagsResult
+    DescribeTags, "ec2", super::DescribeTagsRequest, super::DescribeTagsResult, ec2_xml
 );
 
 crate::operation!(
     /// `CreateVpc`: Creates a VPC with the specified CIDR blocks.
-    CreateVpc, "ec2", super::CreateVpcRequest, super::CreateVpcResult
+    CreateVpc, "ec2", super::CreateVpcRequest, super::CreateVpcResult, ec2_xml
 );
 
 crate::operation!(
     /// `DeleteVpc`: Deletes the specified VPC.
-    DeleteVpc, "ec2", super::DeleteVpcRequest, crate::Empty
+    DeleteVpc, "ec2", super::DeleteVpcRequest, crate::Empty, ec2_xml
 );
 
 crate::operation!(
     /// `DescribeVpcs`: Describes your VPCs.
-    DescribeVpcs, "ec2", super::DescribeVpcsRequest, super::DescribeVpcsResult
+    DescribeVpcs, "ec2", super::DescribeVpcsRequest, super::DescribeVpcsResult, ec2_xml
 );
 
 crate::operation!(
     /// `CreateSubnet`: Creates a subnet in the specified VPC.
-    CreateSubnet, "ec2", super::CreateSubnetRequest, super::CreateSubnetResult
+    CreateSubnet, "ec2", super::CreateSubnetRequest, super::CreateSubnetResult, ec2_xml
 );
 
 crate::operation!(
     /// `DeleteSubnet`: Deletes the specified subnet.
-    DeleteSubnet, "ec2", super::DeleteSubnetRequest, crate::Empty
+    DeleteSubnet, "ec2", super::DeleteSubnetRequest, crate::Empty, ec2_xml
 );
 
 crate::operation!(
     /// `DescribeSubnets`: Describes your subnets.
-    DescribeSubnets, "ec2", super::DescribeSubnetsRequest, super::DescribeSubnetsResult
+    DescribeSubnets, "ec2", super::DescribeSubnetsRequest, super::DescribeSubnetsResult, ec2_xml
 );
 
 crate::operation!(
     /// `ModifySubnetAttribute`: Modifies a subnet attribute.
-    ModifySubnetAttribute, "ec2", super::ModifySubnetAttributeRequest, crate::Empty
+    ModifySubnetAttribute, "ec2", super::ModifySubnetAttributeRequest, crate::Empty, ec2_xml
 );
 
 crate::operation!(
     /// `CreateSecurityGroup`: Creates a security group.
-    CreateSecurityGroup, "ec2", super::CreateSecurityGroupRequest, super::CreateSecurityGroupResult
+    CreateSecurityGroup, "ec2", super::CreateSecurityGroupRequest, super::CreateSecurityGroupResult, ec2_xml
 );
 
 crate::operation!(
     /// `DeleteSecurityGroup`: Deletes a security group.
-    DeleteSecurityGroup, "ec2", super::DeleteSecurityGroupRequest, super::DeleteSecurityGroupResult
+    DeleteSecurityGroup, "ec2", super::DeleteSecurityGroupRequest, super::DeleteSecurityGroupResult, ec2_xml
 );
 
 crate::operation!(
     /// `DescribeSecurityGroups`: Describes the specified security groups or all of your security
     /// groups.
-    DescribeSecurityGroups, "ec2", super::DescribeSecurityGroupsRequest, super::DescribeSecurityGroupsResult
+    DescribeSecurityGroups, "ec2", super::DescribeSecurityGroupsRequest, super::DescribeSecurityGroupsResult, ec2_xml
 );
 
 crate::operation!(
     /// `DescribeSecurityGroupRules`: Describes one or more of your security group rules.
-    DescribeSecurityGroupRules, "ec2", super::DescribeSecurityGroupRulesRequest, super::DescribeSecurityGroupRulesResult
+    DescribeSecurityGroupRules, "ec2", super::DescribeSecurityGroupRulesRequest, super::DescribeSecurityGroupRulesResult, ec2_xml
 );
 
 crate::operation!(
     /// `AuthorizeSecurityGroupIngress`: Adds the specified inbound (ingress) rules to a security
     /// group.
-    AuthorizeSecurityGroupIngress, "ec2", super::AuthorizeSecurityGroupIngressRequest, super::AuthorizeSecurityGroupIngressResult
+    AuthorizeSecurityGroupIngress, "ec2", super::AuthorizeSecurityGroupIngressRequest, super::AuthorizeSecurityGroupIngressResult, ec2_xml
 );
 
 crate::operation!(
     /// `AuthorizeSecurityGroupEgress`: Adds the specified outbound (egress) rules to a security
     /// group.
-    AuthorizeSecurityGroupEgress, "ec2", super::AuthorizeSecurityGroupEgressRequest, super::AuthorizeSecurityGroupEgressResult
+    AuthorizeSecurityGroupEgress, "ec2", super::AuthorizeSecurityGroupEgressRequest, super::AuthorizeSecurityGroupEgressResult, ec2_xml
 );
 
 crate::operation!(
     /// `RevokeSecurityGroupIngress`: Removes the specified inbound (ingress) rules from a security
     /// group.
-    RevokeSecurityGroupIngress, "ec2", super::RevokeSecurityGroupIngressRequest, super::RevokeSecurityGroupIngressResult
+    RevokeSecurityGroupIngress, "ec2", super::RevokeSecurityGroupIngressRequest, super::RevokeSecurityGroupIngressResult, ec2_xml
 );
 
 crate::operation!(
     /// `RevokeSecurityGroupEgress`: Removes the specified outbound (egress) rules from the
     /// specified security group.
-    RevokeSecurityGroupEgress, "ec2", super::RevokeSecurityGroupEgressRequest, super::RevokeSecurityGroupEgressResult
+    RevokeSecurityGroupEgress, "ec2", super::RevokeSecurityGroupEgressRequest, super::RevokeSecurityGroupEgressResult, ec2_xml
 );
 
 crate::operation!(
     /// `AllocateAddress`: Allocates an Elastic IP address to your Amazon Web Services account.
-    AllocateAddress, "ec2", super::AllocateAddressRequest, super::AllocateAddressResult
+    AllocateAddress, "ec2", super::AllocateAddressRequest, super::AllocateAddressResult, ec2_xml
 );
 
 crate::operation!(
     /// `AssociateAddress`: Associates an Elastic IP address, or carrier IP address (for instances
     /// that are in subnets in Wavelength Zones) with an instance or a network interface.
-    AssociateAddress, "ec2", super::AssociateAddressRequest, super::AssociateAddressResult
+    AssociateAddress, "ec2", super::AssociateAddressRequest, super::AssociateAddressResult, ec2_xml
 );
 
 crate::operation!(
     /// `DisassociateAddress`: Disassociates an Elastic IP address from the instance or network
     /// interface it's associated with.
-    DisassociateAddress, "ec2", super::DisassociateAddressRequest, crate::Empty
+    DisassociateAddress, "ec2", super::DisassociateAddressRequest, crate::Empty, ec2_xml
 );
 
 crate::operation!(
     /// `ReleaseAddress`: Releases the specified Elastic IP address.
-    ReleaseAddress, "ec2", super::ReleaseAddressRequest, crate::Empty
+    ReleaseAddress, "ec2", super::ReleaseAddressRequest, crate::Empty, ec2_xml
 );
 
 crate::operation!(
     /// `DescribeAddresses`: Describes the specified Elastic IP addresses or all of your Elastic IP
     /// addresses.
-    DescribeAddresses, "ec2", super::DescribeAddressesRequest, super::DescribeAddressesResult
+    DescribeAddresses, "ec2", super::DescribeAddressesRequest, super::DescribeAddressesResult, ec2_xml
 );
 
 crate::operation!(
     /// `DescribeNetworkInterfaces`: Describes the specified network interfaces or all your network
     /// interfaces.
-    DescribeNetworkInterfaces, "ec2", super::DescribeNetworkInterfacesRequest, super::DescribeNetworkInterfacesResult
+    DescribeNetworkInterfaces, "ec2", super::DescribeNetworkInterfacesRequest, super::DescribeNetworkInterfacesResult, ec2_xml
 );
 
 crate::operation!(
     /// `CreateNetworkInterface`: Creates a network interface in the specified subnet.
-    CreateNetworkInterface, "ec2", super::CreateNetworkInterfaceRequest, super::CreateNetworkInterfaceResult
+    CreateNetworkInterface, "ec2", super::CreateNetworkInterfaceRequest, super::CreateNetworkInterfaceResult, ec2_xml
 );
 
 crate::operation!(
     /// `AttachNetworkInterface`: Attaches a network interface to an instance.
-    AttachNetworkInterface, "ec2", super::AttachNetworkInterfaceRequest, super::AttachNetworkInterfaceResult
+    AttachNetworkInterface, "ec2", super::AttachNetworkInterfaceRequest, super::AttachNetworkInterfaceResult, ec2_xml
 );
 
 crate::operation!(
     /// `DetachNetworkInterface`: Detaches a network interface from an instance.
-    DetachNetworkInterface, "ec2", super::DetachNetworkInterfaceRequest, crate::Empty
+    DetachNetworkInterface, "ec2", super::DetachNetworkInterfaceRequest, crate::Empty, ec2_xml
 );
 
 crate::operation!(
     /// `DeleteNetworkInterface`: Deletes the specified network interface.
-    DeleteNetworkInterface, "ec2", super::DeleteNetworkInterfaceRequest, crate::Empty
+    DeleteNetworkInterface, "ec2", super::DeleteNetworkInterfaceRequest, crate::Empty, ec2_xml
 );
 
 crate::operation!(
     /// `ModifyNetworkInterfaceAttribute`: Modifies the specified network interface attribute.
-    ModifyNetworkInterfaceAttribute, "ec2", super::ModifyNetworkInterfaceAttributeRequest, crate::Empty
+    ModifyNetworkInterfaceAttribute, "ec2", super::ModifyNetworkInterfaceAttributeRequest, crate::Empty, ec2_xml
 );
 
 crate::operation!(
     /// `CreateVolume`: Creates an EBS volume that can be attached to an instance in the same
     /// Availability Zone.
-    CreateVolume, "ec2", super::CreateVolumeRequest, super::Volume
+    CreateVolume, "ec2", super::CreateVolumeRequest, super::Volume, ec2_xml
 );
 
 crate::operation!(
     /// `DescribeVolumes`: Describes the specified EBS volumes or all of your EBS volumes.
-    DescribeVolumes, "ec2", super::DescribeVolumesRequest, super::DescribeVolumesResult
+    DescribeVolumes, "ec2", super::DescribeVolumesRequest, super::DescribeVolumesResult, ec2_xml
 );
 
 crate::operation!(
     /// `AttachVolume`: Attaches an Amazon EBS volume to a running or stopped instance, and exposes
     /// it to the instance with the specified device name.
-    AttachVolume, "ec2", super::AttachVolumeRequest, super::VolumeAttachment
+    AttachVolume, "ec2", super::AttachVolumeRequest, super::VolumeAttachment, ec2_xml
 );
 
 crate::operation!(
     /// `DetachVolume`: Detaches an EBS volume from an instance.
-    DetachVolume, "ec2", super::DetachVolumeRequest, super::VolumeAttachment
+    DetachVolume, "ec2", super::DetachVolumeRequest, super::VolumeAttachment, ec2_xml
 );
 
 crate::operation!(
     /// `DeleteVolume`: Deletes the specified EBS volume.
-    DeleteVolume, "ec2", super::DeleteVolumeRequest, crate::Empty
+    DeleteVolume, "ec2", super::DeleteVolumeRequest, crate::Empty, ec2_xml
 );
 
 crate::operation!(
     /// `ModifyVolume`: You can modify several parameters of an existing EBS volume, including
     /// volume size, volume type, and IOPS capacity.
-    ModifyVolume, "ec2", super::ModifyVolumeRequest, super::ModifyVolumeResult
+    ModifyVolume, "ec2", super::ModifyVolumeRequest, super::ModifyVolumeResult, ec2_xml
 );
 
 crate::operation!(
     /// `CreateSnapshot`: Creates a snapshot of an EBS volume and stores it in Amazon S3.
-    CreateSnapshot, "ec2", super::CreateSnapshotRequest, super::Snapshot
+    CreateSnapshot, "ec2", super::CreateSnapshotRequest, super::Snapshot, ec2_xml
 );
 
 crate::operation!(
     /// `DescribeSnapshots`: Describes the specified EBS snapshots available to you or all of the
     /// EBS snapshots available to you.
-    DescribeSnapshots, "ec2", super::DescribeSnapshotsRequest, super::DescribeSnapshotsResult
+    DescribeSnapshots, "ec2", super::DescribeSnapshotsRequest, super::DescribeSnapshotsResult, ec2_xml
 );
 
 crate::operation!(
     /// `CopySnapshot`: Creates an exact copy of an Amazon EBS snapshot.
-    CopySnapshot, "ec2", super::CopySnapshotRequest, super::CopySnapshotResult
+    CopySnapshot, "ec2", super::CopySnapshotRequest, super::CopySnapshotResult, ec2_xml
 );
 
 crate::operation!(
     /// `DeleteSnapshot`: Deletes the specified snapshot.
-    DeleteSnapshot, "ec2", super::DeleteSnapshotRequest, crate::Empty
+    DeleteSnapshot, "ec2", super::DeleteSnapshotRequest, crate::Empty, ec2_xml
 );

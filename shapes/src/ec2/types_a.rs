@@ -57,6 +57,58 @@ pub struct Address {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_ip: Option<String>,
 }
+impl crate::ec2_xml::Ec2Xml for Address {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.allocation_id {
+            crate::ec2_xml::element(out, "allocationId", v);
+        }
+        if let Some(v) = &self.association_id {
+            crate::ec2_xml::element(out, "associationId", v);
+        }
+        if let Some(v) = &self.domain {
+            crate::ec2_xml::element(out, "domain", v);
+        }
+        if let Some(v) = &self.network_interface_id {
+            crate::ec2_xml::element(out, "networkInterfaceId", v);
+        }
+        if let Some(v) = &self.network_interface_owner_id {
+            crate::ec2_xml::element(out, "networkInterfaceOwnerId", v);
+        }
+        if let Some(v) = &self.private_ip_address {
+            crate::ec2_xml::element(out, "privateIpAddress", v);
+        }
+        if let Some(v) = &self.tags {
+            crate::ec2_xml::list(out, "tagSet", "item", v);
+        }
+        if let Some(v) = &self.public_ipv4_pool {
+            crate::ec2_xml::element(out, "publicIpv4Pool", v);
+        }
+        if let Some(v) = &self.network_border_group {
+            crate::ec2_xml::element(out, "networkBorderGroup", v);
+        }
+        if let Some(v) = &self.customer_owned_ip {
+            crate::ec2_xml::element(out, "customerOwnedIp", v);
+        }
+        if let Some(v) = &self.customer_owned_ipv4_pool {
+            crate::ec2_xml::element(out, "customerOwnedIpv4Pool", v);
+        }
+        if let Some(v) = &self.carrier_ip {
+            crate::ec2_xml::element(out, "carrierIp", v);
+        }
+        if let Some(v) = &self.subnet_id {
+            crate::ec2_xml::element(out, "subnetId", v);
+        }
+        if let Some(v) = &self.service_managed {
+            crate::ec2_xml::element(out, "serviceManaged", v);
+        }
+        if let Some(v) = &self.instance_id {
+            crate::ec2_xml::element(out, "instanceId", v);
+        }
+        if let Some(v) = &self.public_ip {
+            crate::ec2_xml::element(out, "publicIp", v);
+        }
+    }
+}
 
 /// The input of `AllocateAddress`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -115,6 +167,34 @@ pub struct AllocateAddressResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_ip: Option<String>,
 }
+impl crate::ec2_xml::Ec2Xml for AllocateAddressResult {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.allocation_id {
+            crate::ec2_xml::element(out, "allocationId", v);
+        }
+        if let Some(v) = &self.public_ipv4_pool {
+            crate::ec2_xml::element(out, "publicIpv4Pool", v);
+        }
+        if let Some(v) = &self.network_border_group {
+            crate::ec2_xml::element(out, "networkBorderGroup", v);
+        }
+        if let Some(v) = &self.domain {
+            crate::ec2_xml::element(out, "domain", v);
+        }
+        if let Some(v) = &self.customer_owned_ip {
+            crate::ec2_xml::element(out, "customerOwnedIp", v);
+        }
+        if let Some(v) = &self.customer_owned_ipv4_pool {
+            crate::ec2_xml::element(out, "customerOwnedIpv4Pool", v);
+        }
+        if let Some(v) = &self.carrier_ip {
+            crate::ec2_xml::element(out, "carrierIp", v);
+        }
+        if let Some(v) = &self.public_ip {
+            crate::ec2_xml::element(out, "publicIp", v);
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AmdSevSnpSpecification {
@@ -150,6 +230,16 @@ pub struct ApplicationStatusSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[serde(with = "crate::timestamp::option")]
     pub impaired_since: Option<DateTime<Utc>>,
+}
+impl crate::ec2_xml::Ec2Xml for ApplicationStatusSummary {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.status {
+            crate::ec2_xml::element(out, "status", v);
+        }
+        if let Some(v) = &self.impaired_since {
+            crate::ec2_xml::element(out, "impairedSince", v);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -251,6 +341,13 @@ pub struct AssociateAddressResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub association_id: Option<String>,
 }
+impl crate::ec2_xml::Ec2Xml for AssociateAddressResult {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.association_id {
+            crate::ec2_xml::element(out, "associationId", v);
+        }
+    }
+}
 
 /// Describes an KMS key that is associated with an Amazon EBS snapshot, in addition to the key the
 /// snapshot is encrypted under.
@@ -259,6 +356,13 @@ pub struct AssociatedKmsKey {
     #[serde(rename = "KmsKeyId")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
+}
+impl crate::ec2_xml::Ec2Xml for AssociatedKmsKey {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.kms_key_id {
+            crate::ec2_xml::element(out, "kmsKeyId", v);
+        }
+    }
 }
 
 /// Contains the parameters for AttachNetworkInterface.
@@ -294,6 +398,16 @@ pub struct AttachNetworkInterfaceResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_card_index: Option<i32>,
 }
+impl crate::ec2_xml::Ec2Xml for AttachNetworkInterfaceResult {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.attachment_id {
+            crate::ec2_xml::element(out, "attachmentId", v);
+        }
+        if let Some(v) = &self.network_card_index {
+            crate::ec2_xml::element(out, "networkCardIndex", v);
+        }
+    }
+}
 
 /// The input of `AttachVolume`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -324,6 +438,16 @@ pub struct AttachmentEnaSrdSpecification {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ena_srd_udp_specification: Option<AttachmentEnaSrdUdpSpecification>,
 }
+impl crate::ec2_xml::Ec2Xml for AttachmentEnaSrdSpecification {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.ena_srd_enabled {
+            crate::ec2_xml::element(out, "enaSrdEnabled", v);
+        }
+        if let Some(v) = &self.ena_srd_udp_specification {
+            crate::ec2_xml::element(out, "enaSrdUdpSpecification", v);
+        }
+    }
+}
 
 /// ENA Express is compatible with both TCP and UDP transport protocols.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -331,6 +455,13 @@ pub struct AttachmentEnaSrdUdpSpecification {
     #[serde(rename = "EnaSrdUdpEnabled")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ena_srd_udp_enabled: Option<bool>,
+}
+impl crate::ec2_xml::Ec2Xml for AttachmentEnaSrdUdpSpecification {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.ena_srd_udp_enabled {
+            crate::ec2_xml::element(out, "enaSrdUdpEnabled", v);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -394,6 +525,13 @@ pub struct AttributeBooleanValue {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<bool>,
 }
+impl crate::ec2_xml::Ec2Xml for AttributeBooleanValue {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.value {
+            crate::ec2_xml::element(out, "value", v);
+        }
+    }
+}
 
 /// Describes a value for a resource attribute that is a String.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -401,6 +539,13 @@ pub struct AttributeValue {
     #[serde(rename = "Value")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+impl crate::ec2_xml::Ec2Xml for AttributeValue {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.value {
+            crate::ec2_xml::element(out, "value", v);
+        }
+    }
 }
 
 /// The input of `AuthorizeSecurityGroupEgress`.
@@ -446,6 +591,16 @@ pub struct AuthorizeSecurityGroupEgressResult {
     #[serde(rename = "SecurityGroupRules")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_group_rules: Option<Vec<SecurityGroupRule>>,
+}
+impl crate::ec2_xml::Ec2Xml for AuthorizeSecurityGroupEgressResult {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.return_ {
+            crate::ec2_xml::element(out, "return", v);
+        }
+        if let Some(v) = &self.security_group_rules {
+            crate::ec2_xml::list(out, "securityGroupRuleSet", "item", v);
+        }
+    }
 }
 
 /// The input of `AuthorizeSecurityGroupIngress`.
@@ -496,6 +651,16 @@ pub struct AuthorizeSecurityGroupIngressResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_group_rules: Option<Vec<SecurityGroupRule>>,
 }
+impl crate::ec2_xml::Ec2Xml for AuthorizeSecurityGroupIngressResult {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.return_ {
+            crate::ec2_xml::element(out, "return", v);
+        }
+        if let Some(v) = &self.security_group_rules {
+            crate::ec2_xml::list(out, "securityGroupRuleSet", "item", v);
+        }
+    }
+}
 
 /// Describes Availability Zones, Local Zones, and Wavelength Zones.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -543,6 +708,52 @@ pub struct AvailabilityZone {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<AvailabilityZoneState>,
 }
+impl crate::ec2_xml::Ec2Xml for AvailabilityZone {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.opt_in_status {
+            crate::ec2_xml::element(out, "optInStatus", v);
+        }
+        if let Some(v) = &self.messages {
+            crate::ec2_xml::list(out, "messageSet", "item", v);
+        }
+        if let Some(v) = &self.region_name {
+            crate::ec2_xml::element(out, "regionName", v);
+        }
+        if let Some(v) = &self.zone_name {
+            crate::ec2_xml::element(out, "zoneName", v);
+        }
+        if let Some(v) = &self.zone_id {
+            crate::ec2_xml::element(out, "zoneId", v);
+        }
+        if let Some(v) = &self.group_name {
+            crate::ec2_xml::element(out, "groupName", v);
+        }
+        if let Some(v) = &self.network_border_group {
+            crate::ec2_xml::element(out, "networkBorderGroup", v);
+        }
+        if let Some(v) = &self.zone_type {
+            crate::ec2_xml::element(out, "zoneType", v);
+        }
+        if let Some(v) = &self.parent_zone_name {
+            crate::ec2_xml::element(out, "parentZoneName", v);
+        }
+        if let Some(v) = &self.parent_zone_id {
+            crate::ec2_xml::element(out, "parentZoneId", v);
+        }
+        if let Some(v) = &self.group_long_name {
+            crate::ec2_xml::element(out, "groupLongName", v);
+        }
+        if let Some(v) = &self.geography {
+            crate::ec2_xml::list(out, "geographySet", "item", v);
+        }
+        if let Some(v) = &self.sub_geography {
+            crate::ec2_xml::list(out, "subGeographySet", "item", v);
+        }
+        if let Some(v) = &self.state {
+            crate::ec2_xml::element(out, "zoneState", v);
+        }
+    }
+}
 
 /// Describes the geography information for an Availability Zone or Local Zone.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -551,6 +762,13 @@ pub struct AvailabilityZoneGeography {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
+impl crate::ec2_xml::Ec2Xml for AvailabilityZoneGeography {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.name {
+            crate::ec2_xml::element(out, "name", v);
+        }
+    }
+}
 
 /// Describes a message about an Availability Zone, Local Zone, or Wavelength Zone.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -558,6 +776,13 @@ pub struct AvailabilityZoneMessage {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+impl crate::ec2_xml::Ec2Xml for AvailabilityZoneMessage {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.message {
+            crate::ec2_xml::element(out, "message", v);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -626,4 +851,11 @@ pub struct AvailabilityZoneSubGeography {
     #[serde(rename = "Name")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+impl crate::ec2_xml::Ec2Xml for AvailabilityZoneSubGeography {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.name {
+            crate::ec2_xml::element(out, "name", v);
+        }
+    }
 }

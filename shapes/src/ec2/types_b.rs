@@ -48,6 +48,22 @@ pub struct BlockDeviceMapping {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub virtual_name: Option<String>,
 }
+impl crate::ec2_xml::Ec2Xml for BlockDeviceMapping {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.ebs {
+            crate::ec2_xml::element(out, "ebs", v);
+        }
+        if let Some(v) = &self.no_device {
+            crate::ec2_xml::element(out, "noDevice", v);
+        }
+        if let Some(v) = &self.device_name {
+            crate::ec2_xml::element(out, "deviceName", v);
+        }
+        if let Some(v) = &self.virtual_name {
+            crate::ec2_xml::element(out, "virtualName", v);
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BlockPublicAccessMode {
@@ -82,6 +98,13 @@ pub struct BlockPublicAccessStates {
     #[serde(rename = "InternetGatewayBlockMode")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internet_gateway_block_mode: Option<BlockPublicAccessMode>,
+}
+impl crate::ec2_xml::Ec2Xml for BlockPublicAccessStates {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.internet_gateway_block_mode {
+            crate::ec2_xml::element(out, "internetGatewayBlockMode", v);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

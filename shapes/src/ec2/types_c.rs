@@ -55,6 +55,16 @@ pub struct CapacityReservationSpecificationResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity_reservation_target: Option<CapacityReservationTargetResponse>,
 }
+impl crate::ec2_xml::Ec2Xml for CapacityReservationSpecificationResponse {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.capacity_reservation_preference {
+            crate::ec2_xml::element(out, "capacityReservationPreference", v);
+        }
+        if let Some(v) = &self.capacity_reservation_target {
+            crate::ec2_xml::element(out, "capacityReservationTarget", v);
+        }
+    }
+}
 
 /// Describes a target Capacity Reservation or Capacity Reservation group.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -77,6 +87,16 @@ pub struct CapacityReservationTargetResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity_reservation_resource_group_arn: Option<String>,
 }
+impl crate::ec2_xml::Ec2Xml for CapacityReservationTargetResponse {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.capacity_reservation_id {
+            crate::ec2_xml::element(out, "capacityReservationId", v);
+        }
+        if let Some(v) = &self.capacity_reservation_resource_group_arn {
+            crate::ec2_xml::element(out, "capacityReservationResourceGroupArn", v);
+        }
+    }
+}
 
 /// A security group connection tracking configuration that enables you to set the idle timeout for
 /// connection tracking on an Elastic network interface.
@@ -91,6 +111,19 @@ pub struct ConnectionTrackingConfiguration {
     #[serde(rename = "UdpTimeout")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub udp_timeout: Option<i32>,
+}
+impl crate::ec2_xml::Ec2Xml for ConnectionTrackingConfiguration {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.tcp_established_timeout {
+            crate::ec2_xml::element(out, "tcpEstablishedTimeout", v);
+        }
+        if let Some(v) = &self.udp_stream_timeout {
+            crate::ec2_xml::element(out, "udpStreamTimeout", v);
+        }
+        if let Some(v) = &self.udp_timeout {
+            crate::ec2_xml::element(out, "udpTimeout", v);
+        }
+    }
 }
 
 /// A security group connection tracking specification request that enables you to set the idle
@@ -121,6 +154,19 @@ pub struct ConnectionTrackingSpecificationResponse {
     #[serde(rename = "UdpTimeout")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub udp_timeout: Option<i32>,
+}
+impl crate::ec2_xml::Ec2Xml for ConnectionTrackingSpecificationResponse {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.tcp_established_timeout {
+            crate::ec2_xml::element(out, "tcpEstablishedTimeout", v);
+        }
+        if let Some(v) = &self.udp_stream_timeout {
+            crate::ec2_xml::element(out, "udpStreamTimeout", v);
+        }
+        if let Some(v) = &self.udp_timeout {
+            crate::ec2_xml::element(out, "udpTimeout", v);
+        }
+    }
 }
 
 /// The input of `CopySnapshot`.
@@ -172,6 +218,16 @@ pub struct CopySnapshotResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_id: Option<String>,
 }
+impl crate::ec2_xml::Ec2Xml for CopySnapshotResult {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.tags {
+            crate::ec2_xml::list(out, "tagSet", "item", v);
+        }
+        if let Some(v) = &self.snapshot_id {
+            crate::ec2_xml::element(out, "snapshotId", v);
+        }
+    }
+}
 
 /// The CPU options for the instance.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -188,6 +244,22 @@ pub struct CpuOptions {
     #[serde(rename = "NestedVirtualization")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nested_virtualization: Option<NestedVirtualizationSpecification>,
+}
+impl crate::ec2_xml::Ec2Xml for CpuOptions {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.core_count {
+            crate::ec2_xml::element(out, "coreCount", v);
+        }
+        if let Some(v) = &self.threads_per_core {
+            crate::ec2_xml::element(out, "threadsPerCore", v);
+        }
+        if let Some(v) = &self.amd_sev_snp {
+            crate::ec2_xml::element(out, "amdSevSnp", v);
+        }
+        if let Some(v) = &self.nested_virtualization {
+            crate::ec2_xml::element(out, "nestedVirtualization", v);
+        }
+    }
 }
 
 /// The CPU options for the instance.
@@ -243,6 +315,13 @@ pub struct CreateImageResult {
     #[serde(rename = "ImageId")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_id: Option<String>,
+}
+impl crate::ec2_xml::Ec2Xml for CreateImageResult {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.image_id {
+            crate::ec2_xml::element(out, "imageId", v);
+        }
+    }
 }
 
 /// The input of `CreateKeyPair`.
@@ -335,6 +414,16 @@ pub struct CreateNetworkInterfaceResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_token: Option<String>,
 }
+impl crate::ec2_xml::Ec2Xml for CreateNetworkInterfaceResult {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.network_interface {
+            crate::ec2_xml::element(out, "networkInterface", v);
+        }
+        if let Some(v) = &self.client_token {
+            crate::ec2_xml::element(out, "clientToken", v);
+        }
+    }
+}
 
 /// The input of `CreateSecurityGroup`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -366,6 +455,19 @@ pub struct CreateSecurityGroupResult {
     #[serde(rename = "SecurityGroupArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_group_arn: Option<String>,
+}
+impl crate::ec2_xml::Ec2Xml for CreateSecurityGroupResult {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.group_id {
+            crate::ec2_xml::element(out, "groupId", v);
+        }
+        if let Some(v) = &self.tags {
+            crate::ec2_xml::list(out, "tagSet", "item", v);
+        }
+        if let Some(v) = &self.security_group_arn {
+            crate::ec2_xml::element(out, "securityGroupArn", v);
+        }
+    }
 }
 
 /// The input of `CreateSnapshot`.
@@ -439,6 +541,13 @@ pub struct CreateSubnetResult {
     #[serde(rename = "Subnet")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subnet: Option<Subnet>,
+}
+impl crate::ec2_xml::Ec2Xml for CreateSubnetResult {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.subnet {
+            crate::ec2_xml::element(out, "subnet", v);
+        }
+    }
 }
 
 /// The input of `CreateTags`.
@@ -563,6 +672,13 @@ pub struct CreateVpcResult {
     #[serde(rename = "Vpc")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vpc: Option<Vpc>,
+}
+impl crate::ec2_xml::Ec2Xml for CreateVpcResult {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.vpc {
+            crate::ec2_xml::element(out, "vpc", v);
+        }
+    }
 }
 
 /// The credit option for CPU usage of a T instance.

@@ -51,6 +51,52 @@ pub struct EbsBlockDevice {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ebs_card_index: Option<i32>,
 }
+impl crate::ec2_xml::Ec2Xml for EbsBlockDevice {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.delete_on_termination {
+            crate::ec2_xml::element(out, "deleteOnTermination", v);
+        }
+        if let Some(v) = &self.iops {
+            crate::ec2_xml::element(out, "iops", v);
+        }
+        if let Some(v) = &self.snapshot_id {
+            crate::ec2_xml::element(out, "snapshotId", v);
+        }
+        if let Some(v) = &self.volume_size {
+            crate::ec2_xml::element(out, "volumeSize", v);
+        }
+        if let Some(v) = &self.volume_type {
+            crate::ec2_xml::element(out, "volumeType", v);
+        }
+        if let Some(v) = &self.kms_key_id {
+            crate::ec2_xml::element(out, "kmsKeyId", v);
+        }
+        if let Some(v) = &self.throughput {
+            crate::ec2_xml::element(out, "throughput", v);
+        }
+        if let Some(v) = &self.outpost_arn {
+            crate::ec2_xml::element(out, "outpostArn", v);
+        }
+        if let Some(v) = &self.availability_zone {
+            crate::ec2_xml::element(out, "availabilityZone", v);
+        }
+        if let Some(v) = &self.multi_availability_zone_configuration {
+            crate::ec2_xml::element(out, "multiAvailabilityZoneConfiguration", v);
+        }
+        if let Some(v) = &self.encrypted {
+            crate::ec2_xml::element(out, "encrypted", v);
+        }
+        if let Some(v) = &self.volume_initialization_rate {
+            crate::ec2_xml::element(out, "VolumeInitializationRate", v);
+        }
+        if let Some(v) = &self.availability_zone_id {
+            crate::ec2_xml::element(out, "AvailabilityZoneId", v);
+        }
+        if let Some(v) = &self.ebs_card_index {
+            crate::ec2_xml::element(out, "EbsCardIndex", v);
+        }
+    }
+}
 
 /// Describes the performance characteristics of an EBS card on the instance type.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -76,6 +122,31 @@ pub struct EbsCardInfo {
     #[serde(rename = "MaximumIops")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maximum_iops: Option<i32>,
+}
+impl crate::ec2_xml::Ec2Xml for EbsCardInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.ebs_card_index {
+            crate::ec2_xml::element(out, "ebsCardIndex", v);
+        }
+        if let Some(v) = &self.baseline_bandwidth_in_mbps {
+            crate::ec2_xml::element(out, "baselineBandwidthInMbps", v);
+        }
+        if let Some(v) = &self.baseline_throughput_in_m_bps {
+            crate::ec2_xml::number(out, "baselineThroughputInMBps", *v);
+        }
+        if let Some(v) = &self.baseline_iops {
+            crate::ec2_xml::element(out, "baselineIops", v);
+        }
+        if let Some(v) = &self.maximum_bandwidth_in_mbps {
+            crate::ec2_xml::element(out, "maximumBandwidthInMbps", v);
+        }
+        if let Some(v) = &self.maximum_throughput_in_m_bps {
+            crate::ec2_xml::number(out, "maximumThroughputInMBps", *v);
+        }
+        if let Some(v) = &self.maximum_iops {
+            crate::ec2_xml::element(out, "maximumIops", v);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -130,6 +201,34 @@ pub struct EbsInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ebs_cards: Option<Vec<EbsCardInfo>>,
 }
+impl crate::ec2_xml::Ec2Xml for EbsInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.ebs_optimized_support {
+            crate::ec2_xml::element(out, "ebsOptimizedSupport", v);
+        }
+        if let Some(v) = &self.encryption_support {
+            crate::ec2_xml::element(out, "encryptionSupport", v);
+        }
+        if let Some(v) = &self.ebs_optimized_info {
+            crate::ec2_xml::element(out, "ebsOptimizedInfo", v);
+        }
+        if let Some(v) = &self.nvme_support {
+            crate::ec2_xml::element(out, "nvmeSupport", v);
+        }
+        if let Some(v) = &self.maximum_ebs_attachments {
+            crate::ec2_xml::element(out, "maximumEbsAttachments", v);
+        }
+        if let Some(v) = &self.attachment_limit_type {
+            crate::ec2_xml::element(out, "attachmentLimitType", v);
+        }
+        if let Some(v) = &self.maximum_ebs_cards {
+            crate::ec2_xml::element(out, "maximumEbsCards", v);
+        }
+        if let Some(v) = &self.ebs_cards {
+            crate::ec2_xml::list(out, "ebsCardSet", "item", v);
+        }
+    }
+}
 
 /// Describes a parameter used to set up an EBS volume in a block device mapping.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -165,6 +264,40 @@ pub struct EbsInstanceBlockDevice {
     #[serde(rename = "TrimState")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trim_state: Option<TrimState>,
+}
+impl crate::ec2_xml::Ec2Xml for EbsInstanceBlockDevice {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.attach_time {
+            crate::ec2_xml::element(out, "attachTime", v);
+        }
+        if let Some(v) = &self.delete_on_termination {
+            crate::ec2_xml::element(out, "deleteOnTermination", v);
+        }
+        if let Some(v) = &self.status {
+            crate::ec2_xml::element(out, "status", v);
+        }
+        if let Some(v) = &self.volume_id {
+            crate::ec2_xml::element(out, "volumeId", v);
+        }
+        if let Some(v) = &self.associated_resource {
+            crate::ec2_xml::element(out, "associatedResource", v);
+        }
+        if let Some(v) = &self.volume_owner_id {
+            crate::ec2_xml::element(out, "volumeOwnerId", v);
+        }
+        if let Some(v) = &self.operator {
+            crate::ec2_xml::element(out, "operator", v);
+        }
+        if let Some(v) = &self.ebs_card_index {
+            crate::ec2_xml::element(out, "ebsCardIndex", v);
+        }
+        if let Some(v) = &self.multi_availability_zone_configuration {
+            crate::ec2_xml::element(out, "multiAvailabilityZoneConfiguration", v);
+        }
+        if let Some(v) = &self.trim_state {
+            crate::ec2_xml::element(out, "trimState", v);
+        }
+    }
 }
 
 /// Describes information used to set up an EBS volume specified in a block device mapping.
@@ -227,6 +360,28 @@ pub struct EbsOptimizedInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maximum_iops: Option<i32>,
 }
+impl crate::ec2_xml::Ec2Xml for EbsOptimizedInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.baseline_bandwidth_in_mbps {
+            crate::ec2_xml::element(out, "baselineBandwidthInMbps", v);
+        }
+        if let Some(v) = &self.baseline_throughput_in_m_bps {
+            crate::ec2_xml::number(out, "baselineThroughputInMBps", *v);
+        }
+        if let Some(v) = &self.baseline_iops {
+            crate::ec2_xml::element(out, "baselineIops", v);
+        }
+        if let Some(v) = &self.maximum_bandwidth_in_mbps {
+            crate::ec2_xml::element(out, "maximumBandwidthInMbps", v);
+        }
+        if let Some(v) = &self.maximum_throughput_in_m_bps {
+            crate::ec2_xml::number(out, "maximumThroughputInMBps", *v);
+        }
+        if let Some(v) = &self.maximum_iops {
+            crate::ec2_xml::element(out, "maximumIops", v);
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EbsOptimizedSupport {
@@ -269,6 +424,19 @@ pub struct EbsStatusDetails {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<StatusType>,
 }
+impl crate::ec2_xml::Ec2Xml for EbsStatusDetails {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.impaired_since {
+            crate::ec2_xml::element(out, "impairedSince", v);
+        }
+        if let Some(v) = &self.name {
+            crate::ec2_xml::element(out, "name", v);
+        }
+        if let Some(v) = &self.status {
+            crate::ec2_xml::element(out, "status", v);
+        }
+    }
+}
 
 /// Provides a summary of the attached EBS volume status for an instance.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -280,6 +448,16 @@ pub struct EbsStatusSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<SummaryStatus>,
 }
+impl crate::ec2_xml::Ec2Xml for EbsStatusSummary {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.details {
+            crate::ec2_xml::list(out, "details", "item", v);
+        }
+        if let Some(v) = &self.status {
+            crate::ec2_xml::element(out, "status", v);
+        }
+    }
+}
 
 /// Describes the Elastic Fabric Adapters for the instance type.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -287,6 +465,13 @@ pub struct EfaInfo {
     #[serde(rename = "MaximumEfaInterfaces")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maximum_efa_interfaces: Option<i32>,
+}
+impl crate::ec2_xml::Ec2Xml for EfaInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.maximum_efa_interfaces {
+            crate::ec2_xml::element(out, "maximumEfaInterfaces", v);
+        }
+    }
 }
 
 /// Amazon Elastic Graphics reached end of life on January 8, 2024.
@@ -304,6 +489,22 @@ pub struct ElasticGpuAssociation {
     #[serde(rename = "ElasticGpuAssociationTime")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elastic_gpu_association_time: Option<String>,
+}
+impl crate::ec2_xml::Ec2Xml for ElasticGpuAssociation {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.elastic_gpu_id {
+            crate::ec2_xml::element(out, "elasticGpuId", v);
+        }
+        if let Some(v) = &self.elastic_gpu_association_id {
+            crate::ec2_xml::element(out, "elasticGpuAssociationId", v);
+        }
+        if let Some(v) = &self.elastic_gpu_association_state {
+            crate::ec2_xml::element(out, "elasticGpuAssociationState", v);
+        }
+        if let Some(v) = &self.elastic_gpu_association_time {
+            crate::ec2_xml::element(out, "elasticGpuAssociationTime", v);
+        }
+    }
 }
 
 /// Amazon Elastic Graphics reached end of life on January 8, 2024.
@@ -339,6 +540,22 @@ pub struct ElasticInferenceAcceleratorAssociation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[serde(with = "crate::timestamp::option")]
     pub elastic_inference_accelerator_association_time: Option<DateTime<Utc>>,
+}
+impl crate::ec2_xml::Ec2Xml for ElasticInferenceAcceleratorAssociation {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.elastic_inference_accelerator_arn {
+            crate::ec2_xml::element(out, "elasticInferenceAcceleratorArn", v);
+        }
+        if let Some(v) = &self.elastic_inference_accelerator_association_id {
+            crate::ec2_xml::element(out, "elasticInferenceAcceleratorAssociationId", v);
+        }
+        if let Some(v) = &self.elastic_inference_accelerator_association_state {
+            crate::ec2_xml::element(out, "elasticInferenceAcceleratorAssociationState", v);
+        }
+        if let Some(v) = &self.elastic_inference_accelerator_association_time {
+            crate::ec2_xml::element(out, "elasticInferenceAcceleratorAssociationTime", v);
+        }
+    }
 }
 
 /// ENA Express uses Amazon Web Services Scalable Reliable Datagram (SRD) technology to increase the
@@ -414,6 +631,13 @@ pub struct EnclaveOptions {
     #[serde(rename = "Enabled")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+}
+impl crate::ec2_xml::Ec2Xml for EnclaveOptions {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.enabled {
+            crate::ec2_xml::element(out, "enabled", v);
+        }
+    }
 }
 
 /// Indicates whether the instance is enabled for Amazon Web Services Nitro Enclaves.

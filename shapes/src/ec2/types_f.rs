@@ -106,6 +106,22 @@ pub struct FpgaDeviceInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_info: Option<FpgaDeviceMemoryInfo>,
 }
+impl crate::ec2_xml::Ec2Xml for FpgaDeviceInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.name {
+            crate::ec2_xml::element(out, "name", v);
+        }
+        if let Some(v) = &self.manufacturer {
+            crate::ec2_xml::element(out, "manufacturer", v);
+        }
+        if let Some(v) = &self.count {
+            crate::ec2_xml::element(out, "count", v);
+        }
+        if let Some(v) = &self.memory_info {
+            crate::ec2_xml::element(out, "memoryInfo", v);
+        }
+    }
+}
 
 /// Describes the memory for the FPGA accelerator for the instance type.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -113,6 +129,13 @@ pub struct FpgaDeviceMemoryInfo {
     #[serde(rename = "SizeInMiB")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_in_mi_b: Option<i32>,
+}
+impl crate::ec2_xml::Ec2Xml for FpgaDeviceMemoryInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.size_in_mi_b {
+            crate::ec2_xml::element(out, "sizeInMiB", v);
+        }
+    }
 }
 
 /// Describes the FPGAs for the instance type.
@@ -124,4 +147,14 @@ pub struct FpgaInfo {
     #[serde(rename = "TotalFpgaMemoryInMiB")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_fpga_memory_in_mi_b: Option<i32>,
+}
+impl crate::ec2_xml::Ec2Xml for FpgaInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.fpgas {
+            crate::ec2_xml::list(out, "fpgas", "item", v);
+        }
+        if let Some(v) = &self.total_fpga_memory_in_mi_b {
+            crate::ec2_xml::element(out, "totalFpgaMemoryInMiB", v);
+        }
+    }
 }

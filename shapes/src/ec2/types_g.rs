@@ -31,6 +31,19 @@ pub struct GetConsoleOutputResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
 }
+impl crate::ec2_xml::Ec2Xml for GetConsoleOutputResult {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.instance_id {
+            crate::ec2_xml::element(out, "instanceId", v);
+        }
+        if let Some(v) = &self.timestamp {
+            crate::ec2_xml::element(out, "timestamp", v);
+        }
+        if let Some(v) = &self.output {
+            crate::ec2_xml::element(out, "output", v);
+        }
+    }
+}
 
 /// Describes the GPU accelerators for the instance type.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -57,6 +70,31 @@ pub struct GpuDeviceInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_info: Option<GpuDeviceMemoryInfo>,
 }
+impl crate::ec2_xml::Ec2Xml for GpuDeviceInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.name {
+            crate::ec2_xml::element(out, "name", v);
+        }
+        if let Some(v) = &self.manufacturer {
+            crate::ec2_xml::element(out, "manufacturer", v);
+        }
+        if let Some(v) = &self.count {
+            crate::ec2_xml::element(out, "count", v);
+        }
+        if let Some(v) = &self.logical_gpu_count {
+            crate::ec2_xml::element(out, "logicalGpuCount", v);
+        }
+        if let Some(v) = &self.gpu_partition_size {
+            crate::ec2_xml::number(out, "gpuPartitionSize", *v);
+        }
+        if let Some(v) = &self.workloads {
+            crate::ec2_xml::list(out, "workloadSet", "item", v);
+        }
+        if let Some(v) = &self.memory_info {
+            crate::ec2_xml::element(out, "memoryInfo", v);
+        }
+    }
+}
 
 /// Describes the memory available to the GPU accelerator.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -64,6 +102,13 @@ pub struct GpuDeviceMemoryInfo {
     #[serde(rename = "SizeInMiB")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_in_mi_b: Option<i32>,
+}
+impl crate::ec2_xml::Ec2Xml for GpuDeviceMemoryInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.size_in_mi_b {
+            crate::ec2_xml::element(out, "sizeInMiB", v);
+        }
+    }
 }
 
 /// Describes the GPU accelerators for the instance type.
@@ -76,6 +121,16 @@ pub struct GpuInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_gpu_memory_in_mi_b: Option<i32>,
 }
+impl crate::ec2_xml::Ec2Xml for GpuInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.gpus {
+            crate::ec2_xml::list(out, "gpus", "item", v);
+        }
+        if let Some(v) = &self.total_gpu_memory_in_mi_b {
+            crate::ec2_xml::element(out, "totalGpuMemoryInMiB", v);
+        }
+    }
+}
 
 /// Describes a security group.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -86,4 +141,14 @@ pub struct GroupIdentifier {
     #[serde(rename = "GroupName")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_name: Option<String>,
+}
+impl crate::ec2_xml::Ec2Xml for GroupIdentifier {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.group_id {
+            crate::ec2_xml::element(out, "groupId", v);
+        }
+        if let Some(v) = &self.group_name {
+            crate::ec2_xml::element(out, "groupName", v);
+        }
+    }
 }

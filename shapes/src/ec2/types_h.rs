@@ -10,6 +10,13 @@ pub struct HibernationOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub configured: Option<bool>,
 }
+impl crate::ec2_xml::Ec2Xml for HibernationOptions {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.configured {
+            crate::ec2_xml::element(out, "configured", v);
+        }
+    }
+}
 
 /// Indicates whether your instance is configured for hibernation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

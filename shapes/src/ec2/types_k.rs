@@ -48,6 +48,25 @@ pub struct KeyPair {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_material: Option<String>,
 }
+impl crate::ec2_xml::Ec2Xml for KeyPair {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.key_pair_id {
+            crate::ec2_xml::element(out, "keyPairId", v);
+        }
+        if let Some(v) = &self.tags {
+            crate::ec2_xml::list(out, "tagSet", "item", v);
+        }
+        if let Some(v) = &self.key_name {
+            crate::ec2_xml::element(out, "keyName", v);
+        }
+        if let Some(v) = &self.key_fingerprint {
+            crate::ec2_xml::element(out, "keyFingerprint", v);
+        }
+        if let Some(v) = &self.key_material {
+            crate::ec2_xml::element(out, "keyMaterial", v);
+        }
+    }
+}
 
 /// Describes a key pair.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -74,6 +93,31 @@ pub struct KeyPairInfo {
     #[serde(rename = "KeyFingerprint")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_fingerprint: Option<String>,
+}
+impl crate::ec2_xml::Ec2Xml for KeyPairInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.key_pair_id {
+            crate::ec2_xml::element(out, "keyPairId", v);
+        }
+        if let Some(v) = &self.key_type {
+            crate::ec2_xml::element(out, "keyType", v);
+        }
+        if let Some(v) = &self.tags {
+            crate::ec2_xml::list(out, "tagSet", "item", v);
+        }
+        if let Some(v) = &self.public_key {
+            crate::ec2_xml::element(out, "publicKey", v);
+        }
+        if let Some(v) = &self.create_time {
+            crate::ec2_xml::element(out, "createTime", v);
+        }
+        if let Some(v) = &self.key_name {
+            crate::ec2_xml::element(out, "keyName", v);
+        }
+        if let Some(v) = &self.key_fingerprint {
+            crate::ec2_xml::element(out, "keyFingerprint", v);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

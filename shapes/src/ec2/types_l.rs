@@ -24,6 +24,13 @@ pub struct LicenseConfiguration {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub license_configuration_arn: Option<String>,
 }
+impl crate::ec2_xml::Ec2Xml for LicenseConfiguration {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.license_configuration_arn {
+            crate::ec2_xml::element(out, "licenseConfigurationArn", v);
+        }
+    }
+}
 
 /// Describes a license configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

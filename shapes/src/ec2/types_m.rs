@@ -44,6 +44,16 @@ pub struct MediaAcceleratorInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_media_memory_in_mi_b: Option<i32>,
 }
+impl crate::ec2_xml::Ec2Xml for MediaAcceleratorInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.accelerators {
+            crate::ec2_xml::list(out, "accelerators", "item", v);
+        }
+        if let Some(v) = &self.total_media_memory_in_mi_b {
+            crate::ec2_xml::element(out, "totalMediaMemoryInMiB", v);
+        }
+    }
+}
 
 /// Describes the media accelerators for the instance type.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -61,6 +71,22 @@ pub struct MediaDeviceInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_info: Option<MediaDeviceMemoryInfo>,
 }
+impl crate::ec2_xml::Ec2Xml for MediaDeviceInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.count {
+            crate::ec2_xml::element(out, "count", v);
+        }
+        if let Some(v) = &self.name {
+            crate::ec2_xml::element(out, "name", v);
+        }
+        if let Some(v) = &self.manufacturer {
+            crate::ec2_xml::element(out, "manufacturer", v);
+        }
+        if let Some(v) = &self.memory_info {
+            crate::ec2_xml::element(out, "memoryInfo", v);
+        }
+    }
+}
 
 /// Describes the memory available to the media accelerator.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -69,6 +95,13 @@ pub struct MediaDeviceMemoryInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_in_mi_b: Option<i32>,
 }
+impl crate::ec2_xml::Ec2Xml for MediaDeviceMemoryInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.size_in_mi_b {
+            crate::ec2_xml::element(out, "sizeInMiB", v);
+        }
+    }
+}
 
 /// Describes the memory for the instance type.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -76,6 +109,13 @@ pub struct MemoryInfo {
     #[serde(rename = "SizeInMiB")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_in_mi_b: Option<i64>,
+}
+impl crate::ec2_xml::Ec2Xml for MemoryInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.size_in_mi_b {
+            crate::ec2_xml::element(out, "sizeInMiB", v);
+        }
+    }
 }
 
 /// The input of `ModifyInstanceAttribute`.
@@ -170,6 +210,16 @@ pub struct ModifyInstanceMetadataOptionsResult {
     #[serde(rename = "InstanceMetadataOptions")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_metadata_options: Option<InstanceMetadataOptionsResponse>,
+}
+impl crate::ec2_xml::Ec2Xml for ModifyInstanceMetadataOptionsResult {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.instance_id {
+            crate::ec2_xml::element(out, "instanceId", v);
+        }
+        if let Some(v) = &self.instance_metadata_options {
+            crate::ec2_xml::element(out, "instanceMetadataOptions", v);
+        }
+    }
 }
 
 /// Contains the parameters for ModifyNetworkInterfaceAttribute.
@@ -285,6 +335,13 @@ pub struct ModifyVolumeResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_modification: Option<VolumeModification>,
 }
+impl crate::ec2_xml::Ec2Xml for ModifyVolumeResult {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.volume_modification {
+            crate::ec2_xml::element(out, "volumeModification", v);
+        }
+    }
+}
 
 /// The input of `MonitorInstances`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -306,6 +363,13 @@ pub struct MonitorInstancesResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_monitorings: Option<Vec<InstanceMonitoring>>,
 }
+impl crate::ec2_xml::Ec2Xml for MonitorInstancesResult {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.instance_monitorings {
+            crate::ec2_xml::list(out, "instancesSet", "item", v);
+        }
+    }
+}
 
 /// Describes the monitoring of an instance.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -316,6 +380,16 @@ pub struct Monitoring {
     #[serde(rename = "State")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<MonitoringState>,
+}
+impl crate::ec2_xml::Ec2Xml for Monitoring {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.metric_category_ids {
+            crate::ec2_xml::list(out, "metricCategoryIdSet", "item", v);
+        }
+        if let Some(v) = &self.state {
+            crate::ec2_xml::element(out, "state", v);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -357,6 +431,16 @@ pub struct MultiAvailabilityZoneVolumeConfiguration {
     #[serde(rename = "StandbyAvailabilityZones")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standby_availability_zones: Option<Vec<StandbyVolumeAvailabilityZone>>,
+}
+impl crate::ec2_xml::Ec2Xml for MultiAvailabilityZoneVolumeConfiguration {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.configuration_type {
+            crate::ec2_xml::element(out, "configurationType", v);
+        }
+        if let Some(v) = &self.standby_availability_zones {
+            crate::ec2_xml::list(out, "standbyAvailabilityZoneSet", "item", v);
+        }
+    }
 }
 
 /// The Multi-Availability Zone configuration to apply when modifying a volume.

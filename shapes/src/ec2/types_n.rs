@@ -66,6 +66,40 @@ pub struct NetworkCardInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface_types: Option<Vec<NetworkCardInterfaceType>>,
 }
+impl crate::ec2_xml::Ec2Xml for NetworkCardInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.network_card_index {
+            crate::ec2_xml::element(out, "networkCardIndex", v);
+        }
+        if let Some(v) = &self.network_performance {
+            crate::ec2_xml::element(out, "networkPerformance", v);
+        }
+        if let Some(v) = &self.maximum_network_interfaces {
+            crate::ec2_xml::element(out, "maximumNetworkInterfaces", v);
+        }
+        if let Some(v) = &self.additional_flexible_network_interfaces {
+            crate::ec2_xml::element(out, "additionalFlexibleNetworkInterfaces", v);
+        }
+        if let Some(v) = &self.baseline_bandwidth_in_gbps {
+            crate::ec2_xml::number(out, "baselineBandwidthInGbps", *v);
+        }
+        if let Some(v) = &self.peak_bandwidth_in_gbps {
+            crate::ec2_xml::number(out, "peakBandwidthInGbps", *v);
+        }
+        if let Some(v) = &self.default_ena_queue_count_per_interface {
+            crate::ec2_xml::element(out, "defaultEnaQueueCountPerInterface", v);
+        }
+        if let Some(v) = &self.maximum_ena_queue_count {
+            crate::ec2_xml::element(out, "maximumEnaQueueCount", v);
+        }
+        if let Some(v) = &self.maximum_ena_queue_count_per_interface {
+            crate::ec2_xml::element(out, "maximumEnaQueueCountPerInterface", v);
+        }
+        if let Some(v) = &self.interface_types {
+            crate::ec2_xml::list(out, "interfaceTypeSet", "item", v);
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum NetworkCardInterfaceType {
@@ -110,6 +144,19 @@ pub struct NetworkFirewallAssociation {
     #[serde(rename = "FirewallMode")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firewall_mode: Option<FirewallMode>,
+}
+impl crate::ec2_xml::Ec2Xml for NetworkFirewallAssociation {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.firewall_arn {
+            crate::ec2_xml::element(out, "firewallArn", v);
+        }
+        if let Some(v) = &self.firewall_onboarding_status {
+            crate::ec2_xml::element(out, "firewallOnboardingStatus", v);
+        }
+        if let Some(v) = &self.firewall_mode {
+            crate::ec2_xml::element(out, "firewallMode", v);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -208,6 +255,67 @@ pub struct NetworkInfo {
     #[serde(rename = "Ipv4AddressesPerSecondaryInterface")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv4_addresses_per_secondary_interface: Option<i32>,
+}
+impl crate::ec2_xml::Ec2Xml for NetworkInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.network_performance {
+            crate::ec2_xml::element(out, "networkPerformance", v);
+        }
+        if let Some(v) = &self.maximum_network_interfaces {
+            crate::ec2_xml::element(out, "maximumNetworkInterfaces", v);
+        }
+        if let Some(v) = &self.maximum_network_cards {
+            crate::ec2_xml::element(out, "maximumNetworkCards", v);
+        }
+        if let Some(v) = &self.default_network_card_index {
+            crate::ec2_xml::element(out, "defaultNetworkCardIndex", v);
+        }
+        if let Some(v) = &self.network_cards {
+            crate::ec2_xml::list(out, "networkCards", "item", v);
+        }
+        if let Some(v) = &self.ipv4_addresses_per_interface {
+            crate::ec2_xml::element(out, "ipv4AddressesPerInterface", v);
+        }
+        if let Some(v) = &self.ipv6_addresses_per_interface {
+            crate::ec2_xml::element(out, "ipv6AddressesPerInterface", v);
+        }
+        if let Some(v) = &self.ipv6_supported {
+            crate::ec2_xml::element(out, "ipv6Supported", v);
+        }
+        if let Some(v) = &self.ena_support {
+            crate::ec2_xml::element(out, "enaSupport", v);
+        }
+        if let Some(v) = &self.efa_supported {
+            crate::ec2_xml::element(out, "efaSupported", v);
+        }
+        if let Some(v) = &self.efa_info {
+            crate::ec2_xml::element(out, "efaInfo", v);
+        }
+        if let Some(v) = &self.encryption_in_transit_supported {
+            crate::ec2_xml::element(out, "encryptionInTransitSupported", v);
+        }
+        if let Some(v) = &self.ena_srd_supported {
+            crate::ec2_xml::element(out, "enaSrdSupported", v);
+        }
+        if let Some(v) = &self.bandwidth_weightings {
+            crate::ec2_xml::list(out, "bandwidthWeightings", "item", v);
+        }
+        if let Some(v) = &self.flexible_ena_queues_support {
+            crate::ec2_xml::element(out, "flexibleEnaQueuesSupport", v);
+        }
+        if let Some(v) = &self.connection_tracking_configuration {
+            crate::ec2_xml::element(out, "connectionTrackingConfiguration", v);
+        }
+        if let Some(v) = &self.secondary_network_supported {
+            crate::ec2_xml::element(out, "secondaryNetworkSupported", v);
+        }
+        if let Some(v) = &self.maximum_secondary_network_interfaces {
+            crate::ec2_xml::element(out, "maximumSecondaryNetworkInterfaces", v);
+        }
+        if let Some(v) = &self.ipv4_addresses_per_secondary_interface {
+            crate::ec2_xml::element(out, "ipv4AddressesPerSecondaryInterface", v);
+        }
+    }
 }
 
 /// Describes a network interface.
@@ -310,6 +418,106 @@ pub struct NetworkInterface {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability_zone_id: Option<String>,
 }
+impl crate::ec2_xml::Ec2Xml for NetworkInterface {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.association {
+            crate::ec2_xml::element(out, "association", v);
+        }
+        if let Some(v) = &self.attachment {
+            crate::ec2_xml::element(out, "attachment", v);
+        }
+        if let Some(v) = &self.availability_zone {
+            crate::ec2_xml::element(out, "availabilityZone", v);
+        }
+        if let Some(v) = &self.connection_tracking_configuration {
+            crate::ec2_xml::element(out, "connectionTrackingConfiguration", v);
+        }
+        if let Some(v) = &self.description {
+            crate::ec2_xml::element(out, "description", v);
+        }
+        if let Some(v) = &self.groups {
+            crate::ec2_xml::list(out, "groupSet", "item", v);
+        }
+        if let Some(v) = &self.interface_type {
+            crate::ec2_xml::element(out, "interfaceType", v);
+        }
+        if let Some(v) = &self.ipv6_addresses {
+            crate::ec2_xml::list(out, "ipv6AddressesSet", "item", v);
+        }
+        if let Some(v) = &self.mac_address {
+            crate::ec2_xml::element(out, "macAddress", v);
+        }
+        if let Some(v) = &self.network_interface_id {
+            crate::ec2_xml::element(out, "networkInterfaceId", v);
+        }
+        if let Some(v) = &self.outpost_arn {
+            crate::ec2_xml::element(out, "outpostArn", v);
+        }
+        if let Some(v) = &self.owner_id {
+            crate::ec2_xml::element(out, "ownerId", v);
+        }
+        if let Some(v) = &self.private_dns_name {
+            crate::ec2_xml::element(out, "privateDnsName", v);
+        }
+        if let Some(v) = &self.public_dns_name {
+            crate::ec2_xml::element(out, "publicDnsName", v);
+        }
+        if let Some(v) = &self.public_ip_dns_name_options {
+            crate::ec2_xml::element(out, "publicIpDnsNameOptions", v);
+        }
+        if let Some(v) = &self.private_ip_address {
+            crate::ec2_xml::element(out, "privateIpAddress", v);
+        }
+        if let Some(v) = &self.private_ip_addresses {
+            crate::ec2_xml::list(out, "privateIpAddressesSet", "item", v);
+        }
+        if let Some(v) = &self.ipv4_prefixes {
+            crate::ec2_xml::list(out, "ipv4PrefixSet", "item", v);
+        }
+        if let Some(v) = &self.ipv6_prefixes {
+            crate::ec2_xml::list(out, "ipv6PrefixSet", "item", v);
+        }
+        if let Some(v) = &self.requester_id {
+            crate::ec2_xml::element(out, "requesterId", v);
+        }
+        if let Some(v) = &self.requester_managed {
+            crate::ec2_xml::element(out, "requesterManaged", v);
+        }
+        if let Some(v) = &self.source_dest_check {
+            crate::ec2_xml::element(out, "sourceDestCheck", v);
+        }
+        if let Some(v) = &self.status {
+            crate::ec2_xml::element(out, "status", v);
+        }
+        if let Some(v) = &self.subnet_id {
+            crate::ec2_xml::element(out, "subnetId", v);
+        }
+        if let Some(v) = &self.tag_set {
+            crate::ec2_xml::list(out, "tagSet", "item", v);
+        }
+        if let Some(v) = &self.vpc_id {
+            crate::ec2_xml::element(out, "vpcId", v);
+        }
+        if let Some(v) = &self.deny_all_igw_traffic {
+            crate::ec2_xml::element(out, "denyAllIgwTraffic", v);
+        }
+        if let Some(v) = &self.ipv6_native {
+            crate::ec2_xml::element(out, "ipv6Native", v);
+        }
+        if let Some(v) = &self.ipv6_address {
+            crate::ec2_xml::element(out, "ipv6Address", v);
+        }
+        if let Some(v) = &self.operator {
+            crate::ec2_xml::element(out, "operator", v);
+        }
+        if let Some(v) = &self.associated_subnets {
+            crate::ec2_xml::list(out, "associatedSubnetSet", "item", v);
+        }
+        if let Some(v) = &self.availability_zone_id {
+            crate::ec2_xml::element(out, "availabilityZoneId", v);
+        }
+    }
+}
 
 /// Describes association information for an Elastic IP address (IPv4 only), or a Carrier IP address
 /// (for a network interface which resides in a subnet in a Wavelength Zone).
@@ -336,6 +544,31 @@ pub struct NetworkInterfaceAssociation {
     #[serde(rename = "CarrierIp")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub carrier_ip: Option<String>,
+}
+impl crate::ec2_xml::Ec2Xml for NetworkInterfaceAssociation {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.allocation_id {
+            crate::ec2_xml::element(out, "allocationId", v);
+        }
+        if let Some(v) = &self.association_id {
+            crate::ec2_xml::element(out, "associationId", v);
+        }
+        if let Some(v) = &self.ip_owner_id {
+            crate::ec2_xml::element(out, "ipOwnerId", v);
+        }
+        if let Some(v) = &self.public_dns_name {
+            crate::ec2_xml::element(out, "publicDnsName", v);
+        }
+        if let Some(v) = &self.public_ip {
+            crate::ec2_xml::element(out, "publicIp", v);
+        }
+        if let Some(v) = &self.customer_owned_ip {
+            crate::ec2_xml::element(out, "customerOwnedIp", v);
+        }
+        if let Some(v) = &self.carrier_ip {
+            crate::ec2_xml::element(out, "carrierIp", v);
+        }
+    }
 }
 
 /// Describes a network interface attachment.
@@ -372,6 +605,40 @@ pub struct NetworkInterfaceAttachment {
     #[serde(rename = "EnaQueueCount")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ena_queue_count: Option<i32>,
+}
+impl crate::ec2_xml::Ec2Xml for NetworkInterfaceAttachment {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.attach_time {
+            crate::ec2_xml::element(out, "attachTime", v);
+        }
+        if let Some(v) = &self.attachment_id {
+            crate::ec2_xml::element(out, "attachmentId", v);
+        }
+        if let Some(v) = &self.delete_on_termination {
+            crate::ec2_xml::element(out, "deleteOnTermination", v);
+        }
+        if let Some(v) = &self.device_index {
+            crate::ec2_xml::element(out, "deviceIndex", v);
+        }
+        if let Some(v) = &self.network_card_index {
+            crate::ec2_xml::element(out, "networkCardIndex", v);
+        }
+        if let Some(v) = &self.instance_id {
+            crate::ec2_xml::element(out, "instanceId", v);
+        }
+        if let Some(v) = &self.instance_owner_id {
+            crate::ec2_xml::element(out, "instanceOwnerId", v);
+        }
+        if let Some(v) = &self.status {
+            crate::ec2_xml::element(out, "status", v);
+        }
+        if let Some(v) = &self.ena_srd_specification {
+            crate::ec2_xml::element(out, "enaSrdSpecification", v);
+        }
+        if let Some(v) = &self.ena_queue_count {
+            crate::ec2_xml::element(out, "enaQueueCount", v);
+        }
+    }
 }
 
 /// Describes an attachment change.
@@ -434,6 +701,19 @@ pub struct NetworkInterfaceIpv6Address {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_primary_ipv6: Option<bool>,
 }
+impl crate::ec2_xml::Ec2Xml for NetworkInterfaceIpv6Address {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.ipv6_address {
+            crate::ec2_xml::element(out, "ipv6Address", v);
+        }
+        if let Some(v) = &self.public_ipv6_dns_name {
+            crate::ec2_xml::element(out, "publicIpv6DnsName", v);
+        }
+        if let Some(v) = &self.is_primary_ipv6 {
+            crate::ec2_xml::element(out, "isPrimaryIpv6", v);
+        }
+    }
+}
 
 /// Describes the private IPv4 address of a network interface.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -450,6 +730,22 @@ pub struct NetworkInterfacePrivateIpAddress {
     #[serde(rename = "PrivateIpAddress")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_ip_address: Option<String>,
+}
+impl crate::ec2_xml::Ec2Xml for NetworkInterfacePrivateIpAddress {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.association {
+            crate::ec2_xml::element(out, "association", v);
+        }
+        if let Some(v) = &self.primary {
+            crate::ec2_xml::element(out, "primary", v);
+        }
+        if let Some(v) = &self.private_dns_name {
+            crate::ec2_xml::element(out, "privateDnsName", v);
+        }
+        if let Some(v) = &self.private_ip_address {
+            crate::ec2_xml::element(out, "privateIpAddress", v);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -567,6 +863,16 @@ pub struct NeuronDeviceCoreInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<i32>,
 }
+impl crate::ec2_xml::Ec2Xml for NeuronDeviceCoreInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.count {
+            crate::ec2_xml::element(out, "count", v);
+        }
+        if let Some(v) = &self.version {
+            crate::ec2_xml::element(out, "version", v);
+        }
+    }
+}
 
 /// Describes the neuron accelerators for the instance type.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -584,6 +890,22 @@ pub struct NeuronDeviceInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_info: Option<NeuronDeviceMemoryInfo>,
 }
+impl crate::ec2_xml::Ec2Xml for NeuronDeviceInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.count {
+            crate::ec2_xml::element(out, "count", v);
+        }
+        if let Some(v) = &self.name {
+            crate::ec2_xml::element(out, "name", v);
+        }
+        if let Some(v) = &self.core_info {
+            crate::ec2_xml::element(out, "coreInfo", v);
+        }
+        if let Some(v) = &self.memory_info {
+            crate::ec2_xml::element(out, "memoryInfo", v);
+        }
+    }
+}
 
 /// Describes the memory available to the neuron accelerator.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -591,6 +913,13 @@ pub struct NeuronDeviceMemoryInfo {
     #[serde(rename = "SizeInMiB")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_in_mi_b: Option<i32>,
+}
+impl crate::ec2_xml::Ec2Xml for NeuronDeviceMemoryInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.size_in_mi_b {
+            crate::ec2_xml::element(out, "sizeInMiB", v);
+        }
+    }
 }
 
 /// Describes the neuron accelerators for the instance type.
@@ -602,6 +931,16 @@ pub struct NeuronInfo {
     #[serde(rename = "TotalNeuronDeviceMemoryInMiB")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_neuron_device_memory_in_mi_b: Option<i32>,
+}
+impl crate::ec2_xml::Ec2Xml for NeuronInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.neuron_devices {
+            crate::ec2_xml::list(out, "neuronDevices", "item", v);
+        }
+        if let Some(v) = &self.total_neuron_device_memory_in_mi_b {
+            crate::ec2_xml::element(out, "totalNeuronDeviceMemoryInMiB", v);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -634,6 +973,13 @@ pub struct NitroTpmInfo {
     #[serde(rename = "SupportedVersions")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supported_versions: Option<Vec<String>>,
+}
+impl crate::ec2_xml::Ec2Xml for NitroTpmInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.supported_versions {
+            crate::ec2_xml::list(out, "supportedVersions", "item", v);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

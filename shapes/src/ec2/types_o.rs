@@ -25,3 +25,16 @@ pub struct OperatorResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hidden_by_default: Option<bool>,
 }
+impl crate::ec2_xml::Ec2Xml for OperatorResponse {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.managed {
+            crate::ec2_xml::element(out, "managed", v);
+        }
+        if let Some(v) = &self.principal {
+            crate::ec2_xml::element(out, "principal", v);
+        }
+        if let Some(v) = &self.hidden_by_default {
+            crate::ec2_xml::element(out, "hiddenByDefault", v);
+        }
+    }
+}

@@ -19,6 +19,19 @@ pub struct PerformanceStatusSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remediation: Option<String>,
 }
+impl crate::ec2_xml::Ec2Xml for PerformanceStatusSummary {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.status {
+            crate::ec2_xml::element(out, "status", v);
+        }
+        if let Some(v) = &self.impaired_since {
+            crate::ec2_xml::element(out, "impairedSince", v);
+        }
+        if let Some(v) = &self.remediation {
+            crate::ec2_xml::element(out, "remediation", v);
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PhcSupport {
@@ -78,6 +91,40 @@ pub struct Placement {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability_zone: Option<String>,
 }
+impl crate::ec2_xml::Ec2Xml for Placement {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.availability_zone_id {
+            crate::ec2_xml::element(out, "availabilityZoneId", v);
+        }
+        if let Some(v) = &self.affinity {
+            crate::ec2_xml::element(out, "affinity", v);
+        }
+        if let Some(v) = &self.group_name {
+            crate::ec2_xml::element(out, "groupName", v);
+        }
+        if let Some(v) = &self.partition_number {
+            crate::ec2_xml::element(out, "partitionNumber", v);
+        }
+        if let Some(v) = &self.host_id {
+            crate::ec2_xml::element(out, "hostId", v);
+        }
+        if let Some(v) = &self.tenancy {
+            crate::ec2_xml::element(out, "tenancy", v);
+        }
+        if let Some(v) = &self.spread_domain {
+            crate::ec2_xml::element(out, "spreadDomain", v);
+        }
+        if let Some(v) = &self.host_resource_group_arn {
+            crate::ec2_xml::element(out, "hostResourceGroupArn", v);
+        }
+        if let Some(v) = &self.group_id {
+            crate::ec2_xml::element(out, "groupId", v);
+        }
+        if let Some(v) = &self.availability_zone {
+            crate::ec2_xml::element(out, "availabilityZone", v);
+        }
+    }
+}
 
 /// Describes the placement group support of the instance type.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -85,6 +132,13 @@ pub struct PlacementGroupInfo {
     #[serde(rename = "SupportedStrategies")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supported_strategies: Option<Vec<PlacementGroupStrategy>>,
+}
+impl crate::ec2_xml::Ec2Xml for PlacementGroupInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.supported_strategies {
+            crate::ec2_xml::list(out, "supportedStrategies", "item", v);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -145,6 +199,16 @@ pub struct PrefixListId {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix_list_id: Option<String>,
 }
+impl crate::ec2_xml::Ec2Xml for PrefixListId {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.description {
+            crate::ec2_xml::element(out, "description", v);
+        }
+        if let Some(v) = &self.prefix_list_id {
+            crate::ec2_xml::element(out, "prefixListId", v);
+        }
+    }
+}
 
 /// Describes the options for instance hostnames.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -158,6 +222,19 @@ pub struct PrivateDnsNameOptionsOnLaunch {
     #[serde(rename = "EnableResourceNameDnsAAAARecord")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_resource_name_dns_aaaa_record: Option<bool>,
+}
+impl crate::ec2_xml::Ec2Xml for PrivateDnsNameOptionsOnLaunch {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.hostname_type {
+            crate::ec2_xml::element(out, "hostnameType", v);
+        }
+        if let Some(v) = &self.enable_resource_name_dns_a_record {
+            crate::ec2_xml::element(out, "enableResourceNameDnsARecord", v);
+        }
+        if let Some(v) = &self.enable_resource_name_dns_aaaa_record {
+            crate::ec2_xml::element(out, "enableResourceNameDnsAAAARecord", v);
+        }
+    }
 }
 
 /// Describes the options for instance hostnames.
@@ -187,6 +264,19 @@ pub struct PrivateDnsNameOptionsResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_resource_name_dns_aaaa_record: Option<bool>,
 }
+impl crate::ec2_xml::Ec2Xml for PrivateDnsNameOptionsResponse {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.hostname_type {
+            crate::ec2_xml::element(out, "hostnameType", v);
+        }
+        if let Some(v) = &self.enable_resource_name_dns_a_record {
+            crate::ec2_xml::element(out, "enableResourceNameDnsARecord", v);
+        }
+        if let Some(v) = &self.enable_resource_name_dns_aaaa_record {
+            crate::ec2_xml::element(out, "enableResourceNameDnsAAAARecord", v);
+        }
+    }
+}
 
 /// Describes a secondary private IPv4 address for a network interface.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -215,6 +305,22 @@ pub struct ProcessorInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manufacturer: Option<String>,
 }
+impl crate::ec2_xml::Ec2Xml for ProcessorInfo {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.supported_architectures {
+            crate::ec2_xml::list(out, "supportedArchitectures", "item", v);
+        }
+        if let Some(v) = &self.sustained_clock_speed_in_ghz {
+            crate::ec2_xml::number(out, "sustainedClockSpeedInGhz", *v);
+        }
+        if let Some(v) = &self.supported_features {
+            crate::ec2_xml::list(out, "supportedFeatures", "item", v);
+        }
+        if let Some(v) = &self.manufacturer {
+            crate::ec2_xml::element(out, "manufacturer", v);
+        }
+    }
+}
 
 /// Describes a product code.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -225,6 +331,16 @@ pub struct ProductCode {
     #[serde(rename = "ProductCodeType")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product_code_type: Option<ProductCodeValues>,
+}
+impl crate::ec2_xml::Ec2Xml for ProductCode {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.product_code_id {
+            crate::ec2_xml::element(out, "productCode", v);
+        }
+        if let Some(v) = &self.product_code_type {
+            crate::ec2_xml::element(out, "type", v);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -266,4 +382,20 @@ pub struct PublicIpDnsNameOptions {
     #[serde(rename = "PublicDualStackDnsName")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_dual_stack_dns_name: Option<String>,
+}
+impl crate::ec2_xml::Ec2Xml for PublicIpDnsNameOptions {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.dns_hostname_type {
+            crate::ec2_xml::element(out, "dnsHostnameType", v);
+        }
+        if let Some(v) = &self.public_ipv4_dns_name {
+            crate::ec2_xml::element(out, "publicIpv4DnsName", v);
+        }
+        if let Some(v) = &self.public_ipv6_dns_name {
+            crate::ec2_xml::element(out, "publicIpv6DnsName", v);
+        }
+        if let Some(v) = &self.public_dual_stack_dns_name {
+            crate::ec2_xml::element(out, "publicDualStackDnsName", v);
+        }
+    }
 }

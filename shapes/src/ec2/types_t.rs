@@ -14,6 +14,16 @@ pub struct Tag {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
 }
+impl crate::ec2_xml::Ec2Xml for Tag {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.key {
+            crate::ec2_xml::element(out, "key", v);
+        }
+        if let Some(v) = &self.value {
+            crate::ec2_xml::element(out, "value", v);
+        }
+    }
+}
 
 /// Describes a tag.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -30,6 +40,22 @@ pub struct TagDescription {
     #[serde(rename = "Value")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+impl crate::ec2_xml::Ec2Xml for TagDescription {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.key {
+            crate::ec2_xml::element(out, "key", v);
+        }
+        if let Some(v) = &self.resource_id {
+            crate::ec2_xml::element(out, "resourceId", v);
+        }
+        if let Some(v) = &self.resource_type {
+            crate::ec2_xml::element(out, "resourceType", v);
+        }
+        if let Some(v) = &self.value {
+            crate::ec2_xml::element(out, "value", v);
+        }
+    }
 }
 
 /// The tags to apply to a resource when the resource is being created.
@@ -92,6 +118,13 @@ pub struct TerminateInstancesResult {
     #[serde(rename = "TerminatingInstances")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terminating_instances: Option<Vec<InstanceStateChange>>,
+}
+impl crate::ec2_xml::Ec2Xml for TerminateInstancesResult {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.terminating_instances {
+            crate::ec2_xml::list(out, "instancesSet", "item", v);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -24,6 +24,13 @@ pub struct UnmonitorInstancesResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_monitorings: Option<Vec<InstanceMonitoring>>,
 }
+impl crate::ec2_xml::Ec2Xml for UnmonitorInstancesResult {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.instance_monitorings {
+            crate::ec2_xml::list(out, "instancesSet", "item", v);
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum UsageClassType {
@@ -76,4 +83,29 @@ pub struct UserIdGroupPair {
     #[serde(rename = "PeeringStatus")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peering_status: Option<String>,
+}
+impl crate::ec2_xml::Ec2Xml for UserIdGroupPair {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.description {
+            crate::ec2_xml::element(out, "description", v);
+        }
+        if let Some(v) = &self.user_id {
+            crate::ec2_xml::element(out, "userId", v);
+        }
+        if let Some(v) = &self.group_name {
+            crate::ec2_xml::element(out, "groupName", v);
+        }
+        if let Some(v) = &self.group_id {
+            crate::ec2_xml::element(out, "groupId", v);
+        }
+        if let Some(v) = &self.vpc_id {
+            crate::ec2_xml::element(out, "vpcId", v);
+        }
+        if let Some(v) = &self.vpc_peering_connection_id {
+            crate::ec2_xml::element(out, "vpcPeeringConnectionId", v);
+        }
+        if let Some(v) = &self.peering_status {
+            crate::ec2_xml::element(out, "peeringStatus", v);
+        }
+    }
 }
