@@ -9,27 +9,112 @@ pub const MODEL_JSON: &str = include_str!("model.json");
 pub const SERVICE: &str = "cloudwatch";
 
 pub mod ops;
+mod types_c;
 mod types_d;
+mod types_e;
+mod types_g;
 mod types_i;
 mod types_l;
 mod types_m;
+mod types_p;
 mod types_r;
+mod types_s;
+mod types_t;
 
+pub use types_c::*;
 pub use types_d::*;
+pub use types_e::*;
+pub use types_g::*;
 pub use types_i::*;
 pub use types_l::*;
 pub use types_m::*;
+pub use types_p::*;
 pub use types_r::*;
+pub use types_s::*;
+pub use types_t::*;
 
 /// The implemented operations, with the model's names of their shapes.
-pub const OPERATIONS: &[crate::OperationInfo] = &[crate::OperationInfo {
-    name: "ListMetrics",
-    input: Some("ListMetricsInput"),
-    output: Some("ListMetricsOutput"),
-    errors: &["InternalServiceFault", "InvalidParameterValueException"],
-}];
+pub const OPERATIONS: &[crate::OperationInfo] = &[
+    crate::OperationInfo {
+        name: "PutMetricData",
+        input: Some("PutMetricDataInput"),
+        output: None,
+        errors: &[
+            "InvalidParameterValueException",
+            "MissingRequiredParameterException",
+            "InvalidParameterCombinationException",
+            "InternalServiceFault",
+        ],
+    },
+    crate::OperationInfo {
+        name: "GetMetricStatistics",
+        input: Some("GetMetricStatisticsInput"),
+        output: Some("GetMetricStatisticsOutput"),
+        errors: &[
+            "InvalidParameterValueException",
+            "MissingRequiredParameterException",
+            "InvalidParameterCombinationException",
+            "InternalServiceFault",
+        ],
+    },
+    crate::OperationInfo {
+        name: "GetMetricData",
+        input: Some("GetMetricDataInput"),
+        output: Some("GetMetricDataOutput"),
+        errors: &["InvalidNextToken"],
+    },
+    crate::OperationInfo {
+        name: "ListMetrics",
+        input: Some("ListMetricsInput"),
+        output: Some("ListMetricsOutput"),
+        errors: &["InternalServiceFault", "InvalidParameterValueException"],
+    },
+    crate::OperationInfo {
+        name: "PutDashboard",
+        input: Some("PutDashboardInput"),
+        output: Some("PutDashboardOutput"),
+        errors: &[
+            "DashboardInvalidInputError",
+            "InternalServiceFault",
+            "ConflictException",
+        ],
+    },
+    crate::OperationInfo {
+        name: "GetDashboard",
+        input: Some("GetDashboardInput"),
+        output: Some("GetDashboardOutput"),
+        errors: &[
+            "InvalidParameterValueException",
+            "DashboardNotFoundError",
+            "InternalServiceFault",
+        ],
+    },
+    crate::OperationInfo {
+        name: "ListDashboards",
+        input: Some("ListDashboardsInput"),
+        output: Some("ListDashboardsOutput"),
+        errors: &["InvalidParameterValueException", "InternalServiceFault"],
+    },
+    crate::OperationInfo {
+        name: "DeleteDashboards",
+        input: Some("DeleteDashboardsInput"),
+        output: Some("DeleteDashboardsOutput"),
+        errors: &[
+            "InvalidParameterValueException",
+            "InternalServiceFault",
+            "ConflictException",
+        ],
+    },
+];
 
 /// Calls `visitor.visit::<O>()` for each implemented operation, in `OPERATIONS`' order.
 pub fn for_each_operation<V: crate::OperationVisitor>(visitor: &mut V) {
+    visitor.visit::<ops::PutMetricData>();
+    visitor.visit::<ops::GetMetricStatistics>();
+    visitor.visit::<ops::GetMetricData>();
     visitor.visit::<ops::ListMetrics>();
+    visitor.visit::<ops::PutDashboard>();
+    visitor.visit::<ops::GetDashboard>();
+    visitor.visit::<ops::ListDashboards>();
+    visitor.visit::<ops::DeleteDashboards>();
 }

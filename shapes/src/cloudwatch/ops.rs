@@ -2,6 +2,42 @@
 //! One marker type per cloudwatch operation, naming its input and output types.
 
 crate::operation!(
+    /// `PutMetricData`: Publishes metric data to Amazon CloudWatch.
+    PutMetricData, "cloudwatch", super::PutMetricDataInput, crate::Empty
+);
+
+crate::operation!(
+    /// `GetMetricStatistics`: Gets statistics for the specified metric.
+    GetMetricStatistics, "cloudwatch", super::GetMetricStatisticsInput, super::GetMetricStatisticsOutput
+);
+
+crate::operation!(
+    /// `GetMetricData`: You can use the GetMetricData API to retrieve CloudWatch metric values.
+    GetMetricData, "cloudwatch", super::GetMetricDataInput, super::GetMetricDataOutput
+);
+
+crate::operation!(
     /// `ListMetrics`: List the specified metrics.
     ListMetrics, "cloudwatch", super::ListMetricsInput, super::ListMetricsOutput
+);
+
+crate::operation!(
+    /// `PutDashboard`: Creates a dashboard if it does not already exist, or updates an existing
+    /// dashboard.
+    PutDashboard, "cloudwatch", super::PutDashboardInput, super::PutDashboardOutput
+);
+
+crate::operation!(
+    /// `GetDashboard`: Displays the details of the dashboard that you specify.
+    GetDashboard, "cloudwatch", super::GetDashboardInput, super::GetDashboardOutput
+);
+
+crate::operation!(
+    /// `ListDashboards`: Returns a list of the dashboards for your account.
+    ListDashboards, "cloudwatch", super::ListDashboardsInput, super::ListDashboardsOutput
+);
+
+crate::operation!(
+    /// `DeleteDashboards`: Deletes all dashboards that you specify.
+    DeleteDashboards, "cloudwatch", super::DeleteDashboardsInput, super::DeleteDashboardsOutput
 );

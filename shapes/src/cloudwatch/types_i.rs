@@ -11,6 +11,22 @@ pub struct InternalServiceFault {
     pub message: Option<String>,
 }
 
+/// The next token specified is invalid. An error.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InvalidNextToken {
+    #[serde(rename = "message")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Parameters were used together that cannot be used together. An error.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InvalidParameterCombinationException {
+    #[serde(rename = "message")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
 /// The value of an input parameter is bad or out-of-range. An error.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InvalidParameterValueException {
