@@ -7,6 +7,7 @@ pub mod hibernation;
 pub mod images;
 pub mod instances;
 pub mod keypairs;
+pub mod metrics;
 pub mod migrations;
 pub mod security_groups;
 pub mod snapshots;

@@ -255,16 +255,22 @@ pub enum MigrateError {
 
 /// Brings the schema up to date, each step in its own transaction.
 pub fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
+    apply(conn, MIGRATIONS)
+}
+
+/// Brings a database whose schema is `steps` up to date (the state database's, or another
+/// file's with a list of its own, such as the metrics store's).
+pub(crate) fn apply(conn: &mut Connection, steps: &[&str]) -> Result<(), MigrateError> {
     let current: usize =
         conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
             .map_err(|source| MigrateError::Step { version: 0, source })? as usize;
-    if current > MIGRATIONS.len() {
+    if current > steps.len() {
         return Err(MigrateError::TooNew {
             found: current,
-            known: MIGRATIONS.len(),
+            known: steps.len(),
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+    for (i, sql) in steps.iter().enumerate().skip(current) {
         let version = i + 1;
         let step = |conn: &mut Connection| -> rusqlite::Result<()> {
             let tx = conn.transaction()?;
