@@ -10,6 +10,7 @@
 
 pub mod ec2;
 pub mod effects;
+pub mod monitoring;
 mod refusal;
 
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub struct Plane {
     pub storage: Arc<Storage>,
     /// The 12-digit account id resources are owned by.
     pub account_id: String,
+    /// CloudWatch's metrics and dashboards, in their own database.
+    pub metrics: Arc<state::metrics::MetricsStore>,
 }
 
 /// What a transaction gives back: its result and the effects it recorded.

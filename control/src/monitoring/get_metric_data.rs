@@ -1,0 +1,268 @@
+//! GetMetricData: several metrics' statistics at once (`MetricStat` queries), each a list of
+//! timestamps and values, paged by datapoints (`MaxDatapoints`, `NextToken`).
+//! Metric math (`Expression` queries) is refused with a clear message for now.
+
+use std::collections::BTreeSet;
+
+use state::metrics::{MetricKey, MetricsStore, StoreError};
+
+use super::metric_data_pages::{self, Cursor};
+use super::statistics::{self, Stat};
+use crate::Refusal;
+
+/// The most queries one request holds.
+pub const MAX_QUERIES: usize = 500;
+/// The most datapoints one answer holds unless `MaxDatapoints` says fewer.
+pub const DEFAULT_MAX_DATAPOINTS: i64 = 100_800;
+
+/// A metric and how to read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricStat {
+    /// The namespace.
+    pub namespace: Option<String>,
+    /// The metric's name.
+    pub metric_name: Option<String>,
+    /// Its dimensions as (name, value).
+    pub dimensions: Vec<(String, String)>,
+    /// The period in seconds.
+    pub period: i32,
+    /// The statistic (`Average`, `p90`).
+    pub stat: String,
+    /// Only the points of this unit.
+    pub unit: Option<String>,
+}
+
+/// One query of a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricDataQuery {
+    /// Its id: a lowercase letter, then letters, digits and `_`.
+    pub id: String,
+    /// A metric to read.
+    pub metric_stat: Option<MetricStat>,
+    /// A metric math expression.
+    pub expression: Option<String>,
+    /// Its label (the metric's name when absent).
+    pub label: Option<String>,
+    /// Whether its values are answered (true when absent).
+    pub return_data: Option<bool>,
+}
+
+/// A GetMetricData request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricDataRequest {
+    /// The queries.
+    pub queries: Vec<MetricDataQuery>,
+    /// From (inclusive), seconds since the epoch.
+    pub start: i64,
+    /// To (exclusive).
+    pub end: i64,
+    /// Oldest first (else newest first, the default).
+    pub ascending: bool,
+    /// At most this many datapoints in this answer.
+    pub max_datapoints: Option<i32>,
+    /// Where an earlier answer stopped.
+    pub next_token: Option<String>,
+}
+
+/// Whether a query's values are all in this answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// All of them.
+    Complete,
+    /// More follow with the answer's `NextToken`.
+    PartialData,
+}
+
+/// One query's values in this answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricDataResult {
+    /// The query's id.
+    pub id: String,
+    /// Its label.
+    pub label: String,
+    /// Period starts, in the order asked for.
+    pub timestamps: Vec<i64>,
+    /// The statistic per period.
+    pub values: Vec<f64>,
+    /// Whether more follow.
+    pub status: Status,
+}
+
+/// An answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricDataPage {
+    /// The queries' results, in the request's order (those with `ReturnData`).
+    pub results: Vec<MetricDataResult>,
+    /// Where the next answer starts, when there is one.
+    pub next_token: Option<String>,
+}
+
+/// Why GetMetricData is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum GetMetricDataError {
+    /// A query or the request is not well formed.
+    #[error("{0}")]
+    Validation(String),
+    /// The token does not come from an earlier answer to this request.
+    #[error("The NextToken does not come from an earlier answer to the same GetMetricData request.")]
+    NextToken,
+    /// The store failed.
+    #[error("cannot read the metrics' points")]
+    Store(#[from] StoreError),
+}
+
+impl Refusal for GetMetricDataError {
+    fn code(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::Validation(_) => "ValidationError",
+            Self::NextToken => "InvalidNextToken",
+            Self::Store(_) => return None,
+        })
+    }
+}
+
+fn invalid(message: impl Into<String>) -> GetMetricDataError {
+    GetMetricDataError::Validation(message.into())
+}
+
+/// A checked MetricStat query.
+struct Reading<'q> {
+    query: &'q MetricDataQuery,
+    key: MetricKey,
+    period: i64,
+    stat: Stat,
+    unit: Option<&'q str>,
+}
+
+/// Answers `request`; `now` is seconds since the epoch.
+pub fn get_metric_data(
+    store: &MetricsStore,
+    request: &MetricDataRequest,
+    now: i64,
+) -> Result<MetricDataPage, GetMetricDataError> {
+    let readings = check(request)?;
+    let max = match request.max_datapoints {
+        None => DEFAULT_MAX_DATAPOINTS,
+        Some(m) if m > 0 => i64::from(m),
+        Some(m) => return Err(invalid(format!("MaxDatapoints must be positive, not {m}."))),
+    };
+    let fingerprint = metric_data_pages::fingerprint(request);
+    let cursor = match &request.next_token {
+        Some(t) => Cursor::parse(t, fingerprint).ok_or(GetMetricDataError::NextToken)?,
+        None => Cursor::start(fingerprint),
+    };
+    let mut series = Vec::new();
+    for r in &readings {
+        let periods = statistics::periods(
+            store,
+            &r.key,
+            (request.start, request.end),
+            r.period,
+            r.unit,
+            now,
+        )?;
+        // Units apart are one series here: merged per period.
+        let mut merged: Vec<(i64, state::metrics::Aggregate)> = Vec::new();
+        for ((time, _), a) in periods {
+            match merged.last_mut() {
+                Some((t, m)) if *t == time => m.merge(&a),
+                _ => merged.push((time, a)),
+            }
+        }
+        let mut points: Vec<(i64, f64)> = merged
+            .into_iter()
+            .filter(|(t, _)| *t >= statistics::align(request.start, r.period))
+            .filter_map(|(t, a)| r.stat.of(&a).map(|v| (t, v)))
+            .collect();
+        if !request.ascending {
+            points.reverse();
+        }
+        let label = r
+            .query
+            .label
+            .clone()
+            .unwrap_or_else(|| r.key.name.clone());
+        series.push((r.query.id.clone(), label, points));
+    }
+    Ok(metric_data_pages::page(series, cursor, max))
+}
+
+/// Checks the request's queries; returns the metric readings with `ReturnData`.
+fn check(request: &MetricDataRequest) -> Result<Vec<Reading<'_>>, GetMetricDataError> {
+    if request.queries.is_empty() {
+        return Err(invalid("The parameter MetricDataQueries must hold at least one query."));
+    }
+    if request.queries.len() > MAX_QUERIES {
+        return Err(invalid(format!(
+            "The collection MetricDataQueries must not have a size greater than {MAX_QUERIES}."
+        )));
+    }
+    if request.start >= request.end {
+        return Err(invalid("The parameter StartTime must be less than the parameter EndTime."));
+    }
+    let mut ids = BTreeSet::new();
+    let mut readings = Vec::new();
+    for (i, q) in request.queries.iter().enumerate() {
+        let at = format!("MetricDataQueries.member.{}", i + 1);
+        if !well_formed_id(&q.id) {
+            return Err(invalid(format!(
+                "The value {} for parameter {at}.Id is invalid: an id starts with a lowercase \
+                 letter followed by letters, digits and underscores.",
+                q.id
+            )));
+        }
+        if !ids.insert(q.id.as_str()) {
+            return Err(invalid(format!("The id {} is used by more than one query.", q.id)));
+        }
+        let stat = match (&q.metric_stat, &q.expression) {
+            (Some(s), None) => s,
+            (None, Some(_)) => {
+                return Err(invalid(format!(
+                    "{at}.Expression: metric math expressions are not supported by this \
+                     endpoint yet; use MetricStat queries."
+                )));
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "{at} must have exactly one of MetricStat and Expression."
+                )));
+            }
+        };
+        let (Some(namespace), Some(name)) = (&stat.namespace, &stat.metric_name) else {
+            return Err(invalid(format!(
+                "{at}.MetricStat.Metric must have a Namespace and a MetricName."
+            )));
+        };
+        let period = statistics::check_period(stat.period)
+            .map_err(|e| invalid(format!("{at}.MetricStat.Period: {e}")))?;
+        let parsed = Stat::parse(&stat.stat).ok_or_else(|| {
+            invalid(format!(
+                "The value {} for parameter {at}.MetricStat.Stat is not a statistic: \
+                 SampleCount, Average, Sum, Minimum, Maximum or a percentile such as p90.",
+                stat.stat
+            ))
+        })?;
+        if q.return_data == Some(false) {
+            continue;
+        }
+        readings.push(Reading {
+            query: q,
+            key: MetricKey::new(namespace.clone(), name.clone(), stat.dimensions.clone()),
+            period,
+            stat: parsed,
+            unit: stat.unit.as_deref(),
+        });
+    }
+    Ok(readings)
+}
+
+/// A query id: a lowercase letter, then letters, digits and underscores.
+fn well_formed_id(id: &str) -> bool {
+    let mut bytes = id.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_lowercase())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+#[cfg(test)]
+#[path = "get_metric_data_tests.rs"]
+mod tests;

@@ -1,0 +1,34 @@
+//! CloudWatch's domain: metrics put and read back, and dashboards, over the metrics store
+//! (`state::metrics`). One file per concern:
+//!
+//! - `put_metric_data.rs`: PutMetricData's checks (reserved namespaces, sizes, exclusive
+//!   members, values, timestamps, resolutions) and the observations it records;
+//! - `statistics.rs`: periods, statistics and percentiles, and points merged into periods,
+//!   shared by the two queries;
+//! - `get_metric_statistics.rs` and `get_metric_data.rs` (with its paging in
+//!   `metric_data_pages.rs`): the queries;
+//! - `list_metrics.rs`: ListMetrics with its filters and pages;
+//! - `dashboards.rs` and `dashboard_body.rs`: the dashboard commands and the check of a
+//!   dashboard's JSON body.
+//!
+//! Each command is a plain function over the store (and the time, in seconds since the
+//! epoch) with its own error enum whose [`crate::Refusal::code`] is CloudWatch's code.
+
+pub mod dashboard_body;
+pub mod dashboards;
+pub mod get_metric_data;
+pub mod get_metric_statistics;
+pub mod list_metrics;
+mod metric_data_pages;
+pub mod put_metric_data;
+pub mod statistics;
+
+pub use state::metrics::{MetricKey, MetricsStore};
+
+/// A fresh metrics store in a temporary directory, for the commands' tests.
+#[cfg(test)]
+pub(crate) fn test_store() -> (tempfile::TempDir, MetricsStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = MetricsStore::open(&dir.path().join("metrics.db")).unwrap();
+    (dir, s)
+}
