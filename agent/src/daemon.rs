@@ -15,6 +15,7 @@ use host::network::{Network, NetworkConfig};
 use host::tasks::{self, Backoff, Unit};
 use state::Db;
 use state::db::OpenError;
+use state::metrics::MetricsStore;
 use wire::credentials::{self, CredentialsError};
 
 /// Errors that stop the agent from starting.
@@ -35,6 +36,9 @@ pub enum StartError {
     /// The database could not be opened.
     #[error("cannot open the state")]
     Db(#[from] OpenError),
+    /// The metrics store could not be opened.
+    #[error("cannot open the metrics store")]
+    Metrics(#[from] state::metrics::OpenError),
     /// Effects recorded before a crash could not be applied.
     #[error("cannot apply the effects an earlier agent recorded")]
     Effects(#[source] control::effects::ApplyError),
@@ -172,12 +176,20 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
     tasks::spawn_restarting(Unit::new("storage reaper"), Backoff::SERVER, move || {
         reaper.clone().reaper()
     });
+    // CloudWatch's metrics and dashboards: a database of their own, rolled up and pruned
+    // now and every five minutes.
+    let metrics = Arc::new(MetricsStore::open(&dir.join("metrics.db"))?);
+    let rollups = metrics.clone();
+    tasks::spawn_restarting(Unit::new("metrics rollup"), Backoff::SERVER, move || {
+        metrics_rollup_loop(rollups.clone())
+    });
     let plane = Arc::new(control::Plane {
         db: db.clone(),
         compute,
         network,
         storage,
         account_id: account_id.clone(),
+        metrics,
     });
     // What an earlier agent recorded but had not applied when it stopped.
     plane.replay().await.map_err(StartError::Effects)?;
@@ -206,4 +218,34 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
     server::serve(listener, state)
         .await
         .map_err(StartError::Serve)
+}
+
+/// How often the metrics store is rolled up and pruned.
+const METRICS_ROLLUP_EVERY: Duration = Duration::from_secs(300);
+
+/// Rolls up and prunes the metrics store now and then every [`METRICS_ROLLUP_EVERY`], off
+/// the async threads (a roll-up after a long stop reads many points).
+async fn metrics_rollup_loop(store: Arc<MetricsStore>) {
+    let mut every = tokio::time::interval(METRICS_ROLLUP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let store = store.clone();
+        let now = chrono::Utc::now().timestamp();
+        match tokio::task::spawn_blocking(move || store.prune_and_roll_up(now)).await {
+            Ok(Ok(report)) => tracing::debug!(
+                rolled_up = report.rolled_up,
+                pruned_points = report.pruned_points,
+                pruned_metrics = report.pruned_metrics,
+                "metrics rolled up and pruned"
+            ),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %host::error_chain(&e), "metrics roll-up failed");
+            }
+            // A panic in the roll-up: the unit's restart takes it up again.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // The runtime is shutting down.
+            Err(_) => return,
+        }
+    }
 }

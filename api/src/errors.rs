@@ -10,6 +10,9 @@ pub struct ApiError {
     pub code: String,
     /// A message naming the field and what is allowed.
     pub message: String,
+    /// The other members of the service's exception shape for this code, by member name
+    /// (CloudWatch's `dashboardValidationMessages`); usually none.
+    pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -19,6 +22,7 @@ impl ApiError {
             status: 400,
             code: code.to_string(),
             message: message.into(),
+            fields: serde_json::Map::new(),
         }
     }
 
@@ -53,6 +57,7 @@ impl ApiError {
             status: 500,
             code: "InternalError".into(),
             message: "An internal error has occurred".into(),
+            fields: serde_json::Map::new(),
         }
     }
 
@@ -63,6 +68,12 @@ impl ApiError {
             Some(code) => Self::new(code, e.to_string()),
             None => Self::internal(e),
         }
+    }
+
+    /// With member `name` of the exception shape set to `value`.
+    pub fn with_field(mut self, name: &str, value: serde_json::Value) -> Self {
+        self.fields.insert(name.to_string(), value);
+        self
     }
 
     /// With another HTTP status.

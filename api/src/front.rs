@@ -256,7 +256,9 @@ fn unauthorized_scope(scope: &str, request_id: &str) -> HttpResponse {
 
 impl From<ApiError> for ServiceError {
     fn from(e: ApiError) -> Self {
-        ServiceError::new(e.code, e.message).with_status(e.status)
+        let mut error = ServiceError::new(e.code, e.message).with_status(e.status);
+        error.fields = e.fields;
+        error
     }
 }
 

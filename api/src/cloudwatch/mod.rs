@@ -1,32 +1,84 @@
-//! CloudWatch, as far as the endpoint's skeleton goes: `ListMetrics` over every protocol
-//! CloudWatch's clients speak (RPC v2 CBOR, awsJson 1.0, awsQuery). The agent records no
-//! metrics yet, so the list is empty; the request is still checked against the model and
-//! its filters read.
+//! CloudWatch over every protocol its clients speak (RPC v2 CBOR, awsJson 1.0, awsQuery):
+//! metrics (`metrics.rs`: PutMetricData, ListMetrics; `queries.rs`: GetMetricStatistics,
+//! GetMetricData) and dashboards (`dashboards.rs`). Each handler turns the operation's
+//! typed input into a command of `control::monitoring`, run on the plane's metrics store,
+//! and its result into the typed output; a refusal is answered with CloudWatch's code and
+//! the HTTP status its model gives that code.
 
+mod dashboards;
+mod metrics;
+mod queries;
+
+use chrono::{DateTime, Utc};
 use serde_json::Value;
-use shapes::cloudwatch::{ListMetricsOutput, ops};
 
 use super::errors::ApiError;
-use super::operation::{input, not_served, output};
+use super::operation::not_served;
 use super::{Call, Reply};
 
 /// Runs one CloudWatch operation.
-pub fn dispatch(operation: &str, _c: &Call<'_>, value: Value) -> Result<Reply, ApiError> {
+pub fn dispatch(operation: &str, c: &Call<'_>, value: Value) -> Result<Reply, ApiError> {
     match operation {
-        "ListMetrics" => {
-            let request = input::<ops::ListMetrics>(value)?;
-            if request.next_token.is_some() {
-                return Err(ApiError::invalid(
-                    "NextToken",
-                    "it does not come from an earlier ListMetrics answer",
-                ));
-            }
-            output::<ops::ListMetrics>(ListMetricsOutput {
-                metrics: Some(Vec::new()),
-                next_token: None,
-                owning_accounts: None,
-            })
-        }
+        "PutMetricData" => metrics::put_metric_data(c, value),
+        "ListMetrics" => metrics::list_metrics(c, value),
+        "GetMetricStatistics" => queries::get_metric_statistics(c, value),
+        "GetMetricData" => queries::get_metric_data(c, value),
+        "PutDashboard" => dashboards::put_dashboard(c, value),
+        "GetDashboard" => dashboards::get_dashboard(c, value),
+        "ListDashboards" => dashboards::list_dashboards(c, value),
+        "DeleteDashboards" => dashboards::delete_dashboards(c, value),
         other => Err(not_served(other)),
+    }
+}
+
+/// A command's refusal with CloudWatch's code, and the status the model gives it (404 for
+/// `ResourceNotFound`); a failure of the agent's is an internal error.
+fn refused<E: control::Refusal>(e: &E) -> ApiError {
+    let error = ApiError::refused(e);
+    let status = super::front::registry()
+        .by_signing_name("monitoring")
+        .and_then(|m| m.error_shape(&error.code))
+        .and_then(|(_, s)| s.error.as_ref()?.http_status_code);
+    match status {
+        Some(s) if error.status < 500 => error.with_status(s),
+        _ => error,
+    }
+}
+
+/// Seconds since the epoch (sub-second parts dropped).
+fn seconds(t: &DateTime<Utc>) -> i64 {
+    t.timestamp()
+}
+
+/// A time from seconds since the epoch.
+fn time(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(seconds, 0).unwrap_or_default()
+}
+
+/// Now, in seconds since the epoch.
+fn now() -> i64 {
+    Utc::now().timestamp()
+}
+
+/// Dimensions as (name, value) pairs.
+fn pairs(dimensions: Option<Vec<shapes::cloudwatch::Dimension>>) -> Vec<(String, String)> {
+    dimensions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| (d.name, d.value))
+        .collect()
+}
+
+/// A metric key as the model's `Metric`.
+fn metric_shape(k: control::monitoring::MetricKey) -> shapes::cloudwatch::Metric {
+    shapes::cloudwatch::Metric {
+        namespace: Some(k.namespace),
+        metric_name: Some(k.name),
+        dimensions: Some(
+            k.dimensions
+                .into_iter()
+                .map(|(name, value)| shapes::cloudwatch::Dimension { name, value })
+                .collect(),
+        ),
     }
 }
