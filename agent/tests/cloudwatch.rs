@@ -1,0 +1,71 @@
+//! CloudWatch metrics and dashboards on a real agent, through boto3 (its default RPC v2 CBOR,
+//! and forced to awsJson and awsQuery) and the `aws` CLI: what is put reads back as the
+//! statistics and percentiles of the numbers put, across pages, filters and restarts, and
+//! bad input gets CloudWatch's codes.
+
+mod common;
+
+use std::process::Command;
+
+use common::Agent;
+
+#[test]
+fn cloudwatch_metrics_and_dashboards_answer_boto3_in_each_protocol_and_the_cli() {
+    let agent = Agent::start(&[]);
+    let out = common::run_python(&agent, "cloudwatch_metrics.py", &[], "cloudwatch metrics: ok");
+    for protocol in ["smithy-rpc-v2-cbor", "json", "query", "the aws CLI"] {
+        assert!(
+            out.contains(&format!("cloudwatch over {protocol}: ok")),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn metrics_survive_an_agent_restart() {
+    let mut agent = Agent::start(&[]);
+    let python = common::venv_python();
+    let script = r#"
+import boto3, configparser, datetime as dt, os, sys
+endpoint, state_dir, step = sys.argv[1:4]
+cfg = configparser.ConfigParser()
+cfg.read(os.path.join(state_dir, "credentials"))
+cw = boto3.client("cloudwatch", endpoint_url=endpoint, region_name="local-1",
+                  aws_access_key_id=cfg["default"]["aws_access_key_id"],
+                  aws_secret_access_key=cfg["default"]["aws_secret_access_key"])
+t0 = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0, second=0) - dt.timedelta(minutes=2)
+if step == "put":
+    cw.put_metric_data(Namespace="Kec2Test/restart", MetricData=[
+        {"MetricName": "Kept", "Timestamp": now, "Value": v} for v in (2.0, 4.0)])
+    cw.put_dashboard(DashboardName="kept", DashboardBody='{"widgets": []}')
+else:
+    got = cw.get_metric_statistics(Namespace="Kec2Test/restart", MetricName="Kept",
+        StartTime=now, EndTime=now + dt.timedelta(minutes=1), Period=60,
+        Statistics=["Sum", "SampleCount"])
+    [p] = got["Datapoints"]
+    assert (p["Sum"], p["SampleCount"]) == (6.0, 2.0), got
+    assert cw.get_dashboard(DashboardName="kept")["DashboardBody"] == '{"widgets": []}'
+print("step ok")
+"#;
+    let run = |agent: &Agent, step: &str| {
+        let out = Command::new(&python)
+            .args(["-c", script, &agent.endpoint])
+            .arg(agent.dir.path())
+            .arg(step)
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_DATA_PATH")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{step}: {}\n{}\nagent log:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            common::tail(&agent.log(), 30)
+        );
+    };
+    run(&agent, "put");
+    agent.restart();
+    run(&agent, "check");
+}
