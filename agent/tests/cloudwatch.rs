@@ -12,7 +12,12 @@ use common::Agent;
 #[test]
 fn cloudwatch_metrics_and_dashboards_answer_boto3_in_each_protocol_and_the_cli() {
     let agent = Agent::start(&[]);
-    let out = common::run_python(&agent, "cloudwatch_metrics.py", &[], "cloudwatch metrics: ok");
+    let out = common::run_python(
+        &agent,
+        "cloudwatch_metrics.py",
+        &[],
+        "cloudwatch metrics: ok",
+    );
     for protocol in ["smithy-rpc-v2-cbor", "json", "query", "the aws CLI"] {
         assert!(
             out.contains(&format!("cloudwatch over {protocol}: ok")),

@@ -40,7 +40,13 @@ pub(super) fn put_metric_data(c: &Call<'_>, value: Value) -> Result<Reply, ApiEr
         .map(datum)
         .collect();
     for entity in request.entity_metric_data.unwrap_or_default() {
-        data.extend(entity.metric_data.unwrap_or_default().into_iter().map(datum));
+        data.extend(
+            entity
+                .metric_data
+                .unwrap_or_default()
+                .into_iter()
+                .map(datum),
+        );
     }
     let command = PutMetricData {
         namespace: request.namespace,
@@ -66,8 +72,8 @@ pub(super) fn list_metrics(c: &Call<'_>, value: Value) -> Result<Reply, ApiError
         recently_active: request.recently_active == Some(RecentlyActive::Pt3h),
         next_token: request.next_token,
     };
-    let page = list_metrics::list_metrics(&c.st.plane.metrics, &query, now())
-        .map_err(|e| refused(&e))?;
+    let page =
+        list_metrics::list_metrics(&c.st.plane.metrics, &query, now()).map_err(|e| refused(&e))?;
     output::<ops::ListMetrics>(ListMetricsOutput {
         metrics: Some(page.metrics.into_iter().map(metric_shape).collect()),
         next_token: page.next_token,

@@ -56,13 +56,19 @@ pub fn check(body: &str) -> Vec<ValidationMessage> {
     if let Some(p) = top.get("periodOverride")
         && !matches!(p.as_str(), Some("auto" | "inherit"))
     {
-        m.add("/periodOverride", "Should be equal to one of the allowed values: auto, inherit");
+        m.add(
+            "/periodOverride",
+            "Should be equal to one of the allowed values: auto, inherit",
+        );
     }
     match top.get("widgets") {
         None => m.add("", "Should have required property 'widgets'"),
         Some(Value::Array(widgets)) => {
             if widgets.len() > MAX_WIDGETS {
-                m.add("/widgets", format!("Should NOT have more than {MAX_WIDGETS} items"));
+                m.add(
+                    "/widgets",
+                    format!("Should NOT have more than {MAX_WIDGETS} items"),
+                );
             }
             for (i, w) in widgets.iter().take(MAX_WIDGETS).enumerate() {
                 widget(&mut m, &format!("/widgets/{i}"), w);
@@ -78,8 +84,12 @@ fn widget(m: &mut Messages, path: &str, w: &Value) {
         m.add(path, "Should be object");
         return;
     };
-    for (key, min, max) in [("x", 0, 23), ("y", 0, i64::MAX), ("width", 1, 24), ("height", 1, 1000)]
-    {
+    for (key, min, max) in [
+        ("x", 0, 23),
+        ("y", 0, i64::MAX),
+        ("width", 1, 24),
+        ("height", 1, 1000),
+    ] {
         if let Some(v) = w.get(key)
             && !v.as_i64().is_some_and(|n| (min..=max).contains(&n))
         {
@@ -100,7 +110,10 @@ fn widget(m: &mut Messages, path: &str, w: &Value) {
         Some(_) => {
             m.add(
                 format!("{path}/type"),
-                format!("Should be equal to one of the allowed values: {}", TYPES.join(", ")),
+                format!(
+                    "Should be equal to one of the allowed values: {}",
+                    TYPES.join(", ")
+                ),
             );
             return;
         }
@@ -172,15 +185,26 @@ fn metric(m: &mut Messages, at: &str, p: &Map<String, Value>) {
         if head.is_empty() && !last {
             m.add(here, "Should NOT have fewer than 1 items");
         } else if head.iter().any(|x| !x.is_string()) {
-            m.add(here, "Should be strings, then an optional object of options");
+            m.add(
+                here,
+                "Should be strings, then an optional object of options",
+            );
         }
     }
     if let Some(v) = p.get("view")
-        && !matches!(v.as_str(), Some("timeSeries" | "singleValue" | "gauge" | "bar" | "pie" | "table"))
+        && !matches!(
+            v.as_str(),
+            Some("timeSeries" | "singleValue" | "gauge" | "bar" | "pie" | "table")
+        )
     {
-        m.add(format!("{at}/view"), "Should be equal to one of the allowed values");
+        m.add(
+            format!("{at}/view"),
+            "Should be equal to one of the allowed values",
+        );
     }
-    if p.get("period").is_some_and(|v| !v.as_i64().is_some_and(|n| n > 0)) {
+    if p.get("period")
+        .is_some_and(|v| v.as_i64().is_none_or(|n| n <= 0))
+    {
         m.add(format!("{at}/period"), "Should be a positive integer");
     }
 }
@@ -213,7 +237,10 @@ mod tests {
     fn each_problem_names_its_path() {
         assert_eq!(paths("not json")[0].0, "");
         assert_eq!(paths("[]"), [("".into(), "Should be object".into())]);
-        assert_eq!(paths("{}"), [("".into(), "Should have required property 'widgets'".into())]);
+        assert_eq!(
+            paths("{}"),
+            [("".into(), "Should have required property 'widgets'".into())]
+        );
         let body = r#"{"widgets": [
             {"type": "text", "properties": {}},
             {"type": "chart", "properties": {}},
@@ -223,15 +250,23 @@ mod tests {
         ]}"#;
         let got = paths(body);
         let want = [
-            ("/widgets/0/properties", "Should have required property 'markdown'"),
-            ("/widgets/1/type", "Should be equal to one of the allowed values: metric, text, log, alarm, explorer, custom"),
+            (
+                "/widgets/0/properties",
+                "Should have required property 'markdown'",
+            ),
+            (
+                "/widgets/1/type",
+                "Should be equal to one of the allowed values: metric, text, log, alarm, explorer, custom",
+            ),
             ("/widgets/2", "Should have required property 'type'"),
             ("/widgets/3/width", "Should be an integer from 1 to 24"),
             ("/widgets/3/properties/metrics", "Should be array"),
             ("/widgets/4", "Should have required property 'properties'"),
         ];
-        let want: Vec<(String, String)> =
-            want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         assert_eq!(got, want);
     }
 

@@ -130,7 +130,9 @@ pub enum ListDashboardsError {
     )]
     Prefix,
     /// The token is not one a page gave.
-    #[error("The value for parameter NextToken is invalid: it does not come from an earlier ListDashboards answer.")]
+    #[error(
+        "The value for parameter NextToken is invalid: it does not come from an earlier ListDashboards answer."
+    )]
     NextToken,
     /// The store failed.
     #[error("cannot list the dashboards")]
@@ -247,13 +249,22 @@ mod tests {
         put_dashboard(&s, "kept", BODY, 1).unwrap();
         let e = get_dashboard(&s, "ghost").unwrap_err();
         assert_eq!(e.code(), Some("ResourceNotFound"));
-        assert_eq!(get_dashboard(&s, "bad/name").unwrap_err().code(), Some("InvalidParameterValue"));
+        assert_eq!(
+            get_dashboard(&s, "bad/name").unwrap_err().code(),
+            Some("InvalidParameterValue")
+        );
         let e = delete_dashboards(&s, &["kept".into(), "ghost".into()]).unwrap_err();
         assert_eq!(e.code(), Some("ResourceNotFound"));
         assert!(get_dashboard(&s, "kept").is_ok(), "nothing deleted");
-        assert_eq!(delete_dashboards(&s, &[]).unwrap_err().code(), Some("InvalidParameterValue"));
+        assert_eq!(
+            delete_dashboards(&s, &[]).unwrap_err().code(),
+            Some("InvalidParameterValue")
+        );
         delete_dashboards(&s, &["kept".into()]).unwrap();
-        assert_eq!(get_dashboard(&s, "kept").unwrap_err().code(), Some("ResourceNotFound"));
+        assert_eq!(
+            get_dashboard(&s, "kept").unwrap_err().code(),
+            Some("ResourceNotFound")
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use state::metrics::{MetricKey, MetricsStore, StoreError};
 
-use super::metric_data_pages::{self, Cursor};
+use super::metric_data_pages::{self, Cursor, Series};
 use super::statistics::{self, Stat};
 use crate::Refusal;
 
@@ -104,7 +104,9 @@ pub enum GetMetricDataError {
     #[error("{0}")]
     Validation(String),
     /// The token does not come from an earlier answer to this request.
-    #[error("The NextToken does not come from an earlier answer to the same GetMetricData request.")]
+    #[error(
+        "The NextToken does not come from an earlier answer to the same GetMetricData request."
+    )]
     NextToken,
     /// The store failed.
     #[error("cannot read the metrics' points")]
@@ -177,12 +179,12 @@ pub fn get_metric_data(
         if !request.ascending {
             points.reverse();
         }
-        let label = r
-            .query
-            .label
-            .clone()
-            .unwrap_or_else(|| r.key.name.clone());
-        series.push((r.query.id.clone(), label, points));
+        let label = r.query.label.clone().unwrap_or_else(|| r.key.name.clone());
+        series.push(Series {
+            id: r.query.id.clone(),
+            label,
+            points,
+        });
     }
     Ok(metric_data_pages::page(series, cursor, max))
 }
@@ -190,7 +192,9 @@ pub fn get_metric_data(
 /// Checks the request's queries; returns the metric readings with `ReturnData`.
 fn check(request: &MetricDataRequest) -> Result<Vec<Reading<'_>>, GetMetricDataError> {
     if request.queries.is_empty() {
-        return Err(invalid("The parameter MetricDataQueries must hold at least one query."));
+        return Err(invalid(
+            "The parameter MetricDataQueries must hold at least one query.",
+        ));
     }
     if request.queries.len() > MAX_QUERIES {
         return Err(invalid(format!(
@@ -198,7 +202,9 @@ fn check(request: &MetricDataRequest) -> Result<Vec<Reading<'_>>, GetMetricDataE
         )));
     }
     if request.start >= request.end {
-        return Err(invalid("The parameter StartTime must be less than the parameter EndTime."));
+        return Err(invalid(
+            "The parameter StartTime must be less than the parameter EndTime.",
+        ));
     }
     let mut ids = BTreeSet::new();
     let mut readings = Vec::new();
@@ -212,7 +218,10 @@ fn check(request: &MetricDataRequest) -> Result<Vec<Reading<'_>>, GetMetricDataE
             )));
         }
         if !ids.insert(q.id.as_str()) {
-            return Err(invalid(format!("The id {} is used by more than one query.", q.id)));
+            return Err(invalid(format!(
+                "The id {} is used by more than one query.",
+                q.id
+            )));
         }
         let stat = match (&q.metric_stat, &q.expression) {
             (Some(s), None) => s,

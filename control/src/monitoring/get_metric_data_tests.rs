@@ -49,7 +49,10 @@ fn fill(s: &MetricsStore) {
                 value: Some(v),
                 ..Default::default()
             };
-            [datum("Hits", (m + 1) as f64), datum("Misses", (10 * (m + 1)) as f64)]
+            [
+                datum("Hits", (m + 1) as f64),
+                datum("Misses", (10 * (m + 1)) as f64),
+            ]
         })
         .collect();
     let r = PutMetricData {
@@ -67,14 +70,29 @@ fn code(r: &MetricDataRequest) -> &'static str {
 #[test]
 fn malformed_queries_are_validation_errors() {
     assert_eq!(code(&request(vec![])), "ValidationError");
-    assert_eq!(code(&request(vec![query("M1", stat("Hits", "Sum"))])), "ValidationError");
-    assert_eq!(code(&request(vec![query("1m", stat("Hits", "Sum"))])), "ValidationError");
-    let twice = vec![query("a", stat("Hits", "Sum")), query("a", stat("Misses", "Sum"))];
+    assert_eq!(
+        code(&request(vec![query("M1", stat("Hits", "Sum"))])),
+        "ValidationError"
+    );
+    assert_eq!(
+        code(&request(vec![query("1m", stat("Hits", "Sum"))])),
+        "ValidationError"
+    );
+    let twice = vec![
+        query("a", stat("Hits", "Sum")),
+        query("a", stat("Misses", "Sum")),
+    ];
     assert_eq!(code(&request(twice)), "ValidationError");
-    assert_eq!(code(&request(vec![query("a", stat("Hits", "Median"))])), "ValidationError");
+    assert_eq!(
+        code(&request(vec![query("a", stat("Hits", "Median"))])),
+        "ValidationError"
+    );
     let mut bad_period = stat("Hits", "Sum");
     bad_period.period = 90;
-    assert_eq!(code(&request(vec![query("a", bad_period)])), "ValidationError");
+    assert_eq!(
+        code(&request(vec![query("a", bad_period)])),
+        "ValidationError"
+    );
     let mut math = query("e", stat("Hits", "Sum"));
     math.metric_stat = None;
     math.expression = Some("m1 * 2".into());
@@ -101,7 +119,10 @@ fn two_metrics_are_read_at_once_newest_first_by_default() {
     assert_eq!(page.results.len(), 2);
     let hits = &page.results[0];
     assert_eq!((hits.id.as_str(), hits.label.as_str()), ("hits", "Hits"));
-    assert_eq!(hits.values, (1..=10).rev().map(f64::from).collect::<Vec<_>>());
+    assert_eq!(
+        hits.values,
+        (1..=10).rev().map(f64::from).collect::<Vec<_>>()
+    );
     assert_eq!(hits.timestamps[0], NOW - 60);
     assert_eq!(hits.status, Status::Complete);
     assert_eq!(page.results[1].label, "Cache misses");
@@ -116,7 +137,10 @@ fn two_metrics_are_read_at_once_newest_first_by_default() {
 fn pages_of_max_datapoints_cover_every_datapoint_once() {
     let (_d, s) = test_store();
     fill(&s);
-    let mut r = request(vec![query("hits", stat("Hits", "Sum")), query("misses", stat("Misses", "Sum"))]);
+    let mut r = request(vec![
+        query("hits", stat("Hits", "Sum")),
+        query("misses", stat("Misses", "Sum")),
+    ]);
     r.max_datapoints = Some(7);
     let mut got: Vec<(String, i64)> = Vec::new();
     let mut pages = 0;

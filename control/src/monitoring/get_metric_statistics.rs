@@ -115,8 +115,14 @@ pub fn get_metric_statistics(
              decreasing the time range."
         )));
     }
-    let periods =
-        statistics::periods(store, &q.key, (q.start, q.end), period, q.unit.as_deref(), now)?;
+    let periods = statistics::periods(
+        store,
+        &q.key,
+        (q.start, q.end),
+        period,
+        q.unit.as_deref(),
+        now,
+    )?;
     Ok(periods
         .into_iter()
         .map(|((time, unit), a)| Datapoint {
@@ -157,7 +163,10 @@ mod tests {
 
     fn code(q: &MetricStatisticsQuery) -> &'static str {
         let (_d, s) = test_store();
-        get_metric_statistics(&s, q, NOW).unwrap_err().code().unwrap()
+        get_metric_statistics(&s, q, NOW)
+            .unwrap_err()
+            .code()
+            .unwrap()
     }
 
     #[test]

@@ -40,7 +40,9 @@ pub struct MetricsPage {
 #[derive(Debug, thiserror::Error)]
 pub enum ListMetricsError {
     /// The token is not one a page gave.
-    #[error("Value for parameter NextToken is invalid: it does not come from an earlier ListMetrics answer")]
+    #[error(
+        "Value for parameter NextToken is invalid: it does not come from an earlier ListMetrics answer"
+    )]
     NextToken,
     /// The store failed.
     #[error("cannot list the metrics")]
@@ -81,7 +83,12 @@ pub fn list_metrics(
                 value: value.clone(),
             })
             .collect(),
-        put_since: now - if q.recently_active { RECENTLY } else { LISTED_FOR },
+        put_since: now
+            - if q.recently_active {
+                RECENTLY
+            } else {
+                LISTED_FOR
+            },
     };
     let listed = store.list(&filter, after, PAGE)?;
     Ok(MetricsPage {

@@ -49,19 +49,25 @@ pub(super) fn fingerprint(request: &MetricDataRequest) -> u64 {
     })
 }
 
-/// The page starting at `cursor` of `series` (id, label, datapoints), at most `max`
-/// datapoints.
-pub(super) fn page(
-    series: Vec<(String, String, Vec<(i64, f64)>)>,
-    cursor: Cursor,
-    max: i64,
-) -> MetricDataPage {
+/// One query's datapoints, in the order answered.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Series {
+    /// The query's id.
+    pub id: String,
+    /// Its label.
+    pub label: String,
+    /// (period start, value).
+    pub points: Vec<(i64, f64)>,
+}
+
+/// The page starting at `cursor` of `series`, at most `max` datapoints.
+pub(super) fn page(series: Vec<Series>, cursor: Cursor, max: i64) -> MetricDataPage {
     let mut skip = cursor.skip;
     let mut room = max.max(0) as u64;
     let mut answered = cursor.skip;
     let mut more = false;
     let mut results = Vec::with_capacity(series.len());
-    for (id, label, points) in series {
+    for Series { id, label, points } in series {
         let n = points.len() as u64;
         let from = skip.min(n);
         skip -= from;

@@ -173,18 +173,27 @@ fn observation(
 ) -> Result<Observation, PutMetricDataError> {
     let at = |field: &str| format!("MetricData.member.{n}.{field}");
     if d.metric_name.is_empty() || d.metric_name.chars().count() > 255 {
-        return Err(invalid(at("MetricName"), "a metric name is 1 to 255 characters"));
+        return Err(invalid(
+            at("MetricName"),
+            "a metric name is 1 to 255 characters",
+        ));
     }
     if d.dimensions.len() > MAX_DIMENSIONS {
         return Err(invalid(
             at("Dimensions"),
-            format!("a metric has at most {MAX_DIMENSIONS} dimensions, not {}", d.dimensions.len()),
+            format!(
+                "a metric has at most {MAX_DIMENSIONS} dimensions, not {}",
+                d.dimensions.len()
+            ),
         ));
     }
     let mut names = BTreeSet::new();
     for (name, value) in &d.dimensions {
         if name.is_empty() || value.is_empty() {
-            return Err(invalid(at("Dimensions"), "dimension names and values are not empty"));
+            return Err(invalid(
+                at("Dimensions"),
+                "dimension names and values are not empty",
+            ));
         }
         if !names.insert(name.as_str()) {
             return Err(invalid(
@@ -228,18 +237,21 @@ fn observation(
 /// A value CloudWatch accepts: finite, within ±2^360; a magnitude under 8.5e-109 is zero.
 fn number(v: f64, parameter: &dyn Fn() -> String) -> Result<f64, PutMetricDataError> {
     if !v.is_finite() {
-        return Err(invalid(parameter(), format!("{v} is not a number CloudWatch stores")));
+        return Err(invalid(
+            parameter(),
+            format!("{v} is not a number CloudWatch stores"),
+        ));
     }
     if v.abs() > MAX_MAGNITUDE {
-        return Err(invalid(parameter(), "values must be within -2^360 and 2^360"));
+        return Err(invalid(
+            parameter(),
+            "values must be within -2^360 and 2^360",
+        ));
     }
     Ok(if v.abs() < 8.515_920e-109 { 0.0 } else { v })
 }
 
-fn aggregate(
-    d: &Datum,
-    at: &dyn Fn(&str) -> String,
-) -> Result<Aggregate, PutMetricDataError> {
+fn aggregate(d: &Datum, at: &dyn Fn(&str) -> String) -> Result<Aggregate, PutMetricDataError> {
     let given = [
         d.value.is_some().then_some("Value"),
         d.statistic_values.is_some().then_some("StatisticValues"),
@@ -288,10 +300,16 @@ fn statistic_set(
     let min = number(s.minimum, &|| field("Minimum"))?;
     let max = number(s.maximum, &|| field("Maximum"))?;
     if count <= 0.0 {
-        return Err(invalid(field("SampleCount"), "the sample count must be positive"));
+        return Err(invalid(
+            field("SampleCount"),
+            "the sample count must be positive",
+        ));
     }
     if min > max {
-        return Err(invalid(field("Minimum"), "the minimum must not exceed the maximum"));
+        return Err(invalid(
+            field("Minimum"),
+            "the minimum must not exceed the maximum",
+        ));
     }
     Ok(Aggregate::of_statistics(count, sum, min, max))
 }
@@ -304,7 +322,10 @@ fn values_and_counts(
     if values.is_empty() || values.len() > MAX_VALUES {
         return Err(invalid(
             at("Values"),
-            format!("a datum carries 1 to {MAX_VALUES} values, not {}", values.len()),
+            format!(
+                "a datum carries 1 to {MAX_VALUES} values, not {}",
+                values.len()
+            ),
         ));
     }
     if let Some(c) = counts

@@ -134,9 +134,13 @@ pub fn resolution_for(period: i64, start: i64, now: i64) -> Resolution {
     if period % 60 != 0 {
         return Resolution::Second;
     }
-    let fits = [Resolution::Minute, Resolution::FiveMinutes, Resolution::Hour]
-        .into_iter()
-        .filter(|r| period % r.seconds() == 0);
+    let fits = [
+        Resolution::Minute,
+        Resolution::FiveMinutes,
+        Resolution::Hour,
+    ]
+    .into_iter()
+    .filter(|r| period % r.seconds() == 0);
     let mut coarsest = Resolution::Minute;
     for r in fits {
         if start >= now - r.retention() {
@@ -204,10 +208,15 @@ mod tests {
     #[test]
     fn percentiles_are_p_and_a_number_from_0_to_100() {
         assert_eq!(Percentile::parse("p90"), Some(Percentile(0.9)));
-        assert_eq!(Percentile::parse("p99.9").map(|p| (p.0 * 1000.0).round()), Some(999.0));
+        assert_eq!(
+            Percentile::parse("p99.9").map(|p| (p.0 * 1000.0).round()),
+            Some(999.0)
+        );
         assert_eq!(Percentile::parse("p0"), Some(Percentile(0.0)));
         assert_eq!(Percentile::parse("p100"), Some(Percentile(1.0)));
-        for bad in ["p", "p101", "p-1", "p9x", "p.5", "p5.", "q50", "tm99", "p1e2", "p 5"] {
+        for bad in [
+            "p", "p101", "p-1", "p9x", "p.5", "p5.", "q50", "tm99", "p1e2", "p 5",
+        ] {
             assert_eq!(Percentile::parse(bad), None, "{bad}");
         }
         assert_eq!(Stat::parse("Sum"), Some(Stat::Basic(Statistic::Sum)));
@@ -220,9 +229,18 @@ mod tests {
         assert_eq!(resolution_for(10, now - 60, now), Resolution::Second);
         assert_eq!(resolution_for(60, now - 60, now), Resolution::Minute);
         assert_eq!(resolution_for(300, now - 86_400, now), Resolution::Minute);
-        assert_eq!(resolution_for(300, now - 20 * 86_400, now), Resolution::FiveMinutes);
-        assert_eq!(resolution_for(3600, now - 90 * 86_400, now), Resolution::Hour);
+        assert_eq!(
+            resolution_for(300, now - 20 * 86_400, now),
+            Resolution::FiveMinutes
+        );
+        assert_eq!(
+            resolution_for(3600, now - 90 * 86_400, now),
+            Resolution::Hour
+        );
         // A period no coarser resolution divides stays at minutes.
-        assert_eq!(resolution_for(120, now - 20 * 86_400, now), Resolution::Minute);
+        assert_eq!(
+            resolution_for(120, now - 20 * 86_400, now),
+            Resolution::Minute
+        );
     }
 }

@@ -49,7 +49,12 @@ impl MetricsStore {
     /// Up to `limit` metrics that `filter` keeps, from position `after` (0 for the first
     /// page, else a page's `next`). One pass over the metrics of the namespace and name
     /// asked for.
-    pub fn list(&self, filter: &ListFilter, after: i64, limit: usize) -> Result<Listed, StoreError> {
+    pub fn list(
+        &self,
+        filter: &ListFilter,
+        after: i64,
+        limit: usize,
+    ) -> Result<Listed, StoreError> {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(
             "SELECT id, namespace, name, dimensions FROM metrics

@@ -40,7 +40,9 @@ impl MetricsStore {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let exists = tx
-            .query_row("SELECT 1 FROM dashboards WHERE name = ?1", [name], |_| Ok(()))
+            .query_row("SELECT 1 FROM dashboards WHERE name = ?1", [name], |_| {
+                Ok(())
+            })
             .optional()?
             .is_some();
         if !exists {

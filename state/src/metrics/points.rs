@@ -183,7 +183,10 @@ impl MetricsStore {
         loop {
             match r.rolled_from() {
                 Some(finer) => {
-                    let until = done_until(&conn, r)?.unwrap_or(i64::MIN).max(start).min(end);
+                    let until = done_until(&conn, r)?
+                        .unwrap_or(i64::MIN)
+                        .max(start)
+                        .min(end);
                     out.extend(read_points(&conn, id, r, start, until, unit)?);
                     (r, start) = (finer, until);
                 }

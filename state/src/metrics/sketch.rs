@@ -325,7 +325,9 @@ mod tests {
     fn its_size_is_bounded_and_high_quantiles_keep_their_accuracy() {
         let mut s = Sketch::new();
         // 1e-200 to 1e200: about 46,000 buckets' worth of spread.
-        let values: Vec<f64> = (-2000..=2000).map(|e| 10f64.powf(e as f64 / 10.0)).collect();
+        let values: Vec<f64> = (-2000..=2000)
+            .map(|e| 10f64.powf(e as f64 / 10.0))
+            .collect();
         for &v in &values {
             s.add(v, 1.0);
         }

@@ -45,17 +45,28 @@ fn aws_namespaces_are_reserved() {
 #[test]
 fn a_request_has_one_to_a_thousand_datums() {
     assert_eq!(code(&request(vec![])), "MissingParameter");
-    assert_eq!(code(&request(vec![datum(1.0); 1001])), "InvalidParameterValue");
+    assert_eq!(
+        code(&request(vec![datum(1.0); 1001])),
+        "InvalidParameterValue"
+    );
     let (_d, s) = test_store();
     put_metric_data(&s, &request(vec![datum(1.0); 1000]), NOW).unwrap();
 }
 
 #[test]
 fn dimensions_are_at_most_thirty_and_named_once() {
-    let many = (0..31).map(|i| (format!("D{i}"), "v".to_string())).collect();
-    assert_eq!(code(&with(|d| d.dimensions = many)), "InvalidParameterValue");
+    let many = (0..31)
+        .map(|i| (format!("D{i}"), "v".to_string()))
+        .collect();
+    assert_eq!(
+        code(&with(|d| d.dimensions = many)),
+        "InvalidParameterValue"
+    );
     let twice = vec![("Host".into(), "a".into()), ("Host".into(), "b".into())];
-    assert_eq!(code(&with(|d| d.dimensions = twice)), "InvalidParameterValue");
+    assert_eq!(
+        code(&with(|d| d.dimensions = twice)),
+        "InvalidParameterValue"
+    );
 }
 
 #[test]
@@ -66,11 +77,20 @@ fn value_statistic_values_and_values_are_mutually_exclusive() {
         minimum: 1.0,
         maximum: 2.0,
     };
-    assert_eq!(code(&with(|d| d.statistic_values = Some(set))), "InvalidParameterCombination");
-    assert_eq!(code(&with(|d| d.values = Some(vec![1.0]))), "InvalidParameterCombination");
+    assert_eq!(
+        code(&with(|d| d.statistic_values = Some(set))),
+        "InvalidParameterCombination"
+    );
+    assert_eq!(
+        code(&with(|d| d.values = Some(vec![1.0]))),
+        "InvalidParameterCombination"
+    );
     let counts_alone = with(|d| d.counts = Some(vec![1.0]));
     assert_eq!(code(&counts_alone), "InvalidParameterCombination");
-    assert_eq!(code(&with(|d| d.value = None)), "InvalidParameterCombination");
+    assert_eq!(
+        code(&with(|d| d.value = None)),
+        "InvalidParameterCombination"
+    );
 }
 
 #[test]
@@ -84,8 +104,14 @@ fn values_and_counts_have_the_same_length_up_to_150() {
     };
     assert_eq!(code(&arrays(vec![1.0; 151], None)), "InvalidParameterValue");
     assert_eq!(code(&arrays(vec![], None)), "InvalidParameterValue");
-    assert_eq!(code(&arrays(vec![1.0, 2.0], Some(vec![1.0]))), "InvalidParameterValue");
-    assert_eq!(code(&arrays(vec![1.0], Some(vec![-1.0]))), "InvalidParameterValue");
+    assert_eq!(
+        code(&arrays(vec![1.0, 2.0], Some(vec![1.0]))),
+        "InvalidParameterValue"
+    );
+    assert_eq!(
+        code(&arrays(vec![1.0], Some(vec![-1.0]))),
+        "InvalidParameterValue"
+    );
     let (_d, s) = test_store();
     put_metric_data(&s, &arrays(vec![1.0; 150], Some(vec![2.0; 150])), NOW).unwrap();
 }
@@ -93,7 +119,11 @@ fn values_and_counts_have_the_same_length_up_to_150() {
 #[test]
 fn numbers_that_are_not_finite_or_too_large_are_refused() {
     for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e109, -1e109] {
-        assert_eq!(code(&request(vec![datum(bad)])), "InvalidParameterValue", "{bad}");
+        assert_eq!(
+            code(&request(vec![datum(bad)])),
+            "InvalidParameterValue",
+            "{bad}"
+        );
     }
     let bad_set = with(|d| {
         d.value = None;
@@ -119,8 +149,14 @@ fn numbers_that_are_not_finite_or_too_large_are_refused() {
 
 #[test]
 fn timestamps_are_within_two_weeks_back_and_two_hours_ahead() {
-    assert_eq!(code(&with(|d| d.timestamp = Some(NOW - MAX_AGE - 1))), "InvalidParameterValue");
-    assert_eq!(code(&with(|d| d.timestamp = Some(NOW + MAX_AHEAD + 1))), "InvalidParameterValue");
+    assert_eq!(
+        code(&with(|d| d.timestamp = Some(NOW - MAX_AGE - 1))),
+        "InvalidParameterValue"
+    );
+    assert_eq!(
+        code(&with(|d| d.timestamp = Some(NOW + MAX_AHEAD + 1))),
+        "InvalidParameterValue"
+    );
     let (_d, s) = test_store();
     put_metric_data(&s, &with(|d| d.timestamp = Some(NOW - MAX_AGE)), NOW).unwrap();
     put_metric_data(&s, &with(|d| d.timestamp = Some(NOW + MAX_AHEAD)), NOW).unwrap();
@@ -128,11 +164,16 @@ fn timestamps_are_within_two_weeks_back_and_two_hours_ahead() {
 
 #[test]
 fn storage_resolution_is_1_or_60() {
-    assert_eq!(code(&with(|d| d.storage_resolution = Some(10))), "InvalidParameterValue");
+    assert_eq!(
+        code(&with(|d| d.storage_resolution = Some(10))),
+        "InvalidParameterValue"
+    );
     let (_d, s) = test_store();
     put_metric_data(&s, &with(|d| d.storage_resolution = Some(1)), NOW).unwrap();
     let key = MetricKey::new("MyApp", "Requests", vec![("Host".into(), "web-1".into())]);
-    let seconds = s.points(&key, Resolution::Second, NOW - 10, NOW + 10, None).unwrap();
+    let seconds = s
+        .points(&key, Resolution::Second, NOW - 10, NOW + 10, None)
+        .unwrap();
     assert_eq!(seconds.len(), 1);
 }
 
@@ -161,12 +202,28 @@ fn a_good_request_records_every_form_of_datum() {
     ]);
     put_metric_data(&s, &r, NOW).unwrap();
     let key = MetricKey::new("MyApp", "Requests", vec![("Host".into(), "web-1".into())]);
-    let points = s.points(&key, Resolution::Minute, NOW - 60, NOW + 60, None).unwrap();
+    let points = s
+        .points(&key, Resolution::Minute, NOW - 60, NOW + 60, None)
+        .unwrap();
     let by_unit: Vec<_> = points
         .iter()
-        .map(|p| (p.unit.as_str(), p.aggregate.count, p.aggregate.sum, p.aggregate.min, p.aggregate.max))
+        .map(|p| {
+            (
+                p.unit.as_str(),
+                p.aggregate.count,
+                p.aggregate.sum,
+                p.aggregate.min,
+                p.aggregate.max,
+            )
+        })
         .collect();
-    assert_eq!(by_unit, [("Count", 4.0, 10.0, 1.0, 3.0), ("None", 11.0, 104.0, 1.0, 20.0)]);
+    assert_eq!(
+        by_unit,
+        [
+            ("Count", 4.0, 10.0, 1.0, 3.0),
+            ("None", 11.0, 104.0, 1.0, 20.0)
+        ]
+    );
 }
 
 #[test]
