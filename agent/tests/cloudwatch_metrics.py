@@ -4,7 +4,7 @@ awsQuery (a copy of botocore's model naming only that protocol), and the `aws` C
 
 Each protocol puts its own metrics (a namespace of its own) and reads back the numbers it
 put: statistics, percentiles, values/counts arrays, statistic sets, a high-resolution metric,
-GetMetricData with two queries over pages, ListMetrics with filters, the dashboards, and
+GetMetricData with two queries over pages and metric math, ListMetrics with filters, the dashboards, and
 CloudWatch's error codes for bad input.
 
 Usage: cloudwatch_metrics.py ENDPOINT STATE_DIR. Prints "cloudwatch metrics: ok" on success."""
@@ -180,6 +180,22 @@ def exercise(cw, lax, label):
         assert any(r["StatusCode"] == "PartialData" for r in page["MetricDataResults"]), page
     assert pages == 3 and len(seen) == 11, (pages, seen)
     assert [v for i, _, v in seen if i == "series"] == [float(m) for m in range(10)], seen
+
+    # Metric math over two hidden MetricStat queries.
+    math = cw.get_metric_data(MetricDataQueries=[
+        {"Id": "requests", "ReturnData": False,
+         "MetricStat": {"Metric": {"Namespace": ns, "MetricName": "Requests",
+                                   "Dimensions": HOST}, "Period": 60, "Stat": "Sum"}},
+        {"Id": "count", "ReturnData": False,
+         "MetricStat": {"Metric": {"Namespace": ns, "MetricName": "Requests",
+                                   "Dimensions": HOST}, "Period": 60, "Stat": "SampleCount"}},
+        {"Id": "mean", "Expression": "requests / count * 100", "Label": "Mean x100"},
+        {"Id": "total", "Expression": "SUM(METRICS())"},
+    ], **span)
+    by_id = {r["Id"]: r for r in math["MetricDataResults"]}
+    assert sorted(by_id) == ["mean", "total"], math
+    assert (by_id["mean"]["Label"], by_id["mean"]["Values"]) == ("Mean x100", [550.0]), math
+    assert by_id["total"]["Values"] == [65.0] and by_id["total"]["Timestamps"] == [t0], math
 
     # ListMetrics with filters.
     names = lambda **kw: sorted(m["MetricName"] for m in cw.list_metrics(**kw)["Metrics"])

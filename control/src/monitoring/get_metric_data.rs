@@ -1,12 +1,13 @@
 //! GetMetricData: several metrics' statistics at once (`MetricStat` queries), each a list of
-//! timestamps and values, paged by datapoints (`MaxDatapoints`, `NextToken`).
-//! Metric math (`Expression` queries) is refused with a clear message for now.
+//! timestamps and values, paged by datapoints (`MaxDatapoints`, `NextToken`), and metric
+//! math over them (`Expression` queries, `metric_math.rs`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use state::metrics::{MetricKey, MetricsStore, StoreError};
 
 use super::metric_data_pages::{self, Cursor, Series};
+use super::metric_math::{self, Expr};
 use super::statistics::{self, Stat};
 use crate::Refusal;
 
@@ -127,13 +128,23 @@ fn invalid(message: impl Into<String>) -> GetMetricDataError {
     GetMetricDataError::Validation(message.into())
 }
 
-/// A checked MetricStat query.
-struct Reading<'q> {
+/// What a checked query reads or computes.
+enum Kind<'q> {
+    /// A metric's statistic per period.
+    Reading {
+        key: MetricKey,
+        period: i64,
+        stat: Stat,
+        unit: Option<&'q str>,
+    },
+    /// Metric math over other queries.
+    Expression(Expr),
+}
+
+/// A checked query.
+struct Checked<'q> {
     query: &'q MetricDataQuery,
-    key: MetricKey,
-    period: i64,
-    stat: Stat,
-    unit: Option<&'q str>,
+    kind: Kind<'q>,
 }
 
 /// Answers `request`; `now` is seconds since the epoch.
@@ -142,7 +153,7 @@ pub fn get_metric_data(
     request: &MetricDataRequest,
     now: i64,
 ) -> Result<MetricDataPage, GetMetricDataError> {
-    let readings = check(request)?;
+    let checked = check(request)?;
     let max = match request.max_datapoints {
         None => DEFAULT_MAX_DATAPOINTS,
         Some(m) if m > 0 => i64::from(m),
@@ -153,35 +164,50 @@ pub fn get_metric_data(
         Some(t) => Cursor::parse(t, fingerprint).ok_or(GetMetricDataError::NextToken)?,
         None => Cursor::start(fingerprint),
     };
-    let mut series = Vec::new();
-    for r in &readings {
-        let periods = statistics::periods(
-            store,
-            &r.key,
-            (request.start, request.end),
-            r.period,
-            r.unit,
-            now,
-        )?;
-        // Units apart are one series here: merged per period.
-        let mut merged: Vec<(i64, state::metrics::Aggregate)> = Vec::new();
-        for ((time, _), a) in periods {
-            match merged.last_mut() {
-                Some((t, m)) if *t == time => m.merge(&a),
-                _ => merged.push((time, a)),
-            }
+    // Every metric read (those without ReturnData too: expressions may name them), then
+    // the expressions in an order where each comes after the ones it names.
+    let mut known: BTreeMap<String, metric_math::Series> = BTreeMap::new();
+    for c in &checked {
+        if let Kind::Reading {
+            key,
+            period,
+            stat,
+            unit,
+        } = &c.kind
+        {
+            let points = read(store, request, key, *period, *stat, *unit, now)?;
+            known.insert(c.query.id.clone(), points);
         }
-        let mut points: Vec<(i64, f64)> = merged
+    }
+    let metrics: Vec<metric_math::Series> = known.values().cloned().collect();
+    let metrics: Vec<&metric_math::Series> = metrics.iter().collect();
+    for i in evaluation_order(&checked)? {
+        if let Kind::Expression(e) = &checked[i].kind {
+            let at = &checked[i].query.id;
+            let values = metric_math::evaluate(e, &known, &metrics)
+                .map_err(|e| invalid(format!("The expression of query {at} fails: {e}.")))?;
+            known.insert(at.clone(), values);
+        }
+    }
+    let mut series = Vec::new();
+    for c in &checked {
+        if c.query.return_data == Some(false) {
+            continue;
+        }
+        let mut points: Vec<(i64, f64)> = known
+            .remove(&c.query.id)
+            .unwrap_or_default()
             .into_iter()
-            .filter(|(t, _)| *t >= statistics::align(request.start, r.period))
-            .filter_map(|(t, a)| r.stat.of(&a).map(|v| (t, v)))
             .collect();
         if !request.ascending {
             points.reverse();
         }
-        let label = r.query.label.clone().unwrap_or_else(|| r.key.name.clone());
+        let label = c.query.label.clone().unwrap_or_else(|| match &c.kind {
+            Kind::Reading { key, .. } => key.name.clone(),
+            Kind::Expression(_) => c.query.id.clone(),
+        });
         series.push(Series {
-            id: r.query.id.clone(),
+            id: c.query.id.clone(),
             label,
             points,
         });
@@ -189,8 +215,84 @@ pub fn get_metric_data(
     Ok(metric_data_pages::page(series, cursor, max))
 }
 
-/// Checks the request's queries; returns the metric readings with `ReturnData`.
-fn check(request: &MetricDataRequest) -> Result<Vec<Reading<'_>>, GetMetricDataError> {
+/// One metric's statistic per period, oldest first.
+fn read(
+    store: &MetricsStore,
+    request: &MetricDataRequest,
+    key: &MetricKey,
+    period: i64,
+    stat: Stat,
+    unit: Option<&str>,
+    now: i64,
+) -> Result<metric_math::Series, GetMetricDataError> {
+    let periods = statistics::periods(store, key, (request.start, request.end), period, unit, now)?;
+    // Units apart are one series here: merged per period.
+    let mut merged: BTreeMap<i64, state::metrics::Aggregate> = BTreeMap::new();
+    for ((time, _), a) in periods {
+        match merged.get_mut(&time) {
+            Some(m) => m.merge(&a),
+            None => {
+                merged.insert(time, a);
+            }
+        }
+    }
+    let from = statistics::align(request.start, period);
+    Ok(merged
+        .into_iter()
+        .filter(|(t, _)| *t >= from)
+        .filter_map(|(t, a)| stat.of(&a).map(|v| (t, v)))
+        .collect())
+}
+
+/// The expressions' indices, each after those it names (Kahn's algorithm: linear in the
+/// queries and the ids named); a cycle is refused.
+fn evaluation_order(checked: &[Checked<'_>]) -> Result<Vec<usize>, GetMetricDataError> {
+    let index: BTreeMap<&str, usize> = checked
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.query.id.as_str(), i))
+        .collect();
+    let mut waiting = vec![0usize; checked.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); checked.len()];
+    for (i, c) in checked.iter().enumerate() {
+        if let Kind::Expression(e) = &c.kind {
+            let mut ids = Vec::new();
+            e.ids(&mut ids);
+            for id in ids {
+                let Some(&j) = index.get(id.as_str()) else {
+                    return Err(invalid(format!(
+                        "The expression of query {} names {id}, which is not a query of the request.",
+                        c.query.id
+                    )));
+                };
+                if matches!(checked[j].kind, Kind::Expression(_)) {
+                    waiting[i] += 1;
+                    dependents[j].push(i);
+                }
+            }
+        }
+    }
+    let mut ready: Vec<usize> = (0..checked.len()).filter(|&i| waiting[i] == 0).collect();
+    let mut order = Vec::with_capacity(checked.len());
+    while let Some(i) = ready.pop() {
+        order.push(i);
+        for &d in &dependents[i] {
+            waiting[d] -= 1;
+            if waiting[d] == 0 {
+                ready.push(d);
+            }
+        }
+    }
+    if order.len() < checked.len() {
+        return Err(invalid(
+            "The expressions of the request refer to each other in a cycle.",
+        ));
+    }
+    Ok(order)
+}
+
+/// Checks the request's queries.
+fn check(request: &MetricDataRequest) -> Result<Vec<Checked<'_>>, GetMetricDataError> {
     if request.queries.is_empty() {
         return Err(invalid(
             "The parameter MetricDataQueries must hold at least one query.",
@@ -207,7 +309,7 @@ fn check(request: &MetricDataRequest) -> Result<Vec<Reading<'_>>, GetMetricDataE
         ));
     }
     let mut ids = BTreeSet::new();
-    let mut readings = Vec::new();
+    let mut checked = Vec::new();
     for (i, q) in request.queries.iter().enumerate() {
         let at = format!("MetricDataQueries.member.{}", i + 1);
         if !well_formed_id(&q.id) {
@@ -223,46 +325,46 @@ fn check(request: &MetricDataRequest) -> Result<Vec<Reading<'_>>, GetMetricDataE
                 q.id
             )));
         }
-        let stat = match (&q.metric_stat, &q.expression) {
-            (Some(s), None) => s,
-            (None, Some(_)) => {
-                return Err(invalid(format!(
-                    "{at}.Expression: metric math expressions are not supported by this \
-                     endpoint yet; use MetricStat queries."
-                )));
-            }
+        let kind = match (&q.metric_stat, &q.expression) {
+            (Some(s), None) => reading(s, &at)?,
+            (None, Some(text)) => Kind::Expression(metric_math::parse(text).map_err(|e| {
+                invalid(format!(
+                    "The value of parameter {at}.Expression is invalid: {e}."
+                ))
+            })?),
             _ => {
                 return Err(invalid(format!(
                     "{at} must have exactly one of MetricStat and Expression."
                 )));
             }
         };
-        let (Some(namespace), Some(name)) = (&stat.namespace, &stat.metric_name) else {
-            return Err(invalid(format!(
-                "{at}.MetricStat.Metric must have a Namespace and a MetricName."
-            )));
-        };
-        let period = statistics::check_period(stat.period)
-            .map_err(|e| invalid(format!("{at}.MetricStat.Period: {e}")))?;
-        let parsed = Stat::parse(&stat.stat).ok_or_else(|| {
-            invalid(format!(
-                "The value {} for parameter {at}.MetricStat.Stat is not a statistic: \
-                 SampleCount, Average, Sum, Minimum, Maximum or a percentile such as p90.",
-                stat.stat
-            ))
-        })?;
-        if q.return_data == Some(false) {
-            continue;
-        }
-        readings.push(Reading {
-            query: q,
-            key: MetricKey::new(namespace.clone(), name.clone(), stat.dimensions.clone()),
-            period,
-            stat: parsed,
-            unit: stat.unit.as_deref(),
-        });
+        checked.push(Checked { query: q, kind });
     }
-    Ok(readings)
+    Ok(checked)
+}
+
+/// A checked MetricStat.
+fn reading<'q>(stat: &'q MetricStat, at: &str) -> Result<Kind<'q>, GetMetricDataError> {
+    let (Some(namespace), Some(name)) = (&stat.namespace, &stat.metric_name) else {
+        return Err(invalid(format!(
+            "{at}.MetricStat.Metric must have a Namespace and a MetricName."
+        )));
+    };
+    let period = statistics::check_period(stat.period)
+        .map_err(|e| invalid(format!("{at}.MetricStat.Period: {e}")))?;
+    let parsed = Stat::parse(&stat.stat).ok_or_else(|| {
+        invalid(format!(
+            "The value {} for parameter {at}.MetricStat.Stat is not a statistic: \
+             SampleCount, Average, Sum, Minimum, Maximum or a percentile such as p90.",
+            stat.stat
+        ))
+    })?;
+    Ok(Kind::Reading {
+        key: MetricKey::new(namespace.clone(), name.clone(), stat.dimensions.clone()),
+        period,
+        stat: parsed,
+        unit: stat.unit.as_deref(),
+    })
 }
 
 /// A query id: a lowercase letter, then letters, digits and underscores.

@@ -172,3 +172,48 @@ fn pages_of_max_datapoints_cover_every_datapoint_once() {
     };
     assert_eq!(code(&other), "InvalidNextToken");
 }
+
+fn expression(id: &str, text: &str) -> MetricDataQuery {
+    MetricDataQuery {
+        id: id.into(),
+        metric_stat: None,
+        expression: Some(text.into()),
+        label: None,
+        return_data: None,
+    }
+}
+
+#[test]
+fn expressions_compute_over_other_queries_hidden_ones_included() {
+    let (_d, s) = test_store();
+    fill(&s);
+    let hidden = |mut q: MetricDataQuery| {
+        q.return_data = Some(false);
+        q
+    };
+    let r = request(vec![
+        // Named before it is defined: the order of evaluation follows the references.
+        expression("twice", "ratio * 2"),
+        expression("ratio", "hits / misses * 100"),
+        expression("total", "SUM(METRICS())"),
+        hidden(query("hits", stat("Hits", "Sum"))),
+        hidden(query("misses", stat("Misses", "Sum"))),
+    ]);
+    let page = get_metric_data(&s, &r, NOW).unwrap();
+    let by_id = |id: &str| page.results.iter().find(|x| x.id == id).unwrap();
+    assert_eq!(page.results.len(), 3);
+    assert_eq!(by_id("ratio").values, vec![10.0; 10]);
+    assert_eq!(by_id("twice").values, vec![20.0; 10]);
+    assert_eq!(by_id("ratio").label, "ratio");
+    let total = &by_id("total").values;
+    assert_eq!(total[0], 110.0);
+    assert_eq!(total[9], 11.0);
+    assert_eq!(by_id("total").timestamps[0], NOW - 60);
+    // Unknown ids, cycles and syntax errors are validation errors.
+    let unknown = request(vec![expression("e", "m1 * 2")]);
+    assert_eq!(code(&unknown), "ValidationError");
+    let cycle = request(vec![expression("a", "b + 1"), expression("b", "a + 1")]);
+    assert_eq!(code(&cycle), "ValidationError");
+    let syntax = request(vec![expression("a", "SUM(")]);
+    assert_eq!(code(&syntax), "ValidationError");
+}

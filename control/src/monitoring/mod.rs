@@ -6,7 +6,7 @@
 //! - `statistics.rs`: periods, statistics and percentiles, and points merged into periods,
 //!   shared by the two queries;
 //! - `get_metric_statistics.rs` and `get_metric_data.rs` (with its paging in
-//!   `metric_data_pages.rs`): the queries;
+//!   `metric_data_pages.rs` and its expressions in `metric_math.rs`): the queries;
 //! - `list_metrics.rs`: ListMetrics with its filters and pages;
 //! - `dashboards.rs` and `dashboard_body.rs`: the dashboard commands and the check of a
 //!   dashboard's JSON body.
@@ -20,6 +20,7 @@ pub mod get_metric_data;
 pub mod get_metric_statistics;
 pub mod list_metrics;
 mod metric_data_pages;
+pub mod metric_math;
 pub mod put_metric_data;
 pub mod statistics;
 
