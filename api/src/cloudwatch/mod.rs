@@ -32,9 +32,13 @@ pub fn dispatch(operation: &str, c: &Call<'_>, value: Value) -> Result<Reply, Ap
 }
 
 /// A command's refusal with CloudWatch's code, and the status the model gives it (404 for
-/// `ResourceNotFound`); a failure of the agent's is an internal error.
+/// `ResourceNotFound`); a failure of the agent's is CloudWatch's `InternalServiceError`
+/// (its `InternalServiceFault`, HTTP 500), the cause logged.
 fn refused<E: control::Refusal>(e: &E) -> ApiError {
-    let error = ApiError::refused(e);
+    let mut error = ApiError::refused(e);
+    if error.status >= 500 {
+        error.code = "InternalServiceError".into();
+    }
     let status = super::front::registry()
         .by_signing_name("monitoring")
         .and_then(|m| m.error_shape(&error.code))

@@ -118,9 +118,11 @@ impl MetricsStore {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let mut ids: BTreeMap<&MetricKey, i64> = BTreeMap::new();
+        // The number of metrics, counted once, when the first new one comes.
+        let mut stored: Option<usize> = None;
         for o in observations {
             if !ids.contains_key(&o.key) {
-                let id = metric_id_for_put(&tx, &o.key, now, self.max_metrics)?;
+                let id = metric_id_for_put(&tx, &o.key, now, self.max_metrics, &mut stored)?;
                 ids.insert(&o.key, id);
             }
         }
@@ -200,11 +202,13 @@ impl MetricsStore {
 }
 
 /// The id of `key`, made when new unless the cap is reached; its put time set to `now`.
+/// `stored` is the number of metrics, once counted.
 fn metric_id_for_put(
     conn: &Connection,
     key: &MetricKey,
     now: i64,
     max_metrics: usize,
+    stored: &mut Option<usize>,
 ) -> Result<i64, PutError> {
     if let Some(id) = metric_id(conn, key)? {
         conn.execute(
@@ -213,10 +217,16 @@ fn metric_id_for_put(
         )?;
         return Ok(id);
     }
-    let count: i64 = conn.query_row("SELECT count(*) FROM metrics", [], |r| r.get(0))?;
-    if count as usize >= max_metrics {
+    let count = match *stored {
+        Some(n) => n,
+        None => {
+            conn.query_row("SELECT count(*) FROM metrics", [], |r| r.get::<_, i64>(0))? as usize
+        }
+    };
+    if count >= max_metrics {
         return Err(PutError::TooManyMetrics { limit: max_metrics });
     }
+    *stored = Some(count + 1);
     conn.execute(
         "INSERT INTO metrics (namespace, name, dimensions, last_put) VALUES (?1, ?2, ?3, ?4)",
         params![key.namespace, key.name, key.canonical_dimensions(), now],
