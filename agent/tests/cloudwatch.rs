@@ -71,6 +71,14 @@ print("step ok")
         );
     };
     run(&agent, "put");
+    // The agent rolls the store up and prunes it when it starts (and every five minutes).
+    assert!(
+        common::eventually(std::time::Duration::from_secs(10), || agent
+            .log()
+            .contains("metrics rolled up and pruned")),
+        "no roll-up logged:\n{}",
+        common::tail(&agent.log(), 30)
+    );
     agent.restart();
     run(&agent, "check");
 }
