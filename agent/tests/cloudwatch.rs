@@ -32,14 +32,13 @@ fn metrics_survive_an_agent_restart() {
     let python = common::venv_python();
     let script = r#"
 import boto3, configparser, datetime as dt, os, sys
-endpoint, state_dir, step = sys.argv[1:4]
+endpoint, state_dir, step, at = sys.argv[1:5]
 cfg = configparser.ConfigParser()
 cfg.read(os.path.join(state_dir, "credentials"))
 cw = boto3.client("cloudwatch", endpoint_url=endpoint, region_name="local-1",
                   aws_access_key_id=cfg["default"]["aws_access_key_id"],
                   aws_secret_access_key=cfg["default"]["aws_secret_access_key"])
-t0 = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
-now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0, second=0) - dt.timedelta(minutes=2)
+now = dt.datetime.fromtimestamp(int(at), dt.timezone.utc)
 if step == "put":
     cw.put_metric_data(Namespace="Kec2Test/restart", MetricData=[
         {"MetricName": "Kept", "Timestamp": now, "Value": v} for v in (2.0, 4.0)])
@@ -53,11 +52,17 @@ else:
     assert cw.get_dashboard(DashboardName="kept")["DashboardBody"] == '{"widgets": []}'
 print("step ok")
 "#;
+    // One minute, a few minutes ago, for both steps (each would see its own clock).
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let minute = ((unix - 180) / 60 * 60).to_string();
     let run = |agent: &Agent, step: &str| {
         let out = Command::new(&python)
             .args(["-c", script, &agent.endpoint])
             .arg(agent.dir.path())
-            .arg(step)
+            .args([step, &minute])
             .env_remove("AWS_PROFILE")
             .env_remove("AWS_DATA_PATH")
             .output()
