@@ -71,8 +71,16 @@ impl Ec2Xml for InstancesPage {
             ec2_xml::element(out, "nextToken", token);
         }
         ec2_xml::open(out, "reservationSet");
-        for r in self.reservations() {
+        let count = self.groups().count();
+        for (i, r) in self.reservations().enumerate() {
+            let start = out.len();
             ec2_xml::element(out, "item", &r);
+            if i == 0 {
+                // Room for the rest at about the first one's size, rather than growing
+                // (and copying) the answer by doubling.
+                let rest = (out.len() - start).saturating_mul(count - 1);
+                out.reserve(rest.saturating_add(rest / 8));
+            }
         }
         ec2_xml::close(out, "reservationSet");
     }
