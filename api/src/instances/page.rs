@@ -107,31 +107,10 @@ mod tests {
     fn row(seq: i64, reservation: &str) -> InstanceRow {
         InstanceRow {
             seq,
-            id: format!("i-{seq:017x}"),
             reservation_id: reservation.into(),
-            launch_index: 0,
-            image_id: "ami-00000000000000001".into(),
-            instance_type: "t3.micro".into(),
             key_name: Some("k <&> 'x'".into()),
-            state: InstanceState::Running,
-            state_reason_code: None,
-            state_reason_message: None,
-            transition_reason: String::new(),
             launch_time: "2026-12-07T11:00:00.000Z".into(),
-            user_data: None,
-            shutdown_behavior: "stop".into(),
-            client_token: None,
-            vcpus: 2,
-            memory_mib: 1024,
-            kernel: "/k".into(),
-            initrd: None,
-            boot_args: String::new(),
-            entry: "user".into(),
-            architecture: "x86_64".into(),
-            pid: None,
-            pid_start: None,
-            rebooting: false,
-            terminated_at: None,
+            ..InstanceRow::example(&format!("i-{seq:017x}"), InstanceState::Running)
         }
     }
 

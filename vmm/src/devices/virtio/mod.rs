@@ -136,6 +136,12 @@ pub trait VirtioDevice: Send + std::fmt::Debug {
 pub struct DeviceCounters {
     /// Requests (block), packets (net) or buffers (rng) completed.
     pub requests: AtomicU64,
+    /// Of those, the ones that moved bytes to the guest (reads, received packets).
+    pub ops_in: AtomicU64,
+    /// And the ones that moved bytes from the guest (writes, sent packets).
+    pub ops_out: AtomicU64,
+    /// Time spent serving requests, in microseconds (block): the device was busy.
+    pub busy_us: AtomicU64,
     /// Bytes moved from the device to the guest (reads, received packets).
     pub bytes_in: AtomicU64,
     /// Bytes moved from the guest to the device (writes, sent packets).
@@ -153,6 +159,12 @@ pub struct DeviceStats {
     pub device: String,
     /// Requests, packets or buffers completed.
     pub requests: u64,
+    /// Those that moved bytes to the guest (reads, received packets).
+    pub ops_in: u64,
+    /// Those that moved bytes from the guest (writes, sent packets).
+    pub ops_out: u64,
+    /// Microseconds spent serving requests (block).
+    pub busy_us: u64,
     /// Bytes to the guest.
     pub bytes_in: u64,
     /// Bytes from the guest.
@@ -175,6 +187,9 @@ impl DeviceCounters {
         DeviceStats {
             device,
             requests: get(&self.requests),
+            ops_in: get(&self.ops_in),
+            ops_out: get(&self.ops_out),
+            busy_us: get(&self.busy_us),
             bytes_in: get(&self.bytes_in),
             bytes_out: get(&self.bytes_out),
             errors: get(&self.errors),

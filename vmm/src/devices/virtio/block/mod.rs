@@ -160,7 +160,10 @@ impl Block {
                             since.elapsed().as_micros() as u64,
                         );
                     }
+                    let started = Instant::now();
                     let (status, len) = request.execute(memory, &self.disk, &self.id);
+                    let busy = started.elapsed().as_micros() as u64;
+                    DeviceCounters::add(&self.counters.busy_us, busy);
                     count(&self.counters, &request, status);
                     (Some(request.status), status, len)
                 }
@@ -195,8 +198,14 @@ fn count(c: &DeviceCounters, request: &Request, status: u8) {
     }
     DeviceCounters::add(&c.requests, 1);
     match request.kind {
-        request::T_IN => DeviceCounters::add(&c.bytes_in, request.data_len()),
-        request::T_OUT => DeviceCounters::add(&c.bytes_out, request.data_len()),
+        request::T_IN => {
+            DeviceCounters::add(&c.ops_in, 1);
+            DeviceCounters::add(&c.bytes_in, request.data_len());
+        }
+        request::T_OUT => {
+            DeviceCounters::add(&c.ops_out, 1);
+            DeviceCounters::add(&c.bytes_out, request.data_len());
+        }
         _ => {}
     }
 }

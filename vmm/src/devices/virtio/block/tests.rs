@@ -110,6 +110,7 @@ fn write_lands_in_the_file_and_reads_back() {
     assert!(back.iter().all(|b| *b == 0xab));
     let c = r.dev.counters().snapshot("x".into());
     assert_eq!((c.requests, c.bytes_in, c.bytes_out), (2, 1024, 1024));
+    assert_eq!((c.ops_in, c.ops_out), (1, 1), "one read and one write");
     assert_ne!(r.interrupt.status() & USED_BUFFER, 0);
 }
 

@@ -186,6 +186,7 @@ impl Net {
             let written = match copy_to_chain(&active.memory, &chain, &frame) {
                 Some(n) => {
                     DeviceCounters::add(&self.counters.requests, 1);
+                    DeviceCounters::add(&self.counters.ops_in, 1);
                     DeviceCounters::add(
                         &self.counters.bytes_in,
                         (frame.len() - VNET_HDR_LEN) as u64,
@@ -240,6 +241,7 @@ impl Net {
                     match self.tap.write_frame(&frame) {
                         Ok(()) => {
                             DeviceCounters::add(&self.counters.requests, 1);
+                            DeviceCounters::add(&self.counters.ops_out, 1);
                             DeviceCounters::add(
                                 &self.counters.bytes_out,
                                 (frame.len() - VNET_HDR_LEN) as u64,

@@ -1,6 +1,7 @@
 //! Times encoding a large DescribeInstances output: through a Value (`O::output_to_value`,
-//! then the Value encoder) and with the typed encoder.
-//! `cargo run --release -p wire --example encode_bench [INSTANCES]`
+//! then the Value encoder), with `wire`'s typed encoder, and with the generated EC2 writer
+//! the agent answers EC2 with.
+//! `cargo run --release -p shapes --example encode_bench [INSTANCES] [value|typed|written]`
 
 use std::time::Instant;
 
@@ -56,7 +57,7 @@ fn main() {
         "Instances": [instance(i)]})).collect::<Vec<_>>()});
     let out = ec2::ops::DescribeInstances::output_from_value(value).unwrap();
     type Op = ec2::ops::DescribeInstances;
-    // A second argument runs only that variant (`value`, `typed`), for a profiler.
+    // A second argument runs only that variant (`value`, `typed`, `written`), for a profiler.
     let only = std::env::args().nth(2);
     let runs = |which: &str| match &only {
         Some(o) if o != which => 0,
@@ -76,5 +77,13 @@ fn main() {
             .unwrap()
             .body
             .len()
+    });
+    time("generated EC2 writer", runs("written"), || {
+        wire::encode_ec2_written(&model, "DescribeInstances", "r", |w| {
+            Op::write_ec2_xml(&out, w)
+        })
+        .unwrap()
+        .body
+        .len()
     });
 }
