@@ -9,51 +9,29 @@ CloudWatch's error codes for bad input.
 
 Usage: cloudwatch_metrics.py ENDPOINT STATE_DIR. Prints "cloudwatch metrics: ok" on success."""
 
-import configparser
-import copy
 import datetime as dt
 import json
-import os
-import subprocess
 import sys
-import tempfile
 
-import boto3
-import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+import aws_clients
+from aws_clients import keys_of
+
 endpoint, state_dir = sys.argv[1:3]
-cfg = configparser.ConfigParser()
-cfg.read(os.path.join(state_dir, "credentials"))
-keys = {
-    "aws_access_key_id": cfg["default"]["aws_access_key_id"],
-    "aws_secret_access_key": cfg["default"]["aws_secret_access_key"],
-}
+keys = keys_of(state_dir)
 NO_RETRY = Config(retries={"max_attempts": 0})
 LAX = Config(retries={"max_attempts": 0}, parameter_validation=False)
 UTC = dt.timezone.utc
 
 
 def session(data_path=None):
-    s = botocore.session.get_session()
-    if data_path:
-        s.get_component("data_loader").search_paths.insert(0, data_path)
-    return boto3.Session(botocore_session=s, region_name="local-1", **keys)
+    return aws_clients.session(keys, data_path)
 
 
 def forced_model_dir(protocol):
-    """A data path whose CloudWatch model speaks only `protocol`."""
-    loader = botocore.session.get_session().get_component("data_loader")
-    model = copy.deepcopy(loader.load_service_model("cloudwatch", "service-2"))
-    model["metadata"]["protocol"] = protocol
-    model["metadata"]["protocols"] = [protocol]
-    d = tempfile.mkdtemp(prefix=f"kec2-cloudwatch-{protocol}-")
-    version = model["metadata"]["apiVersion"]
-    os.makedirs(os.path.join(d, "cloudwatch", version))
-    with open(os.path.join(d, "cloudwatch", version, "service-2.json"), "w") as f:
-        json.dump(model, f)
-    return d
+    return aws_clients.forced_model_dir("cloudwatch", protocol)
 
 
 def error_of(fn, **kw):
@@ -74,15 +52,9 @@ def near(got, want, rel=0.02):
 
 
 def aws(args):
-    env = dict(os.environ, AWS_ACCESS_KEY_ID=keys["aws_access_key_id"],
-               AWS_SECRET_ACCESS_KEY=keys["aws_secret_access_key"], AWS_DEFAULT_REGION="local-1",
-               AWS_MAX_ATTEMPTS="1")
-    env.pop("AWS_PROFILE", None)
-    cli = os.path.join(os.path.dirname(sys.executable), "aws")
-    out = subprocess.run([cli, "--endpoint-url", endpoint, "--output", "json", *args],
-                         env=env, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, (args, out.stderr)
-    return json.loads(out.stdout) if out.stdout.strip() else {}
+    status, out, err = aws_clients.aws_cli(endpoint, keys, args)
+    assert status == 0, (args, err)
+    return json.loads(out) if out.strip() else {}
 
 
 now = dt.datetime.now(UTC).replace(microsecond=0)

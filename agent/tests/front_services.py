@@ -4,48 +4,22 @@ CBOR, awsJson 1.0, awsQuery) by a copy of botocore's model naming only that prot
 
 Usage: front_services.py ENDPOINT STATE_DIR. Prints "front services: ok" on success."""
 
-import configparser
-import copy
 import json
-import os
-import subprocess
 import sys
-import tempfile
 
 import boto3
-import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from aws_clients import aws_cli, forced_model_dir, keys_of, session
+
 endpoint, state_dir = sys.argv[1:3]
-cfg = configparser.ConfigParser()
-cfg.read(os.path.join(state_dir, "credentials"))
-keys = {
-    "aws_access_key_id": cfg["default"]["aws_access_key_id"],
-    "aws_secret_access_key": cfg["default"]["aws_secret_access_key"],
-}
+keys = keys_of(state_dir)
 NO_RETRY = Config(retries={"max_attempts": 0})
 
 
 def session_with_data_path(data_path=None):
-    s = botocore.session.get_session()
-    if data_path:
-        s.get_component("data_loader").search_paths.insert(0, data_path)
-    return boto3.Session(botocore_session=s, region_name="local-1", **keys)
-
-
-def forced_model_dir(service, protocol):
-    """A data path whose model of `service` speaks only `protocol`."""
-    loader = botocore.session.get_session().get_component("data_loader")
-    model = copy.deepcopy(loader.load_service_model(service, "service-2"))
-    model["metadata"]["protocol"] = protocol
-    model["metadata"]["protocols"] = [protocol]
-    version = model["metadata"]["apiVersion"]
-    d = tempfile.mkdtemp(prefix=f"kec2-{service}-{protocol}-")
-    os.makedirs(os.path.join(d, service, version))
-    with open(os.path.join(d, service, version, "service-2.json"), "w") as f:
-        json.dump(model, f)
-    return d
+    return session(keys, data_path)
 
 
 def code_of(fn, **kw):
@@ -57,16 +31,7 @@ def code_of(fn, **kw):
 
 
 def aws(args, data_path=None):
-    env = dict(os.environ, AWS_ACCESS_KEY_ID=keys["aws_access_key_id"],
-               AWS_SECRET_ACCESS_KEY=keys["aws_secret_access_key"], AWS_DEFAULT_REGION="local-1",
-               AWS_MAX_ATTEMPTS="1")
-    env.pop("AWS_PROFILE", None)
-    if data_path:
-        env["AWS_DATA_PATH"] = data_path
-    cli = os.path.join(os.path.dirname(sys.executable), "aws")
-    out = subprocess.run([cli, "--endpoint-url", endpoint, "--output", "json", *args],
-                         env=env, capture_output=True, text=True, timeout=60)
-    return out.returncode, out.stdout, out.stderr
+    return aws_cli(endpoint, keys, args, data_path)
 
 
 # The account the EC2 resources are owned by.

@@ -31,6 +31,19 @@ pub struct Db {
     conn: Mutex<Connection>,
 }
 
+/// A connection to the SQLite file at `path` (created if needed) as the agent's databases
+/// use it: WAL, synced at checkpoints, up to 32 MiB of pages cached (allocated as used, so
+/// that reading a large table does not go back to the file for every page), and five
+/// seconds' patience with a lock.
+pub(crate) fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "cache_size", -32768)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
 impl Db {
     /// Opens (creating if needed) the database at `path`, in WAL mode, and migrates it.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
@@ -38,17 +51,7 @@ impl Db {
             path: path.display().to_string(),
             source,
         };
-        let mut conn = Connection::open(path).map_err(sqlite)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sqlite)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(sqlite)?;
-        // Up to 32 MiB of pages cached (allocated as used), so that reading a large table
-        // does not go back to the file for every page.
-        conn.pragma_update(None, "cache_size", -32768)
-            .map_err(sqlite)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(sqlite)?;
+        let mut conn = connect(path).map_err(sqlite)?;
         migrations::migrate(&mut conn).map_err(OpenError::Migrate)?;
         Ok(Self {
             conn: Mutex::new(conn),

@@ -208,13 +208,7 @@ impl MetricsStore {
             path: path.display().to_string(),
             source,
         };
-        let mut conn = Connection::open(path).map_err(sqlite)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sqlite)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(sqlite)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(sqlite)?;
+        let mut conn = crate::db::connect(path).map_err(sqlite)?;
         migrations::apply(&mut conn, MIGRATIONS).map_err(OpenError::Migrate)?;
         Ok(Self {
             conn: Mutex::new(conn),
