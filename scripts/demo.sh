@@ -92,6 +92,24 @@ ec2 get-console-output --instance-id "$first" | grep -E 'power button|power(ing)
 ec2 start-instances --instance-ids "$first" >/dev/null
 ec2 wait instance-running --instance-ids "$first"
 ec2 describe-instances
+echo "-- CloudWatch on the same endpoint, with the real aws CLI (its default protocol for"
+echo "   CloudWatch is RPC v2 CBOR): put a custom metric, read its statistics back"
+venv=${KEC2_VENV:-/var/cache/kec2/venv}
+if [[ ! -x $venv/bin/aws ]]; then
+  python3 -m venv "$venv" && "$venv/bin/pip" install --quiet boto3==1.44.18 awscli==1.46.3
+fi
+aws() { (eval "$(ec2 credentials)"; AWS_DEFAULT_REGION=local-1 "$venv/bin/aws" --endpoint-url "$EC2_ENDPOINT" "$@"); }
+minute=$(date -u +%Y-%m-%dT%H:%M:00Z)
+aws cloudwatch put-metric-data --namespace Demo --metric-data "[{\"MetricName\": \"Latency\",
+  \"Dimensions\": [{\"Name\": \"InstanceId\", \"Value\": \"$first\"}], \"Timestamp\": \"$minute\",
+  \"Values\": [12, 15, 20, 95], \"Counts\": [10, 5, 3, 1], \"Unit\": \"Milliseconds\"}]"
+stats() {
+  aws cloudwatch get-metric-statistics --namespace Demo --metric-name Latency \
+    --dimensions Name=InstanceId,Value="$first" --start-time "$minute" \
+    --end-time "$(date -u -d "$minute + 1 minute" +%Y-%m-%dT%H:%M:00Z)" --period 60 "$@" --output table
+}
+stats --statistics Average Maximum SampleCount
+stats --extended-statistics p50 p90
 echo "-- terminate both:"
 ec2 terminate-instances --instance-ids $ids >/dev/null
 ec2 wait instance-terminated --instance-ids $ids
