@@ -4,29 +4,16 @@
 //! input decoded and checked against botocore's model, and then answered by that service's
 //! dispatcher. Every answer and every error is written by `wire` in the request's protocol.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use wire::sigv4::{CredentialStore, SigV4Error};
 use wire::{HttpRequest, HttpResponse, Limits, Protocol, Registry, RouteErrorKind, ServiceError};
 
 use super::errors::ApiError;
+use super::models::registry;
 use super::operation::not_served;
 use super::query::{check_pairs, parse_pairs};
 use super::{ApiState, Call};
-
-/// Every generated service's model, loaded once.
-pub fn registry() -> &'static Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(|| {
-        let mut r = Registry::new();
-        for s in shapes::SERVICES {
-            // The models are compiled in and checked by the shapes and front tests.
-            r.add_json(s.model_json)
-                .unwrap_or_else(|e| panic!("the {} model does not load: {e}", s.name));
-        }
-        r
-    })
-}
 
 /// The one key pair the agent serves.
 struct AgentCredentials<'a>(&'a wire::credentials::Credentials);

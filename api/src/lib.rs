@@ -19,6 +19,7 @@ pub mod instances;
 pub mod keypairs;
 pub mod launch_network;
 pub mod metadata_options;
+pub mod models;
 pub mod network_interfaces;
 pub mod operation;
 pub mod panics;

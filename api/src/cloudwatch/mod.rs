@@ -39,7 +39,7 @@ fn refused<E: control::Refusal>(e: &E) -> ApiError {
     if error.status >= 500 {
         error.code = "InternalServiceError".into();
     }
-    let status = super::front::registry()
+    let status = crate::models::registry()
         .by_signing_name("monitoring")
         .and_then(|m| m.error_shape(&error.code))
         .and_then(|(_, s)| s.error.as_ref()?.http_status_code);

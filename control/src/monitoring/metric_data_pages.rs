@@ -2,7 +2,7 @@
 //! `MaxDatapoints`; a `NextToken` names where the next page starts and which request it
 //! belongs to (a hash of the request without its token and page size).
 
-use super::get_metric_data::{MetricDataPage, MetricDataRequest, MetricDataResult, Status};
+use super::metric_data::{MetricDataPage, MetricDataRequest, MetricDataResult, Status};
 
 /// Where a page starts: the datapoints already answered, for the request hashed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

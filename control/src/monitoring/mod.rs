@@ -19,6 +19,7 @@ pub mod dashboards;
 pub mod get_metric_data;
 pub mod get_metric_statistics;
 pub mod list_metrics;
+mod metric_data;
 mod metric_data_pages;
 pub mod metric_math;
 pub mod put_metric_data;
