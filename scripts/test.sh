@@ -70,11 +70,11 @@ fi
 # hostile frames, DHCP messages, metadata requests, forms, SigV4 headers and filter patterns.
 step "fuzz"
 # Built first, so that the time bound covers the cases, not the compiler.
-if cargo test --release --locked -p host -p api --lib --no-run &&
-  PROPTEST_CASES=10000 timeout 180 cargo test --release --locked -p host -p api --lib fuzz_; then
+if cargo test --release --locked -p host -p api -p control --lib --no-run &&
+  PROPTEST_CASES=10000 timeout 180 cargo test --release --locked -p host -p api -p control --lib fuzz_; then
   passed=$((passed + 1))
 else
-  failed=$((failed + 1)); failures+=("fuzz (cargo test -p host -p api --lib fuzz_ with PROPTEST_CASES=10000)")
+  failed=$((failed + 1)); failures+=("fuzz (cargo test -p host -p api -p control --lib fuzz_ with PROPTEST_CASES=10000)")
 fi
 
 for t in scripts/tests/*.sh; do

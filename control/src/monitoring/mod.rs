@@ -16,6 +16,8 @@
 
 pub mod dashboard_body;
 pub mod dashboards;
+#[cfg(test)]
+mod fuzz;
 pub mod get_metric_data;
 pub mod get_metric_statistics;
 pub mod list_metrics;
