@@ -41,16 +41,12 @@ pub fn number<T: Ec2Xml + Copy + Into<f64>>(out: &mut Vec<u8>, tag: &str, v: T) 
 
 /// `<tag>`.
 pub fn open(out: &mut Vec<u8>, tag: &str) {
-    out.push(b'<');
-    out.extend_from_slice(tag.as_bytes());
-    out.push(b'>');
+    text::open_tag(out, tag);
 }
 
 /// `</tag>`.
 pub fn close(out: &mut Vec<u8>, tag: &str) {
-    out.extend_from_slice(b"</");
-    out.extend_from_slice(tag.as_bytes());
-    out.push(b'>');
+    text::close_tag(out, tag);
 }
 
 impl Ec2Xml for String {

@@ -1,4 +1,5 @@
-//! The text of XML elements, written as bytes: escaped strings, decimals and timestamps.
+//! The text of XML elements, written as bytes: tags, escaped strings, decimals and
+//! timestamps.
 //! The typed encoder writes its XML scalars with these, and so do the EC2 writers that
 //! `shapes` generates, so that both give the same bytes.
 
@@ -41,6 +42,20 @@ fn may_be_special(word: u64) -> bool {
         | has_zero(word ^ (ONES * u64::from(b'\'')))
         | has_zero(word ^ (ONES * 0xef));
     any != 0
+}
+
+/// `<tag>`.
+pub fn open_tag(out: &mut Vec<u8>, tag: &str) {
+    out.push(b'<');
+    out.extend_from_slice(tag.as_bytes());
+    out.push(b'>');
+}
+
+/// `</tag>`.
+pub fn close_tag(out: &mut Vec<u8>, tag: &str) {
+    out.extend_from_slice(b"</");
+    out.extend_from_slice(tag.as_bytes());
+    out.push(b'>');
 }
 
 /// `s` as element content, escaped as [`super::escape_into`] escapes it.

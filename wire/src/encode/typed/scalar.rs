@@ -64,16 +64,12 @@ pub(super) fn cbor_head(major: u8, n: u64) -> ([u8; 9], usize) {
 impl Enc<'_> {
     /// `<tag>`.
     pub(super) fn xml_open(&mut self, tag: &str) {
-        self.out.push(b'<');
-        self.out.extend_from_slice(tag.as_bytes());
-        self.out.push(b'>');
+        text::open_tag(&mut self.out, tag);
     }
 
     /// `</tag>`.
     pub(super) fn xml_close(&mut self, tag: &str) {
-        self.out.extend_from_slice(b"</");
-        self.out.extend_from_slice(tag.as_bytes());
-        self.out.push(b'>');
+        text::close_tag(&mut self.out, tag);
     }
 
     /// `s` as element content, escaped (`xml::text::escaped`).
