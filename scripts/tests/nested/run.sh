@@ -101,56 +101,88 @@ else
   accel=(-accel "tcg,thread=${KEC2_NESTED_TCG_THREAD:-multi}" -cpu EPYC,+svm,+npt)
   mode="TCG software emulation (thread=${KEC2_NESTED_TCG_THREAD:-multi}) with AMD SVM exposed (no VT-x/AMD-V here)"
 fi
-serial="$tmp/serial.log"
-: >"$serial"
-echo "nested: starting L1 ($mode), images: ${carried[*]}, bound ${timeout_s} s"
-qemu_t0=$(date +%s)
-qemu-system-x86_64 "${accel[@]}" -machine q35 -smp 2 -m 3072 -nic none -display none \
-  -monitor none -serial "file:$serial" -no-reboot \
-  -kernel "$l1/vmlinuz" -initrd "$l1/initrd.img" \
-  -append "console=ttyS0 root=/dev/vda rw init=/sbin/kec2-nested-init panic=-1 quiet loglevel=4" \
-  -drive "file=$l1/root.ext4,format=raw,if=virtio,snapshot=on" \
-  -drive "file=$tmp/payload.ext4,format=raw,if=virtio" \
-  </dev/null >"$tmp/qemu.out" 2>&1 &
-qemu_pid=$!
-
-# Follow the console until QEMU ends or the bound passes.
-deadline=$((qemu_t0 + timeout_s))
-printed=0
-l1_init=
-timed_out=0
-while :; do
-  lines=$(wc -l <"$serial")
-  if ((lines > printed)); then
-    sed -n "$((printed + 1)),${lines}p" "$serial" | tr -d '\r'
-    if [[ -z $l1_init ]] && sed -n "$((printed + 1)),${lines}p" "$serial" | grep -q '^L1 INIT'; then
-      l1_init=$(($(date +%s) - qemu_t0))
-      echo "TIMING l1 qemu-start-to-init $l1_init"
-    fi
-    printed=$lines
-  fi
-  kill -0 "$qemu_pid" 2>/dev/null || break
-  if (($(date +%s) >= deadline)); then timed_out=1; break; fi
-  sleep 1
-done
-if ((timed_out)); then
-  echo "FAIL nested: L1 did not finish within $timeout_s s: QEMU killed"
-  kill "$qemu_pid" 2>/dev/null || true
-fi
-wait "$qemu_pid" 2>/dev/null || true
-qemu_pid=
-lines=$(wc -l <"$serial")
-((lines > printed)) && sed -n "$((printed + 1)),${lines}p" "$serial" | tr -d '\r'
-grep -v "TCG doesn't support requested feature" "$tmp/qemu.out" | sed 's/^/qemu: /' || true
-
 logs="${KEC2_CACHE:-/var/cache/kec2}/nested-logs"
 mkdir -p "$logs"
-cp "$serial" "$logs/serial-$(date -u +%Y%m%dT%H%M%SZ).log"
-cp "$serial" "$logs/last-serial.log"
+
+# boot_l1 ATTEMPT: runs QEMU until it ends or the bound passes, printing L1's console as it
+# comes; leaves the console in $serial and sets timed_out. QEMU logs every CPU reset (and a
+# triple fault's cause) to $tmp/qemu-debug.log, so an L1 that ends without powering off says
+# why.
+boot_l1() {
+  serial="$tmp/serial-$1.log"
+  : >"$serial"
+  : >"$tmp/qemu-debug.log"
+  echo "nested: starting L1 ($mode), images: ${carried[*]}, bound ${timeout_s} s"
+  qemu_t0=$(date +%s)
+  qemu-system-x86_64 "${accel[@]}" -machine q35 -smp 2 -m 3072 -nic none -display none \
+    -monitor none -serial "file:$serial" -no-reboot -d cpu_reset -D "$tmp/qemu-debug.log" \
+    -kernel "$l1/vmlinuz" -initrd "$l1/initrd.img" \
+    -append "console=ttyS0 root=/dev/vda rw init=/sbin/kec2-nested-init panic=-1 quiet loglevel=4" \
+    -drive "file=$l1/root.ext4,format=raw,if=virtio,snapshot=on" \
+    -drive "file=$tmp/payload.ext4,format=raw,if=virtio" \
+    </dev/null >"$tmp/qemu.out" 2>&1 &
+  qemu_pid=$!
+
+  # Follow the console until QEMU ends or the bound passes.
+  local deadline=$((qemu_t0 + timeout_s)) printed=0 l1_init= lines
+  timed_out=0
+  while :; do
+    lines=$(wc -l <"$serial")
+    if ((lines > printed)); then
+      sed -n "$((printed + 1)),${lines}p" "$serial" | tr -d '\r'
+      if [[ -z $l1_init ]] && sed -n "$((printed + 1)),${lines}p" "$serial" | grep -q '^L1 INIT'; then
+        l1_init=$(($(date +%s) - qemu_t0))
+        echo "TIMING l1 qemu-start-to-init $l1_init"
+      fi
+      printed=$lines
+    fi
+    kill -0 "$qemu_pid" 2>/dev/null || break
+    if (($(date +%s) >= deadline)); then timed_out=1; break; fi
+    sleep 1
+  done
+  if ((timed_out)); then
+    echo "FAIL nested: L1 did not finish within $timeout_s s: QEMU killed"
+    kill "$qemu_pid" 2>/dev/null || true
+  fi
+  wait "$qemu_pid" 2>/dev/null || true
+  qemu_pid=
+  lines=$(wc -l <"$serial")
+  ((lines > printed)) && sed -n "$((printed + 1)),${lines}p" "$serial" | tr -d '\r'
+  grep -v "TCG doesn't support requested feature" "$tmp/qemu.out" | sed 's/^/qemu: /' || true
+  local stamp
+  stamp=$(date -u +%Y%m%dT%H%M%SZ)
+  cp "$serial" "$logs/serial-$stamp.log"
+  cp "$serial" "$logs/last-serial.log"
+  cp "$tmp/qemu-debug.log" "$logs/qemu-debug-$stamp.log"
+}
+
+# reset_report: what QEMU logged about the resets after L1's first boot (none on a clean run:
+# -no-reboot makes a reset end QEMU).
+reset_report() {
+  local n
+  n=$(grep -c '^CPU Reset' "$tmp/qemu-debug.log" || true)
+  echo "nested: QEMU logged $n CPU resets ($logs/qemu-debug-*.log); its last lines naming a cause:"
+  grep -E 'Triple fault|^RIP=|^EIP=' "$tmp/qemu-debug.log" | tail -n 4 | sed 's/^/  /' || true
+}
+
+boot_l1 1
+clean=$(tr -d '\r' <"$serial")
+# L1 ending with nothing on its console (no FAIL, no panic, no NESTED DONE) is a reset of the
+# emulated machine two levels below the product: seen about one run in five under TCG, always
+# as an L2 guest starts. It is reported with QEMU's own account of it and run once more; a
+# second one fails the test.
+if ((timed_out == 0)) && ! grep -qx 'NESTED DONE' <<<"$clean" &&
+  ! grep -qE '^\[ *[0-9.]+\] Kernel panic' <<<"$clean"; then
+  echo "nested: L1 ended without 'NESTED DONE' and without a panic on its console (a reset)"
+  reset_report
+  [[ ${KEC2_NESTED_RETRY:-1} == 1 ]] || die "L1 was reset mid-run (KEC2_NESTED_RETRY=0: not run again)"
+  echo "nested: running L1 once more"
+  boot_l1 2
+  clean=$(tr -d '\r' <"$serial")
+fi
 
 total=$(($(date +%s) - suite_t0))
 echo "TIMING nested suite $total"
-clean=$(tr -d '\r' <"$serial")
 npass=$(grep -c '^PASS ' <<<"$clean" || true)
 nfail=$(grep -c '^FAIL ' <<<"$clean" || true)
 echo
@@ -159,5 +191,8 @@ grep '^FAIL ' <<<"$clean" || true
 grep '^TIMING ' <<<"$clean" || true
 ((timed_out == 0)) || exit 1
 grep -qE '^\[ *[0-9.]+\] Kernel panic' <<<"$clean" && echo "FAIL nested: L1's kernel panicked (above)"
-grep -qx 'NESTED DONE' <<<"$clean" || die "no 'NESTED DONE' on L1's console: L1 stopped early"
+if ! grep -qx 'NESTED DONE' <<<"$clean"; then
+  reset_report
+  die "no 'NESTED DONE' on L1's console: L1 stopped early"
+fi
 ((nfail == 0 && npass > 0))
