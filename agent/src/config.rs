@@ -57,6 +57,10 @@ pub struct AgentConfig {
     /// or seccomp allowlist (to measure what the confinement costs, or to rule it out).
     #[arg(long)]
     pub no_jail: bool,
+    /// Seconds between samples of running instances' CloudWatch metrics and status checks
+    /// (at least 1): detailed monitoring publishes every interval, basic every five.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub metrics_interval: u64,
     /// DNS servers DHCP hands out (default: the host's non-loopback nameservers).
     #[arg(long, value_delimiter = ',')]
     pub dns: Option<Vec<std::net::Ipv4Addr>>,

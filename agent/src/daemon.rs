@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::config::AgentConfig;
 use api::{ApiState, server};
+use control::monitoring::sampler::{self, Sampler};
 use host::compute::capacity::Capacity;
 use host::compute::cgroups::Cgroups;
 use host::compute::{Compute, ComputeConfig};
@@ -190,9 +191,16 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
         storage,
         account_id: account_id.clone(),
         metrics,
+        health: Default::default(),
     });
     // What an earlier agent recorded but had not applied when it stopped.
     plane.replay().await.map_err(StartError::Effects)?;
+    // CloudWatch's instance metrics and EC2's status checks, sampled from outside the guests.
+    let interval = Duration::from_secs(cfg.metrics_interval);
+    let sampled = plane.clone();
+    tasks::spawn_restarting(Unit::new("metrics sampler"), Backoff::SERVER, move || {
+        sampler_loop(Sampler::new(sampled.clone(), interval))
+    });
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| StartError::Listen {
@@ -218,6 +226,21 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
     server::serve(listener, state)
         .await
         .map_err(StartError::Serve)
+}
+
+/// Samples running instances at every multiple of the sampler's interval.
+async fn sampler_loop(mut sampler: Sampler) {
+    loop {
+        let now = sampler::next_tick(sampler.interval()).await;
+        match sampler.tick(now).await {
+            Ok(report) => tracing::debug!(
+                instances = report.instances,
+                observations = report.observations,
+                "instances sampled"
+            ),
+            Err(e) => tracing::warn!(error = %host::error_chain(&e), "sampling failed"),
+        }
+    }
 }
 
 /// How often the metrics store is rolled up and pruned.

@@ -93,8 +93,16 @@ while f"probe: imds instance-id={ids[0]}" not in (ec2.get_console_output(Instanc
     assert time.time() < deadline, "no probe output"
     time.sleep(0.2)
 
-status = ec2.describe_instance_status(InstanceIds=ids)["InstanceStatuses"]
-assert [s["InstanceStatus"]["Status"] for s in status] == ["ok", "ok"], status
+# The status checks pass once the agent has sampled the instances (every second here).
+deadline = time.time() + 20
+while True:
+    status = ec2.describe_instance_status(InstanceIds=ids)["InstanceStatuses"]
+    if [s["InstanceStatus"]["Status"] for s in status] == ["ok", "ok"]:
+        break
+    assert time.time() < deadline, status
+    assert all(s["InstanceStatus"]["Status"] in ("initializing", "ok") for s in status), status
+    time.sleep(0.5)
+assert [s["SystemStatus"]["Details"][0]["Status"] for s in status] == ["passed", "passed"], status
 
 # Stop, start, reboot.
 stopped = ec2.stop_instances(InstanceIds=[ids[0]])["StoppingInstances"][0]

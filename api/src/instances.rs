@@ -1,26 +1,25 @@
-//! Instance actions: RunInstances, DescribeInstances, Start/Stop/Reboot/TerminateInstances,
-//! DescribeInstanceStatus and GetConsoleOutput.
+//! Instance actions: RunInstances, DescribeInstances, Start/Stop/Reboot/TerminateInstances
+//! and GetConsoleOutput (DescribeInstanceStatus and monitoring: `instance_status.rs`).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use shapes::Empty;
 use shapes::ec2::{
-    DescribeInstanceStatusRequest, DescribeInstanceStatusResult, DescribeInstancesRequest, Filter,
-    GetConsoleOutputRequest, GetConsoleOutputResult, InstanceStatus, InstanceStatusDetails,
-    InstanceStatusSummary, RebootInstancesRequest, Reservation, RunInstancesRequest,
-    StartInstancesRequest, StartInstancesResult, StatusName, StatusType, StopInstancesRequest,
-    StopInstancesResult, SummaryStatus, TerminateInstancesRequest, TerminateInstancesResult,
+    DescribeInstancesRequest, Filter, GetConsoleOutputRequest, GetConsoleOutputResult,
+    RebootInstancesRequest, Reservation, RunInstancesRequest, StartInstancesRequest,
+    StartInstancesResult, StopInstancesRequest, StopInstancesResult, TerminateInstancesRequest,
+    TerminateInstancesResult,
 };
 
 use super::errors::ApiError;
 use super::filters::{self as filter, canonical_name, filters_match};
 use super::instance_network::InstanceNetwork;
-use super::typed::{self, Page};
-use super::{AVAILABILITY_ZONE, Call, instance_network, launch_network, render};
+use super::typed;
+use super::{Call, instance_network, launch_network, render};
 use control::ec2::instances::{RunInstances, StopMode};
+use host::compute::catalog;
 use host::compute::launch::LaunchSpec;
-use host::compute::{catalog, supervisor};
 use state::instances::{self, InstanceQuery, InstanceRow, InstanceState};
 use state::tags;
 
@@ -38,13 +37,15 @@ use state::well_formed_id;
 
 /// The most `InstanceId.N` one call takes (EC2's limit for TerminateInstances, used for
 /// every action that names instances but DescribeInstanceStatus).
-const MAX_INSTANCE_IDS: usize = 1000;
-/// The most `InstanceId.N` DescribeInstanceStatus takes (EC2's limit).
-const MAX_STATUS_IDS: usize = 100;
+pub(crate) const MAX_INSTANCE_IDS: usize = 1000;
 
 /// The `InstanceId.N` list: required for the state-changing actions, at most `max`, each
 /// well formed.
-fn instance_ids(ids: &[String], required: bool, max: usize) -> Result<Vec<String>, ApiError> {
+pub(crate) fn instance_ids(
+    ids: &[String],
+    required: bool,
+    max: usize,
+) -> Result<Vec<String>, ApiError> {
     if required && ids.is_empty() {
         return Err(ApiError::missing("InstanceId"));
     }
@@ -159,6 +160,7 @@ pub async fn run(c: &Call<'_>, input: RunInstancesRequest) -> Result<Reservation
                 .as_ref()
                 .and_then(|h| h.configured)
                 .unwrap_or(false),
+            detailed_monitoring: input.monitoring.as_ref().is_some_and(|m| m.enabled),
         },
         network: launch_network::requested(&input, max)?,
         block_devices: super::block_devices::typed_mappings(
@@ -255,7 +257,10 @@ fn instance_query(
 }
 
 /// `MaxResults` cannot go with `InstanceId.N`.
-fn check_page_combination(max_results: Option<i32>, ids: &[String]) -> Result<(), ApiError> {
+pub(crate) fn check_page_combination(
+    max_results: Option<i32>,
+    ids: &[String],
+) -> Result<(), ApiError> {
     if max_results.is_some() && !ids.is_empty() {
         return Err(ApiError::new(
             "InvalidParameterCombination",
@@ -304,7 +309,7 @@ fn seq_page(
 }
 
 /// Fails with `InvalidInstanceID.NotFound` if any explicitly named id is unknown.
-fn check_named_ids(named: &[String], rows: &[InstanceRow]) -> Result<(), ApiError> {
+pub(crate) fn check_named_ids(named: &[String], rows: &[InstanceRow]) -> Result<(), ApiError> {
     let missing: Vec<&String> = named
         .iter()
         .filter(|id| !rows.iter().any(|r| &r.id == *id))
@@ -451,76 +456,6 @@ pub async fn terminate(
             .map_err(|e| ApiError::refused(&e))?;
     Ok(TerminateInstancesResult {
         terminating_instances: render::state_changes(&changes),
-    })
-}
-
-/// A status summary with its one `reachability` check; the details are left out where the
-/// model has no value for the check (`not-applicable`, as EC2 shows a stopped instance).
-fn status_summary(status: SummaryStatus, check: Option<StatusType>) -> InstanceStatusSummary {
-    InstanceStatusSummary {
-        status: Some(status),
-        details: check.map(|check| {
-            vec![InstanceStatusDetails {
-                name: Some(StatusName::Reachability),
-                status: Some(check),
-                impaired_since: None,
-            }]
-        }),
-    }
-}
-
-/// DescribeInstanceStatus: running instances (all with `IncludeAllInstances=true`), with the
-/// instance check passing while the VMM process is alive. Pages (`MaxResults` 5 to 1000) are
-/// in instance id order.
-pub fn describe_status(
-    c: &Call<'_>,
-    input: DescribeInstanceStatusRequest,
-) -> Result<DescribeInstanceStatusResult, ApiError> {
-    let named = input.instance_ids.unwrap_or_default();
-    let q = InstanceQuery {
-        ids: instance_ids(&named, false, MAX_STATUS_IDS)?,
-        ..Default::default()
-    };
-    let all = input.include_all_instances.unwrap_or(false);
-    // As before: the range of MaxResults, then its combination with ids, then the token.
-    Page::new(input.max_results, None, 5, 1000)?;
-    check_page_combination(input.max_results, &named)?;
-    let page = Page::new(input.max_results, input.next_token.as_deref(), 5, 1000)?;
-    let rows = instances::query(&c.st.db.lock(), &q)?;
-    check_named_ids(&named, &rows)?;
-    let rows: Vec<InstanceRow> = rows
-        .into_iter()
-        .filter(|r| all || r.state == InstanceState::Running)
-        .collect();
-    let (rows, next_token) = page.apply(rows, |r| r.id.as_str());
-    let statuses = rows
-        .iter()
-        .map(|r| {
-            let alive =
-                matches!((r.pid, r.pid_start), (Some(p), Some(s)) if supervisor::alive(p, s));
-            let (status, check) = match (r.state, alive) {
-                (InstanceState::Running, true) => (SummaryStatus::Ok, Some(StatusType::Passed)),
-                (InstanceState::Running, false) => {
-                    (SummaryStatus::Impaired, Some(StatusType::Failed))
-                }
-                (InstanceState::Pending, _) => {
-                    (SummaryStatus::Initializing, Some(StatusType::Initializing))
-                }
-                _ => (SummaryStatus::NotApplicable, None),
-            };
-            InstanceStatus {
-                instance_id: Some(r.id.clone()),
-                availability_zone: Some(AVAILABILITY_ZONE.to_string()),
-                instance_state: Some(render::state(r.state)),
-                system_status: Some(status_summary(status, check)),
-                instance_status: Some(status_summary(status, check)),
-                ..Default::default()
-            }
-        })
-        .collect();
-    Ok(DescribeInstanceStatusResult {
-        instance_statuses: Some(statuses),
-        next_token,
     })
 }
 

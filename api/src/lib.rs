@@ -15,6 +15,7 @@ mod http;
 pub mod image_devices;
 pub mod images;
 pub mod instance_network;
+pub mod instance_status;
 pub mod instances;
 pub mod keypairs;
 pub mod launch_network;
@@ -79,6 +80,8 @@ pub const ACTIONS: &[&str] = &[
     "RebootInstances",
     "TerminateInstances",
     "DescribeInstanceStatus",
+    "MonitorInstances",
+    "UnmonitorInstances",
     "DescribeInstanceAttribute",
     "GetConsoleOutput",
     "DescribeInstanceTypes",
@@ -195,8 +198,17 @@ async fn dispatch_typed(
             typed_op!(TerminateInstances, c, input, async instances::terminate)?
         }
         "DescribeInstanceStatus" => tokio::task::block_in_place(|| {
-            typed_op!(DescribeInstanceStatus, c, input, instances::describe_status)
+            typed_op!(
+                DescribeInstanceStatus,
+                c,
+                input,
+                instance_status::describe_status
+            )
         })?,
+        "MonitorInstances" => typed_op!(MonitorInstances, c, input, instance_status::monitor)?,
+        "UnmonitorInstances" => {
+            typed_op!(UnmonitorInstances, c, input, instance_status::unmonitor)?
+        }
         "GetConsoleOutput" => typed_op!(GetConsoleOutput, c, input, instances::console_output)?,
         "DescribeInstanceAttribute" => {
             typed_op!(DescribeInstanceAttribute, c, input, attributes::describe)?

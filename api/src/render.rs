@@ -45,7 +45,11 @@ pub fn instance(
             ..Default::default()
         }),
         monitoring: Some(ec2::Monitoring {
-            state: Some(ec2::MonitoringState::Disabled),
+            state: Some(if i.detailed_monitoring {
+                ec2::MonitoringState::Enabled
+            } else {
+                ec2::MonitoringState::Disabled
+            }),
             ..Default::default()
         }),
         state_reason: match (&i.state_reason_code, &i.state_reason_message) {

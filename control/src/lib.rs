@@ -37,6 +37,8 @@ pub struct Plane {
     pub account_id: String,
     /// CloudWatch's metrics and dashboards, in their own database.
     pub metrics: Arc<state::metrics::MetricsStore>,
+    /// The latest status checks of running instances (the sampler's).
+    pub health: Arc<monitoring::status_checks::StatusBoard>,
 }
 
 /// What a transaction gives back: its result and the effects it recorded.

@@ -124,6 +124,8 @@ pub struct InstanceRow {
     pub rebooting: bool,
     /// Unix time of termination.
     pub terminated_at: Option<i64>,
+    /// Detailed (1-minute) monitoring is on; basic (5-minute) otherwise.
+    pub detailed_monitoring: bool,
 }
 
 #[cfg(any(test, feature = "test-support"))]
@@ -158,6 +160,7 @@ impl InstanceRow {
             pid_start: None,
             rebooting: false,
             terminated_at: None,
+            detailed_monitoring: false,
         }
     }
 }
@@ -165,7 +168,7 @@ impl InstanceRow {
 const COLUMNS: &str = "seq, id, reservation_id, launch_index, image_id, instance_type, key_name, \
     state, state_reason_code, state_reason_message, transition_reason, launch_time, user_data, \
     shutdown_behavior, client_token, vcpus, memory_mib, kernel, initrd, boot_args, entry, \
-    architecture, pid, pid_start, rebooting, terminated_at";
+    architecture, pid, pid_start, rebooting, terminated_at, detailed_monitoring";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<InstanceRow> {
     let state: String = r.get(7)?;
@@ -196,6 +199,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<InstanceRow> {
         pid_start: r.get::<_, Option<i64>>(23)?.map(|v| v as u64),
         rebooting: r.get(24)?,
         terminated_at: r.get(25)?,
+        detailed_monitoring: r.get(26)?,
     })
 }
 
@@ -205,9 +209,9 @@ pub fn insert(conn: &Connection, i: &InstanceRow) -> rusqlite::Result<()> {
         "INSERT INTO instances (id, reservation_id, launch_index, image_id, instance_type, \
          key_name, state, state_reason_code, state_reason_message, transition_reason, \
          launch_time, user_data, shutdown_behavior, client_token, vcpus, memory_mib, kernel, \
-         initrd, boot_args, entry, architecture) VALUES \
+         initrd, boot_args, entry, architecture, detailed_monitoring) VALUES \
          (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
-         ?19, ?20, ?21)",
+         ?19, ?20, ?21, ?22)",
         params![
             i.id,
             i.reservation_id,
@@ -230,6 +234,7 @@ pub fn insert(conn: &Connection, i: &InstanceRow) -> rusqlite::Result<()> {
             i.boot_args,
             i.entry,
             i.architecture,
+            i.detailed_monitoring,
         ],
     )?;
     Ok(())
@@ -329,6 +334,15 @@ pub fn set_rebooting(conn: &Connection, id: &str, rebooting: bool) -> rusqlite::
     conn.execute(
         "UPDATE instances SET rebooting = ?2 WHERE id = ?1",
         params![id, rebooting],
+    )?;
+    Ok(())
+}
+
+/// Turns detailed monitoring on or off.
+pub fn set_detailed_monitoring(conn: &Connection, id: &str, on: bool) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE instances SET detailed_monitoring = ?2 WHERE id = ?1",
+        params![id, on],
     )?;
     Ok(())
 }

@@ -229,6 +229,11 @@ const MIGRATIONS: &[&str] = &[
         recorded TEXT NOT NULL
     );
     "#,
+    // CloudWatch: detailed (1-minute) monitoring per instance (MonitorInstances, launch
+    // `Monitoring.Enabled`); basic (5-minute) otherwise.
+    r#"
+    ALTER TABLE instances ADD COLUMN detailed_monitoring INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// Errors while migrating the schema.

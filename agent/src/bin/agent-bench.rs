@@ -308,6 +308,7 @@ fn describe(args: &Args) -> serde_json::Value {
                 pid_start: None,
                 rebooting: false,
                 terminated_at: None,
+                detailed_monitoring: false,
             };
             instances::insert(&tx, &row).unwrap();
             state::tags::put(&tx, &row.id, &[("n".into(), (i % 100).to_string())]).unwrap();

@@ -9,6 +9,7 @@ pub mod key_pairs;
 pub mod launch_network;
 pub mod lookups;
 pub mod metadata_options;
+pub mod monitoring;
 pub mod network_interfaces;
 pub mod register_image;
 pub mod security_groups;

@@ -55,6 +55,37 @@ pub fn instance_store_gb(name: &str) -> Option<u64> {
     }
 }
 
+/// How a burstable (T-family) type earns and spends CPU credits, as EC2 documents them: one
+/// credit is one vCPU at 100 % for one minute.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuCredits {
+    /// Credits earned per hour (the baseline: `per_hour / 60` vCPUs busy all the time).
+    pub per_hour: f64,
+    /// The most that can be banked: 24 hours of earnings.
+    pub max_balance: f64,
+    /// Credits given at launch (T2 only; T3 gets none).
+    pub launch: f64,
+}
+
+/// The CPU credits of burstable type `name` (`None` for other types).
+pub fn cpu_credits(name: &str) -> Option<CpuCredits> {
+    let (per_hour, launch) = match name {
+        "t2.nano" => (3.0, 30.0),
+        "t2.micro" => (6.0, 30.0),
+        "t2.small" => (12.0, 30.0),
+        "t2.medium" => (24.0, 60.0),
+        "t2.large" => (36.0, 60.0),
+        "t3.micro" => (12.0, 0.0),
+        "t3.small" | "t3.medium" => (24.0, 0.0),
+        _ => return None,
+    };
+    Some(CpuCredits {
+        per_hour,
+        max_balance: per_hour * 24.0,
+        launch,
+    })
+}
+
 /// Looks a type up by name.
 pub fn lookup(name: &str) -> Option<&'static InstanceType> {
     INSTANCE_TYPES.iter().find(|t| t.name == name)
@@ -72,6 +103,18 @@ pub fn names() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_burstable_type_earns_credits_and_no_other_does() {
+        for t in INSTANCE_TYPES {
+            assert_eq!(cpu_credits(t.name).is_some(), t.burstable, "{}", t.name);
+        }
+        let micro = cpu_credits("t2.micro").unwrap();
+        assert_eq!(
+            (micro.per_hour, micro.max_balance, micro.launch),
+            (6.0, 144.0, 30.0)
+        );
+    }
 
     #[test]
     fn real_sizes() {

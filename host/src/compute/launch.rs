@@ -41,6 +41,8 @@ pub struct LaunchSpec {
     pub eni_tags: Vec<(String, String)>,
     /// `HibernationOptions.Configured`.
     pub hibernation: bool,
+    /// `Monitoring.Enabled`: detailed (1-minute) monitoring.
+    pub detailed_monitoring: bool,
 }
 
 /// A validated RunInstances request.
@@ -177,6 +179,7 @@ impl Compute {
                     pid_start: None,
                     rebooting: false,
                     terminated_at: None,
+                    detailed_monitoring: req.spec.detailed_monitoring,
                 };
                 instances::insert(&tx, &row)?;
                 tags::put(&tx, &row.id, &req.spec.tags)?;

@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod reconcile;
 pub mod recovery;
 pub mod supervisor;
+pub mod usage;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -7,6 +7,8 @@ pub mod cidr;
 pub mod dhcp;
 pub mod firewall;
 pub mod links;
+pub mod packet_socket;
+pub mod reachability;
 pub mod service;
 
 pub use service::{Network, NetworkConfig, NetworkError};

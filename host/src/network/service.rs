@@ -25,6 +25,9 @@ use state::enis::{self, EniRow};
 use state::security_groups::{self, RuleRow};
 use state::vpcs;
 
+mod reach;
+pub use reach::ReachabilityError;
+
 /// Settings of the network service.
 #[derive(Debug, Clone)]
 pub struct NetworkConfig {

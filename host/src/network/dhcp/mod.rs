@@ -10,12 +10,13 @@ mod fuzz;
 pub mod packet;
 
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use tokio::io::unix::AsyncFd;
 
 use packet::{Lease, MessageType, Request};
 
+use super::packet_socket;
 use crate::netns::NetNs;
 
 /// The server port.
@@ -77,106 +78,6 @@ fn filter() -> [libc::sock_filter; 11] {
     ]
 }
 
-fn ifindex(name: &str) -> std::io::Result<u32> {
-    let c = std::ffi::CString::new(name)
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    // SAFETY: `c` is a valid NUL-terminated string for the call's duration.
-    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if index == 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(index)
-    }
-}
-
-/// A packet socket bound to `tap` that only passes DHCP requests.
-fn packet_socket(tap: &str) -> std::io::Result<OwnedFd> {
-    let index = ifindex(tap)?;
-    // ETH_P_ALL: only such taps see a bridge port's frames before the bridge takes them; the
-    // filter keeps just the DHCP requests.
-    let protocol = (libc::ETH_P_ALL as u16).to_be();
-    // SAFETY: plain socket creation; the descriptor is owned at once below.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            i32::from(protocol),
-        )
-    };
-    if raw < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `raw` is a fresh descriptor nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let program = filter();
-    let fprog = libc::sock_fprog {
-        len: program.len() as u16,
-        filter: program.as_ptr().cast_mut(),
-    };
-    // SAFETY: `fprog` points at `program`, which outlives the call; the kernel copies it.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            (&raw const fprog).cast(),
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: an all-zero sockaddr_ll is valid; the fields that matter are set below.
-    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    addr.sll_family = libc::AF_PACKET as u16;
-    addr.sll_protocol = protocol;
-    addr.sll_ifindex = index as i32;
-    // SAFETY: `addr` is a valid sockaddr_ll of the size given.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&raw const addr).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(fd)
-}
-
-/// Receives one frame; `None` for frames the host itself sent out of the tap.
-fn recv_frame(fd: &OwnedFd, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
-    // SAFETY: an all-zero sockaddr_ll is valid for the kernel to fill.
-    let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-    // SAFETY: `buf` and `from` are valid for writes of the sizes given.
-    let n = unsafe {
-        libc::recvfrom(
-            fd.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            0,
-            (&raw mut from).cast(),
-            &mut len,
-        )
-    };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok((from.sll_pkttype != libc::PACKET_OUTGOING).then_some(n as usize))
-}
-
-fn send_frame(fd: &OwnedFd, frame: &[u8]) -> std::io::Result<()> {
-    // SAFETY: `frame` is valid for reads of its length; the socket is bound to the tap.
-    let n = unsafe { libc::send(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-    if n < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 impl DhcpServer {
     /// Opens the packet socket on `config.tap` in namespace `ns`. Must be called inside a
     /// tokio runtime.
@@ -186,7 +87,7 @@ impl DhcpServer {
             source,
         };
         let fd = ns
-            .run(|| packet_socket(&config.tap))
+            .run(|| packet_socket::open(&config.tap, &filter()))
             .map_err(std::io::Error::other)
             .and_then(|r| r)
             .map_err(err)?;
@@ -203,10 +104,12 @@ impl DhcpServer {
         let mut buf = vec![0u8; 2048];
         loop {
             let got = match self.fd.readable().await {
-                Ok(mut ready) => match ready.try_io(|fd| recv_frame(fd.get_ref(), &mut buf)) {
-                    Ok(got) => got,
-                    Err(_would_block) => continue,
-                },
+                Ok(mut ready) => {
+                    match ready.try_io(|fd| packet_socket::recv_frame(fd.get_ref(), &mut buf)) {
+                        Ok(got) => got,
+                        Err(_would_block) => continue,
+                    }
+                }
                 Err(e) => Err(e),
             };
             let n = match got {
@@ -237,7 +140,7 @@ impl DhcpServer {
             let offered = (kind != MessageType::Nak).then_some(&c.lease);
             let reply = packet::reply(&request, kind, offered, c.server_ip);
             let out = frame::server_frame(&c.server_mac, c.server_ip, &c.client_mac, &reply);
-            match send_frame(self.fd.get_ref(), &out) {
+            match packet_socket::send_frame(self.fd.get_ref(), &out) {
                 Ok(()) => tracing::debug!(tap = %c.tap, ?kind, ip = %c.lease.ip, "dhcp reply"),
                 Err(e) => tracing::warn!(tap = %c.tap, "dhcp: send failed: {e}"),
             }
