@@ -181,16 +181,10 @@ impl Cpu for ThisCpu {
 }
 
 /// Waits like the wait port until TSC time `deadline` (`None`: no deadline) or a device wakes
-/// the vCPU, burning meanwhile at `burn`'s share; an idle part also ends after `idle_limit`
-/// microseconds (then the share is read again). Returns [`Wake::Device`] if a device ended an
-/// idle part, [`Wake::Timeout`] at the deadline.
-pub fn wait_until(
-    burn: &Burn,
-    cpu: &mut impl Cpu,
-    clock: Clock,
-    deadline: Option<u64>,
-    idle_limit: Option<u64>,
-) -> Wake {
+/// the vCPU, burning meanwhile at `burn`'s share; an idle part also ends after
+/// [`Burn::idle_limit_micros`] (then the share and the limit are read again). Returns
+/// [`Wake::Device`] if a device ended an idle part, [`Wake::Timeout`] at the deadline.
+pub fn wait_until(burn: &Burn, cpu: &mut impl Cpu, clock: Clock, deadline: Option<u64>) -> Wake {
     let window = clock.ticks_from_millis(WINDOW_MS);
     loop {
         let now = cpu.now();
@@ -204,7 +198,7 @@ pub fn wait_until(
             Step::Idle { until } => {
                 let end = earliest(until, deadline);
                 let micros = end.map(|end| clock.micros_ceil(end - now));
-                let micros = earliest(micros, idle_limit);
+                let micros = earliest(micros, burn.idle_limit_micros());
                 if cpu.wait(micros) == Wake::Device {
                     return Wake::Device;
                 }
@@ -225,8 +219,7 @@ fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 /// documentation says.
 pub fn serve_other_vcpu(clock: Clock) -> ! {
     loop {
-        let limit = SHARED.idle_limit_micros();
-        wait_until(&SHARED, &mut ThisCpu, clock, None, limit);
+        wait_until(&SHARED, &mut ThisCpu, clock, None);
     }
 }
 
@@ -240,7 +233,7 @@ pub fn run(clock: Clock, keyboard: &mut Keyboard) -> ! {
             power::shut_down(request);
         }
         let deadline = (SHARED.share() > 0).then(|| time::now().saturating_add(window));
-        wait_until(&SHARED, &mut ThisCpu, clock, deadline, None);
+        wait_until(&SHARED, &mut ThisCpu, clock, deadline);
     }
 }
 

@@ -34,7 +34,7 @@ pub fn run(clock: Clock, keyboard: &mut Keyboard) -> ! {
             say!("count {count}");
             due = next_tick(due, now, period);
         } else {
-            burn::wait_until(&burn::SHARED, &mut ThisCpu, clock, Some(due), None);
+            burn::wait_until(&burn::SHARED, &mut ThisCpu, clock, Some(due));
         }
     }
 }

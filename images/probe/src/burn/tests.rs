@@ -20,6 +20,8 @@ struct FakeCpu<'a> {
     changes: Vec<(u64, u8)>,
     /// Whether a change also wakes a waiting vCPU (as the HTTP answer's transmission does).
     changes_wake: bool,
+    /// When vCPU 0 settles the options (no device event comes with it).
+    settle_at: Option<u64>,
 }
 
 impl<'a> FakeCpu<'a> {
@@ -32,12 +34,17 @@ impl<'a> FakeCpu<'a> {
             waits: Vec::new(),
             changes: Vec::new(),
             changes_wake: false,
+            settle_at: None,
         }
     }
 }
 
 impl Cpu for FakeCpu<'_> {
     fn now(&mut self) -> u64 {
+        if self.settle_at.is_some_and(|at| at <= self.now) {
+            self.burn.enter(Phase::Settled);
+            self.settle_at = None;
+        }
         while let Some(&(at, share)) = self.changes.first() {
             if at > self.now {
                 break;
@@ -105,13 +112,14 @@ fn steps_within_a_window() {
 /// Busy ticks over ten windows, from a start in the middle of a window.
 fn busy_over_ten_windows(share: u8, overshoot: u64) -> u64 {
     let burn = Burn::new();
+    burn.enter(Phase::Settled);
     burn.set(share);
     let start = 7 * WINDOW + 12_345;
     let mut cpu = FakeCpu::new(&burn, start);
     cpu.overshoot = overshoot;
     let deadline = start + 10 * WINDOW;
     assert_eq!(
-        wait_until(&burn, &mut cpu, CLOCK, Some(deadline), None),
+        wait_until(&burn, &mut cpu, CLOCK, Some(deadline)),
         Wake::Timeout
     );
     assert!(cpu.now >= deadline);
@@ -148,11 +156,7 @@ fn an_idle_vcpu_waits_without_a_deadline() {
     let burn = Burn::new();
     burn.enter(Phase::Settled);
     let mut cpu = FakeCpu::new(&burn, 1000);
-    let limit = burn.idle_limit_micros();
-    assert_eq!(
-        wait_until(&burn, &mut cpu, CLOCK, None, limit),
-        Wake::Device
-    );
+    assert_eq!(wait_until(&burn, &mut cpu, CLOCK, None), Wake::Device);
     assert_eq!(cpu.waits, [None]);
     assert_eq!(cpu.busy, 0);
 }
@@ -169,13 +173,7 @@ fn other_vcpus_look_again_until_settled() {
     let mut cpu = FakeCpu::new(&burn, 0);
     cpu.changes.push((300_000_000, 40));
     let deadline = 2_000_000_000;
-    wait_until(
-        &burn,
-        &mut cpu,
-        CLOCK,
-        Some(deadline),
-        burn.idle_limit_micros(),
-    );
+    wait_until(&burn, &mut cpu, CLOCK, Some(deadline));
     // Idle until 1 s (the limit), then 40% of the ten windows from 1 s to 2 s.
     assert_eq!(cpu.waits[0], Some(PENDING_POLL_MICROS));
     assert_eq!(cpu.busy, 10 * WINDOW * 40 / 100);
@@ -196,7 +194,7 @@ fn changes_are_taken_up_within_a_window() {
     cpu.changes.push((3_000_000_000, 20));
     let deadline = 4_000_000_000;
     loop {
-        if wait_until(&burn, &mut cpu, CLOCK, Some(deadline), None) == Wake::Timeout {
+        if wait_until(&burn, &mut cpu, CLOCK, Some(deadline)) == Wake::Timeout {
             break;
         }
     }
@@ -208,4 +206,26 @@ fn changes_are_taken_up_within_a_window() {
     // At share 0 the vCPU waited for the deadline (or a device) in one go, not periodically.
     let idle_waits: Vec<_> = cpu.waits.iter().filter(|w| **w > Some(1_000_000)).collect();
     assert_eq!(idle_waits, [&Some(2_940_000)], "{:?}", cpu.waits);
+}
+
+/// Settling (vCPU 0 has read its options, no device event) ends the polling: the next idle
+/// part waits for the deadline (or a device) in one go.
+#[test]
+fn polling_stops_once_settled() {
+    let burn = Burn::new();
+    let mut cpu = FakeCpu::new(&burn, 0);
+    cpu.settle_at = Some(10_000_000);
+    assert_eq!(
+        wait_until(&burn, &mut cpu, CLOCK, Some(1_000_000_000)),
+        Wake::Timeout
+    );
+    assert_eq!(
+        cpu.waits.len(),
+        11,
+        "{:?}",
+        &cpu.waits[..20.min(cpu.waits.len())]
+    );
+    assert!(cpu.waits[..10].iter().all(|w| *w == Some(BOOT_POLL_MICROS)));
+    assert_eq!(cpu.waits[10], Some(990_000));
+    assert_eq!(cpu.busy, 0);
 }
