@@ -9,7 +9,7 @@ mod parse;
 mod values;
 mod virtio_mmio;
 
-pub use parse::{parse_hex, parse_ipv4, parse_ping_targets, parse_size, parse_u64};
+pub use parse::{parse_hex, parse_ipv4, parse_percent, parse_ping_targets, parse_size, parse_u64};
 pub use values::{DiskMode, ImdsVersion, Ipv4Cidr, Mode, NetConfig};
 pub use virtio_mmio::{VirtioMmioDevice, virtio_mmio_devices};
 
@@ -31,6 +31,10 @@ pub const IMDS_KEY: &[u8] = b"probe.imds";
 pub const IMDS_BENCH_KEY: &[u8] = b"probe.imds_bench";
 /// `probe.ping=`: `IP[,IP...]`, pinged once the address is up (after the metadata fetch).
 pub const PING_KEY: &[u8] = b"probe.ping";
+/// `probe.burn=`: the share (0 to 100) of each vCPU kept busy (`burn.rs`).
+pub const BURN_KEY: &[u8] = b"probe.burn";
+/// `probe.arp=`: `on` (the default) or `off`, whether the probe answers ARP requests.
+pub const ARP_KEY: &[u8] = b"probe.arp";
 /// The `probe.http=` value that makes the responder answer with the instance-id from IMDS.
 pub const HTTP_FROM_IMDS: &[u8] = b"imds";
 /// What the responder answers under `probe.http=imds` until the metadata fetch has ended.
@@ -41,6 +45,15 @@ pub const IMDS_UNAVAILABLE_NAME: &[u8] = b"imds-unavailable";
 pub const MAX_IMDS_BENCH: u32 = 1_000_000;
 /// The Linux-style virtio-mmio device announcement: `virtio_mmio.device=SIZE@BASE:IRQ`.
 pub const VIRTIO_MMIO_KEY: &[u8] = b"virtio_mmio.device";
+
+/// `on` is true, `off` false, anything else `None`.
+pub fn parse_on_off(value: &[u8]) -> Option<bool> {
+    match value {
+        b"on" => Some(true),
+        b"off" => Some(false),
+        _ => None,
+    }
+}
 
 /// The value of the last `key=value` word of `cmdline` (words are separated by ASCII
 /// whitespace); `None` if no word has that key. A bare `key` (without `=`) does not count.
@@ -79,6 +92,10 @@ pub struct Options<'a> {
     pub imds_bench: Option<&'a [u8]>,
     /// `probe.ping=`, raw (parse with [`parse_ping_targets`]).
     pub ping: Option<&'a [u8]>,
+    /// `probe.burn=`, raw (see [`Options::burn`]).
+    pub burn: Option<&'a [u8]>,
+    /// `probe.arp=`, raw (see [`Options::answer_arp`]).
+    pub arp: Option<&'a [u8]>,
 }
 
 /// Bytes the TCP source sends per connection unless `probe.source_bytes=` says otherwise.
@@ -97,7 +114,25 @@ impl<'a> Options<'a> {
             imds: param(cmdline, IMDS_KEY),
             imds_bench: param(cmdline, IMDS_BENCH_KEY),
             ping: param(cmdline, PING_KEY),
+            burn: param(cmdline, BURN_KEY),
+            arp: param(cmdline, ARP_KEY),
         }
+    }
+
+    /// The share of `probe.burn=` (`None` if absent); `Err` with the value if it is not an
+    /// integer from 0 to 100.
+    pub fn burn(&self) -> Result<Option<u8>, &'a [u8]> {
+        self.burn
+            .map(|value| parse_percent(value).ok_or(value))
+            .transpose()
+    }
+
+    /// Whether `probe.arp=` lets the probe answer ARP requests (`None` if absent); `Err` with
+    /// the value if it is neither `on` nor `off`.
+    pub fn answer_arp(&self) -> Result<Option<bool>, &'a [u8]> {
+        self.arp
+            .map(|value| parse_on_off(value).ok_or(value))
+            .transpose()
     }
 
     /// True when the probe should bring up the network and serve.
@@ -253,6 +288,40 @@ mod tests {
         assert_eq!(o.ping, Some(&b"10.0.0.1,10.0.0.3"[..]));
         assert_eq!(o.imds(), None);
         assert_eq!(Options::from_cmdline(b"probe.net=dhcp").ping, None);
+    }
+
+    #[test]
+    fn parses_burn_and_arp() {
+        let o = Options::from_cmdline(b"probe.burn=20 probe.burn=50 probe.arp=off");
+        assert_eq!(o.burn(), Ok(Some(50)));
+        assert_eq!(o.answer_arp(), Ok(Some(false)));
+        // Neither brings the network up, nor leaves the classic modes.
+        assert!(!o.wants_net() && o.classic());
+        let o = Options::from_cmdline(b"probe.net=dhcp probe.arp=on probe.burn=0");
+        assert_eq!((o.burn(), o.answer_arp()), (Ok(Some(0)), Ok(Some(true))));
+        let o = Options::from_cmdline(b"probe.net=dhcp");
+        assert_eq!((o.burn(), o.answer_arp()), (Ok(None), Ok(None)));
+        for bad in [
+            &b""[..],
+            b"101",
+            b"-5",
+            b"50%",
+            b"x",
+            b"1000000000000000000000",
+        ] {
+            let mut line = b"probe.burn=".to_vec();
+            line.extend_from_slice(bad);
+            assert_eq!(Options::from_cmdline(&line).burn(), Err(bad), "{bad:?}");
+        }
+        for bad in [&b""[..], b"OFF", b"1", b"no"] {
+            let mut line = b"probe.arp=".to_vec();
+            line.extend_from_slice(bad);
+            assert_eq!(
+                Options::from_cmdline(&line).answer_arp(),
+                Err(bad),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

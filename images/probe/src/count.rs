@@ -1,11 +1,12 @@
 //! `probe.mode=count`: prints `probe: count <n>` every second, forever, blocking on the wait
-//! port between ticks and watching the keyboard for Ctrl-Alt-Del.
+//! port between ticks (burning meanwhile under `probe.burn=`) and watching the keyboard for
+//! Ctrl-Alt-Del.
 
+use crate::burn::{self, ThisCpu};
 use crate::keyboard::Keyboard;
 use crate::power;
 use crate::say;
 use crate::time::{self, Clock};
-use crate::wait;
 
 /// The TSC time of the tick after the one due at `due`, given the time `now`: one period
 /// later, or one period from `now` if the probe fell a whole period behind (no burst of ticks).
@@ -33,7 +34,7 @@ pub fn run(clock: Clock, keyboard: &mut Keyboard) -> ! {
             say!("count {count}");
             due = next_tick(due, now, period);
         } else {
-            wait::wait_micros(clock.micros_ceil(due - now));
+            burn::wait_until(&burn::SHARED, &mut ThisCpu, clock, Some(due));
         }
     }
 }

@@ -5,7 +5,7 @@
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
-use crate::cmdline::{parse_ipv4, parse_u64};
+use crate::cmdline::{parse_ipv4, parse_percent, parse_u64};
 
 /// Largest response the client keeps.
 pub const MAX_RESPONSE: usize = 1 << 20;
@@ -215,31 +215,78 @@ pub fn request_complete(data: &[u8]) -> bool {
 }
 
 /// The responder's answer to `request`: any GET gets `200 OK` with body `NAME\n`; HEAD the
-/// same head without the body; anything else `405 Method Not Allowed`.
+/// same head without the body; anything else `405 Method Not Allowed`. (The control paths,
+/// [`control`], are answered by [`respond_control`] instead.)
 pub fn respond(request: &[u8], name: &[u8]) -> Vec<u8> {
-    let (status, body_wanted) = if request.starts_with(b"GET ") {
-        ("200 OK", true)
+    if request.starts_with(b"GET ") {
+        answer("200 OK", name, true)
     } else if request.starts_with(b"HEAD ") {
-        ("200 OK", false)
+        answer("200 OK", name, false)
     } else {
-        ("405 Method Not Allowed", true)
-    };
-    let mut body = Vec::new();
-    if status.starts_with("200") {
-        body.extend_from_slice(name);
-    } else {
-        body.extend_from_slice(b"method not allowed");
+        answer("405 Method Not Allowed", b"method not allowed", true)
     }
-    body.push(b'\n');
-    let mut head = alloc::string::String::new();
+}
+
+/// A request to one of the responder's control paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// `GET /burn/<PCT>`, PCT from 0 to 100: burn at that share.
+    Burn(u8),
+    /// `GET /burn/<anything else>`.
+    BadBurn,
+    /// `GET /arp/on` (true) or `GET /arp/off` (false): answer ARP requests or not.
+    Arp(bool),
+}
+
+/// The control path `request` asks for, if any: only `GET`s of `/burn/<PCT>`, `/arp/on` and
+/// `/arp/off` (exact paths, no query) are; every other request is answered as before.
+pub fn control(request: &[u8]) -> Option<Control> {
+    let line = first_line(request).strip_prefix(b"GET ")?;
+    let path = line.split(|&b| b == b' ').next()?;
+    if let Some(value) = path.strip_prefix(b"/burn/") {
+        return Some(parse_percent(value).map_or(Control::BadBurn, Control::Burn));
+    }
+    match path {
+        b"/arp/on" => Some(Control::Arp(true)),
+        b"/arp/off" => Some(Control::Arp(false)),
+        _ => None,
+    }
+}
+
+/// The answer to a control request: `200 OK` with `burn <PCT>\n`, `arp on\n` or `arp off\n`;
+/// `400 Bad Request` with `bad burn value\n`.
+pub fn respond_control(control: Control) -> Vec<u8> {
+    let mut body = alloc::string::String::new();
+    let status = match control {
+        Control::Burn(share) => {
+            let _ = write!(body, "burn {share}");
+            "200 OK"
+        }
+        Control::BadBurn => {
+            body.push_str("bad burn value");
+            "400 Bad Request"
+        }
+        Control::Arp(on) => {
+            body.push_str(if on { "arp on" } else { "arp off" });
+            "200 OK"
+        }
+    };
+    answer(status, body.as_bytes(), true)
+}
+
+/// A whole answer: status line, `Content-Type: text/plain`, `Content-Length` of `text` plus
+/// its newline, `Connection: close`, then (if `body_wanted`) `text` and a newline.
+fn answer(status: &str, text: &[u8], body_wanted: bool) -> Vec<u8> {
+    let mut out = alloc::string::String::new();
     let _ = write!(
-        head,
+        out,
         "HTTP/1.0 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
+        text.len() + 1
     );
-    let mut out = head.into_bytes();
+    let mut out = out.into_bytes();
     if body_wanted {
-        out.extend_from_slice(&body);
+        out.extend_from_slice(text);
+        out.push(b'\n');
     }
     out
 }
@@ -426,5 +473,65 @@ mod tests {
         assert!(head.ends_with(b"Content-Length: 6\r\nConnection: close\r\n\r\n"));
         let r = parse_response(&respond(b"DELETE / HTTP/1.0\r\n\r\n", b"n"), false).unwrap();
         assert_eq!(r.status, 405);
+    }
+
+    #[test]
+    fn control_paths() {
+        assert_eq!(
+            control(b"GET /burn/50 HTTP/1.0\r\n\r\n"),
+            Some(Control::Burn(50))
+        );
+        assert_eq!(
+            control(b"GET /burn/0 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Some(Control::Burn(0))
+        );
+        assert_eq!(control(b"GET /burn/100\n\n"), Some(Control::Burn(100)));
+        for bad in [
+            &b"/burn/101"[..],
+            b"/burn/",
+            b"/burn/x",
+            b"/burn/50?x=1",
+            b"/burn/-1",
+        ] {
+            let mut request = b"GET ".to_vec();
+            request.extend_from_slice(bad);
+            request.extend_from_slice(b" HTTP/1.0\r\n\r\n");
+            assert_eq!(control(&request), Some(Control::BadBurn), "{bad:?}");
+        }
+        assert_eq!(
+            control(b"GET /arp/off HTTP/1.0\r\n\r\n"),
+            Some(Control::Arp(false))
+        );
+        assert_eq!(
+            control(b"GET /arp/on HTTP/1.0\r\n\r\n"),
+            Some(Control::Arp(true))
+        );
+        // Everything else keeps the plain answer: other paths, other methods, no path.
+        for other in [
+            &b"GET / HTTP/1.0\r\n\r\n"[..],
+            b"GET /burn HTTP/1.0\r\n\r\n",
+            b"GET /arp/ HTTP/1.0\r\n\r\n",
+            b"GET /arp/off/x HTTP/1.0\r\n\r\n",
+            b"GET /x/burn/50 HTTP/1.0\r\n\r\n",
+            b"HEAD /burn/50 HTTP/1.0\r\n\r\n",
+            b"PUT /arp/off HTTP/1.0\r\n\r\n",
+            b"GET",
+            b"",
+        ] {
+            assert_eq!(control(other), None, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn control_answers() {
+        let r = parse_response(&respond_control(Control::Burn(50)), false).unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"burn 50\n"[..]));
+        let r = parse_response(&respond_control(Control::BadBurn), false).unwrap();
+        assert_eq!(r.status, 400);
+        let r = parse_response(&respond_control(Control::Arp(false)), false).unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"arp off\n"[..]));
+        let r = parse_response(&respond_control(Control::Arp(true)), false).unwrap();
+        assert_eq!(r.body, b"arp on\n");
+        assert_eq!(r.header("content-type"), Some(&b"text/plain"[..]));
     }
 }

@@ -11,6 +11,7 @@
 extern crate alloc;
 
 pub mod bootinfo;
+pub mod burn;
 pub mod cmdline;
 pub mod console;
 pub mod count;

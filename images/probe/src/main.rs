@@ -12,6 +12,7 @@ use alloc::vec::Vec;
 use core::panic::PanicInfo;
 
 use probe::bootinfo::{self, BootInfo};
+use probe::burn::{self, Phase};
 use probe::cmdline::{self, DiskMode, Mode, NetConfig, Options};
 use probe::console::{self, ByteStr};
 use probe::heap::Heap;
@@ -20,10 +21,11 @@ use probe::netstack::{self, Stack};
 use probe::power::{self, FAILURE, SUCCESS};
 use probe::selftest::{self, Outcome, Range};
 use probe::time::{Clock, FALLBACK_TSC_KHZ};
+use probe::userdata::UserDataOptions;
 use probe::virtio::blk::Blk;
 use probe::virtio::mmio::InitError;
 use probe::virtio::net::VirtioNet;
-use probe::{count, disk, imds, say, userdata, vcpus, virtio, wait};
+use probe::{count, disk, imds, say, userdata, vcpus, virtio};
 
 /// Size of the heap behind the global allocator, in `.bss`.
 const HEAP_SIZE: usize = 4 << 20;
@@ -42,11 +44,12 @@ unsafe extern "C" {
 extern "C" fn probe_main(index: u64, boot_params: u64, count: u64, tsc_khz: u64) -> ! {
     say!("vcpu {index} of {count} up");
     vcpus::report_up();
+    let clock = Clock::new(tsc_khz);
     if index != 0 {
-        wait::idle_forever();
+        // Idle on the wait port, burning at the share vCPU 0 sets (`probe.burn=`).
+        burn::serve_other_vcpu(clock);
     }
 
-    let clock = Clock::new(tsc_khz);
     if tsc_khz == 0 {
         say!("tsc frequency unknown, assuming {FALLBACK_TSC_KHZ} kHz");
     }
@@ -64,7 +67,28 @@ extern "C" fn probe_main(index: u64, boot_params: u64, count: u64, tsc_khz: u64)
     say!("cmdline {}", ByteStr(cmdline));
 
     let options = Options::from_cmdline(cmdline);
+    let boot_burn = options.burn().unwrap_or_else(|value| {
+        say!("bad probe.burn={}", ByteStr(value));
+        power::power_off(FAILURE)
+    });
+    let answer_arp = options.answer_arp().unwrap_or_else(|value| {
+        say!("bad probe.arp={}", ByteStr(value));
+        power::power_off(FAILURE)
+    });
+    if let Some(share) = boot_burn {
+        burn::SHARED.set(share);
+    }
+    // The other vCPUs look at the share now and then until no boot step can change it
+    // without a device event (user-data comes with the metadata fetch).
+    burn::SHARED.enter(if options.imds().is_some() {
+        Phase::Pending
+    } else {
+        Phase::Settled
+    });
     if options.classic() {
+        if boot_burn.is_some() && options.mode.is_none() {
+            burn::run(clock, &mut keyboard);
+        }
         run_mode(Mode::from_cmdline(cmdline), &info, clock, &mut keyboard);
     }
 
@@ -156,6 +180,9 @@ extern "C" fn probe_main(index: u64, boot_params: u64, count: u64, tsc_khz: u64)
             clock,
             keyboard,
         );
+        if let Some(on) = answer_arp {
+            stack.set_answer_arp(on);
+        }
         let mut user_data = None;
         if let Some(version) = imds_version {
             while !stack.wait_for_address(1000) {}
@@ -172,20 +199,9 @@ extern "C" fn probe_main(index: u64, boot_params: u64, count: u64, tsc_khz: u64)
         // Options in the user-data replace the command line's (as if appended to it).
         let mut fetch = options.fetch;
         if let Some(extra) = user_data.as_deref().and_then(userdata::parse) {
-            extra.announce(console::print_line);
-            if let Some(value) = extra.ping {
-                match cmdline::parse_ping_targets(value) {
-                    Some(targets) => ping = targets,
-                    None => {
-                        say!("bad probe.ping={}", ByteStr(value));
-                        ping.clear();
-                    }
-                }
-            }
-            if let Some(url) = extra.fetch {
-                fetch = Some(url);
-            }
+            apply_user_data(&extra, &mut stack, &mut ping, &mut fetch);
         }
+        burn::SHARED.enter(Phase::Settled);
         if !ping.is_empty() {
             while !stack.wait_for_address(1000) {}
             netstack::ping_all(&mut stack, &ping);
@@ -198,7 +214,47 @@ extern "C" fn probe_main(index: u64, boot_params: u64, count: u64, tsc_khz: u64)
     }
     match mode {
         Some(mode) => run_mode(mode, &info, clock, &mut keyboard),
+        // `probe.burn=` keeps the probe running after the disk work.
+        None if boot_burn.is_some() => burn::run(clock, &mut keyboard),
         None => power::power_off(if ok { SUCCESS } else { FAILURE }),
+    }
+}
+
+/// Applies the options in user-data that still apply after boot, replacing the command
+/// line's: `probe.ping=` (into `ping`), `probe.fetch=` (into `fetch`), `probe.burn=` and
+/// `probe.arp=`. A bad value is reported and changes nothing (no pings for a bad list).
+fn apply_user_data<'a>(
+    extra: &UserDataOptions<'a>,
+    stack: &mut Stack,
+    ping: &mut Vec<[u8; 4]>,
+    fetch: &mut Option<&'a [u8]>,
+) {
+    extra.announce(console::print_line);
+    if let Some(value) = extra.ping {
+        match cmdline::parse_ping_targets(value) {
+            Some(targets) => *ping = targets,
+            None => {
+                say!("bad probe.ping={}", ByteStr(value));
+                ping.clear();
+            }
+        }
+    }
+    if let Some(url) = extra.fetch {
+        *fetch = Some(url);
+    }
+    if let Some(value) = extra.burn {
+        match cmdline::parse_percent(value) {
+            Some(share) => {
+                burn::SHARED.set(share);
+            }
+            None => say!("bad probe.burn={}", ByteStr(value)),
+        }
+    }
+    if let Some(value) = extra.arp {
+        match cmdline::parse_on_off(value) {
+            Some(on) => stack.set_answer_arp(on),
+            None => say!("bad probe.arp={}", ByteStr(value)),
+        }
     }
 }
 

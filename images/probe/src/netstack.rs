@@ -19,6 +19,7 @@ use smoltcp::socket::{dhcpv4, tcp};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
 
+use crate::burn::{self, Burn, Step};
 use crate::cmdline::NetConfig;
 use crate::keyboard::Keyboard;
 use crate::power;
@@ -38,7 +39,7 @@ pub use ping::{PING_INTERVAL_MS, PING_TRIES, PingOutcome, echo_reply_seq, ping_a
 pub use services::{ECHO_PORT, HTTP_PORT, SINK_PORT, SOURCE_PORT, fill_source, source_byte};
 
 use http_client::EPHEMERAL_BASE;
-use services::Services;
+use services::{Controls, Services};
 
 /// Longest wait between polls. smoltcp's own deadline is usually sooner; a packet, a finished
 /// transmission or a key wakes the wait early. One wake-up a second at most when idle keeps an
@@ -71,6 +72,8 @@ pub struct Stack {
     keyboard: Keyboard,
     dhcp: Option<SocketHandle>,
     services: Services,
+    /// What the HTTP control paths change: the burn share and whether ARP is answered.
+    controls: Controls,
     address: Option<Ipv4Cidr>,
     next_port: u16,
     next_status_check: u64,
@@ -112,6 +115,7 @@ impl Stack {
             keyboard,
             dhcp: None,
             services,
+            controls: Controls::new(&burn::SHARED),
             address: None,
             next_port: EPHEMERAL_BASE + (time::now() % 8192) as u16,
             next_status_check: 0,
@@ -170,6 +174,18 @@ impl Stack {
         self.services.set_name(name);
     }
 
+    /// Burns at `burn`'s share (and lets `GET /burn/<PCT>` set it) instead of the probe's
+    /// shared one (for tests, which run several stacks in one process).
+    pub fn use_burn(&mut self, burn: &'static Burn) {
+        self.controls.burn = burn;
+    }
+
+    /// Answers ARP requests for the probe's address (true, the default) or drops them before
+    /// smoltcp sees them; prints `probe: arp on|off` on a change.
+    pub fn set_answer_arp(&mut self, on: bool) {
+        self.controls.set_answer_arp(on);
+    }
+
     /// Keeps the stack running (services included) for `millis` milliseconds.
     pub fn pause(&mut self, millis: u64) {
         let deadline = time::now().saturating_add(self.clock.ticks_from_millis(millis));
@@ -204,12 +220,19 @@ impl Stack {
             self.dev.mmio().ack_interrupt();
         }
         self.check_device();
+        let ignored = match (self.controls.answer_arp, self.address) {
+            (false, Some(cidr)) => Some(cidr.address().octets()),
+            _ => None,
+        };
+        self.dev.ignore_arp_requests_for(ignored);
         for _ in 0..MAX_ROUNDS {
             let now = self.now();
             let changed = self.iface.poll(now, &mut self.dev, &mut self.sockets)
                 != smoltcp::iface::PollResult::None;
             self.poll_dhcp();
-            let busy = self.services.run(&mut self.sockets, time::now());
+            let busy = self
+                .services
+                .run(&mut self.sockets, time::now(), &mut self.controls);
             if !changed && !busy {
                 break;
             }
@@ -229,11 +252,22 @@ impl Stack {
 
     /// Blocks on the wait port until a device has work (a packet, a finished transmission, a
     /// key) or smoltcp next needs polling, at most `max_wait_micros`; returns at once if a
-    /// received frame is waiting.
+    /// received frame is waiting. While burning, it returns at once in the busy part of each
+    /// window (the caller polls again: vCPU 0 burns by serving) and waits at most until the
+    /// next window otherwise.
     fn wait_idle(&mut self, max_wait_micros: u64) {
         if self.dev.rx_pending() {
             return;
         }
+        let tsc = time::now();
+        let window = self.clock.ticks_from_millis(burn::WINDOW_MS);
+        let max_wait_micros = match burn::step(self.controls.burn.share(), tsc, window) {
+            Step::Spin { .. } => return,
+            Step::Idle { until: Some(next) } => {
+                max_wait_micros.min(self.clock.micros_ceil(next.saturating_sub(tsc)))
+            }
+            Step::Idle { until: None } => max_wait_micros,
+        };
         let now = self.now();
         let delay = self
             .iface

@@ -1,13 +1,13 @@
 //! Options in user-data: when the user-data fetched by `probe.imds=` starts with `probe.`
 //! (surrounding whitespace trimmed), its words are extra command-line options. Those the
-//! probe can still act on after boot (`probe.ping=`, `probe.fetch=`) replace the command
-//! line's, as if appended to it; every other word is reported and ignored. This is how an
+//! probe can still act on after boot (`probe.ping=`, `probe.fetch=`, `probe.burn=`,
+//! `probe.arp=`) replace the command line's, as if appended to it; every other word is reported and ignored. This is how an
 //! instance launched through the EC2 API gets per-instance instructions, like cloud-init.
 
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::cmdline::{FETCH_KEY, PING_KEY};
+use crate::cmdline::{ARP_KEY, BURN_KEY, FETCH_KEY, PING_KEY};
 use crate::imds::Escaped;
 
 /// What user-data asks of the probe.
@@ -19,6 +19,10 @@ pub struct UserDataOptions<'a> {
     pub ping: Option<&'a [u8]>,
     /// The last `probe.fetch=` value, raw.
     pub fetch: Option<&'a [u8]>,
+    /// The last `probe.burn=` value, raw.
+    pub burn: Option<&'a [u8]>,
+    /// The last `probe.arp=` value, raw.
+    pub arp: Option<&'a [u8]>,
     /// The key (the part before `=`, or the whole word) of every other word, in order.
     pub ignored: Vec<&'a [u8]>,
 }
@@ -34,6 +38,8 @@ pub fn parse(user_data: &[u8]) -> Option<UserDataOptions<'_>> {
         words: Vec::new(),
         ping: None,
         fetch: None,
+        burn: None,
+        arp: None,
         ignored: Vec::new(),
     };
     for word in text
@@ -48,6 +54,8 @@ pub fn parse(user_data: &[u8]) -> Option<UserDataOptions<'_>> {
         match (key, value) {
             (PING_KEY, Some(value)) => options.ping = Some(value),
             (FETCH_KEY, Some(value)) => options.fetch = Some(value),
+            (BURN_KEY, Some(value)) => options.burn = Some(value),
+            (ARP_KEY, Some(value)) => options.arp = Some(value),
             _ => options.ignored.push(key),
         }
     }
@@ -136,6 +144,18 @@ mod tests {
         );
         // An empty value is still the key's value (and fails later, as on the command line).
         assert_eq!(parse(b"probe.ping=").unwrap().ping, Some(&b""[..]));
+    }
+
+    #[test]
+    fn burn_and_arp_apply_after_boot() {
+        let o = parse(b"probe.burn=30 probe.arp=off probe.burn=70 probe.burn").unwrap();
+        assert_eq!(o.burn, Some(&b"70"[..]));
+        assert_eq!(o.arp, Some(&b"off"[..]));
+        assert_eq!(o.ignored, vec![&b"probe.burn"[..]]);
+        // Bad values are kept raw, to be reported by the caller.
+        let o = parse(b"probe.burn=x probe.arp=maybe").unwrap();
+        assert_eq!((o.burn, o.arp), (Some(&b"x"[..]), Some(&b"maybe"[..])));
+        assert!(o.ignored.is_empty());
     }
 
     #[test]

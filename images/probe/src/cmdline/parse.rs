@@ -26,6 +26,13 @@ pub fn parse_u64(text: &[u8]) -> Option<u64> {
     })
 }
 
+/// Parses a percentage: a decimal integer from 0 to 100 (digits only, no `%`).
+pub fn parse_percent(text: &[u8]) -> Option<u8> {
+    parse_u64(text)
+        .filter(|&n| n <= 100)
+        .and_then(|n| u8::try_from(n).ok())
+}
+
 /// Parses a hexadecimal number with an optional `0x` prefix.
 pub fn parse_hex(text: &[u8]) -> Option<u64> {
     let digits = text
@@ -83,6 +90,25 @@ mod tests {
         assert_eq!(parse_size(b"1g"), Some(1 << 30));
         assert_eq!(parse_size(b"0x1000"), Some(4096));
         assert_eq!(parse_size(b"K"), None);
+    }
+
+    #[test]
+    fn parses_percentages() {
+        assert_eq!(parse_percent(b"0"), Some(0));
+        assert_eq!(parse_percent(b"50"), Some(50));
+        assert_eq!(parse_percent(b"100"), Some(100));
+        assert_eq!(parse_percent(b"007"), Some(7));
+        for bad in [
+            &b""[..],
+            b"101",
+            b"-1",
+            b"50%",
+            b" 5",
+            b"1e2",
+            b"99999999999999999999999",
+        ] {
+            assert_eq!(parse_percent(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

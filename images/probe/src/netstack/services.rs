@@ -9,7 +9,8 @@ use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 
 use super::tcp_socket;
-use crate::http;
+use crate::burn::Burn;
+use crate::http::{self, Control};
 use crate::say;
 use crate::time::Clock;
 
@@ -74,6 +75,44 @@ fn rearm(socket: &mut tcp::Socket<'_>, port: u16) -> bool {
         return false;
     }
     socket.listen(port).is_ok()
+}
+
+/// What the responder's control paths (`GET /burn/<PCT>`, `/arp/on`, `/arp/off`) change.
+#[derive(Debug)]
+pub(super) struct Controls {
+    /// The share every vCPU burns at.
+    pub(super) burn: &'static Burn,
+    /// Whether the probe answers ARP requests for its address.
+    pub(super) answer_arp: bool,
+}
+
+impl Controls {
+    /// Answering ARP, burning at `burn`'s share.
+    pub(super) fn new(burn: &'static Burn) -> Self {
+        Self {
+            burn,
+            answer_arp: true,
+        }
+    }
+
+    /// Answers ARP requests or not from now on; prints `probe: arp on|off` on a change.
+    pub(super) fn set_answer_arp(&mut self, on: bool) {
+        if self.answer_arp != on {
+            self.answer_arp = on;
+            say!("arp {}", if on { "on" } else { "off" });
+        }
+    }
+
+    /// Does what `control` asks (nothing for a bad value).
+    fn apply(&mut self, control: Control) {
+        match control {
+            Control::Burn(share) => {
+                self.burn.set(share);
+            }
+            Control::BadBurn => {}
+            Control::Arp(on) => self.set_answer_arp(on),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -144,8 +183,14 @@ impl Services {
         self.name = name.to_vec();
     }
 
-    /// Moves data between the sockets and the services; true if anything happened.
-    pub(super) fn run(&mut self, sockets: &mut SocketSet<'static>, now: u64) -> bool {
+    /// Moves data between the sockets and the services, applying the HTTP control paths to
+    /// `controls`; true if anything happened.
+    pub(super) fn run(
+        &mut self,
+        sockets: &mut SocketSet<'static>,
+        now: u64,
+        controls: &mut Controls,
+    ) -> bool {
         let mut busy = false;
         for &handle in &self.echo {
             let s = sockets.get_mut::<tcp::Socket>(handle);
@@ -204,7 +249,15 @@ impl Services {
                 || conn.request.len() >= http::MAX_REQUEST
                 || (!conn.request.is_empty() && !s.may_recv());
             if complete && s.may_send() {
-                let answer = http::respond(&conn.request, &self.name);
+                // A control takes effect before its answer is queued: the answer's finished
+                // transmission is the device event that wakes the other vCPUs (`burn.rs`).
+                let answer = match http::control(&conn.request) {
+                    Some(control) => {
+                        controls.apply(control);
+                        http::respond_control(control)
+                    }
+                    None => http::respond(&conn.request, &self.name),
+                };
                 let _ = s.send_slice(&answer);
                 s.close();
                 conn.answered = true;

@@ -49,6 +49,25 @@ pub fn rx_frame(buf: &[u8], used_len: u32) -> Option<&[u8]> {
     (len > HDR_LEN).then(|| &buf[HDR_LEN..len])
 }
 
+/// Ethertype of ARP.
+const ETHERTYPE_ARP: u16 = 0x0806;
+/// Bytes of an Ethernet header followed by an ARP packet for IPv4 over Ethernet.
+const ARP_FRAME_LEN: usize = 14 + 28;
+
+/// The target protocol address of `frame` if it is an ARP request (operation 1) for an IPv4
+/// address over Ethernet; `None` for any other frame (replies included), or one too short.
+pub fn arp_request_target(frame: &[u8]) -> Option<[u8; 4]> {
+    let arp = frame.get(..ARP_FRAME_LEN)?;
+    let be16 = |at: usize| u16::from_be_bytes([arp[at], arp[at + 1]]);
+    let ipv4_over_ethernet = be16(14) == 1 && be16(16) == 0x0800 && arp[18] == 6 && arp[19] == 4;
+    if be16(12) != ETHERTYPE_ARP || !ipv4_over_ethernet || be16(20) != 1 {
+        return None;
+    }
+    let mut target = [0u8; 4];
+    target.copy_from_slice(&arp[38..42]);
+    Some(target)
+}
+
 /// Formats a MAC as `52:54:00:12:34:56`.
 pub struct MacDisplay(pub [u8; 6]);
 
@@ -116,6 +135,8 @@ pub struct VirtioNet {
     tx: Tx,
     /// The device returned a descriptor id that was not in flight.
     pub bad_used: bool,
+    /// Received ARP requests for this address are dropped before smoltcp sees them.
+    ignored_arp_target: Option<[u8; 4]>,
     /// Reset the device when dropped (not when replaced by a reinitialised instance).
     reset_on_drop: bool,
 }
@@ -174,6 +195,7 @@ impl VirtioNet {
                 scratch: vec![0; BUF_LEN],
             },
             bad_used: false,
+            ignored_arp_target: None,
             reset_on_drop: true,
         }
     }
@@ -182,7 +204,8 @@ impl VirtioNet {
     /// `DEVICE_NEEDS_RESET` or a device error).
     pub fn reinit(&mut self) -> Result<(), InitError> {
         self.dev.reset();
-        let fresh = Self::init(self.dev)?;
+        let mut fresh = Self::init(self.dev)?;
+        fresh.ignored_arp_target = self.ignored_arp_target;
         let mut old = core::mem::replace(self, fresh);
         old.reset_on_drop = false;
         Ok(())
@@ -217,6 +240,12 @@ impl VirtioNet {
     /// The register window (for status checks and interrupt acknowledgement).
     pub fn mmio(&self) -> MmioDevice {
         self.dev
+    }
+
+    /// Drops received ARP requests for `ip` from now on (`None`: drop none). Replies, and
+    /// requests for other addresses, still pass.
+    pub fn ignore_arp_requests_for(&mut self, ip: Option<[u8; 4]>) {
+        self.ignored_arp_target = ip;
     }
 
     /// True if a received frame is waiting.
@@ -338,6 +367,11 @@ impl phy::Device for VirtioNet {
             let Some(frame) = rx_frame(&self.rx.bufs[start..start + BUF_LEN], used.len) else {
                 continue;
             };
+            if self.ignored_arp_target.is_some()
+                && arp_request_target(frame) == self.ignored_arp_target
+            {
+                continue;
+            }
             if self.tx.reclaim() {
                 self.bad_used = true;
             }
@@ -381,6 +415,35 @@ mod tests {
         assert!(rx_frame(&buf, 3).is_none());
         // A device claiming more than the buffer is clamped to it.
         assert_eq!(rx_frame(&buf, 1_000_000).unwrap().len(), MAX_FRAME);
+    }
+
+    /// An ARP packet for IPv4 over Ethernet with operation `op`, asking for `target`.
+    fn arp(op: u16, target: [u8; 4]) -> Vec<u8> {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 1]);
+        f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4]);
+        f.extend_from_slice(&op.to_be_bytes());
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 1, 10, 0, 0, 1]);
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&target);
+        f.resize(60, 0);
+        f
+    }
+
+    #[test]
+    fn finds_arp_requests() {
+        let request = arp(1, [10, 0, 0, 2]);
+        assert_eq!(arp_request_target(&request), Some([10, 0, 0, 2]));
+        assert_eq!(arp_request_target(&request[..42]), Some([10, 0, 0, 2]));
+        assert_eq!(arp_request_target(&request[..41]), None);
+        assert_eq!(arp_request_target(&arp(2, [10, 0, 0, 2])), None, "a reply");
+        let mut ipv4 = request.clone();
+        ipv4[12..14].copy_from_slice(&[0x08, 0x00]);
+        assert_eq!(arp_request_target(&ipv4), None);
+        let mut other_protocol = request.clone();
+        other_protocol[16..18].copy_from_slice(&[0x86, 0xdd]);
+        assert_eq!(arp_request_target(&other_protocol), None);
+        assert_eq!(arp_request_target(&[]), None);
     }
 
     #[test]
