@@ -348,3 +348,123 @@ fn basic_monitoring_publishes_every_five_intervals_and_monitor_instances_switche
     );
     assert_eq!(code, "InvalidParameterValue");
 }
+
+/// `GET path` on the probe's port 80 from the agent's namespace; the body.
+fn probe_get(agent: &Agent, ip: &str, path: &str) -> String {
+    let addr: SocketAddr = format!("{ip}:80").parse().unwrap();
+    let request = format!("GET {path} HTTP/1.0\r\n\r\n");
+    agent.ns.run(move || {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        reply
+    })
+}
+
+/// The average CPUUtilization of the last `n` one-second points.
+fn recent_cpu(agent: &Agent, id: &str, n: usize) -> f64 {
+    let cpu = read(
+        agent,
+        "AWS/EC2",
+        "CPUUtilization",
+        ("InstanceId", id),
+        30,
+        1,
+    );
+    let points = cpu["datapoints"].as_array().unwrap();
+    assert!(points.len() >= n, "{cpu}");
+    let last = &points[points.len() - n..];
+    last.iter().map(|p| p["avg"].as_f64().unwrap()).sum::<f64>() / n as f64
+}
+
+#[test]
+fn a_burning_guest_shows_in_cpu_and_a_silent_one_fails_its_instance_check() {
+    let agent = Agent::start(&["--metrics-interval", "1"]);
+    let ami = agent.register_probe();
+    let group = open_group(&agent, &["80"]);
+    let id = launch(&agent, &ami, &group, true);
+    let ip = public_ip(&agent, &id);
+    assert!(
+        eventually(BOOT, || checks(&agent, &id).1 == "ok"),
+        "{:?}",
+        checks(&agent, &id)
+    );
+
+    // probe.burn at 60 %: the vCPU thread's share follows, within what a loaded host gives.
+    assert!(probe_get(&agent, &ip, "/burn/60").contains("burn 60"));
+    std::thread::sleep(Duration::from_secs(6));
+    let busy = recent_cpu(&agent, &id, 4);
+    assert!(
+        (25.0..=90.0).contains(&busy),
+        "CPUUtilization {busy} % under a 60 % burn"
+    );
+    assert!(probe_get(&agent, &ip, "/burn/0").contains("burn 0"));
+    std::thread::sleep(Duration::from_secs(4));
+    let idle = recent_cpu(&agent, &id, 2);
+    assert!(
+        idle < 15.0 && idle < busy / 2.0,
+        "CPUUtilization {idle} % after the burn stopped (was {busy} %)"
+    );
+    // Credits were spent faster than a t2.nano earns them (3 an hour).
+    let usage = read(
+        &agent,
+        "AWS/EC2",
+        "CPUCreditUsage",
+        ("InstanceId", &id),
+        60,
+        60,
+    );
+    assert!(sum(&usage) > 0.02, "{usage}");
+
+    // The guest stops answering ARP: the instance check fails, the system check does not.
+    assert!(probe_get(&agent, &ip, "/arp/off").contains("arp off"));
+    assert!(
+        eventually(Duration::from_secs(10), || checks(&agent, &id).1
+            == "impaired"),
+        "{:?}",
+        checks(&agent, &id)
+    );
+    let (system, instance, _, detail) = checks(&agent, &id);
+    assert_eq!(
+        (system.as_str(), instance.as_str(), detail.as_str()),
+        ("ok", "impaired", "failed")
+    );
+    let xml = agent.call("DescribeInstanceStatus", &[("InstanceId.1", &id)]);
+    assert!(xml.contains("<impairedSince>"), "{xml}");
+    let xml = agent.call(
+        "DescribeInstanceStatus",
+        &[
+            ("Filter.1.Name", "instance-status.reachability"),
+            ("Filter.1.Value.1", "failed"),
+        ],
+    );
+    assert_eq!(texts(&xml, "instanceId"), vec![id.clone()]);
+    std::thread::sleep(Duration::from_secs(2));
+    let failed = read(
+        &agent,
+        "AWS/EC2",
+        "StatusCheckFailed_Instance",
+        ("InstanceId", &id),
+        2,
+        1,
+    );
+    assert!(
+        failed["datapoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["max"] == 1.0),
+        "{failed}"
+    );
+    let system = read(
+        &agent,
+        "AWS/EC2",
+        "StatusCheckFailed_System",
+        ("InstanceId", &id),
+        3,
+        1,
+    );
+    assert_eq!(sum(&system), 0.0, "{system}");
+}
