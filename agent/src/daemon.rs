@@ -232,10 +232,12 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
 async fn sampler_loop(mut sampler: Sampler) {
     loop {
         let now = sampler::next_tick(sampler.interval()).await;
+        let started = std::time::Instant::now();
         match sampler.tick(now).await {
             Ok(report) => tracing::debug!(
                 instances = report.instances,
                 observations = report.observations,
+                took_ms = started.elapsed().as_secs_f64() * 1e3,
                 "instances sampled"
             ),
             Err(e) => tracing::warn!(error = %host::error_chain(&e), "sampling failed"),
