@@ -12,6 +12,7 @@ pub mod ec2;
 pub mod effects;
 pub mod monitoring;
 mod refusal;
+pub mod sns;
 
 use std::sync::Arc;
 
@@ -37,6 +38,8 @@ pub struct Plane {
     pub account_id: String,
     /// CloudWatch's metrics and dashboards, in their own database.
     pub metrics: Arc<state::metrics::MetricsStore>,
+    /// Wakes SNS's delivery loop when a delivery is put in the outbox.
+    pub sns: Arc<sns::Notifier>,
 }
 
 /// What a transaction gives back: its result and the effects it recorded.
