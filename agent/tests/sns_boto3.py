@@ -17,8 +17,8 @@ from botocore.exceptions import ClientError
 
 import aws_clients
 from aws_clients import keys_of
-from sns_endpoints import (HttpEndpoint, SmtpServer, confirm_by_url, delivery_log, json_body,
-                           mail_text, verify_signature)
+from sns_endpoints import (HttpEndpoint, SmtpServer, confirm_by_url, json_body, mail_text,
+                           verify_signature, wait_for_log)
 
 endpoint, state_dir, smtp_port = sys.argv[1:4]
 keys = keys_of(state_dir)
@@ -139,19 +139,11 @@ took = time.monotonic() - started
 # 12 messages to an endpoint that takes a second to fail, at most 4 at once: 3 s at least
 # for it alone, and the good endpoint is not made to wait for it.
 assert took < 3.0, f"the working endpoint waited {took:.1f}s behind the failing one"
-log = delivery_log(state_dir, ids[0])
-assert any(e.endswith("/good") and o == "delivered" for e, _, o, _ in log), log
-
-
-def failed_for_good():
-    rows = delivery_log(state_dir, ids[0])
-    return [(a, o, d) for e, a, o, d in rows if e.endswith("/bad")]
-
-
-deadline = time.monotonic() + 30
-while time.monotonic() < deadline and not any(o == "failed" for _, o, _ in failed_for_good()):
-    time.sleep(0.5)
-bad_rows = failed_for_good()
+wait_for_log(state_dir, ids[0],
+             lambda rows: any(e.endswith("/good") and o == "delivered" for e, _, o, _ in rows))
+rows = wait_for_log(state_dir, ids[0],
+                    lambda rows: any(e.endswith("/bad") and o == "failed" for e, _, o, _ in rows))
+bad_rows = [(a, o, d) for e, a, o, d in rows if e.endswith("/bad")]
 assert [(a, o) for a, o, _ in bad_rows] == [(1, "retrying"), (2, "retrying"), (3, "failed")], bad_rows
 assert all("500" in d for _, _, d in bad_rows), bad_rows
 assert bad.got.count(lambda i: i[1].get("x-amz-sns-message-id") == ids[0]) == 3

@@ -224,5 +224,18 @@ def delivery_log(state_dir, message_id):
         db.close()
 
 
+def wait_for_log(state_dir, message_id, pred, timeout=30.0):
+    """The delivery log of a message once `pred` holds of it (an attempt is logged after the
+    endpoint answered, so after the endpoint saw it)."""
+    end = time.monotonic() + timeout
+    while True:
+        rows = delivery_log(state_dir, message_id)
+        if pred(rows):
+            return rows
+        if time.monotonic() > end:
+            raise AssertionError(f"delivery log of {message_id} never as expected: {rows!r}")
+        time.sleep(0.1)
+
+
 def json_body(item):
     return json.loads(item[2])

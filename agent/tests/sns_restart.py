@@ -15,7 +15,7 @@ from botocore.config import Config
 
 import aws_clients
 from aws_clients import keys_of
-from sns_endpoints import HttpEndpoint, confirm_by_url, delivery_log, json_body
+from sns_endpoints import HttpEndpoint, confirm_by_url, json_body, wait_for_log
 
 endpoint, state_dir, step, port = sys.argv[1:5]
 keys = keys_of(state_dir)
@@ -44,6 +44,7 @@ else:
     hook = HttpEndpoint(port=int(port))
     item = hook.got.wait_for(lambda i: i[1].get("x-amz-sns-message-id") == msg_id, timeout=30)
     assert json_body(item)["Message"] == "sent while the endpoint was down", item
-    outcomes = [o for _, _, o, _ in delivery_log(state_dir, msg_id)]
+    rows = wait_for_log(state_dir, msg_id, lambda rows: any(r[2] == "delivered" for r in rows))
+    outcomes = [o for _, _, o, _ in rows]
     assert outcomes[0] == "retrying" and outcomes[-1] == "delivered", outcomes
     print("after: ok")

@@ -81,6 +81,17 @@ pub async fn answer(st: &Arc<ApiState>, req: &HttpRequest<'_>, request_id: &str)
         Ok(r) => r,
         Err(e) => return route_error(&e, scope, request_id),
     };
+    // Unsigned, only ConfirmSubscription is answered, whatever else routing saw.
+    if verified.is_none() && routed.operation != "ConfirmSubscription" {
+        return routed.error(
+            &ServiceError::new(
+                "MissingAuthenticationToken",
+                "Request is missing Authentication Token",
+            )
+            .with_status(403),
+            request_id,
+        );
+    }
     // EC2's form rules beyond the model's: strict escapes, no duplicates, only characters
     // XML can carry.
     if routed.protocol == Protocol::Ec2
@@ -128,7 +139,7 @@ pub async fn answer(st: &Arc<ApiState>, req: &HttpRequest<'_>, request_id: &str)
 /// Whether `req` is an unsigned GET of SNS's ConfirmSubscription (a SubscribeURL): no
 /// `Authorization` header, no presigned query, and `Action=ConfirmSubscription`.
 fn unsigned_confirmation(req: &HttpRequest<'_>) -> bool {
-    if req.method != "GET" || req.header("authorization").is_some() {
+    if req.method != "GET" || !req.body.is_empty() || req.header("authorization").is_some() {
         return false;
     }
     let Ok(pairs) = parse_pairs(req.query) else {
@@ -318,6 +329,46 @@ mod tests {
             assert!(shapes::service(service).is_some(), "{service}");
             assert!(r.by_signing_name(signing).is_some(), "{signing}");
         }
+    }
+
+    #[test]
+    fn only_an_unsigned_get_of_confirm_subscription_goes_without_a_signature() {
+        let get = |query: &'static str| HttpRequest {
+            method: "GET",
+            path: "/",
+            query,
+            headers: &[],
+            body: b"",
+        };
+        let url = "Action=ConfirmSubscription&TopicArn=arn%3Aaws%3Asns%3Alocal-1%3A1%3At&Token=ab";
+        assert!(unsigned_confirmation(&get(url)));
+        for other in [
+            "Action=Publish&TopicArn=x&Message=m",
+            "Action=ConfirmSubscription&Action=Publish",
+            "Action=ConfirmSubscription&X-Amz-Credential=AKID",
+            "",
+        ] {
+            assert!(!unsigned_confirmation(&get(other)), "{other}");
+        }
+        let post = HttpRequest {
+            method: "POST",
+            ..get(url)
+        };
+        assert!(!unsigned_confirmation(&post));
+        let with_body = HttpRequest {
+            body: b"Action=Publish",
+            ..get(url)
+        };
+        assert!(!unsigned_confirmation(&with_body));
+        let headers = vec![(
+            "Authorization".to_string(),
+            "AWS4-HMAC-SHA256 x".to_string(),
+        )];
+        let signed = HttpRequest {
+            headers: &headers,
+            ..get(url)
+        };
+        assert!(!unsigned_confirmation(&signed));
     }
 
     #[test]
