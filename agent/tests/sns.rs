@@ -39,5 +39,10 @@ fn subscriptions_and_pending_deliveries_survive_a_restart() {
         .expect("the script prints the message's id")
         .to_string();
     agent.restart();
-    common::run_python(&agent, "sns_restart.py", &["after", &port, &id], "after: ok");
+    common::run_python(
+        &agent,
+        "sns_restart.py",
+        &["after", &port, &id],
+        "after: ok",
+    );
 }
