@@ -23,7 +23,7 @@ fn sns_answers_boto3_and_the_cli_and_delivers_over_http_and_smtp() {
     let relay = format!("127.0.0.1:{smtp}");
     let agent = Agent::start(&["--smtp", &relay]);
     let out = common::run_python(&agent, "sns_boto3.py", &[&smtp], "sns: ok");
-    for part in ["http", "failing endpoint", "email", "errors"] {
+    for part in ["http", "failing endpoint", "https", "email", "errors"] {
         assert!(out.contains(&format!("sns {part}: ok")), "{out}");
     }
 }

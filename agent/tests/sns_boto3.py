@@ -17,8 +17,8 @@ from botocore.exceptions import ClientError
 
 import aws_clients
 from aws_clients import keys_of
-from sns_endpoints import (HttpEndpoint, SmtpServer, confirm_by_url, json_body, mail_text,
-                           verify_signature, wait_for_log)
+from sns_endpoints import (HttpEndpoint, SmtpServer, confirm_by_url, endpoint_log, https_endpoint,
+                           json_body, mail_text, verify_signature, wait_for_log)
 
 endpoint, state_dir, smtp_port = sys.argv[1:4]
 keys = keys_of(state_dir)
@@ -149,6 +149,20 @@ assert all("500" in d for _, _, d in bad_rows), bad_rows
 assert bad.got.count(lambda i: i[1].get("x-amz-sns-message-id") == ids[0]) == 3
 print("sns failing endpoint: ok")
 
+# HTTPS goes over TLS and checks the endpoint's certificate: a self-signed one is refused
+# (the attempt logged with the reason), as SNS refuses one no public authority signed.
+tls = https_endpoint(state_dir)
+tls_arn = sns.subscribe(TopicArn=topic, Protocol="https", Endpoint=tls.url + "/tls",
+                        ReturnSubscriptionArn=True)["SubscriptionArn"]
+assert sns.get_subscription_attributes(SubscriptionArn=tls_arn)["Attributes"]["PendingConfirmation"] == "true"
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline and not endpoint_log(state_dir, tls.url + "/tls"):
+    time.sleep(0.2)
+[(attempt, outcome, detail)] = endpoint_log(state_dir, tls.url + "/tls")[:1]
+assert (attempt, outcome) == (1, "retrying") and "certificate" in detail.lower(), detail
+assert tls.got.count(lambda i: True) == 0, "nothing got past the TLS handshake"
+print("sns https: ok")
+
 # E-mail: the confirmation mail's link, then notifications; e-mail-json gets SNS's JSON.
 sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="ops@example.com")
 _, rcpts, mail = smtp.got.wait_for(lambda m: "Subscription Confirmation" in m[2]["Subject"],
@@ -205,14 +219,15 @@ for fn, kw, want in [
     assert got == want, (fn.__name__, kw, got)
 assert sns.list_topics()["Topics"] == topics_before
 assert sns.list_subscriptions()["Subscriptions"] == subs_before
-pending = [s for s in subs_before if s["SubscriptionArn"] == "PendingConfirmation"]
-assert not pending, pending
+pending = [s["Endpoint"] for s in subs_before if s["SubscriptionArn"] == "PendingConfirmation"]
+assert pending == [tls.url + "/tls"], pending
 status, _, err = aws_clients.aws_cli(endpoint, keys, ["sns", "get-topic-attributes",
                                                       "--topic-arn", ghost])
 assert status != 0 and "NotFound" in err, err
 
 # Unsubscribe and DeleteTopic.
 sns.unsubscribe(SubscriptionArn=plain)
+sns.unsubscribe(SubscriptionArn=tls_arn)
 sns.delete_topic(TopicArn=cli_topic)
 sns.delete_topic(TopicArn=cli_topic)
 assert [t["TopicArn"] for t in sns.list_topics()["Topics"]] == [topic, slow_topic]

@@ -224,6 +224,34 @@ def delivery_log(state_dir, message_id):
         db.close()
 
 
+def endpoint_log(state_dir, url):
+    """The agent's delivery log for an endpoint: (attempt, outcome, detail) rows."""
+    db = sqlite3.connect(f"file:{state_dir}/state.db?mode=ro", uri=True, timeout=10)
+    try:
+        return db.execute(
+            "SELECT attempt, outcome, detail FROM sns_delivery_log WHERE endpoint = ? "
+            "ORDER BY seq", (url,)).fetchall()
+    finally:
+        db.close()
+
+
+def https_endpoint(workdir):
+    """An HTTPS endpoint on 127.0.0.1 whose certificate is self-signed (made by the openssl
+    command); gives its HttpEndpoint."""
+    import ssl
+    import subprocess
+    key, cert = f"{workdir}/hook.key", f"{workdir}/hook.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    hook = HttpEndpoint()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    hook.server.socket = ctx.wrap_socket(hook.server.socket, server_side=True)
+    hook.url = hook.url.replace("http://", "https://")
+    return hook
+
+
 def wait_for_log(state_dir, message_id, pred, timeout=30.0):
     """The delivery log of a message once `pred` holds of it (an attempt is logged after the
     endpoint answered, so after the endpoint saw it)."""
