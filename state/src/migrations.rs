@@ -265,6 +265,7 @@ const MIGRATIONS: &[&str] = &[
         subscription_arn TEXT NOT NULL,
         protocol TEXT NOT NULL,
         endpoint TEXT NOT NULL,
+        origin TEXT NOT NULL,
         subject TEXT,
         message TEXT NOT NULL,
         token TEXT,
@@ -276,6 +277,7 @@ const MIGRATIONS: &[&str] = &[
         next_attempt_ms INTEGER NOT NULL
     );
     CREATE INDEX sns_outbox_due ON sns_outbox(next_attempt_ms);
+    CREATE INDEX sns_outbox_origin_due ON sns_outbox(origin, next_attempt_ms);
     CREATE INDEX sns_outbox_subscription ON sns_outbox(subscription_arn);
     CREATE TABLE sns_delivery_log (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,

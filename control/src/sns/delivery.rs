@@ -47,14 +47,14 @@ pub struct Deliverer {
     pub notifier: Arc<Notifier>,
 }
 
-/// The endpoint an attempt counts against: an HTTP origin, or the SMTP relay.
-fn endpoint_key(d: &DeliveryRow) -> String {
-    if d.protocol.starts_with("email") {
+/// What attempts to `endpoint` count against: its HTTP origin, or the SMTP relay.
+pub fn origin(protocol: &str, endpoint: &str) -> String {
+    if protocol.starts_with("email") {
         return "smtp".into();
     }
-    let after_scheme = d.endpoint.split_once("://").map_or("", |(_, r)| r);
+    let after_scheme = endpoint.split_once("://").map_or("", |(_, r)| r);
     let authority = after_scheme.split(['/', '?', '#']).next().unwrap_or("");
-    format!("{}://{}", d.protocol, authority.to_ascii_lowercase())
+    format!("{protocol}://{}", authority.to_ascii_lowercase())
 }
 
 fn now_ms() -> i64 {
@@ -82,7 +82,7 @@ impl Deliverer {
             }
             let (due, next) = {
                 let conn = self.db.lock();
-                let due = outbox::due(&conn, now, IN_FLIGHT * 4);
+                let due = outbox::due(&conn, now, PER_ENDPOINT * 2, IN_FLIGHT * 4);
                 (due, outbox::next_due_ms(&conn))
             };
             let due = due.unwrap_or_else(|e| {
@@ -93,7 +93,7 @@ impl Deliverer {
                 if in_flight.len() >= IN_FLIGHT {
                     break;
                 }
-                let key = endpoint_key(&d);
+                let key = d.origin.clone();
                 let busy = per_endpoint.get(&key).copied().unwrap_or(0);
                 if in_flight.contains(&d.seq) || busy >= PER_ENDPOINT {
                     continue;
@@ -218,28 +218,15 @@ mod tests {
 
     #[test]
     fn attempts_count_against_their_origin_or_the_relay() {
-        let mut d = DeliveryRow {
-            seq: 1,
-            kind: "Notification".into(),
-            message_id: "m".into(),
-            topic_arn: "t".into(),
-            subscription_arn: "s".into(),
-            protocol: "http".into(),
-            endpoint: "http://127.0.0.1:9000/a/b?c".into(),
-            subject: None,
-            message: "x".into(),
-            token: None,
-            raw: false,
-            message_attributes: "{}".into(),
-            timestamp: "t".into(),
-            retry_policy: "{}".into(),
-            attempts: 0,
-            next_attempt_ms: 0,
-        };
-        assert_eq!(endpoint_key(&d), "http://127.0.0.1:9000");
-        d.endpoint = "http://127.0.0.1:9000/other".into();
-        assert_eq!(endpoint_key(&d), "http://127.0.0.1:9000");
-        d.protocol = "email".into();
-        assert_eq!(endpoint_key(&d), "smtp");
+        assert_eq!(
+            origin("http", "http://127.0.0.1:9000/a/b?c"),
+            "http://127.0.0.1:9000"
+        );
+        assert_eq!(
+            origin("https", "https://Example.COM/x"),
+            "https://example.com"
+        );
+        assert_eq!(origin("email", "ops@example.com"), "smtp");
+        assert_eq!(origin("email-json", "ops@example.com"), "smtp");
     }
 }

@@ -333,6 +333,7 @@ mod tests {
             subscription_arn: "arn:aws:sns:local-1:123456789012:t:5e1d".into(),
             protocol: "http".into(),
             endpoint: "http://127.0.0.1:9/".into(),
+            origin: "http://127.0.0.1:9".into(),
             subject: Some("Hi".into()),
             message: "hello".into(),
             token: Some("tok".into()),

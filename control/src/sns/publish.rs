@@ -174,6 +174,7 @@ pub fn publish_message(
                 subscription_arn: s.arn.clone(),
                 protocol: s.protocol.clone(),
                 endpoint: s.endpoint.clone(),
+                origin: super::delivery::origin(&s.protocol, &s.endpoint),
                 subject: req.subject.clone(),
                 message: text,
                 token: None,

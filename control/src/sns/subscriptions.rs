@@ -126,6 +126,7 @@ fn send_confirmation(conn: &Connection, s: &SubscriptionRow, now_ms: i64) -> rus
             subscription_arn: s.arn.clone(),
             protocol: s.protocol.clone(),
             endpoint: s.endpoint.clone(),
+            origin: super::delivery::origin(&s.protocol, &s.endpoint),
             subject: None,
             message: confirmation_text(&s.topic_arn),
             token: Some(s.token.clone()),

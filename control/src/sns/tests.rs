@@ -129,7 +129,7 @@ fn subscribe_sends_a_confirmation_and_lists_pending_until_confirmed() {
     )
     .unwrap();
     assert!(!s.confirmed);
-    let due = outbox::due(&c, 5, 10).unwrap();
+    let due = outbox::due(&c, 5, 100, 10).unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].kind, "SubscriptionConfirmation");
     let token = due[0].token.clone().unwrap();
@@ -217,7 +217,7 @@ fn publish_makes_one_delivery_per_confirmed_subscription_with_its_protocol_messa
         1,
     )
     .unwrap();
-    for d in outbox::due(&c, i64::MAX, 100).unwrap() {
+    for d in outbox::due(&c, i64::MAX, 100, 100).unwrap() {
         outbox::remove(&c, d.seq).unwrap();
     }
     let req = PublishRequest {
@@ -229,7 +229,7 @@ fn publish_makes_one_delivery_per_confirmed_subscription_with_its_protocol_messa
     };
     let (id, n) = publish_message(&c, ACCOUNT, &req, 10).unwrap();
     assert_eq!(n, 2, "the pending subscription gets nothing");
-    let due = outbox::due(&c, 10, 10).unwrap();
+    let due = outbox::due(&c, 10, 100, 10).unwrap();
     assert!(
         due.iter()
             .all(|d| d.message_id == id && d.message == "for http")
@@ -323,7 +323,7 @@ fn unsubscribe_and_delete_topic_drop_pending_deliveries() {
     publish_message(&c, ACCOUNT, &req, 1).unwrap();
     subscriptions::unsubscribe(&c, ACCOUNT, &s).unwrap();
     assert!(
-        outbox::due(&c, i64::MAX, 10)
+        outbox::due(&c, i64::MAX, 100, 10)
             .unwrap()
             .iter()
             .all(|d| d.subscription_arn != s)

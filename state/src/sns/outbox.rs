@@ -21,6 +21,8 @@ pub struct DeliveryRow {
     pub protocol: String,
     /// The URL or address.
     pub endpoint: String,
+    /// What the endpoint's attempts are counted against (an HTTP origin, or the relay).
+    pub origin: String,
     /// The subject, if any.
     pub subject: Option<String>,
     /// The message for this protocol.
@@ -42,8 +44,8 @@ pub struct DeliveryRow {
 }
 
 const COLUMNS: &str = "seq, kind, message_id, topic_arn, subscription_arn, protocol, endpoint, \
-     subject, message, token, raw, message_attributes, timestamp, retry_policy, attempts, \
-     next_attempt_ms";
+     origin, subject, message, token, raw, message_attributes, timestamp, retry_policy, \
+     attempts, next_attempt_ms";
 
 fn delivery(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
     Ok(DeliveryRow {
@@ -54,15 +56,16 @@ fn delivery(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
         subscription_arn: r.get(4)?,
         protocol: r.get(5)?,
         endpoint: r.get(6)?,
-        subject: r.get(7)?,
-        message: r.get(8)?,
-        token: r.get(9)?,
-        raw: r.get(10)?,
-        message_attributes: r.get(11)?,
-        timestamp: r.get(12)?,
-        retry_policy: r.get(13)?,
-        attempts: r.get(14)?,
-        next_attempt_ms: r.get(15)?,
+        origin: r.get(7)?,
+        subject: r.get(8)?,
+        message: r.get(9)?,
+        token: r.get(10)?,
+        raw: r.get(11)?,
+        message_attributes: r.get(12)?,
+        timestamp: r.get(13)?,
+        retry_policy: r.get(14)?,
+        attempts: r.get(15)?,
+        next_attempt_ms: r.get(16)?,
     })
 }
 
@@ -70,9 +73,9 @@ fn delivery(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
 pub fn insert(conn: &Connection, d: &DeliveryRow) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "INSERT INTO sns_outbox (kind, message_id, topic_arn, subscription_arn, protocol, \
-         endpoint, subject, message, token, raw, message_attributes, timestamp, retry_policy, \
-         attempts, next_attempt_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+         endpoint, origin, subject, message, token, raw, message_attributes, timestamp, \
+         retry_policy, attempts, next_attempt_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?
     .execute(params![
         d.kind,
@@ -81,6 +84,7 @@ pub fn insert(conn: &Connection, d: &DeliveryRow) -> rusqlite::Result<i64> {
         d.subscription_arn,
         d.protocol,
         d.endpoint,
+        d.origin,
         d.subject,
         d.message,
         d.token,
@@ -94,13 +98,21 @@ pub fn insert(conn: &Connection, d: &DeliveryRow) -> rusqlite::Result<i64> {
     Ok(conn.last_insert_rowid())
 }
 
-/// Up to `limit` deliveries due at `now_ms`, the longest waiting first.
-pub fn due(conn: &Connection, now_ms: i64, limit: usize) -> rusqlite::Result<Vec<DeliveryRow>> {
+/// Up to `limit` deliveries due at `now_ms`, the longest waiting first, at most
+/// `per_origin` of each origin (so that one origin's backlog never hides another's).
+pub fn due(
+    conn: &Connection,
+    now_ms: i64,
+    per_origin: usize,
+    limit: usize,
+) -> rusqlite::Result<Vec<DeliveryRow>> {
     let mut st = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM sns_outbox WHERE next_attempt_ms <= ?1 \
-         ORDER BY next_attempt_ms, seq LIMIT ?2"
+        "SELECT {COLUMNS} FROM (SELECT {COLUMNS}, ROW_NUMBER() OVER \
+         (PARTITION BY origin ORDER BY next_attempt_ms, seq) AS n \
+         FROM sns_outbox WHERE next_attempt_ms <= ?1) \
+         WHERE n <= ?2 ORDER BY next_attempt_ms, seq LIMIT ?3"
     ))?;
-    st.query_map(params![now_ms, limit as i64], delivery)?
+    st.query_map(params![now_ms, per_origin as i64, limit as i64], delivery)?
         .collect()
 }
 
@@ -222,6 +234,7 @@ mod tests {
             subscription_arn: "arn:aws:sns:local-1:123456789012:t:s".into(),
             protocol: "http".into(),
             endpoint: "http://127.0.0.1:1/".into(),
+            origin: "http://127.0.0.1:1".into(),
             subject: None,
             message: "hello".into(),
             token: None,
@@ -235,14 +248,37 @@ mod tests {
     }
 
     #[test]
+    fn a_busy_origin_does_not_hide_another_origins_deliveries() {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::migrations::migrate(&mut c).unwrap();
+        for n in 0..20 {
+            insert(&c, &row(n, n)).unwrap();
+        }
+        let other = DeliveryRow {
+            origin: "http://127.0.0.1:2".into(),
+            ..row(99, 50)
+        };
+        insert(&c, &other).unwrap();
+        let got = due(&c, 100, 4, 8).unwrap();
+        assert_eq!(got.len(), 5);
+        assert_eq!(got.last().unwrap().message_id, "m99");
+    }
+
+    #[test]
     fn due_deliveries_come_oldest_first_and_leave_when_removed() {
         let mut c = Connection::open_in_memory().unwrap();
         crate::migrations::migrate(&mut c).unwrap();
         let late = insert(&c, &row(1, 50)).unwrap();
         let early = insert(&c, &row(2, 10)).unwrap();
         insert(&c, &row(3, 1_000)).unwrap();
-        let due_now: Vec<i64> = due(&c, 100, 10).unwrap().iter().map(|d| d.seq).collect();
+        let due_now: Vec<i64> = due(&c, 100, 10, 10)
+            .unwrap()
+            .iter()
+            .map(|d| d.seq)
+            .collect();
         assert_eq!(due_now, vec![early, late]);
+        let one_per_origin: Vec<i64> = due(&c, 100, 1, 10).unwrap().iter().map(|d| d.seq).collect();
+        assert_eq!(one_per_origin, vec![early]);
         reschedule(&c, early, 1, 500).unwrap();
         assert_eq!(by_seq(&c, early).unwrap().unwrap().attempts, 1);
         assert_eq!(next_due_ms(&c).unwrap(), Some(50));
