@@ -109,6 +109,9 @@ fn now_ms() -> i64 {
 /// Publish does, and gives the message's id. Every confirmed subscription of the topic gets
 /// it through the delivery loop, with retries; this returns once the deliveries are stored,
 /// not made. For the agent's own notifications, such as CloudWatch alarms' SNS actions.
+///
+/// It takes the state database's lock for one short transaction (a few inserts), so call it
+/// from blocking code (`spawn_blocking`, `block_in_place`), as the API's handlers do.
 pub fn publish(
     plane: &Plane,
     topic_arn: &str,
