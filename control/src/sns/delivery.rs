@@ -73,17 +73,26 @@ impl Deliverer {
                 settle(done, &mut in_flight, &mut per_endpoint);
             }
             let now = now_ms();
-            if now - last_prune > 3_600_000 {
+            let prune = now - last_prune > 3_600_000;
+            if prune {
                 last_prune = now;
-                let pruned = outbox::prune_log(&self.db.lock(), now - LOG_RETENTION_MS);
-                if let Err(e) = pruned {
+            }
+            // Off the async threads: the database's lock may be held by a long request.
+            let db = self.db.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                let conn = db.lock();
+                if prune && let Err(e) = outbox::prune_log(&conn, now - LOG_RETENTION_MS) {
                     tracing::warn!(error = %e, "cannot prune the SNS delivery log");
                 }
-            }
-            let (due, next) = {
-                let conn = self.db.lock();
                 let due = outbox::due(&conn, now, PER_ENDPOINT * 2, IN_FLIGHT * 4);
                 (due, outbox::next_due_ms(&conn))
+            })
+            .await;
+            let (due, next) = match read {
+                Ok(r) => r,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // The runtime is shutting down.
+                Err(_) => return,
             };
             let due = due.unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "cannot read the SNS outbox");
