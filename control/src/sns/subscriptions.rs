@@ -39,9 +39,26 @@ pub enum AttributeError {
         "Invalid parameter: Attributes Reason: RawMessageDelivery: Invalid value [{0}]. Must be true or false."
     )]
     Raw(String),
+    /// Raw delivery asked of a protocol without it.
+    #[error(
+        "Invalid parameter: Attributes Reason: Delivery protocol [{0}] does not support raw message delivery."
+    )]
+    RawProtocol(String),
     /// A delivery policy refused.
     #[error(transparent)]
     DeliveryPolicy(#[from] PolicyError),
+}
+
+/// Checks one attribute of a subscription over `protocol`: raw delivery is for HTTP(S).
+fn check_attribute_for(protocol: &str, name: &str, value: &str) -> Result<(), AttributeError> {
+    check_attribute(name, value)?;
+    if name == "RawMessageDelivery"
+        && value.eq_ignore_ascii_case("true")
+        && !protocol.starts_with("http")
+    {
+        return Err(AttributeError::RawProtocol(protocol.to_string()));
+    }
+    Ok(())
 }
 
 /// Checks one subscription attribute.
@@ -157,7 +174,7 @@ pub fn subscribe(
     let endpoint = checks::check_endpoint(protocol, endpoint)?;
     let mut kept = BTreeMap::new();
     for (k, v) in attributes {
-        check_attribute(k, v)?;
+        check_attribute_for(protocol, k, v)?;
         kept.insert(k.clone(), normal(k, v));
     }
     if let Some(existing) = db::subscription_to(conn, topic_arn, protocol, &endpoint)? {
@@ -439,7 +456,7 @@ pub fn set_subscription_attribute(
     let mut attributes = s.attributes;
     match value.filter(|v| !v.is_empty()) {
         Some(v) => {
-            check_attribute(name, v)?;
+            check_attribute_for(&s.protocol, name, v)?;
             attributes.insert(name.to_string(), normal(name, v));
         }
         None => {

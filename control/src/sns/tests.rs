@@ -177,6 +177,7 @@ fn bad_protocols_endpoints_and_attributes_are_invalid_parameter_and_change_nothi
         ("email", Some("nobody"), no_attributes()),
         ("http", None, no_attributes()),
         ("http", Some("http://x/"), raw("maybe")),
+        ("email", Some("ops@example.com"), raw("true")),
         (
             "http",
             Some("http://x/"),
