@@ -107,6 +107,18 @@ item = hook.got.wait_for(lambda i: i[0] == "/raw" and i[1].get("x-amz-sns-messag
 assert item[2] == "cpu at 93%", item
 assert item[1]["x-amz-sns-subscription-arn"] == raw
 
+# A filter policy on message attributes: only matching messages reach that subscription.
+only_high = subscribed(topic, hook, "/only-high", FilterPolicy=json.dumps({"level": ["high"]}))
+low_id = sns.publish(TopicArn=topic, Message="low", MessageAttributes={
+    "level": {"DataType": "String", "StringValue": "low"}})["MessageId"]
+high_id = sns.publish(TopicArn=topic, Message="high", MessageAttributes={
+    "level": {"DataType": "String", "StringValue": "high"}})["MessageId"]
+hook.got.wait_for(lambda i: i[0] == "/only-high" and i[1].get("x-amz-sns-message-id") == high_id)
+hook.got.wait_for(lambda i: i[0] == "/plain" and i[1].get("x-amz-sns-message-id") == low_id)
+assert hook.got.count(lambda i: i[0] == "/only-high" and
+                      i[1].get("x-amz-sns-message-id") == low_id) == 0
+sns.unsubscribe(SubscriptionArn=only_high)
+
 # MessageStructure=json: each protocol its own message, `default` for the others.
 msg_id = sns.publish(TopicArn=topic, MessageStructure="json",
                      Message=json.dumps({"default": "for all", "http": "for http",

@@ -5,6 +5,7 @@
 use proptest::prelude::*;
 
 use super::checks;
+use super::filter_policy;
 use super::message::{self, MessageAttribute};
 use super::policy;
 
@@ -36,6 +37,27 @@ fn near_grammar() -> impl Strategy<Value = String> {
     .prop_map(|parts| parts.concat())
 }
 
+/// Filter policies made of their own parts.
+fn filter_grammar() -> impl Strategy<Value = String> {
+    proptest::collection::vec(
+        prop_oneof![
+            Just("{\"level\": [".to_string()),
+            Just("{\"prefix\": \"h\"}".to_string()),
+            Just("{\"numeric\": [\">\", 1, \"<=\", 9]}".to_string()),
+            Just("{\"anything-but\": [\"a\", 2]}".to_string()),
+            Just("{\"anything-but\": {\"prefix\": \"x\"}}".to_string()),
+            Just("{\"exists\": false}".to_string()),
+            Just("\"high\"".to_string()),
+            Just("1.5".to_string()),
+            Just(",".to_string()),
+            Just("]".to_string()),
+            Just("}".to_string()),
+        ],
+        0..24,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(
         std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(64)
@@ -57,6 +79,23 @@ proptest! {
             }
         }
         let _ = policy::subscription_policy(&text);
+    }
+
+    #[test]
+    fn fuzz_filter_policies_answer_any_text(
+        text in prop_oneof![near_grammar(), filter_grammar(), ".*"],
+        value in prop_oneof![near_grammar(), ".{0,8}"],
+    ) {
+        if let Ok(p) = filter_policy::parse(&text) {
+            for kind in ["String", "Number", "String.Array"] {
+                let _ = p.matches(&[MessageAttribute {
+                    name: "level".into(),
+                    data_type: kind.into(),
+                    string_value: Some(value.clone()),
+                    binary_base64: None,
+                }]);
+            }
+        }
     }
 
     #[test]
@@ -90,6 +129,7 @@ fn deep_nesting_is_refused_not_recursed() {
         let text = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
         assert!(message::structured(&text).is_err(), "depth {depth}");
         assert!(policy::topic_policy(&text).is_err(), "depth {depth}");
+        assert!(filter_policy::parse(&text).is_err(), "depth {depth}");
         let text = format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
         assert!(message::structured(&text).is_err(), "depth {depth}");
     }

@@ -12,6 +12,7 @@
 //! - `message.rs`: what goes out (SNS's JSON, its signature text, mails, raw delivery) and
 //!   the caller-facing parts of a message (`MessageStructure=json`, attributes);
 //! - `policy.rs`: delivery (retry) policies;
+//! - `filter_policy.rs`: subscriptions' filter policies on message attributes;
 //! - `delivery.rs`: the loop that makes the deliveries.
 //!
 //! [`publish`] is what the rest of the agent calls to notify a topic (CloudWatch alarms'
@@ -19,6 +20,7 @@
 
 pub mod checks;
 pub mod delivery;
+pub mod filter_policy;
 #[cfg(test)]
 mod fuzz;
 pub mod message;

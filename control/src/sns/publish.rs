@@ -1,5 +1,6 @@
 //! Publish: the message checked (size, subject, `MessageStructure=json`, attributes), then
-//! one delivery per confirmed subscription put in the outbox in the same transaction, each
+//! one delivery per confirmed subscription whose filter policy the attributes pass put in
+//! the outbox in the same transaction, each
 //! with its protocol's message, its raw flag and its retry policy. The delivery loop
 //! (`delivery.rs`) takes them from there.
 
@@ -7,6 +8,7 @@ use rusqlite::Connection;
 use state::sns::outbox::{self, DeliveryRow};
 use state::sns::{self as db};
 
+use super::filter_policy;
 use super::message::{self, AttributeError, MessageAttribute, StructureError};
 use super::policy;
 use super::topics::{TopicError, topic};
@@ -150,7 +152,18 @@ pub fn publish_message(
     let timestamp = iso_ms(now_ms);
     let topic_policy = t.attributes.get("DeliveryPolicy").map(String::as_str);
     let subscriptions = db::confirmed_subscriptions(conn, arn)?;
+    let mut made = 0;
     for s in &subscriptions {
+        // Kept policies were checked when set; one that no longer reads lets all through.
+        let filtered_out = s
+            .attributes
+            .get("FilterPolicy")
+            .and_then(|p| filter_policy::parse(p).ok())
+            .is_some_and(|p| !p.matches(&req.attributes));
+        if filtered_out {
+            continue;
+        }
+        made += 1;
         let text = match &per_protocol {
             None => req.message.clone(),
             Some(m) => m
@@ -190,5 +203,5 @@ pub fn publish_message(
             },
         )?;
     }
-    Ok((message_id, subscriptions.len()))
+    Ok((message_id, made))
 }

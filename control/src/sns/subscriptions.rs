@@ -11,6 +11,7 @@ use state::sns::outbox::{self, DeliveryRow};
 use state::sns::{self as db, SubscriptionRow};
 
 use super::checks::{self, ArnError, EndpointError};
+use super::filter_policy::{self, FilterPolicyError};
 use super::message::confirmation_text;
 use super::policy::{self, PolicyError};
 use super::topics::{TopicError, topic};
@@ -31,9 +32,17 @@ pub const PENDING_LISTED: &str = "PendingConfirmation";
 pub enum AttributeError {
     /// Not one this endpoint takes.
     #[error(
-        "Invalid parameter: AttributeName Reason: {0:?} is not an attribute this endpoint sets on a subscription (RawMessageDelivery, DeliveryPolicy); filter and redrive policies are not supported"
+        "Invalid parameter: AttributeName Reason: {0:?} is not an attribute this endpoint sets on a subscription (RawMessageDelivery, DeliveryPolicy, FilterPolicy, FilterPolicyScope); redrive policies are not supported"
     )]
     Name(String),
+    /// A filter policy refused.
+    #[error(transparent)]
+    FilterPolicy(#[from] FilterPolicyError),
+    /// A scope other than message attributes.
+    #[error(
+        "Invalid parameter: Attributes Reason: FilterPolicyScope: this endpoint filters on MessageAttributes only, not {0:?}"
+    )]
+    FilterPolicyScope(String),
     /// `RawMessageDelivery` other than true or false.
     #[error(
         "Invalid parameter: Attributes Reason: RawMessageDelivery: Invalid value [{0}]. Must be true or false."
@@ -73,6 +82,11 @@ pub fn check_attribute(name: &str, value: &str) -> Result<(), AttributeError> {
         "DeliveryPolicy" => policy::subscription_policy(value)
             .map(|_| ())
             .map_err(Into::into),
+        "FilterPolicy" => filter_policy::parse(value).map(|_| ()).map_err(Into::into),
+        "FilterPolicyScope" if value == "MessageAttributes" => Ok(()),
+        "FilterPolicyScope" => Err(AttributeError::FilterPolicyScope(
+            value.chars().take(64).collect(),
+        )),
         other => Err(AttributeError::Name(other.chars().take(64).collect())),
     }
 }
@@ -415,6 +429,9 @@ pub fn get_subscription_attributes(
             "EffectiveDeliveryPolicy".into(),
             policy::effective_text(&retry),
         );
+    }
+    if s.attributes.contains_key("FilterPolicy") {
+        a.insert("FilterPolicyScope".into(), "MessageAttributes".into());
     }
     a.extend(s.attributes);
     Ok(a)

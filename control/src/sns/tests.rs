@@ -181,7 +181,7 @@ fn bad_protocols_endpoints_and_attributes_are_invalid_parameter_and_change_nothi
         (
             "http",
             Some("http://x/"),
-            BTreeMap::from([("FilterPolicy".to_string(), "{}".to_string())]),
+            BTreeMap::from([("FilterPolicy".to_string(), r#"{"a": "x"}"#.to_string())]),
         ),
     ] {
         let e = subscriptions::subscribe(&c, ACCOUNT, &t, protocol, endpoint, &attributes, 1)
@@ -421,5 +421,54 @@ fn topics_page_by_one_hundred_and_refuse_forged_tokens() {
     assert_eq!(second.items.len(), 50);
     assert_eq!(second.next_token, None);
     let e = topics::list_topics(&c, Some("forged")).unwrap_err();
+    assert_eq!(e.code(), Some("InvalidParameter"));
+}
+
+#[test]
+fn a_filter_policy_keeps_messages_whose_attributes_do_not_match_from_its_subscription() {
+    let c = conn();
+    let t = topic(&c, "t");
+    let all = confirmed(&c, &t, "http://127.0.0.1:9/all", &[]);
+    let high = confirmed(
+        &c,
+        &t,
+        "http://127.0.0.1:9/high",
+        &[("FilterPolicy", r#"{"level": ["high"]}"#)],
+    );
+    let a = subscriptions::get_subscription_attributes(&c, ACCOUNT, &high).unwrap();
+    assert_eq!(a["FilterPolicyScope"], "MessageAttributes");
+    for d in outbox::due(&c, i64::MAX, 100, 100).unwrap() {
+        outbox::remove(&c, d.seq).unwrap();
+    }
+    let with_level = |level: &str| PublishRequest {
+        topic_arn: Some(t.clone()),
+        message: "m".into(),
+        attributes: vec![super::message::MessageAttribute {
+            name: "level".into(),
+            data_type: "String".into(),
+            string_value: Some(level.into()),
+            binary_base64: None,
+        }],
+        ..Default::default()
+    };
+    let (_, n) = publish_message(&c, ACCOUNT, &with_level("low"), 1).unwrap();
+    assert_eq!(n, 1);
+    let (_, n) = publish_message(&c, ACCOUNT, &with_level("high"), 2).unwrap();
+    assert_eq!(n, 2);
+    let to: Vec<String> = outbox::due(&c, i64::MAX, 100, 100)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.subscription_arn)
+        .collect();
+    assert_eq!(to.iter().filter(|s| **s == all).count(), 2);
+    assert_eq!(to.iter().filter(|s| **s == high).count(), 1);
+    let e = subscriptions::set_subscription_attribute(
+        &c,
+        ACCOUNT,
+        &high,
+        "FilterPolicyScope",
+        Some("MessageBody"),
+    )
+    .unwrap_err();
     assert_eq!(e.code(), Some("InvalidParameter"));
 }
