@@ -22,6 +22,7 @@ packages=(
   python3-yaml python3-requests python3-jinja2 python3-jsonschema python3-configobj
   python3-jsonpatch python3-oauthlib python3-netifaces
   openssh-client    # cloud-init-imds: ssh-keygen for its key pair
+  openssl           # SNS tests: a self-signed certificate for an https subscriber
   acpica-tools      # iasl: vmm unit tests disassemble the ACPI tables the vmm builds
   debootstrap       # the nested test host's L1 root (Debian bookworm)
 )

@@ -61,6 +61,14 @@ pub struct AgentConfig {
     /// (at least 1): detailed monitoring publishes every interval, basic every five.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub metrics_interval: u64,
+    /// The SMTP relay SNS's e-mail subscriptions are delivered through (`HOST:PORT`, plain
+    /// SMTP without TLS or authentication: a relay on this host or the loopback). Without
+    /// it, e-mail deliveries fail and are retried, then given up, each attempt logged.
+    #[arg(long, value_parser = parse_smtp)]
+    pub smtp: Option<(String, u16)>,
+    /// The sender of SNS's mails.
+    #[arg(long, default_value = "kec2 Notifications <sns@localhost>")]
+    pub smtp_from: String,
     /// DNS servers DHCP hands out (default: the host's non-loopback nameservers).
     #[arg(long, value_delimiter = ',')]
     pub dns: Option<Vec<std::net::Ipv4Addr>>,
@@ -91,4 +99,19 @@ impl AgentConfig {
                 .unwrap_or_else(|| PathBuf::from("vmm"))
         })
     }
+}
+
+/// `HOST:PORT` (a name or an address; `[v6]:PORT` for IPv6).
+fn parse_smtp(s: &str) -> Result<(String, u16), String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{s:?} is not HOST:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{port:?} is not a port number"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || port == 0 {
+        return Err(format!("{s:?} is not HOST:PORT"));
+    }
+    Ok((host.to_string(), port))
 }

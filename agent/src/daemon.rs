@@ -82,6 +82,9 @@ pub enum StartError {
     /// The server failed.
     #[error("the API server failed")]
     Serve(#[source] std::io::Error),
+    /// SNS's signing key could not be read or made.
+    #[error("cannot set up SNS's signing key")]
+    SnsSigner(#[from] host::sns::SignerError),
     /// The storage service could not start.
     #[error("cannot start the storage service")]
     Storage(#[from] host::ebs::StorageError),
@@ -184,6 +187,10 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
     tasks::spawn_restarting(Unit::new("metrics rollup"), Backoff::SERVER, move || {
         metrics_rollup_loop(rollups.clone())
     });
+    // SNS: the key its messages are signed with, made once; the delivery loop starts once
+    // the endpoint's URL (which messages link to) is known.
+    let sns_signer = host::sns::Signer::load_or_create(dir)?;
+    let sns_notifier = Arc::new(control::sns::Notifier::default());
     let plane = Arc::new(control::Plane {
         db: db.clone(),
         compute,
@@ -192,6 +199,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
         account_id: account_id.clone(),
         metrics,
         health: Default::default(),
+        sns: sns_notifier.clone(),
     });
     // What an earlier agent recorded but had not applied when it stopped.
     plane.replay().await.map_err(StartError::Effects)?;
@@ -217,11 +225,28 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
             source,
         })?;
     tracing::info!(endpoint = %format!("http://{local}"), "EC2 API listening");
+    let deliverer = Arc::new(control::sns::delivery::Deliverer {
+        db: db.clone(),
+        signer: sns_signer.clone(),
+        http: host::sns::HttpClient::default(),
+        smtp: host::sns::Smtp {
+            relay: cfg.smtp.clone(),
+            from: cfg.smtp_from.clone(),
+        },
+        urls: control::sns::message::Urls {
+            base: format!("http://{local}"),
+        },
+        notifier: sns_notifier,
+    });
+    tasks::spawn_restarting(Unit::new("sns deliveries"), Backoff::SERVER, move || {
+        deliverer.clone().run()
+    });
     let state = Arc::new(ApiState {
         db,
         credentials: creds,
         account_id,
         plane,
+        sns_certificate: sns_signer.cert_pem().to_string(),
     });
     server::serve(listener, state)
         .await

@@ -28,15 +28,32 @@ impl CredentialStore for AgentCredentials<'_> {
 pub async fn answer(st: &Arc<ApiState>, req: &HttpRequest<'_>, request_id: &str) -> HttpResponse {
     let registry = registry();
     let limits = Limits::default();
+    if req.method == "GET" && req.path == control::sns::CERT_PATH {
+        return sns_certificate(st);
+    }
     if let Some(service) = scope_service(req)
         && registry.by_signing_name(service).is_none()
         && protocol_guess(registry, req, None).1 == Protocol::Ec2
     {
         return unauthorized_scope(service, request_id);
     }
-    let verified = match wire::sigv4::verify(req, &AgentCredentials(&st.credentials), now()) {
-        Ok(v) => v,
-        Err(e) => {
+    // A SubscribeURL, followed by a subscriber that holds no credentials: as on AWS,
+    // ConfirmSubscription (and no other action) is answered unsigned, since the token it
+    // carries, sent only to the endpoint, is the proof. It is routed to SNS as if signed
+    // for it.
+    let verified = if unsigned_confirmation(req) {
+        None
+    } else {
+        Some(wire::sigv4::verify(
+            req,
+            &AgentCredentials(&st.credentials),
+            now(),
+        ))
+    };
+    let verified = match verified {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(e)) => {
             let (model, protocol) = protocol_guess(registry, req, scope_service(req));
             let error = match protocol {
                 Protocol::Ec2 => ec2_auth_error(&e),
@@ -45,7 +62,9 @@ pub async fn answer(st: &Arc<ApiState>, req: &HttpRequest<'_>, request_id: &str)
             return wire::encode_error(model, protocol, &error, request_id);
         }
     };
-    let scope = verified.scope.service.as_str();
+    let scope = verified
+        .as_ref()
+        .map_or("sns", |v| v.scope.service.as_str());
     let body = match wire::request::decoded_body(req, &limits) {
         Ok(b) => b,
         Err(e) => {
@@ -62,6 +81,17 @@ pub async fn answer(st: &Arc<ApiState>, req: &HttpRequest<'_>, request_id: &str)
         Ok(r) => r,
         Err(e) => return route_error(&e, scope, request_id),
     };
+    // Unsigned, only ConfirmSubscription is answered, whatever else routing saw.
+    if verified.is_none() && routed.operation != "ConfirmSubscription" {
+        return routed.error(
+            &ServiceError::new(
+                "MissingAuthenticationToken",
+                "Request is missing Authentication Token",
+            )
+            .with_status(403),
+            request_id,
+        );
+    }
     // EC2's form rules beyond the model's: strict escapes, no duplicates, only characters
     // XML can carry.
     if routed.protocol == Protocol::Ec2
@@ -82,6 +112,9 @@ pub async fn answer(st: &Arc<ApiState>, req: &HttpRequest<'_>, request_id: &str)
         "ec2" => super::dispatch_ec2(&routed.operation, &call, input).await,
         "sts" => super::sts::dispatch(&routed.operation, &call, input),
         "monitoring" => super::cloudwatch::dispatch(&routed.operation, &call, input),
+        "sns" => {
+            tokio::task::block_in_place(|| super::sns::dispatch(&routed.operation, &call, input))
+        }
         _ => Err(not_served(&routed.operation)),
     };
     tracing::debug!(
@@ -100,6 +133,37 @@ pub async fn answer(st: &Arc<ApiState>, req: &HttpRequest<'_>, request_id: &str)
             tracing::debug!(code = %e.code, message = %e.message, "request refused");
             routed.error(&e.into(), request_id)
         }
+    }
+}
+
+/// Whether `req` is an unsigned GET of SNS's ConfirmSubscription (a SubscribeURL): no
+/// `Authorization` header, no presigned query, and `Action=ConfirmSubscription`.
+fn unsigned_confirmation(req: &HttpRequest<'_>) -> bool {
+    if req.method != "GET" || !req.body.is_empty() || req.header("authorization").is_some() {
+        return false;
+    }
+    let Ok(pairs) = parse_pairs(req.query) else {
+        return false;
+    };
+    let presigned = pairs.iter().any(|(k, _)| k.starts_with("X-Amz-"));
+    let actions: Vec<&str> = pairs
+        .iter()
+        .filter(|(k, _)| k == "Action")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    !presigned && actions == ["ConfirmSubscription"]
+}
+
+/// SNS's signing certificate (PEM), which subscribers fetch from a message's
+/// `SigningCertURL` without credentials.
+fn sns_certificate(st: &ApiState) -> HttpResponse {
+    HttpResponse {
+        status: 200,
+        headers: vec![(
+            "Content-Type".to_string(),
+            "application/x-pem-file".to_string(),
+        )],
+        body: st.sns_certificate.as_bytes().to_vec(),
     }
 }
 
@@ -256,10 +320,55 @@ mod tests {
     #[test]
     fn every_generated_model_loads_into_the_registry() {
         let r = registry();
-        for (service, signing) in [("ec2", "ec2"), ("sts", "sts"), ("cloudwatch", "monitoring")] {
+        for (service, signing) in [
+            ("ec2", "ec2"),
+            ("sts", "sts"),
+            ("cloudwatch", "monitoring"),
+            ("sns", "sns"),
+        ] {
             assert!(shapes::service(service).is_some(), "{service}");
             assert!(r.by_signing_name(signing).is_some(), "{signing}");
         }
+    }
+
+    #[test]
+    fn only_an_unsigned_get_of_confirm_subscription_goes_without_a_signature() {
+        let get = |query: &'static str| HttpRequest {
+            method: "GET",
+            path: "/",
+            query,
+            headers: &[],
+            body: b"",
+        };
+        let url = "Action=ConfirmSubscription&TopicArn=arn%3Aaws%3Asns%3Alocal-1%3A1%3At&Token=ab";
+        assert!(unsigned_confirmation(&get(url)));
+        for other in [
+            "Action=Publish&TopicArn=x&Message=m",
+            "Action=ConfirmSubscription&Action=Publish",
+            "Action=ConfirmSubscription&X-Amz-Credential=AKID",
+            "",
+        ] {
+            assert!(!unsigned_confirmation(&get(other)), "{other}");
+        }
+        let post = HttpRequest {
+            method: "POST",
+            ..get(url)
+        };
+        assert!(!unsigned_confirmation(&post));
+        let with_body = HttpRequest {
+            body: b"Action=Publish",
+            ..get(url)
+        };
+        assert!(!unsigned_confirmation(&with_body));
+        let headers = vec![(
+            "Authorization".to_string(),
+            "AWS4-HMAC-SHA256 x".to_string(),
+        )];
+        let signed = HttpRequest {
+            headers: &headers,
+            ..get(url)
+        };
+        assert!(!unsigned_confirmation(&signed));
     }
 
     #[test]

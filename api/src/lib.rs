@@ -1,6 +1,6 @@
 //! kec2's API endpoint: the HTTP server, the front every service shares (SigV4,
 //! routing, model validation and encoding through `wire`), and per service its handlers: EC2
-//! (one module per resource family), STS and CloudWatch.
+//! (one module per resource family), STS, CloudWatch and SNS.
 
 pub mod addresses;
 pub mod attributes;
@@ -30,6 +30,7 @@ pub mod security_groups;
 pub mod server;
 pub mod sg_permissions;
 pub mod snapshots;
+pub mod sns;
 pub mod sts;
 pub mod tags;
 pub mod typed;
@@ -56,6 +57,8 @@ pub struct ApiState {
     pub account_id: String,
     /// The control plane, which the handlers hand their commands to.
     pub plane: Arc<control::Plane>,
+    /// SNS's signing certificate (PEM), served at `control::sns::CERT_PATH`.
+    pub sns_certificate: String,
 }
 
 /// A handler's context: the shared state and the request id.

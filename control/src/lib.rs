@@ -12,6 +12,7 @@ pub mod ec2;
 pub mod effects;
 pub mod monitoring;
 mod refusal;
+pub mod sns;
 
 use std::sync::Arc;
 
@@ -39,6 +40,8 @@ pub struct Plane {
     pub metrics: Arc<state::metrics::MetricsStore>,
     /// The latest status checks of running instances (the sampler's).
     pub health: Arc<monitoring::status_checks::StatusBoard>,
+    /// Wakes SNS's delivery loop when a delivery is put in the outbox.
+    pub sns: Arc<sns::Notifier>,
 }
 
 /// What a transaction gives back: its result and the effects it recorded.

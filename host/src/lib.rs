@@ -9,6 +9,7 @@ pub mod imds;
 pub mod netns;
 pub mod network;
 pub mod placement;
+pub mod sns;
 pub mod storage;
 pub mod tasks;
 

@@ -5,6 +5,8 @@
 pub mod cloudwatch;
 #[path = "ec2/mod.rs"]
 pub mod ec2;
+#[path = "sns/mod.rs"]
+pub mod sns;
 #[path = "sts/mod.rs"]
 pub mod sts;
 
@@ -25,6 +27,11 @@ pub const SERVICES: &[crate::Service] = &[
         model_json: cloudwatch::MODEL_JSON,
         operations: cloudwatch::OPERATIONS,
     },
+    crate::Service {
+        name: sns::SERVICE,
+        model_json: sns::MODEL_JSON,
+        operations: sns::OPERATIONS,
+    },
 ];
 
 /// Calls `visitor.visit::<O>()` for each implemented operation of the service
@@ -34,6 +41,7 @@ pub fn for_each_operation<V: crate::OperationVisitor>(service: &str, visitor: &m
         ec2::SERVICE => ec2::for_each_operation(visitor),
         sts::SERVICE => sts::for_each_operation(visitor),
         cloudwatch::SERVICE => cloudwatch::for_each_operation(visitor),
+        sns::SERVICE => sns::for_each_operation(visitor),
         _ => return false,
     }
     true

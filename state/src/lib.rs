@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod migrations;
 pub mod security_groups;
 pub mod snapshots;
+pub mod sns;
 pub mod tags;
 pub mod volumes;
 pub mod vpcs;

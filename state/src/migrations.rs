@@ -234,6 +234,68 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE instances ADD COLUMN detailed_monitoring INTEGER NOT NULL DEFAULT 0;
     "#,
+    // SNS: topics, subscriptions (pending ones with their token), their tags, the outbox of
+    // deliveries not yet made (kept across restarts) and the log of every attempt.
+    r#"
+    CREATE TABLE sns_topics (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        arn TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL UNIQUE,
+        attributes TEXT NOT NULL DEFAULT '{}',
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE sns_subscriptions (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        arn TEXT NOT NULL UNIQUE,
+        topic_arn TEXT NOT NULL,
+        protocol TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        token TEXT NOT NULL,
+        confirmed INTEGER NOT NULL,
+        attributes TEXT NOT NULL DEFAULT '{}',
+        created_ms INTEGER NOT NULL
+    );
+    CREATE INDEX sns_subscriptions_topic ON sns_subscriptions(topic_arn);
+    CREATE TABLE sns_tags (
+        resource_arn TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (resource_arn, key)
+    );
+    CREATE TABLE sns_outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        topic_arn TEXT NOT NULL,
+        subscription_arn TEXT NOT NULL,
+        protocol TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        subject TEXT,
+        message TEXT NOT NULL,
+        token TEXT,
+        raw INTEGER NOT NULL,
+        message_attributes TEXT NOT NULL DEFAULT '{}',
+        timestamp TEXT NOT NULL,
+        retry_policy TEXT NOT NULL DEFAULT '{}',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms INTEGER NOT NULL
+    );
+    CREATE INDEX sns_outbox_due ON sns_outbox(next_attempt_ms);
+    CREATE INDEX sns_outbox_origin_due ON sns_outbox(origin, next_attempt_ms);
+    CREATE INDEX sns_outbox_subscription ON sns_outbox(subscription_arn);
+    CREATE TABLE sns_delivery_log (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id TEXT NOT NULL,
+        subscription_arn TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX sns_delivery_log_message ON sns_delivery_log(message_id);
+    "#,
 ];
 
 /// Errors while migrating the schema.
