@@ -21,7 +21,17 @@ pub fn ifindex(name: &str) -> std::io::Result<u32> {
 /// A non-blocking packet socket bound to `tap` (in the calling thread's namespace) that
 /// passes only the frames `filter` accepts.
 pub fn open(tap: &str, filter: &[libc::sock_filter]) -> std::io::Result<OwnedFd> {
-    let index = ifindex(tap)?;
+    open_on(ifindex(tap)?, filter)
+}
+
+/// A non-blocking packet socket on every interface of the calling thread's namespace that
+/// passes only the frames `filter` accepts; it writes with [`send_frame_to`].
+pub fn open_unbound(filter: &[libc::sock_filter]) -> std::io::Result<OwnedFd> {
+    open_on(0, filter)
+}
+
+/// A packet socket bound to interface `index` (0: all of them) with `filter`.
+fn open_on(index: u32, filter: &[libc::sock_filter]) -> std::io::Result<OwnedFd> {
     let protocol = (libc::ETH_P_ALL as u16).to_be();
     // SAFETY: plain socket creation; the descriptor is owned at once below.
     let raw = unsafe {
@@ -94,6 +104,35 @@ pub fn recv_frame(fd: &OwnedFd, buf: &mut [u8]) -> std::io::Result<Option<usize>
         return Err(std::io::Error::last_os_error());
     }
     Ok((from.sll_pkttype != libc::PACKET_OUTGOING).then_some(n as usize))
+}
+
+/// Writes `frame` out of interface `ifindex` (a tap: to its guest).
+pub fn send_frame_to(fd: &OwnedFd, ifindex: u32, frame: &[u8]) -> std::io::Result<()> {
+    // SAFETY: an all-zero sockaddr_ll is valid; the fields that matter are set below.
+    let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    to.sll_family = libc::AF_PACKET as u16;
+    to.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+    to.sll_ifindex = ifindex as i32;
+    to.sll_halen = 6;
+    if let Some(dst) = frame.get(..6) {
+        to.sll_addr[..6].copy_from_slice(dst);
+    }
+    // SAFETY: `frame` is valid for reads of its length and `to` is a valid sockaddr_ll.
+    let n = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            frame.as_ptr().cast(),
+            frame.len(),
+            0,
+            (&raw const to).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// Writes `frame` out of the tap the socket is bound to (to the guest).
