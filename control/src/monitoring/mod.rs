@@ -9,11 +9,13 @@
 //!   `metric_data_pages.rs` and its expressions in `metric_math.rs`): the queries;
 //! - `list_metrics.rs`: ListMetrics with its filters and pages;
 //! - `dashboards.rs` and `dashboard_body.rs`: the dashboard commands and the check of a
-//!   dashboard's JSON body.
+//!   dashboard's JSON body;
+//! - `alarms/`: metric and composite alarms, their evaluation, history and actions.
 //!
 //! Each command is a plain function over the store (and the time, in seconds since the
 //! epoch) with its own error enum whose [`crate::Refusal::code`] is CloudWatch's code.
 
+pub mod alarms;
 pub mod dashboard_body;
 pub mod dashboards;
 #[cfg(test)]

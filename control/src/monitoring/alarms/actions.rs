@@ -1,0 +1,316 @@
+//! Alarm actions: the ARNs an alarm may name, what each does when the alarm enters a
+//! state, and the notification an SNS topic gets (CloudWatch's alarm JSON and subject).
+//!
+//! - `arn:aws:automate:local-1:ec2:stop|terminate|reboot|recover` acts on the instance of
+//!   the alarm's `InstanceId` dimension through the commands StopInstances,
+//!   TerminateInstances and RebootInstances use; `recover` restarts its vmm on this host
+//!   (the instance keeps its id, addresses and volumes).
+//! - `arn:aws:sns:local-1:<account>:<topic>` publishes the alarm's notification to the
+//!   topic: see [`run_action`]'s SNS arm, the integration point with `control::sns`.
+
+use serde_json::{Value, json};
+
+use super::config::{Alarm, AlarmKind, REGION, StateValue, alarm_arn};
+use super::evaluate::json_time;
+use crate::Plane;
+
+/// The EC2 actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ec2Action {
+    /// Stop the instance.
+    Stop,
+    /// Terminate it.
+    Terminate,
+    /// Reboot it.
+    Reboot,
+    /// Restart its vmm on this host.
+    Recover,
+}
+
+/// An action an alarm names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// An EC2 action on the alarm's instance.
+    Ec2(Ec2Action),
+    /// An SNS topic: its account and name.
+    Sns {
+        /// The topic's account.
+        account: String,
+        /// The topic's name.
+        topic: String,
+    },
+}
+
+/// Why an action ARN is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadAction {
+    /// Not an ARN, or of a service alarms cannot act through.
+    #[error(
+        "Invalid action {0}: an alarm's actions are SNS topic ARNs (arn:aws:sns:local-1:<account>:<topic>) or EC2 actions (arn:aws:automate:local-1:ec2:stop|terminate|reboot|recover)."
+    )]
+    Syntax(String),
+    /// Another region.
+    #[error("Invalid region {0} specified. Only local-1 is supported.")]
+    Region(String),
+}
+
+/// Parses action `arn`.
+pub fn parse_action(arn: &str) -> Result<Action, BadAction> {
+    let syntax = || BadAction::Syntax(arn.to_string());
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [arn_word, "aws", service, region, account, resource] = parts[..] else {
+        return Err(syntax());
+    };
+    if arn_word != "arn" {
+        return Err(syntax());
+    }
+    if !matches!(service, "automate" | "sns") {
+        return Err(syntax());
+    }
+    if region != REGION {
+        return Err(BadAction::Region(region.to_string()));
+    }
+    match service {
+        "automate" => {
+            let action = match (account, resource) {
+                ("ec2", "stop") => Ec2Action::Stop,
+                ("ec2", "terminate") => Ec2Action::Terminate,
+                ("ec2", "reboot") => Ec2Action::Reboot,
+                ("ec2", "recover") => Ec2Action::Recover,
+                _ => return Err(syntax()),
+            };
+            Ok(Action::Ec2(action))
+        }
+        _ => {
+            let topic_ok = (1..=256).contains(&resource.len())
+                && resource.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'
+                });
+            if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) || !topic_ok {
+                return Err(syntax());
+            }
+            Ok(Action::Sns {
+                account: account.to_string(),
+                topic: resource.to_string(),
+            })
+        }
+    }
+}
+
+/// What running one action came to, for the alarm's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionOutcome {
+    /// The action's ARN.
+    pub arn: String,
+    /// Whether it was done.
+    pub ok: bool,
+    /// What was done, or why it failed.
+    pub detail: String,
+}
+
+impl ActionOutcome {
+    /// The history item's summary, in CloudWatch's words.
+    pub fn summary(&self) -> String {
+        if self.ok {
+            format!("Successfully executed action {}", self.arn)
+        } else {
+            format!("Failed to execute action {}", self.arn)
+        }
+    }
+
+    /// The history item's data.
+    pub fn data(&self) -> Value {
+        if self.ok {
+            json!({"actionState": "Succeeded", "stateUpdateTimestamp": null, "notificationResource": self.arn, "publishedMessage": self.detail})
+        } else {
+            json!({"actionState": "Failed", "notificationResource": self.arn, "error": self.detail})
+        }
+    }
+}
+
+/// A state change to act on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    /// The alarm, in its new state.
+    pub alarm: Alarm,
+    /// The state before.
+    pub old_state: StateValue,
+}
+
+/// Runs action `arn` for `transition`; the outcome goes in the alarm's history.
+pub async fn run_action(plane: &Plane, transition: &Transition, arn: &str) -> ActionOutcome {
+    let outcome = |ok: bool, detail: String| ActionOutcome {
+        arn: arn.to_string(),
+        ok,
+        detail,
+    };
+    let action = match parse_action(arn) {
+        Ok(a) => a,
+        Err(e) => return outcome(false, e.to_string()),
+    };
+    match action {
+        Action::Ec2(a) => {
+            let instance = match &transition.alarm.config.kind {
+                AlarmKind::Metric(m) => m.dimension("InstanceId").map(str::to_string),
+                AlarmKind::Composite(_) => None,
+            };
+            let Some(id) = instance else {
+                return outcome(false, "The alarm's metric has no InstanceId dimension.".into());
+            };
+            match run_ec2(plane, a, &id).await {
+                Ok(()) => outcome(true, format!("{} {id}", ec2_verb(a))),
+                Err(e) => outcome(false, format!("{}: {e}", ec2_verb(a))),
+            }
+        }
+        Action::Sns { account, topic } => {
+            // INTEGRATION POINT (control::sns): publish the notification to the topic.
+            // `control::sns` is written beside this; once it exists this arm becomes
+            //     crate::sns::publish(plane, &arn, Some(&subject), &message).await
+            // with `message` the alarm JSON and `subject` the line below, and its result
+            // mapped to the outcome (Ok: the message id in `detail`). Until then the
+            // notification is built and the action is recorded as failed, honestly.
+            let message = notification(&plane.account_id, transition).to_string();
+            let subject = subject(transition);
+            tracing::info!(%arn, %account, %topic, %subject, bytes = message.len(),
+                "alarm notification not sent: SNS is not wired in yet");
+            outcome(false, "SNS publishing is not available on this agent yet.".into())
+        }
+    }
+}
+
+fn ec2_verb(a: Ec2Action) -> &'static str {
+    match a {
+        Ec2Action::Stop => "stopping",
+        Ec2Action::Terminate => "terminating",
+        Ec2Action::Reboot => "rebooting",
+        Ec2Action::Recover => "recovering",
+    }
+}
+
+/// An EC2 action on instance `id`, through the commands the API uses.
+async fn run_ec2(plane: &Plane, a: Ec2Action, id: &str) -> Result<(), String> {
+    let ids = [id.to_string()];
+    let r = match a {
+        Ec2Action::Stop => plane
+            .stop_instances(&ids, crate::ec2::instances::StopMode::Graceful)
+            .await
+            .map(drop),
+        Ec2Action::Terminate => plane.terminate_instances(&ids).await.map(drop),
+        Ec2Action::Reboot => plane.reboot_instances(&ids).await,
+        Ec2Action::Recover => plane.compute.recover_instances(&ids).await,
+    };
+    r.map_err(|e| host::error_chain(&e))
+}
+
+/// The subject of an alarm's notification: `ALARM: "name" in local-1`.
+pub fn subject(t: &Transition) -> String {
+    let s = format!(
+        "{}: \"{}\" in {REGION}",
+        t.alarm.state.as_str(),
+        t.alarm.config.name
+    );
+    // SNS subjects are at most 100 characters.
+    s.chars().take(100).collect()
+}
+
+/// CloudWatch's alarm notification JSON, as an SNS subscriber gets it.
+pub fn notification(account: &str, t: &Transition) -> Value {
+    let a = &t.alarm;
+    let c = &a.config;
+    let mut v = json!({
+        "AlarmName": c.name,
+        "AlarmDescription": c.description,
+        "AWSAccountId": account,
+        "AlarmConfigurationUpdatedTimestamp": json_time(a.config_updated_ms),
+        "NewStateValue": a.state.as_str(),
+        "NewStateReason": a.reason,
+        "StateChangeTime": json_time(a.state_updated_ms),
+        "Region": REGION,
+        "AlarmArn": alarm_arn(account, &c.name),
+        "OldStateValue": t.old_state.as_str(),
+        "OKActions": c.ok_actions,
+        "AlarmActions": c.alarm_actions,
+        "InsufficientDataActions": c.insufficient_data_actions,
+    });
+    match &c.kind {
+        AlarmKind::Metric(m) => {
+            let (statistic_type, statistic) = match (&m.statistic, &m.extended_statistic) {
+                (Some(s), _) => ("Statistic", s.to_uppercase()),
+                (None, Some(p)) => ("ExtendedStatistic", p.clone()),
+                (None, None) => ("Metrics", String::new()),
+            };
+            let mut trigger = json!({
+                "MetricName": m.metric_name,
+                "Namespace": m.namespace,
+                "StatisticType": statistic_type,
+                "Statistic": statistic,
+                "Unit": m.unit,
+                "Dimensions": m.dimensions.iter()
+                    .map(|(n, v)| json!({"value": v, "name": n}))
+                    .collect::<Vec<_>>(),
+                "Period": m.period,
+                "EvaluationPeriods": m.evaluation_periods,
+                "DatapointsToAlarm": m.m(),
+                "ComparisonOperator": m.comparison.as_str(),
+                "Threshold": m.threshold,
+                "TreatMissingData": m.treat_missing_data.clone().unwrap_or_else(|| "missing".into()),
+                "EvaluateLowSampleCountPercentile":
+                    m.evaluate_low_sample_count_percentile.clone().unwrap_or_default(),
+            });
+            if !m.metrics.is_empty() {
+                trigger["Metrics"] = json!(m.metrics.iter().map(|q| json!({
+                    "Id": q.id, "Expression": q.expression, "Label": q.label,
+                    "ReturnData": q.return_data.unwrap_or(true),
+                })).collect::<Vec<_>>());
+            }
+            v["Trigger"] = trigger;
+        }
+        AlarmKind::Composite(r) => {
+            v["AlarmRule"] = json!(r.rule);
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_arns_are_parsed_and_checked() {
+        assert_eq!(
+            parse_action("arn:aws:automate:local-1:ec2:stop"),
+            Ok(Action::Ec2(Ec2Action::Stop))
+        );
+        assert_eq!(
+            parse_action("arn:aws:automate:local-1:ec2:recover"),
+            Ok(Action::Ec2(Ec2Action::Recover))
+        );
+        assert_eq!(
+            parse_action("arn:aws:sns:local-1:123456789012:ops-alerts"),
+            Ok(Action::Sns {
+                account: "123456789012".into(),
+                topic: "ops-alerts".into()
+            })
+        );
+        assert!(matches!(
+            parse_action("arn:aws:automate:us-east-1:ec2:stop"),
+            Err(BadAction::Region(_))
+        ));
+        for bad in [
+            "",
+            "stop",
+            "arn:aws:automate:local-1:ec2:explode",
+            "arn:aws:sns:local-1:12345:topic",
+            "arn:aws:sns:local-1:123456789012:",
+            "arn:aws:sns:local-1:123456789012:bad topic",
+            "arn:aws:lambda:local-1:123456789012:function:f",
+            "arn:aws:automate:local-1:ec2",
+        ] {
+            assert!(
+                matches!(parse_action(bad), Err(BadAction::Syntax(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}
