@@ -525,3 +525,7 @@ pub struct StateUpdate<'a> {
     /// The configuration time the evaluation read; `None` for a caller's SetAlarmState.
     pub config_seen_ms: Option<i64>,
 }
+
+#[cfg(test)]
+#[path = "alarms_tests.rs"]
+mod tests;

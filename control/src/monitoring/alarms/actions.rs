@@ -121,7 +121,7 @@ impl ActionOutcome {
     /// The history item's data.
     pub fn data(&self) -> Value {
         if self.ok {
-            json!({"actionState": "Succeeded", "stateUpdateTimestamp": null, "notificationResource": self.arn, "publishedMessage": self.detail})
+            json!({"actionState": "Succeeded", "notificationResource": self.arn, "detail": self.detail})
         } else {
             json!({"actionState": "Failed", "notificationResource": self.arn, "error": self.detail})
         }
@@ -312,5 +312,72 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_notification_is_cloudwatch_alarm_json() {
+        use crate::monitoring::alarms::config::{AlarmConfig, Comparison, MetricAlarmConfig};
+        let alarm = Alarm {
+            config: AlarmConfig {
+                name: "cpu-high".into(),
+                description: Some("CPU above 70%".into()),
+                ok_actions: vec![],
+                alarm_actions: vec!["arn:aws:sns:local-1:123456789012:ops".into()],
+                insufficient_data_actions: vec![],
+                tags: vec![],
+                kind: AlarmKind::Metric(MetricAlarmConfig {
+                    namespace: Some("AWS/EC2".into()),
+                    metric_name: Some("CPUUtilization".into()),
+                    dimensions: vec![("InstanceId".into(), "i-0abc".into())],
+                    statistic: Some("Average".into()),
+                    extended_statistic: None,
+                    metrics: vec![],
+                    period: 10,
+                    unit: None,
+                    evaluation_periods: 3,
+                    datapoints_to_alarm: None,
+                    threshold: 70.0,
+                    comparison: Comparison::GreaterThanThreshold,
+                    treat_missing_data: None,
+                    evaluate_low_sample_count_percentile: None,
+                }),
+            },
+            actions_enabled: true,
+            state: StateValue::Alarm,
+            reason: "Threshold Crossed: ...".into(),
+            reason_data: None,
+            state_updated_ms: 1_796_652_190_000,
+            state_transitioned_ms: 1_796_652_190_000,
+            config_updated_ms: 1_796_652_180_000,
+        };
+        let t = Transition {
+            alarm,
+            old_state: StateValue::Ok,
+        };
+        assert_eq!(subject(&t), "ALARM: \"cpu-high\" in local-1");
+        let n = notification("123456789012", &t);
+        assert_eq!(n["AlarmName"], "cpu-high");
+        assert_eq!(n["AWSAccountId"], "123456789012");
+        assert_eq!(n["NewStateValue"], "ALARM");
+        assert_eq!(n["OldStateValue"], "OK");
+        assert_eq!(n["Region"], "local-1");
+        assert_eq!(n["StateChangeTime"], "2026-12-07T14:03:10.000+0000");
+        assert_eq!(
+            n["AlarmArn"],
+            "arn:aws:cloudwatch:local-1:123456789012:alarm:cpu-high"
+        );
+        let trigger = &n["Trigger"];
+        assert_eq!(trigger["StatisticType"], "Statistic");
+        assert_eq!(trigger["Statistic"], "AVERAGE");
+        assert_eq!(
+            trigger["Dimensions"],
+            json!([{"value": "i-0abc", "name": "InstanceId"}])
+        );
+        assert_eq!(
+            (trigger["Period"].as_i64(), trigger["DatapointsToAlarm"].as_i64()),
+            (Some(10), Some(3))
+        );
+        assert_eq!(trigger["ComparisonOperator"], "GreaterThanThreshold");
+        assert_eq!(trigger["TreatMissingData"], "missing");
     }
 }

@@ -141,3 +141,54 @@ fn rounds_follow_the_metric_and_composites_follow_their_children() {
     let h = describe_alarm_history(&s, &DescribeHistory { types: vec!["CompositeAlarm".into()], item_type: Some("StateUpdate".into()), ..Default::default() }).unwrap();
     assert_eq!(h.items.len(), 3, "{:?}", h.items);
 }
+
+#[test]
+fn metric_math_alarms_watch_their_expression() {
+    use crate::monitoring::alarms::config::{AlarmQuery, QueryMetric};
+    let (_d, s) = test_store();
+    let m1 = AlarmQuery {
+        id: "m1".into(),
+        metric: Some(QueryMetric {
+            namespace: Some("MyApp".into()),
+            metric_name: Some("Load".into()),
+            dimensions: vec![("Host".into(), "a".into())],
+            period: 10,
+            stat: "Maximum".into(),
+            unit: None,
+        }),
+        expression: None,
+        label: None,
+        return_data: Some(false),
+        period: None,
+    };
+    let e1 = AlarmQuery {
+        id: "e1".into(),
+        metric: None,
+        expression: Some("m1 * 2".into()),
+        label: Some("doubled".into()),
+        return_data: Some(true),
+        period: None,
+    };
+    let p = PutMetricAlarm {
+        name: "doubled".into(),
+        metrics: vec![m1, e1],
+        evaluation_periods: Some(2),
+        threshold: Some(100.0),
+        comparison_operator: Some("GreaterThanThreshold".into()),
+        ..Default::default()
+    };
+    put_metric_alarm(&s, &p, T0 * 1000).unwrap();
+    // 60 doubled is 120, above 100; 40 doubled is 80, below.
+    for i in 0..20 {
+        put(&s, T0 + i, 60.0);
+    }
+    let changes = evaluate_round(&s, "123456789012", (T0 + 21) * 1000).unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].alarm.state, StateValue::Alarm);
+    assert!(changes[0].alarm.reason.contains("[120.0 ("), "{}", changes[0].alarm.reason);
+    for i in 20..30 {
+        put(&s, T0 + i, 40.0);
+    }
+    let changes = evaluate_round(&s, "123456789012", (T0 + 31) * 1000).unwrap();
+    assert_eq!(changes[0].alarm.state, StateValue::Ok);
+}

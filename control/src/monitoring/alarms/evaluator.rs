@@ -16,7 +16,7 @@ use state::metrics::{HistoryRow, MetricsStore, StoreError};
 use super::actions::{Transition, run_action};
 use super::commands::change_state;
 use super::config::{
-    Alarm, AlarmKind, COMPOSITE_ALARM, METRIC_ALARM, MetricAlarmConfig, REGION, StateValue,
+    Alarm, AlarmKind, COMPOSITE_ALARM, METRIC_ALARM, MetricAlarmConfig, StateValue,
     alarm_arn,
 };
 use super::evaluate::{Point, Window, evaluate, evaluation_range, json_time};
@@ -241,7 +241,6 @@ fn evaluate_composites(
             break;
         }
     }
-    let _ = REGION;
     Ok(changes)
 }
 
