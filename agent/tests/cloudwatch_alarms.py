@@ -8,7 +8,7 @@ Usage:
       StorageResolution 1: an alarm with Period 10 and 3 of 3 datapoints goes INSUFFICIENT_DATA
       -> ALARM while the values are above the threshold and -> OK when they fall back, with
       CloudWatch's reasons; a composite alarm follows it; DescribeAlarmHistory lists each
-      transition; SetAlarmState, Disable/EnableAlarmActions, DescribeAlarmsForMetric; bad
+      transition; SetAlarmState, Disable/EnableAlarmActions, DescribeAlarmsForMetric, tags; bad
       input gets CloudWatch's codes and changes nothing; DeleteAlarms. Prints
       "cloudwatch over <protocol>: ok" per client, then "cloudwatch alarms: ok".
   cloudwatch_alarms.py ENDPOINT STATE_DIR stop INSTANCE_ID
@@ -153,7 +153,8 @@ def exercise(call, label, results):
     call("PutMetricAlarm", AlarmName=name, AlarmDescription="load above 70",
          Namespace=ns, MetricName="Load", Dimensions=dims, Statistic="Maximum", Period=10,
          EvaluationPeriods=3, DatapointsToAlarm=3, Threshold=70.0,
-         ComparisonOperator="GreaterThanThreshold", TreatMissingData="missing")
+         ComparisonOperator="GreaterThanThreshold", TreatMissingData="missing",
+         Tags=[{"Key": "team", "Value": "web"}])
     a = alarm_of(call, name)
     assert a["StateValue"] == "INSUFFICIENT_DATA", a
     assert a["StateReason"] == "Unchecked: Initial alarm creation", a
@@ -163,6 +164,17 @@ def exercise(call, label, results):
         a["AlarmArn"].endswith(f":alarm:{name}"), a
     assert a["Dimensions"] == dims and a["ActionsEnabled"] is True, a
     call("PutCompositeAlarm", AlarmName=parent, AlarmRule=f'ALARM("{name}")')
+
+    # Tags, by the alarm's ARN.
+    arn = a["AlarmArn"]
+    call("TagResource", ResourceARN=arn, Tags=[{"Key": "env", "Value": "test"}])
+    call("UntagResource", ResourceARN=arn, TagKeys=["team"])
+    assert call("ListTagsForResource", ResourceARN=arn)["Tags"] == \
+        [{"Key": "env", "Value": "test"}]
+    assert code_of(call, "ListTagsForResource", ResourceARN=arn + "-gone") == \
+        "ResourceNotFoundException"
+    assert code_of(call, "TagResource", ResourceARN=arn,
+                   Tags=[{"Key": "aws:x", "Value": "1"}]) == "InvalidParameterValue"
 
     # Above the threshold: ALARM, in CloudWatch's words.
     a = in_state(call, name, "ALARM")

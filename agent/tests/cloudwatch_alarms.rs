@@ -13,9 +13,17 @@ use common::Agent;
 #[test]
 fn alarms_go_ok_alarm_ok_for_boto3_in_each_protocol_and_the_cli() {
     let agent = Agent::start(&[]);
-    let out = common::run_python(&agent, "cloudwatch_alarms.py", &["clients"], "cloudwatch alarms: ok");
+    let out = common::run_python(
+        &agent,
+        "cloudwatch_alarms.py",
+        &["clients"],
+        "cloudwatch alarms: ok",
+    );
     for protocol in ["smithy-rpc-v2-cbor", "json", "query", "the aws CLI"] {
-        assert!(out.contains(&format!("cloudwatch over {protocol}: ok")), "{out}");
+        assert!(
+            out.contains(&format!("cloudwatch over {protocol}: ok")),
+            "{out}"
+        );
     }
 }
 
@@ -25,7 +33,12 @@ fn a_stop_action_stops_the_instance_and_alarms_survive_a_restart() {
     let ami = agent.register_probe();
     let id = agent.run_one(&ami);
     agent.wait_state(&id, "running", Duration::from_secs(30));
-    common::run_python(&agent, "cloudwatch_alarms.py", &["stop", &id], "stop alarm: ok");
+    common::run_python(
+        &agent,
+        "cloudwatch_alarms.py",
+        &["stop", &id],
+        "stop alarm: ok",
+    );
     agent.wait_state(&id, "stopped", Duration::from_secs(60));
     agent.restart();
     common::run_python(&agent, "cloudwatch_alarms.py", &["kept"], "kept: ok");

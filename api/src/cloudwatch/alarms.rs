@@ -1,7 +1,8 @@
 //! The alarm operations as `control::monitoring::alarms`' commands: PutMetricAlarm,
 //! PutCompositeAlarm, DescribeAlarms, DescribeAlarmsForMetric, DescribeAlarmHistory,
 //! SetAlarmState (whose change runs the new state's actions, as CloudWatch runs them),
-//! DeleteAlarms, EnableAlarmActions and DisableAlarmActions.
+//! DeleteAlarms, EnableAlarmActions and DisableAlarmActions; TagResource, UntagResource and
+//! ListTagsForResource on alarms.
 
 use control::monitoring::alarms::commands::{
     self, AlarmsForMetric, DescribeAlarms, DescribeHistory,
@@ -9,14 +10,14 @@ use control::monitoring::alarms::commands::{
 use control::monitoring::alarms::config::{
     Alarm, AlarmKind, AlarmQuery, QueryMetric, StateValue as State, alarm_arn,
 };
-use control::monitoring::alarms::{evaluator, put};
+use control::monitoring::alarms::{evaluator, put, tags};
 use serde_json::Value;
 use shapes::Empty;
 use shapes::cloudwatch::{
     AlarmHistoryItem, AlarmType, ComparisonOperator, CompositeAlarm, DescribeAlarmHistoryOutput,
-    DescribeAlarmsForMetricOutput, DescribeAlarmsOutput, Dimension, HistoryItemType, Metric,
-    MetricAlarm, MetricDataQuery, MetricStat, ScanBy, StandardUnit, StateValue, Statistic, Tag,
-    ops,
+    DescribeAlarmsForMetricOutput, DescribeAlarmsOutput, Dimension, HistoryItemType,
+    ListTagsForResourceOutput, Metric, MetricAlarm, MetricDataQuery, MetricStat, ScanBy,
+    StandardUnit, StateValue, Statistic, Tag, TagResourceOutput, UntagResourceOutput, ops,
 };
 
 use super::{pairs, refused};
@@ -81,7 +82,12 @@ pub(super) fn put_metric_alarm(c: &Call<'_>, value: Value) -> Result<Reply, ApiE
         dimensions: pairs(r.dimensions),
         statistic: r.statistic.map(|s| s.as_str().to_string()),
         extended_statistic: r.extended_statistic,
-        metrics: r.metrics.unwrap_or_default().into_iter().map(query).collect(),
+        metrics: r
+            .metrics
+            .unwrap_or_default()
+            .into_iter()
+            .map(query)
+            .collect(),
         period: r.period,
         unit: r.unit.map(|u| u.as_str().to_string()),
         evaluation_periods: r.evaluation_periods,
@@ -126,8 +132,7 @@ pub(super) fn put_composite_alarm(c: &Call<'_>, value: Value) -> Result<Reply, A
         tags: tags(r.tags),
         unsupported,
     };
-    put::put_composite_alarm(&c.st.plane.metrics, &command, now_ms())
-        .map_err(|e| refused(&e))?;
+    put::put_composite_alarm(&c.st.plane.metrics, &command, now_ms()).map_err(|e| refused(&e))?;
     output::<ops::PutCompositeAlarm>(Empty {})
 }
 
@@ -279,8 +284,8 @@ pub(super) fn describe_alarms_for_metric(c: &Call<'_>, value: Value) -> Result<R
         period: r.period,
         unit: r.unit.map(|u| u.as_str().to_string()),
     };
-    let alarms = commands::describe_alarms_for_metric(&c.st.plane.metrics, &q)
-        .map_err(|e| refused(&e))?;
+    let alarms =
+        commands::describe_alarms_for_metric(&c.st.plane.metrics, &q).map_err(|e| refused(&e))?;
     let account = &c.st.account_id;
     output::<ops::DescribeAlarmsForMetric>(DescribeAlarmsForMetricOutput {
         metric_alarms: Some(
@@ -373,4 +378,44 @@ pub(super) fn disable_alarm_actions(c: &Call<'_>, value: Value) -> Result<Reply,
     commands::set_alarm_actions(&c.st.plane.metrics, &r.alarm_names, false)
         .map_err(|e| refused(&e))?;
     output::<ops::DisableAlarmActions>(Empty {})
+}
+
+/// TagResource (alarms).
+pub(super) fn tag_resource(c: &Call<'_>, value: Value) -> Result<Reply, ApiError> {
+    let r = input::<ops::TagResource>(value)?;
+    tags::tag_resource(
+        &c.st.plane.metrics,
+        &c.st.account_id,
+        &r.resource_arn,
+        &self::tags(Some(r.tags)),
+    )
+    .map_err(|e| refused(&e))?;
+    output::<ops::TagResource>(TagResourceOutput {})
+}
+
+/// UntagResource (alarms).
+pub(super) fn untag_resource(c: &Call<'_>, value: Value) -> Result<Reply, ApiError> {
+    let r = input::<ops::UntagResource>(value)?;
+    tags::untag_resource(
+        &c.st.plane.metrics,
+        &c.st.account_id,
+        &r.resource_arn,
+        &r.tag_keys,
+    )
+    .map_err(|e| refused(&e))?;
+    output::<ops::UntagResource>(UntagResourceOutput {})
+}
+
+/// ListTagsForResource (alarms).
+pub(super) fn list_tags_for_resource(c: &Call<'_>, value: Value) -> Result<Reply, ApiError> {
+    let r = input::<ops::ListTagsForResource>(value)?;
+    let list = tags::list_tags(&c.st.plane.metrics, &c.st.account_id, &r.resource_arn)
+        .map_err(|e| refused(&e))?;
+    output::<ops::ListTagsForResource>(ListTagsForResourceOutput {
+        tags: Some(
+            list.into_iter()
+                .map(|(key, value)| Tag { key, value })
+                .collect(),
+        ),
+    })
 }

@@ -37,6 +37,9 @@ pub fn dispatch(operation: &str, c: &Call<'_>, value: Value) -> Result<Reply, Ap
         "DeleteAlarms" => alarms::delete_alarms(c, value),
         "EnableAlarmActions" => alarms::enable_alarm_actions(c, value),
         "DisableAlarmActions" => alarms::disable_alarm_actions(c, value),
+        "TagResource" => alarms::tag_resource(c, value),
+        "UntagResource" => alarms::untag_resource(c, value),
+        "ListTagsForResource" => alarms::list_tags_for_resource(c, value),
         other => Err(not_served(other)),
     }
 }

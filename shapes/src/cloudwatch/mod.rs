@@ -22,6 +22,7 @@ mod types_p;
 mod types_r;
 mod types_s;
 mod types_t;
+mod types_u;
 mod types_w;
 
 pub use types_a::*;
@@ -37,6 +38,7 @@ pub use types_p::*;
 pub use types_r::*;
 pub use types_s::*;
 pub use types_t::*;
+pub use types_u::*;
 pub use types_w::*;
 
 /// The implemented operations, with the model's names of their shapes.
@@ -165,6 +167,40 @@ pub const OPERATIONS: &[crate::OperationInfo] = &[
         output: None,
         errors: &[],
     },
+    crate::OperationInfo {
+        name: "TagResource",
+        input: Some("TagResourceInput"),
+        output: Some("TagResourceOutput"),
+        errors: &[
+            "InvalidParameterValueException",
+            "ResourceNotFoundException",
+            "ConcurrentModificationException",
+            "InternalServiceFault",
+            "ConflictException",
+        ],
+    },
+    crate::OperationInfo {
+        name: "UntagResource",
+        input: Some("UntagResourceInput"),
+        output: Some("UntagResourceOutput"),
+        errors: &[
+            "InvalidParameterValueException",
+            "ResourceNotFoundException",
+            "ConcurrentModificationException",
+            "InternalServiceFault",
+            "ConflictException",
+        ],
+    },
+    crate::OperationInfo {
+        name: "ListTagsForResource",
+        input: Some("ListTagsForResourceInput"),
+        output: Some("ListTagsForResourceOutput"),
+        errors: &[
+            "InvalidParameterValueException",
+            "ResourceNotFoundException",
+            "InternalServiceFault",
+        ],
+    },
 ];
 
 /// Calls `visitor.visit::<O>()` for each implemented operation, in `OPERATIONS`' order.
@@ -186,4 +222,7 @@ pub fn for_each_operation<V: crate::OperationVisitor>(visitor: &mut V) {
     visitor.visit::<ops::DeleteAlarms>();
     visitor.visit::<ops::EnableAlarmActions>();
     visitor.visit::<ops::DisableAlarmActions>();
+    visitor.visit::<ops::TagResource>();
+    visitor.visit::<ops::UntagResource>();
+    visitor.visit::<ops::ListTagsForResource>();
 }

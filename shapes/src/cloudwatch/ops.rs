@@ -87,3 +87,19 @@ crate::operation!(
     /// `DisableAlarmActions`: Disables the actions for the specified alarms.
     DisableAlarmActions, "cloudwatch", super::DisableAlarmActionsInput, crate::Empty
 );
+
+crate::operation!(
+    /// `TagResource`: Assigns one or more tags (key-value pairs) to the specified CloudWatch
+    /// resource.
+    TagResource, "cloudwatch", super::TagResourceInput, super::TagResourceOutput
+);
+
+crate::operation!(
+    /// `UntagResource`: Removes one or more tags from the specified resource.
+    UntagResource, "cloudwatch", super::UntagResourceInput, super::UntagResourceOutput
+);
+
+crate::operation!(
+    /// `ListTagsForResource`: Displays the tags associated with a CloudWatch resource.
+    ListTagsForResource, "cloudwatch", super::ListTagsForResourceInput, super::ListTagsForResourceOutput
+);

@@ -116,6 +116,10 @@ pub struct CompositeAlarm {
     pub action_configuration: Option<ActionConfiguration>,
 }
 
+/// More than one process tried to modify a resource at the same time. An error.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConcurrentModificationException {}
+
 /// This operation attempted to create a resource that already exists. An error.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConflictException {

@@ -85,6 +85,21 @@ pub struct ListMetricsOutput {
     pub owning_accounts: Option<Vec<String>>,
 }
 
+/// The input of `ListTagsForResource`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListTagsForResourceInput {
+    #[serde(rename = "ResourceARN")]
+    pub resource_arn: String,
+}
+
+/// The output of `ListTagsForResource`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListTagsForResourceOutput {
+    #[serde(rename = "Tags")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+}
+
 /// The details about a log alarm.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LogAlarm {

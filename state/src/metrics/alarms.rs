@@ -220,6 +220,16 @@ impl MetricsStore {
         Ok(true)
     }
 
+    /// Replaces alarm `name`'s configuration JSON without touching its configuration time
+    /// (a change of its tags); returns whether it exists.
+    pub fn set_alarm_config(&self, name: &str, config: &str) -> Result<bool, StoreError> {
+        let conn = self.lock();
+        Ok(conn.execute(
+            "UPDATE alarms SET config = ?2 WHERE name = ?1",
+            params![name, config],
+        )? == 1)
+    }
+
     /// Alarm `name`, if there is one.
     pub fn alarm(&self, name: &str) -> Result<Option<AlarmRow>, StoreError> {
         let conn = self.lock();
@@ -261,10 +271,7 @@ impl MetricsStore {
             );
             args.extend([p.clone(), p.clone()]);
         }
-        sql.push_str(&format!(
-            " ORDER BY name LIMIT {}",
-            limit.saturating_add(1)
-        ));
+        sql.push_str(&format!(" ORDER BY name LIMIT {}", limit.saturating_add(1)));
         let conn = self.lock();
         let mut stmt = conn.prepare(&sql)?;
         let mut rows = stmt
@@ -350,7 +357,10 @@ impl MetricsStore {
         let Some((before, config_updated)) = before else {
             return Ok(None);
         };
-        if update.config_seen_ms.is_some_and(|seen| seen != config_updated) {
+        if update
+            .config_seen_ms
+            .is_some_and(|seen| seen != config_updated)
+        {
             return Ok(None);
         }
         tx.execute(

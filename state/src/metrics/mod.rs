@@ -49,7 +49,8 @@ pub use sketch::{Sketch, SketchError};
 pub const DEFAULT_MAX_METRICS: usize = 100_000;
 
 /// The schema of `metrics.db`, one entry per version; never edit a released one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE metrics (
         id INTEGER PRIMARY KEY,
         namespace TEXT NOT NULL,
@@ -81,7 +82,8 @@ const MIGRATIONS: &[&str] = &[r#"
         body TEXT NOT NULL,
         last_modified INTEGER NOT NULL
     );
-    "#, r#"
+    "#,
+    r#"
     CREATE TABLE alarms (
         name TEXT PRIMARY KEY,
         kind TEXT NOT NULL,
@@ -112,7 +114,8 @@ const MIGRATIONS: &[&str] = &[r#"
     );
     CREATE INDEX alarm_history_alarm ON alarm_history(alarm_name, ts);
     CREATE INDEX alarm_history_ts ON alarm_history(ts);
-    "#];
+    "#,
+];
 
 /// The resolutions points are kept at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -83,9 +83,9 @@ pub fn parse_action(arn: &str) -> Result<Action, BadAction> {
         }
         _ => {
             let topic_ok = (1..=256).contains(&resource.len())
-                && resource.bytes().all(|b| {
-                    b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'
-                });
+                && resource
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
             if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) || !topic_ok {
                 return Err(syntax());
             }
@@ -155,7 +155,10 @@ pub async fn run_action(plane: &Plane, transition: &Transition, arn: &str) -> Ac
                 AlarmKind::Composite(_) => None,
             };
             let Some(id) = instance else {
-                return outcome(false, "The alarm's metric has no InstanceId dimension.".into());
+                return outcome(
+                    false,
+                    "The alarm's metric has no InstanceId dimension.".into(),
+                );
             };
             match run_ec2(plane, a, &id).await {
                 Ok(()) => outcome(true, format!("{} {id}", ec2_verb(a))),
@@ -173,7 +176,10 @@ pub async fn run_action(plane: &Plane, transition: &Transition, arn: &str) -> Ac
             let subject = subject(transition);
             tracing::info!(%arn, %account, %topic, %subject, bytes = message.len(),
                 "alarm notification not sent: SNS is not wired in yet");
-            outcome(false, "SNS publishing is not available on this agent yet.".into())
+            outcome(
+                false,
+                "SNS publishing is not available on this agent yet.".into(),
+            )
         }
     }
 }
@@ -258,10 +264,15 @@ pub fn notification(account: &str, t: &Transition) -> Value {
                     m.evaluate_low_sample_count_percentile.clone().unwrap_or_default(),
             });
             if !m.metrics.is_empty() {
-                trigger["Metrics"] = json!(m.metrics.iter().map(|q| json!({
-                    "Id": q.id, "Expression": q.expression, "Label": q.label,
-                    "ReturnData": q.return_data.unwrap_or(true),
-                })).collect::<Vec<_>>());
+                trigger["Metrics"] = json!(
+                    m.metrics
+                        .iter()
+                        .map(|q| json!({
+                            "Id": q.id, "Expression": q.expression, "Label": q.label,
+                            "ReturnData": q.return_data.unwrap_or(true),
+                        }))
+                        .collect::<Vec<_>>()
+                );
             }
             v["Trigger"] = trigger;
         }
@@ -325,7 +336,7 @@ mod tests {
                 alarm_actions: vec!["arn:aws:sns:local-1:123456789012:ops".into()],
                 insufficient_data_actions: vec![],
                 tags: vec![],
-                kind: AlarmKind::Metric(MetricAlarmConfig {
+                kind: AlarmKind::Metric(Box::new(MetricAlarmConfig {
                     namespace: Some("AWS/EC2".into()),
                     metric_name: Some("CPUUtilization".into()),
                     dimensions: vec![("InstanceId".into(), "i-0abc".into())],
@@ -340,7 +351,7 @@ mod tests {
                     comparison: Comparison::GreaterThanThreshold,
                     treat_missing_data: None,
                     evaluate_low_sample_count_percentile: None,
-                }),
+                })),
             },
             actions_enabled: true,
             state: StateValue::Alarm,
@@ -374,7 +385,10 @@ mod tests {
             json!([{"value": "i-0abc", "name": "InstanceId"}])
         );
         assert_eq!(
-            (trigger["Period"].as_i64(), trigger["DatapointsToAlarm"].as_i64()),
+            (
+                trigger["Period"].as_i64(),
+                trigger["DatapointsToAlarm"].as_i64()
+            ),
             (Some(10), Some(3))
         );
         assert_eq!(trigger["ComparisonOperator"], "GreaterThanThreshold");

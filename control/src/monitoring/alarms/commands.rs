@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use state::metrics::{AlarmFilter, AlarmRow, HistoryFilter, HistoryRow, MetricsStore, StateUpdate, StoreError};
+use state::metrics::{
+    AlarmFilter, AlarmRow, HistoryFilter, HistoryRow, MetricsStore, StateUpdate, StoreError,
+};
 
 use super::actions::Transition;
 use super::config::{Alarm, AlarmKind, COMPOSITE_ALARM, METRIC_ALARM, StateValue};
@@ -26,7 +28,9 @@ pub enum AlarmCommandError {
     #[error("{0}")]
     Validation(String),
     /// A token that no answer gave.
-    #[error("The value for parameter NextToken is invalid: it does not come from an earlier answer.")]
+    #[error(
+        "The value for parameter NextToken is invalid: it does not come from an earlier answer."
+    )]
     NextToken,
     /// An alarm that does not exist.
     #[error("{0}")]
@@ -69,7 +73,9 @@ pub fn composite_children(
         .iter()
         .filter_map(Alarm::from_row)
         .filter_map(|a| match &a.config.kind {
-            AlarmKind::Composite(c) => Some((a.config.name.clone(), rule::parse(&c.rule).ok()?.alarms())),
+            AlarmKind::Composite(c) => {
+                Some((a.config.name.clone(), rule::parse(&c.rule).ok()?.alarms()))
+            }
             AlarmKind::Metric(_) => None,
         })
         .collect())
@@ -125,7 +131,10 @@ fn untoken(t: &str) -> Option<String> {
 }
 
 /// DescribeAlarms.
-pub fn describe_alarms(store: &MetricsStore, d: &DescribeAlarms) -> Result<AlarmPage, AlarmCommandError> {
+pub fn describe_alarms(
+    store: &MetricsStore,
+    d: &DescribeAlarms,
+) -> Result<AlarmPage, AlarmCommandError> {
     if !d.names.is_empty() && d.prefix.is_some() {
         return Err(AlarmCommandError::Combination(
             "The parameters AlarmNames and AlarmNamePrefix are mutually exclusive.".into(),
@@ -133,7 +142,10 @@ pub fn describe_alarms(store: &MetricsStore, d: &DescribeAlarms) -> Result<Alarm
     }
     let family = d.children_of.is_some() || d.parents_of.is_some();
     if family
-        && (!d.names.is_empty() || d.prefix.is_some() || d.state.is_some() || d.action_prefix.is_some()
+        && (!d.names.is_empty()
+            || d.prefix.is_some()
+            || d.state.is_some()
+            || d.action_prefix.is_some()
             || (d.children_of.is_some() && d.parents_of.is_some()))
     {
         return Err(AlarmCommandError::Combination(
@@ -158,7 +170,10 @@ pub fn describe_alarms(store: &MetricsStore, d: &DescribeAlarms) -> Result<Alarm
         let children = composite_children(store)?;
         names = children.get(parent).cloned().unwrap_or_default();
         if names.is_empty() {
-            return Ok(AlarmPage { alarms: Vec::new(), next_token: None });
+            return Ok(AlarmPage {
+                alarms: Vec::new(),
+                next_token: None,
+            });
         }
     }
     if let Some(child) = &d.parents_of {
@@ -168,11 +183,18 @@ pub fn describe_alarms(store: &MetricsStore, d: &DescribeAlarms) -> Result<Alarm
             .map(|(p, _)| p)
             .collect();
         if names.is_empty() {
-            return Ok(AlarmPage { alarms: Vec::new(), next_token: None });
+            return Ok(AlarmPage {
+                alarms: Vec::new(),
+                next_token: None,
+            });
         }
     }
     let kinds = if d.types.is_empty() {
-        if family { vec![METRIC_ALARM.into(), COMPOSITE_ALARM.into()] } else { vec![METRIC_ALARM.into()] }
+        if family {
+            vec![METRIC_ALARM.into(), COMPOSITE_ALARM.into()]
+        } else {
+            vec![METRIC_ALARM.into()]
+        }
     } else {
         d.types.clone()
     };
@@ -227,8 +249,12 @@ pub fn describe_alarms_for_metric(
         .filter_map(Alarm::from_row)
         .filter(|a| match &a.config.kind {
             AlarmKind::Metric(m) => {
-                q.statistic.as_ref().is_none_or(|s| m.statistic.as_ref() == Some(s))
-                    && q.extended_statistic.as_ref().is_none_or(|s| m.extended_statistic.as_ref() == Some(s))
+                q.statistic
+                    .as_ref()
+                    .is_none_or(|s| m.statistic.as_ref() == Some(s))
+                    && q.extended_statistic
+                        .as_ref()
+                        .is_none_or(|s| m.extended_statistic.as_ref() == Some(s))
                     && q.period.is_none_or(|p| i64::from(p) == m.period)
                     && q.unit.as_ref().is_none_or(|u| m.unit.as_ref() == Some(u))
             }
@@ -291,7 +317,11 @@ pub fn describe_alarm_history(
     };
     let filter = HistoryFilter {
         alarm_name: d.alarm_name.clone(),
-        alarm_types: if d.types.is_empty() { vec![METRIC_ALARM.into()] } else { d.types.clone() },
+        alarm_types: if d.types.is_empty() {
+            vec![METRIC_ALARM.into()]
+        } else {
+            d.types.clone()
+        },
         item_type: d.item_type.clone(),
         start_ms: d.start_ms,
         end_ms: d.end_ms,
@@ -305,7 +335,12 @@ pub fn describe_alarm_history(
 }
 
 /// The history item of a state change.
-pub fn state_history(alarm: &Alarm, old: (StateValue, &str, Option<&str>), new: (StateValue, &str, Option<&str>), now_ms: i64) -> HistoryRow {
+pub fn state_history(
+    alarm: &Alarm,
+    old: (StateValue, &str, Option<&str>),
+    new: (StateValue, &str, Option<&str>),
+    now_ms: i64,
+) -> HistoryRow {
     let side = |(s, reason, data): (StateValue, &str, Option<&str>)| {
         let mut v = json!({"stateValue": s.as_str(), "stateReason": reason});
         if let Some(d) = data.and_then(|d| serde_json::from_str::<Value>(d).ok()) {
@@ -318,7 +353,11 @@ pub fn state_history(alarm: &Alarm, old: (StateValue, &str, Option<&str>), new: 
         alarm_type: alarm.config.kind.type_name().into(),
         time_ms: now_ms,
         item_type: "StateUpdate".into(),
-        summary: format!("Alarm updated from {} to {}", old.0.as_str(), new.0.as_str()),
+        summary: format!(
+            "Alarm updated from {} to {}",
+            old.0.as_str(),
+            new.0.as_str()
+        ),
         data: json!({"version": "1.0", "oldState": side(old), "newState": side(new)}).to_string(),
     }
 }
@@ -342,7 +381,13 @@ pub fn change_state(
         now_ms,
     );
     let changed = state != alarm.state;
-    let update = StateUpdate { state: state.as_str(), reason, reason_data, now_ms, config_seen_ms };
+    let update = StateUpdate {
+        state: state.as_str(),
+        reason,
+        reason_data,
+        now_ms,
+        config_seen_ms,
+    };
     let history = if changed { vec![history] } else { Vec::new() };
     let Some(before) = store.set_alarm_state(&alarm.config.name, &update, &history)? else {
         return Ok(None);
@@ -357,7 +402,10 @@ pub fn change_state(
     now.reason_data = reason_data.map(str::to_string);
     now.state_updated_ms = now_ms;
     now.state_transitioned_ms = now_ms;
-    Ok(Some(Transition { alarm: now, old_state }))
+    Ok(Some(Transition {
+        alarm: now,
+        old_state,
+    }))
 }
 
 /// SetAlarmState: the transition to act on when the value changed.
@@ -376,11 +424,20 @@ pub fn set_alarm_state(
         .alarm(name)?
         .ok_or_else(|| AlarmCommandError::NotFound(format!("Alarm {name} not found")))?;
     let alarm = readable(&row)?;
-    Ok(change_state(store, &alarm, state, reason, reason_data, now_ms, None)?)
+    Ok(change_state(
+        store,
+        &alarm,
+        state,
+        reason,
+        reason_data,
+        now_ms,
+        None,
+    )?)
 }
 
 fn readable(row: &AlarmRow) -> Result<Alarm, AlarmCommandError> {
-    Alarm::from_row(row).ok_or_else(|| AlarmCommandError::NotFound(format!("Alarm {} not found", row.name)))
+    Alarm::from_row(row)
+        .ok_or_else(|| AlarmCommandError::NotFound(format!("Alarm {} not found", row.name)))
 }
 
 /// DeleteAlarms: all or none; an alarm a remaining composite alarm names stays.
@@ -408,7 +465,11 @@ pub fn delete_alarms(store: &MetricsStore, names: &[String]) -> Result<(), Alarm
 }
 
 /// Enable/DisableAlarmActions (names that do not exist are passed over, as CloudWatch does).
-pub fn set_alarm_actions(store: &MetricsStore, names: &[String], enabled: bool) -> Result<(), AlarmCommandError> {
+pub fn set_alarm_actions(
+    store: &MetricsStore,
+    names: &[String],
+    enabled: bool,
+) -> Result<(), AlarmCommandError> {
     store.set_alarm_actions(names, enabled)?;
     Ok(())
 }

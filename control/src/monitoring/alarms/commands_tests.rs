@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::monitoring::alarms::evaluator::evaluate_round;
-use crate::monitoring::alarms::put::{PutCompositeAlarm, PutMetricAlarm, put_composite_alarm, put_metric_alarm};
+use crate::monitoring::alarms::put::{
+    PutCompositeAlarm, PutMetricAlarm, put_composite_alarm, put_metric_alarm,
+};
 use crate::monitoring::put_metric_data::{Datum, PutMetricData, put_metric_data};
 use crate::monitoring::test_store;
 
@@ -41,7 +43,12 @@ fn put(s: &MetricsStore, t: i64, v: f64) {
 }
 
 fn describe(s: &MetricsStore, d: DescribeAlarms) -> Vec<String> {
-    describe_alarms(s, &d).unwrap().alarms.into_iter().map(|a| a.config.name).collect()
+    describe_alarms(s, &d)
+        .unwrap()
+        .alarms
+        .into_iter()
+        .map(|a| a.config.name)
+        .collect()
 }
 
 #[test]
@@ -53,30 +60,146 @@ fn describe_filters_by_name_prefix_state_type_action_and_pages() {
     let mut stop = load_alarm("web-3");
     stop.ok_actions = vec!["arn:aws:sns:local-1:123456789012:ops".into()];
     put_metric_alarm(&s, &stop, T0 * 1000).unwrap();
-    put_composite_alarm(&s, &PutCompositeAlarm { name: "both".into(), rule: r#"ALARM("web-1") AND ALARM(db)"#.into(), ..Default::default() }, T0 * 1000).unwrap();
-    assert_eq!(describe(&s, DescribeAlarms::default()), ["db", "web-1", "web-2", "web-3"]);
-    assert_eq!(describe(&s, DescribeAlarms { prefix: Some("web-".into()), ..Default::default() }), ["web-1", "web-2", "web-3"]);
-    assert_eq!(describe(&s, DescribeAlarms { names: vec!["db".into(), "nope".into()], ..Default::default() }), ["db"]);
-    assert_eq!(describe(&s, DescribeAlarms { types: vec!["CompositeAlarm".into()], ..Default::default() }), ["both"]);
-    assert_eq!(describe(&s, DescribeAlarms { action_prefix: Some("arn:aws:sns:".into()), ..Default::default() }), ["web-3"]);
-    assert_eq!(describe(&s, DescribeAlarms { children_of: Some("both".into()), ..Default::default() }), ["db", "web-1"]);
-    assert_eq!(describe(&s, DescribeAlarms { parents_of: Some("db".into()), ..Default::default() }), ["both"]);
+    put_composite_alarm(
+        &s,
+        &PutCompositeAlarm {
+            name: "both".into(),
+            rule: r#"ALARM("web-1") AND ALARM(db)"#.into(),
+            ..Default::default()
+        },
+        T0 * 1000,
+    )
+    .unwrap();
+    assert_eq!(
+        describe(&s, DescribeAlarms::default()),
+        ["db", "web-1", "web-2", "web-3"]
+    );
+    assert_eq!(
+        describe(
+            &s,
+            DescribeAlarms {
+                prefix: Some("web-".into()),
+                ..Default::default()
+            }
+        ),
+        ["web-1", "web-2", "web-3"]
+    );
+    assert_eq!(
+        describe(
+            &s,
+            DescribeAlarms {
+                names: vec!["db".into(), "nope".into()],
+                ..Default::default()
+            }
+        ),
+        ["db"]
+    );
+    assert_eq!(
+        describe(
+            &s,
+            DescribeAlarms {
+                types: vec!["CompositeAlarm".into()],
+                ..Default::default()
+            }
+        ),
+        ["both"]
+    );
+    assert_eq!(
+        describe(
+            &s,
+            DescribeAlarms {
+                action_prefix: Some("arn:aws:sns:".into()),
+                ..Default::default()
+            }
+        ),
+        ["web-3"]
+    );
+    assert_eq!(
+        describe(
+            &s,
+            DescribeAlarms {
+                children_of: Some("both".into()),
+                ..Default::default()
+            }
+        ),
+        ["db", "web-1"]
+    );
+    assert_eq!(
+        describe(
+            &s,
+            DescribeAlarms {
+                parents_of: Some("db".into()),
+                ..Default::default()
+            }
+        ),
+        ["both"]
+    );
     set_alarm_state(&s, "web-2", StateValue::Alarm, "by hand", None, T0 * 1000).unwrap();
-    assert_eq!(describe(&s, DescribeAlarms { state: Some("ALARM".into()), ..Default::default() }), ["web-2"]);
+    assert_eq!(
+        describe(
+            &s,
+            DescribeAlarms {
+                state: Some("ALARM".into()),
+                ..Default::default()
+            }
+        ),
+        ["web-2"]
+    );
     // Pages of two.
-    let first = describe_alarms(&s, &DescribeAlarms { max_records: Some(2), ..Default::default() }).unwrap();
+    let first = describe_alarms(
+        &s,
+        &DescribeAlarms {
+            max_records: Some(2),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(first.alarms.len(), 2);
-    let second = describe_alarms(&s, &DescribeAlarms { max_records: Some(2), next_token: first.next_token, ..Default::default() }).unwrap();
-    let names: Vec<_> = second.alarms.iter().map(|a| a.config.name.as_str()).collect();
+    let second = describe_alarms(
+        &s,
+        &DescribeAlarms {
+            max_records: Some(2),
+            next_token: first.next_token,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let names: Vec<_> = second
+        .alarms
+        .iter()
+        .map(|a| a.config.name.as_str())
+        .collect();
     assert_eq!((names, second.next_token), (vec!["web-2", "web-3"], None));
-    let e = describe_alarms(&s, &DescribeAlarms { next_token: Some("forged".into()), ..Default::default() }).unwrap_err();
+    let e = describe_alarms(
+        &s,
+        &DescribeAlarms {
+            next_token: Some("forged".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
     assert_eq!(e.code(), Some("InvalidNextToken"));
-    let e = describe_alarms(&s, &DescribeAlarms { names: vec!["db".into()], prefix: Some("d".into()), ..Default::default() }).unwrap_err();
+    let e = describe_alarms(
+        &s,
+        &DescribeAlarms {
+            names: vec!["db".into()],
+            prefix: Some("d".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
     assert_eq!(e.code(), Some("InvalidParameterCombination"));
     // For a metric: any of its alarms, narrowed by what is given.
-    let q = AlarmsForMetric { namespace: "MyApp".into(), metric_name: "Load".into(), ..Default::default() };
+    let q = AlarmsForMetric {
+        namespace: "MyApp".into(),
+        metric_name: "Load".into(),
+        ..Default::default()
+    };
     assert_eq!(describe_alarms_for_metric(&s, &q).unwrap().len(), 4);
-    let q = AlarmsForMetric { period: Some(60), ..q };
+    let q = AlarmsForMetric {
+        period: Some(60),
+        ..q
+    };
     assert!(describe_alarms_for_metric(&s, &q).unwrap().is_empty());
 }
 
@@ -86,26 +209,76 @@ fn set_state_delete_and_actions_with_cloudwatch_codes() {
     put_metric_alarm(&s, &load_alarm("a"), T0 * 1000).unwrap();
     let e = set_alarm_state(&s, "ghost", StateValue::Ok, "r", None, T0 * 1000).unwrap_err();
     assert_eq!(e.code(), Some("ResourceNotFound"));
-    let e = set_alarm_state(&s, "a", StateValue::Ok, "r", Some("{not json"), T0 * 1000).unwrap_err();
+    let e =
+        set_alarm_state(&s, "a", StateValue::Ok, "r", Some("{not json"), T0 * 1000).unwrap_err();
     assert_eq!(e.code(), Some("InvalidFormat"));
-    let t = set_alarm_state(&s, "a", StateValue::Alarm, "testing", Some(r#"{"k": 1}"#), T0 * 1000 + 5).unwrap().unwrap();
-    assert_eq!((t.old_state, t.alarm.state), (StateValue::InsufficientData, StateValue::Alarm));
+    let t = set_alarm_state(
+        &s,
+        "a",
+        StateValue::Alarm,
+        "testing",
+        Some(r#"{"k": 1}"#),
+        T0 * 1000 + 5,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        (t.old_state, t.alarm.state),
+        (StateValue::InsufficientData, StateValue::Alarm)
+    );
     // The same state again is no transition.
-    assert!(set_alarm_state(&s, "a", StateValue::Alarm, "again", None, T0 * 1000 + 6).unwrap().is_none());
+    assert!(
+        set_alarm_state(&s, "a", StateValue::Alarm, "again", None, T0 * 1000 + 6)
+            .unwrap()
+            .is_none()
+    );
     set_alarm_actions(&s, &["a".into(), "ghost".into()], false).unwrap();
-    let a = &describe_alarms(&s, &DescribeAlarms::default()).unwrap().alarms[0];
+    let a = &describe_alarms(&s, &DescribeAlarms::default())
+        .unwrap()
+        .alarms[0];
     assert!(!a.actions_enabled);
-    let h = describe_alarm_history(&s, &DescribeHistory { alarm_name: Some("a".into()), ..Default::default() }).unwrap();
+    let h = describe_alarm_history(
+        &s,
+        &DescribeHistory {
+            alarm_name: Some("a".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let summaries: Vec<_> = h.items.iter().map(|i| i.summary.as_str()).collect();
-    assert_eq!(summaries, ["Alarm updated from INSUFFICIENT_DATA to ALARM", "Alarm \"a\" created"]);
+    assert_eq!(
+        summaries,
+        [
+            "Alarm updated from INSUFFICIENT_DATA to ALARM",
+            "Alarm \"a\" created"
+        ]
+    );
     let data: Value = serde_json::from_str(&h.items[0].data).unwrap();
     assert_eq!(data["newState"]["stateReasonData"]["k"], 1);
-    put_composite_alarm(&s, &PutCompositeAlarm { name: "c".into(), rule: "ALARM(a)".into(), ..Default::default() }, T0 * 1000).unwrap();
+    put_composite_alarm(
+        &s,
+        &PutCompositeAlarm {
+            name: "c".into(),
+            rule: "ALARM(a)".into(),
+            ..Default::default()
+        },
+        T0 * 1000,
+    )
+    .unwrap();
     let e = delete_alarms(&s, &["a".into()]).unwrap_err();
     assert_eq!(e.code(), Some("ResourceConflict"));
     let e = delete_alarms(&s, &["a".into(), "c".into(), "ghost".into()]).unwrap_err();
     assert_eq!(e.code(), Some("ResourceNotFound"));
-    assert_eq!(describe(&s, DescribeAlarms { types: vec!["MetricAlarm".into(), "CompositeAlarm".into()], ..Default::default() }), ["a", "c"]);
+    assert_eq!(
+        describe(
+            &s,
+            DescribeAlarms {
+                types: vec!["MetricAlarm".into(), "CompositeAlarm".into()],
+                ..Default::default()
+            }
+        ),
+        ["a", "c"]
+    );
     delete_alarms(&s, &["c".into(), "a".into()]).unwrap();
     assert!(describe(&s, DescribeAlarms::default()).is_empty());
 }
@@ -114,31 +287,96 @@ fn set_state_delete_and_actions_with_cloudwatch_codes() {
 fn rounds_follow_the_metric_and_composites_follow_their_children() {
     let (_d, s) = test_store();
     put_metric_alarm(&s, &load_alarm("load"), T0 * 1000).unwrap();
-    put_composite_alarm(&s, &PutCompositeAlarm { name: "any".into(), rule: r#"ALARM("load")"#.into(), ..Default::default() }, T0 * 1000).unwrap();
+    put_composite_alarm(
+        &s,
+        &PutCompositeAlarm {
+            name: "any".into(),
+            rule: r#"ALARM("load")"#.into(),
+            ..Default::default()
+        },
+        T0 * 1000,
+    )
+    .unwrap();
     // No data: stays INSUFFICIENT_DATA (no transition).
-    assert!(evaluate_round(&s, "123456789012", T0 * 1000).unwrap().iter().all(|t| t.alarm.config.name == "any"));
+    assert!(
+        evaluate_round(&s, "123456789012", T0 * 1000)
+            .unwrap()
+            .iter()
+            .all(|t| t.alarm.config.name == "any")
+    );
     // Three 10-second periods above 70, then the round after them.
     for i in 0..30 {
         put(&s, T0 + i, 90.0);
     }
     let changes = evaluate_round(&s, "123456789012", (T0 + 31) * 1000).unwrap();
-    let got: Vec<_> = changes.iter().map(|t| (t.alarm.config.name.as_str(), t.alarm.state)).collect();
-    assert_eq!(got, [("load", StateValue::Alarm), ("any", StateValue::Alarm)]);
-    assert!(changes[0].alarm.reason.starts_with("Threshold Crossed: 3 out of the last 3 datapoints [90.0"), "{}", changes[0].alarm.reason);
-    assert!(changes[1].alarm.reason.starts_with("arn:aws:cloudwatch:local-1:123456789012:alarm:load transitioned to ALARM at "));
+    let got: Vec<_> = changes
+        .iter()
+        .map(|t| (t.alarm.config.name.as_str(), t.alarm.state))
+        .collect();
+    assert_eq!(
+        got,
+        [("load", StateValue::Alarm), ("any", StateValue::Alarm)]
+    );
+    assert!(
+        changes[0]
+            .alarm
+            .reason
+            .starts_with("Threshold Crossed: 3 out of the last 3 datapoints [90.0"),
+        "{}",
+        changes[0].alarm.reason
+    );
+    assert!(changes[1].alarm.reason.starts_with(
+        "arn:aws:cloudwatch:local-1:123456789012:alarm:load transitioned to ALARM at "
+    ));
     // Not due again for 10 seconds.
-    assert!(evaluate_round(&s, "123456789012", (T0 + 35) * 1000).unwrap().is_empty());
+    assert!(
+        evaluate_round(&s, "123456789012", (T0 + 35) * 1000)
+            .unwrap()
+            .is_empty()
+    );
     for i in 30..40 {
         put(&s, T0 + i, 10.0);
     }
     let changes = evaluate_round(&s, "123456789012", (T0 + 41) * 1000).unwrap();
-    let got: Vec<_> = changes.iter().map(|t| (t.alarm.config.name.as_str(), t.old_state, t.alarm.state)).collect();
-    assert_eq!(got, [("load", StateValue::Alarm, StateValue::Ok), ("any", StateValue::Alarm, StateValue::Ok)]);
-    let h = describe_alarm_history(&s, &DescribeHistory { alarm_name: Some("load".into()), item_type: Some("StateUpdate".into()), ascending: true, ..Default::default() }).unwrap();
+    let got: Vec<_> = changes
+        .iter()
+        .map(|t| (t.alarm.config.name.as_str(), t.old_state, t.alarm.state))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("load", StateValue::Alarm, StateValue::Ok),
+            ("any", StateValue::Alarm, StateValue::Ok)
+        ]
+    );
+    let h = describe_alarm_history(
+        &s,
+        &DescribeHistory {
+            alarm_name: Some("load".into()),
+            item_type: Some("StateUpdate".into()),
+            ascending: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let summaries: Vec<_> = h.items.iter().map(|i| i.summary.as_str()).collect();
-    assert_eq!(summaries, ["Alarm updated from INSUFFICIENT_DATA to ALARM", "Alarm updated from ALARM to OK"]);
+    assert_eq!(
+        summaries,
+        [
+            "Alarm updated from INSUFFICIENT_DATA to ALARM",
+            "Alarm updated from ALARM to OK"
+        ]
+    );
     // Composite history is asked for by type.
-    let h = describe_alarm_history(&s, &DescribeHistory { types: vec!["CompositeAlarm".into()], item_type: Some("StateUpdate".into()), ..Default::default() }).unwrap();
+    let h = describe_alarm_history(
+        &s,
+        &DescribeHistory {
+            types: vec!["CompositeAlarm".into()],
+            item_type: Some("StateUpdate".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(h.items.len(), 3, "{:?}", h.items);
 }
 
@@ -185,7 +423,11 @@ fn metric_math_alarms_watch_their_expression() {
     let changes = evaluate_round(&s, "123456789012", (T0 + 21) * 1000).unwrap();
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].alarm.state, StateValue::Alarm);
-    assert!(changes[0].alarm.reason.contains("[120.0 ("), "{}", changes[0].alarm.reason);
+    assert!(
+        changes[0].alarm.reason.contains("[120.0 ("),
+        "{}",
+        changes[0].alarm.reason
+    );
     for i in 20..30 {
         put(&s, T0 + i, 40.0);
     }

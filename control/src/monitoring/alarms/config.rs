@@ -250,7 +250,7 @@ pub struct CompositeAlarmConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AlarmKind {
     /// A metric (or metric math) alarm.
-    Metric(MetricAlarmConfig),
+    Metric(Box<MetricAlarmConfig>),
     /// A composite alarm.
     Composite(CompositeAlarmConfig),
 }

@@ -75,7 +75,7 @@ pub fn evaluate(
         .copied()
         .filter(|p| p.time >= oldest && p.time <= window.newest && p.value.is_finite())
         .collect();
-    real.sort_by(|a, b| b.time.cmp(&a.time));
+    real.sort_by_key(|p| std::cmp::Reverse(p.time));
     real.dedup_by_key(|p| p.time);
     real.truncate(n);
     if low_sample_ignored(alarm, &real) {
@@ -139,7 +139,9 @@ pub fn evaluate(
     };
     let shown: Vec<&Point> = real
         .iter()
-        .filter(|p| alarm.comparison.breaches(p.value, alarm.threshold) == (state == StateValue::Alarm))
+        .filter(|p| {
+            alarm.comparison.breaches(p.value, alarm.threshold) == (state == StateValue::Alarm)
+        })
         .collect();
     let count = if state == StateValue::Alarm {
         breaching_total
@@ -156,7 +158,11 @@ pub fn evaluate(
         .map(|p| format!("{} ({})", number(p.value), reason_time(p.time)))
         .collect::<Vec<_>>()
         .join(", ");
-    let negation = if state == StateValue::Alarm { "" } else { "not " };
+    let negation = if state == StateValue::Alarm {
+        ""
+    } else {
+        "not "
+    };
     let reason = format!(
         "Threshold Crossed: {count} out of the last {counted} datapoints [{list}] {} {negation}{} the threshold ({}) (minimum {minimum} {} for {} -> {} transition).",
         was(count),
@@ -186,7 +192,11 @@ fn low_sample_ignored(alarm: &MetricAlarmConfig, points: &[Point]) -> bool {
     if alarm.evaluate_low_sample_count_percentile.as_deref() != Some("ignore") {
         return false;
     }
-    let needed = if q.0 >= 1.0 { f64::INFINITY } else { 1.0 / (1.0 - q.0) };
+    let needed = if q.0 >= 1.0 {
+        f64::INFINITY
+    } else {
+        1.0 / (1.0 - q.0)
+    };
     points
         .iter()
         .any(|p| p.sample_count.is_some_and(|c| c < needed))

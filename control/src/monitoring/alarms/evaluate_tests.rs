@@ -59,7 +59,13 @@ use StateValue::{Alarm as A, InsufficientData as I, Ok as O};
 #[test]
 fn three_of_three_crossing_is_worded_as_cloudwatch_words_it() {
     let a = alarm(3, None, GT, None);
-    let d = evaluate(&a, O, &series(&[Some(85.2), Some(84.1), Some(90.0)]), window(&a)).unwrap();
+    let d = evaluate(
+        &a,
+        O,
+        &series(&[Some(85.2), Some(84.1), Some(90.0)]),
+        window(&a),
+    )
+    .unwrap();
     assert_eq!(d.state, A);
     assert_eq!(
         d.reason,
@@ -71,7 +77,10 @@ fn three_of_three_crossing_is_worded_as_cloudwatch_words_it() {
     assert_eq!(d.reason_data["statistic"], "Average");
     assert_eq!(d.reason_data["period"], 60);
     assert_eq!(d.reason_data["threshold"], 70.0);
-    assert_eq!(d.reason_data["recentDatapoints"], serde_json::json!([90.0, 84.1, 85.2]));
+    assert_eq!(
+        d.reason_data["recentDatapoints"],
+        serde_json::json!([90.0, 84.1, 85.2])
+    );
     assert_eq!(d.reason_data["startDate"], "2026-12-07T14:01:00.000+0000");
     assert_eq!(d.reason_data["queryDate"], "2026-12-07T14:04:15.000+0000");
     assert_eq!(
@@ -79,7 +88,13 @@ fn three_of_three_crossing_is_worded_as_cloudwatch_words_it() {
         serde_json::json!({"timestamp": "2026-12-07T14:03:00.000+0000", "sampleCount": 1.0, "value": 85.2})
     );
     // Two of three is not enough for 3 of 3; the back to OK needs only one.
-    let d = evaluate(&a, A, &series(&[Some(50.0), Some(84.1), Some(90.0)]), window(&a)).unwrap();
+    let d = evaluate(
+        &a,
+        A,
+        &series(&[Some(50.0), Some(84.1), Some(90.0)]),
+        window(&a),
+    )
+    .unwrap();
     assert_eq!(d.state, O);
     assert_eq!(
         d.reason,
@@ -126,10 +141,19 @@ fn each_operator_compares_as_named() {
 fn all_missing_follows_treat_missing_data() {
     let none = [None, None, None];
     assert_eq!(state(&alarm(3, None, GT, None), O, &none), Some(I));
-    assert_eq!(state(&alarm(3, None, GT, Some("missing")), A, &none), Some(I));
+    assert_eq!(
+        state(&alarm(3, None, GT, Some("missing")), A, &none),
+        Some(I)
+    );
     assert_eq!(state(&alarm(3, None, GT, Some("ignore")), A, &none), None);
-    assert_eq!(state(&alarm(3, None, GT, Some("breaching")), O, &none), Some(A));
-    assert_eq!(state(&alarm(3, None, GT, Some("notBreaching")), A, &none), Some(O));
+    assert_eq!(
+        state(&alarm(3, None, GT, Some("breaching")), O, &none),
+        Some(A)
+    );
+    assert_eq!(
+        state(&alarm(3, None, GT, Some("notBreaching")), A, &none),
+        Some(O)
+    );
     let a = alarm(3, None, GT, None);
     let d = evaluate(&a, O, &[], window(&a)).unwrap();
     assert_eq!(d.reason, "Insufficient Data: 3 datapoints were unknown.");
@@ -146,10 +170,19 @@ fn all_missing_follows_treat_missing_data() {
 fn some_missing_are_filled_only_when_fewer_than_n_are_real() {
     // CloudWatch's documented example: one breaching point and two missing, 3 of 3.
     let one = [None, None, Some(90.0), None, None];
-    assert_eq!(state(&alarm(3, None, GT, Some("missing")), O, &one), Some(A));
+    assert_eq!(
+        state(&alarm(3, None, GT, Some("missing")), O, &one),
+        Some(A)
+    );
     assert_eq!(state(&alarm(3, None, GT, Some("ignore")), O, &one), None);
-    assert_eq!(state(&alarm(3, None, GT, Some("breaching")), O, &one), Some(A));
-    assert_eq!(state(&alarm(3, None, GT, Some("notBreaching")), A, &one), Some(O));
+    assert_eq!(
+        state(&alarm(3, None, GT, Some("breaching")), O, &one),
+        Some(A)
+    );
+    assert_eq!(
+        state(&alarm(3, None, GT, Some("notBreaching")), A, &one),
+        Some(O)
+    );
     // N real points in the range (some periods missing between them): the treatment
     // plays no part.
     let gaps = [Some(10.0), None, Some(90.0), Some(90.0), None, Some(90.0)];
@@ -159,7 +192,10 @@ fn some_missing_are_filled_only_when_fewer_than_n_are_real() {
     }
     // ignore decides when the real points alone decide: one non-breaching of 3 of 3.
     let decided = [Some(10.0), None, None];
-    assert_eq!(state(&alarm(3, None, GT, Some("ignore")), A, &decided), Some(O));
+    assert_eq!(
+        state(&alarm(3, None, GT, Some("ignore")), A, &decided),
+        Some(O)
+    );
 }
 
 #[test]
@@ -196,7 +232,10 @@ fn points_outside_the_window_and_non_finite_values_are_not_read() {
         value: 99.0,
         sample_count: Some(1.0),
     }];
-    assert_eq!(evaluate(&a, O, &future, window(&a)).map(|d| d.state), Some(I));
+    assert_eq!(
+        evaluate(&a, O, &future, window(&a)).map(|d| d.state),
+        Some(I)
+    );
     let nan = [Point {
         time: NEWEST,
         value: f64::NAN,

@@ -16,8 +16,7 @@ use state::metrics::{HistoryRow, MetricsStore, StoreError};
 use super::actions::{Transition, run_action};
 use super::commands::change_state;
 use super::config::{
-    Alarm, AlarmKind, COMPOSITE_ALARM, METRIC_ALARM, MetricAlarmConfig, StateValue,
-    alarm_arn,
+    Alarm, AlarmKind, COMPOSITE_ALARM, METRIC_ALARM, MetricAlarmConfig, StateValue, alarm_arn,
 };
 use super::evaluate::{Point, Window, evaluate, evaluation_range, json_time};
 use super::rule;
@@ -98,8 +97,9 @@ fn read_points(
     let end = window.newest + m.period;
     if let Some(key) = m.key() {
         let stat = Stat::parse(m.stat_name()).ok_or("the alarm's statistic does not parse")?;
-        let periods = statistics::periods(store, &key, (start, end), m.period, m.unit.as_deref(), now)
-            .map_err(|e| e.to_string())?;
+        let periods =
+            statistics::periods(store, &key, (start, end), m.period, m.unit.as_deref(), now)
+                .map_err(|e| e.to_string())?;
         let mut out: Vec<Point> = Vec::new();
         for ((time, _unit), a) in periods {
             // One point per period: the first unit's, when several were put.
@@ -107,7 +107,11 @@ fn read_points(
                 continue;
             }
             if let Some(value) = stat.of(&a) {
-                out.push(Point { time, value, sample_count: Some(a.count) });
+                out.push(Point {
+                    time,
+                    value,
+                    sample_count: Some(a.count),
+                });
             }
         }
         return Ok(out);
@@ -146,7 +150,11 @@ fn read_points(
     Ok(r.timestamps
         .into_iter()
         .zip(r.values)
-        .map(|(time, value)| Point { time, value, sample_count: None })
+        .map(|(time, value)| Point {
+            time,
+            value,
+            sample_count: None,
+        })
         .collect())
 }
 
@@ -218,7 +226,11 @@ fn evaluate_composites(
                     }]}),
                 ),
                 None => (
-                    format!("The rule of composite alarm {} evaluates to {}", alarm.config.name, state.as_str()),
+                    format!(
+                        "The rule of composite alarm {} evaluates to {}",
+                        alarm.config.name,
+                        state.as_str()
+                    ),
                     json!({"triggeringAlarms": []}),
                 ),
             };
@@ -282,11 +294,12 @@ pub async fn run_round(plane: &Arc<Plane>) -> Result<usize, StoreError> {
     let store = plane.metrics.clone();
     let account = plane.account_id.clone();
     let now_ms = chrono::Utc::now().timestamp_millis();
-    let changes = match tokio::task::spawn_blocking(move || evaluate_round(&store, &account, now_ms)).await {
-        Ok(r) => r?,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => return Ok(0),
-    };
+    let changes =
+        match tokio::task::spawn_blocking(move || evaluate_round(&store, &account, now_ms)).await {
+            Ok(r) => r?,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => return Ok(0),
+        };
     let n = changes.len();
     act(plane, changes).await;
     Ok(n)

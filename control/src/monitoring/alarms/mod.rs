@@ -10,6 +10,7 @@
 //! - `evaluate.rs`: the pure evaluation of a metric alarm over its datapoints;
 //! - `rule.rs`: composite rules, parsed with bounded nesting;
 //! - `evaluator.rs`: the rounds the agent runs, and the actions of each change;
+//! - `tags.rs`: TagResource, UntagResource, ListTagsForResource on alarms;
 //! - `actions.rs`: action ARNs, what each does (EC2 actions; SNS for the integrator), the
 //!   notification CloudWatch sends.
 
@@ -20,3 +21,4 @@ pub mod evaluate;
 pub mod evaluator;
 pub mod put;
 pub mod rule;
+pub mod tags;

@@ -9,7 +9,7 @@ use state::metrics::{AlarmRow, HistoryRow, MetricsStore, StoreError};
 
 use super::actions::{Action, BadAction, parse_action};
 use super::config::{
-    AlarmConfig, AlarmKind, AlarmQuery, COMPOSITE_ALARM, Comparison, CompositeAlarmConfig,
+    Alarm, AlarmConfig, AlarmKind, AlarmQuery, COMPOSITE_ALARM, Comparison, CompositeAlarmConfig,
     METRIC_ALARM, MetricAlarmConfig, StateValue, TreatMissing,
 };
 use super::rule::{self, RuleError};
@@ -156,8 +156,13 @@ pub fn put_metric_alarm(
             "The parameter {m} is not supported by this endpoint."
         )));
     }
+    super::tags::check_tags(&p.tags).map_err(PutAlarmError::Value)?;
     let kind = metric_config(p)?;
-    let has_ec2 = check_actions([&p.ok_actions, &p.alarm_actions, &p.insufficient_data_actions])?;
+    let has_ec2 = check_actions([
+        &p.ok_actions,
+        &p.alarm_actions,
+        &p.insufficient_data_actions,
+    ])?;
     if has_ec2 && kind.dimension("InstanceId").is_none() {
         return Err(invalid(
             "Invalid use of EC2 action. An EC2 action can only be used if the alarm is monitoring a metric with an InstanceId dimension.",
@@ -170,7 +175,7 @@ pub fn put_metric_alarm(
         alarm_actions: p.alarm_actions.clone(),
         insufficient_data_actions: p.insufficient_data_actions.clone(),
         tags: p.tags.clone(),
-        kind: AlarmKind::Metric(kind),
+        kind: AlarmKind::Metric(Box::new(kind)),
     };
     store_alarm(store, &config, p.actions_enabled.unwrap_or(true), now_ms)
 }
@@ -186,7 +191,9 @@ fn metric_config(p: &PutMetricAlarm) -> Result<MetricAlarmConfig, PutAlarmError>
         .evaluation_periods
         .ok_or_else(|| invalid("The parameter EvaluationPeriods must be specified."))?;
     if n < 1 {
-        return Err(invalid("The parameter EvaluationPeriods must be at least 1."));
+        return Err(invalid(
+            "The parameter EvaluationPeriods must be at least 1.",
+        ));
     }
     if i64::from(n) * period > MAX_EVALUATION_SECONDS {
         return Err(invalid(format!(
@@ -394,7 +401,11 @@ fn metric_math_period(p: &PutMetricAlarm) -> Result<i64, PutAlarmError> {
         .as_ref()
         .map(|m| m.period)
         .or(watched.period)
-        .or_else(|| p.metrics.iter().find_map(|q| q.metric.as_ref().map(|m| m.period)))
+        .or_else(|| {
+            p.metrics
+                .iter()
+                .find_map(|q| q.metric.as_ref().map(|m| m.period))
+        })
         .ok_or_else(|| invalid("The expression the alarm watches needs a Period."))?;
     alarm_period(period)
 }
@@ -435,15 +446,22 @@ pub fn put_composite_alarm(
             "The parameter {m} is not supported by this endpoint."
         )));
     }
+    super::tags::check_tags(&p.tags).map_err(PutAlarmError::Value)?;
     let parsed = rule::parse(&p.rule).map_err(PutAlarmError::Rule)?;
-    if check_actions([&p.ok_actions, &p.alarm_actions, &p.insufficient_data_actions])? {
+    if check_actions([
+        &p.ok_actions,
+        &p.alarm_actions,
+        &p.insufficient_data_actions,
+    ])? {
         return Err(invalid(
             "A composite alarm's actions are SNS topics: EC2 actions need a metric alarm on an instance.",
         ));
     }
     let children = parsed.alarms();
-    if children.iter().any(|c| *c == p.name) {
-        return Err(invalid("A composite alarm's rule cannot name the alarm itself."));
+    if children.contains(&p.name) {
+        return Err(invalid(
+            "A composite alarm's rule cannot name the alarm itself.",
+        ));
     }
     let composites = super::commands::composite_children(store)?;
     let missing: Vec<&String> = children
@@ -453,7 +471,11 @@ pub fn put_composite_alarm(
     if !missing.is_empty() {
         return Err(invalid(format!(
             "Could not save the composite alarm as alarms [{}] in the alarm rule do not exist",
-            missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     if reaches(&composites, &children, &p.name) {
@@ -498,7 +520,7 @@ fn reaches(
 }
 
 /// Stores `config`: a new alarm in INSUFFICIENT_DATA, due at once; an existing one keeps
-/// its state. A name of the other kind is refused.
+/// its state and its tags. A name of the other kind is refused.
 fn store_alarm(
     store: &MetricsStore,
     config: &AlarmConfig,
@@ -515,6 +537,16 @@ fn store_alarm(
             config.name, e.kind
         )));
     }
+    // An update ignores the request's tags, as CloudWatch does: TagResource changes them.
+    let mut config = config.clone();
+    if let Some(tags) = existing
+        .as_ref()
+        .and_then(Alarm::from_row)
+        .map(|a| a.config.tags)
+    {
+        config.tags = tags;
+    }
+    let config = &config;
     let serialized = serde_json::to_string(config).unwrap_or_default();
     let metric = match &config.kind {
         AlarmKind::Metric(m) => m.key(),

@@ -47,7 +47,10 @@ fn each_check_has_cloudwatch_code() {
         }),
         "ValidationError"
     );
-    assert_eq!(with(&|p| p.datapoints_to_alarm = Some(4)), "ValidationError");
+    assert_eq!(
+        with(&|p| p.datapoints_to_alarm = Some(4)),
+        "ValidationError"
+    );
     assert_eq!(with(&|p| p.evaluation_periods = None), "ValidationError");
     assert_eq!(with(&|p| p.threshold = None), "ValidationError");
     assert_eq!(with(&|p| p.threshold = Some(f64::NAN)), "ValidationError");
@@ -69,13 +72,22 @@ fn each_check_has_cloudwatch_code() {
         "InvalidParameterValue"
     );
     assert_eq!(with(&|p| p.namespace = None), "ValidationError");
-    assert_eq!(with(&|p| p.treat_missing_data = Some("sometimes".into())), "ValidationError");
+    assert_eq!(
+        with(&|p| p.treat_missing_data = Some("sometimes".into())),
+        "ValidationError"
+    );
     assert_eq!(
         with(&|p| p.evaluate_low_sample_count_percentile = Some("maybe".into())),
         "ValidationError"
     );
-    assert_eq!(with(&|p| p.alarm_actions = vec!["arn:aws:automate:local-1:ec2:explode".into()]), "ValidationError");
-    assert_eq!(with(&|p| p.alarm_actions = vec!["arn:aws:automate:us-east-1:ec2:stop".into()]), "ValidationError");
+    assert_eq!(
+        with(&|p| p.alarm_actions = vec!["arn:aws:automate:local-1:ec2:explode".into()]),
+        "ValidationError"
+    );
+    assert_eq!(
+        with(&|p| p.alarm_actions = vec!["arn:aws:automate:us-east-1:ec2:stop".into()]),
+        "ValidationError"
+    );
     assert_eq!(
         with(&|p| {
             p.dimensions.clear();
@@ -88,7 +100,10 @@ fn each_check_has_cloudwatch_code() {
         "InvalidParameterValue"
     );
     assert_eq!(with(&|p| p.name = "bad\nname".into()), "ValidationError");
-    assert_eq!(with(&|p| p.unsupported = Some("EvaluationCriteria")), "ValidationError");
+    assert_eq!(
+        with(&|p| p.unsupported = Some("EvaluationCriteria")),
+        "ValidationError"
+    );
     // Metrics exclude the single-metric members, and need exactly one ReturnData.
     let query = |id: &str, ret: Option<bool>| AlarmQuery {
         id: id.into(),
@@ -105,7 +120,10 @@ fn each_check_has_cloudwatch_code() {
         return_data: ret,
         period: None,
     };
-    assert_eq!(with(&|p| p.metrics = vec![query("m1", None)]), "InvalidParameterCombination");
+    assert_eq!(
+        with(&|p| p.metrics = vec![query("m1", None)]),
+        "InvalidParameterCombination"
+    );
     let math = |p: &mut PutMetricAlarm, metrics: Vec<AlarmQuery>| {
         *p = PutMetricAlarm {
             metrics,
@@ -140,20 +158,33 @@ fn a_new_alarm_is_unchecked_and_an_update_keeps_its_state() {
     let mut p = cpu_alarm("cpu");
     p.alarm_actions = vec!["arn:aws:automate:local-1:ec2:stop".into()];
     put_metric_alarm(&s, &p, NOW_MS).unwrap();
-    let a = &describe_alarms(&s, &DescribeAlarms::default()).unwrap().alarms[0];
+    let a = &describe_alarms(&s, &DescribeAlarms::default())
+        .unwrap()
+        .alarms[0];
     assert_eq!(a.state, StateValue::InsufficientData);
     assert_eq!(a.reason, INITIAL_REASON);
     assert!(a.actions_enabled);
-    crate::monitoring::alarms::commands::set_alarm_state(&s, "cpu", StateValue::Alarm, "test", None, NOW_MS + 1)
-        .unwrap();
+    crate::monitoring::alarms::commands::set_alarm_state(
+        &s,
+        "cpu",
+        StateValue::Alarm,
+        "test",
+        None,
+        NOW_MS + 1,
+    )
+    .unwrap();
     p.threshold = Some(90.0);
     p.actions_enabled = Some(false);
     put_metric_alarm(&s, &p, NOW_MS + 2).unwrap();
-    let a = &describe_alarms(&s, &DescribeAlarms::default()).unwrap().alarms[0];
+    let a = &describe_alarms(&s, &DescribeAlarms::default())
+        .unwrap()
+        .alarms[0];
     assert_eq!((a.state, a.reason.as_str()), (StateValue::Alarm, "test"));
     assert!(!a.actions_enabled);
     assert_eq!(a.config_updated_ms, NOW_MS + 2);
-    let AlarmKind::Metric(m) = &a.config.kind else { panic!("a metric alarm") };
+    let AlarmKind::Metric(m) = &a.config.kind else {
+        panic!("a metric alarm")
+    };
     assert_eq!(m.threshold, 90.0);
 }
 

@@ -219,7 +219,9 @@ impl Parser {
             Some(Token::Quoted(q)) => error(format!(
                 "The rule has the string {q:?} outside ALARM(...), OK(...) or INSUFFICIENT_DATA(...)."
             )),
-            Some(Token::Close) => error("The rule has a closing parenthesis with nothing before it."),
+            Some(Token::Close) => {
+                error("The rule has a closing parenthesis with nothing before it.")
+            }
             None => error("The rule ends where a condition belongs."),
         }
     }
@@ -227,7 +229,10 @@ impl Parser {
     /// `( name )` after ALARM, OK or INSUFFICIENT_DATA.
     fn state_function(&mut self, state: StateValue) -> Result<Rule, RuleError> {
         if self.tokens.get(self.at) != Some(&Token::Open) {
-            return error(format!("{}  must be followed by (alarm name).", state.as_str()));
+            return error(format!(
+                "{}  must be followed by (alarm name).",
+                state.as_str()
+            ));
         }
         let name = match self.tokens.get(self.at + 1) {
             Some(Token::Quoted(n) | Token::Word(n)) => n.clone(),
@@ -288,7 +293,9 @@ mod tests {
         assert!(!holds(r#"(TRUE OR FALSE) AND FALSE"#));
         assert!(holds(r#"alarm("cpu") and not (ok("cpu") or false)"#));
         // A missing child is in no state.
-        assert!(!holds(r#"ALARM("gone") OR OK("gone") OR INSUFFICIENT_DATA("gone")"#));
+        assert!(!holds(
+            r#"ALARM("gone") OR OK("gone") OR INSUFFICIENT_DATA("gone")"#
+        ));
         assert!(holds(
             r#"ALARM("arn:aws:cloudwatch:local-1:123456789012:alarm:cpu")"#
         ));
