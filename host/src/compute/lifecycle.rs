@@ -261,7 +261,10 @@ impl Compute {
     /// VMM is ended at once (no signal to the guest, which may not answer) and started
     /// again by the reboot path, so the instance keeps its id, addresses and volumes and
     /// stays `running`.
-    pub async fn recover_instances(self: &Arc<Self>, ids: &[String]) -> Result<(), ChangeStateError> {
+    pub async fn recover_instances(
+        self: &Arc<Self>,
+        ids: &[String],
+    ) -> Result<(), ChangeStateError> {
         let rows = self.load_all(ids)?;
         for r in &rows {
             if r.state != InstanceState::Running {
