@@ -15,6 +15,8 @@ Usage:
       An alarm whose ALARM action is arn:aws:automate:local-1:ec2:stop, on a custom metric
       with the instance's InstanceId dimension, goes to ALARM; prints "stop alarm: ok" once
       its history holds the action's success.
+  cloudwatch_alarms.py ENDPOINT STATE_DIR recover INSTANCE_ID
+      The same with arn:aws:automate:local-1:ec2:recover; prints "recover alarm: ok".
   cloudwatch_alarms.py ENDPOINT STATE_DIR kept
       After an agent restart: the stop alarm, its state and its history are still there.
       Prints "kept: ok".
@@ -305,6 +307,7 @@ def clients():
 
 
 STOP = "arn:aws:automate:local-1:ec2:stop"
+RECOVER = "arn:aws:automate:local-1:ec2:recover"
 
 
 def stop(instance):
@@ -330,6 +333,29 @@ def stop(instance):
     print("stop alarm: ok")
 
 
+def recover(instance):
+    """An alarm whose ALARM action is arn:aws:automate:local-1:ec2:recover goes to ALARM and
+    its action succeeds."""
+    call = Boto()
+    dims = [{"Name": "InstanceId", "Value": instance}]
+    now = dt.datetime.now(UTC).replace(microsecond=0)
+    call("PutMetricData", Namespace="Kec2Test/health", MetricData=[
+        {"MetricName": "Hung", "Dimensions": dims, "Timestamp": now - dt.timedelta(seconds=s),
+         "Value": 1.0, "StorageResolution": 1} for s in range(1, 30)])
+    call("PutMetricAlarm", AlarmName="recover-when-hung", Namespace="Kec2Test/health",
+         MetricName="Hung", Dimensions=dims, Statistic="Maximum", Period=10,
+         EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanOrEqualToThreshold",
+         TreatMissingData="ignore", AlarmActions=[RECOVER])
+
+    def acted():
+        h = call("DescribeAlarmHistory", AlarmName="recover-when-hung", HistoryItemType="Action")
+        items = h["AlarmHistoryItems"]
+        return bool(items), items
+    items = wait_for("the recover action", acted)
+    assert items[0]["HistorySummary"] == f"Successfully executed action {RECOVER}", items
+    print("recover alarm: ok")
+
+
 def kept():
     call = Boto()
     a = alarm_of(call, "stop-on-errors")
@@ -344,6 +370,8 @@ if mode == "clients":
     clients()
 elif mode == "stop":
     stop(sys.argv[4])
+elif mode == "recover":
+    recover(sys.argv[4])
 elif mode == "kept":
     kept()
 else:
