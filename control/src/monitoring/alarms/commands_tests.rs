@@ -434,3 +434,48 @@ fn metric_math_alarms_watch_their_expression() {
     let changes = evaluate_round(&s, "123456789012", (T0 + 31) * 1000).unwrap();
     assert_eq!(changes[0].alarm.state, StateValue::Ok);
 }
+
+#[test]
+fn a_round_of_a_thousand_alarms_is_cheap() {
+    let (_d, s) = test_store();
+    let data = (0..1000)
+        .flat_map(|h| {
+            (0..30).map(move |i| Datum {
+                metric_name: "Load".into(),
+                dimensions: vec![("Host".into(), format!("h{h}"))],
+                timestamp: Some(T0 + i),
+                value: Some(90.0),
+                storage_resolution: Some(1),
+                ..Default::default()
+            })
+        })
+        .collect::<Vec<_>>();
+    for chunk in data.chunks(1000) {
+        let r = PutMetricData {
+            namespace: "MyApp".into(),
+            data: chunk.to_vec(),
+        };
+        put_metric_data(&s, &r, T0 + 30).unwrap();
+    }
+    for h in 0..1000 {
+        let mut p = load_alarm(&format!("load-{h}"));
+        p.dimensions = vec![("Host".into(), format!("h{h}"))];
+        put_metric_alarm(&s, &p, T0 * 1000).unwrap();
+    }
+    let started = std::time::Instant::now();
+    let changes = evaluate_round(&s, "123456789012", (T0 + 31) * 1000).unwrap();
+    let took = started.elapsed();
+    assert_eq!(changes.len(), 1000);
+    assert!(changes.iter().all(|t| t.alarm.state == StateValue::Alarm));
+    // Generous for a debug build on a shared machine; the release figure is far lower.
+    assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+    eprintln!("a round of 1,000 alarms: {took:?}");
+    // The next round finds none due.
+    let started = std::time::Instant::now();
+    assert!(
+        evaluate_round(&s, "123456789012", (T0 + 32) * 1000)
+            .unwrap()
+            .is_empty()
+    );
+    eprintln!("a round with none due: {:?}", started.elapsed());
+}
