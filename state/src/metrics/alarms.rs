@@ -325,13 +325,17 @@ impl MetricsStore {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    /// Sets when alarm `name` is next evaluated.
-    pub fn set_next_eval(&self, name: &str, next_eval: i64) -> Result<(), StoreError> {
-        let conn = self.lock();
-        conn.execute(
-            "UPDATE alarms SET next_eval = ?2 WHERE name = ?1",
-            params![name, next_eval],
-        )?;
+    /// Sets when each alarm named is next evaluated, in one transaction.
+    pub fn set_next_evals(&self, due: &[(String, i64)]) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached("UPDATE alarms SET next_eval = ?2 WHERE name = ?1")?;
+            for (name, at) in due {
+                stmt.execute(params![name, at])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 

@@ -42,15 +42,26 @@ pub fn evaluate_round(
 ) -> Result<Vec<Transition>, StoreError> {
     let now = now_ms.div_euclid(1000);
     let mut changes = Vec::new();
-    for row in store.due_alarms(METRIC_ALARM, now, MAX_PER_ROUND)? {
+    let due = store.due_alarms(METRIC_ALARM, now, MAX_PER_ROUND)?;
+    // When each is next due, written in one go before they are evaluated.
+    let next: Vec<(String, i64)> = due
+        .iter()
+        .map(|row| {
+            let period = Alarm::from_row(row).and_then(|a| match a.config.kind {
+                AlarmKind::Metric(m) => Some(m.period),
+                AlarmKind::Composite(_) => None,
+            });
+            (row.name.clone(), now + period.map_or(60, interval))
+        })
+        .collect();
+    store.set_next_evals(&next)?;
+    for row in due {
         let Some(alarm) = Alarm::from_row(&row) else {
-            store.set_next_eval(&row.name, now + 60)?;
             continue;
         };
         let AlarmKind::Metric(m) = &alarm.config.kind else {
             continue;
         };
-        store.set_next_eval(&row.name, now + interval(m.period))?;
         let window = Window {
             newest: statistics::align(now, m.period) - m.period,
             range: evaluation_range(m.evaluation_periods),

@@ -4,7 +4,8 @@
 //!
 //! - `config.rs`: the configuration kept per alarm, states, operators, missing-data
 //!   treatments;
-//! - `put.rs`: PutMetricAlarm and PutCompositeAlarm with CloudWatch's checks;
+//! - `put.rs` and `put_composite.rs`: PutMetricAlarm and PutCompositeAlarm with
+//!   CloudWatch's checks;
 //! - `commands.rs`: DescribeAlarms, DescribeAlarmsForMetric, DescribeAlarmHistory,
 //!   SetAlarmState, DeleteAlarms, Enable/DisableAlarmActions;
 //! - `evaluate.rs`: the pure evaluation of a metric alarm over its datapoints;
@@ -20,5 +21,6 @@ pub mod config;
 pub mod evaluate;
 pub mod evaluator;
 pub mod put;
+mod put_composite;
 pub mod rule;
 pub mod tags;

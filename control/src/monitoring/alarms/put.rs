@@ -1,4 +1,5 @@
-//! PutMetricAlarm and PutCompositeAlarm: the checks CloudWatch makes, then the alarm stored
+//! PutMetricAlarm (and what PutCompositeAlarm, in `put_composite.rs`, shares): the checks
+//! CloudWatch makes, then the alarm stored
 //! (a new one in INSUFFICIENT_DATA, "Unchecked: Initial alarm creation"; an existing one
 //! keeps its state) with a `ConfigurationUpdate` history item.
 
@@ -9,10 +10,11 @@ use state::metrics::{AlarmRow, HistoryRow, MetricsStore, StoreError};
 
 use super::actions::{Action, BadAction, parse_action};
 use super::config::{
-    Alarm, AlarmConfig, AlarmKind, AlarmQuery, COMPOSITE_ALARM, Comparison, CompositeAlarmConfig,
-    METRIC_ALARM, MetricAlarmConfig, StateValue, TreatMissing,
+    Alarm, AlarmConfig, AlarmKind, AlarmQuery, COMPOSITE_ALARM, Comparison, METRIC_ALARM,
+    MetricAlarmConfig, StateValue, TreatMissing,
 };
-use super::rule::{self, RuleError};
+pub use super::put_composite::{PutCompositeAlarm, put_composite_alarm};
+use super::rule::RuleError;
 use crate::Refusal;
 use crate::monitoring::metric_math;
 use crate::monitoring::put_metric_data::MAX_DIMENSIONS;
@@ -116,12 +118,12 @@ impl Refusal for PutAlarmError {
     }
 }
 
-fn invalid(m: impl Into<String>) -> PutAlarmError {
+pub(super) fn invalid(m: impl Into<String>) -> PutAlarmError {
     PutAlarmError::Validation(m.into())
 }
 
 /// Checks an alarm name: no control characters (the model bounds its length).
-fn check_name(name: &str) -> Result<(), PutAlarmError> {
+pub(super) fn check_name(name: &str) -> Result<(), PutAlarmError> {
     if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
         return Err(invalid(
             "The value for parameter AlarmName is invalid: 1 to 255 characters, no control characters.",
@@ -131,7 +133,7 @@ fn check_name(name: &str) -> Result<(), PutAlarmError> {
 }
 
 /// Checks the three action lists; whether one is an EC2 action.
-fn check_actions(lists: [&[String]; 3]) -> Result<bool, PutAlarmError> {
+pub(super) fn check_actions(lists: [&[String]; 3]) -> Result<bool, PutAlarmError> {
     let mut ec2 = false;
     for list in lists {
         if list.len() > 5 {
@@ -410,118 +412,9 @@ fn metric_math_period(p: &PutMetricAlarm) -> Result<i64, PutAlarmError> {
     alarm_period(period)
 }
 
-/// PutCompositeAlarm, its members as given.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PutCompositeAlarm {
-    /// The name.
-    pub name: String,
-    /// The description.
-    pub description: Option<String>,
-    /// Whether actions run (true when absent).
-    pub actions_enabled: Option<bool>,
-    /// `OKActions`.
-    pub ok_actions: Vec<String>,
-    /// `AlarmActions`.
-    pub alarm_actions: Vec<String>,
-    /// `InsufficientDataActions`.
-    pub insufficient_data_actions: Vec<String>,
-    /// The rule.
-    pub rule: String,
-    /// Tags.
-    pub tags: Vec<(String, String)>,
-    /// The first member given that this endpoint does not serve (`ActionsSuppressor`...).
-    pub unsupported: Option<&'static str>,
-}
-
-/// Checks `p` (its rule names existing alarms, not itself, and makes no cycle) and stores
-/// it at `now_ms`.
-pub fn put_composite_alarm(
-    store: &MetricsStore,
-    p: &PutCompositeAlarm,
-    now_ms: i64,
-) -> Result<(), PutAlarmError> {
-    check_name(&p.name)?;
-    if let Some(m) = p.unsupported {
-        return Err(invalid(format!(
-            "The parameter {m} is not supported by this endpoint."
-        )));
-    }
-    super::tags::check_tags(&p.tags).map_err(PutAlarmError::Value)?;
-    let parsed = rule::parse(&p.rule).map_err(PutAlarmError::Rule)?;
-    if check_actions([
-        &p.ok_actions,
-        &p.alarm_actions,
-        &p.insufficient_data_actions,
-    ])? {
-        return Err(invalid(
-            "A composite alarm's actions are SNS topics: EC2 actions need a metric alarm on an instance.",
-        ));
-    }
-    let children = parsed.alarms();
-    if children.contains(&p.name) {
-        return Err(invalid(
-            "A composite alarm's rule cannot name the alarm itself.",
-        ));
-    }
-    let composites = super::commands::composite_children(store)?;
-    let missing: Vec<&String> = children
-        .iter()
-        .filter(|c| store.alarm(c).map(|a| a.is_none()).unwrap_or(true))
-        .collect();
-    if !missing.is_empty() {
-        return Err(invalid(format!(
-            "Could not save the composite alarm as alarms [{}] in the alarm rule do not exist",
-            missing
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
-    if reaches(&composites, &children, &p.name) {
-        return Err(invalid(
-            "The rule would make a cycle of composite alarms: one of its alarms depends on this one.",
-        ));
-    }
-    let config = AlarmConfig {
-        name: p.name.clone(),
-        description: p.description.clone(),
-        ok_actions: p.ok_actions.clone(),
-        alarm_actions: p.alarm_actions.clone(),
-        insufficient_data_actions: p.insufficient_data_actions.clone(),
-        tags: p.tags.clone(),
-        kind: AlarmKind::Composite(CompositeAlarmConfig {
-            rule: p.rule.clone(),
-        }),
-    };
-    store_alarm(store, &config, p.actions_enabled.unwrap_or(true), now_ms)
-}
-
-/// Whether `target` is reachable from `start` through composites' children (an iterative
-/// walk, each alarm visited once).
-fn reaches(
-    children_of: &std::collections::BTreeMap<String, Vec<String>>,
-    start: &[String],
-    target: &str,
-) -> bool {
-    let mut seen = BTreeSet::new();
-    let mut stack: Vec<&str> = start.iter().map(String::as_str).collect();
-    while let Some(a) = stack.pop() {
-        if a == target {
-            return true;
-        }
-        if seen.insert(a)
-            && let Some(cs) = children_of.get(a)
-        {
-            stack.extend(cs.iter().map(String::as_str));
-        }
-    }
-    false
-}
-
 /// Stores `config`: a new alarm in INSUFFICIENT_DATA, due at once; an existing one keeps
 /// its state and its tags. A name of the other kind is refused.
-fn store_alarm(
+pub(super) fn store_alarm(
     store: &MetricsStore,
     config: &AlarmConfig,
     actions_enabled: bool,
