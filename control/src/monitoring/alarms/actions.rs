@@ -6,7 +6,7 @@
 //!   TerminateInstances and RebootInstances use; `recover` restarts its vmm on this host
 //!   (the instance keeps its id, addresses and volumes).
 //! - `arn:aws:sns:local-1:<account>:<topic>` publishes the alarm's notification to the
-//!   topic: see [`run_action`]'s SNS arm, the integration point with `control::sns`.
+//!   topic through `publish_to_topic`, the integration point with `control::sns`.
 
 use serde_json::{Value, json};
 
@@ -166,22 +166,35 @@ pub async fn run_action(plane: &Plane, transition: &Transition, arn: &str) -> Ac
             }
         }
         Action::Sns { account, topic } => {
-            // INTEGRATION POINT (control::sns): publish the notification to the topic.
-            // `control::sns` is written beside this; once it exists this arm becomes
-            //     crate::sns::publish(plane, &arn, Some(&subject), &message).await
-            // with `message` the alarm JSON and `subject` the line below, and its result
-            // mapped to the outcome (Ok: the message id in `detail`). Until then the
-            // notification is built and the action is recorded as failed, honestly.
             let message = notification(&plane.account_id, transition).to_string();
             let subject = subject(transition);
-            tracing::info!(%arn, %account, %topic, %subject, bytes = message.len(),
-                "alarm notification not sent: SNS is not wired in yet");
-            outcome(
-                false,
-                "SNS publishing is not available on this agent yet.".into(),
-            )
+            tracing::debug!(%arn, %account, %topic, %subject, "alarm notification");
+            match publish_to_topic(plane, arn, &subject, &message).await {
+                Ok(message_id) => outcome(true, format!("message {message_id}")),
+                Err(e) => outcome(false, e),
+            }
         }
     }
+}
+
+/// Publishes an alarm's notification to SNS topic `topic_arn` (well formed, checked when
+/// the alarm was put): `subject` is [`subject`]'s line, `message` CloudWatch's alarm JSON
+/// ([`notification`]); the message id, or why it was not published.
+///
+/// INTEGRATION POINT (control::sns): `control::sns`, written beside this, has the publish
+/// function; once both are on one branch this body becomes a call to it, e.g.
+/// `crate::sns::publish(plane, topic_arn, Some(subject), message).await` with its error
+/// turned into a string (a topic that does not exist is a failure of the action, recorded in
+/// the alarm's history, never an error of the evaluation). Until then no notification is
+/// sent and the action is recorded as failed.
+async fn publish_to_topic(
+    plane: &Plane,
+    topic_arn: &str,
+    subject: &str,
+    message: &str,
+) -> Result<String, String> {
+    let _ = (plane, topic_arn, subject, message);
+    Err("SNS publishing is not available on this agent yet.".into())
 }
 
 fn ec2_verb(a: Ec2Action) -> &'static str {
