@@ -40,12 +40,13 @@ impl Rule {
     /// The alarms it names (by name, an ARN's last part), each once, in order.
     pub fn alarms(&self) -> Vec<String> {
         let mut out = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
         let mut stack = vec![self];
         while let Some(r) = stack.pop() {
             match r {
                 Rule::Constant(_) => {}
                 Rule::State(_, n) => {
-                    if !out.contains(n) {
+                    if seen.insert(n.as_str()) {
                         out.push(n.clone());
                     }
                 }
