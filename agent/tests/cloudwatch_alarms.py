@@ -14,7 +14,7 @@ Usage:
   cloudwatch_alarms.py ENDPOINT STATE_DIR stop INSTANCE_ID
       An alarm whose ALARM action is arn:aws:automate:local-1:ec2:stop, on a custom metric
       with the instance's InstanceId dimension, goes to ALARM; prints "stop alarm: ok" once
-      its history holds the action's success.
+      its history holds the action's success; one with actions disabled runs none.
   cloudwatch_alarms.py ENDPOINT STATE_DIR recover INSTANCE_ID
       The same with arn:aws:automate:local-1:ec2:recover; prints "recover alarm: ok".
   cloudwatch_alarms.py ENDPOINT STATE_DIR kept
@@ -317,6 +317,12 @@ def stop(instance):
     call("PutMetricData", Namespace="Kec2Test/health", MetricData=[
         {"MetricName": "Errors", "Dimensions": dims, "Timestamp": now - dt.timedelta(seconds=s),
          "Value": 5.0, "StorageResolution": 1} for s in range(1, 30)])
+    # The same metric with actions disabled: it goes to ALARM and runs nothing.
+    call("PutMetricAlarm", AlarmName="reboot-disabled", Namespace="Kec2Test/health",
+         MetricName="Errors", Dimensions=dims, Statistic="Sum", Period=10,
+         EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanOrEqualToThreshold",
+         TreatMissingData="ignore", ActionsEnabled=False,
+         AlarmActions=["arn:aws:automate:local-1:ec2:reboot"])
     call("PutMetricAlarm", AlarmName="stop-on-errors", Namespace="Kec2Test/health",
          MetricName="Errors", Dimensions=dims, Statistic="Sum", Period=10,
          EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanOrEqualToThreshold",
@@ -330,6 +336,10 @@ def stop(instance):
     assert items[0]["HistorySummary"] == f"Successfully executed action {STOP}", items
     a = alarm_of(call, "stop-on-errors")
     assert a["StateValue"] == "ALARM", a
+    quiet = alarm_of(call, "reboot-disabled")
+    assert (quiet["StateValue"], quiet["ActionsEnabled"]) == ("ALARM", False), quiet
+    assert call("DescribeAlarmHistory", AlarmName="reboot-disabled",
+                HistoryItemType="Action")["AlarmHistoryItems"] == []
     print("stop alarm: ok")
 
 
