@@ -209,6 +209,12 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
     tasks::spawn_restarting(Unit::new("metrics sampler"), Backoff::SERVER, move || {
         sampler_loop(Sampler::new(sampled.clone(), interval))
     });
+    // CloudWatch's alarms: a round of evaluation every ten seconds (each alarm is due
+    // every 10 s or every minute by its period), the changes' actions run.
+    let evaluator = plane.clone();
+    tasks::spawn_restarting(Unit::new("alarm evaluator"), Backoff::SERVER, move || {
+        alarm_evaluator_loop(evaluator.clone())
+    });
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| StartError::Listen {
@@ -273,7 +279,25 @@ async fn sampler_loop(mut sampler: Sampler) {
 /// How often the metrics store is rolled up and pruned.
 const METRICS_ROLLUP_EVERY: Duration = Duration::from_secs(300);
 
-/// Rolls up and prunes the metrics store now and then every [`METRICS_ROLLUP_EVERY`], off
+/// How often the alarm evaluator runs a round.
+const ALARM_ROUND_EVERY: Duration = Duration::from_secs(10);
+
+/// Evaluates the alarms that are due every [`ALARM_ROUND_EVERY`] and runs the actions of
+/// the changes (`control::monitoring::alarms::evaluator`).
+async fn alarm_evaluator_loop(plane: Arc<control::Plane>) {
+    let mut every = tokio::time::interval(ALARM_ROUND_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match control::monitoring::alarms::evaluator::run_round(&plane).await {
+            Ok(0) => {}
+            Ok(changes) => tracing::info!(changes, "alarms changed state"),
+            Err(e) => tracing::warn!(error = %host::error_chain(&e), "alarm evaluation failed"),
+        }
+    }
+}
+
+/// Rolls up and prunes the metrics store (and the alarm history) now and then every [`METRICS_ROLLUP_EVERY`], off
 /// the async threads (a roll-up after a long stop reads many points).
 async fn metrics_rollup_loop(store: Arc<MetricsStore>) {
     let mut every = tokio::time::interval(METRICS_ROLLUP_EVERY);
@@ -282,11 +306,17 @@ async fn metrics_rollup_loop(store: Arc<MetricsStore>) {
         every.tick().await;
         let store = store.clone();
         let now = chrono::Utc::now().timestamp();
-        match tokio::task::spawn_blocking(move || store.prune_and_roll_up(now)).await {
+        let work = move || {
+            let report = store.prune_and_roll_up(now)?;
+            let history = store.prune_alarm_history(now * 1000)?;
+            Ok::<_, state::metrics::StoreError>((report, history))
+        };
+        match tokio::task::spawn_blocking(work).await {
             Ok(Ok(report)) => tracing::debug!(
-                rolled_up = report.rolled_up,
-                pruned_points = report.pruned_points,
-                pruned_metrics = report.pruned_metrics,
+                pruned_history = report.1,
+                rolled_up = report.0.rolled_up,
+                pruned_points = report.0.pruned_points,
+                pruned_metrics = report.0.pruned_metrics,
                 "metrics rolled up and pruned"
             ),
             Ok(Err(e)) => {

@@ -1,10 +1,11 @@
 //! CloudWatch over every protocol its clients speak (RPC v2 CBOR, awsJson 1.0, awsQuery):
 //! metrics (`metrics.rs`: PutMetricData, ListMetrics; `queries.rs`: GetMetricStatistics,
-//! GetMetricData) and dashboards (`dashboards.rs`). Each handler turns the operation's
+//! GetMetricData), dashboards (`dashboards.rs`) and alarms (`alarms.rs`). Each handler turns the operation's
 //! typed input into a command of `control::monitoring`, run on the plane's metrics store,
 //! and its result into the typed output; a refusal is answered with CloudWatch's code and
 //! the HTTP status its model gives that code.
 
+mod alarms;
 mod dashboards;
 mod metrics;
 mod queries;
@@ -27,6 +28,18 @@ pub fn dispatch(operation: &str, c: &Call<'_>, value: Value) -> Result<Reply, Ap
         "GetDashboard" => dashboards::get_dashboard(c, value),
         "ListDashboards" => dashboards::list_dashboards(c, value),
         "DeleteDashboards" => dashboards::delete_dashboards(c, value),
+        "PutMetricAlarm" => alarms::put_metric_alarm(c, value),
+        "PutCompositeAlarm" => alarms::put_composite_alarm(c, value),
+        "DescribeAlarms" => alarms::describe_alarms(c, value),
+        "DescribeAlarmsForMetric" => alarms::describe_alarms_for_metric(c, value),
+        "DescribeAlarmHistory" => alarms::describe_alarm_history(c, value),
+        "SetAlarmState" => alarms::set_alarm_state(c, value),
+        "DeleteAlarms" => alarms::delete_alarms(c, value),
+        "EnableAlarmActions" => alarms::enable_alarm_actions(c, value),
+        "DisableAlarmActions" => alarms::disable_alarm_actions(c, value),
+        "TagResource" => alarms::tag_resource(c, value),
+        "UntagResource" => alarms::untag_resource(c, value),
+        "ListTagsForResource" => alarms::list_tags_for_resource(c, value),
         other => Err(not_served(other)),
     }
 }

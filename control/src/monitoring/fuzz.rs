@@ -1,10 +1,11 @@
 //! The parsers a CloudWatch caller feeds, fed garbage: metric math expressions, dashboard
-//! bodies and statistic names. Each must answer (a value or an error), never panic, and
+//! bodies, statistic names and composite alarm rules. Each must answer (a value or an error), never panic, and
 //! refuse nesting past its bound rather than recurse without one. `PROPTEST_CASES` raises
 //! the count (scripts/test.sh runs 10,000).
 
 use proptest::prelude::*;
 
+use super::alarms::rule;
 use super::dashboard_body;
 use super::metric_math;
 use super::statistics::Stat;
@@ -27,6 +28,14 @@ fn near_grammar() -> impl Strategy<Value = String> {
             Just("{\"type\":\"metric\",\"properties\":{".to_string()),
             Just("}".to_string()),
             Just("p99.9".to_string()),
+            Just("ALARM(\"cpu\")".to_string()),
+            Just("OK(".to_string()),
+            Just("INSUFFICIENT_DATA".to_string()),
+            Just(" AND ".to_string()),
+            Just(" OR ".to_string()),
+            Just("NOT ".to_string()),
+            Just("TRUE".to_string()),
+            Just("\"".to_string()),
             "[-+*/ .0-9a-zA-Z\"':{}]{0,4}",
         ],
         0..64,
@@ -50,6 +59,15 @@ proptest! {
     }
 
     #[test]
+    fn fuzz_composite_rules_answer_any_text(text in prop_oneof![near_grammar(), ".*"]) {
+        if let Ok(r) = rule::parse(&text) {
+            // A rule that parses evaluates, whatever the children's states.
+            let _ = r.holds(&|_| None);
+            prop_assert!(r.alarms().len() <= rule::MAX_ALARMS);
+        }
+    }
+
+    #[test]
     fn fuzz_statistic_names_answer_any_text(text in prop_oneof![near_grammar(), ".{0,12}"]) {
         let _ = Stat::parse(&text);
     }
@@ -62,5 +80,8 @@ fn deep_nesting_is_refused_not_recursed() {
         assert!(metric_math::parse(&text).is_err(), "depth {depth}");
         let body = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
         assert!(!dashboard_body::check(&body).is_empty(), "depth {depth}");
+        let rule_text = format!("{}TRUE{}", "(".repeat(depth), ")".repeat(depth));
+        assert!(rule::parse(&rule_text).is_err(), "depth {depth}");
+        assert!(rule::parse(&"NOT ".repeat(depth)).is_err(), "depth {depth}");
     }
 }

@@ -10,6 +10,7 @@
 //! - `list_metrics.rs`: ListMetrics with its filters and pages;
 //! - `dashboards.rs` and `dashboard_body.rs`: the dashboard commands and the check of a
 //!   dashboard's JSON body;
+//! - `alarms/`: metric and composite alarms, their evaluation, history and actions.
 //! - `sampler.rs`: the agent's sampling of running instances every interval, with the
 //!   metrics of a window in `instance_metrics.rs`, burstable types' credits in
 //!   `cpu_credits.rs` and the status checks in `status_checks.rs`.
@@ -17,6 +18,7 @@
 //! Each command is a plain function over the store (and the time, in seconds since the
 //! epoch) with its own error enum whose [`crate::Refusal::code`] is CloudWatch's code.
 
+pub mod alarms;
 pub mod cpu_credits;
 pub mod dashboard_body;
 pub mod dashboards;

@@ -257,6 +257,42 @@ impl Compute {
         Ok(())
     }
 
+    /// Recovers running instances on this host, as an alarm's `recover` action asks: the
+    /// VMM is ended at once (no signal to the guest, which may not answer) and started
+    /// again by the reboot path, so the instance keeps its id, addresses and volumes and
+    /// stays `running`.
+    pub async fn recover_instances(
+        self: &Arc<Self>,
+        ids: &[String],
+    ) -> Result<(), ChangeStateError> {
+        let rows = self.load_all(ids)?;
+        for r in &rows {
+            if r.state != InstanceState::Running {
+                return Err(ChangeStateError::IncorrectState {
+                    id: r.id.clone(),
+                    state: r.state.name(),
+                    action: "recovered",
+                });
+            }
+        }
+        for r in rows {
+            let _g = self.guard(&r.id).await;
+            let Some(row) = instances::get(&self.db.lock(), &r.id)? else {
+                continue;
+            };
+            if row.state != InstanceState::Running || row.rebooting {
+                continue;
+            }
+            if let (Some(pid), Some(start)) = (row.pid, row.pid_start) {
+                instances::set_rebooting(&self.db.lock(), &row.id, true)?;
+                tracing::info!(id = %row.id, "recovering: restarting its vmm");
+                let end = self.clone().end_vmm(row.id.clone(), pid, start, &[]);
+                self.supervise(&row.id, Step::End(pid, start), end);
+            }
+        }
+        Ok(())
+    }
+
     /// Terminates instances: shutting-down while the VMM ends, then terminated.
     pub async fn terminate(
         self: &Arc<Self>,

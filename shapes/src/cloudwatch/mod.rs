@@ -9,10 +9,12 @@ pub const MODEL_JSON: &str = include_str!("model.json");
 pub const SERVICE: &str = "cloudwatch";
 
 pub mod ops;
+mod types_a;
 mod types_c;
 mod types_d;
 mod types_e;
 mod types_g;
+mod types_h;
 mod types_i;
 mod types_l;
 mod types_m;
@@ -20,11 +22,15 @@ mod types_p;
 mod types_r;
 mod types_s;
 mod types_t;
+mod types_u;
+mod types_w;
 
+pub use types_a::*;
 pub use types_c::*;
 pub use types_d::*;
 pub use types_e::*;
 pub use types_g::*;
+pub use types_h::*;
 pub use types_i::*;
 pub use types_l::*;
 pub use types_m::*;
@@ -32,6 +38,8 @@ pub use types_p::*;
 pub use types_r::*;
 pub use types_s::*;
 pub use types_t::*;
+pub use types_u::*;
+pub use types_w::*;
 
 /// The implemented operations, with the model's names of their shapes.
 pub const OPERATIONS: &[crate::OperationInfo] = &[
@@ -105,6 +113,94 @@ pub const OPERATIONS: &[crate::OperationInfo] = &[
             "ConflictException",
         ],
     },
+    crate::OperationInfo {
+        name: "PutMetricAlarm",
+        input: Some("PutMetricAlarmInput"),
+        output: None,
+        errors: &["LimitExceededFault"],
+    },
+    crate::OperationInfo {
+        name: "PutCompositeAlarm",
+        input: Some("PutCompositeAlarmInput"),
+        output: None,
+        errors: &["LimitExceededFault"],
+    },
+    crate::OperationInfo {
+        name: "DescribeAlarms",
+        input: Some("DescribeAlarmsInput"),
+        output: Some("DescribeAlarmsOutput"),
+        errors: &["InvalidNextToken"],
+    },
+    crate::OperationInfo {
+        name: "DescribeAlarmsForMetric",
+        input: Some("DescribeAlarmsForMetricInput"),
+        output: Some("DescribeAlarmsForMetricOutput"),
+        errors: &[],
+    },
+    crate::OperationInfo {
+        name: "DescribeAlarmHistory",
+        input: Some("DescribeAlarmHistoryInput"),
+        output: Some("DescribeAlarmHistoryOutput"),
+        errors: &["InvalidNextToken"],
+    },
+    crate::OperationInfo {
+        name: "SetAlarmState",
+        input: Some("SetAlarmStateInput"),
+        output: None,
+        errors: &["ResourceNotFound", "InvalidFormatFault"],
+    },
+    crate::OperationInfo {
+        name: "DeleteAlarms",
+        input: Some("DeleteAlarmsInput"),
+        output: None,
+        errors: &["ResourceNotFound", "ResourceConflict"],
+    },
+    crate::OperationInfo {
+        name: "EnableAlarmActions",
+        input: Some("EnableAlarmActionsInput"),
+        output: None,
+        errors: &[],
+    },
+    crate::OperationInfo {
+        name: "DisableAlarmActions",
+        input: Some("DisableAlarmActionsInput"),
+        output: None,
+        errors: &[],
+    },
+    crate::OperationInfo {
+        name: "TagResource",
+        input: Some("TagResourceInput"),
+        output: Some("TagResourceOutput"),
+        errors: &[
+            "InvalidParameterValueException",
+            "ResourceNotFoundException",
+            "ConcurrentModificationException",
+            "InternalServiceFault",
+            "ConflictException",
+        ],
+    },
+    crate::OperationInfo {
+        name: "UntagResource",
+        input: Some("UntagResourceInput"),
+        output: Some("UntagResourceOutput"),
+        errors: &[
+            "InvalidParameterValueException",
+            "ResourceNotFoundException",
+            "ConcurrentModificationException",
+            "InternalServiceFault",
+            "ConflictException",
+        ],
+    },
+    crate::OperationInfo {
+        name: "ListTagsForResource",
+        input: Some("ListTagsForResourceInput"),
+        output: Some("ListTagsForResourceOutput"),
+        errors: &[
+            "InvalidParameterValueException",
+            "ResourceNotFoundException",
+            "InternalServiceFault",
+        ],
+    },
 ];
 
 /// Calls `visitor.visit::<O>()` for each implemented operation, in `OPERATIONS`' order.
@@ -117,4 +213,16 @@ pub fn for_each_operation<V: crate::OperationVisitor>(visitor: &mut V) {
     visitor.visit::<ops::GetDashboard>();
     visitor.visit::<ops::ListDashboards>();
     visitor.visit::<ops::DeleteDashboards>();
+    visitor.visit::<ops::PutMetricAlarm>();
+    visitor.visit::<ops::PutCompositeAlarm>();
+    visitor.visit::<ops::DescribeAlarms>();
+    visitor.visit::<ops::DescribeAlarmsForMetric>();
+    visitor.visit::<ops::DescribeAlarmHistory>();
+    visitor.visit::<ops::SetAlarmState>();
+    visitor.visit::<ops::DeleteAlarms>();
+    visitor.visit::<ops::EnableAlarmActions>();
+    visitor.visit::<ops::DisableAlarmActions>();
+    visitor.visit::<ops::TagResource>();
+    visitor.visit::<ops::UntagResource>();
+    visitor.visit::<ops::ListTagsForResource>();
 }

@@ -41,3 +41,65 @@ crate::operation!(
     /// `DeleteDashboards`: Deletes all dashboards that you specify.
     DeleteDashboards, "cloudwatch", super::DeleteDashboardsInput, super::DeleteDashboardsOutput
 );
+
+crate::operation!(
+    /// `PutMetricAlarm`: Creates or updates an alarm and associates it with the specified metric,
+    /// metric math expression, anomaly detection model, Metrics Insights query, or PromQL query.
+    PutMetricAlarm, "cloudwatch", super::PutMetricAlarmInput, crate::Empty
+);
+
+crate::operation!(
+    /// `PutCompositeAlarm`: Creates or updates a composite alarm .
+    PutCompositeAlarm, "cloudwatch", super::PutCompositeAlarmInput, crate::Empty
+);
+
+crate::operation!(
+    /// `DescribeAlarms`: Retrieves the specified alarms.
+    DescribeAlarms, "cloudwatch", super::DescribeAlarmsInput, super::DescribeAlarmsOutput
+);
+
+crate::operation!(
+    /// `DescribeAlarmsForMetric`: Retrieves the alarms for the specified metric.
+    DescribeAlarmsForMetric, "cloudwatch", super::DescribeAlarmsForMetricInput, super::DescribeAlarmsForMetricOutput
+);
+
+crate::operation!(
+    /// `DescribeAlarmHistory`: Retrieves the history for the specified alarm.
+    DescribeAlarmHistory, "cloudwatch", super::DescribeAlarmHistoryInput, super::DescribeAlarmHistoryOutput
+);
+
+crate::operation!(
+    /// `SetAlarmState`: Temporarily sets the state of an alarm for testing purposes.
+    SetAlarmState, "cloudwatch", super::SetAlarmStateInput, crate::Empty
+);
+
+crate::operation!(
+    /// `DeleteAlarms`: Deletes the specified alarms.
+    DeleteAlarms, "cloudwatch", super::DeleteAlarmsInput, crate::Empty
+);
+
+crate::operation!(
+    /// `EnableAlarmActions`: Enables the actions for the specified alarms.
+    EnableAlarmActions, "cloudwatch", super::EnableAlarmActionsInput, crate::Empty
+);
+
+crate::operation!(
+    /// `DisableAlarmActions`: Disables the actions for the specified alarms.
+    DisableAlarmActions, "cloudwatch", super::DisableAlarmActionsInput, crate::Empty
+);
+
+crate::operation!(
+    /// `TagResource`: Assigns one or more tags (key-value pairs) to the specified CloudWatch
+    /// resource.
+    TagResource, "cloudwatch", super::TagResourceInput, super::TagResourceOutput
+);
+
+crate::operation!(
+    /// `UntagResource`: Removes one or more tags from the specified resource.
+    UntagResource, "cloudwatch", super::UntagResourceInput, super::UntagResourceOutput
+);
+
+crate::operation!(
+    /// `ListTagsForResource`: Displays the tags associated with a CloudWatch resource.
+    ListTagsForResource, "cloudwatch", super::ListTagsForResourceInput, super::ListTagsForResourceOutput
+);

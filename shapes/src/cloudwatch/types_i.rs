@@ -11,6 +11,14 @@ pub struct InternalServiceFault {
     pub message: Option<String>,
 }
 
+/// Data was not syntactically valid JSON. An error.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InvalidFormatFault {
+    #[serde(rename = "message")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
 /// The next token specified is invalid. An error.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InvalidNextToken {

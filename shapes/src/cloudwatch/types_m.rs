@@ -30,6 +30,116 @@ pub struct Metric {
     pub dimensions: Option<Vec<Dimension>>,
 }
 
+/// The details about a metric alarm.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricAlarm {
+    #[serde(rename = "AlarmName")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_name: Option<String>,
+    #[serde(rename = "AlarmArn")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_arn: Option<String>,
+    #[serde(rename = "AlarmDescription")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_description: Option<String>,
+    #[serde(rename = "AlarmConfigurationUpdatedTimestamp")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(with = "crate::timestamp::option")]
+    pub alarm_configuration_updated_timestamp: Option<DateTime<Utc>>,
+    #[serde(rename = "ActionsEnabled")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions_enabled: Option<bool>,
+    #[serde(rename = "OKActions")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ok_actions: Option<Vec<String>>,
+    #[serde(rename = "AlarmActions")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_actions: Option<Vec<String>>,
+    #[serde(rename = "InsufficientDataActions")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insufficient_data_actions: Option<Vec<String>>,
+    #[serde(rename = "StateValue")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_value: Option<StateValue>,
+    #[serde(rename = "StateReason")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_reason: Option<String>,
+    #[serde(rename = "StateReasonData")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_reason_data: Option<String>,
+    #[serde(rename = "StateUpdatedTimestamp")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(with = "crate::timestamp::option")]
+    pub state_updated_timestamp: Option<DateTime<Utc>>,
+    #[serde(rename = "MetricName")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric_name: Option<String>,
+    #[serde(rename = "Namespace")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(rename = "Statistic")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistic: Option<Statistic>,
+    #[serde(rename = "ExtendedStatistic")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extended_statistic: Option<String>,
+    #[serde(rename = "Dimensions")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<Vec<Dimension>>,
+    #[serde(rename = "Period")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<i32>,
+    #[serde(rename = "Unit")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<StandardUnit>,
+    #[serde(rename = "EvaluationPeriods")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation_periods: Option<i32>,
+    #[serde(rename = "DatapointsToAlarm")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datapoints_to_alarm: Option<i32>,
+    #[serde(rename = "Threshold")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    #[serde(rename = "ComparisonOperator")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison_operator: Option<ComparisonOperator>,
+    #[serde(rename = "TreatMissingData")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub treat_missing_data: Option<String>,
+    #[serde(rename = "EvaluateLowSampleCountPercentile")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluate_low_sample_count_percentile: Option<String>,
+    #[serde(rename = "Metrics")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Vec<MetricDataQuery>>,
+    #[serde(rename = "ThresholdMetricId")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_metric_id: Option<String>,
+    #[serde(rename = "EvaluationState")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation_state: Option<EvaluationState>,
+    #[serde(rename = "StateTransitionedTimestamp")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(with = "crate::timestamp::option")]
+    pub state_transitioned_timestamp: Option<DateTime<Utc>>,
+    #[serde(rename = "EvaluationWindow")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation_window: Option<EvaluationWindow>,
+    #[serde(rename = "WarmUpConfiguration")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_up_configuration: Option<WarmUpConfiguration>,
+    #[serde(rename = "EvaluationCriteria")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation_criteria: Option<EvaluationCriteria>,
+    #[serde(rename = "EvaluationInterval")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation_interval: Option<i32>,
+    #[serde(rename = "ActionConfiguration")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_configuration: Option<ActionConfiguration>,
+}
+
 /// This structure is used in both GetMetricData and PutMetricAlarm .
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MetricDataQuery {

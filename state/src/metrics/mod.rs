@@ -14,10 +14,14 @@
 //! - [`MetricsStore::points`] reads a resolution's points, taking the ones not rolled up yet
 //!   from the finer resolution below; [`MetricsStore::list`] (`catalog.rs`) lists metrics.
 //! - Dashboards (`dashboards.rs`): name, body, last change.
+//! - Alarms (`alarms.rs`, from migration 2): each alarm's configuration (the control plane's
+//!   JSON), its metric and actions as columns to select on, its state and state times; and
+//!   the alarm history, kept 30 days and at most 200,000 items.
 //!
 //! The number of distinct metrics is capped ([`MetricsStore::max_metrics`]): a put that would
 //! pass it is refused whole.
 
+mod alarms;
 mod catalog;
 mod dashboards;
 mod points;
@@ -31,6 +35,10 @@ use rusqlite::Connection;
 
 use super::migrations::{self, MigrateError};
 
+pub use alarms::{
+    AlarmFilter, AlarmRow, HISTORY_RETENTION_MS, HistoryFilter, HistoryPage, HistoryRow,
+    MAX_HISTORY, StateUpdate,
+};
 pub use catalog::{DimensionFilter, ListFilter, Listed};
 pub use dashboards::{DashboardRow, DashboardsPage};
 pub use points::{Aggregate, Observation, PointRow, PutError};
@@ -41,7 +49,8 @@ pub use sketch::{Sketch, SketchError};
 pub const DEFAULT_MAX_METRICS: usize = 100_000;
 
 /// The schema of `metrics.db`, one entry per version; never edit a released one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE metrics (
         id INTEGER PRIMARY KEY,
         namespace TEXT NOT NULL,
@@ -73,7 +82,40 @@ const MIGRATIONS: &[&str] = &[r#"
         body TEXT NOT NULL,
         last_modified INTEGER NOT NULL
     );
-    "#];
+    "#,
+    r#"
+    CREATE TABLE alarms (
+        name TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        config TEXT NOT NULL,
+        namespace TEXT,
+        metric_name TEXT,
+        dimensions TEXT,
+        actions TEXT NOT NULL,
+        actions_enabled INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        reason_data TEXT,
+        state_updated INTEGER NOT NULL,
+        state_transitioned INTEGER NOT NULL,
+        config_updated INTEGER NOT NULL,
+        next_eval INTEGER NOT NULL
+    );
+    CREATE INDEX alarms_metric ON alarms(namespace, metric_name);
+    CREATE INDEX alarms_due ON alarms(kind, next_eval);
+    CREATE TABLE alarm_history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        alarm_name TEXT NOT NULL,
+        alarm_type TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        item_type TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX alarm_history_alarm ON alarm_history(alarm_name, ts);
+    CREATE INDEX alarm_history_ts ON alarm_history(ts);
+    "#,
+];
 
 /// The resolutions points are kept at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
