@@ -69,7 +69,7 @@ for protocol in ["smithy-rpc-v2-cbor", "json", "query"]:
     assert code_of(lax.list_metrics, RecentlyActive="PT1H") == ("ValidationError", 400), protocol
     assert code_of(lax.list_metrics, NextToken="forged") == ("InvalidParameterValue", 400), protocol
     # An operation CloudWatch has but the agent does not serve yet.
-    code, status = code_of(lax.describe_alarms)
+    code, status = code_of(lax.list_metric_streams)
     assert status == 400 and code in ("InvalidAction", "UnknownOperationException"), (protocol, code)
     rc, out, err = aws(["cloudwatch", "list-metrics", "--namespace", "AWS/EC2"], data_path)
     assert rc == 0, (protocol, err)
