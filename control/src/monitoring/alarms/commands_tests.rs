@@ -436,7 +436,7 @@ fn metric_math_alarms_watch_their_expression() {
 }
 
 #[test]
-fn a_round_of_a_thousand_alarms_is_cheap() {
+fn a_round_of_a_thousand_alarms_changes_each_once() {
     let (_d, s) = test_store();
     let data = (0..1000)
         .flat_map(|h| {
@@ -467,8 +467,7 @@ fn a_round_of_a_thousand_alarms_is_cheap() {
     let took = started.elapsed();
     assert_eq!(changes.len(), 1000);
     assert!(changes.iter().all(|t| t.alarm.state == StateValue::Alarm));
-    // Generous for a debug build on a shared machine; the release figure is far lower.
-    assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+    // The time is a benchmark figure (docs/BENCHMARKS.md), not a check.
     eprintln!("a round of 1,000 alarms: {took:?}");
     // The next round finds none due.
     let started = std::time::Instant::now();
