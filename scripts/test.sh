@@ -46,7 +46,7 @@ fi
 
 step "unit and integration tests"
 set +e
-cargo test --release --workspace --locked 2>&1 | tee "$log"
+cargo test --release --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 cargo_status=${PIPESTATUS[0]}
 (cd images/probe && cargo test --release --locked --lib --target x86_64-unknown-linux-gnu \
   --target-dir target) 2>&1 | tee -a "$log"

@@ -132,10 +132,12 @@ fn a_dhcp_server_that_panicked_is_restarted_and_leases_to_the_probe() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("probe.log");
     let mut probe = common::boot_probe_on_tap0(&ns, "02:00:00:00:00:05", "probe.net=dhcp", &log);
+    // The whole line: the console is read while the probe may still be writing it.
     let leased = wait_until(20, || {
         std::fs::read_to_string(&log)
             .unwrap_or_default()
-            .contains("probe: net dhcp")
+            .split_once("probe: net dhcp")
+            .is_some_and(|(_, rest)| rest.contains('\n'))
     });
     let _ = probe.kill();
     let _ = probe.wait();
