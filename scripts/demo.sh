@@ -41,6 +41,7 @@ state=$(mktemp -d)
 cleanup() {
   kill "$pid" 2>/dev/null || true
   kill "$agent_pid" 2>/dev/null || true
+  kill "${hook_pid:-}" 2>/dev/null || true
   pkill -f -- "--serial-log $state/" 2>/dev/null || true
   [[ -n ${KEC2_NETNS:-} ]] && ip netns del "$KEC2_NETNS" 2>/dev/null
   rm -rf "$work" "$state"
@@ -56,7 +57,7 @@ if [[ -n ${KEC2_NETNS:-} ]]; then
   netns_args=(--netns "$KEC2_NETNS")
   in_net() { ip netns exec "$KEC2_NETNS" "$@"; }
 fi
-target/release/agent --state-dir "$state" --listen 127.0.0.1:0 "${netns_args[@]}" 2>"$state/agent.log" &
+target/release/agent --state-dir "$state" --listen 127.0.0.1:0 --metrics-interval 5 "${netns_args[@]}" 2>"$state/agent.log" &
 agent_pid=$!
 for _ in $(seq 100); do [[ -s $state/endpoint ]] && break; sleep 0.05; done
 export EC2_ENDPOINT=$(cat "$state/endpoint")
@@ -80,7 +81,7 @@ echo "-- console of $first: an address by DHCP, its metadata over IMDSv2:"
 ec2 get-console-output --instance-id "$first" | grep -E 'net dhcp|imds'
 public=$(ec2 describe-instances --instance-ids "$first" --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["Reservations"][0]["Instances"][0].get("PublicIpAddress", ""))')
 group=$(ec2 describe-security-groups --output json | python3 -c 'import json,sys; print([g["GroupId"] for g in json.load(sys.stdin)["SecurityGroups"] if g["GroupName"] == "default"][0])')
-fetch() { in_net python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode().strip())' "http://$public/" 2>/dev/null || echo "(no answer)"; }
+fetch() { in_net python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode().strip())' "http://$public${1:-/}" 2>/dev/null || echo "(no answer)"; }
 echo "-- its web page on its public address $public, before port 80 is open: $(fetch)"
 ec2 authorize-security-group-ingress --group-id "$group" --protocol tcp --port 80 --cidr 0.0.0.0/0 >/dev/null
 echo "-- after authorize-security-group-ingress tcp/80: $(fetch)"
@@ -110,6 +111,56 @@ stats() {
 }
 stats --statistics Average Maximum SampleCount
 stats --extended-statistics p50 p90
+echo "-- the agent watches its instances from outside (every 5 s here: agent --metrics-interval 5):"
+echo "   EC2's status checks, and AWS/EC2 metrics at 1-minute resolution once detailed monitoring is on"
+public=$(ec2 describe-instances --instance-ids "$first" --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["Reservations"][0]["Instances"][0].get("PublicIpAddress", ""))')
+aws ec2 monitor-instances --instance-ids "$first" --output text
+for _ in $(seq 60); do
+  aws ec2 describe-instance-status --instance-ids "$first" --output text | grep -q 'INSTANCESTATUS.*ok' && break; sleep 1
+done
+aws ec2 describe-instance-status --instance-ids "$first" --output table \
+  --query 'InstanceStatuses[].{Instance:InstanceId,System:SystemStatus.Status,Reachability:InstanceStatus.Details[0].Status,EBS:AttachedEbsStatus.Status}'
+echo "-- an alarm that tells a webhook: CPU of $first above 40 % for 3 periods of 10 s -> an SNS"
+echo "   topic -> an HTTP subscriber on this host (it confirms the subscription, then prints each"
+echo "   notification: CloudWatch's alarm JSON, signed)"
+python3 - "$state/webhook" <<'PY' &
+import http.server, json, sys, urllib.request
+out = sys.argv[1]
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        doc = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.send_response(200); self.end_headers()
+        if doc["Type"] == "SubscriptionConfirmation":
+            urllib.request.urlopen(doc["SubscribeURL"], timeout=10).read()
+            print("   webhook: subscription confirmed", flush=True)
+        else:
+            m = json.loads(doc["Message"])
+            print(f"   webhook: {doc['Subject']}: {m['OldStateValue']} -> {m['NewStateValue']}: "
+                  f"{m['NewStateReason'][:110]}...", flush=True)
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+open(out + ".tmp", "w").write(str(s.server_address[1])); __import__("os").rename(out + ".tmp", out)
+s.serve_forever()
+PY
+hook_pid=$!
+for _ in $(seq 50); do [[ -s $state/webhook ]] && break; sleep 0.1; done
+topic=$(aws sns create-topic --name ops-alerts --query TopicArn --output text)
+aws sns subscribe --topic-arn "$topic" --protocol http --notification-endpoint "http://127.0.0.1:$(cat "$state/webhook")/" >/dev/null
+sleep 2
+aws cloudwatch put-metric-alarm --alarm-name cpu-high --namespace AWS/EC2 --metric-name CPUUtilization \
+  --dimensions Name=InstanceId,Value="$first" --statistic Average --period 10 --evaluation-periods 3 \
+  --threshold 40 --comparison-operator GreaterThanThreshold --alarm-actions "$topic" --ok-actions "$topic"
+alarm_state() { aws cloudwatch describe-alarms --alarm-names cpu-high --query 'MetricAlarms[0].StateValue' --output text; }
+wait_alarm() { for _ in $(seq 150); do [[ $(alarm_state) == "$1" ]] && return; sleep 1; done; echo "   (still $(alarm_state))"; }
+wait_alarm OK
+echo "   alarm cpu-high: $(alarm_state); the probe burns 90 % of its vCPU: $(fetch /burn/90)"
+wait_alarm ALARM
+sleep 2
+echo "   alarm cpu-high: $(alarm_state); the burn stops: $(fetch /burn/0)"
+wait_alarm OK
+sleep 2
+echo "   alarm cpu-high: $(alarm_state); its history:"
+aws cloudwatch describe-alarm-history --alarm-name cpu-high --query 'AlarmHistoryItems[].[Timestamp,HistoryItemType,HistorySummary]' --output text | sed 's/^/   /'
 echo "-- terminate both:"
 ec2 terminate-instances --instance-ids $ids >/dev/null
 ec2 wait instance-terminated --instance-ids $ids

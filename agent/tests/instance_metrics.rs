@@ -468,3 +468,77 @@ fn a_burning_guest_shows_in_cpu_and_a_silent_one_fails_its_instance_check() {
     );
     assert_eq!(sum(&system), 0.0, "{system}");
 }
+
+#[test]
+fn a_guests_disk_writes_show_in_its_volume_and_ebs_metrics() {
+    let agent = Agent::start(&["--metrics-interval", "1"]);
+    // The probe writes a pattern over the first 64 MiB of its disk and reads it back, then
+    // brings its network up.
+    let ami = agent.register_probe_with(
+        "probe-disk",
+        "probe.disk=write probe.net=dhcp probe.http=disk",
+    );
+    let group = open_group(&agent, &["80"]);
+    let id = launch(&agent, &ami, &group, true);
+    assert!(
+        eventually(BOOT, || agent.console(&id).contains("probe: disk write ok")),
+        "{}",
+        agent.console(&id)
+    );
+    // Two more samples, so the windows of the writes are recorded.
+    std::thread::sleep(Duration::from_secs(3));
+    let vol = first(
+        &agent.call(
+            "DescribeVolumes",
+            &[
+                ("Filter.1.Name", "attachment.instance-id"),
+                ("Filter.1.Value.1", &id),
+            ],
+        ),
+        "volumeId",
+    );
+    let written = (64u64 << 20) as f64;
+    let by_volume =
+        |metric: &str| sum(&read(&agent, "AWS/EBS", metric, ("VolumeId", &vol), 120, 1));
+    let by_instance = |metric: &str| {
+        sum(&read(
+            &agent,
+            "AWS/EC2",
+            metric,
+            ("InstanceId", &id),
+            120,
+            1,
+        ))
+    };
+    // The 64 MiB written and read back, with the guest's few other reads (its partition
+    // probe reads none: the probe reads only what it wrote).
+    for (metric, bytes) in [
+        (by_volume("VolumeWriteBytes"), written),
+        (by_volume("VolumeReadBytes"), written),
+        (by_instance("EBSWriteBytes"), written),
+        (by_instance("EBSReadBytes"), written),
+    ]
+    .iter()
+    .zip([
+        "VolumeWriteBytes",
+        "VolumeReadBytes",
+        "EBSWriteBytes",
+        "EBSReadBytes",
+    ])
+    .map(|((got, want), name)| ((name, *got), *want))
+    {
+        assert!(
+            metric.1 >= bytes && metric.1 < bytes * 1.05,
+            "{} {} for {bytes} bytes moved",
+            metric.0,
+            metric.1
+        );
+    }
+    let ops = by_volume("VolumeWriteOps");
+    assert!(
+        ops >= 64.0,
+        "{ops} write ops for 64 MiB in requests of at most 1 MiB"
+    );
+    // A t2.nano has no instance store: nothing on the Disk* metrics.
+    assert_eq!(by_instance("DiskWriteBytes"), 0.0);
+}

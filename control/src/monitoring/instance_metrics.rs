@@ -222,7 +222,11 @@ mod tests {
     fn reading(at: f64, vcpu_ns: Option<u64>, devices: Vec<DeviceCounters>) -> Reading {
         Reading {
             at,
-            usage: Usage { vcpu_ns, devices },
+            usage: Usage {
+                vcpu_ns,
+                devices,
+                uptime_ms: 0,
+            },
         }
     }
 

@@ -219,16 +219,25 @@ impl Sampler {
                     .filter(|d| d.block_id().is_some())
                     .map(|d| d.errors)
                     .sum();
+                let window_start = first_window_start(&reading, window_len);
                 self.tracks.insert(
                     row.id.clone(),
                     Track {
                         run,
-                        window_start: reading,
+                        window_start,
                         errors,
                         ledger,
                     },
                 );
-                return Vec::new();
+                // A vmm that started within this window: its first window counts from its
+                // start, so a guest's boot-time work is not lost.
+                let Some(track) = self.tracks.get_mut(&row.id) else {
+                    return Vec::new();
+                };
+                if track.window_start.at >= reading.at {
+                    return Vec::new();
+                }
+                track
             }
         };
         let started = track.window_start.at;
@@ -313,6 +322,33 @@ impl Sampler {
     }
 }
 
+/// Where the sampler's first window of a vmm run starts: at the vmm's start with every
+/// counter at zero when it started less than two windows ago (its counters count from
+/// there), else at this reading (a vmm an earlier agent started: its past is not this
+/// window's).
+fn first_window_start(reading: &Reading, window_seconds: f64) -> Reading {
+    let up = reading.usage.uptime_ms as f64 / 1e3;
+    if reading.usage.uptime_ms == 0 || up >= 2.0 * window_seconds {
+        return reading.clone();
+    }
+    Reading {
+        at: reading.at - up,
+        usage: Usage {
+            vcpu_ns: reading.usage.vcpu_ns.map(|_| 0),
+            devices: reading
+                .usage
+                .devices
+                .iter()
+                .map(|d| host::compute::usage::DeviceCounters {
+                    device: d.device.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            uptime_ms: 0,
+        },
+    }
+}
+
 /// Waits until the next multiple of `interval` since the epoch (so windows line up with the
 /// clock's minutes), then returns the time in seconds since the epoch.
 pub async fn next_tick(interval: Duration) -> f64 {
@@ -327,4 +363,39 @@ fn epoch_seconds() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use host::compute::usage::DeviceCounters;
+
+    fn reading(at: f64, uptime_ms: u64) -> Reading {
+        Reading {
+            at,
+            usage: Usage {
+                vcpu_ns: Some(5_000_000_000),
+                devices: vec![DeviceCounters {
+                    device: "block vol0abc".into(),
+                    bytes_out: 64 << 20,
+                    ops_out: 64,
+                    ..Default::default()
+                }],
+                uptime_ms,
+            },
+        }
+    }
+
+    #[test]
+    fn a_new_vmm_counts_from_its_start_and_an_old_one_from_now() {
+        // Started 3 s ago, windows of 5 s: the first window starts at its start, at zero.
+        let first = first_window_start(&reading(1000.0, 3000), 5.0);
+        assert_eq!(first.at, 997.0);
+        assert_eq!(first.usage.vcpu_ns, Some(0));
+        assert_eq!(first.usage.devices[0].bytes_out, 0);
+        assert_eq!(first.usage.devices[0].device, "block vol0abc");
+        // Running for an hour (an agent restarted under it): its past is not this window's.
+        let old = reading(1000.0, 3_600_000);
+        assert_eq!(first_window_start(&old, 5.0), old);
+    }
 }

@@ -51,6 +51,8 @@ pub struct Usage {
     pub vcpu_ns: Option<u64>,
     /// Its devices' counters.
     pub devices: Vec<DeviceCounters>,
+    /// How long its vmm has run, in milliseconds (the counters count from its start).
+    pub uptime_ms: u64,
 }
 
 /// Why an instance could not be read.
@@ -91,6 +93,7 @@ impl Compute {
         Ok(Usage {
             vcpu_ns: vcpu_time_ns(Path::new("/proc"), pid),
             devices,
+            uptime_ms: answer["status"]["uptime_ms"].as_u64().unwrap_or(0),
         })
     }
 
