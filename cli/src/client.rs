@@ -1,4 +1,5 @@
-//! The CLI's API client: SigV4-signed form POSTs, EC2 error documents turned into errors.
+//! The CLI's API client: SigV4-signed form POSTs to any of the agent's query-protocol
+//! services (EC2, CloudWatch, SNS), their error documents turned into errors.
 
 use std::time::Duration;
 
@@ -9,15 +10,42 @@ pub const EC2_API_VERSION: &str = "2016-11-15";
 /// The region the agent serves, which requests are signed for.
 pub const REGION: &str = "local-1";
 
+/// A service spoken to with form POSTs (EC2's protocol or awsQuery): the name requests are
+/// signed for and the API version they are made in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Service {
+    /// The SigV4 credential scope's service.
+    pub signing_name: &'static str,
+    /// The `Version` parameter.
+    pub version: &'static str,
+}
+
+/// EC2.
+pub const EC2: Service = Service {
+    signing_name: "ec2",
+    version: EC2_API_VERSION,
+};
+/// CloudWatch (awsQuery).
+pub const CLOUDWATCH: Service = Service {
+    signing_name: "monitoring",
+    version: "2010-08-01",
+};
+/// SNS (awsQuery).
+pub const SNS: Service = Service {
+    signing_name: "sns",
+    version: "2010-03-31",
+};
+
 /// Errors of one API call.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
-    /// The agent answered with an EC2 error.
+    /// The agent answered with the service's error (EC2's `Response/Errors/Error` or
+    /// awsQuery's `ErrorResponse/Error`).
     #[error("An error occurred ({code}) when calling the {action} operation: {message}")]
     Api {
         /// The action called.
         action: String,
-        /// EC2's error code.
+        /// The service's error code.
         code: String,
         /// The message.
         message: String,
@@ -73,16 +101,28 @@ impl Client {
         }
     }
 
-    /// Calls `action` with `params`; returns the response XML.
+    /// Calls EC2's `action` with `params`; returns the response XML.
     pub fn call(&self, action: &str, params: &[(String, String)]) -> Result<String, CallError> {
-        let mut body = format!("Action={action}&Version={}", EC2_API_VERSION);
+        self.call_service(EC2, action, params)
+    }
+
+    /// Calls `service`'s `action` with `params` as a signed form POST; returns the response
+    /// XML.
+    pub fn call_service(
+        &self,
+        service: Service,
+        action: &str,
+        params: &[(String, String)],
+    ) -> Result<String, CallError> {
+        let mut body = format!("Action={action}&Version={}", service.version);
         for (k, v) in params {
             body.push('&');
             body.push_str(&wire::sigv4::uri_encode(k, false));
             body.push('=');
             body.push_str(&wire::sigv4::uri_encode(v, false));
         }
-        let headers = sign_post(
+        let headers = sign_form_post(
+            service.signing_name,
             &self.creds.access_key,
             &self.creds.secret_key,
             &self.host,
@@ -110,21 +150,14 @@ impl Client {
             }
             Err(ureq::Error::Status(_, resp)) => {
                 let text = resp.into_string().unwrap_or_default();
-                let doc = roxmltree::Document::parse(&text).map_err(|e| CallError::BadAnswer {
+                let (code, message) = error_code(&text).map_err(|e| CallError::BadAnswer {
                     action: action.into(),
                     detail: e.to_string(),
                 })?;
-                let find = |name: &str| {
-                    doc.descendants()
-                        .find(|n| n.has_tag_name(name))
-                        .and_then(|n| n.text())
-                        .unwrap_or("")
-                        .to_string()
-                };
                 Err(CallError::Api {
                     action: action.into(),
-                    code: find("Code"),
-                    message: find("Message"),
+                    code,
+                    message,
                 })
             }
             Err(e) => Err(CallError::Transport {
@@ -135,9 +168,43 @@ impl Client {
     }
 }
 
+/// The code and message of an error document: the `Code` and `Message` of its `Error`
+/// element, where both EC2's `Response/Errors/Error` and awsQuery's `ErrorResponse/Error`
+/// keep them (else the first `Code` and `Message` anywhere).
+pub fn error_code(xml: &str) -> Result<(String, String), roxmltree::Error> {
+    let doc = roxmltree::Document::parse(xml)?;
+    let scope = doc
+        .descendants()
+        .find(|n| n.has_tag_name("Error"))
+        .unwrap_or_else(|| doc.root_element());
+    let find = |name: &str| {
+        scope
+            .descendants()
+            .find(|n| n.has_tag_name(name))
+            .and_then(|n| n.text())
+            .unwrap_or("")
+            .to_string()
+    };
+    Ok((find("Code"), find("Message")))
+}
+
 /// The headers of a form POST to EC2 on `host` + `path`, signed at `now`: `content-type`,
 /// `host`, `x-amz-date` and `authorization`.
 pub fn sign_post(
+    access_key: &str,
+    secret: &str,
+    host: &str,
+    path: &str,
+    body: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<(String, String)> {
+    sign_form_post(EC2.signing_name, access_key, secret, host, path, body, now)
+}
+
+/// The headers of a form POST to the service signing as `service` on `host` + `path`,
+/// signed at `now`.
+pub fn sign_form_post(
+    service: &str,
     access_key: &str,
     secret: &str,
     host: &str,
@@ -159,7 +226,50 @@ pub fn sign_post(
         headers: &headers,
         body,
     };
-    let signed = wire::sigv4::sign(&req, access_key, secret, REGION, "ec2", now);
+    let signed = wire::sigv4::sign(&req, access_key, secret, REGION, service, now);
     headers.extend(signed);
     headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_error_documents_give_their_code_and_message() {
+        let ec2 = r#"<?xml version="1.0" encoding="UTF-8"?>
+<Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code><Message>The instance ID 'i-1' does not exist</Message></Error></Errors><RequestID>r</RequestID></Response>"#;
+        let query = r#"<ErrorResponse xmlns="https://sns.amazonaws.com/doc/2010-03-31/"><Error><Type>Sender</Type><Code>NotFound</Code><Message>Topic does not exist</Message></Error><RequestId>r</RequestId></ErrorResponse>"#;
+        assert_eq!(
+            error_code(ec2).unwrap(),
+            (
+                "InvalidInstanceID.NotFound".to_string(),
+                "The instance ID 'i-1' does not exist".to_string()
+            )
+        );
+        assert_eq!(
+            error_code(query).unwrap(),
+            ("NotFound".to_string(), "Topic does not exist".to_string())
+        );
+        assert!(error_code("not xml").is_err());
+    }
+
+    #[test]
+    fn form_posts_are_signed_for_their_service() {
+        let now = chrono::Utc::now();
+        let auth = |service: &str| {
+            sign_form_post(service, "AK", "SK", "h:1", "/", b"Action=X", now)
+                .into_iter()
+                .find(|(k, _)| k == "authorization")
+                .map(|(_, v)| v)
+                .unwrap()
+        };
+        assert!(auth("monitoring").contains("/local-1/monitoring/aws4_request"));
+        assert!(auth("sns").contains("/local-1/sns/aws4_request"));
+        let ec2 = sign_post("AK", "SK", "h:1", "/", b"Action=X", now);
+        assert!(
+            ec2.iter()
+                .any(|(k, v)| k == "authorization" && v == &auth("ec2"))
+        );
+    }
 }

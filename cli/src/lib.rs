@@ -1,9 +1,11 @@
-//! The `ec2` command-line client: `aws ec2`'s command names over the agent's API.
+//! The `ec2` command-line client: `aws ec2`'s command names over the agent's API, and the
+//! `aws cloudwatch` and `aws sns` names of its monitoring commands.
 
 pub mod client;
 pub mod commands;
 pub mod error;
 pub mod instances;
+pub mod monitoring;
 pub mod network;
 pub mod output;
 pub mod params;
@@ -27,7 +29,7 @@ pub enum Output {
 #[derive(Debug, Parser)]
 #[command(
     name = "ec2",
-    about = "A client for kec2's EC2 API, with aws ec2's command names"
+    about = "A client for kec2's EC2, CloudWatch and SNS APIs, with the aws CLI's command names"
 )]
 pub struct Cli {
     /// The agent's URL (default: $EC2_ENDPOINT, else http://127.0.0.1:8787).
@@ -265,6 +267,9 @@ pub enum Command {
     /// EBS: volumes, snapshots, images from instances.
     #[command(flatten)]
     Ebs(volumes::EbsCommand),
+    /// Monitoring: detailed monitoring, CloudWatch statistics and alarms, SNS topics.
+    #[command(flatten)]
+    Monitoring(monitoring::MonitoringCommand),
 }
 
 /// Runs the CLI; returns the process exit code.

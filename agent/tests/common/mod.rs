@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use cli::client::{CallError, Client};
+use cli::client::{CallError, Client, Service};
 use wire::credentials;
 
 #[path = "../netns/mod.rs"]
@@ -155,6 +155,18 @@ impl Agent {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         self.client().call(action, &p)
+    }
+
+    /// Calls `service`'s `action` (CloudWatch's and SNS's awsQuery as well as EC2), signed
+    /// for that service; panics on failure.
+    pub fn call_service(&self, service: Service, action: &str, params: &[(&str, &str)]) -> String {
+        let p: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.client()
+            .call_service(service, action, &p)
+            .unwrap_or_else(|e| panic!("{action} failed: {e}\nagent log:\n{}", self.log()))
     }
 
     /// Calls an action that must fail; returns (code, message).
