@@ -68,18 +68,19 @@ pub fn mac(ns: &NetNs, name: &str) -> Option<[u8; 6]> {
 pub fn ensure_bridge(ns: &NetNs, name: &str, addrs: &[(Ipv4Addr, u8)]) -> Result<(), LinkError> {
     if !exists(ns, name) {
         ip(ns, &["link", "add", name, "type", "bridge"])?;
-    }
-    // A bridge whose MAC was never set takes its lowest port's MAC whenever a tap joins or
-    // leaves, so what the guests, the DHCP replies and the reachability check know as their
-    // router's MAC would go stale. Setting it (to what it is now, so that guests which
-    // already know it keep working) makes the kernel keep it.
-    if let Some(mac) = mac(ns, name) {
-        let text = mac
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":");
-        ip(ns, &["link", "set", "dev", name, "address", &text])?;
+        // A bridge whose MAC was never set takes its lowest port's MAC whenever a tap joins
+        // or leaves, so what the guests, the DHCP replies and the reachability check know as
+        // their router's MAC would go stale. Setting it (to the one it was made with) makes
+        // the kernel keep it. Only here, on a new bridge: setting a MAC again on a bridge
+        // with ports flushes the host's neighbour entries of its guests.
+        if let Some(mac) = mac(ns, name) {
+            let text = mac
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":");
+            ip(ns, &["link", "set", "dev", name, "address", &text])?;
+        }
     }
     let listed = ip(ns, &["-4", "-o", "addr", "show", "dev", name])?;
     let current: Vec<String> = listed
