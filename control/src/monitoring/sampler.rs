@@ -153,15 +153,7 @@ impl Sampler {
         let readable = volumes
             .iter()
             .all(|v| std::fs::File::open(host::storage::volume_path(dir, &v.id)).is_ok());
-        let errors: u64 = usage
-            .map(|u| {
-                u.devices
-                    .iter()
-                    .filter(|d| d.block_id().is_some())
-                    .map(|d| d.errors)
-                    .sum()
-            })
-            .unwrap_or(0);
+        let errors = usage.map_or(0, block_errors);
         let before = self.tracks.get(&row.id).map_or(errors, |t| t.errors);
         if let Some(t) = self.tracks.get_mut(&row.id) {
             t.errors = errors;
@@ -208,17 +200,12 @@ impl Sampler {
     ) -> Vec<Observation> {
         let reading = Reading { at: now, usage };
         let window_len = self.window_seconds(row);
+        let high_resolution = self.high_resolution();
         let track = match self.tracks.get_mut(&row.id) {
             Some(t) if t.run == run => t,
             _ => {
                 let ledger = self.starting_ledger(row, now as i64);
-                let errors = reading
-                    .usage
-                    .devices
-                    .iter()
-                    .filter(|d| d.block_id().is_some())
-                    .map(|d| d.errors)
-                    .sum();
+                let errors = block_errors(&reading.usage);
                 let window_start = first_window_start(&reading, window_len);
                 self.tracks.insert(
                     row.id.clone(),
@@ -249,7 +236,7 @@ impl Sampler {
             instance_id: &row.id,
             vcpus: row.vcpus,
             start: started as i64,
-            high_resolution: self.interval < Duration::from_secs(60),
+            high_resolution,
         };
         let mut out = instance_metrics::observations(&w, &track.window_start, &reading);
         if let Some(ledger) = &mut track.ledger {
@@ -282,6 +269,11 @@ impl Sampler {
         out
     }
 
+    /// Whether points are also kept at 1-second resolution: sampling faster than a minute.
+    fn high_resolution(&self) -> bool {
+        self.interval < Duration::from_secs(60)
+    }
+
     /// The length of instance `row`'s usage window, in seconds.
     fn window_seconds(&self, row: &InstanceRow) -> f64 {
         let n = if row.detailed_monitoring {
@@ -298,7 +290,7 @@ impl Sampler {
             instance_id: &row.id,
             vcpus: row.vcpus,
             start: at,
-            high_resolution: self.interval < Duration::from_secs(60),
+            high_resolution: self.high_resolution(),
         }
     }
 
@@ -320,6 +312,16 @@ impl Sampler {
             .map(|p| p.aggregate.sum / p.aggregate.count.max(1.0));
         Some(Ledger::new(rates, last.unwrap_or(rates.launch)))
     }
+}
+
+/// The errors the block devices of a reading have counted.
+fn block_errors(usage: &Usage) -> u64 {
+    usage
+        .devices
+        .iter()
+        .filter(|d| d.block_id().is_some())
+        .map(|d| d.errors)
+        .sum()
 }
 
 /// Where the sampler's first window of a vmm run starts: at the vmm's start with every
