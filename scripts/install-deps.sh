@@ -25,6 +25,7 @@ packages=(
   openssl           # SNS tests: a self-signed certificate for an https subscriber
   acpica-tools      # iasl: vmm unit tests disassemble the ACPI tables the vmm builds
   debootstrap       # the nested test host's L1 root (Debian bookworm)
+  haproxy           # Elastic Load Balancing: one HAProxy per load balancer (its data plane)
 )
 
 missing=()
