@@ -4,6 +4,7 @@
 //! control plane or the API.
 
 pub mod compute;
+pub mod elb;
 pub mod ebs;
 pub mod imds;
 pub mod netns;
