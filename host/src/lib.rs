@@ -4,8 +4,8 @@
 //! control plane or the API.
 
 pub mod compute;
-pub mod elb;
 pub mod ebs;
+pub mod elb;
 pub mod imds;
 pub mod netns;
 pub mod network;

@@ -110,9 +110,7 @@ pub fn wildcard_regex(pattern: &str) -> String {
         match c {
             '*' => r.push_str(".*"),
             '?' => r.push('.'),
-            c if c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '~' | '%') => {
-                r.push(c)
-            }
+            c if c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '~' | '%') => r.push(c),
             ' ' => r.push_str("\\x20"),
             c if c.is_ascii() && !c.is_ascii_control() => {
                 r.push('\\');
@@ -172,7 +170,10 @@ fn forward(out: &mut String, tgs: &[(String, u32)], when: &str, index: usize) {
         return;
     }
     let var = format!("txn.pick{index}");
-    let _ = writeln!(out, "    http-request set-var({var}) rand({total}) if {when}");
+    let _ = writeln!(
+        out,
+        "    http-request set-var({var}) rand({total}) if {when}"
+    );
     let mut upto = 0;
     for (name, w) in live {
         let from = upto;

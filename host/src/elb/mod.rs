@@ -62,10 +62,32 @@ impl Balancers {
         std::fs::read_dir(&self.root)
             .map(|d| {
                 d.flatten()
+                    .filter(|e| e.path().is_dir())
                     .filter_map(|e| e.file_name().to_str().map(str::to_owned))
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Writes `<state-dir>/elb/hosts`: one `ADDRESS NAME` line per load balancer, for
+    /// resolvers that read a hosts file (`curl --resolve`, `HOSTALIASES`-style tools, tests).
+    pub fn write_hosts(&self, entries: &[(String, String)]) -> Result<(), ProcessError> {
+        std::fs::create_dir_all(&self.root).map_err(|source| ProcessError::Io {
+            path: self.root.display().to_string(),
+            source,
+        })?;
+        let text: String = entries
+            .iter()
+            .map(|(ip, name)| format!("{ip} {name}\n"))
+            .collect();
+        let path = self.root.join("hosts");
+        let tmp = self.root.join("hosts.tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|source| ProcessError::Io {
+                path: path.display().to_string(),
+                source,
+            })
     }
 
     /// Load balancer `id`'s statistics now.

@@ -46,11 +46,7 @@ pub fn parse(text: &str) -> Vec<StatRow> {
     let Some(header) = lines.next().and_then(|h| h.strip_prefix("# ")) else {
         return Vec::new();
     };
-    let index: HashMap<&str, usize> = header
-        .split(',')
-        .enumerate()
-        .map(|(i, n)| (n, i))
-        .collect();
+    let index: HashMap<&str, usize> = header.split(',').enumerate().map(|(i, n)| (n, i)).collect();
     lines
         .filter(|l| !l.trim().is_empty())
         .map(|l| row(&index, &l.split(',').collect::<Vec<_>>()))
@@ -104,7 +100,10 @@ tg-1,BACKEND,0,0,0,1,,5,500,1000,0,0,,1,0,0,0,UP,1,1,0,,0,10,0,,1,3,0,,5,,1,0,,1
         let rows = parse(SAMPLE);
         assert_eq!(rows.len(), 4);
         let fe = &rows[0];
-        assert_eq!((fe.proxy.as_str(), fe.name.as_str()), ("listener_80", "FRONTEND"));
+        assert_eq!(
+            (fe.proxy.as_str(), fe.name.as_str()),
+            ("listener_80", "FRONTEND")
+        );
         assert!(!fe.is_server());
         assert_eq!(fe.requests, 7);
         assert_eq!(fe.responses[1], 5);

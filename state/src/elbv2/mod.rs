@@ -114,8 +114,9 @@ pub fn insert_lb(conn: &Connection, l: &LoadBalancerRow) -> rusqlite::Result<()>
 
 /// Every load balancer, oldest first.
 pub fn lbs(conn: &Connection) -> rusqlite::Result<Vec<LoadBalancerRow>> {
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {LB_COLUMNS} FROM elb_load_balancers ORDER BY seq"))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {LB_COLUMNS} FROM elb_load_balancers ORDER BY seq"
+    ))?;
     stmt.query_map([], lb)?.collect()
 }
 
@@ -204,7 +205,7 @@ pub fn interface_enis(conn: &Connection) -> rusqlite::Result<Vec<String>> {
 /// with its VPC, and each load balancer's public address.
 pub fn host_addresses(conn: &Connection) -> rusqlite::Result<HostAddresses> {
     let mut stmt = conn.prepare_cached(
-        "SELECT e.vpc_id, e.private_ip FROM elb_interfaces i JOIN enis e ON e.id = i.eni_id",
+        "SELECT e.vpc_id, e.private_ip FROM elb_interfaces i JOIN network_interfaces e ON e.id = i.eni_id",
     )?;
     let private = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -241,9 +242,8 @@ pub fn set_lb_groups(conn: &Connection, lb_arn: &str, groups: &[String]) -> rusq
 
 /// A load balancer's security groups.
 pub fn lb_groups(conn: &Connection, lb_arn: &str) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT group_id FROM elb_lb_groups WHERE lb_arn = ?1 ORDER BY group_id",
-    )?;
+    let mut stmt = conn
+        .prepare_cached("SELECT group_id FROM elb_lb_groups WHERE lb_arn = ?1 ORDER BY group_id")?;
     stmt.query_map([lb_arn], |r| r.get(0))?.collect()
 }
 

@@ -82,8 +82,9 @@ pub fn insert_tg(conn: &Connection, t: &TargetGroupRow) -> rusqlite::Result<()> 
 
 /// Every target group, oldest first.
 pub fn tgs(conn: &Connection) -> rusqlite::Result<Vec<TargetGroupRow>> {
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {TG_COLUMNS} FROM elb_target_groups ORDER BY seq"))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {TG_COLUMNS} FROM elb_target_groups ORDER BY seq"
+    ))?;
     stmt.query_map([], tg)?.collect()
 }
 

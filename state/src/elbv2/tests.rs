@@ -35,9 +35,15 @@ fn targets_drain_then_leave_and_registering_again_stops_the_drain() {
     targets::register(&conn, &t("i-1")).unwrap();
     targets::register(&conn, &t("i-2")).unwrap();
     assert!(targets::start_draining(&conn, "tg1", "i-1", 80, 100).unwrap());
-    assert!(!targets::start_draining(&conn, "tg1", "i-1", 80, 200).unwrap(), "once");
+    assert!(
+        !targets::start_draining(&conn, "tg1", "i-1", 80, 200).unwrap(),
+        "once"
+    );
     assert!(!targets::start_draining(&conn, "tg1", "i-9", 80, 200).unwrap());
-    assert_eq!(targets::end_draining(&conn, 99).unwrap(), Vec::<String>::new());
+    assert_eq!(
+        targets::end_draining(&conn, 99).unwrap(),
+        Vec::<String>::new()
+    );
     assert_eq!(targets::end_draining(&conn, 100).unwrap(), vec!["tg1"]);
     let left: Vec<String> = targets::targets_of(&conn, "tg1")
         .unwrap()
@@ -46,7 +52,14 @@ fn targets_drain_then_leave_and_registering_again_stops_the_drain() {
         .collect();
     assert_eq!(left, ["i-2"]);
     targets::start_draining(&conn, "tg1", "i-2", 80, 100).unwrap();
-    targets::register(&conn, &TargetRow { registered_ms: 50, ..t("i-2") }).unwrap();
+    targets::register(
+        &conn,
+        &TargetRow {
+            registered_ms: 50,
+            ..t("i-2")
+        },
+    )
+    .unwrap();
     let back = &targets::targets_of(&conn, "tg1").unwrap()[0];
     assert_eq!((back.drain_until_ms, back.registered_ms), (None, 50));
 }

@@ -68,16 +68,22 @@ fn rules_set_their_index_in_priority_order_and_actions_follow_it() {
     assert!(text.contains(
         "    http-request return status 404 content-type \"text/plain\" string \"no \\\"such\\\" page\" if { var(txn.rule) -m int 0 }\n"
     ));
-    assert!(text.contains("    http-request set-var(txn.pick1) rand(4) if { var(txn.rule) -m int 1 }\n"));
+    assert!(
+        text.contains(
+            "    http-request set-var(txn.pick1) rand(4) if { var(txn.rule) -m int 1 }\n"
+        )
+    );
     assert!(text.contains(
         "    use_backend tg-b if { var(txn.rule) -m int 1 } { var(txn.pick1) -m int ge 1 } { var(txn.pick1) -m int lt 4 }\n"
     ));
     assert!(text.contains("    use_backend tg-a if !{ var(txn.rule) -m found }\n"));
     assert!(text.contains("    source 172.31.0.4\n"));
     assert!(text.contains("    http-check expect rstatus ^(200|204)$\n"));
-    assert!(text.contains(
-        "    server i-1_80 172.31.0.10:80 check inter 5s fall 2 rise 3 cookie i-1_80\n"
-    ));
+    assert!(
+        text.contains(
+            "    server i-1_80 172.31.0.10:80 check inter 5s fall 2 rise 3 cookie i-1_80\n"
+        )
+    );
 }
 
 #[test]
@@ -89,7 +95,11 @@ fn wildcards_become_anchored_literal_regexes() {
 
 #[test]
 fn haproxy_accepts_what_is_rendered() {
-    if std::process::Command::new("haproxy").arg("-v").output().is_err() {
+    if std::process::Command::new("haproxy")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
         eprintln!("haproxy is not installed: skipped");
         return;
     }
