@@ -474,3 +474,18 @@ fn an_application_load_balancer_spreads_requests_checks_health_drains_and_routes
         "its interface is gone: {enis}"
     );
 }
+
+#[test]
+fn boto3_and_the_aws_cli_drive_a_load_balancer() {
+    let agent = Agent::start(&[]);
+    let ami = agent.register_probe();
+    let out = common::run_python(
+        &agent,
+        "load_balancers.py",
+        &[&ami, &agent.ns.0],
+        "elbv2: ok",
+    );
+    for part in ["traffic", "attributes", "tags", "rules", "errors", "cli"] {
+        assert!(out.contains(&format!("elbv2 {part}: ok")), "{out}");
+    }
+}

@@ -99,11 +99,11 @@ pub fn remove(conn: &Connection, arns: &[String], keys: &[String]) -> Result<(),
     Ok(())
 }
 
+/// A resource's ARN and its tags.
+pub type Tagged = (String, Vec<(String, String)>);
+
 /// DescribeTags: each resource's tags.
-pub fn describe(
-    conn: &Connection,
-    arns: &[String],
-) -> Result<Vec<(String, Vec<(String, String)>)>, ElbError> {
+pub fn describe(conn: &Connection, arns: &[String]) -> Result<Vec<Tagged>, ElbError> {
     if arns.len() > 20 {
         return Err(ElbError::Validation(
             "At most 20 resource ARNs per request".into(),
