@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use cli::client::{CallError, ELBV2};
+use cli::client::{CLOUDWATCH, CallError, ELBV2};
 use common::network::{first, texts};
 use common::{Agent, eventually, tail};
 
@@ -80,16 +80,64 @@ fn health(agent: &Agent, tg: &str) -> HashMap<String, (String, String)> {
         .collect()
 }
 
+/// Every load balancer's HAProxy configuration (for failure messages).
+fn haproxy_configs(agent: &Agent) -> String {
+    let mut out = String::new();
+    for e in std::fs::read_dir(agent.dir.path().join("elb"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let cfg = std::fs::read_to_string(e.path().join("haproxy.cfg")).unwrap_or_default();
+        out.push_str(&format!("{}:\n{cfg}\n", e.path().display()));
+    }
+    out
+}
+
 fn wait_health(agent: &Agent, tg: &str, id: &str, state: &str, timeout: Duration) {
     let ok = eventually(timeout, || {
         health(agent, tg).get(id).is_some_and(|(s, _)| s == state)
     });
     assert!(
         ok,
-        "{id} not {state} in {timeout:?}: {:?}\nagent log:\n{}",
+        "{id} not {state} in {timeout:?}: {:?}\nhaproxy:\n{}\nagent log:\n{}",
         health(agent, tg),
+        haproxy_configs(agent),
         tail(&agent.log(), 30)
     );
+}
+
+/// The sum of a load balancer metric over the last ten minutes.
+fn metric_sum(agent: &Agent, name: &str, dims: &[(&str, &str)]) -> f64 {
+    let now = chrono::Utc::now();
+    let start = (now - chrono::Duration::minutes(10)).to_rfc3339();
+    let end = (now + chrono::Duration::minutes(1)).to_rfc3339();
+    let mut params = vec![
+        ("Namespace", "AWS/ApplicationELB".to_string()),
+        ("MetricName", name.to_string()),
+        ("StartTime", start),
+        ("EndTime", end),
+        ("Period", "60".to_string()),
+        ("Statistics.member.1", "Sum".to_string()),
+    ];
+    let keys: Vec<(String, String)> = (1..=dims.len())
+        .map(|i| {
+            (
+                format!("Dimensions.member.{i}.Name"),
+                format!("Dimensions.member.{i}.Value"),
+            )
+        })
+        .collect();
+    for (i, (k, v)) in dims.iter().enumerate() {
+        params.push((keys[i].0.as_str(), k.to_string()));
+        params.push((keys[i].1.as_str(), v.to_string()));
+    }
+    let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let xml = agent.call_service(CLOUDWATCH, "GetMetricStatistics", &p);
+    texts(&xml, "Sum")
+        .iter()
+        .filter_map(|s| s.parse::<f64>().ok())
+        .sum()
 }
 
 fn launch(agent: &Agent, ami: &str) -> String {
@@ -109,7 +157,7 @@ fn pages(agent: &Agent, ip: &str, dns: &str, n: usize) -> Vec<String> {
 
 #[test]
 fn an_application_load_balancer_spreads_requests_checks_health_drains_and_routes() {
-    let agent = Agent::start(&[]);
+    let agent = Agent::start(&["--metrics-interval", "2"]);
     let ami = agent.register_probe();
     let a = launch(&agent, &ami);
     let b = launch(&agent, &ami);
@@ -208,6 +256,32 @@ fn an_application_load_balancer_spreads_requests_checks_health_drains_and_routes
         seen.windows(2).all(|w| w[0] != w[1]),
         "round robin: {seen:?}"
     );
+
+    // HAProxy's counters reach CloudWatch with ELB's dimensions.
+    let lb_dim = lb.split(":loadbalancer/").nth(1).unwrap().to_string();
+    let tg_dim = format!("targetgroup/{}", tg.split(":targetgroup/").nth(1).unwrap());
+    let counted = eventually(Duration::from_secs(20), || {
+        metric_sum(&agent, "RequestCount", &[("LoadBalancer", &lb_dim)]) >= 6.0
+            && metric_sum(
+                &agent,
+                "HTTPCode_Target_2XX_Count",
+                &[("LoadBalancer", &lb_dim), ("TargetGroup", &tg_dim)],
+            ) >= 6.0
+    });
+    assert!(
+        counted,
+        "RequestCount {}",
+        metric_sum(&agent, "RequestCount", &[("LoadBalancer", &lb_dim)])
+    );
+    let listed = agent.call_service(
+        CLOUDWATCH,
+        "ListMetrics",
+        &[
+            ("Namespace", "AWS/ApplicationELB"),
+            ("MetricName", "HealthyHostCount"),
+        ],
+    );
+    assert!(listed.contains(&tg_dim), "{listed}");
 
     // Bad inputs get ELB's codes and change nothing.
     assert_eq!(

@@ -14,7 +14,12 @@ pub fn render(spec: &LbSpec, dir: &Path) -> String {
     let d = dir.display();
     let mut out = String::new();
     let _ = writeln!(out, "global");
-    let _ = writeln!(out, "    stats socket {d}/stats.sock mode 600 level admin");
+    // `expose-fd listeners`: a reload hands the listening sockets to the new worker, so no
+    // connection is refused meanwhile.
+    let _ = writeln!(
+        out,
+        "    stats socket {d}/stats.sock mode 600 level admin expose-fd listeners"
+    );
     let _ = writeln!(out, "    server-state-file {d}/servers.state");
     let _ = writeln!(out, "    hard-stop-after {}s", spec.drain_s.max(1));
     let _ = writeln!(out, "\ndefaults");

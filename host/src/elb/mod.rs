@@ -25,6 +25,9 @@ pub use stats::StatRow;
 pub struct Balancers {
     root: PathBuf,
     netns: NetNs,
+    /// Held while a HAProxy is started, reloaded or stopped, so that two callers never start
+    /// two (both would bind the address, through SO_REUSEPORT).
+    changing: std::sync::Mutex<()>,
 }
 
 impl Balancers {
@@ -33,6 +36,7 @@ impl Balancers {
         Balancers {
             root: state_dir.join("elb"),
             netns,
+            changing: std::sync::Mutex::new(()),
         }
     }
 
@@ -44,11 +48,13 @@ impl Balancers {
     pub fn apply(&self, spec: &LbSpec) -> Result<(), ProcessError> {
         let h = self.haproxy(&spec.id);
         let text = config::render(spec, h.dir());
+        let _g = self.changing.lock().unwrap_or_else(|e| e.into_inner());
         h.apply(&self.netns, &text)
     }
 
     /// Stops load balancer `id`'s HAProxy (its connections finish) and removes its files.
     pub fn remove(&self, id: &str) -> Result<(), ProcessError> {
+        let _g = self.changing.lock().unwrap_or_else(|e| e.into_inner());
         self.haproxy(id).stop()
     }
 
