@@ -734,3 +734,77 @@ fn a_network_load_balancer_lets_connections_finish_while_draining_and_survives_r
     assert_eq!(first(&described, "Code"), "active");
     wait_health(&agent, &tg, &b, "healthy", BOOT);
 }
+
+#[test]
+fn the_ec2_cli_makes_a_load_balancer_that_serves() {
+    let agent = Agent::start(&[]);
+    let ami = agent.register_probe();
+    let a = launch(&agent, &ami);
+    agent.wait_state(&a, "running", BOOT);
+    let vpc = first(&agent.call("DescribeVpcs", &[]), "vpcId");
+    let subnet = first(&agent.call("DescribeSubnets", &[]), "subnetId");
+    let tg = agent
+        .ec2_ok(&[
+            "create-target-group",
+            "--name",
+            "cli-web",
+            "--vpc-id",
+            &vpc,
+            "--health-check-interval-seconds",
+            "10",
+        ])
+        .trim()
+        .to_string();
+    assert!(tg.contains(":targetgroup/cli-web/"), "{tg}");
+    agent.ec2_ok(&[
+        "register-targets",
+        "--target-group-arn",
+        &tg,
+        "--targets",
+        &a,
+    ]);
+    let out = agent.ec2_ok(&[
+        "create-load-balancer",
+        "--name",
+        "cli-lb",
+        "--subnets",
+        &subnet,
+    ]);
+    let row: Vec<&str> = out.lines().nth(1).unwrap().split('\t').collect();
+    let (lb, dns, ip) = (row[0].to_string(), row[1].to_string(), row[2].to_string());
+    agent.ec2_ok(&[
+        "create-listener",
+        "--load-balancer-arn",
+        &lb,
+        "--target-group-arn",
+        &tg,
+    ]);
+    let healthy = eventually(BOOT, || {
+        agent
+            .ec2_ok(&["describe-target-health", "--target-group-arn", &tg])
+            .contains(&format!("{a}\t80\thealthy"))
+    });
+    assert!(
+        healthy,
+        "{}",
+        agent.ec2_ok(&["describe-target-health", "--target-group-arn", &tg])
+    );
+    assert_eq!(pages(&agent, &ip, &dns, 2), [a.clone(), a]);
+    let listed = agent.ec2_ok(&["describe-load-balancers"]);
+    assert!(listed.contains(&format!("{dns}\t{ip}\tactive")), "{listed}");
+    let bad = agent.ec2(&[
+        "create-load-balancer",
+        "--name",
+        "cli-lb",
+        "--subnets",
+        &subnet,
+        "--type",
+        "network",
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("DuplicateLoadBalancerName"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

@@ -5,6 +5,7 @@ pub mod client;
 pub mod commands;
 pub mod error;
 pub mod instances;
+pub mod load_balancing;
 pub mod monitoring;
 pub mod network;
 pub mod output;
@@ -270,6 +271,9 @@ pub enum Command {
     /// Monitoring: detailed monitoring, CloudWatch statistics and alarms, SNS topics.
     #[command(flatten)]
     Monitoring(monitoring::MonitoringCommand),
+    /// Load balancing: target groups, targets, load balancers, listeners.
+    #[command(flatten)]
+    Elb(load_balancing::ElbCommand),
 }
 
 /// Runs the CLI; returns the process exit code.
