@@ -46,11 +46,12 @@ def hosts():
         return dict(line.split()[::-1] for line in f if line.strip())
 
 
-def curl(name, path="/"):
+def curl(name, path="/", scheme="http", port=80):
     """The page at `path` of the load balancer `name`, fetched in the agent's namespace."""
     address = hosts()[name]
-    out = subprocess.run(["ip", "netns", "exec", netns, "curl", "-sS", "--max-time", "10",
-                          "--resolve", f"{name}:80:{address}", f"http://{name}{path}"],
+    out = subprocess.run(["ip", "netns", "exec", netns, "curl", "-sS", "-k", "--max-time", "10",
+                          "--resolve", f"{name}:{port}:{address}",
+                          f"{scheme}://{name}:{port}{path}"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     return out.stdout
@@ -190,6 +191,38 @@ aws(["delete-target-group", "--target-group-arn", cli_tg])
 err = aws(["describe-target-groups", "--names", "cli-tg"], ok=False)
 assert "TargetGroupNotFound" in err, err
 print("elbv2 cli: ok")
+
+# HTTPS: a certificate and key the operator put on the host, named by an ACM-style ARN.
+account = lb_arn.split(":")[4]
+cert_dir = f"{state_dir}/elb/certificates"
+subprocess.run(["mkdir", "-p", cert_dir], check=True)
+subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                "-subj", f"/CN={dns}", "-keyout", f"{cert_dir}/key.tmp",
+                "-out", f"{cert_dir}/cert.tmp"], check=True, capture_output=True)
+with open(f"{cert_dir}/py-web.pem", "w") as pem:
+    for part in ["cert.tmp", "key.tmp"]:
+        with open(f"{cert_dir}/{part}") as f:
+            pem.write(f.read())
+cert_arn = f"arn:aws:acm:local-1:{account}:certificate/py-web"
+assert code_of(elb.create_listener, LoadBalancerArn=lb_arn, Protocol="HTTPS", Port=443,
+               Certificates=[{"CertificateArn": cert_arn + "-missing"}],
+               DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}]) \
+    == "CertificateNotFound"
+tls = elb.create_listener(LoadBalancerArn=lb_arn, Protocol="HTTPS", Port=443,
+                          Certificates=[{"CertificateArn": cert_arn}],
+                          DefaultActions=[{"Type": "forward",
+                                           "TargetGroupArn": tg_arn}])["Listeners"][0]
+assert tls["Certificates"] == [{"CertificateArn": cert_arn}], tls
+for _ in range(20):
+    try:
+        if instance in curl(dns, scheme="https", port=443):
+            break
+    except AssertionError:
+        pass
+    subprocess.run(["sleep", "0.5"])
+assert instance in curl(dns, scheme="https", port=443)
+elb.delete_listener(ListenerArn=tls["ListenerArn"])
+print("elbv2 https: ok")
 
 # Teardown: the listener, then the load balancer and its group.
 elb.delete_listener(ListenerArn=listener_arn)

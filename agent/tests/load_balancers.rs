@@ -559,7 +559,15 @@ fn boto3_and_the_aws_cli_drive_a_load_balancer() {
         &[&ami, &agent.ns.0],
         "elbv2: ok",
     );
-    for part in ["traffic", "attributes", "tags", "rules", "errors", "cli"] {
+    for part in [
+        "traffic",
+        "attributes",
+        "tags",
+        "rules",
+        "errors",
+        "cli",
+        "https",
+    ] {
         assert!(out.contains(&format!("elbv2 {part}: ok")), "{out}");
     }
 }

@@ -44,7 +44,9 @@ impl Plane {
             let conn = self.db.lock();
             let lb = db::lb_by_arn(&conn, arn)?;
             let spec = match &lb {
-                Some(lb) => plan::spec(&conn, lb)?,
+                Some(lb) => plan::spec(&conn, lb, &|arn| {
+                    self.elb.certificate(arn).map(|p| p.display().to_string())
+                })?,
                 None => None,
             };
             let hosts: Vec<(String, String)> = db::lbs(&conn)?

@@ -68,7 +68,7 @@ impl Balancers {
         std::fs::read_dir(&self.root)
             .map(|d| {
                 d.flatten()
-                    .filter(|e| e.path().is_dir())
+                    .filter(|e| e.path().is_dir() && e.file_name() != "certificates")
                     .filter_map(|e| e.file_name().to_str().map(str::to_owned))
                     .collect()
             })
@@ -94,6 +94,27 @@ impl Balancers {
                 path: path.display().to_string(),
                 source,
             })
+    }
+
+    /// The PEM file (certificate chain and private key, as HAProxy's `crt` takes) that a
+    /// certificate ARN names: `arn:aws:acm:REGION:ACCOUNT:certificate/NAME` is
+    /// `<state-dir>/elb/certificates/NAME.pem`, which the operator puts there (NAME of
+    /// letters, digits, `.`, `_`, `-`). `None` when the ARN is not of that form or the file
+    /// is missing.
+    pub fn certificate(&self, arn: &str) -> Option<PathBuf> {
+        let (prefix, name) = arn.split_once(":certificate/")?;
+        let fine = prefix.starts_with("arn:aws:acm:")
+            && !name.is_empty()
+            && name.len() <= 128
+            && !name.starts_with('.')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !fine {
+            return None;
+        }
+        let path = self.root.join("certificates").join(format!("{name}.pem"));
+        path.is_file().then_some(path)
     }
 
     /// Load balancer `id`'s statistics now.
