@@ -90,7 +90,12 @@ listener = elb.create_listener(LoadBalancerArn=lb_arn, Protocol="HTTP", Port=80,
                                                 "TargetGroupArn": tg_arn}])["Listeners"][0]
 elb.get_waiter("target_in_service").wait(TargetGroupArn=tg_arn,
                                          WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-page = curl(dns)
+# The probe serves "imds-pending" until it has read its instance id from the metadata.
+for _ in range(40):
+    page = curl(dns)
+    if instance in page:
+        break
+    subprocess.run(["sleep", "0.5"])
 assert instance in page, page
 print("elbv2 traffic: ok")
 
