@@ -99,6 +99,29 @@ for _ in range(40):
 assert instance in page, page
 print("elbv2 traffic: ok")
 
+# ModifyListener: the default action becomes a fixed response, then forwards again.
+maintenance = [{"Type": "fixed-response", "FixedResponseConfig": {
+    "StatusCode": "503", "ContentType": "text/plain", "MessageBody": "maintenance"}}]
+modified = elb.modify_listener(ListenerArn=listener["ListenerArn"], DefaultActions=maintenance)
+assert modified["Listeners"][0]["DefaultActions"][0]["Type"] == "fixed-response", modified
+for _ in range(20):
+    if curl(dns) == "maintenance":
+        break
+    subprocess.run(["sleep", "0.5"])
+assert curl(dns) == "maintenance"
+assert elb.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"][0][
+    "TargetHealth"]["Reason"] == "Target.NotInUse"
+elb.modify_listener(ListenerArn=listener["ListenerArn"],
+                    DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}])
+elb.get_waiter("target_in_service").wait(TargetGroupArn=tg_arn,
+                                         WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+for _ in range(20):
+    if instance in curl(dns):
+        break
+    subprocess.run(["sleep", "0.5"])
+assert instance in curl(dns)
+print("elbv2 modify listener: ok")
+
 # Attributes.
 attrs = {a["Key"]: a["Value"] for a in elb.describe_target_group_attributes(
     TargetGroupArn=tg_arn)["Attributes"]}

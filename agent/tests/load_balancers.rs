@@ -141,6 +141,37 @@ fn an_application_load_balancer_spreads_requests_checks_health_drains_and_routes
     );
     assert!(listed.contains(&tg_dim), "{listed}");
 
+    // lb_cookie stickiness: a client that sends back the AWSALB cookie stays on one target.
+    let stickiness = |on: &str| {
+        elb(
+            &agent,
+            "ModifyTargetGroupAttributes",
+            &[
+                ("TargetGroupArn", &tg),
+                ("Attributes.member.1.Key", "stickiness.enabled"),
+                ("Attributes.member.1.Value", on),
+                (
+                    "Attributes.member.2.Key",
+                    "stickiness.lb_cookie.duration_seconds",
+                ),
+                ("Attributes.member.2.Value", "60"),
+            ],
+        )
+    };
+    stickiness("true");
+    let cookie = eventually(Duration::from_secs(10), || {
+        get_with_cookie(&agent, &ip, &dns, "/", None).is_ok_and(|(_, _, c)| c.is_some())
+    });
+    assert!(cookie, "no AWSALB cookie once stickiness is on");
+    let (_, page, cookie) = get_with_cookie(&agent, &ip, &dns, "/", None).unwrap();
+    let cookie = cookie.unwrap();
+    assert!(cookie.starts_with("AWSALB="), "{cookie}");
+    for _ in 0..4 {
+        let (_, again, _) = get_with_cookie(&agent, &ip, &dns, "/", Some(&cookie)).unwrap();
+        assert_eq!(again, page, "sticky");
+    }
+    stickiness("false");
+
     // Bad inputs get ELB's codes and change nothing.
     assert_eq!(
         elb_err(
@@ -425,6 +456,7 @@ fn boto3_and_the_aws_cli_drive_a_load_balancer() {
         "errors",
         "cli",
         "https",
+        "modify listener",
     ] {
         assert!(out.contains(&format!("elbv2 {part}: ok")), "{out}");
     }

@@ -35,8 +35,23 @@ pub fn elb_err(agent: &Agent, action: &str, params: &[(&str, &str)]) -> String {
 /// An HTTP/1.0 GET of `path` on `ip:80` from the agent's namespace, with `host` as the
 /// Host header: the status code and the body.
 pub fn get(agent: &Agent, ip: &str, host: &str, path: &str) -> Result<(u16, String), String> {
+    get_with_cookie(agent, ip, host, path, None).map(|(status, body, _)| (status, body))
+}
+
+/// As [`get`], sending `cookie` (`NAME=VALUE`) if given; also gives the `Set-Cookie`
+/// header's `NAME=VALUE`, if any.
+pub fn get_with_cookie(
+    agent: &Agent,
+    ip: &str,
+    host: &str,
+    path: &str,
+    cookie: Option<&str>,
+) -> Result<(u16, String, Option<String>), String> {
     let addr: SocketAddr = format!("{ip}:80").parse().unwrap();
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n{cookie}\r\n");
     agent.ns.run(move || {
         let mut s =
             TcpStream::connect_timeout(&addr, Duration::from_secs(3)).map_err(|e| e.to_string())?;
@@ -49,8 +64,16 @@ pub fn get(agent: &Agent, ip: &str, host: &str, path: &str) -> Result<(u16, Stri
             .nth(1)
             .and_then(|c| c.parse().ok())
             .ok_or_else(|| format!("no status in {reply:?}"))?;
-        let body = reply.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-        Ok((status, body))
+        let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+        let set_cookie = head
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("Set-Cookie: ")
+                    .or_else(|| l.strip_prefix("set-cookie: "))
+            })
+            .and_then(|v| v.split(';').next())
+            .map(str::to_string);
+        Ok((status, body.to_string(), set_cookie))
     })
 }
 
