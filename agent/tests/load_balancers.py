@@ -249,6 +249,12 @@ for _ in range(20):
         pass
     subprocess.run(["sleep", "0.5"])
 assert instance in curl(dns, scheme="https", port=443)
+# routing.http2.enabled (true by default) offers HTTP/2 on HTTPS listeners.
+version = subprocess.run(["ip", "netns", "exec", netns, "curl", "-sS", "-k", "--http2",
+                          "--max-time", "10", "-o", "/dev/null", "-w", "%{http_version}",
+                          "--resolve", f"{dns}:443:{hosts()[dns]}", f"https://{dns}:443/"],
+                         capture_output=True, text=True, timeout=30)
+assert version.stdout == "2", (version.stdout, version.stderr)
 elb.delete_listener(ListenerArn=tls["ListenerArn"])
 print("elbv2 https: ok")
 

@@ -125,6 +125,9 @@ pub fn spec(
         address,
         http: lb.kind == "application",
         idle_timeout_s: idle,
+        http2: attributes
+            .get("routing.http2.enabled")
+            .is_none_or(|v| v == "true"),
         drain_s: drain_s + 5,
         listeners,
         backends,

@@ -44,7 +44,10 @@ fn frontend(out: &mut String, spec: &LbSpec, l: &ListenerSpec) {
     let tls = l
         .tls_pem
         .as_ref()
-        .map(|p| format!(" ssl crt {p}"))
+        .map(|p| {
+            let alpn = if spec.http2 { "h2,http/1.1" } else { "http/1.1" };
+            format!(" ssl crt {p} alpn {alpn}")
+        })
         .unwrap_or_default();
     let _ = writeln!(out, "    bind {}:{}{tls}", spec.address, l.port);
     if !spec.http {

@@ -10,6 +10,7 @@ fn spec() -> LbSpec {
         address: Ipv4Addr::new(198, 51, 100, 9),
         http: true,
         idle_timeout_s: 60,
+        http2: true,
         drain_s: 300,
         listeners: vec![ListenerSpec {
             port: 80,
