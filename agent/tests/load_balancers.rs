@@ -90,12 +90,13 @@ fn an_application_load_balancer_spreads_requests_checks_health_drains_and_routes
             .is_ok_and(|h| h.contains(&format!("{ip} {dns}")))
     }));
 
-    // initial, then healthy.
+    // initial (registration, then the first checks; HAProxy may have checked them already),
+    // then healthy.
     let first_states = health(&agent, &tg);
     assert!(
-        first_states
-            .values()
-            .all(|(s, _)| s == "initial" || s == "healthy"),
+        first_states.values().all(|(s, r)| (s == "initial"
+            && (r == "Elb.RegistrationInProgress" || r == "Elb.InitialHealthChecking"))
+            || s == "healthy"),
         "{first_states:?}"
     );
     wait_health(&agent, &tg, &a, "healthy", BOOT);
@@ -339,7 +340,12 @@ fn an_application_load_balancer_spreads_requests_checks_health_drains_and_routes
     assert!(fixed, "{:?}", get(&agent, &ip, &dns, "/fixed/page"));
     for _ in 0..4 {
         let (status, body) = get(&agent, &ip, &dns, "/only-a/x").unwrap();
-        assert_eq!((status, body.trim()), (200, a.as_str()));
+        assert_eq!(
+            (status, body.trim()),
+            (200, a.as_str()),
+            "{}",
+            haproxy_log(&agent)
+        );
     }
     let rules = elb(&agent, "DescribeRules", &[("ListenerArn", &listener)]);
     assert_eq!(texts(&rules, "Priority"), ["10", "20", "default"]);
@@ -408,12 +414,16 @@ fn an_application_load_balancer_spreads_requests_checks_health_drains_and_routes
             Ok((200, body)) => last.push(body.trim().to_string()),
             other => {
                 failures += 1;
-                eprintln!("failed request: {other:?}");
+                eprintln!(
+                    "failed request at {:?}: {other:?}\n{}",
+                    started.elapsed(),
+                    haproxy_stats(&agent)
+                );
             }
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    assert_eq!(failures, 0, "no request failed");
+    assert_eq!(failures, 0, "no request failed:\n{}", haproxy_log(&agent));
     assert!(
         last.iter().rev().take(5).all(|p| *p == b),
         "only b serves now: {last:?}"

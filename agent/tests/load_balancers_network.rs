@@ -201,6 +201,8 @@ fn the_ec2_cli_makes_a_load_balancer_that_serves() {
             &vpc,
             "--health-check-interval-seconds",
             "10",
+            "--healthy-threshold-count",
+            "2",
         ])
         .trim()
         .to_string();

@@ -35,6 +35,9 @@ pub enum ElbCommand {
         /// Seconds between health checks.
         #[arg(long)]
         health_check_interval_seconds: Option<u16>,
+        /// Passed checks in a row that make a target healthy.
+        #[arg(long)]
+        healthy_threshold_count: Option<u16>,
     },
     /// Register targets (`Id=i-...[,Port=N]` or an id).
     RegisterTargets {
@@ -162,6 +165,7 @@ pub fn run(cmd: &ElbCommand, json: bool, c: &Client) -> Result<(), CliError> {
             target_type,
             health_check_path,
             health_check_interval_seconds,
+            healthy_threshold_count,
         } => {
             let mut p = vec![
                 (s("Name"), name.clone()),
@@ -175,6 +179,9 @@ pub fn run(cmd: &ElbCommand, json: bool, c: &Client) -> Result<(), CliError> {
             }
             if let Some(i) = health_check_interval_seconds {
                 p.push((s("HealthCheckIntervalSeconds"), i.to_string()));
+            }
+            if let Some(n) = healthy_threshold_count {
+                p.push((s("HealthyThresholdCount"), n.to_string()));
             }
             let xml = call(c, "CreateTargetGroup", &p)?;
             show(&xml, "CreateTargetGroup", json, |r| {

@@ -103,6 +103,48 @@ pub fn health(agent: &Agent, tg: &str) -> HashMap<String, (String, String)> {
         .collect()
 }
 
+/// The agent's log lines about HAProxy and load balancers (for failure messages).
+pub fn haproxy_log(agent: &Agent) -> String {
+    agent
+        .log()
+        .lines()
+        .filter(|l| {
+            (l.contains("haproxy") || l.contains("load balancer") || l.contains("target"))
+                && !l.contains("api::front")
+                && !l.contains("sampled")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every load balancer's servers as HAProxy sees them now (for failure messages).
+pub fn haproxy_stats(agent: &Agent) -> String {
+    use std::os::unix::net::UnixStream;
+    let mut out = String::new();
+    for e in std::fs::read_dir(agent.dir.path().join("elb"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(mut s) = UnixStream::connect(e.path().join("stats.sock")) else {
+            continue;
+        };
+        let _ = s.write_all(b"show stat\n");
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        for line in text.lines() {
+            let f: Vec<&str> = line.split(',').collect();
+            if f.len() > 37 {
+                out.push_str(&format!(
+                    "{} {} {} {} {}\n",
+                    f[0], f[1], f[17], f[36], f[23]
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// Every load balancer's HAProxy configuration (for failure messages).
 pub fn haproxy_configs(agent: &Agent) -> String {
     let mut out = String::new();

@@ -45,7 +45,11 @@ fn frontend(out: &mut String, spec: &LbSpec, l: &ListenerSpec) {
         .tls_pem
         .as_ref()
         .map(|p| {
-            let alpn = if spec.http2 { "h2,http/1.1" } else { "http/1.1" };
+            let alpn = if spec.http2 {
+                "h2,http/1.1"
+            } else {
+                "http/1.1"
+            };
             format!(" ssl crt {p} alpn {alpn}")
         })
         .unwrap_or_default();

@@ -49,7 +49,10 @@ impl Balancers {
         let h = self.haproxy(&spec.id);
         let text = config::render(spec, h.dir());
         let _g = self.changing.lock().unwrap_or_else(|e| e.into_inner());
-        h.apply(&self.netns, &text)
+        if h.apply(&self.netns, &text)? {
+            tracing::info!(load_balancer = %spec.id, "haproxy runs a new configuration");
+        }
+        Ok(())
     }
 
     /// Stops load balancer `id`'s HAProxy (its connections finish) and removes its files.
