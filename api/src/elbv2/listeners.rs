@@ -175,7 +175,7 @@ pub(super) fn create_rule(c: &Call<'_>, value: Value) -> Result<Reply, ApiError>
             .create_rule(
                 &r.listener_arn,
                 r.priority,
-                &conditions_from(r.conditions),
+                &conditions_from(r.conditions)?,
                 &from_shapes(r.actions)?,
                 &pairs(r.tags),
             )
@@ -229,7 +229,7 @@ pub(super) fn describe_rules(c: &Call<'_>, value: Value) -> Result<Reply, ApiErr
 /// ModifyRule.
 pub(super) fn modify_rule(c: &Call<'_>, value: Value) -> Result<Reply, ApiError> {
     let r = input::<ops::ModifyRule>(value)?;
-    let cond = r.conditions.map(conditions_from);
+    let cond = r.conditions.map(conditions_from).transpose()?;
     let actions = r.actions.map(from_shapes).transpose()?;
     let rule =
         c.st.plane
