@@ -163,7 +163,8 @@ pub fn capacity_forecast(
     load.values
         .iter()
         .map(|&v| {
-            if !(target_per_instance > 0.0) || !v.is_finite() {
+            let usable = target_per_instance.is_finite() && target_per_instance > 0.0;
+            if !usable || !v.is_finite() {
                 return min;
             }
             let needed = (v / target_per_instance).ceil();
