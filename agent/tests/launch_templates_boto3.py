@@ -211,6 +211,22 @@ vs = json.loads(out)["LaunchTemplateVersions"]
 assert len(vs) == 1 and vs[0]["LaunchTemplateData"] == {"ImageId": ami, "InstanceType": "t2.nano"}, vs
 assert vs[0]["VersionDescription"] == "from the cli", vs
 
+# ClientToken: a retry gives what the first call made; the token with other parameters is
+# refused.
+first = ec2.create_launch_template(LaunchTemplateName="retry-lt", ClientToken="tok-1",
+                                   LaunchTemplateData={"ImageId": ami})["LaunchTemplate"]
+again = ec2.create_launch_template(LaunchTemplateName="retry-lt", ClientToken="tok-1",
+                                   LaunchTemplateData={"ImageId": ami})["LaunchTemplate"]
+assert first["LaunchTemplateId"] == again["LaunchTemplateId"], (first, again)
+assert error_code(ec2.create_launch_template, LaunchTemplateName="other-lt", ClientToken="tok-1",
+                  LaunchTemplateData={"ImageId": ami}) == "IdempotentParameterMismatch"
+made = [ec2.create_launch_template_version(
+    LaunchTemplateName="retry-lt", ClientToken="tok-2",
+    LaunchTemplateData={"InstanceType": "t2.nano"})["LaunchTemplateVersion"]["VersionNumber"]
+    for _ in range(2)]
+assert made == [2, 2], made
+ec2.delete_launch_template(LaunchTemplateName="retry-lt")
+
 # DeleteLaunchTemplate: gone with its versions; the instances stay.
 d = ec2.delete_launch_template(LaunchTemplateName="web-lt")["LaunchTemplate"]
 assert d["LaunchTemplateId"] == lt_id, d

@@ -30,6 +30,8 @@ pub struct CreateTemplate {
     pub data: LaunchData,
     /// Tags of the template (`launch-template`).
     pub tags: Vec<(String, String)>,
+    /// `ClientToken`: a retry with it gives the template it made.
+    pub client_token: Option<String>,
 }
 
 /// CreateLaunchTemplateVersion.
@@ -45,6 +47,8 @@ pub struct CreateVersion {
     pub description: Option<String>,
     /// `LaunchTemplateData`, over the source version's.
     pub data: LaunchData,
+    /// `ClientToken`: a retry with it gives the version it made.
+    pub client_token: Option<String>,
 }
 
 /// Why a template command is refused.
@@ -67,6 +71,9 @@ pub enum TemplateError {
     /// More tags than a resource takes.
     #[error("The maximum number of tags per resource ({MAX_TAGS}) would be exceeded")]
     TagLimit,
+    /// A `ClientToken` used before with other parameters.
+    #[error("The client token {0} was used with other parameters")]
+    TokenMismatch(String),
     /// The template has as many versions as it may.
     #[error("The launch template has reached its limit of {MAX_VERSIONS} versions")]
     VersionLimit,
@@ -86,6 +93,7 @@ impl Refusal for TemplateError {
             Self::Description => "InvalidParameterValue",
             Self::TagLimit => "TagLimitExceeded",
             Self::VersionLimit => "LaunchTemplateVersionLimitExceeded",
+            Self::TokenMismatch(_) => "IdempotentParameterMismatch",
             Self::Resolve(e) => return e.code(),
             Self::Db(_) => return None,
         })
@@ -133,6 +141,16 @@ impl Plane {
             return Err(TemplateError::TagLimit);
         }
         let out = self.transact(|tx| {
+            if let Some(token) = &cmd.client_token
+                && let Some(t) = lt::by_client_token(tx, token)?
+            {
+                let (v, _) = versions::version(tx, &t, Some("1"))
+                    .or_else(|_| versions::version(tx, &t, None))?;
+                if t.name != cmd.name {
+                    return Err(TemplateError::TokenMismatch(token.clone()));
+                }
+                return Ok(((t, v), Vec::new()));
+            }
             if lt::by_name(tx, &cmd.name)?.is_some() {
                 return Err(TemplateError::NameTaken(cmd.name.clone()));
             }
@@ -144,6 +162,7 @@ impl Plane {
                 created_at: now.clone(),
                 default_version: 1,
                 latest_version: 1,
+                client_token: cmd.client_token.clone(),
             };
             let v = VersionRow {
                 template_id: t.id.clone(),
@@ -151,6 +170,7 @@ impl Plane {
                 description: cmd.description.clone(),
                 created_at: now,
                 data: cmd.data.to_json(),
+                client_token: None,
             };
             lt::insert(tx, &t, &v)?;
             tags::put(tx, &t.id, &cmd.tags)?;
@@ -176,6 +196,14 @@ impl Plane {
                     overlay(&source, &cmd.data)
                 }
             };
+            if let Some(token) = &cmd.client_token
+                && let Some(v) = lt::version_by_client_token(tx, &t.id, token)?
+            {
+                if v.data != data.to_json() || v.description != cmd.description {
+                    return Err(TemplateError::TokenMismatch(token.clone()));
+                }
+                return Ok(((t, v), Vec::new()));
+            }
             if t.latest_version >= MAX_VERSIONS {
                 return Err(TemplateError::VersionLimit);
             }
@@ -185,6 +213,7 @@ impl Plane {
                 description: cmd.description.clone(),
                 created_at: now_iso(),
                 data: data.to_json(),
+                client_token: cmd.client_token.clone(),
             };
             lt::insert_version(tx, &v)?;
             Ok::<_, TemplateError>(((t, v), Vec::new()))
