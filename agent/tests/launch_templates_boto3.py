@@ -238,6 +238,9 @@ failed = {v["VersionNumber"]: v["ResponseError"]["Code"]
           for v in r["UnsuccessfullyDeletedLaunchTemplateVersions"]}
 assert failed == {2: "unexpectedError", 9: "launchTemplateVersionDoesNotExist"}, r
 assert versions(LaunchTemplateId=lt_id) == [2, 1]
+got = ec2.describe_launch_templates(LaunchTemplateIds=[lt_id])["LaunchTemplates"][0]
+assert got["LatestVersionNumber"] == 2, got
+assert versions(LaunchTemplateId=lt_id, Versions=["$Latest"]) == [2]
 
 # The `aws` CLI: create and describe, as its users type them.
 status, out, err = aws_clients.aws_cli(endpoint, keys, [

@@ -4,7 +4,8 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-/// One launch template.
+/// One launch template. Its latest version is the highest it has; a new version takes the
+/// next number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateRow {
     /// Creation order, for paging.
@@ -17,7 +18,7 @@ pub struct TemplateRow {
     pub created_at: String,
     /// The version launches use when none is named.
     pub default_version: i64,
-    /// The highest version number given so far.
+    /// The highest version number it has.
     pub latest_version: i64,
     /// The `ClientToken` it was made with.
     pub client_token: Option<String>,
@@ -204,12 +205,20 @@ pub fn versions(conn: &Connection, id: &str) -> rusqlite::Result<Vec<VersionRow>
     st.query_map([id], version_row)?.collect()
 }
 
-/// Deletes one version; whether it existed.
+/// Deletes one version, the template's latest becoming the highest left; whether it
+/// existed.
 pub fn delete_version(conn: &Connection, id: &str, version: i64) -> rusqlite::Result<bool> {
-    Ok(conn.execute(
+    let gone = conn.execute(
         "DELETE FROM launch_template_versions WHERE template_id = ?1 AND version = ?2",
         params![id, version],
-    )? > 0)
+    )? > 0;
+    conn.execute(
+        "UPDATE launch_templates SET latest_version = \
+         (SELECT COALESCE(MAX(version), 0) FROM launch_template_versions WHERE template_id = ?1) \
+         WHERE id = ?1",
+        [id],
+    )?;
+    Ok(gone)
 }
 
 #[cfg(test)]
@@ -259,8 +268,8 @@ mod tests {
         assert_eq!(vs, [2, 1]);
         assert!(delete_version(&conn, "lt-1", 2).unwrap());
         assert!(!delete_version(&conn, "lt-1", 2).unwrap());
-        // Deleting the latest does not lower the latest number given.
-        assert_eq!(by_id(&conn, "lt-1").unwrap().unwrap().latest_version, 2);
+        // Deleting the latest makes the highest left the latest.
+        assert_eq!(by_id(&conn, "lt-1").unwrap().unwrap().latest_version, 1);
         delete(&conn, "lt-1").unwrap();
         assert!(by_id(&conn, "lt-1").unwrap().is_none());
     }
