@@ -296,6 +296,29 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX sns_delivery_log_message ON sns_delivery_log(message_id);
     "#,
+    // EC2 launch templates and their versions (each version's data as JSON of
+    // `control::ec2::launch_templates::LaunchData`); a template's tags are in `tags`.
+    r#"
+    CREATE TABLE launch_templates (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        default_version INTEGER NOT NULL,
+        latest_version INTEGER NOT NULL,
+        client_token TEXT UNIQUE
+    );
+    CREATE TABLE launch_template_versions (
+        template_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        description TEXT,
+        created_at TEXT NOT NULL,
+        data TEXT NOT NULL,
+        client_token TEXT,
+        PRIMARY KEY (template_id, version)
+    );
+    CREATE INDEX launch_template_versions_token ON launch_template_versions(client_token);
+    "#,
     // Elastic Load Balancing v2: load balancers with their interfaces (ENIs) and groups,
     // target groups (health check and attributes as JSON objects), registered targets
     // (draining ones with their deadline), listeners, rules (conditions and actions as JSON),
