@@ -115,6 +115,9 @@ pub async fn answer(st: &Arc<ApiState>, req: &HttpRequest<'_>, request_id: &str)
         "sns" => {
             tokio::task::block_in_place(|| super::sns::dispatch(&routed.operation, &call, input))
         }
+        "elasticloadbalancing" => {
+            tokio::task::block_in_place(|| super::elbv2::dispatch(&routed.operation, &call, input))
+        }
         _ => Err(not_served(&routed.operation)),
     };
     tracing::debug!(
@@ -325,6 +328,7 @@ mod tests {
             ("sts", "sts"),
             ("cloudwatch", "monitoring"),
             ("sns", "sns"),
+            ("elbv2", "elasticloadbalancing"),
         ] {
             assert!(shapes::service(service).is_some(), "{service}");
             assert!(r.by_signing_name(signing).is_some(), "{signing}");

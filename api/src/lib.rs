@@ -6,6 +6,7 @@ pub mod addresses;
 pub mod attributes;
 pub mod block_devices;
 pub mod cloudwatch;
+pub mod elbv2;
 pub mod errors;
 pub mod filters;
 pub mod front;

@@ -36,6 +36,12 @@ pub const SNS: Service = Service {
     version: "2010-03-31",
 };
 
+/// Elastic Load Balancing v2 (awsQuery).
+pub const ELBV2: Service = Service {
+    signing_name: "elasticloadbalancing",
+    version: "2015-12-01",
+};
+
 /// Errors of one API call.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {

@@ -5,6 +5,8 @@
 pub mod cloudwatch;
 #[path = "ec2/mod.rs"]
 pub mod ec2;
+#[path = "elbv2/mod.rs"]
+pub mod elbv2;
 #[path = "sns/mod.rs"]
 pub mod sns;
 #[path = "sts/mod.rs"]
@@ -32,6 +34,11 @@ pub const SERVICES: &[crate::Service] = &[
         model_json: sns::MODEL_JSON,
         operations: sns::OPERATIONS,
     },
+    crate::Service {
+        name: elbv2::SERVICE,
+        model_json: elbv2::MODEL_JSON,
+        operations: elbv2::OPERATIONS,
+    },
 ];
 
 /// Calls `visitor.visit::<O>()` for each implemented operation of the service
@@ -42,6 +49,7 @@ pub fn for_each_operation<V: crate::OperationVisitor>(service: &str, visitor: &m
         sts::SERVICE => sts::for_each_operation(visitor),
         cloudwatch::SERVICE => cloudwatch::for_each_operation(visitor),
         sns::SERVICE => sns::for_each_operation(visitor),
+        elbv2::SERVICE => elbv2::for_each_operation(visitor),
         _ => return false,
     }
     true

@@ -2,6 +2,7 @@
 
 pub mod db;
 pub mod effects;
+pub mod elbv2;
 pub mod enis;
 pub mod hibernation;
 pub mod images;
