@@ -8,6 +8,7 @@
 //! reaches here, and every refusal is an error enum whose [`Refusal::code`] is the AWS code
 //! an API gives it.
 
+pub mod autoscaling;
 pub mod ec2;
 pub mod effects;
 pub mod monitoring;
