@@ -43,6 +43,8 @@ pub struct Plane {
     pub health: Arc<monitoring::status_checks::StatusBoard>,
     /// Wakes SNS's delivery loop when a delivery is put in the outbox.
     pub sns: Arc<sns::Notifier>,
+    /// Auto Scaling's reconciler wake-up and settings.
+    pub autoscaling: Arc<autoscaling::Scaling>,
 }
 
 /// What a transaction gives back: its result and the effects it recorded.
