@@ -8,6 +8,7 @@ pub mod hibernation;
 pub mod images;
 pub mod instances;
 pub mod keypairs;
+pub mod launch_templates;
 pub mod metrics;
 pub mod migrations;
 pub mod security_groups;

@@ -296,6 +296,26 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX sns_delivery_log_message ON sns_delivery_log(message_id);
     "#,
+    // EC2 launch templates and their versions (each version's data as JSON of
+    // `control::ec2::launch_templates::LaunchData`); a template's tags are in `tags`.
+    r#"
+    CREATE TABLE launch_templates (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        default_version INTEGER NOT NULL,
+        latest_version INTEGER NOT NULL
+    );
+    CREATE TABLE launch_template_versions (
+        template_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        description TEXT,
+        created_at TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (template_id, version)
+    );
+    "#,
     // Auto Scaling: groups (their settings as JSON), the instances in them, scaling
     // activities (the reconciler's journal: an activity in progress is resumed after a
     // restart), scaling policies and scheduled actions (settings as JSON).

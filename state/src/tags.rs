@@ -34,6 +34,8 @@ pub enum Taggable {
     NetworkInterface,
     /// `eipalloc-...`.
     ElasticIp,
+    /// `lt-...`.
+    LaunchTemplate,
 }
 
 impl Taggable {
@@ -50,6 +52,7 @@ impl Taggable {
                 "SELECT EXISTS(SELECT 1 FROM network_interfaces WHERE id = ?1)"
             }
             Self::ElasticIp => "SELECT EXISTS(SELECT 1 FROM addresses WHERE allocation_id = ?1)",
+            Self::LaunchTemplate => "SELECT EXISTS(SELECT 1 FROM launch_templates WHERE id = ?1)",
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod images;
 pub mod instances;
 pub mod key_pairs;
 pub mod launch_network;
+pub mod launch_templates;
 pub mod lookups;
 pub mod metadata_options;
 pub mod monitoring;

@@ -50,6 +50,12 @@ const TAGGABLE: &[(&str, &str, Taggable, &str)] = &[
         Taggable::ElasticIp,
         "InvalidAllocationID.NotFound",
     ),
+    (
+        "lt-",
+        "launch-template",
+        Taggable::LaunchTemplate,
+        "InvalidLaunchTemplateId.NotFound",
+    ),
 ];
 
 /// The EC2 resource type of an id CreateTags takes, from its prefix.

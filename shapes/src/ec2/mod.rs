@@ -10,7 +10,8 @@ pub const SERVICE: &str = "ec2";
 
 mod instance_type;
 pub mod ops;
-mod types_a;
+mod types_a1;
+mod types_a2;
 mod types_b;
 mod types_c;
 mod types_d1;
@@ -24,9 +25,11 @@ mod types_i2;
 mod types_i3;
 mod types_i4;
 mod types_k;
-mod types_l;
+mod types_l1;
+mod types_l2;
 mod types_m;
-mod types_n;
+mod types_n1;
+mod types_n2;
 mod types_o;
 mod types_p;
 mod types_r1;
@@ -39,7 +42,8 @@ mod types_v1;
 mod types_v2;
 
 pub use instance_type::*;
-pub use types_a::*;
+pub use types_a1::*;
+pub use types_a2::*;
 pub use types_b::*;
 pub use types_c::*;
 pub use types_d1::*;
@@ -53,9 +57,11 @@ pub use types_i2::*;
 pub use types_i3::*;
 pub use types_i4::*;
 pub use types_k::*;
-pub use types_l::*;
+pub use types_l1::*;
+pub use types_l2::*;
 pub use types_m::*;
-pub use types_n::*;
+pub use types_n1::*;
+pub use types_n2::*;
 pub use types_o::*;
 pub use types_p::*;
 pub use types_r1::*;
@@ -447,6 +453,48 @@ pub const OPERATIONS: &[crate::OperationInfo] = &[
         output: None,
         errors: &[],
     },
+    crate::OperationInfo {
+        name: "CreateLaunchTemplate",
+        input: Some("CreateLaunchTemplateRequest"),
+        output: Some("CreateLaunchTemplateResult"),
+        errors: &[],
+    },
+    crate::OperationInfo {
+        name: "CreateLaunchTemplateVersion",
+        input: Some("CreateLaunchTemplateVersionRequest"),
+        output: Some("CreateLaunchTemplateVersionResult"),
+        errors: &[],
+    },
+    crate::OperationInfo {
+        name: "DescribeLaunchTemplates",
+        input: Some("DescribeLaunchTemplatesRequest"),
+        output: Some("DescribeLaunchTemplatesResult"),
+        errors: &[],
+    },
+    crate::OperationInfo {
+        name: "DescribeLaunchTemplateVersions",
+        input: Some("DescribeLaunchTemplateVersionsRequest"),
+        output: Some("DescribeLaunchTemplateVersionsResult"),
+        errors: &[],
+    },
+    crate::OperationInfo {
+        name: "ModifyLaunchTemplate",
+        input: Some("ModifyLaunchTemplateRequest"),
+        output: Some("ModifyLaunchTemplateResult"),
+        errors: &[],
+    },
+    crate::OperationInfo {
+        name: "DeleteLaunchTemplate",
+        input: Some("DeleteLaunchTemplateRequest"),
+        output: Some("DeleteLaunchTemplateResult"),
+        errors: &[],
+    },
+    crate::OperationInfo {
+        name: "DeleteLaunchTemplateVersions",
+        input: Some("DeleteLaunchTemplateVersionsRequest"),
+        output: Some("DeleteLaunchTemplateVersionsResult"),
+        errors: &[],
+    },
 ];
 
 /// Calls `visitor.visit::<O>()` for each implemented operation, in `OPERATIONS`' order.
@@ -514,4 +562,11 @@ pub fn for_each_operation<V: crate::OperationVisitor>(visitor: &mut V) {
     visitor.visit::<ops::DescribeSnapshots>();
     visitor.visit::<ops::CopySnapshot>();
     visitor.visit::<ops::DeleteSnapshot>();
+    visitor.visit::<ops::CreateLaunchTemplate>();
+    visitor.visit::<ops::CreateLaunchTemplateVersion>();
+    visitor.visit::<ops::DescribeLaunchTemplates>();
+    visitor.visit::<ops::DescribeLaunchTemplateVersions>();
+    visitor.visit::<ops::ModifyLaunchTemplate>();
+    visitor.visit::<ops::DeleteLaunchTemplate>();
+    visitor.visit::<ops::DeleteLaunchTemplateVersions>();
 }

@@ -337,3 +337,39 @@ crate::operation!(
     /// `DeleteSnapshot`: Deletes the specified snapshot.
     DeleteSnapshot, "ec2", super::DeleteSnapshotRequest, crate::Empty, ec2_xml
 );
+
+crate::operation!(
+    /// `CreateLaunchTemplate`: Creates a launch template.
+    CreateLaunchTemplate, "ec2", super::CreateLaunchTemplateRequest, super::CreateLaunchTemplateResult, ec2_xml
+);
+
+crate::operation!(
+    /// `CreateLaunchTemplateVersion`: Creates a new version of a launch template.
+    CreateLaunchTemplateVersion, "ec2", super::CreateLaunchTemplateVersionRequest, super::CreateLaunchTemplateVersionResult, ec2_xml
+);
+
+crate::operation!(
+    /// `DescribeLaunchTemplates`: Describes one or more launch templates.
+    DescribeLaunchTemplates, "ec2", super::DescribeLaunchTemplatesRequest, super::DescribeLaunchTemplatesResult, ec2_xml
+);
+
+crate::operation!(
+    /// `DescribeLaunchTemplateVersions`: Describes one or more versions of a specified launch
+    /// template.
+    DescribeLaunchTemplateVersions, "ec2", super::DescribeLaunchTemplateVersionsRequest, super::DescribeLaunchTemplateVersionsResult, ec2_xml
+);
+
+crate::operation!(
+    /// `ModifyLaunchTemplate`: Modifies a launch template.
+    ModifyLaunchTemplate, "ec2", super::ModifyLaunchTemplateRequest, super::ModifyLaunchTemplateResult, ec2_xml
+);
+
+crate::operation!(
+    /// `DeleteLaunchTemplate`: Deletes a launch template.
+    DeleteLaunchTemplate, "ec2", super::DeleteLaunchTemplateRequest, super::DeleteLaunchTemplateResult, ec2_xml
+);
+
+crate::operation!(
+    /// `DeleteLaunchTemplateVersions`: Deletes one or more versions of a launch template.
+    DeleteLaunchTemplateVersions, "ec2", super::DeleteLaunchTemplateVersionsRequest, super::DeleteLaunchTemplateVersionsResult, ec2_xml
+);

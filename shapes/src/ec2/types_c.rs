@@ -126,6 +126,34 @@ impl crate::ec2_xml::Ec2Xml for ConnectionTrackingConfiguration {
     }
 }
 
+/// A security group connection tracking specification that enables you to set the idle timeout for
+/// connection tracking on an Elastic network interface.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionTrackingSpecification {
+    #[serde(rename = "TcpEstablishedTimeout")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_established_timeout: Option<i32>,
+    #[serde(rename = "UdpTimeout")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp_timeout: Option<i32>,
+    #[serde(rename = "UdpStreamTimeout")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp_stream_timeout: Option<i32>,
+}
+impl crate::ec2_xml::Ec2Xml for ConnectionTrackingSpecification {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.tcp_established_timeout {
+            crate::ec2_xml::element(out, "tcpEstablishedTimeout", v);
+        }
+        if let Some(v) = &self.udp_timeout {
+            crate::ec2_xml::element(out, "udpTimeout", v);
+        }
+        if let Some(v) = &self.udp_stream_timeout {
+            crate::ec2_xml::element(out, "udpStreamTimeout", v);
+        }
+    }
+}
+
 /// A security group connection tracking specification request that enables you to set the idle
 /// timeout for connection tracking on an Elastic network interface.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -229,6 +257,36 @@ impl crate::ec2_xml::Ec2Xml for CopySnapshotResult {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CpuManufacturer {
+    Intel,
+    Amd,
+    AmazonWebServices,
+    Apple,
+}
+impl CpuManufacturer {
+    /// The value as the model spells it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Intel => "intel",
+            Self::Amd => "amd",
+            Self::AmazonWebServices => "amazon-web-services",
+            Self::Apple => "apple",
+        }
+    }
+    /// The variant the model spells `value`, if any.
+    pub fn from_wire(value: &str) -> Option<Self> {
+        match value {
+            "intel" => Some(Self::Intel),
+            "amd" => Some(Self::Amd),
+            "amazon-web-services" => Some(Self::AmazonWebServices),
+            "apple" => Some(Self::Apple),
+            _ => None,
+        }
+    }
+}
+crate::string_enum!(CpuManufacturer, "CpuManufacturer");
+
 /// The CPU options for the instance.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CpuOptions {
@@ -277,6 +335,29 @@ pub struct CpuOptionsRequest {
     #[serde(rename = "NestedVirtualization")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nested_virtualization: Option<NestedVirtualizationSpecification>,
+}
+
+/// The CPU performance to consider, using an instance family as the baseline reference.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuPerformanceFactor {
+    #[serde(rename = "References")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub references: Option<Vec<PerformanceFactorReference>>,
+}
+impl crate::ec2_xml::Ec2Xml for CpuPerformanceFactor {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.references {
+            crate::ec2_xml::list(out, "referenceSet", "item", v);
+        }
+    }
+}
+
+/// The CPU performance to consider, using an instance family as the baseline reference.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuPerformanceFactorRequest {
+    #[serde(rename = "References")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub references: Option<Vec<PerformanceFactorReferenceRequest>>,
 }
 
 /// The input of `CreateImage`.
@@ -341,6 +422,100 @@ pub struct CreateKeyPairRequest {
     #[serde(rename = "DryRun")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
+}
+
+/// The input of `CreateLaunchTemplate`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateLaunchTemplateRequest {
+    #[serde(rename = "DryRun")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+    #[serde(rename = "ClientToken")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+    #[serde(rename = "LaunchTemplateName")]
+    pub launch_template_name: String,
+    #[serde(rename = "VersionDescription")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_description: Option<String>,
+    #[serde(rename = "LaunchTemplateData")]
+    pub launch_template_data: RequestLaunchTemplateData,
+    #[serde(rename = "Operator")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<OperatorRequest>,
+    #[serde(rename = "TagSpecifications")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+}
+
+/// The output of `CreateLaunchTemplate`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateLaunchTemplateResult {
+    #[serde(rename = "LaunchTemplate")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_template: Option<LaunchTemplate>,
+    #[serde(rename = "Warning")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<ValidationWarning>,
+}
+impl crate::ec2_xml::Ec2Xml for CreateLaunchTemplateResult {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.launch_template {
+            crate::ec2_xml::element(out, "launchTemplate", v);
+        }
+        if let Some(v) = &self.warning {
+            crate::ec2_xml::element(out, "warning", v);
+        }
+    }
+}
+
+/// The input of `CreateLaunchTemplateVersion`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateLaunchTemplateVersionRequest {
+    #[serde(rename = "DryRun")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+    #[serde(rename = "ClientToken")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+    #[serde(rename = "LaunchTemplateId")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_template_id: Option<String>,
+    #[serde(rename = "LaunchTemplateName")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_template_name: Option<String>,
+    #[serde(rename = "SourceVersion")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_version: Option<String>,
+    #[serde(rename = "VersionDescription")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_description: Option<String>,
+    #[serde(rename = "LaunchTemplateData")]
+    pub launch_template_data: RequestLaunchTemplateData,
+    #[serde(rename = "ResolveAlias")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolve_alias: Option<bool>,
+}
+
+/// The output of `CreateLaunchTemplateVersion`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateLaunchTemplateVersionResult {
+    #[serde(rename = "LaunchTemplateVersion")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_template_version: Option<LaunchTemplateVersion>,
+    #[serde(rename = "Warning")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<ValidationWarning>,
+}
+impl crate::ec2_xml::Ec2Xml for CreateLaunchTemplateVersionResult {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.launch_template_version {
+            crate::ec2_xml::element(out, "launchTemplateVersion", v);
+        }
+        if let Some(v) = &self.warning {
+            crate::ec2_xml::element(out, "warning", v);
+        }
+    }
 }
 
 /// The input of `CreateNetworkInterface`.
@@ -677,6 +852,21 @@ impl crate::ec2_xml::Ec2Xml for CreateVpcResult {
     fn write_content(&self, out: &mut Vec<u8>) {
         if let Some(v) = &self.vpc {
             crate::ec2_xml::element(out, "vpc", v);
+        }
+    }
+}
+
+/// Describes the credit option for CPU usage of a T instance.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreditSpecification {
+    #[serde(rename = "CpuCredits")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_credits: Option<String>,
+}
+impl crate::ec2_xml::Ec2Xml for CreditSpecification {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.cpu_credits {
+            crate::ec2_xml::element(out, "cpuCredits", v);
         }
     }
 }

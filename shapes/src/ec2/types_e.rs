@@ -514,6 +514,21 @@ pub struct ElasticGpuSpecification {
     pub type_: String,
 }
 
+/// Deprecated.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ElasticGpuSpecificationResponse {
+    #[serde(rename = "Type")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+}
+impl crate::ec2_xml::Ec2Xml for ElasticGpuSpecificationResponse {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.type_ {
+            crate::ec2_xml::element(out, "type", v);
+        }
+    }
+}
+
 /// Amazon Elastic Inference is no longer available.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ElasticInferenceAccelerator {

@@ -103,6 +103,38 @@ impl crate::ec2_xml::Ec2Xml for MediaDeviceMemoryInfo {
     }
 }
 
+/// The minimum and maximum amount of memory per vCPU, in GiB.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemoryGiBPerVCpu {
+    #[serde(rename = "Min")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(rename = "Max")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+impl crate::ec2_xml::Ec2Xml for MemoryGiBPerVCpu {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.min {
+            crate::ec2_xml::number(out, "min", *v);
+        }
+        if let Some(v) = &self.max {
+            crate::ec2_xml::number(out, "max", *v);
+        }
+    }
+}
+
+/// The minimum and maximum amount of memory per vCPU, in GiB.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemoryGiBPerVCpuRequest {
+    #[serde(rename = "Min")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(rename = "Max")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
 /// Describes the memory for the instance type.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MemoryInfo {
@@ -116,6 +148,37 @@ impl crate::ec2_xml::Ec2Xml for MemoryInfo {
             crate::ec2_xml::element(out, "sizeInMiB", v);
         }
     }
+}
+
+/// The minimum and maximum amount of memory, in MiB.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemoryMiB {
+    #[serde(rename = "Min")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+    #[serde(rename = "Max")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
+}
+impl crate::ec2_xml::Ec2Xml for MemoryMiB {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.min {
+            crate::ec2_xml::element(out, "min", v);
+        }
+        if let Some(v) = &self.max {
+            crate::ec2_xml::element(out, "max", v);
+        }
+    }
+}
+
+/// The minimum and maximum amount of memory, in MiB.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemoryMiBRequest {
+    #[serde(rename = "Min")]
+    pub min: i32,
+    #[serde(rename = "Max")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
 }
 
 /// The input of `ModifyInstanceAttribute`.
@@ -218,6 +281,41 @@ impl crate::ec2_xml::Ec2Xml for ModifyInstanceMetadataOptionsResult {
         }
         if let Some(v) = &self.instance_metadata_options {
             crate::ec2_xml::element(out, "instanceMetadataOptions", v);
+        }
+    }
+}
+
+/// The input of `ModifyLaunchTemplate`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModifyLaunchTemplateRequest {
+    #[serde(rename = "DryRun")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+    #[serde(rename = "ClientToken")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+    #[serde(rename = "LaunchTemplateId")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_template_id: Option<String>,
+    #[serde(rename = "LaunchTemplateName")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_template_name: Option<String>,
+    #[serde(rename = "DefaultVersion")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_version: Option<String>,
+}
+
+/// The output of `ModifyLaunchTemplate`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModifyLaunchTemplateResult {
+    #[serde(rename = "LaunchTemplate")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_template: Option<LaunchTemplate>,
+}
+impl crate::ec2_xml::Ec2Xml for ModifyLaunchTemplateResult {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.launch_template {
+            crate::ec2_xml::element(out, "launchTemplate", v);
         }
     }
 }

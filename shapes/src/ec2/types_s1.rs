@@ -90,6 +90,29 @@ impl crate::ec2_xml::Ec2Xml for ScanResults {
     }
 }
 
+/// Describes a private IPv4 address specification for a secondary interface.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SecondaryInterfacePrivateIpAddressSpecification {
+    #[serde(rename = "PrivateIpAddress")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_ip_address: Option<String>,
+}
+impl crate::ec2_xml::Ec2Xml for SecondaryInterfacePrivateIpAddressSpecification {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.private_ip_address {
+            crate::ec2_xml::element(out, "privateIpAddress", v);
+        }
+    }
+}
+
+/// Describes a private IPv4 address specification for a secondary interface request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SecondaryInterfacePrivateIpAddressSpecificationRequest {
+    #[serde(rename = "PrivateIpAddress")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_ip_address: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SecondaryInterfaceStatus {
     Available,

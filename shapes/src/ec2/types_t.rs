@@ -127,6 +127,38 @@ impl crate::ec2_xml::Ec2Xml for TerminateInstancesResult {
     }
 }
 
+/// The minimum and maximum amount of total local storage, in GB.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TotalLocalStorageGB {
+    #[serde(rename = "Min")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(rename = "Max")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+impl crate::ec2_xml::Ec2Xml for TotalLocalStorageGB {
+    fn write_content(&self, out: &mut Vec<u8>) {
+        if let Some(v) = &self.min {
+            crate::ec2_xml::number(out, "min", *v);
+        }
+        if let Some(v) = &self.max {
+            crate::ec2_xml::number(out, "max", *v);
+        }
+    }
+}
+
+/// The minimum and maximum amount of total local storage, in GB.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TotalLocalStorageGBRequest {
+    #[serde(rename = "Min")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(rename = "Max")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TpmSupportValues {
     V2_0,
