@@ -30,6 +30,7 @@ pub mod security_groups;
 pub mod server;
 pub mod sg_permissions;
 pub mod snapshots;
+pub mod autoscaling;
 pub mod sns;
 pub mod sts;
 pub mod tags;
