@@ -241,18 +241,18 @@ pub fn finish(
 mod tests {
     use super::*;
 
-    const T: i64 = 1_796_666_400_000; // 2026-12-07T18:40:00Z
+    const T: i64 = 1_796_666_400_000; // 2026-12-07T18:00:00Z
 
     #[test]
     fn a_created_group_launches_with_both_causes() {
         let created = desired_cause(&DesiredChange::Created, 0, 2, T);
         assert_eq!(
             created,
-            "At 2026-12-07T18:40:00Z a user request created an AutoScalingGroup changing the desired capacity from 0 to 2."
+            "At 2026-12-07T18:00:00Z a user request created an AutoScalingGroup changing the desired capacity from 0 to 2."
         );
         assert_eq!(
             launch_cause(Some(&created), 0, 2, T + 1000),
-            "At 2026-12-07T18:40:00Z a user request created an AutoScalingGroup changing the desired capacity from 0 to 2.  At 2026-12-07T18:40:01Z an instance was started in response to a difference between desired and actual capacity, increasing the capacity from 0 to 2."
+            "At 2026-12-07T18:00:00Z a user request created an AutoScalingGroup changing the desired capacity from 0 to 2.  At 2026-12-07T18:00:01Z an instance was started in response to a difference between desired and actual capacity, increasing the capacity from 0 to 2."
         );
     }
 
@@ -266,18 +266,18 @@ mod tests {
         );
         assert_eq!(
             alarm,
-            "At 2026-12-07T18:40:00Z a monitor alarm TargetTracking-web-AlarmLow-1 in state ALARM triggered policy cpu50 changing the desired capacity from 4 to 2."
+            "At 2026-12-07T18:00:00Z a monitor alarm TargetTracking-web-AlarmLow-1 in state ALARM triggered policy cpu50 changing the desired capacity from 4 to 2."
         );
         assert!(scale_in_cause(None, 4, 2, "i-1", T).ends_with(
-            "shrinking the capacity from 4 to 2.  At 2026-12-07T18:40:00Z instance i-1 was selected for termination."
+            "shrinking the capacity from 4 to 2.  At 2026-12-07T18:00:00Z instance i-1 was selected for termination."
         ));
         assert_eq!(
             unhealthy_cause(Unhealthy::StoppedOrTerminated, T),
-            "At 2026-12-07T18:40:00Z an instance was taken out of service in response to an EC2 health check indicating it has been terminated or stopped."
+            "At 2026-12-07T18:00:00Z an instance was taken out of service in response to an EC2 health check indicating it has been terminated or stopped."
         );
         assert_eq!(
             desired_cause(&DesiredChange::Scheduled(1, 5, 3), 2, 3, T),
-            "At 2026-12-07T18:40:00Z a scheduled action update of AutoScalingGroup constraints to min: 1, max: 5, desired: 3 changing the desired capacity from 2 to 3."
+            "At 2026-12-07T18:00:00Z a scheduled action update of AutoScalingGroup constraints to min: 1, max: 5, desired: 3 changing the desired capacity from 2 to 3."
         );
     }
 }

@@ -148,7 +148,8 @@ mod tests {
             Step { lower: Some(-10.0), upper: Some(0.0), adjustment: -1 },
             Step { lower: None, upper: Some(-10.0), adjustment: -2 },
         ];
-        assert_eq!(step_adjustment(&down, 30.0, 30.0), Some(-1));
+        assert_eq!(step_adjustment(&down, 29.9, 30.0), Some(-1));
+        assert_eq!(step_adjustment(&down, 30.0, 30.0), None);
         assert_eq!(step_adjustment(&down, 20.0, 30.0), Some(-2));
         assert_eq!(step_adjustment(&down, 25.0, 30.0), Some(-1));
     }

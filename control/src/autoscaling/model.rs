@@ -228,6 +228,6 @@ mod tests {
 
     #[test]
     fn causes_write_whole_seconds_in_utc() {
-        assert_eq!(cause_time(1_796_666_400_500), "2026-12-07T18:40:00Z");
+        assert_eq!(cause_time(1_796_666_400_500), "2026-12-07T18:00:00Z");
     }
 }
