@@ -9,62 +9,20 @@ use shapes::ec2;
 
 use super::errors::ApiError;
 use super::typed;
-use super::volumes::{check_snapshot_id, count, volume_type};
 use control::ec2::block_devices::Mapping;
+use control::ec2::launch_templates::command::mappings;
 use host::compute::disks::ROOT_DEVICE;
 use state::volumes::{self, VolumeRow};
 
-/// The most mappings one request may carry.
-const MAX_MAPPINGS: u32 = 64;
-
-/// `InvalidBlockDeviceMapping`.
-pub(super) fn bad_mapping(message: impl Into<String>) -> ApiError {
-    ApiError::new("InvalidBlockDeviceMapping", message)
-}
-
-/// Every `BlockDeviceMapping.N` of a typed request, checked for form.
+/// Every `BlockDeviceMapping.N` of a typed request, checked for form as a launch checks
+/// them (`control::ec2::launch_templates::command::mappings`).
 pub fn typed_mappings(given: Option<&[ec2::BlockDeviceMapping]>) -> Result<Vec<Mapping>, ApiError> {
-    let mut out: Vec<Mapping> = Vec::new();
-    let limit = usize::try_from(MAX_MAPPINGS).unwrap_or(usize::MAX);
-    for (i, m) in given.unwrap_or_default().iter().take(limit).enumerate() {
-        let n = i + 1;
-        let key = |k: &str| format!("BlockDeviceMapping.{n}.{k}");
-        let ebs = m.ebs.clone().unwrap_or_default();
-        let Some(device) = m.device_name.as_deref() else {
-            if ebs.volume_size.is_some() || m.no_device.is_some() {
-                return Err(ApiError::missing(&key("DeviceName")));
-            }
-            continue;
-        };
-        if out.iter().any(|m| m.device == device) {
-            return Err(bad_mapping(format!(
-                "The device name {device} is mapped twice"
-            )));
-        }
-        if let Some(s) = &ebs.snapshot_id {
-            check_snapshot_id(s)?;
-        }
-        if ebs.encrypted == Some(true) {
-            return Err(ApiError::invalid(
-                &key("Ebs.Encrypted"),
-                "encrypted volumes are not supported by this agent",
-            ));
-        }
-        out.push(Mapping {
-            device: device.to_string(),
-            no_device: m.no_device.is_some(),
-            snapshot: ebs.snapshot_id.clone(),
-            size: count(&key("Ebs.VolumeSize"), ebs.volume_size)?,
-            kind: ebs
-                .volume_type
-                .map(|t| volume_type(&key("Ebs.VolumeType"), Some(t.as_str())))
-                .transpose()?,
-            iops: count(&key("Ebs.Iops"), ebs.iops)?,
-            throughput: count(&key("Ebs.Throughput"), ebs.throughput)?,
-            delete_on_termination: ebs.delete_on_termination,
-        });
-    }
-    Ok(out)
+    let devices: Vec<_> = given
+        .unwrap_or_default()
+        .iter()
+        .map(super::launch_templates::data::block_device)
+        .collect();
+    mappings(&devices).map_err(|e| ApiError::refused(&e))
 }
 
 /// The attached volumes of every instance, by instance id.

@@ -16,10 +16,10 @@ use super::errors::ApiError;
 use super::filters::{self as filter, canonical_name, filters_match};
 use super::instance_network::InstanceNetwork;
 use super::typed;
-use super::{Call, instance_network, launch_network, render};
-use control::ec2::instances::{RunInstances, StopMode};
-use host::compute::catalog;
-use host::compute::launch::LaunchSpec;
+use super::{Call, instance_network, launch_templates, render};
+use control::ec2::instances::StopMode;
+use control::ec2::launch_templates::command::Counts;
+use control::ec2::launch_templates::{RunRequest, TemplateRef};
 use state::instances::{self, InstanceQuery, InstanceRow, InstanceState};
 use state::tags;
 
@@ -28,8 +28,6 @@ mod page;
 
 pub use page::InstancesPage;
 
-/// Largest decoded user data, as on EC2.
-const MAX_USER_DATA: usize = 16 * 1024;
 /// Most console output returned, as on EC2.
 const MAX_CONSOLE: u64 = 64 * 1024;
 
@@ -74,18 +72,9 @@ fn count(field: &str, n: i32) -> Result<u32, ApiError> {
         .ok_or_else(|| ApiError::invalid(field, format!("'{n}' is not an integer from 1 to 1000")))
 }
 
-/// RunInstances.
+/// RunInstances: the request's own parameters, over its launch template's when it names
+/// one, launched through the control plane's one launch path.
 pub async fn run(c: &Call<'_>, input: RunInstancesRequest) -> Result<Reservation, ApiError> {
-    let image_id = match input.image_id.as_deref() {
-        Some(id) if !id.is_empty() => id,
-        _ => return Err(ApiError::missing("ImageId")),
-    };
-    if !well_formed_id(image_id, "ami") {
-        return Err(ApiError::new(
-            "InvalidAMIID.Malformed",
-            format!("Invalid id: \"{image_id}\" (expecting \"ami-...\")"),
-        ));
-    }
     let min = count("MinCount", input.min_count)?;
     let max = count("MaxCount", input.max_count)?;
     if min > max {
@@ -94,37 +83,6 @@ pub async fn run(c: &Call<'_>, input: RunInstancesRequest) -> Result<Reservation
             format!("MinCount ({min}) must not be greater than MaxCount ({max})"),
         ));
     }
-    let type_name = input.instance_type.map_or("t2.micro", |t| t.as_str());
-    let instance_type = catalog::lookup(type_name).ok_or_else(|| {
-        ApiError::new(
-            "InvalidParameterValue",
-            format!(
-                "Invalid value '{type_name}' for InstanceType. Allowed values: {}",
-                catalog::names()
-            ),
-        )
-    })?;
-    let shutdown_behavior = input
-        .instance_initiated_shutdown_behavior
-        .map_or("stop", |b| b.as_str());
-    let user_data = match input.user_data.as_deref() {
-        None | Some("") => None,
-        Some(ud) => {
-            let bytes = B64
-                .decode(ud.trim())
-                .map_err(|_| ApiError::invalid("UserData", "user data must be base64-encoded"))?;
-            if bytes.len() > MAX_USER_DATA {
-                return Err(ApiError::invalid(
-                    "UserData",
-                    format!(
-                        "user data is {} bytes; the limit is {MAX_USER_DATA}",
-                        bytes.len()
-                    ),
-                ));
-            }
-            Some(ud.trim().to_string())
-        }
-    };
     let client_token = input.client_token.clone();
     if client_token
         .as_ref()
@@ -132,44 +90,22 @@ pub async fn run(c: &Call<'_>, input: RunInstancesRequest) -> Result<Reservation
     {
         return Err(ApiError::invalid("ClientToken", "1 to 64 ASCII characters"));
     }
-    let mut tag_lists = typed::tag_specifications_for(
-        input.tag_specifications.as_deref(),
-        &["instance", "volume", "network-interface"],
-    )?;
-    let mut tags_of = |kind: &str| tag_lists.remove(kind).unwrap_or_default();
-    let (tag_list, volume_tags, eni_tags) = (
-        tags_of("instance"),
-        tags_of("volume"),
-        tags_of("network-interface"),
-    );
-    let cmd = RunInstances {
-        image_id: image_id.to_owned(),
-        spec: LaunchSpec {
-            instance_type,
-            min_count: min,
-            max_count: max,
-            key_name: input.key_name.clone(),
-            user_data,
-            shutdown_behavior: shutdown_behavior.to_string(),
+    let req = RunRequest {
+        template: input.launch_template.as_ref().map(|t| TemplateRef {
+            id: t.launch_template_id.clone(),
+            name: t.launch_template_name.clone(),
+            version: t.version.clone(),
+        }),
+        data: launch_templates::data::from_run(&input)?,
+        counts: Counts {
+            min,
+            max,
             client_token,
-            tags: tag_list,
-            volume_tags,
-            eni_tags,
-            hibernation: input
-                .hibernation_options
-                .as_ref()
-                .and_then(|h| h.configured)
-                .unwrap_or(false),
-            detailed_monitoring: input.monitoring.as_ref().is_some_and(|m| m.enabled),
         },
-        network: launch_network::requested(&input, max)?,
-        block_devices: super::block_devices::typed_mappings(
-            input.block_device_mappings.as_deref(),
-        )?,
     };
     let rows =
         c.st.plane
-            .run_instances(&cmd)
+            .run_with_data(&req)
             .map_err(|e| ApiError::refused(&e))?;
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     let (tag_map, nets, vols) = {

@@ -19,6 +19,7 @@ pub mod instance_status;
 pub mod instances;
 pub mod keypairs;
 pub mod launch_network;
+pub mod launch_templates;
 pub mod metadata_options;
 pub mod models;
 pub mod network_interfaces;
@@ -142,6 +143,14 @@ pub const ACTIONS: &[&str] = &[
     "CopySnapshot",
     "DeleteSnapshot",
     "CreateImage",
+    // Launch templates
+    "CreateLaunchTemplate",
+    "CreateLaunchTemplateVersion",
+    "DescribeLaunchTemplates",
+    "DescribeLaunchTemplateVersions",
+    "ModifyLaunchTemplate",
+    "DeleteLaunchTemplate",
+    "DeleteLaunchTemplateVersions",
 ];
 
 /// Runs one EC2 action, its input checked against the model already.
@@ -347,6 +356,40 @@ async fn dispatch_typed(
             c,
             input,
             async network_interfaces::modify
+        )?,
+        // Launch templates
+        "CreateLaunchTemplate" => {
+            typed_op!(CreateLaunchTemplate, c, input, launch_templates::create)?
+        }
+        "CreateLaunchTemplateVersion" => typed_op!(
+            CreateLaunchTemplateVersion,
+            c,
+            input,
+            launch_templates::create_version
+        )?,
+        "DescribeLaunchTemplates" => typed_op!(
+            DescribeLaunchTemplates,
+            c,
+            input,
+            launch_templates::describe
+        )?,
+        "DescribeLaunchTemplateVersions" => typed_op!(
+            DescribeLaunchTemplateVersions,
+            c,
+            input,
+            launch_templates::describe_versions
+        )?,
+        "ModifyLaunchTemplate" => {
+            typed_op!(ModifyLaunchTemplate, c, input, launch_templates::modify)?
+        }
+        "DeleteLaunchTemplate" => {
+            typed_op!(DeleteLaunchTemplate, c, input, launch_templates::delete)?
+        }
+        "DeleteLaunchTemplateVersions" => typed_op!(
+            DeleteLaunchTemplateVersions,
+            c,
+            input,
+            launch_templates::delete_versions
         )?,
         _ => return Ok(None),
     }))

@@ -57,6 +57,9 @@ pub enum LaunchDataError {
         /// Why.
         message: String,
     },
+    /// An instance type the catalog does not have.
+    #[error("Invalid value '{0}' for InstanceType. Allowed values: {names}", names = catalog::names())]
+    InstanceType(String),
     /// Instance-level network parameters beside a network interface.
     #[error(
         "Network interfaces and an instance-level subnet, security groups or private IP address \
@@ -74,7 +77,7 @@ impl Refusal for LaunchDataError {
             Self::Missing(_) => "MissingParameter",
             Self::MalformedImage(_) => "InvalidAMIID.Malformed",
             Self::MalformedSnapshot(_) => "InvalidSnapshotID.Malformed",
-            Self::Invalid { .. } => "InvalidParameterValue",
+            Self::Invalid { .. } | Self::InstanceType(_) => "InvalidParameterValue",
             Self::NetworkCombination => "InvalidParameterCombination",
             Self::Mapping(_) => "InvalidBlockDeviceMapping",
         })

@@ -68,29 +68,7 @@ impl Plane {
         &self,
         l: &TemplateLaunch,
     ) -> Result<Vec<InstanceRow>, LaunchFromTemplateError> {
-        let spec = |kind: &str| TagSpecification {
-            resource_type: kind.to_string(),
-            tags: l.tags.clone(),
-        };
-        let data = LaunchData {
-            subnet_id: l.subnet_id.clone(),
-            instance_type: l.instance_type.clone(),
-            tag_specifications: if l.tags.is_empty() {
-                Vec::new()
-            } else {
-                vec![spec("instance"), spec("volume")]
-            },
-            ..LaunchData::default()
-        };
-        self.run_with_data(&RunRequest {
-            template: Some(l.template.clone()),
-            data,
-            counts: Counts {
-                min: 1,
-                max: 1,
-                client_token: l.client_token.clone(),
-            },
-        })
+        self.run_with_data(&template_launch(l))
     }
 
     /// RunInstances from its request's data: laid over the template's when it names one,
@@ -115,14 +93,47 @@ impl Plane {
                         data,
                     )
                 };
-                let mut merged = for_launch(&template, &r.data);
-                system_tags(&mut merged, &resolved);
-                merged
+                launch_data(&template, &r.data, &resolved)
             }
         };
         let cmd = command::run_instances(&data, &r.counts)?;
         Ok(self.run_instances(&cmd)?)
     }
+}
+
+/// The RunInstances request a [`TemplateLaunch`] makes: one instance, its overrides, its
+/// tags on the instance and its volumes.
+fn template_launch(l: &TemplateLaunch) -> RunRequest {
+    let spec = |kind: &str| TagSpecification {
+        resource_type: kind.to_string(),
+        tags: l.tags.clone(),
+    };
+    RunRequest {
+        template: Some(l.template.clone()),
+        data: LaunchData {
+            subnet_id: l.subnet_id.clone(),
+            instance_type: l.instance_type.clone(),
+            tag_specifications: if l.tags.is_empty() {
+                Vec::new()
+            } else {
+                vec![spec("instance"), spec("volume")]
+            },
+            ..LaunchData::default()
+        },
+        counts: Counts {
+            min: 1,
+            max: 1,
+            client_token: l.client_token.clone(),
+        },
+    }
+}
+
+/// What a launch from version `t` of a template asks for: the request over the template,
+/// and the template's own tags on the instance.
+fn launch_data(template: &LaunchData, request: &LaunchData, t: &ResolvedTemplate) -> LaunchData {
+    let mut merged = for_launch(template, request);
+    system_tags(&mut merged, t);
+    merged
 }
 
 /// The tags EC2 puts on an instance launched from a template.
@@ -144,5 +155,70 @@ fn system_tags(data: &mut LaunchData, t: &ResolvedTemplate) {
             resource_type: "instance".into(),
             tags,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::data::NetworkInterface;
+    use super::*;
+
+    #[test]
+    fn a_template_launch_overrides_the_subnet_and_type_and_tags_instance_and_volumes() {
+        let template = LaunchData {
+            image_id: Some("ami-00000001".into()),
+            instance_type: Some("t2.micro".into()),
+            network_interfaces: vec![NetworkInterface {
+                device_index: Some(0),
+                subnet_id: Some("subnet-00000001".into()),
+                groups: vec!["sg-00000001".into()],
+                associate_public_ip: Some(true),
+                ..Default::default()
+            }],
+            tag_specifications: vec![TagSpecification {
+                resource_type: "instance".into(),
+                tags: vec![("team".into(), "web".into())],
+            }],
+            ..Default::default()
+        };
+        let l = TemplateLaunch {
+            template: TemplateRef {
+                name: Some("web".into()),
+                ..Default::default()
+            },
+            subnet_id: Some("subnet-00000002".into()),
+            instance_type: Some("t2.nano".into()),
+            tags: vec![("aws:autoscaling:groupName".into(), "asg".into())],
+            client_token: Some("tok-1".into()),
+        };
+        let req = template_launch(&l);
+        let resolved = ResolvedTemplate {
+            id: "lt-00000001".into(),
+            name: "web".into(),
+            version: 4,
+        };
+        let data = launch_data(&template, &req.data, &resolved);
+        let cmd = command::run_instances(&data, &req.counts).unwrap();
+        assert_eq!((cmd.spec.min_count, cmd.spec.max_count), (1, 1));
+        assert_eq!(cmd.spec.client_token.as_deref(), Some("tok-1"));
+        assert_eq!(cmd.spec.instance_type.name, "t2.nano");
+        assert_eq!(cmd.network.subnet_id.as_deref(), Some("subnet-00000002"));
+        assert_eq!(cmd.network.group_ids, ["sg-00000001"]);
+        assert_eq!(cmd.network.public_ip, Some(true));
+        let has = |tags: &[(String, String)], k: &str, v: &str| {
+            tags.iter().any(|(a, b)| a == k && b == v)
+        };
+        let t = &cmd.spec.tags;
+        assert!(
+            has(t, "team", "web") && has(t, "aws:autoscaling:groupName", "asg"),
+            "{t:?}"
+        );
+        assert!(has(t, "aws:ec2launchtemplate:id", "lt-00000001"), "{t:?}");
+        assert!(has(t, "aws:ec2launchtemplate:version", "4"), "{t:?}");
+        assert!(has(
+            &cmd.spec.volume_tags,
+            "aws:autoscaling:groupName",
+            "asg"
+        ));
     }
 }
