@@ -7,7 +7,7 @@ and the `aws autoscaling` CLI, on a real agent with probe instances:
 - SetDesiredCapacity up and down: the termination policy (OldestInstance) picks the victim,
   a protected instance is kept;
 - a scheduled action fires; a step scaling policy runs from its alarm (SetAlarmState);
-- target tracking on CPU 50 %: burning probes scale the group out, and it scales in after
+- target tracking on CPU (25 %): burning probes scale the group out, and it scales in after
   the burn stops;
 - every step is in DescribeScalingActivities; ForceDelete removes the group.
 
@@ -72,6 +72,10 @@ def wait_for(what, check, timeout):
         if v:
             return v
         if time.time() > end:
+            for a in cw.describe_alarms()["MetricAlarms"]:
+                print("alarm", a["AlarmName"], a["StateValue"], a["StateReason"])
+                for h in cw.describe_alarm_history(AlarmName=a["AlarmName"])["AlarmHistoryItems"][:4]:
+                    print("  ", h["HistoryItemType"], h["HistorySummary"], h.get("HistoryData", "")[:300])
             acts = asg.describe_scaling_activities(AutoScalingGroupName="web")["Activities"][:6]
             raise AssertionError(f"timed out waiting for {what}: {group()}\n"
                                  + "\n".join(f"{a['StatusCode']}: {a['Description']} / {a.get('StatusMessage')}" for a in acts))
@@ -217,12 +221,14 @@ asg.delete_policy(AutoScalingGroupName="web", PolicyName="step-in")
 cw.delete_alarms(AlarmNames=["queue-low"])
 log("step scaling ok")
 
-# Target tracking on CPU 50 %: burning probes scale out; when the burn stops, scale in.
+# Target tracking on CPU: burning probes scale out; when the burn stops, scale in. The
+# target is 25 % rather than 50 %: two guests burning 90 % on a small shared host get less
+# than 50 % of a CPU each when other work runs beside them.
 asg.set_instance_protection(AutoScalingGroupName="web", InstanceIds=[by_age[0]], ProtectedFromScaleIn=False)
 r = asg.put_scaling_policy(AutoScalingGroupName="web", PolicyName="cpu50", PolicyType="TargetTrackingScaling",
                            EstimatedInstanceWarmup=30, TargetTrackingConfiguration={
                                "PredefinedMetricSpecification": {"PredefinedMetricType": "ASGAverageCPUUtilization"},
-                               "TargetValue": 50.0})
+                               "TargetValue": 25.0})
 names = sorted(a["AlarmName"] for a in r["Alarms"])
 assert len(names) == 2 and names[0].startswith("TargetTracking-web-AlarmHigh-") and names[1].startswith("TargetTracking-web-AlarmLow-"), names
 alarms = {a["AlarmName"]: a for a in cw.describe_alarms(AlarmNames=names)["MetricAlarms"]}

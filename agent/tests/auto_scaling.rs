@@ -31,3 +31,90 @@ fn a_group_keeps_its_capacity_and_scales_by_policies_schedules_and_alarms() {
         assert!(out.contains(step), "{out}");
     }
 }
+
+#[test]
+fn the_ec2_cli_creates_describes_and_resizes_a_group() {
+    let agent = Agent::start(&[]);
+    let ami = agent.register_probe();
+    agent.call(
+        "CreateLaunchTemplate",
+        &[
+            ("LaunchTemplateName", "cli"),
+            ("LaunchTemplateData.ImageId", &ami),
+            ("LaunchTemplateData.InstanceType", "t2.micro"),
+        ],
+    );
+    let subnet = common::network::first(&agent.call("DescribeSubnets", &[]), "subnetId");
+    agent.ec2_ok(&[
+        "create-auto-scaling-group",
+        "--auto-scaling-group-name",
+        "cli",
+        "--launch-template-name",
+        "cli",
+        "--min-size",
+        "1",
+        "--max-size",
+        "2",
+        "--vpc-zone-identifier",
+        &subnet,
+    ]);
+    let in_service = |n: usize| {
+        common::eventually(std::time::Duration::from_secs(60), || {
+            agent
+                .ec2_ok(&["describe-auto-scaling-groups"])
+                .matches("(InService)")
+                .count()
+                == n
+        })
+    };
+    assert!(
+        in_service(1),
+        "{}",
+        agent.ec2_ok(&["describe-auto-scaling-groups"])
+    );
+    let refused = agent.ec2(&[
+        "set-desired-capacity",
+        "--auto-scaling-group-name",
+        "cli",
+        "--desired-capacity",
+        "3",
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("ValidationError"));
+    agent.ec2_ok(&[
+        "set-desired-capacity",
+        "--auto-scaling-group-name",
+        "cli",
+        "--desired-capacity",
+        "2",
+    ]);
+    assert!(
+        in_service(2),
+        "{}",
+        agent.ec2_ok(&["describe-auto-scaling-groups"])
+    );
+    let json = agent.ec2_ok(&["describe-auto-scaling-groups", "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["AutoScalingGroups"][0]["DesiredCapacity"], 2, "{json}");
+    let activities = agent.ec2_ok(&[
+        "describe-scaling-activities",
+        "--auto-scaling-group-name",
+        "cli",
+    ]);
+    let launched = activities
+        .lines()
+        .filter(|l| l.starts_with("Successful") && l.contains("Launching a new EC2 instance: i-"))
+        .count();
+    assert_eq!(launched, 2, "{activities}");
+}
+
+#[test]
+fn predictive_scaling_forecasts_a_synthetic_daily_load() {
+    let agent = Agent::start(&[]);
+    common::run_python(
+        &agent,
+        "auto_scaling_forecast.py",
+        &[],
+        "auto scaling forecast: ok",
+    );
+}

@@ -4,6 +4,7 @@
 
 pub mod addresses;
 pub mod attributes;
+pub mod autoscaling;
 pub mod block_devices;
 pub mod cloudwatch;
 pub mod errors;
@@ -31,7 +32,6 @@ pub mod security_groups;
 pub mod server;
 pub mod sg_permissions;
 pub mod snapshots;
-pub mod autoscaling;
 pub mod sns;
 pub mod sts;
 pub mod tags;

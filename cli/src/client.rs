@@ -36,6 +36,12 @@ pub const SNS: Service = Service {
     version: "2010-03-31",
 };
 
+/// Auto Scaling (awsQuery).
+pub const AUTOSCALING: Service = Service {
+    signing_name: "autoscaling",
+    version: "2011-01-01",
+};
+
 /// Errors of one API call.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {

@@ -417,13 +417,13 @@ pub fn named_by_name(
 }
 
 /// The row with ARN `arn`.
-pub fn named_by_arn(conn: &Connection, which: Named, arn: &str) -> rusqlite::Result<Option<NamedRow>> {
-    conn.query_row(
-        &format!("{} WHERE arn = ?1", which.select()),
-        [arn],
-        named,
-    )
-    .optional()
+pub fn named_by_arn(
+    conn: &Connection,
+    which: Named,
+    arn: &str,
+) -> rusqlite::Result<Option<NamedRow>> {
+    conn.query_row(&format!("{} WHERE arn = ?1", which.select()), [arn], named)
+        .optional()
 }
 
 /// The rows of one group, or of all, in creation order.
@@ -512,7 +512,15 @@ mod tests {
             next_ms: None,
         };
         put_named(&c, Named::Policy, &p).unwrap();
-        put_named(&c, Named::Policy, &NamedRow { config: "{\"a\":1}".into(), ..p.clone() }).unwrap();
+        put_named(
+            &c,
+            Named::Policy,
+            &NamedRow {
+                config: "{\"a\":1}".into(),
+                ..p.clone()
+            },
+        )
+        .unwrap();
         let got = named_rows(&c, Named::Policy, Some("web")).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].config, "{\"a\":1}");

@@ -133,7 +133,9 @@ pub(super) fn update(c: &Call<'_>, value: Value) -> Result<Reply, ApiError> {
         grace: r.health_check_grace_period,
         termination_policies: r.termination_policies,
         protect_new: r.new_instances_protected_from_scale_in,
-        unsupported: r.launch_configuration_name.map(|_| "LaunchConfigurationName"),
+        unsupported: r
+            .launch_configuration_name
+            .map(|_| "LaunchConfigurationName"),
         ..Default::default()
     };
     check_template(c, input.template.as_ref())?;
@@ -211,19 +213,18 @@ pub(super) fn attach_instances(c: &Call<'_>, value: Value) -> Result<Reply, ApiE
 pub(super) fn detach_instances(c: &Call<'_>, value: Value) -> Result<Reply, ApiError> {
     let r = input::<ops::DetachInstances>(value)?;
     let ids = r.instance_ids.unwrap_or_default();
-    let done = c
-        .st
-        .plane
-        .asg_write(|tx| {
-            instances::detach_instances(
-                tx,
-                &r.auto_scaling_group_name,
-                &ids,
-                r.should_decrement_desired_capacity,
-                now_ms(),
-            )
-        })
-        .map_err(|e| refused(&e))?;
+    let done =
+        c.st.plane
+            .asg_write(|tx| {
+                instances::detach_instances(
+                    tx,
+                    &r.auto_scaling_group_name,
+                    &ids,
+                    r.should_decrement_desired_capacity,
+                    now_ms(),
+                )
+            })
+            .map_err(|e| refused(&e))?;
     output::<ops::DetachInstances>(DetachInstancesAnswer {
         activities: Some(done.into_iter().map(|a| activity(a, None)).collect()),
     })
@@ -304,7 +305,14 @@ pub(super) fn target_groups(c: &Call<'_>, value: Value, attach: bool) -> Result<
         }
     }
     plane
-        .asg_write(|tx| groups::set_target_groups(tx, &r.auto_scaling_group_name, &r.target_group_ar_ns, attach))
+        .asg_write(|tx| {
+            groups::set_target_groups(
+                tx,
+                &r.auto_scaling_group_name,
+                &r.target_group_ar_ns,
+                attach,
+            )
+        })
         .map_err(|e| refused(&e))?;
     if attach {
         output::<ops::AttachLoadBalancerTargetGroups>(Default::default())

@@ -71,7 +71,13 @@ fn time(ms: i64) -> chrono::DateTime<chrono::Utc> {
 }
 
 /// The page of `items` a token and a size select, with the token of the next page.
-fn page<T>(items: Vec<T>, token: Option<&str>, max: Option<i32>, default: usize, limit: usize) -> Result<(Vec<T>, Option<String>), ApiError> {
+fn page<T>(
+    items: Vec<T>,
+    token: Option<&str>,
+    max: Option<i32>,
+    default: usize,
+    limit: usize,
+) -> Result<(Vec<T>, Option<String>), ApiError> {
     let start = match token {
         None | Some("") => 0,
         Some(t) => t

@@ -15,10 +15,15 @@ use serde_json::Value;
 use shapes::autoscaling::{
     Alarm, BatchPutScheduledUpdateGroupActionAnswer, CapacityForecast,
     CustomizedMetricSpecification, FailedScheduledUpdateGroupActionRequest,
-    GetPredictiveScalingForecastAnswer, LoadForecast, MetricDimension, MetricStatistic,
-    MetricType, PoliciesType, PolicyARNType, PredefinedMetricSpecification,
-    PredictiveScalingConfiguration, ScalingPolicy, ScheduledActionsType,
-    ScheduledUpdateGroupAction, StepAdjustment, TargetTrackingConfiguration, ops,
+    GetPredictiveScalingForecastAnswer, LoadForecast, Metric, MetricDataQuery, MetricDimension,
+    MetricStat, MetricStatistic, MetricType, PoliciesType, PolicyARNType, PredefinedLoadMetricType,
+    PredefinedMetricPairType, PredefinedMetricSpecification, PredefinedScalingMetricType,
+    PredictiveScalingConfiguration, PredictiveScalingCustomizedLoadMetric,
+    PredictiveScalingMaxCapacityBreachBehavior, PredictiveScalingMetricSpecification,
+    PredictiveScalingMode, PredictiveScalingPredefinedLoadMetric,
+    PredictiveScalingPredefinedMetricPair, PredictiveScalingPredefinedScalingMetric, ScalingPolicy,
+    ScheduledActionsType, ScheduledUpdateGroupAction, StepAdjustment, TargetTrackingConfiguration,
+    ops,
 };
 
 use super::{page, refused, time};
@@ -32,7 +37,9 @@ fn target(t: TargetTrackingConfiguration) -> TargetTracking {
             .predefined_metric_specification
             .as_ref()
             .map(|p| p.predefined_metric_type.as_str().to_string()),
-        resource_label: t.predefined_metric_specification.and_then(|p| p.resource_label),
+        resource_label: t
+            .predefined_metric_specification
+            .and_then(|p| p.resource_label),
         customized: t.customized_metric_specification.map(|c| CustomMetric {
             namespace: c.namespace.unwrap_or_default(),
             metric_name: c.metric_name.unwrap_or_default(),
@@ -42,7 +49,10 @@ fn target(t: TargetTrackingConfiguration) -> TargetTracking {
                 .into_iter()
                 .map(|d| (d.name, d.value))
                 .collect(),
-            statistic: c.statistic.map(|s| s.as_str().to_string()).unwrap_or_default(),
+            statistic: c
+                .statistic
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
             unit: c.unit,
         }),
         target_value: t.target_value,
@@ -83,7 +93,9 @@ fn target_view(t: &TargetTracking) -> TargetTrackingConfiguration {
 
 fn predictive_config(p: &PredictiveScalingConfiguration) -> Result<PredictiveConfig, ApiError> {
     let [m] = &p.metric_specifications[..] else {
-        return Err(refused(&invalid("Exactly one MetricSpecification is served.")));
+        return Err(refused(&invalid(
+            "Exactly one MetricSpecification is served.",
+        )));
     };
     let custom_load = match &m.customized_load_metric_specification {
         None => None,
@@ -92,7 +104,11 @@ fn predictive_config(p: &PredictiveScalingConfiguration) -> Result<PredictiveCon
                 .metric_data_queries
                 .iter()
                 .find_map(|q| q.metric_stat.clone())
-                .ok_or_else(|| refused(&invalid("A customized load metric needs a MetricStat query.")))?;
+                .ok_or_else(|| {
+                    refused(&invalid(
+                        "A customized load metric needs a MetricStat query.",
+                    ))
+                })?;
             Some(CustomMetric {
                 namespace: stat.metric.namespace,
                 metric_name: stat.metric.metric_name,
@@ -110,15 +126,91 @@ fn predictive_config(p: &PredictiveScalingConfiguration) -> Result<PredictiveCon
     };
     Ok(PredictiveConfig {
         target_value: m.target_value,
-        metric_pair: m.predefined_metric_pair_specification.as_ref().map(|x| x.predefined_metric_type.as_str().to_string()),
-        load_metric: m.predefined_load_metric_specification.as_ref().map(|x| x.predefined_metric_type.as_str().to_string()),
-        scaling_metric: m.predefined_scaling_metric_specification.as_ref().map(|x| x.predefined_metric_type.as_str().to_string()),
+        metric_pair: m
+            .predefined_metric_pair_specification
+            .as_ref()
+            .map(|x| x.predefined_metric_type.as_str().to_string()),
+        load_metric: m
+            .predefined_load_metric_specification
+            .as_ref()
+            .map(|x| x.predefined_metric_type.as_str().to_string()),
+        scaling_metric: m
+            .predefined_scaling_metric_specification
+            .as_ref()
+            .map(|x| x.predefined_metric_type.as_str().to_string()),
         custom_load,
         mode: p.mode.map_or("ForecastOnly", |m| m.as_str()).to_string(),
         buffer_time: p.scheduling_buffer_time.unwrap_or(0),
-        breach: p.max_capacity_breach_behavior.map_or("HonorMaxCapacity", |b| b.as_str()).to_string(),
+        breach: p
+            .max_capacity_breach_behavior
+            .map_or("HonorMaxCapacity", |b| b.as_str())
+            .to_string(),
         max_capacity_buffer: p.max_capacity_buffer,
     })
+}
+
+fn metric_query(id: &str, m: &CustomMetric) -> MetricDataQuery {
+    MetricDataQuery {
+        id: id.to_string(),
+        metric_stat: Some(MetricStat {
+            metric: Metric {
+                namespace: m.namespace.clone(),
+                metric_name: m.metric_name.clone(),
+                dimensions: Some(
+                    m.dimensions
+                        .iter()
+                        .map(|(n, v)| MetricDimension {
+                            name: n.clone(),
+                            value: v.clone(),
+                        })
+                        .collect(),
+                ),
+            },
+            stat: m.statistic.clone(),
+            unit: m.unit.clone(),
+        }),
+        return_data: Some(true),
+        ..Default::default()
+    }
+}
+
+fn predictive_view(p: &PredictiveConfig) -> PredictiveScalingConfiguration {
+    let spec = PredictiveScalingMetricSpecification {
+        target_value: p.target_value,
+        predefined_metric_pair_specification: p.metric_pair.as_deref().and_then(|t| {
+            Some(PredictiveScalingPredefinedMetricPair {
+                predefined_metric_type: PredefinedMetricPairType::from_wire(t)?,
+                resource_label: None,
+            })
+        }),
+        predefined_load_metric_specification: p.load_metric.as_deref().and_then(|t| {
+            Some(PredictiveScalingPredefinedLoadMetric {
+                predefined_metric_type: PredefinedLoadMetricType::from_wire(t)?,
+                resource_label: None,
+            })
+        }),
+        predefined_scaling_metric_specification: p.scaling_metric.as_deref().and_then(|t| {
+            Some(PredictiveScalingPredefinedScalingMetric {
+                predefined_metric_type: PredefinedScalingMetricType::from_wire(t)?,
+                resource_label: None,
+            })
+        }),
+        customized_load_metric_specification: p.custom_load.as_ref().map(|m| {
+            PredictiveScalingCustomizedLoadMetric {
+                metric_data_queries: vec![metric_query("load", m)],
+            }
+        }),
+        ..Default::default()
+    };
+    PredictiveScalingConfiguration {
+        metric_specifications: vec![spec],
+        mode: PredictiveScalingMode::from_wire(&p.mode),
+        scheduling_buffer_time: Some(p.buffer_time),
+        max_capacity_breach_behavior: PredictiveScalingMaxCapacityBreachBehavior::from_wire(
+            &p.breach,
+        ),
+        max_capacity_buffer: p.max_capacity_buffer,
+    }
 }
 
 /// The alarms that name policy `p` (its own, and any other whose actions name it).
@@ -127,13 +219,12 @@ fn alarms_of(c: &Call<'_>, p: &Policy) -> Vec<Alarm> {
         action_prefix: Some(p.arn.clone()),
         ..Default::default()
     };
-    let mut names: Vec<String> = c
-        .st
-        .plane
-        .metrics
-        .alarms(&filter, None, 100)
-        .map(|(rows, _)| rows.into_iter().map(|r| r.name).collect())
-        .unwrap_or_default();
+    let mut names: Vec<String> =
+        c.st.plane
+            .metrics
+            .alarms(&filter, None, 100)
+            .map(|(rows, _)| rows.into_iter().map(|r| r.name).collect())
+            .unwrap_or_default();
     for a in &p.config.alarms {
         if !names.contains(a) {
             names.push(a.clone());
@@ -142,7 +233,10 @@ fn alarms_of(c: &Call<'_>, p: &Policy) -> Vec<Alarm> {
     names
         .into_iter()
         .map(|n| Alarm {
-            alarm_arn: Some(control::monitoring::alarms::config::alarm_arn(&c.st.account_id, &n)),
+            alarm_arn: Some(control::monitoring::alarms::config::alarm_arn(
+                &c.st.account_id,
+                &n,
+            )),
             alarm_name: Some(n),
         })
         .collect()
@@ -179,7 +273,10 @@ pub(super) fn put_policy(c: &Call<'_>, value: Value) -> Result<Reply, ApiError> 
         predictive,
         enabled: r.enabled,
     };
-    let p = c.st.plane.put_scaling_policy(&input).map_err(|e| refused(&e))?;
+    let p =
+        c.st.plane
+            .put_scaling_policy(&input)
+            .map_err(|e| refused(&e))?;
     let alarms = alarms_of(c, &p);
     output::<ops::PutScalingPolicy>(PolicyARNType {
         policy_arn: Some(p.arn),
@@ -192,7 +289,8 @@ pub(super) fn execute_policy(c: &Call<'_>, value: Value) -> Result<Reply, ApiErr
     let r = input::<ops::ExecutePolicy>(value)?;
     c.st.plane
         .asg_write(|tx| {
-            let mut p = policies::policy_named(tx, r.auto_scaling_group_name.as_deref(), &r.policy_name)?;
+            let mut p =
+                policies::policy_named(tx, r.auto_scaling_group_name.as_deref(), &r.policy_name)?;
             let name = p.name.clone();
             let e = Execution {
                 by: DesiredChange::UserPolicy(&name),
@@ -201,12 +299,18 @@ pub(super) fn execute_policy(c: &Call<'_>, value: Value) -> Result<Reply, ApiErr
                 honor_cooldown: r.honor_cooldown.unwrap_or(false),
                 scale_in_only: false,
             };
-            if p.config.policy_type == "TargetTrackingScaling" || p.config.policy_type == "PredictiveScaling" {
-                return Err(invalid(format!("A {} policy cannot be executed.", p.config.policy_type)));
+            if p.config.policy_type == "TargetTrackingScaling"
+                || p.config.policy_type == "PredictiveScaling"
+            {
+                return Err(invalid(format!(
+                    "A {} policy cannot be executed.",
+                    p.config.policy_type
+                )));
             }
             match policies::execute(tx, &mut p, &e, now_ms())? {
                 policies::Executed::CoolingDown => Err(ScalingError::ActivityInProgress(
-                    "Scaling activity is in progress or the group is in its cooldown period.".into(),
+                    "Scaling activity is in progress or the group is in its cooldown period."
+                        .into(),
                 )),
                 _ => Ok(()),
             }
@@ -242,6 +346,7 @@ fn policy_view(c: &Call<'_>, p: Policy) -> ScalingPolicy {
         alarms: Some(alarms),
         target_tracking_configuration: k.target.as_ref().map(target_view),
         enabled: Some(k.enabled),
+        predictive_scaling_configuration: k.predictive.as_ref().map(predictive_view),
         ..Default::default()
     }
 }
@@ -363,7 +468,14 @@ pub(super) fn batch_put_scheduled(c: &Call<'_>, value: Value) -> Result<Reply, A
             a.time_zone,
         );
         let done = plane.asg_write(|tx| {
-            scheduled::put_scheduled(tx, &plane.account_id, &r.auto_scaling_group_name, &a.scheduled_action_name, &cfg, now_ms())
+            scheduled::put_scheduled(
+                tx,
+                &plane.account_id,
+                &r.auto_scaling_group_name,
+                &a.scheduled_action_name,
+                &cfg,
+                now_ms(),
+            )
         });
         if let Err(e) = done {
             let code = control::Refusal::code(&e).unwrap_or("InternalFailure");
@@ -416,7 +528,9 @@ pub(super) fn describe_scheduled(c: &Call<'_>, value: Value) -> Result<Reply, Ap
 pub(super) fn delete_scheduled(c: &Call<'_>, value: Value) -> Result<Reply, ApiError> {
     let r = input::<ops::DeleteScheduledAction>(value)?;
     c.st.plane
-        .asg_write(|tx| scheduled::delete_scheduled(tx, &r.auto_scaling_group_name, &r.scheduled_action_name))
+        .asg_write(|tx| {
+            scheduled::delete_scheduled(tx, &r.auto_scaling_group_name, &r.scheduled_action_name)
+        })
         .map_err(|e| refused(&e))?;
     output::<ops::DeleteScheduledAction>(shapes::Empty {})
 }

@@ -141,10 +141,20 @@ fn filtered(g: &Group, filters: &[Filter]) -> bool {
 fn check_filters(filters: &[Filter]) -> Result<(), ApiError> {
     for f in filters {
         let n = f.name.as_deref().unwrap_or("");
-        let known = matches!(n, "tag-key" | "tag-value" | "auto-scaling-group" | "key" | "value" | "propagate-at-launch")
-            || n.starts_with("tag:");
+        let known = matches!(
+            n,
+            "tag-key"
+                | "tag-value"
+                | "auto-scaling-group"
+                | "key"
+                | "value"
+                | "propagate-at-launch"
+        ) || n.starts_with("tag:");
         if !known {
-            return Err(ApiError::new("ValidationError", format!("Filter type {n} is not correct.")));
+            return Err(ApiError::new(
+                "ValidationError",
+                format!("Filter type {n} is not correct."),
+            ));
         }
     }
     Ok(())
@@ -213,7 +223,8 @@ pub(super) fn describe_activities(c: &Call<'_>, value: Value) -> Result<Reply, A
         None => None,
     };
     let ids = r.activity_ids.unwrap_or_default();
-    let rows = db::activities(&conn, group, i64::MAX, 10_000).map_err(|e| ApiError::internal(&e))?;
+    let rows =
+        db::activities(&conn, group, i64::MAX, 10_000).map_err(|e| ApiError::internal(&e))?;
     drop(conn);
     let rows: Vec<ActivityRow> = rows
         .into_iter()
@@ -244,7 +255,9 @@ pub(super) fn describe_tags(c: &Call<'_>, value: Value) -> Result<Reply, ApiErro
                     "auto-scaling-group" => has(&t.resource_id),
                     "key" => has(&t.key),
                     "value" => has(&t.value),
-                    "propagate-at-launch" => v.contains(&t.propagate_at_launch.unwrap_or(false).to_string()),
+                    "propagate-at-launch" => {
+                        v.contains(&t.propagate_at_launch.unwrap_or(false).to_string())
+                    }
                     _ => true,
                 }
             })
@@ -260,7 +273,8 @@ pub(super) fn describe_tags(c: &Call<'_>, value: Value) -> Result<Reply, ApiErro
 /// DescribeLoadBalancerTargetGroups.
 pub(super) fn describe_target_groups(c: &Call<'_>, value: Value) -> Result<Reply, ApiError> {
     let r = input::<ops::DescribeLoadBalancerTargetGroups>(value)?;
-    let g = groups::group(&c.st.plane.db.lock(), &r.auto_scaling_group_name).map_err(|e| refused(&e))?;
+    let g = groups::group(&c.st.plane.db.lock(), &r.auto_scaling_group_name)
+        .map_err(|e| refused(&e))?;
     output::<ops::DescribeLoadBalancerTargetGroups>(DescribeLoadBalancerTargetGroupsResponse {
         load_balancer_target_groups: Some(
             g.config
@@ -293,6 +307,8 @@ pub(super) fn process_types() -> Result<Reply, ApiError> {
 /// DescribeTerminationPolicyTypes.
 pub(super) fn termination_policy_types() -> Result<Reply, ApiError> {
     output::<ops::DescribeTerminationPolicyTypes>(DescribeTerminationPolicyTypesAnswer {
-        termination_policy_types: Some(TERMINATION_POLICIES.iter().map(|s| s.to_string()).collect()),
+        termination_policy_types: Some(
+            TERMINATION_POLICIES.iter().map(|s| s.to_string()).collect(),
+        ),
     })
 }

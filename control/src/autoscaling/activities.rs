@@ -80,7 +80,13 @@ pub fn launch_cause(prefix: Option<&str>, from: usize, to: i32, ms: i64) -> Stri
 }
 
 /// The cause of a scale-in termination of `instance` from `from` toward `to`.
-pub fn scale_in_cause(prefix: Option<&str>, from: usize, to: i32, instance: &str, ms: i64) -> String {
+pub fn scale_in_cause(
+    prefix: Option<&str>,
+    from: usize,
+    to: i32,
+    instance: &str,
+    ms: i64,
+) -> String {
     let at = cause_time(ms);
     joined(
         prefix,
@@ -163,7 +169,9 @@ pub fn launch_description(instance: Option<&str>) -> String {
 
 /// The description of a failed launch.
 pub fn failed_launch_description(reason: &str) -> String {
-    format!("Launching a new EC2 instance.  Status Reason: {reason}. Launching EC2 instance failed.")
+    format!(
+        "Launching a new EC2 instance.  Status Reason: {reason}. Launching EC2 instance failed."
+    )
 }
 
 /// The description of a termination.
@@ -216,8 +224,9 @@ pub fn record(conn: &Connection, a: NewActivity<'_>, now_ms: i64) -> rusqlite::R
 /// An activity's `Details` JSON (its subnet and zone).
 pub fn details(subnet: Option<&str>) -> String {
     match subnet {
-        Some(s) => serde_json::json!({"Subnet ID": s, "Availability Zone": super::model::ZONE})
-            .to_string(),
+        Some(s) => {
+            serde_json::json!({"Subnet ID": s, "Availability Zone": super::model::ZONE}).to_string()
+        }
         None => serde_json::json!({"Availability Zone": super::model::ZONE}).to_string(),
     }
 }

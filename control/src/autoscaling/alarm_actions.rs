@@ -23,17 +23,35 @@ pub fn latest_value(plane: &Plane, alarm: &Alarm, now_ms: i64) -> Option<f64> {
     let AlarmKind::Metric(m) = &alarm.config.kind else {
         return None;
     };
-    let key = MetricKey::new(m.namespace.clone()?, m.metric_name.clone()?, m.dimensions.clone());
+    let key = MetricKey::new(
+        m.namespace.clone()?,
+        m.metric_name.clone()?,
+        m.dimensions.clone(),
+    );
     let period = m.period.max(1);
-    let resolution = if period < 60 { Resolution::Second } else { Resolution::Minute };
+    let resolution = if period < 60 {
+        Resolution::Second
+    } else {
+        Resolution::Minute
+    };
     let now = now_ms / 1000;
     // The last whole period, with one more behind it for a sampler that is late.
     let points = plane
         .metrics
-        .points(&key, resolution, now - 2 * period, now + 1, m.unit.as_deref())
+        .points(
+            &key,
+            resolution,
+            now - 2 * period,
+            now + 1,
+            m.unit.as_deref(),
+        )
         .ok()?;
     let recent: Vec<_> = points.iter().filter(|p| p.time >= now - period).collect();
-    let used: Vec<_> = if recent.is_empty() { points.iter().collect() } else { recent };
+    let used: Vec<_> = if recent.is_empty() {
+        points.iter().collect()
+    } else {
+        recent
+    };
     if used.is_empty() {
         return None;
     }
@@ -41,8 +59,14 @@ pub fn latest_value(plane: &Plane, alarm: &Alarm, now_ms: i64) -> Option<f64> {
     let sum: f64 = used.iter().map(|p| p.aggregate.sum).sum();
     Some(match m.statistic.as_deref() {
         Some("Sum") => sum,
-        Some("Maximum") => used.iter().map(|p| p.aggregate.max).fold(f64::MIN, f64::max),
-        Some("Minimum") => used.iter().map(|p| p.aggregate.min).fold(f64::MAX, f64::min),
+        Some("Maximum") => used
+            .iter()
+            .map(|p| p.aggregate.max)
+            .fold(f64::MIN, f64::max),
+        Some("Minimum") => used
+            .iter()
+            .map(|p| p.aggregate.min)
+            .fold(f64::MAX, f64::min),
         Some("SampleCount") => count,
         _ => sum / count.max(1.0),
     })
@@ -69,7 +93,9 @@ pub fn on_alarm(plane: &Plane, arn: &str, alarm: &Alarm) -> Result<String, Strin
         };
         let mut p = Policy::from_row(row);
         let Some(g) = db::group_by_name(tx, group_name)?.map(Group::from_row) else {
-            return Ok(Err(format!("The Auto Scaling group {group_name} does not exist.")));
+            return Ok(Err(format!(
+                "The Auto Scaling group {group_name} does not exist."
+            )));
         };
         if g.config.suspended("AlarmNotification") {
             return Ok(Ok(Executed::Unchanged));
@@ -81,7 +107,9 @@ pub fn on_alarm(plane: &Plane, arn: &str, alarm: &Alarm) -> Result<String, Strin
             honor_cooldown: true,
             scale_in_only: alarm.config.name.contains("-AlarmLow-"),
         };
-        Ok::<_, super::checks::ScalingError>(execute(tx, &mut p, &e, now).map_err(|e| e.to_string()))
+        Ok::<_, super::checks::ScalingError>(
+            execute(tx, &mut p, &e, now).map_err(|e| e.to_string()),
+        )
     });
     match done {
         Ok(Ok(Executed::Changed(from, to))) => Ok(format!(
@@ -128,8 +156,12 @@ pub async fn reinvoke(plane: &Plane, memory: &mut Memory, now_ms: i64) {
             }
             memory.alarm_invoked.insert(key, now_ms);
             match on_alarm(plane, &row.arn, &a) {
-                Ok(done) => tracing::debug!(alarm = %a.config.name, %done, "alarm re-invoked its policy"),
-                Err(e) => tracing::warn!(alarm = %a.config.name, error = %e, "alarm re-invocation failed"),
+                Ok(done) => {
+                    tracing::debug!(alarm = %a.config.name, %done, "alarm re-invoked its policy")
+                }
+                Err(e) => {
+                    tracing::warn!(alarm = %a.config.name, error = %e, "alarm re-invocation failed")
+                }
             }
         }
     }

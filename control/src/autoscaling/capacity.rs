@@ -135,9 +135,21 @@ mod tests {
     #[test]
     fn the_step_a_breach_falls_in() {
         let steps = [
-            Step { lower: Some(0.0), upper: Some(10.0), adjustment: 1 },
-            Step { lower: Some(10.0), upper: Some(20.0), adjustment: 2 },
-            Step { lower: Some(20.0), upper: None, adjustment: 3 },
+            Step {
+                lower: Some(0.0),
+                upper: Some(10.0),
+                adjustment: 1,
+            },
+            Step {
+                lower: Some(10.0),
+                upper: Some(20.0),
+                adjustment: 2,
+            },
+            Step {
+                lower: Some(20.0),
+                upper: None,
+                adjustment: 3,
+            },
         ];
         assert_eq!(step_adjustment(&steps, 60.0, 60.0), Some(1));
         assert_eq!(step_adjustment(&steps, 69.9, 60.0), Some(1));
@@ -145,8 +157,16 @@ mod tests {
         assert_eq!(step_adjustment(&steps, 95.0, 60.0), Some(3));
         assert_eq!(step_adjustment(&steps, 50.0, 60.0), None);
         let down = [
-            Step { lower: Some(-10.0), upper: Some(0.0), adjustment: -1 },
-            Step { lower: None, upper: Some(-10.0), adjustment: -2 },
+            Step {
+                lower: Some(-10.0),
+                upper: Some(0.0),
+                adjustment: -1,
+            },
+            Step {
+                lower: None,
+                upper: Some(-10.0),
+                adjustment: -2,
+            },
         ];
         assert_eq!(step_adjustment(&down, 29.9, 30.0), Some(-1));
         assert_eq!(step_adjustment(&down, 30.0, 30.0), None);

@@ -134,7 +134,10 @@ pub fn check_health_check_type(t: &str) -> Result<(), ScalingError> {
 
 /// Checks termination policies.
 pub fn check_termination_policies(p: &[String]) -> Result<(), ScalingError> {
-    match p.iter().find(|p| !TERMINATION_POLICIES.contains(&p.as_str())) {
+    match p
+        .iter()
+        .find(|p| !TERMINATION_POLICIES.contains(&p.as_str()))
+    {
         Some(bad) => Err(invalid(format!("Invalid termination policy: {bad}"))),
         None => Ok(()),
     }
@@ -209,7 +212,11 @@ pub fn merge_tags(tags: &mut Vec<GroupTag>, new: Vec<GroupTag>) -> Result<(), Sc
 
 /// Checks a name of a group, policy or scheduled action.
 pub fn check_name(what: &str, name: &str) -> Result<(), ScalingError> {
-    if name.is_empty() || name.chars().count() > 255 || name.contains(':') || name.chars().any(char::is_control) {
+    if name.is_empty()
+        || name.chars().count() > 255
+        || name.contains(':')
+        || name.chars().any(char::is_control)
+    {
         return Err(invalid(format!(
             "{what} must be 1 to 255 characters, without ':' or control characters"
         )));

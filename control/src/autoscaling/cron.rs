@@ -20,7 +20,9 @@ pub enum CronError {
 pub fn zone(name: Option<&str>) -> Result<Tz, CronError> {
     match name {
         None | Some("") => Ok(Tz::UTC),
-        Some(n) => n.parse::<Tz>().map_err(|_| CronError::TimeZone(n.to_string())),
+        Some(n) => n
+            .parse::<Tz>()
+            .map_err(|_| CronError::TimeZone(n.to_string())),
     }
 }
 
@@ -63,7 +65,9 @@ mod tests {
     use super::*;
 
     fn ms(s: &str) -> i64 {
-        chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .timestamp_millis()
     }
 
     #[test]
@@ -75,11 +79,23 @@ mod tests {
     #[test]
     fn nine_in_the_morning_follows_the_zone_and_its_daylight_saving() {
         // New York is UTC-5 in December and UTC-4 in July.
-        let winter = next_after("0 9 * * *", Some("America/New_York"), ms("2026-12-07T18:00:00Z"));
+        let winter = next_after(
+            "0 9 * * *",
+            Some("America/New_York"),
+            ms("2026-12-07T18:00:00Z"),
+        );
         assert_eq!(winter.unwrap(), Some(ms("2026-12-08T14:00:00Z")));
-        let summer = next_after("0 9 * * *", Some("America/New_York"), ms("2026-07-07T12:00:00Z"));
+        let summer = next_after(
+            "0 9 * * *",
+            Some("America/New_York"),
+            ms("2026-07-07T12:00:00Z"),
+        );
         assert_eq!(summer.unwrap(), Some(ms("2026-07-07T13:00:00Z")));
-        let weekdays = next_after("30 8 * * 1-5", Some("Europe/Paris"), ms("2026-12-05T00:00:00Z"));
+        let weekdays = next_after(
+            "30 8 * * 1-5",
+            Some("Europe/Paris"),
+            ms("2026-12-05T00:00:00Z"),
+        );
         // Saturday the 5th: the next weekday is Monday the 7th, 08:30 in Paris (UTC+1).
         assert_eq!(weekdays.unwrap(), Some(ms("2026-12-07T07:30:00Z")));
     }
@@ -89,7 +105,10 @@ mod tests {
         assert!(check("* * * *", None).is_err());
         assert!(check("61 * * * *", None).is_err());
         assert!(check("0 0 * * * *", None).is_err());
-        assert_eq!(check("0 9 * * *", Some("Mars/Olympus")), Err(CronError::TimeZone("Mars/Olympus".into())));
+        assert_eq!(
+            check("0 9 * * *", Some("Mars/Olympus")),
+            Err(CronError::TimeZone("Mars/Olympus".into()))
+        );
         assert!(check("0 9 * * MON-FRI", Some("Asia/Tokyo")).is_ok());
     }
 }

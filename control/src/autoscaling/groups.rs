@@ -58,7 +58,11 @@ pub struct GroupInput {
 pub fn group(conn: &Connection, name: &str) -> Result<Group, ScalingError> {
     db::group_by_name(conn, name)?
         .map(Group::from_row)
-        .ok_or_else(|| invalid(format!("AutoScalingGroup name not found - AutoScalingGroup {name} not found")))
+        .ok_or_else(|| {
+            invalid(format!(
+                "AutoScalingGroup name not found - AutoScalingGroup {name} not found"
+            ))
+        })
 }
 
 fn store(conn: &Connection, g: &Group) -> Result<(), ScalingError> {
@@ -85,7 +89,9 @@ pub fn create_group(
 ) -> Result<Group, ScalingError> {
     check_name("AutoScalingGroupName", &input.name)?;
     if let Some(m) = input.unsupported {
-        return Err(invalid(format!("The parameter {m} is not supported by this endpoint.")));
+        return Err(invalid(format!(
+            "The parameter {m} is not supported by this endpoint."
+        )));
     }
     let template = input.template.clone().ok_or_else(|| {
         invalid("Valid requests must contain either LaunchTemplate, LaunchConfigurationName, InstanceId or MixedInstancesPolicy parameter.")
@@ -98,7 +104,10 @@ pub fn create_group(
         input.vpc_zone_identifier.as_deref(),
         input.zones.as_deref(),
     )?;
-    let hc = input.health_check_type.clone().unwrap_or_else(|| "EC2".into());
+    let hc = input
+        .health_check_type
+        .clone()
+        .unwrap_or_else(|| "EC2".into());
     check_health_check_type(&hc)?;
     let termination = input.termination_policies.clone().unwrap_or_default();
     check_termination_policies(&termination)?;
@@ -170,16 +179,24 @@ fn check_times(input: &GroupInput) -> Result<(), ScalingError> {
     ];
     for (name, v) in fields {
         if v.is_some_and(|v| !(0..=86_400).contains(&v)) {
-            return Err(invalid(format!("{name} must be between 0 and 86400 seconds.")));
+            return Err(invalid(format!(
+                "{name} must be between 0 and 86400 seconds."
+            )));
         }
     }
     Ok(())
 }
 
 /// UpdateAutoScalingGroup at `now_ms`.
-pub fn update_group(conn: &Connection, input: &GroupInput, now_ms: i64) -> Result<Group, ScalingError> {
+pub fn update_group(
+    conn: &Connection,
+    input: &GroupInput,
+    now_ms: i64,
+) -> Result<Group, ScalingError> {
     if let Some(m) = input.unsupported {
-        return Err(invalid(format!("The parameter {m} is not supported by this endpoint.")));
+        return Err(invalid(format!(
+            "The parameter {m} is not supported by this endpoint."
+        )));
     }
     let mut g = group(conn, &input.name)?;
     refuse_deleting(&g)?;
@@ -249,11 +266,7 @@ fn refuse_deleting(g: &Group) -> Result<(), ScalingError> {
 
 /// DeleteAutoScalingGroup: gone at once without instances; with `force`, marked so that
 /// the reconciler terminates its instances and then deletes it.
-pub fn delete_group(
-    conn: &Connection,
-    name: &str,
-    force: bool,
-) -> Result<(), ScalingError> {
+pub fn delete_group(conn: &Connection, name: &str, force: bool) -> Result<(), ScalingError> {
     let mut g = group(conn, name)?;
     let members = db::members_of(conn, name)?;
     let open = db::open_activities(conn)?
@@ -350,7 +363,9 @@ pub fn set_processes(
 ) -> Result<(), ScalingError> {
     let mut g = group(conn, name)?;
     if let Some(bad) = processes.iter().find(|p| !PROCESSES.contains(&p.as_str())) {
-        return Err(invalid(format!("Process {bad} is not a valid scaling process.")));
+        return Err(invalid(format!(
+            "Process {bad} is not a valid scaling process."
+        )));
     }
     let all: Vec<String> = if processes.is_empty() {
         PROCESSES.iter().map(|s| s.to_string()).collect()
@@ -359,10 +374,9 @@ pub fn set_processes(
     };
     for p in all {
         if suspend {
-            g.config
-                .suspended
-                .entry(p)
-                .or_insert_with(|| "User suspended at ".to_string() + &super::model::cause_time(super::model::now_ms()));
+            g.config.suspended.entry(p).or_insert_with(|| {
+                "User suspended at ".to_string() + &super::model::cause_time(super::model::now_ms())
+            });
         } else {
             g.config.suspended.remove(&p);
         }
@@ -424,7 +438,10 @@ pub fn set_target_groups(
 
 /// How many of a group's members count toward its capacity.
 pub fn capacity(conn: &Connection, name: &str) -> Result<usize, ScalingError> {
-    Ok(db::members_of(conn, name)?.iter().filter(|m| counts(m)).count())
+    Ok(db::members_of(conn, name)?
+        .iter()
+        .filter(|m| counts(m))
+        .count())
 }
 
 /// The groups named (all when `names` is empty), in creation order.

@@ -7,22 +7,27 @@ use rusqlite::Connection;
 use state::autoscaling::{self as db, ActivityRow, MemberRow};
 use state::instances::InstanceState;
 
-use super::activities::{
-    self, ATTACH, DETACH, IN_PROGRESS, NewActivity, SUCCESSFUL, TERMINATE,
-};
+use super::activities::{self, ATTACH, DETACH, IN_PROGRESS, NewActivity, SUCCESSFUL, TERMINATE};
 use super::checks::{ScalingError, invalid};
 use super::groups::group;
 use super::model::{DETACHING, HEALTHY, PENDING, TERMINATING, UNHEALTHY, counts};
 
 /// The member `id` of any group, or Auto Scaling's ValidationError.
 fn member(conn: &Connection, id: &str) -> Result<MemberRow, ScalingError> {
-    db::member_by_id(conn, id)?
-        .ok_or_else(|| invalid(format!("Instance Id not found - No managed instance found for instance ID: {id}")))
+    db::member_by_id(conn, id)?.ok_or_else(|| {
+        invalid(format!(
+            "Instance Id not found - No managed instance found for instance ID: {id}"
+        ))
+    })
 }
 
 fn member_of(conn: &Connection, group_name: &str, id: &str) -> Result<MemberRow, ScalingError> {
     let m = db::member_by_id(conn, id)?.filter(|m| m.group_name == group_name);
-    m.ok_or_else(|| invalid(format!("The instance {id} is not part of Auto Scaling group {group_name}.")))
+    m.ok_or_else(|| {
+        invalid(format!(
+            "The instance {id} is not part of Auto Scaling group {group_name}."
+        ))
+    })
 }
 
 /// Lowers group `name`'s desired capacity by `n` for a user request, refusing to go below
@@ -99,9 +104,15 @@ pub fn attach_instances(
     for (i, id) in ids.iter().enumerate() {
         let row = state::instances::get(conn, id)?
             .filter(|r| r.state == InstanceState::Running)
-            .ok_or_else(|| invalid(format!("Instance {id} is not in correct state (it must be running) or does not exist.")))?;
+            .ok_or_else(|| {
+                invalid(format!(
+                    "Instance {id} is not in correct state (it must be running) or does not exist."
+                ))
+            })?;
         if db::member_by_id(conn, id)?.is_some() {
-            return Err(invalid(format!("The instance {id} is already part of an Auto Scaling group.")));
+            return Err(invalid(format!(
+                "The instance {id} is already part of an Auto Scaling group."
+            )));
         }
         let subnet = state::enis::of_instance(conn, id)?
             .into_iter()
@@ -135,7 +146,12 @@ pub fn attach_instances(
                 instance_id: Some(id),
                 subnet_id: Some(&subnet),
                 description: format!("Attaching an existing EC2 instance: {id}"),
-                cause: activities::attach_cause(id, capacity + i, g.config.desired + i as i32 + 1, now_ms),
+                cause: activities::attach_cause(
+                    id,
+                    capacity + i,
+                    g.config.desired + i as i32 + 1,
+                    now_ms,
+                ),
                 status: SUCCESSFUL,
             },
             now_ms,
@@ -159,7 +175,9 @@ pub fn detach_instances(
     for id in ids {
         let m = member_of(conn, name, id)?;
         if !counts(&m) {
-            return Err(invalid(format!("The instance {id} is not in InService or Pending.")));
+            return Err(invalid(format!(
+                "The instance {id} is not in InService or Pending."
+            )));
         }
         members.push(m);
     }

@@ -172,7 +172,9 @@ pub fn counts(m: &MemberRow) -> bool {
 
 /// A group's ARN.
 pub fn group_arn(account: &str, uuid: &str, name: &str) -> String {
-    format!("arn:aws:autoscaling:{REGION}:{account}:autoScalingGroup:{uuid}:autoScalingGroupName/{name}")
+    format!(
+        "arn:aws:autoscaling:{REGION}:{account}:autoScalingGroup:{uuid}:autoScalingGroupName/{name}"
+    )
 }
 
 /// A scaling policy's ARN.
@@ -191,7 +193,9 @@ pub fn scheduled_arn(account: &str, uuid: &str, group: &str, name: &str) -> Stri
 
 /// The group and policy names a policy ARN of `account` carries.
 pub fn parse_policy_arn<'a>(arn: &'a str, account: &str) -> Option<(&'a str, &'a str)> {
-    let rest = arn.strip_prefix(&format!("arn:aws:autoscaling:{REGION}:{account}:scalingPolicy:"))?;
+    let rest = arn.strip_prefix(&format!(
+        "arn:aws:autoscaling:{REGION}:{account}:scalingPolicy:"
+    ))?;
     let (_uuid, rest) = rest.split_once(":autoScalingGroupName/")?;
     let (group, policy) = rest.split_once(":policyName/")?;
     (!group.is_empty() && !policy.is_empty()).then_some((group, policy))
@@ -221,7 +225,10 @@ mod tests {
             arn,
             "arn:aws:autoscaling:local-1:123456789012:scalingPolicy:u-1:autoScalingGroupName/web:policyName/cpu50"
         );
-        assert_eq!(parse_policy_arn(&arn, "123456789012"), Some(("web", "cpu50")));
+        assert_eq!(
+            parse_policy_arn(&arn, "123456789012"),
+            Some(("web", "cpu50"))
+        );
         assert_eq!(parse_policy_arn(&arn, "000000000000"), None);
         assert_eq!(parse_policy_arn("arn:aws:sns:local-1:1:t", "1"), None);
     }

@@ -161,17 +161,23 @@ pub fn policy_named(
             .map(Policy::from_row)
             .ok_or_else(|| invalid(format!("No scaling policy found: {name}")));
     }
-    let g = group_name.ok_or_else(|| invalid("AutoScalingGroupName is required with a policy name"))?;
+    let g =
+        group_name.ok_or_else(|| invalid("AutoScalingGroupName is required with a policy name"))?;
     policy(conn, g, name)
 }
 
 fn check_input(p: &PolicyInput) -> Result<PolicyConfig, ScalingError> {
     check_name("PolicyName", &p.name)?;
-    let kind = p.policy_type.clone().unwrap_or_else(|| "SimpleScaling".into());
+    let kind = p
+        .policy_type
+        .clone()
+        .unwrap_or_else(|| "SimpleScaling".into());
     let adjustment_type = p
         .adjustment_type
         .as_deref()
-        .map(|a| AdjustmentType::parse(a).ok_or_else(|| invalid(format!("Invalid adjustment type: {a}"))))
+        .map(|a| {
+            AdjustmentType::parse(a).ok_or_else(|| invalid(format!("Invalid adjustment type: {a}")))
+        })
         .transpose()?;
     let mut c = PolicyConfig {
         policy_type: kind.clone(),
@@ -190,37 +196,50 @@ fn check_input(p: &PolicyInput) -> Result<PolicyConfig, ScalingError> {
     match kind.as_str() {
         "SimpleScaling" => {
             if c.scaling_adjustment.is_none() {
-                return Err(invalid("ScalingAdjustment is required for a SimpleScaling policy."));
+                return Err(invalid(
+                    "ScalingAdjustment is required for a SimpleScaling policy.",
+                ));
             }
-            c.adjustment_type.get_or_insert(AdjustmentType::ChangeInCapacity);
+            c.adjustment_type
+                .get_or_insert(AdjustmentType::ChangeInCapacity);
         }
         "StepScaling" => {
             if c.steps.is_empty() {
-                return Err(invalid("StepAdjustments is required for a StepScaling policy."));
+                return Err(invalid(
+                    "StepAdjustments is required for a StepScaling policy.",
+                ));
             }
             if c.adjustment_type.is_none() {
-                return Err(invalid("AdjustmentType is required for a StepScaling policy."));
+                return Err(invalid(
+                    "AdjustmentType is required for a StepScaling policy.",
+                ));
             }
             check_steps(&c.steps)?;
         }
         "TargetTrackingScaling" => {
-            let t = c
-                .target
-                .as_ref()
-                .ok_or_else(|| invalid("TargetTrackingConfiguration is required for a TargetTrackingScaling policy."))?;
+            let t = c.target.as_ref().ok_or_else(|| {
+                invalid(
+                    "TargetTrackingConfiguration is required for a TargetTrackingScaling policy.",
+                )
+            })?;
             super::target_tracking::check(t)?;
         }
         "PredictiveScaling" => {
-            let pc = c
-                .predictive
-                .as_ref()
-                .ok_or_else(|| invalid("PredictiveScalingConfiguration is required for a PredictiveScaling policy."))?;
+            let pc = c.predictive.as_ref().ok_or_else(|| {
+                invalid(
+                    "PredictiveScalingConfiguration is required for a PredictiveScaling policy.",
+                )
+            })?;
             super::predictive::check(pc)?;
         }
         other => return Err(invalid(format!("Invalid policy type: {other}"))),
     }
-    if c.adjustment_type != Some(AdjustmentType::PercentChangeInCapacity) && c.min_adjustment_magnitude.is_some() {
-        return Err(invalid("MinAdjustmentMagnitude may only be used with PercentChangeInCapacity."));
+    if c.adjustment_type != Some(AdjustmentType::PercentChangeInCapacity)
+        && c.min_adjustment_magnitude.is_some()
+    {
+        return Err(invalid(
+            "MinAdjustmentMagnitude may only be used with PercentChangeInCapacity.",
+        ));
     }
     Ok(c)
 }
@@ -237,7 +256,9 @@ fn check_steps(steps: &[Step]) -> Result<(), ScalingError> {
         if let (Some(l), Some(u)) = (s.lower, s.upper)
             && l >= u
         {
-            return Err(invalid("Step adjustment's lower bound must be less than its upper bound."));
+            return Err(invalid(
+                "Step adjustment's lower bound must be less than its upper bound.",
+            ));
         }
     }
     for w in sorted.windows(2) {
@@ -250,7 +271,11 @@ fn check_steps(steps: &[Step]) -> Result<(), ScalingError> {
 
 /// PutScalingPolicy: stores the policy (a new one gets its ARN; an existing one keeps it),
 /// giving it.
-pub fn put_policy(conn: &Connection, account: &str, p: &PolicyInput) -> Result<Policy, ScalingError> {
+pub fn put_policy(
+    conn: &Connection,
+    account: &str,
+    p: &PolicyInput,
+) -> Result<Policy, ScalingError> {
     let config = check_input(p)?;
     group(conn, &p.group)?;
     let existing = db::named_by_name(conn, Named::Policy, &p.group, &p.name)?.map(Policy::from_row);
@@ -331,14 +356,28 @@ fn wanted(p: &Policy, g: &Group, e: &Execution<'_>) -> Result<Option<i32>, Scali
     let current = g.config.desired;
     Ok(match c.policy_type.as_str() {
         "SimpleScaling" => c.scaling_adjustment.map(|adj| {
-            capacity::adjusted(current, c.adjustment_type.unwrap_or(AdjustmentType::ChangeInCapacity), adj, c.min_adjustment_magnitude)
+            capacity::adjusted(
+                current,
+                c.adjustment_type
+                    .unwrap_or(AdjustmentType::ChangeInCapacity),
+                adj,
+                c.min_adjustment_magnitude,
+            )
         }),
         "StepScaling" => {
             let (Some(v), Some(t)) = (e.metric_value, e.breach_threshold) else {
-                return Err(invalid("MetricValue and BreachThreshold are required for a StepScaling policy."));
+                return Err(invalid(
+                    "MetricValue and BreachThreshold are required for a StepScaling policy.",
+                ));
             };
             capacity::step_adjustment(&c.steps, v, t).map(|adj| {
-                capacity::adjusted(current, c.adjustment_type.unwrap_or(AdjustmentType::ChangeInCapacity), adj, c.min_adjustment_magnitude)
+                capacity::adjusted(
+                    current,
+                    c.adjustment_type
+                        .unwrap_or(AdjustmentType::ChangeInCapacity),
+                    adj,
+                    c.min_adjustment_magnitude,
+                )
             })
         }
         "TargetTrackingScaling" => {
@@ -360,7 +399,12 @@ fn wanted(p: &Policy, g: &Group, e: &Execution<'_>) -> Result<Option<i32>, Scali
 }
 
 /// Executes policy `p` at `now_ms`.
-pub fn execute(conn: &Connection, p: &mut Policy, e: &Execution<'_>, now_ms: i64) -> Result<Executed, ScalingError> {
+pub fn execute(
+    conn: &Connection,
+    p: &mut Policy,
+    e: &Execution<'_>,
+    now_ms: i64,
+) -> Result<Executed, ScalingError> {
     let mut g = group(conn, &p.group)?;
     if !p.config.enabled {
         return Ok(Executed::Unchanged);
@@ -377,7 +421,11 @@ pub fn execute(conn: &Connection, p: &mut Policy, e: &Execution<'_>, now_ms: i64
         return Ok(Executed::CoolingDown);
     }
     change_desired(conn, &mut g, to, &e.by, now_ms)?;
-    if let Some(cd) = p.config.cooldown.filter(|_| p.config.policy_type == "SimpleScaling") {
+    if let Some(cd) = p
+        .config
+        .cooldown
+        .filter(|_| p.config.policy_type == "SimpleScaling")
+    {
         g.config.cooldown_until_ms = now_ms + i64::from(cd) * 1000;
         db::set_group_config(conn, &g.name, &g.config_text())?;
     }
@@ -389,8 +437,9 @@ pub fn execute(conn: &Connection, p: &mut Policy, e: &Execution<'_>, now_ms: i64
 }
 
 /// Whether the cooldown holds an execution back: simple scaling (and `HonorCooldown`) waits
-/// for the group's cooldown; step and target tracking scale out again only once the last
-/// scale out's instances warmed up, and scale in after the group's cooldown.
+/// for the group's cooldown; step and target tracking use no cooldown, as on AWS: they scale
+/// out again once the last scale out's instances warmed up, and scale in once no scaling
+/// activity is under way.
 fn held_back(
     conn: &Connection,
     p: &Policy,
@@ -399,20 +448,31 @@ fn held_back(
     honor_cooldown: bool,
     now_ms: i64,
 ) -> Result<bool, ScalingError> {
-    let simple = p.config.policy_type == "SimpleScaling";
-    if simple || !out {
-        return Ok(honor_cooldown && cooling_down(conn, g, now_ms)?);
+    if !honor_cooldown {
+        return Ok(false);
+    }
+    if p.config.policy_type == "SimpleScaling" {
+        return cooling_down(conn, g, now_ms);
+    }
+    if !out {
+        return Ok(db::open_activities(conn)?
+            .iter()
+            .any(|a| a.group_name == g.name));
     }
     let warmup = p
         .config
         .estimated_instance_warmup
         .or(g.config.default_instance_warmup)
         .unwrap_or(g.config.default_cooldown);
-    Ok(honor_cooldown && now_ms < p.config.last_scale_out_ms + i64::from(warmup) * 1000)
+    Ok(now_ms < p.config.last_scale_out_ms + i64::from(warmup) * 1000)
 }
 
 /// DeletePolicy: the policy and the alarms it owns.
-pub fn delete_policy(conn: &Connection, group_name: Option<&str>, name: &str) -> Result<Policy, ScalingError> {
+pub fn delete_policy(
+    conn: &Connection,
+    group_name: Option<&str>,
+    name: &str,
+) -> Result<Policy, ScalingError> {
     let p = policy_named(conn, group_name, name)?;
     db::delete_named(conn, Named::Policy, &p.group, &p.name)?;
     Ok(p)

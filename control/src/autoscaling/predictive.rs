@@ -60,18 +60,35 @@ pub fn check(c: &PredictiveConfig) -> Result<(), ScalingError> {
         return Err(invalid(format!("Invalid Mode: {}", c.mode)));
     }
     if !(0..=3600).contains(&c.buffer_time) {
-        return Err(invalid("SchedulingBufferTime must be between 0 and 3600 seconds."));
+        return Err(invalid(
+            "SchedulingBufferTime must be between 0 and 3600 seconds.",
+        ));
     }
-    if !matches!(c.breach.as_str(), "HonorMaxCapacity" | "IncreaseMaxCapacity") {
-        return Err(invalid(format!("Invalid MaxCapacityBreachBehavior: {}", c.breach)));
+    if !matches!(
+        c.breach.as_str(),
+        "HonorMaxCapacity" | "IncreaseMaxCapacity"
+    ) {
+        return Err(invalid(format!(
+            "Invalid MaxCapacityBreachBehavior: {}",
+            c.breach
+        )));
     }
-    if c.max_capacity_buffer.is_some_and(|b| !(0..=100).contains(&b)) {
+    if c.max_capacity_buffer
+        .is_some_and(|b| !(0..=100).contains(&b))
+    {
         return Err(invalid("MaxCapacityBuffer must be between 0 and 100."));
     }
     if c.metric_pair.is_none() && c.load_metric.is_none() && c.custom_load.is_none() {
-        return Err(invalid("A metric specification needs a metric pair, a load metric or a customized load metric."));
+        return Err(invalid(
+            "A metric specification needs a metric pair, a load metric or a customized load metric.",
+        ));
     }
-    let known = ["ASGCPUUtilization", "ASGNetworkIn", "ASGNetworkOut", "ALBRequestCount"];
+    let known = [
+        "ASGCPUUtilization",
+        "ASGNetworkIn",
+        "ASGNetworkOut",
+        "ALBRequestCount",
+    ];
     if let Some(p) = c.metric_pair.as_deref().filter(|p| !known.contains(p)) {
         return Err(invalid(format!("Invalid predefined metric pair type: {p}")));
     }
@@ -80,7 +97,11 @@ pub fn check(c: &PredictiveConfig) -> Result<(), ScalingError> {
 
 /// The `AWS/EC2` metric a predefined pair or load names.
 fn predefined_metric(c: &PredictiveConfig) -> &'static str {
-    let name = c.metric_pair.as_deref().or(c.load_metric.as_deref()).unwrap_or("");
+    let name = c
+        .metric_pair
+        .as_deref()
+        .or(c.load_metric.as_deref())
+        .unwrap_or("");
     if name.contains("NetworkIn") {
         "NetworkIn"
     } else if name.contains("NetworkOut") {
@@ -94,7 +115,11 @@ fn predefined_metric(c: &PredictiveConfig) -> &'static str {
 fn history(plane: &Plane, g: &Group, c: &PredictiveConfig, now: i64) -> Vec<(i64, f64)> {
     let (key, stat, scale) = match &c.custom_load {
         Some(m) => (
-            MetricKey::new(m.namespace.clone(), m.metric_name.clone(), m.dimensions.clone()),
+            MetricKey::new(
+                m.namespace.clone(),
+                m.metric_name.clone(),
+                m.dimensions.clone(),
+            ),
             m.statistic.clone(),
             1.0,
         ),
@@ -110,7 +135,13 @@ fn history(plane: &Plane, g: &Group, c: &PredictiveConfig, now: i64) -> Vec<(i64
     };
     let points = plane
         .metrics
-        .points(&key, Resolution::Minute, now - HISTORY_SECONDS, now + 1, None)
+        .points(
+            &key,
+            Resolution::Minute,
+            now - HISTORY_SECONDS,
+            now + 1,
+            None,
+        )
         .unwrap_or_default();
     let mut hours: std::collections::BTreeMap<i64, (f64, f64)> = Default::default();
     for p in points {
@@ -121,7 +152,11 @@ fn history(plane: &Plane, g: &Group, c: &PredictiveConfig, now: i64) -> Vec<(i64
     hours
         .into_iter()
         .map(|(h, (sum, count))| {
-            let v = if stat == "Sum" { sum } else { sum / count.max(1.0) };
+            let v = if stat == "Sum" {
+                sum
+            } else {
+                sum / count.max(1.0)
+            };
             (h, v * scale)
         })
         .collect()
@@ -155,7 +190,12 @@ pub fn apply(plane: &Plane, now_ms: i64) -> rusqlite::Result<()> {
     }
     let rows = db::named_rows(&plane.db.lock(), Named::Policy, None)?;
     for p in rows.into_iter().map(Policy::from_row) {
-        let Some(c) = p.config.predictive.clone().filter(|c| c.mode == "ForecastAndScale") else {
+        let Some(c) = p
+            .config
+            .predictive
+            .clone()
+            .filter(|c| c.mode == "ForecastAndScale")
+        else {
             continue;
         };
         if !p.config.enabled {
@@ -167,7 +207,9 @@ pub fn apply(plane: &Plane, now_ms: i64) -> rusqlite::Result<()> {
         let at = now_ms / 1000 + i64::from(c.buffer_time);
         let hour_start = at.div_euclid(3600) * 3600;
         let (_, capacity) = forecast(plane, &g, &c, hour_start, 1);
-        let Some(&want) = capacity.first() else { continue };
+        let Some(&want) = capacity.first() else {
+            continue;
+        };
         if want <= g.config.desired || g.config.forecast_min == Some(want) {
             continue;
         }
@@ -201,13 +243,16 @@ pub fn get_forecast(
 ) -> Result<(Policy, LoadForecast, Vec<i32>), ScalingError> {
     let (g, p) = {
         let conn = plane.db.lock();
-        (super::groups::group(&conn, group)?, super::policies::policy(&conn, group, policy)?)
+        (
+            super::groups::group(&conn, group)?,
+            super::policies::policy(&conn, group, policy)?,
+        )
     };
-    let c = p
-        .config
-        .predictive
-        .clone()
-        .ok_or_else(|| invalid(format!("Policy {policy} is not a PredictiveScaling policy.")))?;
+    let c = p.config.predictive.clone().ok_or_else(|| {
+        invalid(format!(
+            "Policy {policy} is not a PredictiveScaling policy."
+        ))
+    })?;
     if end <= start {
         return Err(invalid("EndTime must be after StartTime."));
     }

@@ -87,9 +87,17 @@ pub async fn round(plane: &Arc<Plane>, memory: &mut Memory) -> rusqlite::Result<
 }
 
 /// Why member `m` is unhealthy now, if it is.
-fn unhealthy_now(plane: &Plane, g: &Group, m: &MemberRow, now: i64) -> rusqlite::Result<Option<Unhealthy>> {
+fn unhealthy_now(
+    plane: &Plane,
+    g: &Group,
+    m: &MemberRow,
+    now: i64,
+) -> rusqlite::Result<Option<Unhealthy>> {
     let row = instances::get(&plane.db.lock(), &m.instance_id)?;
-    let running = matches!(row.as_ref().map(|r| r.state), Some(InstanceState::Running | InstanceState::Pending));
+    let running = matches!(
+        row.as_ref().map(|r| r.state),
+        Some(InstanceState::Running | InstanceState::Pending)
+    );
     if !running {
         return Ok(Some(Unhealthy::StoppedOrTerminated));
     }
@@ -108,7 +116,8 @@ fn unhealthy_now(plane: &Plane, g: &Group, m: &MemberRow, now: i64) -> rusqlite:
         return Ok(Some(Unhealthy::StatusCheck));
     }
     if g.config.health_check_type == "ELB"
-        && targets::health(plane, &g.config.target_groups, &m.instance_id) == TargetHealth::Unhealthy
+        && targets::health(plane, &g.config.target_groups, &m.instance_id)
+            == TargetHealth::Unhealthy
     {
         return Ok(Some(Unhealthy::Elb));
     }
@@ -188,13 +197,17 @@ fn plan(plane: &Plane, g: &Group, memory: &mut Memory, now: i64) -> rusqlite::Re
     let desired = g.config.desired.max(0) as usize;
     let prefix = g.config.pending_cause.as_deref();
     if active < desired {
-        if g.config.suspended("Launch") || memory.launch_backoff.get(&g.name).is_some_and(|t| now < *t) {
+        if g.config.suspended("Launch")
+            || memory.launch_backoff.get(&g.name).is_some_and(|t| now < *t)
+        {
             return Ok(());
         }
         let mut taken: Vec<&str> = occupied.iter().map(String::as_str).collect();
         let mut subnets = Vec::new();
         for _ in 0..(desired - active).min(LAUNCHES_PER_ROUND) {
-            let Some(s) = launch_subnet(&g.config.subnets, &taken) else { break };
+            let Some(s) = launch_subnet(&g.config.subnets, &taken) else {
+                break;
+            };
             taken.push(s);
             subnets.push(s.to_string());
         }
@@ -234,10 +247,17 @@ fn plan(plane: &Plane, g: &Group, memory: &mut Memory, now: i64) -> rusqlite::Re
                 protected: m.protected && !g.config.deleting,
             })
             .collect();
-        let victims = choose(&candidates, &g.config.termination_policies(), active - desired, now);
+        let victims = choose(
+            &candidates,
+            &g.config.termination_policies(),
+            active - desired,
+            now,
+        );
         plane.asg_write(|tx| {
             for v in &victims {
-                let Some(mut m) = db::member_by_id(tx, v)? else { continue };
+                let Some(mut m) = db::member_by_id(tx, v)? else {
+                    continue;
+                };
                 m.lifecycle = TERMINATING.into();
                 db::put_member(tx, &m)?;
                 activities::record(
@@ -356,7 +376,11 @@ fn progress_launch(plane: &Plane, mut a: ActivityRow, memory: &mut Memory) -> ru
         }
         _ => {
             plane.asg_write(|tx| db::delete_member(tx, &id))?;
-            fail(plane, a, format!("Instance {id} did not reach the running state."))
+            fail(
+                plane,
+                a,
+                format!("Instance {id} did not reach the running state."),
+            )
         }
     }
 }
@@ -423,7 +447,9 @@ fn finish_deletions(plane: &Plane) -> rusqlite::Result<()> {
     for g in groups {
         plane.asg_write(|tx| {
             let busy = !db::members_of(tx, &g.name)?.is_empty()
-                || db::open_activities(tx)?.iter().any(|a| a.group_name == g.name);
+                || db::open_activities(tx)?
+                    .iter()
+                    .any(|a| a.group_name == g.name);
             if !busy {
                 super::target_tracking::delete_group_alarms(plane, tx, &g.name);
                 db::delete_group(tx, &g.name)?;

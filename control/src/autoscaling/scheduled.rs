@@ -85,7 +85,9 @@ pub fn put_scheduled(
     check_name("ScheduledActionName", name)?;
     group(conn, group_name)?;
     if c.min.is_none() && c.max.is_none() && c.desired.is_none() {
-        return Err(invalid("At least one of MinSize, MaxSize or DesiredCapacity must be specified."));
+        return Err(invalid(
+            "At least one of MinSize, MaxSize or DesiredCapacity must be specified.",
+        ));
     }
     if let (Some(min), Some(max)) = (c.min, c.max) {
         check_sizes(min, max, c.desired.unwrap_or(min))?;
@@ -145,10 +147,16 @@ pub fn scheduled(
 }
 
 /// DeleteScheduledAction.
-pub fn delete_scheduled(conn: &Connection, group_name: &str, name: &str) -> Result<(), ScalingError> {
+pub fn delete_scheduled(
+    conn: &Connection,
+    group_name: &str,
+    name: &str,
+) -> Result<(), ScalingError> {
     group(conn, group_name)?;
     if !db::delete_named(conn, Named::Scheduled, group_name, name)? {
-        return Err(invalid(format!("Scheduled Update Group Action name not found - Could not find scheduled action {name} for group {group_name}")));
+        return Err(invalid(format!(
+            "Scheduled Update Group Action name not found - Could not find scheduled action {name} for group {group_name}"
+        )));
     }
     Ok(())
 }
@@ -166,7 +174,13 @@ fn fire(conn: &Connection, s: &Scheduled, now_ms: i64) -> Result<(), ScalingErro
     g.config.min = min;
     g.config.max = max;
     db::set_group_config(conn, &g.name, &g.config_text())?;
-    change_desired(conn, &mut g, desired, &DesiredChange::Scheduled(min, max, desired), now_ms)?;
+    change_desired(
+        conn,
+        &mut g,
+        desired,
+        &DesiredChange::Scheduled(min, max, desired),
+        now_ms,
+    )?;
     let next = next_fire(c, now_ms)?;
     match next {
         Some(n) if c.recurrence.is_some() => {
@@ -196,7 +210,9 @@ pub fn fire_due(plane: &Plane, now_ms: i64) -> rusqlite::Result<()> {
         if let Err(e) = plane.asg_write(|tx| fire(tx, &s, now_ms)) {
             tracing::warn!(action = %s.name, error = %host::error_chain(&e), "scheduled action failed");
             // Drop it so that it does not fire again each round.
-            plane.asg_write(|tx| db::delete_named(tx, Named::Scheduled, &s.group, &s.name).map(drop))?;
+            plane.asg_write(|tx| {
+                db::delete_named(tx, Named::Scheduled, &s.group, &s.name).map(drop)
+            })?;
         }
     }
     Ok(())

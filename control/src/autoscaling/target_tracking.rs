@@ -216,8 +216,14 @@ mod tests {
         };
         check(&t).unwrap();
         let m = tracked("web", &t);
-        assert_eq!((m.namespace.as_str(), m.name.as_str(), m.statistic.as_str()), ("AWS/EC2", "CPUUtilization", "Average"));
-        assert_eq!(m.dimensions, vec![("AutoScalingGroupName".to_string(), "web".to_string())]);
+        assert_eq!(
+            (m.namespace.as_str(), m.name.as_str(), m.statistic.as_str()),
+            ("AWS/EC2", "CPUUtilization", "Average")
+        );
+        assert_eq!(
+            m.dimensions,
+            vec![("AutoScalingGroupName".to_string(), "web".to_string())]
+        );
         let alb = TargetTracking {
             predefined: Some("ALBRequestCountPerTarget".into()),
             resource_label: Some("app/lb/0123/targetgroup/tg/4567".into()),
@@ -229,8 +235,17 @@ mod tests {
             tracked("web", &alb).dimensions,
             vec![("TargetGroup".to_string(), "targetgroup/tg/4567".to_string())]
         );
-        let unlabelled = TargetTracking { resource_label: None, ..alb };
+        let unlabelled = TargetTracking {
+            resource_label: None,
+            ..alb
+        };
         assert!(check(&unlabelled).is_err());
-        assert!(check(&TargetTracking { target_value: 0.0, ..t }).is_err());
+        assert!(
+            check(&TargetTracking {
+                target_value: 0.0,
+                ..t
+            })
+            .is_err()
+        );
     }
 }

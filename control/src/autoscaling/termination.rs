@@ -25,7 +25,11 @@ pub struct Candidate {
 
 /// Chooses `n` instances to terminate among `candidates` at `now_ms`, in order.
 pub fn choose(candidates: &[Candidate], policies: &[String], n: usize, now_ms: i64) -> Vec<String> {
-    let mut left: Vec<Candidate> = candidates.iter().filter(|c| !c.protected).cloned().collect();
+    let mut left: Vec<Candidate> = candidates
+        .iter()
+        .filter(|c| !c.protected)
+        .cloned()
+        .collect();
     let mut chosen = Vec::new();
     while chosen.len() < n && !left.is_empty() {
         let Some(id) = choose_one(&left, candidates, &chosen, policies, now_ms) else {
@@ -49,7 +53,10 @@ fn choose_one(
     let remaining: Vec<&Candidate> = all.iter().filter(|c| !chosen.contains(&c.id)).collect();
     let count = |subnet: &str| remaining.iter().filter(|c| c.subnet == subnet).count();
     let busiest = left.iter().map(|c| count(&c.subnet)).max()?;
-    let mut set: Vec<&Candidate> = left.iter().filter(|c| count(&c.subnet) == busiest).collect();
+    let mut set: Vec<&Candidate> = left
+        .iter()
+        .filter(|c| count(&c.subnet) == busiest)
+        .collect();
     for p in policies {
         let steps: Vec<&str> = if p == "Default" {
             vec!["OldestLaunchTemplate", "ClosestToNextInstanceHour"]
@@ -118,7 +125,10 @@ mod tests {
     #[test]
     fn oldest_and_newest_instance() {
         let all = [c("i-a", "s1", 10), c("i-b", "s1", 30), c("i-c", "s1", 20)];
-        assert_eq!(choose(&all, &p(&["OldestInstance"]), 2, HOUR), ["i-a", "i-c"]);
+        assert_eq!(
+            choose(&all, &p(&["OldestInstance"]), 2, HOUR),
+            ["i-a", "i-c"]
+        );
         assert_eq!(choose(&all, &p(&["NewestInstance"]), 1, HOUR), ["i-b"]);
     }
 
@@ -128,7 +138,10 @@ mod tests {
         // NewestInstance alone would pick i-b; oldest in s2 is i-c.
         assert_eq!(choose(&all, &p(&["OldestInstance"]), 1, HOUR), ["i-c"]);
         // Two out: one from s2, then the subnets are even and the oldest of all goes.
-        assert_eq!(choose(&all, &p(&["OldestInstance"]), 2, HOUR), ["i-c", "i-a"]);
+        assert_eq!(
+            choose(&all, &p(&["OldestInstance"]), 2, HOUR),
+            ["i-c", "i-a"]
+        );
     }
 
     #[test]
@@ -149,7 +162,10 @@ mod tests {
         assert_eq!(choose(&all, &p(&["Default"]), 1, HOUR), ["i-c"]);
         all[1].current_template = false;
         assert_eq!(choose(&all, &p(&["Default"]), 1, HOUR), ["i-b"]);
-        assert_eq!(choose(&all, &p(&["OldestLaunchTemplate"]), 1, HOUR), ["i-b"]);
+        assert_eq!(
+            choose(&all, &p(&["OldestLaunchTemplate"]), 1, HOUR),
+            ["i-b"]
+        );
     }
 
     #[test]
@@ -158,7 +174,10 @@ mod tests {
         assert_eq!(launch_subnet(&subnets, &[]), Some("s1"));
         assert_eq!(launch_subnet(&subnets, &["s1"]), Some("s2"));
         assert_eq!(launch_subnet(&subnets, &["s1", "s2", "s1"]), Some("s3"));
-        assert_eq!(launch_subnet(&subnets, &["s1", "s2", "s3", "s2"]), Some("s1"));
+        assert_eq!(
+            launch_subnet(&subnets, &["s1", "s2", "s3", "s2"]),
+            Some("s1")
+        );
         assert_eq!(launch_subnet(&[], &[]), None);
     }
 }

@@ -77,7 +77,11 @@ pub fn parse_action(arn: &str) -> Result<Action, BadAction> {
     match service {
         "autoscaling" => {
             let digits = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
-            if !digits || !resource.starts_with("scalingPolicy:") || !resource.contains(":autoScalingGroupName/") || !resource.contains(":policyName/") {
+            if !digits
+                || !resource.starts_with("scalingPolicy:")
+                || !resource.contains(":autoScalingGroupName/")
+                || !resource.contains(":policyName/")
+            {
                 return Err(syntax());
             }
             Ok(Action::AutoScaling(arn.to_string()))
