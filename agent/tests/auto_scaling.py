@@ -77,6 +77,9 @@ def wait_for(what, check, timeout):
                 for h in cw.describe_alarm_history(AlarmName=a["AlarmName"])["AlarmHistoryItems"][:4]:
                     print("  ", h["HistoryItemType"], h["HistorySummary"], h.get("HistoryData", "")[:300])
             acts = asg.describe_scaling_activities(AutoScalingGroupName="web")["Activities"][:6]
+            with open(os.path.join(state_dir, "agent.log")) as f:
+                lines = [l for l in f if "instances sampled" not in l and "api::front" not in l]
+            print("".join(lines[-60:]))
             raise AssertionError(f"timed out waiting for {what}: {group()}\n"
                                  + "\n".join(f"{a['StatusCode']}: {a['Description']} / {a.get('StatusMessage')}" for a in acts))
         time.sleep(1)
