@@ -191,7 +191,9 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
     // the endpoint's URL (which messages link to) is known.
     let sns_signer = host::sns::Signer::load_or_create(dir)?;
     let sns_notifier = Arc::new(control::sns::Notifier::default());
-    let plane = Arc::new(control::Plane {
+    // Load balancers: one HAProxy each, in the instances' network namespace.
+    let balancers = Arc::new(host::elb::Balancers::new(dir, network.config.netns.clone()));
+    let plane = Arc::new_cyclic(|me| control::Plane {
         db: db.clone(),
         compute,
         network,
@@ -201,9 +203,17 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
         health: Default::default(),
         sns: sns_notifier.clone(),
         autoscaling: Arc::new(control::autoscaling::Scaling::new(cfg.scaling_alarm_period)),
+        elb: balancers,
+        elb_health: Default::default(),
+        me: me.clone(),
     });
     // What an earlier agent recorded but had not applied when it stopped.
     plane.replay().await.map_err(StartError::Effects)?;
+    // Load balancers: HAProxies started again, draining ended, dead ones restarted.
+    let supervised = plane.clone();
+    tasks::spawn_restarting(Unit::new("load balancers"), Backoff::SERVER, move || {
+        control::elbv2::supervisor::run(supervised.clone())
+    });
     // CloudWatch's instance metrics and EC2's status checks, sampled from outside the guests.
     let interval = Duration::from_secs(cfg.metrics_interval);
     let sampled = plane.clone();

@@ -118,6 +118,9 @@ pub async fn answer(st: &Arc<ApiState>, req: &HttpRequest<'_>, request_id: &str)
         "autoscaling" => tokio::task::block_in_place(|| {
             super::autoscaling::dispatch(&routed.operation, &call, input)
         }),
+        "elasticloadbalancing" => {
+            tokio::task::block_in_place(|| super::elbv2::dispatch(&routed.operation, &call, input))
+        }
         _ => Err(not_served(&routed.operation)),
     };
     tracing::debug!(
@@ -328,6 +331,7 @@ mod tests {
             ("sts", "sts"),
             ("cloudwatch", "monitoring"),
             ("sns", "sns"),
+            ("elbv2", "elasticloadbalancing"),
         ] {
             assert!(shapes::service(service).is_some(), "{service}");
             assert!(r.by_signing_name(signing).is_some(), "{signing}");

@@ -7,6 +7,7 @@ pub mod attributes;
 pub mod autoscaling;
 pub mod block_devices;
 pub mod cloudwatch;
+pub mod elbv2;
 pub mod errors;
 pub mod filters;
 pub mod front;

@@ -41,6 +41,11 @@ pub const AUTOSCALING: Service = Service {
     signing_name: "autoscaling",
     version: "2011-01-01",
 };
+/// Elastic Load Balancing v2 (awsQuery).
+pub const ELBV2: Service = Service {
+    signing_name: "elasticloadbalancing",
+    version: "2015-12-01",
+};
 
 /// Errors of one API call.
 #[derive(Debug, thiserror::Error)]

@@ -41,6 +41,12 @@ pub enum Effect {
         /// The chunks whose last reference it held.
         hashes: Vec<String>,
     },
+    /// Make a load balancer's HAProxy run what the state describes (started or reloaded
+    /// without dropping connections), or stop it when the load balancer is gone.
+    SyncLoadBalancer {
+        /// The load balancer's ARN.
+        arn: String,
+    },
 }
 
 /// An effect and its place in the journal.
@@ -61,6 +67,9 @@ pub enum ApplyError {
     /// A volume file could not be changed.
     #[error("cannot apply {0:?} to the volume files")]
     Storage(Effect, #[source] host::ebs::StorageError),
+    /// A load balancer's HAProxy could not be brought in line.
+    #[error("cannot apply {0:?} to the load balancer")]
+    LoadBalancer(Effect, #[source] crate::elbv2::ElbSyncError),
     /// The journal could not be read or written.
     #[error("the effects journal failed")]
     Db(#[from] rusqlite::Error),
@@ -82,6 +91,7 @@ impl Effect {
             Self::FreeChunks { snapshot, hashes } => {
                 ("free-chunks", snapshot.clone(), hashes.join(","))
             }
+            Self::SyncLoadBalancer { arn } => ("sync-load-balancer", arn.clone(), String::new()),
         }
     }
 
@@ -100,6 +110,9 @@ impl Effect {
             },
             "create-volume-file" => Self::CreateVolumeFile {
                 volume: row.target.clone(),
+            },
+            "sync-load-balancer" => Self::SyncLoadBalancer {
+                arn: row.target.clone(),
             },
             "free-chunks" => Self::FreeChunks {
                 snapshot: row.target.clone(),
@@ -194,6 +207,10 @@ impl Plane {
                 tokio::task::block_in_place(|| self.storage.make_empty_volume(volume))
                     .map_err(storage)
             }
+            Effect::SyncLoadBalancer { arn } => {
+                crate::elbv2::blocking(|| self.sync_load_balancer(arn))
+                    .map_err(|e| ApplyError::LoadBalancer(effect.clone(), e))
+            }
             Effect::FreeChunks { snapshot, hashes } => {
                 let freed = tokio::task::block_in_place(|| self.storage.free_chunks(hashes))
                     .map_err(storage)?;
@@ -230,6 +247,9 @@ mod tests {
             Effect::FreeChunks {
                 snapshot: "snap-2".into(),
                 hashes: Vec::new(),
+            },
+            Effect::SyncLoadBalancer {
+                arn: "arn:aws:elasticloadbalancing:local-1:1:loadbalancer/app/a/b".into(),
             },
         ];
         for effect in effects {

@@ -11,6 +11,7 @@
 pub mod autoscaling;
 pub mod ec2;
 pub mod effects;
+pub mod elbv2;
 pub mod monitoring;
 mod refusal;
 pub mod sns;
@@ -45,6 +46,12 @@ pub struct Plane {
     pub sns: Arc<sns::Notifier>,
     /// Auto Scaling's reconciler wake-up and settings.
     pub autoscaling: Arc<autoscaling::Scaling>,
+    /// The load balancers' HAProxies.
+    pub elb: Arc<host::elb::Balancers>,
+    /// Targets' last settled health, kept across HAProxy's reloads.
+    pub elb_health: Arc<elbv2::HealthMemory>,
+    /// The plane itself (made with `Arc::new_cyclic`), for work it starts in the background.
+    pub me: std::sync::Weak<Plane>,
 }
 
 /// What a transaction gives back: its result and the effects it recorded.

@@ -5,6 +5,7 @@
 
 pub mod compute;
 pub mod ebs;
+pub mod elb;
 pub mod imds;
 pub mod netns;
 pub mod network;

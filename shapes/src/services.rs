@@ -7,6 +7,8 @@ pub mod autoscaling;
 pub mod cloudwatch;
 #[path = "ec2/mod.rs"]
 pub mod ec2;
+#[path = "elbv2/mod.rs"]
+pub mod elbv2;
 #[path = "sns/mod.rs"]
 pub mod sns;
 #[path = "sts/mod.rs"]
@@ -39,6 +41,11 @@ pub const SERVICES: &[crate::Service] = &[
         model_json: autoscaling::MODEL_JSON,
         operations: autoscaling::OPERATIONS,
     },
+    crate::Service {
+        name: elbv2::SERVICE,
+        model_json: elbv2::MODEL_JSON,
+        operations: elbv2::OPERATIONS,
+    },
 ];
 
 /// Calls `visitor.visit::<O>()` for each implemented operation of the service
@@ -50,6 +57,7 @@ pub fn for_each_operation<V: crate::OperationVisitor>(service: &str, visitor: &m
         cloudwatch::SERVICE => cloudwatch::for_each_operation(visitor),
         sns::SERVICE => sns::for_each_operation(visitor),
         autoscaling::SERVICE => autoscaling::for_each_operation(visitor),
+        elbv2::SERVICE => elbv2::for_each_operation(visitor),
         _ => return false,
     }
     true

@@ -275,11 +275,12 @@ pub fn delete_address(conn: &Connection, allocation_id: &str) -> rusqlite::Resul
     Ok(())
 }
 
-/// Every public address in use: Elastic IPs and ephemeral ones.
+/// Every public address in use: Elastic IPs, ephemeral ones and load balancers'.
 pub fn public_ips_in_use(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare(
         "SELECT public_ip FROM addresses UNION \
-         SELECT public_ip FROM network_interfaces WHERE public_ip IS NOT NULL",
+         SELECT public_ip FROM network_interfaces WHERE public_ip IS NOT NULL UNION \
+         SELECT public_ip FROM elb_load_balancers WHERE public_ip IS NOT NULL",
     )?;
     stmt.query_map([], |r| r.get(0))?.collect()
 }

@@ -3,6 +3,7 @@
 pub mod autoscaling;
 pub mod db;
 pub mod effects;
+pub mod elbv2;
 pub mod enis;
 pub mod hibernation;
 pub mod images;

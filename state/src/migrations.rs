@@ -316,6 +316,86 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (template_id, version)
     );
     "#,
+    // Elastic Load Balancing v2: load balancers with their interfaces (ENIs) and groups,
+    // target groups (health check and attributes as JSON objects), registered targets
+    // (draining ones with their deadline), listeners, rules (conditions and actions as JSON),
+    // which target groups each listener and rule forwards to, and tags.
+    r#"
+    CREATE TABLE elb_load_balancers (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        arn TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        scheme TEXT NOT NULL,
+        vpc_id TEXT NOT NULL,
+        public_ip TEXT,
+        dns_name TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attributes TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE elb_interfaces (
+        lb_arn TEXT NOT NULL,
+        subnet_id TEXT NOT NULL,
+        eni_id TEXT NOT NULL UNIQUE,
+        PRIMARY KEY (lb_arn, subnet_id)
+    );
+    CREATE TABLE elb_lb_groups (
+        lb_arn TEXT NOT NULL,
+        group_id TEXT NOT NULL,
+        PRIMARY KEY (lb_arn, group_id)
+    );
+    CREATE TABLE elb_target_groups (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        arn TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL UNIQUE,
+        protocol TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        vpc_id TEXT NOT NULL,
+        target_type TEXT NOT NULL,
+        health_check TEXT NOT NULL,
+        attributes TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE elb_targets (
+        tg_arn TEXT NOT NULL,
+        target_id TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        registered_ms INTEGER NOT NULL,
+        drain_until_ms INTEGER,
+        PRIMARY KEY (tg_arn, target_id, port)
+    );
+    CREATE TABLE elb_listeners (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        arn TEXT NOT NULL UNIQUE,
+        lb_arn TEXT NOT NULL,
+        protocol TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        certificates TEXT NOT NULL,
+        default_actions TEXT NOT NULL,
+        UNIQUE (lb_arn, port)
+    );
+    CREATE TABLE elb_rules (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        arn TEXT NOT NULL UNIQUE,
+        listener_arn TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        conditions TEXT NOT NULL,
+        actions TEXT NOT NULL,
+        UNIQUE (listener_arn, priority)
+    );
+    CREATE TABLE elb_forwards (
+        owner_arn TEXT NOT NULL,
+        lb_arn TEXT NOT NULL,
+        tg_arn TEXT NOT NULL,
+        PRIMARY KEY (owner_arn, tg_arn)
+    );
+    CREATE INDEX elb_forwards_tg ON elb_forwards(tg_arn);
+    CREATE TABLE elb_tags (
+        arn TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (arn, key)
     // Auto Scaling: groups (their settings as JSON), the instances in them, scaling
     // activities (the reconciler's journal: an activity in progress is resumed after a
     // restart), scaling policies and scheduled actions (settings as JSON).

@@ -134,13 +134,12 @@ pub fn owned(ns: &NetNs) -> Vec<String> {
         .collect()
 }
 
-/// The public side: `kec2pub` with the pool's first address and the metadata address.
-pub fn ensure_public(ns: &NetNs, pool: &Cidr) -> Result<(), LinkError> {
-    ensure_bridge(
-        ns,
-        PUBLIC_LINK,
-        &[(pool.router(), pool.prefix), (super::firewall::IMDS_IP, 32)],
-    )
+/// The public side: `kec2pub` with the pool's first address, the metadata address and
+/// `extra` (load balancers' addresses).
+pub fn ensure_public(ns: &NetNs, pool: &Cidr, extra: &[(Ipv4Addr, u8)]) -> Result<(), LinkError> {
+    let mut addrs = vec![(pool.router(), pool.prefix), (super::firewall::IMDS_IP, 32)];
+    addrs.extend_from_slice(extra);
+    ensure_bridge(ns, PUBLIC_LINK, &addrs)
 }
 
 /// Writes a network sysctl (under /proc/sys, which shows the namespace of the writer).

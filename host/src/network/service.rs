@@ -140,7 +140,6 @@ impl Network {
     pub fn prepare(&self) -> Result<(), NetworkError> {
         addressing::ensure_default_vpc(&self.db.lock())?;
         links::enable_routing(&self.config.netns)?;
-        links::ensure_public(&self.config.netns, &self.config.public_pool)?;
         self.ensure_bridges()
     }
 
@@ -178,19 +177,36 @@ impl Network {
     /// Makes every VPC's bridge carry its subnets' router addresses; removes bridges of
     /// VPCs that are gone.
     pub fn ensure_bridges(&self) -> Result<(), NetworkError> {
-        let (all_vpcs, subnets) = {
+        let (all_vpcs, subnets, balancers) = {
             let conn = self.db.lock();
-            (vpcs::vpcs(&conn)?, vpcs::subnets(&conn)?)
+            (
+                vpcs::vpcs(&conn)?,
+                vpcs::subnets(&conn)?,
+                state::elbv2::host_addresses(&conn)?,
+            )
         };
+        links::ensure_public(
+            &self.config.netns,
+            &self.config.public_pool,
+            &parsed(&balancers.public),
+        )?;
         let mut wanted = Vec::new();
         for vpc in &all_vpcs {
             let name = bridge_name(vpc.seq);
-            let addrs: Vec<(Ipv4Addr, u8)> = subnets
+            let mut addrs: Vec<(Ipv4Addr, u8)> = subnets
                 .iter()
                 .filter(|s| s.vpc_id == vpc.id)
                 .filter_map(|s| s.cidr.parse::<Cidr>().ok())
                 .map(|c| (c.router(), c.prefix))
                 .collect();
+            // Load balancers' interfaces: their addresses live on the host side of the bridge.
+            let interfaces: Vec<String> = balancers
+                .private
+                .iter()
+                .filter(|(v, _)| *v == vpc.id)
+                .map(|(_, ip)| ip.clone())
+                .collect();
+            addrs.extend(parsed(&interfaces).into_iter().map(|(ip, _)| (ip, 32)));
             links::ensure_bridge(&self.config.netns, &name, &addrs)?;
             wanted.push(name);
         }
@@ -518,15 +534,24 @@ impl Network {
     }
 }
 
+/// Addresses as host routes (`/32`), skipping any that do not parse.
+fn parsed(ips: &[String]) -> Vec<(Ipv4Addr, u8)> {
+    ips.iter()
+        .filter_map(|ip| ip.parse().ok())
+        .map(|ip| (ip, 32))
+        .collect()
+}
+
 fn group_members(
     conn: &Connection,
     group_id: &str,
     all_enis: &[EniRow],
 ) -> rusqlite::Result<Vec<Ipv4Addr>> {
     let ids = enis::enis_in_group(conn, group_id)?;
+    let balancers = state::elbv2::interface_enis(conn)?;
     Ok(all_enis
         .iter()
-        .filter(|e| ids.contains(&e.id) && e.instance_id.is_some())
+        .filter(|e| ids.contains(&e.id) && (e.instance_id.is_some() || balancers.contains(&e.id)))
         .filter_map(|e| e.private_ip.parse().ok())
         .collect())
 }

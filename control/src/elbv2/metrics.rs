@@ -1,0 +1,1 @@
+//! AWS/ApplicationELB and AWS/NetworkELB metrics from HAProxy's counters.
