@@ -33,6 +33,7 @@ s = session(keys)
 asg = s.client("autoscaling", endpoint_url=endpoint)
 ec2 = s.client("ec2", endpoint_url=endpoint)
 cw = s.client("cloudwatch", endpoint_url=endpoint)
+elb = s.client("elbv2", endpoint_url=endpoint)
 T0 = time.time()
 
 
@@ -186,6 +187,29 @@ two = wait_for("back to 2", settled(2), 90)
 assert by_age[0] in two and by_age[1] not in two, (by_age, two)
 log("scale in by policy with protection ok")
 
+# A target group attached to the group: its instances are registered, and later ones when
+# they come into service.
+vpc = ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["VpcId"]
+tg = elb.create_target_group(Name="web", Protocol="HTTP", Port=80, VpcId=vpc, HealthCheckPath="/",
+                             HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+                             HealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
+elb.modify_target_group_attributes(TargetGroupArn=tg, Attributes=[
+    {"Key": "deregistration_delay.timeout_seconds", "Value": "5"}])
+assert code_of(asg.attach_load_balancer_target_groups, AutoScalingGroupName="web",
+               TargetGroupARNs=[tg.replace("/web/", "/nope/")]) == "ValidationError"
+asg.attach_load_balancer_target_groups(AutoScalingGroupName="web", TargetGroupARNs=[tg])
+assert [t["LoadBalancerTargetGroupARN"] for t in asg.describe_load_balancer_target_groups(
+    AutoScalingGroupName="web")["LoadBalancerTargetGroups"]] == [tg]
+
+
+def targets():
+    return {t["Target"]["Id"]: t["TargetHealth"]["State"]
+            for t in elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]}
+
+
+wait_for("the group's instances registered", lambda: sorted(targets()) == sorted(two), 30)
+log("target group ok:", targets())
+
 # A scheduled action fires.
 at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=5)
 asg.put_scheduled_update_group_action(AutoScalingGroupName="web", ScheduledActionName="burst",
@@ -195,7 +219,8 @@ assert [a["ScheduledActionName"] for a in asg.describe_scheduled_actions(AutoSca
 assert code_of(asg.put_scheduled_update_group_action, AutoScalingGroupName="web", ScheduledActionName="x",
                Recurrence="61 * * * *", DesiredCapacity=3) == "ValidationError"
 wait_for("the scheduled action", lambda: group()["DesiredCapacity"] == 3, 30)
-wait_for("3 instances", settled(3), 90)
+three = wait_for("3 instances", settled(3), 90)
+wait_for("the new instance registered", lambda: sorted(targets()) == sorted(three), 30)
 acts = asg.describe_scaling_activities(AutoScalingGroupName="web")["Activities"]
 assert any("a scheduled action update of AutoScalingGroup constraints to min: 2, max: 6, desired: 3 changing the desired capacity from 2 to 3." in a["Cause"] for a in acts), acts[0]
 log("scheduled action ok")
@@ -213,9 +238,24 @@ cw.put_metric_alarm(AlarmName="queue-low", Namespace="Test", MetricName="Queue",
                     AlarmActions=[arn])
 cw.set_alarm_state(AlarmName="queue-low", StateValue="ALARM", StateReason="test")
 wait_for("the step policy", lambda: group()["DesiredCapacity"] == 2, 40)
+
+
+def drained_first():
+    """The instance scaled in: draining in the target group while it still runs."""
+    for i, state in targets().items():
+        if state == "draining":
+            ec2_state = ec2.describe_instances(InstanceIds=[i])["Reservations"][0]["Instances"][0]["State"]["Name"]
+            return i if ec2_state == "running" else None
+    return None
+
+
+victim = wait_for("the scaled-in instance draining before its termination", drained_first, 20)
+log("draining before termination:", victim)
 pol = asg.describe_policies(AutoScalingGroupName="web", PolicyNames=["step-in"])["ScalingPolicies"][0]
 assert [a["AlarmName"] for a in pol["Alarms"]] == ["queue-low"], pol
-wait_for("2 instances", settled(2), 90)
+two = wait_for("2 instances", settled(2), 90)
+wait_for("the victim gone from the target group", lambda: sorted(targets()) == sorted(two), 30)
+assert victim not in two
 acts = asg.describe_scaling_activities(AutoScalingGroupName="web")["Activities"]
 assert any("a monitor alarm queue-low in state ALARM triggered policy step-in changing the desired capacity from 3 to 2." in a["Cause"] for a in acts)
 history = cw.describe_alarm_history(AlarmName="queue-low", HistoryItemType="Action")["AlarmHistoryItems"]

@@ -76,6 +76,7 @@ pub async fn round(plane: &Arc<Plane>, memory: &mut Memory) -> rusqlite::Result<
         .collect();
     for g in groups {
         check_health(plane, &g, now)?;
+        targets::sync_members(plane, &g)?;
         plan(plane, &g, memory, now)?;
     }
     let open = db::open_activities(&plane.db.lock())?;
