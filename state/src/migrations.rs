@@ -396,6 +396,8 @@ const MIGRATIONS: &[&str] = &[
         key TEXT NOT NULL,
         value TEXT NOT NULL,
         PRIMARY KEY (arn, key)
+    );
+    "#,
     // Auto Scaling: groups (their settings as JSON), the instances in them, scaling
     // activities (the reconciler's journal: an activity in progress is resumed after a
     // restart), scaling policies and scheduled actions (settings as JSON).

@@ -48,6 +48,8 @@ pub struct Memory {
     launch_backoff: HashMap<String, i64>,
     /// Per (policy ARN, alarm name), when an alarm last invoked the policy.
     pub alarm_invoked: HashMap<(String, String), i64>,
+    /// Per instance, when its termination was last asked (it runs beside the rounds).
+    terminate_asked: HashMap<String, i64>,
 }
 
 /// Runs rounds for ever: every `every`, or sooner when a command wakes it.
@@ -81,7 +83,7 @@ pub async fn round(plane: &Arc<Plane>, memory: &mut Memory) -> rusqlite::Result<
     }
     let open = db::open_activities(&plane.db.lock())?;
     for a in open {
-        progress(plane, a, memory).await?;
+        progress(plane, a, memory)?;
     }
     finish_deletions(plane)?;
     Ok(())
@@ -286,11 +288,35 @@ fn plan(plane: &Plane, g: &Group, memory: &mut Memory, now: i64) -> rusqlite::Re
 }
 
 /// Moves one open activity on.
-async fn progress(plane: &Plane, a: ActivityRow, memory: &mut Memory) -> rusqlite::Result<()> {
+fn progress(plane: &Arc<Plane>, a: ActivityRow, memory: &mut Memory) -> rusqlite::Result<()> {
     match a.kind.as_str() {
         LAUNCH => progress_launch(plane, a, memory),
-        _ => progress_removal(plane, a).await,
+        _ => progress_removal(plane, a, memory),
     }
+}
+
+/// How long a termination asked is left to run before it is asked again.
+const TERMINATE_RETRY_MS: i64 = 60_000;
+
+/// Asks for instance `id`'s termination in a task of its own (a slow shutdown does not hold
+/// up the round), unless one was asked recently.
+fn terminate(plane: &Arc<Plane>, id: &str, memory: &mut Memory) {
+    let now = now_ms();
+    if memory
+        .terminate_asked
+        .get(id)
+        .is_some_and(|t| now - t < TERMINATE_RETRY_MS)
+    {
+        return;
+    }
+    memory.terminate_asked.insert(id.to_string(), now);
+    let plane = plane.clone();
+    let ids = vec![id.to_string()];
+    tokio::spawn(async move {
+        if let Err(e) = plane.terminate_instances(&ids).await {
+            tracing::warn!(instance = %ids[0], error = %host::error_chain(&e), "cannot terminate");
+        }
+    });
 }
 
 /// The tags a group's instances get.
@@ -388,7 +414,7 @@ fn progress_launch(plane: &Plane, mut a: ActivityRow, memory: &mut Memory) -> ru
 
 /// A termination or detachment: deregister and wait for draining, then terminate (or just
 /// let go) and end.
-async fn progress_removal(plane: &Plane, mut a: ActivityRow) -> rusqlite::Result<()> {
+fn progress_removal(plane: &Arc<Plane>, mut a: ActivityRow, memory: &mut Memory) -> rusqlite::Result<()> {
     let Some(id) = a.instance_id.clone() else {
         return fail(plane, a, "No instance to act on.".into());
     };
@@ -419,10 +445,13 @@ async fn progress_removal(plane: &Plane, mut a: ActivityRow) -> rusqlite::Result
     }
     let state = instances::get(&plane.db.lock(), &id)?.map(|r| r.state);
     match state {
-        None | Some(InstanceState::Terminated) => plane.asg_write(|tx| {
-            db::delete_member(tx, &id)?;
-            activities::finish(tx, &mut a, SUCCESSFUL, None, now_ms())
-        }),
+        None | Some(InstanceState::Terminated) => {
+            memory.terminate_asked.remove(&id);
+            plane.asg_write(|tx| {
+                db::delete_member(tx, &id)?;
+                activities::finish(tx, &mut a, SUCCESSFUL, None, now_ms())
+            })
+        }
         Some(InstanceState::ShuttingDown) => Ok(()),
         Some(_) => {
             if a.status != IN_PROGRESS || a.progress < TERMINATE_ASKED {
@@ -430,9 +459,7 @@ async fn progress_removal(plane: &Plane, mut a: ActivityRow) -> rusqlite::Result
                 a.progress = TERMINATE_ASKED;
                 plane.asg_write(|tx| db::update_activity(tx, &a))?;
             }
-            if let Err(e) = plane.terminate_instances(std::slice::from_ref(&id)).await {
-                tracing::warn!(instance = %id, error = %host::error_chain(&e), "cannot terminate");
-            }
+            terminate(plane, &id, memory);
             Ok(())
         }
     }
