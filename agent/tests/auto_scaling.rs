@@ -118,3 +118,65 @@ fn predictive_scaling_forecasts_a_synthetic_daily_load() {
         "auto scaling forecast: ok",
     );
 }
+
+/// The group's instances that are not terminated, by their `aws:autoscaling:groupName` tag.
+fn tagged_live(agent: &Agent, group: &str) -> Vec<String> {
+    let xml = agent.call(
+        "DescribeInstances",
+        &[
+            ("Filter.1.Name", "tag:aws:autoscaling:groupName"),
+            ("Filter.1.Value.1", group),
+            ("Filter.2.Name", "instance-state-name"),
+            ("Filter.2.Value.1", "pending"),
+            ("Filter.2.Value.2", "running"),
+        ],
+    );
+    common::instance_ids(&xml)
+}
+
+#[test]
+fn a_restart_in_the_middle_of_launches_neither_loses_nor_doubles_them() {
+    let mut agent = Agent::start(&[]);
+    let ami = agent.register_probe();
+    agent.call(
+        "CreateLaunchTemplate",
+        &[
+            ("LaunchTemplateName", "r"),
+            ("LaunchTemplateData.ImageId", &ami),
+            ("LaunchTemplateData.InstanceType", "t2.micro"),
+        ],
+    );
+    let subnet = common::network::first(&agent.call("DescribeSubnets", &[]), "subnetId");
+    agent.call_service(
+        cli::client::AUTOSCALING,
+        "CreateAutoScalingGroup",
+        &[
+            ("AutoScalingGroupName", "r"),
+            ("LaunchTemplate.LaunchTemplateName", "r"),
+            ("MinSize", "3"),
+            ("MaxSize", "3"),
+            ("VPCZoneIdentifier", &subnet),
+        ],
+    );
+    // Killed while its launch activities are open: some instances launched, some not.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    agent.kill9();
+    agent.restart();
+    let done = common::eventually(std::time::Duration::from_secs(90), || {
+        let xml = agent.call_service(
+            cli::client::AUTOSCALING,
+            "DescribeAutoScalingGroups",
+            &[("AutoScalingGroupNames.member.1", "r")],
+        );
+        xml.matches("<LifecycleState>InService</LifecycleState>").count() == 3
+    });
+    assert!(done, "{}", common::tail(&agent.log(), 40));
+    let live = tagged_live(&agent, "r");
+    assert_eq!(live.len(), 3, "{live:?}");
+    let xml = agent.call_service(
+        cli::client::AUTOSCALING,
+        "DescribeScalingActivities",
+        &[("AutoScalingGroupName", "r")],
+    );
+    assert!(!xml.contains("<StatusCode>InProgress</StatusCode>"), "{xml}");
+}
