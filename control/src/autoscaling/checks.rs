@@ -56,7 +56,7 @@ pub fn invalid(m: impl Into<String>) -> ScalingError {
 
 /// Checks min, max and desired.
 pub fn check_sizes(min: i32, max: i32, desired: i32) -> Result<(), ScalingError> {
-    if min < 0 || max < 0 || max > MAX_SIZE {
+    if min < 0 || !(0..=MAX_SIZE).contains(&max) {
         return Err(invalid(format!(
             "MinSize and MaxSize must be between 0 and {MAX_SIZE}."
         )));

@@ -414,7 +414,11 @@ fn progress_launch(plane: &Plane, mut a: ActivityRow, memory: &mut Memory) -> ru
 
 /// A termination or detachment: deregister and wait for draining, then terminate (or just
 /// let go) and end.
-fn progress_removal(plane: &Arc<Plane>, mut a: ActivityRow, memory: &mut Memory) -> rusqlite::Result<()> {
+fn progress_removal(
+    plane: &Arc<Plane>,
+    mut a: ActivityRow,
+    memory: &mut Memory,
+) -> rusqlite::Result<()> {
     let Some(id) = a.instance_id.clone() else {
         return fail(plane, a, "No instance to act on.".into());
     };
