@@ -141,7 +141,7 @@ fn a_restart_in_the_middle_of_launches_neither_loses_nor_doubles_them() {
     agent.call(
         "CreateLaunchTemplate",
         &[
-            ("LaunchTemplateName", "r"),
+            ("LaunchTemplateName", "restart"),
             ("LaunchTemplateData.ImageId", &ami),
             ("LaunchTemplateData.InstanceType", "t2.micro"),
         ],
@@ -152,14 +152,14 @@ fn a_restart_in_the_middle_of_launches_neither_loses_nor_doubles_them() {
         "CreateAutoScalingGroup",
         &[
             ("AutoScalingGroupName", "r"),
-            ("LaunchTemplate.LaunchTemplateName", "r"),
+            ("LaunchTemplate.LaunchTemplateName", "restart"),
             ("MinSize", "3"),
             ("MaxSize", "3"),
             ("VPCZoneIdentifier", &subnet),
         ],
     );
-    // Killed while its launch activities are open: some instances launched, some not.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Killed at once, while its launch activities are open (some instances launched or
+    // being launched, some not): the restarted agent resumes them, launching each once.
     agent.kill9();
     agent.restart();
     let done = common::eventually(std::time::Duration::from_secs(90), || {
@@ -168,7 +168,9 @@ fn a_restart_in_the_middle_of_launches_neither_loses_nor_doubles_them() {
             "DescribeAutoScalingGroups",
             &[("AutoScalingGroupNames.member.1", "r")],
         );
-        xml.matches("<LifecycleState>InService</LifecycleState>").count() == 3
+        xml.matches("<LifecycleState>InService</LifecycleState>")
+            .count()
+            == 3
     });
     assert!(done, "{}", common::tail(&agent.log(), 40));
     let live = tagged_live(&agent, "r");
@@ -178,5 +180,8 @@ fn a_restart_in_the_middle_of_launches_neither_loses_nor_doubles_them() {
         "DescribeScalingActivities",
         &[("AutoScalingGroupName", "r")],
     );
-    assert!(!xml.contains("<StatusCode>InProgress</StatusCode>"), "{xml}");
+    assert!(
+        !xml.contains("<StatusCode>InProgress</StatusCode>"),
+        "{xml}"
+    );
 }
