@@ -16,6 +16,7 @@ packages=(
   python3 python3-venv  # benchmarks, and boto3 in a virtualenv for API tests
   iputils-ping      # networking tests ping the probe
   fio               # benchmarks: the host's own disk figures
+  wrk               # benchmarks: HTTP through a load balancer and straight to a probe
   gdb               # jail tests: a forbidden system call injected into a running vmm
   # cloud-init-imds test: Debian's cloud-init runs unpacked (never installed) with Debian's
   # python3 and the libraries it imports

@@ -187,6 +187,50 @@ i2 = run2["Instances"][0]
 assert i2["InstanceType"] == "t2.micro", i2
 assert tags_of(i2)["aws:ec2launchtemplate:version"] == "1", i2
 
+# A template launching through network interface 0 (subnet, groups, no public address),
+# with a data volume tagged by the template; the request's subnet would go on interface 0.
+subnet = ec2.describe_subnets()["Subnets"][0]
+group = ec2.describe_security_groups(
+    Filters=[{"Name": "group-name", "Values": ["default"]},
+             {"Name": "vpc-id", "Values": [subnet["VpcId"]]}])["SecurityGroups"][0]["GroupId"]
+ec2.create_launch_template(LaunchTemplateName="net-lt", LaunchTemplateData={
+    "ImageId": ami, "InstanceType": "t2.nano", "Monitoring": {"Enabled": True},
+    "NetworkInterfaces": [{"DeviceIndex": 0, "SubnetId": subnet["SubnetId"], "Groups": [group],
+                           "AssociatePublicIpAddress": False}],
+    "BlockDeviceMappings": [{"DeviceName": "/dev/sdf",
+                             "Ebs": {"VolumeSize": 1, "DeleteOnTermination": True}}],
+    "TagSpecifications": [{"ResourceType": "volume", "Tags": [{"Key": "disk", "Value": "lt"}]},
+                          {"ResourceType": "network-interface",
+                           "Tags": [{"Key": "nic", "Value": "lt"}]}],
+})
+assert error_code(ec2.run_instances, LaunchTemplate={"LaunchTemplateName": "net-lt"},
+                  MinCount=1, MaxCount=1, SubnetId="subnet-0000000000000dead") == \
+    "InvalidSubnetID.NotFound", "the request's subnet goes on the template's interface"
+i3 = ec2.run_instances(LaunchTemplate={"LaunchTemplateName": "net-lt"},
+                       MinCount=1, MaxCount=1)["Instances"][0]
+i3_id = i3["InstanceId"]
+assert i3["SubnetId"] == subnet["SubnetId"], i3
+assert [g["GroupId"] for g in i3["SecurityGroups"]] == [group], i3
+assert "PublicIpAddress" not in i3, i3
+assert i3["Monitoring"]["State"] in ("enabled", "pending"), i3["Monitoring"]
+nic = i3["NetworkInterfaces"][0]["NetworkInterfaceId"]
+nic_view = ec2.describe_network_interfaces(NetworkInterfaceIds=[nic])["NetworkInterfaces"][0]
+assert {t["Key"]: t["Value"] for t in nic_view["TagSet"]} == {"nic": "lt"}, nic_view
+vols = ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [i3_id]}])["Volumes"]
+data_vol = [v for v in vols if v["Attachments"][0]["Device"] == "/dev/sdf"]
+assert len(data_vol) == 1 and data_vol[0]["Size"] == 1, vols
+assert all(tags_of(v) == {"disk": "lt"} for v in vols), vols
+ec2.terminate_instances(InstanceIds=[i3_id])
+ec2.delete_launch_template(LaunchTemplateName="net-lt")
+
+# DescribeLaunchTemplates in pages.
+ec2.create_launch_template(LaunchTemplateName="page-lt", LaunchTemplateData={"ImageId": ami})
+pages = ec2.get_paginator("describe_launch_templates").paginate(PaginationConfig={"PageSize": 1})
+paged = [[t["LaunchTemplateName"] for t in p["LaunchTemplates"]] for p in pages]
+assert sorted(paged) == [["page-lt"], ["web-lt"]], paged
+assert error_code(ec2.describe_launch_templates, NextToken="not-ours") == "InvalidParameterValue"
+ec2.delete_launch_template(LaunchTemplateName="page-lt")
+
 # DeleteLaunchTemplateVersions: the default one (2) stays, with EC2's per-version errors.
 r = ec2.delete_launch_template_versions(LaunchTemplateId=lt_id, Versions=["2", "3", "9"])
 assert [v["VersionNumber"] for v in r["SuccessfullyDeletedLaunchTemplateVersions"]] == [3], r
@@ -194,6 +238,9 @@ failed = {v["VersionNumber"]: v["ResponseError"]["Code"]
           for v in r["UnsuccessfullyDeletedLaunchTemplateVersions"]}
 assert failed == {2: "unexpectedError", 9: "launchTemplateVersionDoesNotExist"}, r
 assert versions(LaunchTemplateId=lt_id) == [2, 1]
+got = ec2.describe_launch_templates(LaunchTemplateIds=[lt_id])["LaunchTemplates"][0]
+assert got["LatestVersionNumber"] == 2, got
+assert versions(LaunchTemplateId=lt_id, Versions=["$Latest"]) == [2]
 
 # The `aws` CLI: create and describe, as its users type them.
 status, out, err = aws_clients.aws_cli(endpoint, keys, [
@@ -210,6 +257,22 @@ assert status == 0, err
 vs = json.loads(out)["LaunchTemplateVersions"]
 assert len(vs) == 1 and vs[0]["LaunchTemplateData"] == {"ImageId": ami, "InstanceType": "t2.nano"}, vs
 assert vs[0]["VersionDescription"] == "from the cli", vs
+
+# ClientToken: a retry gives what the first call made; the token with other parameters is
+# refused.
+first = ec2.create_launch_template(LaunchTemplateName="retry-lt", ClientToken="tok-1",
+                                   LaunchTemplateData={"ImageId": ami})["LaunchTemplate"]
+again = ec2.create_launch_template(LaunchTemplateName="retry-lt", ClientToken="tok-1",
+                                   LaunchTemplateData={"ImageId": ami})["LaunchTemplate"]
+assert first["LaunchTemplateId"] == again["LaunchTemplateId"], (first, again)
+assert error_code(ec2.create_launch_template, LaunchTemplateName="other-lt", ClientToken="tok-1",
+                  LaunchTemplateData={"ImageId": ami}) == "IdempotentParameterMismatch"
+made = [ec2.create_launch_template_version(
+    LaunchTemplateName="retry-lt", ClientToken="tok-2",
+    LaunchTemplateData={"InstanceType": "t2.nano"})["LaunchTemplateVersion"]["VersionNumber"]
+    for _ in range(2)]
+assert made == [2, 2], made
+ec2.delete_launch_template(LaunchTemplateName="retry-lt")
 
 # DeleteLaunchTemplate: gone with its versions; the instances stay.
 d = ec2.delete_launch_template(LaunchTemplateName="web-lt")["LaunchTemplate"]

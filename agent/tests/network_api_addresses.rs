@@ -246,6 +246,72 @@ fn elastic_ips_and_network_interfaces() {
     );
 }
 
+/// A /29 pool gives instances five addresses (the first is the host's): a launch that wants
+/// more is cut to what is left, one that cannot have MinCount is refused up front and leaves
+/// nothing, and so is a start; an instance that gives its address back makes room.
+#[test]
+fn a_launch_the_public_pool_cannot_serve_is_refused_up_front() {
+    let agent = Agent::start(&["--stop-timeout", "5", "--public-pool", "198.51.101.0/29"]);
+    let ami = agent.register_probe();
+    let params = |min: &'static str, max: &'static str| {
+        [
+            ("ImageId", ami.clone()),
+            ("InstanceType", "t2.nano".into()),
+            ("MinCount", min.into()),
+            ("MaxCount", max.into()),
+        ]
+    };
+    let run = |min, max| {
+        let p = params(min, max);
+        let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        common::instance_ids(&agent.call("RunInstances", &p))
+    };
+    let refuse = |min, max| {
+        let p = params(min, max);
+        let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        agent.call_err("RunInstances", &p)
+    };
+    let first_four = run("4", "4");
+    assert_eq!(first_four.len(), 4);
+    let (code, message) = refuse("2", "3");
+    assert_eq!(code, "InsufficientAddressCapacity", "{message}");
+    assert!(message.contains("198.51.101.0/29"), "{message}");
+    assert_eq!(
+        agent.states().len(),
+        4,
+        "a refused launch leaves no instance"
+    );
+    let last = run("1", "3");
+    assert_eq!(last.len(), 1, "MaxCount is cut to the addresses left");
+    let mut ips = Vec::new();
+    for id in first_four.iter().chain(&last) {
+        agent.wait_state(id, "running", Duration::from_secs(60));
+        ips.push(public_ip(&agent, id));
+    }
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 5, "{ips:?}");
+    assert!(
+        ips.iter().all(|ip| ip.starts_with("198.51.101.")),
+        "{ips:?}"
+    );
+
+    // A stopped instance gives its address back; another takes it; the stopped one cannot
+    // start again and stays stopped.
+    agent.call("StopInstances", &[("InstanceId.1", &last[0])]);
+    agent.wait_state(&last[0], "stopped", Duration::from_secs(30));
+    let newcomer = run("1", "1");
+    agent.wait_state(&newcomer[0], "running", Duration::from_secs(60));
+    let (code, message) = agent.call_err("StartInstances", &[("InstanceId.1", &last[0])]);
+    assert_eq!(code, "InsufficientAddressCapacity", "{message}");
+    assert_eq!(agent.instance(&last[0]).state, "stopped");
+    agent.call("TerminateInstances", &[("InstanceId.1", &newcomer[0])]);
+    agent.wait_state(&newcomer[0], "terminated", Duration::from_secs(30));
+    agent.call("StartInstances", &[("InstanceId.1", &last[0])]);
+    agent.wait_state(&last[0], "running", Duration::from_secs(60));
+    assert!(public_ip(&agent, &last[0]).starts_with("198.51.101."));
+}
+
 #[test]
 fn the_cli_drives_the_network() {
     let agent = Agent::start(&[]);

@@ -97,6 +97,25 @@ fn print_changes(xml: &str) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `--launch-template LaunchTemplateName=N,Version=V` (or `LaunchTemplateId=ID`) as the
+/// `LaunchTemplate.*` parameters.
+fn template_params(p: &mut Vec<(String, String)>, spec: &str) -> Result<(), CliError> {
+    for part in spec.split(',') {
+        let (k, v) = part.split_once('=').ok_or_else(|| {
+            CliError::Input(format!(
+                "--launch-template '{spec}' is not LaunchTemplateName=NAME,Version=V"
+            ))
+        })?;
+        if !matches!(k, "LaunchTemplateName" | "LaunchTemplateId" | "Version") {
+            return Err(CliError::Input(format!(
+                "--launch-template takes LaunchTemplateName, LaunchTemplateId and Version, not {k}"
+            )));
+        }
+        p.push((format!("LaunchTemplate.{k}"), v.to_string()));
+    }
+    Ok(())
+}
+
 /// The instances' lines, from DescribeInstances.
 pub fn describe(c: &Client, ids: &[String]) -> Result<Vec<InstanceLine>, CliError> {
     let mut p = Vec::new();
@@ -114,6 +133,7 @@ pub fn run(cli: &Cli, c: &Client) -> Result<(), CliError> {
         Command::RunInstances {
             image_id,
             instance_type,
+            launch_template,
             key_name,
             count,
             user_data,
@@ -122,8 +142,15 @@ pub fn run(cli: &Cli, c: &Client) -> Result<(), CliError> {
             tags,
         } => {
             let (min, max) = count.split_once(':').unwrap_or((count, count));
-            p.push(("ImageId".into(), image_id.clone()));
-            p.push(("InstanceType".into(), instance_type.clone()));
+            if let Some(i) = image_id {
+                p.push(("ImageId".into(), i.clone()));
+            }
+            if let Some(t) = instance_type {
+                p.push(("InstanceType".into(), t.clone()));
+            }
+            if let Some(t) = launch_template {
+                template_params(&mut p, t)?;
+            }
             p.push(("MinCount".into(), min.into()));
             p.push(("MaxCount".into(), max.into()));
             if let Some(k) = key_name {

@@ -6,6 +6,7 @@ pub mod client;
 pub mod commands;
 pub mod error;
 pub mod instances;
+pub mod launch_templates;
 pub mod monitoring;
 pub mod network;
 pub mod output;
@@ -53,12 +54,16 @@ pub struct Cli {
 pub enum Command {
     /// Launch instances.
     RunInstances {
-        /// The image (`ami-...`).
+        /// The image (`ami-...`); the launch template's when one is given.
         #[arg(long)]
-        image_id: String,
-        /// The instance type.
-        #[arg(long, default_value = "t2.micro")]
-        instance_type: String,
+        image_id: Option<String>,
+        /// The instance type (default: the launch template's, else t2.micro).
+        #[arg(long)]
+        instance_type: Option<String>,
+        /// A launch template: `LaunchTemplateName=NAME` or `LaunchTemplateId=ID`, and
+        /// `,Version=V` (`$Latest`, `$Default` or a number).
+        #[arg(long)]
+        launch_template: Option<String>,
         /// The key pair.
         #[arg(long)]
         key_name: Option<String>,
@@ -274,6 +279,9 @@ pub enum Command {
     /// Auto Scaling: groups, their capacity and activities.
     #[command(flatten)]
     AutoScaling(autoscaling::AutoScalingCommand),
+    /// Launch templates.
+    #[command(flatten)]
+    Templates(launch_templates::TemplateCommand),
 }
 
 /// Runs the CLI; returns the process exit code.

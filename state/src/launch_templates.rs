@@ -4,7 +4,8 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-/// One launch template.
+/// One launch template. Its latest version is the highest it has; a new version takes the
+/// next number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateRow {
     /// Creation order, for paging.
@@ -17,8 +18,10 @@ pub struct TemplateRow {
     pub created_at: String,
     /// The version launches use when none is named.
     pub default_version: i64,
-    /// The highest version number given so far.
+    /// The highest version number it has.
     pub latest_version: i64,
+    /// The `ClientToken` it was made with.
+    pub client_token: Option<String>,
 }
 
 /// One version of a launch template.
@@ -34,9 +37,12 @@ pub struct VersionRow {
     pub created_at: String,
     /// The launch data, as JSON.
     pub data: String,
+    /// The `ClientToken` it was made with.
+    pub client_token: Option<String>,
 }
 
-const TEMPLATE_COLUMNS: &str = "seq, id, name, created_at, default_version, latest_version";
+const TEMPLATE_COLUMNS: &str =
+    "seq, id, name, created_at, default_version, latest_version, client_token";
 
 fn template_row(r: &Row<'_>) -> rusqlite::Result<TemplateRow> {
     Ok(TemplateRow {
@@ -46,6 +52,7 @@ fn template_row(r: &Row<'_>) -> rusqlite::Result<TemplateRow> {
         created_at: r.get(3)?,
         default_version: r.get(4)?,
         latest_version: r.get(5)?,
+        client_token: r.get(6)?,
     })
 }
 
@@ -56,20 +63,23 @@ fn version_row(r: &Row<'_>) -> rusqlite::Result<VersionRow> {
         description: r.get(2)?,
         created_at: r.get(3)?,
         data: r.get(4)?,
+        client_token: r.get(5)?,
     })
 }
 
 /// Records a new template and its version 1 (default and latest).
 pub fn insert(conn: &Connection, t: &TemplateRow, first: &VersionRow) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT INTO launch_templates (id, name, created_at, default_version, latest_version) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO launch_templates \
+         (id, name, created_at, default_version, latest_version, client_token) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             t.id,
             t.name,
             t.created_at,
             t.default_version,
-            t.latest_version
+            t.latest_version,
+            t.client_token
         ],
     )?;
     insert_version(conn, first)
@@ -78,9 +88,17 @@ pub fn insert(conn: &Connection, t: &TemplateRow, first: &VersionRow) -> rusqlit
 /// Records a version and makes it the template's latest.
 pub fn insert_version(conn: &Connection, v: &VersionRow) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT INTO launch_template_versions (template_id, version, description, created_at, data) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![v.template_id, v.version, v.description, v.created_at, v.data],
+        "INSERT INTO launch_template_versions \
+         (template_id, version, description, created_at, data, client_token) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            v.template_id,
+            v.version,
+            v.description,
+            v.created_at,
+            v.data,
+            v.client_token
+        ],
     )?;
     conn.execute(
         "UPDATE launch_templates SET latest_version = MAX(latest_version, ?2) WHERE id = ?1",
@@ -105,6 +123,33 @@ pub fn by_name(conn: &Connection, name: &str) -> rusqlite::Result<Option<Templat
         &format!("SELECT {TEMPLATE_COLUMNS} FROM launch_templates WHERE name = ?1"),
         [name],
         template_row,
+    )
+    .optional()
+}
+
+/// The template made with `ClientToken` `token`.
+pub fn by_client_token(conn: &Connection, token: &str) -> rusqlite::Result<Option<TemplateRow>> {
+    conn.query_row(
+        &format!("SELECT {TEMPLATE_COLUMNS} FROM launch_templates WHERE client_token = ?1"),
+        [token],
+        template_row,
+    )
+    .optional()
+}
+
+/// The version of template `id` made with `ClientToken` `token`.
+pub fn version_by_client_token(
+    conn: &Connection,
+    id: &str,
+    token: &str,
+) -> rusqlite::Result<Option<VersionRow>> {
+    conn.query_row(
+        &format!(
+            "SELECT {VERSION_COLUMNS} FROM launch_template_versions \
+             WHERE template_id = ?1 AND client_token = ?2"
+        ),
+        params![id, token],
+        version_row,
     )
     .optional()
 }
@@ -136,7 +181,7 @@ pub fn delete(conn: &Connection, id: &str) -> rusqlite::Result<()> {
     crate::tags::delete_all(conn, id)
 }
 
-const VERSION_COLUMNS: &str = "template_id, version, description, created_at, data";
+const VERSION_COLUMNS: &str = "template_id, version, description, created_at, data, client_token";
 
 /// One version of a template.
 pub fn version(conn: &Connection, id: &str, version: i64) -> rusqlite::Result<Option<VersionRow>> {
@@ -160,12 +205,20 @@ pub fn versions(conn: &Connection, id: &str) -> rusqlite::Result<Vec<VersionRow>
     st.query_map([id], version_row)?.collect()
 }
 
-/// Deletes one version; whether it existed.
+/// Deletes one version, the template's latest becoming the highest left; whether it
+/// existed.
 pub fn delete_version(conn: &Connection, id: &str, version: i64) -> rusqlite::Result<bool> {
-    Ok(conn.execute(
+    let gone = conn.execute(
         "DELETE FROM launch_template_versions WHERE template_id = ?1 AND version = ?2",
         params![id, version],
-    )? > 0)
+    )? > 0;
+    conn.execute(
+        "UPDATE launch_templates SET latest_version = \
+         (SELECT COALESCE(MAX(version), 0) FROM launch_template_versions WHERE template_id = ?1) \
+         WHERE id = ?1",
+        [id],
+    )?;
+    Ok(gone)
 }
 
 #[cfg(test)]
@@ -185,6 +238,7 @@ mod tests {
             description: None,
             created_at: "t".into(),
             data: format!("{{\"n\":{n}}}"),
+            client_token: None,
         }
     }
 
@@ -199,10 +253,12 @@ mod tests {
             created_at: "t".into(),
             default_version: 1,
             latest_version: 1,
+            client_token: Some("tok".into()),
         };
         insert(&conn, &t, &v("lt-1", 1)).unwrap();
         insert_version(&conn, &v("lt-1", 2)).unwrap();
         let got = by_name(&conn, "web").unwrap().unwrap();
+        assert_eq!(by_client_token(&conn, "tok").unwrap().unwrap().id, "lt-1");
         assert_eq!(got.latest_version, 2);
         let vs: Vec<i64> = versions(&conn, "lt-1")
             .unwrap()
@@ -212,8 +268,8 @@ mod tests {
         assert_eq!(vs, [2, 1]);
         assert!(delete_version(&conn, "lt-1", 2).unwrap());
         assert!(!delete_version(&conn, "lt-1", 2).unwrap());
-        // Deleting the latest does not lower the latest number given.
-        assert_eq!(by_id(&conn, "lt-1").unwrap().unwrap().latest_version, 2);
+        // Deleting the latest makes the highest left the latest.
+        assert_eq!(by_id(&conn, "lt-1").unwrap().unwrap().latest_version, 1);
         delete(&conn, "lt-1").unwrap();
         assert!(by_id(&conn, "lt-1").unwrap().is_none());
     }

@@ -305,7 +305,8 @@ const MIGRATIONS: &[&str] = &[
         name TEXT NOT NULL UNIQUE,
         created_at TEXT NOT NULL,
         default_version INTEGER NOT NULL,
-        latest_version INTEGER NOT NULL
+        latest_version INTEGER NOT NULL,
+        client_token TEXT UNIQUE
     );
     CREATE TABLE launch_template_versions (
         template_id TEXT NOT NULL,
@@ -313,8 +314,10 @@ const MIGRATIONS: &[&str] = &[
         description TEXT,
         created_at TEXT NOT NULL,
         data TEXT NOT NULL,
+        client_token TEXT,
         PRIMARY KEY (template_id, version)
     );
+    CREATE INDEX launch_template_versions_token ON launch_template_versions(client_token);
     "#,
     // Elastic Load Balancing v2: load balancers with their interfaces (ENIs) and groups,
     // target groups (health check and attributes as JSON objects), registered targets

@@ -1,4 +1,4 @@
-//! DescribeLaunchTemplates (by id, by name, filters, pages) and
+//! DescribeLaunchTemplates (by id, by name, filters, pages in id order) and
 //! DescribeLaunchTemplateVersions (`$Latest`, `$Default`, numbers, `MinVersion` /
 //! `MaxVersion`, filters, pages).
 
@@ -19,8 +19,8 @@ const TEMPLATE_FILTERS: &str = "create-time, launch-template-name";
 /// The filters DescribeLaunchTemplateVersions knows.
 const VERSION_FILTERS: &str = "create-time, image-id, instance-type, is-default-version, key-name";
 
-/// `MaxResults` (1 to 200) and `NextToken` (`ltp-N`, the items already shown): the first
-/// item of the page and its size.
+/// DescribeLaunchTemplateVersions' `MaxResults` (1 to 200) and `NextToken` (`ltp-N`, the
+/// versions already shown): the first version of the page and the page's size.
 fn page(max_results: Option<i32>, token: Option<&str>) -> Result<(usize, usize), ApiError> {
     let size = match max_results {
         None => 200,
@@ -40,9 +40,12 @@ fn page(max_results: Option<i32>, token: Option<&str>) -> Result<(usize, usize),
             .strip_prefix("ltp-")
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| {
-                ApiError::new(
-                    "InvalidNextToken",
-                    format!("The token '{t}' is not a token this agent gave"),
+                ApiError::invalid(
+                    "NextToken",
+                    format!(
+                        "'{}' is not a token this agent gave",
+                        t.chars().take(100).collect::<String>()
+                    ),
                 )
             })?,
     };
@@ -62,7 +65,7 @@ pub fn describe(
     c: &Call<'_>,
     input: DescribeLaunchTemplatesRequest,
 ) -> Result<DescribeLaunchTemplatesResult, ApiError> {
-    let (start, size) = page(input.max_results, input.next_token.as_deref())?;
+    let page = typed::Page::new(input.max_results, input.next_token.as_deref(), 1, 200)?;
     let filters: Vec<Filter> = typed::filters(input.filters.as_deref())?;
     let ids = input.launch_template_ids.unwrap_or_default();
     let names = input.launch_template_names.unwrap_or_default();
@@ -91,7 +94,7 @@ pub fn describe(
             shown.push(template(t, have, &c.st.account_id));
         }
     }
-    let (shown, next_token) = cut(shown, start, size);
+    let (shown, next_token) = page.apply(shown, |t| t.launch_template_id.as_deref().unwrap_or(""));
     Ok(DescribeLaunchTemplatesResult {
         launch_templates: Some(shown),
         next_token,

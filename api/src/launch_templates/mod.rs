@@ -74,6 +74,7 @@ pub fn create(
         description: input.version_description,
         data: data::from_template(&input.launch_template_data)?,
         tags: typed::tag_specifications(input.tag_specifications.as_deref(), "launch-template")?,
+        client_token: input.client_token,
     };
     let (t, _) =
         c.st.plane
@@ -96,6 +97,7 @@ pub fn create_version(
         source_version: input.source_version,
         description: input.version_description,
         data: data::from_template(&input.launch_template_data)?,
+        client_token: input.client_token,
     };
     let (t, v) =
         c.st.plane

@@ -94,6 +94,7 @@ impl Refusal for ChangeStateError {
             Self::IncorrectState { .. } => "IncorrectInstanceState",
             Self::Capacity { .. } => "InsufficientInstanceCapacity",
             Self::HibernationNotConfigured(_) => "UnsupportedHibernationConfiguration",
+            Self::PublicAddresses(_) => "InsufficientAddressCapacity",
             Self::Db(_) => return None,
         })
     }
@@ -105,6 +106,7 @@ impl Refusal for LaunchError {
             Self::Capacity { .. } => Some("InsufficientInstanceCapacity"),
             Self::TokenMismatch(_) => Some("IdempotentParameterMismatch"),
             Self::Address(a) => address_code(a),
+            Self::PublicAddresses { .. } => Some("InsufficientAddressCapacity"),
             Self::Db(_) => None,
         }
     }

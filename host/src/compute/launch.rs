@@ -100,6 +100,19 @@ pub enum LaunchError {
     /// No private address could be given.
     #[error(transparent)]
     Address(#[from] AddressError),
+    /// The public pool has fewer free addresses than MinCount instances need.
+    #[error(
+        "There are not enough free public addresses for {wanted} instance(s): {free} are left \
+         in the pool {pool}."
+    )]
+    PublicAddresses {
+        /// MinCount.
+        wanted: u32,
+        /// Free addresses.
+        free: u64,
+        /// The pool.
+        pool: crate::network::cidr::Cidr,
+    },
     /// The database failed.
     #[error("the state database failed")]
     Db(#[from] rusqlite::Error),
@@ -148,6 +161,18 @@ impl Compute {
                     free_mib: self.config.capacity.memory_mib.saturating_sub(used.1),
                 });
             }
+            let pool = &self.network.config.public_pool;
+            if req.network.wants_public_ip {
+                let free = addressing::free_public_count(&tx, pool)?;
+                count = count.min(u32::try_from(free).unwrap_or(u32::MAX));
+                if count < req.spec.min_count || count == 0 {
+                    return Err(LaunchError::PublicAddresses {
+                        wanted: req.spec.min_count,
+                        free,
+                        pool: *pool,
+                    });
+                }
+            }
             let reservation_id = new_id("r");
             let launch_time = now_iso();
             let mut rows = Vec::new();
@@ -195,6 +220,12 @@ impl Compute {
                         wants_public_ip: net.wants_public_ip,
                     },
                 )?;
+                if net.wants_public_ip {
+                    // Taken now, in the launch's transaction, so that a launch the pool cannot
+                    // serve is refused up front rather than failing at the start.
+                    let ip = addressing::free_public_ip(&tx, pool, None)?;
+                    enis::set_public_ip(&tx, &eni.id, Some(&ip.to_string()))?;
+                }
                 if !req.spec.eni_tags.is_empty() {
                     tags::put(&tx, &eni.id, &req.spec.eni_tags)?;
                 }

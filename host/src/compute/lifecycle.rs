@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::recovery::Step;
 use super::supervisor;
 use super::{Compute, StateChange, user_initiated};
+use crate::network::addressing::AddressError;
 use state::instances::{self, InstanceRow, InstanceState, StateUpdate};
 
 /// Errors of the state-changing actions.
@@ -47,6 +48,9 @@ pub enum ChangeStateError {
          (HibernationOptions.Configured=true)."
     )]
     HibernationNotConfigured(String),
+    /// The public pool has no address left for an instance that wants one.
+    #[error("There are no free public addresses left in the pool {0} to start the instances.")]
+    PublicAddresses(crate::network::cidr::Cidr),
     /// The database failed.
     #[error("the state database failed")]
     Db(#[from] rusqlite::Error),
@@ -217,6 +221,10 @@ impl Compute {
             };
             for id in &to_start {
                 instances::set_state(&tx, id, InstanceState::Pending, &pending)?;
+                self.network.take_public_ips(&tx, id).map_err(|e| match e {
+                    AddressError::Db(e) => ChangeStateError::Db(e),
+                    _ => ChangeStateError::PublicAddresses(self.network.config.public_pool),
+                })?;
             }
             tx.commit()?;
         }

@@ -183,20 +183,53 @@ pub fn create_eni(conn: &Connection, new: &NewEni<'_>) -> Result<EniRow, Address
     Ok(row)
 }
 
+/// The public pool's addresses an instance may get: all but the network's, the host's (the
+/// first) and the broadcast address.
+fn pool_range(pool: &Cidr) -> std::ops::Range<u64> {
+    2..pool.size().saturating_sub(1)
+}
+
+/// How many addresses of the public pool are free.
+pub fn free_public_count(conn: &Connection, pool: &Cidr) -> rusqlite::Result<u64> {
+    let range = pool_range(pool);
+    let used = enis::public_ips_in_use(conn)?
+        .iter()
+        .filter_map(|ip| ip.parse::<Ipv4Addr>().ok())
+        .filter(|ip| pool.contains(*ip))
+        .map(|ip| u64::from(u32::from(ip) - u32::from(pool.network)))
+        .filter(|n| range.contains(n))
+        .count() as u64;
+    Ok((range.end.saturating_sub(range.start)).saturating_sub(used))
+}
+
+/// Random tries at a free public address before the pool is scanned: a pool less than half
+/// full gives one in fewer than 64 tries but once in 2^64.
+const RANDOM_TRIES: usize = 64;
+
 /// A free address of the public pool (its first address is the host's), picked at random
 /// as EC2 does, and other than `avoid` (the address the ENI had before a stop) unless it is
-/// the only one left.
+/// the only one left. Random tries first, so a large pool is not walked for every launch.
 pub fn free_public_ip(
     conn: &Connection,
     pool: &Cidr,
     avoid: Option<Ipv4Addr>,
 ) -> Result<Ipv4Addr, AddressError> {
+    use rand::Rng;
     use rand::seq::IteratorRandom;
     let used: HashSet<String> = enis::public_ips_in_use(conn)?.into_iter().collect();
-    let free = (2..pool.size().saturating_sub(1))
+    let range = pool_range(pool);
+    let mut rng = rand::thread_rng();
+    let usable = |ip: &Ipv4Addr| !used.contains(&ip.to_string()) && Some(*ip) != avoid;
+    if !range.is_empty() {
+        for _ in 0..RANDOM_TRIES {
+            if let Some(ip) = pool.nth(rng.gen_range(range.clone())).filter(usable) {
+                return Ok(ip);
+            }
+        }
+    }
+    let free = range
         .filter_map(|n| pool.nth(n))
         .filter(|ip| !used.contains(&ip.to_string()));
-    let mut rng = rand::thread_rng();
     let (fresh, old): (Vec<Ipv4Addr>, Vec<Ipv4Addr>) = free.partition(|ip| Some(*ip) != avoid);
     fresh
         .into_iter()

@@ -351,13 +351,26 @@ impl Network {
     /// Gives `eni` an ephemeral public address if it wants one and has none (an Elastic IP
     /// counts as one).
     fn assign_public_ip(&self, eni: &EniRow) -> Result<(), NetworkError> {
-        let conn = self.db.lock();
-        let Some(current) = enis::get(&conn, &eni.id)? else {
+        Ok(self.assign_public_ip_in(&self.db.lock(), &eni.id)?)
+    }
+
+    /// Gives every interface of instance `id` that wants a public address and has none an
+    /// ephemeral one, in `conn`'s transaction (a start takes them before it commits, so one the
+    /// pool cannot serve is refused up front).
+    pub fn take_public_ips(&self, conn: &Connection, id: &str) -> Result<(), AddressError> {
+        for eni in enis::of_instance(conn, id)? {
+            self.assign_public_ip_in(conn, &eni.id)?;
+        }
+        Ok(())
+    }
+
+    fn assign_public_ip_in(&self, conn: &Connection, eni_id: &str) -> Result<(), AddressError> {
+        let Some(current) = enis::get(conn, eni_id)? else {
             return Ok(());
         };
         if !current.wants_public_ip
             || current.public_ip.is_some()
-            || enis::address_of_eni(&conn, &eni.id)?.is_some()
+            || enis::address_of_eni(conn, eni_id)?.is_some()
         {
             return Ok(());
         }
@@ -365,10 +378,10 @@ impl Network {
             .last_public
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&eni.id)
+            .get(eni_id)
             .copied();
-        let ip = addressing::free_public_ip(&conn, &self.config.public_pool, avoid)?;
-        enis::set_public_ip(&conn, &eni.id, Some(&ip.to_string()))?;
+        let ip = addressing::free_public_ip(conn, &self.config.public_pool, avoid)?;
+        enis::set_public_ip(conn, eni_id, Some(&ip.to_string()))?;
         Ok(())
     }
 

@@ -263,7 +263,7 @@ fn operations_name_their_types() {
         ec2::ops::DeleteVpc::output_to_value(&out).unwrap(),
         json!({})
     );
-    assert_eq!(ec2::OPERATIONS.len(), 63);
+    assert_eq!(ec2::OPERATIONS.len(), 70);
 }
 
 #[test]

@@ -191,6 +191,7 @@ mod tests {
             created_at: "t".into(),
             default_version: 1,
             latest_version: 1,
+            client_token: None,
         };
         let v = |n: i64, image: &str| VersionRow {
             template_id: t.id.clone(),
@@ -202,6 +203,7 @@ mod tests {
                 ..Default::default()
             }
             .to_json(),
+            client_token: None,
         };
         lt::insert(conn, &t, &v(1, "ami-00000001")).unwrap();
         lt::insert_version(conn, &v(2, "ami-00000002")).unwrap();
