@@ -210,6 +210,32 @@ def targets():
 wait_for("the group's instances registered", lambda: sorted(targets()) == sorted(two), 30)
 log("target group ok:", targets())
 
+# A user marks an instance unhealthy: it is replaced. One detached keeps running outside the
+# group (replaced too) and is attached again, raising the desired capacity.
+sick = [i for i in two if i != by_age[0]][0]
+asg.set_instance_health(InstanceId=sick, HealthStatus="Unhealthy", ShouldRespectGracePeriod=False)
+two = wait_for("the unhealthy instance replaced",
+               lambda: (lambda ids: ids if sick not in ids else None)(settled(2)() or []), 90)
+acts = asg.describe_scaling_activities(AutoScalingGroupName="web")["Activities"]
+assert any(a["Description"] == f"Terminating EC2 instance: {sick}" and "a user health-check" in a["Cause"]
+           for a in acts), acts[:3]
+gone = [i for i in two if i != by_age[0]][0]
+assert code_of(asg.detach_instances, AutoScalingGroupName="web", InstanceIds=[gone],
+               ShouldDecrementDesiredCapacity=True) == "ValidationError"
+asg.detach_instances(AutoScalingGroupName="web", InstanceIds=[gone], ShouldDecrementDesiredCapacity=False)
+two = wait_for("the detached instance replaced",
+               lambda: (lambda ids: ids if gone not in ids else None)(settled(2)() or []), 90)
+assert running([gone]) and gone not in targets(), targets()
+asg.attach_instances(AutoScalingGroupName="web", InstanceIds=[gone])
+assert group()["DesiredCapacity"] == 3
+three = wait_for("the attached instance in service", settled(3), 60)
+assert gone in three
+wait_for("the attached instance registered", lambda: sorted(targets()) == sorted(three), 30)
+asg.set_desired_capacity(AutoScalingGroupName="web", DesiredCapacity=2)
+two = wait_for("back to 2", settled(2), 90)
+wait_for("the target group back to 2", lambda: sorted(targets()) == sorted(two), 30)
+log("health, detach and attach ok")
+
 # A scheduled action fires.
 at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=5)
 asg.put_scheduled_update_group_action(AutoScalingGroupName="web", ScheduledActionName="burst",
@@ -232,6 +258,7 @@ arn = asg.put_scaling_policy(AutoScalingGroupName="web", PolicyName="step-in", P
                                  {"MetricIntervalUpperBound": -10.0, "ScalingAdjustment": -2}])["PolicyARN"]
 assert code_of(asg.put_scaling_policy, AutoScalingGroupName="web", PolicyName="bad", PolicyType="StepScaling",
                AdjustmentType="ChangeInCapacity") == "ValidationError"
+assert code_of(asg.execute_policy, AutoScalingGroupName="web", PolicyName="step-in") == "ValidationError"
 cw.put_metric_data(Namespace="Test", MetricData=[{"MetricName": "Queue", "Value": 5.0}])
 cw.put_metric_alarm(AlarmName="queue-low", Namespace="Test", MetricName="Queue", Statistic="Average",
                     Period=60, EvaluationPeriods=1, Threshold=10.0, ComparisonOperator="LessThanThreshold",
@@ -263,6 +290,24 @@ assert any(f"Successfully executed action {arn}" in h["HistorySummary"] for h in
 asg.delete_policy(AutoScalingGroupName="web", PolicyName="step-in")
 cw.delete_alarms(AlarmNames=["queue-low"])
 log("step scaling ok")
+
+# ExecutePolicy of a simple policy; executed again at once with HonorCooldown, it is refused.
+asg.put_scaling_policy(AutoScalingGroupName="web", PolicyName="one-more", PolicyType="SimpleScaling",
+                       AdjustmentType="ChangeInCapacity", ScalingAdjustment=1, Cooldown=600)
+asg.execute_policy(AutoScalingGroupName="web", PolicyName="one-more", HonorCooldown=False)
+assert group()["DesiredCapacity"] == 3
+assert code_of(asg.execute_policy, AutoScalingGroupName="web", PolicyName="one-more",
+               HonorCooldown=True) == "ScalingActivityInProgress"
+assert group()["DesiredCapacity"] == 3
+acts = asg.describe_scaling_activities(AutoScalingGroupName="web")["Activities"]
+asg.delete_policy(AutoScalingGroupName="web", PolicyName="one-more")
+assert code_of(asg.delete_policy, AutoScalingGroupName="web", PolicyName="one-more") == "ValidationError"
+wait_for("3 instances", settled(3), 90)
+acts = asg.describe_scaling_activities(AutoScalingGroupName="web")["Activities"]
+assert any("a user request executed policy one-more changing the desired capacity from 2 to 3." in a["Cause"] for a in acts), acts[0]
+asg.set_desired_capacity(AutoScalingGroupName="web", DesiredCapacity=2)
+wait_for("2 instances", settled(2), 90)
+log("execute policy ok")
 
 # Target tracking on CPU: burning probes scale out; when the burn stops, scale in. The
 # target is 25 % rather than 50 %: two guests burning 90 % on a small shared host get less

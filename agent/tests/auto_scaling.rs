@@ -23,6 +23,7 @@ fn a_group_keeps_its_capacity_and_scales_by_policies_schedules_and_alarms() {
     for step in [
         "bad inputs refused",
         "replacements ok",
+        "health, detach and attach ok",
         "scheduled action ok",
         "step scaling ok",
         "target tracking ok",

@@ -78,6 +78,7 @@ pub async fn round(plane: &Arc<Plane>, memory: &mut Memory) -> rusqlite::Result<
         .collect();
     for g in groups {
         check_health(plane, &g, now)?;
+        promote_attached(plane, &g)?;
         targets::sync_members(plane, &g)?;
         plan(plane, &g, memory, now)?;
     }
@@ -165,6 +166,37 @@ fn check_health(plane: &Plane, g: &Group, now: i64) -> rusqlite::Result<()> {
             }
             Ok::<_, rusqlite::Error>(())
         })?;
+    }
+    Ok(())
+}
+
+/// Puts in service the attached instances (pending members no launch is bringing up).
+fn promote_attached(plane: &Plane, g: &Group) -> rusqlite::Result<()> {
+    let (members, launching): (Vec<MemberRow>, Vec<String>) = {
+        let conn = plane.db.lock();
+        let launching = db::open_activities(&conn)?
+            .into_iter()
+            .filter(|a| a.kind == LAUNCH)
+            .filter_map(|a| a.instance_id)
+            .collect();
+        (db::members_of(&conn, &g.name)?, launching)
+    };
+    for mut m in members
+        .into_iter()
+        .filter(|m| m.lifecycle == PENDING && !launching.contains(&m.instance_id))
+    {
+        let state = instances::get(&plane.db.lock(), &m.instance_id)?.map(|r| r.state);
+        if state != Some(InstanceState::Running) {
+            continue;
+        }
+        if !g.config.suspended("AddToLoadBalancer")
+            && let Err(e) = targets::register(plane, &g.config.target_groups, &m.instance_id)
+        {
+            tracing::warn!(instance = %m.instance_id, error = %e, "cannot register with the target groups");
+            continue;
+        }
+        m.lifecycle = IN_SERVICE.into();
+        plane.asg_write(|tx| db::put_member(tx, &m))?;
     }
     Ok(())
 }
