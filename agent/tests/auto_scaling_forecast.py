@@ -10,6 +10,7 @@ configurations get ValidationError. No instance is launched (the group's desired
 import datetime
 import math
 import sys
+import time
 
 from aws_clients import keys_of, session
 from botocore.exceptions import ClientError
@@ -82,4 +83,24 @@ for v, c in zip(lf["Values"], cap):
     assert c == min(5, max(0, math.ceil(v / 80.0))), (v, c)
 assert max(cap) == 4 and min(cap) == 2, cap
 print(f"forecast: worst error {worst:.1f} of a 300 peak")
+
+# ForecastAndScale raises the capacity to the forecast's for now + the buffer time (within a
+# minute: the policy is applied once a minute). Launches are suspended: only the capacity
+# the forecast sets is looked at.
+asg.suspend_processes(AutoScalingGroupName="shop", ScalingProcesses=["Launch"])
+asg.put_scaling_policy(AutoScalingGroupName="shop", PolicyName="daily", PolicyType="PredictiveScaling",
+                       PredictiveScalingConfiguration={"MetricSpecifications": [spec], "Mode": "ForecastAndScale",
+                                                       "SchedulingBufferTime": 300})
+start = datetime.datetime.now(datetime.timezone.utc)
+ahead = start + datetime.timedelta(seconds=300)
+want = cap[0] if ahead.hour == now.hour else cap[1]
+end = time.time() + 75
+while True:
+    g = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["shop"])["AutoScalingGroups"][0]
+    if g["DesiredCapacity"] >= want:
+        break
+    assert time.time() < end, g
+    time.sleep(1)
+assert g["DesiredCapacity"] == want and g["PredictedCapacity"] == want, (g, want)
+assert g["MinSize"] == 0, g
 print("auto scaling forecast: ok")
