@@ -103,4 +103,24 @@ while True:
     time.sleep(1)
 assert g["DesiredCapacity"] == want and g["PredictedCapacity"] == want, (g, want)
 assert g["MinSize"] == 0, g
+
+# Launches resumed: the template's image does not exist, so each launch activity fails with
+# EC2's reason, and the group backs off instead of trying again every round.
+asg.resume_processes(AutoScalingGroupName="shop")
+end = time.time() + 30
+while True:
+    acts = asg.describe_scaling_activities(AutoScalingGroupName="shop")["Activities"]
+    if acts and all(a["StatusCode"] == "Failed" for a in acts):
+        break
+    assert time.time() < end, acts
+    time.sleep(1)
+a = acts[0]
+assert "ami-0123456789abcdef0" in a["StatusMessage"], a
+assert a["Description"].startswith("Launching a new EC2 instance.  Status Reason: "), a
+assert "an instance was started in response to a difference between desired and actual capacity" in a["Cause"], a
+time.sleep(12)
+again = asg.describe_scaling_activities(AutoScalingGroupName="shop")["Activities"]
+assert len(again) <= 2 * want, (len(again), want)
+asg.delete_auto_scaling_group(AutoScalingGroupName="shop")
+assert asg.describe_auto_scaling_groups()["AutoScalingGroups"] == []
 print("auto scaling forecast: ok")

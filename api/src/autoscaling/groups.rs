@@ -150,16 +150,9 @@ pub(super) fn update(c: &Call<'_>, value: Value) -> Result<Reply, ApiError> {
 pub(super) fn delete(c: &Call<'_>, value: Value) -> Result<Reply, ApiError> {
     let r = input::<ops::DeleteAutoScalingGroup>(value)?;
     let plane = &c.st.plane;
-    let name = r.auto_scaling_group_name;
-    let deleted_now = plane
-        .asg_write(|tx| {
-            groups::delete_group(tx, &name, r.force_delete.unwrap_or(false))?;
-            Ok::<_, ScalingError>(state::autoscaling::group_by_name(tx, &name)?.is_none())
-        })
+    plane
+        .delete_auto_scaling_group(&r.auto_scaling_group_name, r.force_delete.unwrap_or(false))
         .map_err(|e| refused(&e))?;
-    if deleted_now {
-        tracing::debug!(group = %name, "auto scaling group deleted");
-    }
     output::<ops::DeleteAutoScalingGroup>(shapes::Empty {})
 }
 

@@ -34,8 +34,11 @@ use crate::monitoring::status_checks::Check;
 
 /// The most launches one group starts in one round.
 const LAUNCHES_PER_ROUND: usize = 10;
-/// How long a group waits after a failed launch before it tries again.
+/// How long a group waits after a failed launch before it tries again: doubled after each
+/// failure in a row, up to [`MAX_LAUNCH_BACKOFF_MS`].
 const LAUNCH_BACKOFF_MS: i64 = 10_000;
+/// The longest wait between failed launches.
+const MAX_LAUNCH_BACKOFF_MS: i64 = 300_000;
 /// Activity progress: the instance is deregistered and draining.
 const DEREGISTERED: i64 = 50;
 /// Activity progress: the instance's termination was asked.
@@ -46,6 +49,8 @@ const TERMINATE_ASKED: i64 = 75;
 pub struct Memory {
     /// Per group, when launching may be tried again after a failure.
     launch_backoff: HashMap<String, i64>,
+    /// Per group, failed launches in a row.
+    launch_failures: HashMap<String, u32>,
     /// Per (policy ARN, alarm name), when an alarm last invoked the policy.
     pub alarm_invoked: HashMap<(String, String), i64>,
     /// Per instance, when its termination was last asked (it runs beside the rounds).
@@ -400,15 +405,21 @@ fn progress_launch(plane: &Plane, mut a: ActivityRow, memory: &mut Memory) -> ru
                     template: serde_json::to_string(&l.template).unwrap_or_else(|_| "{}".into()),
                     launched_ms: now_ms(),
                 };
+                memory.launch_failures.remove(&g.name);
                 plane.asg_write(|tx| {
                     db::put_member(tx, &member)?;
                     db::update_activity(tx, &a)
                 })
             }
             Err(message) => {
+                let n = memory.launch_failures.entry(g.name.clone()).or_default();
+                *n = n.saturating_add(1);
+                let wait = LAUNCH_BACKOFF_MS
+                    .saturating_mul(1 << (*n - 1).min(10))
+                    .min(MAX_LAUNCH_BACKOFF_MS);
                 memory
                     .launch_backoff
-                    .insert(g.name.clone(), now_ms() + LAUNCH_BACKOFF_MS);
+                    .insert(g.name.clone(), now_ms() + wait);
                 fail(plane, a, message)
             }
         };

@@ -153,15 +153,19 @@ fn delete_alarms(plane: &Plane, names: &[String]) {
     }
 }
 
-/// Deletes the alarms every policy of group `group` owns (the group is being deleted).
-pub fn delete_group_alarms(plane: &Plane, conn: &rusqlite::Connection, group: &str) {
-    let names: Vec<String> = db::named_rows(conn, Named::Policy, Some(group))
+/// The alarms every policy of group `group` owns.
+fn group_alarm_names(conn: &rusqlite::Connection, group: &str) -> Vec<String> {
+    db::named_rows(conn, Named::Policy, Some(group))
         .unwrap_or_default()
         .into_iter()
         .map(Policy::from_row)
         .flat_map(|p| p.config.alarms)
-        .collect();
-    delete_alarms(plane, &names);
+        .collect()
+}
+
+/// Deletes the alarms every policy of group `group` owns (the group is being deleted).
+pub fn delete_group_alarms(plane: &Plane, conn: &rusqlite::Connection, group: &str) {
+    delete_alarms(plane, &group_alarm_names(conn, group));
 }
 
 impl Plane {
@@ -189,6 +193,20 @@ impl Plane {
         }
         self.asg_write(|tx| store(tx, &p))?;
         Ok(p)
+    }
+
+    /// DeleteAutoScalingGroup: a group without instances goes at once with its policies and
+    /// the alarms they own; with `force`, the reconciler terminates its instances first.
+    pub fn delete_auto_scaling_group(&self, name: &str, force: bool) -> Result<(), ScalingError> {
+        let (gone, alarms) = self.asg_write(|tx| {
+            let alarms = group_alarm_names(tx, name);
+            super::groups::delete_group(tx, name, force)?;
+            Ok::<_, ScalingError>((db::group_by_name(tx, name)?.is_none(), alarms))
+        })?;
+        if gone {
+            delete_alarms(self, &alarms);
+        }
+        Ok(())
     }
 
     /// DeletePolicy: the policy and the alarms it owns.
