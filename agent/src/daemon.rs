@@ -216,6 +216,13 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
     });
     // CloudWatch's instance metrics and EC2's status checks, sampled from outside the guests.
     let interval = Duration::from_secs(cfg.metrics_interval);
+    // The load balancers' metrics, from their HAProxies' counters.
+    let measured = plane.clone();
+    tasks::spawn_restarting(
+        Unit::new("load balancer metrics"),
+        Backoff::SERVER,
+        move || control::elbv2::metrics::run(measured.clone(), interval),
+    );
     let sampled = plane.clone();
     tasks::spawn_restarting(Unit::new("metrics sampler"), Backoff::SERVER, move || {
         sampler_loop(Sampler::new(sampled.clone(), interval))

@@ -46,11 +46,12 @@ def hosts():
         return dict(line.split()[::-1] for line in f if line.strip())
 
 
-def curl(name, path="/"):
+def curl(name, path="/", scheme="http", port=80):
     """The page at `path` of the load balancer `name`, fetched in the agent's namespace."""
     address = hosts()[name]
-    out = subprocess.run(["ip", "netns", "exec", netns, "curl", "-sS", "--max-time", "10",
-                          "--resolve", f"{name}:80:{address}", f"http://{name}{path}"],
+    out = subprocess.run(["ip", "netns", "exec", netns, "curl", "-sS", "-k", "--max-time", "10",
+                          "--resolve", f"{name}:{port}:{address}",
+                          f"{scheme}://{name}:{port}{path}"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     return out.stdout
@@ -89,9 +90,37 @@ listener = elb.create_listener(LoadBalancerArn=lb_arn, Protocol="HTTP", Port=80,
                                                 "TargetGroupArn": tg_arn}])["Listeners"][0]
 elb.get_waiter("target_in_service").wait(TargetGroupArn=tg_arn,
                                          WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-page = curl(dns)
+# The probe serves "imds-pending" until it has read its instance id from the metadata.
+for _ in range(40):
+    page = curl(dns)
+    if instance in page:
+        break
+    subprocess.run(["sleep", "0.5"])
 assert instance in page, page
 print("elbv2 traffic: ok")
+
+# ModifyListener: the default action becomes a fixed response, then forwards again.
+maintenance = [{"Type": "fixed-response", "FixedResponseConfig": {
+    "StatusCode": "503", "ContentType": "text/plain", "MessageBody": "maintenance"}}]
+modified = elb.modify_listener(ListenerArn=listener["ListenerArn"], DefaultActions=maintenance)
+assert modified["Listeners"][0]["DefaultActions"][0]["Type"] == "fixed-response", modified
+for _ in range(20):
+    if curl(dns) == "maintenance":
+        break
+    subprocess.run(["sleep", "0.5"])
+assert curl(dns) == "maintenance"
+assert elb.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"][0][
+    "TargetHealth"]["Reason"] == "Target.NotInUse"
+elb.modify_listener(ListenerArn=listener["ListenerArn"],
+                    DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}])
+elb.get_waiter("target_in_service").wait(TargetGroupArn=tg_arn,
+                                         WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+for _ in range(20):
+    if instance in curl(dns):
+        break
+    subprocess.run(["sleep", "0.5"])
+assert instance in curl(dns)
+print("elbv2 modify listener: ok")
 
 # Attributes.
 attrs = {a["Key"]: a["Value"] for a in elb.describe_target_group_attributes(
@@ -190,6 +219,44 @@ aws(["delete-target-group", "--target-group-arn", cli_tg])
 err = aws(["describe-target-groups", "--names", "cli-tg"], ok=False)
 assert "TargetGroupNotFound" in err, err
 print("elbv2 cli: ok")
+
+# HTTPS: a certificate and key the operator put on the host, named by an ACM-style ARN.
+account = lb_arn.split(":")[4]
+cert_dir = f"{state_dir}/elb/certificates"
+subprocess.run(["mkdir", "-p", cert_dir], check=True)
+subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                "-subj", f"/CN={dns}", "-keyout", f"{cert_dir}/key.tmp",
+                "-out", f"{cert_dir}/cert.tmp"], check=True, capture_output=True)
+with open(f"{cert_dir}/py-web.pem", "w") as pem:
+    for part in ["cert.tmp", "key.tmp"]:
+        with open(f"{cert_dir}/{part}") as f:
+            pem.write(f.read())
+cert_arn = f"arn:aws:acm:local-1:{account}:certificate/py-web"
+assert code_of(elb.create_listener, LoadBalancerArn=lb_arn, Protocol="HTTPS", Port=443,
+               Certificates=[{"CertificateArn": cert_arn + "-missing"}],
+               DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}]) \
+    == "CertificateNotFound"
+tls = elb.create_listener(LoadBalancerArn=lb_arn, Protocol="HTTPS", Port=443,
+                          Certificates=[{"CertificateArn": cert_arn}],
+                          DefaultActions=[{"Type": "forward",
+                                           "TargetGroupArn": tg_arn}])["Listeners"][0]
+assert tls["Certificates"] == [{"CertificateArn": cert_arn}], tls
+for _ in range(20):
+    try:
+        if instance in curl(dns, scheme="https", port=443):
+            break
+    except AssertionError:
+        pass
+    subprocess.run(["sleep", "0.5"])
+assert instance in curl(dns, scheme="https", port=443)
+# routing.http2.enabled (true by default) offers HTTP/2 on HTTPS listeners.
+version = subprocess.run(["ip", "netns", "exec", netns, "curl", "-sS", "-k", "--http2",
+                          "--max-time", "10", "-o", "/dev/null", "-w", "%{http_version}",
+                          "--resolve", f"{dns}:443:{hosts()[dns]}", f"https://{dns}:443/"],
+                         capture_output=True, text=True, timeout=30)
+assert version.stdout == "2", (version.stdout, version.stderr)
+elb.delete_listener(ListenerArn=tls["ListenerArn"])
+print("elbv2 https: ok")
 
 # Teardown: the listener, then the load balancer and its group.
 elb.delete_listener(ListenerArn=listener_arn)

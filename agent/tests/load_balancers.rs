@@ -1,115 +1,21 @@
 //! Elastic Load Balancing v2 end to end: a real agent, probe instances as targets, one HAProxy
 //! per load balancer in the agent's network namespace, and HTTP clients in that namespace
-//! (the only addresses reached are the test's own). The API is driven signed over awsQuery
-//! here; `load_balancers.py` drives it with boto3 and the `aws` CLI.
+//! (the only addresses reached are the test's own). Application load balancers here, driven
+//! signed over awsQuery and by `load_balancers.py` (boto3 and the `aws` CLI); network load
+//! balancers and the `ec2` CLI in `load_balancers_network.rs`.
 
 mod common;
 
-use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use cli::client::{CallError, ELBV2};
+use cli::client::CLOUDWATCH;
+use common::elb::*;
 use common::network::{first, texts};
-use common::{Agent, eventually, tail};
-
-const BOOT: Duration = Duration::from_secs(30);
-
-fn elb(agent: &Agent, action: &str, params: &[(&str, &str)]) -> String {
-    agent.call_service(ELBV2, action, params)
-}
-
-fn elb_err(agent: &Agent, action: &str, params: &[(&str, &str)]) -> String {
-    let p: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    match agent.client().call_service(ELBV2, action, &p) {
-        Err(CallError::Api { code, .. }) => code,
-        Err(e) => panic!("{action}: expected ELB's error, got {e}"),
-        Ok(xml) => panic!("{action}: expected ELB's error, got success:\n{xml}"),
-    }
-}
-
-/// An HTTP/1.0 GET of `path` on `ip:80` from the agent's namespace, with `host` as the
-/// Host header: the status code and the body.
-fn get(agent: &Agent, ip: &str, host: &str, path: &str) -> Result<(u16, String), String> {
-    let addr: SocketAddr = format!("{ip}:80").parse().unwrap();
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
-    agent.ns.run(move || {
-        let mut s =
-            TcpStream::connect_timeout(&addr, Duration::from_secs(3)).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
-        let mut reply = String::new();
-        s.read_to_string(&mut reply).map_err(|e| e.to_string())?;
-        let status = reply
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("no status in {reply:?}"))?;
-        let body = reply.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-        Ok((status, body))
-    })
-}
-
-/// Each target's (state, reason) from DescribeTargetHealth.
-fn health(agent: &Agent, tg: &str) -> HashMap<String, (String, String)> {
-    let xml = elb(agent, "DescribeTargetHealth", &[("TargetGroupArn", tg)]);
-    let doc = roxmltree::Document::parse(&xml).unwrap();
-    doc.descendants()
-        .filter(|n| n.has_tag_name("member") && n.children().any(|c| c.has_tag_name("Target")))
-        .map(|m| {
-            let text = |parent: &str, name: &str| {
-                m.descendants()
-                    .find(|n| n.has_tag_name(parent))
-                    .and_then(|p| p.children().find(|c| c.has_tag_name(name)))
-                    .and_then(|c| c.text())
-                    .unwrap_or("")
-                    .to_string()
-            };
-            (
-                text("Target", "Id"),
-                (
-                    text("TargetHealth", "State"),
-                    text("TargetHealth", "Reason"),
-                ),
-            )
-        })
-        .collect()
-}
-
-fn wait_health(agent: &Agent, tg: &str, id: &str, state: &str, timeout: Duration) {
-    let ok = eventually(timeout, || {
-        health(agent, tg).get(id).is_some_and(|(s, _)| s == state)
-    });
-    assert!(
-        ok,
-        "{id} not {state} in {timeout:?}: {:?}\nagent log:\n{}",
-        health(agent, tg),
-        tail(&agent.log(), 30)
-    );
-}
-
-fn launch(agent: &Agent, ami: &str) -> String {
-    agent.run_one(ami)
-}
-
-/// The probes' pages (instance ids) of `n` requests through the load balancer.
-fn pages(agent: &Agent, ip: &str, dns: &str, n: usize) -> Vec<String> {
-    (0..n)
-        .map(|_| {
-            let (status, body) = get(agent, ip, dns, "/").expect("the load balancer answers");
-            assert_eq!(status, 200, "{body}");
-            body.trim().to_string()
-        })
-        .collect()
-}
+use common::{Agent, eventually};
 
 #[test]
 fn an_application_load_balancer_spreads_requests_checks_health_drains_and_routes() {
-    let agent = Agent::start(&[]);
+    let agent = Agent::start(&["--metrics-interval", "2"]);
     let ami = agent.register_probe();
     let a = launch(&agent, &ami);
     let b = launch(&agent, &ami);
@@ -184,12 +90,13 @@ fn an_application_load_balancer_spreads_requests_checks_health_drains_and_routes
             .is_ok_and(|h| h.contains(&format!("{ip} {dns}")))
     }));
 
-    // initial, then healthy.
+    // initial (registration, then the first checks; HAProxy may have checked them already),
+    // then healthy.
     let first_states = health(&agent, &tg);
     assert!(
-        first_states
-            .values()
-            .all(|(s, _)| s == "initial" || s == "healthy"),
+        first_states.values().all(|(s, r)| (s == "initial"
+            && (r == "Elb.RegistrationInProgress" || r == "Elb.InitialHealthChecking"))
+            || s == "healthy"),
         "{first_states:?}"
     );
     wait_health(&agent, &tg, &a, "healthy", BOOT);
@@ -208,6 +115,63 @@ fn an_application_load_balancer_spreads_requests_checks_health_drains_and_routes
         seen.windows(2).all(|w| w[0] != w[1]),
         "round robin: {seen:?}"
     );
+
+    // HAProxy's counters reach CloudWatch with ELB's dimensions.
+    let lb_dim = lb.split(":loadbalancer/").nth(1).unwrap().to_string();
+    let tg_dim = format!("targetgroup/{}", tg.split(":targetgroup/").nth(1).unwrap());
+    let counted = eventually(Duration::from_secs(20), || {
+        metric_sum(&agent, "RequestCount", &[("LoadBalancer", &lb_dim)]) >= 6.0
+            && metric_sum(
+                &agent,
+                "HTTPCode_Target_2XX_Count",
+                &[("LoadBalancer", &lb_dim), ("TargetGroup", &tg_dim)],
+            ) >= 6.0
+    });
+    assert!(
+        counted,
+        "RequestCount {}",
+        metric_sum(&agent, "RequestCount", &[("LoadBalancer", &lb_dim)])
+    );
+    let listed = agent.call_service(
+        CLOUDWATCH,
+        "ListMetrics",
+        &[
+            ("Namespace", "AWS/ApplicationELB"),
+            ("MetricName", "HealthyHostCount"),
+        ],
+    );
+    assert!(listed.contains(&tg_dim), "{listed}");
+
+    // lb_cookie stickiness: a client that sends back the AWSALB cookie stays on one target.
+    let stickiness = |on: &str| {
+        elb(
+            &agent,
+            "ModifyTargetGroupAttributes",
+            &[
+                ("TargetGroupArn", &tg),
+                ("Attributes.member.1.Key", "stickiness.enabled"),
+                ("Attributes.member.1.Value", on),
+                (
+                    "Attributes.member.2.Key",
+                    "stickiness.lb_cookie.duration_seconds",
+                ),
+                ("Attributes.member.2.Value", "60"),
+            ],
+        )
+    };
+    stickiness("true");
+    let cookie = eventually(Duration::from_secs(10), || {
+        get_with_cookie(&agent, &ip, &dns, "/", None).is_ok_and(|(_, _, c)| c.is_some())
+    });
+    assert!(cookie, "no AWSALB cookie once stickiness is on");
+    let (_, page, cookie) = get_with_cookie(&agent, &ip, &dns, "/", None).unwrap();
+    let cookie = cookie.unwrap();
+    assert!(cookie.starts_with("AWSALB="), "{cookie}");
+    for _ in 0..4 {
+        let (_, again, _) = get_with_cookie(&agent, &ip, &dns, "/", Some(&cookie)).unwrap();
+        assert_eq!(again, page, "sticky");
+    }
+    stickiness("false");
 
     // Bad inputs get ELB's codes and change nothing.
     assert_eq!(
@@ -376,7 +340,12 @@ fn an_application_load_balancer_spreads_requests_checks_health_drains_and_routes
     assert!(fixed, "{:?}", get(&agent, &ip, &dns, "/fixed/page"));
     for _ in 0..4 {
         let (status, body) = get(&agent, &ip, &dns, "/only-a/x").unwrap();
-        assert_eq!((status, body.trim()), (200, a.as_str()));
+        assert_eq!(
+            (status, body.trim()),
+            (200, a.as_str()),
+            "{}",
+            haproxy_log(&agent)
+        );
     }
     let rules = elb(&agent, "DescribeRules", &[("ListenerArn", &listener)]);
     assert_eq!(texts(&rules, "Priority"), ["10", "20", "default"]);
@@ -445,12 +414,16 @@ fn an_application_load_balancer_spreads_requests_checks_health_drains_and_routes
             Ok((200, body)) => last.push(body.trim().to_string()),
             other => {
                 failures += 1;
-                eprintln!("failed request: {other:?}");
+                eprintln!(
+                    "failed request at {:?}: {other:?}\n{}",
+                    started.elapsed(),
+                    haproxy_stats(&agent)
+                );
             }
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    assert_eq!(failures, 0, "no request failed");
+    assert_eq!(failures, 0, "no request failed:\n{}", haproxy_log(&agent));
     assert!(
         last.iter().rev().take(5).all(|p| *p == b),
         "only b serves now: {last:?}"
@@ -485,7 +458,16 @@ fn boto3_and_the_aws_cli_drive_a_load_balancer() {
         &[&ami, &agent.ns.0],
         "elbv2: ok",
     );
-    for part in ["traffic", "attributes", "tags", "rules", "errors", "cli"] {
+    for part in [
+        "traffic",
+        "attributes",
+        "tags",
+        "rules",
+        "errors",
+        "cli",
+        "https",
+        "modify listener",
+    ] {
         assert!(out.contains(&format!("elbv2 {part}: ok")), "{out}");
     }
 }

@@ -79,7 +79,8 @@ fn render(
         availability_zone: Some(AVAILABILITY_ZONE.into()),
         description: Some(e.description.clone()),
         owner_id: Some(owner.to_string()),
-        requester_managed: Some(false),
+        // A load balancer's interfaces are managed by ELB (their description says whose).
+        requester_managed: Some(e.description.starts_with("ELB ") && e.instance_id.is_none()),
         status: NetworkInterfaceStatus::from_wire(status(e)),
         mac_address: Some(e.mac.clone()),
         private_ip_address: Some(e.private_ip.clone()),

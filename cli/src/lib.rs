@@ -7,6 +7,7 @@ pub mod commands;
 pub mod error;
 pub mod instances;
 pub mod launch_templates;
+pub mod load_balancing;
 pub mod monitoring;
 pub mod network;
 pub mod output;
@@ -282,6 +283,9 @@ pub enum Command {
     /// Launch templates.
     #[command(flatten)]
     Templates(launch_templates::TemplateCommand),
+    /// Load balancing: target groups, targets, load balancers, listeners.
+    #[command(flatten)]
+    Elb(load_balancing::ElbCommand),
 }
 
 /// Runs the CLI; returns the process exit code.

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use cli::client::{CallError, Client, Service};
 use wire::credentials;
 
+pub mod elb;
 #[path = "../netns/mod.rs"]
 pub mod netns;
 pub mod network;

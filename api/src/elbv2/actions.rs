@@ -158,11 +158,24 @@ pub(super) fn to_shapes(actions: &[Act]) -> Vec<Action> {
         .collect()
 }
 
-/// A request's conditions as `(field, values)`.
-pub(super) fn conditions_from(input: Vec<RuleCondition>) -> Vec<(String, Vec<String>)> {
+/// A request's conditions as `(field, values)`; regular-expression values are refused
+/// (wildcard values only here).
+pub(super) fn conditions_from(
+    input: Vec<RuleCondition>,
+) -> Result<Vec<(String, Vec<String>)>, ApiError> {
     input
         .into_iter()
         .map(|c| {
+            let regex = c.regex_values.is_some()
+                || c.path_pattern_config
+                    .as_ref()
+                    .is_some_and(|p| p.regex_values.is_some())
+                || c.host_header_config
+                    .as_ref()
+                    .is_some_and(|h| h.regex_values.is_some());
+            if regex {
+                return Err(invalid("RegexValues conditions are not supported here"));
+            }
             let field = c.field.unwrap_or_default();
             let mut values = c.values.unwrap_or_default();
             if let Some(p) = c.path_pattern_config {
@@ -171,7 +184,7 @@ pub(super) fn conditions_from(input: Vec<RuleCondition>) -> Vec<(String, Vec<Str
             if let Some(h) = c.host_header_config {
                 values.extend(h.values.unwrap_or_default());
             }
-            (field, values)
+            Ok((field, values))
         })
         .collect()
 }

@@ -7,9 +7,9 @@ use control::elbv2::listeners::ListenerChange;
 use control::elbv2::model::{self, Action as Act, Conditions};
 use serde_json::Value;
 use shapes::elbv2::{
-    CreateListenerOutput, CreateRuleOutput, DescribeListenersOutput, DescribeRulesOutput,
-    DescribeTagsOutput, Listener, ModifyListenerOutput, ModifyRuleOutput, ProtocolEnum, Rule,
-    SetRulePrioritiesOutput, Tag, TagDescription, ops,
+    Certificate, CreateListenerOutput, CreateRuleOutput, DescribeListenersOutput,
+    DescribeRulesOutput, DescribeTagsOutput, Listener, ModifyListenerOutput, ModifyRuleOutput,
+    ProtocolEnum, Rule, SetRulePrioritiesOutput, Tag, TagDescription, ops,
 };
 use state::elbv2::{ListenerRow, RuleRow};
 
@@ -23,15 +23,33 @@ fn db_err(e: rusqlite::Error) -> ApiError {
     refused(&ElbError::from(e))
 }
 
+/// The ARNs of a request's certificates.
+fn certificate_arns(certs: Vec<Certificate>) -> Vec<String> {
+    certs
+        .into_iter()
+        .filter_map(|c| c.certificate_arn)
+        .collect()
+}
+
 fn listener_shape(l: &ListenerRow) -> Listener {
     let actions: Vec<Act> = model::from_json(&l.default_actions);
+    let certs: Vec<String> = model::from_json(&l.certificates);
+    let https = l.protocol == "HTTPS";
     Listener {
         listener_arn: Some(l.arn.clone()),
         load_balancer_arn: Some(l.lb_arn.clone()),
         port: Some(l.port),
         protocol: ProtocolEnum::from_wire(&l.protocol),
-        certificates: None,
-        ssl_policy: None,
+        certificates: https.then(|| {
+            certs
+                .into_iter()
+                .map(|arn| Certificate {
+                    certificate_arn: Some(arn),
+                    is_default: None,
+                })
+                .collect()
+        }),
+        ssl_policy: https.then(|| "ELBSecurityPolicy-2016-08".to_string()),
         default_actions: Some(to_shapes(&actions)),
         alpn_policy: None,
         mutual_authentication: None,
@@ -67,16 +85,11 @@ fn default_rule(l: &ListenerRow) -> Rule {
 /// CreateListener.
 pub(super) fn create(c: &Call<'_>, value: Value) -> Result<Reply, ApiError> {
     let r = input::<ops::CreateListener>(value)?;
-    if r.certificates.as_ref().is_some_and(|c| !c.is_empty()) {
-        return Err(ApiError::new(
-            "UnsupportedProtocol",
-            "HTTPS listeners (Certificates) are not supported by this endpoint yet",
-        ));
-    }
     let change = ListenerChange {
         protocol: r.protocol.map(|p| p.as_str().to_string()),
         port: r.port,
         default_actions: Some(from_shapes(r.default_actions)?),
+        certificates: r.certificates.map(certificate_arns),
     };
     let l =
         c.st.plane
@@ -130,16 +143,11 @@ pub(super) fn describe(c: &Call<'_>, value: Value) -> Result<Reply, ApiError> {
 /// ModifyListener.
 pub(super) fn modify(c: &Call<'_>, value: Value) -> Result<Reply, ApiError> {
     let r = input::<ops::ModifyListener>(value)?;
-    if r.certificates.as_ref().is_some_and(|c| !c.is_empty()) {
-        return Err(ApiError::new(
-            "UnsupportedProtocol",
-            "HTTPS listeners (Certificates) are not supported by this endpoint yet",
-        ));
-    }
     let change = ListenerChange {
         protocol: r.protocol.map(|p| p.as_str().to_string()),
         port: r.port,
         default_actions: r.default_actions.map(from_shapes).transpose()?,
+        certificates: r.certificates.map(certificate_arns),
     };
     let l =
         c.st.plane
@@ -167,7 +175,7 @@ pub(super) fn create_rule(c: &Call<'_>, value: Value) -> Result<Reply, ApiError>
             .create_rule(
                 &r.listener_arn,
                 r.priority,
-                &conditions_from(r.conditions),
+                &conditions_from(r.conditions)?,
                 &from_shapes(r.actions)?,
                 &pairs(r.tags),
             )
@@ -221,7 +229,7 @@ pub(super) fn describe_rules(c: &Call<'_>, value: Value) -> Result<Reply, ApiErr
 /// ModifyRule.
 pub(super) fn modify_rule(c: &Call<'_>, value: Value) -> Result<Reply, ApiError> {
     let r = input::<ops::ModifyRule>(value)?;
-    let cond = r.conditions.map(conditions_from);
+    let cond = r.conditions.map(conditions_from).transpose()?;
     let actions = r.actions.map(from_shapes).transpose()?;
     let rule =
         c.st.plane

@@ -312,6 +312,9 @@ pub enum DeleteNetworkInterfaceError {
         /// Its instance.
         instance: String,
     },
+    /// A load balancer's interface (requester-managed: it goes with its load balancer).
+    #[error("Network interface [{0}] belongs to a load balancer and is deleted with it.")]
+    LoadBalancer(String),
     /// The database failed.
     #[error("the state database failed")]
     Db(#[from] rusqlite::Error),
@@ -325,6 +328,7 @@ impl Refusal for DeleteNetworkInterfaceError {
         match self {
             Self::Interface(e) => e.code(),
             Self::InUse { .. } => Some("InvalidNetworkInterface.InUse"),
+            Self::LoadBalancer(_) => Some("OperationNotPermitted"),
             Self::Db(_) | Self::Apply(_) => None,
         }
     }
@@ -336,6 +340,9 @@ pub fn delete(
     cmd: &DeleteNetworkInterface,
 ) -> Result<((), Vec<Effect>), DeleteNetworkInterfaceError> {
     let e = lookups::eni(conn, &cmd.eni_id)?;
+    if state::elbv2::interface_enis(conn)?.contains(&e.id) {
+        return Err(DeleteNetworkInterfaceError::LoadBalancer(e.id));
+    }
     if let Some(instance) = e.instance_id {
         return Err(DeleteNetworkInterfaceError::InUse {
             eni: cmd.eni_id.clone(),

@@ -123,10 +123,19 @@ pub fn assess(
         };
     }
     if up {
-        (Healthy, None, None)
-    } else {
-        failed(stat)
+        return (Healthy, None, None);
     }
+    // Down but passing its checks: rising to its healthy threshold. A target that was never
+    // healthy (a new one) is still in its initial checks.
+    let passing = matches!(stat.check_status.as_str(), "L4OK" | "L6OK" | "L7OK");
+    if passing && settled != Some(Unhealthy) {
+        return (
+            Initial,
+            Some("Elb.InitialHealthChecking"),
+            Some("Initial health checks in progress".into()),
+        );
+    }
+    failed(stat)
 }
 
 fn failed(stat: &StatRow) -> (TargetState, Option<&'static str>, Option<String>) {
@@ -238,6 +247,11 @@ mod tests {
             assess(f, Some(&stat("DOWN 1/3", "L4CON", None)), None).1,
             Some("Target.FailedHealthChecks")
         );
+        // A new target, started down, rising through its healthy threshold.
+        let rising = stat("DOWN 1/2", "L7OK", Some(200));
+        assert_eq!(assess(f, Some(&rising), None).0, TargetState::Initial);
+        let back = assess(f, Some(&rising), Some(TargetState::Unhealthy));
+        assert_eq!(back.0, TargetState::Unhealthy);
     }
 
     #[test]

@@ -124,15 +124,30 @@ fn check_target_group(
 }
 
 /// Checks a listener's protocol, port and certificates against its load balancer.
-fn check_listener(lb: &LoadBalancerRow, protocol: &str, port: i32) -> Result<(), ElbError> {
+fn check_listener(
+    lb: &LoadBalancerRow,
+    protocol: &str,
+    port: i32,
+    certificates: &[String],
+) -> Result<(), ElbError> {
     if !(1..=65535).contains(&port) {
         return Err(ElbError::Validation(
             "Port must be between 1 and 65535".into(),
         ));
     }
+    if protocol == "HTTPS" && certificates.len() != 1 {
+        return Err(ElbError::Validation(
+            "An HTTPS listener takes one certificate (its default)".into(),
+        ));
+    }
+    if protocol != "HTTPS" && !certificates.is_empty() {
+        return Err(ElbError::Validation(
+            "Certificates are for HTTPS listeners only".into(),
+        ));
+    }
     match (lb.kind.as_str(), protocol) {
-        ("application", "HTTP") | ("network", "TCP") => Ok(()),
-        (_, "HTTPS" | "TLS" | "UDP" | "TCP_UDP") => Err(ElbError::UnsupportedProtocol(format!(
+        ("application", "HTTP" | "HTTPS") | ("network", "TCP") => Ok(()),
+        (_, "TLS" | "UDP" | "TCP_UDP") => Err(ElbError::UnsupportedProtocol(format!(
             "Protocol '{protocol}' is not supported by this endpoint's load balancers yet"
         ))),
         (kind, _) => Err(ElbError::IncompatibleProtocols(format!(
@@ -150,6 +165,8 @@ pub struct ListenerChange {
     pub port: Option<i32>,
     /// The default actions.
     pub default_actions: Option<Vec<Action>>,
+    /// Its certificates' ARNs (HTTPS), each checked to name a PEM file the host holds.
+    pub certificates: Option<Vec<String>>,
 }
 
 /// CreateListener.
@@ -167,7 +184,8 @@ pub fn create(
     let port = req
         .port
         .ok_or_else(|| ElbError::Validation("A port must be specified".into()))?;
-    check_listener(&lb, &protocol, port)?;
+    let certificates = req.certificates.clone().unwrap_or_default();
+    check_listener(&lb, &protocol, port, &certificates)?;
     let actions = req.default_actions.clone().unwrap_or_default();
     let tgs = check_actions(conn, &lb, &protocol, &actions)?;
     super::tags::check_new(tags)?;
@@ -187,7 +205,7 @@ pub fn create(
         lb_arn: lb_arn.into(),
         protocol,
         port,
-        certificates: "[]".into(),
+        certificates: model::to_json(&certificates),
         default_actions: model::to_json(&actions),
     };
     db::put_listener(conn, &row)?;
@@ -212,7 +230,12 @@ pub fn modify(
     let lb = load_balancers::get(conn, &l.lb_arn)?;
     let protocol = req.protocol.clone().unwrap_or_else(|| l.protocol.clone());
     let port = req.port.unwrap_or(l.port);
-    check_listener(&lb, &protocol, port)?;
+    let certificates = match &req.certificates {
+        Some(c) => c.clone(),
+        None if protocol == "HTTPS" => model::from_json(&l.certificates),
+        None => Vec::new(),
+    };
+    check_listener(&lb, &protocol, port, &certificates)?;
     if port != l.port
         && db::listeners_of(conn, &l.lb_arn)?
             .iter()
@@ -227,6 +250,7 @@ pub fn modify(
     let tgs = check_actions(conn, &lb, &protocol, &actions)?;
     l.protocol = protocol;
     l.port = port;
+    l.certificates = model::to_json(&certificates);
     l.default_actions = model::to_json(&actions);
     db::put_listener(conn, &l)?;
     db::set_forwards(conn, arn, &l.lb_arn, &tgs)?;
@@ -240,12 +264,18 @@ pub fn delete(conn: &Connection, arn: &str) -> Result<Vec<Effect>, ElbError> {
     Ok(vec![Effect::SyncLoadBalancer { arn: l.lb_arn }])
 }
 
-/// The PEM file of a certificate ARN (HTTPS listeners are not served yet: none).
-pub fn pem_path(_certificate_arn: &str) -> Option<String> {
-    None
-}
-
 impl Plane {
+    /// Checks that every certificate ARN of `req` names a PEM file the host holds
+    /// (`host::elb::Balancers::certificate`).
+    fn check_certificates(&self, req: &ListenerChange) -> Result<(), ElbError> {
+        for arn in req.certificates.iter().flatten() {
+            if self.elb.certificate(arn).is_none() {
+                return Err(ElbError::CertificateNotFound(arn.clone()));
+            }
+        }
+        Ok(())
+    }
+
     /// CreateListener.
     pub fn create_listener(
         &self,
@@ -253,6 +283,7 @@ impl Plane {
         req: &ListenerChange,
         tags: &[(String, String)],
     ) -> Result<ListenerRow, ElbError> {
+        self.check_certificates(req)?;
         self.elb_write(|tx| create(tx, lb_arn, req, tags))
     }
 
@@ -262,6 +293,7 @@ impl Plane {
         arn: &str,
         req: &ListenerChange,
     ) -> Result<ListenerRow, ElbError> {
+        self.check_certificates(req)?;
         self.elb_write(|tx| modify(tx, arn, req))
     }
 

@@ -57,6 +57,15 @@ impl HealthMemory {
             .copied()
     }
 
+    /// Forgets what was seen of `server` in target group `tg` (a target registered again
+    /// starts with its initial checks).
+    fn forget(&self, tg: &str, server: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(_, t, s), _| !(t == tg && s == server));
+    }
+
     fn put(&self, key: (String, String, String), state: TargetState) {
         self.0
             .lock()

@@ -21,8 +21,13 @@ pub fn backend_name(tg_arn: &str) -> String {
     format!("tg-{}", model::arn_id(tg_arn))
 }
 
-/// The description of load balancer `lb`, or `None` when it has no address.
-pub fn spec(conn: &Connection, lb: &LoadBalancerRow) -> Result<Option<LbSpec>, ElbError> {
+/// The description of load balancer `lb`, or `None` when it has no address; `pem` gives a
+/// certificate ARN's PEM file.
+pub fn spec(
+    conn: &Connection,
+    lb: &LoadBalancerRow,
+    pem: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<LbSpec>, ElbError> {
     let Some(address) = lb.public_ip.as_deref().and_then(|a| a.parse().ok()) else {
         return Ok(None);
     };
@@ -54,7 +59,7 @@ pub fn spec(conn: &Connection, lb: &LoadBalancerRow) -> Result<Option<LbSpec>, E
         listeners.push(ListenerSpec {
             port: u16::try_from(l.port).unwrap_or(80),
             tls_pem: (l.protocol == "HTTPS")
-                .then(|| certs.first().and_then(|c| super::listeners::pem_path(c)))
+                .then(|| certs.first().and_then(|c| pem(c)))
                 .flatten(),
             rules,
             default: action_spec(default),
@@ -120,6 +125,9 @@ pub fn spec(conn: &Connection, lb: &LoadBalancerRow) -> Result<Option<LbSpec>, E
         address,
         http: lb.kind == "application",
         idle_timeout_s: idle,
+        http2: attributes
+            .get("routing.http2.enabled")
+            .is_none_or(|v| v == "true"),
         drain_s: drain_s + 5,
         listeners,
         backends,

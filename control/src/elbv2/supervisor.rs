@@ -24,6 +24,9 @@ pub enum ElbSyncError {
     /// HAProxy refused or could not be run.
     #[error("haproxy")]
     Haproxy(#[from] host::elb::ProcessError),
+    /// The metrics store refused the observations.
+    #[error("cannot record the load balancers' metrics: {0}")]
+    Metrics(String),
 }
 
 impl From<rusqlite::Error> for ElbSyncError {
@@ -41,7 +44,9 @@ impl Plane {
             let conn = self.db.lock();
             let lb = db::lb_by_arn(&conn, arn)?;
             let spec = match &lb {
-                Some(lb) => plan::spec(&conn, lb)?,
+                Some(lb) => plan::spec(&conn, lb, &|arn| {
+                    self.elb.certificate(arn).map(|p| p.display().to_string())
+                })?,
                 None => None,
             };
             let hosts: Vec<(String, String)> = db::lbs(&conn)?
@@ -75,13 +80,15 @@ impl Plane {
             tracing::info!(target_groups = ended.len(), "targets done draining");
         }
         let lbs = db::lbs(&self.db.lock())?;
+        // Every load balancer is brought in line: nothing is done for one whose HAProxy runs
+        // what the state describes; one that died is started again, one whose last change was
+        // lost is reloaded.
         for lb in &lbs {
-            let id = model::arn_id(&lb.arn);
-            if !self.elb.running(id) {
+            if !self.elb.running(model::arn_id(&lb.arn)) {
                 tracing::info!(load_balancer = %lb.name, "starting haproxy");
-                if let Err(e) = self.sync_load_balancer(&lb.arn) {
-                    tracing::warn!(load_balancer = %lb.name, error = %host::error_chain(&e), "haproxy cannot start");
-                }
+            }
+            if let Err(e) = self.sync_load_balancer(&lb.arn) {
+                tracing::warn!(load_balancer = %lb.name, error = %host::error_chain(&e), "haproxy is not in line");
             }
         }
         for dir in self.elb.present() {

@@ -183,7 +183,15 @@ impl Plane {
         target_group_arn: &str,
         targets: &[TargetRef],
     ) -> Result<(), RegisterTargetsError> {
-        self.elb_write(|tx| Ok(((), register(tx, target_group_arn, targets)?)))
+        self.elb_write(|tx| {
+            let effects = register(tx, target_group_arn, targets)?;
+            let tg = target_groups::get(tx, target_group_arn)?;
+            for t in targets {
+                let server = host::elb::spec::server_name(&t.id, t.port.unwrap_or(tg.port));
+                self.elb_health.forget(target_group_arn, &server);
+            }
+            Ok(((), effects))
+        })
     }
 
     /// DeregisterTargets: the targets stop getting new requests at once and drain.

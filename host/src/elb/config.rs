@@ -14,7 +14,12 @@ pub fn render(spec: &LbSpec, dir: &Path) -> String {
     let d = dir.display();
     let mut out = String::new();
     let _ = writeln!(out, "global");
-    let _ = writeln!(out, "    stats socket {d}/stats.sock mode 600 level admin");
+    // `expose-fd listeners`: a reload hands the listening sockets to the new worker, so no
+    // connection is refused meanwhile.
+    let _ = writeln!(
+        out,
+        "    stats socket {d}/stats.sock mode 600 level admin expose-fd listeners"
+    );
     let _ = writeln!(out, "    server-state-file {d}/servers.state");
     let _ = writeln!(out, "    hard-stop-after {}s", spec.drain_s.max(1));
     let _ = writeln!(out, "\ndefaults");
@@ -39,7 +44,14 @@ fn frontend(out: &mut String, spec: &LbSpec, l: &ListenerSpec) {
     let tls = l
         .tls_pem
         .as_ref()
-        .map(|p| format!(" ssl crt {p}"))
+        .map(|p| {
+            let alpn = if spec.http2 {
+                "h2,http/1.1"
+            } else {
+                "http/1.1"
+            };
+            format!(" ssl crt {p} alpn {alpn}")
+        })
         .unwrap_or_default();
     let _ = writeln!(out, "    bind {}:{}{tls}", spec.address, l.port);
     if !spec.http {

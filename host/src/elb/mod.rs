@@ -25,6 +25,9 @@ pub use stats::StatRow;
 pub struct Balancers {
     root: PathBuf,
     netns: NetNs,
+    /// Held while a HAProxy is started, reloaded or stopped, so that two callers never start
+    /// two (both would bind the address, through SO_REUSEPORT).
+    changing: std::sync::Mutex<()>,
 }
 
 impl Balancers {
@@ -33,6 +36,7 @@ impl Balancers {
         Balancers {
             root: state_dir.join("elb"),
             netns,
+            changing: std::sync::Mutex::new(()),
         }
     }
 
@@ -44,11 +48,16 @@ impl Balancers {
     pub fn apply(&self, spec: &LbSpec) -> Result<(), ProcessError> {
         let h = self.haproxy(&spec.id);
         let text = config::render(spec, h.dir());
-        h.apply(&self.netns, &text)
+        let _g = self.changing.lock().unwrap_or_else(|e| e.into_inner());
+        if h.apply(&self.netns, &text)? {
+            tracing::info!(load_balancer = %spec.id, "haproxy runs a new configuration");
+        }
+        Ok(())
     }
 
     /// Stops load balancer `id`'s HAProxy (its connections finish) and removes its files.
     pub fn remove(&self, id: &str) -> Result<(), ProcessError> {
+        let _g = self.changing.lock().unwrap_or_else(|e| e.into_inner());
         self.haproxy(id).stop()
     }
 
@@ -62,7 +71,7 @@ impl Balancers {
         std::fs::read_dir(&self.root)
             .map(|d| {
                 d.flatten()
-                    .filter(|e| e.path().is_dir())
+                    .filter(|e| e.path().is_dir() && e.file_name() != "certificates")
                     .filter_map(|e| e.file_name().to_str().map(str::to_owned))
                     .collect()
             })
@@ -88,6 +97,27 @@ impl Balancers {
                 path: path.display().to_string(),
                 source,
             })
+    }
+
+    /// The PEM file (certificate chain and private key, as HAProxy's `crt` takes) that a
+    /// certificate ARN names: `arn:aws:acm:REGION:ACCOUNT:certificate/NAME` is
+    /// `<state-dir>/elb/certificates/NAME.pem`, which the operator puts there (NAME of
+    /// letters, digits, `.`, `_`, `-`). `None` when the ARN is not of that form or the file
+    /// is missing.
+    pub fn certificate(&self, arn: &str) -> Option<PathBuf> {
+        let (prefix, name) = arn.split_once(":certificate/")?;
+        let fine = prefix.starts_with("arn:aws:acm:")
+            && !name.is_empty()
+            && name.len() <= 128
+            && !name.starts_with('.')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !fine {
+            return None;
+        }
+        let path = self.root.join("certificates").join(format!("{name}.pem"));
+        path.is_file().then_some(path)
     }
 
     /// Load balancer `id`'s statistics now.

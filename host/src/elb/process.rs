@@ -95,26 +95,54 @@ impl Haproxy {
 
     /// Writes `config` and makes the running HAProxy use it: started if none runs, else
     /// reloaded without dropping connections (nothing is done when the text is unchanged and
-    /// HAProxy runs).
-    pub fn apply(&self, ns: &NetNs, config: &str) -> Result<(), ProcessError> {
+    /// HAProxy runs). Gives whether a new worker took it.
+    pub fn apply(&self, ns: &NetNs, config: &str) -> Result<bool, ProcessError> {
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
         let cfg = self.cfg();
+        let applied = self.dir.join("haproxy.cfg.applied");
         let running = self.master_pid();
-        if running.is_some() && std::fs::read_to_string(&cfg).ok().as_deref() == Some(config) {
-            return Ok(());
+        if running.is_some() && std::fs::read_to_string(&applied).ok().as_deref() == Some(config) {
+            return Ok(false);
         }
+        let _ = std::fs::remove_file(&applied);
         let next = self.dir.join("haproxy.cfg.next");
         std::fs::write(&next, config).map_err(io(&next))?;
         self.check(ns, &next)?;
         std::fs::rename(&next, &cfg).map_err(io(&cfg))?;
         match running {
-            Some(_) => {
-                self.save_server_state();
-                self.master_command("reload")?;
-                Ok(())
-            }
-            None => self.start(ns),
+            Some(_) => self.reload()?,
+            None => self.start(ns)?,
         }
+        // Only a configuration a worker took counts as applied: one that a reload lost is
+        // applied again by the next call (the supervisor's, within seconds).
+        std::fs::write(&applied, config).map_err(io(&applied))?;
+        Ok(true)
+    }
+
+    /// Reloads: the servers' state saved, the master told, then waits (at most 10 s) for a
+    /// new worker.
+    fn reload(&self) -> Result<(), ProcessError> {
+        self.save_server_state();
+        let before = self.current_worker();
+        self.master_command("reload")?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            let now = self.current_worker();
+            if now.is_some() && now != before {
+                return Ok(());
+            }
+        }
+        Err(ProcessError::Refused {
+            what: "to reload",
+            stderr: "no new worker within 10 s".into(),
+        })
+    }
+
+    /// The pid of the worker serving now, from the master's `show proc`.
+    pub fn current_worker(&self) -> Option<i32> {
+        let text = self.master_command("show proc").ok()?;
+        current_worker(&text)
     }
 
     fn check(&self, ns: &NetNs, cfg: &Path) -> Result<(), ProcessError> {
@@ -172,9 +200,12 @@ impl Haproxy {
 
     /// Sends a command to the master CLI; gives its answer.
     pub fn master_command(&self, command: &str) -> Result<String, ProcessError> {
-        ask(&self.dir.join("master.sock"), command).map_err(|source| ProcessError::Socket {
-            socket: "master socket",
-            source,
+        // The master CLI keeps a connection open after a command unless told to quit.
+        ask(&self.dir.join("master.sock"), &format!("{command}; quit")).map_err(|source| {
+            ProcessError::Socket {
+                socket: "master socket",
+                source,
+            }
         })
     }
 
@@ -203,6 +234,16 @@ impl Haproxy {
     }
 }
 
+/// The first worker of `show proc`'s `# workers` section.
+fn current_worker(show_proc: &str) -> Option<i32> {
+    show_proc
+        .lines()
+        .skip_while(|l| !l.starts_with("# workers"))
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+}
+
 /// One command on a Unix socket of HAProxy's CLI: the whole answer, read until it closes.
 fn ask(socket: &Path, command: &str) -> std::io::Result<String> {
     let mut s = UnixStream::connect(socket)?;
@@ -212,4 +253,19 @@ fn ask(socket: &Path, command: &str) -> std::io::Result<String> {
     let mut out = Vec::new();
     s.take(16 << 20).read_to_end(&mut out)?;
     Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_current_worker_is_the_first_of_its_section() {
+        let text = "#<PID>          <type>          <reloads>       <uptime>        <version>\n\
+                    100             master          2 [failed: 0]   0d00h00m09s     2.6.12\n\
+                    # workers\n\
+                    205             worker          0               0d00h00m01s     2.6.12\n\
+                    # old workers\n\
+                    150             worker          1               0d00h00m05s     2.6.12\n";
+        assert_eq!(super::current_worker(text), Some(205));
+        assert_eq!(super::current_worker("# workers\n"), None);
+    }
 }

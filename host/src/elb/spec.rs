@@ -14,6 +14,8 @@ pub struct LbSpec {
     pub http: bool,
     /// Seconds an idle client or server connection is kept.
     pub idle_timeout_s: u32,
+    /// HTTPS listeners offer HTTP/2 (ALPN `h2`) as well as HTTP/1.1.
+    pub http2: bool,
     /// Seconds an old process may keep finishing connections after a change.
     pub drain_s: u32,
     /// Its listeners.

@@ -19,6 +19,8 @@ pub struct StatRow {
     pub check_code: Option<u16>,
     /// Sessions in all (connections).
     pub sessions: u64,
+    /// Sessions open now.
+    pub current: u64,
     /// HTTP requests (frontends) or responses counted by class.
     pub requests: u64,
     /// Responses 1xx to 5xx and others.
@@ -69,6 +71,7 @@ fn row(index: &HashMap<&str, usize>, fields: &[&str]) -> StatRow {
         check_status: text("check_status").trim_start_matches("* ").into(),
         check_code: text("check_code").parse().ok(),
         sessions: num("stot"),
+        current: num("scur"),
         requests: num("req_tot"),
         responses: [
             num("hrsp_1xx"),

@@ -10,6 +10,7 @@ fn spec() -> LbSpec {
         address: Ipv4Addr::new(198, 51, 100, 9),
         http: true,
         idle_timeout_s: 60,
+        http2: true,
         drain_s: 300,
         listeners: vec![ListenerSpec {
             port: 80,
@@ -57,7 +58,9 @@ fn spec() -> LbSpec {
 #[test]
 fn rules_set_their_index_in_priority_order_and_actions_follow_it() {
     let text = render(&spec(), Path::new("/s/elb/abc"));
-    assert!(text.contains("    stats socket /s/elb/abc/stats.sock mode 600 level admin\n"));
+    assert!(text.contains(
+        "    stats socket /s/elb/abc/stats.sock mode 600 level admin expose-fd listeners\n"
+    ));
     assert!(text.contains("    bind 198.51.100.9:80\n"));
     assert!(text.contains(
         "    http-request set-var(txn.rule) int(0) if !{ var(txn.rule) -m found } { path -m reg ^(/static/.*)$ }\n"
