@@ -61,6 +61,10 @@ pub struct AgentConfig {
     /// (at least 1): detailed monitoring publishes every interval, basic every five.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub metrics_interval: u64,
+    /// The period in seconds of the alarms Auto Scaling's target tracking policies create
+    /// (60 on AWS; 10 or 30 make tests fast).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(i32).range(10..=3600))]
+    pub scaling_alarm_period: i32,
     /// The SMTP relay SNS's e-mail subscriptions are delivered through (`HOST:PORT`, plain
     /// SMTP without TLS or authentication: a relay on this host or the loopback). Without
     /// it, e-mail deliveries fail and are retried, then given up, each attempt logged.

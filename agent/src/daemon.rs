@@ -202,6 +202,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
         metrics,
         health: Default::default(),
         sns: sns_notifier.clone(),
+        autoscaling: Arc::new(control::autoscaling::Scaling::new(cfg.scaling_alarm_period)),
         elb: balancers,
         elb_health: Default::default(),
         me: me.clone(),
@@ -231,6 +232,12 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
     let evaluator = plane.clone();
     tasks::spawn_restarting(Unit::new("alarm evaluator"), Backoff::SERVER, move || {
         alarm_evaluator_loop(evaluator.clone())
+    });
+    // Auto Scaling: the reconciler keeps every group at its desired capacity, a round every
+    // few seconds and whenever a command wakes it.
+    let scaler = plane.clone();
+    tasks::spawn_restarting(Unit::new("auto scaling"), Backoff::SERVER, move || {
+        control::autoscaling::reconciler::run(scaler.clone(), AUTO_SCALING_ROUND_EVERY)
     });
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -295,6 +302,9 @@ async fn sampler_loop(mut sampler: Sampler) {
 
 /// How often the metrics store is rolled up and pruned.
 const METRICS_ROLLUP_EVERY: Duration = Duration::from_secs(300);
+
+/// How often the Auto Scaling reconciler runs a round when nothing wakes it.
+const AUTO_SCALING_ROUND_EVERY: Duration = Duration::from_secs(3);
 
 /// How often the alarm evaluator runs a round.
 const ALARM_ROUND_EVERY: Duration = Duration::from_secs(10);

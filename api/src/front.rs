@@ -115,6 +115,9 @@ pub async fn answer(st: &Arc<ApiState>, req: &HttpRequest<'_>, request_id: &str)
         "sns" => {
             tokio::task::block_in_place(|| super::sns::dispatch(&routed.operation, &call, input))
         }
+        "autoscaling" => tokio::task::block_in_place(|| {
+            super::autoscaling::dispatch(&routed.operation, &call, input)
+        }),
         "elasticloadbalancing" => {
             tokio::task::block_in_place(|| super::elbv2::dispatch(&routed.operation, &call, input))
         }

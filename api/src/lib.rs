@@ -4,6 +4,7 @@
 
 pub mod addresses;
 pub mod attributes;
+pub mod autoscaling;
 pub mod block_devices;
 pub mod cloudwatch;
 pub mod elbv2;

@@ -36,6 +36,11 @@ pub const SNS: Service = Service {
     version: "2010-03-31",
 };
 
+/// Auto Scaling (awsQuery).
+pub const AUTOSCALING: Service = Service {
+    signing_name: "autoscaling",
+    version: "2011-01-01",
+};
 /// Elastic Load Balancing v2 (awsQuery).
 pub const ELBV2: Service = Service {
     signing_name: "elasticloadbalancing",

@@ -241,6 +241,7 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Network(n) => return super::network::run(cli, &c, n),
         Command::Ebs(cmd) => return super::volumes::run(cmd, json, &c),
         Command::Monitoring(cmd) => return super::monitoring::run(cmd, json, &c),
+        Command::AutoScaling(cmd) => return super::autoscaling::run(cmd, json, &c),
         Command::Templates(cmd) => return super::launch_templates::run(cmd, json, &c),
         Command::Elb(cmd) => return super::load_balancing::run(cmd, json, &c),
         _ => return instances::run(cli, &c),

@@ -1,6 +1,7 @@
 //! The `ec2` command-line client: `aws ec2`'s command names over the agent's API, and the
 //! `aws cloudwatch` and `aws sns` names of its monitoring commands.
 
+pub mod autoscaling;
 pub mod client;
 pub mod commands;
 pub mod error;
@@ -276,6 +277,9 @@ pub enum Command {
     /// Monitoring: detailed monitoring, CloudWatch statistics and alarms, SNS topics.
     #[command(flatten)]
     Monitoring(monitoring::MonitoringCommand),
+    /// Auto Scaling: groups, their capacity and activities.
+    #[command(flatten)]
+    AutoScaling(autoscaling::AutoScalingCommand),
     /// Launch templates.
     #[command(flatten)]
     Templates(launch_templates::TemplateCommand),

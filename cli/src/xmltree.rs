@@ -119,7 +119,17 @@ const QUERY_DOUBLES: &[&str] = &[
 ];
 
 /// awsQuery members that are integers, shown as JSON integers.
-const QUERY_INTEGERS: &[&str] = &["Period", "EvaluationPeriods", "DatapointsToAlarm"];
+const QUERY_INTEGERS: &[&str] = &[
+    "Period",
+    "EvaluationPeriods",
+    "DatapointsToAlarm",
+    "MinSize",
+    "MaxSize",
+    "DesiredCapacity",
+    "DefaultCooldown",
+    "HealthCheckGracePeriod",
+    "Progress",
+];
 
 /// `t` as a JSON number, if it is a finite one.
 fn number(t: &str) -> Option<Value> {

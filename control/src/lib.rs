@@ -44,6 +44,8 @@ pub struct Plane {
     pub health: Arc<monitoring::status_checks::StatusBoard>,
     /// Wakes SNS's delivery loop when a delivery is put in the outbox.
     pub sns: Arc<sns::Notifier>,
+    /// Auto Scaling's reconciler wake-up and settings.
+    pub autoscaling: Arc<autoscaling::Scaling>,
     /// The load balancers' HAProxies.
     pub elb: Arc<host::elb::Balancers>,
     /// Targets' last settled health, kept across HAProxy's reloads.

@@ -1,5 +1,6 @@
 //! Persistent state: the SQLite database and one repository module per resource.
 
+pub mod autoscaling;
 pub mod db;
 pub mod effects;
 pub mod elbv2;

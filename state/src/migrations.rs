@@ -401,6 +401,65 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (arn, key)
     );
     "#,
+    // Auto Scaling: groups (their settings as JSON), the instances in them, scaling
+    // activities (the reconciler's journal: an activity in progress is resumed after a
+    // restart), scaling policies and scheduled actions (settings as JSON).
+    r#"
+    CREATE TABLE asg_groups (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        arn TEXT NOT NULL UNIQUE,
+        config TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE asg_instances (
+        instance_id TEXT PRIMARY KEY,
+        group_name TEXT NOT NULL,
+        lifecycle TEXT NOT NULL,
+        health TEXT NOT NULL,
+        protected INTEGER NOT NULL,
+        subnet_id TEXT NOT NULL,
+        instance_type TEXT NOT NULL,
+        template TEXT NOT NULL,
+        launched_ms INTEGER NOT NULL
+    );
+    CREATE INDEX asg_instances_group ON asg_instances(group_name);
+    CREATE TABLE asg_activities (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        group_name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        instance_id TEXT,
+        subnet_id TEXT,
+        description TEXT NOT NULL,
+        cause TEXT NOT NULL,
+        status TEXT NOT NULL,
+        status_message TEXT,
+        progress INTEGER NOT NULL,
+        details TEXT NOT NULL,
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER
+    );
+    CREATE INDEX asg_activities_group ON asg_activities(group_name, seq);
+    CREATE INDEX asg_activities_open ON asg_activities(end_ms);
+    CREATE TABLE asg_policies (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        arn TEXT NOT NULL UNIQUE,
+        group_name TEXT NOT NULL,
+        name TEXT NOT NULL,
+        config TEXT NOT NULL,
+        UNIQUE (group_name, name)
+    );
+    CREATE TABLE asg_scheduled (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        arn TEXT NOT NULL UNIQUE,
+        group_name TEXT NOT NULL,
+        name TEXT NOT NULL,
+        config TEXT NOT NULL,
+        next_ms INTEGER,
+        UNIQUE (group_name, name)
+    );
+    "#,
 ];
 
 /// Errors while migrating the schema.

@@ -40,6 +40,25 @@ pub const EC2_NAMESPACE: &str = "AWS/EC2";
 /// The namespace of volume metrics.
 pub const EBS_NAMESPACE: &str = "AWS/EBS";
 
+/// The `AWS/EC2` observations of one instance again under its Auto Scaling group's
+/// `AutoScalingGroupName` dimension (the store aggregates those of every instance of the
+/// group into one metric, as EC2 publishes it).
+pub fn by_group(observations: &[Observation], group: &str) -> Vec<Observation> {
+    observations
+        .iter()
+        .filter(|o| o.key.namespace == EC2_NAMESPACE)
+        .filter(|o| o.key.dimensions.iter().any(|(n, _)| n == "InstanceId"))
+        .map(|o| Observation {
+            key: MetricKey::new(
+                EC2_NAMESPACE,
+                o.key.name.clone(),
+                vec![("AutoScalingGroupName".to_string(), group.to_string())],
+            ),
+            ..o.clone()
+        })
+        .collect()
+}
+
 /// Which kind of disk a block device is, from its serial.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disk {

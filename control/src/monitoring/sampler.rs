@@ -106,6 +106,10 @@ impl Sampler {
             }
         };
         let host_ok = compute.host_resources_ok();
+        let groups: HashMap<String, String> = state::autoscaling::members(&self.plane.db.lock())?
+            .into_iter()
+            .map(|m| (m.instance_id, m.group_name))
+            .collect();
         let mut observations = Vec::new();
         let mut live = HashMap::new();
         for (row, usage) in rows.iter().zip(usages) {
@@ -119,10 +123,17 @@ impl Sampler {
                 volumes_ok,
             };
             let health = self.plane.health.record(&row.id, run, &facts, now as i64);
-            observations.extend(self.status_observations(row, &health, now));
+            let mut mine = self.status_observations(row, &health, now);
             if let Ok(usage) = usage {
-                observations.extend(self.usage_observations(row, run, usage, now));
+                mine.extend(self.usage_observations(row, run, usage, now));
             }
+            // As EC2 does, an Auto Scaling group's instances are also aggregated by the
+            // `AutoScalingGroupName` dimension.
+            if let Some(group) = groups.get(&row.id) {
+                let aggregated = instance_metrics::by_group(&mine, group);
+                mine.extend(aggregated);
+            }
+            observations.extend(mine);
         }
         self.tracks.retain(|id, t| live.get(id) == Some(&t.run));
         self.plane.health.retain(&live);

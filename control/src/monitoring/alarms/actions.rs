@@ -5,6 +5,8 @@
 //!   the alarm's `InstanceId` dimension through the commands StopInstances,
 //!   TerminateInstances and RebootInstances use; `recover` restarts its vmm on this host
 //!   (the instance keeps its id, addresses and volumes).
+//! - `arn:aws:autoscaling:local-1:<account>:scalingPolicy:...` executes the scaling policy
+//!   (`control::autoscaling::alarm_actions`).
 //! - `arn:aws:sns:local-1:<account>:<topic>` publishes the alarm's notification to the
 //!   topic through `publish_to_topic`, the integration point with `control::sns`.
 
@@ -32,6 +34,8 @@ pub enum Ec2Action {
 pub enum Action {
     /// An EC2 action on the alarm's instance.
     Ec2(Ec2Action),
+    /// An Auto Scaling policy (its ARN).
+    AutoScaling(String),
     /// An SNS topic: its account and name.
     Sns {
         /// The topic's account.
@@ -46,7 +50,7 @@ pub enum Action {
 pub enum BadAction {
     /// Not an ARN, or of a service alarms cannot act through.
     #[error(
-        "Invalid action {0}: an alarm's actions are SNS topic ARNs (arn:aws:sns:local-1:<account>:<topic>) or EC2 actions (arn:aws:automate:local-1:ec2:stop|terminate|reboot|recover)."
+        "Invalid action {0}: an alarm's actions are SNS topic ARNs (arn:aws:sns:local-1:<account>:<topic>), Auto Scaling policy ARNs or EC2 actions (arn:aws:automate:local-1:ec2:stop|terminate|reboot|recover)."
     )]
     Syntax(String),
     /// Another region.
@@ -64,13 +68,24 @@ pub fn parse_action(arn: &str) -> Result<Action, BadAction> {
     if arn_word != "arn" {
         return Err(syntax());
     }
-    if !matches!(service, "automate" | "sns") {
+    if !matches!(service, "automate" | "sns" | "autoscaling") {
         return Err(syntax());
     }
     if region != REGION {
         return Err(BadAction::Region(region.to_string()));
     }
     match service {
+        "autoscaling" => {
+            let digits = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+            if !digits
+                || !resource.starts_with("scalingPolicy:")
+                || !resource.contains(":autoScalingGroupName/")
+                || !resource.contains(":policyName/")
+            {
+                return Err(syntax());
+            }
+            Ok(Action::AutoScaling(arn.to_string()))
+        }
         "automate" => {
             let action = match (account, resource) {
                 ("ec2", "stop") => Ec2Action::Stop,
@@ -163,6 +178,12 @@ pub async fn run_action(plane: &Plane, transition: &Transition, arn: &str) -> Ac
             match run_ec2(plane, a, &id).await {
                 Ok(()) => outcome(true, format!("{} {id}", ec2_verb(a))),
                 Err(e) => outcome(false, format!("{}: {e}", ec2_verb(a))),
+            }
+        }
+        Action::AutoScaling(policy) => {
+            match crate::autoscaling::alarm_actions::on_alarm(plane, &policy, &transition.alarm) {
+                Ok(done) => outcome(true, done),
+                Err(e) => outcome(false, e),
             }
         }
         Action::Sns { account, topic } => {
