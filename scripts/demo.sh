@@ -43,6 +43,7 @@ cleanup() {
   kill "$agent_pid" 2>/dev/null || true
   kill "${hook_pid:-}" 2>/dev/null || true
   pkill -f -- "--serial-log $state/" 2>/dev/null || true
+  pkill -f -- "$state/elb/" 2>/dev/null || true
   [[ -n ${KEC2_NETNS:-} ]] && ip netns del "$KEC2_NETNS" 2>/dev/null
   rm -rf "$work" "$state"
 }
@@ -161,6 +162,41 @@ wait_alarm OK
 sleep 2
 echo "   alarm cpu-high: $(alarm_state); its history:"
 aws cloudwatch describe-alarm-history --alarm-name cpu-high --query 'AlarmHistoryItems[].[Timestamp,HistoryItemType,HistorySummary]' --output text | sed 's/^/   /'
+echo "-- elasticity: a launch template, an Auto Scaling group of 2 behind an application load"
+echo "   balancer (HAProxy, one per load balancer, in the instances' network)"
+aws ec2 create-launch-template --launch-template-name web --launch-template-data \
+  "{\"ImageId\": \"$ami\", \"InstanceType\": \"t2.nano\", \"SecurityGroupIds\": [\"$group\"]}" \
+  --query 'LaunchTemplate.[LaunchTemplateId,LaunchTemplateName,LatestVersionNumber]' --output text | sed 's/^/   template: /'
+vpc=$(aws ec2 describe-vpcs --query 'Vpcs[0].VpcId' --output text)
+subnet=$(aws ec2 describe-subnets --query 'Subnets[0].SubnetId' --output text)
+tg=$(aws elbv2 create-target-group --name web --protocol HTTP --port 80 --vpc-id "$vpc" \
+  --health-check-interval-seconds 5 --health-check-timeout-seconds 2 --healthy-threshold-count 2 \
+  --query 'TargetGroups[0].TargetGroupArn' --output text)
+lb=$(aws elbv2 create-load-balancer --name web --subnets "$subnet" --security-groups "$group" \
+  --query 'LoadBalancers[0].LoadBalancerArn' --output text)
+dns=$(aws elbv2 describe-load-balancers --load-balancer-arns "$lb" --query 'LoadBalancers[0].DNSName' --output text)
+aws elbv2 create-listener --load-balancer-arn "$lb" --protocol HTTP --port 80 \
+  --default-actions Type=forward,TargetGroupArn="$tg" >/dev/null
+aws autoscaling create-auto-scaling-group --auto-scaling-group-name web \
+  --launch-template LaunchTemplateName=web --min-size 2 --max-size 4 --desired-capacity 2 \
+  --vpc-zone-identifier "$subnet" --target-group-arns "$tg" --health-check-type ELB \
+  --health-check-grace-period 30
+healthy() { aws elbv2 describe-target-health --target-group-arn "$tg" --query "length(TargetHealthDescriptions[?TargetHealth.State=='healthy'])" --output text; }
+wait_healthy() { for _ in $(seq 120); do [[ $(healthy) -ge $1 ]] && return; sleep 1; done; echo "   (only $(healthy) healthy)"; }
+wait_healthy 2
+aws elbv2 describe-target-health --target-group-arn "$tg" --output text \
+  --query 'TargetHealthDescriptions[].[Target.Id,TargetHealth.State]' | sed 's/^/   target /'
+lb_ip=$(awk -v n="$dns" '$2 == n {print $1}' "$state/elb/hosts")
+through_lb() { in_net python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode().strip())' "http://$lb_ip/" 2>/dev/null || echo "(no answer)"; }
+echo "   http://$dns/ ($lb_ip in $state/elb/hosts) answers, in turn: $(for _ in 1 2 3 4; do printf '%s ' "$(through_lb)"; done)"
+echo "-- set-desired-capacity 3: a third instance is launched, registered, checked and served"
+aws autoscaling set-desired-capacity --auto-scaling-group-name web --desired-capacity 3
+wait_healthy 3
+echo "   answers: $(for _ in 1 2 3 4 5 6; do printf '%s ' "$(through_lb)"; done)"
+aws autoscaling describe-scaling-activities --auto-scaling-group-name web --output text \
+  --query 'Activities[].[StatusCode,Description]' | sed 's/^/   activity /'
+aws autoscaling delete-auto-scaling-group --auto-scaling-group-name web --force-delete
+aws elbv2 delete-load-balancer --load-balancer-arn "$lb"
 echo "-- terminate both:"
 ec2 terminate-instances --instance-ids $ids >/dev/null
 ec2 wait instance-terminated --instance-ids $ids

@@ -206,6 +206,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), StartError> {
         elb: balancers,
         elb_health: Default::default(),
         me: me.clone(),
+        scaling_alarm_action: Some(control::autoscaling::alarm_actions::on_alarm),
     });
     // What an earlier agent recorded but had not applied when it stopped.
     plane.replay().await.map_err(StartError::Effects)?;

@@ -52,6 +52,10 @@ pub struct Plane {
     pub elb_health: Arc<elbv2::HealthMemory>,
     /// The plane itself (made with `Arc::new_cyclic`), for work it starts in the background.
     pub me: std::sync::Weak<Plane>,
+    /// What runs an alarm action naming an Auto Scaling policy: Auto Scaling's
+    /// [`autoscaling::alarm_actions::on_alarm`], given here so that alarms need not know
+    /// Auto Scaling (which builds on alarms); without one such actions fail.
+    pub scaling_alarm_action: Option<monitoring::alarms::actions::ScalingActionRunner>,
 }
 
 /// What a transaction gives back: its result and the effects it recorded.

@@ -10,7 +10,6 @@ use state::metrics::{MetricKey, Resolution};
 use super::activities::DesiredChange;
 use super::model::{Group, parse_policy_arn};
 use super::policies::{Executed, Execution, Policy, execute};
-use super::reconciler::Memory;
 use crate::Plane;
 use crate::monitoring::alarms::config::{Alarm, AlarmKind, StateValue};
 
@@ -123,7 +122,11 @@ pub fn on_alarm(plane: &Plane, arn: &str, alarm: &Alarm) -> Result<String, Strin
 }
 
 /// Invokes again the policies of the alarms that have stayed in ALARM for another minute.
-pub async fn reinvoke(plane: &Plane, memory: &mut Memory, now_ms: i64) {
+pub async fn reinvoke(
+    plane: &Plane,
+    invoked: &mut std::collections::HashMap<(String, String), i64>,
+    now_ms: i64,
+) {
     let policies = match db::named_rows(&plane.db.lock(), Named::Policy, None) {
         Ok(rows) => rows,
         Err(e) => {
@@ -145,8 +148,7 @@ pub async fn reinvoke(plane: &Plane, memory: &mut Memory, now_ms: i64) {
                 continue;
             }
             let key = (row.arn.clone(), a.config.name.clone());
-            let last = memory
-                .alarm_invoked
+            let last = invoked
                 .get(&key)
                 .copied()
                 .unwrap_or(0)
@@ -154,7 +156,7 @@ pub async fn reinvoke(plane: &Plane, memory: &mut Memory, now_ms: i64) {
             if now_ms - last < REINVOKE_MS {
                 continue;
             }
-            memory.alarm_invoked.insert(key, now_ms);
+            invoked.insert(key, now_ms);
             match on_alarm(plane, &row.arn, &a) {
                 Ok(done) => {
                     tracing::debug!(alarm = %a.config.name, %done, "alarm re-invoked its policy")

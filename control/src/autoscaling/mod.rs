@@ -8,7 +8,8 @@
 //!   function over a connection;
 //! - `activities.rs`: scaling activities and their causes in Auto Scaling's words;
 //! - `termination.rs`: which instance a scale in takes and which subnet a launch goes to;
-//! - `capacity.rs`: the policies' desired-capacity arithmetic;
+//! - `capacity.rs`: the policies' desired-capacity arithmetic; `policy_config.rs`: a
+//!   policy's stored settings and their checks;
 //! - `target_tracking.rs`: the alarms a target tracking policy owns;
 //! - `alarm_actions.rs`: what an alarm naming a policy's ARN does;
 //! - `cron.rs`: scheduled actions' recurrences in time zones;
@@ -28,6 +29,7 @@ pub mod instances;
 pub mod launch;
 pub mod model;
 pub mod policies;
+pub mod policy_config;
 pub mod predictive;
 pub mod reconciler;
 pub mod scheduled;

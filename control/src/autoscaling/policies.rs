@@ -3,7 +3,6 @@
 //! its ARN) into a new desired capacity.
 
 use rusqlite::Connection;
-use serde::{Deserialize, Serialize};
 use state::autoscaling::{self as db, Named, NamedRow};
 
 use super::activities::DesiredChange;
@@ -11,70 +10,8 @@ use super::capacity::{self, AdjustmentType, Step};
 use super::checks::{ScalingError, check_name, invalid};
 use super::groups::{change_desired, cooling_down, group};
 use super::model::{Group, policy_arn};
-use super::predictive::PredictiveConfig;
-
-/// Target tracking's metric and target.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TargetTracking {
-    /// `ASGAverageCPUUtilization`, `ASGAverageNetworkIn`, `ASGAverageNetworkOut`,
-    /// `ALBRequestCountPerTarget` (or none with a customized metric).
-    pub predefined: Option<String>,
-    /// `ResourceLabel` (`app/LB/ID/targetgroup/TG/ID`).
-    pub resource_label: Option<String>,
-    /// A customized metric.
-    pub customized: Option<CustomMetric>,
-    /// `TargetValue`.
-    pub target_value: f64,
-    /// `DisableScaleIn`.
-    pub disable_scale_in: bool,
-}
-
-/// A `CustomizedMetricSpecification`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CustomMetric {
-    /// The namespace.
-    pub namespace: String,
-    /// The metric.
-    pub metric_name: String,
-    /// Its dimensions.
-    pub dimensions: Vec<(String, String)>,
-    /// `Average`, `Sum`, ...
-    pub statistic: String,
-    /// The unit.
-    pub unit: Option<String>,
-}
-
-/// A policy's settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct PolicyConfig {
-    /// `SimpleScaling`, `StepScaling`, `TargetTrackingScaling` or `PredictiveScaling`.
-    pub policy_type: String,
-    /// Simple and step scaling.
-    pub adjustment_type: Option<AdjustmentType>,
-    /// Simple scaling's adjustment.
-    pub scaling_adjustment: Option<i32>,
-    /// `MinAdjustmentMagnitude`.
-    pub min_adjustment_magnitude: Option<i32>,
-    /// Simple scaling's `Cooldown`.
-    pub cooldown: Option<i32>,
-    /// Step scaling's `MetricAggregationType`.
-    pub metric_aggregation_type: Option<String>,
-    /// Step scaling's steps.
-    pub steps: Vec<Step>,
-    /// `EstimatedInstanceWarmup`.
-    pub estimated_instance_warmup: Option<i32>,
-    /// Target tracking.
-    pub target: Option<TargetTracking>,
-    /// Predictive scaling.
-    pub predictive: Option<PredictiveConfig>,
-    /// Whether it acts.
-    pub enabled: bool,
-    /// The alarms it owns (target tracking), by name.
-    pub alarms: Vec<String>,
-    /// When it last scaled out (milliseconds since the epoch).
-    pub last_scale_out_ms: i64,
-}
+pub use super::policy_config::{CustomMetric, PolicyConfig, TargetTracking};
+use super::policy_config::{PredictiveConfig, check_predictive, check_target_tracking};
 
 /// A policy.
 #[derive(Debug, Clone, PartialEq)]
@@ -222,7 +159,7 @@ fn check_input(p: &PolicyInput) -> Result<PolicyConfig, ScalingError> {
                     "TargetTrackingConfiguration is required for a TargetTrackingScaling policy.",
                 )
             })?;
-            super::target_tracking::check(t)?;
+            check_target_tracking(t)?;
         }
         "PredictiveScaling" => {
             let pc = c.predictive.as_ref().ok_or_else(|| {
@@ -230,7 +167,7 @@ fn check_input(p: &PolicyInput) -> Result<PolicyConfig, ScalingError> {
                     "PredictiveScalingConfiguration is required for a PredictiveScaling policy.",
                 )
             })?;
-            super::predictive::check(pc)?;
+            check_predictive(pc)?;
         }
         other => return Err(invalid(format!("Invalid policy type: {other}"))),
     }

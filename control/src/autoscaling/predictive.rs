@@ -10,7 +10,6 @@
 //! ...), the group's `AWS/EC2` average per hour times its desired capacity (the total load
 //! the group carried, as near as the store's averages tell it).
 
-use serde::{Deserialize, Serialize};
 use state::autoscaling::{self as db, Named};
 use state::metrics::{MetricKey, Resolution};
 
@@ -19,81 +18,14 @@ use super::checks::{ScalingError, invalid};
 use super::forecast::{LoadForecast, capacity_forecast, forecast_load};
 use super::groups::change_desired;
 use super::model::Group;
-use super::policies::{CustomMetric, Policy};
+use super::policies::Policy;
+pub use super::policy_config::PredictiveConfig;
 use crate::Plane;
 
 /// How much history the forecast learns from.
 pub const HISTORY_SECONDS: i64 = 14 * 86_400;
 /// How many hours a forecast covers at most (GetPredictiveScalingForecast).
 pub const MAX_HOURS: usize = 56;
-
-/// A `PredictiveScalingConfiguration` (one metric specification).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct PredictiveConfig {
-    /// `TargetValue`.
-    pub target_value: f64,
-    /// `PredefinedMetricPairSpecification`'s type.
-    pub metric_pair: Option<String>,
-    /// `PredefinedLoadMetricSpecification`'s type.
-    pub load_metric: Option<String>,
-    /// `PredefinedScalingMetricSpecification`'s type.
-    pub scaling_metric: Option<String>,
-    /// A customized load metric.
-    pub custom_load: Option<CustomMetric>,
-    /// `ForecastOnly` or `ForecastAndScale`.
-    pub mode: String,
-    /// `SchedulingBufferTime`, seconds.
-    pub buffer_time: i32,
-    /// `HonorMaxCapacity` or `IncreaseMaxCapacity`.
-    pub breach: String,
-    /// `MaxCapacityBuffer`, percent.
-    pub max_capacity_buffer: Option<i32>,
-}
-
-/// Checks a predictive configuration.
-pub fn check(c: &PredictiveConfig) -> Result<(), ScalingError> {
-    if !c.target_value.is_finite() || c.target_value <= 0.0 {
-        return Err(invalid("TargetValue must be a positive number."));
-    }
-    if !matches!(c.mode.as_str(), "ForecastOnly" | "ForecastAndScale") {
-        return Err(invalid(format!("Invalid Mode: {}", c.mode)));
-    }
-    if !(0..=3600).contains(&c.buffer_time) {
-        return Err(invalid(
-            "SchedulingBufferTime must be between 0 and 3600 seconds.",
-        ));
-    }
-    if !matches!(
-        c.breach.as_str(),
-        "HonorMaxCapacity" | "IncreaseMaxCapacity"
-    ) {
-        return Err(invalid(format!(
-            "Invalid MaxCapacityBreachBehavior: {}",
-            c.breach
-        )));
-    }
-    if c.max_capacity_buffer
-        .is_some_and(|b| !(0..=100).contains(&b))
-    {
-        return Err(invalid("MaxCapacityBuffer must be between 0 and 100."));
-    }
-    if c.metric_pair.is_none() && c.load_metric.is_none() && c.custom_load.is_none() {
-        return Err(invalid(
-            "A metric specification needs a metric pair, a load metric or a customized load metric.",
-        ));
-    }
-    let known = [
-        "ASGCPUUtilization",
-        "ASGNetworkIn",
-        "ASGNetworkOut",
-        "ALBRequestCount",
-    ];
-    if let Some(p) = c.metric_pair.as_deref().filter(|p| !known.contains(p)) {
-        return Err(invalid(format!("Invalid predefined metric pair type: {p}")));
-    }
-    Ok(())
-}
 
 /// The `AWS/EC2` metric a predefined pair or load names.
 fn predefined_metric(c: &PredictiveConfig) -> &'static str {

@@ -75,7 +75,7 @@ pub async fn run(plane: Arc<Plane>, every: std::time::Duration) {
 pub async fn round(plane: &Arc<Plane>, memory: &mut Memory) -> rusqlite::Result<()> {
     let now = now_ms();
     super::scheduled::fire_due(plane, now)?;
-    super::alarm_actions::reinvoke(plane, memory, now).await;
+    super::alarm_actions::reinvoke(plane, &mut memory.alarm_invoked, now).await;
     super::predictive::apply(plane, now)?;
     let groups: Vec<Group> = db::groups(&plane.db.lock())?
         .into_iter()

@@ -8,6 +8,7 @@ use state::autoscaling::{self as db, Named};
 
 use super::checks::{ScalingError, invalid};
 use super::policies::{Policy, PolicyInput, TargetTracking, put_policy, store};
+use super::policy_config::target_group_dimension;
 use crate::Plane;
 use crate::monitoring::alarms::put::{PutMetricAlarm, put_metric_alarm};
 
@@ -31,43 +32,6 @@ pub struct Tracked {
     pub statistic: String,
     /// The unit.
     pub unit: Option<String>,
-}
-
-/// Checks a target tracking configuration.
-pub fn check(t: &TargetTracking) -> Result<(), ScalingError> {
-    if !t.target_value.is_finite() || t.target_value <= 0.0 {
-        return Err(invalid("TargetValue must be a positive number."));
-    }
-    match (&t.predefined, &t.customized) {
-        (Some(_), Some(_)) | (None, None) => Err(invalid(
-            "Exactly one of PredefinedMetricSpecification and CustomizedMetricSpecification must be given.",
-        )),
-        (Some(p), None) => match p.as_str() {
-            "ASGAverageCPUUtilization" | "ASGAverageNetworkIn" | "ASGAverageNetworkOut" => Ok(()),
-            "ALBRequestCountPerTarget" => match &t.resource_label {
-                Some(l) if target_group_dimension(l).is_some() => Ok(()),
-                _ => Err(invalid(
-                    "ResourceLabel is required for ALBRequestCountPerTarget: app/<load-balancer-name>/<id>/targetgroup/<target-group-name>/<id>",
-                )),
-            },
-            other => Err(invalid(format!("Invalid predefined metric type: {other}"))),
-        },
-        (None, Some(c)) => {
-            if c.namespace.is_empty() || c.metric_name.is_empty() || c.statistic.is_empty() {
-                return Err(invalid(
-                    "A CustomizedMetricSpecification needs Namespace, MetricName and Statistic.",
-                ));
-            }
-            Ok(())
-        }
-    }
-}
-
-/// The `TargetGroup` dimension (`targetgroup/NAME/ID`) of a resource label.
-fn target_group_dimension(label: &str) -> Option<String> {
-    let i = label.find("/targetgroup/")?;
-    let tg = &label[i + 1..];
-    (label.starts_with("app/") && tg.split('/').count() == 3).then(|| tg.to_string())
 }
 
 /// The metric group `group`'s policy tracks.

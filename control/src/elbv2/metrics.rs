@@ -18,7 +18,7 @@ use std::time::Duration;
 use host::elb::StatRow;
 use state::metrics::{Aggregate, MetricKey, Observation};
 
-use super::{blocking, model, plan};
+use super::{blocking, model};
 use crate::Plane;
 
 /// The counters kept between two readings, by (load balancer, proxy, name).
@@ -228,7 +228,7 @@ pub fn sample(plane: &Plane, last: &mut Counters, time: i64) -> Result<usize, su
             .into_iter()
             .map(|tg| {
                 (
-                    plan::backend_name(&tg),
+                    model::backend_name(&tg),
                     model::tg_dimension(&tg).to_string(),
                 )
             })

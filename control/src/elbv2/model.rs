@@ -44,6 +44,11 @@ pub fn tg_dimension(arn: &str) -> &str {
     arn.rfind(":targetgroup/").map_or(arn, |i| &arn[i + 1..])
 }
 
+/// A target group's backend name in HAProxy's configuration.
+pub fn backend_name(tg_arn: &str) -> String {
+    format!("tg-{}", arn_id(tg_arn))
+}
+
 /// The last part of an ARN (a resource's id).
 pub fn arn_id(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)

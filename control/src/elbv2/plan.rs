@@ -16,11 +16,6 @@ use super::model::{self, Action, Conditions};
 use super::target_groups::{attributes_of, health_of};
 use super::targets::address_of;
 
-/// A target group's backend name.
-pub fn backend_name(tg_arn: &str) -> String {
-    format!("tg-{}", model::arn_id(tg_arn))
-}
-
 /// The description of load balancer `lb`, or `None` when it has no address; `pem` gives a
 /// certificate ARN's PEM file.
 pub fn spec(
@@ -94,7 +89,7 @@ pub fn spec(
             });
         }
         backends.push(BackendSpec {
-            name: backend_name(&tg_arn),
+            name: model::backend_name(&tg_arn),
             source,
             check: CheckSpec {
                 enabled: h.enabled,
@@ -153,7 +148,7 @@ fn action_spec(a: &Action) -> ActionSpec {
                 target_groups
                     .iter()
                     .filter(|(arn, _)| seen.insert(arn.clone()))
-                    .map(|(arn, w)| (backend_name(arn), (*w).max(0) as u32))
+                    .map(|(arn, w)| (model::backend_name(arn), (*w).max(0) as u32))
                     .collect(),
             )
         }

@@ -227,7 +227,7 @@ impl Plane {
             Some(lb) => super::blocking(|| self.elb.stats(model::arn_id(lb))).unwrap_or_default(),
             None => Vec::new(),
         };
-        let backend = super::plan::backend_name(&tg.arn);
+        let backend = super::model::backend_name(&tg.arn);
         let checks_enabled = health_of(&tg).enabled;
         let mut out = Vec::new();
         for t in targets {

@@ -6,7 +6,7 @@
 //!   TerminateInstances and RebootInstances use; `recover` restarts its vmm on this host
 //!   (the instance keeps its id, addresses and volumes).
 //! - `arn:aws:autoscaling:local-1:<account>:scalingPolicy:...` executes the scaling policy
-//!   (`control::autoscaling::alarm_actions`).
+//!   through the plane's [`ScalingActionRunner`] (Auto Scaling's, which builds on alarms).
 //! - `arn:aws:sns:local-1:<account>:<topic>` publishes the alarm's notification to the
 //!   topic through `publish_to_topic`, the integration point with `control::sns`.
 
@@ -152,6 +152,10 @@ pub struct Transition {
     pub old_state: StateValue,
 }
 
+/// Runs an alarm's action naming scaling policy `arn` for the alarm's new state: what it
+/// did, or why it failed (both go in the alarm's history).
+pub type ScalingActionRunner = fn(&Plane, &str, &Alarm) -> Result<String, String>;
+
 /// Runs action `arn` for `transition`; the outcome goes in the alarm's history.
 pub async fn run_action(plane: &Plane, transition: &Transition, arn: &str) -> ActionOutcome {
     let outcome = |ok: bool, detail: String| ActionOutcome {
@@ -181,7 +185,10 @@ pub async fn run_action(plane: &Plane, transition: &Transition, arn: &str) -> Ac
             }
         }
         Action::AutoScaling(policy) => {
-            match crate::autoscaling::alarm_actions::on_alarm(plane, &policy, &transition.alarm) {
+            let Some(run) = plane.scaling_alarm_action else {
+                return outcome(false, "Auto Scaling does not run on this agent.".into());
+            };
+            match run(plane, &policy, &transition.alarm) {
                 Ok(done) => outcome(true, done),
                 Err(e) => outcome(false, e),
             }
