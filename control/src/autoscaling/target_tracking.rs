@@ -188,6 +188,7 @@ impl Plane {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::autoscaling::policy_config::check_target_tracking as check;
 
     #[test]
     fn predefined_metrics_map_to_the_group_average_or_the_target_group() {
