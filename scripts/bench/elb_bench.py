@@ -108,9 +108,10 @@ def main():
         lb = elb.create_load_balancer(Name="bench", Subnets=[subnet])["LoadBalancers"][0]
         elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80,
                             DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
-        hosts = dict(line.split()[::-1] for line in open(os.path.join(state, "elb", "hosts"))
-                     if line.strip())
-        lb_url = f"http://{hosts[lb['DNSName']]}/"
+        hosts_file = os.path.join(state, "elb", "hosts")
+        names = lambda: dict(line.split()[::-1] for line in open(hosts_file) if line.strip()) \
+            if os.path.exists(hosts_file) else {}
+        lb_url = f"http://{wait_for('the name', lambda: names().get(lb['DNSName']), 30)}/"
         asg.create_auto_scaling_group(
             AutoScalingGroupName="bench", MinSize=0, MaxSize=6, DesiredCapacity=2,
             LaunchTemplate={"LaunchTemplateName": "bench"}, VPCZoneIdentifier=subnet,
