@@ -195,7 +195,12 @@ wait_healthy 3
 echo "   answers: $(for _ in 1 2 3 4 5 6; do printf '%s ' "$(through_lb)"; done)"
 aws autoscaling describe-scaling-activities --auto-scaling-group-name web --output text \
   --query 'Activities[].[StatusCode,Description]' | sed 's/^/   activity /'
+echo "-- delete-auto-scaling-group --force-delete: its instances are terminated, then it goes"
 aws autoscaling delete-auto-scaling-group --auto-scaling-group-name web --force-delete
+for _ in $(seq 60); do
+  [[ $(aws autoscaling describe-auto-scaling-groups --auto-scaling-group-names web --query 'length(AutoScalingGroups)' --output text) == 0 ]] && break
+  sleep 1
+done
 aws elbv2 delete-load-balancer --load-balancer-arn "$lb"
 echo "-- terminate both:"
 ec2 terminate-instances --instance-ids $ids >/dev/null
