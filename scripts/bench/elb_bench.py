@@ -6,7 +6,8 @@ Usage: elb_bench.py BIN_DIR MANIFEST SECONDS ROUNDS
 Starts BIN_DIR/agent in a network namespace of its own, launches two t2.nano probe instances,
 puts them in a target group behind an application load balancer with an HTTP listener, and
 measures, with `wrk` run inside that namespace (no other address is used):
-- requests per second and latency percentiles through the load balancer to the two probes,
+- requests per second and latency percentiles (8 connections; a probe serves 8 at once)
+  through the load balancer to the two probes,
   against the same straight to one probe, ROUNDS rounds of SECONDS each, alternated;
 - the time from a scale-out decision (SetDesiredCapacity on an Auto Scaling group whose
   instances register in the target group) to the new instance answering through the load
@@ -49,8 +50,10 @@ UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 def wrk(ns, url, seconds):
     """Requests per second and p50/p99 in ms of `wrk` against `url` from namespace `ns`."""
-    out = subprocess.run(["ip", "netns", "exec", ns, "wrk", "-t1", "-c16", f"-d{seconds}s",
-                          "--latency", url], capture_output=True, text=True, check=True).stdout
+    run = subprocess.run(["ip", "netns", "exec", ns, "wrk", "-t1", "-c8", f"-d{seconds}s",
+                          "--latency", url], capture_output=True, text=True)
+    assert run.returncode == 0, f"wrk {url}: {run.stdout} {run.stderr}"
+    out = run.stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     pct = {}
     for p, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
@@ -74,6 +77,8 @@ def main():
     ns = f"kec2-bench-elb-{os.getpid()}"
     state = tempfile.mkdtemp(prefix="kec2-bench-elb-")
     subprocess.run(["ip", "netns", "add", ns], check=True)
+    # wrk runs in the namespace and reaches the load balancer's address there, over `lo`.
+    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
     log = open(os.path.join(state, "agent.log"), "w")
     agent = subprocess.Popen(
         [f"{bin_dir}/agent", "--state-dir", state, "--listen", "127.0.0.1:0", "--vmm",
@@ -134,7 +139,8 @@ def main():
 
         scale_out = []
         for desired in (3, 4, 5):
-            before = set(healthy())
+            before = {i["InstanceId"] for i in asg.describe_auto_scaling_groups(
+                AutoScalingGroupNames=["bench"])["AutoScalingGroups"][0]["Instances"]}
             started = time.time()
             asg.set_desired_capacity(AutoScalingGroupName="bench", DesiredCapacity=desired)
 
