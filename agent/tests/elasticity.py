@@ -2,7 +2,8 @@
 a launch template behind an application load balancer. Both probes' pages are served through
 the load balancer in turn; when one probe's vmm is killed, the load balancer stops sending to
 it with no failed request beyond the one that may be in flight, the group replaces it, and the
-replacement is registered and served.
+replacement is registered and served; with HealthCheckType=ELB, an instance failing the target
+group's check (a matcher no page meets) is replaced too.
 
     elasticity.py ENDPOINT STATE_DIR MANIFEST NETNS      (prints "elasticity: ok")
 """
@@ -152,6 +153,22 @@ terminated = [wait_for("the victim's termination activity", termination, 30)]
 assert "was taken out of service in response to an EC2 health check" in terminated[0]["Cause"], \
     terminated[0]["Cause"]
 log("replaced by", replacement, "; cause:", terminated[0]["Cause"][:160])
+
+# HealthCheckType=ELB: once past the grace period, an instance the target group's check fails
+# (here a matcher no page can meet, while EC2's status checks pass) is replaced too.
+asg.update_auto_scaling_group(AutoScalingGroupName="web", HealthCheckGracePeriod=0)
+elb.modify_target_group(TargetGroupArn=tg, Matcher={"HttpCode": "201"})
+
+
+def elb_replacement():
+    acts = asg.describe_scaling_activities(AutoScalingGroupName="web")["Activities"]
+    return [a for a in acts if "ELB system health check failure" in a["Cause"]]
+
+
+replaced = wait_for("a replacement for a failed ELB health check", elb_replacement, 120)
+elb.modify_target_group(TargetGroupArn=tg, Matcher={"HttpCode": "200"})
+wait_for("two healthy targets again", lambda: len(healthy()) == 2, 180)
+log("ELB health check replacement:", replaced[0]["Description"], "/", replaced[0]["Cause"][:120])
 
 asg.delete_auto_scaling_group(AutoScalingGroupName="web", ForceDelete=True)
 elb.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
