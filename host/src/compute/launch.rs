@@ -161,14 +161,17 @@ impl Compute {
                     free_mib: self.config.capacity.memory_mib.saturating_sub(used.1),
                 });
             }
+            // Public addresses are taken now, in the launch's transaction, so that a launch the
+            // pool cannot serve is refused up front rather than failing at the start.
             let pool = &self.network.config.public_pool;
+            let mut public_ips = Vec::new();
             if req.network.wants_public_ip {
-                let free = addressing::free_public_count(&tx, pool)?;
-                count = count.min(u32::try_from(free).unwrap_or(u32::MAX));
+                public_ips = addressing::free_public_ips(&tx, pool, count as usize)?;
+                count = count.min(public_ips.len() as u32);
                 if count < req.spec.min_count || count == 0 {
                     return Err(LaunchError::PublicAddresses {
                         wanted: req.spec.min_count,
-                        free,
+                        free: public_ips.len() as u64,
                         pool: *pool,
                     });
                 }
@@ -220,10 +223,7 @@ impl Compute {
                         wants_public_ip: net.wants_public_ip,
                     },
                 )?;
-                if net.wants_public_ip {
-                    // Taken now, in the launch's transaction, so that a launch the pool cannot
-                    // serve is refused up front rather than failing at the start.
-                    let ip = addressing::free_public_ip(&tx, pool, None)?;
+                if let Some(ip) = public_ips.get(index as usize) {
                     enis::set_public_ip(&tx, &eni.id, Some(&ip.to_string()))?;
                 }
                 if !req.spec.eni_tags.is_empty() {

@@ -189,19 +189,6 @@ fn pool_range(pool: &Cidr) -> std::ops::Range<u64> {
     2..pool.size().saturating_sub(1)
 }
 
-/// How many addresses of the public pool are free.
-pub fn free_public_count(conn: &Connection, pool: &Cidr) -> rusqlite::Result<u64> {
-    let range = pool_range(pool);
-    let used = enis::public_ips_in_use(conn)?
-        .iter()
-        .filter_map(|ip| ip.parse::<Ipv4Addr>().ok())
-        .filter(|ip| pool.contains(*ip))
-        .map(|ip| u64::from(u32::from(ip) - u32::from(pool.network)))
-        .filter(|n| range.contains(n))
-        .count() as u64;
-    Ok((range.end.saturating_sub(range.start)).saturating_sub(used))
-}
-
 /// Random tries at a free public address before the pool is scanned: a pool less than half
 /// full gives one in fewer than 64 tries but once in 2^64.
 const RANDOM_TRIES: usize = 64;
@@ -214,16 +201,41 @@ pub fn free_public_ip(
     pool: &Cidr,
     avoid: Option<Ipv4Addr>,
 ) -> Result<Ipv4Addr, AddressError> {
+    let used: HashSet<String> = enis::public_ips_in_use(conn)?.into_iter().collect();
+    pick_free(pool, &used, avoid).ok_or(AddressError::PoolFull(*pool))
+}
+
+/// Up to `wanted` distinct free addresses of the public pool, picked at random, for a launch
+/// of that many instances: fewer when the pool has fewer left. The addresses in use are read
+/// once for all of them.
+pub fn free_public_ips(
+    conn: &Connection,
+    pool: &Cidr,
+    wanted: usize,
+) -> rusqlite::Result<Vec<Ipv4Addr>> {
+    let mut used: HashSet<String> = enis::public_ips_in_use(conn)?.into_iter().collect();
+    let mut picked = Vec::new();
+    while picked.len() < wanted
+        && let Some(ip) = pick_free(pool, &used, None)
+    {
+        used.insert(ip.to_string());
+        picked.push(ip);
+    }
+    Ok(picked)
+}
+
+/// One free address of `pool` not in `used`, at random, other than `avoid` unless it is the
+/// only one left.
+fn pick_free(pool: &Cidr, used: &HashSet<String>, avoid: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
     use rand::Rng;
     use rand::seq::IteratorRandom;
-    let used: HashSet<String> = enis::public_ips_in_use(conn)?.into_iter().collect();
     let range = pool_range(pool);
     let mut rng = rand::thread_rng();
     let usable = |ip: &Ipv4Addr| !used.contains(&ip.to_string()) && Some(*ip) != avoid;
     if !range.is_empty() {
         for _ in 0..RANDOM_TRIES {
             if let Some(ip) = pool.nth(rng.gen_range(range.clone())).filter(usable) {
-                return Ok(ip);
+                return Some(ip);
             }
         }
     }
@@ -235,7 +247,6 @@ pub fn free_public_ip(
         .into_iter()
         .choose(&mut rng)
         .or_else(|| old.into_iter().next())
-        .ok_or(AddressError::PoolFull(*pool))
 }
 
 #[cfg(test)]
