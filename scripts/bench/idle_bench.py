@@ -5,7 +5,8 @@ Usage (as root): idle_bench.py BIN_DIR MANIFEST INSTANCES SECONDS
 
 Starts BIN_DIR/agent in a network namespace of its own (public pool a /16), launches INSTANCES
 t2.nano probe instances of MANIFEST in RunInstances calls of up to 100, waits until all are
-running and have settled (DHCP and metadata done), then for SECONDS measures:
+running and have settled (each console shows the metadata read), then for SECONDS (60 or more
+takes in the status checks, one a minute per instance) measures:
 - the CPU time of every vmm process and of the agent (utime + stime from /proc, all threads),
   as a share of the host's cores, and the whole host's busy share from /proc/stat;
 - the vmm threads' context switches per second (each is a wake-up);
@@ -115,6 +116,19 @@ def rss_kib(pid):
     return 0
 
 
+def settled(state):
+    """How many instances' consoles say the probe has read its metadata."""
+    done = 0
+    root = os.path.join(state, "instances")
+    for name in os.listdir(root):
+        try:
+            if "probe: imds done" in open(os.path.join(root, name, "console.log")).read():
+                done += 1
+        except OSError:
+            pass
+    return done
+
+
 def launch(ec2, ami, count):
     ids = []
     while len(ids) < count:
@@ -177,7 +191,8 @@ def main():
     agent = subprocess.Popen(
         [f"{bin_dir}/agent", "--state-dir", state, "--listen", "127.0.0.1:0", "--vmm",
          f"{bin_dir}/vmm", "--netns", ns, "--outbound-nat", "false",
-         "--public-pool", "10.200.0.0/16"],
+         "--public-pool", "10.200.0.0/16", "--max-vcpus", str(instances + 8),
+         "--max-memory-mib", str((instances + 8) * GUEST_MIB)],
         env=dict(os.environ, AGENT_LOG="warn"), stdout=subprocess.DEVNULL, stderr=log)
     try:
         endpoint_file = os.path.join(state, "endpoint")
@@ -195,7 +210,9 @@ def main():
         launch(ec2, ami, instances)
         wait_for("every instance running", lambda: running_count(ec2) == instances,
                  60 + instances, 2)
-        time.sleep(20)  # DHCP, metadata and the first status checks
+        # Settled: every probe has its lease and has read its metadata.
+        wait_for("every probe settled", lambda: settled(state) == instances, 120 + instances, 2)
+        time.sleep(5)
         result = {"instances": instances, "seconds": seconds}
         result.update(measure(state, agent.pid, seconds))
         result.update(memory(vmm_pids(state), agent.pid, agent_rss_before, host_before,

@@ -36,7 +36,12 @@ pub enum LinkError {
 }
 
 fn ip(ns: &NetNs, args: &[&str]) -> Result<String, LinkError> {
-    let mut cmd = std::process::Command::new("ip");
+    iproute2(ns, "ip", args)
+}
+
+/// Runs iproute2's `program` (`ip` or `bridge`) with `args` in `ns`; its output.
+fn iproute2(ns: &NetNs, program: &str, args: &[&str]) -> Result<String, LinkError> {
+    let mut cmd = std::process::Command::new(program);
     if let Some(name) = ns.name() {
         cmd.args(["-n", name]);
     }
@@ -123,6 +128,69 @@ pub fn ensure_tap(ns: &NetNs, name: &str, bridge: &str) -> Result<(), LinkError>
     ];
     ip(ns, &enslave)?;
     Ok(())
+}
+
+/// Makes tap `tap`'s bridge port carry only what is meant for its ENI (`mac`, `ip`): the
+/// bridge neither learns nor floods on it, so no other guest's broadcast, multicast or
+/// unknown unicast reaches this guest (an idle instance is not woken by its neighbours'
+/// traffic, and a launch wakes no one but the new instance); its MAC is a static forwarding
+/// entry, and the host's neighbour entry for its address is permanent, so the host never
+/// broadcasts ARP for it either. Peers' ARP requests for `ip` are answered by the bridge
+/// layer (`firewall::bridge`), as a VPC answers them. Idempotent.
+pub fn pin_port(
+    ns: &NetNs,
+    tap: &str,
+    bridge: &str,
+    mac: &str,
+    ip_addr: Ipv4Addr,
+) -> Result<(), LinkError> {
+    let contained = [
+        "link",
+        "set",
+        "dev",
+        tap,
+        "type",
+        "bridge_slave",
+        "learning",
+        "off",
+        "flood",
+        "off",
+        "mcast_flood",
+        "off",
+        "bcast_flood",
+        "off",
+    ];
+    ip(ns, &contained)?;
+    iproute2(
+        ns,
+        "bridge",
+        &["fdb", "replace", mac, "dev", tap, "master", "static"],
+    )?;
+    let addr = ip_addr.to_string();
+    let neighbour = [
+        "neigh",
+        "replace",
+        &addr,
+        "lladdr",
+        mac,
+        "dev",
+        bridge,
+        "nud",
+        "permanent",
+    ];
+    ip(ns, &neighbour)?;
+    Ok(())
+}
+
+/// Removes the host's permanent neighbour entry for `ip_addr` on `bridge` (see
+/// [`pin_port`]); one that is already gone counts as removed. The tap's forwarding entry
+/// goes with the tap.
+pub fn unpin_address(ns: &NetNs, bridge: &str, ip_addr: Ipv4Addr) -> Result<(), LinkError> {
+    let addr = ip_addr.to_string();
+    match ip(ns, &["neigh", "del", &addr, "dev", bridge]) {
+        Err(LinkError::Rejected { .. }) => Ok(()),
+        other => other.map(drop),
+    }
 }
 
 /// Deletes a device if it exists. A device that another task removed meanwhile (say, an
