@@ -20,6 +20,11 @@ use state::instances::{self, InstanceRow, InstanceState};
 
 #[path = "agent-bench/network.rs"]
 mod network;
+#[path = "agent-bench/scale.rs"]
+mod scale;
+
+/// Where the `agent` and `vmm` binaries are (`--bin-dir`, else beside this one).
+static BIN_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 /// Flags.
 #[derive(Debug, Parser)]
@@ -45,6 +50,16 @@ struct Args {
     /// Size in GiB of the EBS snapshot benchmark's volume (0 skips it).
     #[arg(long, default_value_t = 1)]
     ebs_gib: u64,
+    /// Instances the scale benchmark launches (0 skips it).
+    #[arg(long, default_value_t = 0)]
+    scale: u32,
+    /// Instances per RunInstances call in the scale benchmark.
+    #[arg(long, default_value_t = 100)]
+    scale_batch: u32,
+    /// The directory of the `agent` and `vmm` binaries to measure (default: beside this
+    /// one), e.g. an older build's.
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
 }
 
 /// Launches one t2.nano of `ami` with `extra` RunInstances parameters; returns its id.
@@ -93,11 +108,6 @@ struct AgentProc {
 
 impl AgentProc {
     fn start(dir: &Path, extra: &[&str]) -> Self {
-        let bin = std::env::current_exe()
-            .expect("own path")
-            .with_file_name("agent");
-        let endpoint_file = dir.join("endpoint");
-        let _ = std::fs::remove_file(&endpoint_file);
         static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let netns = format!(
             "kec2-bench-{}-{}",
@@ -109,20 +119,42 @@ impl AgentProc {
             made.is_ok_and(|s| s.success()),
             "cannot make netns {netns} (run as root)"
         );
-        let child = Command::new(bin)
+        Self::start_in(dir, extra, netns)
+    }
+
+    /// An agent on state dir `dir` whose instance networking is in the existing `netns`
+    /// (removed when this is dropped).
+    fn start_in(dir: &Path, extra: &[&str], netns: String) -> Self {
+        let bin = BIN_DIR
+            .get()
+            .cloned()
+            .unwrap_or_else(|| {
+                let me = std::env::current_exe().expect("own path");
+                me.parent().expect("a directory").to_path_buf()
+            })
+            .join("agent");
+        let endpoint_file = dir.join("endpoint");
+        let _ = std::fs::remove_file(&endpoint_file);
+        let mut child = Command::new(bin)
             .arg("--state-dir")
             .arg(dir)
             .args(["--listen", "127.0.0.1:0", "--netns", &netns])
             .args(["--outbound-nat", "false"])
             .args(extra)
-            .env("AGENT_LOG", "warn")
+            .env(
+                "AGENT_LOG",
+                std::env::var("BENCH_AGENT_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
             .expect("agent starts");
         let t = Instant::now();
         while !endpoint_file.exists() {
-            assert!(t.elapsed() < Duration::from_secs(10), "agent did not start");
+            assert!(t.elapsed() < Duration::from_secs(300), "agent did not start");
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the agent ended at start: {status}");
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
         let endpoint = std::fs::read_to_string(&endpoint_file)
@@ -533,6 +565,16 @@ fn ebs(args: &Args) -> serde_json::Value {
 
 fn main() {
     let args = Args::parse();
+    if let Some(dir) = &args.bin_dir {
+        BIN_DIR
+            .set(std::path::absolute(dir).expect("a path"))
+            .expect("set once");
+    }
+    let scale = if args.scale > 0 {
+        scale::run(&args.manifest, args.scale, args.scale_batch.max(1))
+    } else {
+        serde_json::Value::Null
+    };
     // The same launch with VMMs unconfined, then jailed (own uid, mount namespace, cgroup,
     // seccomp), so one run shows what the confinement costs.
     let (launch_unjailed, launch) = if args.launch > 0 {
@@ -559,6 +601,7 @@ fn main() {
             "describe_instances": describe,
             "network": network,
             "ebs": ebs,
+            "scale": scale,
         }))
         .unwrap()
     );
