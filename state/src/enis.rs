@@ -160,6 +160,20 @@ pub fn in_subnet(conn: &Connection, subnet_id: &str) -> rusqlite::Result<Vec<Eni
     stmt.query_map([subnet_id], eni)?.collect()
 }
 
+/// The private addresses of the ENIs in a subnet (only the addresses: read for every
+/// address handed out).
+pub fn private_ips_in_subnet(conn: &Connection, subnet_id: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT private_ip FROM network_interfaces WHERE subnet_id = ?1")?;
+    stmt.query_map([subnet_id], |r| r.get(0))?.collect()
+}
+
+/// Whether an ENI has MAC `mac` (by its unique index).
+pub fn mac_in_use(conn: &Connection, mac: &str) -> rusqlite::Result<bool> {
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM network_interfaces WHERE mac = ?1")?;
+    stmt.exists([mac])
+}
+
 /// Attaches (or, with `None`, detaches) an ENI.
 pub fn set_attachment(
     conn: &Connection,
