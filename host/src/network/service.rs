@@ -23,7 +23,6 @@ use crate::netns::NetNs;
 use crate::tasks::{self, Backoff, Unit};
 use state::Db;
 use state::enis::{self, EniRow};
-use state::security_groups;
 use state::vpcs;
 
 mod reach;
@@ -316,27 +315,18 @@ impl Network {
             );
         }
         drop(plugged);
-        let (changed, members) = {
-            let conn = self.db.lock();
-            let mut members = Vec::new();
-            for eni in &eni_rows {
-                let Ok(ip) = eni.private_ip.parse::<Ipv4Addr>() else {
-                    continue;
-                };
-                for group in security_groups::groups_of_eni(&conn, &eni.id)? {
-                    members.push((group.id, ip, true));
-                }
-            }
-            let changed: Vec<(String, String)> =
-                eni_rows.iter().map(|e| (e.id.clone(), e.tap())).collect();
-            (changed, members)
-        };
+        let changed: Vec<(String, String)> =
+            eni_rows.iter().map(|e| (e.id.clone(), e.tap())).collect();
+        let addresses: Vec<Ipv4Addr> = eni_rows
+            .iter()
+            .filter_map(|e| e.private_ip.parse().ok())
+            .collect();
         // The vmm may start before the rules are in: until then ebtables drops everything
         // its tap sends (DHCP is answered from the tap itself), and the metadata redirect
         // follows within one change, which the guest's retries wait for.
         let me = self.clone();
         tasks::spawn(Unit::new("firewall sync").instance(id), async move {
-            if let Err(e) = me.sync_enis(changed, members).await {
+            if let Err(e) = me.sync_enis(changed, addresses).await {
                 tracing::error!(error = %crate::error_chain(&e), "cannot apply the firewall rules");
             }
         });
@@ -412,15 +402,7 @@ impl Network {
     /// the pool. With `terminated`, ENIs marked DeleteOnTermination are deleted and the
     /// others detached, and Elastic IPs on deleted ENIs are disassociated.
     pub async fn unplug(&self, id: &str, terminated: bool) -> Result<(), NetworkError> {
-        let (rows, groups) = {
-            let conn = self.db.lock();
-            let rows = enis::of_instance(&conn, id)?;
-            let mut groups = Vec::new();
-            for eni in &rows {
-                groups.push(security_groups::groups_of_eni(&conn, &eni.id)?);
-            }
-            (rows, groups)
-        };
+        let rows = enis::of_instance(&self.db.lock(), id)?;
         let mut changed: Vec<(String, String)> =
             rows.iter().map(|e| (e.id.clone(), e.tap())).collect();
         {
@@ -446,16 +428,12 @@ impl Network {
         }
         self.imds.forget(id);
         // A terminated instance's interfaces, deleted or detached, leave their groups' sets;
-        // a stopped one's stay attached, and in them.
-        let mut members = Vec::new();
-        if terminated {
-            for (eni, groups) in rows.iter().zip(groups) {
-                if let Ok(ip) = eni.private_ip.parse::<Ipv4Addr>() {
-                    members.extend(groups.into_iter().map(|g| (g.id, ip, false)));
-                }
-            }
-        }
-        self.sync_enis(changed, members).await
+        // a stopped one's stay attached, and in them (checked against the database).
+        let addresses: Vec<Ipv4Addr> = rows
+            .iter()
+            .filter_map(|e| e.private_ip.parse().ok())
+            .collect();
+        self.sync_enis(changed, addresses).await
     }
 
     /// What ending instance `id` changes in the database, done in the transaction that
@@ -470,6 +448,10 @@ impl Network {
         terminated: bool,
     ) -> rusqlite::Result<()> {
         for eni in enis::of_instance(conn, id)? {
+            if let Ok(ip) = eni.private_ip.parse() {
+                // Its groups' sets are checked at the unplug that follows.
+                sync::lock(&self.pending).recheck(ip);
+            }
             if let Some(ip) = eni.public_ip.as_deref().and_then(|ip| ip.parse().ok()) {
                 self.last_public
                     .lock()

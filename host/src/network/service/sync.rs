@@ -40,13 +40,18 @@ pub(super) struct Applied {
 pub(super) struct Pending {
     /// ENIs to bring in step with the database and the plugged ENIs: ENI id to tap.
     enis: HashMap<String, String>,
-    /// Group set members that came (`true`) or went: set name and address.
-    members: Vec<(String, Ipv4Addr, bool)>,
+    /// Addresses whose membership of every group set is to be checked against the database.
+    members: HashSet<Ipv4Addr>,
 }
 
 impl Pending {
     fn is_empty(&self) -> bool {
         self.enis.is_empty() && self.members.is_empty()
+    }
+
+    /// Has the sets' membership of `ip` checked at the next change.
+    pub(super) fn recheck(&mut self, ip: Ipv4Addr) {
+        self.members.insert(ip);
     }
 }
 
@@ -99,21 +104,17 @@ impl Network {
     }
 
     /// Brings the rules of ENIs `enis` (id and tap) in step with the database and the
-    /// plugged ENIs, and adds or removes group members `members` (group id, address, added),
+    /// plugged ENIs, and the group sets' membership of their addresses and of `addresses`,
     /// touching nothing else. Returns once the change (or a rebuild covering it) is applied.
     pub(super) async fn sync_enis(
         &self,
         enis: Vec<(String, String)>,
-        members: Vec<(String, Ipv4Addr, bool)>,
+        addresses: Vec<Ipv4Addr>,
     ) -> Result<(), NetworkError> {
         {
             let mut pending = lock(&self.pending);
             pending.enis.extend(enis);
-            pending.members.extend(
-                members
-                    .into_iter()
-                    .map(|(group, ip, add)| (ipset::set_name(&group), ip, add)),
-            );
+            pending.members.extend(addresses);
         }
         let mut applied = self.sync_lock.lock().await;
         let pending = std::mem::take(&mut *lock(&self.pending));
@@ -177,6 +178,7 @@ impl Network {
     ) -> Result<Option<Changes>, NetworkError> {
         let conn = self.db.lock();
         let mut changes = Changes::default();
+        let mut addresses = pending.members.clone();
         for (eni_id, tap) in &pending.enis {
             let wanted = match ports.get(eni_id) {
                 Some(port) => match enis::get(&conn, eni_id)? {
@@ -195,20 +197,24 @@ impl Network {
                 None => None,
             };
             let current = applied.enis.get(tap);
+            addresses.extend(current.map(|e| e.ip).into_iter().chain(wanted.as_ref().map(|e| e.ip)));
             if current == wanted.as_ref() {
                 continue;
             }
             changes.removed.extend(current.cloned());
             changes.added.extend(wanted);
         }
-        for (set, ip, add) in &pending.members {
-            if applied.sets.contains(set) {
-                let list = if *add {
+        // Each address is in each set exactly when the database says so (`-exist` makes
+        // adding a member or deleting a non-member a no-op).
+        for ip in addresses {
+            for set in &applied.sets {
+                let group = &set[ipset::set_name("").len()..];
+                let list = if enis::group_has_member(&conn, group, &ip.to_string())? {
                     &mut changes.set_adds
                 } else {
                     &mut changes.set_dels
                 };
-                list.push((set.clone(), *ip));
+                list.push((set.clone(), ip));
             }
         }
         Ok(Some(changes))
@@ -258,7 +264,7 @@ fn default_route(ns: &NetNs) -> Option<String> {
     links::default_route_device(ns).filter(|d| !d.starts_with("kec2"))
 }
 
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
