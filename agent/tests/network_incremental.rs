@@ -220,8 +220,12 @@ fn launches_and_terminations_change_only_their_own_rules_and_a_restart_rebuilds_
     assert!(
         eventually(Duration::from_secs(10), || all_rules(&agent) == incremental),
         "a full rebuild differs from the per-instance changes:\nonly incremental: {:#?}\nonly rebuilt: {:#?}",
-        incremental.difference(&all_rules(&agent)).collect::<Vec<_>>(),
-        all_rules(&agent).difference(&incremental).collect::<Vec<_>>(),
+        incremental
+            .difference(&all_rules(&agent))
+            .collect::<Vec<_>>(),
+        all_rules(&agent)
+            .difference(&incremental)
+            .collect::<Vec<_>>(),
     );
     assert_eq!(members(&agent, &clients), BTreeSet::from([b_ip]));
 }

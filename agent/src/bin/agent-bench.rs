@@ -104,6 +104,8 @@ struct AgentProc {
     child: Option<Child>,
     endpoint: String,
     netns: String,
+    /// Whether dropping this removes `netns` (and kills the VMMs under `dir`).
+    owns_netns: bool,
 }
 
 impl AgentProc {
@@ -119,11 +121,13 @@ impl AgentProc {
             made.is_ok_and(|s| s.success()),
             "cannot make netns {netns} (run as root)"
         );
-        Self::start_in(dir, extra, netns)
+        let mut a = Self::start_in(dir, extra, netns);
+        a.owns_netns = true;
+        a
     }
 
     /// An agent on state dir `dir` whose instance networking is in the existing `netns`
-    /// (removed when this is dropped).
+    /// (left to its owner).
     fn start_in(dir: &Path, extra: &[&str], netns: String) -> Self {
         let bin = BIN_DIR
             .get()
@@ -151,7 +155,10 @@ impl AgentProc {
             .expect("agent starts");
         let t = Instant::now();
         while !endpoint_file.exists() {
-            assert!(t.elapsed() < Duration::from_secs(300), "agent did not start");
+            assert!(
+                t.elapsed() < Duration::from_secs(300),
+                "agent did not start"
+            );
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("the agent ended at start: {status}");
             }
@@ -166,6 +173,7 @@ impl AgentProc {
             child: Some(child),
             endpoint,
             netns,
+            owns_netns: false,
         }
     }
 
@@ -185,6 +193,9 @@ impl AgentProc {
 impl Drop for AgentProc {
     fn drop(&mut self) {
         self.stop();
+        if !self.owns_netns {
+            return;
+        }
         kill_vmms(&self.dir);
         let _ = Command::new("ip")
             .args(["netns", "del", &self.netns])

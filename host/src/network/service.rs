@@ -482,4 +482,3 @@ fn parsed(ips: &[String]) -> Vec<(Ipv4Addr, u8)> {
         .map(|ip| (ip, 32))
         .collect()
 }
-

@@ -125,7 +125,9 @@ mod tests {
         assert!(text.contains("-A KEC2-L2-kec2t1 -s ! 02:00:00:00:00:05 -j DROP\n"));
         assert!(text.contains("-A KEC2-L2-kec2t1 -p ARP --arp-ip-src ! 172.31.0.5 -j DROP\n"));
         assert!(
-            text.ends_with("-A KEC2-L2-kec2t1 -p IPv4 -j RETURN\n-A KEC2-L2-kec2t1 -j DROP\nCOMMIT\n"),
+            text.ends_with(
+                "-A KEC2-L2-kec2t1 -p IPv4 -j RETURN\n-A KEC2-L2-kec2t1 -j DROP\nCOMMIT\n"
+            ),
             "own chain: {text}"
         );
     }

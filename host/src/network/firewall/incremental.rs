@@ -60,7 +60,11 @@ pub fn render_iptables(changes: &Changes, vpcs: &[(String, Cidr)]) -> String {
     for (chain, rule) in changes.removed.iter().flat_map(filter::eni_jumps) {
         out.push_str(&format!("-D {chain} {rule}\n"));
     }
-    for eni in changes.removed.iter().filter(|e| gone.contains(&e.tap.as_str())) {
+    for eni in changes
+        .removed
+        .iter()
+        .filter(|e| gone.contains(&e.tap.as_str()))
+    {
         for (chain, _) in filter::eni_chains(eni) {
             out.push_str(&format!("-F {chain}\n-X {chain}\n"));
         }
@@ -215,9 +219,9 @@ mod tests {
             "-A KEC2-I-kec2t1 -p tcp --dport 22 -m set --match-set KEC2-G-sg-1 src -j ACCEPT\n"
         ));
         assert!(text.contains("-A KEC2-FWD-INGRESS -d 172.31.0.5/32 -j KEC2-I-kec2t1\n"));
-        assert!(
-            text.contains("-A KEC2-NAT-SNAT -s 172.31.0.5/32 ! -o kec2v+ -j SNAT --to-source 198.51.100.7\n")
-        );
+        assert!(text.contains(
+            "-A KEC2-NAT-SNAT -s 172.31.0.5/32 ! -o kec2v+ -j SNAT --to-source 198.51.100.7\n"
+        ));
         assert!(!text.contains("-D "), "nothing removed: {text}");
     }
 
@@ -231,12 +235,17 @@ mod tests {
         let text = render_iptables(&changes, &vpcs());
         let deleted = lines_with(&text, "-D ");
         assert_eq!(deleted.len(), 6 + 5, "6 filter jumps, 5 nat rules: {text}");
-        assert!(deleted.contains(&"KEC2-FWD-ACCEPT -m physdev --physdev-in kec2t1 -j ACCEPT".into()));
+        assert!(
+            deleted.contains(&"KEC2-FWD-ACCEPT -m physdev --physdev-in kec2t1 -j ACCEPT".into())
+        );
         assert!(deleted.contains(
             &"KEC2-PREROUTING -d 198.51.100.7/32 -j DNAT --to-destination 172.31.0.5".into()
         ));
         for chain in ["KEC2-S-kec2t1", "KEC2-E-kec2t1", "KEC2-I-kec2t1"] {
-            assert!(text.contains(&format!("-F {chain}\n-X {chain}\n")), "{text}");
+            assert!(
+                text.contains(&format!("-F {chain}\n-X {chain}\n")),
+                "{text}"
+            );
         }
         assert!(!text.contains("-A "), "nothing added: {text}");
         let eb = render_ebtables(&changes);
@@ -258,8 +267,12 @@ mod tests {
         };
         let text = render_iptables(&changes, &vpcs());
         assert!(!text.contains("-X "), "same tap, chains kept: {text}");
-        assert!(text.contains("-D KEC2-FWD-EGRESS -m physdev --physdev-in kec2t1 -j KEC2-S-kec2t1\n"));
-        assert!(text.contains("-A KEC2-FWD-EGRESS -m physdev --physdev-in kec2t1 -j KEC2-S-kec2t1\n"));
+        assert!(
+            text.contains("-D KEC2-FWD-EGRESS -m physdev --physdev-in kec2t1 -j KEC2-S-kec2t1\n")
+        );
+        assert!(
+            text.contains("-A KEC2-FWD-EGRESS -m physdev --physdev-in kec2t1 -j KEC2-S-kec2t1\n")
+        );
         let eb = render_ebtables(&changes);
         assert!(eb.starts_with("*filter\n:KEC2-L2-kec2t1 RETURN\n"), "{eb}");
         assert!(!eb.contains("-X "), "{eb}");

@@ -197,7 +197,12 @@ impl Network {
                 None => None,
             };
             let current = applied.enis.get(tap);
-            addresses.extend(current.map(|e| e.ip).into_iter().chain(wanted.as_ref().map(|e| e.ip)));
+            addresses.extend(
+                current
+                    .map(|e| e.ip)
+                    .into_iter()
+                    .chain(wanted.as_ref().map(|e| e.ip)),
+            );
             if current == wanted.as_ref() {
                 continue;
             }
@@ -244,9 +249,8 @@ impl Network {
                 .cloned()
                 .collect();
             let port = ports.get(&eni.id).copied().unwrap_or_default();
-            plan.enis.push(eni_firewall(
-                &conn, eni, port, &groups, &rules, &mut sets,
-            )?);
+            plan.enis
+                .push(eni_firewall(&conn, eni, port, &groups, &rules, &mut sets)?);
         }
         for (set, members) in sets.iter_mut() {
             let group_id = &set[ipset::set_name("").len()..];
