@@ -177,6 +177,11 @@ impl AgentProc {
         }
     }
 
+    /// The agent's pid.
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     fn client(&self) -> Client {
         let creds = wire::credentials::load(&wire::credentials::path(&self.dir)).unwrap();
         Client::new(&self.endpoint, creds)

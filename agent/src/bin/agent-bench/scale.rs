@@ -23,6 +23,23 @@ fn raise_fd_limit() {
     }
 }
 
+/// CPU seconds process `pid` and its reaped children (the `ip`, `iptables` and other tools
+/// the agent runs) have used, from `/proc/PID/stat`.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command name in parentheses: fields 14 to 17 are utime, stime, cutime, cstime.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: f64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|t| t.parse::<f64>().ok())
+        .sum();
+    // SAFETY: sysconf has no memory effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    ticks / hz.max(1) as f64
+}
+
 /// The ids in a RunInstances answer.
 fn instance_ids(xml: &str) -> Vec<String> {
     xml.split("<instanceId>")
@@ -68,6 +85,7 @@ pub fn run(manifest: &std::path::Path, total: u32, batch: u32) -> serde_json::Va
             ("MaxCount".into(), n.to_string()),
             ("InstanceType".into(), "t2.nano".into()),
         ];
+        let cpu0 = cpu_secs(a.pid());
         let t0 = Instant::now();
         let xml = c.call("RunInstances", &params).unwrap();
         let api_ms = t0.elapsed().as_secs_f64() * 1000.0;
@@ -92,9 +110,13 @@ pub fn run(manifest: &std::path::Path, total: u32, batch: u32) -> serde_json::Va
             std::thread::sleep(Duration::from_millis(20));
         };
         let secs = t0.elapsed().as_secs_f64();
+        let agent_cpu_ms = (cpu_secs(a.pid()) - cpu0) * 1000.0;
         launched += n;
         let rate = n as f64 / secs;
-        eprintln!("scale: {launched} launched, last {n} at {rate:.1}/s ({running} running)");
+        eprintln!(
+            "scale: {launched} launched, last {n} at {rate:.1}/s ({running} running), agent CPU {:.1} ms each",
+            agent_cpu_ms / n as f64
+        );
         batches.push(serde_json::json!({
             "launched_after": launched,
             "instances": n,
@@ -104,6 +126,8 @@ pub fn run(manifest: &std::path::Path, total: u32, batch: u32) -> serde_json::Va
             "instances_per_s": rate,
             "instances_per_s_per_core": rate / cores,
             "ms_per_instance": secs * 1000.0 / n as f64,
+            // The agent's own work (and its tools'), apart from the guests' CPU load.
+            "agent_cpu_ms_per_instance": agent_cpu_ms / n as f64,
         }));
     }
     // What an agent restart with all of them running costs (the full rebuild).
