@@ -160,8 +160,13 @@ fn the_page_is_reachable_only_while_port_80_is_authorized() {
         [
             "KEC2-E-tap0",
             "KEC2-FORWARD",
+            "KEC2-FWD-ACCEPT",
+            "KEC2-FWD-EGRESS",
+            "KEC2-FWD-INGRESS",
             "KEC2-I-tap0",
+            "KEC2-IN-SPOOF",
             "KEC2-INPUT",
+            "KEC2-OUT-INGRESS",
             "KEC2-OUTPUT",
             "KEC2-S-tap0",
             "KEC2-VPC"

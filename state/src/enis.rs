@@ -160,6 +160,31 @@ pub fn in_subnet(conn: &Connection, subnet_id: &str) -> rusqlite::Result<Vec<Eni
     stmt.query_map([subnet_id], eni)?.collect()
 }
 
+/// The private addresses of the ENIs in a subnet (only the addresses: read for every
+/// address handed out).
+pub fn private_ips_in_subnet(conn: &Connection, subnet_id: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT private_ip FROM network_interfaces WHERE subnet_id = ?1")?;
+    stmt.query_map([subnet_id], |r| r.get(0))?.collect()
+}
+
+/// Whether address `ip` belongs in the set of group `group_id`: an ENI of the group has it
+/// and is attached to an instance or serves a load balancer.
+pub fn group_has_member(conn: &Connection, group_id: &str, ip: &str) -> rusqlite::Result<bool> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT 1 FROM network_interface_groups m JOIN network_interfaces n ON n.id = m.eni_id \
+         WHERE m.group_id = ?1 AND n.private_ip = ?2 \
+         AND (n.instance_id IS NOT NULL OR n.id IN (SELECT eni_id FROM elb_interfaces))",
+    )?;
+    stmt.exists([group_id, ip])
+}
+
+/// Whether an ENI has MAC `mac` (by its unique index).
+pub fn mac_in_use(conn: &Connection, mac: &str) -> rusqlite::Result<bool> {
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM network_interfaces WHERE mac = ?1")?;
+    stmt.exists([mac])
+}
+
 /// Attaches (or, with `None`, detaches) an ENI.
 pub fn set_attachment(
     conn: &Connection,

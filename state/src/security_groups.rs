@@ -160,6 +160,15 @@ pub fn rules_of(conn: &Connection, group_id: &str) -> rusqlite::Result<Vec<RuleR
     stmt.query_map([group_id], rule)?.collect()
 }
 
+/// The rules of every group of ENI `eni_id`, in insertion order (as [`rules`] gives them).
+pub fn rules_of_eni(conn: &Connection, eni_id: &str) -> rusqlite::Result<Vec<RuleRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{RULE} WHERE group_id IN \
+         (SELECT group_id FROM network_interface_groups WHERE eni_id = ?1) ORDER BY seq"
+    ))?;
+    stmt.query_map([eni_id], rule)?.collect()
+}
+
 /// Whether any rule of another group names `group_id` as its peer.
 pub fn referenced_by(conn: &Connection, group_id: &str) -> rusqlite::Result<Option<String>> {
     conn.query_row(

@@ -4,22 +4,29 @@
 //! - describe: DescribeInstances latency (p50, p99) with R instance rows in the database.
 //! - network: metadata requests from a probe (rate, p50, p99), and the time a security-group
 //!   change takes to reach a running instance.
+//! - scale (`--scale N`): N probe launches in batches of `--scale-batch` (RunInstances of
+//!   the whole batch, timed until none is pending): each batch's rate, wall and agent CPU
+//!   cost per instance, and an agent restart with all of them running.
 //! - ebs: a full snapshot of a volume of random data, a second one after 5% of it changed
 //!   (time and new bytes stored), a restore, and the pause of a running instance.
 //!
-//! It starts its own agents (the `agent` and `vmm` binaries beside this one) in temporary
-//! state dirs and kills every VMM it started.
+//! It starts its own agents (the `agent` and `vmm` binaries beside this one, or in
+//! `--bin-dir`, e.g. an older build's) in temporary state dirs and kills every VMM it started.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use cli::client::Client;
 use state::instances::{self, InstanceRow, InstanceState};
 
+#[path = "agent-bench/agent_proc.rs"]
+mod agent_proc;
 #[path = "agent-bench/network.rs"]
 mod network;
+#[path = "agent-bench/scale.rs"]
+mod scale;
+use agent_proc::{AgentProc, BIN_DIR};
 
 /// Flags.
 #[derive(Debug, Parser)]
@@ -45,6 +52,16 @@ struct Args {
     /// Size in GiB of the EBS snapshot benchmark's volume (0 skips it).
     #[arg(long, default_value_t = 1)]
     ebs_gib: u64,
+    /// Instances the scale benchmark launches (0 skips it).
+    #[arg(long, default_value_t = 0)]
+    scale: u32,
+    /// Instances per RunInstances call in the scale benchmark.
+    #[arg(long, default_value_t = 100)]
+    scale_batch: u32,
+    /// The directory of the `agent` and `vmm` binaries to measure (default: beside this
+    /// one), e.g. an older build's.
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
 }
 
 /// Launches one t2.nano of `ami` with `extra` RunInstances parameters; returns its id.
@@ -80,108 +97,6 @@ fn register(c: &Client, probe: &Path, boot_args: &str) -> String {
     let ami = field(&xml, "imageId");
     assert!(!ami.is_empty(), "RegisterImage answered no imageId: {xml}");
     ami
-}
-
-/// An agent whose instance networking lives in a namespace of its own (made and removed
-/// here), so the benchmark never touches the host's network.
-struct AgentProc {
-    dir: PathBuf,
-    child: Option<Child>,
-    endpoint: String,
-    netns: String,
-}
-
-impl AgentProc {
-    fn start(dir: &Path, extra: &[&str]) -> Self {
-        let bin = std::env::current_exe()
-            .expect("own path")
-            .with_file_name("agent");
-        let endpoint_file = dir.join("endpoint");
-        let _ = std::fs::remove_file(&endpoint_file);
-        static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let netns = format!(
-            "kec2-bench-{}-{}",
-            std::process::id(),
-            STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
-        let made = Command::new("ip").args(["netns", "add", &netns]).status();
-        assert!(
-            made.is_ok_and(|s| s.success()),
-            "cannot make netns {netns} (run as root)"
-        );
-        let child = Command::new(bin)
-            .arg("--state-dir")
-            .arg(dir)
-            .args(["--listen", "127.0.0.1:0", "--netns", &netns])
-            .args(["--outbound-nat", "false"])
-            .args(extra)
-            .env("AGENT_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("agent starts");
-        let t = Instant::now();
-        while !endpoint_file.exists() {
-            assert!(t.elapsed() < Duration::from_secs(10), "agent did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let endpoint = std::fs::read_to_string(&endpoint_file)
-            .unwrap()
-            .trim()
-            .to_string();
-        Self {
-            dir: dir.to_path_buf(),
-            child: Some(child),
-            endpoint,
-            netns,
-        }
-    }
-
-    fn client(&self) -> Client {
-        let creds = wire::credentials::load(&wire::credentials::path(&self.dir)).unwrap();
-        Client::new(&self.endpoint, creds)
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for AgentProc {
-    fn drop(&mut self) {
-        self.stop();
-        kill_vmms(&self.dir);
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.netns])
-            .status();
-    }
-}
-
-/// Kills every process under `dir` (the agent is dead by now; a VMM it was spawning may be
-/// between fork and exec, so sweep a few times).
-fn kill_vmms(dir: &Path) {
-    let needle = dir.to_string_lossy().into_owned();
-    let me = std::process::id() as i32;
-    for _ in 0..4 {
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if pid != me && cmd.contains(&needle) {
-                // SAFETY: kill(2) on a process (group) this benchmark's agent started.
-                unsafe {
-                    libc::kill(-pid, libc::SIGKILL);
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn p(v: &[f64], q: f64) -> f64 {
@@ -533,6 +448,16 @@ fn ebs(args: &Args) -> serde_json::Value {
 
 fn main() {
     let args = Args::parse();
+    if let Some(dir) = &args.bin_dir {
+        BIN_DIR
+            .set(std::path::absolute(dir).expect("a path"))
+            .expect("set once");
+    }
+    let scale = if args.scale > 0 {
+        scale::run(&args.manifest, args.scale, args.scale_batch.max(1))
+    } else {
+        serde_json::Value::Null
+    };
     // The same launch with VMMs unconfined, then jailed (own uid, mount namespace, cgroup,
     // seccomp), so one run shows what the confinement costs.
     let (launch_unjailed, launch) = if args.launch > 0 {
@@ -559,6 +484,7 @@ fn main() {
             "describe_instances": describe,
             "network": network,
             "ebs": ebs,
+            "scale": scale,
         }))
         .unwrap()
     );

@@ -88,14 +88,14 @@ pub fn create_default_group(conn: &Connection, vpc_id: &str) -> rusqlite::Result
     Ok(group)
 }
 
-/// A fresh locally administered, unicast MAC not used by any ENI.
+/// A fresh locally administered, unicast MAC not used by any ENI (looked up by the unique
+/// index, so a launch does not read every ENI).
 fn new_mac(conn: &Connection) -> rusqlite::Result<String> {
     use rand::Rng;
-    let taken: HashSet<String> = enis::all(conn)?.into_iter().map(|e| e.mac).collect();
     loop {
         let b: [u8; 4] = rand::thread_rng().r#gen();
         let mac = format!("02:6b:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3]);
-        if !taken.contains(&mac) {
+        if !enis::mac_in_use(conn, &mac)? {
             return Ok(mac);
         }
     }
@@ -111,9 +111,9 @@ fn private_ip(
         .cidr
         .parse()
         .map_err(|e: super::cidr::CidrError| AddressError::BadPrivateIp(e.to_string()))?;
-    let used: HashSet<Ipv4Addr> = enis::in_subnet(conn, &subnet.id)?
+    let used: HashSet<Ipv4Addr> = enis::private_ips_in_subnet(conn, &subnet.id)?
         .iter()
-        .filter_map(|e| e.private_ip.parse().ok())
+        .filter_map(|ip| ip.parse().ok())
         .collect();
     match wanted {
         Some(ip) => {

@@ -1,13 +1,14 @@
 //! The network service: keeps bridges, taps, DHCP servers, metadata listeners and the
 //! firewall in step with the database. Instances' ENIs are plugged (tap, DHCP, metadata port,
-//! public address) before their VMM starts and unplugged when it is gone for good; every
-//! change ends in one coalesced [`Network::sync`] that rebuilds all rules from the database,
-//! which is also how an agent restart or a host reboot gets its rules back.
+//! public address) before their VMM starts and unplugged when it is gone for good; each of
+//! these changes only that instance's rules ([`Network::sync_enis`], in `sync.rs`), while
+//! changes that may touch many instances, an agent restart and a host reboot rebuild all
+//! rules from the database ([`Network::sync`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use rusqlite::Connection;
 
@@ -15,18 +16,19 @@ use super::addressing::{self, AddressError};
 use super::cidr::Cidr;
 use super::dhcp::packet::Lease;
 use super::dhcp::{DhcpServer, TapLease, parse_mac};
-use super::firewall::{self, EniFirewall, FirewallPlan, Peer, Protocol, Rule, ipset};
+use super::firewall;
 use super::links;
 use crate::imds::server::Imds;
 use crate::netns::NetNs;
 use crate::tasks::{self, Backoff, Unit};
 use state::Db;
 use state::enis::{self, EniRow};
-use state::security_groups::{self, RuleRow};
 use state::vpcs;
 
 mod reach;
+mod sync;
 pub use reach::ReachabilityError;
+pub use sync::convert;
 
 /// Settings of the network service.
 #[derive(Debug, Clone)]
@@ -94,7 +96,10 @@ pub struct Network {
     pub config: NetworkConfig,
     imds: Arc<Imds>,
     plugged: tokio::sync::Mutex<HashMap<String, Plugged>>,
-    sync_lock: tokio::sync::Mutex<()>,
+    /// Serializes firewall changes; holds what the firewall was last given.
+    sync_lock: tokio::sync::Mutex<sync::Applied>,
+    /// Per-ENI changes waiting for `sync_lock`.
+    pending: std::sync::Mutex<sync::Pending>,
     requested: AtomicU64,
     applied: AtomicU64,
     /// Each ENI's last ephemeral public address, so a stop/start gives a new one.
@@ -127,7 +132,8 @@ impl Network {
             config,
             imds,
             plugged: tokio::sync::Mutex::new(HashMap::new()),
-            sync_lock: tokio::sync::Mutex::new(()),
+            sync_lock: tokio::sync::Mutex::new(sync::Applied::default()),
+            pending: std::sync::Mutex::new(sync::Pending::default()),
             requested: AtomicU64::new(0),
             applied: AtomicU64::new(0),
             last_public: std::sync::Mutex::new(HashMap::new()),
@@ -232,9 +238,9 @@ impl Network {
     }
 
     /// Plugs instance `id`'s ENIs: tap on the VPC bridge, DHCP, metadata listener, an
-    /// ephemeral public address if wanted; then has the rules rebuilt in the background.
-    /// Returns the vmm's `--net` values, in device order. Plugging a plugged instance only
-    /// re-applies the rules.
+    /// ephemeral public address if wanted; then has its rules added in the background (and
+    /// its addresses to its groups' sets). Returns the vmm's `--net` values, in device order.
+    /// Plugging a plugged instance only brings its rules in step.
     pub async fn plug(self: &Arc<Self>, id: &str) -> Result<Vec<String>, NetworkError> {
         let (eni_rows, vpcs_by_id, subnets_by_id) = {
             let conn = self.db.lock();
@@ -309,12 +315,18 @@ impl Network {
             );
         }
         drop(plugged);
+        let changed: Vec<(String, String)> =
+            eni_rows.iter().map(|e| (e.id.clone(), e.tap())).collect();
+        let addresses: Vec<Ipv4Addr> = eni_rows
+            .iter()
+            .filter_map(|e| e.private_ip.parse().ok())
+            .collect();
         // The vmm may start before the rules are in: until then ebtables drops everything
         // its tap sends (DHCP is answered from the tap itself), and the metadata redirect
-        // follows within one rebuild, which the guest's retries wait for.
+        // follows within one change, which the guest's retries wait for.
         let me = self.clone();
         tasks::spawn(Unit::new("firewall sync").instance(id), async move {
-            if let Err(e) = me.sync().await {
+            if let Err(e) = me.sync_enis(changed, addresses).await {
                 tracing::error!(error = %crate::error_chain(&e), "cannot apply the firewall rules");
             }
         });
@@ -390,10 +402,9 @@ impl Network {
     /// the pool. With `terminated`, ENIs marked DeleteOnTermination are deleted and the
     /// others detached, and Elastic IPs on deleted ENIs are disassociated.
     pub async fn unplug(&self, id: &str, terminated: bool) -> Result<(), NetworkError> {
-        let mut taps: Vec<String> = enis::of_instance(&self.db.lock(), id)?
-            .iter()
-            .map(EniRow::tap)
-            .collect();
+        let rows = enis::of_instance(&self.db.lock(), id)?;
+        let mut changed: Vec<(String, String)> =
+            rows.iter().map(|e| (e.id.clone(), e.tap())).collect();
         {
             let mut conn = self.db.lock();
             let tx = conn.transaction()?;
@@ -402,21 +413,27 @@ impl Network {
         }
         {
             let mut plugged = self.plugged.lock().await;
-            taps.extend(
+            changed.extend(
                 plugged
-                    .values()
-                    .filter(|p| p.instance_id == id)
-                    .map(|p| p.tap.clone()),
+                    .iter()
+                    .filter(|(_, p)| p.instance_id == id)
+                    .map(|(eni, p)| (eni.clone(), p.tap.clone())),
             );
             plugged.retain(|_, p| p.instance_id != id);
         }
-        taps.sort();
-        taps.dedup();
-        for tap in &taps {
+        changed.sort();
+        changed.dedup();
+        for (_, tap) in &changed {
             links::remove(&self.config.netns, tap)?;
         }
         self.imds.forget(id);
-        self.sync().await
+        // A terminated instance's interfaces, deleted or detached, leave their groups' sets;
+        // a stopped one's stay attached, and in them (checked against the database).
+        let addresses: Vec<Ipv4Addr> = rows
+            .iter()
+            .filter_map(|e| e.private_ip.parse().ok())
+            .collect();
+        self.sync_enis(changed, addresses).await
     }
 
     /// What ending instance `id` changes in the database, done in the transaction that
@@ -431,6 +448,10 @@ impl Network {
         terminated: bool,
     ) -> rusqlite::Result<()> {
         for eni in enis::of_instance(conn, id)? {
+            if let Ok(ip) = eni.private_ip.parse() {
+                // Its groups' sets are checked at the unplug that follows.
+                sync::lock(&self.pending).recheck(ip);
+            }
             if let Some(ip) = eni.public_ip.as_deref().and_then(|ip| ip.parse().ok()) {
                 self.last_public
                     .lock()
@@ -452,99 +473,6 @@ impl Network {
         }
         Ok(())
     }
-
-    /// Rebuilds every rule from the database. Calls that overlap are coalesced: a call
-    /// returns once a rebuild that started after it was made has been applied.
-    pub async fn sync(&self) -> Result<(), NetworkError> {
-        let mine = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
-        let _g = self.sync_lock.lock().await;
-        if self.applied.load(Ordering::SeqCst) >= mine {
-            return Ok(());
-        }
-        let generation = self.requested.load(Ordering::SeqCst);
-        let ports: HashMap<String, u16> = self
-            .plugged
-            .lock()
-            .await
-            .iter()
-            .map(|(eni, p)| (eni.clone(), p.imds_port))
-            .collect();
-        let plan = self.plan(&ports)?;
-        let ns = self.config.netns.clone();
-        tokio::task::spawn_blocking(move || firewall::apply(&ns, &plan))
-            .await
-            .map_err(|e| NetworkError::Serve {
-                what: "firewall",
-                tap: String::new(),
-                source: std::io::Error::other(e),
-            })??;
-        self.applied.store(generation, Ordering::SeqCst);
-        Ok(())
-    }
-
-    /// The firewall plan for the plugged ENIs `ports` (ENI id to metadata port).
-    fn plan(&self, ports: &HashMap<String, u16>) -> Result<FirewallPlan, NetworkError> {
-        let conn = self.db.lock();
-        let mut plan = FirewallPlan::default();
-        for vpc in vpcs::vpcs(&conn)? {
-            if let Ok(cidr) = vpc.cidr.parse() {
-                plan.vpcs.push((bridge_name(vpc.seq), cidr));
-            }
-        }
-        let all_rules = security_groups::rules(&conn)?;
-        let all_enis = enis::all(&conn)?;
-        let mut groups_by_eni = security_groups::groups_by_eni(&conn)?;
-        let mut sets: BTreeMap<String, Vec<Ipv4Addr>> = BTreeMap::new();
-        for eni in all_enis.iter().filter(|e| ports.contains_key(&e.id)) {
-            let Some(instance) = &eni.instance_id else {
-                continue;
-            };
-            let groups = groups_by_eni.remove(&eni.id).unwrap_or_default();
-            let mut ingress = Vec::new();
-            let mut egress = Vec::new();
-            for rule in all_rules
-                .iter()
-                .filter(|r| groups.iter().any(|g| g.id == r.group_id))
-            {
-                let Some(converted) = convert(rule) else {
-                    continue;
-                };
-                if let Some(peer) = &rule.peer_group_id {
-                    sets.entry(ipset::set_name(peer)).or_default();
-                }
-                if rule.egress {
-                    egress.push(converted);
-                } else {
-                    ingress.push(converted);
-                }
-            }
-            let options = enis::metadata_options(&conn, instance)?;
-            let public = enis::address_of_eni(&conn, &eni.id)?
-                .map(|a| a.public_ip)
-                .or_else(|| eni.public_ip.clone());
-            plan.enis.push(EniFirewall {
-                tap: eni.tap(),
-                ip: eni.private_ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
-                mac: eni.mac.clone(),
-                ingress,
-                egress,
-                imds_port: (options.http_endpoint == "enabled")
-                    .then(|| ports.get(&eni.id).copied())
-                    .flatten(),
-                public_ip: public.and_then(|p| p.parse().ok()),
-            });
-        }
-        for (set, members) in sets.iter_mut() {
-            let group_id = &set[ipset::set_name("").len()..];
-            members.extend(group_members(&conn, group_id, &all_enis)?);
-        }
-        plan.group_sets = sets.into_iter().collect();
-        if self.config.outbound_nat {
-            plan.masquerade_via =
-                links::default_route_device(&self.config.netns).filter(|d| !d.starts_with("kec2"));
-        }
-        Ok(plan)
-    }
 }
 
 /// Addresses as host routes (`/32`), skipping any that do not parse.
@@ -553,58 +481,4 @@ fn parsed(ips: &[String]) -> Vec<(Ipv4Addr, u8)> {
         .filter_map(|ip| ip.parse().ok())
         .map(|ip| (ip, 32))
         .collect()
-}
-
-fn group_members(
-    conn: &Connection,
-    group_id: &str,
-    all_enis: &[EniRow],
-) -> rusqlite::Result<Vec<Ipv4Addr>> {
-    let ids = enis::enis_in_group(conn, group_id)?;
-    let balancers = state::elbv2::interface_enis(conn)?;
-    Ok(all_enis
-        .iter()
-        .filter(|e| ids.contains(&e.id) && (e.instance_id.is_some() || balancers.contains(&e.id)))
-        .filter_map(|e| e.private_ip.parse().ok())
-        .collect())
-}
-
-/// A stored rule as a firewall rule (`None` for one that cannot be expressed).
-pub fn convert(rule: &RuleRow) -> Option<Rule> {
-    let peer = match (&rule.cidr, &rule.peer_group_id) {
-        (Some(cidr), _) => {
-            let c: Cidr = cidr.parse().ok()?;
-            Peer::Cidr(c.network, c.prefix)
-        }
-        (None, Some(group)) => Peer::GroupSet(ipset::set_name(group)),
-        (None, None) => return None,
-    };
-    let port = |p: Option<i32>| p.filter(|p| *p >= 0).map(|p| p as u16);
-    let (protocol, ports) = match rule.protocol.as_str() {
-        "-1" => (Protocol::All, None),
-        "tcp" | "udp" => {
-            let protocol = if rule.protocol == "tcp" {
-                Protocol::Tcp
-            } else {
-                Protocol::Udp
-            };
-            match (port(rule.from_port), port(rule.to_port)) {
-                (Some(from), Some(to)) => (protocol, Some((from, to))),
-                _ => (protocol, None),
-            }
-        }
-        "icmp" => (
-            Protocol::Icmp,
-            Some((
-                port(rule.from_port).unwrap_or(u16::MAX),
-                port(rule.to_port).unwrap_or(u16::MAX),
-            )),
-        ),
-        _ => return None,
-    };
-    Some(Rule {
-        protocol,
-        ports,
-        peer,
-    })
 }

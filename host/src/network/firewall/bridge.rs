@@ -3,7 +3,7 @@
 //! and nothing but IPv4 and ARP, so no guest can poison a neighbour's ARP cache or reach
 //! others over IPv6 around the security groups. A tap the rules do not know yet sends nothing.
 
-use super::{FirewallError, FirewallPlan, run};
+use super::{EniFirewall, FirewallError, FirewallPlan, run};
 use crate::netns::NetNs;
 
 /// The agent's bridge-layer chain.
@@ -11,37 +11,96 @@ pub const CHAIN: &str = "KEC2-L2";
 /// Built-in chains it is hooked into.
 pub const HOOKS: &[&str] = &["FORWARD", "INPUT"];
 
+/// The chain of tap `tap`'s pinning rules.
+pub fn tap_chain(tap: &str) -> String {
+    format!("{CHAIN}-{tap}")
+}
+
+/// `eni`'s own chain and its rules: frames only from its MAC, ARP only for its MAC and
+/// address (or an ARP probe's all-zero one), and nothing but ARP and IPv4. What is allowed
+/// returns; the rest is dropped.
+pub fn eni_chain(eni: &EniFirewall) -> (String, Vec<String>) {
+    let (mac, ip) = (&eni.mac, eni.ip);
+    let rules = vec![
+        format!("-s ! {mac} -j DROP"),
+        format!("-p ARP --arp-mac-src ! {mac} -j DROP"),
+        format!("-p ARP --arp-ip-src 0.0.0.0 -j RETURN"),
+        format!("-p ARP --arp-ip-src ! {ip} -j DROP"),
+        "-p ARP -j RETURN".to_owned(),
+        "-p IPv4 -j RETURN".to_owned(),
+        "-j DROP".to_owned(),
+    ];
+    (tap_chain(&eni.tap), rules)
+}
+
+/// The two rules of [`CHAIN`] for `eni`'s tap, in order: to its chain, then (for what its
+/// chain let through) out of [`CHAIN`], past the rule that drops unknown taps' frames.
+pub fn eni_jumps(eni: &EniFirewall) -> [String; 2] {
+    let tap = &eni.tap;
+    [
+        format!("-i {tap} -j {}", tap_chain(tap)),
+        format!("-i {tap} -j RETURN"),
+    ]
+}
+
 /// The `ebtables-restore` input.
 pub fn render(plan: &FirewallPlan) -> String {
     let mut out = format!("*filter\n:{CHAIN} RETURN\n");
-    for eni in &plan.enis {
-        let (tap, mac, ip) = (&eni.tap, &eni.mac, eni.ip);
-        for rule in [
-            format!("-i {tap} -s ! {mac} -j DROP"),
-            format!("-i {tap} -p ARP --arp-mac-src ! {mac} -j DROP"),
-            format!("-i {tap} -p ARP --arp-ip-src 0.0.0.0 -j RETURN"),
-            format!("-i {tap} -p ARP --arp-ip-src ! {ip} -j DROP"),
-            format!("-i {tap} -p ARP -j RETURN"),
-            format!("-i {tap} -p IPv4 -j RETURN"),
-            format!("-i {tap} -j DROP"),
-        ] {
-            out.push_str(&format!("-A {CHAIN} {rule}\n"));
-        }
+    let own: Vec<(String, Vec<String>)> = plan.enis.iter().map(eni_chain).collect();
+    for (chain, _) in &own {
+        out.push_str(&format!(":{chain} RETURN\n"));
+    }
+    for rule in plan.enis.iter().flat_map(eni_jumps) {
+        out.push_str(&format!("-A {CHAIN} {rule}\n"));
     }
     // A tap whose rules are not in yet (its VMM may already run) sends nothing.
     out.push_str(&format!("-A {CHAIN} -i kec2t+ -j DROP\n"));
+    for (chain, rules) in &own {
+        for rule in rules {
+            out.push_str(&format!("-A {chain} {rule}\n"));
+        }
+    }
     out.push_str("COMMIT\n");
     out
 }
 
-/// Replaces the chain's rules and hooks it once.
+/// The agent's per-tap chains in the `ebtables -L` listing `listed`.
+pub fn listed_tap_chains(listed: &str) -> Vec<String> {
+    let prefix = format!("{CHAIN}-");
+    listed
+        .lines()
+        .filter_map(|l| l.strip_prefix("Bridge chain: "))
+        .filter_map(|l| l.split(',').next())
+        .filter(|c| c.starts_with(&prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Replaces the chain's rules, hooks it once, and removes the chains of taps no longer in
+/// `plan`.
 pub fn apply(ns: &NetNs, plan: &FirewallPlan) -> Result<(), FirewallError> {
     run(ns, "ebtables-restore", &["--noflush"], Some(&render(plan)))?;
+    let listed = run(ns, "ebtables", &["-L"], None)?;
     for hook in HOOKS {
-        let listed = run(ns, "ebtables", &["-L", hook], None)?;
-        if !listed.lines().any(|l| l.trim() == format!("-j {CHAIN}")) {
+        let hooked = listed
+            .split("Bridge chain: ")
+            .find(|section| section.starts_with(&format!("{hook},")))
+            .is_some_and(|section| section.lines().any(|l| l.trim() == format!("-j {CHAIN}")));
+        if !hooked {
             run(ns, "ebtables", &["-A", hook, "-j", CHAIN], None)?;
         }
+    }
+    let wanted: std::collections::HashSet<String> =
+        plan.enis.iter().map(|e| tap_chain(&e.tap)).collect();
+    let mut stale = String::new();
+    for chain in listed_tap_chains(&listed) {
+        if !wanted.contains(&chain) {
+            stale.push_str(&format!("-F {chain}\n-X {chain}\n"));
+        }
+    }
+    if !stale.is_empty() {
+        let input = format!("*filter\n{stale}COMMIT\n");
+        run(ns, "ebtables-restore", &["--noflush"], Some(&input))?;
     }
     Ok(())
 }
@@ -58,13 +117,18 @@ mod tests {
             ..FirewallPlan::default()
         };
         let text = render(&plan);
-        assert!(text.starts_with("*filter\n:KEC2-L2 RETURN\n"));
-        assert!(text.contains("-A KEC2-L2 -i kec2t1 -s ! 02:00:00:00:00:05 -j DROP\n"));
-        assert!(text.contains("-A KEC2-L2 -i kec2t1 -p ARP --arp-ip-src ! 172.31.0.5 -j DROP\n"));
-        assert!(text.contains("-A KEC2-L2 -i kec2t1 -j DROP\n"));
+        assert!(text.starts_with("*filter\n:KEC2-L2 RETURN\n:KEC2-L2-kec2t1 RETURN\n"));
+        assert!(text.contains(
+            "-A KEC2-L2 -i kec2t1 -j KEC2-L2-kec2t1\n-A KEC2-L2 -i kec2t1 -j RETURN\n\
+             -A KEC2-L2 -i kec2t+ -j DROP\n"
+        ));
+        assert!(text.contains("-A KEC2-L2-kec2t1 -s ! 02:00:00:00:00:05 -j DROP\n"));
+        assert!(text.contains("-A KEC2-L2-kec2t1 -p ARP --arp-ip-src ! 172.31.0.5 -j DROP\n"));
         assert!(
-            text.ends_with("-A KEC2-L2 -i kec2t+ -j DROP\nCOMMIT\n"),
-            "unknown taps: {text}"
+            text.ends_with(
+                "-A KEC2-L2-kec2t1 -p IPv4 -j RETURN\n-A KEC2-L2-kec2t1 -j DROP\nCOMMIT\n"
+            ),
+            "own chain: {text}"
         );
     }
 }

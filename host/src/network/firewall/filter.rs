@@ -3,7 +3,9 @@
 //! through conntrack; VPCs isolated from each other; and instances kept off the host except
 //! for the router's ping, DHCP and the metadata service.
 
-use super::{BRIDGE_PATTERN, CHAIN_PREFIX, FirewallPlan, IMDS_IP, Peer, Protocol, Rule};
+use super::{
+    BRIDGE_PATTERN, CHAIN_PREFIX, EniFirewall, FirewallPlan, IMDS_IP, Peer, Protocol, Rule,
+};
 
 /// Instance traffic through the host.
 pub const FORWARD_CHAIN: &str = "KEC2-FORWARD";
@@ -67,113 +69,148 @@ pub fn rule_match(rule: &Rule, dir: &str) -> String {
     m.trim().to_owned()
 }
 
-/// The `iptables-restore` input for the filter table.
-pub fn render(plan: &FirewallPlan) -> String {
-    let enis = &plan.enis;
-    let mut chains = vec![
-        FORWARD_CHAIN.to_owned(),
-        OUTPUT_CHAIN.to_owned(),
-        INPUT_CHAIN.to_owned(),
-        VPC_CHAIN.to_owned(),
+/// Per tap: its anti-spoofing and egress chains (an instance's packets, first).
+pub const FWD_EGRESS_CHAIN: &str = "KEC2-FWD-EGRESS";
+/// Per ENI, by destination address: its ingress chain (then, the receiver's rules).
+pub const FWD_INGRESS_CHAIN: &str = "KEC2-FWD-INGRESS";
+/// Per tap: what passed its egress rules and goes anywhere else leaves.
+pub const FWD_ACCEPT_CHAIN: &str = "KEC2-FWD-ACCEPT";
+/// Per tap: its anti-spoofing chain for traffic to the host.
+pub const IN_SPOOF_CHAIN: &str = "KEC2-IN-SPOOF";
+/// Per ENI, by destination address: its ingress chain for traffic from the host.
+pub const OUT_INGRESS_CHAIN: &str = "KEC2-OUT-INGRESS";
+
+/// The shared chains, hooked or dispatched to (their rules do not depend on any one ENI).
+const SHARED_CHAINS: [&str; 9] = [
+    FORWARD_CHAIN,
+    OUTPUT_CHAIN,
+    INPUT_CHAIN,
+    VPC_CHAIN,
+    FWD_EGRESS_CHAIN,
+    FWD_INGRESS_CHAIN,
+    FWD_ACCEPT_CHAIN,
+    IN_SPOOF_CHAIN,
+    OUT_INGRESS_CHAIN,
+];
+
+/// The chains only `eni` uses, each with its rules: anti-spoofing (source MAC and address
+/// pinned), egress (allowed traffic returns, the rest is dropped) and ingress (allowed traffic
+/// is accepted, the rest is dropped).
+pub fn eni_chains(eni: &EniFirewall) -> Vec<(String, Vec<String>)> {
+    let spoof = vec![
+        format!("-m mac ! --mac-source {} -j DROP", eni.mac),
+        format!("! -s {}/32 -j DROP", eni.ip),
     ];
-    for eni in enis {
-        chains.push(spoof_chain(&eni.tap));
-        chains.push(ingress_chain(&eni.tap));
-        chains.push(egress_chain(&eni.tap));
-    }
-    let mut out = String::from("*filter\n");
-    for chain in &chains {
-        out.push_str(&format!(":{chain} - [0:0]\n"));
-    }
-    let mut add = |chain: &str, rule: String| out.push_str(&format!("-A {chain} {rule}\n"));
+    let mut egress: Vec<String> = eni
+        .egress
+        .iter()
+        .map(|rule| format!("{} -j RETURN", rule_match(rule, "-d")))
+        .collect();
+    egress.push("-j DROP".into());
+    let mut ingress: Vec<String> = eni
+        .ingress
+        .iter()
+        .map(|rule| format!("{} -j ACCEPT", rule_match(rule, "-s")))
+        .collect();
+    ingress.push("-j DROP".into());
+    vec![
+        (spoof_chain(&eni.tap), spoof),
+        (egress_chain(&eni.tap), egress),
+        (ingress_chain(&eni.tap), ingress),
+    ]
+}
+
+/// The rules that send `eni`'s traffic from the shared dispatch chains to its own chains:
+/// each matches only its tap or its address, so they are added and removed one by one, in
+/// any order, without touching any other ENI's.
+pub fn eni_jumps(eni: &EniFirewall) -> Vec<(&'static str, String)> {
+    let tap = &eni.tap;
+    let (spoof, egress, ingress) = (spoof_chain(tap), egress_chain(tap), ingress_chain(tap));
+    vec![
+        (
+            FWD_EGRESS_CHAIN,
+            format!("-m physdev --physdev-in {tap} -j {spoof}"),
+        ),
+        (
+            FWD_EGRESS_CHAIN,
+            format!("-m physdev --physdev-in {tap} -j {egress}"),
+        ),
+        (FWD_INGRESS_CHAIN, format!("-d {}/32 -j {ingress}", eni.ip)),
+        (
+            FWD_ACCEPT_CHAIN,
+            format!("-m physdev --physdev-in {tap} -j ACCEPT"),
+        ),
+        (
+            IN_SPOOF_CHAIN,
+            format!("-m physdev --physdev-in {tap} -j {spoof}"),
+        ),
+        (OUT_INGRESS_CHAIN, format!("-d {}/32 -j {ingress}", eni.ip)),
+    ]
+}
+
+/// The shared chains' own rules (the dispatch chains start empty).
+fn shared_rules(plan: &FirewallPlan) -> Vec<(&'static str, String)> {
     let (fwd, input, br) = (FORWARD_CHAIN, INPUT_CHAIN, BRIDGE_PATTERN);
-
-    add(
-        fwd,
-        "-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT".into(),
-    );
-    add(fwd, "-m conntrack --ctstate INVALID -j DROP".into());
-    add(
-        OUTPUT_CHAIN,
-        "-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT".into(),
-    );
-    // No traffic between VPCs, except to a public address (DNAT).
-    add(
-        fwd,
-        format!("-i {br} -o {br} -m conntrack ! --ctstate DNAT -j {VPC_CHAIN}"),
-    );
+    let established = "-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT";
+    let mut rules = vec![
+        (fwd, established.to_owned()),
+        (fwd, "-m conntrack --ctstate INVALID -j DROP".to_owned()),
+        (OUTPUT_CHAIN, established.to_owned()),
+        (OUTPUT_CHAIN, format!("-j {OUT_INGRESS_CHAIN}")),
+        // No traffic between VPCs, except to a public address (DNAT).
+        (
+            fwd,
+            format!("-i {br} -o {br} -m conntrack ! --ctstate DNAT -j {VPC_CHAIN}"),
+        ),
+    ];
     for (bridge, _) in &plan.vpcs {
-        add(VPC_CHAIN, format!("-i {bridge} -o {bridge} -j RETURN"));
+        rules.push((VPC_CHAIN, format!("-i {bridge} -o {bridge} -j RETURN")));
     }
-    add(VPC_CHAIN, "-j DROP".into());
-    // A packet an instance sends must come from its own MAC and IP and pass its egress rules...
-    for eni in enis {
-        let tap = &eni.tap;
-        add(
-            fwd,
-            format!("-m physdev --physdev-in {tap} -j {}", spoof_chain(tap)),
-        );
-        add(
-            fwd,
-            format!("-m physdev --physdev-in {tap} -j {}", egress_chain(tap)),
-        );
+    rules.push((VPC_CHAIN, "-j DROP".into()));
+    // A packet an instance sends must come from its own MAC and IP and pass its egress
+    // rules; then, if it goes to an instance, that instance's ingress rules; allowed egress
+    // to anywhere else leaves; nothing else enters or leaves a VPC bridge.
+    for chain in [FWD_EGRESS_CHAIN, FWD_INGRESS_CHAIN, FWD_ACCEPT_CHAIN] {
+        rules.push((fwd, format!("-j {chain}")));
     }
-    // ...then, if it goes to an instance, that instance's ingress rules.
-    for eni in enis {
-        let chain = ingress_chain(&eni.tap);
-        add(fwd, format!("-d {}/32 -j {chain}", eni.ip));
-        add(OUTPUT_CHAIN, format!("-d {}/32 -j {chain}", eni.ip));
-    }
-    // Allowed egress to anywhere else leaves; nothing else enters or leaves a VPC bridge.
-    for eni in enis {
-        add(
-            fwd,
-            format!("-m physdev --physdev-in {} -j ACCEPT", eni.tap),
-        );
-    }
-    add(fwd, format!("-i {br} -j DROP"));
-    add(fwd, format!("-o {br} -j DROP"));
-
+    rules.push((fwd, format!("-i {br} -j DROP")));
+    rules.push((fwd, format!("-o {br} -j DROP")));
     // Instances reach the host only for ping to the router, DHCP (answered from a packet
     // socket on the tap, before this table) and the metadata service (redirected by DNAT).
-    add(input, format!("! -i {br} -j RETURN"));
-    add(
-        input,
-        "-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT".into(),
-    );
-    for eni in enis {
-        add(
-            input,
-            format!(
-                "-m physdev --physdev-in {} -j {}",
-                eni.tap,
-                spoof_chain(&eni.tap)
-            ),
-        );
-    }
-    add(
+    rules.push((input, format!("! -i {br} -j RETURN")));
+    rules.push((input, established.to_owned()));
+    rules.push((input, format!("-j {IN_SPOOF_CHAIN}")));
+    rules.push((
         input,
         format!(
             "-d {IMDS_IP}/32 -p tcp -m conntrack --ctstate DNAT --ctorigdst {IMDS_IP}/32 --ctorigdstport 80 -j ACCEPT"
         ),
-    );
-    add(input, "-p icmp --icmp-type echo-request -j ACCEPT".into());
-    add(input, "-j DROP".into());
+    ));
+    rules.push((input, "-p icmp --icmp-type echo-request -j ACCEPT".into()));
+    rules.push((input, "-j DROP".into()));
+    rules
+}
 
-    for eni in enis {
-        let spoof = spoof_chain(&eni.tap);
-        add(&spoof, format!("-m mac ! --mac-source {} -j DROP", eni.mac));
-        add(&spoof, format!("! -s {}/32 -j DROP", eni.ip));
-        let egress = egress_chain(&eni.tap);
-        for rule in &eni.egress {
-            add(&egress, format!("{} -j RETURN", rule_match(rule, "-d")));
+/// The `iptables-restore` input for the filter table.
+pub fn render(plan: &FirewallPlan) -> String {
+    let own: Vec<Vec<(String, Vec<String>)>> = plan.enis.iter().map(eni_chains).collect();
+    let mut out = String::from("*filter\n");
+    for chain in SHARED_CHAINS {
+        out.push_str(&format!(":{chain} - [0:0]\n"));
+    }
+    for (chain, _) in own.iter().flatten() {
+        out.push_str(&format!(":{chain} - [0:0]\n"));
+    }
+    for (chain, rule) in shared_rules(plan) {
+        out.push_str(&format!("-A {chain} {rule}\n"));
+    }
+    for (chain, rule) in plan.enis.iter().flat_map(eni_jumps) {
+        out.push_str(&format!("-A {chain} {rule}\n"));
+    }
+    for (chain, rules) in own.iter().flatten() {
+        for rule in rules {
+            out.push_str(&format!("-A {chain} {rule}\n"));
         }
-        add(&egress, "-j DROP".into());
-        let ingress = ingress_chain(&eni.tap);
-        for rule in &eni.ingress {
-            add(&ingress, format!("{} -j ACCEPT", rule_match(rule, "-s")));
-        }
-        add(&ingress, "-j DROP".into());
     }
     out.push_str("COMMIT\n");
     out
@@ -183,7 +220,6 @@ pub fn render(plan: &FirewallPlan) -> String {
 pub(crate) mod tests {
     use std::net::Ipv4Addr;
 
-    use super::super::EniFirewall;
     use super::*;
 
     pub(crate) fn eni(ingress: Vec<Rule>) -> EniFirewall {
@@ -249,9 +285,11 @@ pub(crate) mod tests {
         );
         assert!(text.contains("-A KEC2-S-kec2t1 ! -s 172.31.0.5/32 -j DROP\n"));
         assert!(text.contains("-A KEC2-E-kec2t1 -d 0.0.0.0/0 -j RETURN\n"));
-        assert!(text.contains("-A KEC2-FORWARD -d 172.31.0.5/32 -j KEC2-I-kec2t1\n"));
-        assert!(text.contains("-A KEC2-OUTPUT -d 172.31.0.5/32 -j KEC2-I-kec2t1\n"));
-        assert!(text.contains("-A KEC2-INPUT -m physdev --physdev-in kec2t1 -j KEC2-S-kec2t1\n"));
+        assert!(text.contains("-A KEC2-FWD-INGRESS -d 172.31.0.5/32 -j KEC2-I-kec2t1\n"));
+        assert!(text.contains("-A KEC2-OUT-INGRESS -d 172.31.0.5/32 -j KEC2-I-kec2t1\n"));
+        assert!(
+            text.contains("-A KEC2-IN-SPOOF -m physdev --physdev-in kec2t1 -j KEC2-S-kec2t1\n")
+        );
         assert!(text.contains("-A KEC2-VPC -i kec2v1 -o kec2v1 -j RETURN\n-A KEC2-VPC -j DROP\n"));
         assert!(text.ends_with("-A KEC2-I-kec2t1 -j DROP\nCOMMIT\n"));
         let chains: Vec<&str> = text.lines().filter(|l| l.starts_with(':')).collect();

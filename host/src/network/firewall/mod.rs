@@ -1,4 +1,6 @@
-//! The host firewall for instances, rendered from one [`FirewallPlan`] and applied as a whole:
+//! The host firewall for instances, rendered from one [`FirewallPlan`] and applied as a whole
+//! at start and after security-group changes, or one ENI at a time ([`incremental`]) when an
+//! instance starts or ends:
 //! security groups and anti-spoofing in the filter table, the metadata service's redirects
 //! and public addresses in the nat table, group members in ipsets, and MAC/ARP pinning in
 //! ebtables. Every chain and set the
@@ -7,9 +9,11 @@
 
 pub mod bridge;
 pub mod filter;
+pub mod incremental;
 pub mod ipset;
 pub mod nat;
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::process::Stdio;
@@ -167,6 +171,7 @@ pub fn apply(ns: &NetNs, plan: &FirewallPlan) -> Result<(), FirewallError> {
         .map(|(table, _, _)| run(ns, "iptables", &["-t", table, "-S"], None))
         .collect::<Result<_, _>>()?;
     run(ns, "iptables-restore", &["--noflush"], Some(&all))?;
+    let mut stale = String::new();
     for ((table, rules, hooks), before) in tables.iter().zip(&before) {
         for (hook, chain) in hooks.iter() {
             let hooked = format!("-A {hook} -j {chain}");
@@ -179,16 +184,22 @@ pub fn apply(ns: &NetNs, plan: &FirewallPlan) -> Result<(), FirewallError> {
                 )?;
             }
         }
-        let wanted = declared_chains(rules);
+        let wanted: HashSet<String> = declared_chains(rules).into_iter().collect();
+        let mut gone = String::new();
         for line in before.lines() {
             if let Some(chain) = line.strip_prefix("-N ")
                 && chain.starts_with(CHAIN_PREFIX)
-                && !wanted.iter().any(|w| w == chain)
+                && !wanted.contains(chain)
             {
-                run(ns, "iptables", &["-t", table, "-F", chain], None)?;
-                run(ns, "iptables", &["-t", table, "-X", chain], None)?;
+                gone.push_str(&format!("-F {chain}\n-X {chain}\n"));
             }
         }
+        if !gone.is_empty() {
+            stale.push_str(&format!("*{table}\n{gone}COMMIT\n"));
+        }
+    }
+    if !stale.is_empty() {
+        run(ns, "iptables-restore", &["--noflush"], Some(&stale))?;
     }
     bridge::apply(ns, plan)?;
     ipset::remove_stale(ns, &plan.group_sets)
