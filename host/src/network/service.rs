@@ -267,12 +267,13 @@ impl Network {
             plugged.remove(&eni.id);
             let bridge = bridge_name(vpcs_by_id.get(&eni.vpc_id).copied().unwrap_or_default());
             let bridge_mac = self.bridge_mac(&bridge)?;
+            let ip: Ipv4Addr = eni.private_ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
             links::ensure_tap(&self.config.netns, &tap, &bridge)?;
+            links::pin_port(&self.config.netns, &tap, &bridge, &eni.mac, ip)?;
             let subnet: Cidr = subnets_by_id
                 .get(&eni.subnet_id)
                 .and_then(|c| c.parse().ok())
                 .unwrap_or_else(|| Cidr::containing(Ipv4Addr::UNSPECIFIED, 0));
-            let ip: Ipv4Addr = eni.private_ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
             let config = TapLease {
                 tap: tap.clone(),
                 server_ip: subnet.router(),
@@ -426,6 +427,7 @@ impl Network {
         for (_, tap) in &changed {
             links::remove(&self.config.netns, tap)?;
         }
+        self.unpin_addresses(&rows)?;
         self.imds.forget(id);
         // A terminated instance's interfaces, deleted or detached, leave their groups' sets;
         // a stopped one's stay attached, and in them (checked against the database).
@@ -434,6 +436,21 @@ impl Network {
             .filter_map(|e| e.private_ip.parse().ok())
             .collect();
         self.sync_enis(changed, addresses).await
+    }
+
+    /// Removes the host's permanent neighbour entries of `enis` (see `links::pin_port`).
+    fn unpin_addresses(&self, enis: &[EniRow]) -> Result<(), NetworkError> {
+        let seqs: HashMap<String, i64> = vpcs::vpcs(&self.db.lock())?
+            .into_iter()
+            .map(|v| (v.id, v.seq))
+            .collect();
+        for eni in enis {
+            let (Some(seq), Ok(ip)) = (seqs.get(&eni.vpc_id), eni.private_ip.parse()) else {
+                continue;
+            };
+            links::unpin_address(&self.config.netns, &bridge_name(*seq), ip)?;
+        }
+        Ok(())
     }
 
     /// What ending instance `id` changes in the database, done in the transaction that

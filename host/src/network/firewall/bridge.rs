@@ -43,6 +43,21 @@ pub fn eni_jumps(eni: &EniFirewall) -> [String; 2] {
     ]
 }
 
+/// The bridge layer's ARP answers (nat table, hooked into PREROUTING): since a tap's port
+/// never floods (`links::pin_port`), no guest sees another's ARP request; the bridge answers
+/// it instead, for every ENI's address with its MAC, as a VPC does. (VPC blocks never
+/// overlap here, so an address names one ENI.)
+pub const ARP_CHAIN: &str = "KEC2-ARP";
+
+/// The rule of [`ARP_CHAIN`] answering ARP requests for `eni`'s address with its MAC,
+/// except those of its own tap (a guest's duplicate-address probe must stay unanswered).
+pub fn arp_reply(eni: &EniFirewall) -> String {
+    format!(
+        "-i ! {} -p ARP --arp-op Request --arp-ip-dst {} -j arpreply --arpreply-mac {}",
+        eni.tap, eni.ip, eni.mac
+    )
+}
+
 /// The `ebtables-restore` input.
 pub fn render(plan: &FirewallPlan) -> String {
     let mut out = format!("*filter\n:{CHAIN} RETURN\n");
@@ -59,6 +74,10 @@ pub fn render(plan: &FirewallPlan) -> String {
         for rule in rules {
             out.push_str(&format!("-A {chain} {rule}\n"));
         }
+    }
+    out.push_str(&format!("COMMIT\n*nat\n:{ARP_CHAIN} RETURN\n"));
+    for eni in &plan.enis {
+        out.push_str(&format!("-A {ARP_CHAIN} {}\n", arp_reply(eni)));
     }
     out.push_str("COMMIT\n");
     out
@@ -89,6 +108,14 @@ pub fn apply(ns: &NetNs, plan: &FirewallPlan) -> Result<(), FirewallError> {
         if !hooked {
             run(ns, "ebtables", &["-A", hook, "-j", CHAIN], None)?;
         }
+    }
+    let prerouting = run(ns, "ebtables", &["-t", "nat", "-L", "PREROUTING"], None)?;
+    if !prerouting
+        .lines()
+        .any(|l| l.trim() == format!("-j {ARP_CHAIN}"))
+    {
+        let hook = ["-t", "nat", "-A", "PREROUTING", "-j", ARP_CHAIN];
+        run(ns, "ebtables", &hook, None)?;
     }
     let wanted: std::collections::HashSet<String> =
         plan.enis.iter().map(|e| tap_chain(&e.tap)).collect();
@@ -125,10 +152,17 @@ mod tests {
         assert!(text.contains("-A KEC2-L2-kec2t1 -s ! 02:00:00:00:00:05 -j DROP\n"));
         assert!(text.contains("-A KEC2-L2-kec2t1 -p ARP --arp-ip-src ! 172.31.0.5 -j DROP\n"));
         assert!(
-            text.ends_with(
+            text.contains(
                 "-A KEC2-L2-kec2t1 -p IPv4 -j RETURN\n-A KEC2-L2-kec2t1 -j DROP\nCOMMIT\n"
             ),
             "own chain: {text}"
+        );
+        assert!(
+            text.ends_with(
+                "*nat\n:KEC2-ARP RETURN\n-A KEC2-ARP -i ! kec2t1 -p ARP --arp-op Request \
+                 --arp-ip-dst 172.31.0.5 -j arpreply --arpreply-mac 02:00:00:00:00:05\nCOMMIT\n"
+            ),
+            "the bridge answers ARP for the ENI's address, but not to its own tap: {text}"
         );
     }
 }

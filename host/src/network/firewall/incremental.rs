@@ -120,6 +120,15 @@ pub fn render_ebtables(changes: &Changes) -> String {
         out.push_str(&format!("-I {chain} 1 {out_of_chain}\n"));
         out.push_str(&format!("-I {chain} 1 {jump}\n"));
     }
+    // The bridge's ARP answers for the addresses that went and came.
+    out.push_str("COMMIT\n*nat\n");
+    let arp = bridge::ARP_CHAIN;
+    for eni in &changes.removed {
+        out.push_str(&format!("-D {arp} {}\n", bridge::arp_reply(eni)));
+    }
+    for eni in &changes.added {
+        out.push_str(&format!("-A {arp} {}\n", bridge::arp_reply(eni)));
+    }
     out.push_str("COMMIT\n");
     out
 }
@@ -252,7 +261,9 @@ mod tests {
         assert_eq!(
             eb,
             "*filter\n-D KEC2-L2 -i kec2t1 -j KEC2-L2-kec2t1\n-D KEC2-L2 -i kec2t1 -j RETURN\n\
-             -F KEC2-L2-kec2t1\n-X KEC2-L2-kec2t1\nCOMMIT\n"
+             -F KEC2-L2-kec2t1\n-X KEC2-L2-kec2t1\nCOMMIT\n*nat\n-D KEC2-ARP -i ! kec2t1 \
+             -p ARP --arp-op Request --arp-ip-dst 172.31.0.5 -j arpreply \
+             --arpreply-mac 02:00:00:00:00:05\nCOMMIT\n"
         );
     }
 
@@ -276,9 +287,15 @@ mod tests {
         let eb = render_ebtables(&changes);
         assert!(eb.starts_with("*filter\n:KEC2-L2-kec2t1 RETURN\n"), "{eb}");
         assert!(!eb.contains("-X "), "{eb}");
-        assert!(eb.ends_with(
+        assert!(eb.contains(
             "-I KEC2-L2 1 -i kec2t1 -j RETURN\n-I KEC2-L2 1 -i kec2t1 -j KEC2-L2-kec2t1\nCOMMIT\n"
         ));
+        let arp = eb.split("*nat\n").nth(1).unwrap_or_default();
+        assert!(
+            arp.starts_with("-D KEC2-ARP -i ! kec2t1 ")
+                && arp.contains("\n-A KEC2-ARP -i ! kec2t1 "),
+            "the old answer deleted, the new one added: {eb}"
+        );
     }
 
     #[test]
