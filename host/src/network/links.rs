@@ -135,8 +135,8 @@ pub fn ensure_tap(ns: &NetNs, name: &str, bridge: &str) -> Result<(), LinkError>
 /// unknown unicast reaches this guest (an idle instance is not woken by its neighbours'
 /// traffic, and a launch wakes no one but the new instance); its MAC is a static forwarding
 /// entry, and the host's neighbour entry for its address is permanent, so the host never
-/// broadcasts ARP for it either. Peers' ARP requests for `ip` are answered by the bridge
-/// layer (`firewall::bridge`), as a VPC answers them. Idempotent.
+/// broadcasts ARP for it either. Peers' ARP requests for `ip` are steered to this port alone
+/// by the bridge layer (`firewall::bridge`). Idempotent.
 pub fn pin_port(
     ns: &NetNs,
     tap: &str,

@@ -43,17 +43,20 @@ pub fn eni_jumps(eni: &EniFirewall) -> [String; 2] {
     ]
 }
 
-/// The bridge layer's ARP answers (nat table, hooked into PREROUTING): since a tap's port
-/// never floods (`links::pin_port`), no guest sees another's ARP request; the bridge answers
-/// it instead, for every ENI's address with its MAC, as a VPC does. (VPC blocks never
-/// overlap here, so an address names one ENI.)
+/// The bridge layer's ARP steering (nat table, hooked into PREROUTING): since a tap's port
+/// never floods (`links::pin_port`), a guest's ARP request for a neighbour is delivered to
+/// that neighbour alone, its broadcast destination rewritten to the neighbour's MAC. The
+/// neighbour answers as usual and learns the asker (a stale cache entry of an address that
+/// moved to a new instance is corrected by the new one's first request), and no other guest
+/// is woken. VPC blocks never overlap here, so an address names one ENI.
 pub const ARP_CHAIN: &str = "KEC2-ARP";
 
-/// The rule of [`ARP_CHAIN`] answering ARP requests for `eni`'s address with its MAC,
-/// except those of its own tap (a guest's duplicate-address probe must stay unanswered).
-pub fn arp_reply(eni: &EniFirewall) -> String {
+/// The rule of [`ARP_CHAIN`] delivering ARP requests for `eni`'s address to its MAC alone,
+/// except those of its own tap (a guest's duplicate-address probe reaches no one).
+pub fn arp_steer(eni: &EniFirewall) -> String {
     format!(
-        "-i ! {} -p ARP --arp-op Request --arp-ip-dst {} -j arpreply --arpreply-mac {}",
+        "-i ! {} -p ARP --arp-op Request --arp-ip-dst {} -j dnat --to-destination {} \
+         --dnat-target ACCEPT",
         eni.tap, eni.ip, eni.mac
     )
 }
@@ -77,7 +80,7 @@ pub fn render(plan: &FirewallPlan) -> String {
     }
     out.push_str(&format!("COMMIT\n*nat\n:{ARP_CHAIN} RETURN\n"));
     for eni in &plan.enis {
-        out.push_str(&format!("-A {ARP_CHAIN} {}\n", arp_reply(eni)));
+        out.push_str(&format!("-A {ARP_CHAIN} {}\n", arp_steer(eni)));
     }
     out.push_str("COMMIT\n");
     out
@@ -160,9 +163,10 @@ mod tests {
         assert!(
             text.ends_with(
                 "*nat\n:KEC2-ARP RETURN\n-A KEC2-ARP -i ! kec2t1 -p ARP --arp-op Request \
-                 --arp-ip-dst 172.31.0.5 -j arpreply --arpreply-mac 02:00:00:00:00:05\nCOMMIT\n"
+                 --arp-ip-dst 172.31.0.5 -j dnat --to-destination 02:00:00:00:00:05 \
+                 --dnat-target ACCEPT\nCOMMIT\n"
             ),
-            "the bridge answers ARP for the ENI's address, but not to its own tap: {text}"
+            "ARP for the ENI's address goes to it alone, but not from its own tap: {text}"
         );
     }
 }

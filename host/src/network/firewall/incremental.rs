@@ -120,14 +120,14 @@ pub fn render_ebtables(changes: &Changes) -> String {
         out.push_str(&format!("-I {chain} 1 {out_of_chain}\n"));
         out.push_str(&format!("-I {chain} 1 {jump}\n"));
     }
-    // The bridge's ARP answers for the addresses that went and came.
+    // The bridge's ARP steering for the addresses that went and came.
     out.push_str("COMMIT\n*nat\n");
     let arp = bridge::ARP_CHAIN;
     for eni in &changes.removed {
-        out.push_str(&format!("-D {arp} {}\n", bridge::arp_reply(eni)));
+        out.push_str(&format!("-D {arp} {}\n", bridge::arp_steer(eni)));
     }
     for eni in &changes.added {
-        out.push_str(&format!("-A {arp} {}\n", bridge::arp_reply(eni)));
+        out.push_str(&format!("-A {arp} {}\n", bridge::arp_steer(eni)));
     }
     out.push_str("COMMIT\n");
     out
@@ -262,8 +262,8 @@ mod tests {
             eb,
             "*filter\n-D KEC2-L2 -i kec2t1 -j KEC2-L2-kec2t1\n-D KEC2-L2 -i kec2t1 -j RETURN\n\
              -F KEC2-L2-kec2t1\n-X KEC2-L2-kec2t1\nCOMMIT\n*nat\n-D KEC2-ARP -i ! kec2t1 \
-             -p ARP --arp-op Request --arp-ip-dst 172.31.0.5 -j arpreply \
-             --arpreply-mac 02:00:00:00:00:05\nCOMMIT\n"
+             -p ARP --arp-op Request --arp-ip-dst 172.31.0.5 -j dnat \
+             --to-destination 02:00:00:00:00:05 --dnat-target ACCEPT\nCOMMIT\n"
         );
     }
 
