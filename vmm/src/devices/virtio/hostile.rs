@@ -4,11 +4,12 @@
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
-use vm_memory::{Bytes, GuestAddress};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
 
 use super::block::Block;
 use super::interrupt::VirtioInterrupt;
-use super::net::{copy_to_chain_for_tests, gather_frame_for_tests};
+use super::net::copy_to_chain_for_tests;
+use super::net::io::IoVecs;
 use super::queue::Queue;
 use super::{Activation, DeviceEvent, VirtioDevice};
 use crate::devices::irq::CountingIrq;
@@ -182,8 +183,18 @@ proptest! {
         for _ in 0..raw.size {
             match q.pop(&mem) {
                 Ok(Some(chain)) => {
-                    if let Some(frame) = gather_frame_for_tests(&mem, &chain) {
-                        prop_assert!(frame.len() >= 12 && frame.len() <= 65_565);
+                    for writable in [false, true] {
+                        let mut iov = IoVecs::default();
+                        if let Ok(len) = iov.fill(&mem, &chain, writable, 65_565) {
+                            prop_assert!((12..=65_565).contains(&len));
+                            let sum: usize = iov.as_slice().iter().map(|v| v.iov_len).sum();
+                            prop_assert_eq!(sum, len);
+                            let base = mem.get_host_address(GuestAddress(0)).unwrap() as usize;
+                            for v in iov.as_slice() {
+                                let at = v.iov_base as usize;
+                                prop_assert!(at >= base && at + v.iov_len <= base + MEM as usize);
+                            }
+                        }
                     }
                     if let Some(n) = copy_to_chain_for_tests(&mem, &chain, &frame) {
                         prop_assert_eq!(n as usize, frame.len());

@@ -1,27 +1,32 @@
 //! virtio-net on a tap device: a receive and a transmit queue, a MAC, checksum and TSO
 //! offloads when the guest asks for them, and rx/tx rate limits.
 
+pub mod io;
 pub mod tap;
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
 use vm_memory::{Bytes, GuestMemoryMmap};
+use vmm_sys_util::eventfd::EventFd;
 use vmm_sys_util::timerfd::TimerFd;
 
 use super::interrupt::{USED_BUFFER, VirtioInterrupt};
-use super::queue::{DescriptorChain, Queue};
+use super::queue::{DescriptorChain, F_RING_EVENT_IDX, Queue};
 use super::{ActivateError, Activation, DeviceCounters, DeviceEvent, TYPE_NET, VirtioDevice};
 use crate::devices::rate_limiter::RateLimiter;
-use tap::{TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, Tap, VNET_HDR_LEN};
+use io::IoVecs;
+use tap::{TUN_F_CSUM, TUN_F_TSO_ECN, TUN_F_TSO4, TUN_F_TSO6, Tap, VNET_HDR_LEN};
 
 const F_CSUM: u64 = 1 << 0;
 const F_GUEST_CSUM: u64 = 1 << 1;
 const F_MAC: u64 = 1 << 5;
 const F_GUEST_TSO4: u64 = 1 << 7;
 const F_GUEST_TSO6: u64 = 1 << 8;
+const F_GUEST_ECN: u64 = 1 << 9;
 const F_HOST_TSO4: u64 = 1 << 11;
 const F_HOST_TSO6: u64 = 1 << 12;
+const F_HOST_ECN: u64 = 1 << 13;
 const F_STATUS: u64 = 1 << 16;
 /// Config status: the link is up.
 const LINK_UP: u16 = 1;
@@ -35,6 +40,9 @@ const TX: usize = 1;
 const FD_TAP: usize = 0;
 const FD_RX_TIMER: usize = 1;
 const FD_TX_TIMER: usize = 2;
+const FD_RESUME: usize = 3;
+/// Chains one pass over a queue serves before letting the event loop serve others.
+const BUDGET: usize = 1024;
 
 /// Why a network card could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +56,8 @@ pub enum NetError {
         #[source]
         source: std::io::Error,
     },
-    /// A rate-limit timer could not be made.
-    #[error("cannot create a rate-limit timer")]
+    /// A rate-limit timer or the resume event could not be made.
+    #[error("cannot create a rate-limit timer or event")]
     Timer(#[source] std::io::Error),
 }
 
@@ -103,6 +111,10 @@ pub struct Net {
     /// A frame read from the tap that no rx buffer has taken yet.
     pending: Option<Vec<u8>>,
     active: Option<Active>,
+    /// Guest buffers of the frame being moved.
+    iov: IoVecs,
+    /// Written when a pass stops on its budget, to come back after the other events.
+    resume: EventFd,
     counters: DeviceCounters,
 }
 
@@ -137,134 +149,303 @@ impl Net {
             tx_throttle: Throttle::new(limiter)?,
             pending: None,
             active: None,
+            iov: IoVecs::default(),
+            resume: EventFd::new(libc::EFD_NONBLOCK).map_err(|e| NetError::Timer(e.into()))?,
             counters: DeviceCounters::default(),
         })
     }
 
-    /// Moves frames from the tap into rx buffers until either runs out.
+    /// Moves frames from the tap into rx buffers until either runs out (or the budget does),
+    /// then interrupts the driver once if it asked to be.
     fn process_rx(&mut self) {
         let Some(active) = self.active.as_mut() else {
             return;
         };
         let mut delivered = false;
-        loop {
-            let frame = match self.pending.take() {
-                Some(frame) => frame,
-                None => {
-                    let mut buf = vec![0u8; MAX_FRAME];
-                    match self.tap.read_frame(&mut buf) {
-                        Ok(n) => {
-                            buf.truncate(n);
-                            buf
-                        }
-                        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
-                        Err(err) => {
-                            tracing::warn!("tap {} read failed: {err}", self.tap.name());
-                            DeviceCounters::add(&self.counters.errors, 1);
-                            break;
-                        }
-                    }
-                }
+        let mut exhausted = true;
+        for _ in 0..BUDGET {
+            let step = if self.pending.is_some() || self.rx_throttle.limiter.is_active() {
+                rx_one_copied(active, &self.tap, &mut self.rx_throttle, &mut self.pending, &self.counters)
+            } else {
+                rx_one_direct(active, &self.tap, &mut self.iov, &self.counters)
             };
-            if !self.rx_throttle.admit(frame.len(), &self.counters) {
-                self.pending = Some(frame);
-                break;
-            }
-            let chain = match active.rx.pop(&active.memory) {
-                Ok(Some(chain)) => chain,
-                Ok(None) => {
-                    self.pending = Some(frame);
+            match step {
+                Step::Done => delivered = true,
+                Step::Skipped => {}
+                Step::Stop => {
+                    exhausted = false;
                     break;
                 }
-                Err(err) => {
-                    tracing::warn!("net rx queue malformed: {err}");
+                Step::Broken => {
+                    self.iov.clear();
                     active.interrupt.signal_needs_reset();
                     self.active = None;
                     return;
                 }
-            };
-            let written = match copy_to_chain(&active.memory, &chain, &frame) {
-                Some(n) => {
-                    DeviceCounters::add(&self.counters.requests, 1);
-                    DeviceCounters::add(&self.counters.ops_in, 1);
-                    DeviceCounters::add(
-                        &self.counters.bytes_in,
-                        (frame.len() - VNET_HDR_LEN) as u64,
-                    );
-                    n
-                }
-                None => {
-                    // The buffers cannot hold the frame: drop it, return the buffers empty.
-                    DeviceCounters::add(&self.counters.errors, 1);
-                    0
-                }
-            };
-            if active
-                .rx
-                .add_used(&active.memory, chain.head, written)
-                .is_err()
-            {
-                active.interrupt.signal_needs_reset();
-                self.active = None;
-                return;
             }
-            delivered = true;
         }
-        if delivered {
-            active.interrupt.trigger(USED_BUFFER);
+        if exhausted {
+            // Frames may be left: come back after the other events.
+            let _ = self.resume.write(1);
         }
+        self.iov.clear();
+        notify_used(active, RX, delivered);
     }
 
-    /// Sends every frame the guest queued, unless the rate limiter says wait.
+    /// Sends every frame the guest queued (within the budget), unless the rate limiter says
+    /// wait; the driver is asked not to notify while the queue is drained, and interrupted
+    /// once at the end if it asked to be.
     fn process_tx(&mut self) {
         let Some(active) = self.active.as_mut() else {
             return;
         };
         let mut sent = false;
-        loop {
-            let chain = match active.tx.pop(&active.memory) {
-                Ok(Some(chain)) => chain,
-                Ok(None) => break,
+        let mut budget = BUDGET;
+        let healthy = 'drain: loop {
+            if active.tx.disable_notification(&active.memory).is_err() {
+                break false;
+            }
+            loop {
+                if budget == 0 {
+                    // Carry on after the other events, notifications still off.
+                    let _ = self.resume.write(1);
+                    break 'drain true;
+                }
+                budget -= 1;
+                match tx_one(active, &self.tap, &mut self.iov, &mut self.tx_throttle, &self.counters) {
+                    TxStep::Sent => sent = true,
+                    TxStep::Empty => break,
+                    // The timer brings the device back.
+                    TxStep::Throttled => break 'drain true,
+                    TxStep::Broken => break 'drain false,
+                }
+            }
+            // The queue looked empty: ask for notifications, then make sure it still is.
+            match active.tx.enable_notification(&active.memory) {
+                Ok(true) => continue,
+                Ok(false) => break true,
+                Err(_) => break false,
+            }
+        };
+        self.iov.clear();
+        if !healthy {
+            active.interrupt.signal_needs_reset();
+            self.active = None;
+            return;
+        }
+        notify_used(active, TX, sent);
+    }
+}
+
+/// What one tx chain came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxStep {
+    /// A chain was used (its frame sent, or dropped as malformed).
+    Sent,
+    /// The queue is empty.
+    Empty,
+    /// The rate limiter says wait (the chain stays available).
+    Throttled,
+    /// The queue is malformed: the device needs a reset.
+    Broken,
+}
+
+/// What one rx frame came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// A chain was used (a frame moved, or a bad chain returned empty); go on.
+    Done,
+    /// Nothing used this time, but there may be more; go on.
+    Skipped,
+    /// Stop for now: nothing to move, no buffers, or throttled.
+    Stop,
+    /// The queue is malformed: the device needs a reset.
+    Broken,
+}
+
+/// Interrupts the driver if chains were used on queue `which` and it wants to hear of them.
+fn notify_used(active: &mut Active, which: usize, used: bool) {
+    if !used {
+        return;
+    }
+    let queue = if which == RX { &mut active.rx } else { &mut active.tx };
+    // A used ring we cannot read is reported on the next pop; interrupt to be safe.
+    if queue.needs_notification(&active.memory).unwrap_or(true) {
+        active.interrupt.trigger(USED_BUFFER);
+    }
+}
+
+/// Takes an rx chain, asking for a notification when there is none; `None` to stop.
+fn rx_chain(active: &mut Active) -> Result<Option<DescriptorChain>, Step> {
+    loop {
+        match active.rx.pop(&active.memory) {
+            Ok(Some(chain)) => return Ok(Some(chain)),
+            Ok(None) => match active.rx.enable_notification(&active.memory) {
+                Ok(true) => continue,
+                Ok(false) => return Ok(None),
+                Err(_) => return Err(Step::Broken),
+            },
+            Err(err) => {
+                tracing::warn!("net rx queue malformed: {err}");
+                return Err(Step::Broken);
+            }
+        }
+    }
+}
+
+/// One frame read from the tap straight into the guest's next rx buffers.
+fn rx_one_direct(active: &mut Active, tap: &Tap, iov: &mut IoVecs, counters: &DeviceCounters) -> Step {
+    let chain = match rx_chain(active) {
+        Ok(Some(chain)) => chain,
+        Ok(None) => return Step::Stop,
+        Err(step) => return step,
+    };
+    let written = match iov.fill(&active.memory, &chain, true, usize::MAX) {
+        Err(_) => {
+            // The buffers cannot take a frame: return them empty.
+            DeviceCounters::add(&counters.errors, 1);
+            0
+        }
+        Ok(room) => match tap.read_frame_vectored(iov.as_slice()) {
+            Ok(n) if n <= room && n >= VNET_HDR_LEN => {
+                DeviceCounters::add(&counters.requests, 1);
+                DeviceCounters::add(&counters.ops_in, 1);
+                DeviceCounters::add(&counters.bytes_in, (n - VNET_HDR_LEN) as u64);
+                n as u32
+            }
+            Ok(_) => {
+                // Cut short by the kernel (the buffers were too small): dropped.
+                DeviceCounters::add(&counters.errors, 1);
+                0
+            }
+            Err(err) => {
+                active.rx.undo_pop();
+                return match err.kind() {
+                    std::io::ErrorKind::WouldBlock => Step::Stop,
+                    // A frame the kernel could not describe to us was dropped; try the next.
+                    std::io::ErrorKind::InvalidInput => {
+                        DeviceCounters::add(&counters.errors, 1);
+                        Step::Skipped
+                    }
+                    _ => {
+                        tracing::warn!("tap {} read failed: {err}", tap.name());
+                        DeviceCounters::add(&counters.errors, 1);
+                        Step::Stop
+                    }
+                };
+            }
+        },
+    };
+    match active.rx.add_used(&active.memory, chain.head, written) {
+        Ok(()) => Step::Done,
+        Err(_) => Step::Broken,
+    }
+}
+
+/// One frame through a host buffer: the one kept from before (a snapshot, or a frame the rate
+/// limiter held back), or one read now so that the limiter can weigh it first.
+fn rx_one_copied(
+    active: &mut Active,
+    tap: &Tap,
+    throttle: &mut Throttle,
+    pending: &mut Option<Vec<u8>>,
+    counters: &DeviceCounters,
+) -> Step {
+    let frame = match pending.take() {
+        Some(frame) => frame,
+        None => {
+            let mut buf = vec![0u8; MAX_FRAME];
+            match tap.read_frame(&mut buf) {
+                Ok(n) => {
+                    buf.truncate(n);
+                    buf
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return Step::Stop,
                 Err(err) => {
-                    tracing::warn!("net tx queue malformed: {err}");
-                    active.interrupt.signal_needs_reset();
-                    self.active = None;
-                    return;
+                    tracing::warn!("tap {} read failed: {err}", tap.name());
+                    DeviceCounters::add(&counters.errors, 1);
+                    return Step::Stop;
                 }
-            };
-            match gather_frame(&active.memory, &chain) {
-                Some(frame) => {
-                    if !self.tx_throttle.admit(frame.len(), &self.counters) {
-                        active.tx.undo_pop();
-                        break;
-                    }
-                    match self.tap.write_frame(&frame) {
-                        Ok(()) => {
-                            DeviceCounters::add(&self.counters.requests, 1);
-                            DeviceCounters::add(&self.counters.ops_out, 1);
-                            DeviceCounters::add(
-                                &self.counters.bytes_out,
-                                (frame.len() - VNET_HDR_LEN) as u64,
-                            );
-                        }
-                        Err(err) => {
-                            tracing::debug!("tap {} write failed: {err}", self.tap.name());
-                            DeviceCounters::add(&self.counters.errors, 1);
-                        }
-                    }
+            }
+        }
+    };
+    if !throttle.admit(frame.len(), counters) {
+        *pending = Some(frame);
+        return Step::Stop;
+    }
+    let chain = match rx_chain(active) {
+        Ok(Some(chain)) => chain,
+        Ok(None) => {
+            *pending = Some(frame);
+            return Step::Stop;
+        }
+        Err(step) => {
+            *pending = Some(frame);
+            return step;
+        }
+    };
+    let written = match copy_to_chain(&active.memory, &chain, &frame) {
+        Some(n) => {
+            DeviceCounters::add(&counters.requests, 1);
+            DeviceCounters::add(&counters.ops_in, 1);
+            DeviceCounters::add(
+                &counters.bytes_in,
+                frame.len().saturating_sub(VNET_HDR_LEN) as u64,
+            );
+            n
+        }
+        None => {
+            // The buffers cannot hold the frame: drop it, return the buffers empty.
+            DeviceCounters::add(&counters.errors, 1);
+            0
+        }
+    };
+    match active.rx.add_used(&active.memory, chain.head, written) {
+        Ok(()) => Step::Done,
+        Err(_) => Step::Broken,
+    }
+}
+
+/// Sends the next tx chain straight from guest memory.
+fn tx_one(
+    active: &mut Active,
+    tap: &Tap,
+    iov: &mut IoVecs,
+    throttle: &mut Throttle,
+    counters: &DeviceCounters,
+) -> TxStep {
+    let chain = match active.tx.pop(&active.memory) {
+        Ok(Some(chain)) => chain,
+        Ok(None) => return TxStep::Empty,
+        Err(err) => {
+            tracing::warn!("net tx queue malformed: {err}");
+            return TxStep::Broken;
+        }
+    };
+    match iov.fill(&active.memory, &chain, false, MAX_FRAME) {
+        Ok(len) => {
+            if throttle.limiter.is_active() && !throttle.admit(len, counters) {
+                active.tx.undo_pop();
+                return TxStep::Throttled;
+            }
+            match tap.write_frame_vectored(iov.as_slice(), len) {
+                Ok(()) => {
+                    DeviceCounters::add(&counters.requests, 1);
+                    DeviceCounters::add(&counters.ops_out, 1);
+                    DeviceCounters::add(&counters.bytes_out, (len - VNET_HDR_LEN) as u64);
                 }
-                None => DeviceCounters::add(&self.counters.errors, 1),
+                Err(err) => {
+                    // Includes frames whose virtio-net header the kernel refused.
+                    tracing::debug!("tap {} write failed: {err}", tap.name());
+                    DeviceCounters::add(&counters.errors, 1);
+                }
             }
-            if active.tx.add_used(&active.memory, chain.head, 0).is_err() {
-                active.interrupt.signal_needs_reset();
-                self.active = None;
-                return;
-            }
-            sent = true;
         }
-        if sent {
-            active.interrupt.trigger(USED_BUFFER);
-        }
+        Err(_) => DeviceCounters::add(&counters.errors, 1),
+    }
+    match active.tx.add_used(&active.memory, chain.head, 0) {
+        Ok(()) => TxStep::Sent,
+        Err(_) => TxStep::Broken,
     }
 }
 
@@ -280,6 +461,9 @@ fn tap_offloads(acked: u64) -> u32 {
     }
     if acked & F_GUEST_TSO6 != 0 {
         flags |= TUN_F_TSO6;
+    }
+    if acked & F_GUEST_ECN != 0 && flags & (TUN_F_TSO4 | TUN_F_TSO6) != 0 {
+        flags |= TUN_F_TSO_ECN;
     }
     flags
 }
@@ -302,26 +486,6 @@ fn copy_to_chain(mem: &GuestMemoryMmap, chain: &DescriptorChain, frame: &[u8]) -
     Some(frame.len() as u32)
 }
 
-/// Gathers a frame (header first) from the chain's readable buffers; `None` when the chain has
-/// a writable buffer, is shorter than a header, or longer than any frame.
-fn gather_frame(mem: &GuestMemoryMmap, chain: &DescriptorChain) -> Option<Vec<u8>> {
-    if chain.descriptors.iter().any(|d| d.writable) {
-        return None;
-    }
-    let total: u64 = chain.descriptors.iter().map(|d| u64::from(d.len)).sum();
-    if total < VNET_HDR_LEN as u64 || total > MAX_FRAME as u64 {
-        return None;
-    }
-    let mut frame = vec![0u8; total as usize];
-    let mut at = 0usize;
-    for d in &chain.descriptors {
-        mem.read_slice(&mut frame[at..at + d.len as usize], d.addr)
-            .ok()?;
-        at += d.len as usize;
-    }
-    Some(frame)
-}
-
 /// `copy_to_chain`, for the hostile-guest tests.
 #[cfg(test)]
 pub fn copy_to_chain_for_tests(
@@ -330,12 +494,6 @@ pub fn copy_to_chain_for_tests(
     frame: &[u8],
 ) -> Option<u32> {
     copy_to_chain(mem, chain, frame)
-}
-
-/// `gather_frame`, for the hostile-guest tests.
-#[cfg(test)]
-pub fn gather_frame_for_tests(mem: &GuestMemoryMmap, chain: &DescriptorChain) -> Option<Vec<u8>> {
-    gather_frame(mem, chain)
 }
 
 impl VirtioDevice for Net {
@@ -355,7 +513,10 @@ impl VirtioDevice for Net {
             | F_GUEST_TSO6
             | F_HOST_TSO4
             | F_HOST_TSO6
+            | F_GUEST_ECN
+            | F_HOST_ECN
             | F_STATUS
+            | F_RING_EVENT_IDX
     }
 
     fn read_config(&self, offset: u64, data: &mut [u8]) {
@@ -404,6 +565,11 @@ impl VirtioDevice for Net {
                 let _ = self.tx_throttle.timer.wait();
                 self.process_tx();
             }
+            DeviceEvent::Fd(FD_RESUME) => {
+                let _ = self.resume.read();
+                self.process_tx();
+                self.process_rx();
+            }
             _ => {}
         }
     }
@@ -413,6 +579,7 @@ impl VirtioDevice for Net {
             self.tap.as_raw_fd(),
             self.rx_throttle.timer.as_raw_fd(),
             self.tx_throttle.timer.as_raw_fd(),
+            self.resume.as_raw_fd(),
         ]
     }
 
