@@ -12,8 +12,11 @@ use crate::devices::virtio::queue::DescriptorChain;
 /// It holds raw pointers only while one `readv`/`writev` is built and made: each
 /// [`IoVecs::fill`] replaces them all, and they point into the guest memory mapping, which the
 /// device keeps alive (`Active::memory`) for as long as it uses them.
+///
+/// An rx list ends with one byte of the device's own: the tap cuts a frame to the buffers
+/// given and says only how much it copied, so a frame that reaches that byte did not fit.
 #[derive(Default)]
-pub struct IoVecs(Vec<libc::iovec>);
+pub struct IoVecs(Vec<libc::iovec>, Box<u8>);
 
 // SAFETY: the pointers refer to the guest memory mapping, which is shared by every thread of
 // the process; the list is only used by whichever thread owns the device at the time.
@@ -39,7 +42,7 @@ pub enum ChainError {
 impl IoVecs {
     /// Points the list at `chain`'s buffers, which must all be device-`writable` (rx) or all
     /// device-readable (tx), hold at least a header and at most `max` bytes. Returns their
-    /// total length.
+    /// total length; for rx, a read of more than that means the frame did not fit.
     pub fn fill(
         &mut self,
         mem: &GuestMemoryMmap,
@@ -67,6 +70,12 @@ impl IoVecs {
                     iov_len: slice.len(),
                 });
             }
+        }
+        if writable {
+            self.0.push(libc::iovec {
+                iov_base: (&raw mut *self.1).cast(),
+                iov_len: 1,
+            });
         }
         Ok(total as usize)
     }
@@ -111,9 +120,13 @@ mod tests {
         let c = chain(&[(0x1000, 12, true), (0x2000, 1500, true)]);
         assert_eq!(v.fill(&mem, &c, true, 2000), Ok(1512));
         let host = mem.get_host_address(GuestAddress(0x2000)).unwrap();
-        assert_eq!(v.as_slice().len(), 2);
+        assert_eq!(v.as_slice().len(), 3, "two buffers and the overflow byte");
         assert_eq!(v.as_slice()[1].iov_base.cast::<u8>(), host);
         assert_eq!(v.as_slice()[1].iov_len, 1500);
+        assert_eq!(v.as_slice()[2].iov_len, 1);
+        let tx = chain(&[(0x1000, 12, false), (0x2000, 1500, false)]);
+        assert_eq!(v.fill(&mem, &tx, false, 2000), Ok(1512));
+        assert_eq!(v.as_slice().len(), 2);
     }
 
     #[test]

@@ -314,7 +314,7 @@ fn rx_one_direct(active: &mut Active, tap: &Tap, iov: &mut IoVecs, counters: &De
                 n as u32
             }
             Ok(_) => {
-                // Cut short by the kernel (the buffers were too small): dropped.
+                // Reached the overflow byte (the buffers were too small): dropped.
                 DeviceCounters::add(&counters.errors, 1);
                 0
             }
@@ -611,5 +611,7 @@ impl VirtioDevice for Net {
     }
 }
 
+#[cfg(test)]
+mod tap_tests;
 #[cfg(test)]
 mod tests;
