@@ -76,10 +76,16 @@ def finish(proc, timeout=120):
     return json.loads(out)
 
 
+def quiet(ns, iface):
+    """No IPv6 on the interface: its router solicitations would mix with the frames."""
+    sh(*netns(ns, "sysctl", "-qw", f"net.ipv6.conf.{iface}.disable_ipv6=1"), check=False)
+
+
 def with_tap(fn):
     sh("ip", "netns", "add", NS)
     try:
         sh(*netns(NS, "ip", "tuntap", "add", "dev", "tap0", "mode", "tap"))
+        quiet(NS, "tap0")
         sh(*netns(NS, "ip", "link", "set", "tap0", "up"))
         return fn()
     finally:
@@ -153,6 +159,8 @@ def veth(helper, size, count):
         sh("ip", "netns", "add", peer)
         sh(*netns(NS, "ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1"))
         sh(*netns(NS, "ip", "link", "set", "veth1", "netns", peer))
+        quiet(NS, "veth0")
+        quiet(peer, "veth1")
         sh(*netns(NS, "ip", "link", "set", "veth0", "up"))
         sh(*netns(peer, "ip", "link", "set", "veth1", "up"))
         recv = start_receiver(helper, peer, "veth1", expected(count, size))
