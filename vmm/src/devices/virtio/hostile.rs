@@ -206,4 +206,42 @@ proptest! {
             }
         }
     }
+
+    #[test]
+    fn event_indexes_from_a_hostile_driver(
+        raw in raw_queue(),
+        used_event in any::<u16>(),
+        event_idx in any::<bool>(),
+        rounds in 1usize..40,
+    ) {
+        let mem = create_guest_memory(MEM).unwrap();
+        let mut q = lay_out(&mem, &raw);
+        q.set_event_idx(event_idx);
+        let size = u64::from(raw.size);
+        let used_event_at = q.avail_ring.unchecked_add_for_tests(4 + 2 * size);
+        mem.write_obj(used_event, used_event_at).unwrap();
+        let mut served = 0u32;
+        let mut interrupts = 0u32;
+        for round in 0..rounds {
+            if let Ok(Some(chain)) = q.pop(&mem) {
+                q.add_used(&mem, chain.head, 0).unwrap();
+                served += 1;
+            }
+            // The driver moves its event around at will, wrapping included.
+            mem.write_obj(used_event.wrapping_add(round as u16 * 7919), used_event_at).unwrap();
+            if q.needs_notification(&mem).unwrap() {
+                interrupts += 1;
+            }
+            q.disable_notification(&mem).unwrap();
+            let _ = q.enable_notification(&mem).unwrap();
+        }
+        prop_assert!(served <= u32::from(raw.size), "served {served} of a queue of {}", raw.size);
+        prop_assert!(interrupts <= rounds as u32);
+        if event_idx {
+            let avail_event: u16 = mem
+                .read_obj(q.used_ring.unchecked_add_for_tests(4 + 8 * size))
+                .unwrap();
+            prop_assert_eq!(u32::from(avail_event), served, "avail_event is the device's position");
+        }
+    }
 }
