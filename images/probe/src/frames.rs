@@ -164,7 +164,10 @@ pub fn run(dev: MmioDevice, mode: FramesMode, clock: Clock) -> bool {
 }
 
 /// Brings the device up with `wanted` features (plus event indexes and the MAC if offered).
-fn bring_up(dev: MmioDevice, wanted: u64) -> Result<(u64, [u8; 6], Virtqueue, Virtqueue), InitError> {
+fn bring_up(
+    dev: MmioDevice,
+    wanted: u64,
+) -> Result<(u64, [u8; 6], Virtqueue, Virtqueue), InitError> {
     let features = dev.negotiate(wanted | F_MAC | F_RING_EVENT_IDX)?;
     let (rx, tx) = setup_queues(dev, features)?;
     let mac = if features & F_MAC != 0 {
@@ -287,7 +290,10 @@ fn receive(dev: MmioDevice, count: u64, clock: Clock) -> Result<(), InitError> {
                 other += 1;
             }
             let head = rx
-                .add(&[Buffer::writable(base + (slot * RX_BUF) as u64, RX_BUF as u32)])
+                .add(&[Buffer::writable(
+                    base + (slot * RX_BUF) as u64,
+                    RX_BUF as u32,
+                )])
                 .map_err(|_| InitError::NeedsReset)?;
             slot_of[usize::from(head)] = slot;
             got = true;
@@ -347,7 +353,10 @@ mod tests {
     fn parses_modes() {
         assert_eq!(
             FramesMode::parse(b"tx,1000,64"),
-            Some(FramesMode::Tx { count: 1000, size: 64 })
+            Some(FramesMode::Tx {
+                count: 1000,
+                size: 64
+            })
         );
         assert_eq!(
             FramesMode::parse(b"rx,5"),
@@ -355,7 +364,10 @@ mod tests {
         );
         assert_eq!(
             FramesMode::parse(b"tx,1,65549"),
-            Some(FramesMode::Tx { count: 1, size: 65_549 })
+            Some(FramesMode::Tx {
+                count: 1,
+                size: 65_549
+            })
         );
         for bad in [
             &b"tx,1000"[..],
@@ -389,7 +401,11 @@ mod tests {
         let frame = &buf[HDR_LEN..];
         assert_eq!(u16::from_be_bytes([frame[12], frame[13]]), 0x0800);
         assert_eq!(u16::from_be_bytes([frame[16], frame[17]]), 65_535);
-        assert_eq!(ipv4_checksum(&frame[14..34]), 0, "a valid header sums to zero");
+        assert_eq!(
+            ipv4_checksum(&frame[14..34]),
+            0,
+            "a valid header sums to zero"
+        );
         let le = |at: usize| u16::from_le_bytes([buf[at], buf[at + 1]]);
         assert_eq!((buf[0], buf[1]), (1, 1), "NEEDS_CSUM, GSO_TCPV4");
         assert_eq!((le(2), le(4), le(6), le(8)), (54, GSO_MSS, 34, 16));

@@ -15,6 +15,7 @@ use probe::bootinfo::{self, BootInfo};
 use probe::burn::{self, Phase};
 use probe::cmdline::{self, DiskMode, Mode, NetConfig, Options};
 use probe::console::{self, ByteStr};
+use probe::frames::{self, FramesMode};
 use probe::heap::Heap;
 use probe::keyboard::Keyboard;
 use probe::netstack::{self, Stack};
@@ -25,7 +26,6 @@ use probe::userdata::UserDataOptions;
 use probe::virtio::blk::Blk;
 use probe::virtio::mmio::InitError;
 use probe::virtio::net::VirtioNet;
-use probe::frames::{self, FramesMode};
 use probe::{count, disk, imds, say, userdata, vcpus, virtio};
 
 /// Size of the heap behind the global allocator, in `.bss`.

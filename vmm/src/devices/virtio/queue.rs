@@ -661,12 +661,17 @@ mod tests {
         let mut q = queue_at(&mem, 0x1000, 4);
         q.set_event_idx(true);
         let avail_event = |mem: &GuestMemoryMmap, q: &Queue| {
-            mem.read_obj::<u16>(q.used_ring.unchecked_add(4 + 8 * 4)).unwrap()
+            mem.read_obj::<u16>(q.used_ring.unchecked_add(4 + 8 * 4))
+                .unwrap()
         };
         served(&mem, &mut q, 3);
         q.disable_notification(&mem).unwrap();
         assert_eq!(flags(&mem, &q), 0, "event indexes leave the flags alone");
         assert!(!q.enable_notification(&mem).unwrap());
-        assert_eq!(avail_event(&mem, &q), 3, "notify me when entry 3 is offered");
+        assert_eq!(
+            avail_event(&mem, &q),
+            3,
+            "notify me when entry 3 is offered"
+        );
     }
 }

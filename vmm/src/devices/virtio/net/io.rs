@@ -135,11 +135,20 @@ mod tests {
         let mut v = IoVecs::default();
         let mixed = chain(&[(0x1000, 12, false), (0x2000, 100, true)]);
         assert_eq!(v.fill(&mem, &mixed, true, 2000), Err(ChainError::Direction));
-        assert_eq!(v.fill(&mem, &mixed, false, 2000), Err(ChainError::Direction));
+        assert_eq!(
+            v.fill(&mem, &mixed, false, 2000),
+            Err(ChainError::Direction)
+        );
         let short = chain(&[(0x1000, 11, false)]);
-        assert_eq!(v.fill(&mem, &short, false, 2000), Err(ChainError::Length(11)));
+        assert_eq!(
+            v.fill(&mem, &short, false, 2000),
+            Err(ChainError::Length(11))
+        );
         let huge = chain(&[(0x1000, 3000, false)]);
-        assert_eq!(v.fill(&mem, &huge, false, 2000), Err(ChainError::Length(3000)));
+        assert_eq!(
+            v.fill(&mem, &huge, false, 2000),
+            Err(ChainError::Length(3000))
+        );
         assert!(v.as_slice().is_empty());
     }
 }

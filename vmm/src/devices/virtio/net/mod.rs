@@ -154,7 +154,7 @@ impl Net {
             pending: None,
             active: None,
             iov: IoVecs::default(),
-            resume: EventFd::new(libc::EFD_NONBLOCK).map_err(|e| NetError::Timer(e.into()))?,
+            resume: EventFd::new(libc::EFD_NONBLOCK).map_err(NetError::Timer)?,
             counters: DeviceCounters::default(),
         })
     }
@@ -169,7 +169,13 @@ impl Net {
         let mut exhausted = true;
         for n in 1..=BUDGET {
             let step = if self.pending.is_some() || self.rx_throttle.limiter.is_active() {
-                rx_one_copied(active, &self.tap, &mut self.rx_throttle, &mut self.pending, &self.counters)
+                rx_one_copied(
+                    active,
+                    &self.tap,
+                    &mut self.rx_throttle,
+                    &mut self.pending,
+                    &self.counters,
+                )
             } else {
                 rx_one_direct(active, &self.tap, &mut self.iov, &self.counters)
             };
@@ -221,7 +227,13 @@ impl Net {
                     break 'drain true;
                 }
                 budget -= 1;
-                match tx_one(active, &self.tap, &mut self.iov, &mut self.tx_throttle, &self.counters) {
+                match tx_one(
+                    active,
+                    &self.tap,
+                    &mut self.iov,
+                    &mut self.tx_throttle,
+                    &self.counters,
+                ) {
                     TxStep::Sent => {
                         sent = true;
                         if budget % MID_PASS == 0 && active.tx.event_idx() {
@@ -282,7 +294,11 @@ fn notify_used(active: &mut Active, which: usize, used: bool) {
     if !used {
         return;
     }
-    let queue = if which == RX { &mut active.rx } else { &mut active.tx };
+    let queue = if which == RX {
+        &mut active.rx
+    } else {
+        &mut active.tx
+    };
     // A used ring we cannot read is reported on the next pop; interrupt to be safe.
     if queue.needs_notification(&active.memory).unwrap_or(true) {
         active.interrupt.trigger(USED_BUFFER);
@@ -308,7 +324,12 @@ fn rx_chain(active: &mut Active) -> Result<Option<DescriptorChain>, Step> {
 }
 
 /// One frame read from the tap straight into the guest's next rx buffers.
-fn rx_one_direct(active: &mut Active, tap: &Tap, iov: &mut IoVecs, counters: &DeviceCounters) -> Step {
+fn rx_one_direct(
+    active: &mut Active,
+    tap: &Tap,
+    iov: &mut IoVecs,
+    counters: &DeviceCounters,
+) -> Step {
     let chain = match rx_chain(active) {
         Ok(Some(chain)) => chain,
         Ok(None) => return Step::Stop,

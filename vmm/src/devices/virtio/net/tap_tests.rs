@@ -41,7 +41,11 @@ fn packet_socket() -> OwnedFd {
     let proto = (libc::ETH_P_ALL as u16).to_be();
     // SAFETY: plain socket calls with valid arguments; the fd is owned at once.
     unsafe {
-        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK, proto.into());
+        let fd = libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK,
+            proto.into(),
+        );
         assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
         let fd = OwnedFd::from_raw_fd(fd);
         let name = std::ffi::CString::new(TAP).unwrap();
@@ -84,7 +88,12 @@ fn received(sock: &OwnedFd) -> Vec<Vec<u8>> {
 fn send(sock: &OwnedFd, frame: &[u8]) {
     // SAFETY: sends from a buffer of the given length.
     let n = unsafe { libc::send(sock.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-    assert_eq!(n, frame.len() as isize, "{}", std::io::Error::last_os_error());
+    assert_eq!(
+        n,
+        frame.len() as isize,
+        "{}",
+        std::io::Error::last_os_error()
+    );
 }
 
 fn frame(tag: u8) -> Vec<u8> {
@@ -111,7 +120,10 @@ fn rig(features: u64) -> Rig {
     let _ = Command::new("sysctl")
         .args(["-qw", &format!("net.ipv6.conf.{TAP}.disable_ipv6=1")])
         .status();
-    let up = Command::new("ip").args(["link", "set", TAP, "up"]).status().unwrap();
+    let up = Command::new("ip")
+        .args(["link", "set", TAP, "up"])
+        .status()
+        .unwrap();
     assert!(up.success());
     let sock = packet_socket();
     let mut rx = queue_at(&mem, RX_BASE, 16);
@@ -128,7 +140,14 @@ fn rig(features: u64) -> Rig {
         interrupt,
     })
     .unwrap();
-    Rig { mem, net, rx, tx, irqs, sock }
+    Rig {
+        mem,
+        net,
+        rx,
+        tx,
+        irqs,
+        sock,
+    }
 }
 
 impl Rig {
@@ -136,9 +155,19 @@ impl Rig {
     fn offer_tx(&self, i: u16, header: [u8; 12], body: &[u8]) {
         let at = FRAMES + u64::from(i) * 0x1000;
         self.mem.write_slice(&header, GuestAddress(at)).unwrap();
-        self.mem.write_slice(body, GuestAddress(at + 0x100)).unwrap();
+        self.mem
+            .write_slice(body, GuestAddress(at + 0x100))
+            .unwrap();
         write_desc(&self.mem, &self.tx, 2 * i, at, 12, DESC_F_NEXT, 2 * i + 1);
-        write_desc(&self.mem, &self.tx, 2 * i + 1, at + 0x100, body.len() as u32, 0, 0);
+        write_desc(
+            &self.mem,
+            &self.tx,
+            2 * i + 1,
+            at + 0x100,
+            body.len() as u32,
+            0,
+            0,
+        );
         offer(&self.mem, &self.tx, 2 * i);
     }
 
@@ -157,7 +186,12 @@ fn tx_frames_reach_the_tap_with_one_interrupt_per_pass() {
         r.net.handle_event(DeviceEvent::Queue(TX));
         let frames = received(&r.sock);
         assert_eq!(frames.len(), 3);
-        assert!(frames.iter().enumerate().all(|(i, f)| f[59] == i as u8 && f.len() == 60));
+        assert!(
+            frames
+                .iter()
+                .enumerate()
+                .all(|(i, f)| f[59] == i as u8 && f.len() == 60)
+        );
         assert_eq!(used(&r.mem, &r.tx).0, 3);
         assert_eq!(r.irqs(), 1, "one interrupt for the pass");
         // The driver asks to hear only after entry 5: entries 3 and 4 pass silently.
@@ -173,7 +207,10 @@ fn tx_frames_reach_the_tap_with_one_interrupt_per_pass() {
         r.net.handle_event(DeviceEvent::Queue(TX));
         assert_eq!(r.irqs(), 2);
         // Drained: the device asks to be notified of the next entry.
-        let avail_event: u16 = r.mem.read_obj(r.tx.used_ring.unchecked_add(4 + 8 * 16)).unwrap();
+        let avail_event: u16 = r
+            .mem
+            .read_obj(r.tx.used_ring.unchecked_add(4 + 8 * 16))
+            .unwrap();
         assert_eq!(avail_event, 6);
     });
 }
@@ -199,8 +236,14 @@ fn a_lying_vnet_header_costs_only_its_frame() {
         r.offer_tx(2, [0; 12], &frame(2));
         r.net.handle_event(DeviceEvent::Queue(TX));
         let frames = received(&r.sock);
-        assert!(frames.iter().any(|f| f[59] == 2), "the honest frame went out");
-        assert!(!frames.iter().any(|f| f[59] == 0), "the lying GSO frame did not");
+        assert!(
+            frames.iter().any(|f| f[59] == 2),
+            "the honest frame went out"
+        );
+        assert!(
+            !frames.iter().any(|f| f[59] == 0),
+            "the lying GSO frame did not"
+        );
         assert_eq!(used(&r.mem, &r.tx).0, 3, "every chain came back");
         assert!(r.net.counters().snapshot(String::new()).errors >= 1);
         assert!(r.net.active.is_some(), "the device goes on");
@@ -217,7 +260,15 @@ fn rx_frames_land_in_guest_buffers_or_are_dropped_when_too_big() {
         offer(&r.mem, &r.rx, 0);
         for i in 1..3u16 {
             let at = FRAMES + u64::from(i) * 0x1000;
-            write_desc(&r.mem, &r.rx, 2 * i, at, 12, DESC_F_WRITE | DESC_F_NEXT, 2 * i + 1);
+            write_desc(
+                &r.mem,
+                &r.rx,
+                2 * i,
+                at,
+                12,
+                DESC_F_WRITE | DESC_F_NEXT,
+                2 * i + 1,
+            );
             write_desc(&r.mem, &r.rx, 2 * i + 1, at + 0x100, 1600, DESC_F_WRITE, 0);
             offer(&r.mem, &r.rx, 2 * i);
         }
@@ -231,11 +282,16 @@ fn rx_frames_land_in_guest_buffers_or_are_dropped_when_too_big() {
         assert_eq!(entries[1], (2, 72));
         assert_eq!(entries[2], (4, 72));
         let mut body = [0u8; 60];
-        r.mem.read_slice(&mut body, GuestAddress(FRAMES + 0x2100)).unwrap();
+        r.mem
+            .read_slice(&mut body, GuestAddress(FRAMES + 0x2100))
+            .unwrap();
         assert_eq!(body.to_vec(), frame(2));
         assert_eq!(r.irqs(), 1);
         // Out of buffers: the device asks to be told of new ones.
-        let avail_event: u16 = r.mem.read_obj(r.rx.used_ring.unchecked_add(4 + 8 * 16)).unwrap();
+        let avail_event: u16 = r
+            .mem
+            .read_obj(r.rx.used_ring.unchecked_add(4 + 8 * 16))
+            .unwrap();
         assert_eq!(avail_event, 3);
     });
 }
