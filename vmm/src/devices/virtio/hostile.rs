@@ -228,7 +228,8 @@ proptest! {
                 served += 1;
             }
             // The driver moves its event around at will, wrapping included.
-            mem.write_obj(used_event.wrapping_add(round as u16 * 7919), used_event_at).unwrap();
+            let moved = used_event.wrapping_add((round as u16).wrapping_mul(7919));
+            mem.write_obj(moved, used_event_at).unwrap();
             if q.needs_notification(&mem).unwrap() {
                 interrupts += 1;
             }
