@@ -295,3 +295,25 @@ fn rx_frames_land_in_guest_buffers_or_are_dropped_when_too_big() {
         assert_eq!(avail_event, 3);
     });
 }
+
+#[test]
+fn the_offered_guest_offloads_are_those_the_tap_takes() {
+    in_own_netns(|| {
+        let net = Net::new(TAP, [2, 0, 0, 0, 0, 2], RateLimiter::default()).unwrap();
+        let offered = net.features();
+        // This kernel's tap takes all four; the offer follows what TUNSETOFFLOAD accepted.
+        for feature in [F_GUEST_CSUM, F_GUEST_TSO4, F_GUEST_TSO6, F_GUEST_ECN] {
+            assert_ne!(offered & feature, 0, "{feature:#x}");
+        }
+        // The tap goes with its only descriptor; the rig makes it again.
+        drop(net);
+        let mut r = rig(offered);
+        assert!(
+            r.net.active.is_some(),
+            "activated with every offload the tap was asked for"
+        );
+        r.offer_tx(0, [0; 12], &frame(0));
+        r.net.handle_event(DeviceEvent::Queue(TX));
+        assert_eq!(received(&r.sock).len(), 1);
+    });
+}

@@ -2,8 +2,10 @@
 
 use vm_memory::{Bytes, GuestAddress};
 
+use super::path::copy_to_chain;
+use super::tap::{TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6};
 use super::*;
-use crate::devices::virtio::queue::Descriptor;
+use crate::devices::virtio::queue::{Descriptor, DescriptorChain};
 use crate::kvm::memory::create_guest_memory;
 
 fn chain(descs: &[(u64, u32, bool)]) -> DescriptorChain {
