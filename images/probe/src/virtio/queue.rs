@@ -220,24 +220,22 @@ impl Virtqueue {
         if buffers.len() > self.free.len() {
             return Err(AddError::Full);
         }
-        let ids: Vec<u16> = (0..buffers.len())
-            .map(|_| self.free.pop().unwrap_or_default())
-            .collect();
-        for (i, (buffer, &id)) in buffers.iter().zip(&ids).enumerate() {
-            let next = ids.get(i + 1).copied();
-            let mut flags = if buffer.device_writes {
-                DESC_F_WRITE
-            } else {
-                0
-            };
-            if next.is_some() {
-                flags |= DESC_F_NEXT;
+        // Descriptors are taken in order (the head first, as `next_head` predicts); each one
+        // is written once the next one's index is known, so no list is built.
+        let mut head = None;
+        let mut prev: Option<(u16, &Buffer)> = None;
+        for buffer in buffers {
+            let id = self.free.pop().unwrap_or_default();
+            head.get_or_insert(id);
+            if let Some((prev_id, prev_buffer)) = prev {
+                self.link(prev_id, prev_buffer, Some(id));
             }
-            let next = next.unwrap_or(0);
-            self.next[usize::from(id)] = next;
-            self.write_desc(id, buffer.addr, buffer.len, flags, next);
+            prev = Some((id, buffer));
         }
-        let head = ids[0];
+        if let Some((last_id, last_buffer)) = prev {
+            self.link(last_id, last_buffer, None);
+        }
+        let head = head.unwrap_or_default();
         self.chain_len[usize::from(head)] = buffers.len() as u16;
         let slot = usize::from(self.avail_idx % self.size);
         // SAFETY: the ring element lies inside the allocation (slot < size).
@@ -346,6 +344,21 @@ impl Virtqueue {
         debug_assert!(offset < self.layout.total);
         // SAFETY: callers pass offsets inside the allocation.
         unsafe { self.base.as_ptr().add(offset) }
+    }
+
+    /// Writes descriptor `id` for `buffer`, chained to `next` if any.
+    fn link(&mut self, id: u16, buffer: &Buffer, next: Option<u16>) {
+        let mut flags = if buffer.device_writes {
+            DESC_F_WRITE
+        } else {
+            0
+        };
+        if next.is_some() {
+            flags |= DESC_F_NEXT;
+        }
+        let next = next.unwrap_or(0);
+        self.next[usize::from(id)] = next;
+        self.write_desc(id, buffer.addr, buffer.len, flags, next);
     }
 
     fn write_desc(&mut self, id: u16, addr: u64, len: u32, flags: u16, next: u16) {
