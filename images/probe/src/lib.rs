@@ -16,6 +16,7 @@ pub mod cmdline;
 pub mod console;
 pub mod count;
 pub mod disk;
+pub mod frames;
 pub mod heap;
 pub mod http;
 pub mod imds;

@@ -15,6 +15,7 @@ use probe::bootinfo::{self, BootInfo};
 use probe::burn::{self, Phase};
 use probe::cmdline::{self, DiskMode, Mode, NetConfig, Options};
 use probe::console::{self, ByteStr};
+use probe::frames::{self, FramesMode};
 use probe::heap::Heap;
 use probe::keyboard::Keyboard;
 use probe::netstack::{self, Stack};
@@ -85,6 +86,9 @@ extern "C" fn probe_main(index: u64, boot_params: u64, count: u64, tsc_khz: u64)
     } else {
         Phase::Settled
     });
+    if let Some(value) = cmdline::param(cmdline, frames::FRAMES_KEY) {
+        run_frames(value, &info, cmdline, clock);
+    }
     if options.classic() {
         if boot_burn.is_some() && options.mode.is_none() {
             burn::run(clock, &mut keyboard);
@@ -218,6 +222,25 @@ extern "C" fn probe_main(index: u64, boot_params: u64, count: u64, tsc_khz: u64)
         None if boot_burn.is_some() => burn::run(clock, &mut keyboard),
         None => power::power_off(if ok { SUCCESS } else { FAILURE }),
     }
+}
+
+/// `probe.frames=`: raw frames on the first net device, then power off.
+fn run_frames(value: &[u8], info: &BootInfo, cmdline: &[u8], clock: Clock) -> ! {
+    let Some(mode) = FramesMode::parse(value) else {
+        say!("bad probe.frames={}", ByteStr(value));
+        power::power_off(FAILURE)
+    };
+    selftest::free_ranges(info.e820.entries(), image_range(), |range| {
+        // SAFETY: free RAM above 1 MiB outside the image is used by nothing else, and the
+        // heap keeps it for good.
+        unsafe { HEAP.add_region(range.start as *mut u8, (range.end - range.start) as usize) };
+    });
+    let Some(&dev) = virtio::discover(cmdline).net.first() else {
+        say!("net none");
+        power::power_off(FAILURE)
+    };
+    let ok = frames::run(dev, mode, clock);
+    power::power_off(if ok { SUCCESS } else { FAILURE })
 }
 
 /// Applies the options in user-data that still apply after boot, replacing the command

@@ -12,7 +12,7 @@ use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
 use super::mmio::{InitError, MmioDevice};
-use super::queue::{Buffer, Virtqueue};
+use super::queue::{Buffer, F_RING_EVENT_IDX, Virtqueue};
 
 /// `VIRTIO_NET_F_MAC`: config space holds the MAC address.
 pub const F_MAC: u64 = 1 << 5;
@@ -142,17 +142,11 @@ pub struct VirtioNet {
 }
 
 impl VirtioNet {
-    /// Brings the device up: features `VERSION_1` (+ `MAC`, `STATUS` if offered), the
-    /// receive queue with its buffers posted, the transmit queue.
+    /// Brings the device up: features `VERSION_1` (+ `MAC`, `STATUS`, `RING_EVENT_IDX` if
+    /// offered), the receive queue with its buffers posted, the transmit queue.
     pub fn init(dev: MmioDevice) -> Result<Self, InitError> {
-        let features = dev.negotiate(F_MAC | F_STATUS)?;
-        let setup = || -> Result<(Virtqueue, Virtqueue), InitError> {
-            Ok((
-                dev.setup_queue(RX_QUEUE, QUEUE_SIZE)?,
-                dev.setup_queue(TX_QUEUE, QUEUE_SIZE)?,
-            ))
-        };
-        let (rx_queue, tx_queue) = setup().inspect_err(|_| dev.fail())?;
+        let features = dev.negotiate(F_MAC | F_STATUS | F_RING_EVENT_IDX)?;
+        let (rx_queue, tx_queue) = setup_queues(dev, features)?;
         let mac = if features & F_MAC != 0 {
             dev.config_bytes::<6>(0)
         } else {
@@ -287,6 +281,22 @@ impl VirtioNet {
         }
         true
     }
+}
+
+/// The receive and transmit queues, using event indexes if `features` has them; the device is
+/// marked failed if either cannot be set up.
+pub fn setup_queues(dev: MmioDevice, features: u64) -> Result<(Virtqueue, Virtqueue), InitError> {
+    let setup = || -> Result<(Virtqueue, Virtqueue), InitError> {
+        Ok((
+            dev.setup_queue(RX_QUEUE, QUEUE_SIZE)?,
+            dev.setup_queue(TX_QUEUE, QUEUE_SIZE)?,
+        ))
+    };
+    let (mut rx, mut tx) = setup().inspect_err(|_| dev.fail())?;
+    let event_idx = features & F_RING_EVENT_IDX != 0;
+    rx.set_event_idx(event_idx);
+    tx.set_event_idx(event_idx);
+    Ok((rx, tx))
 }
 
 impl Drop for VirtioNet {

@@ -19,6 +19,15 @@ pub const DESC_F_NEXT: u16 = 1;
 pub const DESC_F_WRITE: u16 = 2;
 /// Used-ring flag: the device asks not to be notified.
 pub const USED_F_NO_NOTIFY: u16 = 1;
+/// `VIRTIO_F_RING_EVENT_IDX`: `used_event` (after the available ring) and `avail_event`
+/// (after the used ring) say when each side wants to hear from the other.
+pub const F_RING_EVENT_IDX: u64 = 1 << 29;
+
+/// True when an index moving from `old` to `new` passed `event` (the spec's
+/// `vring_need_event`).
+pub fn need_event(event: u16, new: u16, old: u16) -> bool {
+    new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
+}
 /// Bytes of one descriptor.
 pub const DESC_SIZE: usize = 16;
 /// Bytes of one used-ring element.
@@ -129,6 +138,10 @@ pub struct Virtqueue {
     avail_idx: u16,
     /// The next used-ring index to consume.
     last_used: u16,
+    /// Event indexes are in use (negotiated `F_RING_EVENT_IDX`).
+    event_idx: bool,
+    /// `avail_idx` at the last [`Virtqueue::should_notify`].
+    kicked_idx: u16,
 }
 
 // SAFETY: the queue owns its ring memory; moving it to another vCPU moves that ownership.
@@ -154,6 +167,8 @@ impl Virtqueue {
             chain_len: vec![0; usize::from(size)],
             avail_idx: 0,
             last_used: 0,
+            event_idx: false,
+            kicked_idx: 0,
         })
     }
 
@@ -205,24 +220,22 @@ impl Virtqueue {
         if buffers.len() > self.free.len() {
             return Err(AddError::Full);
         }
-        let ids: Vec<u16> = (0..buffers.len())
-            .map(|_| self.free.pop().unwrap_or_default())
-            .collect();
-        for (i, (buffer, &id)) in buffers.iter().zip(&ids).enumerate() {
-            let next = ids.get(i + 1).copied();
-            let mut flags = if buffer.device_writes {
-                DESC_F_WRITE
-            } else {
-                0
-            };
-            if next.is_some() {
-                flags |= DESC_F_NEXT;
+        // Descriptors are taken in order (the head first, as `next_head` predicts); each one
+        // is written once the next one's index is known, so no list is built.
+        let mut head = None;
+        let mut prev: Option<(u16, &Buffer)> = None;
+        for buffer in buffers {
+            let id = self.free.pop().unwrap_or_default();
+            head.get_or_insert(id);
+            if let Some((prev_id, prev_buffer)) = prev {
+                self.link(prev_id, prev_buffer, Some(id));
             }
-            let next = next.unwrap_or(0);
-            self.next[usize::from(id)] = next;
-            self.write_desc(id, buffer.addr, buffer.len, flags, next);
+            prev = Some((id, buffer));
         }
-        let head = ids[0];
+        if let Some((last_id, last_buffer)) = prev {
+            self.link(last_id, last_buffer, None);
+        }
+        let head = head.unwrap_or_default();
         self.chain_len[usize::from(head)] = buffers.len() as u16;
         let slot = usize::from(self.avail_idx % self.size);
         // SAFETY: the ring element lies inside the allocation (slot < size).
@@ -238,14 +251,46 @@ impl Virtqueue {
         Ok(head)
     }
 
-    /// True unless the device asked not to be notified (`VIRTQ_USED_F_NO_NOTIFY`); call after
-    /// [`Virtqueue::add`], before writing QueueNotify.
-    pub fn should_notify(&self) -> bool {
+    /// Uses event indexes (after negotiating `F_RING_EVENT_IDX`) instead of the ring flags.
+    pub fn set_event_idx(&mut self, on: bool) {
+        self.event_idx = on;
+    }
+
+    /// Whether the device wants to hear of the chains added since the last call: unless it
+    /// set `VIRTQ_USED_F_NO_NOTIFY`, or with event indexes when they passed its
+    /// `avail_event`. Call after [`Virtqueue::add`], before writing QueueNotify.
+    pub fn should_notify(&mut self) -> bool {
         // The published index must be visible before the flag is read (spec 2.7.13.3.1).
         fence(Ordering::SeqCst);
+        let old = core::mem::replace(&mut self.kicked_idx, self.avail_idx);
+        if self.event_idx {
+            let at = self.layout.used + 4 + USED_ELEM_SIZE * usize::from(self.size);
+            // SAFETY: `avail_event` is inside the allocation (the layout reserves it).
+            let event = unsafe { self.ptr(at).cast::<u16>().read_volatile() };
+            return need_event(u16::from_le(event), self.avail_idx, old);
+        }
         // SAFETY: the used ring's flags field is inside the allocation.
         let flags = unsafe { self.ptr(self.layout.used).cast::<u16>().read_volatile() };
         u16::from_le(flags) & USED_F_NO_NOTIFY == 0
+    }
+
+    /// With event indexes, asks the device to report (interrupt, or wake a waiting vCPU) only
+    /// once the used index passes `last_used + ahead`: a driver waiting for room lets several
+    /// chains complete per wake-up. [`Virtqueue::pop_used`] sets it back to the next entry
+    /// when it finds the ring empty.
+    pub fn delay_used_event(&mut self, ahead: u16) {
+        self.write_used_event(self.last_used.wrapping_add(ahead));
+    }
+
+    fn write_used_event(&mut self, value: u16) {
+        if !self.event_idx {
+            return;
+        }
+        let at = self.layout.avail + 4 + 2 * usize::from(self.size);
+        // SAFETY: `used_event` is inside the allocation (the layout reserves it).
+        unsafe { self.ptr(at).cast::<u16>().write_volatile(value.to_le()) };
+        // Visible before the used index is read again (the device does the mirror image).
+        fence(Ordering::SeqCst);
     }
 
     /// True if the device has returned a chain that [`Virtqueue::pop_used`] has not taken.
@@ -257,9 +302,16 @@ impl Virtqueue {
     /// `Err` if the device returned an id that is not the head of a chain in flight (the
     /// entry is skipped).
     pub fn pop_used(&mut self) -> Option<Result<Used, BadUsed>> {
-        let used_idx = u16::from_le(self.used_idx_atomic().load(Ordering::Acquire));
-        if used_idx == self.last_used {
-            return None;
+        if !self.has_used() {
+            if !self.event_idx {
+                return None;
+            }
+            // Empty: ask to hear of the next completion (the spec's default, which a waiting
+            // driver may delay), then look again in case it came meanwhile.
+            self.write_used_event(self.last_used);
+            if !self.has_used() {
+                return None;
+            }
         }
         let slot = usize::from(self.last_used % self.size);
         let offset = self.layout.used + 4 + USED_ELEM_SIZE * slot;
@@ -292,6 +344,21 @@ impl Virtqueue {
         debug_assert!(offset < self.layout.total);
         // SAFETY: callers pass offsets inside the allocation.
         unsafe { self.base.as_ptr().add(offset) }
+    }
+
+    /// Writes descriptor `id` for `buffer`, chained to `next` if any.
+    fn link(&mut self, id: u16, buffer: &Buffer, next: Option<u16>) {
+        let mut flags = if buffer.device_writes {
+            DESC_F_WRITE
+        } else {
+            0
+        };
+        if next.is_some() {
+            flags |= DESC_F_NEXT;
+        }
+        let next = next.unwrap_or(0);
+        self.next[usize::from(id)] = next;
+        self.write_desc(id, buffer.addr, buffer.len, flags, next);
     }
 
     fn write_desc(&mut self, id: u16, addr: u64, len: u32, flags: u16, next: u16) {
@@ -405,6 +472,15 @@ mod tests {
                 ((self.used + 8 + 8 * slot) as *mut u32).write_volatile(len);
                 ((self.used + 2) as *mut u16).write_volatile(idx.wrapping_add(1));
             }
+        }
+
+        fn set_avail_event(&self, value: u16) {
+            let at = self.used + 4 + 8 * u64::from(self.size);
+            unsafe { (at as *mut u16).write_volatile(value) };
+        }
+
+        fn used_event(&self) -> u16 {
+            Self::read(self.avail + 4 + 2 * u64::from(self.size))
         }
 
         fn set_no_notify(&self, on: bool) {
@@ -547,5 +623,55 @@ mod tests {
         assert!(!q.should_notify());
         dev.set_no_notify(false);
         assert!(q.should_notify());
+    }
+
+    #[test]
+    fn event_indexes_decide_notifications() {
+        let mut q = Virtqueue::new(8).unwrap();
+        q.set_event_idx(true);
+        let dev = FakeDevice::new(&q);
+        // The device's avail_event is 0: the first chain (entry 0) is of interest.
+        q.add(&[Buffer::readable(0, 1)]).unwrap();
+        assert!(q.should_notify());
+        q.add(&[Buffer::readable(0, 1)]).unwrap();
+        assert!(!q.should_notify(), "the device is still busy with entry 0");
+        // The device drained and asks about entry 2; the flags no longer matter.
+        dev.set_no_notify(true);
+        dev.set_avail_event(2);
+        q.add(&[Buffer::readable(0, 1)]).unwrap();
+        q.add(&[Buffer::readable(0, 1)]).unwrap();
+        assert!(q.should_notify(), "entries 2 and 3 passed avail_event 2");
+        assert!(!q.should_notify(), "nothing new");
+    }
+
+    #[test]
+    fn used_event_asks_for_the_next_completion_or_later() {
+        let mut q = Virtqueue::new(8).unwrap();
+        q.set_event_idx(true);
+        let mut dev = FakeDevice::new(&q);
+        for _ in 0..4 {
+            q.add(&[Buffer::readable(0, 1)]).unwrap();
+        }
+        let (head, _) = dev.pop_avail().unwrap();
+        dev.push_used(u32::from(head), 0);
+        assert!(q.pop_used().is_some());
+        assert!(q.pop_used().is_none());
+        assert_eq!(dev.used_event(), 1, "found empty: report entry 1");
+        q.delay_used_event(3);
+        assert_eq!(dev.used_event(), 4);
+        // Without event indexes the field is never written.
+        let mut plain = Virtqueue::new(8).unwrap();
+        let plain_dev = FakeDevice::new(&plain);
+        plain.delay_used_event(3);
+        assert!(plain.pop_used().is_none());
+        assert_eq!(plain_dev.used_event(), 0);
+    }
+
+    #[test]
+    fn need_event_wraps() {
+        assert!(need_event(65_535, 1, 65_534));
+        assert!(need_event(0, 1, 65_535));
+        assert!(!need_event(3, 3, 1));
+        assert!(need_event(3, 4, 1));
     }
 }

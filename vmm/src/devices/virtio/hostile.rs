@@ -4,11 +4,12 @@
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
-use vm_memory::{Bytes, GuestAddress};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
 
 use super::block::Block;
 use super::interrupt::VirtioInterrupt;
-use super::net::{copy_to_chain_for_tests, gather_frame_for_tests};
+use super::net::copy_to_chain_for_tests;
+use super::net::io::IoVecs;
 use super::queue::Queue;
 use super::{Activation, DeviceEvent, VirtioDevice};
 use crate::devices::irq::CountingIrq;
@@ -182,8 +183,20 @@ proptest! {
         for _ in 0..raw.size {
             match q.pop(&mem) {
                 Ok(Some(chain)) => {
-                    if let Some(frame) = gather_frame_for_tests(&mem, &chain) {
-                        prop_assert!(frame.len() >= 12 && frame.len() <= 65_565);
+                    for writable in [false, true] {
+                        let mut iov = IoVecs::default();
+                        if let Ok(len) = iov.fill(&mem, &chain, writable, 65_565) {
+                            prop_assert!((12..=65_565).contains(&len));
+                            // An rx list ends with the device's overflow byte.
+                            let guest = &iov.as_slice()[..iov.as_slice().len() - usize::from(writable)];
+                            let sum: usize = guest.iter().map(|v| v.iov_len).sum();
+                            prop_assert_eq!(sum, len);
+                            let base = mem.get_host_address(GuestAddress(0)).unwrap() as usize;
+                            for v in guest {
+                                let at = v.iov_base as usize;
+                                prop_assert!(at >= base && at + v.iov_len <= base + MEM as usize);
+                            }
+                        }
                     }
                     if let Some(n) = copy_to_chain_for_tests(&mem, &chain, &frame) {
                         prop_assert_eq!(n as usize, frame.len());
@@ -191,6 +204,45 @@ proptest! {
                 }
                 Ok(None) | Err(_) => break,
             }
+        }
+    }
+
+    #[test]
+    fn event_indexes_from_a_hostile_driver(
+        raw in raw_queue(),
+        used_event in any::<u16>(),
+        event_idx in any::<bool>(),
+        rounds in 1usize..40,
+    ) {
+        let mem = create_guest_memory(MEM).unwrap();
+        let mut q = lay_out(&mem, &raw);
+        q.set_event_idx(event_idx);
+        let size = u64::from(raw.size);
+        let used_event_at = q.avail_ring.unchecked_add_for_tests(4 + 2 * size);
+        mem.write_obj(used_event, used_event_at).unwrap();
+        let mut served = 0u32;
+        let mut interrupts = 0u32;
+        for round in 0..rounds {
+            if let Ok(Some(chain)) = q.pop(&mem) {
+                q.add_used(&mem, chain.head, 0).unwrap();
+                served += 1;
+            }
+            // The driver moves its event around at will, wrapping included.
+            let moved = used_event.wrapping_add((round as u16).wrapping_mul(7919));
+            mem.write_obj(moved, used_event_at).unwrap();
+            if q.needs_notification(&mem).unwrap() {
+                interrupts += 1;
+            }
+            q.disable_notification(&mem).unwrap();
+            let _ = q.enable_notification(&mem).unwrap();
+        }
+        prop_assert!(served <= u32::from(raw.size), "served {served} of a queue of {}", raw.size);
+        prop_assert!(interrupts <= rounds as u32);
+        if event_idx {
+            let avail_event: u16 = mem
+                .read_obj(q.used_ring.unchecked_add_for_tests(4 + 8 * size))
+                .unwrap();
+            prop_assert_eq!(u32::from(avail_event), served, "avail_event is the device's position");
         }
     }
 }

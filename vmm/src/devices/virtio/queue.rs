@@ -18,6 +18,11 @@ pub const DESC_F_WRITE: u16 = 2;
 pub const DESC_F_INDIRECT: u16 = 4;
 /// Size of one descriptor.
 const DESC_SIZE: u64 = 16;
+/// Feature bit `VIRTIO_F_RING_EVENT_IDX`: the driver's `used_event` and the device's
+/// `avail_event` (after each ring) replace the ring flags for notification suppression.
+pub const F_RING_EVENT_IDX: u64 = 1 << 29;
+/// Used-ring flag: the device asks the driver not to notify it (without event indexes).
+pub const USED_F_NO_NOTIFY: u16 = 1;
 
 /// What is wrong with a queue or a chain.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -116,6 +121,17 @@ pub struct Queue {
     pub used_ring: GuestAddress,
     next_avail: Wrapping<u16>,
     next_used: Wrapping<u16>,
+    /// `VIRTIO_F_RING_EVENT_IDX` was negotiated.
+    event_idx: bool,
+    /// `next_used` when the driver was last interrupted; `None` until then (and after a
+    /// restore), which makes the next check say yes.
+    signalled_used: Option<Wrapping<u16>>,
+}
+
+/// True when an index moving from `old` to `new` passed `event` (the spec's
+/// `vring_need_event`): the other side asked to hear about entry `event`.
+pub fn need_event(event: u16, new: u16, old: u16) -> bool {
+    new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
 }
 
 /// A queue's configuration and positions, as a snapshot keeps them.
@@ -156,6 +172,8 @@ impl Queue {
             used_ring: GuestAddress(0),
             next_avail: Wrapping(0),
             next_used: Wrapping(0),
+            event_idx: false,
+            signalled_used: None,
         }
     }
 
@@ -184,7 +202,74 @@ impl Queue {
             used_ring: GuestAddress(state.used_ring),
             next_avail: Wrapping(state.next_avail),
             next_used: Wrapping(state.next_used),
+            event_idx: false,
+            signalled_used: None,
         }
+    }
+
+    /// Uses the event indexes (`VIRTIO_F_RING_EVENT_IDX`) or the ring flags for notification
+    /// suppression; the transport sets it from the accepted features before activation.
+    pub fn set_event_idx(&mut self, on: bool) {
+        self.event_idx = on;
+    }
+
+    /// Whether the event indexes are in use.
+    pub fn event_idx(&self) -> bool {
+        self.event_idx
+    }
+
+    /// Asks the driver not to notify while the device drains the queue: sets
+    /// `VIRTQ_USED_F_NO_NOTIFY`; with event indexes nothing is written (`avail_event` stays
+    /// behind the driver, which then does not notify).
+    pub fn disable_notification(&mut self, mem: &GuestMemoryMmap) -> Result<(), QueueError> {
+        if self.event_idx {
+            return Ok(());
+        }
+        mem.write_obj(USED_F_NO_NOTIFY, self.used_ring)
+            .map_err(|_| QueueError::Memory(self.used_ring.0))
+    }
+
+    /// Asks the driver to notify for its next available chain (clears the flag, or sets
+    /// `avail_event` to the next entry) and returns whether a chain is already available, in
+    /// which case the device must drain again rather than wait (the driver may have checked
+    /// before the request was visible).
+    pub fn enable_notification(&mut self, mem: &GuestMemoryMmap) -> Result<bool, QueueError> {
+        if self.event_idx {
+            let at = self.avail_event_addr();
+            mem.write_obj(self.next_avail.0, at)
+                .map_err(|_| QueueError::Memory(at.0))?;
+        } else {
+            mem.write_obj(0u16, self.used_ring)
+                .map_err(|_| QueueError::Memory(self.used_ring.0))?;
+        }
+        // The request must be visible before the index is read again (the driver does the
+        // mirror image: publish its index, then read ours).
+        fence(Ordering::SeqCst);
+        let avail_idx = read_u16(mem, self.avail_ring.unchecked_add(2))?;
+        Ok(Wrapping(avail_idx) != self.next_avail)
+    }
+
+    /// Whether the driver wants an interrupt for the used entries added since the last one,
+    /// and if so records that it gets one. Without event indexes always yes; with them when
+    /// the entries passed the driver's `used_event`.
+    pub fn needs_notification(&mut self, mem: &GuestMemoryMmap) -> Result<bool, QueueError> {
+        let new = self.next_used;
+        let old = self.signalled_used.replace(new);
+        if !self.event_idx {
+            return Ok(true);
+        }
+        let Some(old) = old else {
+            return Ok(true);
+        };
+        // The used index written before must be visible before the driver's event is read.
+        fence(Ordering::SeqCst);
+        let at = self.avail_ring.unchecked_add(4 + 2 * u64::from(self.size));
+        let used_event = read_u16(mem, at)?;
+        Ok(need_event(used_event, new.0, old.0))
+    }
+
+    fn avail_event_addr(&self) -> GuestAddress {
+        self.used_ring.unchecked_add(4 + 8 * u64::from(self.size))
     }
 
     /// Checks the size and that the three rings lie, aligned, in guest memory.
@@ -491,5 +576,102 @@ mod tests {
             q.add_used(&mem, chain.head, round).unwrap();
         }
         assert_eq!(used(&mem, &q).0, (70_000u32 % 65_536) as u16);
+    }
+
+    #[test]
+    fn need_event_follows_the_spec_across_the_wrap() {
+        // The driver asked to hear about entry 5: moving 3 -> 6 passes it, 6 -> 8 does not.
+        assert!(need_event(5, 6, 3));
+        assert!(!need_event(5, 8, 6));
+        assert!(!need_event(5, 5, 3), "entry 5 itself is not used yet");
+        assert!(!need_event(5, 3, 3), "nothing new");
+        // Across 65535 -> 0.
+        assert!(need_event(65_535, 2, 65_530));
+        assert!(need_event(0, 1, 65_535));
+        assert!(!need_event(10, 2, 65_530));
+    }
+
+    /// A queue with entry `0` offered `n` times (a one-descriptor chain).
+    fn served(mem: &GuestMemoryMmap, q: &mut Queue, n: usize) {
+        write_desc(mem, q, 0, 0x10000, 8, 0, 0);
+        for _ in 0..n {
+            offer(mem, q, 0);
+            let chain = q.pop(mem).unwrap().unwrap();
+            q.add_used(mem, chain.head, 0).unwrap();
+        }
+    }
+
+    fn set_used_event(mem: &GuestMemoryMmap, q: &Queue, value: u16) {
+        let at = q.avail_ring.unchecked_add(4 + 2 * u64::from(q.size));
+        mem.write_obj(value, at).unwrap();
+    }
+
+    #[test]
+    fn interrupts_follow_used_event() {
+        let mem = mem();
+        let mut q = queue_at(&mem, 0x1000, 8);
+        q.set_event_idx(true);
+        // The first check always says yes (nothing recorded yet).
+        served(&mem, &mut q, 1);
+        assert!(q.needs_notification(&mem).unwrap());
+        // The driver wants to hear when entry 4 is used: entries 1..=3 do not reach it.
+        set_used_event(&mem, &q, 4);
+        served(&mem, &mut q, 3);
+        assert!(!q.needs_notification(&mem).unwrap());
+        served(&mem, &mut q, 1);
+        assert!(q.needs_notification(&mem).unwrap(), "entry 4 is used");
+        assert!(!q.needs_notification(&mem).unwrap(), "nothing new since");
+        // Without event indexes every batch interrupts.
+        q.set_event_idx(false);
+        assert!(q.needs_notification(&mem).unwrap());
+    }
+
+    #[test]
+    fn used_event_works_past_the_wrap() {
+        let mem = mem();
+        let mut q = queue_at(&mem, 0x1000, 2);
+        q.set_event_idx(true);
+        let mut interrupts = 0;
+        for round in 0..70_000u32 {
+            // The driver asks for every 100th entry.
+            let next = round.div_ceil(100) * 100;
+            set_used_event(&mem, &q, (next % 65_536) as u16);
+            served(&mem, &mut q, 1);
+            if q.needs_notification(&mem).unwrap() {
+                interrupts += 1;
+            }
+        }
+        // Once for the first entry, then once per hundred.
+        assert!((700..=702).contains(&interrupts), "{interrupts}");
+    }
+
+    #[test]
+    fn notification_requests_use_flags_or_avail_event() {
+        let mem = mem();
+        let mut q = queue_at(&mem, 0x1000, 4);
+        let flags = |mem: &GuestMemoryMmap, q: &Queue| mem.read_obj::<u16>(q.used_ring).unwrap();
+        q.disable_notification(&mem).unwrap();
+        assert_eq!(flags(&mem, &q), USED_F_NO_NOTIFY);
+        assert!(!q.enable_notification(&mem).unwrap(), "nothing offered");
+        assert_eq!(flags(&mem, &q), 0);
+        write_desc(&mem, &q, 0, 0x10000, 8, 0, 0);
+        offer(&mem, &q, 0);
+        assert!(q.enable_notification(&mem).unwrap(), "a chain is waiting");
+
+        let mut q = queue_at(&mem, 0x1000, 4);
+        q.set_event_idx(true);
+        let avail_event = |mem: &GuestMemoryMmap, q: &Queue| {
+            mem.read_obj::<u16>(q.used_ring.unchecked_add(4 + 8 * 4))
+                .unwrap()
+        };
+        served(&mem, &mut q, 3);
+        q.disable_notification(&mem).unwrap();
+        assert_eq!(flags(&mem, &q), 0, "event indexes leave the flags alone");
+        assert!(!q.enable_notification(&mem).unwrap());
+        assert_eq!(
+            avail_event(&mem, &q),
+            3,
+            "notify me when entry 3 is offered"
+        );
     }
 }

@@ -7,7 +7,7 @@ use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
 
 use super::interrupt::VirtioInterrupt;
-use super::queue::Queue;
+use super::queue::{F_RING_EVENT_IDX, Queue};
 use super::{Activation, F_VERSION_1, VirtioDevice, status};
 use crate::devices::bus::BusDevice;
 
@@ -232,7 +232,7 @@ impl MmioTransport {
     }
 
     fn activate(&mut self) {
-        let queues: Vec<Queue> = self.queues.clone();
+        let queues = self.queues_for_activation();
         for (index, q) in queues.iter().enumerate() {
             if let Err(err) = q.validate(&self.memory).map_err(|e| (index, e)) {
                 tracing::warn!("virtio queue {} rejected: {}", err.0, err.1);
@@ -254,6 +254,17 @@ impl MmioTransport {
                 self.needs_reset();
             }
         }
+    }
+
+    /// The queues as the driver set them up, told whether event indexes were negotiated
+    /// (only offered by devices that maintain them, so others never see them on).
+    fn queues_for_activation(&self) -> Vec<Queue> {
+        let event_idx = self.driver_features & F_RING_EVENT_IDX != 0;
+        let mut queues = self.queues.clone();
+        for q in &mut queues {
+            q.set_event_idx(event_idx);
+        }
+        queues
     }
 
     fn needs_reset(&mut self) {

@@ -119,7 +119,7 @@ impl MmioTransport {
         }
         let activation = Activation {
             memory: self.memory.clone(),
-            queues: self.queues.clone(),
+            queues: self.queues_for_activation(),
             acked_features: self.driver_features,
             interrupt: self.interrupt.clone(),
         };

@@ -1,27 +1,38 @@
 //! virtio-net on a tap device: a receive and a transmit queue, a MAC, checksum and TSO
 //! offloads when the guest asks for them, and rx/tx rate limits.
 
+pub mod io;
+mod offload;
+mod path;
 pub mod tap;
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
-use vm_memory::{Bytes, GuestMemoryMmap};
+use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::EventFd;
 use vmm_sys_util::timerfd::TimerFd;
 
-use super::interrupt::{USED_BUFFER, VirtioInterrupt};
-use super::queue::{DescriptorChain, Queue};
+use super::interrupt::VirtioInterrupt;
+use super::queue::{F_RING_EVENT_IDX, Queue};
 use super::{ActivateError, Activation, DeviceCounters, DeviceEvent, TYPE_NET, VirtioDevice};
 use crate::devices::rate_limiter::RateLimiter;
-use tap::{TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, Tap, VNET_HDR_LEN};
+use io::IoVecs;
+use offload::{guest_offloads, tap_offloads};
+#[cfg(test)]
+pub use path::copy_to_chain_for_tests;
+use path::{Step, TxStep, notify_used, rx_one_copied, rx_one_direct, tx_one};
+use tap::{Tap, VNET_HDR_LEN};
 
 const F_CSUM: u64 = 1 << 0;
 const F_GUEST_CSUM: u64 = 1 << 1;
 const F_MAC: u64 = 1 << 5;
 const F_GUEST_TSO4: u64 = 1 << 7;
 const F_GUEST_TSO6: u64 = 1 << 8;
+const F_GUEST_ECN: u64 = 1 << 9;
 const F_HOST_TSO4: u64 = 1 << 11;
 const F_HOST_TSO6: u64 = 1 << 12;
+const F_HOST_ECN: u64 = 1 << 13;
 const F_STATUS: u64 = 1 << 16;
 /// Config status: the link is up.
 const LINK_UP: u16 = 1;
@@ -35,6 +46,13 @@ const TX: usize = 1;
 const FD_TAP: usize = 0;
 const FD_RX_TIMER: usize = 1;
 const FD_TX_TIMER: usize = 2;
+const FD_RESUME: usize = 3;
+/// Chains one pass over a queue serves before letting the event loop serve others.
+const BUDGET: usize = 1024;
+/// Chains between two checks of the driver's `used_event` within a pass (with event indexes:
+/// without them the driver hears once per pass), so that a driver waiting for room can refill
+/// while the device goes on.
+const MID_PASS: usize = 32;
 
 /// Why a network card could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +66,8 @@ pub enum NetError {
         #[source]
         source: std::io::Error,
     },
-    /// A rate-limit timer could not be made.
-    #[error("cannot create a rate-limit timer")]
+    /// A rate-limit timer or the resume event could not be made.
+    #[error("cannot create a rate-limit timer or event")]
     Timer(#[source] std::io::Error),
 }
 
@@ -103,6 +121,12 @@ pub struct Net {
     /// A frame read from the tap that no rx buffer has taken yet.
     pending: Option<Vec<u8>>,
     active: Option<Active>,
+    /// Guest buffers of the frame being moved.
+    iov: IoVecs,
+    /// Written when a pass stops on its budget, to come back after the other events.
+    resume: EventFd,
+    /// The guest offloads (`F_GUEST_*`) the tap accepts, offered with the rest.
+    guest_features: u64,
     counters: DeviceCounters,
 }
 
@@ -130,212 +154,123 @@ impl Net {
             name: tap_name.to_owned(),
             source,
         })?;
+        let guest_features = guest_offloads(&tap);
         Ok(Net {
+            guest_features,
             tap,
             mac,
             rx_throttle: Throttle::new(limiter.clone())?,
             tx_throttle: Throttle::new(limiter)?,
             pending: None,
             active: None,
+            iov: IoVecs::default(),
+            resume: EventFd::new(libc::EFD_NONBLOCK).map_err(NetError::Timer)?,
             counters: DeviceCounters::default(),
         })
     }
 
-    /// Moves frames from the tap into rx buffers until either runs out.
+    /// Moves frames from the tap into rx buffers until either runs out (or the budget does),
+    /// then interrupts the driver once if it asked to be.
     fn process_rx(&mut self) {
         let Some(active) = self.active.as_mut() else {
             return;
         };
         let mut delivered = false;
-        loop {
-            let frame = match self.pending.take() {
-                Some(frame) => frame,
-                None => {
-                    let mut buf = vec![0u8; MAX_FRAME];
-                    match self.tap.read_frame(&mut buf) {
-                        Ok(n) => {
-                            buf.truncate(n);
-                            buf
-                        }
-                        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
-                        Err(err) => {
-                            tracing::warn!("tap {} read failed: {err}", self.tap.name());
-                            DeviceCounters::add(&self.counters.errors, 1);
-                            break;
-                        }
+        let mut exhausted = true;
+        for n in 1..=BUDGET {
+            let step = if self.pending.is_some() || self.rx_throttle.limiter.is_active() {
+                rx_one_copied(
+                    active,
+                    &self.tap,
+                    &mut self.rx_throttle,
+                    &mut self.pending,
+                    &self.counters,
+                )
+            } else {
+                rx_one_direct(active, &self.tap, &mut self.iov, &self.counters)
+            };
+            match step {
+                Step::Done => {
+                    delivered = true;
+                    if n % MID_PASS == 0 && active.rx.event_idx() {
+                        notify_used(active, RX, true);
                     }
                 }
-            };
-            if !self.rx_throttle.admit(frame.len(), &self.counters) {
-                self.pending = Some(frame);
-                break;
-            }
-            let chain = match active.rx.pop(&active.memory) {
-                Ok(Some(chain)) => chain,
-                Ok(None) => {
-                    self.pending = Some(frame);
+                Step::Skipped => {}
+                Step::Stop => {
+                    exhausted = false;
                     break;
                 }
-                Err(err) => {
-                    tracing::warn!("net rx queue malformed: {err}");
+                Step::Broken => {
+                    self.iov.clear();
                     active.interrupt.signal_needs_reset();
                     self.active = None;
                     return;
                 }
-            };
-            let written = match copy_to_chain(&active.memory, &chain, &frame) {
-                Some(n) => {
-                    DeviceCounters::add(&self.counters.requests, 1);
-                    DeviceCounters::add(&self.counters.ops_in, 1);
-                    DeviceCounters::add(
-                        &self.counters.bytes_in,
-                        (frame.len() - VNET_HDR_LEN) as u64,
-                    );
-                    n
-                }
-                None => {
-                    // The buffers cannot hold the frame: drop it, return the buffers empty.
-                    DeviceCounters::add(&self.counters.errors, 1);
-                    0
-                }
-            };
-            if active
-                .rx
-                .add_used(&active.memory, chain.head, written)
-                .is_err()
-            {
-                active.interrupt.signal_needs_reset();
-                self.active = None;
-                return;
             }
-            delivered = true;
         }
-        if delivered {
-            active.interrupt.trigger(USED_BUFFER);
+        if exhausted {
+            // Frames may be left: come back after the other events.
+            let _ = self.resume.write(1);
         }
+        self.iov.clear();
+        notify_used(active, RX, delivered);
     }
 
-    /// Sends every frame the guest queued, unless the rate limiter says wait.
+    /// Sends every frame the guest queued (within the budget), unless the rate limiter says
+    /// wait; the driver is asked not to notify while the queue is drained, and interrupted
+    /// once at the end if it asked to be.
     fn process_tx(&mut self) {
         let Some(active) = self.active.as_mut() else {
             return;
         };
         let mut sent = false;
-        loop {
-            let chain = match active.tx.pop(&active.memory) {
-                Ok(Some(chain)) => chain,
-                Ok(None) => break,
-                Err(err) => {
-                    tracing::warn!("net tx queue malformed: {err}");
-                    active.interrupt.signal_needs_reset();
-                    self.active = None;
-                    return;
+        let mut budget = BUDGET;
+        let healthy = 'drain: loop {
+            if active.tx.disable_notification(&active.memory).is_err() {
+                break false;
+            }
+            loop {
+                if budget == 0 {
+                    // Carry on after the other events, notifications still off.
+                    let _ = self.resume.write(1);
+                    break 'drain true;
                 }
-            };
-            match gather_frame(&active.memory, &chain) {
-                Some(frame) => {
-                    if !self.tx_throttle.admit(frame.len(), &self.counters) {
-                        active.tx.undo_pop();
-                        break;
-                    }
-                    match self.tap.write_frame(&frame) {
-                        Ok(()) => {
-                            DeviceCounters::add(&self.counters.requests, 1);
-                            DeviceCounters::add(&self.counters.ops_out, 1);
-                            DeviceCounters::add(
-                                &self.counters.bytes_out,
-                                (frame.len() - VNET_HDR_LEN) as u64,
-                            );
-                        }
-                        Err(err) => {
-                            tracing::debug!("tap {} write failed: {err}", self.tap.name());
-                            DeviceCounters::add(&self.counters.errors, 1);
+                budget -= 1;
+                match tx_one(
+                    active,
+                    &self.tap,
+                    &mut self.iov,
+                    &mut self.tx_throttle,
+                    &self.counters,
+                ) {
+                    TxStep::Sent => {
+                        sent = true;
+                        if budget % MID_PASS == 0 && active.tx.event_idx() {
+                            notify_used(active, TX, true);
                         }
                     }
+                    TxStep::Empty => break,
+                    // The timer brings the device back.
+                    TxStep::Throttled => break 'drain true,
+                    TxStep::Broken => break 'drain false,
                 }
-                None => DeviceCounters::add(&self.counters.errors, 1),
             }
-            if active.tx.add_used(&active.memory, chain.head, 0).is_err() {
-                active.interrupt.signal_needs_reset();
-                self.active = None;
-                return;
+            // The queue looked empty: ask for notifications, then make sure it still is.
+            match active.tx.enable_notification(&active.memory) {
+                Ok(true) => continue,
+                Ok(false) => break true,
+                Err(_) => break false,
             }
-            sent = true;
+        };
+        self.iov.clear();
+        if !healthy {
+            active.interrupt.signal_needs_reset();
+            self.active = None;
+            return;
         }
-        if sent {
-            active.interrupt.trigger(USED_BUFFER);
-        }
+        notify_used(active, TX, sent);
     }
-}
-
-/// The offloads the tap may use towards the guest: partial checksums when the guest accepts
-/// them, and TSO only on top of that.
-fn tap_offloads(acked: u64) -> u32 {
-    if acked & F_GUEST_CSUM == 0 {
-        return 0;
-    }
-    let mut flags = TUN_F_CSUM;
-    if acked & F_GUEST_TSO4 != 0 {
-        flags |= TUN_F_TSO4;
-    }
-    if acked & F_GUEST_TSO6 != 0 {
-        flags |= TUN_F_TSO6;
-    }
-    flags
-}
-
-/// Copies `frame` into the chain's writable buffers; `None` if they are too small or the chain
-/// has a device-readable buffer.
-fn copy_to_chain(mem: &GuestMemoryMmap, chain: &DescriptorChain, frame: &[u8]) -> Option<u32> {
-    if chain.descriptors.iter().any(|d| !d.writable) || chain.writable_len() < frame.len() as u64 {
-        return None;
-    }
-    let mut rest = frame;
-    for d in &chain.descriptors {
-        if rest.is_empty() {
-            break;
-        }
-        let n = rest.len().min(d.len as usize);
-        mem.write_slice(&rest[..n], d.addr).ok()?;
-        rest = &rest[n..];
-    }
-    Some(frame.len() as u32)
-}
-
-/// Gathers a frame (header first) from the chain's readable buffers; `None` when the chain has
-/// a writable buffer, is shorter than a header, or longer than any frame.
-fn gather_frame(mem: &GuestMemoryMmap, chain: &DescriptorChain) -> Option<Vec<u8>> {
-    if chain.descriptors.iter().any(|d| d.writable) {
-        return None;
-    }
-    let total: u64 = chain.descriptors.iter().map(|d| u64::from(d.len)).sum();
-    if total < VNET_HDR_LEN as u64 || total > MAX_FRAME as u64 {
-        return None;
-    }
-    let mut frame = vec![0u8; total as usize];
-    let mut at = 0usize;
-    for d in &chain.descriptors {
-        mem.read_slice(&mut frame[at..at + d.len as usize], d.addr)
-            .ok()?;
-        at += d.len as usize;
-    }
-    Some(frame)
-}
-
-/// `copy_to_chain`, for the hostile-guest tests.
-#[cfg(test)]
-pub fn copy_to_chain_for_tests(
-    mem: &GuestMemoryMmap,
-    chain: &DescriptorChain,
-    frame: &[u8],
-) -> Option<u32> {
-    copy_to_chain(mem, chain, frame)
-}
-
-/// `gather_frame`, for the hostile-guest tests.
-#[cfg(test)]
-pub fn gather_frame_for_tests(mem: &GuestMemoryMmap, chain: &DescriptorChain) -> Option<Vec<u8>> {
-    gather_frame(mem, chain)
 }
 
 impl VirtioDevice for Net {
@@ -348,14 +283,15 @@ impl VirtioDevice for Net {
     }
 
     fn features(&self) -> u64 {
+        // The tap takes checksum and TSO frames from us whatever its offload flags say.
         F_CSUM
-            | F_GUEST_CSUM
             | F_MAC
-            | F_GUEST_TSO4
-            | F_GUEST_TSO6
             | F_HOST_TSO4
             | F_HOST_TSO6
+            | F_HOST_ECN
             | F_STATUS
+            | F_RING_EVENT_IDX
+            | self.guest_features
     }
 
     fn read_config(&self, offset: u64, data: &mut [u8]) {
@@ -404,6 +340,11 @@ impl VirtioDevice for Net {
                 let _ = self.tx_throttle.timer.wait();
                 self.process_tx();
             }
+            DeviceEvent::Fd(FD_RESUME) => {
+                let _ = self.resume.read();
+                self.process_tx();
+                self.process_rx();
+            }
             _ => {}
         }
     }
@@ -413,6 +354,7 @@ impl VirtioDevice for Net {
             self.tap.as_raw_fd(),
             self.rx_throttle.timer.as_raw_fd(),
             self.tx_throttle.timer.as_raw_fd(),
+            self.resume.as_raw_fd(),
         ]
     }
 
@@ -444,5 +386,7 @@ impl VirtioDevice for Net {
     }
 }
 
+#[cfg(test)]
+mod tap_tests;
 #[cfg(test)]
 mod tests;

@@ -18,6 +18,8 @@ pub const TUN_F_CSUM: u32 = 0x01;
 pub const TUN_F_TSO4: u32 = 0x02;
 /// Offload flag: the reader accepts TCPv6 segmentation offload.
 pub const TUN_F_TSO6: u32 = 0x04;
+/// Offload flag: the reader accepts TSO frames with the ECN (CWR) bit set.
+pub const TUN_F_TSO_ECN: u32 = 0x08;
 /// Length of the virtio-net header (version 1) on every frame.
 pub const VNET_HDR_LEN: usize = 12;
 
@@ -97,6 +99,30 @@ impl Tap {
     /// Reads one frame (header included); `WouldBlock` when there is none.
     pub fn read_frame(&self, buf: &mut [u8]) -> std::io::Result<usize> {
         (&self.file).read(buf)
+    }
+
+    /// Reads one frame (header included) into the buffers of `iov`; returns the frame's whole
+    /// length, which is more than the buffers hold when the kernel had to cut it short.
+    /// `WouldBlock` when there is none.
+    pub fn read_frame_vectored(&self, iov: &[libc::iovec]) -> std::io::Result<usize> {
+        let count = libc::c_int::try_from(iov.len()).map_err(std::io::Error::other)?;
+        // SAFETY: every iovec points at memory that is mapped and writable for its length
+        // (guest memory, see `io::IoVecs`), and stays so for the call.
+        let n = unsafe { libc::readv(self.file.as_raw_fd(), iov.as_ptr(), count) };
+        usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
+    }
+
+    /// Sends one frame (header included) gathered from the buffers of `iov`.
+    pub fn write_frame_vectored(&self, iov: &[libc::iovec], len: usize) -> std::io::Result<()> {
+        let count = libc::c_int::try_from(iov.len()).map_err(std::io::Error::other)?;
+        // SAFETY: every iovec points at memory that is mapped and readable for its length
+        // (guest memory, see `io::IoVecs`), and stays so for the call.
+        let n = unsafe { libc::writev(self.file.as_raw_fd(), iov.as_ptr(), count) };
+        match usize::try_from(n) {
+            Err(_) => Err(std::io::Error::last_os_error()),
+            Ok(n) if n != len => Err(std::io::Error::other("short write to tap")),
+            Ok(_) => Ok(()),
+        }
     }
 
     /// Sends one frame (header included).

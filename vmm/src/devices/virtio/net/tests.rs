@@ -2,8 +2,10 @@
 
 use vm_memory::{Bytes, GuestAddress};
 
+use super::path::copy_to_chain;
+use super::tap::{TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6};
 use super::*;
-use crate::devices::virtio::queue::Descriptor;
+use crate::devices::virtio::queue::{Descriptor, DescriptorChain};
 use crate::kvm::memory::create_guest_memory;
 
 fn chain(descs: &[(u64, u32, bool)]) -> DescriptorChain {
@@ -51,27 +53,6 @@ fn rx_refuses_small_or_readable_buffers() {
         ),
         None
     );
-}
-
-#[test]
-fn a_tx_frame_is_gathered_in_order() {
-    let mem = create_guest_memory(1 << 20).unwrap();
-    mem.write_slice(&[1u8; 12], GuestAddress(0x1000)).unwrap();
-    mem.write_slice(&[2u8; 60], GuestAddress(0x2000)).unwrap();
-    let frame = gather_frame(&mem, &chain(&[(0x1000, 12, false), (0x2000, 60, false)])).unwrap();
-    assert_eq!(frame.len(), 72);
-    assert_eq!((frame[0], frame[11], frame[12], frame[71]), (1, 1, 2, 2));
-}
-
-#[test]
-fn tx_refuses_writable_short_or_huge_chains() {
-    let mem = create_guest_memory(1 << 20).unwrap();
-    assert!(gather_frame(&mem, &chain(&[(0x1000, 64, true)])).is_none());
-    assert!(gather_frame(&mem, &chain(&[(0x1000, 11, false)])).is_none());
-    let huge: Vec<_> = (0..20)
-        .map(|i| (0x1000 + i * 0x4000, 0x4000u32, false))
-        .collect();
-    assert!(gather_frame(&mem, &chain(&huge)).is_none());
 }
 
 #[test]
