@@ -196,7 +196,7 @@ impl Block {
     }
 
     /// The log of the blocks written, for the control API.
-    pub fn write_log(&self) -> Arc<WriteLog> {
+    pub fn log(&self) -> Arc<WriteLog> {
         self.disk.log().clone()
     }
 
@@ -447,6 +447,11 @@ impl VirtioDevice for Block {
         self.reap(true);
     }
 
+    fn write_log(&self) -> Option<(String, Arc<WriteLog>)> {
+        let id = String::from_utf8_lossy(&self.id);
+        Some((id.trim_end_matches('\0').to_owned(), self.log()))
+    }
+
     fn extra_fds(&self) -> Vec<RawFd> {
         let mut fds = vec![self.throttle.timer.as_raw_fd()];
         fds.extend(self.uring.as_ref().map(Uring::event_fd));
@@ -478,3 +483,5 @@ impl VirtioDevice for Block {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod inflight_tests;
