@@ -45,7 +45,13 @@ struct Args {
     /// Size in GiB of the EBS snapshot benchmark's volume (0 skips it).
     #[arg(long, default_value_t = 1)]
     ebs_gib: u64,
+    /// Where the `agent` (and its `vmm`) to measure are; default: beside this binary.
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
 }
+
+/// `--bin-dir`, once parsed.
+static BIN_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 /// Launches one t2.nano of `ami` with `extra` RunInstances parameters; returns its id.
 fn run_one(c: &Client, ami: String, extra: &[(String, String)]) -> String {
@@ -93,9 +99,12 @@ struct AgentProc {
 
 impl AgentProc {
     fn start(dir: &Path, extra: &[&str]) -> Self {
-        let bin = std::env::current_exe()
-            .expect("own path")
-            .with_file_name("agent");
+        let bin = match BIN_DIR.get() {
+            Some(dir) => dir.join("agent"),
+            None => std::env::current_exe()
+                .expect("own path")
+                .with_file_name("agent"),
+        };
         let endpoint_file = dir.join("endpoint");
         let _ = std::fs::remove_file(&endpoint_file);
         static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -533,6 +542,9 @@ fn ebs(args: &Args) -> serde_json::Value {
 
 fn main() {
     let args = Args::parse();
+    if let Some(dir) = &args.bin_dir {
+        let _ = BIN_DIR.set(std::path::absolute(dir).expect("--bin-dir"));
+    }
     // The same launch with VMMs unconfined, then jailed (own uid, mount namespace, cgroup,
     // seccomp), so one run shows what the confinement costs.
     let (launch_unjailed, launch) = if args.launch > 0 {
@@ -540,7 +552,11 @@ fn main() {
     } else {
         (serde_json::Value::Null, serde_json::Value::Null)
     };
-    let describe = describe(&args);
+    let describe = if args.rows > 0 {
+        describe(&args)
+    } else {
+        serde_json::Value::Null
+    };
     let network = if args.imds_requests > 0 {
         network::run(&args.manifest, args.imds_requests, args.sg_changes)
     } else {
