@@ -83,7 +83,10 @@ fn a_guest_rewriting_its_disk_throughout_gets_a_snapshot_of_whole_blocks() {
         agent.console(&i)
     );
 
-    let restored = create_volume(&agent, &[("SnapshotId", snap.as_str()), ("VolumeType", "gp3")]);
+    let restored = create_volume(
+        &agent,
+        &[("SnapshotId", snap.as_str()), ("VolumeType", "gp3")],
+    );
     wait_volume(&agent, &restored, "available", T);
     let f = std::fs::File::open(volume_file(&agent, &restored)).unwrap();
     // Every block of the churned 64 MiB is either never written (zeros) or one whole write
@@ -95,7 +98,11 @@ fn a_guest_rewriting_its_disk_throughout_gets_a_snapshot_of_whole_blocks() {
         if b.iter().all(|&x| x == 0) {
             continue;
         }
-        assert_eq!(&b[..8], b"kec2chn\0", "block {n} holds no write of the guest");
+        assert_eq!(
+            &b[..8],
+            b"kec2chn\0",
+            "block {n} holds no write of the guest"
+        );
         assert_eq!(word(&b, 1), n, "block {n} holds another block's write");
         let count = word(&b, 2);
         assert!(
@@ -104,7 +111,10 @@ fn a_guest_rewriting_its_disk_throughout_gets_a_snapshot_of_whole_blocks() {
         );
         written += 1;
     }
-    assert!(written > 100, "the guest wrote during the snapshot ({written} blocks)");
+    assert!(
+        written > 100,
+        "the guest wrote during the snapshot ({written} blocks)"
+    );
     eprintln!("measured: {written} blocks written; {}", pause_line(&agent));
 }
 
@@ -165,7 +175,10 @@ fn a_vmm_killed_while_its_writes_are_tracked_fails_the_snapshot_and_loses_nothin
         "the instance is seen to have ended"
     );
     let again = snapshot(&agent, &vol, T);
-    let restored = create_volume(&agent, &[("SnapshotId", again.as_str()), ("VolumeType", "gp3")]);
+    let restored = create_volume(
+        &agent,
+        &[("SnapshotId", again.as_str()), ("VolumeType", "gp3")],
+    );
     wait_volume(&agent, &restored, "available", T);
     assert_eq!(sha(&volume_file(&agent, &restored)), before);
 }

@@ -208,7 +208,10 @@ fn total(written: &Written) -> u64 {
 /// runs, a round or two), and last the blocks written since, with the vmm paused (its disks
 /// drained first). Returns the lengths and how long the guest was paused. On any failure
 /// the instance runs on and the copies are not to be used.
-async fn tracked_copy(sock: &Path, jobs: Vec<DiskCopy>) -> Result<(Vec<u64>, Duration), FreezeError> {
+async fn tracked_copy(
+    sock: &Path,
+    jobs: Vec<DiskCopy>,
+) -> Result<(Vec<u64>, Duration), FreezeError> {
     for job in &jobs {
         drive_request(sock, "track-writes", &job.drive, false).await?;
     }
@@ -222,7 +225,10 @@ async fn tracked_copy(sock: &Path, jobs: Vec<DiskCopy>) -> Result<(Vec<u64>, Dur
     result
 }
 
-async fn copy_then_pause(sock: &Path, jobs: &[DiskCopy]) -> Result<(Vec<u64>, Duration), FreezeError> {
+async fn copy_then_pause(
+    sock: &Path,
+    jobs: &[DiskCopy],
+) -> Result<(Vec<u64>, Duration), FreezeError> {
     let lens = copy_all(jobs.to_vec()).await?;
     for _ in 0..RUNNING_ROUNDS {
         let written = take_written(sock, jobs, false).await?;

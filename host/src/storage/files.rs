@@ -370,7 +370,10 @@ mod tests {
         assert!(b[..1 << 20].iter().all(|&x| x == 0));
         assert_eq!(&b[1 << 20..(1 << 20) + 100], &[5u8; 100][..]);
         assert!(b[(1 << 20) + 100..2 << 20].iter().all(|&x| x == 0));
-        assert!(b[2 << 20..3 << 20].iter().all(|&x| x == 3), "not in a range");
+        assert!(
+            b[2 << 20..3 << 20].iter().all(|&x| x == 3),
+            "not in a range"
+        );
         assert!(b[3 << 20..].iter().all(|&x| x == 0));
     }
 

@@ -31,7 +31,9 @@ impl ApiHandler {
             .iter()
             .find_map(|d| {
                 let dev = d.lock().unwrap_or_else(|e| e.into_inner());
-                dev.write_log().filter(|(id, _)| id == drive).map(|(_, l)| l)
+                dev.write_log()
+                    .filter(|(id, _)| id == drive)
+                    .map(|(_, l)| l)
             })
             .ok_or_else(|| Response::error(format!("no disk with id `{drive}`")))
     }

@@ -7,10 +7,10 @@ use proptest::strategy::ValueTree;
 use vm_memory::{Bytes, GuestAddress};
 
 use super::block::Block;
+use super::block::Engine;
 use super::interrupt::VirtioInterrupt;
 use super::net::{copy_to_chain_for_tests, gather_frame_for_tests};
 use super::queue::Queue;
-use super::block::Engine;
 use super::{Activation, DeviceEvent, VirtioDevice};
 use crate::devices::irq::CountingIrq;
 use crate::devices::rate_limiter::RateLimiter;

@@ -101,7 +101,12 @@ fn writes_of_chunks(r: &mut Rig, n: u16) {
         r.mem
             .write_slice(&vec![i as u8 + 1; CHUNK as usize], GuestAddress(addr))
             .unwrap();
-        r.lay_out(i, T_OUT, u64::from(i) * u64::from(CHUNK) / 512, Some((addr, CHUNK)));
+        r.lay_out(
+            i,
+            T_OUT,
+            u64::from(i) * u64::from(CHUNK) / 512,
+            Some((addr, CHUNK)),
+        );
     }
 }
 
@@ -166,7 +171,12 @@ fn a_buffer_outside_guest_memory_fails_the_queue_not_the_vmm(engine: Engine) {
     r.offer_all(1);
     r.dev.drain();
     assert!(r.interrupt.needs_reset());
-    assert!(std::fs::read(r.file.path()).unwrap().iter().all(|&b| b == 0));
+    assert!(
+        std::fs::read(r.file.path())
+            .unwrap()
+            .iter()
+            .all(|&b| b == 0)
+    );
 }
 
 fn the_log_records_writes_and_discards(engine: Engine) {
@@ -177,16 +187,26 @@ fn the_log_records_writes_and_discards(engine: Engine) {
     r.lay_out(0, T_OUT, 3 * BLOCK_BYTES / 512 + 1, Some((DATA, 4096)));
     // A discard of 8 sectors at block 7.
     let seg = DATA + 0x10000;
-    r.mem.write_obj(7 * BLOCK_BYTES / 512, GuestAddress(seg)).unwrap();
+    r.mem
+        .write_obj(7 * BLOCK_BYTES / 512, GuestAddress(seg))
+        .unwrap();
     r.mem.write_obj(8u32, GuestAddress(seg + 8)).unwrap();
     r.mem.write_obj(0u32, GuestAddress(seg + 12)).unwrap();
     r.lay_out(1, T_DISCARD, 0, Some((seg, 16)));
-    r.lay_out(2, T_IN, 20 * BLOCK_BYTES / 512, Some((DATA + 0x20000, 4096)));
+    r.lay_out(
+        2,
+        T_IN,
+        20 * BLOCK_BYTES / 512,
+        Some((DATA + 0x20000, 4096)),
+    );
     r.offer_all(3);
     r.dev.drain();
     assert_eq!(
         log.take(true),
-        Some(vec![(3 * BLOCK_BYTES, BLOCK_BYTES), (7 * BLOCK_BYTES, BLOCK_BYTES)]),
+        Some(vec![
+            (3 * BLOCK_BYTES, BLOCK_BYTES),
+            (7 * BLOCK_BYTES, BLOCK_BYTES)
+        ]),
         "reads are not recorded"
     );
 }

@@ -482,6 +482,6 @@ impl VirtioDevice for Block {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod inflight_tests;
+#[cfg(test)]
+mod tests;

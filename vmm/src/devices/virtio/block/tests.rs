@@ -241,4 +241,13 @@ macro_rules! with_both_engines {
     };
 }
 
-with_both_engines!(write_lands_in_the_file_and_reads_back, flush_and_get_id, discard_punches_zeros, read_only_disk_refuses_writes_and_keeps_the_file, out_of_range_wrong_direction_and_unknown_types, chain_without_status_or_header_is_consumed_with_nothing_written, a_malformed_queue_puts_the_device_in_error_state, rate_limit_holds_requests_until_the_timer);
+with_both_engines!(
+    write_lands_in_the_file_and_reads_back,
+    flush_and_get_id,
+    discard_punches_zeros,
+    read_only_disk_refuses_writes_and_keeps_the_file,
+    out_of_range_wrong_direction_and_unknown_types,
+    chain_without_status_or_header_is_consumed_with_nothing_written,
+    a_malformed_queue_puts_the_device_in_error_state,
+    rate_limit_holds_requests_until_the_timer
+);

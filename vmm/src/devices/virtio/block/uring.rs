@@ -176,17 +176,19 @@ impl Uring {
         self.enter(0);
     }
 
-    fn enter(&mut self, want: usize) {
+    /// Submits what is queued and waits for `want` completions; false if the kernel
+    /// refused (logged), so that no caller waits for ever.
+    fn enter(&mut self, want: usize) -> bool {
         loop {
             match self.ring.submit_and_wait(want) {
                 Ok(_) => {
                     self.unsubmitted = self.ring.submission().len();
-                    return;
+                    return true;
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
                 Err(e) => {
                     tracing::warn!("io_uring submission failed: {e}");
-                    return;
+                    return false;
                 }
             }
         }
@@ -224,8 +226,7 @@ impl Uring {
         id: &[u8; ID_LEN],
         mut done: impl FnMut(Finished),
     ) {
-        while self.in_flight > 0 {
-            self.enter(1);
+        while self.in_flight > 0 && self.enter(1) {
             self.reap(mem, disk, id, &mut done);
         }
     }
@@ -234,8 +235,7 @@ impl Uring {
     /// longer expects them, but the kernel must be done with its buffers before it reuses
     /// them).
     pub fn abandon(&mut self) {
-        while self.in_flight > 0 {
-            self.enter(1);
+        while self.in_flight > 0 && self.enter(1) {
             while let Some(cqe) = self.ring.completion().next() {
                 let slot = cqe.user_data() as usize;
                 if self.slots.get_mut(slot).and_then(Option::take).is_some() {
