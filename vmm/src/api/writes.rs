@@ -25,8 +25,8 @@ pub struct WrittenBlocks {
 }
 
 impl ApiHandler {
-    /// The write log of the disk with id `drive`.
-    fn drive_log(&self, drive: &str) -> Result<Arc<WriteLog>, Response> {
+    /// The write log of the disk with id `drive`, or the refusal's message.
+    fn drive_log(&self, drive: &str) -> Result<Arc<WriteLog>, String> {
         self.devices
             .iter()
             .find_map(|d| {
@@ -35,7 +35,7 @@ impl ApiHandler {
                     .filter(|(id, _)| id == drive)
                     .map(|(_, l)| l)
             })
-            .ok_or_else(|| Response::error(format!("no disk with id `{drive}`")))
+            .ok_or_else(|| format!("no disk with id `{drive}`"))
     }
 
     /// Every device serves what its driver queued and finishes what is in flight.
@@ -52,7 +52,7 @@ impl ApiHandler {
                 log.start();
                 self.answer()
             }
-            Err(refusal) => refusal,
+            Err(refusal) => Response::error(refusal),
         }
     }
 
@@ -61,7 +61,7 @@ impl ApiHandler {
     pub(super) fn written_blocks(&self, drive: &str, stop: bool) -> Response {
         let log = match self.drive_log(drive) {
             Ok(log) => log,
-            Err(refusal) => return refusal,
+            Err(refusal) => return Response::error(refusal),
         };
         let Some(ranges) = log.take(stop) else {
             return Response::error(format!("writes to disk `{drive}` are not being tracked"));

@@ -58,3 +58,18 @@ pub fn run(blk: &mut Blk) -> bool {
         Err(e) => fail("churn", e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_churn_block_names_itself_and_its_write() {
+        let mut b = [0u8; BLOCK];
+        fill_churn(&mut b, 7, 42);
+        let word = |n: usize| u64::from_le_bytes(b[8 * n..8 * n + 8].try_into().unwrap());
+        assert_eq!((word(0), word(1)), (CHURN_MAGIC, 7));
+        assert!((2..BLOCK / 8).all(|n| word(n) == 42));
+        assert_eq!(&b[..8], b"kec2chn\0");
+    }
+}
