@@ -68,6 +68,9 @@ pub fn mac(ns: &NetNs, name: &str) -> Option<[u8; 6]> {
 pub fn ensure_bridge(ns: &NetNs, name: &str, addrs: &[(Ipv4Addr, u8)]) -> Result<(), LinkError> {
     if !exists(ns, name) {
         ip(ns, &["link", "add", name, "type", "bridge"])?;
+        // VPCs here are IPv4 only: no IPv6 link-local address, so the kernel sends no router
+        // solicitations or multicast reports that would wake every idle guest now and then.
+        ip(ns, &["link", "set", "dev", name, "addrgenmode", "none"])?;
         // A bridge whose MAC was never set takes its lowest port's MAC whenever a tap joins
         // or leaves, so what the guests, the DHCP replies and the reachability check know as
         // their router's MAC would go stale. Setting it (to the one it was made with) makes
@@ -99,7 +102,8 @@ pub fn ensure_bridge(ns: &NetNs, name: &str, addrs: &[(Ipv4Addr, u8)]) -> Result
     Ok(())
 }
 
-/// Makes tap `name` exist on `bridge`, up.
+/// Makes tap `name` exist on `bridge`, up, with no IPv6 address of its own (see
+/// [`ensure_bridge`]).
 pub fn ensure_tap(ns: &NetNs, name: &str, bridge: &str) -> Result<(), LinkError> {
     // One command when it is new (the common case); an existing tap is only re-enslaved.
     if let Err(e) = ip(ns, &["tuntap", "add", "dev", name, "mode", "tap"])
@@ -107,7 +111,17 @@ pub fn ensure_tap(ns: &NetNs, name: &str, bridge: &str) -> Result<(), LinkError>
     {
         return Err(e);
     }
-    ip(ns, &["link", "set", name, "master", bridge, "up"])?;
+    let enslave = [
+        "link",
+        "set",
+        name,
+        "master",
+        bridge,
+        "addrgenmode",
+        "none",
+        "up",
+    ];
+    ip(ns, &enslave)?;
     Ok(())
 }
 

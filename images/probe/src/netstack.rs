@@ -6,9 +6,10 @@
 //! - `netstack/http_client.rs`: the blocking HTTP client and `probe.fetch=`;
 //! - `netstack/ping.rs`: the pings of `probe.ping=`.
 //!
-//! Between polls the vCPU blocks on the wait port with smoltcp's `poll_delay` as the deadline
-//! (capped); a received packet or a finished transmission wakes it, so an idle probe costs no
-//! CPU.
+//! Between polls the vCPU blocks on the wait port with smoltcp's `poll_delay` as the deadline,
+//! or with none when smoltcp has no timer running (an idle stack: listening sockets and a bound
+//! DHCP lease, whose renewal is half an hour away); a received packet, a finished transmission,
+//! a key or a device error wakes it, so an idle probe costs no CPU and causes no VM exits.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -41,10 +42,6 @@ pub use services::{ECHO_PORT, HTTP_PORT, SINK_PORT, SOURCE_PORT, fill_source, so
 use http_client::EPHEMERAL_BASE;
 use services::{Controls, Services};
 
-/// Longest wait between polls. smoltcp's own deadline is usually sooner; a packet, a finished
-/// transmission or a key wakes the wait early. One wake-up a second at most when idle keeps an
-/// idle probe as cheap as `probe.mode=count`.
-pub const MAX_WAIT_MICROS: u64 = 1_000_000;
 /// Most smoltcp polls in one round before the wait (smoltcp sends one segment per socket per
 /// poll, so a round of a busy source sends up to this many).
 const MAX_ROUNDS: usize = 1024;
@@ -52,8 +49,6 @@ const MAX_ROUNDS: usize = 1024;
 const HOUSEKEEPING_MS: u64 = 20;
 /// Longest wait for the device to finish transmissions when no transmit buffer is free.
 const TX_FULL_WAIT_MICROS: u64 = 10_000;
-/// How often the device status is checked for `DEVICE_NEEDS_RESET`.
-const STATUS_CHECK_MS: u64 = 1000;
 
 /// A TCP socket with receive and transmit buffers of `rx` and `tx` bytes.
 fn tcp_socket(rx: usize, tx: usize) -> tcp::Socket<'static> {
@@ -76,7 +71,6 @@ pub struct Stack {
     controls: Controls,
     address: Option<Ipv4Cidr>,
     next_port: u16,
-    next_status_check: u64,
     /// When the i8042 and InterruptStatus are next read even without a device wake (TSC):
     /// both are register exits, kept off the per-packet path.
     next_housekeeping: u64,
@@ -118,7 +112,6 @@ impl Stack {
             controls: Controls::new(&burn::SHARED),
             address: None,
             next_port: EPHEMERAL_BASE + (time::now() % 8192) as u16,
-            next_status_check: 0,
             next_housekeeping: 0,
             woken: false,
             announced: false,
@@ -195,19 +188,24 @@ impl Stack {
                 return;
             }
             let left = self.clock.micros_ceil(deadline - now);
-            self.poll_within(true, left.min(MAX_WAIT_MICROS));
+            self.poll_within(true, Some(left));
         }
     }
 
     /// One round: keyboard, smoltcp, DHCP, services, device notifications; then, if `block`,
     /// wait on the wait port until a packet arrives or smoltcp next needs polling.
     pub fn poll(&mut self, block: bool) {
-        self.poll_within(block, MAX_WAIT_MICROS);
+        self.poll_within(block, None);
     }
 
-    /// [`Stack::poll`], waiting at most `max_wait_micros`.
-    fn poll_within(&mut self, block: bool, max_wait_micros: u64) {
+    /// [`Stack::poll`], waiting at most `max_wait_micros` (`None`: as long as smoltcp allows).
+    fn poll_within(&mut self, block: bool, max_wait_micros: Option<u64>) {
         let now = time::now();
+        // A device error raises the config-change interrupt, which wakes the wait; a used
+        // entry the driver rejected is flagged as it is read. Either is seen here.
+        if self.woken || self.dev.bad_used {
+            self.check_device();
+        }
         if self.woken || now >= self.next_housekeeping {
             // A key press wakes the wait, so checking after device wakes (and now and then
             // while busy) is enough; likewise for acknowledging the device's interrupt bits.
@@ -219,7 +217,6 @@ impl Stack {
             }
             self.dev.mmio().ack_interrupt();
         }
-        self.check_device();
         let ignored = match (self.controls.answer_arp, self.address) {
             (false, Some(cidr)) => Some(cidr.address().octets()),
             _ => None,
@@ -251,11 +248,12 @@ impl Stack {
     }
 
     /// Blocks on the wait port until a device has work (a packet, a finished transmission, a
-    /// key) or smoltcp next needs polling, at most `max_wait_micros`; returns at once if a
-    /// received frame is waiting. While burning, it returns at once in the busy part of each
-    /// window (the caller polls again: vCPU 0 burns by serving) and waits at most until the
-    /// next window otherwise.
-    fn wait_idle(&mut self, max_wait_micros: u64) {
+    /// key) or smoltcp next needs polling, at most `max_wait_micros` (`None`: no limit of the
+    /// caller's); returns at once if a received frame is waiting. While burning, it returns at
+    /// once in the busy part of each window (the caller polls again: vCPU 0 burns by serving)
+    /// and waits at most until the next window otherwise. With no deadline at all it waits for
+    /// a device alone.
+    fn wait_idle(&mut self, max_wait_micros: Option<u64>) {
         if self.dev.rx_pending() {
             return;
         }
@@ -263,17 +261,21 @@ impl Stack {
         let window = self.clock.ticks_from_millis(burn::WINDOW_MS);
         let max_wait_micros = match burn::step(self.controls.burn.share(), tsc, window) {
             Step::Spin { .. } => return,
-            Step::Idle { until: Some(next) } => {
-                max_wait_micros.min(self.clock.micros_ceil(next.saturating_sub(tsc)))
-            }
+            Step::Idle { until: Some(next) } => earliest(
+                max_wait_micros,
+                Some(self.clock.micros_ceil(next.saturating_sub(tsc))),
+            ),
             Step::Idle { until: None } => max_wait_micros,
         };
         let now = self.now();
-        let delay = self
+        let smoltcp = self
             .iface
             .poll_delay(now, &self.sockets)
-            .map_or(max_wait_micros, |d| d.total_micros())
-            .min(max_wait_micros);
+            .map(|d| d.total_micros());
+        let Some(delay) = earliest(max_wait_micros, smoltcp) else {
+            self.woken = wait::wait_for_device() == Wake::Device;
+            return;
+        };
         // With every transmit buffer held by the device, wait for it to send some (its
         // completion wakes the wait).
         let delay = if delay == 0 && self.dev.tx_full() {
@@ -287,12 +289,8 @@ impl Stack {
         self.woken = wait::wait_micros(delay) == Wake::Device;
     }
 
+    /// Reinitialises the device if it reports `DEVICE_NEEDS_RESET` or sent a bad used entry.
     fn check_device(&mut self) {
-        let now = time::now();
-        if now < self.next_status_check {
-            return;
-        }
-        self.next_status_check = now.saturating_add(self.clock.ticks_from_millis(STATUS_CHECK_MS));
         if self.dev.mmio().needs_reset() || self.dev.bad_used {
             say!("net needs reset");
             // Reinitialise the device in place; if that fails there is no network left.
@@ -326,15 +324,21 @@ impl Stack {
     }
 
     /// Polls until the interface has an address or `timeout_ms` pass; true if it has one.
+    /// It waits only while nothing changed: the poll that configures the address returns
+    /// before blocking on the (half-hour) timer of the lease just bound.
     pub fn wait_for_address(&mut self, timeout_ms: u64) -> bool {
         let deadline = time::now().saturating_add(self.clock.ticks_from_millis(timeout_ms));
-        while self.address.is_none() {
-            if time::now() >= deadline {
+        loop {
+            self.poll(false);
+            if self.address.is_some() {
+                return true;
+            }
+            let now = time::now();
+            if now >= deadline {
                 return false;
             }
-            self.poll(true);
+            self.wait_idle(Some(self.clock.micros_ceil(deadline - now)));
         }
-        true
     }
 
     /// Serves until the VM is stopped.
@@ -342,6 +346,14 @@ impl Stack {
         loop {
             self.poll(true);
         }
+    }
+}
+
+/// The sooner of two optional waits (`None` is no limit).
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -9,7 +9,7 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
 use smoltcp::wire::IpAddress;
 
-use super::{MAX_WAIT_MICROS, Stack, tcp_socket};
+use super::{Stack, tcp_socket};
 use crate::console::ByteStr;
 use crate::http::{self, ParseError, Response};
 use crate::say;
@@ -159,7 +159,8 @@ impl Stack {
             }
             let seen = Some((s.state(), sent, received.len()));
             if seen == last {
-                self.wait_idle(MAX_WAIT_MICROS);
+                let left = self.clock.micros_ceil(deadline.saturating_sub(time::now()));
+                self.wait_idle(Some(left));
             }
             last = seen;
             self.poll(false);

@@ -9,7 +9,7 @@ use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::socket::icmp;
 use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, IpAddress};
 
-use super::{MAX_WAIT_MICROS, Stack};
+use super::Stack;
 use crate::say;
 use crate::time;
 
@@ -100,7 +100,7 @@ impl Stack {
                     break;
                 }
                 let left = self.clock.micros_ceil(try_end - now);
-                self.wait_idle(left.min(MAX_WAIT_MICROS));
+                self.wait_idle(Some(left));
             }
         }
         self.sockets.remove(handle);
