@@ -125,7 +125,7 @@ pub fn clone_file(src: &Path, dst: &Path, min_bytes: u64) -> Result<CloneStats, 
 }
 
 /// Shares `from`'s extents with `to` (XFS, btrfs); fails with EOPNOTSUPP/EXDEV elsewhere.
-fn reflink(from: &File, to: &File) -> io::Result<()> {
+pub fn reflink(from: &File, to: &File) -> io::Result<()> {
     // SAFETY: FICLONE takes the source descriptor as its argument and touches no memory of
     // ours; both descriptors are open for the duration of the call.
     let r = unsafe { libc::ioctl(to.as_raw_fd(), libc::FICLONE, from.as_raw_fd()) };
