@@ -159,6 +159,37 @@ mod tests {
         assert_eq!(log.take(true), Some(vec![]));
     }
 
+    proptest::proptest! {
+        /// Any marks, however large or misplaced, give exactly the blocks they touch within
+        /// the disk, as sorted, merged, non-empty ranges.
+        #[test]
+        fn ranges_are_the_blocks_marked(
+            size in 0u64..(300 * B),
+            marks in proptest::collection::vec((0u64..(320 * B), 0u64..(40 * B)), 0..40),
+        ) {
+            let log = WriteLog::new(size);
+            log.start();
+            let mut want = std::collections::BTreeSet::new();
+            for &(at, len) in &marks {
+                log.mark(at, len);
+                let end = at.saturating_add(len).min(size);
+                if len > 0 && at < end {
+                    want.extend(at / B..=(end - 1) / B);
+                }
+            }
+            let ranges = log.take(true).unwrap();
+            let mut got = std::collections::BTreeSet::new();
+            let mut last_end = None;
+            for &(start, len) in &ranges {
+                proptest::prop_assert!(len > 0 && start % B == 0 && start + len <= size);
+                proptest::prop_assert!(last_end.is_none_or(|e| e < start), "merged and sorted");
+                last_end = Some(start + len);
+                got.extend(start / B..=(start + len - 1) / B);
+            }
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
     #[test]
     fn an_empty_disk_has_no_blocks() {
         let log = WriteLog::new(0);
