@@ -125,6 +125,8 @@ fn many_writes_then_a_flush_complete_in_order(engine: Engine) {
         "the flush completes after every write before it: {entries:?}"
     );
     assert!((0..9).all(|i| r.status(i) == S_OK));
+    let flags: u16 = r.mem.read_obj(r.queue.used_ring).unwrap();
+    assert_eq!(flags, 0, "the driver is asked to notify again once the queue is empty");
     let file = std::fs::read(r.file.path()).unwrap();
     for i in 0..8usize {
         let chunk = &file[i * CHUNK as usize..(i + 1) * CHUNK as usize];

@@ -11,6 +11,7 @@ pub mod uring;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{Ordering, fence};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,8 @@ const F_FLUSH: u64 = 1 << 9;
 const F_DISCARD: u64 = 1 << 13;
 /// Feature: write-zeroes is supported.
 const F_WRITE_ZEROES: u64 = 1 << 14;
+/// Used-ring flag: the driver need not notify the device.
+const USED_F_NO_NOTIFY: u16 = 1;
 /// Size of the one request queue.
 pub const QUEUE_SIZE: u16 = 256;
 /// Length of the config space we fill in.
@@ -227,9 +230,19 @@ impl Block {
             return Ok(());
         };
         let mut signal = false;
+        // While the loop runs the driver need not notify: what it adds is seen here.
+        let mut quiet = notifications(active, false);
         loop {
             let chain = match active.queue.pop(&active.memory) {
                 Ok(Some(chain)) => chain,
+                Ok(None) if quiet => {
+                    // Notifications back on, then one more look: a request added just before
+                    // is served now, one added after is notified.
+                    notifications(active, true);
+                    fence(Ordering::SeqCst);
+                    quiet = false;
+                    continue;
+                }
                 Ok(None) => break,
                 Err(err) => {
                     tracing::warn!("{}: malformed queue: {err}", self.label);
@@ -250,6 +263,7 @@ impl Block {
             };
             if !unlimited && !self.throttle.admit(&request, &self.counters, &self.label) {
                 active.queue.undo_pop();
+                notifications(active, true);
                 break;
             }
             let ring = self.uring.as_mut();
@@ -338,6 +352,17 @@ impl Block {
 /// Microseconds since `t`.
 fn micros_since(t: Instant) -> u64 {
     t.elapsed().as_micros() as u64
+}
+
+/// Sets or clears `VIRTQ_USED_F_NO_NOTIFY` in the used ring's flags (the device offers no
+/// EVENT_IDX, so the driver reads the flag); true if notifications are now off.
+fn notifications(active: &Active, on: bool) -> bool {
+    let flags: u16 = if on { 0 } else { USED_F_NO_NOTIFY };
+    let written = active
+        .memory
+        .write_obj(flags, active.queue.used_ring)
+        .is_ok();
+    !on && written
 }
 
 /// The used ring cannot be written: the device needs a reset.
