@@ -126,7 +126,10 @@ fn many_writes_then_a_flush_complete_in_order(engine: Engine) {
     );
     assert!((0..9).all(|i| r.status(i) == S_OK));
     let flags: u16 = r.mem.read_obj(r.queue.used_ring).unwrap();
-    assert_eq!(flags, 0, "the driver is asked to notify again once the queue is empty");
+    assert_eq!(
+        flags, 0,
+        "the driver is asked to notify again once the queue is empty"
+    );
     let file = std::fs::read(r.file.path()).unwrap();
     for i in 0..8usize {
         let chunk = &file[i * CHUNK as usize..(i + 1) * CHUNK as usize];
@@ -162,7 +165,7 @@ fn a_reset_waits_for_requests_in_flight(engine: Engine) {
     assert_eq!(r.in_flight(), 0, "the kernel is done with the buffers");
     let before = used(&r.mem, &r.queue).0;
     // Nothing reaches the used ring of the reset queue afterwards.
-    r.dev.handle_event(DeviceEvent::Fd(1));
+    r.dev.handle_event(DeviceEvent::Fd(2));
     r.dev.drain();
     assert_eq!(used(&r.mem, &r.queue).0, before);
 }

@@ -17,6 +17,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use vm_memory::{Bytes, GuestMemoryMmap};
+use vmm_sys_util::eventfd::EventFd;
 use vmm_sys_util::timerfd::TimerFd;
 
 use super::interrupt::{USED_BUFFER, VirtioInterrupt};
@@ -86,8 +87,8 @@ pub enum BlockError {
         #[source]
         source: std::io::Error,
     },
-    /// The rate-limit timer could not be made.
-    #[error("cannot create the disk's rate-limit timer")]
+    /// The rate-limit timer or an eventfd could not be made.
+    #[error("cannot create the disk's rate-limit timer or eventfd")]
     Timer(#[source] std::io::Error),
 }
 
@@ -133,6 +134,8 @@ pub struct Block {
     uring: Option<Uring>,
     /// When requests started being in flight on the ring.
     busy_since: Option<Instant>,
+    /// Written when the queue has more than one turn's worth of requests.
+    more: EventFd,
 }
 
 impl std::fmt::Debug for Block {
@@ -186,6 +189,7 @@ impl Block {
             counters: DeviceCounters::default(),
             uring,
             busy_since: None,
+            more: EventFd::new(libc::EFD_NONBLOCK).map_err(BlockError::Timer)?,
         })
     }
 
@@ -232,7 +236,16 @@ impl Block {
         let mut signal = false;
         // While the loop runs the driver need not notify: what it adds is seen here.
         let mut quiet = notifications(active, false);
+        let mut budget = u32::from(QUEUE_SIZE);
         loop {
+            if budget == 0 {
+                // A driver that keeps adding does not hold the device thread: the rest is
+                // served on the next turn of the event loop.
+                notifications(active, true);
+                let _ = self.more.write(1);
+                break;
+            }
+            budget -= 1;
             let chain = match active.queue.pop(&active.memory) {
                 Ok(Some(chain)) => chain,
                 Ok(None) if quiet => {
@@ -462,7 +475,11 @@ impl VirtioDevice for Block {
                 let _ = self.throttle.timer.wait();
                 self.process_queue(false);
             }
-            DeviceEvent::Fd(1) => self.reap(false),
+            DeviceEvent::Fd(1) => {
+                let _ = self.more.read();
+                self.process_queue(false);
+            }
+            DeviceEvent::Fd(2) => self.reap(false),
             _ => {}
         }
     }
@@ -478,7 +495,7 @@ impl VirtioDevice for Block {
     }
 
     fn extra_fds(&self) -> Vec<RawFd> {
-        let mut fds = vec![self.throttle.timer.as_raw_fd()];
+        let mut fds = vec![self.throttle.timer.as_raw_fd(), self.more.as_raw_fd()];
         fds.extend(self.uring.as_ref().map(Uring::event_fd));
         fds
     }

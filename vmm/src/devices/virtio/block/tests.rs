@@ -92,7 +92,7 @@ impl Rig {
     fn wait_in_flight(&mut self) {
         while self.dev.uring.as_ref().is_some_and(|r| r.in_flight() > 0) {
             std::thread::sleep(std::time::Duration::from_millis(1));
-            self.dev.handle_event(DeviceEvent::Fd(1));
+            self.dev.handle_event(DeviceEvent::Fd(2));
         }
     }
 
