@@ -147,6 +147,9 @@ type Written = Vec<Vec<(u64, u64)>>;
 
 /// Copies the ranges `written[i]` of every disk `jobs[i]` into its copy, in the background.
 async fn copy_written(jobs: &[DiskCopy], written: Written) -> Result<(), FreezeError> {
+    if total(&written) == 0 {
+        return Ok(());
+    }
     let jobs = jobs.to_vec();
     let copy = move || -> std::io::Result<()> {
         for (job, ranges) in jobs.iter().zip(&written) {
