@@ -2,14 +2,13 @@
 //! background (a point-in-time copy, then chunking), restores, deletions, the reaper that
 //! applies DeleteOnTermination and drops instance stores, and the start-up sweep.
 
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::compute::Compute;
 use crate::compute::disks;
-use crate::compute::freeze::{FreezeError, Quiesce};
+use crate::compute::freeze::{self, DiskCopy, FreezeError, Quiesce};
 use crate::storage::chunks::{self, ChunkError, ChunkStore};
 use crate::storage::types::GIB;
 use crate::storage::{CHUNK_GATE, chunks_dir, files, materialize, tmp_dir, volume_path};
@@ -290,13 +289,12 @@ impl Storage {
         how: Quiesce,
     ) -> Result<Vec<u64>, SnapshotError> {
         let tmp = tmp_dir(&self.state_dir);
-        let jobs: Vec<(PathBuf, PathBuf)> = pairs
+        let jobs: Vec<DiskCopy> = pairs
             .iter()
-            .map(|(snap, vol)| {
-                (
-                    volume_path(&self.state_dir, vol),
-                    tmp.join(format!("{snap}.raw")),
-                )
+            .map(|(snap, vol)| DiskCopy {
+                src: volume_path(&self.state_dir, vol),
+                dst: tmp.join(format!("{snap}.raw")),
+                drive: disks::drive_id(vol),
             })
             .collect();
         let attachments = || -> Result<Vec<Attachment>, SnapshotError> {
@@ -311,26 +309,10 @@ impl Storage {
         };
         loop {
             let before = attachments()?;
-            let jobs = jobs.clone();
-            let copy = move || -> std::io::Result<Vec<u64>> {
-                jobs.iter()
-                    .map(|(src, dst)| {
-                        let from = File::open(src)?;
-                        let to = File::create(dst)?;
-                        files::copy_data_ranges(&from, &to)?;
-                        Ok(from.metadata()?.len())
-                    })
-                    .collect()
-            };
             let instance = before.iter().find_map(|(i, _)| i.clone());
             let (lens, held) = match &instance {
-                Some(instance) => self.compute.frozen(instance, how, copy).await?,
-                None => (
-                    tokio::task::spawn_blocking(copy)
-                        .await?
-                        .map_err(FreezeError::Copy)?,
-                    None,
-                ),
+                Some(instance) => self.compute.frozen(instance, how, jobs.clone()).await?,
+                None => (freeze::copy_all(jobs.clone()).await?, None),
             };
             if attachments()? != before {
                 tracing::info!(?instance, "attachment changed during the copy: again");

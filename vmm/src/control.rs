@@ -227,6 +227,8 @@ impl VmControl {
             (RunState::Paused, true) => Err(RunState::Paused),
             (_, true) => {
                 inner.run = RunState::Paused;
+                // A vCPU waiting on the wait port parks now rather than at its deadline.
+                self.changed.notify_all();
                 Ok(())
             }
             (_, false) => {
@@ -518,6 +520,27 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         c.request_exit(ExitReason::Stopped);
         assert_eq!(waiter.join().unwrap(), WaitOutcome::Stopping);
+    }
+
+    #[test]
+    fn a_pause_parks_a_guest_waiting_on_the_wait_port_at_once() {
+        let c = Arc::new(VmControl::new(1));
+        let waiter = {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                c.guest_wait(&mut 0, Some(deadline))
+            })
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        c.set_paused(true).unwrap();
+        assert!(
+            c.wait_all_parked(Duration::from_secs(5)),
+            "parked long before the wait's deadline"
+        );
+        c.notify_event();
+        c.set_paused(false).unwrap();
+        assert_eq!(waiter.join().unwrap(), WaitOutcome::Event);
     }
 
     #[test]

@@ -465,7 +465,11 @@ fn main() {
     } else {
         (serde_json::Value::Null, serde_json::Value::Null)
     };
-    let describe = describe(&args);
+    let describe = if args.rows > 0 {
+        describe(&args)
+    } else {
+        serde_json::Value::Null
+    };
     let network = if args.imds_requests > 0 {
         network::run(&args.manifest, args.imds_requests, args.sg_changes)
     } else {

@@ -177,10 +177,16 @@ fn prepare(state_dir: &Path, db: &state::Db, row: &InstanceRow) -> Result<Vec<St
     Ok(args)
 }
 
+/// A volume's disk id in its vmm and the guest's serial: `vol-0123...` without its dash, at
+/// most 20 bytes.
+pub fn drive_id(volume_id: &str) -> String {
+    volume_id.replace('-', "").chars().take(20).collect()
+}
+
 /// The vmm `--disk` value of a volume: its file, its id as the guest's serial (the NVMe
 /// style `vol0123...`, 20 bytes), and its type's rate limits.
 pub fn disk_arg(path: &Path, v: &VolumeRow) -> String {
-    let serial: String = v.id.replace('-', "").chars().take(20).collect();
+    let serial = drive_id(&v.id);
     let spec = VolumeSpec {
         kind: VolumeType::parse(&v.volume_type).unwrap_or(VolumeType::Gp3),
         size_gib: v.size_gib,

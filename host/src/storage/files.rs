@@ -125,7 +125,7 @@ pub fn clone_file(src: &Path, dst: &Path, min_bytes: u64) -> Result<CloneStats, 
 }
 
 /// Shares `from`'s extents with `to` (XFS, btrfs); fails with EOPNOTSUPP/EXDEV elsewhere.
-fn reflink(from: &File, to: &File) -> io::Result<()> {
+pub fn reflink(from: &File, to: &File) -> io::Result<()> {
     // SAFETY: FICLONE takes the source descriptor as its argument and touches no memory of
     // ours; both descriptors are open for the duration of the call.
     let r = unsafe { libc::ioctl(to.as_raw_fd(), libc::FICLONE, from.as_raw_fd()) };
@@ -242,6 +242,52 @@ pub fn copy_data_ranges(from: &File, to: &File) -> io::Result<u64> {
     Ok(copied)
 }
 
+/// Copies the byte ranges `(offset, len)` of `from` into `to` at the same offsets, through a
+/// buffer: a part that reads as zeros is punched out of `to` rather than written (it was
+/// discarded, or never written). Ranges past `from`'s end are cut. Returns the bytes read.
+pub fn copy_ranges(from: &File, to: &File, ranges: &[(u64, u64)]) -> io::Result<u64> {
+    let len = from.metadata()?.len();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut read = 0u64;
+    for &(start, n) in ranges {
+        let end = start.saturating_add(n).min(len);
+        let mut at = start;
+        while at < end {
+            let n = (end - at).min(buf.len() as u64) as usize;
+            from.read_exact_at(&mut buf[..n], at)?;
+            if is_zero(&buf[..n]) {
+                punch(to, at, n as u64)?;
+            } else {
+                to.write_all_at(&buf[..n], at)?;
+            }
+            read += n as u64;
+            at += n as u64;
+        }
+    }
+    Ok(read)
+}
+
+/// Makes `len` bytes at `offset` of `f` read as zeros (a hole where the filesystem can).
+fn punch(f: &File, offset: u64, len: u64) -> io::Result<()> {
+    // SAFETY: fallocate on an open descriptor with a range; no memory is involved.
+    let rc = unsafe {
+        libc::fallocate(
+            f.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            offset as libc::off_t,
+            len as libc::off_t,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
+        return Err(e);
+    }
+    f.write_all_at(&vec![0u8; len as usize], offset)
+}
+
 /// Bytes of `path` that are allocated on disk (st_blocks × 512).
 pub fn allocated_bytes(path: &Path) -> io::Result<u64> {
     use std::os::unix::fs::MetadataExt;
@@ -303,6 +349,32 @@ mod tests {
         assert!((8192..=1 << 20).contains(&copied), "{copied}");
         assert_eq!(std::fs::read(&src).unwrap(), std::fs::read(&dst).unwrap());
         assert!(allocated_bytes(&dst).unwrap() <= 1 << 20);
+    }
+
+    #[test]
+    fn ranges_are_copied_and_zeros_punched() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dst) = (dir.path().join("src.img"), dir.path().join("dst.img"));
+        create_sparse(&src, 4 << 20).unwrap();
+        create_sparse(&dst, 4 << 20).unwrap();
+        write_at(&dst, 0, &vec![3u8; 4 << 20]);
+        write_at(&src, 1 << 20, &[5u8; 100]);
+        let (from, to) = (
+            File::open(&src).unwrap(),
+            OpenOptions::new().write(true).open(&dst).unwrap(),
+        );
+        // The first MiB was discarded since, the second written, the rest past the end.
+        let read = copy_ranges(&from, &to, &[(0, 2 << 20), (3 << 20, 8 << 20)]).unwrap();
+        assert_eq!(read, 3 << 20);
+        let b = std::fs::read(&dst).unwrap();
+        assert!(b[..1 << 20].iter().all(|&x| x == 0));
+        assert_eq!(&b[1 << 20..(1 << 20) + 100], &[5u8; 100][..]);
+        assert!(b[(1 << 20) + 100..2 << 20].iter().all(|&x| x == 0));
+        assert!(
+            b[2 << 20..3 << 20].iter().all(|&x| x == 3),
+            "not in a range"
+        );
+        assert!(b[3 << 20..].iter().all(|&x| x == 0));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! - `disk/pattern.rs`: the pattern, its checksum and the write and verify passes;
 //! - `disk/stream.rs`: the request pipeline (requests in flight, buffers, sequential chunks);
 //! - `disk/bench.rs`: `bench` and `iops`;
-//! - `disk/seq.rs`: `probe.disk=seq`.
+//! - `disk/seq.rs`: `probe.disk=seq`;
+//! - `disk/churn.rs`: `probe.disk=churn`.
 
 use crate::cmdline::DiskMode;
 use crate::say;
@@ -12,6 +13,7 @@ use crate::time::Clock;
 use crate::virtio::blk::{Blk, BlkError, S_OK, T_OUT};
 
 mod bench;
+mod churn;
 mod pattern;
 mod seq;
 mod stream;
@@ -91,7 +93,7 @@ pub fn run(blk: &mut Blk, mode: DiskMode<'_>, clock: Clock) -> bool {
     if span < capacity
         && !matches!(
             mode,
-            DiskMode::WriteRoCheck | DiskMode::Iops | DiskMode::Seq
+            DiskMode::WriteRoCheck | DiskMode::Iops | DiskMode::Seq | DiskMode::Churn
         )
     {
         say!("disk using the first {span} bytes");
@@ -129,6 +131,7 @@ pub fn run(blk: &mut Blk, mode: DiskMode<'_>, clock: Clock) -> bool {
             }
         }
         DiskMode::Seq => seq::run(blk),
+        DiskMode::Churn => churn::run(blk),
         DiskMode::Unknown(_) => false,
     }
 }

@@ -2,6 +2,8 @@
 
 mod protocol;
 mod server;
+mod writes;
 
 pub use protocol::{ApiHandler, Request, Response, Status};
 pub use server::{ApiError, ApiListener, ApiServer};
+pub use writes::WrittenBlocks;

@@ -16,12 +16,15 @@ use crate::jail::JailConfig;
 use crate::microvm::VcpuThreads;
 use crate::snapshot::{SnapshotInfo, Snapshotter};
 
+use super::writes::WrittenBlocks;
+
 /// How long a pause may take to hold every vCPU.
 const PAUSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A request: `{"action": "status" | "pause" | "resume" | "ctrl-alt-del" | "power-button" |
-/// "stop"}`, or
-/// `{"action": "snapshot", "path": "/abs/file"}`.
+/// "stop"}`, `{"action": "snapshot", "path": "/abs/file"}`,
+/// `{"action": "track-writes", "drive": "ID"}` or
+/// `{"action": "written-blocks", "drive": "ID", "stop": true}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Request {
@@ -41,6 +44,20 @@ pub enum Request {
     Snapshot {
         /// Absolute path of the file to write.
         path: PathBuf,
+    },
+    /// Start recording which blocks of a disk are written (forgetting any recorded so far).
+    TrackWrites {
+        /// The disk's id (`--disk ...,id=`).
+        drive: String,
+    },
+    /// The blocks of a disk written since tracking started or since the last such request;
+    /// the record starts empty again, and ends with `stop`.
+    WrittenBlocks {
+        /// The disk's id.
+        drive: String,
+        /// End tracking.
+        #[serde(default)]
+        stop: bool,
     },
 }
 
@@ -83,6 +100,9 @@ pub struct Response {
     /// The file a snapshot request wrote.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotInfo>,
+    /// The blocks a written-blocks request found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written: Option<WrittenBlocks>,
 }
 
 impl Response {
@@ -93,6 +113,7 @@ impl Response {
             status: None,
             error: Some(message),
             snapshot: None,
+            written: None,
         }
     }
 }
@@ -145,12 +166,13 @@ impl ApiHandler {
         }
     }
 
-    fn ok(&self) -> Response {
+    pub(super) fn answer(&self) -> Response {
         Response {
             ok: true,
             status: Some(self.status()),
             error: None,
             snapshot: None,
+            written: None,
         }
     }
 
@@ -161,7 +183,7 @@ impl ApiHandler {
             Err(err) => Response::error(format!(
                 "bad request ({err}); send one JSON object per line with \"action\" one of \
                  status, pause, resume, ctrl-alt-del, power-button, stop, snapshot \
-                 (with \"path\")"
+                 (with \"path\"), track-writes or written-blocks (with \"drive\")"
             )),
         }
     }
@@ -172,12 +194,15 @@ impl ApiHandler {
             return Response::error("cannot pause or resume: a snapshot is being taken".into());
         }
         match request {
-            Request::Status => self.ok(),
+            Request::Status => self.answer(),
             Request::Pause => match self.control.set_paused(true) {
                 Ok(()) => {
                     self.threads.kick_all();
                     if self.control.wait_all_parked(PAUSE_TIMEOUT) {
-                        self.ok()
+                        // What the guest queued before it stopped is done before the answer:
+                        // no disk changes while the VM is paused.
+                        self.drain_devices();
+                        self.answer()
                     } else {
                         Response::error("vCPUs did not pause in time".into())
                     }
@@ -187,7 +212,7 @@ impl ApiHandler {
                 }
             },
             Request::Resume => match self.control.set_paused(false) {
-                Ok(()) => self.ok(),
+                Ok(()) => self.answer(),
                 Err(state) => {
                     Response::error(format!("cannot resume: the VM is {}", state_name(state)))
                 }
@@ -200,7 +225,7 @@ impl ApiHandler {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .send_ctrl_alt_del();
-                self.ok()
+                self.answer()
             }
             Request::PowerButton => {
                 if self.control.run_state() == RunState::Stopping {
@@ -212,13 +237,15 @@ impl ApiHandler {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .press_power_button();
-                self.ok()
+                self.answer()
             }
             Request::Stop => {
                 self.control.request_exit(ExitReason::Stopped);
-                self.ok()
+                self.answer()
             }
             Request::Snapshot { path } => self.snapshot(path),
+            Request::TrackWrites { drive } => self.track_writes(drive),
+            Request::WrittenBlocks { drive, stop } => self.written_blocks(drive, *stop),
         }
     }
 }
@@ -247,7 +274,7 @@ impl ApiHandler {
                 info.path = path.to_owned();
                 Response {
                     snapshot: Some(info),
-                    ..self.ok()
+                    ..self.answer()
                 }
             }
             Err(err) => Response::error(format!("snapshot failed: {}", chain(&err))),

@@ -48,7 +48,13 @@ impl std::fmt::Debug for VirtioDevices {
 pub fn create_virtio_devices(config: &VmConfig) -> Result<VirtioDevices, BuildError> {
     let mut list: Vec<SharedVirtioDevice> = Vec::new();
     for disk in &config.disks {
-        let block = Block::new(&disk.path, disk.read_only, &disk.guest_id(), disk.limiter())?;
+        let block = Block::new(
+            &disk.path,
+            disk.read_only,
+            &disk.guest_id(),
+            disk.limiter(),
+            disk.engine,
+        )?;
         list.push(Arc::new(Mutex::new(block)));
     }
     for net in &config.nets {

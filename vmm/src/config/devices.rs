@@ -6,6 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::devices::rate_limiter::{BucketConfig, RateLimiter};
+use crate::devices::virtio::block::Engine;
 
 /// One virtio-blk disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +32,9 @@ pub struct DiskConfig {
     /// Bytes allowed in a burst (default: a tenth of a second's worth).
     #[serde(default)]
     pub bps_burst: Option<u64>,
+    /// How requests are carried out (default io_uring, or sync where it is refused).
+    #[serde(default)]
+    pub engine: Engine,
 }
 
 /// One virtio-net card on a tap device.
@@ -76,7 +80,8 @@ pub enum DeviceSpecError {
     ZeroRate(&'static str),
 }
 
-const DISK_ALLOWED: &str = "PATH[,ro][,id=ID][,iops=N][,iops_burst=N][,bps=N][,bps_burst=N]";
+const DISK_ALLOWED: &str =
+    "PATH[,ro][,id=ID][,iops=N][,iops_burst=N][,bps=N][,bps_burst=N][,engine=io_uring|sync]";
 const NET_ALLOWED: &str = "tap=NAME,mac=MAC[,bps=N][,bps_burst=N]";
 
 fn number(
@@ -115,6 +120,7 @@ impl FromStr for DiskConfig {
             iops_burst: None,
             bps: None,
             bps_burst: None,
+            engine: Engine::default(),
         };
         for item in items {
             let (key, value) = item.split_once('=').unwrap_or((item, ""));
@@ -126,6 +132,13 @@ impl FromStr for DiskConfig {
                 "iops_burst" => disk.iops_burst = Some(num()?),
                 "bps" => disk.bps = Some(num()?),
                 "bps_burst" => disk.bps_burst = Some(num()?),
+                "engine" => {
+                    disk.engine = value.parse().map_err(|()| DeviceSpecError::BadItem {
+                        flag: "--disk",
+                        item: item.to_owned(),
+                        allowed: DISK_ALLOWED,
+                    })?;
+                }
                 _ => {
                     return Err(DeviceSpecError::BadItem {
                         flag: "--disk",

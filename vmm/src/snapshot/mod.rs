@@ -249,6 +249,10 @@ impl SnapshotSources {
         if !self.gate.hold(STOP_TIMEOUT) {
             return Err(SnapshotError::DevicesBusy);
         }
+        // Requests in flight finish and reach the used rings, whose positions are saved.
+        for (device, _) in &self.virtio {
+            lock(device).drain();
+        }
         let before = match self.control.begin_capture() {
             Ok(before) => before,
             Err(state) => {

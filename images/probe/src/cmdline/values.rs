@@ -49,6 +49,8 @@ pub enum DiskMode<'a> {
     WriteRoCheck,
     /// Sequence-numbered blocks written in order with commit records (`disk/seq.rs`).
     Seq,
+    /// Random blocks rewritten without end, each write different (`disk/churn.rs`).
+    Churn,
     /// Any other value, kept to report it.
     Unknown(&'a [u8]),
 }
@@ -63,6 +65,7 @@ impl<'a> DiskMode<'a> {
             b"iops" => Self::Iops,
             b"write-ro-check" => Self::WriteRoCheck,
             b"seq" => Self::Seq,
+            b"churn" => Self::Churn,
             other => Self::Unknown(other),
         }
     }
@@ -186,6 +189,7 @@ mod tests {
             (b"iops", DiskMode::Iops),
             (b"write-ro-check", DiskMode::WriteRoCheck),
             (b"seq", DiskMode::Seq),
+            (b"churn", DiskMode::Churn),
             (b"Write", DiskMode::Unknown(b"Write")),
         ] {
             assert_eq!(DiskMode::from_value(value), mode);

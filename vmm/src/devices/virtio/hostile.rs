@@ -7,6 +7,7 @@ use proptest::strategy::ValueTree;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
 
 use super::block::Block;
+use super::block::Engine;
 use super::interrupt::VirtioInterrupt;
 use super::net::copy_to_chain_for_tests;
 use super::net::io::IoVecs;
@@ -151,12 +152,13 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
     #[test]
-    fn block_survives_random_queues(raw in raw_queue()) {
+    fn block_survives_random_queues(raw in raw_queue(), uring in any::<bool>()) {
         let mem = create_guest_memory(MEM).unwrap();
         let q = lay_out(&mem, &raw);
         let file = tempfile::NamedTempFile::new().unwrap();
         file.as_file().set_len(64 * 1024).unwrap();
-        let mut dev = Block::new(file.path(), false, "vol", RateLimiter::default()).unwrap();
+        let engine = if uring { Engine::IoUring } else { Engine::Sync };
+        let mut dev = Block::new(file.path(), false, "vol", RateLimiter::default(), engine).unwrap();
         let interrupt = VirtioInterrupt::new(Box::new(CountingIrq::default()), None);
         dev.activate(Activation {
             memory: mem.clone(),
@@ -165,6 +167,7 @@ proptest! {
             interrupt: interrupt.clone(),
         }).unwrap();
         dev.handle_event(DeviceEvent::Queue(0));
+        dev.drain();
         let used_idx: u16 = mem.read_obj(q.used_ring.unchecked_add_for_tests(2)).unwrap();
         let offered = raw.avail_idx;
         prop_assert!(used_idx <= offered.min(raw.size), "used {used_idx} of {offered} offered");

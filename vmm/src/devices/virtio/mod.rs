@@ -109,6 +109,13 @@ pub trait VirtioDevice: Send + std::fmt::Debug {
     fn reset(&mut self);
     /// Handles a notification or a ready file descriptor.
     fn handle_event(&mut self, event: DeviceEvent);
+    /// Serves what the driver has queued and waits until no request is in flight, its
+    /// completion in the used ring (before a pause or a snapshot). Nothing by default.
+    fn drain(&mut self) {}
+    /// A disk's id and the log of the blocks written to it; `None` for other devices.
+    fn write_log(&self) -> Option<(String, std::sync::Arc<block::dirty::WriteLog>)> {
+        None
+    }
     /// File descriptors of the device's own (tap, timers) that the event loop watches,
     /// delivered back as `DeviceEvent::Fd(index)`.
     fn extra_fds(&self) -> Vec<RawFd> {

@@ -2,10 +2,13 @@
 //! into and out of guest memory.
 
 use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
+use std::sync::Arc;
 
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+
+use super::dirty::WriteLog;
 
 /// Bytes in a sector.
 pub const SECTOR_SIZE: u64 = 512;
@@ -16,9 +19,15 @@ pub struct DiskFile {
     file: File,
     size: u64,
     read_only: bool,
+    log: Arc<WriteLog>,
 }
 
-fn guest_ptr(mem: &GuestMemoryMmap, addr: GuestAddress, len: usize) -> std::io::Result<*mut u8> {
+/// A host pointer to `len` bytes of guest memory at `addr`, which must lie in one region.
+pub fn guest_ptr(
+    mem: &GuestMemoryMmap,
+    addr: GuestAddress,
+    len: usize,
+) -> std::io::Result<*mut u8> {
     let slice = mem
         .get_slice(addr, len)
         .map_err(|e| std::io::Error::other(format!("guest buffer {:#x}+{len}: {e}", addr.0)))?;
@@ -57,7 +66,18 @@ impl DiskFile {
             file,
             size,
             read_only,
+            log: Arc::new(WriteLog::new(size)),
         })
+    }
+
+    /// The blocks written while tracking is on (every write through this file marks them).
+    pub fn log(&self) -> &Arc<WriteLog> {
+        &self.log
+    }
+
+    /// The file's descriptor, for the asynchronous engine.
+    pub fn fd(&self) -> RawFd {
+        self.file.as_raw_fd()
     }
 
     /// Size in bytes (the capacity is rounded down to whole sectors).
@@ -101,11 +121,14 @@ impl DiskFile {
     ) -> std::io::Result<()> {
         let ptr = guest_ptr(mem, addr, len as usize)?;
         let fd = self.file.as_raw_fd();
-        let done = transfer(len as usize, offset, |at, count, pos| {
+        let result = transfer(len as usize, offset, |at, count, pos| {
             // SAFETY: `ptr` points at `len` bytes of mapped guest memory, which pwrite only
             // reads; `at + count <= len`.
             unsafe { libc::pwrite(fd, ptr.add(at).cast(), count, pos) }
-        })?;
+        });
+        // Marked even on failure: part of the range may have been written.
+        self.log.mark(offset, u64::from(len));
+        let done = result?;
         if done < len as usize {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::WriteZero,
@@ -122,6 +145,13 @@ impl DiskFile {
 
     /// Deallocates `len` bytes at `offset`: they read back as zeros and the file stays its size.
     pub fn punch_hole(&self, offset: u64, len: u64) -> std::io::Result<()> {
+        let result = self.punch(offset, len);
+        // Marked even on failure: part of the range may have changed.
+        self.log.mark(offset, len);
+        result
+    }
+
+    fn punch(&self, offset: u64, len: u64) -> std::io::Result<()> {
         // SAFETY: fallocate on our own descriptor with a range; no memory is involved.
         let rc = unsafe {
             libc::fallocate(

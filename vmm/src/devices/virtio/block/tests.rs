@@ -23,12 +23,20 @@ struct Rig {
     file: tempfile::NamedTempFile,
 }
 
-fn rig_with(read_only: bool, limiter: RateLimiter) -> Rig {
+fn rig_with(engine: Engine, read_only: bool, limiter: RateLimiter) -> Rig {
     let mem = create_guest_memory(4 << 20).unwrap();
     let file = tempfile::NamedTempFile::new().unwrap();
     file.as_file().set_len(1 << 20).unwrap();
     let queue = queue_at(&mem, 0x1000, 16);
-    let mut dev = Block::new(file.path(), read_only, "vol-0123456789abcdef0", limiter).unwrap();
+    let mut dev = Block::new(
+        file.path(),
+        read_only,
+        "vol-0123456789abcdef0",
+        limiter,
+        engine,
+    )
+    .unwrap();
+    assert_eq!(dev.engine(), engine, "this host must offer io_uring");
     let interrupt = VirtioInterrupt::new(Box::new(CountingIrq::default()), None);
     dev.activate(Activation {
         memory: mem.clone(),
@@ -46,8 +54,8 @@ fn rig_with(read_only: bool, limiter: RateLimiter) -> Rig {
     }
 }
 
-fn rig() -> Rig {
-    rig_with(false, RateLimiter::default())
+fn rig(engine: Engine) -> Rig {
+    rig_with(engine, false, RateLimiter::default())
 }
 
 impl Rig {
@@ -76,7 +84,16 @@ impl Rig {
         }
         offer(&self.mem, q, 0);
         self.dev.handle_event(DeviceEvent::Queue(0));
-        used(&self.mem, q)
+        self.wait_in_flight();
+        used(&self.mem, &self.queue)
+    }
+
+    /// Lets requests on the ring finish, as the device thread would on their eventfd.
+    fn wait_in_flight(&mut self) {
+        while self.dev.uring.as_ref().is_some_and(|r| r.in_flight() > 0) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            self.dev.handle_event(DeviceEvent::Fd(2));
+        }
     }
 
     fn status(&self) -> u8 {
@@ -88,9 +105,8 @@ impl Rig {
     }
 }
 
-#[test]
-fn write_lands_in_the_file_and_reads_back() {
-    let mut r = rig();
+fn write_lands_in_the_file_and_reads_back(engine: Engine) {
+    let mut r = rig(engine);
     r.mem
         .write_slice(&[0xab; 1024], GuestAddress(DATA))
         .unwrap();
@@ -114,9 +130,8 @@ fn write_lands_in_the_file_and_reads_back() {
     assert_ne!(r.interrupt.status() & USED_BUFFER, 0);
 }
 
-#[test]
-fn flush_and_get_id() {
-    let mut r = rig();
+fn flush_and_get_id(engine: Engine) {
+    let mut r = rig(engine);
     r.submit(T_FLUSH, 0, None);
     assert_eq!(r.status(), S_OK);
     let (_, entries) = r.submit(T_GET_ID, 0, Some((20, true)));
@@ -127,9 +142,8 @@ fn flush_and_get_id() {
     assert_eq!(&id, b"vol-0123456789abcdef");
 }
 
-#[test]
-fn discard_punches_zeros() {
-    let mut r = rig();
+fn discard_punches_zeros(engine: Engine) {
+    let mut r = rig(engine);
     std::fs::write(r.file.path(), vec![0x55u8; 1 << 20]).unwrap();
     r.mem.write_obj(2u64, GuestAddress(DATA)).unwrap();
     r.mem.write_obj(4u32, GuestAddress(DATA + 8)).unwrap();
@@ -143,9 +157,8 @@ fn discard_punches_zeros() {
     assert!(file[3072..4096].iter().all(|b| *b == 0x55));
 }
 
-#[test]
-fn read_only_disk_refuses_writes_and_keeps_the_file() {
-    let mut r = rig_with(true, RateLimiter::default());
+fn read_only_disk_refuses_writes_and_keeps_the_file(engine: Engine) {
+    let mut r = rig_with(engine, true, RateLimiter::default());
     assert_ne!(r.dev.features() & F_RO, 0);
     r.mem.write_slice(&[0xab; 512], GuestAddress(DATA)).unwrap();
     r.submit(T_OUT, 0, Some((512, false)));
@@ -153,9 +166,8 @@ fn read_only_disk_refuses_writes_and_keeps_the_file() {
     assert!(r.file_bytes().iter().all(|b| *b == 0));
 }
 
-#[test]
-fn out_of_range_wrong_direction_and_unknown_types() {
-    let mut r = rig();
+fn out_of_range_wrong_direction_and_unknown_types(engine: Engine) {
+    let mut r = rig(engine);
     r.submit(T_IN, 2047, Some((1024, true)));
     assert_eq!(r.status(), S_IOERR, "reaches past the 1 MiB disk");
     r.submit(T_IN, u64::MAX / 256, Some((512, true)));
@@ -173,9 +185,8 @@ fn out_of_range_wrong_direction_and_unknown_types() {
     );
 }
 
-#[test]
-fn chain_without_status_or_header_is_consumed_with_nothing_written() {
-    let mut r = rig();
+fn chain_without_status_or_header_is_consumed_with_nothing_written(engine: Engine) {
+    let mut r = rig(engine);
     let q = r.queue.clone();
     // A writable header and no status buffer.
     write_desc(&r.mem, &q, 0, HDR, 16, DESC_F_WRITE, 0);
@@ -191,9 +202,8 @@ fn chain_without_status_or_header_is_consumed_with_nothing_written() {
     assert_eq!(r.dev.counters().errors.load(Ordering::Relaxed), 2);
 }
 
-#[test]
-fn a_malformed_queue_puts_the_device_in_error_state() {
-    let mut r = rig();
+fn a_malformed_queue_puts_the_device_in_error_state(engine: Engine) {
+    let mut r = rig(engine);
     let q = r.queue.clone();
     write_desc(&r.mem, &q, 0, 0x7fff_0000, 512, 0, 0); // outside the 4 MiB of guest memory
     offer(&r.mem, &q, 0);
@@ -205,16 +215,39 @@ fn a_malformed_queue_puts_the_device_in_error_state() {
     assert_eq!(used(&r.mem, &q).0, 0);
 }
 
-#[test]
-fn rate_limit_holds_requests_until_the_timer() {
+fn rate_limit_holds_requests_until_the_timer(engine: Engine) {
     let limiter = RateLimiter::new(Some(BucketConfig { rate: 10, burst: 1 }), None);
-    let mut r = rig_with(false, limiter);
+    let mut r = rig_with(engine, false, limiter);
     r.submit(T_FLUSH, 0, None);
     assert_eq!(used(&r.mem, &r.queue).0, 1);
     let (idx, _) = r.submit(T_FLUSH, 0, None);
     assert_eq!(idx, 1, "the second request waits for a token");
     std::thread::sleep(std::time::Duration::from_millis(120));
     r.dev.handle_event(DeviceEvent::Fd(0));
+    r.wait_in_flight();
     assert_eq!(used(&r.mem, &r.queue).0, 2);
     assert!(r.dev.counters().throttled_us.load(Ordering::Relaxed) >= 50_000);
 }
+
+/// Runs each test above with both engines.
+macro_rules! with_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sync_engine {
+            $(#[test] fn $name() { super::$name(super::Engine::Sync) })*
+        }
+        mod io_uring_engine {
+            $(#[test] fn $name() { super::$name(super::Engine::IoUring) })*
+        }
+    };
+}
+
+with_both_engines!(
+    write_lands_in_the_file_and_reads_back,
+    flush_and_get_id,
+    discard_punches_zeros,
+    read_only_disk_refuses_writes_and_keeps_the_file,
+    out_of_range_wrong_direction_and_unknown_types,
+    chain_without_status_or_header_is_consumed_with_nothing_written,
+    a_malformed_queue_puts_the_device_in_error_state,
+    rate_limit_holds_requests_until_the_timer
+);
