@@ -3,7 +3,8 @@
 mod protocol;
 mod server;
 mod writes;
+mod written;
 
 pub use protocol::{ApiHandler, Request, Response, Status};
 pub use server::{ApiError, ApiListener, ApiServer};
-pub use writes::WrittenBlocks;
+pub use written::WrittenBlocks;

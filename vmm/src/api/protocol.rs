@@ -16,7 +16,7 @@ use crate::jail::JailConfig;
 use crate::microvm::VcpuThreads;
 use crate::snapshot::{SnapshotInfo, Snapshotter};
 
-use super::writes::WrittenBlocks;
+use super::written::WrittenBlocks;
 
 /// How long a pause may take to hold every vCPU.
 const PAUSE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -5,24 +5,9 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use super::protocol::{ApiHandler, Response};
+use super::written::WrittenBlocks;
 use crate::devices::virtio::block::dirty::{BLOCK_BYTES, WriteLog};
-
-/// What `written-blocks` answers.
-#[derive(Debug, Clone, Serialize)]
-pub struct WrittenBlocks {
-    /// The disk.
-    pub drive: String,
-    /// The granularity: every range starts at a multiple of it.
-    pub block_bytes: u64,
-    /// The ranges written, `[offset, length]` in bytes, in order, merged and cut at the
-    /// disk's end.
-    pub ranges: Vec<(u64, u64)>,
-    /// Their total length.
-    pub bytes: u64,
-}
 
 impl ApiHandler {
     /// The write log of the disk with id `drive`, or the refusal's message.
