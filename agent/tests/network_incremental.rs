@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use base64::Engine;
-use common::{Agent, child_text, eventually, instance_ids, tail};
+use common::{Agent, child_text, eventually, instance_ids};
 
 const BOOT: Duration = Duration::from_secs(30);
 
@@ -49,18 +49,6 @@ fn private_ip(agent: &Agent, id: &str) -> String {
         .find(|n| n.has_tag_name("item") && child_text(*n, "instanceId") == id)
         .unwrap();
     child_text(item, "privateIpAddress")
-}
-
-/// The console of `id` once it has a line starting with `prefix`.
-fn console_with(agent: &Agent, id: &str, prefix: &str) -> String {
-    let found = eventually(BOOT, || agent.console(id).contains(prefix));
-    let console = agent.console(id);
-    assert!(
-        found,
-        "{id}: no {prefix:?}:\n{console}\nagent log:\n{}",
-        tail(&agent.log(), 40)
-    );
-    console
 }
 
 fn ns_out(agent: &Agent, args: &[&str]) -> String {
@@ -143,19 +131,19 @@ fn launches_and_terminations_change_only_their_own_rules_and_a_restart_rebuilds_
         ],
     );
     let server = launch(&agent, &ami, &web, None);
-    console_with(&agent, &server, "probe: imds done");
+    agent.console_with(&server, "probe: imds done", BOOT);
     let server_ip = private_ip(&agent, &server);
     let fetch = format!("probe.fetch=http://{server_ip}/");
 
     // A member of `clients` reaches the server; one of `web` (not a client) does not.
     let a = launch(&agent, &ami, &clients, Some(&fetch));
     let stranger = launch(&agent, &ami, &web, Some(&fetch));
-    let console = console_with(&agent, &a, "probe: fetch ");
+    let console = agent.console_with(&a, "probe: fetch ", BOOT);
     assert!(
         console.contains(&format!("probe: fetch 200 {server}")),
         "{console}"
     );
-    let console = console_with(&agent, &stranger, "probe: fetch ");
+    let console = agent.console_with(&stranger, "probe: fetch ", BOOT);
     assert!(!console.contains("probe: fetch 200"), "{console}");
     let a_ip = private_ip(&agent, &a);
     assert_eq!(members(&agent, &clients), BTreeSet::from([a_ip.clone()]));
@@ -206,7 +194,7 @@ fn launches_and_terminations_change_only_their_own_rules_and_a_restart_rebuilds_
 
     // A new client is let in through the same path.
     let b = launch(&agent, &ami, &clients, Some(&fetch));
-    let console = console_with(&agent, &b, "probe: fetch ");
+    let console = agent.console_with(&b, "probe: fetch ", BOOT);
     assert!(
         console.contains(&format!("probe: fetch 200 {server}")),
         "{console}"

@@ -9,20 +9,9 @@ mod common;
 use std::time::Duration;
 
 use base64::Engine;
-use common::{Agent, child_text, eventually, instance_ids, tail};
+use common::{Agent, child_text, instance_ids};
 
 const BOOT: Duration = Duration::from_secs(30);
-
-fn console_with(agent: &Agent, id: &str, needle: &str) -> String {
-    let found = eventually(BOOT, || agent.console(id).contains(needle));
-    let console = agent.console(id);
-    assert!(
-        found,
-        "{id}: no {needle:?}:\n{console}\nagent log:\n{}",
-        tail(&agent.log(), 40)
-    );
-    console
-}
 
 /// `id`'s (private address, MAC) from DescribeInstances.
 fn address_and_mac(agent: &Agent, id: &str) -> (String, String) {
@@ -67,7 +56,7 @@ fn a_guest_gets_none_of_its_neighbours_broadcasts_and_reaches_them_all_the_same(
     let agent = Agent::start(&["--metrics-interval", "3600"]);
     let ami = agent.register_probe();
     let a = agent.run_one(&ami);
-    console_with(&agent, &a, "probe: imds done");
+    agent.console_with(&a, "probe: imds done", BOOT);
     let (a_ip, a_mac) = address_and_mac(&agent, &a);
     let tap = tap_of(&agent, &a_mac);
     let quiet = frames_to_guest(&agent, &tap);
@@ -95,13 +84,13 @@ fn a_guest_gets_none_of_its_neighbours_broadcasts_and_reaches_them_all_the_same(
             ("InstanceType", "t2.nano"),
         ],
     ));
-    let console = console_with(&agent, &b, &format!("probe: ping {a_ip} "));
+    let console = agent.console_with(&b, &format!("probe: ping {a_ip} "), BOOT);
     assert!(
         console.contains(&format!("probe: ping {a_ip} ok")),
         "{console}"
     );
     for other in &others {
-        console_with(&agent, other, "probe: imds done");
+        agent.console_with(other, "probe: imds done", BOOT);
     }
 
     // A got B's ARP request (steered to it) and its echo request: nothing of the five boots.

@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use base64::Engine;
-use common::{Agent, child_text, eventually, instance_ids, tail};
+use common::{Agent, child_text, eventually, instance_ids};
 
 const BOOT: Duration = Duration::from_secs(30);
 const PUBLIC_KEY: &str =
@@ -30,18 +30,6 @@ fn launch(agent: &Agent, ami: &str, extra: &[(&str, &str)]) -> String {
     ];
     params.extend_from_slice(extra);
     instance_ids(&agent.call("RunInstances", &params))[0].clone()
-}
-
-/// Waits until the instance's console has `needle`; returns the console.
-fn console_with(agent: &Agent, id: &str, needle: &str) -> String {
-    let found = eventually(BOOT, || agent.console(id).contains(needle));
-    let console = agent.console(id);
-    assert!(
-        found,
-        "{id}: no {needle:?} on the console:\n{console}\nagent log:\n{}",
-        tail(&agent.log(), 30)
-    );
-    console
 }
 
 /// An instance's field from DescribeInstances (`privateIpAddress`, `ipAddress`, ...).
@@ -122,7 +110,7 @@ fn instances_get_leases_reach_each_other_and_read_only_their_own_metadata() {
             ("UserData", &b64("probe.ping=172.31.0.10")),
         ],
     );
-    let console_a = console_with(&agent, &a, "probe: ping 172.31.0.11 ");
+    let console_a = agent.console_with(&a, "probe: ping 172.31.0.11 ", BOOT);
     assert!(
         console_a.contains("probe: net dhcp 172.31.0.10/20 gw 172.31.0.1"),
         "{console_a}"
@@ -149,7 +137,7 @@ fn instances_get_leases_reach_each_other_and_read_only_their_own_metadata() {
         console_a.contains("probe: ping 172.31.0.11 ok"),
         "same group: {console_a}"
     );
-    let console_b = console_with(&agent, &b, "probe: ping 172.31.0.10 ");
+    let console_b = agent.console_with(&b, "probe: ping 172.31.0.10 ", BOOT);
     assert!(
         console_b.contains(&format!("probe: imds instance-id={b}\n")),
         "{console_b}"
@@ -167,14 +155,14 @@ fn instances_get_leases_reach_each_other_and_read_only_their_own_metadata() {
     // With HttpTokens=required, an IMDSv1 GET is refused.
     let v1 = agent.register_probe_with("probe-v1", "probe.net=dhcp probe.imds=v1");
     let strict = launch(&agent, &v1, &[("MetadataOptions.HttpTokens", "required")]);
-    let console = console_with(&agent, &strict, "probe: imds done");
+    let console = agent.console_with(&strict, "probe: imds done", BOOT);
     assert!(
         console.contains("probe: imds instance-id=HTTP 401"),
         "{console}"
     );
     // ...and with the endpoint disabled nothing answers at all.
     let off = launch(&agent, &v1, &[("MetadataOptions.HttpEndpoint", "disabled")]);
-    let console = console_with(&agent, &off, "probe: imds done");
+    let console = agent.console_with(&off, "probe: imds done", BOOT);
     assert!(
         console.contains("probe: imds instance-id=error"),
         "{console}"
@@ -186,14 +174,14 @@ fn a_guest_forging_another_instances_address_gets_none_of_its_metadata() {
     let agent = Agent::start(&[]);
     let ami = agent.register_probe();
     let victim = launch(&agent, &ami, &[("PrivateIpAddress", "172.31.0.20")]);
-    console_with(&agent, &victim, "probe: imds done");
+    agent.console_with(&victim, "probe: imds done", BOOT);
     // The forger configures the victim's address on its own interface.
     let forger_ami = agent.register_probe_with(
         "forger",
         "probe.net=static:172.31.0.20/20,172.31.0.1 probe.imds=v2",
     );
     let forger = launch(&agent, &forger_ami, &[]);
-    let console = console_with(&agent, &forger, "probe: imds done");
+    let console = agent.console_with(&forger, "probe: imds done", BOOT);
     assert!(
         !console.contains(&victim),
         "the victim's id leaked:\n{console}"
@@ -217,7 +205,7 @@ fn security_groups_gate_the_public_address() {
     let ami = agent.register_probe();
     let web = group(&agent, "web");
     let id = launch(&agent, &ami, &[("SecurityGroupId.1", &web)]);
-    console_with(&agent, &id, "probe: imds done");
+    agent.console_with(&id, "probe: imds done", BOOT);
     let public = field(&agent, &id, "ipAddress");
     assert!(
         public.starts_with("198.51.100."),
@@ -295,12 +283,12 @@ fn security_groups_gate_the_public_address() {
         &[("SecurityGroupId.1", &clients), ("UserData", &fetch)],
     );
     let stranger = launch(&agent, &ami, &[("UserData", &fetch)]);
-    let console = console_with(&agent, &member, "probe: fetch ");
+    let console = agent.console_with(&member, "probe: fetch ", BOOT);
     assert!(
         console.contains(&format!("probe: fetch 200 {id}")),
         "{console}"
     );
-    let console = console_with(&agent, &stranger, "probe: fetch ");
+    let console = agent.console_with(&stranger, "probe: fetch ", BOOT);
     assert!(!console.contains("probe: fetch 200"), "{console}");
 }
 
@@ -309,7 +297,7 @@ fn public_addresses_follow_ec2_across_stop_start_reboot_and_agent_restarts() {
     let mut agent = Agent::start(&["--stop-timeout", "3"]);
     let ami = agent.register_probe();
     let id = launch(&agent, &ami, &[]);
-    console_with(&agent, &id, "probe: imds done");
+    agent.console_with(&id, "probe: imds done", BOOT);
     let private = field(&agent, &id, "privateIpAddress");
     let public = field(&agent, &id, "ipAddress");
     assert!(!public.is_empty());

@@ -321,6 +321,18 @@ impl Agent {
         .unwrap_or_default()
     }
 
+    /// Waits up to `timeout` until the instance's console has `needle`; returns the console.
+    pub fn console_with(&self, id: &str, needle: &str, timeout: Duration) -> String {
+        let found = eventually(timeout, || self.console(id).contains(needle));
+        let console = self.console(id);
+        assert!(
+            found,
+            "{id}: no {needle:?} on the console:\n{console}\nagent log:\n{}",
+            tail(&self.log(), 40)
+        );
+        console
+    }
+
     /// Pids of live vmm processes whose files are under this agent's state dir.
     pub fn vmm_pids(&self) -> Vec<i32> {
         vmms_under(self.dir.path())
